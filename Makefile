@@ -1,0 +1,62 @@
+# Smart110 — the two commands that matter are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)/gen:$(CURDIR)
+PROTO_FILES := $(shell find protos -name '*.proto' | sort)
+GOOGLE_PROTOS = $(shell $(PY) -c 'import google.api, os; print(os.path.dirname(os.path.dirname(google.api.__path__[0])))')
+WKT_PROTOS = $(shell $(PY) -c 'import grpc_tools, os; print(os.path.join(grpc_tools.__path__[0], "_proto"))')
+
+.PHONY: help setup proto lint run test unit bench token clean
+
+help:
+	@echo "make run    set up everything and run the whole suite (Ctrl-C stops it)"
+	@echo "make test   set up everything and run all tests"
+	@echo "make bench  run the benchmarks, results in bench-results/"
+	@echo "make lint   buf lint and breaking-change check on protos/"
+	@echo "make token ROLE=dispatcher STATION=S01   mint a development JWT"
+
+$(VENV)/.installed: requirements.txt
+	@echo "==> creating virtual environment in $(VENV)"
+	$(PYTHON) -m venv $(VENV)
+	@echo "==> installing pinned dependencies (requirements.txt)"
+	$(PY) -m pip install --quiet --no-deps -r requirements.txt
+	$(PY) -m pip check
+	touch $@
+
+setup: $(VENV)/.installed build/.proto
+
+build/.proto: $(VENV)/.installed $(PROTO_FILES)
+	@echo "==> generating Python code and the gateway descriptor set from protos/"
+	rm -rf gen && mkdir -p gen build
+	$(PY) -m grpc_tools.protoc -I protos -I $(GOOGLE_PROTOS) -I $(WKT_PROTOS) \
+	  --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTO_FILES)
+	$(PY) -m grpc_tools.protoc -I protos -I $(GOOGLE_PROTOS) -I $(WKT_PROTOS) \
+	  --include_imports --include_source_info --descriptor_set_out=build/descriptors.pb \
+	  $(PROTO_FILES) google/rpc/error_details.proto
+	touch $@
+
+proto: build/.proto
+
+lint: $(VENV)/.installed
+	$(PY) tools/buf.py lint
+	$(PY) tools/buf.py breaking
+
+run: setup
+	$(PY) -m tools.devstack run
+
+test: setup lint
+	$(PY) -m pytest
+
+unit: setup
+	$(PY) -m pytest tests/unit
+
+bench: setup
+	$(PY) -m tools.bench
+
+token: $(VENV)/.installed
+	@$(PY) -m tools.token --role "$(or $(ROLE),dispatcher)" --station "$(or $(STATION),)"
+
+clean:
+	rm -rf gen build .pytest_cache
