@@ -1,0 +1,166 @@
+"""Process entry point shared by every service: `python -m services.<svc> [serve|migrate|seed]`.
+
+- `migrate`: when ADMIN_DATABASE_URL is set, first creates the service's role
+  and schema (password SERVICE_DB_PASSWORD), then applies its Alembic history
+  as the service role (DATABASE_URL).
+- `seed`: loads the service's sample data (idempotent).
+- `serve` (default): serves gRPC until SIGTERM.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import grpc
+from sqlalchemy import MetaData, Table
+from sqlalchemy.engine import Engine
+
+from . import db, migrate, telemetry
+from .config import Settings, env_str, service_address
+from .consumer import FeedConsumer, Subscription, cursor_table, inbox_table
+from .feed import Feed
+from .logs import setup_logging
+from .outbox import Idempotency, Outbox, idempotency_table, outbox_table
+from .server import create_server
+
+log = logging.getLogger("smart110.app")
+
+
+@dataclass
+class RuntimeTables:
+    """The runtime's tables inside one service's schema."""
+
+    outbox: Table
+    idempotency: Table
+    cursors: Table
+    inbox: Table
+
+    @classmethod
+    def add_to(cls, metadata: MetaData) -> "RuntimeTables":
+        return cls(
+            outbox=outbox_table(metadata),
+            idempotency=idempotency_table(metadata),
+            cursors=cursor_table(metadata),
+            inbox=inbox_table(metadata),
+        )
+
+    @property
+    def names(self) -> list[str]:
+        return [t.name for t in (self.outbox, self.idempotency, self.cursors, self.inbox)]
+
+
+@dataclass
+class Runtime:
+    """What a service's wiring gets: settings, database, outbox, feed, consumers."""
+
+    settings: Settings
+    engine: Engine
+    tables: RuntimeTables
+    outbox: Outbox
+    idempotency: Idempotency
+    feed: Feed
+    consumers: list[FeedConsumer] = field(default_factory=list)
+    _channels: list[grpc.Channel] = field(default_factory=list)
+
+    def channel(self, service: str) -> grpc.Channel:
+        ch = grpc.insecure_channel(service_address(service))
+        self._channels.append(ch)
+        return ch
+
+    def consume(self, source: str, stub_cls, subscriptions: dict[str, Subscription]) -> FeedConsumer:
+        """Consumes another service's feed with a cursor and inbox in this service's schema."""
+        stub = stub_cls(self.channel(source))
+        consumer = FeedConsumer(
+            source=source,
+            open_stream=lambda req: stub.StreamEvents(req, wait_for_ready=True),
+            engine=self.engine,
+            cursors=self.tables.cursors,
+            inbox=self.tables.inbox,
+            subscriptions=subscriptions,
+        )
+        self.consumers.append(consumer)
+        return consumer
+
+    def close(self) -> None:
+        for consumer in self.consumers:
+            consumer.stop()
+        self.feed.close()
+        for ch in self._channels:
+            ch.close()
+        self.engine.dispose()
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    metadata: MetaData
+    tables: RuntimeTables
+    migrations: Path
+    # Registers servicers; returns (add_XServicer_to_server, servicer, full service name) triples.
+    build: Callable[[Runtime], list[tuple]]
+    seed: Callable[[Runtime], None] | None = None
+
+
+def open_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
+    engine = db.make_engine(settings.database_url, pool_size=settings.db_pool_size, application_name=spec.name)
+    telemetry.instrument_engine(engine)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        tables=spec.tables,
+        outbox=Outbox(spec.tables.outbox, spec.name),
+        idempotency=Idempotency(spec.tables.idempotency),
+        feed=Feed(engine, spec.tables.outbox, settings.database_url, spec.name),
+    )
+
+
+def serve(spec: ServiceSpec, settings: Settings) -> None:
+    telemetry.setup_tracing(spec.name, settings.traces_exporter, settings.otlp_endpoint)
+    rt = open_runtime(spec, settings)
+    servicers = spec.build(rt)
+    server = create_server(
+        port=settings.grpc_port, host=settings.listen_host, services=servicers, max_workers=settings.max_workers
+    )
+    rt.feed.start()
+    server.on_stop(rt.close)
+    server.on_stop(telemetry.shutdown_tracing)
+    server.start()
+    for consumer in rt.consumers:
+        consumer.start()
+    log.info("%s serving gRPC on port %d", spec.name, server.port, extra={"port": server.port})
+    server.run_until_signal(settings.shutdown_grace_seconds)
+
+
+def run_migrations(spec: ServiceSpec, settings: Settings) -> None:
+    admin = env_str("ADMIN_DATABASE_URL")
+    if admin:
+        password = env_str("SERVICE_DB_PASSWORD")
+        if not password:
+            raise SystemExit("configuration error: SERVICE_DB_PASSWORD is required with ADMIN_DATABASE_URL")
+        db.ensure_service_database(admin, spec.name, password)
+    migrate.upgrade(spec.migrations, settings.database_url, spec.name)
+
+
+def main(spec: ServiceSpec, argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    action = args[0] if args else "serve"
+    settings = Settings.from_env(spec.name)
+    setup_logging(spec.name, settings.log_level)
+    if action == "serve":
+        serve(spec, settings)
+    elif action == "migrate":
+        run_migrations(spec, settings)
+    elif action == "seed":
+        if spec.seed is None:
+            log.info("%s has no sample data", spec.name)
+            return
+        rt = open_runtime(spec, settings)
+        try:
+            spec.seed(rt)
+        finally:
+            rt.engine.dispose()
+    else:
+        raise SystemExit(f"usage: python -m services.{spec.name} [serve|migrate|seed]")

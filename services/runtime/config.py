@@ -1,0 +1,90 @@
+"""Configuration from environment variables only."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+# Default gRPC ports, one per service, used by `make run` and the tests.
+DEFAULT_PORTS = {
+    "intake": 50051,
+    "dispatch": 50052,
+    "referral": 50053,
+    "alerts": 50054,
+    "scoring": 50055,
+}
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"configuration error: {name}={raw!r} is not an integer") from exc
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SystemExit(f"configuration error: {name}={raw!r} is not a number") from exc
+
+
+def service_address(service: str) -> str:
+    """Where another service listens: `<SERVICE>_ADDR`, else localhost and its default port."""
+    return env_str(f"{service.upper()}_ADDR", f"127.0.0.1:{DEFAULT_PORTS[service]}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a service process needs to start. Built by `Settings.from_env(service)`."""
+
+    service: str
+    grpc_port: int
+    database_url: str
+    listen_host: str = "0.0.0.0"
+    db_pool_size: int = 10
+    max_workers: int = 64
+    shutdown_grace_seconds: float = 10.0
+    traces_exporter: str = "none"
+    otlp_endpoint: str = "http://127.0.0.1:4317"
+    log_level: str = "INFO"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def schema(self) -> str:
+        return self.service
+
+    @classmethod
+    def from_env(cls, service: str) -> "Settings":
+        url = env_str("DATABASE_URL")
+        if not url:
+            raise SystemExit(
+                f"configuration error: DATABASE_URL is not set for the {service} service "
+                "(`make run` sets it; in a cluster it comes from a Secret)"
+            )
+        exporter = env_str("OTEL_TRACES_EXPORTER", "none").lower()
+        if exporter not in {"otlp", "console", "none"}:
+            raise SystemExit(
+                f"configuration error: OTEL_TRACES_EXPORTER={exporter!r}; use otlp, console or none"
+            )
+        return cls(
+            service=service,
+            grpc_port=env_int("GRPC_PORT", DEFAULT_PORTS[service]),
+            database_url=url,
+            listen_host=env_str("GRPC_HOST", "0.0.0.0"),
+            db_pool_size=env_int("DB_POOL_SIZE", 10),
+            max_workers=env_int("GRPC_MAX_WORKERS", 64),
+            shutdown_grace_seconds=env_float("SHUTDOWN_GRACE_SECONDS", 10.0),
+            traces_exporter=exporter,
+            otlp_endpoint=env_str("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+            log_level=env_str("LOG_LEVEL", "INFO").upper(),
+        )

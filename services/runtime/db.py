@@ -1,0 +1,115 @@
+"""Database access: engine with a connection pool, unit of work, and the
+per-service role and schema set-up.
+
+Each service connects as its own role whose search_path is its own schema;
+the role owns that schema and has rights on nothing else.
+"""
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from typing import Iterator
+from urllib.parse import quote
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Connection, Engine, make_url
+
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Accepts postgres://, postgresql:// or postgresql+psycopg:// and returns the psycopg 3 form."""
+    u = make_url(url)
+    return u.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def libpq_url(url: str) -> str:
+    """The plain libpq form, for psycopg connections outside SQLAlchemy (LISTEN)."""
+    u = make_url(url)
+    return u.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def make_engine(url: str, *, pool_size: int = 10, application_name: str = "smart110") -> Engine:
+    return create_engine(
+        sqlalchemy_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={"application_name": application_name},
+    )
+
+
+class UnitOfWork:
+    """One transaction. Rolls back unless `commit()` is called."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.conn: Connection | None = None
+        self._tx = None
+
+    def __enter__(self) -> "UnitOfWork":
+        self.conn = self.engine.connect()
+        self._tx = self.conn.begin()
+        return self
+
+    def execute(self, *args, **kwargs):
+        return self.conn.execute(*args, **kwargs)
+
+    def commit(self) -> None:
+        self._tx.commit()
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self._tx.is_active:
+                self._tx.rollback()
+        finally:
+            self.conn.close()
+
+
+@contextmanager
+def unit_of_work(engine: Engine) -> Iterator[UnitOfWork]:
+    with UnitOfWork(engine) as uow:
+        yield uow
+
+
+def service_role_url(admin_url: str, role: str, password: str) -> str:
+    """The URL a service uses: the admin URL with the service's own role."""
+    u = make_url(admin_url).set(username=role, password=password)
+    return u.render_as_string(hide_password=False)
+
+
+def ensure_service_database(admin_url: str, service: str, password: str) -> str:
+    """Creates (or updates) the service's role and schema. Returns the service URL.
+
+    The role owns its schema and nothing else; it cannot create objects in
+    `public` and has no grants on the other services' schemas.
+    """
+    if not _IDENT.match(service):
+        raise ValueError(f"bad service name {service!r}")
+    role = f"{service}_svc"
+    engine = create_engine(sqlalchemy_url(admin_url), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            # Serialise concurrent set-ups (several migration jobs at once).
+            conn.execute(text("SELECT pg_advisory_lock(110110)"))
+            try:
+                exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).scalar()
+                pw = password.replace("'", "''")
+                verb = "ALTER" if exists else "CREATE"
+                conn.execute(text(f"{verb} ROLE {role} LOGIN PASSWORD '{pw}' NOSUPERUSER NOCREATEDB NOCREATEROLE"))
+                conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {service} AUTHORIZATION {role}"))
+                conn.execute(text(f"ALTER SCHEMA {service} OWNER TO {role}"))
+                conn.execute(text(f"REVOKE ALL ON SCHEMA public FROM {role}"))
+                conn.execute(text(f"ALTER ROLE {role} SET search_path = {service}"))
+                db = conn.execute(text("SELECT current_database()")).scalar()
+                conn.execute(text(f'REVOKE CREATE, TEMPORARY ON DATABASE "{db}" FROM {role}'))
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(110110)"))
+    finally:
+        engine.dispose()
+    return service_role_url(admin_url, role, password)
+
+
+def quote_password(password: str) -> str:
+    return quote(password, safe="")

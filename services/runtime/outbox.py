@@ -1,0 +1,151 @@
+"""Transactional outbox and idempotency keys: tables every publishing service
+adds to its own schema, and the helpers that write them.
+
+An event is inserted in the same transaction as the state change it
+announces. A transaction-scoped advisory lock orders publishers so sequence
+numbers become visible in commit order: a feed reader that has seen sequence
+N will never later find a smaller one appear.
+"""
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime, timezone
+
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
+
+from .errors import AlreadyExists
+from .telemetry import current_trace_context
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "outbox",
+        metadata,
+        Column("sequence", BigInteger, Identity(always=True), primary_key=True),
+        Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+        Column("type", String(120), nullable=False),
+        Column("subject", String(200), nullable=False),
+        Column("payload_type", String(200), nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        Column("trace_context", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+        Column("occur_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+def idempotency_table(metadata: MetaData) -> Table:
+    return Table(
+        "idempotency_keys",
+        metadata,
+        Column("method", String(200), primary_key=True),
+        Column("request_id", String(200), primary_key=True),
+        Column("request_hash", String(64), nullable=False),
+        Column("response", LargeBinary),
+        Column("create_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Index("idempotency_keys_create_time", "create_time"),
+    )
+
+
+def notify_channel(schema: str) -> str:
+    return f"{schema}_outbox"
+
+
+class Outbox:
+    """Writes events into one service's outbox table."""
+
+    def __init__(self, table: Table, source: str):
+        self.table = table
+        self.source = source
+        self._lock_key = int.from_bytes(hashlib.sha256(f"{table.schema}.outbox".encode()).digest()[:4], "big")
+
+    def publish(self, conn, event_type: str, subject: str, payload: Message) -> int:
+        """Adds an event to the current transaction; returns its sequence."""
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": self._lock_key})
+        packed = any_pb2.Any()
+        packed.Pack(payload, type_url_prefix="type.googleapis.com/")
+        seq = conn.execute(
+            self.table.insert()
+            .values(
+                event_id=uuid.uuid4(),
+                type=event_type,
+                subject=subject,
+                payload_type=packed.type_url,
+                payload=packed.value,
+                trace_context=current_trace_context(),
+                occur_time=datetime.now(timezone.utc),
+            )
+            .returning(self.table.c.sequence)
+        ).scalar_one()
+        conn.execute(text("SELECT pg_notify(:ch, :seq)"), {"ch": notify_channel(self.table.schema), "seq": str(seq)})
+        return seq
+
+
+def request_fingerprint(request: Message) -> str:
+    """Hash of a request without its request_id: same content, same hash."""
+    copy = type(request)()
+    copy.CopyFrom(request)
+    if "request_id" in copy.DESCRIPTOR.fields_by_name:
+        copy.ClearField("request_id")
+    return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
+
+
+class Idempotency:
+    """Makes a mutating RPC idempotent on its request_id.
+
+    Inside the RPC's transaction, `claim()` either returns the response stored
+    by an earlier call with the same id (same content), raises ALREADY_EXISTS
+    (same id, different content), or returns None: then the caller does the
+    work and calls `remember()` before committing. A concurrent duplicate
+    waits on the key's row lock and then sees the first call's answer.
+    """
+
+    def __init__(self, table: Table):
+        self.table = table
+
+    def claim(self, conn, method: str, request: Message, response_type: type[Message]) -> Message | None:
+        fingerprint = request_fingerprint(request)
+        request_id = request.request_id
+        inserted = conn.execute(
+            insert(self.table)
+            .values(method=method, request_id=request_id, request_hash=fingerprint)
+            .on_conflict_do_nothing()
+            .returning(self.table.c.request_id)
+        ).first()
+        if inserted:
+            return None
+        row = conn.execute(
+            select(self.table.c.request_hash, self.table.c.response).where(
+                self.table.c.method == method, self.table.c.request_id == request_id
+            )
+        ).one()
+        if row.request_hash != fingerprint:
+            raise AlreadyExists(
+                f"request_id {request_id!r} was already used for a different {method} request",
+                reason="REQUEST_ID_REUSED",
+                metadata={"request_id": request_id},
+            )
+        return response_type.FromString(row.response or b"")
+
+    def remember(self, conn, method: str, request: Message, response: Message) -> None:
+        conn.execute(
+            self.table.update()
+            .where(self.table.c.method == method, self.table.c.request_id == request.request_id)
+            .values(response=response.SerializeToString())
+        )

@@ -1,0 +1,181 @@
+"""gRPC server bootstrap shared by every service.
+
+`create_server()` builds a server with the error/auth interceptor, the
+standard health service (per-service status) and reflection. `run()` serves
+until SIGTERM or SIGINT, then reports NOT_SERVING, drains and stops.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from typing import Callable, Iterable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from . import auth
+from .errors import DomainError, internal_status, to_status
+
+log = logging.getLogger("smart110.server")
+
+
+def _status_for(exc: Exception, method: str) -> grpc.Status:
+    if isinstance(exc, DomainError):
+        return to_status(exc)
+    log.exception("unexpected error in %s", method, extra={"rpc": method})
+    return internal_status()
+
+
+class ErrorInterceptor(grpc.ServerInterceptor):
+    """Maps domain errors to status codes in one place and sets the auth context."""
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        metadata = handler_call_details.invocation_metadata
+
+        def unary(behavior):
+            def wrapper(request_or_iterator, context):
+                token = auth.set_current(auth.from_metadata(metadata))
+                try:
+                    return behavior(request_or_iterator, context)
+                except Exception as exc:  # noqa: BLE001 - the one place errors become statuses
+                    if _is_abort(exc):
+                        raise
+                    context.abort_with_status(_status_for(exc, method))
+                finally:
+                    auth.reset(token)
+
+            return wrapper
+
+        def streaming(behavior):
+            def wrapper(request_or_iterator, context):
+                token = auth.set_current(auth.from_metadata(metadata))
+                try:
+                    yield from behavior(request_or_iterator, context)
+                except Exception as exc:  # noqa: BLE001
+                    if _is_abort(exc):
+                        raise
+                    context.abort_with_status(_status_for(exc, method))
+                finally:
+                    auth.reset(token)
+
+            return wrapper
+
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                unary(handler.unary_unary), handler.request_deserializer, handler.response_serializer
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                unary(handler.stream_unary), handler.request_deserializer, handler.response_serializer
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                streaming(handler.unary_stream), handler.request_deserializer, handler.response_serializer
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            streaming(handler.stream_stream), handler.request_deserializer, handler.response_serializer
+        )
+
+
+def _is_abort(exc: Exception) -> bool:
+    # context.abort() raises a plain Exception subclass private to grpc; let it through.
+    return type(exc).__module__.startswith("grpc")
+
+
+class Server:
+    """A running service: the grpc server, its health servicer and its port."""
+
+    def __init__(self, server: grpc.Server, health_servicer: health.HealthServicer, port: int, service_names: list[str]):
+        self.grpc = server
+        self.health = health_servicer
+        self.port = port
+        self.service_names = service_names
+        self._stopped = threading.Event()
+        self._on_stop: list[Callable[[], None]] = []
+
+    def on_stop(self, fn: Callable[[], None]) -> None:
+        self._on_stop.append(fn)
+
+    def set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in [""] + self.service_names:
+            self.health.set(name, status)
+
+    def start(self) -> None:
+        self.grpc.start()
+        self.set_serving(True)
+
+    def stop(self, grace: float) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        log.info("shutting down: NOT_SERVING, draining for up to %.0fs", grace)
+        self.set_serving(False)
+        self.grpc.stop(grace).wait(grace + 1)
+        for fn in reversed(self._on_stop):
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - shutdown goes on
+                log.exception("error while stopping")
+        log.info("stopped")
+
+    def run_until_signal(self, grace: float) -> None:
+        """Serve until SIGTERM/SIGINT, then shut down gracefully."""
+        done = threading.Event()
+
+        def handle(signum, _frame):
+            log.info("received %s", signal.Signals(signum).name)
+            done.set()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+        while not done.wait(1.0):
+            pass
+        self.stop(grace)
+
+
+def create_server(
+    *,
+    port: int,
+    host: str = "0.0.0.0",
+    services: Iterable[tuple[Callable, object, str]],
+    max_workers: int = 64,
+) -> Server:
+    """Builds a server.
+
+    `services` holds (add_XServicer_to_server, servicer, full service name)
+    triples. Returns a `Server` whose `.port` is the bound port (0 picks one).
+    """
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
+        interceptors=[ErrorInterceptor()],
+        options=[
+            ("grpc.so_reuseport", 0),
+            ("grpc.keepalive_time_ms", 30_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ],
+    )
+    names = []
+    for add, servicer, name in services:
+        add(servicer, server)
+        names.append(name)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        names + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+    )
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise SystemExit(f"cannot listen on {host}:{port}: the port is taken or not allowed")
+    srv = Server(server, health_servicer, bound, names)
+    for name in [""] + names:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    return srv
