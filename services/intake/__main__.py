@@ -1,0 +1,37 @@
+"""`python -m services.intake [serve|migrate|seed]`."""
+from pathlib import Path
+
+from smart110.intake.v1 import intake_service_pb2 as pb
+from smart110.intake.v1 import intake_service_pb2_grpc as pb_grpc
+
+from services.runtime.app import Runtime, ServiceSpec, main
+
+from .api import IntakeServicer
+from .store import metadata, runtime_tables, upsert_grid, upsert_station
+
+
+def build(rt: Runtime) -> list[tuple]:
+    return [(pb_grpc.add_IntakeServiceServicer_to_server, IntakeServicer(rt),
+             pb.DESCRIPTOR.services_by_name["IntakeService"].full_name)]
+
+
+def seed(rt: Runtime) -> None:
+    """Loads the sample city's stations and grids (idempotent)."""
+    from sampledata import city
+
+    with rt.engine.begin() as conn:
+        for s in city.stations():
+            upsert_station(conn, dict(station_id=s.station_id, name=s.name, district=s.district_name,
+                                      hq_lon=s.hq[0], hq_lat=s.hq[1], boundary=s.geojson()))
+        for g in city.grids():
+            upsert_grid(conn, dict(grid_id=g.grid_id, station_id=g.station_id, name=g.name,
+                                   arrival_target_seconds=g.arrival_target_s, boundary=g.geojson()))
+
+
+SPEC = ServiceSpec(
+    name="intake", metadata=metadata, tables=runtime_tables,
+    migrations=Path(__file__).parent / "migrations", build=build, seed=seed,
+)
+
+if __name__ == "__main__":
+    main(SPEC)

@@ -1,0 +1,90 @@
+"""Domain <-> protobuf for intake."""
+from __future__ import annotations
+
+import json
+
+from smart110.common.v1 import common_pb2
+from smart110.intake.v1 import intake_service_pb2 as pb
+
+from services.runtime.logs import mask_name, mask_phone
+from services.runtime.timeutil import to_pb
+
+from .domain import Attachment, Report, StationArea, GridArea
+
+
+def enum_name(enum, value: int, prefix: str) -> str:
+    name = enum.Name(value)
+    return "" if name.endswith("UNSPECIFIED") else name[len(prefix):]
+
+
+def enum_value(enum, name: str, prefix: str) -> int:
+    return enum.Value(prefix + name) if name else 0
+
+
+def attachments_from_pb(items) -> list[Attachment]:
+    return [
+        Attachment(
+            kind=enum_name(common_pb2.AttachmentKind, a.kind, "ATTACHMENT_KIND_") or "UNSPECIFIED",
+            content_type=a.content_type, size_bytes=a.size_bytes, sha256=a.sha256.lower(),
+            storage_uri=a.storage_uri,
+        )
+        for a in items
+    ]
+
+
+def report_to_pb(r: Report, *, masked: bool = False) -> pb.Report:
+    c = r.classification
+    msg = pb.Report(
+        name=r.name,
+        channel=enum_value(pb.Channel, r.channel, "CHANNEL_"),
+        caller=pb.Caller(
+            phone_number=mask_phone(r.caller_phone) if masked and r.caller_phone else r.caller_phone,
+            name=mask_name(r.caller_name) if masked else r.caller_name,
+        ),
+        address_text=r.address_text,
+        description=r.description,
+        attachments=[
+            common_pb2.Attachment(
+                kind=enum_value(common_pb2.AttachmentKind, a.kind, "ATTACHMENT_KIND_"),
+                content_type=a.content_type, size_bytes=a.size_bytes, sha256=a.sha256, storage_uri=a.storage_uri,
+            )
+            for a in r.attachments
+        ],
+        language=r.language,
+        classification=pb.Classification(
+            category=enum_value(pb.Category, c.category, "CATEGORY_"),
+            incident_type=c.incident_type, priority=c.priority, reason=c.reason,
+            rule_ids=c.rule_ids, corrected=c.corrected,
+        ),
+        status=enum_value(pb.ReportStatus, r.status, "REPORT_STATUS_"),
+        station_id=r.station_id, grid_id=r.grid_id, border_case=r.border_case,
+        merged_into=f"reports/{r.merged_into}" if r.merged_into else "",
+        satisfaction=enum_value(common_pb2.Satisfaction, r.satisfaction, "SATISFACTION_"),
+    )
+    if r.lon is not None:
+        msg.location.CopyFrom(common_pb2.Location(
+            point=common_pb2.GeoPoint(longitude=r.lon, latitude=r.lat), accuracy_m=r.accuracy_m,
+            source=enum_value(common_pb2.LocationSource, r.location_source, "LOCATION_SOURCE_"),
+        ))
+    for field, value in (("receive_time", r.receive_time), ("answer_time", r.answer_time),
+                         ("classify_time", r.classify_time), ("hand_off_time", r.hand_off_time),
+                         ("create_time", r.create_time), ("update_time", r.update_time)):
+        if value is not None:
+            getattr(msg, field).CopyFrom(to_pb(value))
+    for e in r.timeline:
+        msg.timeline.add(action=e.action, detail=e.detail,
+                         stamp=common_pb2.AuditStamp(actor=e.actor, roles=e.roles, time=to_pb(e.time), reason=e.reason))
+    return msg
+
+
+def station_to_pb(s: StationArea, grids: list[GridArea]) -> pb.Station:
+    return pb.Station(
+        name=f"stations/{s.station_id}", station_id=s.station_id, display_name=s.name, district=s.district,
+        headquarters=common_pb2.GeoPoint(longitude=s.hq_lon, latitude=s.hq_lat),
+        boundary_geojson=json.dumps(s.boundary.__geo_interface__, ensure_ascii=False),
+        grids=[
+            pb.Grid(grid_id=g.grid_id, display_name=g.name, arrival_target_seconds=g.arrival_target_seconds,
+                    boundary_geojson=json.dumps(g.boundary.__geo_interface__))
+            for g in grids
+        ],
+    )

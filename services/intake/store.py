@@ -1,0 +1,189 @@
+"""Intake tables and repository, in the `intake` schema."""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Identity, Index, Integer, MetaData, String,
+    Table, Text, and_, or_, select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+
+from services.runtime.app import RuntimeTables
+
+from .domain import (
+    Attachment, Classification, GridArea, Report, StationArea, TimelineEntry, geometry_from_geojson,
+)
+
+SCHEMA = "intake"
+metadata = MetaData(schema=SCHEMA)
+runtime_tables = RuntimeTables.add_to(metadata)
+
+stations = Table(
+    "stations", metadata,
+    Column("station_id", String(20), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("district", Text, nullable=False),
+    Column("hq_lon", Float, nullable=False),
+    Column("hq_lat", Float, nullable=False),
+    Column("boundary", JSONB, nullable=False),
+)
+
+grids = Table(
+    "grids", metadata,
+    Column("grid_id", String(30), primary_key=True),
+    Column("station_id", String(20), ForeignKey(f"{SCHEMA}.stations.station_id"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("arrival_target_seconds", Integer, nullable=False),
+    Column("boundary", JSONB, nullable=False),
+)
+
+reports = Table(
+    "reports", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("channel", String(30), nullable=False),
+    Column("caller_phone", String(30), nullable=False, server_default=""),
+    Column("caller_name", String(60), nullable=False, server_default=""),
+    Column("lon", Float),
+    Column("lat", Float),
+    Column("accuracy_m", Float, nullable=False, server_default="0"),
+    Column("location_source", String(30), nullable=False, server_default=""),
+    Column("address_text", Text, nullable=False, server_default=""),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("attachments", JSONB, nullable=False, server_default="[]"),
+    Column("language", String(20), nullable=False, server_default="zh-CN"),
+    Column("category", String(20), nullable=False),
+    Column("incident_type", String(40), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("classification_reason", Text, nullable=False),
+    Column("rule_ids", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("corrected", Boolean, nullable=False, server_default="false"),
+    Column("status", String(20), nullable=False),
+    Column("station_id", String(20), nullable=False, server_default=""),
+    Column("grid_id", String(30), nullable=False, server_default=""),
+    Column("border_case", Boolean, nullable=False, server_default="false"),
+    Column("merged_into", String(40), nullable=False, server_default=""),
+    Column("receive_time", DateTime(timezone=True), nullable=False),
+    Column("answer_time", DateTime(timezone=True)),
+    Column("classify_time", DateTime(timezone=True)),
+    Column("hand_off_time", DateTime(timezone=True)),
+    Column("satisfaction", String(30), nullable=False, server_default=""),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("update_time", DateTime(timezone=True), nullable=False),
+    Index("reports_receive_time", "receive_time", "id"),
+    Index("reports_station_time", "station_id", "receive_time"),
+)
+
+timeline = Table(
+    "report_timeline", metadata,
+    Column("seq", BigInteger, Identity(always=True), primary_key=True),
+    Column("report_id", String(40), ForeignKey(f"{SCHEMA}.reports.id"), nullable=False, index=True),
+    Column("action", String(40), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("roles", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("time", DateTime(timezone=True), nullable=False),
+    Column("detail", Text, nullable=False, server_default=""),
+    Column("reason", Text, nullable=False, server_default=""),
+)
+
+TABLES = ["stations", "grids", "reports", "report_timeline"] + runtime_tables.names
+
+
+def _report_values(r: Report) -> dict:
+    c = r.classification
+    return dict(
+        id=r.id, channel=r.channel, caller_phone=r.caller_phone, caller_name=r.caller_name,
+        lon=r.lon, lat=r.lat, accuracy_m=r.accuracy_m, location_source=r.location_source,
+        address_text=r.address_text, description=r.description,
+        attachments=[vars(a) for a in r.attachments], language=r.language,
+        category=c.category, incident_type=c.incident_type, priority=c.priority,
+        classification_reason=c.reason, rule_ids=c.rule_ids, corrected=c.corrected,
+        status=r.status, station_id=r.station_id, grid_id=r.grid_id, border_case=r.border_case,
+        merged_into=r.merged_into, receive_time=r.receive_time, answer_time=r.answer_time,
+        classify_time=r.classify_time, hand_off_time=r.hand_off_time, satisfaction=r.satisfaction,
+        create_time=r.create_time, update_time=r.update_time,
+    )
+
+
+def _to_report(row, entries: list[TimelineEntry]) -> Report:
+    return Report(
+        id=row.id, channel=row.channel, caller_phone=row.caller_phone, caller_name=row.caller_name,
+        lon=row.lon, lat=row.lat, accuracy_m=row.accuracy_m, location_source=row.location_source,
+        address_text=row.address_text, description=row.description,
+        attachments=[Attachment(**a) for a in row.attachments], language=row.language,
+        classification=Classification(row.category, row.incident_type, row.priority, row.classification_reason,
+                                      list(row.rule_ids), row.corrected),
+        status=row.status, station_id=row.station_id, grid_id=row.grid_id, border_case=row.border_case,
+        merged_into=row.merged_into, receive_time=row.receive_time, answer_time=row.answer_time,
+        classify_time=row.classify_time, hand_off_time=row.hand_off_time, satisfaction=row.satisfaction,
+        create_time=row.create_time, update_time=row.update_time, timeline=entries,
+    )
+
+
+class ReportRepository:
+    def __init__(self, conn):
+        self.conn = conn
+
+    def add(self, report: Report) -> None:
+        self.conn.execute(reports.insert().values(**_report_values(report)))
+        for entry in report.timeline:
+            self.add_timeline(report.id, entry)
+
+    def add_timeline(self, report_id: str, e: TimelineEntry) -> None:
+        self.conn.execute(timeline.insert().values(
+            report_id=report_id, action=e.action, actor=e.actor, roles=e.roles, time=e.time,
+            detail=e.detail, reason=e.reason))
+
+    def get(self, report_id: str) -> Report | None:
+        row = self.conn.execute(select(reports).where(reports.c.id == report_id)).first()
+        if row is None:
+            return None
+        entries = [
+            TimelineEntry(t.action, t.actor, list(t.roles), t.time, t.detail, t.reason)
+            for t in self.conn.execute(
+                select(timeline).where(timeline.c.report_id == report_id).order_by(timeline.c.seq))
+        ]
+        return _to_report(row, entries)
+
+    def list(self, *, limit: int, after: tuple[datetime, str] | None, filters: dict) -> list[Report]:
+        q = select(reports)
+        for column in ("station_id", "channel", "category", "incident_type", "priority", "status"):
+            if filters.get(column):
+                q = q.where(reports.c[column] == filters[column])
+        if filters.get("start"):
+            q = q.where(reports.c.receive_time >= filters["start"])
+        if filters.get("end"):
+            q = q.where(reports.c.receive_time < filters["end"])
+        if filters.get("query"):
+            like = f"%{filters['query']}%"
+            q = q.where(or_(reports.c.description.like(like), reports.c.address_text.like(like)))
+        if after:
+            t, rid = after
+            q = q.where(or_(reports.c.receive_time < t, and_(reports.c.receive_time == t, reports.c.id < rid)))
+        q = q.order_by(reports.c.receive_time.desc(), reports.c.id.desc()).limit(limit)
+        return [_to_report(row, []) for row in self.conn.execute(q)]
+
+
+def load_areas(conn) -> tuple[list[StationArea], list[GridArea]]:
+    st = [
+        StationArea(r.station_id, r.name, r.district, r.hq_lon, r.hq_lat, geometry_from_geojson(r.boundary))
+        for r in conn.execute(select(stations).order_by(stations.c.station_id))
+    ]
+    gr = [
+        GridArea(r.grid_id, r.station_id, r.name, r.arrival_target_seconds, geometry_from_geojson(r.boundary))
+        for r in conn.execute(select(grids).order_by(grids.c.grid_id))
+    ]
+    return st, gr
+
+
+def upsert_station(conn, values: dict) -> None:
+    stmt = insert(stations).values(**values)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["station_id"], set_={
+        k: stmt.excluded[k] for k in values if k != "station_id"}))
+
+
+def upsert_grid(conn, values: dict) -> None:
+    stmt = insert(grids).values(**values)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["grid_id"], set_={
+        k: stmt.excluded[k] for k in values if k != "grid_id"}))
