@@ -18,7 +18,9 @@ from services.runtime.validation import (
 
 from . import handlers
 from .domain import JurisdictionIndex, validate_new_report
-from .mapping import attachments_from_pb, enum_name, report_to_pb, station_to_pb
+from services.runtime.enums import enum_name
+
+from .mapping import attachments_from_pb, report_to_pb, station_to_pb
 from .store import ReportRepository, load_areas
 
 

@@ -7,18 +7,12 @@ from smart110.common.v1 import common_pb2
 from smart110.intake.v1 import intake_service_pb2 as pb
 
 from services.runtime.logs import mask_name, mask_phone
+from services.runtime.enums import enum_name, enum_value
 from services.runtime.timeutil import to_pb
 
 from .domain import Attachment, Report, StationArea, GridArea
 
 
-def enum_name(enum, value: int, prefix: str) -> str:
-    name = enum.Name(value)
-    return "" if name.endswith("UNSPECIFIED") else name[len(prefix):]
-
-
-def enum_value(enum, name: str, prefix: str) -> int:
-    return enum.Value(prefix + name) if name else 0
 
 
 def attachments_from_pb(items) -> list[Attachment]:

@@ -84,6 +84,16 @@ class Runtime:
         self.consumers.append(consumer)
         return consumer
 
+    def idempotent(self, method: str, request, response_type, work: Callable):
+        """Runs `work(conn)` once per request_id in one transaction; a retry gets the first answer."""
+        with self.engine.begin() as conn:
+            cached = self.idempotency.claim(conn, method, request, response_type)
+            if cached is not None:
+                return cached
+            response = work(conn)
+            self.idempotency.remember(conn, method, request, response)
+            return response
+
     def close(self) -> None:
         for consumer in self.consumers:
             consumer.stop()
