@@ -1,0 +1,550 @@
+"""Render the Envoy bootstrap configuration of the Smart110 API gateway.
+
+The configuration is derived from the compiled protobuf descriptor set, so
+every RPC of every ``smart110.<svc>.v1`` service is routed without anyone
+having to list it by hand:
+
+* REST/JSON requests are transcoded to gRPC (``google.api.http`` bindings);
+* gRPC and gRPC-Web clients can call the same methods directly;
+* each method gets one route, matched on its gRPC path, to the cluster
+  named ``<svc>``;
+* JWTs are verified at the edge and the claims forwarded to the services
+  in the ``x-jwt-payload`` header (base64url-encoded JSON);
+* Envoy's own error replies are JSON: ``{"code": <grpc code>, "message": ...}``.
+
+Usage::
+
+    python -m gateway.render --descriptor build/descriptors.pb --out .run/envoy.json \\
+        --listen-port 8080 --admin-port 9901 \\
+        --upstream intake=127.0.0.1:50051 --upstream dispatch=127.0.0.1:50052 ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.protobuf import descriptor_pb2
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_JWKS = REPO_ROOT / "gateway" / "dev-keys" / "jwks.json"
+
+PACKAGE_RE = re.compile(r"^smart110\.([a-z][a-z0-9_]*)\.v1$")
+
+JWT_PROVIDER = "smart110"
+JWT_ISSUER = "smart110-dev"
+JWT_AUDIENCES = ["smart110"]
+JWT_PAYLOAD_HEADER = "x-jwt-payload"
+
+HEALTH_PATH = "/healthz"
+UNARY_TIMEOUT = "15s"
+# Deliberately not defined as a cluster; see _routes().
+UNKNOWN_ROUTE_CLUSTER = "no_such_method"
+HEALTH_CHECK_INTERVAL = "2s"
+HEALTH_CHECK_TIMEOUT = "1s"
+
+CORS_ALLOW_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
+CORS_ALLOW_HEADERS = "authorization, content-type, x-grpc-web, x-user-agent, grpc-timeout"
+CORS_EXPOSE_HEADERS = "grpc-status, grpc-message"
+
+# HTTP status of an Envoy local reply -> gRPC status code put in the JSON body.
+# The mapping follows google.rpc.Code's documented HTTP equivalents.
+LOCAL_REPLY_GRPC_CODES: dict[int, int] = {
+    400: 3,  # INVALID_ARGUMENT
+    401: 16,  # UNAUTHENTICATED
+    403: 7,  # PERMISSION_DENIED
+    404: 5,  # NOT_FOUND
+    405: 12,  # UNIMPLEMENTED
+    408: 4,  # DEADLINE_EXCEEDED
+    409: 10,  # ABORTED
+    413: 8,  # RESOURCE_EXHAUSTED
+    415: 3,  # INVALID_ARGUMENT
+    429: 8,  # RESOURCE_EXHAUSTED
+    431: 8,  # RESOURCE_EXHAUSTED
+    499: 1,  # CANCELLED
+    500: 13,  # INTERNAL
+    501: 12,  # UNIMPLEMENTED
+    502: 14,  # UNAVAILABLE
+    503: 14,  # UNAVAILABLE
+    504: 4,  # DEADLINE_EXCEEDED
+}
+LOCAL_REPLY_DEFAULT_GRPC_CODE = 2  # UNKNOWN
+
+
+@dataclass(frozen=True)
+class Method:
+    """One RPC of a smart110 service."""
+
+    svc: str  # upstream cluster name, e.g. "intake"
+    service: str  # fully qualified service, e.g. "smart110.intake.v1.IntakeService"
+    name: str  # method name, e.g. "ReportIncident"
+    streaming: bool  # client- or server-streaming
+
+    @property
+    def grpc_path(self) -> str:
+        return f"/{self.service}/{self.name}"
+
+
+class GatewayConfigError(ValueError):
+    """The descriptor set and the given upstreams do not fit together."""
+
+
+def load_methods(descriptor_path: str | os.PathLike[str]) -> list[Method]:
+    """Return every method of every ``smart110.<svc>.v1`` service in the set."""
+    fds = descriptor_pb2.FileDescriptorSet()
+    fds.ParseFromString(Path(descriptor_path).read_bytes())
+    methods: list[Method] = []
+    for file in fds.file:
+        match = PACKAGE_RE.match(file.package)
+        if not match:
+            continue
+        svc = match.group(1)
+        for service in file.service:
+            full_name = f"{file.package}.{service.name}"
+            for method in service.method:
+                methods.append(
+                    Method(
+                        svc=svc,
+                        service=full_name,
+                        name=method.name,
+                        streaming=method.server_streaming or method.client_streaming,
+                    )
+                )
+    return sorted(methods, key=lambda m: m.grpc_path)
+
+
+def _socket_address(host: str, port: int) -> dict:
+    return {"socket_address": {"address": host, "port_value": int(port)}}
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _http2_options() -> dict:
+    return {
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}},
+        }
+    }
+
+
+def _cluster(name: str, host: str, port: int, health_services: list[str] | None) -> dict:
+    cluster: dict = {
+        "name": name,
+        "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
+        "connect_timeout": "2s",
+        "lb_policy": "ROUND_ROBIN",
+        "typed_extension_protocol_options": _http2_options(),
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket_address(host, port)}}]}],
+        },
+    }
+    if not _is_ip(host):
+        cluster["dns_lookup_family"] = "V4_PREFERRED"
+    if health_services:
+        # One active gRPC health check per service name: a host is healthy
+        # only while every service it hosts reports SERVING.
+        cluster["health_checks"] = [
+            {
+                "timeout": HEALTH_CHECK_TIMEOUT,
+                "interval": HEALTH_CHECK_INTERVAL,
+                "no_traffic_interval": HEALTH_CHECK_INTERVAL,
+                "unhealthy_interval": HEALTH_CHECK_INTERVAL,
+                "healthy_threshold": 1,
+                "unhealthy_threshold": 2,
+                "grpc_health_check": {"service_name": service},
+            }
+            for service in health_services
+        ]
+    return cluster
+
+
+def _local_reply_config() -> dict:
+    """JSON bodies for every reply Envoy generates itself.
+
+    Replies that come from an upstream gRPC service are not local replies and
+    are left alone (the transcoder turns their status into JSON already).
+    Requests made with gRPC keep Envoy's standard trailers-only reply.
+    """
+    # A request is answered in JSON unless its client speaks gRPC.  Transcoded
+    # requests already carry content-type application/grpc when the
+    # transcoder rejects their body, so they are recognised by the
+    # x-envoy-original-method header the transcoder adds.
+    not_grpc = {
+        "or_filter": {
+            "filters": [
+                {
+                    "header_filter": {
+                        "header": {
+                            "name": "content-type",
+                            "string_match": {"prefix": "application/grpc"},
+                            "invert_match": True,
+                            "treat_missing_header_as_empty": True,
+                        }
+                    }
+                },
+                {"header_filter": {"header": {"name": "x-envoy-original-method", "present_match": True}}},
+            ]
+        }
+    }
+
+    def fmt(code: int) -> dict:
+        return {
+            "json_format": {"code": code, "message": "%LOCAL_REPLY_BODY%"},
+            "content_type": "application/json",
+        }
+
+    def status(op: str, value: int) -> dict:
+        return {
+            "status_code_filter": {
+                "comparison": {
+                    "op": op,
+                    "value": {"default_value": value, "runtime_key": f"smart110.local_reply.{op.lower()}_{value}"},
+                }
+            }
+        }
+
+    def all_of(*filters: dict) -> dict:
+        return {"and_filter": {"filters": list(filters)}}
+
+    healthz = {"header_filter": {"header": {"name": ":path", "string_match": {"exact": HEALTH_PATH}}}}
+    mappers = [
+        # The health_check filter answers with an empty body; say what it means.
+        {
+            "filter": all_of(healthz, status("EQ", 200)),
+            "body": {"inline_string": "all services are serving"},
+            "body_format_override": fmt(0),
+        },
+        {
+            "filter": all_of(healthz, status("EQ", 503)),
+            "body": {"inline_string": "one or more services are not serving"},
+            "body_format_override": fmt(14),
+        },
+    ]
+    for http_status, code in LOCAL_REPLY_GRPC_CODES.items():
+        mappers.append({"filter": all_of(status("EQ", http_status), not_grpc), "body_format_override": fmt(code)})
+    # Any other error reply Envoy generates.
+    mappers.append(
+        {"filter": all_of(status("GE", 400), not_grpc), "body_format_override": fmt(LOCAL_REPLY_DEFAULT_GRPC_CODE)}
+    )
+    return {"mappers": mappers}
+
+
+def _cors_policy(origins: list[str]) -> dict:
+    matchers = []
+    for origin in origins:
+        if origin == "*":
+            matchers.append({"safe_regex": {"regex": ".*"}})
+        else:
+            matchers.append({"exact": origin})
+    return {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
+        "allow_origin_string_match": matchers,
+        "allow_methods": CORS_ALLOW_METHODS,
+        "allow_headers": CORS_ALLOW_HEADERS,
+        "expose_headers": CORS_EXPOSE_HEADERS,
+        "max_age": "600",
+    }
+
+
+def _routes(methods: list[Method]) -> list[dict]:
+    routes = []
+    for m in methods:
+        action: dict = {"cluster": m.svc}
+        if m.streaming:
+            # Feeds stay open as long as the client wants them.
+            action["timeout"] = "0s"
+            action["idle_timeout"] = "0s"
+        else:
+            action["timeout"] = UNARY_TIMEOUT
+        routes.append(
+            {
+                "name": m.grpc_path,
+                "match": {"path": m.grpc_path},
+                "route": action,
+                # Span name of the request in traces.
+                "decorator": {"operation": m.grpc_path.lstrip("/"), "propagate": False},
+            }
+        )
+    # Catch-all.  CORS and the transcoder look REST requests up against this
+    # route before the transcoder rewrites them to gRPC paths (the CORS filter
+    # only acts on a request whose route forwards to a cluster), and the
+    # transcoder rejects unknown REST paths itself.  A request that reaches
+    # the router here is a gRPC call of an unknown method: its cluster does
+    # not exist, so Envoy answers 404 (gRPC clients see UNIMPLEMENTED).
+    routes.append(
+        {
+            "name": "unknown",
+            "match": {"prefix": "/"},
+            "route": {"cluster": UNKNOWN_ROUTE_CLUSTER, "cluster_not_found_response_code": "NOT_FOUND"},
+        }
+    )
+    return routes
+
+
+def _http_filters(descriptor_path: str, services: list[str], clusters: list[str], jwks: str) -> list[dict]:
+    return [
+        {
+            "name": "envoy.filters.http.cors",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"},
+        },
+        {
+            "name": "envoy.filters.http.health_check",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck",
+                "pass_through_mode": False,
+                "headers": [{"name": ":path", "string_match": {"exact": HEALTH_PATH}}],
+                # 200 only while every service cluster is fully healthy.
+                "cluster_min_healthy_percentages": {name: {"value": 100.0} for name in clusters},
+            },
+        },
+        {
+            "name": "envoy.filters.http.jwt_authn",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+                "providers": {
+                    JWT_PROVIDER: {
+                        "issuer": JWT_ISSUER,
+                        "audiences": JWT_AUDIENCES,
+                        "local_jwks": {"inline_string": jwks},
+                        "forward": True,
+                        "forward_payload_header": JWT_PAYLOAD_HEADER,
+                    }
+                },
+                # Matched on the incoming path (before transcoding).  /healthz
+                # is answered by the health_check filter before this one; the
+                # rule here keeps it open if that filter is ever reordered.
+                "rules": [
+                    {"match": {"path": HEALTH_PATH}},
+                    {"match": {"prefix": "/"}, "requires": {"provider_name": JWT_PROVIDER}},
+                ],
+                "bypass_cors_preflight": True,
+            },
+        },
+        {
+            "name": "envoy.filters.http.grpc_web",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_web.v3.GrpcWeb"},
+        },
+        {
+            "name": "envoy.filters.http.grpc_json_transcoder",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder",
+                "proto_descriptor": descriptor_path,
+                "services": services,
+                "auto_mapping": False,
+                "convert_grpc_status": True,
+                "print_options": {
+                    "add_whitespace": False,
+                    "always_print_primitive_fields": True,
+                    "always_print_enums_as_ints": False,
+                    "preserve_proto_field_names": False,
+                },
+                "request_validation_options": {
+                    "reject_unknown_method": True,
+                    "reject_unknown_query_parameters": True,
+                },
+            },
+        },
+        {
+            "name": "envoy.filters.http.router",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+        },
+    ]
+
+
+def render(
+    descriptor_path: str,
+    upstreams: dict[str, tuple[str, int]],
+    *,
+    listen_port: int,
+    admin_port: int,
+    jwks_path: str,
+    otlp: tuple[str, int] | None = None,
+    cors_origins: list[str] | None = None,
+) -> dict:
+    """Return the Envoy bootstrap configuration as a JSON-serialisable dict.
+
+    ``upstreams`` maps a service short name (``intake``, ``dispatch``, ...)
+    to the host and port of its gRPC server.  Every service in a package
+    ``smart110.<svc>.v1`` must have an entry, otherwise GatewayConfigError is
+    raised.  ``otlp`` is the host and port of an OTLP/gRPC collector; when
+    given, Envoy starts a span per request and propagates W3C trace context.
+    """
+    descriptor_abs = os.path.abspath(descriptor_path)
+    methods = load_methods(descriptor_abs)
+    if not methods:
+        raise GatewayConfigError(f"{descriptor_path}: no smart110.<svc>.v1 service found")
+
+    missing = sorted({m.svc for m in methods} - set(upstreams))
+    if missing:
+        detail = ", ".join(
+            f"{svc} ({', '.join(sorted({m.service for m in methods if m.svc == svc}))})" for svc in missing
+        )
+        raise GatewayConfigError(f"no upstream given for smart110 service(s): {detail}")
+
+    services_by_svc: dict[str, list[str]] = {}
+    for m in methods:
+        names = services_by_svc.setdefault(m.svc, [])
+        if m.service not in names:
+            names.append(m.service)
+    all_services = sorted({m.service for m in methods})
+
+    jwks = Path(jwks_path).read_text()
+    keys = json.loads(jwks).get("keys")
+    if not keys:
+        raise GatewayConfigError(f"{jwks_path}: JWKS without keys")
+
+    filters = _http_filters(descriptor_abs, all_services, sorted(services_by_svc), jwks)
+
+    hcm: dict = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "ingress",
+        "codec_type": "AUTO",
+        # Server-streaming feeds must not be cut by Envoy.
+        "stream_idle_timeout": "0s",
+        "request_timeout": "0s",
+        "use_remote_address": True,
+        "access_log": [
+            {
+                "name": "envoy.access_loggers.stdout",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
+                },
+            }
+        ],
+        "route_config": {
+            "name": "smart110",
+            # The catch-all route names a cluster that does not exist.
+            "validate_clusters": False,
+            "virtual_hosts": [
+                {
+                    "name": "smart110",
+                    "domains": ["*"],
+                    "routes": _routes(methods),
+                    "typed_per_filter_config": {
+                        "envoy.filters.http.cors": _cors_policy(cors_origins or ["*"]),
+                    },
+                }
+            ],
+        },
+        "http_filters": filters,
+        "local_reply_config": _local_reply_config(),
+    }
+
+    clusters = [
+        _cluster(svc, *upstreams[svc], health_services=services_by_svc[svc]) for svc in sorted(services_by_svc)
+    ]
+
+    if otlp is not None:
+        hcm["tracing"] = {
+            "provider": {
+                "name": "envoy.tracers.opentelemetry",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+                    "grpc_service": {"envoy_grpc": {"cluster_name": "otel_collector"}, "timeout": "1s"},
+                    "service_name": "smart110-gateway",
+                },
+            }
+        }
+        clusters.append(_cluster("otel_collector", otlp[0], otlp[1], health_services=None))
+
+    return {
+        "node": {"id": "smart110-gateway", "cluster": "smart110-gateway"},
+        "admin": {"address": _socket_address("127.0.0.1", admin_port)},
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "ingress",
+                    "address": _socket_address("0.0.0.0", listen_port),
+                    "filter_chains": [
+                        {
+                            "filters": [
+                                {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
+                            ]
+                        }
+                    ],
+                }
+            ],
+            "clusters": clusters,
+        },
+    }
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def _upstream(value: str) -> tuple[str, tuple[str, int]]:
+    name, sep, address = value.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=HOST:PORT, got {value!r}")
+    return name, _host_port(address)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Render the Smart110 Envoy gateway configuration (JSON).")
+    parser.add_argument("--descriptor", required=True, help="FileDescriptorSet built with --include_imports")
+    parser.add_argument("--out", required=True, help="where to write the JSON config ('-' for stdout)")
+    parser.add_argument("--listen-port", type=int, default=8080)
+    parser.add_argument("--admin-port", type=int, default=9901)
+    parser.add_argument(
+        "--upstream",
+        type=_upstream,
+        action="append",
+        default=[],
+        metavar="SVC=HOST:PORT",
+        help="gRPC server of a service, e.g. intake=127.0.0.1:50051 (repeat for each)",
+    )
+    parser.add_argument(
+        "--jwks",
+        default=os.environ.get("JWT_JWKS_PATH") or str(DEFAULT_JWKS),
+        help="public JWKS file (default: JWT_JWKS_PATH or the development keys)",
+    )
+    parser.add_argument("--otlp", type=_host_port, default=None, metavar="HOST:PORT", help="OTLP/gRPC collector")
+    parser.add_argument(
+        "--cors-origin", action="append", default=None, help="allowed CORS origin (repeat; default '*')"
+    )
+    args = parser.parse_args(argv)
+
+    try:
+        config = render(
+            args.descriptor,
+            dict(args.upstream),
+            listen_port=args.listen_port,
+            admin_port=args.admin_port,
+            jwks_path=args.jwks,
+            otlp=args.otlp,
+            cors_origins=args.cors_origin,
+        )
+    except GatewayConfigError as exc:
+        print(f"gateway.render: {exc}", file=sys.stderr)
+        return 2
+
+    text = json.dumps(config, indent=2) + "\n"
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
