@@ -135,6 +135,9 @@ def serve(spec: ServiceSpec, settings: Settings) -> None:
         port=settings.grpc_port, host=settings.listen_host, services=servicers, max_workers=settings.max_workers
     )
     rt.feed.start()
+    server.on_drain(rt.feed.close)
+    for consumer in rt.consumers:
+        server.on_drain(consumer.stop)
     server.on_stop(rt.close)
     server.on_stop(telemetry.shutdown_tracing)
     server.start()

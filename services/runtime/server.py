@@ -99,6 +99,11 @@ class Server:
         self.service_names = service_names
         self._stopped = threading.Event()
         self._on_stop: list[Callable[[], None]] = []
+        self._on_drain: list[Callable[[], None]] = []
+
+    def on_drain(self, fn: Callable[[], None]) -> None:
+        """Runs after NOT_SERVING, before the server stops: ends long-lived streams."""
+        self._on_drain.append(fn)
 
     def on_stop(self, fn: Callable[[], None]) -> None:
         self._on_stop.append(fn)
@@ -118,12 +123,11 @@ class Server:
         self._stopped.set()
         log.info("shutting down: NOT_SERVING, draining for up to %.0fs", grace)
         self.set_serving(False)
-        self.grpc.stop(grace).wait(grace + 1)
-        for fn in reversed(self._on_stop):
+        for fn in self._on_drain + [lambda: self.grpc.stop(grace).wait(grace + 1)] + list(reversed(self._on_stop)):
             try:
                 fn()
             except Exception:  # noqa: BLE001 - shutdown goes on
-                log.exception("error while stopping")
+                log.exception("error while shutting down")
         log.info("stopped")
 
     def run_until_signal(self, grace: float) -> None:

