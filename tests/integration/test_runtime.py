@@ -1,0 +1,174 @@
+"""The shared runtime against a real Postgres: idempotency, outbox ordering, feed, consumer."""
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
+
+from smart110.common.v1 import common_pb2, events_pb2
+from smart110.intake.v1 import intake_service_pb2 as pb
+from services.runtime.app import RuntimeTables
+from services.runtime.consumer import FeedConsumer, Subscription
+from services.runtime.db import ensure_service_database, make_engine
+from services.runtime.errors import AlreadyExists
+from services.runtime.feed import Feed
+from services.runtime.outbox import Idempotency, Outbox
+
+SCHEMA = "rtcheck"
+
+
+class Ctx:
+    """The part of a grpc ServicerContext the feed uses."""
+
+    def __init__(self):
+        self.active = True
+
+    def is_active(self):
+        return self.active
+
+
+@pytest.fixture(scope="module")
+def env(admin_url):
+    url = ensure_service_database(admin_url, SCHEMA, "pw")
+    metadata = MetaData(schema=SCHEMA)
+    tables = RuntimeTables.add_to(metadata)
+    effects = Table("effects", metadata, Column("id", Integer, primary_key=True, autoincrement=True),
+                    Column("event_id", String(60), nullable=False))
+    engine = make_engine(url)
+    metadata.drop_all(engine)
+    metadata.create_all(engine)
+    feed = Feed(engine, tables.outbox, url, SCHEMA)
+    feed.start()
+    yield dict(url=url, engine=engine, tables=tables, effects=effects, feed=feed,
+               outbox=Outbox(tables.outbox, SCHEMA), idem=Idempotency(tables.idempotency))
+    feed.close()
+    engine.dispose()
+
+
+def request(rid: str, description: str) -> pb.ReportIncidentRequest:
+    return pb.ReportIncidentRequest(request_id=rid, report=pb.Report(channel=pb.CHANNEL_PHONE, description=description))
+
+
+def test_idempotency_same_id_same_answer_different_content_refused(env):
+    engine, idem = env["engine"], env["idem"]
+    rid = uuid.uuid4().hex
+    with engine.begin() as conn:
+        assert idem.claim(conn, "M", request(rid, "a"), pb.Report) is None
+        idem.remember(conn, "M", request(rid, "a"), pb.Report(name="reports/1"))
+    with engine.begin() as conn:
+        assert idem.claim(conn, "M", request(rid, "a"), pb.Report).name == "reports/1"
+    with engine.begin() as conn, pytest.raises(AlreadyExists):
+        idem.claim(conn, "M", request(rid, "b"), pb.Report)
+
+
+def test_idempotency_rolled_back_attempt_can_be_retried(env):
+    engine, idem = env["engine"], env["idem"]
+    rid = uuid.uuid4().hex
+    with pytest.raises(RuntimeError):
+        with engine.begin() as conn:
+            assert idem.claim(conn, "M", request(rid, "a"), pb.Report) is None
+            raise RuntimeError("handler failed")
+    with engine.begin() as conn:
+        assert idem.claim(conn, "M", request(rid, "a"), pb.Report) is None
+
+
+def test_concurrent_duplicates_do_the_work_once(env):
+    engine, idem = env["engine"], env["idem"]
+    rid = uuid.uuid4().hex
+    work_done = []
+    answers = []
+
+    def call():
+        with engine.begin() as conn:
+            cached = idem.claim(conn, "M", request(rid, "a"), pb.Report)
+            if cached is None:
+                time.sleep(0.2)  # hold the key while the duplicate arrives
+                work_done.append(1)
+                cached = pb.Report(name=f"reports/{uuid.uuid4().hex}")
+                idem.remember(conn, "M", request(rid, "a"), cached)
+            answers.append(cached.name)
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(work_done) == 1
+    assert len(set(answers)) == 1
+
+
+def test_feed_delivers_every_event_in_order_under_concurrent_publishers(env):
+    engine, outbox, feed = env["engine"], env["outbox"], env["feed"]
+    with engine.connect() as conn:
+        start = conn.execute(select(func.coalesce(func.max(env["tables"].outbox.c.sequence), 0))).scalar_one()
+    received: list[events_pb2.Event] = []
+    ctx = Ctx()
+    total = 4 * 25
+
+    def reader():
+        for event in feed.stream(events_pb2.StreamEventsRequest(after_sequence=start), ctx):
+            received.append(event)
+            if len(received) >= total:
+                return
+
+    def publisher(n):
+        rng = random.Random(n)
+        for i in range(25):
+            with engine.begin() as conn:
+                outbox.publish(conn, "test.Happened", f"things/{n}-{i}", common_pb2.GeoPoint(longitude=n, latitude=i))
+                time.sleep(rng.random() * 0.005)  # commit late, after others have published
+
+    t = threading.Thread(target=reader)
+    t.start()
+    pubs = [threading.Thread(target=publisher, args=(n,)) for n in range(4)]
+    for p in pubs:
+        p.start()
+    for p in pubs:
+        p.join()
+    t.join(timeout=20)
+    ctx.active = False
+    seqs = [e.sequence for e in received]
+    assert len(received) == total
+    assert seqs == sorted(seqs) and len(set(seqs)) == total
+    point = common_pb2.GeoPoint()
+    assert received[0].payload.Unpack(point)
+    assert {e.subject for e in received} == {f"things/{n}-{i}" for n in range(4) for i in range(25)}
+
+
+def test_consumer_applies_each_event_once_and_resumes_from_its_cursor(env):
+    engine, outbox, tables, effects, feed = env["engine"], env["outbox"], env["tables"], env["effects"], env["feed"]
+    source = f"src{uuid.uuid4().hex[:6]}"
+    with engine.begin() as conn:
+        for i in range(5):
+            outbox.publish(conn, "test.Counted", f"n/{i}", common_pb2.GeoPoint(latitude=i))
+
+    def handler(conn, event, payload):
+        conn.execute(effects.insert().values(event_id=event.event_id))
+
+    def open_stream(req):
+        return feed.stream(events_pb2.StreamEventsRequest(after_sequence=req.after_sequence, types=list(req.types),
+                                                          stop_at_end=True), Ctx())
+
+    consumer = FeedConsumer(source=source, open_stream=open_stream, engine=engine, cursors=tables.cursors,
+                            inbox=tables.inbox,
+                            subscriptions={"test.Counted": Subscription(common_pb2.GeoPoint, handler)})
+    events = list(open_stream(events_pb2.StreamEventsRequest(types=["test.Counted"])))
+    batch = events[-5:]
+    assert [consumer.apply(e) for e in batch] == [True] * 5
+    # At-least-once delivery: the same events again change nothing.
+    assert [consumer.apply(e) for e in batch] == [False] * 5
+    with engine.connect() as conn:
+        ids = [r.event_id for r in conn.execute(select(effects.c.event_id))]
+    assert sorted(ids) == sorted(e.event_id for e in batch)
+    assert consumer.cursor() == batch[-1].sequence
+
+    # A consumer that was down catches up from its cursor, not from the start.
+    with engine.begin() as conn:
+        outbox.publish(conn, "test.Counted", "n/late", common_pb2.GeoPoint(latitude=99))
+    resumed = list(open_stream(events_pb2.StreamEventsRequest(after_sequence=consumer.cursor(),
+                                                              types=["test.Counted"])))
+    assert [e.subject for e in resumed] == ["n/late"]

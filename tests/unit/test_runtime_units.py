@@ -1,0 +1,67 @@
+"""Runtime pieces without I/O: error mapping, auth context, validation helpers."""
+from __future__ import annotations
+
+import base64
+import json
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2, status_pb2
+
+from services.runtime import auth
+from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, internal_status, to_status
+from services.runtime.validation import Violations, decode_page_token, encode_page_token, resource_id
+
+
+def details_of(status: grpc.Status):
+    md = dict(status.trailing_metadata)
+    return status_pb2.Status.FromString(md["grpc-status-details-bin"])
+
+
+def test_invalid_argument_carries_error_info_and_field_violations():
+    status = to_status(InvalidArgument([("report.channel", "is required"), ("request_id", "is required")]))
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT
+    s = details_of(status)
+    info, bad = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
+    assert s.details[0].Unpack(info) and info.reason == "INVALID_ARGUMENT"
+    assert s.details[1].Unpack(bad)
+    assert [v.field for v in bad.field_violations] == ["report.channel", "request_id"]
+
+
+def test_not_found_and_failed_precondition_codes():
+    assert to_status(NotFound("cases/x")).code == grpc.StatusCode.NOT_FOUND
+    err = FailedPrecondition("cannot accept a cleared assignment", reason="ILLEGAL_TRANSITION")
+    status = to_status(err)
+    assert status.code == grpc.StatusCode.FAILED_PRECONDITION
+    info = error_details_pb2.ErrorInfo()
+    details_of(status).details[0].Unpack(info)
+    assert info.reason == "ILLEGAL_TRANSITION"
+
+
+def test_internal_status_leaks_nothing():
+    status = internal_status()
+    assert status.code == grpc.StatusCode.INTERNAL
+    assert "Traceback" not in status.details and "internal error" in status.details
+
+
+def test_auth_context_from_gateway_claims():
+    payload = base64.urlsafe_b64encode(json.dumps(
+        {"sub": "p1", "roles": ["dispatcher", "station_chief"], "station": "S03", "name": "张警官"}).encode()).rstrip(b"=")
+    ctx = auth.from_metadata([("x-jwt-payload", payload.decode())])
+    assert ctx.subject == "p1" and ctx.station == "S03" and ctx.has_role("station_chief")
+    with pytest.raises(Exception) as err:
+        ctx.require_role("legal_officer")
+    assert err.value.code == grpc.StatusCode.PERMISSION_DENIED
+    assert auth.from_metadata([]).has_role("service")
+
+
+def test_resource_names_and_page_tokens():
+    v = Violations()
+    assert resource_id("reports/abc", "reports", v) == "abc"
+    assert resource_id("cases/abc", "reports", v) == ""
+    assert resource_id("reports/a/b", "reports", v) == ""
+    assert [f for f, _ in v.items] == ["name", "name"]
+    v = Violations()
+    assert decode_page_token(encode_page_token({"id": "x"}), v) == {"id": "x"}
+    assert decode_page_token("%%%", v) is None and v.items[0][0] == "page_token"
+    assert Violations().page_size(10_000) == 500
