@@ -21,7 +21,8 @@ $(VENV)/.installed: requirements.txt
 	@echo "==> creating virtual environment in $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	@echo "==> installing pinned dependencies (requirements.txt)"
-	$(PY) -m pip install --quiet --no-deps -r requirements.txt
+	set -o pipefail; $(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements.txt 2>&1 \
+	  | { grep -v '^WARNING: Location' || true; }
 	$(PY) -m pip check
 	touch $@
 
