@@ -24,6 +24,10 @@ from .mapping import attachments_from_pb, report_to_pb, station_to_pb
 from .store import ReportRepository, load_areas
 
 
+# Roles that work with reports and may see callers' personal data (号码、姓名).
+OPERATOR_ROLES = ("call_taker", "dispatcher", "commander", "station_chief", "service")
+
+
 class JurisdictionCache:
     """The jurisdiction index, built from the stations table on first use."""
 
@@ -84,9 +88,10 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
             report = ReportRepository(conn).get(report_id)
         if report is None:
             raise NotFound(request.name)
-        return report_to_pb(report)
+        return report_to_pb(report, masked=not auth.current().has_role(*OPERATOR_ROLES))
 
     def ListReports(self, request: pb.ListReportsRequest, context) -> pb.ListReportsResponse:
+        auth.current().require_role(*OPERATOR_ROLES)
         v = Violations()
         size = v.page_size(request.page_size)
         token = decode_page_token(request.page_token, v)

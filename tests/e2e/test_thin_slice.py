@@ -171,3 +171,14 @@ def test_dispatch_down_while_reports_arrive_then_every_report_gets_one_case(http
         stack.wait_serving("dispatch")
     cases = [eventually(lambda n=n: case_for(http, n)) for n in names]
     assert len({c["name"] for c in cases}) == len(names)
+
+
+def test_roles_decide_who_lists_reports_and_who_sees_caller_data(http, stack):
+    name = post_report(http, FIGHT).json()["name"]
+    partner = {"Authorization": f"Bearer {mint(roles=['partner'], sub='e2e-12345')}"}
+    refused = httpx.get(f"{stack.gateway_url}/v1/reports", headers=partner)
+    assert refused.status_code == 403
+    assert refused.json()["details"][0]["reason"] == "ROLE_REQUIRED"
+    masked = httpx.get(f"{stack.gateway_url}/v1/{name}", headers=partner).json()
+    assert masked["caller"]["phoneNumber"] == "138****8000"
+    assert http.get(f"/v1/{name}").json()["caller"]["phoneNumber"] == "13800138000"
