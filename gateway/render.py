@@ -159,6 +159,8 @@ def _cluster(name: str, host: str, port: int, health_services: list[str] | None)
         # only while every service it hosts reports SERVING.
         cluster["health_checks"] = [
             {
+                # Envoy requires a name once a cluster has several checks.
+                "name": service,
                 "timeout": HEALTH_CHECK_TIMEOUT,
                 "interval": HEALTH_CHECK_INTERVAL,
                 "no_traffic_interval": HEALTH_CHECK_INTERVAL,
