@@ -136,7 +136,7 @@ class Stack:
         passwords = self._passwords()
         say("creating each service's role and schema, applying migrations")
         for svc in SERVICES:
-            self.service_urls[svc] = ensure_service_database(self.admin_url, svc, passwords[svc])
+            self.service_urls[svc] = ensure_service_database(self.admin_url, svc, passwords[svc], reset_password=True)
         self._run_all("migrate")
         say("loading the sample city (stations, grids, units, departments)")
         self._run_all("seed")

@@ -1,14 +1,14 @@
 """DispatchService gRPC servicer: proto -> command -> handler -> proto."""
 from __future__ import annotations
 
-from datetime import datetime
-
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 from smart110.dispatch.v1 import dispatch_service_pb2_grpc as pb_grpc
 
 from services.runtime.app import Runtime
 from services.runtime.errors import NotFound
-from services.runtime.validation import Violations, decode_page_token, encode_page_token, resource_id
+from services.runtime.validation import (
+    Violations, decode_page_token, encode_page_token, resource_id, time_keyset,
+)
 
 from services.runtime.enums import enum_name
 
@@ -35,11 +35,10 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
     def ListCases(self, request: pb.ListCasesRequest, context) -> pb.ListCasesResponse:
         v = Violations()
         size = v.page_size(request.page_size)
-        token = decode_page_token(request.page_token, v)
+        after = time_keyset(decode_page_token(request.page_token, v, ("t", "id")), v)
         if request.report:
             resource_id(request.report, "reports", v, "report")
         v.raise_if_any()
-        after = (datetime.fromisoformat(token["t"]), token["id"]) if token else None
         min_level = enum_name(pb.CaseLevel, request.min_level, "CASE_LEVEL_")
         levels = LEVELS[LEVELS.index(min_level):] if min_level else None
         with self.rt.engine.connect() as conn:
@@ -66,7 +65,7 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
     def ListUnits(self, request: pb.ListUnitsRequest, context) -> pb.ListUnitsResponse:
         v = Violations()
         size = v.page_size(request.page_size)
-        token = decode_page_token(request.page_token, v)
+        token = decode_page_token(request.page_token, v, ("id",))
         v.raise_if_any()
         with self.rt.engine.connect() as conn:
             rows = UnitRepository(conn).list(

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime
 
 from smart110.common.v1 import common_pb2
 from smart110.intake.v1 import intake_service_pb2 as pb
@@ -13,7 +12,7 @@ from services.runtime.app import Runtime
 from services.runtime.errors import NotFound
 from services.runtime.timeutil import from_pb, now
 from services.runtime.validation import (
-    Violations, decode_page_token, encode_page_token, resource_id,
+    Violations, decode_page_token, encode_page_token, resource_id, time_keyset,
 )
 
 from . import handlers
@@ -94,12 +93,9 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
         auth.current().require_role(*OPERATOR_ROLES)
         v = Violations()
         size = v.page_size(request.page_size)
-        token = decode_page_token(request.page_token, v)
+        after = time_keyset(decode_page_token(request.page_token, v, ("t", "id")), v)
         v.check(0 <= request.priority <= 4, "priority", "must be 1 to 4, or 0 for any")
         v.raise_if_any()
-        after = None
-        if token:
-            after = (datetime.fromisoformat(token["t"]), token["id"])
         filters = dict(
             station_id=request.station_id,
             channel=enum_name(pb.Channel, request.channel, "CHANNEL_"),
@@ -140,7 +136,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
     def ListStations(self, request: pb.ListStationsRequest, context) -> pb.ListStationsResponse:
         v = Violations()
         size = v.page_size(request.page_size)
-        token = decode_page_token(request.page_token, v)
+        token = decode_page_token(request.page_token, v, ("offset",))
         v.raise_if_any()
         index = self.areas.get()
         stations = [s for s in index.stations if not request.district or s.district == request.district]

@@ -22,10 +22,8 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
     def ListDepartments(self, request: pb.ListDepartmentsRequest, context) -> pb.ListDepartmentsResponse:
         v = Violations()
         size = v.page_size(request.page_size)
-        token = decode_page_token(request.page_token, v)
-        after = token.get("id") if token else None
-        if token is not None and not isinstance(after, str):
-            v.add("page_token", "is not a token returned by a previous page")
+        token = decode_page_token(request.page_token, v, ("id",))
+        after = str(token["id"]) if token else None
         v.raise_if_any()
         with self.rt.engine.connect() as conn:
             rows = DepartmentRepository(conn).list(

@@ -153,7 +153,7 @@ def run_migrations(spec: ServiceSpec, settings: Settings) -> None:
         password = env_str("SERVICE_DB_PASSWORD")
         if not password:
             raise SystemExit("configuration error: SERVICE_DB_PASSWORD is required with ADMIN_DATABASE_URL")
-        db.ensure_service_database(admin, spec.name, password)
+        db.ensure_service_database(admin, spec.name, password, reset_password=True)
     migrate.upgrade(spec.migrations, settings.database_url, spec.name)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from contextlib import contextmanager
 from typing import Iterator
-from urllib.parse import quote
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -79,11 +78,12 @@ def service_role_url(admin_url: str, role: str, password: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
-def ensure_service_database(admin_url: str, service: str, password: str) -> str:
+def ensure_service_database(admin_url: str, service: str, password: str, *, reset_password: bool = False) -> str:
     """Creates (or updates) the service's role and schema. Returns the service URL.
 
     The role owns its schema and nothing else; it cannot create objects in
-    `public` and has no grants on the other services' schemas.
+    `public` and has no grants on the other services' schemas. An existing
+    role keeps its password unless `reset_password` (key rotation).
     """
     if not _IDENT.match(service):
         raise ValueError(f"bad service name {service!r}")
@@ -96,8 +96,10 @@ def ensure_service_database(admin_url: str, service: str, password: str) -> str:
             try:
                 exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).scalar()
                 pw = password.replace("'", "''")
-                verb = "ALTER" if exists else "CREATE"
-                conn.execute(text(f"{verb} ROLE {role} LOGIN PASSWORD '{pw}' NOSUPERUSER NOCREATEDB NOCREATEROLE"))
+                if not exists:
+                    conn.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD '{pw}' NOSUPERUSER NOCREATEDB NOCREATEROLE"))
+                elif reset_password:
+                    conn.execute(text(f"ALTER ROLE {role} PASSWORD '{pw}'"))
                 conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {service} AUTHORIZATION {role}"))
                 conn.execute(text(f"ALTER SCHEMA {service} OWNER TO {role}"))
                 conn.execute(text(f"REVOKE ALL ON SCHEMA public FROM {role}"))
@@ -110,6 +112,3 @@ def ensure_service_database(admin_url: str, service: str, password: str) -> str:
         engine.dispose()
     return service_role_url(admin_url, role, password)
 
-
-def quote_password(password: str) -> str:
-    return quote(password, safe="")

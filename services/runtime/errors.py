@@ -101,6 +101,13 @@ class Unavailable(DomainError):
     reason = "UNAVAILABLE"
 
 
+class Unimplemented(DomainError):
+    """A method of the contract that this version does not serve yet."""
+
+    code = grpc.StatusCode.UNIMPLEMENTED
+    reason = "UNIMPLEMENTED"
+
+
 def to_status(err: DomainError) -> grpc.Status:
     details = []
     for detail in err.details():

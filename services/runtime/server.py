@@ -17,7 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from . import auth
-from .errors import DomainError, internal_status, to_status
+from .errors import DomainError, Unimplemented, internal_status, to_status
 
 log = logging.getLogger("smart110.server")
 
@@ -25,6 +25,9 @@ log = logging.getLogger("smart110.server")
 def _status_for(exc: Exception, method: str) -> grpc.Status:
     if isinstance(exc, DomainError):
         return to_status(exc)
+    if isinstance(exc, NotImplementedError):
+        # The generated base class: an RPC of the contract not built yet.
+        return to_status(Unimplemented(f"{method} is not implemented yet"))
     log.exception("unexpected error in %s", method, extra={"rpc": method})
     return internal_status()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from datetime import datetime
 
 from .errors import InvalidArgument
 
@@ -56,15 +57,27 @@ def encode_page_token(position: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode_page_token(token: str, v: Violations, field: str = "page_token") -> dict | None:
+def decode_page_token(token: str, v: Violations, keys: tuple[str, ...], field: str = "page_token") -> dict | None:
+    """The position a page token holds; a violation when it is not one of ours with `keys`."""
     if not token:
         return None
     try:
         padded = token + "=" * (-len(token) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded))
-        if not isinstance(value, dict):
+        if not isinstance(value, dict) or any(not isinstance(value.get(k), (str, int)) for k in keys):
             raise ValueError
         return value
     except ValueError:
+        v.add(field, "is not a token returned by a previous page")
+        return None
+
+
+def time_keyset(token: dict | None, v: Violations, field: str = "page_token") -> tuple[datetime, str] | None:
+    """(time, id) of the last item of the previous page, from a token with keys "t" and "id"."""
+    if not token:
+        return None
+    try:
+        return datetime.fromisoformat(str(token["t"])), str(token["id"])
+    except (KeyError, ValueError):
         v.add(field, "is not a token returned by a previous page")
         return None

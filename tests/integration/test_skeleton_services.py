@@ -220,12 +220,6 @@ NOT_BUILT = {
 }
 
 
-# The generated base class raises NotImplementedError after setting
-# UNIMPLEMENTED; the runtime's ErrorInterceptor catches that exception and
-# answers INTERNAL (logging it as an unexpected error). Strict, so this starts
-# failing once the interceptor lets UNIMPLEMENTED through.
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="runtime ErrorInterceptor turns the generated UNIMPLEMENTED into INTERNAL")
 @pytest.mark.parametrize("rpc", sorted(NOT_BUILT))
 def test_rpcs_not_built_yet_answer_unimplemented(rpc, request):
     service, call = NOT_BUILT[rpc]

@@ -62,6 +62,8 @@ def test_resource_names_and_page_tokens():
     assert resource_id("reports/a/b", "reports", v) == ""
     assert [f for f, _ in v.items] == ["name", "name"]
     v = Violations()
-    assert decode_page_token(encode_page_token({"id": "x"}), v) == {"id": "x"}
-    assert decode_page_token("%%%", v) is None and v.items[0][0] == "page_token"
+    assert decode_page_token(encode_page_token({"id": "x"}), v, ("id",)) == {"id": "x"}
+    assert not v.items
+    assert decode_page_token("%%%", v, ("id",)) is None and v.items[0][0] == "page_token"
+    assert decode_page_token(encode_page_token({"other": 1}), v, ("id",)) is None and len(v.items) == 2
     assert Violations().page_size(10_000) == 500
