@@ -1,4 +1,4 @@
-"""Database access: engine with a connection pool, unit of work, and the
+"""Database access: engine with a connection pool, and the
 per-service role and schema set-up.
 
 Each service connects as its own role whose search_path is its own schema;
@@ -7,11 +7,9 @@ the role owns that schema and has rights on nothing else.
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
-from typing import Iterator
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Engine, make_url
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -37,39 +35,6 @@ def make_engine(url: str, *, pool_size: int = 10, application_name: str = "smart
         pool_recycle=1800,
         connect_args={"application_name": application_name},
     )
-
-
-class UnitOfWork:
-    """One transaction. Rolls back unless `commit()` is called."""
-
-    def __init__(self, engine: Engine):
-        self.engine = engine
-        self.conn: Connection | None = None
-        self._tx = None
-
-    def __enter__(self) -> "UnitOfWork":
-        self.conn = self.engine.connect()
-        self._tx = self.conn.begin()
-        return self
-
-    def execute(self, *args, **kwargs):
-        return self.conn.execute(*args, **kwargs)
-
-    def commit(self) -> None:
-        self._tx.commit()
-
-    def __exit__(self, *exc) -> None:
-        try:
-            if self._tx.is_active:
-                self._tx.rollback()
-        finally:
-            self.conn.close()
-
-
-@contextmanager
-def unit_of_work(engine: Engine) -> Iterator[UnitOfWork]:
-    with UnitOfWork(engine) as uow:
-        yield uow
 
 
 def service_role_url(admin_url: str, role: str, password: str) -> str:
