@@ -18,7 +18,7 @@ import grpc
 from sqlalchemy import MetaData, Table
 from sqlalchemy.engine import Engine
 
-from . import db, migrate, telemetry
+from . import db, metrics, migrate, telemetry
 from .config import Settings, env_str, service_address
 from .consumer import FeedConsumer, Subscription, cursor_table, inbox_table
 from .feed import Feed
@@ -127,13 +127,35 @@ def open_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
     )
 
 
+def start_metrics_endpoint(settings: Settings):
+    """Serves Prometheus /metrics on METRICS_PORT; returns the HTTP server (None when disabled)."""
+    if settings.metrics_port == 0:
+        log.info("metrics endpoint disabled (METRICS_PORT=0)")
+        return None
+    from prometheus_client import start_http_server
+
+    try:
+        httpd, _thread = start_http_server(settings.metrics_port, addr=settings.listen_host)
+    except OSError as exc:
+        raise SystemExit(
+            f"cannot serve metrics on {settings.listen_host}:{settings.metrics_port}: {exc}"
+        ) from exc
+    log.info("metrics on http://%s:%d/metrics", settings.listen_host, settings.metrics_port,
+             extra={"metrics_port": settings.metrics_port})
+    return httpd
+
+
 def serve(spec: ServiceSpec, settings: Settings) -> None:
+    metrics.set_service(spec.name)
     telemetry.setup_tracing(spec.name, settings.traces_exporter, settings.otlp_endpoint)
     rt = open_runtime(spec, settings)
     servicers = spec.build(rt)
     server = create_server(
         port=settings.grpc_port, host=settings.listen_host, services=servicers, max_workers=settings.max_workers
     )
+    httpd = start_metrics_endpoint(settings)
+    if httpd is not None:
+        server.on_stop(httpd.shutdown)
     rt.feed.start()
     server.on_drain(rt.feed.close)
     for consumer in rt.consumers:

@@ -13,6 +13,9 @@ DEFAULT_PORTS = {
     "scoring": 50055,
 }
 
+# Prometheus metrics port (METRICS_PORT); 0 turns the endpoint off.
+DEFAULT_METRICS_PORT = 9464
+
 
 def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
@@ -51,6 +54,7 @@ class Settings:
     grpc_port: int
     database_url: str
     listen_host: str = "0.0.0.0"
+    metrics_port: int = DEFAULT_METRICS_PORT  # Prometheus /metrics; 0 disables
     db_pool_size: int = 10
     max_workers: int = 64
     shutdown_grace_seconds: float = 10.0
@@ -81,6 +85,7 @@ class Settings:
             grpc_port=env_int("GRPC_PORT", DEFAULT_PORTS[service]),
             database_url=url,
             listen_host=env_str("GRPC_HOST", "0.0.0.0"),
+            metrics_port=env_int("METRICS_PORT", DEFAULT_METRICS_PORT),
             db_pool_size=env_int("DB_POOL_SIZE", 10),
             max_workers=env_int("GRPC_MAX_WORKERS", 64),
             shutdown_grace_seconds=env_float("SHUTDOWN_GRACE_SECONDS", 10.0),

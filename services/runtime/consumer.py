@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -21,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from smart110.common.v1 import events_pb2
 
+from . import metrics
 from .telemetry import context_from
 
 log = logging.getLogger("smart110.consumer")
@@ -80,6 +82,7 @@ class FeedConsumer:
         self.subscriptions = subscriptions
         self._stop = threading.Event()
         self._call = None
+        self._last_sequence = 0  # the cursor as last read or moved by this process
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------
@@ -107,6 +110,8 @@ class FeedConsumer:
         while not self._stop.is_set():
             try:
                 after = self.cursor()
+                self._last_sequence = after
+                self._cursor_gauge().set(after)
                 self._call = self.open_stream(
                     events_pb2.StreamEventsRequest(after_sequence=after, types=sorted(self.subscriptions))
                 )
@@ -162,5 +167,20 @@ class FeedConsumer:
                         },
                     )
                 )
+            self._record(event, "applied" if applied else "duplicate" if sub is not None else "ignored")
             return applied
+
+    def _cursor_gauge(self):
+        return metrics.FEED_CURSOR.labels(service=metrics.service(), source=self.source)
+
+    def _record(self, event: events_pb2.Event, result: str) -> None:
+        """After the transaction committed: the cursor, the lag and the count."""
+        service = metrics.service()
+        # The cursor only moves forward (as in the table).
+        self._last_sequence = max(self._last_sequence, event.sequence)
+        self._cursor_gauge().set(self._last_sequence)
+        if event.HasField("occur_time"):
+            occurred = event.occur_time.seconds + event.occur_time.nanos / 1e9
+            metrics.FEED_LAG.labels(service=service, source=self.source).set(max(time.time() - occurred, 0.0))
+        metrics.FEED_EVENTS_APPLIED.labels(service=service, source=self.source, type=event.type, result=result).inc()
 

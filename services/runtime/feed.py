@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from itertools import count
 
 import psycopg
 from google.protobuf import any_pb2, timestamp_pb2
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from smart110.common.v1 import events_pb2
 
+from . import metrics
 from .db import libpq_url
 from .errors import InvalidArgument
 from .outbox import notify_channel
@@ -55,10 +57,15 @@ class Feed:
         self._latest = 0
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
+        # Open streams -> the sequence each has caught up to, for the backlog gauge.
+        self._positions: dict[int, int] = {}
+        self._positions_lock = threading.Lock()
+        self._stream_ids = count()
 
     def start(self) -> None:
         with self.engine.connect() as conn:
             self._latest = conn.execute(select(func.coalesce(func.max(self.table.c.sequence), 0))).scalar_one()
+        self._export_metrics()
         self._thread = threading.Thread(target=self._listen, name=f"{self.source}-feed-listen", daemon=True)
         self._thread.start()
 
@@ -66,6 +73,20 @@ class Feed:
         self._closed.set()
         with self._cond:
             self._cond.notify_all()
+
+    def _export_metrics(self) -> None:
+        # Computed when scraped: nothing on the streaming path but a dict write.
+        service = metrics.service()
+        metrics.OUTBOX_LATEST.labels(service=service).set_function(lambda: self._latest)
+        metrics.FEED_STREAMS_OPEN.labels(service=service).set_function(lambda: len(self._positions))
+        metrics.FEED_STREAM_BACKLOG.labels(service=service).set_function(self.backlog)
+
+    def backlog(self) -> int:
+        """How far the furthest-behind open stream is from the latest sequence."""
+        with self._positions_lock:
+            positions = list(self._positions.values())
+        latest = self._latest
+        return max((max(latest - p, 0) for p in positions), default=0)
 
     def _listen(self) -> None:
         while not self._closed.is_set():
@@ -106,17 +127,27 @@ class Feed:
             raise InvalidArgument([("after_sequence", "must be 0 or more")])
         after = request.after_sequence
         types = list(request.types)
-        while context.is_active() and not self._closed.is_set():
-            with self._cond:
-                target = self._latest
-            rows = self._read(after, types)
-            for row in rows:
-                yield row_to_event(row, self.source)
-                after = row.sequence
-            if len(rows) == BATCH:
-                continue
-            if request.stop_at_end:
-                return
-            with self._cond:
-                if self._latest <= target:
-                    self._cond.wait(SAFETY_RECHECK_SECONDS)
+        stream_id = next(self._stream_ids)
+        with self._positions_lock:
+            self._positions[stream_id] = after
+        try:
+            while context.is_active() and not self._closed.is_set():
+                with self._cond:
+                    target = self._latest
+                rows = self._read(after, types)
+                for row in rows:
+                    yield row_to_event(row, self.source)
+                    after = row.sequence
+                    self._positions[stream_id] = after
+                if len(rows) == BATCH:
+                    continue
+                # Caught up with everything committed up to `target` (of the types asked for).
+                self._positions[stream_id] = max(after, target)
+                if request.stop_at_end:
+                    return
+                with self._cond:
+                    if self._latest <= target:
+                        self._cond.wait(SAFETY_RECHECK_SECONDS)
+        finally:
+            with self._positions_lock:
+                self._positions.pop(stream_id, None)

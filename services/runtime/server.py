@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from concurrent import futures
 from typing import Callable, Iterable
 
@@ -16,7 +17,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from . import auth
+from . import auth, metrics
 from .errors import DomainError, Unimplemented, internal_status, to_status
 
 log = logging.getLogger("smart110.server")
@@ -32,8 +33,25 @@ def _status_for(exc: Exception, method: str) -> grpc.Status:
     return internal_status()
 
 
+def _final_code(context, completed: bool) -> grpc.StatusCode:
+    """The status the client gets: a code set or aborted with, else OK, or CANCELLED for a dropped stream."""
+    code = context.code()
+    if code is not None:
+        return code
+    if completed and context.is_active():
+        return grpc.StatusCode.OK
+    return grpc.StatusCode.CANCELLED if not context.is_active() else grpc.StatusCode.UNKNOWN
+
+
+def _record(method: str, code: grpc.StatusCode, started: float) -> None:
+    service = metrics.service()
+    name = method.lstrip("/")
+    metrics.RPC_REQUESTS.labels(service=service, method=name, code=code.name).inc()
+    metrics.RPC_DURATION.labels(service=service, method=name).observe(time.perf_counter() - started)
+
+
 class ErrorInterceptor(grpc.ServerInterceptor):
-    """Maps domain errors to status codes in one place and sets the auth context."""
+    """Maps domain errors to status codes in one place, sets the auth context and records RPC metrics."""
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
@@ -44,28 +62,37 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
         def unary(behavior):
             def wrapper(request_or_iterator, context):
+                started = time.perf_counter()
+                completed = False
                 token = auth.set_current(auth.from_metadata(metadata))
                 try:
-                    return behavior(request_or_iterator, context)
+                    response = behavior(request_or_iterator, context)
+                    completed = True
+                    return response
                 except Exception as exc:  # noqa: BLE001 - the one place errors become statuses
                     if _is_abort(exc):
                         raise
                     context.abort_with_status(_status_for(exc, method))
                 finally:
+                    _record(method, _final_code(context, completed), started)
                     auth.reset(token)
 
             return wrapper
 
         def streaming(behavior):
             def wrapper(request_or_iterator, context):
+                started = time.perf_counter()
+                completed = False
                 token = auth.set_current(auth.from_metadata(metadata))
                 try:
                     yield from behavior(request_or_iterator, context)
+                    completed = True
                 except Exception as exc:  # noqa: BLE001
                     if _is_abort(exc):
                         raise
                     context.abort_with_status(_status_for(exc, method))
                 finally:
+                    _record(method, _final_code(context, completed), started)
                     auth.reset(token)
 
             return wrapper

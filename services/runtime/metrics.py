@@ -1,0 +1,104 @@
+"""Prometheus metrics every service exports on its metrics port (METRICS_PORT).
+
+One registry (prometheus_client's default) and module-level metric objects.
+The `service` label is the process's service name, set once by `serve()`
+through `set_service()`.
+
+Where each family is recorded:
+
+- `smart110_rpc_requests_total`, `smart110_rpc_duration_seconds`: the runtime's
+  `ErrorInterceptor` (server.py), with the RPC's final status code; streaming
+  RPCs are recorded when the stream ends.
+- `smart110_feed_lag_seconds`, `smart110_feed_cursor`,
+  `smart110_feed_events_applied_total`: `FeedConsumer` (consumer.py).
+- `smart110_outbox_latest_sequence`, `smart110_feed_streams_open`,
+  `smart110_feed_stream_backlog`: `Feed` (feed.py), computed when scraped.
+- `smart110_sla_seconds`: `observe_sla()`, called by the services where a
+  lifecycle stamp is made.
+"""
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_service = "unknown"
+
+
+def set_service(name: str) -> None:
+    """Names the service this process runs; every `service` label uses it."""
+    global _service
+    _service = name
+
+
+def service() -> str:
+    return _service
+
+
+RPC_REQUESTS = Counter(
+    "smart110_rpc_requests_total",
+    "gRPC requests handled, by final status code.",
+    ["service", "method", "code"],
+)
+RPC_DURATION = Histogram(
+    "smart110_rpc_duration_seconds",
+    "gRPC handling time; for a server stream, until the stream ends.",
+    ["service", "method"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+
+FEED_LAG = Gauge(
+    "smart110_feed_lag_seconds",
+    "Now minus the occur_time of the last event applied from a source feed (at apply time).",
+    ["service", "source"],
+)
+FEED_CURSOR = Gauge(
+    "smart110_feed_cursor",
+    "Last sequence of a source feed this service has applied (its cursor).",
+    ["service", "source"],
+)
+FEED_EVENTS_APPLIED = Counter(
+    "smart110_feed_events_applied_total",
+    "Events taken from a source feed: result is applied, duplicate (already in the inbox) or ignored (no subscription).",
+    ["service", "source", "type", "result"],
+)
+
+OUTBOX_LATEST = Gauge(
+    "smart110_outbox_latest_sequence",
+    "Highest outbox sequence this service's feed knows of.",
+    ["service"],
+)
+FEED_STREAMS_OPEN = Gauge(
+    "smart110_feed_streams_open",
+    "StreamEvents streams currently open on this service's feed.",
+    ["service"],
+)
+FEED_STREAM_BACKLOG = Gauge(
+    "smart110_feed_stream_backlog",
+    "Largest number of outbox sequences any open stream is behind the latest.",
+    ["service"],
+)
+
+SLA_STAGES = ("answer", "dispatch", "accept", "arrive", "close")
+SLA_SECONDS = Histogram(
+    "smart110_sla_seconds",
+    "Time from report received to each stage: answer, dispatch (case opened), accept, arrive, close.",
+    ["service", "stage"],
+    buckets=(1, 3, 5, 10, 30, 60, 180, 300, 600, 1800, 3600, 7200, 86400),
+)
+
+
+def observe_sla(stage: str, seconds: float) -> None:
+    """Records one incident reaching `stage`, `seconds` after its report was received."""
+    if stage not in SLA_STAGES:
+        raise ValueError(f"unknown SLA stage {stage!r}; one of {', '.join(SLA_STAGES)}")
+    SLA_SECONDS.labels(service=_service, stage=stage).observe(max(seconds, 0.0))
+
+
+def observe_sla_after_commit(conn, stage: str, seconds: float) -> None:
+    """Like `observe_sla`, but only once `conn`'s transaction commits.
+
+    A handler that runs inside a transaction (a consumed event) may be rolled
+    back and retried; it must count once.
+    """
+    from sqlalchemy import event
+
+    event.listen(conn, "commit", lambda _conn: observe_sla(stage, seconds), once=True)

@@ -1,0 +1,91 @@
+"""The runtime's interceptor records every RPC with its final status code, unary and streaming."""
+from __future__ import annotations
+
+import grpc
+import pytest
+from prometheus_client import REGISTRY
+
+from smart110.common.v1 import events_pb2
+from smart110.referral.v1 import referral_service_pb2 as pb
+from smart110.referral.v1 import referral_service_pb2_grpc as pb_grpc
+
+from services.runtime import metrics
+from services.runtime.errors import NotFound
+from services.runtime.server import create_server
+
+SERVICE = "smart110.referral.v1.ReferralService"
+
+
+class Referral(pb_grpc.ReferralServiceServicer):
+    def GetWorkOrder(self, request, context):
+        raise NotFound(request.name)
+
+    def StreamEvents(self, request, context):
+        for seq in range(1, request.after_sequence + 1):
+            yield events_pb2.Event(sequence=seq, type="test.Happened")
+        if request.stop_at_end:
+            return
+        raise NotFound("feeds/test")
+
+
+def requests(method: str, code: str) -> float:
+    return REGISTRY.get_sample_value("smart110_rpc_requests_total",
+                                     {"service": metrics.service(), "method": f"{SERVICE}/{method}", "code": code}) or 0.0
+
+
+def durations(method: str) -> float:
+    return REGISTRY.get_sample_value("smart110_rpc_duration_seconds_count",
+                                     {"service": metrics.service(), "method": f"{SERVICE}/{method}"}) or 0.0
+
+
+@pytest.fixture(scope="module")
+def stub():
+    server = create_server(port=0, host="127.0.0.1",
+                           services=[(pb_grpc.add_ReferralServiceServicer_to_server, Referral(), SERVICE)])
+    server.start()
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        yield pb_grpc.ReferralServiceStub(channel)
+    server.stop(0)
+
+
+def test_a_failing_handler_is_recorded_as_not_found(stub):
+    before, timed = requests("GetWorkOrder", "NOT_FOUND"), durations("GetWorkOrder")
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetWorkOrder(pb.GetWorkOrderRequest(name="workOrders/x"))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert requests("GetWorkOrder", "NOT_FOUND") == before + 1
+    assert requests("GetWorkOrder", "OK") == 0
+    assert durations("GetWorkOrder") == timed + 1
+
+
+def test_an_unbuilt_rpc_is_recorded_as_unimplemented(stub):
+    before = requests("ListWorkOrders", "UNIMPLEMENTED")
+    with pytest.raises(grpc.RpcError):
+        stub.ListWorkOrders(pb.ListWorkOrdersRequest())
+    assert requests("ListWorkOrders", "UNIMPLEMENTED") == before + 1
+
+
+def test_a_stream_is_recorded_when_it_ends_with_its_final_code(stub):
+    ok, failed = requests("StreamEvents", "OK"), requests("StreamEvents", "NOT_FOUND")
+    events = list(stub.StreamEvents(events_pb2.StreamEventsRequest(after_sequence=3, stop_at_end=True)))
+    assert [e.sequence for e in events] == [1, 2, 3]
+    assert requests("StreamEvents", "OK") == ok + 1
+
+    call = stub.StreamEvents(events_pb2.StreamEventsRequest(after_sequence=2))
+    received = []
+    with pytest.raises(grpc.RpcError) as err:
+        for event in call:
+            received.append(event.sequence)
+    assert received == [1, 2] and err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert requests("StreamEvents", "NOT_FOUND") == failed + 1
+    assert requests("StreamEvents", "OK") == ok + 1
+
+
+def test_sla_stages_are_checked():
+    before = REGISTRY.get_sample_value("smart110_sla_seconds_count",
+                                       {"service": metrics.service(), "stage": "answer"}) or 0.0
+    metrics.observe_sla("answer", 12.5)
+    assert REGISTRY.get_sample_value("smart110_sla_seconds_count",
+                                     {"service": metrics.service(), "stage": "answer"}) == before + 1
+    with pytest.raises(ValueError):
+        metrics.observe_sla("lunch", 1)
