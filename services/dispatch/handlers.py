@@ -7,6 +7,7 @@ from datetime import datetime
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 
+from services.runtime import metrics
 from services.runtime.outbox import Outbox
 from services.runtime.timeutil import from_pb
 
@@ -51,5 +52,7 @@ def open_case_for_report(conn, *, outbox: Outbox, report: intake_pb.Report, now:
     )
     if not CaseRepository(conn).add(case):
         return None
+    if report.HasField("receive_time"):
+        metrics.observe_sla_after_commit(conn, "dispatch", (case.create_time - case.report_time).total_seconds())
     outbox.publish(conn, "dispatch.CaseCreated", case.name, pb.CaseCreated(dispatch_case=case_to_pb(case)))
     return case
