@@ -54,14 +54,16 @@ class Ports:
     gateway: int
     admin: int
     otlp: int
+    metrics: dict[str, int] = field(default_factory=dict)  # Prometheus /metrics per service
 
     @classmethod
     def default(cls) -> "Ports":
-        return cls(dict(DEFAULT_PORTS), 8080, 9901, 4317)
+        return cls(dict(DEFAULT_PORTS), 8080, 9901, 4317, {s: 9464 + i for i, s in enumerate(SERVICES)})
 
     @classmethod
     def free(cls) -> "Ports":
-        return cls({s: free_port() for s in SERVICES}, free_port(), free_port(), free_port())
+        return cls({s: free_port() for s in SERVICES}, free_port(), free_port(), free_port(),
+                   {s: free_port() for s in SERVICES})
 
 
 @dataclass
@@ -91,6 +93,9 @@ class Stack:
 
     def address(self, service: str) -> str:
         return f"127.0.0.1:{self.ports.services[service]}"
+
+    def metrics_url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports.metrics[service]}/metrics"
 
     def start_database(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -128,6 +133,7 @@ class Stack:
             env["DATABASE_URL"] = self.service_urls[service]
             env["GRPC_PORT"] = str(self.ports.services[service])
             env["GRPC_HOST"] = "127.0.0.1"
+            env["METRICS_PORT"] = str(self.ports.metrics.get(service, 0))
         return env
 
     def prepare_databases(self) -> None:
@@ -293,6 +299,7 @@ Smart110 is running.
   gateway (HTTP/JSON, gRPC, gRPC-Web): {stack.gateway_url}
   health:                              {stack.gateway_url}/healthz
   services (gRPC):                     {', '.join(f'{s}={stack.address(s)}' for s in SERVICES)}
+  metrics (Prometheus):                {', '.join(f'{s}={stack.metrics_url(s)}' for s in SERVICES)}
   logs: {stack.logs}/   traces: {stack.traces_path}
 
 A development token (role dispatcher, station S01) is in .run/dev-token.txt; mint others with
