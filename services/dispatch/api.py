@@ -5,12 +5,11 @@ from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 from smart110.dispatch.v1 import dispatch_service_pb2_grpc as pb_grpc
 
 from services.runtime.app import Runtime
+from services.runtime.enums import enum_name
 from services.runtime.errors import NotFound
 from services.runtime.validation import (
     Violations, decode_page_token, encode_page_token, resource_id, time_keyset,
 )
-
-from services.runtime.enums import enum_name
 
 from .mapping import case_to_pb, unit_to_pb
 from .store import CaseRepository, UnitRepository

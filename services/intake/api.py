@@ -9,6 +9,7 @@ from smart110.intake.v1 import intake_service_pb2_grpc as pb_grpc
 
 from services.runtime import auth
 from services.runtime.app import Runtime
+from services.runtime.enums import enum_name
 from services.runtime.errors import NotFound
 from services.runtime.timeutil import from_pb, now
 from services.runtime.validation import (
@@ -17,8 +18,6 @@ from services.runtime.validation import (
 
 from . import handlers
 from .domain import JurisdictionIndex, validate_new_report
-from services.runtime.enums import enum_name
-
 from .mapping import attachments_from_pb, report_to_pb, station_to_pb
 from .store import ReportRepository, load_areas
 
