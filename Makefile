@@ -47,8 +47,11 @@ lint: $(VENV)/.installed
 run: setup
 	$(PY) -m tools.devstack run
 
-test: setup lint
+test: setup lint k8s-check
 	$(PY) -m pytest
+
+k8s-check: setup
+	$(PY) tools/k8s_check.py
 
 unit: setup
 	$(PY) -m pytest tests/unit
