@@ -1,0 +1,36 @@
+# One image for every Smart110 service; the command chooses the service:
+#   docker run IMAGE services.intake serve      (or migrate, seed)
+# Kubernetes passes the same as container args (k8s/base/<svc>/deployment.yaml).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONPATH=/app/gen:/app
+
+WORKDIR /app
+
+# The same pinned set as `make run` (requirements.txt, installed with --no-deps).
+COPY requirements.txt .
+RUN pip install --no-deps -r requirements.txt && pip check
+
+COPY protos/ protos/
+# What `make proto` does: Python code for the protos into gen/.
+RUN set -eu; \
+    GOOGLE=$(python -c 'import google.api, os; print(os.path.dirname(os.path.dirname(google.api.__path__[0])))'); \
+    WKT=$(python -c 'import grpc_tools, os; print(os.path.join(grpc_tools.__path__[0], "_proto"))'); \
+    mkdir -p gen; \
+    python -m grpc_tools.protoc -I protos -I "$GOOGLE" -I "$WKT" \
+      --python_out=gen --pyi_out=gen --grpc_python_out=gen $(find protos -name '*.proto' | sort)
+
+COPY services/ services/
+COPY sampledata/ sampledata/
+
+RUN groupadd --system --gid 10001 smart110 \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin smart110
+USER 10001:10001
+
+EXPOSE 50051 50052 50053 50054 50055 9464
+ENTRYPOINT ["python", "-m"]
+CMD ["services.intake", "serve"]
