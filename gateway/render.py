@@ -376,6 +376,8 @@ def render(
     jwks_path: str,
     otlp: tuple[str, int] | None = None,
     cors_origins: list[str] | None = None,
+    admin_host: str = "127.0.0.1",
+    descriptor_path_in_config: str | None = None,
 ) -> dict:
     """Return the Envoy bootstrap configuration as a JSON-serialisable dict.
 
@@ -384,6 +386,9 @@ def render(
     ``smart110.<svc>.v1`` must have an entry, otherwise GatewayConfigError is
     raised.  ``otlp`` is the host and port of an OTLP/gRPC collector; when
     given, Envoy starts a span per request and propagates W3C trace context.
+    ``admin_host`` is where the admin interface (``/ready``, stats) listens;
+    ``descriptor_path_in_config`` is where Envoy will find the descriptor set
+    when that differs from where it is read now (a mounted ConfigMap).
     """
     descriptor_abs = os.path.abspath(descriptor_path)
     methods = load_methods(descriptor_abs)
@@ -409,7 +414,7 @@ def render(
     if not keys:
         raise GatewayConfigError(f"{jwks_path}: JWKS without keys")
 
-    filters = _http_filters(descriptor_abs, all_services, sorted(services_by_svc), jwks)
+    filters = _http_filters(descriptor_path_in_config or descriptor_abs, all_services, sorted(services_by_svc), jwks)
 
     hcm: dict = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
@@ -465,7 +470,7 @@ def render(
 
     return {
         "node": {"id": "smart110-gateway", "cluster": "smart110-gateway"},
-        "admin": {"address": _socket_address("127.0.0.1", admin_port)},
+        "admin": {"address": _socket_address(admin_host, admin_port)},
         "static_resources": {
             "listeners": [
                 {

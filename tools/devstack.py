@@ -172,7 +172,10 @@ class Stack:
         log = open(self.logs / f"{svc}.log", "a")
         self._procs[svc] = subprocess.Popen(
             [sys.executable, "-m", SERVICES[svc], "serve"], env=self._env(svc), cwd=ROOT,
-            stdout=log, stderr=subprocess.STDOUT)
+            stdout=log, stderr=subprocess.STDOUT,
+            # Own session: Ctrl-C reaches only this process, which stops the
+            # children in order (gateway first, services drain, then Postgres).
+            start_new_session=True)
         log.close()
 
     def stop_service(self, svc: str, timeout: float = 15) -> None:
@@ -222,7 +225,7 @@ class Stack:
         self._procs["gateway"] = subprocess.Popen(
             [str(envoy), "-c", str(path), "--log-level", "warn", "--base-id", str(self.ports.admin),
              "--concurrency", "2"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
         log.close()
         self.wait_gateway()
 

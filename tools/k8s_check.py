@@ -70,35 +70,13 @@ def render_gateway(descriptor: Path = ROOT / "build" / "descriptors.pb") -> Path
         str(descriptor),
         {svc: (f"{svc}.{NAMESPACE}.svc.cluster.local", port) for svc, port in SERVICE_PORTS.items()},
         listen_port=8080, admin_port=9901, jwks_path=jwks, otlp=OTLP,
+        # The kubelet probes Envoy's own /ready on the admin port; the
+        # network policy lets no other pod reach that port.
+        admin_host="0.0.0.0", descriptor_path_in_config=DESCRIPTOR_MOUNT,
     )
-    # render() points the transcoder at the descriptor file it read; in the pod
-    # the descriptor is the mounted ConfigMap.
-    local = os.path.abspath(descriptor)
-    replaced = _replace_value(config, local, DESCRIPTOR_MOUNT)
-    if replaced != 1:
-        raise SystemExit(f"expected one reference to {local} in the rendered Envoy config, found {replaced}")
     (GATEWAY_GENERATED / "envoy.json").write_text(json.dumps(config, indent=1) + "\n")
     shutil.copyfile(descriptor, GATEWAY_GENERATED / "descriptors.pb")
     return GATEWAY_GENERATED
-
-
-def _replace_value(node, old: str, new: str) -> int:
-    count = 0
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if value == old:
-                node[key] = new
-                count += 1
-            else:
-                count += _replace_value(value, old, new)
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            if value == old:
-                node[i] = new
-                count += 1
-            else:
-                count += _replace_value(value, old, new)
-    return count
 
 
 def render_overlay(name: str) -> list[dict]:
