@@ -291,6 +291,7 @@ def run() -> None:
             raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         stack.start()
         from tools.token import mint
