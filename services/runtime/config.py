@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Default gRPC ports, one per service, used by `make run` and the tests.
 DEFAULT_PORTS = {
@@ -61,11 +61,6 @@ class Settings:
     traces_exporter: str = "none"
     otlp_endpoint: str = "http://127.0.0.1:4317"
     log_level: str = "INFO"
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def schema(self) -> str:
-        return self.service
 
     @classmethod
     def from_env(cls, service: str) -> "Settings":

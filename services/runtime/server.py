@@ -1,7 +1,7 @@
 """gRPC server bootstrap shared by every service.
 
 `create_server()` builds a server with the error/auth interceptor, the
-standard health service (per-service status) and reflection. `run()` serves
+standard health service (per-service status) and reflection. `Server.run_until_signal()` serves
 until SIGTERM or SIGINT, then reports NOT_SERVING, drains and stops.
 """
 from __future__ import annotations
