@@ -8,7 +8,7 @@ from services.runtime.app import Runtime
 from services.runtime.enums import enum_name
 from services.runtime.errors import NotFound
 from services.runtime.validation import (
-    Violations, decode_page_token, encode_page_token, resource_id, time_keyset,
+    Violations, decode_page_token, paginate, resource_id, time_keyset,
 )
 
 from .mapping import case_to_pb, unit_to_pb
@@ -45,10 +45,7 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
                 limit=size + 1, after=after, station_id=request.station_id,
                 status=enum_name(pb.CaseStatus, request.status, "CASE_STATUS_"), report=request.report,
                 levels=levels)
-        page = rows[:size]
-        next_token = ""
-        if len(rows) > size:
-            next_token = encode_page_token({"t": page[-1].create_time.isoformat(), "id": page[-1].id})
+        page, next_token = paginate(rows, size, lambda c: {"t": c.create_time.isoformat(), "id": c.id})
         return pb.ListCasesResponse(cases=[case_to_pb(c) for c in page], next_page_token=next_token)
 
     def GetUnit(self, request: pb.GetUnitRequest, context) -> pb.Unit:
@@ -71,8 +68,7 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
                 limit=size + 1, after=token["id"] if token else None, station_id=request.station_id,
                 kind=enum_name(pb.UnitKind, request.kind, "UNIT_KIND_"),
                 status=enum_name(pb.UnitStatus, request.status, "UNIT_STATUS_"))
-        page = rows[:size]
-        next_token = encode_page_token({"id": page[-1].unit_id}) if len(rows) > size else ""
+        page, next_token = paginate(rows, size, lambda u: {"id": u.unit_id})
         return pb.ListUnitsResponse(units=[unit_to_pb(u) for u in page], next_page_token=next_token)
 
     def StreamEvents(self, request, context):

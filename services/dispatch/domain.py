@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from services.runtime.audit import TimelineEntry
+
 # Straight-line speed used to estimate travel time, metres per second, with a
 # road-network detour factor. Cars in city traffic ~30 km/h, on foot ~5 km/h.
 SPEED_MPS = {"PATROL_CAR": 8.3, "FOOT_PATROL": 1.4, "COMMUNITY_OFFICER": 4.0, "DRONE": 12.0}
@@ -44,16 +46,6 @@ class Recommendation:
     distance_m: float
     eta_seconds: int
     reason: str
-
-
-@dataclass
-class TimelineEntry:
-    action: str
-    actor: str
-    roles: list[str]
-    time: datetime
-    detail: str = ""
-    reason: str = ""
 
 
 @dataclass

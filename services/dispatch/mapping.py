@@ -4,7 +4,8 @@ from __future__ import annotations
 from smart110.common.v1 import common_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 
-from services.runtime.enums import enum_name, enum_value
+from services.runtime.audit import timeline_to_pb
+from services.runtime.enums import enum_value
 from services.runtime.timeutil import to_pb
 
 from .domain import DispatchCase, Unit
@@ -29,9 +30,7 @@ def case_to_pb(c: DispatchCase) -> pb.DispatchCase:
     )
     if c.lon is not None:
         msg.location.CopyFrom(common_pb2.Location(point=common_pb2.GeoPoint(longitude=c.lon, latitude=c.lat)))
-    for e in c.timeline:
-        msg.timeline.add(action=e.action, detail=e.detail,
-                         stamp=common_pb2.AuditStamp(actor=e.actor, roles=e.roles, time=to_pb(e.time), reason=e.reason))
+    timeline_to_pb(c.timeline, msg.timeline)
     return msg
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
-    BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Identity, Index, Integer, MetaData, String, Table,
-    Text, and_, or_, select,
+    Boolean, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text, and_, or_, select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
 from services.runtime.app import RuntimeTables
+from services.runtime.audit import Timeline, TimelineEntry, timeline_table
 
-from .domain import DispatchCase, Recommendation, TimelineEntry, Unit
+from .domain import DispatchCase, Recommendation, Unit
 
 SCHEMA = "dispatch"
 metadata = MetaData(schema=SCHEMA)
@@ -56,17 +56,7 @@ cases = Table(
     Index("cases_station_status", "station_id", "status"),
 )
 
-case_timeline = Table(
-    "case_timeline", metadata,
-    Column("seq", BigInteger, Identity(always=True), primary_key=True),
-    Column("case_id", String(40), ForeignKey(f"{SCHEMA}.cases.id"), nullable=False, index=True),
-    Column("action", String(40), nullable=False),
-    Column("actor", Text, nullable=False),
-    Column("roles", ARRAY(Text), nullable=False, server_default="{}"),
-    Column("time", DateTime(timezone=True), nullable=False),
-    Column("detail", Text, nullable=False, server_default=""),
-    Column("reason", Text, nullable=False, server_default=""),
-)
+case_timeline = Timeline(timeline_table(metadata, "case_timeline", "case_id", "cases.id"), "case_id")
 
 TABLES = ["units", "cases", "case_timeline"] + runtime_tables.names
 
@@ -138,22 +128,14 @@ class CaseRepository:
         ).first()
         if not created:
             return False
-        for e in c.timeline:
-            self.conn.execute(case_timeline.insert().values(
-                case_id=c.id, action=e.action, actor=e.actor, roles=e.roles, time=e.time, detail=e.detail,
-                reason=e.reason))
+        case_timeline.add(self.conn, c.id, c.timeline)
         return True
 
     def get(self, case_id: str) -> DispatchCase | None:
         row = self.conn.execute(select(cases).where(cases.c.id == case_id)).first()
         if row is None:
             return None
-        entries = [
-            TimelineEntry(t.action, t.actor, list(t.roles), t.time, t.detail, t.reason)
-            for t in self.conn.execute(
-                select(case_timeline).where(case_timeline.c.case_id == case_id).order_by(case_timeline.c.seq))
-        ]
-        return _to_case(row, entries)
+        return _to_case(row, case_timeline.of(self.conn, case_id))
 
     def list(self, *, limit: int, after: tuple[datetime, str] | None, station_id: str = "", status: str = "",
              report: str = "", levels: list[str] | None = None) -> list[DispatchCase]:

@@ -13,7 +13,7 @@ from services.runtime.enums import enum_name
 from services.runtime.errors import NotFound
 from services.runtime.timeutil import from_pb, now
 from services.runtime.validation import (
-    Violations, decode_page_token, encode_page_token, resource_id, time_keyset,
+    Violations, decode_page_token, encode_page_token, paginate, resource_id, time_keyset,
 )
 
 from . import handlers
@@ -108,11 +108,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
         )
         with self.rt.engine.connect() as conn:
             rows = ReportRepository(conn).list(limit=size + 1, after=after, filters=filters)
-        page, more = rows[:size], len(rows) > size
-        next_token = ""
-        if more:
-            last = page[-1]
-            next_token = encode_page_token({"t": last.receive_time.isoformat(), "id": last.id})
+        page, next_token = paginate(rows, size, lambda r: {"t": r.receive_time.isoformat(), "id": r.id})
         # Caller data is personal: masked in list views.
         return pb.ListReportsResponse(reports=[report_to_pb(r, masked=True) for r in page],
                                       next_page_token=next_token)

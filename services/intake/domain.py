@@ -11,6 +11,8 @@ from shapely import STRtree
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
 
+from services.runtime.audit import TimelineEntry
+
 CHANNELS = {
     "PHONE", "SMS", "WECHAT", "WEIBO", "QQ", "APP", "MINI_PROGRAM", "KIOSK", "VIDEO",
     "SILENT_ALARM", "HOTLINE_12345", "PATROL", "WALK_IN", "TIP_OFF", "MAILBOX",
@@ -49,16 +51,6 @@ class Classification:
     reason: str
     rule_ids: list[str] = field(default_factory=list)
     corrected: bool = False
-
-
-@dataclass
-class TimelineEntry:
-    action: str
-    actor: str
-    roles: list[str]
-    time: datetime
-    detail: str = ""
-    reason: str = ""
 
 
 @dataclass

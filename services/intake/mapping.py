@@ -7,6 +7,7 @@ from smart110.common.v1 import common_pb2
 from smart110.intake.v1 import intake_service_pb2 as pb
 
 from services.runtime.logs import mask_name, mask_phone
+from services.runtime.audit import timeline_to_pb
 from services.runtime.enums import enum_name, enum_value
 from services.runtime.timeutil import to_pb
 
@@ -65,9 +66,7 @@ def report_to_pb(r: Report, *, masked: bool = False) -> pb.Report:
                          ("create_time", r.create_time), ("update_time", r.update_time)):
         if value is not None:
             getattr(msg, field).CopyFrom(to_pb(value))
-    for e in r.timeline:
-        msg.timeline.add(action=e.action, detail=e.detail,
-                         stamp=common_pb2.AuditStamp(actor=e.actor, roles=e.roles, time=to_pb(e.time), reason=e.reason))
+    timeline_to_pb(r.timeline, msg.timeline)
     return msg
 
 

@@ -1,19 +1,19 @@
 """Intake tables and repository, in the `intake` schema."""
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from sqlalchemy import (
-    BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Identity, Index, Integer, MetaData, String,
-    Table, Text, and_, or_, select,
+    Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text, and_, or_,
+    select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
 from services.runtime.app import RuntimeTables
+from services.runtime.audit import Timeline, TimelineEntry, timeline_table
 
 from .domain import (
-    Attachment, Classification, GridArea, Report, StationArea, TimelineEntry, geometry_from_geojson,
+    Attachment, Classification, GridArea, Report, StationArea, geometry_from_geojson,
 )
 
 SCHEMA = "intake"
@@ -75,17 +75,7 @@ reports = Table(
     Index("reports_station_time", "station_id", "receive_time"),
 )
 
-timeline = Table(
-    "report_timeline", metadata,
-    Column("seq", BigInteger, Identity(always=True), primary_key=True),
-    Column("report_id", String(40), ForeignKey(f"{SCHEMA}.reports.id"), nullable=False, index=True),
-    Column("action", String(40), nullable=False),
-    Column("actor", Text, nullable=False),
-    Column("roles", ARRAY(Text), nullable=False, server_default="{}"),
-    Column("time", DateTime(timezone=True), nullable=False),
-    Column("detail", Text, nullable=False, server_default=""),
-    Column("reason", Text, nullable=False, server_default=""),
-)
+timeline = Timeline(timeline_table(metadata, "report_timeline", "report_id", "reports.id"), "report_id")
 
 TABLES = ["stations", "grids", "reports", "report_timeline"] + runtime_tables.names
 
@@ -127,24 +117,13 @@ class ReportRepository:
 
     def add(self, report: Report) -> None:
         self.conn.execute(reports.insert().values(**_report_values(report)))
-        for entry in report.timeline:
-            self.add_timeline(report.id, entry)
-
-    def add_timeline(self, report_id: str, e: TimelineEntry) -> None:
-        self.conn.execute(timeline.insert().values(
-            report_id=report_id, action=e.action, actor=e.actor, roles=e.roles, time=e.time,
-            detail=e.detail, reason=e.reason))
+        timeline.add(self.conn, report.id, report.timeline)
 
     def get(self, report_id: str) -> Report | None:
         row = self.conn.execute(select(reports).where(reports.c.id == report_id)).first()
         if row is None:
             return None
-        entries = [
-            TimelineEntry(t.action, t.actor, list(t.roles), t.time, t.detail, t.reason)
-            for t in self.conn.execute(
-                select(timeline).where(timeline.c.report_id == report_id).order_by(timeline.c.seq))
-        ]
-        return _to_report(row, entries)
+        return _to_report(row, timeline.of(self.conn, report_id))
 
     def list(self, *, limit: int, after: tuple[datetime, str] | None, filters: dict) -> list[Report]:
         q = select(reports)

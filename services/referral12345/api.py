@@ -8,7 +8,7 @@ from smart110.referral.v1 import referral_service_pb2_grpc as pb_grpc
 
 from services.runtime.app import Runtime
 from services.runtime.errors import NotFound
-from services.runtime.validation import Violations, decode_page_token, encode_page_token, resource_id
+from services.runtime.validation import Violations, decode_page_token, paginate, resource_id
 
 from .domain import open311_services
 from .mapping import department_to_pb, georeport_body, open311_service_to_pb
@@ -29,8 +29,7 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
             rows = DepartmentRepository(conn).list(
                 limit=size + 1, after=after,
                 matter_code=request.matter_code.strip(), district=request.district.strip())
-        page = rows[:size]
-        next_token = encode_page_token({"id": page[-1].dept_id}) if len(rows) > size else ""
+        page, next_token = paginate(rows, size, lambda d: {"id": d.dept_id})
         return pb.ListDepartmentsResponse(departments=[department_to_pb(d) for d in page],
                                           next_page_token=next_token)
 

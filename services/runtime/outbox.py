@@ -24,7 +24,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    Text,
     func,
     select,
     text,

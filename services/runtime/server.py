@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 from concurrent import futures
+from contextlib import contextmanager
 from typing import Callable, Iterable
 
 import grpc
@@ -50,6 +51,23 @@ def _record(method: str, code: grpc.StatusCode, started: float) -> None:
     metrics.RPC_DURATION.labels(service=service, method=name).observe(time.perf_counter() - started)
 
 
+@contextmanager
+def _rpc_scope(method: str, metadata, context):
+    """One RPC: the caller's auth context, the one error mapping, and its metrics."""
+    started = time.perf_counter()
+    done = threading.Event()
+    token = auth.set_current(auth.from_metadata(metadata))
+    try:
+        yield done
+    except Exception as exc:  # noqa: BLE001 - the one place errors become statuses
+        if _is_abort(exc):
+            raise
+        context.abort_with_status(_status_for(exc, method))
+    finally:
+        _record(method, _final_code(context, done.is_set()), started)
+        auth.reset(token)
+
+
 class ErrorInterceptor(grpc.ServerInterceptor):
     """Maps domain errors to status codes in one place, sets the auth context and records RPC metrics."""
 
@@ -62,38 +80,18 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
         def unary(behavior):
             def wrapper(request_or_iterator, context):
-                started = time.perf_counter()
-                completed = False
-                token = auth.set_current(auth.from_metadata(metadata))
-                try:
+                with _rpc_scope(method, metadata, context) as done:
                     response = behavior(request_or_iterator, context)
-                    completed = True
+                    done.set()
                     return response
-                except Exception as exc:  # noqa: BLE001 - the one place errors become statuses
-                    if _is_abort(exc):
-                        raise
-                    context.abort_with_status(_status_for(exc, method))
-                finally:
-                    _record(method, _final_code(context, completed), started)
-                    auth.reset(token)
 
             return wrapper
 
         def streaming(behavior):
             def wrapper(request_or_iterator, context):
-                started = time.perf_counter()
-                completed = False
-                token = auth.set_current(auth.from_metadata(metadata))
-                try:
+                with _rpc_scope(method, metadata, context) as done:
                     yield from behavior(request_or_iterator, context)
-                    completed = True
-                except Exception as exc:  # noqa: BLE001
-                    if _is_abort(exc):
-                        raise
-                    context.abort_with_status(_status_for(exc, method))
-                finally:
-                    _record(method, _final_code(context, completed), started)
-                    auth.reset(token)
+                    done.set()
 
             return wrapper
 

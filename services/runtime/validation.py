@@ -5,6 +5,7 @@ import base64
 import json
 import re
 from datetime import datetime
+from typing import Any, Callable
 
 from .errors import InvalidArgument
 
@@ -70,6 +71,12 @@ def decode_page_token(token: str, v: Violations, keys: tuple[str, ...], field: s
     except ValueError:
         v.add(field, "is not a token returned by a previous page")
         return None
+
+
+def paginate(rows: list, size: int, position: Callable[[Any], dict]) -> tuple[list, str]:
+    """Rows read with a limit of size + 1: the page, and the token of the next page ("" at the end)."""
+    page = rows[:size]
+    return page, encode_page_token(position(page[-1])) if len(rows) > size else ""
 
 
 def time_keyset(token: dict | None, v: Violations, field: str = "page_token") -> tuple[datetime, str] | None:

@@ -10,7 +10,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from services.runtime import auth
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, internal_status, to_status
-from services.runtime.validation import Violations, decode_page_token, encode_page_token, resource_id
+from services.runtime.validation import Violations, decode_page_token, encode_page_token, paginate, resource_id
 
 
 def details_of(status: grpc.Status):
@@ -67,3 +67,11 @@ def test_resource_names_and_page_tokens():
     assert decode_page_token("%%%", v, ("id",)) is None and v.items[0][0] == "page_token"
     assert decode_page_token(encode_page_token({"other": 1}), v, ("id",)) is None and len(v.items) == 2
     assert Violations().page_size(10_000) == 500
+
+
+def test_paginate_gives_a_token_only_when_more_rows_follow():
+    page, token = paginate([1, 2, 3], 2, lambda n: {"id": n})
+    assert page == [1, 2]
+    assert decode_page_token(token, Violations(), ("id",)) == {"id": 2}
+    assert paginate([1, 2], 2, lambda n: {"id": n}) == ([1, 2], "")
+    assert paginate([], 2, lambda n: {"id": n}) == ([], "")

@@ -1,0 +1,70 @@
+"""The audit trail (全程留痕): who changed what, when and why, kept per resource.
+
+A service keeps one timeline table per kind of resource it owns (a report's,
+a case's, a work order's); this module gives them one shape, one repository
+and one mapping to the `AuditStamp`-carrying timeline messages of the protos.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Identity, MetaData, String, Table, Text, select
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from smart110.common.v1 import common_pb2
+
+from .timeutil import to_pb
+
+
+@dataclass
+class TimelineEntry:
+    action: str
+    actor: str
+    roles: list[str]
+    time: datetime
+    detail: str = ""
+    reason: str = ""
+
+
+def timeline_table(metadata: MetaData, name: str, subject_column: str, subject_key: str) -> Table:
+    """A timeline table whose rows belong to `subject_key` (e.g. "reports.id") through `subject_column`."""
+    return Table(
+        name, metadata,
+        Column("seq", BigInteger, Identity(always=True), primary_key=True),
+        Column(subject_column, String(40), ForeignKey(f"{metadata.schema}.{subject_key}"), nullable=False,
+               index=True),
+        Column("action", String(40), nullable=False),
+        Column("actor", Text, nullable=False),
+        Column("roles", ARRAY(Text), nullable=False, server_default="{}"),
+        Column("time", DateTime(timezone=True), nullable=False),
+        Column("detail", Text, nullable=False, server_default=""),
+        Column("reason", Text, nullable=False, server_default=""),
+    )
+
+
+class Timeline:
+    """Appends to and reads one timeline table; entries are never changed."""
+
+    def __init__(self, table: Table, subject_column: str):
+        self.table = table
+        self.subject = table.c[subject_column]
+
+    def add(self, conn, subject_id: str, entries: list[TimelineEntry]) -> None:
+        if entries:
+            conn.execute(self.table.insert(), [
+                {self.subject.name: subject_id, "action": e.action, "actor": e.actor, "roles": e.roles,
+                 "time": e.time, "detail": e.detail, "reason": e.reason}
+                for e in entries
+            ])
+
+    def of(self, conn, subject_id: str) -> list[TimelineEntry]:
+        rows = conn.execute(select(self.table).where(self.subject == subject_id).order_by(self.table.c.seq))
+        return [TimelineEntry(r.action, r.actor, list(r.roles), r.time, r.detail, r.reason) for r in rows]
+
+
+def timeline_to_pb(entries: list[TimelineEntry], field) -> None:
+    """Fills a repeated timeline field of any message whose entries have action, detail and stamp."""
+    for e in entries:
+        field.add(action=e.action, detail=e.detail,
+                  stamp=common_pb2.AuditStamp(actor=e.actor, roles=e.roles, time=to_pb(e.time), reason=e.reason))
