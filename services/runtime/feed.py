@@ -63,8 +63,7 @@ class Feed:
         self._stream_ids = count()
 
     def start(self) -> None:
-        with self.engine.connect() as conn:
-            self._latest = conn.execute(select(func.coalesce(func.max(self.table.c.sequence), 0))).scalar_one()
+        self._latest = self._max_sequence()
         self._export_metrics()
         self._thread = threading.Thread(target=self._listen, name=f"{self.source}-feed-listen", daemon=True)
         self._thread.start()
