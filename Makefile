@@ -13,7 +13,7 @@ WKT_PROTOS = $(shell $(PY) -c 'import grpc_tools, os; print(os.path.join(grpc_to
 help:
 	@echo "make run    set up everything and run the whole suite (Ctrl-C stops it)"
 	@echo "make test   set up everything and run all tests"
-	@echo "make bench  run the benchmarks, results in bench-results/"
+	@echo "make bench  run the benchmarks, results in bench-results/ (ONLY=intake,alerts for some)"
 	@echo "make lint   buf lint and breaking-change check on protos/"
 	@echo "make token ROLE=dispatcher STATION=S01   mint a development JWT"
 
@@ -57,7 +57,7 @@ unit: setup
 	$(PY) -m pytest tests/unit
 
 bench: setup
-	$(PY) -m tools.bench
+	$(PY) -m tools.bench --only "$(ONLY)"
 
 token: $(VENV)/.installed
 	@$(PY) -m tools.token --role "$(or $(ROLE),dispatcher)" --station "$(or $(STATION),)"

@@ -1,0 +1,1 @@
+"""Benchmarks, one module per capability; `make bench` runs them all (tools/bench.py)."""
