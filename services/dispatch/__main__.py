@@ -1,5 +1,8 @@
 """`python -m services.dispatch [serve|migrate|seed]`."""
+from __future__ import annotations
+
 from pathlib import Path
+from typing import Callable
 
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 from smart110.dispatch.v1 import dispatch_service_pb2_grpc as pb_grpc
@@ -10,35 +13,47 @@ from services.runtime.app import Runtime, ServiceSpec, main
 from services.runtime.consumer import Subscription
 from services.runtime.timeutil import now
 
-from . import handlers
+from . import handlers, offers, roster
 from .api import DispatchServicer
-from .store import UnitRepository, metadata, runtime_tables
+from .context import Dispatch, DispatchSettings
+from .store import GridRepository, UnitRepository, metadata, runtime_tables
 
 
-def build(rt: Runtime) -> list[tuple]:
+def build(rt: Runtime, *, settings: DispatchSettings | None = None, clock: Callable = now) -> list[tuple]:
+    d = Dispatch(outbox=rt.outbox, settings=settings or DispatchSettings.from_env(), clock=clock)
+
     def on_incident_reported(conn, event, payload: intake_pb.IncidentReported) -> None:
-        handlers.open_case_for_report(conn, outbox=rt.outbox, report=payload.report, now=now())
+        handlers.open_case_for_report(conn, d, report=payload.report)
 
     rt.consume("intake", intake_grpc.IntakeServiceStub, {
         "intake.IncidentReported": Subscription(intake_pb.IncidentReported, on_incident_reported),
     })
-    return [(pb_grpc.add_DispatchServiceServicer_to_server, DispatchServicer(rt),
+    hub = offers.AssignmentHub(rt.feed)
+    rt.workers.append(offers.OfferSweeper(d, rt.engine))
+    rt.workers.append(hub)
+    return [(pb_grpc.add_DispatchServiceServicer_to_server, DispatchServicer(rt, d, hub),
              pb.DESCRIPTOR.services_by_name["DispatchService"].full_name)]
 
 
-def seed(rt: Runtime) -> None:
-    """Loads the sample city's units, on duty and available at their home position (idempotent)."""
+def seed(rt: Runtime, *, at=None) -> None:
+    """Loads the sample city's grids and units, available at their home position, with today's
+    duty roster (idempotent)."""
     from sampledata import city
 
+    at = at or now()
     with rt.engine.begin() as conn:
-        repo = UnitRepository(conn)
+        grids = GridRepository(conn)
+        for g in city.grids():
+            grids.upsert(g.grid_id, g.station_id, g.arrival_target_s)
+        repo = UnitRepository(conn, now=at)
         for u in city.units():
             repo.upsert(dict(
                 unit_id=u.unit_id, call_sign=u.call_sign, kind=u.kind, station_id=u.station_id,
                 skills=list(u.skills), vehicle=u.plate,
                 officers=[{"officer_id": o.officer_id, "name": o.name} for o in u.officers],
-                status="AVAILABLE", lon=u.home[0], lat=u.home[1], on_duty=True,
+                status="AVAILABLE", lon=u.home[0], lat=u.home[1], position_time=at,
             ))
+        roster.seed_roster(conn, [u.unit_id for u in city.units()], at)
 
 
 SPEC = ServiceSpec(

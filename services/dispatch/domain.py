@@ -8,11 +8,6 @@ from datetime import datetime
 
 from services.runtime.audit import TimelineEntry
 
-# Straight-line speed used to estimate travel time, metres per second, with a
-# road-network detour factor. Cars in city traffic ~30 km/h, on foot ~5 km/h.
-SPEED_MPS = {"PATROL_CAR": 8.3, "FOOT_PATROL": 1.4, "COMMUNITY_OFFICER": 4.0, "DRONE": 12.0}
-DEFAULT_SPEED_MPS = 6.0
-DETOUR_FACTOR = 1.4
 EARTH_RADIUS_M = 6_371_000.0
 
 
@@ -29,7 +24,10 @@ class Unit:
     lon: float
     lat: float
     position_time: datetime | None
+    # Derived when read: a shift of the duty roster covers the time of reading,
+    # and the last fix is older than the staleness threshold.
     on_duty: bool
+    position_stale: bool = False
 
     @property
     def name(self) -> str:
@@ -46,6 +44,9 @@ class Recommendation:
     distance_m: float
     eta_seconds: int
     reason: str
+    capability: str = ""
+    position_stale: bool = False
+    cross_station: bool = False
 
 
 @dataclass
@@ -67,10 +68,19 @@ class DispatchCase:
     create_time: datetime
     update_time: datetime
     timeline: list[TimelineEntry] = field(default_factory=list)
+    arrival_target_s: int = 0
+    accept_time: datetime | None = None
+    arrive_time: datetime | None = None
+    close_time: datetime | None = None
+    assignments: list["Assignment"] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         return f"cases/{self.id}"
+
+    @property
+    def accept_seconds(self) -> int:
+        return seconds_between(self.report_time, self.accept_time)
 
 
 def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
@@ -81,37 +91,10 @@ def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(a))
 
 
-def eta_seconds(kind: str, metres: float) -> int:
-    return int(round(metres * DETOUR_FACTOR / SPEED_MPS.get(kind, DEFAULT_SPEED_MPS)))
-
-
-# Units that can be first on scene for an ordinary police matter.
-FIRST_RESPONDERS = ("PATROL_CAR", "COMMUNITY_OFFICER", "FOOT_PATROL")
-
-
-def recommend_first_responder(units: list[Unit], *, station_id: str, lon: float | None, lat: float | None,
-                              limit: int = 3) -> list[Recommendation]:
-    """The nearest available on-duty first responders, the station's own first.
-
-    The full capability matrix (specialists per incident type, neighbouring
-    stations when clearly faster) builds on this ranking.
-    """
-    candidates = [u for u in units
-                  if u.on_duty and u.status == "AVAILABLE" and u.kind in FIRST_RESPONDERS]
-    own = [u for u in candidates if u.station_id == station_id] or candidates
-    picks: list[Recommendation] = []
-    ranked = []
-    for u in own:
-        d = distance_m(u.lon, u.lat, lon, lat) if lon is not None else 0.0
-        ranked.append((eta_seconds(u.kind, d), d, u))
-    ranked.sort(key=lambda t: (t[0], t[2].unit_id))
-    for i, (eta, d, u) in enumerate(ranked[:limit]):
-        where = "辖区内" if u.station_id == station_id else "邻近派出所"
-        reason = f"{where}{'最近' if i == 0 else '次近'}的空闲{KIND_LABELS.get(u.kind, u.kind)}，" \
-                 f"直线距离约{d:.0f}米，预计{max(1, round(eta / 60))}分钟到达"
-        picks.append(Recommendation(u.unit_id, u.call_sign, u.kind, u.station_id,
-                                    "PRIMARY" if i == 0 else "SUPPORT", d, eta, reason))
-    return picks
+def seconds_between(start: datetime | None, end: datetime | None) -> int:
+    if start is None or end is None:
+        return 0
+    return max(0, int(round((end - start).total_seconds())))
 
 
 KIND_LABELS = {
@@ -120,3 +103,97 @@ KIND_LABELS = {
     "NARCOTICS": "禁毒", "TRAFFIC": "交警", "SPECIAL_POLICE": "特警", "DRONE": "无人机",
     "LEGAL_OFFICER": "法制员", "ANTI_FRAUD": "反诈中心",
 }
+
+
+@dataclass
+class Assignment:
+    """One unit's part in a case, from the offer to the report-back (回告)."""
+
+    id: str
+    case_id: str
+    unit_id: str
+    call_sign: str
+    kind: str
+    station_id: str  # the unit's station
+    officers: list[dict]
+    role: str
+    capability: str
+    state: str
+    version: int
+    reason: str
+    arrival_target_s: int
+    offer_time: datetime
+    offer_expire_time: datetime | None
+    update_time: datetime
+    accept_time: datetime | None = None
+    en_route_time: datetime | None = None
+    arrive_time: datetime | None = None
+    clear_time: datetime | None = None
+    report_back_time: datetime | None = None
+    decline_reason: str = ""
+    outcome: str = ""
+    notes: str = ""
+    evidence: list[dict] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"cases/{self.case_id}/assignments/{self.id}"
+
+    @property
+    def unit(self) -> str:
+        return f"units/{self.unit_id}"
+
+
+# The assignment lifecycle: offered -> accepted -> en route -> on scene ->
+# cleared -> reported back; an offer may instead be declined, expire, or be
+# cancelled when the case closes first.
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "OFFERED": ("ACCEPTED", "DECLINED", "EXPIRED", "CANCELLED"),
+    "ACCEPTED": ("EN_ROUTE",),
+    "EN_ROUTE": ("ON_SCENE",),
+    "ON_SCENE": ("CLEARED",),
+    "CLEARED": ("REPORTED_BACK",),
+}
+ADVANCE_TARGETS = ("EN_ROUTE", "ON_SCENE", "CLEARED")
+ENDED_OFFER = ("DECLINED", "EXPIRED", "CANCELLED")
+# Where a unit is while it holds an assignment in a state; None: unchanged.
+UNIT_STATUS_FOR = {
+    "OFFERED": "OFFERED", "ACCEPTED": "BUSY", "EN_ROUTE": "EN_ROUTE", "ON_SCENE": "ON_SCENE",
+    "CLEARED": "AVAILABLE", "DECLINED": "AVAILABLE", "EXPIRED": "AVAILABLE", "CANCELLED": "AVAILABLE",
+    "REPORTED_BACK": None,
+}
+STATE_LABELS = {
+    "OFFERED": "派单", "ACCEPTED": "接单", "DECLINED": "拒单", "EXPIRED": "超时未接单", "CANCELLED": "撤销派单",
+    "EN_ROUTE": "出警途中", "ON_SCENE": "到达现场", "CLEARED": "处置完毕", "REPORTED_BACK": "回告",
+}
+OUTCOME_LABELS = {
+    "CRIMINAL_CASE": "刑事立案", "ADMINISTRATIVE_CASE": "行政案件", "MEDIATED": "调解处理",
+    "NO_ISSUE_FOUND": "现场无警情", "REFERRED": "移交处理", "ASSISTANCE_GIVEN": "求助已处置",
+}
+
+
+def can_move(state: str, target: str) -> bool:
+    return target in TRANSITIONS.get(state, ())
+
+
+def case_status(current: str, assignments: list[Assignment]) -> str:
+    """A case's status follows its assignments.
+
+    Pending until a unit accepts; dispatched, then on scene as the furthest
+    unit gets there; cleared once every unit that took the case has left the
+    scene; reported back once some have reported back and the rest cleared;
+    closed when all have reported back.
+    """
+    taken = [a for a in assignments if a.state not in ("OFFERED",) + ENDED_OFFER]
+    if not taken:
+        return "PENDING" if current not in ("CLOSED",) else current
+    states = {a.state for a in taken}
+    if states == {"REPORTED_BACK"}:
+        return "CLOSED"
+    if "ON_SCENE" in states:
+        return "ON_SCENE"
+    if states & {"ACCEPTED", "EN_ROUTE"}:
+        return "DISPATCHED"
+    if "REPORTED_BACK" in states:
+        return "REPORTED_BACK"
+    return "CLEARED"

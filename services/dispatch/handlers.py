@@ -1,4 +1,4 @@
-"""Dispatch use cases."""
+"""Dispatch use cases: a police report becomes a case, offered to the recommended units."""
 from __future__ import annotations
 
 import uuid
@@ -8,28 +8,37 @@ from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 
 from services.runtime import metrics
-from services.runtime.outbox import Outbox
 from services.runtime.timeutil import from_pb
 
-from .domain import DispatchCase, TimelineEntry, recommend_first_responder
+from .context import Dispatch
+from .domain import DispatchCase, TimelineEntry
 from .mapping import case_to_pb
-from .store import CaseRepository, UnitRepository
+from .offers import offer_recommended
+from .recommend import recommend
+from .store import CaseRepository, GridRepository, UnitRepository
 
 
-def open_case_for_report(conn, *, outbox: Outbox, report: intake_pb.Report, now: datetime) -> DispatchCase | None:
-    """A police report becomes a pending case for its station, with recommended units.
+def recommend_for(conn, d: Dispatch, case: DispatchCase, at: datetime, *, exclude: set[str] = frozenset()):
+    """(picks, gaps) for a case now, by the capability matrix."""
+    needs = d.matrix.needs(case.incident_type, at)
+    units = UnitRepository(conn, now=at, stale_before=d.stale_before(at)).available(d.matrix.all_kinds(needs))
+    return recommend(units, needs=needs, station_id=case.station_id, lon=case.lon, lat=case.lat,
+                     stale_before=d.stale_before(at), exclude=exclude, m=d.matrix)
 
-    Returns None when the report is not a police matter or already has a case.
+
+def open_case_for_report(conn, d: Dispatch, *, report: intake_pb.Report) -> DispatchCase | None:
+    """A police report becomes a pending case for its station, offered at once to the recommended units.
+
+    Returns None when the report is not a police matter, is a duplicate merged
+    into another report, or already has a case.
     """
-    if report.classification.category != intake_pb.CATEGORY_POLICE:
+    if report.classification.category != intake_pb.CATEGORY_POLICE or report.merged_into:
         return None
+    now = d.now()
     has_point = report.HasField("location") and report.location.HasField("point")
     lon = report.location.point.longitude if has_point else None
     lat = report.location.point.latitude if has_point else None
-    picks = recommend_first_responder(UnitRepository(conn).available(), station_id=report.station_id,
-                                      lon=lon, lat=lat)
     stamp = dict(actor="dispatch", roles=["service"], time=now)
-    detail = "；".join(f"{p.call_sign}：{p.reason}" for p in picks) or "暂无可用警力，待指挥员调派"
     case = DispatchCase(
         id=f"{now:%Y%m%d}-{uuid.uuid4().hex[:12]}",
         report=report.name,
@@ -43,16 +52,23 @@ def open_case_for_report(conn, *, outbox: Outbox, report: intake_pb.Report, now:
         lat=lat,
         address_text=report.address_text,
         summary=report.description[:200],
-        recommendations=picks,
+        recommendations=[],
         report_time=from_pb(report.receive_time) or now,
         create_time=now,
         update_time=now,
-        timeline=[TimelineEntry("OPENED", detail=f"由接警单 {report.name} 生成", **stamp),
-                  TimelineEntry("RECOMMENDED", detail=detail, **stamp)],
+        arrival_target_s=GridRepository(conn).arrival_target_s(report.grid_id),
     )
+    picks, gaps = recommend_for(conn, d, case, now)
+    case.recommendations = picks
+    detail = "；".join(f"{p.call_sign}：{p.reason}" for p in picks) or "暂无可用警力，待指挥员调派"
+    if gaps:
+        detail += "；暂无空闲的" + "、".join(g.label for g in gaps)
+    case.timeline = [TimelineEntry("OPENED", detail=f"由接警单 {report.name} 生成", **stamp),
+                     TimelineEntry("RECOMMENDED", detail=detail, **stamp)]
     if not CaseRepository(conn).add(case):
         return None
     if report.HasField("receive_time"):
         metrics.observe_sla_after_commit(conn, "dispatch", (case.create_time - case.report_time).total_seconds())
-    outbox.publish(conn, "dispatch.CaseCreated", case.name, pb.CaseCreated(dispatch_case=case_to_pb(case)))
+    d.outbox.publish(conn, "dispatch.CaseCreated", case.name, pb.CaseCreated(dispatch_case=case_to_pb(case)))
+    offer_recommended(conn, d, case, picks, now)
     return case

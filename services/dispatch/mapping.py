@@ -5,12 +5,34 @@ from smart110.common.v1 import common_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 
 from services.runtime.audit import timeline_to_pb
-from services.runtime.enums import enum_value
+from services.runtime.enums import enum_name, enum_value
 from services.runtime.timeutil import to_pb
 
-from .domain import DispatchCase, Unit
+from .domain import Assignment, DispatchCase, Recommendation, Unit, seconds_between
 
 
+def recommendation_to_pb(r: Recommendation) -> pb.Recommendation:
+    return pb.Recommendation(
+        unit=f"units/{r.unit_id}", call_sign=r.call_sign, kind=enum_value(pb.UnitKind, r.kind, "UNIT_KIND_"),
+        station_id=r.station_id, role=enum_value(pb.AssignmentRole, r.role, "ASSIGNMENT_ROLE_"),
+        distance_m=r.distance_m, eta_seconds=r.eta_seconds, reason=r.reason, capability=r.capability,
+        position_stale=r.position_stale, cross_station=r.cross_station)
+
+
+def _location(c: DispatchCase) -> common_pb2.Location | None:
+    if c.lon is None:
+        return None
+    return common_pb2.Location(point=common_pb2.GeoPoint(longitude=c.lon, latitude=c.lat))
+
+
+def case_summary_to_pb(c: DispatchCase) -> pb.DispatchCase:
+    """What an officer's phone needs about a case: where, what, how urgent."""
+    return pb.DispatchCase(
+        name=c.name, report=c.report, station_id=c.station_id, grid_id=c.grid_id, incident_type=c.incident_type,
+        priority=c.priority, level=enum_value(pb.CaseLevel, c.level, "CASE_LEVEL_"),
+        status=enum_value(pb.CaseStatus, c.status, "CASE_STATUS_"), location=_location(c),
+        address_text=c.address_text, summary=c.summary, report_time=to_pb(c.report_time),
+        arrival_target_seconds=c.arrival_target_s)
 
 
 def case_to_pb(c: DispatchCase) -> pb.DispatchCase:
@@ -18,31 +40,63 @@ def case_to_pb(c: DispatchCase) -> pb.DispatchCase:
         name=c.name, report=c.report, station_id=c.station_id, grid_id=c.grid_id, incident_type=c.incident_type,
         priority=c.priority, level=enum_value(pb.CaseLevel, c.level, "CASE_LEVEL_"),
         status=enum_value(pb.CaseStatus, c.status, "CASE_STATUS_"), address_text=c.address_text,
-        summary=c.summary,
-        recommendations=[
-            pb.Recommendation(
-                unit=f"units/{r.unit_id}", call_sign=r.call_sign, kind=enum_value(pb.UnitKind, r.kind, "UNIT_KIND_"),
-                station_id=r.station_id, role=enum_value(pb.AssignmentRole, r.role, "ASSIGNMENT_ROLE_"),
-                distance_m=r.distance_m, eta_seconds=r.eta_seconds, reason=r.reason)
-            for r in c.recommendations
-        ],
+        summary=c.summary, location=_location(c),
+        recommendations=[recommendation_to_pb(r) for r in c.recommendations],
+        assignments=[assignment_to_pb(a, c, summary=False) for a in c.assignments],
         report_time=to_pb(c.report_time), create_time=to_pb(c.create_time), update_time=to_pb(c.update_time),
+        arrival_target_seconds=c.arrival_target_s, accept_time=to_pb(c.accept_time),
+        accept_seconds=c.accept_seconds, arrive_time=to_pb(c.arrive_time), close_time=to_pb(c.close_time),
     )
-    if c.lon is not None:
-        msg.location.CopyFrom(common_pb2.Location(point=common_pb2.GeoPoint(longitude=c.lon, latitude=c.lat)))
     timeline_to_pb(c.timeline, msg.timeline)
     return msg
 
 
+def evidence_from_pb(items) -> list[dict]:
+    return [dict(kind=enum_name(common_pb2.AttachmentKind, a.kind, "ATTACHMENT_KIND_"), content_type=a.content_type,
+                 size_bytes=a.size_bytes, sha256=a.sha256.lower(), storage_uri=a.storage_uri) for a in items]
+
+
+def officers_to_pb(officers: list[dict], station_id: str) -> list[common_pb2.OfficerRef]:
+    return [common_pb2.OfficerRef(officer_id=o["officer_id"], display_name=o["name"], station_id=station_id)
+            for o in officers]
+
+
+def assignment_to_pb(a: Assignment, case: DispatchCase, *, summary: bool = True) -> pb.Assignment:
+    """An assignment with the SLA figures measured from the case's report (and the case summary)."""
+    arrival = seconds_between(case.report_time, a.arrive_time)
+    msg = pb.Assignment(
+        name=a.name, unit=a.unit, role=enum_value(pb.AssignmentRole, a.role, "ASSIGNMENT_ROLE_"),
+        state=enum_value(pb.AssignmentState, a.state, "ASSIGNMENT_STATE_"),
+        offer_time=to_pb(a.offer_time), offer_expire_time=to_pb(a.offer_expire_time),
+        accept_time=to_pb(a.accept_time), arrive_time=to_pb(a.arrive_time), clear_time=to_pb(a.clear_time),
+        report_back_time=to_pb(a.report_back_time),
+        outcome=enum_value(pb.Outcome, a.outcome, "OUTCOME_"), notes=a.notes,
+        evidence=[common_pb2.Attachment(
+            kind=enum_value(common_pb2.AttachmentKind, e["kind"], "ATTACHMENT_KIND_"),
+            content_type=e["content_type"], size_bytes=e["size_bytes"], sha256=e["sha256"],
+            storage_uri=e["storage_uri"]) for e in a.evidence],
+        officers=officers_to_pb(a.officers, a.station_id), station_id=a.station_id, call_sign=a.call_sign,
+        kind=enum_value(pb.UnitKind, a.kind, "UNIT_KIND_"), decline_reason=a.decline_reason,
+        en_route_time=to_pb(a.en_route_time), arrival_target_seconds=a.arrival_target_s,
+        reason=a.reason, version=a.version, update_time=to_pb(a.update_time), capability=a.capability,
+    )
+    if summary:
+        msg.case_summary.CopyFrom(case_summary_to_pb(case))
+    msg.accept_seconds = seconds_between(case.report_time, a.accept_time)
+    if a.arrive_time:
+        msg.arrival_seconds = arrival
+        msg.arrival_target_met = a.arrival_target_s > 0 and arrival <= a.arrival_target_s
+    return msg
+
+
 def unit_to_pb(u: Unit) -> pb.Unit:
+    status = u.status if u.on_duty else "OFF_DUTY"
     msg = pb.Unit(
         name=u.name, unit_id=u.unit_id, call_sign=u.call_sign, kind=enum_value(pb.UnitKind, u.kind, "UNIT_KIND_"),
         station_id=u.station_id, skills=u.skills, vehicle=u.vehicle,
-        officers=[common_pb2.OfficerRef(officer_id=o["officer_id"], display_name=o["name"], station_id=u.station_id)
-                  for o in u.officers],
-        status=enum_value(pb.UnitStatus, u.status, "UNIT_STATUS_"),
+        officers=officers_to_pb(u.officers, u.station_id),
+        status=enum_value(pb.UnitStatus, status, "UNIT_STATUS_"),
         position=common_pb2.GeoPoint(longitude=u.lon, latitude=u.lat), on_duty=u.on_duty,
+        position_stale=u.position_stale, position_time=to_pb(u.position_time),
     )
-    if u.position_time:
-        msg.position_time.CopyFrom(to_pb(u.position_time))
     return msg

@@ -63,6 +63,9 @@ class Runtime:
     idempotency: Idempotency
     feed: Feed
     consumers: list[FeedConsumer] = field(default_factory=list)
+    # Background workers (start()/stop()), run like consumers: started once the
+    # server serves, stopped when it drains.
+    workers: list = field(default_factory=list)
     _channels: list[grpc.Channel] = field(default_factory=list)
 
     def channel(self, service: str) -> grpc.Channel:
@@ -95,6 +98,8 @@ class Runtime:
             return response
 
     def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
         for consumer in self.consumers:
             consumer.stop()
         self.feed.close()
@@ -160,11 +165,15 @@ def serve(spec: ServiceSpec, settings: Settings) -> None:
     server.on_drain(rt.feed.close)
     for consumer in rt.consumers:
         server.on_drain(consumer.stop)
+    for worker in rt.workers:
+        server.on_drain(worker.stop)
     server.on_stop(rt.close)
     server.on_stop(telemetry.shutdown_tracing)
     server.start()
     for consumer in rt.consumers:
         consumer.start()
+    for worker in rt.workers:
+        worker.start()
     log.info("%s serving gRPC on port %d", spec.name, server.port, extra={"port": server.port})
     server.run_until_signal(settings.shutdown_grace_seconds)
 

@@ -73,6 +73,14 @@ class Feed:
         with self._cond:
             self._cond.notify_all()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def latest_sequence(self) -> int:
+        """The highest sequence committed to the outbox now."""
+        return self._max_sequence()
+
     def _export_metrics(self) -> None:
         # Computed when scraped: nothing on the streaming path but a dict write.
         service = metrics.service()

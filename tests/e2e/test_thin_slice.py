@@ -61,7 +61,10 @@ def test_report_becomes_a_case_for_the_station_with_jurisdiction(http, stack):
 
     again = http.get(f"/v1/{case['name']}")
     assert again.status_code == 200 and again.json()["report"] == report["name"]
-    assert [e["action"] for e in again.json()["timeline"]] == ["OPENED", "RECOMMENDED"]
+    actions = [e["action"] for e in again.json()["timeline"]]
+    assert actions[:2] == ["OPENED", "RECOMMENDED"]
+    # Offered at once to the recommended units' phones (派单).
+    assert actions[2:] == ["OFFERED"] * len(case["recommendations"])
 
 
 def test_one_trace_spans_gateway_intake_feed_dispatch_and_database(http, stack):
