@@ -5,19 +5,22 @@ from smart110.intake.v1 import intake_service_pb2 as pb
 from smart110.intake.v1 import intake_service_pb2_grpc as pb_grpc
 
 from services.runtime.app import Runtime, ServiceSpec, main
+from services.runtime.timeutil import now
 
+from . import followers, knowledge
 from .api import IntakeServicer
 from .store import metadata, runtime_tables, upsert_grid, upsert_station
 
 
 def build(rt: Runtime) -> list[tuple]:
+    followers.subscribe(rt)
     return [(pb_grpc.add_IntakeServiceServicer_to_server, IntakeServicer(rt),
              pb.DESCRIPTOR.services_by_name["IntakeService"].full_name)]
 
 
 def seed(rt: Runtime) -> None:
-    """Loads the sample city's stations and grids (idempotent)."""
-    from sampledata import city
+    """Loads the sample city's stations and grids and the consultation knowledge base (idempotent)."""
+    from sampledata import city, knowledge as knowledge_seed
 
     with rt.engine.begin() as conn:
         for s in city.stations():
@@ -26,6 +29,7 @@ def seed(rt: Runtime) -> None:
         for g in city.grids():
             upsert_grid(conn, dict(grid_id=g.grid_id, station_id=g.station_id, name=g.name,
                                    arrival_target_seconds=g.arrival_target_s, boundary=g.geojson()))
+        knowledge.upsert_seed(conn, knowledge_seed.entries(), now())
 
 
 SPEC = ServiceSpec(

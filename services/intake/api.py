@@ -18,6 +18,8 @@ from services.runtime.validation import (
 
 from . import handlers
 from .domain import JurisdictionIndex, validate_new_report
+from .handling_api import HandlingRpcs
+from .knowledge import KnowledgeBase
 from .mapping import attachments_from_pb, report_to_pb, station_to_pb
 from .store import ReportRepository, load_areas
 
@@ -42,10 +44,11 @@ class JurisdictionCache:
             return self._index
 
 
-class IntakeServicer(pb_grpc.IntakeServiceServicer):
+class IntakeServicer(HandlingRpcs, pb_grpc.IntakeServiceServicer):
     def __init__(self, rt: Runtime):
         self.rt = rt
         self.areas = JurisdictionCache(rt)
+        self.knowledge = KnowledgeBase(rt.engine)
 
     def ReportIncident(self, request: pb.ReportIncidentRequest, context) -> pb.Report:
         v = Violations()
@@ -75,7 +78,8 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
         return self.rt.idempotent(
             "ReportIncident", request, pb.Report,
             lambda conn: report_to_pb(handlers.report_incident(
-                conn, outbox=self.rt.outbox, index=self.areas.get(), fields=fields, actor=actor, now=now())),
+                conn, outbox=self.rt.outbox, index=self.areas.get(), fields=fields, actor=actor, now=now(),
+                knowledge=self.knowledge.index())),
         )
 
     def GetReport(self, request: pb.GetReportRequest, context) -> pb.Report:

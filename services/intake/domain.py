@@ -81,6 +81,13 @@ class Report:
     create_time: datetime
     update_time: datetime
     timeline: list[TimelineEntry] = field(default_factory=list)
+    # What happened after intake (see handling.py); filled when read back.
+    consultation: object | None = None
+    duplicates: list[str] = field(default_factory=list)
+    merge_reason: str = ""
+    dispatch_case: str = ""
+    work_order: str = ""
+    satisfaction_comment: str = ""
 
     @property
     def name(self) -> str:

@@ -9,7 +9,9 @@ from smart110.intake.v1 import intake_service_pb2 as pb
 from services.runtime.auth import AuthContext
 from services.runtime.outbox import Outbox
 
+from . import handling
 from .domain import JurisdictionIndex, Report, TimelineEntry, classify
+from .knowledge import KnowledgeIndex
 from .mapping import report_to_pb
 from .store import ReportRepository
 
@@ -27,7 +29,7 @@ def new_report_id(now: datetime) -> str:
 
 
 def report_incident(conn, *, outbox: Outbox, index: JurisdictionIndex, fields: dict, actor: AuthContext,
-                    now: datetime) -> Report:
+                    now: datetime, knowledge: KnowledgeIndex | None = None) -> Report:
     """Records a report: locate, route, classify, store, announce."""
     report_id = new_report_id(now)
     located = index.locate(fields["lon"], fields["lat"]) if fields["lon"] is not None else None
@@ -68,6 +70,8 @@ def report_incident(conn, *, outbox: Outbox, index: JurisdictionIndex, fields: d
         update_time=now,
         timeline=timeline,
     )
+    handling.before_store(conn, report, index=knowledge, actor=actor, now=now)  # duplicates, 即问即复
     ReportRepository(conn).add(report)
+    handling.after_store(conn, report, outbox=outbox, actor=actor, now=now)
     outbox.publish(conn, "intake.IncidentReported", report.name, pb.IncidentReported(report=report_to_pb(report)))
     return report

@@ -12,6 +12,7 @@ from services.runtime.enums import enum_name, enum_value
 from services.runtime.timeutil import to_pb
 
 from .domain import Attachment, Report, StationArea, GridArea
+from .handling_pb import fill_handling
 
 
 
@@ -67,6 +68,7 @@ def report_to_pb(r: Report, *, masked: bool = False) -> pb.Report:
         if value is not None:
             getattr(msg, field).CopyFrom(to_pb(value))
     timeline_to_pb(r.timeline, msg.timeline)
+    fill_handling(msg, r)
     return msg
 
 

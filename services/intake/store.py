@@ -4,8 +4,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
-    Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text, and_, or_,
-    select,
+    BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Identity, Index, Integer, MetaData, String, Table, Text,
+    and_, or_, select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
@@ -77,7 +77,63 @@ reports = Table(
 
 timeline = Timeline(timeline_table(metadata, "report_timeline", "report_id", "reports.id"), "report_id")
 
-TABLES = ["stations", "grids", "reports", "report_timeline"] + runtime_tables.names
+# -- consultations, knowledge base, duplicates and follow-up (即问即复、合并、回填) --
+
+# The consultation knowledge base (即问即复): seeded entries and experts' answers.
+knowledge_entries = Table(
+    "knowledge_entries", metadata,
+    Column("seq", BigInteger, Identity(always=True), unique=True, nullable=False),
+    Column("entry_id", String(40), primary_key=True),
+    Column("topic", String(20), nullable=False),
+    Column("question", Text, nullable=False),
+    Column("answer", Text, nullable=False),
+    Column("keywords", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("source", String(10), nullable=False),
+    Column("source_consultation", String(40), nullable=False, server_default=""),
+    Column("author", Text, nullable=False, server_default=""),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+)
+
+# One row per consultation report: answered at once, or queued for an expert (为民服务圈).
+consultations = Table(
+    "consultations", metadata,
+    Column("report_id", String(40), ForeignKey(f"{SCHEMA}.reports.id"), primary_key=True),
+    Column("question", Text, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("topic", String(20), nullable=False, server_default=""),
+    Column("answer", Text, nullable=False, server_default=""),
+    Column("entry_id", String(40), nullable=False, server_default=""),
+    Column("score", Float, nullable=False, server_default="0"),
+    Column("answered_at_once", Boolean, nullable=False, server_default="false"),
+    Column("expert", Text, nullable=False, server_default=""),
+    Column("expert_name", Text, nullable=False, server_default=""),
+    Column("suggestions", JSONB, nullable=False, server_default="[]"),
+    Column("station_id", String(20), nullable=False, server_default=""),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("claim_time", DateTime(timezone=True)),
+    Column("answer_time", DateTime(timezone=True)),
+    Index("consultations_status_time", "status", "create_time", "report_id"),
+)
+
+# What happened to a report after intake: merge reason, its dispatch case or
+# 12345 work order, the citizen's rating comment.
+report_handling = Table(
+    "report_handling", metadata,
+    Column("report_id", String(40), ForeignKey(f"{SCHEMA}.reports.id"), primary_key=True),
+    Column("merge_reason", Text, nullable=False, server_default=""),
+    Column("dispatch_case", String(60), nullable=False, server_default=""),
+    Column("work_order", String(60), nullable=False, server_default=""),
+    Column("satisfaction_comment", Text, nullable=False, server_default=""),
+    Column("rate_time", DateTime(timezone=True)),
+    Index("report_handling_case", "dispatch_case"),
+)
+
+# Duplicate search looks at recent reports near a point or from one caller.
+Index("reports_caller_time", reports.c.caller_phone, reports.c.receive_time)
+Index("reports_merged_into", reports.c.merged_into)
+
+TABLES = ["stations", "grids", "reports", "report_timeline", "knowledge_entries", "consultations",
+          "report_handling"] + runtime_tables.names
 
 
 def _report_values(r: Report) -> dict:
@@ -123,7 +179,9 @@ class ReportRepository:
         row = self.conn.execute(select(reports).where(reports.c.id == report_id)).first()
         if row is None:
             return None
-        return _to_report(row, timeline.of(self.conn, report_id))
+        from .handling import attach  # consultation, duplicates, follow-up links
+
+        return attach(self.conn, _to_report(row, timeline.of(self.conn, report_id)))
 
     def list(self, *, limit: int, after: tuple[datetime, str] | None, filters: dict) -> list[Report]:
         q = select(reports)

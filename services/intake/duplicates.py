@@ -1,0 +1,147 @@
+"""Duplicate reports merged into one master incident (重复警情合并).
+
+A new report is a duplicate of an open incident when both are police or both
+non-police matters and either
+- they lie close together (within `NEAR_METRES`) and were received close in
+  time (within `NEAR_WINDOW`), with compatible incident types, or
+- the same caller reports again within `CALLER_WINDOW` (compatible types, or
+  one of them unclassified: callers ringing again to ask where the police
+  are rarely repeat the words), or
+- neither has a point and they give the same address text within
+  `NEAR_WINDOW` with compatible types.
+The master is the earliest open report found (a report that is itself
+merged points to its master, so chains never form). Times are the reports'
+receive times, so replayed or back-dated reports merge as they would have.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select
+
+from .store import reports
+
+NEAR_METRES = 300.0
+NEAR_WINDOW = timedelta(minutes=30)
+CALLER_WINDOW = timedelta(minutes=60)
+# Incident types that describe the same kind of event seen by different people.
+COMPATIBLE_GROUPS = (
+    {"FIGHT", "ASSAULT", "DISPUTE", "DOMESTIC_VIOLENCE"},
+    {"FIRE", "GAS_LEAK", "EXPLOSION"},
+    {"TRAFFIC_ACCIDENT", "CONGESTION", "DRUNK_DRIVING"},
+    {"ROBBERY", "THEFT"},
+    {"MISSING_PERSON", "DROWNING_RISK", "TRAPPED"},
+    {"NOISE", "DISPUTE"},
+)
+# Types that say nothing of the event: compatible with any type from the same caller.
+VAGUE_TYPES = {"OTHER", "SILENT_ALARM", ""}
+# Statuses of an incident that is still being handled.
+OPEN_STATUSES = ("RECEIVED", "CLASSIFIED", "DISPATCHED", "REFERRED")
+MERGEABLE_CATEGORIES = ("POLICE", "NON_POLICE")
+
+
+def compatible(a: str, b: str) -> bool:
+    return a == b or any(a in g and b in g for g in COMPATIBLE_GROUPS)
+
+
+def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Haversine distance in metres."""
+    r = 6_371_000.0
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * r * math.asin(math.sqrt(h))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    report_id: str
+    category: str
+    incident_type: str
+    caller_phone: str
+    lon: float | None
+    lat: float | None
+    address_text: str
+    receive_time: datetime
+
+
+@dataclass(frozen=True)
+class DuplicateOf:
+    master_id: str
+    reason: str  # in Chinese, for the timeline and the report
+
+
+def match(new: Candidate, candidates: list[Candidate]) -> DuplicateOf | None:
+    """The open incident `new` repeats, if any: the earliest that matches a rule."""
+    if new.category not in MERGEABLE_CATEGORIES:
+        return None
+    found: list[tuple[datetime, str, str]] = []
+    for c in candidates:
+        if c.report_id == new.report_id or c.category != new.category:
+            continue
+        gap = abs(new.receive_time - c.receive_time)
+        minutes = gap.total_seconds() / 60
+        same_kind = compatible(new.incident_type, c.incident_type)
+        if new.caller_phone and new.caller_phone == c.caller_phone and gap <= CALLER_WINDOW and (
+                same_kind or new.incident_type in VAGUE_TYPES or c.incident_type in VAGUE_TYPES):
+            found.append((c.receive_time, c.report_id, f"同一来电人 {minutes:.0f} 分钟内再次报警"))
+            continue
+        if not same_kind or gap > NEAR_WINDOW:
+            continue
+        if None not in (new.lon, c.lon):
+            d = distance_m(new.lon, new.lat, c.lon, c.lat)
+            if d <= NEAR_METRES:
+                found.append((c.receive_time, c.report_id,
+                              f"与该警情相距 {d:.0f} 米、间隔 {minutes:.0f} 分钟，类型相同或相近"))
+        elif new.lon is None and c.lon is None and new.address_text and new.address_text == c.address_text:
+            found.append((c.receive_time, c.report_id, f"地址相同、间隔 {minutes:.0f} 分钟，类型相同或相近"))
+    if not found:
+        return None
+    _, master_id, reason = min(found)
+    return DuplicateOf(master_id, reason)
+
+
+def _candidate(row) -> Candidate:
+    return Candidate(row.id, row.category, row.incident_type, row.caller_phone, row.lon, row.lat,
+                     row.address_text, row.receive_time)
+
+
+def recent_open_reports(conn, new: Candidate) -> list[Candidate]:
+    """Open, unmerged reports that could be the incident `new` repeats (bounding box, caller or address)."""
+    window = max(NEAR_WINDOW, CALLER_WINDOW)
+    near = []
+    if new.lon is not None:
+        dlat = NEAR_METRES / 111_320.0
+        dlon = dlat / max(math.cos(math.radians(new.lat)), 0.2)
+        near.append(and_(reports.c.lon.between(new.lon - dlon, new.lon + dlon),
+                         reports.c.lat.between(new.lat - dlat, new.lat + dlat)))
+    if new.caller_phone:
+        near.append(reports.c.caller_phone == new.caller_phone)
+    if new.address_text and new.lon is None:
+        near.append(and_(reports.c.lon.is_(None), reports.c.address_text == new.address_text))
+    if not near:
+        return []
+    q = select(reports.c.id, reports.c.category, reports.c.incident_type, reports.c.caller_phone, reports.c.lon,
+               reports.c.lat, reports.c.address_text, reports.c.receive_time).where(
+        reports.c.receive_time.between(new.receive_time - window, new.receive_time + window),
+        reports.c.merged_into == "",
+        reports.c.status.in_(OPEN_STATUSES),
+        reports.c.category == new.category,
+        reports.c.id != new.report_id,
+        or_(*near),
+    ).order_by(reports.c.receive_time).limit(200)
+    return [_candidate(r) for r in conn.execute(q)]
+
+
+def find_master(conn, new: Candidate) -> DuplicateOf | None:
+    if new.category not in MERGEABLE_CATEGORIES:
+        return None
+    return match(new, recent_open_reports(conn, new))
+
+
+def candidate_of(report) -> Candidate:
+    c = report.classification
+    return Candidate(report.id, c.category, c.incident_type, report.caller_phone, report.lon, report.lat,
+                     report.address_text, report.receive_time)

@@ -1,0 +1,328 @@
+"""Consultations answered at once (即问即复) and the expert queue (为民服务圈).
+
+Search runs over an in-memory index of character bigrams and keywords, built
+from the `knowledge_entries` table at first use and rebuilt when an entry is
+added. Why not pg_trgm: the extension has to be created by a superuser while
+each service runs as a role that owns only its schema (a managed Postgres may
+not offer it at all), and trigrams fit Chinese poorly: most Chinese words are
+two characters, so the bigram is the unit that carries meaning. The knowledge
+base is small (hundreds to a few thousand entries), so a posting-list index
+in the process answers in well under a millisecond and rebuilds in a few
+milliseconds. Replicas notice entries added elsewhere by comparing the
+table's highest sequence number, read at most every few seconds.
+"""
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from services.runtime.audit import TimelineEntry
+from services.runtime.auth import AuthContext
+from services.runtime.errors import FailedPrecondition, NotFound, PermissionDenied
+
+from .store import consultations, knowledge_entries
+
+TOPICS = ("户政", "出入境", "交管", "治安", "反诈", "消防", "其他")
+# A consultation whose best answer scores at least this is answered at once.
+ANSWER_THRESHOLD = 0.4
+# How long a replica trusts its index before checking the table for new entries.
+REFRESH_CHECK_SECONDS = 2.0
+
+_RUNS = re.compile(r"[\u4e00-\u9fff]+|[a-z0-9]+")
+# Everyday words citizens use for the terms the answers are written in.
+SYNONYMS = {
+    "驾照": "驾驶证", "行车证": "行驶证", "电瓶车": "电动车", "户口本": "户口簿", "掉了": "丢了", "弄丢": "丢了",
+    "不见了": "丢了", "遗失": "丢失", "补领": "补办", "多久": "多长时间", "几天": "多长时间", "煤气": "燃气",
+    "身份证件": "身份证", "周六": "周末", "周日": "周末", "星期六": "周末", "星期天": "周末", "骗子": "诈骗",
+    "上班": "办公时间", "过期": "到期",
+}
+_SYNONYM = re.compile("|".join(sorted(map(re.escape, SYNONYMS), key=len, reverse=True)))
+
+
+def normalize(text: str) -> str:
+    return _SYNONYM.sub(lambda m: SYNONYMS[m.group(0)], text.lower())
+
+
+def grams(text: str) -> set[str]:
+    """Character bigrams of Chinese runs, whole tokens of Latin letters and digits."""
+    out: set[str] = set()
+    for run in _RUNS.findall(normalize(text)):
+        if run.isascii() or len(run) == 1:
+            out.add(run)
+        else:
+            out.update(run[i:i + 2] for i in range(len(run) - 1))
+    return out
+
+
+@dataclass(frozen=True)
+class Entry:
+    entry_id: str
+    topic: str
+    question: str
+    answer: str
+    keywords: tuple[str, ...] = ()
+    source: str = "SEED"
+    source_consultation: str = ""
+    create_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Match:
+    entry: Entry
+    score: float
+
+
+class KnowledgeIndex:
+    """Bigram postings over questions and keywords, weighted by inverse document frequency.
+
+    The score (0..1) blends three things: how much of the citizen's question
+    the entry explains (idf-weighted bigram coverage, bigrams never seen in
+    the base counting as unexplained), how much of the entry's own question
+    was asked, and how many of the entry's keywords occur in the question.
+    """
+
+    def __init__(self, entries: list[Entry]):
+        self.entries = list(entries)
+        self._question_grams = [grams(e.question) for e in self.entries]
+        self._all_grams = [q | grams(" ".join(e.keywords)) for q, e in zip(self._question_grams, self.entries)]
+        self._keywords = [tuple(normalize(k) for k in e.keywords if k) for e in self.entries]
+        postings: dict[str, list[int]] = {}
+        for i, gs in enumerate(self._all_grams):
+            for g in gs:
+                postings.setdefault(g, []).append(i)
+        n = max(len(self.entries), 1)
+        self._postings = postings
+        self._idf = {g: math.log(1 + n / len(ids)) for g, ids in postings.items()}
+        # A bigram the base has never seen is content no entry explains.
+        self._unseen = math.log(1 + n)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def search(self, query: str, *, topic: str = "", limit: int = 5) -> list[Match]:
+        q = grams(query)
+        if not q:
+            return []
+        text = normalize(query)
+        weight = {g: self._idf.get(g, self._unseen) for g in q}
+        total = sum(weight.values())
+        candidates: set[int] = set()
+        for g in q:
+            candidates.update(self._postings.get(g, ()))
+        matches = []
+        for i in candidates:
+            e = self.entries[i]
+            if topic and e.topic != topic:
+                continue
+            asked = sum(weight[g] for g in q & self._all_grams[i]) / total
+            own = self._question_grams[i]
+            own_total = sum(self._idf[g] for g in own) or 1.0
+            covered = sum(self._idf[g] for g in q & own) / own_total
+            keywords = self._keywords[i]
+            hits = sum(1 for k in keywords if k in text)
+            kw = min(1.0, hits / min(2, len(keywords))) if keywords else 0.0
+            score = 0.45 * asked + 0.25 * covered + 0.30 * kw
+            matches.append(Match(e, round(score, 4)))
+        matches.sort(key=lambda m: (-m.score, m.entry.entry_id))
+        return matches[:limit]
+
+
+def _entry(row) -> Entry:
+    return Entry(row.entry_id, row.topic, row.question, row.answer, tuple(row.keywords), row.source,
+                 row.source_consultation, row.create_time)
+
+
+def load_entries(conn) -> list[Entry]:
+    return [_entry(r) for r in conn.execute(select(knowledge_entries).order_by(knowledge_entries.c.seq))]
+
+
+def _latest_seq(conn) -> int:
+    return conn.execute(select(func.coalesce(func.max(knowledge_entries.c.seq), 0))).scalar_one()
+
+
+class KnowledgeBase:
+    """The index of one process, rebuilt when the table has gained entries."""
+
+    def __init__(self, engine, clock=time.monotonic):
+        self.engine = engine
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._index = KnowledgeIndex([])
+        self._seq = -1
+        self._checked = float("-inf")
+
+    def index(self, conn=None) -> KnowledgeIndex:
+        """The current index; inside a transaction pass `conn` to see its own additions."""
+        with self._lock:
+            if conn is None and self.clock() - self._checked < REFRESH_CHECK_SECONDS:
+                return self._index
+            if conn is None:
+                with self.engine.connect() as c:
+                    self._refresh(c)
+            else:
+                self._refresh(conn)
+            self._checked = self.clock()
+            return self._index
+
+    def _refresh(self, conn) -> None:
+        seq = _latest_seq(conn)
+        if seq != self._seq:
+            self._index = KnowledgeIndex(load_entries(conn))
+            self._seq = seq
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._checked = float("-inf")
+
+
+def upsert_seed(conn, seeds, now: datetime) -> int:
+    """Loads seed entries, new ones only (idempotent); returns how many were added."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    rows = [dict(entry_id=s.entry_id, topic=s.topic, question=s.question, answer=s.answer,
+                 keywords=list(s.keywords), source="SEED", create_time=now) for s in seeds]
+    if not rows:
+        return 0
+    result = conn.execute(insert(knowledge_entries).values(rows).on_conflict_do_nothing(
+        index_elements=["entry_id"]).returning(knowledge_entries.c.entry_id))
+    return len(result.fetchall())
+
+
+# -- consultations ------------------------------------------------------------
+
+@dataclass
+class Consultation:
+    report_id: str
+    question: str
+    status: str  # QUEUED, CLAIMED, ANSWERED
+    topic: str = ""
+    answer: str = ""
+    entry_id: str = ""
+    score: float = 0.0
+    answered_at_once: bool = False
+    expert: str = ""
+    expert_name: str = ""
+    suggestions: list[dict] = field(default_factory=list)
+    station_id: str = ""
+    create_time: datetime | None = None
+    claim_time: datetime | None = None
+    answer_time: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        return f"consultations/{self.report_id}"
+
+
+def _consultation(row) -> Consultation:
+    return Consultation(
+        report_id=row.report_id, question=row.question, status=row.status, topic=row.topic, answer=row.answer,
+        entry_id=row.entry_id, score=row.score, answered_at_once=row.answered_at_once, expert=row.expert,
+        expert_name=row.expert_name, suggestions=list(row.suggestions), station_id=row.station_id,
+        create_time=row.create_time, claim_time=row.claim_time, answer_time=row.answer_time,
+    )
+
+
+def get_consultation(conn, report_id: str, *, for_update: bool = False) -> Consultation | None:
+    q = select(consultations).where(consultations.c.report_id == report_id)
+    if for_update:
+        q = q.with_for_update()
+    row = conn.execute(q).first()
+    return _consultation(row) if row else None
+
+
+def list_consultations(conn, *, statuses: tuple[str, ...], expert: str, limit: int,
+                       after: tuple[datetime, str] | None) -> list[Consultation]:
+    from sqlalchemy import and_, or_
+
+    q = select(consultations).where(consultations.c.status.in_(statuses))
+    if expert:
+        q = q.where(consultations.c.expert == expert)
+    if after:
+        t, rid = after
+        q = q.where(or_(consultations.c.create_time > t,
+                        and_(consultations.c.create_time == t, consultations.c.report_id > rid)))
+    q = q.order_by(consultations.c.create_time, consultations.c.report_id).limit(limit)
+    return [_consultation(r) for r in conn.execute(q)]
+
+
+def save_consultation(conn, c: Consultation) -> None:
+    from sqlalchemy.dialects.postgresql import insert
+
+    values = dict(report_id=c.report_id, question=c.question, status=c.status, topic=c.topic, answer=c.answer,
+                  entry_id=c.entry_id, score=c.score, answered_at_once=c.answered_at_once, expert=c.expert,
+                  expert_name=c.expert_name, suggestions=c.suggestions, station_id=c.station_id,
+                  create_time=c.create_time, claim_time=c.claim_time, answer_time=c.answer_time)
+    stmt = insert(consultations).values(**values)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["report_id"], set_={
+        k: stmt.excluded[k] for k in values if k != "report_id"}))
+
+
+def consult(question: str, index: KnowledgeIndex, *, report_id: str, station_id: str,
+            now: datetime) -> Consultation:
+    """At intake: the best knowledge-base answer when it is good enough, else a place in the queue."""
+    matches = index.search(question, limit=3)
+    best = matches[0] if matches else None
+    if best is not None and best.score >= ANSWER_THRESHOLD:
+        return Consultation(
+            report_id=report_id, question=question, status="ANSWERED", topic=best.entry.topic,
+            answer=best.entry.answer, entry_id=best.entry.entry_id, score=best.score, answered_at_once=True,
+            station_id=station_id, create_time=now, answer_time=now,
+        )
+    return Consultation(
+        report_id=report_id, question=question, status="QUEUED", topic=best.entry.topic if best else "",
+        score=best.score if best else 0.0, station_id=station_id, create_time=now,
+        suggestions=[{"entry_id": m.entry.entry_id, "topic": m.entry.topic, "question": m.entry.question,
+                      "answer": m.entry.answer, "score": m.score} for m in matches],
+    )
+
+
+EXPERT_ROLES = ("expert",)
+
+
+def claim(c: Consultation, actor: AuthContext, now: datetime) -> TimelineEntry:
+    """An expert officer takes a queued consultation."""
+    if c.status == "ANSWERED":
+        raise FailedPrecondition(f"{c.name} is already answered", reason="CONSULTATION_ANSWERED")
+    if c.status == "CLAIMED":
+        if c.expert == actor.subject:
+            raise FailedPrecondition(f"{c.name} is already claimed by you", reason="CONSULTATION_CLAIMED")
+        raise FailedPrecondition(f"{c.name} is claimed by {c.expert_name or c.expert}",
+                                 reason="CONSULTATION_CLAIMED", metadata={"expert": c.expert})
+    c.status, c.expert, c.expert_name, c.claim_time = "CLAIMED", actor.subject, actor.name, now
+    return TimelineEntry("CONSULTATION_CLAIMED", actor.subject, sorted(actor.roles), now,
+                         f"专家 {actor.name or actor.subject} 认领咨询")
+
+
+def answer(c: Consultation, actor: AuthContext, *, text: str, entry_id: str, topic: str,
+           now: datetime) -> TimelineEntry:
+    """The expert who claimed it answers; the answer becomes knowledge entry `entry_id`."""
+    if c.status == "ANSWERED":
+        raise FailedPrecondition(f"{c.name} is already answered", reason="CONSULTATION_ANSWERED")
+    if c.status != "CLAIMED":
+        raise FailedPrecondition(f"{c.name} must be claimed before it is answered", reason="CONSULTATION_NOT_CLAIMED")
+    if c.expert != actor.subject:
+        raise PermissionDenied(f"{c.name} is claimed by another expert", reason="CLAIMED_BY_ANOTHER_EXPERT",
+                               metadata={"expert": c.expert})
+    c.status, c.answer, c.entry_id, c.topic, c.answer_time = "ANSWERED", text, entry_id, topic, now
+    return TimelineEntry("CONSULTATION_ANSWERED", actor.subject, sorted(actor.roles), now,
+                         f"专家 {actor.name or actor.subject} 答复，答复已加入知识库（{entry_id}）")
+
+
+def add_entry(conn, *, entry_id: str, topic: str, question: str, text: str, keywords: list[str],
+              consultation: str, author: str, now: datetime) -> Entry:
+    conn.execute(knowledge_entries.insert().values(
+        entry_id=entry_id, topic=topic, question=question, answer=text, keywords=keywords, source="EXPERT",
+        source_consultation=consultation, author=author, create_time=now))
+    return Entry(entry_id, topic, question, text, tuple(keywords), "EXPERT", consultation, now)
+
+
+def require(c: Consultation | None, name: str) -> Consultation:
+    if c is None:
+        raise NotFound(name)
+    return c
