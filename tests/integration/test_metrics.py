@@ -10,8 +10,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import eventually
 from tools.token import mint
 
-FIGHT = {"channel": "CHANNEL_PHONE", "caller": {"phoneNumber": "13800138000"},
-         "location": {"point": {"longitude": 114.30, "latitude": 30.58}},
+# A place and caller of its own: intake merges a repeat of another test's incident into it.
+FIGHT = {"channel": "CHANNEL_PHONE", "caller": {"phoneNumber": "13900139001"},
+         "location": {"point": {"longitude": 114.26, "latitude": 30.61}},
          "description": "小区门口有两个人打架"}
 REPORT_INCIDENT = "smart110.intake.v1.IntakeService/ReportIncident"
 

@@ -23,11 +23,23 @@ def percentiles(samples: list[float]) -> dict:
             "mean_ms": round(statistics.fmean(s) * 1000, 2), "max_ms": round(s[-1] * 1000, 2)}
 
 
-def report_json(i: int) -> dict:
-    lon, lat = POINTS[i % len(POINTS)]
+def _fight(i: int, lon: float, lat: float) -> dict:
     return {"requestId": uuid.uuid4().hex, "report": {
-        "channel": "CHANNEL_PHONE", "caller": {"phoneNumber": "13800138000"},
-        "location": {"point": {"longitude": lon, "latitude": lat}}, "description": f"压测警情{i}：有人打架"}}
+        "channel": "CHANNEL_PHONE", "caller": {"phoneNumber": f"138{i % 10**8:08d}"},
+        "location": {"point": {"longitude": round(lon, 6), "latitude": round(lat, 6)}},
+        "description": f"压测警情{i}：有人打架"}}
+
+
+def report_json(i: int) -> dict:
+    """Load: each report its own caller and, for the first 400, its own place about 400 m from
+    the others; later ones repeat earlier places, and intake may merge them as duplicates."""
+    cell = i % 400
+    return _fight(i, 114.27 + (cell % 20) * 0.004, 30.54 + (cell // 20) * 0.004)
+
+
+def incident_json(i: int) -> dict:
+    """A new incident (i < 40) in a corner of the city the load never touches: never a duplicate."""
+    return _fight(10**7 + i, 114.40 + (i % 10) * 0.004, 30.60 + (i // 10) * 0.004)
 
 
 async def run_load(name: str, call, concurrency: int, seconds: float) -> dict:

@@ -25,7 +25,7 @@ import httpx
 from smart110.common.v1 import common_pb2
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from smart110.intake.v1 import intake_service_pb2_grpc as intake_grpc
-from tools.benches._common import POINTS, percentiles, report_json, run_load
+from tools.benches._common import POINTS, incident_json, percentiles, report_json, run_load
 from tools.devstack import Stack
 from tools.token import mint
 
@@ -77,7 +77,7 @@ async def bench(stack: Stack, concurrency: int, seconds: float, say) -> dict:
 
         # Let dispatch work through the load's backlog first, so the next
         # figure is the latency of one report, not time spent in a queue.
-        last = (await http.post("/v1/reports", json=report_json(0))).json()["name"]
+        last = (await http.post("/v1/reports", json=incident_json(39))).json()["name"]
         t0 = time.perf_counter()
         while not (await http.get("/v1/cases", params={"report": last})).json()["cases"]:
             if time.perf_counter() - t0 > 300:
@@ -90,7 +90,7 @@ async def bench(stack: Stack, concurrency: int, seconds: float, say) -> dict:
         samples = []
         timeouts = 0
         for i in range(30):
-            resp = await http.post("/v1/reports", json=report_json(i))
+            resp = await http.post("/v1/reports", json=incident_json(i))
             t0 = time.perf_counter()
             name = resp.json()["name"]
             while True:
