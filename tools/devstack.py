@@ -30,6 +30,9 @@ SERVICES = {  # service name -> python package
     "scoring": "services.scoring",
 }
 DEFAULT_PORTS = {"intake": 50051, "dispatch": 50052, "referral": 50053, "alerts": 50054, "scoring": 50055}
+# Stand-ins for partner systems outside the suite, speaking their real contracts.
+PARTNERS = {"antifraud": "tools.fake_antifraud"}
+DEFAULT_PARTNER_PORTS = {"antifraud": 50060}
 
 
 def say(msg: str) -> None:
@@ -55,6 +58,7 @@ class Ports:
     admin: int
     otlp: int
     metrics: dict[str, int] = field(default_factory=dict)  # Prometheus /metrics per service
+    partners: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PARTNER_PORTS))
 
     @classmethod
     def default(cls) -> "Ports":
@@ -63,7 +67,7 @@ class Ports:
     @classmethod
     def free(cls) -> "Ports":
         return cls({s: free_port() for s in SERVICES}, free_port(), free_port(), free_port(),
-                   {s: free_port() for s in SERVICES})
+                   {s: free_port() for s in SERVICES}, {p: free_port() for p in PARTNERS})
 
 
 @dataclass
@@ -126,7 +130,7 @@ class Stack:
         env["LOG_LEVEL"] = self.log_level
         env["OTEL_TRACES_EXPORTER"] = "otlp"
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{self.ports.otlp}"
-        for svc, port in self.ports.services.items():
+        for svc, port in {**self.ports.services, **self.ports.partners}.items():
             env[f"{svc.upper()}_ADDR"] = f"127.0.0.1:{port}"
         env.pop("ADMIN_DATABASE_URL", None)
         if service:
@@ -167,6 +171,14 @@ class Stack:
 
         self._sink = TraceSink(self.ports.otlp, self.traces_path)
         self._sink.start()
+
+    def start_partners(self) -> None:
+        for name, module in PARTNERS.items():
+            log = open(self.logs / f"{name}.log", "a")
+            self._procs[name] = subprocess.Popen(
+                [sys.executable, "-m", module, "--port", str(self.ports.partners[name])], env=self._env(), cwd=ROOT,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            log.close()
 
     def start_service(self, svc: str) -> None:
         log = open(self.logs / f"{svc}.log", "a")
@@ -251,6 +263,8 @@ class Stack:
         self.start_database()
         self.prepare_databases()
         self.start_trace_sink()
+        say("starting partner stand-ins: " + ", ".join(PARTNERS))
+        self.start_partners()
         say("starting services: " + ", ".join(SERVICES))
         for svc in SERVICES:
             self.start_service(svc)
@@ -266,6 +280,8 @@ class Stack:
             self.stop_service("gateway")
         for svc in reversed(list(SERVICES)):
             self.stop_service(svc)
+        for name in PARTNERS:
+            self.stop_service(name)
         if self._sink:
             self._sink.stop()
             self._sink = None
@@ -303,6 +319,7 @@ Smart110 is running.
   gateway (HTTP/JSON, gRPC, gRPC-Web): {stack.gateway_url}
   health:                              {stack.gateway_url}/healthz
   services (gRPC):                     {', '.join(f'{s}={stack.address(s)}' for s in SERVICES)}
+  partner stand-ins (gRPC):            {', '.join(f'{p}=127.0.0.1:{stack.ports.partners[p]}' for p in PARTNERS)}
   metrics (Prometheus):                {', '.join(f'{s}={stack.metrics_url(s)}' for s in SERVICES)}
   logs: {stack.logs}/   traces: {stack.traces_path}
 

@@ -13,7 +13,7 @@ from services.runtime.app import Runtime, ServiceSpec, main
 from services.runtime.consumer import Subscription
 from services.runtime.timeutil import now
 
-from . import handlers, offers, roster
+from . import antifraud, handlers, offers, roster
 from .api import DispatchServicer
 from .context import Dispatch, DispatchSettings
 from .store import GridRepository, UnitRepository, metadata, runtime_tables
@@ -29,6 +29,7 @@ def build(rt: Runtime, *, settings: DispatchSettings | None = None, clock: Calla
         "intake.IncidentReported": Subscription(intake_pb.IncidentReported, on_incident_reported),
     })
     hub = offers.AssignmentHub(rt.feed)
+    antifraud.start_sender(rt)
     rt.workers.append(offers.OfferSweeper(d, rt.engine))
     rt.workers.append(hub)
     return [(pb_grpc.add_DispatchServiceServicer_to_server, DispatchServicer(rt, d, hub),

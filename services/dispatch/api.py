@@ -19,7 +19,8 @@ from services.runtime.validation import (
     Violations, decode_page_token, paginate, resource_id, time_keyset,
 )
 
-from . import handlers, lifecycle, offers, roster
+from . import caseinfo, handlers, lifecycle, offers, roster
+from .api_handling import HandlingServicer
 from .context import Dispatch
 from .domain import ADVANCE_TARGETS, ENDED_OFFER
 from .lifecycle import COMMAND_ROLES
@@ -55,7 +56,7 @@ def check_evidence(items, v: Violations) -> None:
             v.check(bool(re.fullmatch(r"[0-9a-fA-F]{64}", a.sha256)), f"{f}.sha256", "must be 64 hex digits")
 
 
-class DispatchServicer(pb_grpc.DispatchServiceServicer):
+class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
     def __init__(self, rt: Runtime, d: Dispatch, hub: offers.AssignmentHub):
         self.rt = rt
         self.d = d
@@ -68,9 +69,9 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
         v.raise_if_any()
         with self.rt.engine.connect() as conn:
             case = CaseRepository(conn).get(case_id)
-        if case is None:
-            raise NotFound(request.name)
-        return case_to_pb(case)
+            if case is None:
+                raise NotFound(request.name)
+            return caseinfo.case_message(conn, case)
 
     def ListCases(self, request: pb.ListCasesRequest, context) -> pb.ListCasesResponse:
         v = Violations()
@@ -86,8 +87,9 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
                 limit=size + 1, after=after, station_id=request.station_id,
                 status=enum_name(pb.CaseStatus, request.status, "CASE_STATUS_"), report=request.report,
                 levels=levels)
-        page, next_token = paginate(rows, size, lambda c: {"t": c.create_time.isoformat(), "id": c.id})
-        return pb.ListCasesResponse(cases=[case_to_pb(c) for c in page], next_page_token=next_token)
+            page, next_token = paginate(rows, size, lambda c: {"t": c.create_time.isoformat(), "id": c.id})
+            messages = caseinfo.fill(conn, [case_to_pb(c) for c in page])
+        return pb.ListCasesResponse(cases=messages, next_page_token=next_token)
 
     def RecommendUnits(self, request: pb.RecommendUnitsRequest, context) -> pb.RecommendUnitsResponse:
         auth.current().require_role(*RECOMMEND_ROLES)

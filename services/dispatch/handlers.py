@@ -10,9 +10,10 @@ from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from services.runtime import metrics
 from services.runtime.timeutil import from_pb
 
+from . import antifraud, escalation
+from .caseinfo import case_message
 from .context import Dispatch
 from .domain import DispatchCase, TimelineEntry
-from .mapping import case_to_pb
 from .offers import offer_recommended
 from .recommend import recommend
 from .store import CaseRepository, GridRepository, UnitRepository
@@ -46,7 +47,7 @@ def open_case_for_report(conn, d: Dispatch, *, report: intake_pb.Report) -> Disp
         grid_id=report.grid_id,
         incident_type=report.classification.incident_type,
         priority=report.classification.priority,
-        level="STATION",
+        level=escalation.initial_level(report.classification.incident_type, report.classification.priority),
         status="PENDING",
         lon=lon,
         lat=lat,
@@ -67,8 +68,9 @@ def open_case_for_report(conn, d: Dispatch, *, report: intake_pb.Report) -> Disp
                      TimelineEntry("RECOMMENDED", detail=detail, **stamp)]
     if not CaseRepository(conn).add(case):
         return None
+    antifraud.hand_off_new_case(conn, case, report, now)
     if report.HasField("receive_time"):
         metrics.observe_sla_after_commit(conn, "dispatch", (case.create_time - case.report_time).total_seconds())
-    d.outbox.publish(conn, "dispatch.CaseCreated", case.name, pb.CaseCreated(dispatch_case=case_to_pb(case)))
+    d.outbox.publish(conn, "dispatch.CaseCreated", case.name, pb.CaseCreated(dispatch_case=case_message(conn, case)))
     offer_recommended(conn, d, case, picks, now)
     return case

@@ -5,8 +5,8 @@ from dataclasses import fields as dataclass_fields
 from datetime import datetime
 
 from sqlalchemy import (
-    Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text, and_, exists, or_, select,
-    text,
+    BigInteger, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text, and_, exists,
+    or_, select, text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
@@ -367,3 +367,39 @@ class AssignmentRepository:
              .where(assignments.c.state == "OFFERED", assignments.c.offer_expire_time <= now)
              .order_by(assignments.c.offer_expire_time).limit(limit).with_for_update(skip_locked=True))
         return [(r.case_id, r.id) for r in self.conn.execute(q)]
+
+
+# -- Emergency stop-payment hand-offs (紧急止付) ----------------------------------
+# A durable outbox of requests to the anti-fraud centre: a row is written in
+# the transaction that decides the hand-off and stays until the centre's
+# result is final (services/dispatch/antifraud.py delivers it).
+stop_payments = Table(
+    "stop_payments", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("case_id", String(40), ForeignKey(f"{SCHEMA}.cases.id"), nullable=False, index=True),
+    # Sent to the centre on every attempt; the centre deduplicates on it.
+    Column("idempotency_key", String(120), nullable=False, unique=True),
+    Column("state", String(30), nullable=False),
+    Column("banks", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("victim_account", String(40), nullable=False, server_default=""),
+    Column("amount_fen", BigInteger, nullable=False, server_default="0"),
+    Column("victim_name", Text, nullable=False, server_default=""),
+    Column("victim_phone", String(40), nullable=False, server_default=""),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("requested_by", Text, nullable=False),
+    Column("requested_roles", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("receipt_id", String(80), nullable=False, server_default=""),
+    Column("frozen_amount_fen", BigInteger, nullable=False, server_default="0"),
+    Column("result_text", Text, nullable=False, server_default=""),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("checks", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=False, server_default=""),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("deliver_time", DateTime(timezone=True)),
+    Column("result_time", DateTime(timezone=True)),
+    # Due work (deliver or ask for the result); NULL once the result is final.
+    Column("next_attempt_time", DateTime(timezone=True)),
+    Index("stop_payments_due", "next_attempt_time", postgresql_where=text("next_attempt_time IS NOT NULL")),
+)
+
+TABLES += ["stop_payments"]

@@ -68,8 +68,8 @@ class Runtime:
     workers: list = field(default_factory=list)
     _channels: list[grpc.Channel] = field(default_factory=list)
 
-    def channel(self, service: str) -> grpc.Channel:
-        ch = grpc.insecure_channel(service_address(service))
+    def channel(self, service: str, options: list[tuple] | None = None) -> grpc.Channel:
+        ch = grpc.insecure_channel(service_address(service), options=options)
         self._channels.append(ch)
         return ch
 

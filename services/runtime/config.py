@@ -13,6 +13,12 @@ DEFAULT_PORTS = {
     "scoring": 50055,
 }
 
+# Partner systems outside the suite, where they listen in development
+# (`<PARTNER>_ADDR` overrides, as for the services).
+PARTNER_PORTS = {
+    "antifraud": 50060,
+}
+
 # Prometheus metrics port (METRICS_PORT); 0 turns the endpoint off.
 DEFAULT_METRICS_PORT = 9464
 
@@ -42,8 +48,9 @@ def env_float(name: str, default: float) -> float:
 
 
 def service_address(service: str) -> str:
-    """Where another service listens: `<SERVICE>_ADDR`, else localhost and its default port."""
-    return env_str(f"{service.upper()}_ADDR", f"127.0.0.1:{DEFAULT_PORTS[service]}")
+    """Where another service or a partner system listens: `<SERVICE>_ADDR`, else localhost and its default port."""
+    port = DEFAULT_PORTS.get(service) or PARTNER_PORTS[service]
+    return env_str(f"{service.upper()}_ADDR", f"127.0.0.1:{port}")
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,17 @@ class Feed:
         with self._cond:
             self._cond.notify_all()
 
+    def wait_for_new(self, after: int, timeout: float) -> int:
+        """Waits until an event past sequence `after` commits, `timeout` passes or the feed closes.
+
+        Returns the latest sequence known. Lets a background job wake on the
+        same notification as the streams instead of polling.
+        """
+        with self._cond:
+            if self._latest <= after and not self._closed.is_set():
+                self._cond.wait(timeout)
+            return self._latest
+
     @property
     def closed(self) -> bool:
         return self._closed.is_set()
