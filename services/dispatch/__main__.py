@@ -29,7 +29,7 @@ def build(rt: Runtime, *, settings: DispatchSettings | None = None, clock: Calla
         "intake.IncidentReported": Subscription(intake_pb.IncidentReported, on_incident_reported),
     })
     hub = offers.AssignmentHub(rt.feed)
-    antifraud.start_sender(rt)
+    antifraud.start_sender(rt, clock=clock)
     rt.workers.append(offers.OfferSweeper(d, rt.engine))
     rt.workers.append(hub)
     return [(pb_grpc.add_DispatchServiceServicer_to_server, DispatchServicer(rt, d, hub),

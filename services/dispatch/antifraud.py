@@ -427,13 +427,14 @@ class StopPaymentSender:
         _announce(conn, self.outbox, row.case_id, action, now)
 
 
-def start_sender(rt) -> StopPaymentSender:
+def start_sender(rt, *, clock: Callable[[], datetime] = timeutil.now) -> StopPaymentSender:
     """The service's sender, to the centre at ANTIFRAUD_ADDR (retry delays from the environment)."""
     from services.runtime.config import env_float
 
     policy = RetryPolicy(base_seconds=env_float("ANTIFRAUD_RETRY_BASE_SECONDS", 1.0),
                          cap_seconds=env_float("ANTIFRAUD_RETRY_MAX_SECONDS", 60.0))
     sender = StopPaymentSender(engine=rt.engine, outbox=rt.outbox,
-                               channel=rt.channel("antifraud", PARTNER_CHANNEL_OPTIONS), policy=policy, feed=rt.feed)
+                               channel=rt.channel("antifraud", PARTNER_CHANNEL_OPTIONS), policy=policy, feed=rt.feed,
+                               clock=clock)
     rt.workers.append(sender)
     return sender

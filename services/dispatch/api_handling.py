@@ -9,7 +9,7 @@ import re
 from smart110.common.v1 import events_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 
-from services.runtime import auth, timeutil
+from services.runtime import auth
 from services.runtime.enums import enum_name, enum_value
 from services.runtime.errors import PermissionDenied
 from services.runtime.validation import Violations, resource_id
@@ -34,7 +34,7 @@ def actor() -> tuple[str, list[str]]:
 
 
 class HandlingServicer:
-    """Needs `self.rt` (the service's Runtime)."""
+    """Needs `self.rt` (the service's Runtime) and `self.d` (its Dispatch context)."""
 
     def RequestStopPayment(self, request: pb.RequestStopPaymentRequest, context) -> pb.StopPayment:
         auth.current().require_role(*STOP_PAYMENT_ROLES)
@@ -52,7 +52,7 @@ class HandlingServicer:
             lambda conn: antifraud.request_stop_payment(
                 conn, outbox=self.rt.outbox, case_id=case_id, bank=request.bank.strip(),
                 victim_account=request.victim_account, amount=request.amount_fen, actor=who, roles=roles,
-                now=timeutil.now()))
+                now=self.d.now()))
 
     def EscalateCase(self, request: pb.EscalateCaseRequest, context) -> pb.DispatchCase:
         who = auth.current()
@@ -71,7 +71,7 @@ class HandlingServicer:
             "EscalateCase", request, pb.DispatchCase,
             lambda conn: escalation.change_level(
                 conn, outbox=self.rt.outbox, case_id=case_id, level=level, reason=request.reason.strip(),
-                actor=subject, roles=roles, station=who.station, now=timeutil.now()))
+                actor=subject, roles=roles, station=who.station, now=self.d.now()))
 
     def WatchCases(self, request: pb.WatchCasesRequest, context):
         who = auth.current()
@@ -122,5 +122,7 @@ class HandlingServicer:
         elif not request.HasField("bounds"):
             v.add("bounds", "is required unless station_id is given")
         v.raise_if_any()
+        at = self.d.now()
         with self.rt.engine.connect() as conn:
-            return situation.situation(conn, box=box, station_id=request.station_id)
+            return situation.situation(conn, box=box, station_id=request.station_id, at=at,
+                                       stale_before=self.d.stale_before(at))

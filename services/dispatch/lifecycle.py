@@ -21,7 +21,8 @@ from .context import Dispatch, entry
 from .domain import (
     KIND_LABELS, OUTCOME_LABELS, STATE_LABELS, UNIT_STATUS_FOR, Assignment, DispatchCase, can_move, case_status,
 )
-from .mapping import assignment_to_pb, case_to_pb, officers_to_pb
+from .caseinfo import case_message
+from .mapping import assignment_to_pb, officers_to_pb
 from .store import AssignmentRepository, CaseRepository, UnitRepository
 
 # Roles that may act on any unit's assignment (besides the unit's own officers).
@@ -86,7 +87,7 @@ def record(conn, d: Dispatch, case: DispatchCase, a: Assignment, *, previous: st
         grid_id=case.grid_id, report_time=to_pb(case.report_time), priority=case.priority))
     if case.status != status_before:
         d.outbox.publish(conn, "dispatch.CaseUpdated", case.name,
-                         pb.CaseUpdated(dispatch_case=case_to_pb(case), action=case.status))
+                         pb.CaseUpdated(dispatch_case=case_message(conn, case), action=case.status))
     return msg
 
 

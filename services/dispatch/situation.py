@@ -13,7 +13,7 @@ from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 from services.runtime.validation import Violations
 
 from .mapping import case_to_pb, unit_to_pb
-from .store import _to_case, _to_unit, cases, units
+from .store import _to_case, _to_unit, cases, on_duty_at, units
 
 # A case is on the map until the citizen has been told the outcome (回告).
 ACTIVE_STATUSES = ("PENDING", "DISPATCHED", "ON_SCENE", "CLEARED")
@@ -66,20 +66,22 @@ def active_cases(conn, *, box: Box | None = None, station_ids=(), levels=None, l
     return [_to_case(r, []) for r in conn.execute(q)]
 
 
-def units_in(conn, *, box: Box | None, station_id: str = "", limit: int = MAX_UNITS):
-    q = select(units).where(units.c.on_duty.is_(True))
+def units_in(conn, *, box: Box | None, station_id: str = "", at, stale_before, limit: int = MAX_UNITS):
+    """Units on duty (by the roster) at `at`."""
+    q = select(units, on_duty_at(at).label("on_duty")).where(on_duty_at(at))
     if box is not None:
         q = q.where(units.c.lon.between(box.west, box.east), units.c.lat.between(box.south, box.north))
     if station_id:
         q = q.where(units.c.station_id == station_id)
-    return [_to_unit(r) for r in conn.execute(q.order_by(units.c.unit_id).limit(limit))]
+    return [_to_unit(r, stale_before) for r in conn.execute(q.order_by(units.c.unit_id).limit(limit))]
 
 
-def situation(conn, *, box: Box | None, station_id: str) -> pb.Situation:
+def situation(conn, *, box: Box | None, station_id: str, at, stale_before) -> pb.Situation:
     from .caseinfo import fill
 
     found = active_cases(conn, box=box, station_ids=[station_id] if station_id else (), limit=MAX_CASES + 1)
-    on_duty = units_in(conn, box=box, station_id=station_id, limit=MAX_UNITS + 1)
+    on_duty = units_in(conn, box=box, station_id=station_id, at=at, stale_before=stale_before,
+                       limit=MAX_UNITS + 1)
     shown_cases, shown_units = found[:MAX_CASES], on_duty[:MAX_UNITS]
     case_counts: dict[str, Counter] = {}
     unit_counts: dict[str, Counter] = {}

@@ -5,8 +5,10 @@ import base64
 import json
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from itertools import count
+from typing import Iterator
 
 import grpc
 from google.rpc import error_details_pb2
@@ -19,14 +21,25 @@ from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from services.runtime import migrate
 from services.runtime.app import Runtime, open_runtime
 from services.runtime.config import Settings
-from services.runtime.db import ensure_service_database
 from services.runtime.server import create_server
+
+
+@dataclass
+class SettableClock:
+    """The service's clock: the wall clock until a test sets a time (`t`), then that time."""
+
+    t: datetime | None = None
+
+    def __call__(self) -> datetime:
+        return self.t or datetime.now(timezone.utc)
 
 
 @dataclass
 class Dispatch:
     rt: Runtime
     channel: grpc.Channel
+    clock: SettableClock
+    _sequence: Iterator[int] = field(default_factory=lambda: count(1))
 
     @property
     def stub(self) -> pb_grpc.DispatchServiceStub:
@@ -36,11 +49,12 @@ class Dispatch:
                   grid: str = "S01-G01", priority: int = 2, lon: float = 114.30, lat: float = 30.58,
                   now: datetime | None = None, caller_phone: str = "13800138000", caller_name: str = "陈女士",
                   receive_time: datetime | None = None) -> pb.DispatchCase:
-        """Opens a case exactly as the intake consumer does, in one transaction; returns it as GetCase does."""
-        from services.dispatch import handlers
+        """Delivers an intake.IncidentReported event through the real consumer; returns the case as GetCase does."""
         from services.runtime import timeutil
 
-        now = now or timeutil.now()
+        if now is not None:
+            self.clock.t = now
+        now = self.clock()
         report = intake_pb.Report(
             name=f"reports/{uuid.uuid4().hex}", channel=intake_pb.CHANNEL_PHONE,
             caller=intake_pb.Caller(phone_number=caller_phone, name=caller_name),
@@ -49,9 +63,12 @@ class Dispatch:
             classification=intake_pb.Classification(category=intake_pb.CATEGORY_POLICE, incident_type=incident_type,
                                                      priority=priority),
             receive_time=timeutil.to_pb(receive_time or now))
-        with self.rt.engine.begin() as conn:
-            case = handlers.open_case_for_report(conn, outbox=self.rt.outbox, report=report, now=now)
-        return self.stub.GetCase(pb.GetCaseRequest(name=case.name), timeout=10)
+        event = events_pb2.Event(event_id=str(uuid.uuid4()), sequence=next(self._sequence),
+                                 type="intake.IncidentReported", subject=report.name, source="intake")
+        event.payload.Pack(intake_pb.IncidentReported(report=report))
+        assert self.rt.consumers[0].apply(event)
+        cases = self.stub.ListCases(pb.ListCasesRequest(report=report.name), timeout=10).cases
+        return self.stub.GetCase(pb.GetCaseRequest(name=cases[0].name), timeout=10)
 
     def events(self, subject: str | None = None, after: int = 0) -> list[tuple[events_pb2.Event, object]]:
         """Events on the dispatch feed (read through StreamEvents), with their unpacked payloads."""
@@ -76,20 +93,25 @@ class Dispatch:
 
 @contextmanager
 def serving_dispatch(admin_url: str):
-    """Dispatch as `serve` wires it (servicers, feed), on a free port. Its consumers and
-    background workers are not started: a test starts what it needs."""
-    from services.dispatch.__main__ import SPEC
+    """Dispatch as `serve` wires it (servicers, feed), on a free port, on a fresh database.
 
-    url = ensure_service_database(admin_url, SPEC.name, "pw")
+    The intake consumer is not connected: `Dispatch.open_case` hands it events.
+    Background workers are not started: a test starts what it needs.
+    """
+    from services.dispatch.__main__ import SPEC, build
+    from tests.integration.dispatch_harness import _fresh_database
+
+    url = _fresh_database(admin_url)
     migrate.upgrade(SPEC.migrations, url, SPEC.name)
     rt = open_runtime(SPEC, Settings(service=SPEC.name, grpc_port=0, database_url=url))
+    clock = SettableClock()
     server = None
     try:
-        server = create_server(port=0, host="127.0.0.1", services=SPEC.build(rt))
+        server = create_server(port=0, host="127.0.0.1", services=build(rt, clock=clock))
         rt.feed.start()
         server.start()
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            yield Dispatch(rt, channel)
+            yield Dispatch(rt, channel, clock)
     finally:
         if server is not None:
             server.stop(1)

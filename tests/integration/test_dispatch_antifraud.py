@@ -86,6 +86,7 @@ def test_other_cases_are_not_handed_off(dispatch):
 
 def test_no_hand_off_survives_a_case_that_was_rolled_back(dispatch):
     from services.dispatch import handlers
+    from services.dispatch.context import Dispatch
     from smart110.intake.v1 import intake_service_pb2 as intake_pb
 
     with dispatch.rt.engine.connect() as conn:
@@ -95,7 +96,7 @@ def test_no_hand_off_survives_a_case_that_was_rolled_back(dispatch):
         classification=intake_pb.Classification(category=intake_pb.CATEGORY_POLICE, incident_type="TELECOM_FRAUD"))
     with pytest.raises(RuntimeError):
         with dispatch.rt.engine.begin() as conn:
-            assert handlers.open_case_for_report(conn, outbox=dispatch.rt.outbox, report=report, now=timeutil.now())
+            assert handlers.open_case_for_report(conn, Dispatch(outbox=dispatch.rt.outbox), report=report)
             raise RuntimeError("the consumer's transaction fails after the case was written")
     with dispatch.rt.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(stop_payments)).scalar() == before
@@ -237,6 +238,7 @@ def test_request_stop_payment_needs_a_role_and_a_known_fraud_case(dispatch):
 def test_request_stop_payment_with_account_details_is_idempotent_and_delivered(dispatch, centre, sender):
     t0 = timeutil.now()
     case = dispatch.open_case(incident_type="TELECOM_FRAUD", description="被骗了，钱转走了", now=t0)
+    dispatch.clock.t = t0 + timedelta(minutes=3)  # the victim finds the card number
     request = pb.RequestStopPaymentRequest(request_id="sp-details-1", name=case.name, bank="中国工商银行",
                                            victim_account="6222020200112233445", amount_fen=2_300_000)
     first = dispatch.stub.RequestStopPayment(request, metadata=DISPATCHER, timeout=10)
@@ -252,7 +254,7 @@ def test_request_stop_payment_with_account_details_is_idempotent_and_delivered(d
 
     now_case = get(dispatch, case)
     assert [s.name for s in now_case.stop_payments][-1] == first.name and len(now_case.stop_payments) == 2
-    sender.run_once(timeutil.now())
+    sender.run_once(dispatch.clock.t)
     sent = [r.request for r in centre.requests_for(case.name) if r.request.idempotency_key == first.idempotency_key]
     assert len(sent) == 1
     assert [(a.bank, a.account_number) for a in sent[0].victim_accounts] == [("中国工商银行", "6222020200112233445")]
@@ -264,6 +266,7 @@ def test_request_stop_payment_with_account_details_is_idempotent_and_delivered(d
 def test_the_service_sender_delivers_after_an_outage_without_being_asked(dispatch, centre):
     worker = dispatch.rt.workers[0]
     assert isinstance(worker, antifraud.StopPaymentSender)
+    dispatch.clock.t = None  # the sender runs on the wall clock here
     centre.stop()
     worker.start()
     try:
