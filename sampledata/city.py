@@ -210,6 +210,18 @@ def _incident_types() -> dict[str, IncidentType]:
         "SUSPICIOUS_PERSON": "可疑人员",
         "DISPUTE": "纠纷",
         "SUICIDE_RISK": "轻生",
+        "HOMICIDE": "命案",
+        "KIDNAPPING": "绑架",
+        "ASSAULT": "故意伤害",
+        "CONGESTION": "现场交通堵塞",
+        "TRAPPED": "人员被困",
+        "DROWNING_RISK": "溺水危险",
+        "FIRE": "火灾",
+        # Also 12345 matter codes: a gas leak reported to 110 is a police
+        # emergency (and a work order for the gas company); noise from
+        # neighbours is a public-order matter (and a street office's).
+        "GAS_LEAK": "燃气泄漏",
+        "NOISE": "噪音扰民",
     }
     consultation = {
         "CONSULTATION_HOUSEHOLD": "户政业务咨询",
@@ -225,8 +237,8 @@ def _incident_types() -> dict[str, IncidentType]:
     }
     out: dict[str, IncidentType] = {}
     for codes, category in (
-        (police, "POLICE"),
         (MATTERS, "NON_POLICE"),
+        (police, "POLICE"),
         (consultation, "CONSULTATION"),
         (invalid, "INVALID"),
     ):
@@ -235,7 +247,8 @@ def _incident_types() -> dict[str, IncidentType]:
     return out
 
 
-# Every incident type code: police types, one NON_POLICE type per matter code,
+# Every incident type code: police types, one NON_POLICE type per matter code
+# (except GAS_LEAK and NOISE, police types when reported to 110),
 # consultation types and invalid-call types.
 INCIDENT_TYPES: dict[str, IncidentType] = _incident_types()
 

@@ -9,7 +9,7 @@ from services.runtime.timeutil import now
 
 from . import followers, knowledge
 from .api import IntakeServicer
-from .store import metadata, runtime_tables, upsert_grid, upsert_station
+from .store import metadata, runtime_tables, upsert_addresses, upsert_grid, upsert_station
 
 
 def build(rt: Runtime) -> list[tuple]:
@@ -19,8 +19,9 @@ def build(rt: Runtime) -> list[tuple]:
 
 
 def seed(rt: Runtime) -> None:
-    """Loads the sample city's stations and grids and the consultation knowledge base (idempotent)."""
-    from sampledata import city, knowledge as knowledge_seed
+    """Loads the sample city's stations, grids, address gazetteer and the consultation knowledge base
+    (idempotent)."""
+    from sampledata import city, gazetteer, knowledge as knowledge_seed
 
     with rt.engine.begin() as conn:
         for s in city.stations():
@@ -30,6 +31,12 @@ def seed(rt: Runtime) -> None:
             upsert_grid(conn, dict(grid_id=g.grid_id, station_id=g.station_id, name=g.name,
                                    arrival_target_seconds=g.arrival_target_s, boundary=g.geojson()))
         knowledge.upsert_seed(conn, knowledge_seed.entries(), now())
+        upsert_addresses(conn, [
+            dict(code=a.code, full_address=a.full_address, district=a.district, street=a.street,
+                 community=a.community, road=a.road, house_number=a.house_number, building=a.building,
+                 lon=a.lon, lat=a.lat, station_id=a.station_id, grid_id=a.grid_id)
+            for a in gazetteer.addresses()
+        ])
 
 
 SPEC = ServiceSpec(

@@ -11,10 +11,8 @@ from services.runtime.audit import timeline_to_pb
 from services.runtime.enums import enum_name, enum_value
 from services.runtime.timeutil import to_pb
 
-from .domain import Attachment, Report, StationArea, GridArea
+from .domain import Address, AddressMatch, Attachment, GridArea, Report, StationArea
 from .handling_pb import fill_handling
-
-
 
 
 def attachments_from_pb(items) -> list[Attachment]:
@@ -69,6 +67,27 @@ def report_to_pb(r: Report, *, masked: bool = False) -> pb.Report:
             getattr(msg, field).CopyFrom(to_pb(value))
     timeline_to_pb(r.timeline, msg.timeline)
     fill_handling(msg, r)
+    msg.silent = r.silent
+    msg.voice_callback_allowed = r.voice_callback_allowed
+    msg.address_code = r.address_code
+    if r.address_match is not None:
+        msg.address_match.CopyFrom(address_match_to_pb(r.address_match))
+    return msg
+
+
+def address_to_pb(a: Address) -> pb.Address:
+    return pb.Address(
+        address_code=a.code, full_address=a.full_address, district=a.district, street=a.street,
+        community=a.community, road=a.road, house_number=a.house_number, building=a.building,
+        point=common_pb2.GeoPoint(longitude=a.lon, latitude=a.lat), station_id=a.station_id, grid_id=a.grid_id,
+    )
+
+
+def address_match_to_pb(m: AddressMatch) -> pb.AddressMatch:
+    msg = pb.AddressMatch(method=enum_value(pb.AddressMatchMethod, m.method, "ADDRESS_MATCH_METHOD_"),
+                          confidence=m.confidence)
+    if m.address is not None:
+        msg.address.CopyFrom(address_to_pb(m.address))
     return msg
 
 

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Identity, Index, Integer, MetaData, String, Table, Text,
-    and_, or_, select,
+    and_, func, or_, select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
@@ -13,7 +13,7 @@ from services.runtime.app import RuntimeTables
 from services.runtime.audit import Timeline, TimelineEntry, timeline_table
 
 from .domain import (
-    Attachment, Classification, GridArea, Report, StationArea, geometry_from_geojson,
+    Address, AddressMatch, Attachment, Classification, GridArea, Report, StationArea, geometry_from_geojson,
 )
 
 SCHEMA = "intake"
@@ -71,8 +71,27 @@ reports = Table(
     Column("satisfaction", String(30), nullable=False, server_default=""),
     Column("create_time", DateTime(timezone=True), nullable=False),
     Column("update_time", DateTime(timezone=True), nullable=False),
+    Column("address_code", String(21), nullable=False, server_default=""),
+    Column("address_match", JSONB),
     Index("reports_receive_time", "receive_time", "id"),
     Index("reports_station_time", "station_id", "receive_time"),
+)
+
+# The standard address gazetteer (标准地址库).
+addresses = Table(
+    "addresses", metadata,
+    Column("code", String(21), primary_key=True),
+    Column("full_address", Text, nullable=False),
+    Column("district", Text, nullable=False),
+    Column("street", Text, nullable=False),
+    Column("community", Text, nullable=False),
+    Column("road", Text, nullable=False),
+    Column("house_number", Text, nullable=False),
+    Column("building", Text, nullable=False, server_default=""),
+    Column("lon", Float, nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("station_id", String(20), nullable=False, server_default=""),
+    Column("grid_id", String(30), nullable=False, server_default=""),
 )
 
 timeline = Timeline(timeline_table(metadata, "report_timeline", "report_id", "reports.id"), "report_id")
@@ -133,7 +152,7 @@ Index("reports_caller_time", reports.c.caller_phone, reports.c.receive_time)
 Index("reports_merged_into", reports.c.merged_into)
 
 TABLES = ["stations", "grids", "reports", "report_timeline", "knowledge_entries", "consultations",
-          "report_handling"] + runtime_tables.names
+          "report_handling", "addresses"] + runtime_tables.names
 
 
 def _report_values(r: Report) -> dict:
@@ -149,7 +168,20 @@ def _report_values(r: Report) -> dict:
         merged_into=r.merged_into, receive_time=r.receive_time, answer_time=r.answer_time,
         classify_time=r.classify_time, hand_off_time=r.hand_off_time, satisfaction=r.satisfaction,
         create_time=r.create_time, update_time=r.update_time,
+        address_code=r.address_code, address_match=_match_values(r.address_match),
     )
+
+
+def _match_values(m: AddressMatch | None) -> dict | None:
+    if m is None:
+        return None
+    return {"method": m.method, "confidence": m.confidence, "address": vars(m.address) if m.address else None}
+
+
+def _match_from(doc: dict | None) -> AddressMatch | None:
+    if not doc:
+        return None
+    return AddressMatch(doc["method"], doc["confidence"], Address(**doc["address"]) if doc.get("address") else None)
 
 
 def _to_report(row, entries: list[TimelineEntry]) -> Report:
@@ -164,6 +196,7 @@ def _to_report(row, entries: list[TimelineEntry]) -> Report:
         merged_into=row.merged_into, receive_time=row.receive_time, answer_time=row.answer_time,
         classify_time=row.classify_time, hand_off_time=row.hand_off_time, satisfaction=row.satisfaction,
         create_time=row.create_time, update_time=row.update_time, timeline=entries,
+        address_code=row.address_code, address_match=_match_from(row.address_match),
     )
 
 
@@ -174,6 +207,26 @@ class ReportRepository:
     def add(self, report: Report) -> None:
         self.conn.execute(reports.insert().values(**_report_values(report)))
         timeline.add(self.conn, report.id, report.timeline)
+
+    def update(self, report: Report, new_entries: list[TimelineEntry]) -> None:
+        values = _report_values(report)
+        values.pop("id")
+        values.pop("create_time")
+        self.conn.execute(reports.update().where(reports.c.id == report.id).values(**values))
+        timeline.add(self.conn, report.id, new_entries)
+
+    def get_for_update(self, report_id: str) -> Report | None:
+        row = self.conn.execute(select(reports).where(reports.c.id == report_id).with_for_update()).first()
+        if row is None:
+            return None
+        return _to_report(row, timeline.of(self.conn, report_id))
+
+    def recent_invalid_calls(self, phone: str, since: datetime) -> int:
+        """Invalid reports (prank, misdial, harassment) from one number since a time."""
+        return self.conn.execute(
+            select(func.count()).select_from(reports).where(
+                reports.c.caller_phone == phone, reports.c.receive_time >= since, reports.c.category == "INVALID")
+        ).scalar_one()
 
     def get(self, report_id: str) -> Report | None:
         row = self.conn.execute(select(reports).where(reports.c.id == report_id)).first()
@@ -193,8 +246,11 @@ class ReportRepository:
         if filters.get("end"):
             q = q.where(reports.c.receive_time < filters["end"])
         if filters.get("query"):
-            like = f"%{filters['query']}%"
-            q = q.where(or_(reports.c.description.like(like), reports.c.address_text.like(like)))
+            # Every word must occur in the description or the address (案情或地址).
+            for word in filters["query"].split():
+                like = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                q = q.where(or_(reports.c.description.ilike(like, escape="\\"),
+                                reports.c.address_text.ilike(like, escape="\\")))
         if after:
             t, rid = after
             q = q.where(or_(reports.c.receive_time < t, and_(reports.c.receive_time == t, reports.c.id < rid)))
@@ -224,3 +280,18 @@ def upsert_grid(conn, values: dict) -> None:
     stmt = insert(grids).values(**values)
     conn.execute(stmt.on_conflict_do_update(index_elements=["grid_id"], set_={
         k: stmt.excluded[k] for k in values if k != "grid_id"}))
+
+
+def upsert_addresses(conn, rows: list[dict]) -> None:
+    for start in range(0, len(rows), 1000):
+        stmt = insert(addresses).values(rows[start:start + 1000])
+        conn.execute(stmt.on_conflict_do_update(index_elements=["code"], set_={
+            k: stmt.excluded[k] for k in rows[0] if k != "code"}))
+
+
+def load_addresses(conn) -> list[Address]:
+    return [
+        Address(r.code, r.full_address, r.district, r.street, r.community, r.road, r.house_number, r.building,
+                r.lon, r.lat, r.station_id, r.grid_id)
+        for r in conn.execute(select(addresses).order_by(addresses.c.code))
+    ]
