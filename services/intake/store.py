@@ -246,8 +246,9 @@ class ReportRepository:
         if filters.get("end"):
             q = q.where(reports.c.receive_time < filters["end"])
         if filters.get("query"):
-            # Every word must occur in the description or the address (案情或地址).
-            for word in filters["query"].split():
+            # Every word must occur in the description or the address (案情或地址). Words are split on
+            # spaces and on "+", which form-encoded query strings use for a space and the gateway keeps.
+            for word in filters["query"].replace("+", " ").split():
                 like = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
                 q = q.where(or_(reports.c.description.ilike(like, escape="\\"),
                                 reports.c.address_text.ilike(like, escape="\\")))
