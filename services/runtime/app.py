@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -52,6 +53,33 @@ class RuntimeTables:
         return [t.name for t in (self.outbox, self.idempotency, self.cursors, self.inbox)]
 
 
+class Periodic:
+    """A background task run at a fixed interval; a failing run is logged and retried next time."""
+
+    def __init__(self, name: str, interval: float, work: Callable[[], None]):
+        self.name = name
+        self.interval = interval
+        self.work = work
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.work()
+            except Exception:  # noqa: BLE001 - the next run tries again
+                log.exception("%s failed; retrying in %.1fs", self.name, self.interval)
+
+
 @dataclass
 class Runtime:
     """What a service's wiring gets: settings, database, outbox, feed, consumers."""
@@ -86,6 +114,12 @@ class Runtime:
         )
         self.consumers.append(consumer)
         return consumer
+
+    def every(self, name: str, interval: float, work: Callable[[], None]) -> "Periodic":
+        """Runs `work()` every `interval` seconds while the service serves (a sweeper)."""
+        worker = Periodic(name, interval, work)
+        self.workers.append(worker)
+        return worker
 
     def idempotent(self, method: str, request, response_type, work: Callable):
         """Runs `work(conn)` once per request_id in one transaction; a retry gets the first answer."""

@@ -84,6 +84,18 @@ class FailedPrecondition(DomainError):
     reason = "FAILED_PRECONDITION"
 
 
+class Aborted(DomainError):
+    """A concurrency conflict, e.g. an update against a version that is no longer current."""
+
+    code = grpc.StatusCode.ABORTED
+    reason = "ABORTED"
+
+
+class OutOfRange(DomainError):
+    code = grpc.StatusCode.OUT_OF_RANGE
+    reason = "OUT_OF_RANGE"
+
+
 class PermissionDenied(DomainError):
     code = grpc.StatusCode.PERMISSION_DENIED
     reason = "PERMISSION_DENIED"

@@ -139,8 +139,16 @@ class Feed:
         with self.engine.connect() as conn:
             return conn.execute(query).all()
 
-    def stream(self, request: events_pb2.StreamEventsRequest, context):
-        """The body of every service's StreamEvents RPC."""
+    def latest_sequence(self) -> int:
+        """The highest sequence committed so far."""
+        return self._max_sequence()
+
+    def stream(self, request: events_pb2.StreamEventsRequest, context, idle_seconds: float | None = None):
+        """The body of every service's StreamEvents RPC.
+
+        With `idle_seconds`, yields None whenever that long passes with nothing
+        new, so a caller can send a heartbeat on a quiet stream.
+        """
         if request.after_sequence < 0:
             raise InvalidArgument([("after_sequence", "must be 0 or more")])
         after = request.after_sequence
@@ -163,9 +171,13 @@ class Feed:
                 self._positions[stream_id] = max(after, target)
                 if request.stop_at_end:
                     return
+                idle = False
                 with self._cond:
                     if self._latest <= target:
-                        self._cond.wait(SAFETY_RECHECK_SECONDS)
+                        self._cond.wait(idle_seconds or SAFETY_RECHECK_SECONDS)
+                        idle = self._latest <= target
+                if idle and idle_seconds:
+                    yield None
         finally:
             with self._positions_lock:
                 self._positions.pop(stream_id, None)

@@ -14,7 +14,6 @@ from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 
 from sampledata import city
-from smart110.alerts.v1 import alerts_service_pb2 as alerts_pb
 from smart110.alerts.v1 import alerts_service_pb2_grpc as alerts_grpc
 from smart110.common.v1 import events_pb2
 from smart110.referral.v1 import referral_service_pb2 as referral_pb
@@ -197,7 +196,9 @@ def test_referral_role_cannot_read_another_services_schema(admin_url):
 def test_alerts_serves_its_feed(alerts):
     assert health(alerts, "smart110.alerts.v1.AlertsService") == health_pb2.HealthCheckResponse.SERVING
     stub = alerts_grpc.AlertsServiceStub(alerts)
-    assert list(stub.StreamEvents(events_pb2.StreamEventsRequest(stop_at_end=True), timeout=5)) == []
+    # Other tests in the session may have raised alerts in the same schema.
+    events = list(stub.StreamEvents(events_pb2.StreamEventsRequest(stop_at_end=True), timeout=5))
+    assert all(e.type in ("alerts.AlertFired", "alerts.AlertUpdated") for e in events)
 
 
 def test_scoring_serves_its_feed(scoring):
@@ -213,8 +214,6 @@ NOT_BUILT = {
         referral_pb.GetWorkOrderRequest(name="workOrders/1"), timeout=5)),
     "open311.ListServiceRequests": ("referral", lambda ch: referral_grpc.Open311ServiceStub(ch).ListServiceRequests(
         referral_pb.ListServiceRequestsRequest(), timeout=5)),
-    "alerts.ListAlerts": ("alerts", lambda ch: alerts_grpc.AlertsServiceStub(ch).ListAlerts(
-        alerts_pb.ListAlertsRequest(), timeout=5)),
     "scoring.ListLedgerEntries": ("scoring", lambda ch: scoring_grpc.ScoringServiceStub(ch).ListLedgerEntries(
         scoring_pb.ListLedgerEntriesRequest(), timeout=5)),
 }
