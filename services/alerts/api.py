@@ -525,7 +525,8 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
         col = incidents.c.cells[res - 5]
         q = (select(col.label("cell"), incidents.c.station_id, func.count().label("n"))
              .where(incidents.c.receive_time >= start, incidents.c.receive_time < end,
-                    incidents.c.category == "POLICE", func.cardinality(incidents.c.cells) > 0)
+                    incidents.c.category == "POLICE", incidents.c.merged_into == "",
+                    func.cardinality(incidents.c.cells) > 0)
              .group_by(col, incidents.c.station_id))
         if station:
             q = q.where(incidents.c.station_id == station)

@@ -498,11 +498,13 @@ def on_report(conn, outbox: Outbox, *, report: intake_pb.Report, now: datetime, 
     station, grid = report.station_id, report.grid_id
     fresh = conn.execute(insert(incidents).values(
         report_id=report_id, receive_time=t, station_id=station, grid_id=grid, category=category,
-        incident_type=itype, lon=lon, lat=lat, cells=cells,
+        incident_type=itype, merged_into=report.merged_into, lon=lon, lat=lat, cells=cells,
     ).on_conflict_do_nothing().returning(incidents.c.report_id)).first()
     if fresh is None:
         return []
-    counted = category not in ("INVALID", "")
+    # A duplicate merged into its master incident (重复警情) is the same incident: it
+    # still matches keywords (folding into the master's alert) but is not counted again.
+    counted = category not in ("INVALID", "") and not report.merged_into
     if counted:
         _roll_up(conn, t, itype, station, grid, cells)
     findings: list[Finding] = []
@@ -516,7 +518,7 @@ def on_report(conn, outbox: Outbox, *, report: intake_pb.Report, now: datetime, 
             f = _anomaly_finding(conn, rule, report, t, itype, station, grid, cells)
             if f:
                 findings.append(f)
-    if category == "POLICE" and cells:
+    if counted and category == "POLICE" and cells:
         gap_rules = active_rules(conn, "STRENGTH_GAP")
         unit_points = units() if (gap_rules and units is not None) else []
         for rule in gap_rules:
@@ -568,7 +570,8 @@ def _keyword_findings(conn, report: intake_pb.Report, t: datetime, matchers: Mat
 def _count_window(conn, rule: pb.Rule, area: AreaInfo, start: datetime, end: datetime) -> int:
     q = select(func.count()).select_from(incidents).where(
         incidents.c.receive_time > start, incidents.c.receive_time <= end,
-        incidents.c.category.notin_(["INVALID", ""]), _area_filter(area, rule.h3_resolution or 8))
+        incidents.c.category.notin_(["INVALID", ""]), incidents.c.merged_into == "",
+        _area_filter(area, rule.h3_resolution or 8))
     if rule.incident_types:
         q = q.where(incidents.c.incident_type.in_(list(rule.incident_types)))
     return conn.execute(q).scalar_one()
@@ -635,7 +638,7 @@ def _gap_finding(conn, rule, report, t, itype, station, grid, cells, unit_points
     col = incidents.c.cells[res - 5]
     q = (select(col, func.count()).where(
         incidents.c.receive_time > t - timedelta(seconds=window), incidents.c.receive_time <= t,
-        incidents.c.category == "POLICE", col.in_(disk)).group_by(col))
+        incidents.c.category == "POLICE", incidents.c.merged_into == "", col.in_(disk)).group_by(col))
     if rule.incident_types:
         q = q.where(incidents.c.incident_type.in_(list(rule.incident_types)))
     counts = Counter({c: n for c, n in conn.execute(q)})

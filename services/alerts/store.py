@@ -141,6 +141,8 @@ incidents = Table(
     Column("grid_id", String(30), nullable=False, server_default=""),
     Column("category", String(20), nullable=False, server_default=""),
     Column("incident_type", String(40), nullable=False, server_default=""),
+    # A repeat report merged into its master incident: not counted again.
+    Column("merged_into", String(60), nullable=False, server_default=""),
     Column("lon", Float),
     Column("lat", Float),
     # H3 cells at resolutions 6..10 (index 1 is resolution 6).

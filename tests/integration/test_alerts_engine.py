@@ -156,7 +156,11 @@ def test_volume_fires_when_the_window_overflows_and_resolves_once_quiet(engine, 
     for m in (0, 5, 10):
         feed(engine, outbox, station, "有人打架", T0 + timedelta(minutes=m))
     feed(engine, outbox, station, "有人偷东西", T0 + timedelta(minutes=11), itype="THEFT")
-    assert of_rule(engine, r) == [], "three fights (and a theft) are not more than three fights"
+    repeat = make_report(station, "又有人打电话说那边在打架", T0 + timedelta(minutes=12))
+    repeat.merged_into = "reports/first-fight"
+    with engine.begin() as conn:
+        handlers.on_report(conn, outbox, report=repeat, now=T0 + timedelta(minutes=12), matchers=MatcherCache())
+    assert of_rule(engine, r) == [], "three fights (a theft, a repeat call merged into one) are not more than three"
     feed(engine, outbox, station, "有人打架", T0 + timedelta(minutes=15))
     [alert] = of_rule(engine, r)
     assert alert.labels["window_count"] == "4" and alert.area.id == f"{station}-G01"
