@@ -1,0 +1,124 @@
+"""The report follows its dispatch case and 12345 work order: real dispatch and referral
+event payloads applied through intake's feed consumers, exactly once, on a real Postgres."""
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from google.protobuf import any_pb2
+
+from smart110.common.v1 import events_pb2
+from smart110.dispatch.v1 import dispatch_service_pb2 as dispatch_pb
+from smart110.intake.v1 import intake_service_pb2 as pb
+from smart110.referral.v1 import referral_service_pb2 as referral_pb
+from services.runtime.consumer import FeedConsumer
+from services.runtime.timeutil import to_pb
+from tests.integration.intake_kb_support import (
+    CALL_TAKER, HANKOU, WUCHANG, actions, events_about, intake, report, submit, time_slot,
+)
+
+__all__ = ["intake"]  # the fixture
+_sequence = iter(range(1, 10**9))
+
+
+def consumer(rt, source: str) -> FeedConsumer:
+    """The service's own subscriptions for `source`, on a cursor of their own (the service's stays untouched)."""
+    [wired] = [c for c in rt.consumers if c.source == source]
+    return FeedConsumer(source=f"{source}-check-{uuid.uuid4().hex[:6]}", open_stream=None, engine=rt.engine,
+                        cursors=rt.tables.cursors, inbox=rt.tables.inbox, subscriptions=wired.subscriptions)
+
+
+def event(kind: str, subject: str, payload) -> events_pb2.Event:
+    packed = any_pb2.Any()
+    packed.Pack(payload)
+    return events_pb2.Event(event_id=str(uuid.uuid4()), sequence=next(_sequence), type=kind, subject=subject,
+                            payload=packed)
+
+
+def get(stub, name: str) -> pb.Report:
+    return stub.GetReport(pb.GetReportRequest(name=name), metadata=CALL_TAKER)
+
+
+def test_case_opened_accepted_and_closed(intake):
+    rt, stub = intake
+    t = time_slot()
+    r = submit(stub, report("有人在地铁站持刀抢劫", point=HANKOU, at=t))
+    feed = consumer(rt, "dispatch")
+    case = dispatch_pb.DispatchCase(name=f"cases/{uuid.uuid4().hex[:12]}", report=r.name,
+                                    status=dispatch_pb.CASE_STATUS_PENDING)
+    opened = event("dispatch.CaseCreated", case.name, dispatch_pb.CaseCreated(dispatch_case=case))
+    assert feed.apply(opened) is True
+    assert feed.apply(opened) is False  # delivered again: applied once
+    after = get(stub, r.name)
+    assert after.status == pb.REPORT_STATUS_DISPATCHED and after.dispatch_case == case.name
+    assert actions(after).count("DISPATCHED") == 1 and not after.HasField("hand_off_time")
+
+    offered = dispatch_pb.Assignment(name=f"{case.name}/assignments/a1", unit="units/U-S01-001",
+                                     state=dispatch_pb.ASSIGNMENT_STATE_OFFERED)
+    feed.apply(event("dispatch.AssignmentChanged", offered.name,
+                     dispatch_pb.AssignmentChanged(assignment=offered, case_name=case.name)))
+    assert not get(stub, r.name).HasField("hand_off_time")
+    accepted = dispatch_pb.Assignment(name=offered.name, unit=offered.unit, state=dispatch_pb.ASSIGNMENT_STATE_ACCEPTED,
+                                      accept_time=to_pb(t + timedelta(seconds=25)))
+    feed.apply(event("dispatch.AssignmentChanged", offered.name,
+                     dispatch_pb.AssignmentChanged(assignment=accepted, case_name=case.name)))
+    handed = get(stub, r.name)
+    assert handed.hand_off_time.ToDatetime() == (t + timedelta(seconds=25)).replace(tzinfo=None)
+    assert actions(handed)[-1] == "HANDED_OFF" and "U-S01-001" in handed.timeline[-1].detail
+    # A second unit accepting does not move the hand-off.
+    second = dispatch_pb.Assignment(name=f"{case.name}/assignments/a2", unit="units/U-S01-002",
+                                    state=dispatch_pb.ASSIGNMENT_STATE_ACCEPTED,
+                                    accept_time=to_pb(t + timedelta(seconds=90)))
+    feed.apply(event("dispatch.AssignmentChanged", second.name,
+                     dispatch_pb.AssignmentChanged(assignment=second, case_name=case.name)))
+    assert get(stub, r.name).hand_off_time == handed.hand_off_time
+
+    case.status = dispatch_pb.CASE_STATUS_CLOSED
+    feed.apply(event("dispatch.CaseUpdated", case.name, dispatch_pb.CaseUpdated(dispatch_case=case, action="CLOSED")))
+    closed = get(stub, r.name)
+    assert closed.status == pb.REPORT_STATUS_CLOSED and actions(closed)[-1] == "CLOSED"
+    assert [getattr(e, "action", "") for _, e in events_about(rt, r.name)] == [
+        "", "DISPATCHED", "HANDED_OFF", "CLOSED"]
+
+
+def test_events_about_unknown_reports_and_cases_change_nothing(intake):
+    rt, stub = intake
+    feed = consumer(rt, "dispatch")
+    case = dispatch_pb.DispatchCase(name="cases/elsewhere", report="reports/not-here")
+    assert feed.apply(event("dispatch.CaseCreated", case.name, dispatch_pb.CaseCreated(dispatch_case=case)))
+    accepted = dispatch_pb.Assignment(name="cases/elsewhere/assignments/a1", state=dispatch_pb.ASSIGNMENT_STATE_ACCEPTED)
+    assert feed.apply(event("dispatch.AssignmentChanged", accepted.name,
+                            dispatch_pb.AssignmentChanged(assignment=accepted, case_name="cases/unknown")))
+    assert events_about(rt, "reports/not-here") == []
+
+
+def test_report_follows_its_12345_work_order(intake):
+    rt, stub = intake
+    r = submit(stub, report("小区停水两天了，物业也不管，请帮忙协调自来水公司", point=WUCHANG, at=time_slot()))
+    assert r.classification.category == pb.CATEGORY_NON_POLICE
+    feed = consumer(rt, "referral")
+    order = referral_pb.WorkOrder(name=f"workOrders/{uuid.uuid4().hex[:10]}", report=r.name,
+                                  source=referral_pb.WORK_ORDER_SOURCE_REPORT_110,
+                                  status=referral_pb.WORK_ORDER_STATUS_ASSIGNED)
+    created = event("referral.WorkOrderCreated", order.name, referral_pb.WorkOrderCreated(work_order=order))
+    assert feed.apply(created) and not feed.apply(created)
+    referred = get(stub, r.name)
+    assert referred.status == pb.REPORT_STATUS_REFERRED and referred.work_order == order.name
+
+    def update(status, action):
+        order.status = status
+        feed.apply(event("referral.WorkOrderUpdated", order.name,
+                         referral_pb.WorkOrderUpdated(work_order=order, action=action)))
+        return get(stub, r.name)
+
+    assert update(referral_pb.WORK_ORDER_STATUS_IN_PROGRESS, "STARTED").status == pb.REPORT_STATUS_REFERRED
+    assert update(referral_pb.WORK_ORDER_STATUS_CLOSED, "CLOSED").status == pb.REPORT_STATUS_CLOSED
+    assert update(referral_pb.WORK_ORDER_STATUS_REOPENED, "REOPENED").status == pb.REPORT_STATUS_REFERRED
+    assert [getattr(e, "action", "") for _, e in events_about(rt, r.name)] == [
+        "", "REFERRED", "CLOSED", "REFERRED"]
+    # Work orders from the 12345 hotline itself concern no intake report.
+    other = referral_pb.WorkOrder(name="workOrders/hotline-1", report=r.name,
+                                  source=referral_pb.WORK_ORDER_SOURCE_HOTLINE_12345,
+                                  status=referral_pb.WORK_ORDER_STATUS_CLOSED)
+    feed.apply(event("referral.WorkOrderUpdated", other.name, referral_pb.WorkOrderUpdated(work_order=other)))
+    assert get(stub, r.name).status == pb.REPORT_STATUS_REFERRED
