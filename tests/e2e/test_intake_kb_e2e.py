@@ -1,0 +1,116 @@
+"""Consultations, duplicates and hand-off stamps end to end through Envoy, with dispatch running."""
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from tests.conftest import eventually
+from tools.token import mint
+
+# A corner of the city of its own, so no other test's incident is "the same" as these.
+BASE = (114.37, 30.53)
+
+
+def place(i: int) -> dict:
+    return {"point": {"longitude": round(BASE[0] + i * 0.004, 6), "latitude": BASE[1]}, "accuracyM": 10,
+            "source": "LOCATION_SOURCE_GNSS"}
+
+
+def client(stack, role: str, sub: str, name: str = "") -> httpx.Client:
+    token = mint(roles=[role], station="", sub=sub, name=name)
+    return httpx.Client(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=20)
+
+
+@pytest.fixture(scope="module")
+def taker(stack):
+    with client(stack, "call_taker", "e2e-taker", "接警员") as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def dispatcher(stack):
+    with client(stack, "dispatcher", "e2e-dispatcher") as c:
+        yield c
+
+
+def post(http, description: str, location: dict | None = None, phone: str | None = None, **extra) -> dict:
+    report = {"channel": "CHANNEL_PHONE", "caller": {"phoneNumber": phone or f"137{uuid.uuid4().int % 10**8:08d}"},
+              "description": description, **extra}
+    if location:
+        report["location"] = location
+    resp = http.post("/v1/reports", json={"requestId": uuid.uuid4().hex, "report": report})
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def case_for(http, report_name: str) -> dict | None:
+    cases = http.get("/v1/cases", params={"report": report_name}).json()["cases"]
+    return cases[0] if cases else None
+
+
+def test_consultation_answered_at_once_never_reaches_dispatch(taker, dispatcher):
+    found = taker.get("/v1/knowledge:search", params={"query": "驾照快到期了去哪里换", "pageSize": 3}).json()
+    assert found["results"][0]["entry"]["topic"] == "交管" and found["results"][0]["score"] > 0
+    consult = post(taker, "请问护照过期了怎么换发？港澳通行证可以一起办吗？", addressText="江城市武昌区")
+    assert consult["status"] == "REPORT_STATUS_ANSWERED"
+    assert consult["consultation"]["answeredAtOnce"] and consult["consultation"]["answer"]
+    # A police report after it gets its case: dispatch has read past the consultation.
+    police = post(taker, "超市门口有人持刀抢劫", place(0))
+    eventually(lambda: case_for(dispatcher, police["name"]))
+    assert case_for(dispatcher, consult["name"]) is None
+
+
+def test_a_repeat_is_merged_and_gets_no_case_of_its_own(taker, dispatcher):
+    first = post(taker, "公园里有一群人打架", place(3))
+    again = post(taker, "公园门口有人在打架，快来", place(3))
+    assert again["status"] == "REPORT_STATUS_MERGED" and again["mergedInto"] == first["name"]
+    eventually(lambda: case_for(dispatcher, first["name"]))
+    later = post(taker, "小区里有人被抢了", place(6))
+    eventually(lambda: case_for(dispatcher, later["name"]))
+    assert case_for(dispatcher, again["name"]) is None
+    assert taker.get(f"/v1/{first['name']}").json()["duplicates"] == [again["name"]]
+
+
+def test_an_officer_accepting_stamps_the_hand_off_on_the_report(taker, dispatcher):
+    report = post(taker, "河边有人打架，有人受伤", place(9))
+    case = eventually(lambda: (c := case_for(dispatcher, report["name"])) and c.get("assignments") and c)
+    assignment = case["assignments"][0]["name"]
+    accepted = dispatcher.post(f"/v1/{assignment}:accept", json={"requestId": uuid.uuid4().hex})
+    assert accepted.status_code == 200, accepted.text
+
+    def handed_off():
+        r = taker.get(f"/v1/{report['name']}").json()
+        return r if r.get("handOffTime") else None
+
+    r = eventually(handed_off)
+    assert r["status"] == "REPORT_STATUS_DISPATCHED" and r["dispatchCase"] == case["name"]
+    assert [e["action"] for e in r["timeline"]][-2:] == ["DISPATCHED", "HANDED_OFF"]
+
+
+def test_expert_queue_and_statistics_through_the_gateway(stack, taker):
+    question = "请问在江城开网约车需要到公安部门办什么手续？"
+    r = post(taker, question, addressText="江城市江汉区")
+    assert r["consultation"]["status"] == "CONSULTATION_STATUS_QUEUED"
+    with client(stack, "expert", "e2e-expert", "交管专家") as expert:
+        queue = expert.get("/v1/consultations", params={"pageSize": 500}).json()["consultations"]
+        assert r["consultation"]["name"] in [c["name"] for c in queue]
+        name = r["consultation"]["name"]
+        claimed = expert.post(f"/v1/{name}:claim", json={"requestId": uuid.uuid4().hex})
+        assert claimed.status_code == 200 and claimed.json()["status"] == "CONSULTATION_STATUS_CLAIMED"
+        answer = "网约车驾驶员需向交通运输部门申请网络预约出租汽车驾驶员证，公安机关负责核查驾驶记录和犯罪记录，无需另行到派出所办理。"
+        done = expert.post(f"/v1/{name}:answer", json={"requestId": uuid.uuid4().hex, "answer": answer,
+                                                       "topic": "交管", "keywords": ["网约车", "驾驶员证"]})
+        assert done.status_code == 200, done.text
+        again = expert.post(f"/v1/{name}:answer", json={"requestId": uuid.uuid4().hex, "answer": answer,
+                                                        "topic": "交管"})
+        assert again.status_code == 400 and again.json()["details"][0]["reason"] == "CONSULTATION_ANSWERED"
+    found = taker.get("/v1/knowledge:search", params={"query": "开网约车要办什么手续"}).json()["results"]
+    assert found[0]["entry"]["entryId"] == done.json()["knowledgeEntryId"]
+    with client(stack, "supervisor", "e2e-supervisor") as supervisor:
+        stats = supervisor.get("/v1/statistics/intake").json()
+    assert int(stats["reports"]) >= 1 and stats["channels"]
+    assert int(stats["consultations"]["consultations"]) >= 1
+    bad = taker.get("/v1/knowledge:search", params={"query": ""})
+    assert bad.status_code == 400 and bad.json()["details"][1]["fieldViolations"][0]["field"] == "query"
