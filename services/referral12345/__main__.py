@@ -1,22 +1,76 @@
 """`python -m services.referral12345 [serve|migrate|seed]`."""
 from pathlib import Path
 
+from smart110.intake.v1 import intake_service_pb2 as intake_pb
+from smart110.intake.v1 import intake_service_pb2_grpc as intake_grpc
 from smart110.referral.v1 import referral_service_pb2 as pb
 from smart110.referral.v1 import referral_service_pb2_grpc as pb_grpc
 
 from services.runtime.app import Runtime, ServiceSpec, main
-from services.runtime.config import env_str
+from services.runtime.config import env_float, env_str
+from services.runtime.consumer import Subscription
+from services.runtime.periodic import Periodic
+from services.runtime.timeutil import now
 
+from . import handlers, rules
 from .api import Open311Servicer, ReferralServicer
 from .domain import Department, Matter
+from .police import PoliceLine
 from .store import DepartmentRepository, metadata, runtime_tables
 
 
+def place_of_report(police: PoliceLine, report: intake_pb.Report):
+    if report.HasField("location") and report.location.HasField("point"):
+        return police.locate(report.location.point.longitude, report.location.point.latitude)
+    return police.station(report.station_id)
+
+
+def subscribe(rt: Runtime, police: PoliceLine) -> None:
+    """From 110: the intake feed (intake.IncidentReported and intake.ReportUpdated)."""
+
+    def on_reported(conn, event, payload: intake_pb.IncidentReported) -> None:
+        report = payload.report
+        if handlers.record_police_progress(conn, outbox=rt.outbox, report=report, action="REPORTED", now=now()):
+            return
+        needs_order = (report.classification.category == intake_pb.CATEGORY_NON_POLICE
+                       or report.classification.incident_type in rules.LINKAGE)
+        if needs_order and not report.merged_into:
+            handlers.refer_report(conn, outbox=rt.outbox, report=report, place=place_of_report(police, report),
+                                  now=now())
+
+    def on_updated(conn, event, payload: intake_pb.ReportUpdated) -> None:
+        report = payload.report
+        if handlers.record_police_progress(conn, outbox=rt.outbox, report=report, action=payload.action,
+                                           now=now()):
+            return
+        # A correction that makes a report non-police refers it then (once: the report is unique).
+        if (payload.action == "CORRECTED" and not report.merged_into
+                and report.classification.category == intake_pb.CATEGORY_NON_POLICE):
+            handlers.refer_report(conn, outbox=rt.outbox, report=report, place=place_of_report(police, report),
+                                  now=now())
+
+    rt.consume("intake", intake_grpc.IntakeServiceStub, {
+        "intake.IncidentReported": Subscription(intake_pb.IncidentReported, on_reported),
+        "intake.ReportUpdated": Subscription(intake_pb.ReportUpdated, on_updated),
+    })
+
+
+def sweep(rt: Runtime) -> list[str]:
+    with rt.engine.begin() as conn:
+        return handlers.sweep_overdue(conn, outbox=rt.outbox, now=now())
+
+
 def build(rt: Runtime) -> list[tuple]:
+    police = PoliceLine(rt.channel)
+    subscribe(rt, police)
+    rt.workers.append(Periodic("referral-overdue-sweeper", env_float("REFERRAL_SWEEP_SECONDS", 60.0),
+                               lambda: sweep(rt)))
+    referral = ReferralServicer(rt, police)
     return [
-        (pb_grpc.add_ReferralServiceServicer_to_server, ReferralServicer(rt),
+        (pb_grpc.add_ReferralServiceServicer_to_server, referral,
          pb.DESCRIPTOR.services_by_name["ReferralService"].full_name),
-        (pb_grpc.add_Open311ServiceServicer_to_server, Open311Servicer(rt, env_str("OPEN311_JURISDICTION_ID")),
+        (pb_grpc.add_Open311ServiceServicer_to_server,
+         Open311Servicer(rt, referral, env_str("OPEN311_JURISDICTION_ID")),
          pb.DESCRIPTOR.services_by_name["Open311Service"].full_name),
     ]
 

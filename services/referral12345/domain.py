@@ -1,7 +1,22 @@
-"""Referral domain: 12345 departments (承办单位) and the matters they handle."""
+"""Referral domain: 12345 departments (承办单位), work orders (工单) and their
+lifecycle, routing by matter and area, time limits, unreasonable-request
+classification (不合理不合规诉求) and per-department figures.
+
+Plain Python; knows nothing of gRPC or SQL.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from services.runtime.audit import TimelineEntry
+from services.runtime.errors import FailedPrecondition
+
+from . import rules
+
+CHINA = timezone(timedelta(hours=8))
 
 
 @dataclass(frozen=True)
@@ -33,6 +48,12 @@ class Department:
     def covers(self, district: str) -> bool:
         return not self.districts or district in self.districts
 
+    @property
+    def emergency_linkage(self) -> bool:
+        linked = {r.lead_matter for r in rules.LINKAGE.values()}
+        linked |= {m for r in rules.LINKAGE.values() for m, _ in r.cooperating}
+        return bool(linked.intersection(self.matter_codes))
+
 
 @dataclass(frozen=True)
 class Open311Service:
@@ -59,3 +80,558 @@ def open311_services(departments: list[Department]) -> list[Open311Service]:
             if d.name not in names:
                 names.append(d.name)
     return [Open311Service(code=code, name=labels[code], group="、".join(handlers[code])) for code in labels]
+
+
+def matter_labels(departments: list[Department]) -> dict[str, str]:
+    return {m.code: m.label for d in departments for m in d.matters}
+
+
+# -- routing (派单) ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Route:
+    department: Department
+    role: str  # LEAD or COOPERATING
+    reason: str
+
+
+def infer_matter(incident_type: str, description: str, known: set[str]) -> tuple[str, str]:
+    """The matter code of a request and why; ("", reason) when it cannot be told."""
+    if incident_type in known:
+        return incident_type, f"事项编码取自接警分类“{incident_type}”"
+    for code, keywords in rules.MATTER_KEYWORDS:
+        for kw in keywords:
+            if kw in description and code in known:
+                return code, f"诉求内容含“{kw}”，归入事项“{code}”"
+    return "", "诉求内容未能对应到12345事项目录"
+
+
+def candidates(matter_code: str, district: str, departments: list[Department],
+               exclude: frozenset[str] = frozenset()) -> list[Department]:
+    """Departments handling a matter in a district: area-specific ones (属地) before citywide ones."""
+    found = [d for d in departments if matter_code in d.matter_codes and d.dept_id not in exclude
+             and (d.covers(district) if district else not d.districts)]
+    return sorted(found, key=lambda d: (not d.districts, d.dept_id))
+
+
+def _route_reason(d: Department, label: str, district: str, others: list[Department]) -> str:
+    if d.districts:
+        text = f"事项“{label}”由{d.name}属地办理（{district}）"
+    else:
+        text = f"事项“{label}”由{d.name}负责（全市范围）"
+    if others:
+        text += "；同类承办单位还有" + "、".join(o.name for o in others)
+    return text
+
+
+def route_ordinary(matter_code: str, district: str, departments: list[Department],
+                   exclude: frozenset[str] = frozenset()) -> list[Route]:
+    """The lead department for an ordinary order, with the reason; [] when none is responsible."""
+    found = candidates(matter_code, district, departments, exclude)
+    if not found:
+        return []
+    label = matter_labels(departments).get(matter_code, matter_code)
+    return [Route(found[0], "LEAD", _route_reason(found[0], label, district, found[1:]))]
+
+
+def route_linkage(rule: rules.LinkageRule, district: str, departments: list[Department]) -> list[Route]:
+    """Every department of a joint rescue (联动抢险): the lead first, then the cooperating ones."""
+    out: list[Route] = []
+    used: set[str] = set()
+    lead = candidates(rule.lead_matter, district, departments)
+    if lead:
+        out.append(Route(lead[0], "LEAD", f"{rule.lead_reason}（{lead[0].name}）"))
+        used.add(lead[0].dept_id)
+    for matter, reason in rule.cooperating:
+        found = candidates(matter, district, departments, frozenset(used))
+        if found:
+            role = "COOPERATING" if out else "LEAD"
+            out.append(Route(found[0], role, f"{reason}（{found[0].name}）"))
+            used.add(found[0].dept_id)
+    return out
+
+
+# -- time limits (办理时限) -------------------------------------------------------
+
+def add_working_days(start: datetime, days: int) -> datetime:
+    """`days` working days after `start`, counted in China time, Saturdays and Sundays skipped."""
+    local = start.astimezone(CHINA)
+    counted = 0
+    while counted < days:
+        local += timedelta(days=1)
+        if local.weekday() < 5:
+            counted += 1
+    return local.astimezone(timezone.utc)
+
+
+def deadline_for(start: datetime, urgency: int) -> datetime:
+    if urgency in rules.MINUTES_LIMIT:
+        return start + rules.MINUTES_LIMIT[urgency]
+    return add_working_days(start, rules.WORKING_DAYS_LIMIT.get(urgency, rules.WORKING_DAYS_LIMIT[4]))
+
+
+# -- work orders (工单) -------------------------------------------------------------
+
+ACTIVE_STATES = {"ASSIGNED", "ACCEPTED", "IN_PROGRESS", "RESOLVED"}
+OPEN_STATUSES = {"RECEIVED", "ASSIGNED", "ACCEPTED", "IN_PROGRESS", "REJECTED", "REOPENED", "PRELIMINARY_POLICE"}
+ASSIGNABLE = {"RECEIVED", "PRELIMINARY_POLICE", "REJECTED", "REOPENED"}
+DEPARTMENT_WORKING = {"ASSIGNED", "ACCEPTED", "IN_PROGRESS"}
+CLOSED_FOR_OPEN311 = {"CLOSED", "TRANSFERRED_TO_110"}
+
+
+@dataclass
+class OrderEntry(TimelineEntry):
+    """A timeline entry of a work order, with the department it concerns."""
+
+    department: str = ""
+
+
+@dataclass
+class Assignment:
+    dept_id: str
+    dept_name: str
+    role: str
+    state: str
+    routing_reason: str
+    assign_time: datetime
+    deadline: datetime | None
+    round: int
+    accept_time: datetime | None = None
+    start_time: datetime | None = None
+    resolve_time: datetime | None = None
+    reject_reason: str = ""
+    feedback: str = ""
+    attachments: list[dict] = field(default_factory=list)
+    seq: int | None = None  # set once stored
+
+    @property
+    def department(self) -> str:
+        return f"departments/{self.dept_id}"
+
+
+@dataclass
+class Actor:
+    subject: str
+    roles: list[str]
+
+
+@dataclass
+class WorkOrder:
+    id: str
+    source: str
+    matter_code: str
+    description: str
+    urgency: int
+    status: str
+    request_time: datetime
+    create_time: datetime
+    update_time: datetime
+    deadline: datetime | None = None
+    report: str = ""
+    hotline_ticket_id: str = ""
+    category: str = ""
+    lon: float | None = None
+    lat: float | None = None
+    accuracy_m: float = 0.0
+    address_text: str = ""
+    district: str = ""
+    station_id: str = ""
+    citizen_phone: str = ""
+    citizen_name: str = ""
+    confidential: bool = False
+    preliminary_station: str = ""
+    preliminary_reason: str = ""
+    overdue: bool = False
+    satisfaction: str = ""
+    satisfaction_comment: str = ""
+    reopen_count: int = 0
+    transferred_report: str = ""
+    transferred_report_status: str = ""
+    unreasonable_request: str = ""
+    attachments: list[dict] = field(default_factory=list)
+    close_time: datetime | None = None
+    repeat_caller: bool = False
+    prior_requests: int = 0
+    escalated_to_name: str = ""
+    escalated_to_phone: str = ""
+    escalate_time: datetime | None = None
+    round: int = 0
+    assignments: list[Assignment] = field(default_factory=list)
+    timeline: list[OrderEntry] = field(default_factory=list)
+    # Entries added since the order was loaded; the repository appends them.
+    new_entries: list[OrderEntry] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"workOrders/{self.id}"
+
+    # -- reading -------------------------------------------------------------
+    def current(self) -> list[Assignment]:
+        return [a for a in self.assignments if a.round == self.round and a.state != "WITHDRAWN"]
+
+    def lead(self) -> Assignment | None:
+        return next((a for a in self.current() if a.role == "LEAD"), None)
+
+    def part_of(self, dept_id: str) -> Assignment:
+        part = next((a for a in self.current() if a.dept_id == dept_id), None)
+        if part is None:
+            raise FailedPrecondition(f"{self.name} is not assigned to departments/{dept_id}",
+                                     reason="NOT_ASSIGNED_TO_DEPARTMENT", metadata={"department": dept_id})
+        return part
+
+    def rejected_departments(self) -> frozenset[str]:
+        return frozenset(a.dept_id for a in self.assignments if a.state == "REJECTED")
+
+    def latest_feedback(self) -> str:
+        done = [a for a in self.assignments if a.feedback]
+        return max(done, key=lambda a: a.resolve_time).feedback if done else ""
+
+    # -- changing ------------------------------------------------------------
+    def _log(self, action: str, actor: Actor, now: datetime, detail: str = "", reason: str = "",
+             department: str = "") -> None:
+        entry = OrderEntry(action, actor.subject, actor.roles, now, detail, reason, department)
+        self.timeline.append(entry)
+        self.new_entries.append(entry)
+        self.update_time = now
+
+    def _require(self, allowed: set[str], verb: str) -> None:
+        if self.status not in allowed:
+            raise FailedPrecondition(
+                f"cannot {verb} {self.name} in status {self.status}",
+                reason="ILLEGAL_TRANSITION", metadata={"status": self.status, "action": verb})
+
+    def _withdraw_current(self) -> None:
+        for a in self.current():
+            if a.state in DEPARTMENT_WORKING:
+                a.state = "WITHDRAWN"
+
+    def _recompute(self) -> None:
+        current = self.current()
+        lead = self.lead()
+        if lead is not None and lead.state == "REJECTED":
+            self.status = "REJECTED"
+            return
+        live = [a for a in current if a.state != "REJECTED"]
+        if not live:
+            self.status = "REJECTED"
+        elif all(a.state == "RESOLVED" for a in live):
+            self.status = "RESOLVED"
+        elif any(a.state in ("IN_PROGRESS", "RESOLVED") for a in live):
+            self.status = "IN_PROGRESS"
+        elif all(a.state == "ACCEPTED" for a in live):
+            self.status = "ACCEPTED"
+        else:
+            self.status = "ASSIGNED"
+
+    def record(self, actor: Actor, now: datetime, detail: str) -> None:
+        self._log("CREATED", actor, now, detail)
+
+    def note(self, action: str, actor: Actor, now: datetime, detail: str, reason: str = "") -> None:
+        """A timeline entry that changes nothing else (e.g. why it was routed so)."""
+        self._log(action, actor, now, detail, reason)
+
+    def assign(self, routes: list[Route], actor: Actor, now: datetime, reason: str = "") -> None:
+        self._require(ASSIGNABLE, "assign")
+        if self.status in ("REOPENED",) or self.deadline is None:
+            self.deadline = deadline_for(now, self.urgency)
+            self.overdue = False
+        self._withdraw_current()
+        self.round += 1
+        for r in routes:
+            self.assignments.append(Assignment(
+                dept_id=r.department.dept_id, dept_name=r.department.name, role=r.role, state="ASSIGNED",
+                routing_reason=r.reason, assign_time=now, deadline=self.deadline, round=self.round))
+            self._log("ASSIGNED", actor, now, f"派单至{r.department.name}（{'牵头' if r.role == 'LEAD' else '协办'}）：{r.reason}",
+                      reason, r.department.resource_name)
+        self.status = "ASSIGNED"
+
+    def hand_to_police(self, station_id: str, station_name: str, why: str, actor: Actor, now: datetime) -> None:
+        """先期处置: the station with jurisdiction handles it while responsibility is unclear."""
+        self._require(ASSIGNABLE - {"PRELIMINARY_POLICE"}, "hand to the police station")
+        if self.deadline is None:
+            self.deadline = deadline_for(now, self.urgency)
+        self._withdraw_current()
+        self.preliminary_station = f"stations/{station_id}"
+        self.preliminary_reason = why
+        self.status = "PRELIMINARY_POLICE"
+        self._log("PRELIMINARY_POLICE", actor, now, f"由{station_name or station_id}先期处置：{why}")
+
+    def accept(self, dept_id: str, actor: Actor, now: datetime) -> None:
+        self._require({"ASSIGNED", "ACCEPTED", "IN_PROGRESS"}, "accept")
+        part = self.part_of(dept_id)
+        if part.state != "ASSIGNED":
+            raise FailedPrecondition(f"departments/{dept_id} cannot accept its part in state {part.state}",
+                                     reason="ILLEGAL_TRANSITION", metadata={"state": part.state})
+        part.state, part.accept_time = "ACCEPTED", now
+        self._recompute()
+        self._log("ACCEPTED", actor, now, f"{part.dept_name}签收", department=part.department)
+
+    def reject(self, dept_id: str, why: str, suggested: str, actor: Actor, now: datetime) -> None:
+        self._require({"ASSIGNED", "ACCEPTED", "IN_PROGRESS"}, "reject")
+        part = self.part_of(dept_id)
+        if part.state not in ("ASSIGNED", "ACCEPTED"):
+            raise FailedPrecondition(f"departments/{dept_id} cannot reject its part in state {part.state}",
+                                     reason="ILLEGAL_TRANSITION", metadata={"state": part.state})
+        part.state, part.reject_reason = "REJECTED", why
+        self._recompute()
+        detail = f"{part.dept_name}退单：{why}"
+        if suggested:
+            detail += f"；建议改派{suggested}"
+        self._log("REJECTED", actor, now, detail, why, part.department)
+
+    def start(self, dept_id: str, actor: Actor, now: datetime) -> None:
+        self._require({"ACCEPTED", "IN_PROGRESS"}, "start")
+        part = self.part_of(dept_id)
+        if part.state != "ACCEPTED":
+            raise FailedPrecondition(f"departments/{dept_id} must accept before starting (state {part.state})",
+                                     reason="ILLEGAL_TRANSITION", metadata={"state": part.state})
+        part.state, part.start_time = "IN_PROGRESS", now
+        self._recompute()
+        self._log("STARTED", actor, now, f"{part.dept_name}开始办理", department=part.department)
+
+    def resolve(self, dept_id: str, feedback: str, attachments: list[dict], actor: Actor, now: datetime) -> None:
+        self._require({"IN_PROGRESS"}, "resolve")
+        part = self.part_of(dept_id)
+        if part.state != "IN_PROGRESS":
+            raise FailedPrecondition(f"departments/{dept_id} must be handling its part to resolve it "
+                                     f"(state {part.state})", reason="ILLEGAL_TRANSITION",
+                                     metadata={"state": part.state})
+        part.state, part.resolve_time, part.feedback, part.attachments = "RESOLVED", now, feedback, attachments
+        self._recompute()
+        self._log("RESOLVED", actor, now, f"{part.dept_name}办结：{feedback}", department=part.department)
+
+    def review(self, satisfaction: str, comment: str, supervisor: tuple[str, str] | None,
+               actor: Actor, now: datetime) -> None:
+        """回访: satisfied closes; unsatisfied reopens (重办), and repeated reopens escalate (督办)."""
+        self._require({"RESOLVED"}, "review")
+        self.satisfaction, self.satisfaction_comment = satisfaction, comment
+        label = {"SATISFIED": "满意", "BASICALLY_SATISFIED": "基本满意", "UNSATISFIED": "不满意"}[satisfaction]
+        self._log("REVIEWED", actor, now, f"市民回访：{label}" + (f"，“{comment}”" if comment else ""), comment)
+        if satisfaction == "UNSATISFIED":
+            self.reopen_count += 1
+            self.status = "REOPENED"
+            self._log("REOPENED", actor, now, f"市民不满意，第{self.reopen_count}次重办：{comment}", comment)
+            if self.reopen_count >= rules.ESCALATE_AFTER_REOPENS and supervisor is not None:
+                self.escalated_to_name, self.escalated_to_phone = supervisor
+                self.escalate_time = now
+                self._log("ESCALATED", actor, now,
+                          f"重办{self.reopen_count}次，提级督办至承办单位负责人{supervisor[0]}", comment)
+        else:
+            self.status, self.close_time = "CLOSED", now
+            self._log("CLOSED", actor, now, "市民评价后办结归档")
+
+    def transfer_to_110(self, report: str, why: str, actor: Actor, now: datetime) -> None:
+        self._require(OPEN_STATUSES, "transfer to 110")
+        self._withdraw_current()
+        self.transferred_report, self.status = report, "TRANSFERRED_TO_110"
+        self._log("TRANSFERRED_TO_110", actor, now, f"一键转接110，生成接警单 {report}", why)
+
+    def record_110_progress(self, report_status: str, detail: str, actor: Actor, now: datetime) -> bool:
+        """The transferred report's status as intake announced it; False when nothing changed."""
+        if report_status == self.transferred_report_status:
+            return False
+        self.transferred_report_status = report_status
+        self._log("POLICE_PROGRESS", actor, now, detail)
+        return True
+
+    def close_as_unreasonable(self, record: str, category_label: str, reply: str, actor: Actor,
+                              now: datetime) -> None:
+        self._require(OPEN_STATUSES, "close as unreasonable")
+        self._withdraw_current()
+        self.unreasonable_request, self.status, self.close_time = record, "CLOSED", now
+        self._log("CLOSED_UNREASONABLE", actor, now, f"属不合理不合规诉求（{category_label}），已规范答复：{reply}")
+
+    def reopen_overturned(self, why: str, actor: Actor, now: datetime) -> None:
+        if self.status != "CLOSED" or not self.unreasonable_request:
+            raise FailedPrecondition(f"{self.name} was not closed as unreasonable",
+                                     reason="ILLEGAL_TRANSITION", metadata={"status": self.status})
+        self.status, self.close_time = "RECEIVED", None
+        self.deadline = deadline_for(now, self.urgency)
+        self._log("OVERTURNED", actor, now, f"督导改判为正常诉求，重新受理：{why}", why)
+
+    def mark_overdue(self, actor: Actor, now: datetime) -> bool:
+        if self.overdue or self.status not in OPEN_STATUSES or self.deadline is None or self.deadline > now:
+            return False
+        self.overdue = True
+        late = self.current()
+        who = "、".join(a.dept_name for a in late if a.state in DEPARTMENT_WORKING) or "12345派单"
+        self._log("OVERDUE", actor, now, f"已超过办理时限（{self.deadline.astimezone(CHINA):%Y-%m-%d %H:%M}），"
+                                         f"当前承办：{who}")
+        return True
+
+    def flag_repeat(self, prior: int, same_matter: int, actor: Actor, now: datetime) -> None:
+        self.prior_requests = prior
+        if same_matter + 1 >= rules.REPEAT_THRESHOLD:
+            self.repeat_caller = True
+            hours = int(rules.REPEAT_WINDOW.total_seconds() // 3600)
+            self._log("REPEAT_CALLER", actor, now, f"同一号码{hours}小时内第{same_matter + 1}次反映同一事项（重复来电）")
+
+
+# -- unreasonable requests (不合理不合规诉求) ---------------------------------------
+
+@dataclass
+class Verdict:
+    unreasonable: bool
+    category: str = ""
+    reason: str = ""
+    standard_reply: str = ""
+    confidence: float = 0.0
+    rule_ids: list[str] = field(default_factory=list)
+    prior_requests: int = 0
+
+
+def classify_request(description: str, prior_total: int = 0, prior_same_matter: int = 0) -> Verdict:
+    """Rules as data (rules.UNREASONABLE_RULES); the first rule whose every keyword group hits decides."""
+    fired: list[tuple[rules.UnreasonableRule, list[str]]] = []
+    for rule in rules.UNREASONABLE_RULES:
+        hits = []
+        for group in rule.groups:
+            hit = next((kw for kw in group if kw in description), None)
+            if hit is None:
+                break
+            hits.append(hit)
+        else:
+            fired.append((rule, hits))
+    if fired:
+        rule, hits = fired[0]
+        return Verdict(True, rule.category, rule.reason.format(*hits),
+                       rules.STANDARD_REPLY[rule.category], 0.9 if len(rule.groups) > 1 else 0.8,
+                       [r.rule_id for r, _ in fired], prior_total)
+    if prior_same_matter >= rules.MALICIOUS_REPEAT_THRESHOLD:
+        days = rules.PRIOR_WINDOW.days
+        return Verdict(True, "MALICIOUS_REPEATED",
+                       f"同一号码{days}天内已就同一事项反映{prior_same_matter}次，疑似恶意重复诉求，请核实此前答复",
+                       rules.STANDARD_REPLY["MALICIOUS_REPEATED"], 0.6, ["ur-repeat"], prior_total)
+    return Verdict(False, prior_requests=prior_total)
+
+
+@dataclass
+class UnreasonableRecord:
+    id: str
+    description: str
+    category: str
+    reason: str
+    standard_reply: str
+    state: str
+    create_time: datetime
+    record_actor: str
+    record_roles: list[str]
+    work_order: str = ""
+    citizen_phone: str = ""
+    citizen_name: str = ""
+    typical_case: bool = False
+    prior_requests: int = 0
+    overturn_actor: str = ""
+    overturn_roles: list[str] = field(default_factory=list)
+    overturn_time: datetime | None = None
+    overturn_reason: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"unreasonableRequests/{self.id}"
+
+
+_PHONE = re.compile(r"(?<!\d)(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})(?!\d)")
+_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
+_PLATE = re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-Z]·?[A-Z0-9]{5,6}")
+_ADDRESS = re.compile(r"[\u4e00-\u9fa5]{1,10}(?:路|街|大道|巷)\d+号(?:[\u4e00-\u9fa5A-Za-z0-9]{0,12}(?:栋|单元|室|楼))*")
+_COMMUNITY = re.compile(r"[\u4e00-\u9fa5]{2,8}(?:小区|花园|公寓|家园)")
+_TITLE = re.compile(r"[\u4e00-\u9fa5](?:先生|女士|师傅|老师|阿姨)")
+_DIGITS = re.compile(r"\d{5,}")
+
+
+def anonymise(text: str, citizen_name: str = "") -> str:
+    """A description fit for publication: no names, numbers, addresses or ids."""
+    out = text
+    if citizen_name:
+        out = out.replace(citizen_name, "某市民")
+    out = _ID_NUMBER.sub("[身份证号]", out)
+    out = _PHONE.sub("[电话]", out)
+    out = _PLATE.sub("[车牌]", out)
+    out = _ADDRESS.sub("[地址]", out)
+    out = _COMMUNITY.sub("某小区", out)
+    out = _TITLE.sub(lambda m: "某" + m.group(0)[1:], out)
+    out = _DIGITS.sub("[数字]", out)
+    return out
+
+
+def typical_case_id(record_id: str) -> str:
+    """A public id that does not reveal the record's id."""
+    return hashlib.sha256(f"typical-case:{record_id}".encode()).hexdigest()[:16]
+
+
+# -- figures per department ------------------------------------------------------
+
+@dataclass
+class Figures:
+    dept_id: str
+    dept_name: str
+    assigned: int = 0
+    rejected: int = 0
+    resolved: int = 0
+    on_time: int = 0
+    reviewed: int = 0
+    satisfied: int = 0
+    reopened: int = 0
+    resolve_seconds: float = 0.0
+
+    @property
+    def completion_rate(self) -> float:
+        base = self.assigned - self.rejected
+        return self.resolved / base if base > 0 else 0.0
+
+    @property
+    def on_time_rate(self) -> float:
+        return self.on_time / self.resolved if self.resolved else 0.0
+
+    @property
+    def satisfaction_rate(self) -> float:
+        return self.satisfied / self.reviewed if self.reviewed else 0.0
+
+    @property
+    def reopen_rate(self) -> float:
+        return self.reopened / self.resolved if self.resolved else 0.0
+
+    @property
+    def mean_resolve_seconds(self) -> float:
+        return self.resolve_seconds / self.resolved if self.resolved else 0.0
+
+
+def department_figures(parts: list[dict], reviews: list[dict], departments: list[Department]) -> list[Figures]:
+    """Figures from assignments (dicts with dept_id, work_order_id, state, assign_time, resolve_time,
+    deadline) and reviews of orders each department led (dept_id, work_order_id, satisfaction).
+
+    An order counts once per department: its latest part there decides.
+    """
+    names = {d.dept_id: d.name for d in departments}
+    figures: dict[str, Figures] = {}
+    latest: dict[tuple[str, str], dict] = {}
+    for p in parts:
+        if p["state"] == "WITHDRAWN":
+            continue
+        key = (p["dept_id"], p["work_order_id"])
+        if key not in latest or p["assign_time"] >= latest[key]["assign_time"]:
+            latest[key] = p
+    resolved_orders: dict[str, set[str]] = {}
+    for (dept_id, order_id), p in latest.items():
+        f = figures.setdefault(dept_id, Figures(dept_id, names.get(dept_id, dept_id)))
+        f.assigned += 1
+        if p["state"] == "REJECTED":
+            f.rejected += 1
+        elif p["state"] == "RESOLVED":
+            f.resolved += 1
+            resolved_orders.setdefault(dept_id, set()).add(order_id)
+            if p["deadline"] is None or p["resolve_time"] <= p["deadline"]:
+                f.on_time += 1
+            f.resolve_seconds += (p["resolve_time"] - p["assign_time"]).total_seconds()
+    reopened: dict[str, set[str]] = {}
+    for r in reviews:
+        f = figures.setdefault(r["dept_id"], Figures(r["dept_id"], names.get(r["dept_id"], r["dept_id"])))
+        f.reviewed += 1
+        if r["satisfaction"] in ("SATISFIED", "BASICALLY_SATISFIED"):
+            f.satisfied += 1
+        else:
+            reopened.setdefault(r["dept_id"], set()).add(r["work_order_id"])
+    for dept_id, orders in reopened.items():
+        figures[dept_id].reopened = len(orders & resolved_orders.get(dept_id, set()))
+    return sorted(figures.values(), key=lambda f: f.dept_id)

@@ -7,9 +7,18 @@ from google.api import httpbody_pb2
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from smart110.common.v1 import common_pb2
 from smart110.referral.v1 import referral_service_pb2 as pb
 
-from .domain import Department, Open311Service
+from services.runtime.enums import enum_name, enum_value
+from services.runtime.logs import mask_name, mask_phone
+from services.runtime.timeutil import to_pb
+
+from . import rules
+from .domain import (
+    CHINA, CLOSED_FOR_OPEN311, Department, Open311Service, UnreasonableRecord, WorkOrder, anonymise,
+    typical_case_id,
+)
 
 GEOREPORT_CONTENT_TYPE = "application/json; charset=utf-8"
 
@@ -18,11 +27,126 @@ def department_to_pb(d: Department) -> pb.Department:
     return pb.Department(
         name=d.resource_name, department_id=d.dept_id, display_name=d.name, matter_codes=d.matter_codes,
         districts=d.districts, supervisor=pb.DepartmentContact(name=d.supervisor, phone_number=d.phone),
+        emergency_linkage=d.emergency_linkage,
     )
 
 
 def open311_service_to_pb(s: Open311Service) -> pb.Service:
     return pb.Service(service_code=s.code, service_name=s.name, group=s.group, type="realtime", metadata=False)
+
+
+def attachments_to_pb(items: list[dict]) -> list[common_pb2.Attachment]:
+    return [common_pb2.Attachment(
+        kind=enum_value(common_pb2.AttachmentKind, a.get("kind", ""), "ATTACHMENT_KIND_"),
+        content_type=a.get("content_type", ""), size_bytes=a.get("size_bytes", 0), sha256=a.get("sha256", ""),
+        storage_uri=a.get("storage_uri", "")) for a in items]
+
+
+def attachments_from_pb(items) -> list[dict]:
+    return [dict(kind=enum_name(common_pb2.AttachmentKind, a.kind, "ATTACHMENT_KIND_"), content_type=a.content_type,
+                 size_bytes=a.size_bytes, sha256=a.sha256, storage_uri=a.storage_uri) for a in items]
+
+
+def work_order_to_pb(o: WorkOrder, *, masked: bool = False, hide_citizen: bool = False) -> pb.WorkOrder:
+    """`masked`: personal data masked (list views); `hide_citizen`: none at all (confidential, seen by a department)."""
+    msg = pb.WorkOrder(
+        name=o.name, source=enum_value(pb.WorkOrderSource, o.source, "WORK_ORDER_SOURCE_"), report=o.report,
+        hotline_ticket_id=o.hotline_ticket_id, category=o.category, matter_code=o.matter_code,
+        description=o.description, address_text=o.address_text, urgency=o.urgency, deadline=to_pb(o.deadline),
+        status=enum_value(pb.WorkOrderStatus, o.status, "WORK_ORDER_STATUS_"),
+        preliminary_station=o.preliminary_station, overdue=o.overdue,
+        satisfaction=enum_value(common_pb2.Satisfaction, o.satisfaction, "SATISFACTION_"),
+        satisfaction_comment=o.satisfaction_comment, reopen_count=o.reopen_count,
+        transferred_report=o.transferred_report, unreasonable_request=o.unreasonable_request,
+        attachments=attachments_to_pb(o.attachments), request_time=to_pb(o.request_time),
+        create_time=to_pb(o.create_time), update_time=to_pb(o.update_time), close_time=to_pb(o.close_time),
+        transferred_report_status=o.transferred_report_status, repeat_caller=o.repeat_caller,
+        prior_requests=o.prior_requests, escalate_time=to_pb(o.escalate_time), district=o.district,
+        preliminary_reason=o.preliminary_reason,
+    )
+    if o.lon is not None and o.lat is not None:
+        msg.location.CopyFrom(common_pb2.Location(point=common_pb2.GeoPoint(longitude=o.lon, latitude=o.lat),
+                                                  accuracy_m=o.accuracy_m))
+    if not hide_citizen:
+        msg.citizen.CopyFrom(pb.Citizen(
+            phone_number=mask_phone(o.citizen_phone) if masked and o.citizen_phone else o.citizen_phone,
+            name=mask_name(o.citizen_name) if masked else o.citizen_name, confidential=o.confidential))
+    else:
+        msg.citizen.confidential = True
+    if o.escalated_to_name:
+        msg.escalated_to.CopyFrom(pb.DepartmentContact(name=o.escalated_to_name, title="承办单位负责人",
+                                                       phone_number=o.escalated_to_phone))
+    for a in o.assignments:
+        msg.assignments.add(
+            department=a.department, department_display_name=a.dept_name,
+            role=enum_value(pb.DepartmentRole, a.role, "DEPARTMENT_ROLE_"),
+            state=enum_value(pb.DepartmentAssignmentState, a.state, "DEPARTMENT_ASSIGNMENT_STATE_"),
+            routing_reason=a.routing_reason, assign_time=to_pb(a.assign_time), accept_time=to_pb(a.accept_time),
+            start_time=to_pb(a.start_time), resolve_time=to_pb(a.resolve_time), reject_reason=a.reject_reason,
+            feedback=a.feedback, attachments=attachments_to_pb(a.attachments), deadline=to_pb(a.deadline))
+    for e in o.timeline:
+        msg.timeline.add(action=e.action, detail=e.detail, department=e.department,
+                         stamp=common_pb2.AuditStamp(actor=e.actor, roles=e.roles, time=to_pb(e.time),
+                                                     reason=e.reason))
+    return msg
+
+
+def unreasonable_to_pb(r: UnreasonableRecord, *, masked: bool = False) -> pb.UnreasonableRequest:
+    msg = pb.UnreasonableRequest(
+        name=r.name, work_order=r.work_order, description=r.description,
+        citizen=pb.Citizen(phone_number=mask_phone(r.citizen_phone) if masked and r.citizen_phone else r.citizen_phone,
+                           name=mask_name(r.citizen_name) if masked else r.citizen_name),
+        category=enum_value(pb.UnreasonableCategory, r.category, "UNREASONABLE_CATEGORY_"),
+        reason=r.reason, standard_reply=r.standard_reply, typical_case=r.typical_case,
+        state=enum_value(pb.UnreasonableRequestState, r.state, "UNREASONABLE_REQUEST_STATE_"),
+        prior_requests=r.prior_requests,
+        record_stamp=common_pb2.AuditStamp(actor=r.record_actor, roles=r.record_roles, time=to_pb(r.create_time)),
+        create_time=to_pb(r.create_time),
+    )
+    if r.overturn_time is not None:
+        msg.overturn_stamp.CopyFrom(common_pb2.AuditStamp(actor=r.overturn_actor, roles=r.overturn_roles,
+                                                          time=to_pb(r.overturn_time), reason=r.overturn_reason))
+    return msg
+
+
+def typical_case_to_pb(r: UnreasonableRecord) -> pb.TypicalCase:
+    return pb.TypicalCase(
+        name=f"typicalCases/{typical_case_id(r.id)}",
+        category=enum_value(pb.UnreasonableCategory, r.category, "UNREASONABLE_CATEGORY_"),
+        summary=anonymise(r.description, r.citizen_name), reason=anonymise(r.reason, r.citizen_name),
+        standard_reply=r.standard_reply, record_time=to_pb(r.create_time.replace(minute=0, second=0, microsecond=0)),
+    )
+
+
+# -- GeoReport v2 ----------------------------------------------------------------
+
+def service_request_to_pb(o: WorkOrder, matter_label: str) -> pb.ServiceRequest:
+    lead = o.lead()
+    if lead is not None:
+        agency = lead.dept_name
+    elif o.status == "PRELIMINARY_POLICE":
+        agency = f"属地派出所（{o.preliminary_station.removeprefix('stations/')}，先期处置）"
+    elif o.status == "TRANSFERRED_TO_110":
+        agency = "110报警服务台"
+    else:
+        agency = "12345市民服务热线"
+    notes = o.latest_feedback()
+    if o.status == "TRANSFERRED_TO_110":
+        notes = "已转110处置"
+    elif o.unreasonable_request and o.status == "CLOSED":
+        notes = o.timeline[-1].detail if o.timeline else ""
+    limit = rules.URGENCY_LABEL.get(o.urgency, "")
+    notice = f"办理时限：{o.deadline.astimezone(CHINA):%Y-%m-%d %H:%M}（{limit}）" if o.deadline else ""
+    msg = pb.ServiceRequest(
+        service_request_id=o.id, status="closed" if o.status in CLOSED_FOR_OPEN311 else "open",
+        status_notes=notes, service_name=matter_label, service_code=o.matter_code, description=o.description,
+        agency_responsible=agency, service_notice=notice, requested_datetime=to_pb(o.request_time),
+        updated_datetime=to_pb(o.update_time), expected_datetime=to_pb(o.deadline), address=o.address_text,
+        media_url=next((a.get("storage_uri", "") for a in o.attachments if a.get("storage_uri")), ""),
+    )
+    if o.lat is not None and o.lon is not None:
+        msg.lat, msg.long = o.lat, o.lon
+    return msg
 
 
 def georeport_body(messages: list[Message]) -> httpbody_pb2.HttpBody:

@@ -1,12 +1,18 @@
-"""Referral tables and repository, in the `referral` schema."""
+"""Referral tables and repositories, in the `referral` schema."""
 from __future__ import annotations
 
-from sqlalchemy import Column, MetaData, String, Table, Text, func, or_, select
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Identity, Index, Integer, MetaData, String, Table,
+    Text, and_, func, or_, select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
 from services.runtime.app import RuntimeTables
+from services.runtime.audit import timeline_table
 
-from .domain import Department, Matter
+from .domain import Assignment, Department, Matter, OrderEntry, UnreasonableRecord, WorkOrder
 
 SCHEMA = "referral"
 metadata = MetaData(schema=SCHEMA)
@@ -23,7 +29,111 @@ departments = Table(
     Column("phone", String(30), nullable=False, server_default=""),
 )
 
-TABLES = ["departments"] + runtime_tables.names
+work_orders = Table(
+    "work_orders", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("source", String(20), nullable=False),
+    # At most one order per 110 report (exactly-once referral).
+    Column("report", String(80), unique=True),
+    Column("hotline_ticket_id", String(80), nullable=False, server_default=""),
+    Column("category", Text, nullable=False, server_default=""),
+    Column("matter_code", String(60), nullable=False, server_default=""),
+    Column("description", Text, nullable=False),
+    Column("lon", Float), Column("lat", Float),
+    Column("accuracy_m", Float, nullable=False, server_default="0"),
+    Column("address_text", Text, nullable=False, server_default=""),
+    Column("district", Text, nullable=False, server_default=""),
+    Column("station_id", String(20), nullable=False, server_default=""),
+    Column("citizen_phone", String(30), nullable=False, server_default="", index=True),
+    Column("citizen_name", Text, nullable=False, server_default=""),
+    Column("confidential", Boolean, nullable=False, server_default="false"),
+    Column("urgency", Integer, nullable=False),
+    Column("deadline", DateTime(timezone=True)),
+    Column("status", String(30), nullable=False),
+    Column("preliminary_station", String(40), nullable=False, server_default=""),
+    Column("preliminary_reason", Text, nullable=False, server_default=""),
+    Column("overdue", Boolean, nullable=False, server_default="false"),
+    Column("satisfaction", String(30), nullable=False, server_default=""),
+    Column("satisfaction_comment", Text, nullable=False, server_default=""),
+    Column("reopen_count", Integer, nullable=False, server_default="0"),
+    Column("transferred_report", String(80), nullable=False, server_default=""),
+    Column("transferred_report_status", String(40), nullable=False, server_default=""),
+    Column("unreasonable_request", String(80), nullable=False, server_default=""),
+    Column("attachments", JSONB, nullable=False, server_default="[]"),
+    Column("request_time", DateTime(timezone=True), nullable=False),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("update_time", DateTime(timezone=True), nullable=False),
+    Column("close_time", DateTime(timezone=True)),
+    Column("repeat_caller", Boolean, nullable=False, server_default="false"),
+    Column("prior_requests", Integer, nullable=False, server_default="0"),
+    Column("escalated_to_name", Text, nullable=False, server_default=""),
+    Column("escalated_to_phone", String(30), nullable=False, server_default=""),
+    Column("escalate_time", DateTime(timezone=True)),
+    Column("round", Integer, nullable=False, server_default="0"),
+    Index("work_orders_create_time", "create_time", "id"),
+    Index("work_orders_open_deadline", "deadline", postgresql_where="NOT overdue"),
+    Index("work_orders_transferred_report", "transferred_report"),
+)
+
+assignments = Table(
+    "work_order_assignments", metadata,
+    Column("seq", BigInteger, Identity(always=True), primary_key=True),
+    Column("work_order_id", String(40), ForeignKey(f"{SCHEMA}.work_orders.id"), nullable=False, index=True),
+    Column("dept_id", String(20), nullable=False, index=True),
+    Column("dept_name", Text, nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("routing_reason", Text, nullable=False, server_default=""),
+    Column("round", Integer, nullable=False),
+    Column("assign_time", DateTime(timezone=True), nullable=False),
+    Column("deadline", DateTime(timezone=True)),
+    Column("accept_time", DateTime(timezone=True)),
+    Column("start_time", DateTime(timezone=True)),
+    Column("resolve_time", DateTime(timezone=True)),
+    Column("reject_reason", Text, nullable=False, server_default=""),
+    Column("feedback", Text, nullable=False, server_default=""),
+    Column("attachments", JSONB, nullable=False, server_default="[]"),
+)
+
+order_timeline = timeline_table(metadata, "work_order_timeline", "work_order_id", "work_orders.id")
+order_timeline.append_column(Column("department", String(40), nullable=False, server_default=""))
+
+# Every follow-up (回访), for satisfaction and reopen rates per department.
+reviews = Table(
+    "work_order_reviews", metadata,
+    Column("seq", BigInteger, Identity(always=True), primary_key=True),
+    Column("work_order_id", String(40), ForeignKey(f"{SCHEMA}.work_orders.id"), nullable=False, index=True),
+    Column("dept_id", String(20), nullable=False),
+    Column("satisfaction", String(30), nullable=False),
+    Column("comment", Text, nullable=False, server_default=""),
+    Column("time", DateTime(timezone=True), nullable=False),
+)
+
+unreasonable = Table(
+    "unreasonable_requests", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("work_order", String(80), nullable=False, server_default=""),
+    Column("description", Text, nullable=False),
+    Column("citizen_phone", String(30), nullable=False, server_default=""),
+    Column("citizen_name", Text, nullable=False, server_default=""),
+    Column("category", String(40), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("standard_reply", Text, nullable=False),
+    Column("typical_case", Boolean, nullable=False, server_default="false"),
+    Column("state", String(20), nullable=False),
+    Column("prior_requests", Integer, nullable=False, server_default="0"),
+    Column("record_actor", Text, nullable=False),
+    Column("record_roles", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("overturn_actor", Text, nullable=False, server_default=""),
+    Column("overturn_roles", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("overturn_time", DateTime(timezone=True)),
+    Column("overturn_reason", Text, nullable=False, server_default=""),
+    Index("unreasonable_requests_create_time", "create_time", "id"),
+)
+
+TABLES = (["departments", "work_orders", "work_order_assignments", "work_order_timeline", "work_order_reviews",
+           "unreasonable_requests"] + runtime_tables.names)
 
 
 def _to_department(r) -> Department:
@@ -63,3 +173,192 @@ class DepartmentRepository:
         stmt = insert(departments).values(**values)
         self.conn.execute(stmt.on_conflict_do_update(
             index_elements=["dept_id"], set_={k: stmt.excluded[k] for k in values if k != "dept_id"}))
+
+
+_ORDER_COLUMNS = [c.name for c in work_orders.columns]
+_PART_COLUMNS = [c.name for c in assignments.columns if c.name not in ("seq", "work_order_id")]
+
+
+def _order_values(o: WorkOrder) -> dict:
+    values = {c: getattr(o, c) for c in _ORDER_COLUMNS}
+    values["report"] = o.report or None  # unique when set
+    return values
+
+
+class WorkOrderRepository:
+    def __init__(self, conn):
+        self.conn = conn
+
+    def add(self, order: WorkOrder) -> bool:
+        """Stores a new order; False when its 110 report already has one (nothing written)."""
+        stmt = insert(work_orders).values(**_order_values(order))
+        if order.report:
+            stmt = stmt.on_conflict_do_nothing(index_elements=["report"])
+        if self.conn.execute(stmt.returning(work_orders.c.id)).first() is None:
+            return False
+        self._save_children(order)
+        return True
+
+    def save(self, order: WorkOrder) -> None:
+        values = _order_values(order)
+        values.pop("id")
+        self.conn.execute(work_orders.update().where(work_orders.c.id == order.id).values(**values))
+        self._save_children(order)
+
+    def _save_children(self, order: WorkOrder) -> None:
+        for a in order.assignments:
+            values = {c: getattr(a, c) for c in _PART_COLUMNS}
+            if a.seq is None:
+                a.seq = self.conn.execute(assignments.insert().values(work_order_id=order.id, **values)
+                                          .returning(assignments.c.seq)).scalar_one()
+            else:
+                self.conn.execute(assignments.update().where(assignments.c.seq == a.seq).values(**values))
+        if order.new_entries:
+            self.conn.execute(order_timeline.insert(), [
+                dict(work_order_id=order.id, action=e.action, actor=e.actor, roles=e.roles, time=e.time,
+                     detail=e.detail, reason=e.reason, department=e.department) for e in order.new_entries])
+            order.new_entries = []
+
+    def _load(self, rows, *, lock: bool = False) -> list[WorkOrder]:
+        orders = [WorkOrder(**{c: getattr(r, c) for c in _ORDER_COLUMNS}) for r in rows]
+        for o in orders:
+            o.report = o.report or ""
+        if not orders:
+            return []
+        by_id = {o.id: o for o in orders}
+        for a in self.conn.execute(select(assignments).where(assignments.c.work_order_id.in_(by_id))
+                                   .order_by(assignments.c.seq)):
+            by_id[a.work_order_id].assignments.append(
+                Assignment(seq=a.seq, **{c: getattr(a, c) for c in _PART_COLUMNS}))
+        for e in self.conn.execute(select(order_timeline).where(order_timeline.c.work_order_id.in_(by_id))
+                                   .order_by(order_timeline.c.seq)):
+            by_id[e.work_order_id].timeline.append(
+                OrderEntry(e.action, e.actor, list(e.roles), e.time, e.detail, e.reason, e.department))
+        return orders
+
+    def get(self, order_id: str, *, for_update: bool = False) -> WorkOrder | None:
+        q = select(work_orders).where(work_orders.c.id == order_id)
+        if for_update:
+            q = q.with_for_update()
+        found = self._load(self.conn.execute(q).all())
+        return found[0] if found else None
+
+    def by_report(self, report: str) -> WorkOrder | None:
+        found = self._load(self.conn.execute(select(work_orders).where(work_orders.c.report == report)
+                                             .with_for_update()).all())
+        return found[0] if found else None
+
+    def by_transferred_report(self, report: str) -> WorkOrder | None:
+        found = self._load(self.conn.execute(select(work_orders).where(work_orders.c.transferred_report == report)
+                                             .with_for_update()).all())
+        return found[0] if found else None
+
+    def list(self, *, limit: int, after: tuple[datetime, str] | None, filters: dict) -> list[WorkOrder]:
+        c = work_orders.c
+        q = select(work_orders).order_by(c.create_time.desc(), c.id.desc()).limit(limit)
+        if after:
+            q = q.where(or_(c.create_time < after[0], and_(c.create_time == after[0], c.id < after[1])))
+        for key in ("status", "source", "matter_code", "report", "hotline_ticket_id"):
+            if filters.get(key):
+                q = q.where(c[key] == filters[key])
+        if filters.get("urgency"):
+            q = q.where(c.urgency == filters["urgency"])
+        if filters.get("overdue_only"):
+            q = q.where(c.overdue.is_(True))
+        if filters.get("start"):
+            q = q.where(c.create_time >= filters["start"])
+        if filters.get("end"):
+            q = q.where(c.create_time < filters["end"])
+        if filters.get("ids"):
+            q = q.where(c.id.in_(filters["ids"]))
+        if filters.get("matter_codes"):
+            q = q.where(c.matter_code.in_(filters["matter_codes"]))
+        if filters.get("statuses"):
+            q = q.where(c.status.in_(filters["statuses"]))
+        if filters.get("query"):
+            like = "%" + filters["query"].replace("%", r"\%").replace("_", r"\_") + "%"
+            q = q.where(or_(c.description.like(like), c.address_text.like(like)))
+        if filters.get("department"):
+            q = q.where(c.id.in_(select(assignments.c.work_order_id).where(
+                assignments.c.dept_id == filters["department"], assignments.c.state != "WITHDRAWN")))
+        return self._load(self.conn.execute(q).all())
+
+    def due(self, now: datetime, limit: int = 500) -> list[str]:
+        """Ids of open orders past their deadline and not yet flagged."""
+        c = work_orders.c
+        return list(self.conn.execute(
+            select(c.id).where(c.overdue.is_(False), c.deadline < now,
+                               c.status.in_(["RECEIVED", "ASSIGNED", "ACCEPTED", "IN_PROGRESS", "REJECTED",
+                                             "REOPENED", "PRELIMINARY_POLICE"]))
+            .order_by(c.deadline).limit(limit)).scalars())
+
+    def count_from(self, phone: str, since: datetime, matter_code: str = "", exclude: str = "") -> int:
+        c = work_orders.c
+        q = select(func.count()).select_from(work_orders).where(c.citizen_phone == phone, c.request_time >= since)
+        if matter_code:
+            q = q.where(c.matter_code == matter_code)
+        if exclude:
+            q = q.where(c.id != exclude)
+        return self.conn.execute(q).scalar_one()
+
+    def add_review(self, order_id: str, dept_id: str, satisfaction: str, comment: str, time: datetime) -> None:
+        self.conn.execute(reviews.insert().values(work_order_id=order_id, dept_id=dept_id,
+                                                  satisfaction=satisfaction, comment=comment, time=time))
+
+    def parts_between(self, start: datetime, end: datetime, dept_id: str = "") -> list[dict]:
+        q = select(assignments).where(assignments.c.assign_time >= start, assignments.c.assign_time < end)
+        if dept_id:
+            q = q.where(assignments.c.dept_id == dept_id)
+        return [dict(r._mapping) for r in self.conn.execute(q)]
+
+    def reviews_between(self, start: datetime, end: datetime, dept_id: str = "") -> list[dict]:
+        q = select(reviews).where(reviews.c.time >= start, reviews.c.time < end)
+        if dept_id:
+            q = q.where(reviews.c.dept_id == dept_id)
+        return [dict(r._mapping) for r in self.conn.execute(q)]
+
+
+_UR_COLUMNS = [c.name for c in unreasonable.columns]
+
+
+class UnreasonableRepository:
+    def __init__(self, conn):
+        self.conn = conn
+
+    def add(self, r: UnreasonableRecord) -> None:
+        self.conn.execute(unreasonable.insert().values(**{c: getattr(r, c) for c in _UR_COLUMNS}))
+
+    def save(self, r: UnreasonableRecord) -> None:
+        values = {c: getattr(r, c) for c in _UR_COLUMNS if c != "id"}
+        self.conn.execute(unreasonable.update().where(unreasonable.c.id == r.id).values(**values))
+
+    def get(self, record_id: str, *, for_update: bool = False) -> UnreasonableRecord | None:
+        q = select(unreasonable).where(unreasonable.c.id == record_id)
+        if for_update:
+            q = q.with_for_update()
+        row = self.conn.execute(q).first()
+        return UnreasonableRecord(**{c: getattr(row, c) for c in _UR_COLUMNS}) if row else None
+
+    def list(self, *, limit: int, after: tuple[datetime, str] | None, category: str = "", state: str = "",
+             start: datetime | None = None, end: datetime | None = None,
+             typical_only: bool = False) -> list[UnreasonableRecord]:
+        c = unreasonable.c
+        q = select(unreasonable).order_by(c.create_time.desc(), c.id.desc()).limit(limit)
+        if after:
+            q = q.where(or_(c.create_time < after[0], and_(c.create_time == after[0], c.id < after[1])))
+        if category:
+            q = q.where(c.category == category)
+        if state:
+            q = q.where(c.state == state)
+        if start:
+            q = q.where(c.create_time >= start)
+        if end:
+            q = q.where(c.create_time < end)
+        if typical_only:
+            q = q.where(c.typical_case.is_(True))
+        return [UnreasonableRecord(**{k: getattr(r, k) for k in _UR_COLUMNS}) for r in self.conn.execute(q)]
+
+    def count_from(self, phone: str, since: datetime) -> int:
+        c = unreasonable.c
+        return self.conn.execute(select(func.count()).select_from(unreasonable)
+                                 .where(c.citizen_phone == phone, c.create_time >= since)).scalar_one()

@@ -171,9 +171,12 @@ def test_open311_service_list_is_the_matter_catalogue(referral):
     assert passport["group"] == "江城市公安局出入境管理支队"
 
 
-def test_referral_feed_ends_empty(referral):
+def test_referral_feed_ends_at_its_latest_event(referral):
     stub = referral_grpc.ReferralServiceStub(referral)
-    assert list(stub.StreamEvents(events_pb2.StreamEventsRequest(stop_at_end=True), timeout=5)) == []
+    events = list(stub.StreamEvents(events_pb2.StreamEventsRequest(stop_at_end=True), timeout=5))
+    sequences = [e.sequence for e in events]
+    assert sequences == sorted(set(sequences)), "in sequence order, each once"
+    assert all(e.type.startswith("referral.") for e in events)
 
 
 def test_referral_role_cannot_read_another_services_schema(admin_url):
@@ -210,10 +213,6 @@ def test_scoring_serves_its_feed(scoring):
 # -- what is not built yet -------------------------------------------------------
 
 NOT_BUILT = {
-    "referral.GetWorkOrder": ("referral", lambda ch: referral_grpc.ReferralServiceStub(ch).GetWorkOrder(
-        referral_pb.GetWorkOrderRequest(name="workOrders/1"), timeout=5)),
-    "open311.ListServiceRequests": ("referral", lambda ch: referral_grpc.Open311ServiceStub(ch).ListServiceRequests(
-        referral_pb.ListServiceRequestsRequest(), timeout=5)),
     "scoring.ListLedgerEntries": ("scoring", lambda ch: scoring_grpc.ScoringServiceStub(ch).ListLedgerEntries(
         scoring_pb.ListLedgerEntriesRequest(), timeout=5)),
 }
