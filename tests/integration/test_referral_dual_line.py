@@ -1,0 +1,108 @@
+"""From 12345 to 110 (一键转接) against a real Postgres: intake and referral on real gRPC sockets."""
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from smart110.common.v1 import events_pb2
+from smart110.intake.v1 import intake_service_pb2 as intake_pb
+from smart110.referral.v1 import referral_service_pb2 as pb
+from tests.integration.referral_support import (
+    JIANGAN_S01, actions, as_user, field_violations, phone, rid, serving_suite, ticket,
+)
+
+AGENT = as_user(["hotline_agent"], sub="agent-12")
+
+
+@pytest.fixture(scope="module")
+def suite(admin_url):
+    with serving_suite(admin_url) as s:
+        yield s
+
+
+def reports_about(suite, text: str) -> list[intake_pb.Report]:
+    return list(suite.intake.ListReports(intake_pb.ListReportsRequest(query=text, page_size=500),
+                                         timeout=10).reports)
+
+
+def test_agent_transfers_a_police_emergency_to_110_once(suite):
+    caller = phone()
+    w = ticket("市民来电称邻居家传出呼救声和打砸声，怀疑有人持刀伤人", caller_phone=caller, name="周女士",
+               urgency=1)
+    request = pb.TransferTo110Request(request_id=rid(), work_order=w, reason="涉嫌持刀伤人，属警情，需110立即处置")
+    order = suite.referral.TransferTo110(request, metadata=AGENT, timeout=10)
+    assert order.status == pb.WORK_ORDER_STATUS_TRANSFERRED_TO_110
+    assert order.source == pb.WORK_ORDER_SOURCE_HOTLINE_12345
+    assert order.transferred_report.startswith("reports/")
+    assert order.transferred_report_status == "REPORT_STATUS_CLASSIFIED"
+    assert actions(order) == ["CREATED", "TRANSFERRED_TO_110", "POLICE_PROGRESS"]
+
+    report = suite.intake.GetReport(intake_pb.GetReportRequest(name=order.transferred_report), timeout=10)
+    assert report.channel == intake_pb.CHANNEL_HOTLINE_12345
+    assert report.caller.phone_number == caller
+    assert report.description.startswith("市民来电称邻居家传出呼救声和打砸声")
+    assert report.classification.category == intake_pb.CATEGORY_POLICE
+    assert report.station_id, "routed to the station with jurisdiction"
+
+    # A retry (lost answer) neither records a second order nor files a second report.
+    again = suite.referral.TransferTo110(request, metadata=AGENT, timeout=10)
+    assert again.name == order.name and again.transferred_report == order.transferred_report
+    assert [r.name for r in reports_about(suite, "邻居家传出呼救声和打砸声") if r.caller.phone_number.endswith(caller[-4:])
+            ] == [order.transferred_report]
+    # The transferred report came from 12345: it is not referred back as a new work order.
+    assert not suite.referral.ListWorkOrders(pb.ListWorkOrdersRequest(report=order.transferred_report),
+                                             timeout=10).work_orders
+
+
+def test_an_existing_work_order_is_transferred_and_its_police_progress_shows_on_it(suite):
+    order = suite.referral.CreateWorkOrder(pb.CreateWorkOrderRequest(request_id=rid(), work_order=ticket(
+        "小区里一名老人走失两个小时了，家属到处找不到", urgency=2)), metadata=AGENT, timeout=10)
+    order = suite.referral.TransferTo110(pb.TransferTo110Request(
+        request_id=rid(), name=order.name, reason="老人走失，需公安协助查找"), metadata=AGENT, timeout=10)
+    assert order.status == pb.WORK_ORDER_STATUS_TRANSFERRED_TO_110
+    assert all(a.state == pb.DEPARTMENT_ASSIGNMENT_STATE_WITHDRAWN for a in order.assignments)
+
+    # intake announces progress on the report (here: dispatched) as intake.ReportUpdated.
+    report = suite.intake.GetReport(intake_pb.GetReportRequest(name=order.transferred_report), timeout=10)
+    report.status = intake_pb.REPORT_STATUS_DISPATCHED
+    event = events_pb2.Event(event_id="00000000-0000-4000-a000-" + rid()[:12], sequence=10**9,
+                             type="intake.ReportUpdated", subject=report.name, source="intake")
+    event.payload.Pack(intake_pb.ReportUpdated(report=report, action="DISPATCHED"))
+    consumer = suite.referral_rt.consumers[0]
+    assert consumer.apply(event) is True
+    seen = suite.referral.GetWorkOrder(pb.GetWorkOrderRequest(name=order.name), timeout=10)
+    assert seen.transferred_report_status == "REPORT_STATUS_DISPATCHED"
+    assert seen.timeline[-1].action == "POLICE_PROGRESS" and "DISPATCHED" in seen.timeline[-1].detail
+
+    # The same status again records nothing new.
+    repeat = events_pb2.Event()
+    repeat.CopyFrom(event)
+    repeat.event_id = "00000000-0000-4000-b000-" + rid()[:12]
+    consumer.apply(repeat)
+    assert len(suite.referral.GetWorkOrder(pb.GetWorkOrderRequest(name=order.name), timeout=10).timeline) == \
+        len(seen.timeline)
+
+    with pytest.raises(grpc.RpcError) as twice:
+        suite.referral.TransferTo110(pb.TransferTo110Request(request_id=rid(), name=order.name, reason="再次转接"),
+                                     metadata=AGENT, timeout=10)
+    assert twice.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_transfer_needs_a_target_a_reason_and_a_place(suite):
+    with pytest.raises(grpc.RpcError) as err:
+        suite.referral.TransferTo110(pb.TransferTo110Request(request_id=rid()), metadata=AGENT, timeout=10)
+    assert set(field_violations(err.value)) == {"reason", "target"}
+    with pytest.raises(grpc.RpcError) as nowhere:
+        suite.referral.TransferTo110(pb.TransferTo110Request(
+            request_id=rid(), reason="疑似绑架", work_order=ticket("电话里听到有人喊救命说被绑架了", where=None)),
+            metadata=AGENT, timeout=10)
+    assert field_violations(nowhere.value) == ["work_order.location"]
+    with pytest.raises(grpc.RpcError) as unknown:
+        suite.referral.TransferTo110(pb.TransferTo110Request(request_id=rid(), name="workOrders/20260101-abc",
+                                                             reason="疑似诈骗"), metadata=AGENT, timeout=10)
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as role:
+        suite.referral.TransferTo110(pb.TransferTo110Request(
+            request_id=rid(), reason="打架", work_order=ticket("有人打架", where=JIANGAN_S01)),
+            metadata=as_user(["department"], station="D01"), timeout=10)
+    assert role.value.code() == grpc.StatusCode.PERMISSION_DENIED

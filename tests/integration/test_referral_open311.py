@@ -1,0 +1,123 @@
+"""The Open311 GeoReport v2 face over gRPC against a real Postgres (the gateway's HTTP face is in e2e)."""
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+import grpc
+import pytest
+from google.api import httpbody_pb2
+
+from smart110.common.v1 import common_pb2
+from smart110.referral.v1 import referral_service_pb2 as pb
+from tests.integration.referral_support import HANYANG_S15, as_user, field_violations, phone, rid, serving_suite
+
+GEOREPORT_FIELDS = {"service_request_id", "status", "status_notes", "service_name", "service_code", "description",
+                    "agency_responsible", "service_notice", "requested_datetime", "updated_datetime",
+                    "expected_datetime", "address", "address_id", "zipcode", "lat", "long", "media_url"}
+
+
+@pytest.fixture(scope="module")
+def suite(admin_url):
+    with serving_suite(admin_url) as s:
+        yield s
+
+
+def body(resp: httpbody_pb2.HttpBody) -> list[dict]:
+    assert resp.content_type == "application/json; charset=utf-8"
+    return json.loads(resp.data.decode("utf-8"))
+
+
+def post_form(suite, fields: dict) -> list[dict]:
+    raw = httpbody_pb2.HttpBody(content_type="application/x-www-form-urlencoded",
+                                data=urlencode(fields).encode("utf-8"))
+    return body(suite.open311.CreateServiceRequest(pb.CreateServiceRequestRequest(raw_body=raw), timeout=10))
+
+
+def test_a_form_encoded_post_files_a_routed_work_order_once(suite):
+    lon, lat = HANYANG_S15
+    fields = {"service_code": "STREET_LIGHT", "lat": str(lat), "long": str(lon),
+              "address_string": "汉阳区月湖街道琴台路口", "description": "琴台路口三盏路灯不亮，晚上过马路很危险",
+              "first_name": "小明", "last_name": "何", "phone": phone(), "device_id": "dev-" + rid()[:8],
+              "media_url": "https://img.example.cn/311/light.jpg"}
+    [receipt] = post_form(suite, fields)
+    request_id = receipt["service_request_id"]
+    assert request_id and "办理时限" in receipt["service_notice"]
+    [again] = post_form(suite, fields)
+    assert again["service_request_id"] == request_id, "a retried POST files nothing new"
+
+    order = suite.referral.GetWorkOrder(pb.GetWorkOrderRequest(name=f"workOrders/{request_id}"), timeout=10)
+    assert order.source == pb.WORK_ORDER_SOURCE_OPEN311
+    assert order.citizen.name == "何 小明"
+    assert order.assignments[0].department_display_name == "江城市市政园林局"
+
+    [one] = body(suite.open311.GetServiceRequest(pb.GetServiceRequestRequest(
+        service_request_id=f"{request_id}.json"), timeout=10))
+    assert GEOREPORT_FIELDS - {"expected_datetime"} <= set(one)
+    assert one["service_request_id"] == request_id and one["status"] == "open"
+    assert one["service_code"] == "STREET_LIGHT" and one["service_name"] == "路灯损坏"
+    assert one["agency_responsible"] == "江城市市政园林局"
+    assert one["address"] == "汉阳区月湖街道琴台路口"
+    assert one["lat"] == pytest.approx(lat) and one["long"] == pytest.approx(lon)
+    assert one["media_url"] == "https://img.example.cn/311/light.jpg"
+    assert one["expected_datetime"] > one["requested_datetime"]
+
+    # Closed once the department fixed it and the citizen was satisfied.
+    staff = as_user(["department"], station="D04")
+    name = f"workOrders/{request_id}"
+    for call, req in ((suite.referral.AcceptWorkOrder, pb.AcceptWorkOrderRequest),
+                      (suite.referral.StartWorkOrder, pb.StartWorkOrderRequest)):
+        call(req(request_id=rid(), name=name, department="departments/D04"), metadata=staff, timeout=10)
+    suite.referral.ResolveWorkOrder(pb.ResolveWorkOrderRequest(
+        request_id=rid(), name=name, department="departments/D04", feedback="已更换三盏路灯灯头，恢复照明"),
+        metadata=staff, timeout=10)
+    suite.referral.ReviewWorkOrder(pb.ReviewWorkOrderRequest(
+        request_id=rid(), name=name, satisfaction=common_pb2.SATISFACTION_SATISFIED), timeout=10)
+    [closed] = body(suite.open311.GetServiceRequest(pb.GetServiceRequestRequest(service_request_id=request_id),
+                                                    timeout=10))
+    assert closed["status"] == "closed" and closed["status_notes"] == "已更换三盏路灯灯头，恢复照明"
+
+    listed = body(suite.open311.ListServiceRequests(pb.ListServiceRequestsRequest(
+        service_code="STREET_LIGHT,MANHOLE_COVER", status="closed"), timeout=10))
+    assert request_id in [x["service_request_id"] for x in listed]
+    assert all(x["status"] == "closed" and x["service_code"] in ("STREET_LIGHT", "MANHOLE_COVER") for x in listed)
+    still_open = body(suite.open311.ListServiceRequests(pb.ListServiceRequestsRequest(
+        service_code="STREET_LIGHT", status="open"), timeout=10))
+    assert request_id not in [x["service_request_id"] for x in still_open]
+    by_id = body(suite.open311.ListServiceRequests(pb.ListServiceRequestsRequest(
+        service_request_id=request_id), timeout=10))
+    assert [x["service_request_id"] for x in by_id] == [request_id]
+
+
+def test_a_json_post_and_typed_grpc_fields_work_too(suite):
+    lon, lat = HANYANG_S15
+    raw = httpbody_pb2.HttpBody(content_type="application/json", data=json.dumps({
+        "service_code": "MANHOLE_COVER", "lat": lat, "long": lon, "description": "人行道上井盖缺失，已有行人差点踩空"},
+        ensure_ascii=False).encode())
+    [receipt] = body(suite.open311.CreateServiceRequest(pb.CreateServiceRequestRequest(raw_body=raw), timeout=10))
+    assert receipt["service_request_id"]
+    [typed] = body(suite.open311.CreateServiceRequest(pb.CreateServiceRequestRequest(
+        request_id=rid(), service_code="GARBAGE", address_string="汉阳区四新大道88号", description="垃圾桶满了没人清运"),
+        timeout=10))
+    order = suite.referral.GetWorkOrder(pb.GetWorkOrderRequest(name=f"workOrders/{typed['service_request_id']}"),
+                                        timeout=10)
+    assert order.address_text == "汉阳区四新大道88号" and order.matter_code == "GARBAGE"
+
+
+def test_bad_posts_and_unknown_requests(suite):
+    with pytest.raises(grpc.RpcError) as err:
+        post_form(suite, {"service_code": "NO_SUCH_SERVICE", "phone": "12"})
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(field_violations(err.value)) == {"service_code", "lat", "description", "phone"}
+    with pytest.raises(grpc.RpcError) as both:
+        suite.open311.CreateServiceRequest(pb.CreateServiceRequestRequest(
+            service_code="GARBAGE", raw_body=httpbody_pb2.HttpBody(content_type="application/json", data=b"{}")),
+            timeout=10)
+    assert "raw_body" in field_violations(both.value)
+    for missing in ("20260101-000000000000.json", "abc.xml"):
+        with pytest.raises(grpc.RpcError) as nf:
+            suite.open311.GetServiceRequest(pb.GetServiceRequestRequest(service_request_id=missing), timeout=10)
+        assert nf.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as status:
+        suite.open311.ListServiceRequests(pb.ListServiceRequestsRequest(status="pending"), timeout=10)
+    assert field_violations(status.value) == ["status"]
