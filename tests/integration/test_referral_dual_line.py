@@ -7,6 +7,7 @@ import pytest
 from smart110.common.v1 import events_pb2
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from smart110.referral.v1 import referral_service_pb2 as pb
+from tests.conftest import eventually
 from tests.integration.referral_support import (
     JIANGAN_S01, actions, as_user, field_violations, phone, rid, serving_suite, ticket,
 )
@@ -62,13 +63,17 @@ def test_an_existing_work_order_is_transferred_and_its_police_progress_shows_on_
     assert order.status == pb.WORK_ORDER_STATUS_TRANSFERRED_TO_110
     assert all(a.state == pb.DEPARTMENT_ASSIGNMENT_STATE_WITHDRAWN for a in order.assignments)
 
-    # intake announces progress on the report (here: dispatched) as intake.ReportUpdated.
+    # Once referral has consumed the report's own announcement, intake announces progress on it
+    # (here: dispatched) as intake.ReportUpdated.
+    consumer = suite.referral_rt.consumers[0]
+    reported = next(e for e in suite.intake.StreamEvents(events_pb2.StreamEventsRequest(
+        stop_at_end=True, types=["intake.IncidentReported"]), timeout=10) if e.subject == order.transferred_report)
+    eventually(lambda: consumer.cursor() >= reported.sequence)
     report = suite.intake.GetReport(intake_pb.GetReportRequest(name=order.transferred_report), timeout=10)
     report.status = intake_pb.REPORT_STATUS_DISPATCHED
-    event = events_pb2.Event(event_id="00000000-0000-4000-a000-" + rid()[:12], sequence=10**9,
+    event = events_pb2.Event(event_id="00000000-0000-4000-a000-" + rid()[:12], sequence=reported.sequence,
                              type="intake.ReportUpdated", subject=report.name, source="intake")
     event.payload.Pack(intake_pb.ReportUpdated(report=report, action="DISPATCHED"))
-    consumer = suite.referral_rt.consumers[0]
     assert consumer.apply(event) is True
     seen = suite.referral.GetWorkOrder(pb.GetWorkOrderRequest(name=order.name), timeout=10)
     assert seen.transferred_report_status == "REPORT_STATUS_DISPATCHED"
