@@ -14,7 +14,7 @@ from services.referral12345 import handlers
 from services.runtime.timeutil import from_pb, to_pb
 from tests.conftest import eventually
 from tests.integration.referral_support import (
-    HANYANG_S15, JIANGAN_S01, XINZHOU_S23, actions, as_user, field_violations, order_for_report, phone, reason_of,
+    HANYANG_S15, JIANGAN_S01, JIANGHAN_S06, QIAOKOU_S10, QIAOKOU_S12, WUCHANG_S18, XINZHOU_S23, actions, as_user, field_violations, order_for_report, phone, reason_of,
     report_110, rid, serving_suite, ticket,
 )
 
@@ -76,7 +76,7 @@ def test_non_police_report_becomes_one_work_order_routed_with_its_reason(suite):
 
 
 def test_a_redelivered_intake_event_changes_nothing(suite):
-    report = report_110(suite, "小区路灯坏了一个多星期，晚上黑漆漆的")
+    report = report_110(suite, "小区路灯坏了一个多星期，晚上黑漆漆的", where=JIANGHAN_S06)
     order = eventually(lambda: order_for_report(suite, report.name))
     assert order.matter_code == "STREET_LIGHT"
     consumer = suite.referral_rt.consumers[0]
@@ -92,26 +92,23 @@ def test_a_redelivered_intake_event_changes_nothing(suite):
 
 
 def test_duplicate_report_merged_into_another_gets_no_order(suite):
-    report = report_110(suite, "路边井盖丢了，很危险")
-    order_for = eventually(lambda: order_for_report(suite, report.name))
-    duplicate = intake_pb.Report()
-    duplicate.CopyFrom(report)
-    duplicate.name = "reports/" + datetime.now(timezone.utc).strftime("%Y%m%d") + "-" + rid()[:12]
-    duplicate.merged_into = report.name
-    payload = intake_pb.IncidentReported(report=duplicate)
-    event = events_pb2.Event(event_id="00000000-0000-4000-9000-" + rid()[:12], sequence=1,
-                             type="intake.IncidentReported", subject=duplicate.name, source="intake")
-    event.payload.Pack(payload)
-    assert suite.referral_rt.consumers[0].apply(event) is True
-    assert order_for_report(suite, duplicate.name) is None
-    assert order_for.status == pb.WORK_ORDER_STATUS_ASSIGNED
+    caller = phone()
+    report = report_110(suite, "路边井盖丢了，很危险", where=QIAOKOU_S10, caller_phone=caller)
+    first = eventually(lambda: order_for_report(suite, report.name))
+    again = report_110(suite, "井盖还是没人管，刚才又有人差点掉进去", where=QIAOKOU_S10, caller_phone=caller)
+    assert again.merged_into == report.name, "intake merged the repeat call into the first report"
+    announced = next(e for e in suite.intake.StreamEvents(events_pb2.StreamEventsRequest(
+        stop_at_end=True, types=["intake.IncidentReported"]), timeout=10) if e.subject == again.name)
+    eventually(lambda: suite.referral_rt.consumers[0].cursor() >= announced.sequence)
+    assert order_for_report(suite, again.name) is None
+    assert order_for_report(suite, report.name).name == first.name
 
 
 def test_police_report_is_not_referred(suite):
-    report = report_110(suite, "小区门口有两个人打架，其中一人拿着棍子")
+    report = report_110(suite, "小区门口有两个人打架，其中一人拿着棍子", where=WUCHANG_S18)
     assert report.classification.category == intake_pb.CATEGORY_POLICE
     # The non-police report filed after it is referred; by then the fight has been consumed too.
-    later = report_110(suite, "停水两天了，物业也不管")
+    later = report_110(suite, "停水两天了，物业也不管", where=QIAOKOU_S12)
     eventually(lambda: order_for_report(suite, later.name))
     assert order_for_report(suite, report.name) is None
 
