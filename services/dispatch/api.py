@@ -86,7 +86,7 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
             rows = CaseRepository(conn).list(
                 limit=size + 1, after=after, station_id=request.station_id,
                 status=enum_name(pb.CaseStatus, request.status, "CASE_STATUS_"), report=request.report,
-                levels=levels)
+                levels=levels, flagged=request.follow_up_flagged)
             page, next_token = paginate(rows, size, lambda c: {"t": c.create_time.isoformat(), "id": c.id})
             messages = caseinfo.fill(conn, [case_to_pb(c) for c in page])
         return pb.ListCasesResponse(cases=messages, next_page_token=next_token)

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import re
 
-from smart110.common.v1 import events_pb2
+from smart110.common.v1 import common_pb2, events_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 
 from services.runtime import auth
 from services.runtime.enums import enum_name, enum_value
 from services.runtime.errors import PermissionDenied
+from services.runtime.timeutil import from_pb
 from services.runtime.validation import Violations, resource_id
 
-from . import antifraud, escalation, situation
+from . import antifraud, circles, escalation, followup, situation
 from .caseinfo import fill
 from .mapping import case_to_pb
 
@@ -86,7 +87,7 @@ class HandlingServicer:
         stations = set(request.station_ids)
         if not who.has_role("commander", "dispatcher", "supervisor", "service"):
             # A station chief follows their own station.
-            if stations - {who.station}:
+            if not who.station or stations - {who.station}:
                 raise PermissionDenied(f"a station chief of {who.station or 'no station'} sees only that station",
                                        reason="OTHER_STATION")
             stations = {who.station}
@@ -126,3 +127,52 @@ class HandlingServicer:
         with self.rt.engine.connect() as conn:
             return situation.situation(conn, box=box, station_id=request.station_id, at=at,
                                        stale_before=self.d.stale_before(at))
+
+    def RateCase(self, request: pb.RateCaseRequest, context) -> pb.DispatchCase:
+        auth.current().require_role(*followup.RATE_ROLES)
+        v = Violations()
+        v.request_id(request.request_id)
+        case_id = resource_id(request.name, "cases", v)
+        known = request.satisfaction in common_pb2.Satisfaction.values()
+        satisfaction = enum_name(common_pb2.Satisfaction, request.satisfaction, "SATISFACTION_") if known else ""
+        v.check(bool(satisfaction), "satisfaction", "must be SATISFIED, BASICALLY_SATISFIED or UNSATISFIED")
+        comment = request.comment.strip()
+        v.check(len(comment) <= followup.MAX_COMMENT, "comment", f"must be at most {followup.MAX_COMMENT} characters")
+        if satisfaction == "UNSATISFIED":
+            v.require(comment, "comment", "is required when unsatisfied: what the citizen said")
+        v.raise_if_any()
+        subject, roles = actor()
+        return self.rt.idempotent(
+            "RateCase", request, pb.DispatchCase,
+            lambda conn: followup.rate(conn, outbox=self.rt.outbox, case_id=case_id, satisfaction=satisfaction,
+                                       comment=comment, actor=subject, roles=roles, now=self.d.now()))
+
+    def GetFollowUpStats(self, request: pb.GetFollowUpStatsRequest, context) -> pb.FollowUpStats:
+        station, start, end = self._stats_scope(request)
+        with self.rt.engine.connect() as conn:
+            return followup.stats(conn, station_id=station, start=start, end=end)
+
+    def GetResponseCircleStats(self, request: pb.GetResponseCircleStatsRequest, context) -> pb.ResponseCircleStats:
+        station, start, end = self._stats_scope(request)
+        with self.rt.engine.connect() as conn:
+            return circles.stats(conn, station_id=station, start=start, end=end, now=self.d.now())
+
+    def _stats_scope(self, request):
+        """(station, start, end) of a statistics request, checked; a station chief sees their own station."""
+        who = auth.current()
+        who.require_role(*followup.STATS_ROLES)
+        v = Violations()
+        if request.station_id:
+            v.check(bool(STATION_ID.match(request.station_id)), "station_id", "must be a station id like S07")
+        start = from_pb(request.start_time) if request.HasField("start_time") else None
+        end = from_pb(request.end_time) if request.HasField("end_time") else None
+        if start and end:
+            v.check(start < end, "end_time", "must be after start_time")
+        v.raise_if_any()
+        station = request.station_id
+        if not who.has_role("commander", "supervisor", "dispatcher", "service"):
+            if not who.station or (station and station != who.station):
+                raise PermissionDenied(f"a station chief of {who.station or 'no station'} sees only that station",
+                                       reason="OTHER_STATION")
+            station = who.station
+        return station, start, end

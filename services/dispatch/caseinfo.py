@@ -10,12 +10,17 @@ from .mapping import case_to_pb
 
 def fill(conn, messages: list[pb.DispatchCase]) -> list[pb.DispatchCase]:
     """Adds the side records of each case to its message, in one query per kind."""
-    from . import antifraud
+    from . import antifraud, circles, followup
 
     ids = [m.name.split("/", 1)[1] for m in messages]
     payments = antifraud.stop_payments_of(conn, ids)
+    followups = followup.followups_of(conn, ids)
     for case_id, msg in zip(ids, messages):
         msg.stop_payments.extend(payments.get(case_id, []))
+        if case_id in followups:
+            msg.follow_up.CopyFrom(followups[case_id])
+            msg.satisfaction = followups[case_id].satisfaction
+        msg.arrival_seconds, msg.arrival_target_met = circles.arrival(msg)
     return messages
 
 

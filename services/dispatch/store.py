@@ -5,8 +5,8 @@ from dataclasses import fields as dataclass_fields
 from datetime import datetime
 
 from sqlalchemy import (
-    BigInteger, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text, and_, exists,
-    or_, select, text,
+    BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text, and_,
+    exists, or_, select, text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
@@ -296,8 +296,10 @@ class CaseRepository:
         c.timeline.extend(entries)
 
     def list(self, *, limit: int, after: tuple[datetime, str] | None, station_id: str = "", status: str = "",
-             report: str = "", levels: list[str] | None = None) -> list[DispatchCase]:
+             report: str = "", levels: list[str] | None = None, flagged: bool = False) -> list[DispatchCase]:
         q = select(cases)
+        if flagged:
+            q = q.where(cases.c.id.in_(select(case_followups.c.case_id).where(case_followups.c.flagged)))
         if station_id:
             q = q.where(cases.c.station_id == station_id)
         if status:
@@ -403,3 +405,31 @@ stop_payments = Table(
 )
 
 TABLES += ["stop_payments"]
+
+
+# -- Citizen follow-up (回访) -----------------------------------------------------
+case_followups = Table(
+    "case_followups", metadata,
+    # One follow-up per case.
+    Column("case_id", String(40), ForeignKey(f"{SCHEMA}.cases.id"), primary_key=True),
+    Column("station_id", String(20), nullable=False),
+    Column("satisfaction", String(30), nullable=False),
+    Column("comment", Text, nullable=False, server_default=""),
+    Column("actor", Text, nullable=False),
+    Column("roles", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("rate_time", DateTime(timezone=True), nullable=False),
+    Column("flagged", Boolean, nullable=False),
+    Index("case_followups_station_time", "station_id", "rate_time"),
+)
+
+# The officers rated with a case: those of the units that saw it through.
+case_followup_officers = Table(
+    "case_followup_officers", metadata,
+    Column("case_id", String(40), ForeignKey(f"{SCHEMA}.case_followups.case_id"), primary_key=True),
+    Column("officer_id", String(20), primary_key=True),
+    Column("officer_name", Text, nullable=False, server_default=""),
+    Column("station_id", String(20), nullable=False),
+    Column("unit_id", String(30), nullable=False),
+)
+
+TABLES += ["case_followups", "case_followup_officers"]

@@ -93,7 +93,8 @@ class Harness:
         for e in self.stub.StreamEvents(events_pb2.StreamEventsRequest(types=types or [], stop_at_end=True),
                                         timeout=10):
             body = {"dispatch.CaseCreated": pb.CaseCreated, "dispatch.CaseUpdated": pb.CaseUpdated,
-                    "dispatch.AssignmentChanged": pb.AssignmentChanged, "dispatch.UnitUpdated": pb.UnitUpdated}[e.type]()
+                    "dispatch.AssignmentChanged": pb.AssignmentChanged, "dispatch.UnitUpdated": pb.UnitUpdated,
+                    "dispatch.FollowUpFlagged": pb.FollowUpFlagged}[e.type]()
             e.payload.Unpack(body)
             out.append((e, body))
         return out

@@ -144,3 +144,34 @@ def error_reason(err: grpc.RpcError) -> str:
             detail.Unpack(info)
             return info.reason
     return ""
+
+
+def report_in(h, grid_id: str, **kw) -> str:
+    """A report at a grid's station HQ-side point (via the lifecycle harness); returns the report name."""
+    from sampledata import city
+
+    grid = next(g for g in city.grids() if g.grid_id == grid_id)
+    point = grid.polygon.representative_point()
+    return h.report(station=grid.station_id, grid=grid_id, lon=round(point.x, 6), lat=round(point.y, 6), **kw)
+
+
+def see_through(h, report: str, *, on_scene_after: float, until: str = "REPORTED_BACK") -> pb.DispatchCase:
+    """The primary unit accepts at once, is on scene `on_scene_after` seconds later, then clears and
+    reports back (or stops at `until`), each step by the unit's officer; returns the case."""
+    from tests.integration.dispatch_harness import officer_of
+
+    case = h.case_of(report)
+    a = next(x for x in case.assignments if x.role == pb.ASSIGNMENT_ROLE_PRIMARY)
+    officer = officer_of(h.stub.GetUnit(pb.GetUnitRequest(name=a.unit), timeout=10))
+    S = pb.AssignmentState
+    h.stub.AcceptAssignment(pb.AcceptAssignmentRequest(request_id=uuid.uuid4().hex, name=a.name), metadata=officer)
+    steps = [("EN_ROUTE", 0.0), ("ON_SCENE", on_scene_after), ("CLEARED", 60.0)]
+    for state, wait in steps:
+        h.clock.advance(wait)
+        h.stub.AdvanceAssignment(pb.AdvanceAssignmentRequest(
+            request_id=uuid.uuid4().hex, name=a.name, state=S.Value(f"ASSIGNMENT_STATE_{state}")), metadata=officer)
+        if state == until:
+            return h.case(case.name)
+    h.stub.ReportBack(pb.ReportBackRequest(request_id=uuid.uuid4().hex, name=a.name, outcome=pb.OUTCOME_MEDIATED,
+                                           notes="双方已调解"), metadata=officer)
+    return h.case(case.name)
