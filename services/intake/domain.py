@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+import shapely
 from shapely import STRtree
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
@@ -254,7 +255,13 @@ def geometry_from_geojson(doc: dict) -> BaseGeometry:
 
 
 class JurisdictionIndex:
-    """Point → station and grid, through an R-tree over the polygons."""
+    """Point → station and grid, through an R-tree over the polygons.
+
+    Most points lie well inside a station: a prepared "core" polygon (the
+    station shrunk by the border tolerance) answers those with one
+    point-in-polygon test; only points near an edge or outside every station
+    pay for distance computations.
+    """
 
     def __init__(self, stations: list[StationArea], grids: list[GridArea]):
         self.stations = stations
@@ -262,6 +269,17 @@ class JurisdictionIndex:
         self._station_tree = STRtree([s.boundary for s in stations])
         self._grid_tree = STRtree([g.boundary for g in grids])
         self._station_by_id = {s.station_id: s for s in stations}
+        lat0 = sum(s.hq_lat for s in stations) / len(stations) if stations else 0.0
+        # Degrees of the border tolerance along the axis where a degree is shortest (conservative).
+        tolerance_deg = BORDER_TOLERANCE_M / (METRES_PER_DEGREE_LAT * max(math.cos(math.radians(lat0)), 0.2))
+        self._cores = [s.boundary.buffer(-tolerance_deg) for s in stations]
+        for core in self._cores:
+            shapely.prepare(core)
+        self._grids_of: dict[str, tuple[STRtree, list[GridArea]]] = {}
+        for station in stations:
+            own = [g for g in grids if g.station_id == station.station_id]
+            if own:
+                self._grids_of[station.station_id] = (STRtree([g.boundary for g in own]), own)
 
     def __len__(self) -> int:
         return len(self.stations)
@@ -277,25 +295,26 @@ class JurisdictionIndex:
         p = Point(lon, lat)
         hits = self._station_tree.query(p, predicate="intersects")
         if len(hits):
-            station = self.stations[int(hits[0])]
+            idx = int(hits[0])
+            station = self.stations[idx]
             distance = 0.0
-            edge = self._metres(lat, station.boundary.exterior.distance(p))
-            border = len(hits) > 1 or edge < BORDER_TOLERANCE_M
+            if len(hits) > 1:
+                border = True
+            elif self._cores[idx].contains(p):
+                border = False
+            else:
+                border = self._metres(lat, station.boundary.exterior.distance(p)) < BORDER_TOLERANCE_M
         else:
             idx = int(self._station_tree.nearest(p))
             station = self.stations[idx]
             distance = self._metres(lat, station.boundary.distance(p))
             border = True
         grid_id = ""
-        for gi in self._grid_tree.query(p, predicate="intersects"):
-            g = self.grids[int(gi)]
-            if g.station_id == station.station_id:
-                grid_id = g.grid_id
-                break
-        if not grid_id:
-            candidates = [g for g in self.grids if g.station_id == station.station_id]
-            if candidates:
-                grid_id = min(candidates, key=lambda g: g.boundary.distance(p)).grid_id
+        own = self._grids_of.get(station.station_id)
+        if own is not None:
+            tree, own_grids = own
+            inside = tree.query(p, predicate="intersects")
+            grid_id = own_grids[int(inside[0] if len(inside) else tree.nearest(p))].grid_id
         return Located(station.station_id, station.name, station.district, grid_id, border, distance)
 
 

@@ -12,6 +12,7 @@ addresses that share a piece with the query. Plain Python; no SQL, no gRPC.
 """
 from __future__ import annotations
 
+import heapq
 import math
 import os
 import re
@@ -48,6 +49,8 @@ def bigrams(text: str) -> list[str]:
 class Gazetteer:
     """The standard addresses of the city, searchable by code and by text."""
 
+    CANDIDATES = 300
+
     def __init__(self, addresses: list[Address]):
         self.addresses = addresses
         # The city every address begins with (江城市): callers seldom say it.
@@ -78,8 +81,11 @@ class Gazetteer:
         self._idf = {g: math.log(1 + n / len(p)) for g, p in postings.items()}
         # Pieces in more than half the addresses ("江城", "社区") tell nothing apart.
         self._postings = {g: p for g, p in postings.items() if len(p) <= n / 2}
-        self._norms = [math.sqrt(sum((c * self._idf[g]) ** 2 for g, c in v.items() if g in self._postings)) or 1.0
-                       for v in vectors]
+        # Candidates come from the rarer pieces; the common ones only add to their scores.
+        self._rare = max(50, n // 10)
+        self._vectors = [{g: c for g, c in v.items() if g in self._postings} for v in vectors]
+        self._norms = [math.sqrt(sum((c * self._idf[g]) ** 2 for g, c in v.items())) or 1.0
+                       for v in self._vectors]
         self._stems = sorted((s for s in self._in_street if len(s) >= 2), key=len, reverse=True)
 
     def __len__(self) -> int:
@@ -126,22 +132,34 @@ class Gazetteer:
         for g in grams:
             q_counts[g] += 1
         known = sum(1 for g in grams if g in self._idf)
+        useful = {g: qc for g, qc in q_counts.items() if g in self._postings}
+        rare = {g: qc for g, qc in useful.items() if len(self._postings[g]) <= self._rare}
+        common = {g: qc for g, qc in useful.items() if g not in rare}
+        if not rare:
+            rare, common = useful, {}
+        q_mass = sum((qc * self._idf[g]) ** 2 for g, qc in useful.items())
         dot: dict[int, float] = defaultdict(float)
         covered: dict[int, float] = defaultdict(float)
-        q_mass = 0.0
-        for g, qc in q_counts.items():
-            posting = self._postings.get(g)
-            if not posting:
-                continue
-            idf = self._idf[g]
-            w = qc * idf
-            q_mass += w * w
-            for i, c in posting:
+        for g, qc in rare.items():
+            idf2 = self._idf[g] ** 2
+            for i, c in self._postings[g]:
                 if area is None or i in area:
-                    dot[i] += w * c * idf
-                    covered[i] += w * min(qc, c) * idf
+                    dot[i] += qc * c * idf2
+                    covered[i] += qc * min(qc, c) * idf2
         if not dot:
             return results
+        if common:
+            # The common pieces only reorder the best candidates of the rare ones.
+            best = heapq.nlargest(self.CANDIDATES, covered, key=covered.__getitem__)
+            dot = {i: dot[i] for i in best}
+            for i in best:
+                vector = self._vectors[i]
+                for g, qc in common.items():
+                    c = vector.get(g)
+                    if c:
+                        idf2 = self._idf[g] ** 2
+                        dot[i] += qc * c * idf2
+                        covered[i] += qc * min(qc, c) * idf2
         q_norm = math.sqrt(q_mass)
         # Pieces no address has (a shop's name, "502室") lower the confidence, not the ranking.
         known_share = math.sqrt(known / len(grams))
