@@ -19,7 +19,7 @@ from services.runtime.validation import (
     Violations, decode_page_token, paginate, resource_id, time_keyset,
 )
 
-from . import caseinfo, handlers, lifecycle, offers, roster
+from . import caseinfo, lifecycle, offers, roster
 from .api_handling import HandlingServicer
 from .context import Dispatch
 from .domain import ADVANCE_TARGETS, ENDED_OFFER
@@ -103,7 +103,7 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
             if case is None:
                 raise NotFound(request.name)
             on_case = {a.unit_id for a in case.assignments if a.state not in ENDED_OFFER}
-            picks, _gaps = handlers.recommend_for(conn, self.d, case, at, exclude=on_case)
+            picks, _gaps = offers.recommend_for(conn, self.d, case, at, exclude=on_case)
         if request.max_results:
             picks = picks[:request.max_results]
         return pb.RecommendUnitsResponse(recommendations=[recommendation_to_pb(p) for p in picks])

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
@@ -14,17 +13,8 @@ from . import antifraud, escalation
 from .caseinfo import case_message
 from .context import Dispatch
 from .domain import DispatchCase, TimelineEntry
-from .offers import offer_recommended
-from .recommend import recommend
-from .store import CaseRepository, GridRepository, UnitRepository
-
-
-def recommend_for(conn, d: Dispatch, case: DispatchCase, at: datetime, *, exclude: set[str] = frozenset()):
-    """(picks, gaps) for a case now, by the capability matrix."""
-    needs = d.matrix.needs(case.incident_type, at)
-    units = UnitRepository(conn, now=at, stale_before=d.stale_before(at)).available(d.matrix.all_kinds(needs))
-    return recommend(units, needs=needs, station_id=case.station_id, lon=case.lon, lat=case.lat,
-                     stale_before=d.stale_before(at), exclude=exclude, m=d.matrix)
+from .offers import offer_recommended, recommend_for
+from .store import CaseRepository, GridRepository
 
 
 def open_case_for_report(conn, d: Dispatch, *, report: intake_pb.Report) -> DispatchCase | None:

@@ -11,6 +11,7 @@ WatchAssignments streams.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import uuid
@@ -34,6 +35,33 @@ ROLE_LABELS = {"PRIMARY": "主办", "SUPPORT": "协办", "SPECIALIST": "专业�
                "LEGAL_GUIDANCE": "法制指导"}
 SPECIALIST_KINDS = {"CRIMINAL_INVESTIGATION", "PUBLIC_SECURITY", "ECONOMIC_CRIME", "NARCOTICS", "TRAFFIC",
                     "SPECIAL_POLICE", "DRONE", "ANTI_FRAUD"}
+
+
+# Units are first looked for within this distance of the incident (plus all of
+# the station's own); the answer is exact whenever every pick is faster than
+# anything outside could be, else all units are ranked.
+SEARCH_RADIUS_M = 3000.0
+
+
+def recommend_for(conn, d: Dispatch, case: DispatchCase, at: datetime, *, exclude: set[str] = frozenset(),
+                  needs: list[Need] | None = None):
+    """(picks, gaps) for a case now, by the capability matrix."""
+    m = d.matrix
+    needs = needs if needs is not None else m.needs(case.incident_type, at)
+    kinds = m.all_kinds(needs)
+    repo = UnitRepository(conn, now=at)
+    kw = dict(needs=needs, station_id=case.station_id, lon=case.lon, lat=case.lat,
+              stale_before=d.stale_before(at), exclude=exclude, m=m)
+    if case.lon is not None and kinds:
+        dlat = SEARCH_RADIUS_M / 111_320.0
+        dlon = dlat / max(math.cos(math.radians(case.lat)), 0.01)
+        box = (case.lon - dlon, case.lat - dlat, case.lon + dlon, case.lat + dlat)
+        picks, gaps = recommend(repo.candidates(kinds, station_id=case.station_id, box=box), **kw)
+        # Nothing outside the box is closer than this, at the fastest speed.
+        bound = SEARCH_RADIUS_M * m.road_factor / max(m.speed(k) for k in kinds)
+        if not gaps and all(p.eta_seconds <= bound for p in picks):
+            return picks, gaps
+    return recommend(repo.candidates(kinds, station_id=case.station_id, box=None), **kw)
 
 
 def _new_assignment(case: DispatchCase, unit: Unit, *, role: str, capability: str, reason: str, at: datetime,
@@ -72,9 +100,7 @@ def offer_next(conn, d: Dispatch, case: DispatchCase, need: Need, at: datetime) 
     units = UnitRepository(conn, now=at, stale_before=d.stale_before(at))
     tried = {a.unit_id for a in case.assignments}
     for _ in range(5):  # a pick may be claimed by a concurrent offer; try the next one
-        picks, gaps = recommend(units.available(set(need.kinds)), needs=[need], station_id=case.station_id,
-                                lon=case.lon, lat=case.lat, stale_before=d.stale_before(at), exclude=tried,
-                                m=d.matrix)
+        picks, _gaps = recommend_for(conn, d, case, at, exclude=tried, needs=[need])
         if not picks:
             break
         p = picks[0]

@@ -119,23 +119,32 @@ class _Candidate:
     stale: bool
 
 
-def _rank(units: list[Unit], lon: float | None, lat: float | None, m: Matrix, stale_before: datetime | None
-          ) -> list[_Candidate]:
-    if not units:
-        return []
-    if lon is None or lat is None:
-        dist = np.zeros(len(units))
-    else:
-        dist = distances_m(np.fromiter((u.lon for u in units), float, len(units)),
-                           np.fromiter((u.lat for u in units), float, len(units)), lon, lat)
-    speeds = np.fromiter((m.speed(u.kind) for u in units), float, len(units))
-    etas = np.rint(dist * m.road_factor / speeds)
-    out = []
-    for u, d, eta in zip(units, dist.tolist(), etas.tolist()):
-        stale = is_stale(u, stale_before)
-        out.append(_Candidate(u, d, int(eta) + (m.stale_penalty_s if stale else 0), stale))
-    out.sort(key=lambda c: (c.eta_s, c.unit.unit_id))
-    return out
+class _Ranked:
+    """One need's candidates with their travel estimates, as arrays (no per-unit Python work)."""
+
+    def __init__(self, pool: list[Unit], lon: float | None, lat: float | None, m: Matrix,
+                 stale_before: datetime | None, station_id: str):
+        n = len(pool)
+        self.pool = pool
+        if lon is None or lat is None:
+            self.dist = np.zeros(n)
+        else:
+            self.dist = distances_m(np.fromiter((u.lon for u in pool), float, n),
+                                    np.fromiter((u.lat for u in pool), float, n), lon, lat)
+        speeds = np.fromiter((m.speed(u.kind) for u in pool), float, n)
+        self.stale = np.fromiter((is_stale(u, stale_before) for u in pool), bool, n)
+        self.eta = np.rint(self.dist * m.road_factor / speeds) + self.stale * m.stale_penalty_s
+        self.own = np.fromiter((u.station_id == station_id for u in pool), bool, n)
+
+    def best(self, mask: np.ndarray) -> _Candidate | None:
+        """The fastest candidate under `mask` (ties to the lower unit id)."""
+        idx = np.flatnonzero(mask)
+        if idx.size == 0:
+            return None
+        etas = self.eta[idx]
+        ties = idx[etas == etas.min()]
+        i = min(ties, key=lambda j: self.pool[j].unit_id)
+        return _Candidate(self.pool[i], float(self.dist[i]), int(self.eta[i]), bool(self.stale[i]))
 
 
 def is_stale(u: Unit, stale_before: datetime | None) -> bool:
@@ -179,12 +188,11 @@ def recommend(units: list[Unit], *, needs: list[Need], station_id: str, lon: flo
     located = lon is not None and lat is not None
     for need in needs:
         pool = [u for k in need.kinds for u in by_kind.get(k, ()) if u.unit_id not in taken]
-        ranked = _rank(pool, lon, lat, m, stale_before)
-        if not ranked:
+        if not pool:
             gaps.append(need)
             continue
-        own = next((c for c in ranked if c.unit.station_id == station_id), None)
-        other = next((c for c in ranked if c.unit.station_id != station_id), None)
+        ranked = _Ranked(pool, lon, lat, m, stale_before, station_id)
+        own, other = ranked.best(ranked.own), ranked.best(~ranked.own)
         pick = own or other
         if own is not None and other is not None and located and _clearly_faster(other, own, m):
             pick = other

@@ -34,6 +34,7 @@ units = Table(
     Column("position_time", DateTime(timezone=True)),
     Column("position_accuracy_m", Float, nullable=False, server_default="0"),
     Index("units_kind_status", "kind", "status"),
+    Index("units_lat_lon", "lat", "lon"),
 )
 
 # The duty roster (勤务报备): a unit is on duty while one of its shifts covers the time.
@@ -170,6 +171,19 @@ class UnitRepository:
         if kinds is not None:
             q = q.where(units.c.kind.in_(sorted(kinds)))
         return [_to_unit(r, self.stale_before) for r in self.conn.execute(q)]
+
+    def candidates(self, kinds: set[str], *, station_id: str, box: tuple[float, float, float, float] | None,
+                   ) -> list[Unit]:
+        """What ranking needs of available on-duty units of `kinds`: all of the station's, and
+        the others inside `box` (min lon, min lat, max lon, max lat; None: all)."""
+        c = units.c
+        q = select(c.unit_id, c.call_sign, c.kind, c.station_id, c.status, c.lon, c.lat, c.position_time).where(
+            c.status == "AVAILABLE", c.kind.in_(sorted(kinds)), on_duty_at(self.now))
+        if box is not None:
+            q = q.where(or_(c.station_id == station_id, and_(c.lon.between(box[0], box[2]),
+                                                            c.lat.between(box[1], box[3]))))
+        return [Unit(r.unit_id, r.call_sign, r.kind, r.station_id, [], "", [], r.status, r.lon, r.lat,
+                     r.position_time, True) for r in self.conn.execute(q)]
 
     def claim_for_offer(self, unit_id: str) -> bool:
         """Marks an available on-duty unit as offered; False when someone else took it first."""
