@@ -136,3 +136,58 @@ def test_heat_map_counts_incidents_and_available_units_per_cell(http, stack):
     assert int(hot["incidentCount"]) >= 1 and hot["cell"].startswith("8")
     bad = http.get("/v1/heatMap", params={"resolution": 3})
     assert bad.status_code == 400 and "resolution" in bad.text
+
+
+def test_a_partner_signal_goes_to_the_station_of_the_persons_address(http, stack):
+    point = {"longitude": 114.29, "latitude": 30.57}
+    located = http.get("/v1/jurisdictions:locate", params={"point.longitude": point["longitude"],
+                                                          "point.latitude": point["latitude"]}).json()
+    body = {"requestId": uuid.uuid4().hex, "signal": {
+        "source": "anti-fraud-centre", "signalType": "ABNORMAL_CASH_WITHDRAWAL", "externalId": uuid.uuid4().hex,
+        "location": {"point": point}, "addressText": "江城市某小区3栋", "personMasked": "王*（139****0001）",
+        "riskScore": 0.92, "description": "七旬老人一小时内在三台ATM取现", "attributes": {"amount": "80000"}}}
+    resp = http.post("/v1/signals", json=body)
+    assert resp.status_code == 200, resp.text
+    signal = resp.json()
+    assert signal["stationId"] == located["stationId"] and len(signal["alerts"]) == 1
+    alert = http.get(f"/v1/{signal['alerts'][0]}").json()
+    assert alert["area"]["stationId"] == located["stationId"] and "80000" in alert["summary"]
+    assert f"stations/{located['stationId']}" in alert["recipients"]
+    body["requestId"] = uuid.uuid4().hex
+    assert http.post("/v1/signals", json=body).json()["name"] == signal["name"], "the partner's id is the key"
+
+
+def test_report_back_owed_after_acceptance_and_met_by_the_report_back(http, stack):
+    from smart110.dispatch.v1 import dispatch_service_pb2 as dispatch_pb
+    from smart110.dispatch.v1 import dispatch_service_pb2_grpc as dispatch_grpc
+
+    report = post_report(http, dict(KIDNAP, caller={"phoneNumber": "13700137111"},
+                                    location={"point": {"longitude": 114.41, "latitude": 30.62}},
+                                    description="烧烤店里两桌客人打架，有人受伤"))
+
+    def offered():
+        cases = http.get("/v1/cases", params={"report": report["name"]}).json().get("cases", [])
+        return cases and cases[0].get("assignments") and cases[0]["assignments"][0]["name"]
+
+    assignment = eventually(offered, timeout=30)
+    with grpc.insecure_channel(stack.address("dispatch")) as ch:
+        stub = dispatch_grpc.DispatchServiceStub(ch)
+        stub.AcceptAssignment(dispatch_pb.AcceptAssignmentRequest(request_id=uuid.uuid4().hex, name=assignment),
+                              timeout=10)
+
+        def owed(state=None):
+            obligations = http.get("/v1/obligations", params={"kind": "REPORT_BACK", "pageSize": 500}).json()
+            found = [o for o in obligations.get("obligations", []) if o["subject"] == assignment]
+            return found[0] if found and (state is None or found[0]["state"] == state) else None
+
+        obligation = eventually(owed, timeout=30)
+        assert obligation["state"] == "OBLIGATION_STATE_PENDING" and obligation["stationId"] == report["stationId"]
+        for target in (dispatch_pb.ASSIGNMENT_STATE_EN_ROUTE, dispatch_pb.ASSIGNMENT_STATE_ON_SCENE,
+                       dispatch_pb.ASSIGNMENT_STATE_CLEARED):
+            stub.AdvanceAssignment(dispatch_pb.AdvanceAssignmentRequest(
+                request_id=uuid.uuid4().hex, name=assignment, state=target), timeout=10)
+        stub.ReportBack(dispatch_pb.ReportBackRequest(request_id=uuid.uuid4().hex, name=assignment,
+                                                      outcome=dispatch_pb.OUTCOME_MEDIATED, notes="双方已调解"),
+                        timeout=10)
+    done = eventually(lambda: owed("OBLIGATION_STATE_DONE"), timeout=30)
+    assert done["completeStamp"]["reason"] == "已回告"
