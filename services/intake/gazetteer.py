@@ -114,6 +114,14 @@ class Gazetteer:
                 area = narrowed
         return area
 
+    def _one_station_street(self, q: str) -> str:
+        """The station whose jurisdiction holds every address of the streets the text names, or ""."""
+        area = self._area(q, "")
+        if area is None or not any(s in q for s in self._stems):
+            return ""
+        stations = {self.addresses[i].station_id for i in area}
+        return stations.pop() if len(stations) == 1 else ""
+
     def search(self, query: str, *, limit: int = 10, district: str = "") -> list[tuple[Address, float, str]]:
         """Best addresses for a code (or code prefix) or a text, as (address, score, method)."""
         q = normalize(query)
@@ -197,5 +205,7 @@ class Gazetteer:
                     return AddressMatch(method, score, a)
                 if score >= MIN_LOCATING_CONFIDENCE:
                     return AddressMatch("FUZZY_TEXT", score, a)
+                if self._one_station_street(normalize(text)) == a.station_id:
+                    return AddressMatch("STREET", score, a)
                 return AddressMatch("NO_MATCH", score, a)
         return AddressMatch("NO_MATCH", 0.0, None)

@@ -94,6 +94,14 @@ def locate(report: Report, index: JurisdictionIndex, gazetteer: Gazetteer, stamp
     if report.lon is None and (report.address_text or report.address_code):
         match = gazetteer.match(code=report.address_code, text=report.address_text)
         report.address_match = match
+        if match.method == "STREET":
+            a = match.address
+            report.station_id, report.grid_id, report.border_case = a.station_id, "", False
+            report.timeline.append(TimelineEntry("GEOCODED", detail=(
+                f"地址“{report.address_text}”未匹配到门牌，按所述街道（{a.street}）定位至 {a.station_id} 辖区，"
+                f"最接近 {a.full_address}（置信度 {match.confidence:.2f}），待接警员确认具体位置"), **stamp))
+            report.timeline.append(TimelineEntry("ROUTED", detail=f"属地 {a.station_id}（按街道）", **stamp))
+            return
         if match.method != "NO_MATCH":
             a = match.address
             report.lon, report.lat, report.location_source = a.lon, a.lat, "GAZETTEER"

@@ -71,6 +71,12 @@ def test_scores_rank_and_nonsense_does_not_locate(gazetteer):
     assert gazetteer.search("", limit=5) == []
 
 
+def test_a_named_street_routes_to_its_station_when_no_address_matches(gazetteer):
+    m = gazetteer.match(text="新洲县邾城农贸市场")  # no market is listed in 邾城; the street is
+    assert m.method == "STREET" and m.confidence < MIN_LOCATING_CONFIDENCE
+    assert m.address.station_id == "S23" and m.address.street == "邾城街道"
+
+
 def test_district_filter(gazetteer):
     assert all(a.district == "新洲县" for a, _, _ in gazetteer.search("中山大道", limit=20, district="新洲县"))
 
