@@ -110,7 +110,8 @@ def on_report_updated(conn, *, outbox: Outbox, event, payload: intake_pb.ReportU
     r = payload.report
     if r.satisfaction == 0:
         return
-    case = CaseRepository(conn).by_report(r.name)
+    cases = CaseRepository(conn)
+    case = (cases.get(r.dispatch_case) if r.dispatch_case else None) or cases.by_report(r.name)
     _score_rating(conn, outbox=outbox, event_id=event.event_id, event_type="intake.ReportUpdated",
                   subject=r.name, case_name=case.case_name if case else "", data=payload_json(payload),
                   occur_time=from_pb(r.update_time) or from_pb(event.occur_time) or now, now=now)
@@ -136,20 +137,24 @@ def on_assignment_changed(conn, *, outbox: Outbox, event, payload: dispatch_pb.A
     state = enum_name(dispatch_pb.AssignmentState, a.state, "ASSIGNMENT_STATE_")
     outcome = enum_name(dispatch_pb.Outcome, a.outcome, "OUTCOME_")
     cases = CaseRepository(conn)
-    grid_id = a.case_summary.grid_id if a.HasField("case_summary") else ""
+    summary = a.case_summary if a.HasField("case_summary") else dispatch_pb.DispatchCase()
     cases.upsert(payload.case_name, station_id=payload.station_id, incident_type=payload.incident_type,
-                 grid_id=grid_id, report=a.case_summary.report if a.HasField("case_summary") else "")
+                 grid_id=payload.grid_id or summary.grid_id, report=summary.report)
     case = cases.get(payload.case_name)
-    officers = _officers(payload.officers, payload.station_id)
+    officers = _officers(payload.officers or a.officers, a.station_id or payload.station_id)
     times = {k: from_pb(getattr(a, f"{k}_time")) if a.HasField(f"{k}_time") else None
              for k in ("offer", "accept", "arrive", "clear", "report_back")}
-    target = cases.arrival_target(case.grid_id) or domain.DEFAULT_ARRIVAL_TARGET_S
+    # Dispatch states the grid's target (1-3-5 minute circle); else scoring's copy of the grids.
+    target = a.arrival_target_seconds or cases.arrival_target(case.grid_id) or domain.DEFAULT_ARRIVAL_TARGET_S
     incident_type = payload.incident_type or case.incident_type
     derived = domain.assignment_measurements(
         state=state, outcome=outcome, incident_type=incident_type, offer=times["offer"], accept=times["accept"],
         arrive=times["arrive"], clear=times["clear"], report_back=times["report_back"],
         evidence_count=len(a.evidence), arrival_target_s=target)
     derived["grid_id"] = case.grid_id
+    # Dispatch's own measure runs from the report's receipt (the citizen's wait), not from the offer.
+    derived["arrival_seconds_from_report"] = a.arrival_seconds or None
+    derived["arrival_target_met_from_report"] = a.arrival_target_met
     occur_time = {"ACCEPTED": times["accept"], "ON_SCENE": times["arrive"], "CLEARED": times["clear"],
                   "REPORTED_BACK": times["report_back"]}.get(state) or from_pb(event.occur_time) or now
 
