@@ -101,9 +101,12 @@ def on_case_updated(conn, *, outbox: Outbox, event, payload: dispatch_pb.CaseUpd
     cases.upsert(c.name, report=c.report, station_id=c.station_id, grid_id=c.grid_id, incident_type=c.incident_type)
     if c.satisfaction == 0:
         return
+    # Dispatch names the officers rated with the follow-up (回访); else those scoring saw report back.
+    rated = _officers(c.follow_up.officers, c.station_id) if c.HasField("follow_up") else []
+    when = from_pb(c.follow_up.stamp.time) if c.HasField("follow_up") and c.follow_up.HasField("stamp") else None
     _score_rating(conn, outbox=outbox, event_id=event.event_id, event_type="dispatch.CaseUpdated",
-                  subject=c.name, case_name=c.name, data=payload_json(payload),
-                  occur_time=from_pb(c.update_time) or from_pb(event.occur_time) or now, now=now)
+                  subject=c.name, case_name=c.name, data=payload_json(payload), officers=rated,
+                  occur_time=when or from_pb(c.update_time) or from_pb(event.occur_time) or now, now=now)
 
 
 def on_report_updated(conn, *, outbox: Outbox, event, payload: intake_pb.ReportUpdated, now: datetime) -> None:
@@ -117,13 +120,16 @@ def on_report_updated(conn, *, outbox: Outbox, event, payload: intake_pb.ReportU
                   occur_time=from_pb(r.update_time) or from_pb(event.occur_time) or now, now=now)
 
 
-def _score_rating(conn, *, outbox, event_id, event_type, subject, case_name, data, occur_time, now) -> None:
+def _score_rating(conn, *, outbox, event_id, event_type, subject, case_name, data, occur_time, now,
+                  officers: list[OfficerOnFact] | None = None) -> None:
     # Only the first rating of a report or case scores; later updates carry it along unchanged.
     facts = FactRepository(conn)
     if facts.exists_for_subject(event_type, subject):
         return
     cases = CaseRepository(conn)
-    officers = cases.officers(case_name, reported_back_only=True) or cases.officers(case_name) if case_name else []
+    if not officers and case_name:
+        officers = cases.officers(case_name, reported_back_only=True) or cases.officers(case_name)
+    officers = officers or []
     case = cases.get(case_name) if case_name else None
     data = dict(data, case_name=case_name, derived={"case_name": case_name})
     score_fact(conn, outbox=outbox, now=now, fact=Fact(

@@ -55,6 +55,10 @@ def handled(stack):
             ok(phone.post(f"/v1/{assignment['name']}:advance", json={"requestId": uuid.uuid4().hex, "state": state}))
         ok(phone.post(f"/v1/{assignment['name']}:reportBack", json={
             "requestId": uuid.uuid4().hex, "outcome": "OUTCOME_NO_ISSUE_FOUND", "notes": "到场后双方已离开"}))
+    with client(stack, ["dispatcher"], STATION) as dispatcher:
+        # The citizen follow-up (回访) once the case is reported back.
+        ok(dispatcher.post(f"/v1/{case['name']}:rate", json={
+            "requestId": uuid.uuid4().hex, "satisfaction": "SATISFACTION_SATISFIED", "comment": "民警来得很快"}))
     return dict(case=case, assignment=assignment["name"], officer=officer, station=unit_station,
                 crew=sorted(o["officerId"] for o in assignment["officers"]))
 
@@ -67,6 +71,18 @@ def ledger_for(stack, handled) -> list[dict]:
 
 EXPECTED = ["EFF-ACCEPT-FAST", "EFF-ARRIVE-ON-TARGET", "EFF-REPORT-BACK-ON-TIME", "QTY-ACCEPT",
             "QTY-REPORT-BACK", "QUA-OUTCOME-CONTRADICTS"]
+
+
+def test_the_citizen_follow_up_scores_quality_for_the_crew(stack, handled):
+    def rated():
+        with client(stack, ["officer"], handled["station"], handled["officer"]) as me:
+            found = ok(me.get("/v1/ledgerEntries", params={"subject": handled["case"]["name"]})).get(
+                "ledgerEntries", [])
+        return found or None
+
+    [entry] = eventually(rated)
+    assert (entry["ruleId"], entry["points"], entry["officerId"]) == ("QUA-CASE-SATISFIED", 1, handled["officer"])
+    assert entry["explanation"] == f"{handled['case']['name']}群众回访满意，+1分"
 
 
 def test_dispatch_lifecycle_becomes_explained_ledger_entries_and_a_warning(stack, handled):
