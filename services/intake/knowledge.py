@@ -90,10 +90,10 @@ class KnowledgeIndex:
     def __init__(self, entries: list[Entry]):
         self.entries = list(entries)
         self._question_grams = [grams(e.question) for e in self.entries]
-        self._all_grams = [q | grams(" ".join(e.keywords)) for q, e in zip(self._question_grams, self.entries)]
+        all_grams = [q | grams(" ".join(e.keywords)) for q, e in zip(self._question_grams, self.entries)]
         self._keywords = [tuple(normalize(k) for k in e.keywords if k) for e in self.entries]
         postings: dict[str, list[int]] = {}
-        for i, gs in enumerate(self._all_grams):
+        for i, gs in enumerate(all_grams):
             for g in gs:
                 postings.setdefault(g, []).append(i)
         n = max(len(self.entries), 1)
@@ -101,6 +101,10 @@ class KnowledgeIndex:
         self._idf = {g: math.log(1 + n / len(ids)) for g, ids in postings.items()}
         # A bigram the base has never seen is content no entry explains.
         self._unseen = math.log(1 + n)
+        # Bigrams in more than a fifth of the entries ("怎么", "需要") add to the scores of
+        # entries found through rarer ones but find no entries themselves.
+        self._common = {g for g, ids in postings.items() if len(ids) > max(5, n // 5)}
+        self._own_total = [sum(self._idf[g] for g in own) or 1.0 for own in self._question_grams]
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -110,24 +114,30 @@ class KnowledgeIndex:
         if not q:
             return []
         text = normalize(query)
-        weight = {g: self._idf.get(g, self._unseen) for g in q}
-        total = sum(weight.values())
-        candidates: set[int] = set()
+        total = sum(self._idf.get(g, self._unseen) for g in q)
+        asked: dict[int, float] = {}
+        rare = [g for g in q if g in self._postings and g not in self._common]
+        for g in rare:
+            w = self._idf[g]
+            for i in self._postings[g]:
+                asked[i] = asked.get(i, 0.0) + w
         for g in q:
-            candidates.update(self._postings.get(g, ()))
+            if g in self._common:
+                w = self._idf[g]
+                for i in self._postings[g]:
+                    if i in asked:
+                        asked[i] += w
         matches = []
-        for i in candidates:
+        for i, explained in asked.items():
             e = self.entries[i]
             if topic and e.topic != topic:
                 continue
-            asked = sum(weight[g] for g in q & self._all_grams[i]) / total
             own = self._question_grams[i]
-            own_total = sum(self._idf[g] for g in own) or 1.0
-            covered = sum(self._idf[g] for g in q & own) / own_total
+            shared = sum(self._idf[g] for g in q if g in own)
             keywords = self._keywords[i]
             hits = sum(1 for k in keywords if k in text)
             kw = min(1.0, hits / min(2, len(keywords))) if keywords else 0.0
-            score = 0.45 * asked + 0.25 * covered + 0.30 * kw
+            score = 0.45 * explained / total + 0.25 * shared / self._own_total[i] + 0.30 * kw
             matches.append(Match(e, round(score, 4)))
         matches.sort(key=lambda m: (-m.score, m.entry.entry_id))
         return matches[:limit]
