@@ -1,0 +1,85 @@
+"""Knowledge search (即问即复) and the duplicate rules as plain functions."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from sampledata import knowledge as seed
+from services.intake import duplicates
+from services.intake.duplicates import Candidate
+from services.intake.knowledge import ANSWER_THRESHOLD, Entry, KnowledgeIndex, consult, grams
+
+INDEX = KnowledgeIndex([Entry(s.entry_id, s.topic, s.question, s.answer, s.keywords) for s in seed.entries()])
+T = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+
+
+def test_seed_has_seven_topics_and_realistic_entries():
+    entries = seed.entries()
+    assert len(entries) >= 150 and {e.topic for e in entries} == set(seed.TOPICS)
+    assert len({e.entry_id for e in entries}) == len({e.question for e in entries}) == len(entries)
+    assert all(e.keywords and len(e.answer) >= 30 for e in entries)
+
+
+def test_bigrams_and_everyday_words():
+    assert grams("身份证") == {"身份", "份证"}
+    assert grams("驾照过期") == grams("驾驶证到期")
+    assert grams("ETC认证") >= {"etc", "认证"}
+
+
+def test_citizens_words_find_the_entry():
+    cases = {
+        "身份证掉了去哪里补办": "KB-HZ-001",
+        "驾照过期了还能开车吗": "KB-JG-019",
+        "楼道里能给电瓶车充电吗": "KB-XF-003",
+        "有人打电话说我涉嫌洗钱让我转到安全账户": "KB-FZ-001",
+        "派出所周六上班吗": "KB-QT-002",
+    }
+    for question, entry_id in cases.items():
+        best = INDEX.search(question)[0]
+        assert best.entry.entry_id == entry_id and best.score >= ANSWER_THRESHOLD, question
+
+
+def test_questions_outside_the_base_stay_below_the_threshold():
+    for question in ("请问明天天气怎么样", "我想咨询一下公积金怎么提取", "医保报销比例是多少", "请问小区物业费怎么收的"):
+        assert all(m.score < ANSWER_THRESHOLD for m in INDEX.search(question)), question
+
+
+def test_topic_filter_limit_and_order():
+    found = INDEX.search("护照丢了怎么办", topic="出入境", limit=3)
+    assert len(found) == 3 and {m.entry.topic for m in found} == {"出入境"}
+    assert [m.score for m in found] == sorted((m.score for m in found), reverse=True)
+    assert INDEX.search("？！") == []
+
+
+def test_consult_answers_or_queues_with_suggestions():
+    answered = consult("请问身份证丢了怎么补办？", INDEX, report_id="r1", station_id="S01", now=T)
+    assert answered.status == "ANSWERED" and answered.answered_at_once and answered.entry_id == "KB-HZ-001"
+    queued = consult("请问公积金怎么提取？", INDEX, report_id="r2", station_id="S01", now=T)
+    assert queued.status == "QUEUED" and not queued.answer and queued.answer_time is None
+    assert all(s["score"] < ANSWER_THRESHOLD for s in queued.suggestions)
+
+
+def candidate(rid, kind="FIGHT", at=0, point=(114.30, 30.58), phone="", address="", category="POLICE"):
+    lon, lat = point if point else (None, None)
+    return Candidate(rid, category, kind, phone, lon, lat, address, T + timedelta(minutes=at))
+
+
+def test_duplicate_rules():
+    first = candidate("a")
+    near = candidate("b", at=5, point=(114.301, 30.58))
+    assert duplicates.match(near, [first]).master_id == "a"
+    assert duplicates.match(candidate("c", at=5, point=(114.32, 30.58)), [first]) is None  # ~1.9 km
+    assert duplicates.match(candidate("d", at=31, point=(114.301, 30.58)), [first]) is None  # too late
+    assert duplicates.match(candidate("e", kind="FIRE", at=5), [first]) is None  # another kind of event
+    assert duplicates.match(candidate("f", kind="ASSAULT", at=5), [first]).master_id == "a"  # compatible
+    assert duplicates.match(candidate("g", kind="FIGHT", at=5, category="NON_POLICE"), [first]) is None
+    caller = candidate("h", kind="THEFT", phone="13900000001", point=None)
+    again = candidate("i", kind="OTHER", at=50, phone="13900000001", point=None)
+    assert "同一来电人" in duplicates.match(again, [caller]).reason
+    assert duplicates.match(candidate("j", kind="OTHER", at=61, phone="13900000001"), [caller]) is None
+    same_address = candidate("k", kind="NOISE", at=10, point=None, address="江岸区中山大道100号")
+    assert duplicates.match(candidate("l", kind="NOISE", at=20, point=None, address="江岸区中山大道100号"),
+                            [same_address]).master_id == "k"
+    assert duplicates.match(candidate("m", kind="CONSULTATION", category="CONSULTATION"), [first]) is None
+    # The earliest matching incident is the master.
+    earlier = candidate("z", at=-10, point=(114.3005, 30.58))
+    assert duplicates.match(near, [first, earlier]).master_id == "z"
