@@ -116,11 +116,12 @@ class IntakeServicer(HandlingRpcs, pb_grpc.IntakeServiceServicer):
                         "must be a 21-digit standard address code")
         v.raise_if_any()
         actor = auth.current()
+        knowledge = self.knowledge.index()  # outside the transaction: a refresh takes a connection of its own
         return self.rt.idempotent(
             "ReportIncident", request, pb.Report,
             lambda conn: report_to_pb(handlers.report_incident(
                 conn, outbox=self.rt.outbox, index=self.areas.get(), gazetteer=self.addresses.get(),
-                fields=fields, actor=actor, now=now(), knowledge=self.knowledge.index())),
+                fields=fields, actor=actor, now=now(), knowledge=knowledge)),
         )
 
     def UpdateReport(self, request: pb.UpdateReportRequest, context) -> pb.Report:

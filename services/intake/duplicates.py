@@ -16,10 +16,11 @@ receive times, so replayed or back-dated reports merge as they would have.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, text
 
 from .store import reports
 
@@ -135,9 +136,13 @@ def recent_open_reports(conn, new: Candidate) -> list[Candidate]:
     return [_candidate(r) for r in conn.execute(q)]
 
 
-def find_master(conn, new: Candidate) -> DuplicateOf | None:
+def find_master(conn, new: Candidate, *, area: str = "") -> DuplicateOf | None:
+    """The open incident `new` repeats. Reports of one area (station) or, without one, of one
+    caller are checked one at a time, so two witnesses calling at once still make one incident."""
     if new.category not in MERGEABLE_CATEGORIES:
         return None
+    key = zlib.crc32(f"intake-duplicates:{area or new.caller_phone or new.address_text}".encode())
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
     return match(new, recent_open_reports(conn, new))
 
 

@@ -83,7 +83,7 @@ def before_store(conn, report: Report, *, index: knowledge.KnowledgeIndex | None
                  now: datetime) -> None:
     """A duplicate is merged into its master; a consultation is answered at once or queued."""
     stamp = _stamp(actor, now)
-    found = duplicates.find_master(conn, duplicates.candidate_of(report))
+    found = duplicates.find_master(conn, duplicates.candidate_of(report), area=report.station_id)
     if found is not None:
         report.status = "MERGED"
         report.merged_into = found.master_id

@@ -163,28 +163,33 @@ class KnowledgeBase:
         self.engine = engine
         self.clock = clock
         self._lock = threading.Lock()
+        self._rebuild = threading.Lock()
         self._index = KnowledgeIndex([])
         self._seq = -1
         self._checked = float("-inf")
 
-    def index(self, conn=None) -> KnowledgeIndex:
-        """The current index; inside a transaction pass `conn` to see its own additions."""
+    def index(self) -> KnowledgeIndex:
+        """The current index, checked against the table at most every REFRESH_CHECK_SECONDS."""
         with self._lock:
-            if conn is None and self.clock() - self._checked < REFRESH_CHECK_SECONDS:
+            if self._seq < 0:  # first use: everyone waits for the one load
+                self._load()
                 return self._index
-            if conn is None:
-                with self.engine.connect() as c:
-                    self._refresh(c)
-            else:
-                self._refresh(conn)
-            self._checked = self.clock()
-            return self._index
+            if self.clock() - self._checked < REFRESH_CHECK_SECONDS:
+                return self._index
+            self._checked = self.clock()  # meanwhile other callers keep the current index
+        self._load()
+        return self._index
 
-    def _refresh(self, conn) -> None:
-        seq = _latest_seq(conn)
-        if seq != self._seq:
-            self._index = KnowledgeIndex(load_entries(conn))
-            self._seq = seq
+    def _load(self) -> None:
+        with self.engine.connect() as conn:
+            seq = _latest_seq(conn)
+            if seq == self._seq:
+                return
+            built = KnowledgeIndex(load_entries(conn))
+        with self._rebuild:
+            if seq > self._seq:
+                self._index, self._seq = built, seq
+        self._checked = self.clock()
 
     def invalidate(self) -> None:
         with self._lock:

@@ -127,3 +127,16 @@ def test_merge_input_roles_and_unknown_reports(intake):
         request_id=rid(), name=r.name, master="reports/none", reason="同一警情"),
         metadata=metadata_for(["expert"])))
     assert code == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_witnesses_calling_at_the_same_moment_still_make_one_incident(intake):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, stub = intake
+    t = time_slot()
+    words = ["商场门口有人打架", "商场那边打起来了", "有人在商场门口打人", "商场外面两伙人斗殴", "快来，商场门口有人打架"]
+    with ThreadPoolExecutor(len(words)) as pool:
+        made = list(pool.map(lambda w: submit(stub, report(w, point=WUCHANG, at=t)), words))
+    masters = [r for r in made if not r.merged_into]
+    assert len(masters) == 1
+    assert {r.merged_into for r in made if r.merged_into} == {masters[0].name}
