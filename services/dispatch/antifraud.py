@@ -109,6 +109,11 @@ def account_named(text: str) -> str:
     return m.group(1) if m else ""
 
 
+def mask_account(number: str) -> str:
+    """Personal data: case views show only the last four digits ("************3445")."""
+    return "*" * max(len(number) - 4, 0) + number[-4:]
+
+
 def yuan(fen: int) -> str:
     """2300000 -> "2.3万元", 15000 -> "150元"."""
     value = fen / 100
@@ -242,7 +247,7 @@ def stop_payment_to_pb(r) -> pb.StopPayment:
     return pb.StopPayment(
         name=f"cases/{r.case_id}/stopPayments/{r.id}", idempotency_key=r.idempotency_key,
         state=enum_value(pb.StopPaymentState, r.state, "STOP_PAYMENT_STATE_"), banks=list(r.banks),
-        victim_account=r.victim_account, amount_fen=r.amount_fen, receipt_id=r.receipt_id,
+        victim_account=mask_account(r.victim_account), amount_fen=r.amount_fen, receipt_id=r.receipt_id,
         frozen_amount_fen=r.frozen_amount_fen, result_text=r.result_text, attempts=r.attempts,
         last_error=r.last_error, create_time=timeutil.to_pb(r.create_time),
         deliver_time=timeutil.to_pb(r.deliver_time), result_time=timeutil.to_pb(r.result_time),

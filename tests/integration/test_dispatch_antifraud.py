@@ -245,6 +245,7 @@ def test_request_stop_payment_with_account_details_is_idempotent_and_delivered(d
     again = dispatch.stub.RequestStopPayment(request, metadata=DISPATCHER, timeout=10)
     assert again == first and first.state == pb.STOP_PAYMENT_STATE_QUEUED
     assert first.requested.actor == "p-test" and list(first.requested.roles) == ["dispatcher"]
+    assert first.victim_account == "*" * 15 + "3445", "the case shows only the last four digits"
     changed = pb.RequestStopPaymentRequest()
     changed.CopyFrom(request)
     changed.amount_fen = 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sampledata import city
-from services.dispatch.antifraud import RetryPolicy, account_named, amount_fen, banks_named, yuan
+from services.dispatch.antifraud import RetryPolicy, account_named, amount_fen, banks_named, mask_account, yuan
 
 
 def test_amounts_in_chinese_and_arabic_numerals_in_fen():
@@ -31,6 +31,7 @@ def test_banks_and_accounts_named_by_the_victim():
 
 def test_money_in_words_and_the_retry_schedule():
     assert yuan(8_600_000) == "8.6万元" and yuan(15_000) == "150元"
+    assert mask_account("6222020200112233445") == "***************3445" and mask_account("") == ""
     policy = RetryPolicy(base_seconds=1, cap_seconds=30)
     assert [policy.retry_delay(n).total_seconds() for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
     assert policy.check_delay(1) == timedelta(seconds=policy.result_check_seconds)
