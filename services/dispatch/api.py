@@ -14,7 +14,7 @@ from services.runtime import auth
 from services.runtime.app import Runtime
 from services.runtime.enums import enum_name
 from services.runtime.errors import AlreadyExists, NotFound, PermissionDenied
-from services.runtime.timeutil import from_pb, to_pb
+from services.runtime.timeutil import from_pb
 from services.runtime.validation import (
     Violations, decode_page_token, paginate, resource_id, time_keyset,
 )
@@ -290,7 +290,7 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
                                     reason="CALL_SIGN_TAKEN") from exc
             msg = unit_to_pb(repo.get(unit_id))
             self.d.outbox.publish(conn, "dispatch.UnitUpdated", msg.name, pb.UnitUpdated(
-                unit=msg, action="UPDATED", stamp=_stamp(actor, at, ",".join(paths))))
+                unit=msg, action="UPDATED", stamp=lifecycle.stamp(actor, at, ",".join(paths))))
             return msg
 
         return self.rt.idempotent("UpdateUnit", request, pb.Unit, work)
@@ -315,7 +315,7 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
                                         actor=actor, now=at)
             unit = unit_to_pb(UnitRepository(conn, now=at, stale_before=self.d.stale_before(at)).get(unit_id))
             self.d.outbox.publish(conn, "dispatch.UnitUpdated", unit.name, pb.UnitUpdated(
-                unit=unit, action="SHIFT_ADDED", stamp=_stamp(actor, at, ""), shift=shift))
+                unit=unit, action="SHIFT_ADDED", stamp=lifecycle.stamp(actor, at, ""), shift=shift))
             return shift
 
         return self.rt.idempotent("CreateShift", request, pb.Shift, work)
@@ -364,6 +364,3 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
     def StreamEvents(self, request, context):
         yield from self.rt.feed.stream(request, context)
 
-
-def _stamp(actor, at, reason: str) -> common_pb2.AuditStamp:
-    return common_pb2.AuditStamp(actor=actor.subject, roles=sorted(actor.roles), time=to_pb(at), reason=reason)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from smart110.common.v1 import common_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 
 from services.runtime import metrics
@@ -83,7 +84,7 @@ def record(conn, d: Dispatch, case: DispatchCase, a: Assignment, *, previous: st
     d.outbox.publish(conn, "dispatch.AssignmentChanged", a.name, pb.AssignmentChanged(
         assignment=msg, case_name=case.name, station_id=case.station_id, incident_type=case.incident_type,
         officers=officers_to_pb(a.officers, a.station_id), action=a.state,
-        stamp=_stamp(actor, at, reason), previous_state=enum_value(pb.AssignmentState, previous, "ASSIGNMENT_STATE_"),
+        stamp=stamp(actor, at, reason), previous_state=enum_value(pb.AssignmentState, previous, "ASSIGNMENT_STATE_"),
         grid_id=case.grid_id, report_time=to_pb(case.report_time), priority=case.priority))
     if case.status != status_before:
         d.outbox.publish(conn, "dispatch.CaseUpdated", case.name,
@@ -91,9 +92,7 @@ def record(conn, d: Dispatch, case: DispatchCase, a: Assignment, *, previous: st
     return msg
 
 
-def _stamp(actor: AuthContext, at: datetime, reason: str):
-    from smart110.common.v1 import common_pb2
-
+def stamp(actor: AuthContext, at: datetime, reason: str = "") -> common_pb2.AuditStamp:
     return common_pb2.AuditStamp(actor=actor.subject, roles=sorted(actor.roles), time=to_pb(at), reason=reason)
 
 
