@@ -69,6 +69,12 @@ def test_mainland_mobiles_and_landlines_with_area_code_are_accepted(phone):
     assert violations(caller_phone=phone) == {}
 
 
+def test_violations_never_repeat_the_callers_number():
+    # Error messages end up in client logs: personal data stays out of them.
+    for phone in ("1391234567", "27-8555123", "95588123"):
+        assert all(phone not in d for d in violations(caller_phone=phone).values())
+
+
 def test_country_prefix_and_spaces_are_normalised():
     assert normalize_phone(" +86 139 1234 5678 ") == "13912345678"
     assert normalize_phone("0086-13912345678") == "13912345678"
@@ -123,6 +129,33 @@ def test_sample_taxonomy_agrees_with_the_rule_tables():
     for rule in rules.KEYWORD_RULES:
         assert rule.incident_type in rules.INCIDENT_TYPES, rule.rule_id
     assert len({r.rule_id for r in rules.KEYWORD_RULES}) == len(rules.KEYWORD_RULES)
+
+
+@pytest.mark.parametrize("text, category, incident_type, priority", [
+    ("有人在我家门口砍人，流了好多血", "POLICE", "ASSAULT", 1),
+    ("我老公喝醉了打我和孩子", "POLICE", "DOMESTIC_VIOLENCE", 2),
+    ("孩子放学一直没回家，电话也打不通", "POLICE", "MISSING_PERSON", 1),
+    ("我家小孩被陌生人抱走了", "POLICE", "KIDNAPPING", 1),
+    ("小区有人放火烧车", "POLICE", "FIRE", 1),
+    ("楼道里有很浓的煤气味", "POLICE", "GAS_LEAK", 1),
+    ("电梯困人了，里面有老人", "POLICE", "TRAPPED", 2),
+    ("对面楼有人站在楼顶要跳楼", "POLICE", "SUICIDE_RISK", 1),
+    ("有一群人在打群架", "POLICE", "FIGHT", 2),
+    ("有人冒充公检法让我转钱", "POLICE", "TELECOM_FRAUD", 2),
+    ("前面发生车祸，一辆货车翻车了", "POLICE", "TRAFFIC_ACCIDENT", 2),
+    ("有人在ATM机旁边鬼鬼祟祟", "POLICE", "SUSPICIOUS_PERSON", 3),
+    ("我要举报有人开设赌场", "POLICE", "GAMBLING", 3),
+    ("路上有个井盖没了，很危险", "NON_POLICE", "MANHOLE_COVER", 3),
+    ("路口红绿灯坏了", "NON_POLICE", "TRAFFIC_SIGNAL", 4),
+    ("暴雨导致路面积水很深", "NON_POLICE", "WATERLOGGING", 4),
+    ("房东不退押金", "NON_POLICE", "HOUSING_RENTAL", 4),
+    ("出租车司机拒载", "NON_POLICE", "TAXI_COMPLAINT", 4),
+    ("我想咨询一下怎么办理居住证", "CONSULTATION", "CONSULTATION_HOUSEHOLD", 4),
+    ("请问开无犯罪记录证明需要什么材料", "CONSULTATION", "CONSULTATION_CERTIFICATE", 4),
+])
+def test_realistic_reports_beyond_the_samples(text, category, incident_type, priority):
+    c = classify(text, "PHONE", at=NOW)
+    assert (c.category, c.incident_type, c.priority) == (category, incident_type, priority), c.reason
 
 
 def test_classification_explains_itself_in_chinese():
