@@ -71,7 +71,7 @@ def test_mainland_mobiles_and_landlines_with_area_code_are_accepted(phone):
 
 def test_violations_never_repeat_the_callers_number():
     # Error messages end up in client logs: personal data stays out of them.
-    for phone in ("1391234567", "27-8555123", "95588123"):
+    for phone in ("1391234567", "031199", "95588123"):
         assert all(phone not in d for d in violations(caller_phone=phone).values())
 
 
