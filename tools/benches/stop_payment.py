@@ -4,7 +4,11 @@
   through the gateway) until the case shows the anti-fraud centre's
   acknowledgement (intake feed -> dispatch case + hand-off row -> sender ->
   the stand-in centre over gRPC -> case updated), one report at a time,
-  sampled by polling GetCase every 20 ms.
+  sampled by polling GetCase every 20 ms; split by the case's stamps into
+  report received -> case opened (intake, feed, dispatch consumer) and case
+  opened -> acknowledged by the centre (the sender's hop). The case is
+  stamped when the consumer starts it, before its recommendation and offers
+  commit, so that commit time counts in the second part.
 - outage: the centre is stopped, fraud reports keep coming, the centre comes
   back; the time from its return until every held hand-off is acknowledged,
   and whether each was acknowledged exactly once (one receipt per hand-off).
@@ -67,13 +71,17 @@ def run(stack: Stack, say) -> dict:
             return None
 
         say(f"{samples} fraud reports, one at a time, each until the centre's acknowledgement is on the case")
-        latencies = []
+        latencies, to_case, case_to_delivery = [], [], []
         for i in range(samples):
             resp = http.post("/v1/reports", json=fraud_report(i))
             resp.raise_for_status()
             t0 = time.perf_counter()
-            wait_for(lambda: acknowledged(resp.json()["name"]), 30)
+            case = wait_for(lambda: acknowledged(resp.json()["name"]), 30)
             latencies.append(time.perf_counter() - t0)
+            # The same path split by the case's own stamps (one clock: the dispatch host's).
+            created, delivered = case.create_time.ToDatetime(), case.stop_payments[0].deliver_time.ToDatetime()
+            to_case.append((created - case.report_time.ToDatetime()).total_seconds())
+            case_to_delivery.append((delivered - created).total_seconds())
 
         say(f"stopping the anti-fraud centre for {outage:.0f}s while {held} fraud reports arrive")
         stack.stop_service("antifraud")
@@ -94,6 +102,8 @@ def run(stack: Stack, say) -> dict:
         receipts = {c.stop_payments[0].receipt_id for c in cases}
     return {
         "report_to_centre": percentiles(latencies),
+        "report_received_to_case_opened": percentiles(to_case),
+        "case_opened_to_centre_acknowledged": percentiles(case_to_delivery),
         "outage": {
             "held_reports": held, "outage_seconds": outage,
             "queued_during_outage": still_queued,
