@@ -359,6 +359,21 @@ def test_illegal_corrections(stub):
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
+def test_a_merged_duplicate_is_corrected_through_its_master(stub):
+    at = slot()
+    phone = pb.Caller(phone_number=unique_phone())
+    master = submit(stub, fight(caller=phone, receive_time=at))
+    again = at.ToDatetime(tzinfo=timezone.utc) + timedelta(minutes=5)
+    duplicate = submit(stub, fight(caller=phone, description="刚才报的打架，警察怎么还没到", receive_time=ts(again)))
+    assert duplicate.status == pb.REPORT_STATUS_MERGED and duplicate.merged_into == master.name
+    with pytest.raises(grpc.RpcError) as err:
+        stub.UpdateReport(pb.UpdateReportRequest(
+            request_id=uuid.uuid4().hex, report=pb.Report(name=duplicate.name, classification=pb.Classification(
+                priority=1)), update_mask=mask("classification.priority"), reason="升级"),
+            metadata=CALL_TAKER, timeout=10)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and master.name.split("/")[1] in err.value.details()
+
+
 # -- lists and search ---------------------------------------------------------
 
 def test_list_filters_pagination_masking_and_text_search(stub):
