@@ -217,6 +217,7 @@ def update_report(conn, *, outbox: Outbox, index: JurisdictionIndex, gazetteer: 
         entries += report.timeline
     report.update_time = now
     repo.update(report, entries)
+    handling.category_corrected(conn, report, old_category=old_c.category, actor=actor, now=now)  # expert queue
     report.timeline = repo.get(report_id).timeline
     outbox.publish(conn, "intake.ReportUpdated", report.name,
                    pb.ReportUpdated(report=report_to_pb(report), action="CORRECTED"))

@@ -120,6 +120,26 @@ def after_store(conn, report: Report, *, outbox: Outbox, actor: AuthContext, now
         announce(conn, outbox, report.merged_into, "DUPLICATE_LINKED")
 
 
+def category_corrected(conn, report: Report, *, old_category: str, actor: AuthContext, now: datetime) -> None:
+    """A report corrected into a consultation joins the expert queue; one corrected out of it leaves."""
+    new_category = report.classification.category
+    if new_category == old_category:
+        return
+    current = knowledge.get_consultation(conn, report.id, for_update=True)
+    if new_category == "CONSULTATION" and current is None:
+        report.consultation = knowledge.Consultation(
+            report_id=report.id, question=report.description, status="QUEUED", station_id=report.station_id,
+            create_time=now)
+        knowledge.save_consultation(conn, report.consultation)
+        timeline.add(conn, report.id, [TimelineEntry(
+            "CONSULTATION_QUEUED", detail="更正为咨询，转为民服务圈专家答复", **_stamp(actor, now))])
+    elif old_category == "CONSULTATION" and current is not None and current.status != "ANSWERED":
+        knowledge.withdraw_consultation(conn, report.id)
+        report.consultation = None
+        timeline.add(conn, report.id, [TimelineEntry(
+            "CONSULTATION_WITHDRAWN", detail="更正为非咨询，撤出专家答复队列", **_stamp(actor, now))])
+
+
 # -- call answered, rating -----------------------------------------------------
 
 def answer_report(conn, *, outbox: Outbox, report_id: str, actor: AuthContext, now: datetime) -> Report:

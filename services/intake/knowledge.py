@@ -278,6 +278,10 @@ def save_consultation(conn, c: Consultation) -> None:
         k: stmt.excluded[k] for k in values if k != "report_id"}))
 
 
+def withdraw_consultation(conn, report_id: str) -> None:
+    conn.execute(consultations.delete().where(consultations.c.report_id == report_id))
+
+
 def consult(question: str, index: KnowledgeIndex, *, report_id: str, station_id: str,
             now: datetime) -> Consultation:
     """At intake: the best knowledge-base answer when it is good enough, else a place in the queue."""

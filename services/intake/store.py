@@ -219,7 +219,9 @@ class ReportRepository:
         row = self.conn.execute(select(reports).where(reports.c.id == report_id).with_for_update()).first()
         if row is None:
             return None
-        return _to_report(row, timeline.of(self.conn, report_id))
+        from .handling import attach
+
+        return attach(self.conn, _to_report(row, timeline.of(self.conn, report_id)))
 
     def recent_invalid_calls(self, phone: str, since: datetime) -> int:
         """Invalid reports (prank, misdial, harassment) from one number since a time."""

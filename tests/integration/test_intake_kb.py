@@ -163,3 +163,31 @@ def test_unknown_consultation_is_not_found(intake):
     code, fields, _ = error_of(lambda: stub.GetConsultation(
         pb.GetConsultationRequest(name="reports/x"), metadata=EXPERT_A))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and fields == ["name"]
+
+
+def test_a_report_corrected_into_a_consultation_joins_the_queue_and_leaves_it_when_corrected_back(intake):
+    rt, stub = intake
+    r = submit(stub, report("我家孩子暑假想学游泳，附近哪里比较安全", at=time_slot()))
+    assert r.classification.category != pb.CATEGORY_CONSULTATION and not r.HasField("consultation")
+
+    def correct(category, incident_type, why):
+        return stub.UpdateReport(pb.UpdateReportRequest(
+            request_id=rid(), reason=why,
+            report=pb.Report(name=r.name, classification=pb.Classification(category=category,
+                                                                           incident_type=incident_type)),
+            update_mask={"paths": ["classification.category", "classification.incident_type"]}),
+            metadata=CALL_TAKER)
+
+    queued = correct(pb.CATEGORY_CONSULTATION, "CONSULTATION_OTHER", "来电人只是咨询")
+    assert queued.consultation.status == pb.CONSULTATION_STATUS_QUEUED
+    assert actions(queued)[-2:] == ["CORRECTED", "CONSULTATION_QUEUED"]
+    listed = stub.ListConsultations(pb.ListConsultationsRequest(page_size=500), metadata=EXPERT_A).consultations
+    assert queued.consultation.name in [c.name for c in listed]
+    _, event = events_about(rt, r.name)[-1]
+    assert event.action == "CORRECTED" and event.report.consultation.status == pb.CONSULTATION_STATUS_QUEUED
+
+    back = correct(pb.CATEGORY_POLICE, r.classification.incident_type or "OTHER", "回拨核实有人落水")
+    assert not back.HasField("consultation") and actions(back)[-1] == "CONSULTATION_WITHDRAWN"
+    code, _, _ = error_of(lambda: stub.GetConsultation(
+        pb.GetConsultationRequest(name=queued.consultation.name), metadata=EXPERT_A))
+    assert code == grpc.StatusCode.NOT_FOUND
