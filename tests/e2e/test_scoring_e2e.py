@@ -106,6 +106,15 @@ def test_dispatch_lifecycle_becomes_explained_ledger_entries_and_a_warning(stack
         events = cmd.get("/v1/scoring/events", params={"stopAtEnd": True})
         assert events.status_code == 200 and "scoring.WarningRaised" in events.text
 
+        # The alerts service consumes scoring.WarningRaised and alerts the officer's station.
+        def alerted():
+            found = ok(cmd.get("/v1/alerts", params={"kind": "RULE_KIND_ENFORCEMENT",
+                                                     "subject": handled["case"]["name"]})).get("alerts", [])
+            return [a for a in found if a.get("labels", {}).get("officer_id") == handled["officer"]]
+
+        [alert] = eventually(alerted)
+        assert "执法预警" in alert["summary"] and alert["labels"]["warning"] == warnings[0]["name"]
+
 
 def test_legal_officer_reviews_the_case_through_the_gateway(stack, handled):
     eventually(lambda: ledger_for(stack, handled))
