@@ -256,6 +256,7 @@ class WorkOrder:
     escalated_to_phone: str = ""
     escalate_time: datetime | None = None
     round: int = 0
+    joint_rescue: bool = False
     assignments: list[Assignment] = field(default_factory=list)
     timeline: list[OrderEntry] = field(default_factory=list)
     # Entries added since the order was loaded; the repository appends them.

@@ -128,7 +128,7 @@ def refer_report(conn, *, outbox: Outbox, report: intake_pb.Report, place: Place
         lat=report.location.point.latitude if has_point else None, accuracy_m=report.location.accuracy_m,
         address_text=report.address_text, district=district, station_id=report.station_id,
         citizen_phone=report.caller.phone_number, citizen_name=report.caller.name,
-        category=rules.EMERGENCY_CATEGORY if linkage else "",
+        category=rules.EMERGENCY_CATEGORY if linkage else "", joint_rescue=linkage is not None,
         attachments=attachments_from_pb(report.attachments),
         request_time=from_pb(report.receive_time) if report.HasField("receive_time") else None,
     )

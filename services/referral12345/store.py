@@ -70,6 +70,7 @@ work_orders = Table(
     Column("escalated_to_phone", String(30), nullable=False, server_default=""),
     Column("escalate_time", DateTime(timezone=True)),
     Column("round", Integer, nullable=False, server_default="0"),
+    Column("joint_rescue", Boolean, nullable=False, server_default="false"),
     Index("work_orders_create_time", "create_time", "id"),
     Index("work_orders_open_deadline", "deadline", postgresql_where="NOT overdue"),
     Index("work_orders_transferred_report", "transferred_report"),

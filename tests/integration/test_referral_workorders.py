@@ -120,7 +120,7 @@ def test_cut_gas_main_is_a_level_one_order_to_several_departments_at_once(suite)
     assert report.classification.incident_type == "GAS_LEAK" and report.classification.priority == 1
 
     order = eventually(lambda: order_for_report(suite, report.name))
-    assert order.urgency == 1 and order.category == "紧急抢险"
+    assert order.urgency == 1 and order.category == "紧急抢险" and order.joint_rescue
     assert order.status == pb.WORK_ORDER_STATUS_ASSIGNED
     parts = {a.department_display_name: a for a in order.assignments}
     assert list(parts) == ["江城燃气集团", "江城市城市管理执法局", "江城市住房和城乡建设局"]
