@@ -191,3 +191,25 @@ def test_report_back_owed_after_acceptance_and_met_by_the_report_back(http, stac
                         timeout=10)
     done = eventually(lambda: owed("OBLIGATION_STATE_DONE"), timeout=30)
     assert done["completeStamp"]["reason"] == "已回告"
+
+
+def test_a_work_orders_deadline_becomes_an_obligation(http, stack):
+    report = post_report(http, dict(KIDNAP, caller={"phoneNumber": "13600136222"},
+                                    location={"point": {"longitude": 114.35, "latitude": 30.61}},
+                                    description="小区门口的路灯坏了一个星期了，晚上很黑"))
+    assert report["classification"]["category"] == "CATEGORY_NON_POLICE", report["classification"]
+
+    def owed():
+        found = http.get("/v1/obligations", params={"kind": "WORK_ORDER", "pageSize": 500}).json()
+        return next((o for o in found.get("obligations", []) if report["description"] in o["description"]), None)
+
+    obligation = eventually(owed, timeout=30)
+    assert obligation["state"] == "OBLIGATION_STATE_PENDING"
+    from smart110.referral.v1 import referral_service_pb2 as referral_pb
+    from smart110.referral.v1 import referral_service_pb2_grpc as referral_grpc
+
+    with grpc.insecure_channel(stack.address("referral")) as ch:
+        order = referral_grpc.ReferralServiceStub(ch).GetWorkOrder(
+            referral_pb.GetWorkOrderRequest(name=obligation["subject"]), timeout=10)
+    assert order.report == report["name"]
+    assert obligation["dueTime"] == order.deadline.ToJsonString()
