@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from smart110.dispatch.v1 import dispatch_service_pb2 as dispatch_pb
@@ -27,7 +27,7 @@ from . import domain
 from .domain import Fact, OfficerOnFact, RuleEngine, RuleSet
 from .mapping import entry_to_pb, payload_json, review_to_pb, rule_set_to_pb, warning_to_pb
 from .store import (
-    CaseRepository, FactRepository, LedgerRepository, RuleSetRepository, ledger_entries, new_id,
+    CaseRepository, FactRepository, LedgerRepository, RuleSetRepository, facts, ledger_entries, new_id,
     report_back_obligations, reviews, warning_timeline, warnings,
 )
 
@@ -123,8 +123,7 @@ def on_report_updated(conn, *, outbox: Outbox, event, payload: intake_pb.ReportU
 def _score_rating(conn, *, outbox, event_id, event_type, subject, case_name, data, occur_time, now,
                   officers: list[OfficerOnFact] | None = None) -> None:
     # Only the first rating of a report or case scores; later updates carry it along unchanged.
-    facts = FactRepository(conn)
-    if facts.exists_for_subject(event_type, subject):
+    if FactRepository(conn).exists_for_subject(event_type, subject):
         return
     cases = CaseRepository(conn)
     if not officers and case_name:
@@ -135,6 +134,22 @@ def _score_rating(conn, *, outbox, event_id, event_type, subject, case_name, dat
     score_fact(conn, outbox=outbox, now=now, fact=Fact(
         fact_id=f"{subject}#{event_type}", event_id=event_id, event_type=event_type, subject=subject,
         occur_time=occur_time, station_id=case.station_id if case else "", officers=officers, data=data))
+
+
+def score_waiting_ratings(conn, *, outbox: Outbox, case_name: str, report: str, officers: list[OfficerOnFact],
+                          now: datetime) -> None:
+    """A rating that arrived before anyone reported back (the feeds are not ordered with each other) scores
+    the officers once they do: one fact per officer, so each is scored once however many report back."""
+    waiting = conn.execute(select(facts).where(
+        facts.c.event_type.in_(("dispatch.CaseUpdated", "intake.ReportUpdated")),
+        facts.c.officers == text("'[]'::jsonb"),
+        or_(facts.c.data["case_name"].astext == case_name, facts.c.subject == (report or case_name)))).all()
+    for row in waiting:
+        for o in officers:
+            score_fact(conn, outbox=outbox, now=now, fact=Fact(
+                fact_id=f"{row.fact_id}@{o.officer_id}", event_id=row.event_id, event_type=row.event_type,
+                subject=row.subject, occur_time=row.occur_time, station_id=o.station_id, officers=[o],
+                data=dict(row.data, case_name=case_name)))
 
 
 def on_assignment_changed(conn, *, outbox: Outbox, event, payload: dispatch_pb.AssignmentChanged,
@@ -179,6 +194,8 @@ def on_assignment_changed(conn, *, outbox: Outbox, event, payload: dispatch_pb.A
         subject=a.name, occur_time=occur_time, station_id=payload.station_id, officers=officers, data=data))
 
     if state == "REPORTED_BACK":
+        score_waiting_ratings(conn, outbox=outbox, case_name=payload.case_name, report=case.report,
+                              officers=officers, now=now)
         for o in officers:
             if derived["evidence_required"] and derived["evidence_count"] == 0:
                 raise_warning(conn, outbox=outbox, kind="MISSING_EVIDENCE", officer=o, case_name=payload.case_name,

@@ -324,6 +324,23 @@ def test_citizen_ratings_score_the_officers_who_handled_the_case_once(env):
     assert satisfied.explanation == f"{case.name}群众回访满意，+1分"
 
 
+def test_a_rating_that_overtakes_the_case_scores_once_the_officers_report_back(env):
+    t0 = datetime(2028, 1, 17, 9, tzinfo=UTC)
+    report_name = f"reports/{uuid.uuid4().hex[:12]}"
+    rating = ipb.ReportUpdated(report=ipb.Report(name=report_name, satisfaction=common_pb2.SATISFACTION_SATISFIED,
+                                                 update_time=ts(t0 + timedelta(hours=2))), action="RATED")
+    assert deliver(env, event("intake.ReportUpdated", rating, report_name, t0 + timedelta(hours=2)))
+    case = Case(env, station="S06", start=t0, officers=[("P7000011", "冯警官"), ("P7000012", "陈警官")])
+    case.report = report_name
+    deliver(env, event("dispatch.CaseCreated", dpb.CaseCreated(dispatch_case=dpb.DispatchCase(
+        name=case.name, report=report_name, station_id="S06", incident_type="FIGHT")), case.name, t0))
+    case.run()
+    case.change(dpb.ASSIGNMENT_STATE_REPORTED_BACK, timedelta(hours=1))  # a resent report-back adds nothing
+    for officer in ("P7000011", "P7000012"):
+        assert rules_of(entries(env, officer_id=officer, dimension="QUALITY")) == [("QUA-REPORT-SATISFIED", 0.5)]
+    assert entries(env, officer_id="P7000011", dimension="QUALITY")[0].occur_time == t0 + timedelta(hours=2)
+
+
 def test_police_preliminary_handling_of_a_work_order_scores_the_station(env):
     t0 = datetime(2028, 1, 16, 9, tzinfo=UTC)
     wo = rpb.WorkOrder(name=f"workOrders/{uuid.uuid4().hex[:10]}", matter_code="NOISE",
@@ -691,3 +708,48 @@ def test_warning_rate_per_station_over_time(env):
     assert code_of(lambda: stub.GetWarningStatistics(pb.GetWarningStatisticsRequest(),
                                                      metadata=claims(["officer"], "P1"))) == \
         grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_ledger_pages_newest_first_and_each_entry_is_scoped(env):
+    stub = env["stub"]
+    case = Case(env, station="S14", start=datetime(2029, 11, 5, 9, tzinfo=UTC)).run(
+        outcome=dpb.OUTCOME_CRIMINAL_CASE)
+    officer = case.officer_ids[0]
+    seen, token = [], ""
+    while True:
+        page = stub.ListLedgerEntries(pb.ListLedgerEntriesRequest(officer_id=officer, page_size=2, page_token=token),
+                                      metadata=COMMANDER)
+        assert len(page.ledger_entries) <= 2
+        seen += list(page.ledger_entries)
+        token = page.next_page_token
+        if not token:
+            break
+    assert len(seen) == 6 and len({e.name for e in seen}) == 6
+    times = [e.occur_time.ToDatetime() for e in seen]
+    assert times == sorted(times, reverse=True)
+    efficiency = stub.ListLedgerEntries(pb.ListLedgerEntriesRequest(
+        officer_id=officer, dimension=pb.DIMENSION_EFFICIENCY, reason_code="REPORT_BACK_ON_TIME"), metadata=COMMANDER)
+    assert [e.rule_id for e in efficiency.ledger_entries] == ["EFF-REPORT-BACK-ON-TIME"]
+
+    name = seen[0].name
+    assert stub.GetLedgerEntry(pb.GetLedgerEntryRequest(name=name), metadata=claims(["officer"], officer)).name == name
+    assert stub.GetLedgerEntry(pb.GetLedgerEntryRequest(name=name),
+                               metadata=claims(["station_chief"], "c14", "S14")).officer_id == officer
+    for who in (claims(["officer"], "P-other"), claims(["station_chief"], "c01", "S01"), claims(["call_taker"], "t")):
+        assert code_of(lambda: stub.GetLedgerEntry(pb.GetLedgerEntryRequest(name=name), metadata=who)) == \
+            grpc.StatusCode.PERMISSION_DENIED
+    assert code_of(lambda: stub.GetLedgerEntry(pb.GetLedgerEntryRequest(name="ledgerEntries/nope"),
+                                               metadata=COMMANDER)) == grpc.StatusCode.NOT_FOUND
+    assert violations(lambda: stub.GetLedgerEntry(pb.GetLedgerEntryRequest(name="entries/1"),
+                                                  metadata=COMMANDER)) == ["name"]
+    assert violations(lambda: stub.ListLedgerEntries(pb.ListLedgerEntriesRequest(page_size=-1, page_token="x"),
+                                                     metadata=COMMANDER)) == ["page_size", "page_token"]
+
+    first = stub.ListRuleSets(pb.ListRuleSetsRequest(page_size=1), metadata=claims(["officer"], officer))
+    assert len(first.rule_sets) == 1 and first.next_page_token
+    published = stub.ListRuleSets(pb.ListRuleSetsRequest(published_only=True, page_size=100), metadata=COMMANDER)
+    assert all(rs.published for rs in published.rule_sets) and published.rule_sets[-1].name == "ruleSets/1"
+    assert code_of(lambda: stub.GetRuleSet(pb.GetRuleSetRequest(name="ruleSets/999"), metadata=COMMANDER)) == \
+        grpc.StatusCode.NOT_FOUND
+    assert violations(lambda: stub.GetRuleSet(pb.GetRuleSetRequest(name="ruleSets/v1"), metadata=COMMANDER)) == \
+        ["name"]
