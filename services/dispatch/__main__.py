@@ -25,8 +25,12 @@ def build(rt: Runtime, *, settings: DispatchSettings | None = None, clock: Calla
     def on_incident_reported(conn, event, payload: intake_pb.IncidentReported) -> None:
         handlers.open_case_for_report(conn, d, report=payload.report)
 
+    def on_report_updated(conn, event, payload: intake_pb.ReportUpdated) -> None:
+        handlers.apply_report_update(conn, d, report=payload.report, action=payload.action)
+
     rt.consume("intake", intake_grpc.IntakeServiceStub, {
         "intake.IncidentReported": Subscription(intake_pb.IncidentReported, on_incident_reported),
+        "intake.ReportUpdated": Subscription(intake_pb.ReportUpdated, on_report_updated),
     })
     hub = offers.AssignmentHub(rt.feed)
     antifraud.start_sender(rt, clock=clock)

@@ -64,3 +64,40 @@ def open_case_for_report(conn, d: Dispatch, *, report: intake_pb.Report) -> Disp
     d.outbox.publish(conn, "dispatch.CaseCreated", case.name, pb.CaseCreated(dispatch_case=case_message(conn, case)))
     offer_recommended(conn, d, case, picks, now)
     return case
+
+
+def apply_report_update(conn, d: Dispatch, *, report: intake_pb.Report, action: str) -> None:
+    """Follows intake's changes to a report (intake.ReportUpdated).
+
+    A report corrected into a police matter, or split off a master it had been
+    merged into (UNMERGED), needs a case of its own. A correction of an open
+    case's incident type or priority is carried over to the case, kept in its
+    timeline and announced; the units already offered stay, and the
+    dispatcher may ask RecommendUnits for more.
+    """
+    if action not in ("CORRECTED", "UNMERGED"):
+        return
+    repo = CaseRepository(conn)
+    found = repo.list(limit=1, after=None, report=report.name)
+    if not found:
+        open_case_for_report(conn, d, report=report)
+        return
+    if action != "CORRECTED":
+        return
+    case = repo.get(found[0].id, lock=True, with_timeline=False)
+    c = report.classification
+    changes = []
+    if c.incident_type and c.incident_type != case.incident_type:
+        changes.append(f"警情类型 {case.incident_type} → {c.incident_type}")
+        case.incident_type = c.incident_type
+    if c.priority and c.priority != case.priority:
+        changes.append(f"优先级 {case.priority} → {c.priority}")
+        case.priority = c.priority
+    if not changes or case.status == "CLOSED":
+        return
+    now = d.now()
+    case.update_time = now
+    repo.save(case, [TimelineEntry("RECLASSIFIED", actor="dispatch", roles=["service"], time=now,
+                                   detail="接警单更正：" + "，".join(changes))])
+    d.outbox.publish(conn, "dispatch.CaseUpdated", case.name,
+                     pb.CaseUpdated(dispatch_case=case_message(conn, case), action="RECLASSIFIED"))

@@ -53,6 +53,7 @@ class Harness:
     channel: grpc.Channel
     clock: Clock
     consumer: FeedConsumer
+    reports: dict = field(default_factory=dict)
 
     @property
     def stub(self) -> pb_grpc.DispatchServiceStub:
@@ -69,11 +70,30 @@ class Harness:
             station_id=station, grid_id=grid, merged_into=merged_into,
             classification=intake_pb.Classification(category=category, incident_type=incident_type, priority=2),
             receive_time=timeutil.to_pb(self.clock() - timedelta(seconds=20)))
-        event = events_pb2.Event(event_id=str(uuid.uuid4()), sequence=self._next_seq(), type="intake.IncidentReported",
-                                 subject=name, source="intake")
-        event.payload.Pack(intake_pb.IncidentReported(report=report))
-        self.consumer.apply(event)
+        self.reports[name] = report
+        self.deliver("intake.IncidentReported", name, intake_pb.IncidentReported(report=report))
         return name
+
+    def update_report(self, name: str, action: str, *, incident_type: str = "", priority: int = 0,
+                      category=None, merged_into: str | None = None) -> None:
+        """Delivers an intake.ReportUpdated for a report `report()` made, with the given changes."""
+        report = self.reports[name]
+        if incident_type:
+            report.classification.incident_type = incident_type
+        if priority:
+            report.classification.priority = priority
+        if category is not None:
+            report.classification.category = category
+        if merged_into is not None:
+            report.merged_into = merged_into
+        self.deliver("intake.ReportUpdated", name, intake_pb.ReportUpdated(report=report, action=action))
+
+    def deliver(self, event_type: str, subject: str, payload) -> bool:
+        """Hands an intake event to the real consumer, as if read from intake's feed."""
+        event = events_pb2.Event(event_id=str(uuid.uuid4()), sequence=self._next_seq(), type=event_type,
+                                 subject=subject, source="intake")
+        event.payload.Pack(payload)
+        return self.consumer.apply(event)
 
     _seq: int = 0
 

@@ -58,6 +58,31 @@ def pb_intake_non_police():
     return intake_pb.CATEGORY_NON_POLICE
 
 
+def test_reports_corrected_into_police_or_split_off_their_master_get_a_case(h):
+    from smart110.intake.v1 import intake_service_pb2 as intake_pb
+
+    name = h.report(category=intake_pb.CATEGORY_NON_POLICE)
+    h.update_report(name, "RATED")
+    assert h.case_of(name) is None
+    h.update_report(name, "CORRECTED", category=intake_pb.CATEGORY_POLICE, incident_type="FIGHT")
+    assert h.case_of(name).assignments
+    repeat = h.report(merged_into="reports/master-2")
+    assert h.case_of(repeat) is None
+    h.update_report(repeat, "UNMERGED", merged_into="")
+    assert h.case_of(repeat).status == pb.CASE_STATUS_PENDING
+
+
+def test_a_corrected_incident_type_is_carried_to_the_open_case(h):
+    name = h.report(incident_type="DISPUTE")
+    case = h.case_of(name)
+    h.update_report(name, "CORRECTED", incident_type="FIGHT", priority=1)
+    after = h.case(case.name)
+    assert (after.incident_type, after.priority) == ("FIGHT", 1)
+    assert after.timeline[-1].action == "RECLASSIFIED" and "DISPUTE → FIGHT" in after.timeline[-1].detail
+    updates = [b.action for _, b in h.events(["dispatch.CaseUpdated"]) if b.dispatch_case.name == case.name]
+    assert updates == ["RECLASSIFIED"]
+
+
 def test_full_lifecycle_by_the_units_officer_with_events_and_timeline(h):
     case = h.case_of(h.report())
     a = primary(case)
