@@ -3,7 +3,7 @@ a department's client and an Open311 app would use it."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
 import httpx
@@ -178,6 +178,26 @@ def test_bad_input_unknown_ids_and_roles(stack, agent):
     with client(stack, ["call_taker"]) as taker:
         refused = taker.post("/v1/workOrders", json={"requestId": uuid.uuid4().hex, "workOrder": {}})
     assert refused.status_code == 403
+
+
+def test_overdue_orders_are_flagged_once_by_the_sweep(agent, supervisor):
+    ten_days_ago = (datetime.now(timezone.utc) - timedelta(days=10)).isoformat()
+    order = post(agent, "/v1/workOrders", {"workOrder": {
+        "source": "WORK_ORDER_SOURCE_HOTLINE_12345", "matterCode": "SEWER_BLOCKAGE", "urgency": 4,
+        "description": "小区下水道堵塞，污水漫到路面上，已经十天没人处理", "requestTime": ten_days_ago,
+        "citizen": {"phoneNumber": caller()}, "location": {"point": {"longitude": 114.33, "latitude": 30.57}}}})
+    assert datetime.fromisoformat(order["deadline"]) < datetime.now(timezone.utc)
+    refused = agent.post("/v1/workOrders:sweepOverdue", json={"requestId": uuid.uuid4().hex})
+    assert refused.status_code == 403
+    post(supervisor, "/v1/workOrders:sweepOverdue", {})
+    flagged = agent.get(f"/v1/{order['name']}").json()
+    assert flagged["overdue"] is True
+    assert [e["action"] for e in flagged["timeline"]].count("OVERDUE") == 1
+    post(supervisor, "/v1/workOrders:sweepOverdue", {})
+    again = agent.get(f"/v1/{order['name']}").json()
+    assert [e["action"] for e in again["timeline"]].count("OVERDUE") == 1
+    listed = agent.get("/v1/workOrders", params={"overdueOnly": "true", "matterCode": "SEWER_BLOCKAGE"}).json()
+    assert order["name"] in [o["name"] for o in listed["workOrders"]]
 
 
 # -- Open311 GeoReport v2 --------------------------------------------------------------

@@ -104,6 +104,18 @@ def test_duplicate_report_merged_into_another_gets_no_order(suite):
     assert order_for_report(suite, report.name).name == first.name
 
 
+def test_a_second_order_for_a_referred_report_already_exists(suite):
+    report = report_110(suite, "小区门口乱停车，把人行道全占了", where=QIAOKOU_S12)
+    eventually(lambda: order_for_report(suite, report.name))
+    w = ticket("小区门口乱停车，把人行道全占了", "ILLEGAL_PARKING", where=QIAOKOU_S12)
+    w.source, w.report = pb.WORK_ORDER_SOURCE_REPORT_110, report.name
+    with pytest.raises(grpc.RpcError) as err:
+        suite.referral.CreateWorkOrder(pb.CreateWorkOrderRequest(request_id=rid(), work_order=w),
+                                       metadata=AGENT, timeout=10)
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert reason_of(err.value) == "REPORT_ALREADY_REFERRED"
+
+
 def test_police_report_is_not_referred(suite):
     report = report_110(suite, "小区门口有两个人打架，其中一人拿着棍子", where=WUCHANG_S18)
     assert report.classification.category == intake_pb.CATEGORY_POLICE
