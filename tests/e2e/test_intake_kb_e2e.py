@@ -114,3 +114,18 @@ def test_expert_queue_and_statistics_through_the_gateway(stack, taker):
     assert int(stats["consultations"]["consultations"]) >= 1
     bad = taker.get("/v1/knowledge:search", params={"query": ""})
     assert bad.status_code == 400 and bad.json()["details"][1]["fieldViolations"][0]["field"] == "query"
+
+
+def test_an_unmerged_report_becomes_its_own_incident_with_a_case(taker, dispatcher):
+    first = post(taker, "酒吧门口有人打架", place(12))
+    repeat = post(taker, "酒吧那边有人在打架，好像不是同一拨人", place(12))
+    assert repeat["mergedInto"] == first["name"]
+    eventually(lambda: case_for(dispatcher, first["name"]))
+    split = taker.post(f"/v1/{repeat['name']}:unmerge",
+                       json={"requestId": uuid.uuid4().hex, "reason": "回拨核实：两处不同的斗殴"})
+    assert split.status_code == 200, split.text
+    assert split.json()["status"] == "REPORT_STATUS_CLASSIFIED" and not split.json().get("mergedInto")
+    case = eventually(lambda: case_for(dispatcher, repeat["name"]))
+    assert case["name"] != case_for(dispatcher, first["name"])["name"]
+    again = taker.post(f"/v1/{repeat['name']}:unmerge", json={"requestId": uuid.uuid4().hex, "reason": "再撤一次"})
+    assert again.status_code == 400 and again.json()["details"][0]["reason"] == "NOT_MERGED"
