@@ -31,6 +31,10 @@ def build(rt: Runtime) -> list[tuple]:
     def on_report(conn, event, payload: intake_pb.IncidentReported) -> None:
         handlers.on_report(conn, rt.outbox, report=payload.report, now=now(), matchers=matchers, units=units)
 
+    def on_report_updated(conn, event, payload: intake_pb.ReportUpdated) -> None:
+        handlers.on_report_updated(conn, rt.outbox, report=payload.report, action=payload.action, now=now(),
+                                   matchers=matchers)
+
     def on_assignment(conn, event, payload: dispatch_pb.AssignmentChanged) -> None:
         handlers.on_assignment_changed(conn, rt.outbox, changed=payload, now=now())
 
@@ -42,6 +46,7 @@ def build(rt: Runtime) -> list[tuple]:
 
     rt.consume("intake", intake_grpc.IntakeServiceStub, {
         "intake.IncidentReported": Subscription(intake_pb.IncidentReported, on_report),
+        "intake.ReportUpdated": Subscription(intake_pb.ReportUpdated, on_report_updated),
     })
     rt.consume("dispatch", dispatch_grpc.DispatchServiceStub, {
         "dispatch.AssignmentChanged": Subscription(dispatch_pb.AssignmentChanged, on_assignment),

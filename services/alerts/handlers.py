@@ -528,6 +528,34 @@ def on_report(conn, outbox: Outbox, *, report: intake_pb.Report, now: datetime, 
     return [raise_alert(conn, outbox, f, now) for f in findings]
 
 
+def on_report_updated(conn, outbox: Outbox, *, report: intake_pb.Report, action: str, now: datetime,
+                      matchers: MatcherCache) -> list[pb.Alert]:
+    """A report changed at intake: merged or un-merged repeats stop or start counting in windows; a
+    corrected text is matched again (a term it now contains raises, one already alerted on does not).
+
+    Hourly rollups keep the report where it was first counted: history is what was known at the time.
+    """
+    report_id = report.name.split("/", 1)[1]
+    if action in ("MERGED", "UNMERGED"):
+        conn.execute(incidents.update().where(incidents.c.report_id == report_id)
+                     .values(merged_into=report.merged_into))
+        return []
+    if action != "CORRECTED":
+        return []
+    conn.execute(incidents.update().where(incidents.c.report_id == report_id).values(
+        category=enum_name(intake_pb.Category, report.classification.category, "CATEGORY_"),
+        incident_type=report.classification.incident_type, station_id=report.station_id, grid_id=report.grid_id))
+    t = from_pb(report.receive_time) or now
+    raised = []
+    for f in _keyword_findings(conn, report, t, matchers):
+        known = conn.execute(select(alerts.c.id).where(
+            alerts.c.fingerprint == f.fingerprint, alerts.c.state != "RESOLVED",
+            or_(alerts.c.subject == report.name, alerts.c.related_subjects.any(report.name)))).first()
+        if known is None:
+            raised.append(raise_alert(conn, outbox, f, now))
+    return raised
+
+
 def _roll_up(conn, t: datetime, itype: str, station: str, grid: str, cells: list[str]) -> None:
     hour = _hour(t)
     keys = [("STATION", station), ("GRID", grid), ("H3", cells[2] if cells else "")]

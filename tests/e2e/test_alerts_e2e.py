@@ -37,9 +37,9 @@ def post_report(http, report: dict) -> dict:
 class Screen:
     """A big screen subscribed to the alerts stream, collecting changes on a thread."""
 
-    def __init__(self, address: str, request: pb.SubscribeRequest):
+    def __init__(self, address: str, request: pb.SubscribeRequest, metadata=None):
         self.channel = grpc.insecure_channel(address)
-        self.call = pb_grpc.AlertsServiceStub(self.channel).Subscribe(request)
+        self.call = pb_grpc.AlertsServiceStub(self.channel).Subscribe(request, metadata=metadata)
         self.changes: queue.Queue = queue.Queue()
         self.seen: list[pb.AlertChange] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -64,7 +64,10 @@ class Screen:
 
 
 def test_a_kidnapping_report_reaches_a_subscribed_screen(http, stack):
-    screen = Screen(stack.address("alerts"), pb.SubscribeRequest(min_level=pb.ALERT_LEVEL_ORANGE))
+    # The city command centre's big screen, subscribed over gRPC through the gateway.
+    token = mint(roles=["commander"], station="S01", sub="big-screen-city")
+    screen = Screen(stack.gateway_url.removeprefix("http://"), pb.SubscribeRequest(min_level=pb.ALERT_LEVEL_ORANGE),
+                    metadata=(("authorization", f"Bearer {token}"),))
     try:
         report = post_report(http, KIDNAP)
         change = screen.first(lambda c: c.alert.subject == report["name"] or

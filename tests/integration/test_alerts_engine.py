@@ -126,6 +126,23 @@ def test_keyword_rule_raises_on_real_incidents_not_on_news_negation_or_hypotheti
     assert levels == [pb.ALERT_LEVEL_ORANGE, pb.ALERT_LEVEL_RED]
 
 
+def test_a_corrected_report_is_matched_again_once(engine, outbox, station):
+    r = rule(engine, display_name="关键词", kind=pb.RULE_KIND_KEYWORD, level=pb.ALERT_LEVEL_RED, areas=[station],
+             terms=[pb.KeywordTerm(term="持枪")])
+    matchers = MatcherCache()
+    report = make_report(station, "有人在店里闹事", T0)
+    with engine.begin() as conn:
+        handlers.on_report(conn, outbox, report=report, now=T0, matchers=matchers)
+    assert of_rule(engine, r) == []
+    report.description = "有人在店里闹事，对方持枪威胁店员"
+    for minute in (5, 6):  # a second correction of the same text raises nothing more
+        with engine.begin() as conn:
+            handlers.on_report_updated(conn, outbox, report=report, action="CORRECTED",
+                                       now=T0 + timedelta(minutes=minute), matchers=matchers)
+    [alert] = of_rule(engine, r)
+    assert alert.subject == report.name and alert.count == 1
+
+
 def test_rule_change_is_a_new_version_and_takes_effect_at_once(engine, outbox, station):
     r = rule(engine, display_name="关键词", kind=pb.RULE_KIND_KEYWORD, level=pb.ALERT_LEVEL_BLUE, areas=[station],
              terms=[pb.KeywordTerm(term="纵火")])
