@@ -160,7 +160,7 @@ def test_a_partner_signal_goes_to_the_station_of_the_persons_address(http, stack
     assert http.post("/v1/signals", json=body).json()["name"] == signal["name"], "the partner's id is the key"
 
 
-def test_report_back_owed_after_acceptance_and_met_by_the_report_back(http, stack):
+def test_report_back_owed_after_acceptance_met_by_the_report_back_and_scorings_warning(http, stack):
     from smart110.dispatch.v1 import dispatch_service_pb2 as dispatch_pb
     from smart110.dispatch.v1 import dispatch_service_pb2_grpc as dispatch_grpc
 
@@ -190,10 +190,17 @@ def test_report_back_owed_after_acceptance_and_met_by_the_report_back(http, stac
             stub.AdvanceAssignment(dispatch_pb.AdvanceAssignmentRequest(
                 request_id=uuid.uuid4().hex, name=assignment, state=target), timeout=10)
         stub.ReportBack(dispatch_pb.ReportBackRequest(request_id=uuid.uuid4().hex, name=assignment,
-                                                      outcome=dispatch_pb.OUTCOME_MEDIATED, notes="双方已调解"),
+                                                      outcome=dispatch_pb.OUTCOME_ADMINISTRATIVE_CASE,
+                                                      notes="已受理为行政案件"),
                         timeout=10)
     done = eventually(lambda: owed("OBLIGATION_STATE_DONE"), timeout=30)
     assert done["completeStamp"]["reason"] == "已回告"
+
+    # No evidence for an administrative case: scoring warns (执法预警), and the warning is an alert.
+    case_name = assignment.split("/assignments/")[0]
+    warned = eventually(lambda: http.get("/v1/alerts", params={
+        "kind": "RULE_KIND_ENFORCEMENT", "subject": case_name}).json().get("alerts"), timeout=30)
+    assert warned[0]["area"]["stationId"] == report["stationId"] and "证据" in warned[0]["summary"]
 
 
 def test_a_work_orders_deadline_becomes_an_obligation(http, stack):
