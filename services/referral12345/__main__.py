@@ -25,6 +25,12 @@ def place_of_report(police: PoliceLine, report: intake_pb.Report):
     return police.station(report.station_id)
 
 
+def needs_order(report: intake_pb.Report) -> bool:
+    return (report.classification.category == intake_pb.CATEGORY_NON_POLICE
+            or (report.classification.category == intake_pb.CATEGORY_POLICE
+                and report.classification.incident_type in rules.LINKAGE))
+
+
 def subscribe(rt: Runtime, police: PoliceLine) -> None:
     """From 110: the intake feed (intake.IncidentReported and intake.ReportUpdated)."""
 
@@ -32,9 +38,7 @@ def subscribe(rt: Runtime, police: PoliceLine) -> None:
         report = payload.report
         if handlers.record_police_progress(conn, outbox=rt.outbox, report=report, action="REPORTED", now=now()):
             return
-        needs_order = (report.classification.category == intake_pb.CATEGORY_NON_POLICE
-                       or report.classification.incident_type in rules.LINKAGE)
-        if needs_order and not report.merged_into:
+        if needs_order(report) and not report.merged_into:
             handlers.refer_report(conn, outbox=rt.outbox, report=report, place=place_of_report(police, report),
                                   now=now())
 
@@ -43,9 +47,9 @@ def subscribe(rt: Runtime, police: PoliceLine) -> None:
         if handlers.record_police_progress(conn, outbox=rt.outbox, report=report, action=payload.action,
                                            now=now()):
             return
-        # A correction that makes a report non-police refers it then (once: the report is unique).
-        if (payload.action == "CORRECTED" and not report.merged_into
-                and report.classification.category == intake_pb.CATEGORY_NON_POLICE):
+        # A correction that makes a report non-police (or a joint-rescue type) refers it then; once,
+        # since an order is unique per report.
+        if payload.action == "CORRECTED" and needs_order(report) and not report.merged_into:
             handlers.refer_report(conn, outbox=rt.outbox, report=report, place=place_of_report(police, report),
                                   now=now())
 

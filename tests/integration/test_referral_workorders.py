@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import grpc
 import pytest
+from google.protobuf import field_mask_pb2
 
 from smart110.common.v1 import common_pb2, events_pb2
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
@@ -114,6 +115,20 @@ def test_a_second_order_for_a_referred_report_already_exists(suite):
                                        metadata=AGENT, timeout=10)
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert reason_of(err.value) == "REPORT_ALREADY_REFERRED"
+
+
+def test_a_report_corrected_to_non_police_is_referred_then(suite):
+    report = report_110(suite, "小区门口有一辆白色面包车停了三天一直没动，不知道是谁的", where=HANYANG_S15)
+    assert report.classification.category == intake_pb.CATEGORY_POLICE
+    corrected = intake_pb.Report(name=report.name, classification=intake_pb.Classification(
+        category=intake_pb.CATEGORY_NON_POLICE, incident_type="ILLEGAL_PARKING", priority=4))
+    suite.intake.UpdateReport(intake_pb.UpdateReportRequest(
+        request_id=rid(), report=corrected, reason="核实为车辆长期占用公共车位，属非警务求助",
+        update_mask=field_mask_pb2.FieldMask(paths=["classification"])),
+        metadata=as_user(["call_taker"], station="S15"), timeout=10)
+    order = eventually(lambda: order_for_report(suite, report.name))
+    assert order.matter_code == "ILLEGAL_PARKING" and order.status == pb.WORK_ORDER_STATUS_ASSIGNED
+    assert order.district == "汉阳区"
 
 
 def test_police_report_is_not_referred(suite):
