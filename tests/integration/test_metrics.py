@@ -75,3 +75,44 @@ def test_every_service_serves_metrics(stack):
     for service in ("intake", "dispatch", "referral", "alerts", "scoring"):
         samples = scrape(stack, service)
         assert value(samples, "smart110_outbox_latest_sequence", service=service) is not None, service
+
+
+# Another place and caller, so intake does not merge it into FIGHT.
+DISPUTE = {"channel": "CHANNEL_PHONE", "caller": {"phoneNumber": "13900139017"},
+           "location": {"point": {"longitude": 114.355, "latitude": 30.566}},
+           "description": "楼下饭店门口两个人打架，有人受伤了"}
+
+
+def handle(stack, http, assignment: dict) -> None:
+    """Takes one assignment from offer to report-back as its unit's officer would."""
+    unit = http.get(f"/v1/{assignment['unit']}").json()
+    token = mint(roles=["officer"], station=unit["stationId"], sub=unit["officers"][0]["officerId"])
+    headers = {"Authorization": f"Bearer {token}"}
+    base = f"{stack.gateway_url}/v1/{assignment['name']}"
+    steps = [(":accept", {})] + [(":advance", {"state": s}) for s in (
+        "ASSIGNMENT_STATE_EN_ROUTE", "ASSIGNMENT_STATE_ON_SCENE", "ASSIGNMENT_STATE_CLEARED")]
+    steps.append((":reportBack", {"outcome": "OUTCOME_MEDIATED", "notes": "双方已调解，握手言和"}))
+    for verb, body in steps:
+        resp = httpx.post(base + verb, json={"requestId": uuid.uuid4().hex, **body}, headers=headers, timeout=20)
+        assert resp.status_code == 200, resp.text
+
+
+def test_every_sla_stage_is_observed_along_one_report(http, stack):
+    report = http.post("/v1/reports", json={"requestId": uuid.uuid4().hex, "report": DISPUTE}).json()
+    call_taker = mint(roles=["call_taker"], station="S01", sub="metrics-call-taker")
+    answered = http.post(f"/v1/{report['name']}:answer", json={"requestId": uuid.uuid4().hex},
+                         headers={"Authorization": f"Bearer {call_taker}"})
+    assert answered.status_code == 200, answered.text
+    case = eventually(lambda: (c := case_for(http, report["name"])) and c.get("assignments") and c)
+    # Each open offer is handled by its unit; accepting one may withdraw others.
+    while offered := [a for a in case["assignments"] if a["state"] == "ASSIGNMENT_STATE_OFFERED"]:
+        handle(stack, http, offered[0])
+        case = case_for(http, report["name"])
+    closed = eventually(lambda: (c := case_for(http, report["name"])) and c["status"] == "CASE_STATUS_CLOSED" and c)
+    assert closed["closeTime"]
+
+    intake = scrape(stack, "intake")
+    assert value(intake, "smart110_sla_seconds_count", service="intake", stage="answer") >= 1
+    dispatch = scrape(stack, "dispatch")
+    for stage in ("dispatch", "accept", "arrive", "close"):
+        assert value(dispatch, "smart110_sla_seconds_count", service="dispatch", stage=stage) >= 1, stage
