@@ -170,9 +170,10 @@ def test_report_back_owed_after_acceptance_met_by_the_report_back_and_scorings_w
 
     def offered():
         cases = http.get("/v1/cases", params={"report": report["name"]}).json().get("cases", [])
-        return cases and cases[0].get("assignments") and cases[0]["assignments"][0]["name"]
+        return cases and cases[0].get("assignments") and cases[0]["assignments"][0]
 
-    assignment = eventually(offered, timeout=30)
+    offer = eventually(offered, timeout=30)
+    assignment = offer["name"]
     with grpc.insecure_channel(stack.address("dispatch")) as ch:
         stub = dispatch_grpc.DispatchServiceStub(ch)
         stub.AcceptAssignment(dispatch_pb.AcceptAssignmentRequest(request_id=uuid.uuid4().hex, name=assignment),
@@ -200,7 +201,9 @@ def test_report_back_owed_after_acceptance_met_by_the_report_back_and_scorings_w
     case_name = assignment.split("/assignments/")[0]
     warned = eventually(lambda: http.get("/v1/alerts", params={
         "kind": "RULE_KIND_ENFORCEMENT", "subject": case_name}).json().get("alerts"), timeout=30)
-    assert warned[0]["area"]["stationId"] == report["stationId"] and "证据" in warned[0]["summary"]
+    # The warning concerns the officer, so it goes to the officer's station (a neighbour's unit may have gone).
+    officer_station = http.get(f"/v1/{offer['unit']}").json()["stationId"]
+    assert warned[0]["area"]["stationId"] == officer_station and "证据" in warned[0]["summary"]
 
 
 def test_a_work_orders_deadline_becomes_an_obligation(http, stack):
