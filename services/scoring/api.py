@@ -16,6 +16,7 @@ from smart110.scoring.v1 import scoring_service_pb2_grpc as pb_grpc
 
 from services.runtime import auth
 from services.runtime.app import Runtime
+from services.runtime.audit import timeline_to_pb
 from services.runtime.enums import enum_name
 from services.runtime.errors import NotFound, PermissionDenied
 from services.runtime.timeutil import from_pb, now, to_pb
@@ -26,7 +27,7 @@ from services.runtime.validation import (
 from . import domain, handlers, scores
 from .domain import RuleSet, money
 from .mapping import entry_to_pb, review_to_pb, rule_from_pb, rule_set_to_pb, warning_to_pb
-from .store import LedgerRepository, RuleSetRepository, reviews, warnings
+from .store import LedgerRepository, RuleSetRepository, reviews, warning_timeline, warnings
 
 ALL_SEEING = ("commander", "service")
 STATION_SEEING = ("station_chief", "legal_officer")
@@ -188,6 +189,20 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
             "CreateReview", request, pb.Review,
             lambda conn: handlers.create_review(conn, outbox=self.rt.outbox, fields=fields, actor=ctx,
                                                 now=self.clock()))
+
+    def GetReview(self, request, context):
+        v = Violations()
+        review_id = resource_id(request.name, "reviews", v)
+        v.raise_if_any()
+        kind, who = _scope()
+        with self.rt.engine.connect() as conn:
+            row = conn.execute(select(reviews).where(reviews.c.id == review_id)).first()
+            if row is None:
+                raise NotFound(request.name)
+            if (kind == "station" and row.station_id != who) or (kind == "officer" and who not in row.officer_ids):
+                raise _denied(request.name)
+            entries = handlers.review_entry_ids(conn, [request.name])
+        return review_to_pb(row, entries.get(request.name, []))
 
     def ListReviews(self, request, context):
         v = Violations()
@@ -393,6 +408,21 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         return pb.RecomputedScore(recomputed=recomputed, recorded=recorded, reasons=summary)
 
     # -- warnings -----------------------------------------------------------------------
+    def GetWarning(self, request, context):
+        v = Violations()
+        warning_id = resource_id(request.name, "warnings", v)
+        v.raise_if_any()
+        kind, who = _scope()
+        with self.rt.engine.connect() as conn:
+            row = conn.execute(select(warnings).where(warnings.c.id == warning_id)).first()
+            if row is None:
+                raise NotFound(request.name)
+            if (kind == "station" and row.station_id != who) or (kind == "officer" and row.officer_id != who):
+                raise _denied(request.name)
+            msg = warning_to_pb(row)
+            timeline_to_pb(warning_timeline.of(conn, warning_id), msg.timeline)
+        return msg
+
     def ListWarnings(self, request, context):
         v = Violations()
         size = v.page_size(request.page_size)

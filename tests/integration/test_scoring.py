@@ -402,6 +402,11 @@ def test_legal_officer_review_scores_quality_and_warns(env):
     assert w.status == "RECTIFIED" and w.rectify_time == env["clock"].t
     listed = stub.ListReviews(pb.ListReviewsRequest(case_name=case.name), metadata=legal)
     assert len(listed.reviews) == 2 and listed.reviews[1].name == review.name
+    assert stub.GetReview(pb.GetReviewRequest(name=review.name), metadata=claims(["officer"], officer)) == review
+    assert code_of(lambda: stub.GetReview(pb.GetReviewRequest(name=review.name),
+                                          metadata=claims(["officer"], "P-other"))) == grpc.StatusCode.PERMISSION_DENIED
+    assert code_of(lambda: stub.GetReview(pb.GetReviewRequest(name="reviews/nope"), metadata=legal)) == \
+        grpc.StatusCode.NOT_FOUND
 
 
 def test_reviews_refuse_bad_input_unknown_cases_and_other_roles(env):
@@ -494,10 +499,18 @@ def test_sweeper_warns_on_overdue_report_back_and_rectifies_when_filed(env):
     assert statuses == {o: ("RECTIFIED", env["clock"].t) for o in ("P7100001", "P7100002")}
     assert outbox_types(env, f"warnings/{raised[0]['id']}") == ["scoring.WarningRaised", "scoring.WarningUpdated"]
 
-    listed = env["stub"].ListWarnings(pb.ListWarningsRequest(case_name=case.name), metadata=claims(
-        ["officer"], "P7100001"))
+    mine = claims(["officer"], "P7100001")
+    listed = env["stub"].ListWarnings(pb.ListWarningsRequest(case_name=case.name), metadata=mine)
     assert [(w.officer_id, w.kind, w.status) for w in listed.warnings] == [
         ("P7100001", pb.WARNING_KIND_OVERDUE_REPORT_BACK, pb.WARNING_STATUS_RECTIFIED)]
+    one = env["stub"].GetWarning(pb.GetWarningRequest(name=listed.warnings[0].name), metadata=mine)
+    assert [(e.action, e.stamp.actor) for e in one.timeline] == [("RAISED", "scoring"), ("RECTIFIED", "scoring")]
+    assert one.timeline[1].detail.endswith("已完成回告")
+    other = next(w for w in raised if w["officer_id"] == "P7100002")
+    assert code_of(lambda: env["stub"].GetWarning(pb.GetWarningRequest(name=f"warnings/{other['id']}"),
+                                                  metadata=mine)) == grpc.StatusCode.PERMISSION_DENIED
+    assert code_of(lambda: env["stub"].GetWarning(pb.GetWarningRequest(name="warnings/nope"),
+                                                  metadata=COMMANDER)) == grpc.StatusCode.NOT_FOUND
 
 
 def test_an_accepted_job_never_cleared_is_overdue_four_hours_after_acceptance(env):
