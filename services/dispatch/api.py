@@ -12,6 +12,7 @@ from smart110.dispatch.v1 import dispatch_service_pb2_grpc as pb_grpc
 
 from services.runtime import auth
 from services.runtime.app import Runtime
+from services.runtime.audit import timeline_to_pb
 from services.runtime.enums import enum_name
 from services.runtime.errors import AlreadyExists, NotFound, PermissionDenied
 from services.runtime.timeutil import from_pb
@@ -21,11 +22,11 @@ from services.runtime.validation import (
 
 from . import caseinfo, lifecycle, offers, roster
 from .api_handling import HandlingServicer
-from .context import Dispatch
+from .context import Dispatch, entry
 from .domain import ADVANCE_TARGETS, ENDED_OFFER
 from .lifecycle import COMMAND_ROLES
 from .mapping import assignment_to_pb, case_to_pb, evidence_from_pb, recommendation_to_pb, unit_to_pb
-from .store import AssignmentRepository, CaseRepository, ShiftRepository, UnitRepository
+from .store import AssignmentRepository, CaseRepository, ShiftRepository, UnitRepository, unit_timeline
 
 LEVELS = ["STATION", "COUNTY", "CITY", "PROVINCE"]
 RECOMMEND_ROLES = ("dispatcher", "commander", "call_taker", "station_chief", "service")
@@ -222,9 +223,11 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
         at = self.d.now()
         with self.rt.engine.connect() as conn:
             unit = UnitRepository(conn, now=at, stale_before=self.d.stale_before(at)).get(unit_id)
-        if unit is None:
-            raise NotFound(request.name)
-        return unit_to_pb(unit)
+            if unit is None:
+                raise NotFound(request.name)
+            msg = unit_to_pb(unit)
+            timeline_to_pb(unit_timeline.of(conn, unit_id), msg.timeline)
+        return msg
 
     def ListUnits(self, request: pb.ListUnitsRequest, context) -> pb.ListUnitsResponse:
         v = Violations()
@@ -289,6 +292,7 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
                 raise AlreadyExists(f"call sign {values.get('call_sign')!r} is taken",
                                     reason="CALL_SIGN_TAKEN") from exc
             msg = unit_to_pb(repo.get(unit_id))
+            unit_timeline.add(conn, unit_id, [entry(actor, at, "UPDATED", "修改：" + "、".join(paths))])
             self.d.outbox.publish(conn, "dispatch.UnitUpdated", msg.name, pb.UnitUpdated(
                 unit=msg, action="UPDATED", stamp=lifecycle.stamp(actor, at, ",".join(paths))))
             return msg
@@ -314,6 +318,9 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
             shift = roster.create_shift(conn, unit_id=unit_id, start=start, end=end, area=request.shift.area,
                                         actor=actor, now=at)
             unit = unit_to_pb(UnitRepository(conn, now=at, stale_before=self.d.stale_before(at)).get(unit_id))
+            area = f"，区域{request.shift.area}" if request.shift.area else ""
+            unit_timeline.add(conn, unit_id, [entry(actor, at, "SHIFT_ADDED", f"勤务报备：{start.isoformat()} 至 "
+                                                                          f"{end.isoformat()}{area}")])
             self.d.outbox.publish(conn, "dispatch.UnitUpdated", unit.name, pb.UnitUpdated(
                 unit=unit, action="SHIFT_ADDED", stamp=lifecycle.stamp(actor, at, ""), shift=shift))
             return shift

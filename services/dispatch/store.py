@@ -85,6 +85,7 @@ cases = Table(
 )
 
 case_timeline = Timeline(timeline_table(metadata, "case_timeline", "case_id", "cases.id"), "case_id")
+unit_timeline = Timeline(timeline_table(metadata, "unit_timeline", "unit_id", "units.unit_id"), "unit_id")
 
 assignments = Table(
     "assignments", metadata,
@@ -118,7 +119,7 @@ assignments = Table(
     Index("assignments_open_offers", "offer_expire_time", postgresql_where=text("state = 'OFFERED'")),
 )
 
-TABLES = ["units", "shifts", "grids", "cases", "case_timeline", "assignments"] + runtime_tables.names
+TABLES = ["units", "unit_timeline", "shifts", "grids", "cases", "case_timeline", "assignments"] + runtime_tables.names
 
 
 def on_duty_at(at: datetime):

@@ -103,6 +103,9 @@ def test_off_duty_units_are_never_picked_until_a_shift_covers_them(h):
     assert case.recommendations[0].unit == near.name
     added = [b for _, b in h.events(["dispatch.UnitUpdated"]) if b.unit.name == near.name]
     assert [(b.action, b.stamp.actor) for b in added] == [("SHIFT_ADDED", "chief-s09")]
+    history = h.stub.GetUnit(pb.GetUnitRequest(name=near.name)).timeline
+    assert [(e.action, e.stamp.actor) for e in history] == [("SHIFT_ADDED", "chief-s09")]
+    assert "勤务报备" in history[0].detail
 
 
 def test_roster_rules(h):
@@ -170,6 +173,8 @@ def test_update_unit_with_a_field_mask(h):
         request_id=uuid.uuid4().hex, unit=pb.Unit(name=unit.name, skills=["PATROL", "SIGN_LANGUAGE"], vehicle="X"),
         update_mask=field_mask_pb2.FieldMask(paths=["skills"])), metadata=as_role("dispatcher"))
     assert list(changed.skills) == ["PATROL", "SIGN_LANGUAGE"] and changed.vehicle == unit.vehicle
+    history = h.stub.GetUnit(pb.GetUnitRequest(name=unit.name)).timeline
+    assert [(e.action, e.stamp.actor, e.detail) for e in history] == [("UPDATED", "t-dispatcher", "修改：skills")]
     with pytest.raises(grpc.RpcError) as err:
         h.stub.UpdateUnit(pb.UpdateUnitRequest(request_id=uuid.uuid4().hex, unit=pb.Unit(name=unit.name),
                                                update_mask=field_mask_pb2.FieldMask(paths=["status", "kind"])))
