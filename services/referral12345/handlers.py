@@ -57,6 +57,9 @@ def route_or_hand_over(conn, outbox: Outbox, order: WorkOrder, departments: list
     if place is not None:
         order.hand_to_police(place.station_id, place.station_name, unclear_why, actor, now)
         announce(conn, outbox, order, "PRELIMINARY_POLICE")
+    else:
+        order.note("AWAITING_ASSIGNMENT", actor, now,
+                   f"{unclear_why}，且无位置可交属地派出所先期处置，由12345派单席人工派单")
 
 
 def record_order(conn, outbox: Outbox, fields: dict, actor: Actor, now: datetime) -> WorkOrder | None:

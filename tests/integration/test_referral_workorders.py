@@ -318,6 +318,18 @@ def test_unclear_responsibility_goes_to_the_local_station_first_then_to_the_depa
     assert actions(order) == ["CREATED", "PRELIMINARY_POLICE", "ASSIGNED"]
 
 
+def test_an_order_nobody_can_place_stays_with_the_12345_desk_on_record(suite):
+    order = suite.referral.CreateWorkOrder(pb.CreateWorkOrderRequest(request_id=rid(), work_order=ticket(
+        "想反映一下我们这边的一个问题，具体情况比较复杂", where=None)), metadata=AGENT, timeout=10)
+    assert order.status == pb.WORK_ORDER_STATUS_RECEIVED
+    assert actions(order) == ["CREATED", "AWAITING_ASSIGNMENT"]
+    assert "12345派单席" in order.timeline[-1].detail
+    with pytest.raises(grpc.RpcError) as no_place:
+        suite.referral.AssignWorkOrder(pb.AssignWorkOrderRequest(
+            request_id=rid(), name=order.name, preliminary_police=True), metadata=AGENT, timeout=10)
+    assert no_place.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
 def test_agent_can_hand_an_order_to_the_police_station_by_hand(suite):
     r = suite.referral
     order = r.CreateWorkOrder(pb.CreateWorkOrderRequest(request_id=rid(), work_order=ticket(
