@@ -393,8 +393,8 @@ def reverse_entry(conn, *, outbox: Outbox, entry_id: str, reason: str, corrected
         raise FailedPrecondition("a reversal cannot be reversed", reason="REVERSAL_NOT_REVERSIBLE")
     if ledger.reversal_of(entry_id) is not None:
         raise FailedPrecondition(f"ledgerEntries/{entry_id} is already reversed", reason="ALREADY_REVERSED")
-    if actor.has_role("station_chief") and not actor.has_role("commander", "legal_officer", "service") \
-            and original.station_id != actor.station:
+    # A station chief or a station's legal officer corrects only that station's entries.
+    if not actor.has_role("commander", "service") and actor.station and original.station_id != actor.station:
         raise PermissionDenied(f"ledgerEntries/{entry_id} belongs to station {original.station_id}",
                                reason="OTHER_STATION")
     base = dict(officer_id=original.officer_id, station_id=original.station_id, dimension=original.dimension,

@@ -469,6 +469,12 @@ def test_a_correction_reverses_an_entry_with_who_and_why(env):
                                                           metadata=COMMANDER))) == {"request_id", "name", "reason"}
     assert code_of(lambda: stub.ReverseLedgerEntry(unknown, metadata=claims(["officer"], officer))) == \
         grpc.StatusCode.PERMISSION_DENIED
+    accepted = entries(env, officer_id=officer, rule_id="QTY-ACCEPT")[0]
+    elsewhere = pb.ReverseLedgerEntryRequest(request_id=uuid.uuid4().hex, name=f"ledgerEntries/{accepted.id}",
+                                             reason="另一派出所无权更正")
+    for who in (claims(["legal_officer"], "L-9", "S02"), claims(["station_chief"], "c02", "S02")):
+        assert code_of(lambda: stub.ReverseLedgerEntry(elsewhere, metadata=who)) == grpc.StatusCode.PERMISSION_DENIED
+    assert grid.station_id == "S01"
 
 
 # -- overdue report-back -------------------------------------------------------------------------------
