@@ -170,24 +170,37 @@ def rule_id_of(rule: pb.Rule) -> str:
 
 
 class MatcherCache:
-    """The keyword automaton, rebuilt only when a keyword rule changes."""
+    """The rules in force and the keyword automaton, reloaded only when a rule changes."""
 
     def __init__(self):
         self._key = None
         self._matcher = KeywordMatcher([])
         self._rules: dict[str, pb.Rule] = {}
+        self._by_kind: dict[str, list[pb.Rule]] = {}
         self._lock = threading.Lock()
 
-    def get(self, conn) -> tuple[KeywordMatcher, dict[str, pb.Rule]]:
-        key = tuple(conn.execute(select(func.count(), func.max(rules.c.update_time))
-                                 .where(rules.c.kind == "KEYWORD")).one())
+    def _refresh(self, conn) -> None:
+        key = tuple(conn.execute(select(func.count(), func.max(rules.c.update_time))).one())
         with self._lock:
             if key != self._key:
-                keyword_rules = active_rules(conn, "KEYWORD")
+                by_kind: dict[str, list[pb.Rule]] = {}
+                for r in active_rules(conn):
+                    by_kind.setdefault(kind_name(r.kind), []).append(r)
+                keyword_rules = by_kind.get("KEYWORD", [])
                 self._matcher = build_matcher(keyword_rules)
                 self._rules = {rule_id_of(r): r for r in keyword_rules}
+                self._by_kind = by_kind
                 self._key = key
+
+    def get(self, conn) -> tuple[KeywordMatcher, dict[str, pb.Rule]]:
+        self._refresh(conn)
+        with self._lock:
             return self._matcher, self._rules
+
+    def rules(self, conn, kind: str) -> list[pb.Rule]:
+        """Enabled rules of a kind, as of the last refresh (call get() first in the same event)."""
+        with self._lock:
+            return list(self._by_kind.get(kind, []))
 
 
 def build_matcher(keyword_rules: list[pb.Rule]) -> KeywordMatcher:
@@ -250,17 +263,30 @@ def _notify(conn, alert_id: str, recipients: list[str], escalation_level: int, n
         _timeline(conn, alert_id, "NOTIFIED", f"通知 {detail}", SYSTEM, now)
 
 
-def load_alert(conn, alert_id: str) -> pb.Alert:
+# Events carry an alert's latest timeline entries only, so an alert that repeats
+# all day does not make every event larger than the last; GetAlert has them all.
+EVENT_TIMELINE_ENTRIES = 50
+
+
+def _recent_timeline(conn, alert_id: str, limit: int) -> list[TimelineEntry]:
+    t = alert_timeline.table
+    rows = conn.execute(select(t).where(t.c.alert_id == alert_id).order_by(t.c.seq.desc()).limit(limit)).all()
+    return [TimelineEntry(r.action, r.actor, list(r.roles), r.time, r.detail, r.reason) for r in reversed(rows)]
+
+
+def load_alert(conn, alert_id: str, timeline_limit: int | None = None) -> pb.Alert:
     row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).first()
     if row is None:
         raise NotFound(f"alerts/{alert_id}")
     notes = conn.execute(select(notifications).where(notifications.c.alert_id == alert_id)
                          .order_by(notifications.c.seq)).all()
-    return alert_to_pb(row, notes, alert_timeline.of(conn, alert_id))
+    timeline = (_recent_timeline(conn, alert_id, timeline_limit) if timeline_limit
+                else alert_timeline.of(conn, alert_id))
+    return alert_to_pb(row, notes, timeline)
 
 
 def _publish(conn, outbox: Outbox, alert_id: str, action: str) -> pb.Alert:
-    alert = load_alert(conn, alert_id)
+    alert = load_alert(conn, alert_id, EVENT_TIMELINE_ENTRIES)
     if action == "FIRED":
         outbox.publish(conn, "alerts.AlertFired", alert.name, pb.AlertFired(alert=alert))
     else:
@@ -365,7 +391,8 @@ def acknowledge(conn, outbox: Outbox, *, alert_id: str, actor: Actor, comment: s
         state="ACKNOWLEDGED", ack_actor=actor.subject, ack_roles=list(actor.roles), ack_time=now,
         ack_reason=comment, next_escalation_time=None, update_time=now))
     _timeline(conn, alert_id, "ACKNOWLEDGED", "已签收，停止升级", actor, now, comment)
-    return _publish(conn, outbox, alert_id, "ACKNOWLEDGED")
+    _publish(conn, outbox, alert_id, "ACKNOWLEDGED")
+    return load_alert(conn, alert_id)
 
 
 def resolve(conn, outbox: Outbox, *, alert_id: str, actor: Actor, reason: str, now: datetime) -> pb.Alert:
@@ -376,7 +403,8 @@ def resolve(conn, outbox: Outbox, *, alert_id: str, actor: Actor, reason: str, n
         state="RESOLVED", resolve_actor=actor.subject, resolve_roles=list(actor.roles), resolve_time=now,
         resolve_reason=reason, next_escalation_time=None, update_time=now))
     _timeline(conn, alert_id, "RESOLVED", "预警解除", actor, now, reason)
-    return _publish(conn, outbox, alert_id, "RESOLVED")
+    _publish(conn, outbox, alert_id, "RESOLVED")
+    return load_alert(conn, alert_id)
 
 
 # -- silences -------------------------------------------------------------------
@@ -508,18 +536,18 @@ def on_report(conn, outbox: Outbox, *, report: intake_pb.Report, now: datetime, 
     if counted:
         _roll_up(conn, t, itype, station, grid, cells)
     findings: list[Finding] = []
-    findings += _keyword_findings(conn, report, t, matchers)
+    findings += _keyword_findings(conn, report, t, matchers)  # refreshes the rules in force
     if counted:
-        for rule in active_rules(conn, "VOLUME"):
+        for rule in matchers.rules(conn, "VOLUME"):
             f = _volume_finding(conn, rule, report, t, itype, station, grid, cells)
             if f:
                 findings.append(f)
-        for rule in active_rules(conn, "ANOMALY"):
+        for rule in matchers.rules(conn, "ANOMALY"):
             f = _anomaly_finding(conn, rule, report, t, itype, station, grid, cells)
             if f:
                 findings.append(f)
     if counted and category == "POLICE" and cells:
-        gap_rules = active_rules(conn, "STRENGTH_GAP")
+        gap_rules = matchers.rules(conn, "STRENGTH_GAP")
         unit_points = units() if (gap_rules and units is not None) else []
         for rule in gap_rules:
             f = _gap_finding(conn, rule, report, t, itype, station, grid, cells, unit_points)
@@ -631,18 +659,20 @@ def _anomaly_finding(conn, rule, report, t, itype, station, grid, cells) -> Find
     hour = _hour(t)
     weeks = int(rule.parameters.get("history_weeks", "4") or 4)
     min_count = int(rule.parameters.get("min_count", "5") or 5)
-
-    def count_at(h: datetime) -> int:
-        return int(conn.execute(select(func.coalesce(func.sum(hourly_counts.c.count), 0)).where(
-            hourly_counts.c.area_kind == area.kind, hourly_counts.c.area_id == area.id,
-            hourly_counts.c.incident_type.in_(types), hourly_counts.c.hour_start == h)).scalar_one())
-
+    history_hours = [hour - timedelta(weeks=k) for k in range(1, weeks + 1)]
+    rows = conn.execute(select(hourly_counts.c.hour_start, func.sum(hourly_counts.c.count)).where(
+        hourly_counts.c.area_kind == area.kind, hourly_counts.c.area_id == area.id,
+        hourly_counts.c.incident_type.in_(types), hourly_counts.c.hour_start.in_([hour] + history_hours))
+        .group_by(hourly_counts.c.hour_start)).all()
+    counts = {h: int(n) for h, n in rows}
+    current = counts.get(hour, 0)
+    if current < min_count:
+        return None
+    # Only weeks since the area's first report count as history: a new system has none.
     first = conn.execute(select(func.min(hourly_counts.c.hour_start)).where(
         hourly_counts.c.area_kind == area.kind, hourly_counts.c.area_id == area.id)).scalar_one()
-    history_hours = [hour - timedelta(weeks=k) for k in range(1, weeks + 1)]
-    history_hours = [h for h in history_hours if first is not None and h >= _hour(first)]
-    current = count_at(hour)
-    hit, mean, std = domain.anomaly(current, [count_at(h) for h in history_hours], rule.threshold, min_count)
+    history_hours = [h for h in history_hours if first is not None and h >= first]
+    hit, mean, std = domain.anomaly(current, [counts.get(h, 0) for h in history_hours], rule.threshold, min_count)
     if not hit:
         return None
     return Finding(

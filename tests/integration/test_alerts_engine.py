@@ -407,3 +407,15 @@ def test_cap_export_is_valid_against_the_oasis_schema(engine, outbox, station):
     cancel = etree.fromstring(domain.cap_xml(cap_of(resolved)).encode())
     schema.assertValid(cancel)
     assert cancel.findtext("cap:msgType", namespaces=ns) == "Cancel"
+
+
+def test_an_alert_repeating_all_day_keeps_its_events_small(engine, outbox, station):
+    r = rule(engine, display_name="关键词", kind=pb.RULE_KIND_KEYWORD, level=pb.ALERT_LEVEL_BLUE, areas=[station],
+             terms=[pb.KeywordTerm(term="噪音")])
+    matchers = MatcherCache()
+    for m in range(60):
+        [last] = feed(engine, outbox, station, f"楼上噪音第{m}次", T0 + timedelta(minutes=m), matchers)
+    [alert] = of_rule(engine, r)
+    assert alert.count == 60 and len(alert.timeline) == 61  # fired, notified, 59 repeats
+    assert len(last.timeline) == handlers.EVENT_TIMELINE_ENTRIES
+    assert last.timeline[-1].action == "REPEATED" and last.timeline[-1].detail.startswith("第60次")
