@@ -7,7 +7,8 @@
 - dispatch.CaseUpdated with the case CLOSED: the report is CLOSED;
 - referral.WorkOrderCreated/Updated for a work order from a 110 report: the
   report is REFERRED, CLOSED when the order closes, REFERRED again when it is
-  reopened.
+  reopened; a joint-rescue order beside a police case (a cut gas main) is only
+  linked and noted in the timeline, the report following its case.
 """
 from __future__ import annotations
 
@@ -50,6 +51,11 @@ def on_work_order(conn, outbox: Outbox, payload) -> None:
         return
     if order.status == referral_pb.WORK_ORDER_STATUS_TRANSFERRED_TO_110:
         return  # a new 110 report carries on; this one stays as it is
+    if order.joint_rescue:
+        # Departments work beside the police (a cut gas main): the report follows its case.
+        if isinstance(payload, referral_pb.WorkOrderCreated):
+            handling.joint_order_opened(conn, outbox=outbox, work_order=order.name, report_name=order.report, now=now())
+        return
     handling.work_order_changed(conn, outbox=outbox, work_order=order.name, report_name=order.report,
                                 closed=order.status == referral_pb.WORK_ORDER_STATUS_CLOSED, now=now())
 

@@ -337,3 +337,19 @@ def work_order_changed(conn, *, outbox: Outbox, work_order: str, report_name: st
         _move(conn, outbox, report, "CLOSED", "CLOSED", f"12345工单 {work_order} 已办结", now)
     elif not closed and report.status != "REFERRED":
         _move(conn, outbox, report, "REFERRED", "REFERRED", f"已转12345工单 {work_order}", now)
+
+
+def joint_order_opened(conn, *, outbox: Outbox, work_order: str, report_name: str, now: datetime) -> None:
+    """referral WorkOrderCreated for a joint rescue (联动抢险): city departments join a police incident.
+
+    The report is linked to the order and says so in its timeline, but it keeps
+    following its police case: the order closing does not close the report.
+    """
+    report_id = _report_id(report_name)
+    if not _exists(conn, report_id):
+        return
+    _set_handling(conn, report_id, work_order=work_order)
+    report = load(conn, report_id, lock=True)
+    timeline.add(conn, report.id, [TimelineEntry(
+        "JOINT_RESCUE", detail=f"已同步派发联动抢险工单 {work_order}（12345 部门协同处置）", **_stamp(SYSTEM, now))])
+    announce(conn, outbox, report.id, "JOINT_RESCUE")

@@ -89,6 +89,15 @@ def test_cut_gas_main_gets_police_and_a_level_one_order_to_several_departments(p
     limit = datetime.fromisoformat(order["deadline"]) - datetime.fromisoformat(order["requestTime"])
     assert limit.total_seconds() == 30 * 60
 
+    # The 110 report notes the joint order but keeps following its police case.
+    def noted():
+        r = police.get(f"/v1/{gas['name']}").json()
+        return r if "JOINT_RESCUE" in [e["action"] for e in r["timeline"]] else None
+
+    after = eventually(noted)
+    assert after["status"] == "REPORT_STATUS_DISPATCHED"
+    assert "REFERRED" not in [e["action"] for e in after["timeline"]]
+
 
 def test_parking_complaint_reopened_after_an_unsatisfied_review_and_closed_after_the_second_fix(stack, police, agent):
     parked = report(police, "小区门口有辆车违章停车，把消防通道出口挡住了，打电话也找不到车主", 114.37, 30.60, "郑先生")
