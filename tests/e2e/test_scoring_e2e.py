@@ -161,3 +161,23 @@ def test_replaying_dispatch_feed_from_zero_after_a_restart_adds_no_points(stack,
     finally:
         admin.dispose()
     assert sorted(e["ruleId"] for e in ledger_for(stack, handled)) == EXPECTED
+
+
+def test_police_preliminary_handling_of_a_12345_order_scores_the_station(stack):
+    hq = next(s for s in city.stations() if s.station_id == "S21").hq
+    with client(stack, ["hotline_agent"], sub="e2e-agent") as agent:
+        order = ok(agent.post("/v1/workOrders", json={"requestId": uuid.uuid4().hex, "workOrder": {
+            "source": "WORK_ORDER_SOURCE_HOTLINE_12345", "urgency": 3,
+            "description": "小区后面的空地上半夜有人倾倒不明液体，气味刺鼻，不知道该归哪个部门管",
+            "citizen": {"phoneNumber": "13912340021"},
+            "location": {"point": {"longitude": hq[0] + 0.001, "latitude": hq[1] + 0.001}}}}))
+    assert order["status"] == "WORK_ORDER_STATUS_PRELIMINARY_POLICE", order
+    station = order["preliminaryStation"].removeprefix("stations/")
+
+    def scored():
+        with client(stack, ["station_chief"], station, "e2e-chief") as chief:
+            return ok(chief.get("/v1/ledgerEntries", params={"subject": order["name"]})).get("ledgerEntries", [])
+
+    [entry] = eventually(scored)
+    assert (entry["ruleId"], entry["points"], entry["stationId"]) == ("QTY-PRELIMINARY", 1, station)
+    assert entry.get("officerId", "") == "" and order["name"] in entry["explanation"]
