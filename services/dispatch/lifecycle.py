@@ -63,13 +63,18 @@ def require_move(a: Assignment, target: str) -> None:
 
 def record(conn, d: Dispatch, case: DispatchCase, a: Assignment, *, previous: str, actor: AuthContext,
            at: datetime, detail: str, reason: str = "") -> pb.Assignment:
-    """Saves a changed assignment and everything that follows from it; returns the assignment message."""
+    """Saves a changed (or, with no `previous` state, new) assignment and everything that follows
+    from it; returns the assignment message."""
     a.version += 1
     a.update_time = at
-    AssignmentRepository(conn).save(a)
-    status = UNIT_STATUS_FOR.get(a.state)
-    if status is not None and previous != a.state:
-        UnitRepository(conn, now=at).set_status(a.unit_id, status)
+    if previous:
+        AssignmentRepository(conn).save(a)
+        status = UNIT_STATUS_FOR.get(a.state)
+        if status is not None and previous != a.state:
+            UnitRepository(conn, now=at).set_status(a.unit_id, status)
+    else:
+        # A new offer: the unit was claimed (marked offered) when it was picked.
+        AssignmentRepository(conn).add(a)
     case.assignments = [a if x.id == a.id else x for x in case.assignments]
     if all(x.id != a.id for x in case.assignments):
         case.assignments.append(a)

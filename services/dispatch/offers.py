@@ -57,9 +57,9 @@ def recommend_for(conn, d: Dispatch, case: DispatchCase, at: datetime, *, exclud
         dlon = dlat / max(math.cos(math.radians(case.lat)), 0.01)
         box = (case.lon - dlon, case.lat - dlat, case.lon + dlon, case.lat + dlat)
         picks, gaps = recommend(repo.candidates(kinds, station_id=case.station_id, box=box), **kw)
-        # Nothing outside the box is closer than this, at the fastest speed.
-        bound = SEARCH_RADIUS_M * m.road_factor / max(m.speed(k) for k in kinds)
-        if not gaps and all(p.eta_seconds <= bound for p in picks):
+        # No unit of a need's kinds outside the box can arrive sooner than this.
+        bound = {n.capability: SEARCH_RADIUS_M * m.road_factor / max(m.speed(k) for k in n.kinds) for n in needs}
+        if not gaps and all(p.eta_seconds <= bound[p.capability] for p in picks):
             return picks, gaps
     return recommend(repo.candidates(kinds, station_id=case.station_id, box=None), **kw)
 
@@ -77,7 +77,6 @@ def _offer(conn, d: Dispatch, case: DispatchCase, unit: Unit, *, role: str, capa
            actor: AuthContext, at: datetime) -> pb.Assignment:
     a = _new_assignment(case, unit, role=role, capability=capability, reason=reason, at=at, d=d,
                         arrival_target_s=case.arrival_target_s)
-    AssignmentRepository(conn).add(a)
     where = f"（跨所协作，{unit.station_id}）" if unit.station_id != case.station_id else ""
     detail = (f"派单给{unit.call_sign}（{KIND_LABELS.get(unit.kind, unit.kind)}，{ROLE_LABELS.get(role, role)}）"
               f"{where}：{reason}")
@@ -88,8 +87,8 @@ def offer_recommended(conn, d: Dispatch, case: DispatchCase, picks: list[Recomme
     """Offers a new case to each recommended unit; a unit taken meanwhile is replaced by the next."""
     units = UnitRepository(conn, now=at, stale_before=d.stale_before(at))
     for p in picks:
-        unit = units.get(p.unit_id)
-        if unit is not None and units.claim_for_offer(p.unit_id):
+        unit = units.claim_for_offer(p.unit_id)
+        if unit is not None:
             _offer(conn, d, case, unit, role=p.role, capability=p.capability, reason=p.reason, actor=SYSTEM, at=at)
         else:
             offer_next(conn, d, case, d.matrix.need(p.capability, p.role), at)
@@ -105,8 +104,9 @@ def offer_next(conn, d: Dispatch, case: DispatchCase, need: Need, at: datetime) 
             break
         p = picks[0]
         tried.add(p.unit_id)
-        if units.claim_for_offer(p.unit_id):
-            _offer(conn, d, case, units.get(p.unit_id), role=p.role, capability=p.capability, reason=p.reason,
+        unit = units.claim_for_offer(p.unit_id)
+        if unit is not None:
+            _offer(conn, d, case, unit, role=p.role, capability=p.capability, reason=p.reason,
                    actor=SYSTEM, at=at)
             return True
     CaseRepository(conn).save(case, [entry(SYSTEM, at, "NO_UNIT", f"暂无可接单的{need.label}，请指挥员调派")])

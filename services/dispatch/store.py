@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text, and_,
-    exists, or_, select, text,
+    exists, literal, or_, select, text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
@@ -186,12 +186,12 @@ class UnitRepository:
         return [Unit(r.unit_id, r.call_sign, r.kind, r.station_id, [], "", [], r.status, r.lon, r.lat,
                      r.position_time, True) for r in self.conn.execute(q)]
 
-    def claim_for_offer(self, unit_id: str) -> bool:
-        """Marks an available on-duty unit as offered; False when someone else took it first."""
-        done = self.conn.execute(
+    def claim_for_offer(self, unit_id: str) -> Unit | None:
+        """Marks an available on-duty unit as offered and returns it; None when someone else took it first."""
+        row = self.conn.execute(
             units.update().where(units.c.unit_id == unit_id, units.c.status == "AVAILABLE", on_duty_at(self.now))
-            .values(status="OFFERED").returning(units.c.unit_id)).first()
-        return done is not None
+            .values(status="OFFERED").returning(*units.c, literal(True).label("on_duty"))).first()
+        return _to_unit(row, self.stale_before) if row else None
 
     def set_status(self, unit_id: str, status: str) -> None:
         self.conn.execute(units.update().where(units.c.unit_id == unit_id).values(status=status))
