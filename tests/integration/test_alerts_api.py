@@ -223,6 +223,16 @@ def test_subscribe_filters_and_resumes_after_a_reconnect(stub, engine, station):
         grpc.StatusCode.OUT_OF_RANGE
 
 
+def test_a_quiet_stream_sends_heartbeats(stub, station, monkeypatch):
+    from services.alerts import api
+
+    monkeypatch.setattr(api, "HEARTBEAT_SECONDS", 0.2)
+    stream = stub.Subscribe(pb.SubscribeRequest(areas=[station]), timeout=10)
+    change = next(iter(stream))
+    stream.cancel()
+    assert change.action == "HEARTBEAT" and not change.HasField("alert")
+
+
 # -- silences, signals, obligations ---------------------------------------------------
 
 def test_silences_are_checked_created_and_expired(stub, station):

@@ -192,6 +192,21 @@ def test_volume_fires_when_the_window_overflows_and_resolves_once_quiet(engine, 
     assert alert.state == pb.ALERT_STATE_RESOLVED and alert.resolve_stamp.actor == "alerts"
 
 
+def test_volume_in_an_h3_cell_counts_reports_of_every_station_in_it(engine, outbox, station):
+    point = (114.52, 30.71)  # a corner of its own
+    cell = h3.latlng_to_cell(point[1], point[0], 9)
+    r = rule(engine, display_name="H3聚集", kind=pb.RULE_KIND_VOLUME, level=pb.ALERT_LEVEL_YELLOW,
+             window=minutes(60), threshold=2, area_kind=pb.AREA_KIND_H3, h3_resolution=9, areas=[cell])
+    t = T0 + timedelta(days=300)
+    feed(engine, outbox, station, "有人打架", t, point=point)
+    feed(engine, outbox, "Z" + station, "有人打架", t + timedelta(minutes=1), point=point)
+    feed(engine, outbox, station, "有人打架", t + timedelta(minutes=2), point=(114.60, 30.71))  # another cell
+    assert of_rule(engine, r) == []
+    feed(engine, outbox, "Y" + station, "有人打架", t + timedelta(minutes=3), point=point)
+    [alert] = of_rule(engine, r)
+    assert alert.area.kind == pb.AREA_KIND_H3 and alert.area.id == cell and alert.labels["window_count"] == "3"
+
+
 # -- anomaly ----------------------------------------------------------------------
 
 def test_anomaly_compares_with_the_same_hour_in_past_weeks(engine, outbox, station):
