@@ -33,6 +33,7 @@ SERVICES = {  # service name -> python package
 }
 DEFAULT_PORTS = {"intake": 50051, "dispatch": 50052, "referral": 50053, "alerts": 50054, "scoring": 50055}
 # Stand-ins for partner systems outside the suite, speaking their real contracts.
+STREAM_WORKERS = {"dispatch": 512, "alerts": 256}
 PARTNERS = {"antifraud": "tools.fake_antifraud"}
 DEFAULT_PARTNER_PORTS = {"antifraud": 50060}
 
@@ -161,6 +162,8 @@ class Stack:
             env["GRPC_PORT"] = str(self.ports.services[service])
             env["GRPC_HOST"] = "127.0.0.1"
             env["METRICS_PORT"] = str(self.ports.metrics.get(service, 0))
+            # Streams (officers' phones, big screens) hold a worker thread each.
+            env.setdefault("GRPC_MAX_WORKERS", str(STREAM_WORKERS.get(service, 64)))
         return env
 
     def prepare_databases(self) -> None:
