@@ -892,6 +892,10 @@ def on_work_order(conn, outbox: Outbox, *, order, now: datetime) -> None:
     if due is None:
         return
     station = order.preliminary_station.split("/", 1)[1] if order.preliminary_station else ""
+    if not station and order.report:
+        # From a 110 report: the station with jurisdiction where it was reported.
+        station = conn.execute(select(incidents.c.station_id).where(
+            incidents.c.report_id == order.report.split("/", 1)[1])).scalar() or ""
     upsert_obligation(conn, outbox, kind="WORK_ORDER", subject=order.name, station_id=station,
                       description=f"12345工单办理时限：{order.description[:60]}", due=due, now=now)
 

@@ -217,7 +217,7 @@ def test_a_work_orders_deadline_becomes_an_obligation(http, stack):
         return next((o for o in found.get("obligations", []) if report["description"] in o["description"]), None)
 
     obligation = eventually(owed, timeout=30)
-    assert obligation["state"] == "OBLIGATION_STATE_PENDING"
+    assert obligation["state"] == "OBLIGATION_STATE_PENDING" and obligation["stationId"] == report["stationId"]
     from smart110.referral.v1 import referral_service_pb2 as referral_pb
     from smart110.referral.v1 import referral_service_pb2_grpc as referral_grpc
 
