@@ -192,6 +192,11 @@ def merge_report(conn, *, outbox: Outbox, report_id: str, master_id: str, reason
     if report.duplicates:
         raise FailedPrecondition(f"{report.name} is the master of {len(report.duplicates)} reports; "
                                  "merge those into the new master first", reason="REPORT_IS_MASTER")
+    category = report.classification.category
+    if category not in duplicates.MERGEABLE_CATEGORIES or master.classification.category != category:
+        raise FailedPrecondition(
+            f"only police or non-police reports of the same category merge; {report.name} is {category}, "
+            f"{master.name} is {master.classification.category}", reason="CATEGORY_MISMATCH")
     if report.status not in MERGEABLE_STATUSES:
         raise FailedPrecondition(f"{report.name} is {report.status} and already handled; it cannot be merged",
                                  reason="REPORT_IN_HANDLING", metadata={"status": report.status})

@@ -14,14 +14,15 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
 
 from smart110.intake.v1 import intake_service_pb2 as pb
 from smart110.intake.v1 import intake_service_pb2_grpc as pb_grpc
 from services.runtime import migrate
 from services.runtime.app import open_runtime
 from services.runtime.config import Settings
-from services.runtime.db import ensure_service_database
+from services.runtime.db import ensure_service_database, sqlalchemy_url
 from services.runtime.server import create_server
 
 # Points inside the sample city (江岸区 and 武昌区), and a report place.
@@ -53,11 +54,25 @@ def metadata_for(roles: list[str], sub: str = "", name: str = "") -> list[tuple[
 CALL_TAKER = metadata_for(["call_taker"], "ct-1001", "接警员李娜")
 
 
+def own_database(admin_url: str, name: str = "smart110_intake_checks") -> str:
+    """An admin URL of a database of its own on the same server: the whole suite, when a test
+    session also runs it, works in the same server's main database, and its dispatch and intake
+    would otherwise act on these tests' reports."""
+    engine = create_engine(sqlalchemy_url(admin_url), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": name}).scalar():
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
 @contextmanager
 def serving_intake(admin_url: str):
     from services.intake.__main__ import SPEC
 
-    url = ensure_service_database(admin_url, SPEC.name, "pw")
+    url = ensure_service_database(own_database(admin_url), SPEC.name, "pw")
     migrate.upgrade(SPEC.migrations, url, SPEC.name)
     rt = open_runtime(SPEC, Settings(service=SPEC.name, grpc_port=0, database_url=url))
     server = None

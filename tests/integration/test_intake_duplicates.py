@@ -127,6 +127,10 @@ def test_merge_input_roles_and_unknown_reports(intake):
         request_id=rid(), name=r.name, master="reports/none", reason="同一警情"),
         metadata=metadata_for(["expert"])))
     assert code == grpc.StatusCode.PERMISSION_DENIED
+    question = submit(stub, report("请问身份证丢了怎么补办？", point=WUCHANG, at=time_slot()))
+    code, _, reason = error_of(lambda: stub.MergeReport(pb.MergeReportRequest(
+        request_id=rid(), name=question.name, master=r.name, reason="同一人"), metadata=CALL_TAKER))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and reason == "CATEGORY_MISMATCH"
 
 
 def test_witnesses_calling_at_the_same_moment_still_make_one_incident(intake):
