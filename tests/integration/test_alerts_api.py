@@ -18,7 +18,7 @@ from smart110.alerts.v1 import alerts_service_pb2_grpc as pb_grpc
 from services.alerts import handlers
 from services.alerts.__main__ import SPEC
 from services.alerts.handlers import MatcherCache
-from tests.integration.test_alerts_engine import make_report
+from tests.integration.test_alerts_engine import alerts_admin_url, make_report  # noqa: F401 - a fixture
 from tests.integration.test_skeleton_services import field_violations, serving
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,8 +30,8 @@ def as_role(role: str, station: str = "S01") -> tuple:
 
 
 @pytest.fixture(scope="module")
-def channel(admin_url):
-    with serving(admin_url, SPEC) as ch:
+def channel(alerts_admin_url):
+    with serving(alerts_admin_url, SPEC) as ch:
         yield ch
 
 
@@ -41,10 +41,10 @@ def stub(channel):
 
 
 @pytest.fixture(scope="module")
-def engine(admin_url):
+def engine(alerts_admin_url, channel):
     from services.runtime.db import ensure_service_database, make_engine
 
-    eng = make_engine(ensure_service_database(admin_url, SPEC.name, "pw"))
+    eng = make_engine(ensure_service_database(alerts_admin_url, SPEC.name, "pw"))
     yield eng
     eng.dispose()
 

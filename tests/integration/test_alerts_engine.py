@@ -10,7 +10,8 @@ import h3
 import pytest
 from google.protobuf import duration_pb2
 from lxml import etree
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
 
 from smart110.alerts.v1 import alerts_service_pb2 as pb
 from smart110.common.v1 import common_pb2
@@ -24,7 +25,7 @@ from services.alerts.handlers import Actor, MatcherCache
 from services.alerts.mapping import cap_of
 from services.alerts.store import alerts
 from services.runtime import migrate
-from services.runtime.db import ensure_service_database, make_engine
+from services.runtime.db import ensure_service_database, make_engine, sqlalchemy_url
 from services.runtime.outbox import Outbox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,9 +34,28 @@ CHIEF = Actor("chief-1", ("station_chief",))
 POINT = (114.30, 30.58)
 
 
+@pytest.fixture(scope="session")
+def alerts_admin_url(admin_url):
+    """An admin URL of a database of the alerts tests' own.
+
+    End-to-end tests in the same session run the whole suite on the shared
+    database, and its alerts service sweeps with the real clock and the
+    standing rules: it must not touch alerts these tests raise at virtual times.
+    """
+    name = "alerts_it"
+    admin = create_engine(sqlalchemy_url(admin_url), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": name}).scalar():
+                conn.execute(text(f"CREATE DATABASE {name}"))
+    finally:
+        admin.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="module")
-def engine(admin_url):
-    url = ensure_service_database(admin_url, SPEC.name, "pw")
+def engine(alerts_admin_url):
+    url = ensure_service_database(alerts_admin_url, SPEC.name, "pw")
     migrate.upgrade(SPEC.migrations, url, SPEC.name)
     eng = make_engine(url)
     yield eng
