@@ -9,7 +9,12 @@ having to list it by hand:
 * each method gets one route, matched on its gRPC path, to the cluster
   named ``<svc>``;
 * JWTs are verified at the edge and the claims forwarded to the services
-  in the ``x-jwt-payload`` header (base64url-encoded JSON);
+  in the ``x-jwt-payload`` header (base64url-encoded JSON); a client-sent
+  ``x-jwt-payload`` is dropped before verification, since a service treats a
+  call without that header as an in-cluster call;
+* public faces (``PUBLIC_FACES``, e.g. Open311 GeoReport v2 under
+  ``/open311/``) need no JWT: their REST prefix is open, and their methods'
+  routes always carry a fixed anonymous identity in ``x-jwt-payload``;
 * Envoy's own error replies are JSON: ``{"code": <grpc code>, "message": ...}``.
 
 Usage::
@@ -22,6 +27,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import base64
 import ipaddress
 import json
 import os
@@ -30,6 +36,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +50,32 @@ JWT_AUDIENCES = ["smart110"]
 JWT_PAYLOAD_HEADER = "x-jwt-payload"
 
 HEALTH_PATH = "/healthz"
+
+
+@dataclass(frozen=True)
+class PublicFace:
+    """A service that the public calls without a JWT, as a fixed identity."""
+
+    service: str  # fully qualified service name
+    rest_prefix: str  # REST paths of its http bindings, matched before transcoding
+    claims: dict  # the identity its calls carry
+
+    @property
+    def payload(self) -> str:
+        """The claims as the gateway forwards verified ones: unpadded base64url JSON."""
+        raw = json.dumps(self.claims, separators=(",", ":"), sort_keys=True).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+# Open311 GeoReport v2 clients send no Authorization header; they act as
+# `open311-public`, never as an in-cluster `service` caller.
+PUBLIC_FACES = (
+    PublicFace(
+        service="smart110.referral.v1.Open311Service",
+        rest_prefix="/open311/",
+        claims={"sub": "open311-public", "roles": ["open311_client"]},
+    ),
+)
 UNARY_TIMEOUT = "15s"
 # Deliberately not defined as a cluster; see _routes().
 UNKNOWN_ROUTE_CLUSTER = "no_such_method"
@@ -85,6 +118,7 @@ class Method:
     service: str  # fully qualified service, e.g. "smart110.intake.v1.IntakeService"
     name: str  # method name, e.g. "ReportIncident"
     streaming: bool  # client- or server-streaming
+    http_paths: tuple[str, ...] = ()  # REST path templates of its google.api.http bindings
 
     @property
     def grpc_path(self) -> str:
@@ -93,6 +127,40 @@ class Method:
 
 class GatewayConfigError(ValueError):
     """The descriptor set and the given upstreams do not fit together."""
+
+
+def _http_paths(method: descriptor_pb2.MethodDescriptorProto) -> tuple[str, ...]:
+    if not method.options.HasExtension(annotations_pb2.http):
+        return ()
+    paths = []
+    http = method.options.Extensions[annotations_pb2.http]
+    for rule in [http, *http.additional_bindings]:
+        pattern = rule.WhichOneof("pattern")
+        if pattern == "custom":
+            paths.append(rule.custom.path)
+        elif pattern:
+            paths.append(getattr(rule, pattern))
+    return tuple(paths)
+
+
+def check_public_faces(methods: list[Method]) -> None:
+    """An open REST prefix may only lead to its public face's methods.
+
+    Any other method reached there would run without a JWT and without the
+    face's identity, i.e. as an in-cluster `service` caller.
+    """
+    for m in methods:
+        for face in PUBLIC_FACES:
+            # A leading variable segment ("/{name=**}") could match the prefix too.
+            strays = [
+                p for p in m.http_paths
+                if (p.startswith(face.rest_prefix) or p.startswith("/{")) and m.service != face.service
+            ]
+            if strays:
+                raise GatewayConfigError(
+                    f"{m.grpc_path} binds {', '.join(strays)} under the public prefix {face.rest_prefix} "
+                    f"of {face.service}"
+                )
 
 
 def load_methods(descriptor_path: str | os.PathLike[str]) -> list[Method]:
@@ -114,6 +182,7 @@ def load_methods(descriptor_path: str | os.PathLike[str]) -> list[Method]:
                         service=full_name,
                         name=method.name,
                         streaming=method.server_streaming or method.client_streaming,
+                        http_paths=_http_paths(method),
                     )
                 )
     return sorted(methods, key=lambda m: m.grpc_path)
@@ -263,6 +332,7 @@ def _cors_policy(origins: list[str]) -> dict:
 
 
 def _routes(methods: list[Method]) -> list[dict]:
+    public = {face.service: face for face in PUBLIC_FACES}
     routes = []
     for m in methods:
         action: dict = {"cluster": m.svc}
@@ -272,15 +342,24 @@ def _routes(methods: list[Method]) -> list[dict]:
             action["idle_timeout"] = "0s"
         else:
             action["timeout"] = UNARY_TIMEOUT
-        routes.append(
-            {
-                "name": m.grpc_path,
-                "match": {"path": m.grpc_path},
-                "route": action,
-                # Span name of the request in traces.
-                "decorator": {"operation": m.grpc_path.lstrip("/"), "propagate": False},
-            }
-        )
+        route = {
+            "name": m.grpc_path,
+            "match": {"path": m.grpc_path},
+            "route": action,
+            # Span name of the request in traces.
+            "decorator": {"operation": m.grpc_path.lstrip("/"), "propagate": False},
+        }
+        face = public.get(m.service)
+        if face is not None:
+            # Whatever the caller sent or the JWT said, a public face's
+            # method runs as the face's fixed identity.
+            route["request_headers_to_add"] = [
+                {
+                    "header": {"key": JWT_PAYLOAD_HEADER, "value": face.payload},
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                }
+            ]
+        routes.append(route)
     # Catch-all.  CORS and the transcoder look REST requests up against this
     # route before the transcoder rewrites them to gRPC paths (the CORS filter
     # only acts on a request whose route forwards to a cluster), and the
@@ -297,8 +376,20 @@ def _routes(methods: list[Method]) -> list[dict]:
     return routes
 
 
-def _http_filters(descriptor_path: str, services: list[str], clusters: list[str], jwks: str) -> list[dict]:
+def _http_filters(
+    descriptor_path: str, services: list[str], clusters: list[str], jwks: str, open_prefixes: list[str]
+) -> list[dict]:
     return [
+        # jwt_authn adds the verified payload to x-jwt-payload without
+        # replacing a value the client sent, and route-level header removal
+        # runs in the router, after it.  So the client's header goes first.
+        {
+            "name": "envoy.filters.http.header_mutation",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+                "mutations": {"request_mutations": [{"remove": JWT_PAYLOAD_HEADER}]},
+            },
+        },
         {
             "name": "envoy.filters.http.cors",
             "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"},
@@ -329,8 +420,11 @@ def _http_filters(descriptor_path: str, services: list[str], clusters: list[str]
                 # Matched on the incoming path (before transcoding).  /healthz
                 # is answered by the health_check filter before this one; the
                 # rule here keeps it open if that filter is ever reordered.
+                # Public faces' REST prefixes are open too (their routes set
+                # the identity).
                 "rules": [
                     {"match": {"path": HEALTH_PATH}},
+                    *({"match": {"prefix": prefix}} for prefix in open_prefixes),
                     {"match": {"prefix": "/"}, "requires": {"provider_name": JWT_PROVIDER}},
                 ],
                 "bypass_cors_preflight": True,
@@ -394,6 +488,7 @@ def render(
     methods = load_methods(descriptor_abs)
     if not methods:
         raise GatewayConfigError(f"{descriptor_path}: no smart110.<svc>.v1 service found")
+    check_public_faces(methods)
 
     missing = sorted({m.svc for m in methods} - set(upstreams))
     if missing:
@@ -414,7 +509,10 @@ def render(
     if not keys:
         raise GatewayConfigError(f"{jwks_path}: JWKS without keys")
 
-    filters = _http_filters(descriptor_path_in_config or descriptor_abs, all_services, sorted(services_by_svc), jwks)
+    open_prefixes = sorted({face.rest_prefix for face in PUBLIC_FACES if face.service in all_services})
+    filters = _http_filters(
+        descriptor_path_in_config or descriptor_abs, all_services, sorted(services_by_svc), jwks, open_prefixes
+    )
 
     hcm: dict = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
@@ -424,6 +522,10 @@ def render(
         "stream_idle_timeout": "0s",
         "request_timeout": "0s",
         "use_remote_address": True,
+        # Paths are normalised before any filter matches them, so that
+        # "/open311/../x" cannot pass the open-prefix rule of jwt_authn.
+        "normalize_path": True,
+        "merge_slashes": True,
         "access_log": [
             {
                 "name": "envoy.access_loggers.stdout",

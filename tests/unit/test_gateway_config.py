@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -167,6 +168,7 @@ def test_timeouts_streaming_disabled_unary_bounded(config):
 def test_filter_chain_order_and_transcoder(config, descriptor):
     names = [f["name"] for f in _hcm(config)["http_filters"]]
     assert names == [
+        "envoy.filters.http.header_mutation",
         "envoy.filters.http.cors",
         "envoy.filters.http.health_check",
         "envoy.filters.http.jwt_authn",
@@ -290,3 +292,103 @@ def test_envoy_rejects_broken_config(descriptor, tmp_path):
         timeout=120,
     )
     assert result.returncode != 0
+
+
+# -- public faces (Open311 GeoReport v2) ----------------------------------------------
+
+OPEN311_PROTO = """
+syntax = "proto3";
+package smart110.referral.v1;
+import "google/api/annotations.proto";
+
+service ReferralService {
+  rpc GetWorkOrder(GetWorkOrderRequest) returns (WorkOrder) {
+    option (google.api.http) = {get: "/v1/{name=workOrders/*}"};
+  }
+}
+service Open311Service {
+  rpc ListServices(ListServicesRequest) returns (WorkOrder) {
+    option (google.api.http) = {get: "/open311/v2/services.json"};
+  }
+  rpc CreateServiceRequest(ListServicesRequest) returns (WorkOrder) {
+    option (google.api.http) = {post: "/open311/v2/requests.json" body: "*"};
+  }
+}
+message GetWorkOrderRequest { string name = 1; }
+message ListServicesRequest { string jurisdiction_id = 1; }
+message WorkOrder { string name = 1; }
+"""
+
+# Another service binding a path under the open prefix.
+STRAY_PROTO = OPEN311_PROTO.replace('get: "/v1/{name=workOrders/*}"', 'get: "/open311/v2/{name=workOrders/*}"')
+
+OPEN311_UPSTREAMS = {**UPSTREAMS, "referral": ("127.0.0.1", 50053)}
+OPEN311_PATHS = (
+    "/smart110.referral.v1.Open311Service/CreateServiceRequest",
+    "/smart110.referral.v1.Open311Service/ListServices",
+)
+
+
+@pytest.fixture(scope="module")
+def open311_descriptor(tmp_path_factory) -> Path:
+    return _build_descriptor_set(
+        tmp_path_factory.mktemp("open311"),
+        {"smart110/intake/v1/intake.proto": TEST_PROTO, "smart110/referral/v1/referral.proto": OPEN311_PROTO},
+    )
+
+
+@pytest.fixture(scope="module")
+def open311_config(open311_descriptor) -> dict:
+    return render(str(open311_descriptor), OPEN311_UPSTREAMS, listen_port=18080, admin_port=19901,
+                  jwks_path=str(JWKS))
+
+
+def test_client_sent_jwt_payload_is_dropped_before_jwt_authn(config, open311_config):
+    for cfg in (config, open311_config):
+        names = [f["name"] for f in _hcm(cfg)["http_filters"]]
+        assert names.index("envoy.filters.http.header_mutation") < names.index("envoy.filters.http.jwt_authn")
+        mutation = _filter(cfg, "envoy.filters.http.header_mutation")
+        assert mutation["mutations"]["request_mutations"] == [{"remove": "x-jwt-payload"}]
+        assert _hcm(cfg)["normalize_path"] is True and _hcm(cfg)["merge_slashes"] is True
+
+
+def test_open311_prefix_needs_no_jwt_and_everything_else_does(config, open311_config):
+    rules = _filter(open311_config, "envoy.filters.http.jwt_authn")["rules"]
+    assert rules == [
+        {"match": {"path": "/healthz"}},
+        {"match": {"prefix": "/open311/"}},
+        {"match": {"prefix": "/"}, "requires": {"provider_name": "smart110"}},
+    ]
+    # Without the Open311 service in the set, the prefix is not opened.
+    assert {"match": {"prefix": "/open311/"}} not in _filter(config, "envoy.filters.http.jwt_authn")["rules"]
+
+
+def test_open311_methods_always_run_as_the_anonymous_client(open311_config):
+    for path in OPEN311_PATHS:
+        [header] = _route_for(open311_config, path)["request_headers_to_add"]
+        assert header["append_action"] == "OVERWRITE_IF_EXISTS_OR_ADD"
+        assert header["header"]["key"] == "x-jwt-payload"
+        raw = header["header"]["value"]
+        claims = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        assert claims == {"sub": "open311-public", "roles": ["open311_client"]}
+    for path in ("/smart110.referral.v1.ReferralService/GetWorkOrder", "/smart110.intake.v1.IntakeService/GetIncident"):
+        assert "request_headers_to_add" not in _route_for(open311_config, path)
+
+
+def test_other_service_under_the_open_prefix_is_refused(tmp_path):
+    descriptor = _build_descriptor_set(tmp_path, {"smart110/referral/v1/referral.proto": STRAY_PROTO})
+    with pytest.raises(GatewayConfigError, match="GetWorkOrder.*public prefix /open311/"):
+        render(str(descriptor), OPEN311_UPSTREAMS, listen_port=18080, admin_port=19901, jwks_path=str(JWKS))
+
+
+@pytest.mark.skipif(not ENVOY.exists(), reason=f"envoy binary not found at {ENVOY}")
+def test_envoy_accepts_open311_config(open311_config, tmp_path):
+    path = tmp_path / "envoy.json"
+    path.write_text(json.dumps(open311_config))
+    result = subprocess.run(
+        [str(ENVOY), "--mode", "validate", "-c", str(path), "--log-level", "warn"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
