@@ -7,7 +7,7 @@ from smart110.referral.v1 import referral_service_pb2 as pb
 from smart110.referral.v1 import referral_service_pb2_grpc as pb_grpc
 
 from services.runtime.app import Runtime, ServiceSpec, main
-from services.runtime.config import env_float, env_str
+from services.runtime.config import env_float, env_list, env_str
 from services.runtime.consumer import Subscription
 from services.runtime.periodic import Periodic
 from services.runtime.timeutil import now
@@ -74,7 +74,7 @@ def build(rt: Runtime) -> list[tuple]:
         (pb_grpc.add_ReferralServiceServicer_to_server, referral,
          pb.DESCRIPTOR.services_by_name["ReferralService"].full_name),
         (pb_grpc.add_Open311ServiceServicer_to_server,
-         Open311Servicer(rt, referral, env_str("OPEN311_JURISDICTION_ID")),
+         Open311Servicer(rt, referral, env_str("OPEN311_JURISDICTION_ID"), api_keys=env_list("OPEN311_API_KEYS")),
          pb.DESCRIPTOR.services_by_name["Open311Service"].full_name),
     ]
 

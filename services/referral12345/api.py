@@ -9,6 +9,7 @@ callers such as the 12345 system).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import math
 import re
@@ -25,7 +26,7 @@ from smart110.referral.v1 import referral_service_pb2_grpc as pb_grpc
 from services.runtime import auth
 from services.runtime.app import Runtime
 from services.runtime.enums import enum_name
-from services.runtime.errors import FailedPrecondition, NotFound, PermissionDenied
+from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.runtime.timeutil import from_pb, now, to_pb
 from services.runtime.validation import (
     Violations, decode_page_token, paginate, resource_id, time_keyset,
@@ -512,6 +513,30 @@ GEOREPORT_KEYS = ("service_code", "lat", "long", "address_string", "address_id",
 MAX_OPEN311_RESULTS = 1000
 
 
+class GeoReportInvalid(InvalidArgument):
+    """Bad GeoReport input; each violation also as a GeoReport error (code 400)."""
+
+    def details(self) -> list:
+        return super().details() + [pb.GeoReportError(code=400, description=f"{f}: {d}") for f, d in self.violations]
+
+
+class GeoReportForbidden(PermissionDenied):
+    """An api_key that is not one of the issued keys."""
+
+    def details(self) -> list:
+        return super().details() + [pb.GeoReportError(code=403, description=self.message)]
+
+
+class GeoReportNotFound(NotFound):
+    def details(self) -> list:
+        return super().details() + [pb.GeoReportError(code=404, description=self.message)]
+
+
+def raise_georeport(v: Violations) -> None:
+    if v.items:
+        raise GeoReportInvalid(v.items)
+
+
 def parse_georeport_body(body: httpbody_pb2.HttpBody, v: Violations) -> dict:
     """The keys of a GeoReport POST, form-encoded or JSON."""
     raw = body.data.decode("utf-8", errors="replace")
@@ -534,10 +559,22 @@ class Open311Servicer(pb_grpc.Open311ServiceServicer):
     when it is empty, requests may name any jurisdiction or none.
     """
 
-    def __init__(self, rt: Runtime, referral: ReferralServicer, jurisdiction_id: str = ""):
+    def __init__(self, rt: Runtime, referral: ReferralServicer, jurisdiction_id: str = "",
+                 api_keys: list[str] | tuple[str, ...] = ()):
         self.rt = rt
         self.referral = referral
         self.jurisdiction_id = jurisdiction_id
+        # The keys issued to apps (OPEN311_API_KEYS); none configured means no POST is accepted.
+        self.api_keys = tuple(k.encode() for k in api_keys if k)
+
+    def _check_api_key(self, key: str) -> None:
+        """GeoReport: a POST carries the app's api_key. Checked before anything else is looked at."""
+        if not key:
+            raise GeoReportInvalid([("api_key", "is required: the key issued to your application")])
+        given = key.encode()
+        # Compare with every key, so the time taken does not tell which one was close.
+        if not any([hmac.compare_digest(given, k) for k in self.api_keys]):
+            raise GeoReportForbidden("api_key is not valid for this endpoint", reason="API_KEY_INVALID")
 
     def _check_jurisdiction(self, value: str, v: Violations) -> None:
         if self.jurisdiction_id and value:
@@ -551,7 +588,7 @@ class Open311Servicer(pb_grpc.Open311ServiceServicer):
     def ListServices(self, request: pb.ListServicesRequest, context) -> httpbody_pb2.HttpBody:
         v = Violations()
         self._check_jurisdiction(request.jurisdiction_id, v)
-        v.raise_if_any()
+        raise_georeport(v)
         with self.rt.engine.connect() as conn:
             departments = DepartmentRepository(conn).all()
         return georeport_body([open311_service_to_pb(s) for s in open311_services(departments)])
@@ -565,6 +602,7 @@ class Open311Servicer(pb_grpc.Open311ServiceServicer):
             given = parse_georeport_body(request.raw_body, v)
         else:
             given = {k: str(val) for k, val in typed.items()}
+        self._check_api_key(given.get("api_key", "").strip() or request.api_key.strip())
         self._check_jurisdiction(given.get("jurisdiction_id", request.jurisdiction_id), v)
         labels = self._labels()
         code = given.get("service_code", "").strip()
@@ -587,7 +625,7 @@ class Open311Servicer(pb_grpc.Open311ServiceServicer):
         check_phone(phone, "phone", v)
         if request.request_id:
             v.request_id(request.request_id)
-        v.raise_if_any()
+        raise_georeport(v)
         keyed = pb.CreateServiceRequestRequest()
         keyed.CopyFrom(request)
         if not keyed.request_id:
@@ -625,7 +663,7 @@ class Open311Servicer(pb_grpc.Open311ServiceServicer):
         end = (from_pb(request.end_date) if request.HasField("end_date") else None) or now()
         start = (from_pb(request.start_date) if request.HasField("start_date") else None) or end - timedelta(days=90)
         v.check(start < end, "start_date", "must be before end_date")
-        v.raise_if_any()
+        raise_georeport(v)
         if ids:
             filters = dict(ids=ids)
         else:
@@ -644,12 +682,12 @@ class Open311Servicer(pb_grpc.Open311ServiceServicer):
         self._check_jurisdiction(request.jurisdiction_id, v)
         raw = request.service_request_id.strip()
         v.require(raw, "service_request_id")
-        v.raise_if_any()
+        raise_georeport(v)
         order_id = raw.removesuffix(".json")
         if "." in order_id or "/" in order_id:
-            raise NotFound(f"requests/{raw}")
+            raise GeoReportNotFound(f"requests/{raw}")
         with self.rt.engine.connect() as conn:
             order = WorkOrderRepository(conn).get(order_id)
         if order is None:
-            raise NotFound(f"requests/{raw}")
+            raise GeoReportNotFound(f"requests/{raw}")
         return georeport_body([service_request_to_pb(order, self._labels().get(order.matter_code, ""))])

@@ -21,6 +21,8 @@ from .domain import (
 )
 
 GEOREPORT_CONTENT_TYPE = "application/json; charset=utf-8"
+# Decimal places of a public location not published by its citizen (3: about 100 m).
+PUBLIC_COORD_DECIMALS = 3
 
 
 def department_to_pb(d: Department) -> pb.Department:
@@ -120,6 +122,13 @@ def typical_case_to_pb(r: UnreasonableRecord) -> pb.TypicalCase:
 
 # -- GeoReport v2 ----------------------------------------------------------------
 
+def public_text(text: str, citizen_name: str) -> str:
+    """Free text for anyone to read: anonymised, the citizen's name also caught without its space ("何 小明")."""
+    out = anonymise(text, citizen_name)
+    compact = citizen_name.replace(" ", "")
+    return anonymise(out, compact) if compact != citizen_name else out
+
+
 def service_request_to_pb(o: WorkOrder, matter_label: str) -> pb.ServiceRequest:
     lead = o.lead()
     if lead is not None:
@@ -137,15 +146,23 @@ def service_request_to_pb(o: WorkOrder, matter_label: str) -> pb.ServiceRequest:
         notes = o.timeline[-1].detail if o.timeline else ""
     limit = rules.URGENCY_LABEL.get(o.urgency, "")
     notice = f"办理时限：{o.deadline.astimezone(CHINA):%Y-%m-%d %H:%M}（{limit}）" if o.deadline else ""
+    # Public: never the citizen's name, phone or e-mail; free text anonymised. An Open311 poster
+    # published the place; a 110 caller or 12345 ticket did not, so theirs is coarsened (~100 m,
+    # house numbers hidden).
+    own_post = o.source == "OPEN311"
     msg = pb.ServiceRequest(
         service_request_id=o.id, status="closed" if o.status in CLOSED_FOR_OPEN311 else "open",
-        status_notes=notes, service_name=matter_label, service_code=o.matter_code, description=o.description,
-        agency_responsible=agency, service_notice=notice, requested_datetime=to_pb(o.request_time),
-        updated_datetime=to_pb(o.update_time), expected_datetime=to_pb(o.deadline), address=o.address_text,
-        media_url=next((a.get("storage_uri", "") for a in o.attachments if a.get("storage_uri")), ""),
+        status_notes=public_text(notes, o.citizen_name), service_name=matter_label, service_code=o.matter_code,
+        description=public_text(o.description, o.citizen_name), agency_responsible=agency, service_notice=notice,
+        requested_datetime=to_pb(o.request_time), updated_datetime=to_pb(o.update_time),
+        expected_datetime=to_pb(o.deadline),
+        address=o.address_text if own_post else public_text(o.address_text, o.citizen_name),
+        media_url=next((a.get("storage_uri", "") for a in o.attachments if a.get("storage_uri")), "")
+        if own_post else "",
     )
     if o.lat is not None and o.lon is not None:
-        msg.lat, msg.long = o.lat, o.lon
+        msg.lat, msg.long = (o.lat, o.lon) if own_post else (round(o.lat, PUBLIC_COORD_DECIMALS),
+                                                            round(o.lon, PUBLIC_COORD_DECIMALS))
     return msg
 
 

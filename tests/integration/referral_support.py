@@ -35,6 +35,10 @@ QIAOKOU_S12 = (114.320894, 30.652398)     # 硚口区古田派出所
 WUCHANG_S18 = (114.349957, 30.552027)     # 武昌区中华路派出所
 
 
+# The Open311 api_key the suite's referral service accepts (OPEN311_API_KEYS).
+OPEN311_API_KEY = "test-open311-app-key"
+
+
 @dataclass
 class Suite:
     intake: intake_grpc.IntakeServiceStub
@@ -50,7 +54,8 @@ def serving_suite(admin_url: str):
     from services.referral12345.__main__ import SPEC as REFERRAL
 
     ports = {"intake": free_port(), "referral": free_port()}
-    saved = {k: os.environ.get(k) for k in ("INTAKE_ADDR", "REFERRAL_ADDR")}
+    saved = {k: os.environ.get(k) for k in ("INTAKE_ADDR", "REFERRAL_ADDR", "OPEN311_API_KEYS")}
+    os.environ["OPEN311_API_KEYS"] = f" {OPEN311_API_KEY}, other-app-key ,"
     os.environ["INTAKE_ADDR"] = f"127.0.0.1:{ports['intake']}"
     os.environ["REFERRAL_ADDR"] = f"127.0.0.1:{ports['referral']}"
     runtimes, servers, channels = [], [], []

@@ -10,7 +10,11 @@ from google.api import httpbody_pb2
 
 from smart110.common.v1 import common_pb2
 from smart110.referral.v1 import referral_service_pb2 as pb
-from tests.integration.referral_support import HANYANG_S15, as_user, field_violations, phone, rid, serving_suite
+from grpc_status import rpc_status
+
+from tests.integration.referral_support import (
+    HANYANG_S15, OPEN311_API_KEY, as_user, field_violations, phone, rid, serving_suite, ticket,
+)
 
 GEOREPORT_FIELDS = {"service_request_id", "status", "status_notes", "service_name", "service_code", "description",
                     "agency_responsible", "service_notice", "requested_datetime", "updated_datetime",
@@ -28,7 +32,9 @@ def body(resp: httpbody_pb2.HttpBody) -> list[dict]:
     return json.loads(resp.data.decode("utf-8"))
 
 
-def post_form(suite, fields: dict) -> list[dict]:
+def post_form(suite, fields: dict, api_key: str | None = OPEN311_API_KEY) -> list[dict]:
+    if api_key is not None:
+        fields = {**fields, "api_key": api_key}
     raw = httpbody_pb2.HttpBody(content_type="application/x-www-form-urlencoded",
                                 data=urlencode(fields).encode("utf-8"))
     return body(suite.open311.CreateServiceRequest(pb.CreateServiceRequestRequest(raw_body=raw), timeout=10))
@@ -92,12 +98,14 @@ def test_a_form_encoded_post_files_a_routed_work_order_once(suite):
 def test_a_json_post_and_typed_grpc_fields_work_too(suite):
     lon, lat = HANYANG_S15
     raw = httpbody_pb2.HttpBody(content_type="application/json", data=json.dumps({
-        "service_code": "MANHOLE_COVER", "lat": lat, "long": lon, "description": "人行道上井盖缺失，已有行人差点踩空"},
+        "service_code": "MANHOLE_COVER", "lat": lat, "long": lon, "description": "人行道上井盖缺失，已有行人差点踩空",
+        "api_key": OPEN311_API_KEY},
         ensure_ascii=False).encode())
     [receipt] = body(suite.open311.CreateServiceRequest(pb.CreateServiceRequestRequest(raw_body=raw), timeout=10))
     assert receipt["service_request_id"]
     [typed] = body(suite.open311.CreateServiceRequest(pb.CreateServiceRequestRequest(
-        request_id=rid(), service_code="GARBAGE", address_string="汉阳区四新大道88号", description="垃圾桶满了没人清运"),
+        request_id=rid(), service_code="GARBAGE", address_string="汉阳区四新大道88号", description="垃圾桶满了没人清运",
+        api_key="other-app-key"),
         timeout=10))
     order = suite.referral.GetWorkOrder(pb.GetWorkOrderRequest(name=f"workOrders/{typed['service_request_id']}"),
                                         timeout=10)
@@ -111,7 +119,8 @@ def test_bad_posts_and_unknown_requests(suite):
     assert set(field_violations(err.value)) == {"service_code", "lat", "description", "phone"}
     with pytest.raises(grpc.RpcError) as both:
         suite.open311.CreateServiceRequest(pb.CreateServiceRequestRequest(
-            service_code="GARBAGE", raw_body=httpbody_pb2.HttpBody(content_type="application/json", data=b"{}")),
+            service_code="GARBAGE", api_key=OPEN311_API_KEY,
+            raw_body=httpbody_pb2.HttpBody(content_type="application/json", data=b"{}")),
             timeout=10)
     assert "raw_body" in field_violations(both.value)
     for missing in ("20260101-000000000000.json", "abc.xml"):
@@ -121,3 +130,76 @@ def test_bad_posts_and_unknown_requests(suite):
     with pytest.raises(grpc.RpcError) as status:
         suite.open311.ListServiceRequests(pb.ListServiceRequestsRequest(status="pending"), timeout=10)
     assert field_violations(status.value) == ["status"]
+
+
+def georeport_errors(err: grpc.RpcError) -> list[dict]:
+    out = []
+    for detail in rpc_status.from_call(err).details:
+        if detail.Is(pb.GeoReportError.DESCRIPTOR):
+            e = pb.GeoReportError()
+            detail.Unpack(e)
+            out.append({"code": e.code, "description": e.description})
+    return out
+
+
+def test_a_post_needs_an_issued_api_key_before_anything_else_is_looked_at(suite):
+    lon, lat = HANYANG_S15
+    fields = {"service_code": "STREET_LIGHT", "lat": str(lat), "long": str(lon), "description": "路灯不亮"}
+    with pytest.raises(grpc.RpcError) as missing:
+        post_form(suite, {**fields, "service_code": "NO_SUCH_SERVICE"}, api_key=None)
+    assert missing.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(missing.value) == ["api_key"], "nothing else is judged without a key"
+    assert georeport_errors(missing.value) == [
+        {"code": 400, "description": "api_key: is required: the key issued to your application"}]
+    for wrong in ("not-a-key", OPEN311_API_KEY + "x", OPEN311_API_KEY[:-1], "other-app-key,"):
+        with pytest.raises(grpc.RpcError) as refused:
+            post_form(suite, fields, api_key=wrong)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED, wrong
+        assert georeport_errors(refused.value) == [{"code": 403, "description": "api_key is not valid for this endpoint"}]
+    with pytest.raises(grpc.RpcError) as typed:
+        suite.open311.CreateServiceRequest(pb.CreateServiceRequestRequest(
+            request_id=rid(), service_code="GARBAGE", address_string="汉阳区四新大道88号", description="垃圾没人清运",
+            api_key="guess"), timeout=10)
+    assert typed.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    # The key may also come beside the body (a query parameter through the gateway).
+    raw = httpbody_pb2.HttpBody(content_type="application/x-www-form-urlencoded", data=urlencode(fields).encode())
+    [receipt] = body(suite.open311.CreateServiceRequest(pb.CreateServiceRequestRequest(
+        raw_body=raw, api_key=OPEN311_API_KEY), timeout=10))
+    assert receipt["service_request_id"]
+    with pytest.raises(grpc.RpcError) as bad:
+        post_form(suite, {"service_code": "NO_SUCH_SERVICE", "lat": str(lat), "long": str(lon), "description": "x"})
+    assert georeport_errors(bad.value) == [
+        {"code": 400, "description": "service_code: is not a service_code from services.json"}]
+
+
+def test_public_reads_show_no_personal_data(suite):
+    name, number = "欧阳娜娜", phone()
+    text = f"{name}反映：武昌区中华路28号3栋楼下井盖缺失，回电{number}"
+    order = suite.referral.CreateWorkOrder(pb.CreateWorkOrderRequest(request_id=rid(), work_order=ticket(
+        text, "MANHOLE_COVER", caller_phone=number, name=name)), metadata=as_user(["hotline_agent"], sub="agent-31"),
+        timeout=10)
+    order_id = order.name.removeprefix("workOrders/")
+    [one] = body(suite.open311.GetServiceRequest(pb.GetServiceRequestRequest(service_request_id=order_id),
+                                                 timeout=10))
+    [listed] = body(suite.open311.ListServiceRequests(pb.ListServiceRequestsRequest(service_request_id=order_id),
+                                                      timeout=10))
+    for public in (one, listed):
+        flat = json.dumps(public, ensure_ascii=False)
+        assert name not in flat and number not in flat and "28号" not in flat
+        assert not {"email", "phone", "first_name", "last_name", "account_id"} & set(public)
+        assert "井盖缺失" in public["description"] and "[电话]" in public["description"]
+        # A 12345 caller did not publish the place: about 100 m.
+        assert public["lat"] == round(order.location.point.latitude, 3)
+        assert public["long"] == round(order.location.point.longitude, 3)
+
+    lon, lat = HANYANG_S15
+    poster = phone()
+    [receipt] = post_form(suite, {"service_code": "STREET_LIGHT", "lat": str(lat), "long": str(lon),
+                                  "first_name": "伟", "last_name": "司马", "phone": poster,
+                                  "email": "sima@example.cn", "description": "司马伟发现琴台路口路灯不亮"})
+    [mine] = body(suite.open311.GetServiceRequest(pb.GetServiceRequestRequest(
+        service_request_id=receipt["service_request_id"]), timeout=10))
+    flat = json.dumps(mine, ensure_ascii=False)
+    assert "司马" not in flat and poster not in flat and "sima@" not in flat
+    assert mine["description"] == "某市民发现琴台路口路灯不亮"
+    assert mine["lat"] == pytest.approx(lat), "an Open311 poster published the place"
