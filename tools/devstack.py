@@ -36,6 +36,8 @@ DEFAULT_PORTS = {"intake": 50051, "dispatch": 50052, "referral": 50053, "alerts"
 STREAM_WORKERS = {"dispatch": 512, "alerts": 256}
 PARTNERS = {"antifraud": "tools.fake_antifraud"}
 DEFAULT_PARTNER_PORTS = {"antifraud": 50060}
+# The Open311 api_key of development runs (a cluster takes OPEN311_API_KEYS from a Secret).
+DEV_OPEN311_API_KEY = "smart110-open311-dev"
 
 
 def say(msg: str) -> None:
@@ -93,6 +95,15 @@ class Stack:
     @property
     def traces_path(self) -> Path:
         return self.run_dir / "traces.jsonl"
+
+    @property
+    def open311_api_keys(self) -> str:
+        """The Open311 api_key(s) the referral service accepts: OPEN311_API_KEYS, else the development key."""
+        return os.environ.get("OPEN311_API_KEYS") or DEV_OPEN311_API_KEY
+
+    @property
+    def open311_api_key(self) -> str:
+        return next(k.strip() for k in self.open311_api_keys.split(",") + [DEV_OPEN311_API_KEY] if k.strip())
 
     @property
     def gateway_url(self) -> str:
@@ -164,6 +175,8 @@ class Stack:
             env["METRICS_PORT"] = str(self.ports.metrics.get(service, 0))
             # Streams (officers' phones, big screens) hold a worker thread each.
             env.setdefault("GRPC_MAX_WORKERS", str(STREAM_WORKERS.get(service, 64)))
+        if service == "referral":
+            env["OPEN311_API_KEYS"] = self.open311_api_keys
         return env
 
     def prepare_databases(self) -> None:
@@ -369,6 +382,8 @@ Smart110 is running.
 
 A development token (role dispatcher, station S01) is in .run/dev-token.txt; mint others with
   make token ROLE=commander STATION=S02
+Open311 GeoReport v2 needs no token; POSTs need api_key={stack.open311_api_key}
+  curl -s {stack.gateway_url}/open311/v2/services.json
 
 Try:
   TOKEN=$(cat .run/dev-token.txt)

@@ -218,7 +218,7 @@ def test_open311_client_posts_lists_and_reads_requests_over_plain_http(stack):
         codes = {s["service_code"] for s in services.json()}
         assert {"ILLEGAL_PARKING", "STREET_LIGHT", "MANHOLE_COVER"} <= codes
 
-        form = {"service_code": "MANHOLE_COVER", "lat": "30.5712", "long": "114.2935",
+        form = {"api_key": stack.open311_api_key, "service_code": "MANHOLE_COVER", "lat": "30.5712", "long": "114.2935",
                 "address_string": "硚口区宝丰路与解放大道交叉口", "description": "路口井盖缺失，晚上很容易掉进去",
                 "first_name": "强", "last_name": "卫", "phone": caller(),
                 "media_url": "https://img.example.cn/311/manhole.jpg"}
@@ -246,6 +246,7 @@ def test_open311_client_posts_lists_and_reads_requests_over_plain_http(stack):
         assert [r["service_request_id"] for r in by_id] == [request_id]
 
         assert app.get("/open311/v2/requests/20260101-000000000000.json").status_code == 404
-        missing = app.post("/open311/v2/requests.json", content=urlencode({"service_code": "NOPE"}),
+        missing = app.post("/open311/v2/requests.json",
+                           content=urlencode({"service_code": "NOPE", "api_key": stack.open311_api_key}),
                            headers={"Content-Type": "application/x-www-form-urlencoded"})
         assert missing.status_code == 400
