@@ -10,8 +10,8 @@ having to list it by hand:
   named ``<svc>``;
 * JWTs are verified at the edge and the claims forwarded to the services
   in the ``x-jwt-payload`` header (base64url-encoded JSON); a client-sent
-  ``x-jwt-payload`` is dropped before verification, since a service treats a
-  call without that header as an in-cluster call;
+  ``x-jwt-payload`` is dropped before verification (services believe that
+  header, and treat a call without it as an in-cluster call);
 * public faces (``PUBLIC_FACES``, e.g. Open311 GeoReport v2 under
   ``/open311/``) need no JWT: their REST prefix is open, and their methods'
   routes always carry a fixed anonymous identity in ``x-jwt-payload``;
@@ -380,9 +380,11 @@ def _http_filters(
     descriptor_path: str, services: list[str], clusters: list[str], jwks: str, open_prefixes: list[str]
 ) -> list[dict]:
     return [
-        # jwt_authn adds the verified payload to x-jwt-payload without
-        # replacing a value the client sent, and route-level header removal
-        # runs in the router, after it.  So the client's header goes first.
+        # A client-sent x-jwt-payload goes first.  jwt_authn replaces it once
+        # it has verified a token, but on a path whose rule needs none it
+        # would pass through untouched (a service would believe it), and
+        # route-level header removal runs in the router, after jwt_authn,
+        # so it would drop the verified payload as well.
         {
             "name": "envoy.filters.http.header_mutation",
             "typed_config": {
