@@ -23,7 +23,7 @@ from smart110.intake.v1 import intake_service_pb2 as intake_pb
 
 from services.runtime.audit import TimelineEntry
 from services.runtime.enums import enum_name
-from services.runtime.errors import Aborted, FailedPrecondition, NotFound
+from services.runtime.errors import Aborted, FailedPrecondition, NotFound, Unavailable
 from services.runtime.outbox import Outbox
 from services.runtime.timeutil import from_pb
 
@@ -548,7 +548,14 @@ def on_report(conn, outbox: Outbox, *, report: intake_pb.Report, now: datetime, 
                 findings.append(f)
     if counted and category == "POLICE" and cells:
         gap_rules = matchers.rules(conn, "STRENGTH_GAP")
-        unit_points = units() if (gap_rules and units is not None) else []
+        unit_points = []
+        if gap_rules and units is not None:
+            try:
+                unit_points = units()
+            except Unavailable:
+                # Police strength unknown (dispatch never answered yet): the other rules must not wait on it.
+                log.warning("police strength unavailable; strength-gap rules skipped for %s", report.name)
+                gap_rules = []
         for rule in gap_rules:
             f = _gap_finding(conn, rule, report, t, itype, station, grid, cells, unit_points)
             if f:

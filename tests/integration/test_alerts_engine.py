@@ -264,6 +264,21 @@ def test_strength_gap_names_hot_cells_and_the_cold_cells_units_can_come_from(eng
     assert cold in alert.suggested_action and "警力跟着警情走" in alert.suggested_action
 
 
+def test_keywords_do_not_wait_for_police_strength_when_dispatch_is_unreachable(engine, outbox, station):
+    from services.runtime.errors import Unavailable
+
+    gap = rule(engine, display_name="警力缺口", kind=pb.RULE_KIND_STRENGTH_GAP, level=pb.ALERT_LEVEL_ORANGE,
+               window=minutes(60), threshold=1, areas=[station], parameters={"min_incidents": "1"})
+    words = rule(engine, display_name="关键词", kind=pb.RULE_KIND_KEYWORD, level=pb.ALERT_LEVEL_RED,
+                 areas=[station], terms=[pb.KeywordTerm(term="纵火")])
+
+    def unreachable():
+        raise Unavailable("dispatch did not answer")
+
+    feed(engine, outbox, station, "有人纵火", T0 + timedelta(days=400), units=unreachable)
+    assert len(of_rule(engine, words)) == 1 and of_rule(engine, gap) == []
+
+
 # -- escalation and acknowledgement -------------------------------------------------
 
 def test_unacknowledged_alert_escalates_up_the_chain_until_acknowledged(engine, outbox, station):
