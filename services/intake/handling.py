@@ -109,7 +109,7 @@ def before_store(conn, report: Report, *, index: knowledge.KnowledgeIndex | None
 
 def after_store(conn, report: Report, *, outbox: Outbox, actor: AuthContext, now: datetime) -> None:
     if report.consultation is not None:
-        knowledge.save_consultation(conn, report.consultation)
+        knowledge.add_consultation(conn, report.consultation)
         if report.consultation.answered_at_once:
             observe_sla_after_commit(conn, "answer", (report.answer_time - report.receive_time).total_seconds())
     if report.merged_into:
@@ -130,7 +130,7 @@ def category_corrected(conn, report: Report, *, old_category: str, actor: AuthCo
         report.consultation = knowledge.Consultation(
             report_id=report.id, question=report.description, status="QUEUED", station_id=report.station_id,
             create_time=now)
-        knowledge.save_consultation(conn, report.consultation)
+        knowledge.add_consultation(conn, report.consultation)
         timeline.add(conn, report.id, [TimelineEntry(
             "CONSULTATION_QUEUED", detail="更正为咨询，转为民服务圈专家答复", **_stamp(actor, now))])
     elif old_category == "CONSULTATION" and current is not None and current.status != "ANSWERED":

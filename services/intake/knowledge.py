@@ -266,16 +266,20 @@ def list_consultations(conn, *, statuses: tuple[str, ...], expert: str, limit: i
     return [_consultation(r) for r in conn.execute(q)]
 
 
-def save_consultation(conn, c: Consultation) -> None:
-    from sqlalchemy.dialects.postgresql import insert
+def _consultation_values(c: Consultation) -> dict:
+    return dict(question=c.question, status=c.status, topic=c.topic, answer=c.answer, entry_id=c.entry_id,
+                score=c.score, answered_at_once=c.answered_at_once, expert=c.expert, expert_name=c.expert_name,
+                suggestions=c.suggestions, station_id=c.station_id, create_time=c.create_time,
+                claim_time=c.claim_time, answer_time=c.answer_time)
 
-    values = dict(report_id=c.report_id, question=c.question, status=c.status, topic=c.topic, answer=c.answer,
-                  entry_id=c.entry_id, score=c.score, answered_at_once=c.answered_at_once, expert=c.expert,
-                  expert_name=c.expert_name, suggestions=c.suggestions, station_id=c.station_id,
-                  create_time=c.create_time, claim_time=c.claim_time, answer_time=c.answer_time)
-    stmt = insert(consultations).values(**values)
-    conn.execute(stmt.on_conflict_do_update(index_elements=["report_id"], set_={
-        k: stmt.excluded[k] for k in values if k != "report_id"}))
+
+def add_consultation(conn, c: Consultation) -> None:
+    conn.execute(consultations.insert().values(report_id=c.report_id, **_consultation_values(c)))
+
+
+def save_consultation(conn, c: Consultation) -> None:
+    conn.execute(consultations.update().where(consultations.c.report_id == c.report_id)
+                 .values(**_consultation_values(c)))
 
 
 def withdraw_consultation(conn, report_id: str) -> None:
