@@ -92,7 +92,8 @@ def test_cut_gas_main_gets_police_and_a_level_one_order_to_several_departments(p
     # The 110 report notes the joint order but keeps following its police case.
     def noted():
         r = police.get(f"/v1/{gas['name']}").json()
-        return r if "JOINT_RESCUE" in [e["action"] for e in r["timeline"]] else None
+        actions = [e["action"] for e in r["timeline"]]
+        return r if "JOINT_RESCUE" in actions and "DISPATCHED" in actions else None
 
     after = eventually(noted)
     assert after["status"] == "REPORT_STATUS_DISPATCHED"
