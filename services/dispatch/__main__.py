@@ -34,7 +34,8 @@ def build(rt: Runtime, *, settings: DispatchSettings | None = None, clock: Calla
     })
     hub = offers.AssignmentHub(rt.feed)
     antifraud.start_sender(rt, clock=clock)
-    rt.workers.append(offers.OfferSweeper(d, rt.engine))
+    # Expires unanswered offers and moves them on (one per replica is fine).
+    rt.every("offer-sweeper", d.settings.sweep_interval_s, lambda: offers.expire_due(d, rt.engine))
     rt.workers.append(hub)
     return [(pb_grpc.add_DispatchServiceServicer_to_server, DispatchServicer(rt, d, hub),
              pb.DESCRIPTOR.services_by_name["DispatchService"].full_name)]

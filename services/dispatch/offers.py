@@ -204,32 +204,6 @@ def cancel_open_offers(conn, d: Dispatch, case: DispatchCase, at: datetime) -> N
             record(conn, d, case, a, previous=previous, actor=SYSTEM, at=at, detail=f"警情已办结，撤销对{a.call_sign}的派单")
 
 
-class OfferSweeper:
-    """Background worker: expires unanswered offers and moves them on (one per service replica is fine)."""
-
-    def __init__(self, d: Dispatch, engine):
-        self.d = d
-        self.engine = engine
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="offer-sweeper", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.d.settings.sweep_interval_s):
-            try:
-                expire_due(self.d, self.engine)
-            except Exception:  # noqa: BLE001 - the next round retries
-                log.exception("offer sweep failed")
-
-
 class _Alive:
     """A stand-in RPC context for the hub's own reading of the feed."""
 

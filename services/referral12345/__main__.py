@@ -9,7 +9,6 @@ from smart110.referral.v1 import referral_service_pb2_grpc as pb_grpc
 from services.runtime.app import Runtime, ServiceSpec, main
 from services.runtime.config import env_float, env_list, env_str
 from services.runtime.consumer import Subscription
-from services.runtime.periodic import Periodic
 from services.runtime.timeutil import now
 
 from . import handlers, rules
@@ -67,8 +66,7 @@ def sweep(rt: Runtime) -> list[str]:
 def build(rt: Runtime) -> list[tuple]:
     police = PoliceLine(rt.channel)
     subscribe(rt, police)
-    rt.workers.append(Periodic("referral-overdue-sweeper", env_float("REFERRAL_SWEEP_SECONDS", 60.0),
-                               lambda: sweep(rt)))
+    rt.every("referral-overdue-sweeper", env_float("REFERRAL_SWEEP_SECONDS", 60.0), lambda: sweep(rt))
     referral = ReferralServicer(rt, police)
     return [
         (pb_grpc.add_ReferralServiceServicer_to_server, referral,

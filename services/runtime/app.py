@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -25,6 +24,7 @@ from .consumer import FeedConsumer, Subscription, cursor_table, inbox_table
 from .feed import Feed
 from .logs import setup_logging
 from .outbox import Idempotency, Outbox, idempotency_table, outbox_table
+from .periodic import Periodic
 from .server import create_server
 
 log = logging.getLogger("smart110.app")
@@ -51,33 +51,6 @@ class RuntimeTables:
     @property
     def names(self) -> list[str]:
         return [t.name for t in (self.outbox, self.idempotency, self.cursors, self.inbox)]
-
-
-class Periodic:
-    """A background task run at a fixed interval; a failing run is logged and retried next time."""
-
-    def __init__(self, name: str, interval: float, work: Callable[[], None]):
-        self.name = name
-        self.interval = interval
-        self.work = work
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.work()
-            except Exception:  # noqa: BLE001 - the next run tries again
-                log.exception("%s failed; retrying in %.1fs", self.name, self.interval)
 
 
 @dataclass
