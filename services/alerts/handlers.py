@@ -180,7 +180,11 @@ class MatcherCache:
         self._lock = threading.Lock()
 
     def _refresh(self, conn) -> None:
-        key = tuple(conn.execute(select(func.count(), func.max(rules.c.update_time))).one())
+        # The revision of the rules: every create adds a row and every change (update, enable,
+        # delete) adds one to a version, so (count, sum of versions) grows with each change.
+        # Update times would not do: they come from the caller's clock, which need not move
+        # forward (another replica's clock, an injected one).
+        key = tuple(conn.execute(select(func.count(), func.coalesce(func.sum(rules.c.version), 0))).one())
         with self._lock:
             if key != self._key:
                 by_kind: dict[str, list[pb.Rule]] = {}

@@ -34,23 +34,30 @@ CHIEF = Actor("chief-1", ("station_chief",))
 POINT = (114.30, 30.58)
 
 
-@pytest.fixture(scope="session")
-def alerts_admin_url(admin_url):
-    """An admin URL of a database of the alerts tests' own.
+@pytest.fixture(scope="module")
+def alerts_admin_url(admin_url, request):
+    """An admin URL of a fresh database of this test module's own.
 
     End-to-end tests in the same session run the whole suite on the shared
     database, and its alerts service sweeps with the real clock and the
     standing rules: it must not touch alerts these tests raise at virtual times.
+    Nor may the other alerts test module: its rules and reports carry the real
+    clock's times, and rules matching across stations (an H3 cell, police
+    strength) count whatever reports a database holds at a time. The database
+    is created afresh, so a server kept between runs (DATABASE_URL) starts
+    each run from nothing.
     """
-    name = "alerts_it"
+    name = "alerts_it_" + request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_alerts_")
     admin = create_engine(sqlalchemy_url(admin_url), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": name}).scalar():
-                conn.execute(text(f"CREATE DATABASE {name}"))
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            conn.execute(text(f"CREATE DATABASE {name}"))
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     finally:
         admin.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +173,13 @@ def test_a_corrected_report_is_matched_again_once(engine, outbox, station):
 def test_rule_change_is_a_new_version_and_takes_effect_at_once(engine, outbox, station):
     r = rule(engine, display_name="关键词", kind=pb.RULE_KIND_KEYWORD, level=pb.ALERT_LEVEL_BLUE, areas=[station],
              terms=[pb.KeywordTerm(term="纵火")])
+    # A rule written by a clock ahead of this one (another replica's): the change below is then
+    # not the latest by time, and must take effect all the same.
+    with engine.begin() as conn:
+        handlers.create_rule(conn, rule=pb.Rule(display_name="关键词", kind=pb.RULE_KIND_KEYWORD, enabled=True,
+                                                level=pb.ALERT_LEVEL_BLUE, areas=["Z" + station],
+                                                terms=[pb.KeywordTerm(term="纵火")]),
+                             actor=CHIEF, now=T0 + timedelta(days=1))
     matchers = MatcherCache()
     feed(engine, outbox, station, "有人在楼道里放火", T0, matchers)
     assert of_rule(engine, r) == []
