@@ -13,6 +13,7 @@ from smart110.dispatch.v1 import dispatch_service_pb2_grpc as pb_grpc
 from services.runtime import auth
 from services.runtime.app import Runtime
 from services.runtime.audit import timeline_to_pb
+from services.runtime.db import read_snapshot
 from services.runtime.enums import enum_name
 from services.runtime.errors import AlreadyExists, NotFound, PermissionDenied
 from services.runtime.timeutil import from_pb
@@ -68,7 +69,7 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
         v = Violations()
         case_id = resource_id(request.name, "cases", v)
         v.raise_if_any()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             case = CaseRepository(conn).get(case_id)
             if case is None:
                 raise NotFound(request.name)
@@ -83,7 +84,7 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
         v.raise_if_any()
         min_level = enum_name(pb.CaseLevel, request.min_level, "CASE_LEVEL_")
         levels = LEVELS[LEVELS.index(min_level):] if min_level else None
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             rows = CaseRepository(conn).list(
                 limit=size + 1, after=after, station_id=request.station_id,
                 status=enum_name(pb.CaseStatus, request.status, "CASE_STATUS_"), report=request.report,
@@ -127,7 +128,7 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
         v = Violations()
         case_id, aid = assignment_id(request.name, v)
         v.raise_if_any()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             case = CaseRepository(conn).get(case_id, with_timeline=False)
             a = next((x for x in case.assignments if x.id == aid), None) if case else None
         if a is None:
@@ -194,7 +195,7 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
             # Subscribed first, then the snapshot: nothing committed in between is missed,
             # and versions drop whatever the snapshot already covers.
             seen: dict[str, int] = {}
-            with self.rt.engine.connect() as conn:
+            with read_snapshot(self.rt.engine) as conn:
                 current = AssignmentRepository(conn).active_of_unit(unit_id)
                 snapshot = []
                 for a in current:
@@ -221,7 +222,7 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
         unit_id = resource_id(request.name, "units", v)
         v.raise_if_any()
         at = self.d.now()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             unit = UnitRepository(conn, now=at, stale_before=self.d.stale_before(at)).get(unit_id)
             if unit is None:
                 raise NotFound(request.name)

@@ -10,6 +10,7 @@ from smart110.common.v1 import common_pb2, events_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 
 from services.runtime import auth
+from services.runtime.db import read_snapshot
 from services.runtime.enums import enum_name, enum_value
 from services.runtime.errors import PermissionDenied
 from services.runtime.timeutil import from_pb
@@ -97,7 +98,7 @@ class HandlingServicer:
         after = request.after_sequence
         if after == 0:
             after = self.rt.feed.latest_sequence()
-            with self.rt.engine.connect() as conn:
+            with read_snapshot(self.rt.engine) as conn:
                 found = situation.active_cases(conn, box=box, station_ids=stations, levels=levels)
                 snapshot = fill(conn, [case_to_pb(c) for c in found])
             for msg in snapshot:
@@ -124,7 +125,7 @@ class HandlingServicer:
             v.add("bounds", "is required unless station_id is given")
         v.raise_if_any()
         at = self.d.now()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             return situation.situation(conn, box=box, station_id=request.station_id, at=at,
                                        stale_before=self.d.stale_before(at))
 

@@ -7,9 +7,11 @@ the role owns that schema and has rights on nothing else.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -35,6 +37,22 @@ def make_engine(url: str, *, pool_size: int = 10, application_name: str = "smart
         pool_recycle=1800,
         connect_args={"application_name": application_name},
     )
+
+
+@contextmanager
+def read_snapshot(engine: Engine) -> Iterator[Connection]:
+    """A read-only transaction whose statements all see one snapshot of the database.
+
+    Under the default READ COMMITTED each statement sees what was committed
+    when it started, so a resource read in several queries (a case row, its
+    timeline, its side records) can mix states from before and after another
+    transaction's commit. REPEATABLE READ takes one snapshot for the whole
+    transaction; read-only, it never fails with a serialization error.
+    """
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        with conn.begin():
+            yield conn
 
 
 def service_role_url(admin_url: str, role: str, password: str) -> str:

@@ -172,3 +172,34 @@ def test_consumer_applies_each_event_once_and_resumes_from_its_cursor(env):
     resumed = list(open_stream(events_pb2.StreamEventsRequest(after_sequence=consumer.cursor(),
                                                               types=["test.Counted"])))
     assert [e.subject for e in resumed] == ["n/late"]
+
+
+def test_a_read_snapshot_sees_one_state_across_its_queries(env):
+    """A resource read in two queries (its row, then its side records) while another transaction
+    commits a change to both: the reader sees both before or both after, never a mix."""
+    from sqlalchemy.exc import DBAPIError
+
+    from services.runtime.db import read_snapshot
+
+    engine, effects = env["engine"], env["effects"]
+    tag = uuid.uuid4().hex
+
+    def count(conn):
+        return conn.execute(select(func.count()).select_from(effects).where(effects.c.event_id == tag)).scalar()
+
+    with engine.begin() as conn:
+        conn.execute(effects.insert().values(event_id=tag))
+    with read_snapshot(engine) as reader:
+        first = count(reader)
+        with engine.begin() as writer:  # commits between the reader's two queries
+            writer.execute(effects.insert().values(event_id=tag))
+        second = count(reader)
+        with pytest.raises(DBAPIError, match="read-only transaction"):
+            reader.execute(effects.insert().values(event_id=tag))
+    with engine.connect() as conn:
+        assert (first, second, count(conn)) == (1, 1, 2)
+    with engine.connect() as conn:  # a plain connection reads what each statement's start saw
+        before = count(conn)
+        with engine.begin() as writer:
+            writer.execute(effects.insert().values(event_id=tag))
+        assert (before, count(conn)) == (2, 3)
