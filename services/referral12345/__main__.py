@@ -24,6 +24,10 @@ def place_of_report(police: PoliceLine, report: intake_pb.Report):
     return police.station(report.station_id)
 
 
+# The intake.ReportUpdated actions after which a report may need an order it did not have.
+REFER_ON_UPDATE = ("CORRECTED", "UNMERGED")
+
+
 def needs_order(report: intake_pb.Report) -> bool:
     return (report.classification.category == intake_pb.CATEGORY_NON_POLICE
             or (report.classification.category == intake_pb.CATEGORY_POLICE
@@ -46,9 +50,10 @@ def subscribe(rt: Runtime, police: PoliceLine) -> None:
         if handlers.record_police_progress(conn, outbox=rt.outbox, report=report, action=payload.action,
                                            now=now()):
             return
-        # A correction that makes a report non-police (or a joint-rescue type) refers it then; once,
-        # since an order is unique per report.
-        if payload.action == "CORRECTED" and needs_order(report) and not report.merged_into:
+        # A report that needs an order is referred when it becomes one of its own: corrected into a
+        # non-police (or joint-rescue) type, or un-merged from the incident it was taken as a repeat
+        # of. Once, since an order is unique per report.
+        if payload.action in REFER_ON_UPDATE and needs_order(report) and not report.merged_into:
             handlers.refer_report(conn, outbox=rt.outbox, report=report, place=place_of_report(police, report),
                                   now=now())
 

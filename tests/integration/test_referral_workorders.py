@@ -105,6 +105,66 @@ def test_duplicate_report_merged_into_another_gets_no_order(suite):
     assert order_for_report(suite, report.name).name == first.name
 
 
+def created_for(suite, report_name: str) -> list[str]:
+    """The work orders announced as created for a report."""
+    out = []
+    for e in feed_events(suite, ["referral.WorkOrderCreated"]):
+        msg = pb.WorkOrderCreated()
+        e.payload.Unpack(msg)
+        if msg.work_order.report == report_name:
+            out.append(msg.work_order.name)
+    return out
+
+
+# Places of these reports alone: a report near another test's of a like kind would be merged into it.
+JIANGHAN_NORTH = (JIANGHAN_S06[0], JIANGHAN_S06[1] + 0.01)
+HANYANG_SOUTH = (HANYANG_S15[0], HANYANG_S15[1] - 0.01)
+
+
+def merged_repeat(suite, text: str, again_text: str, where) -> tuple[intake_pb.Report, intake_pb.Report]:
+    """A report and a second call about it that intake merged into it, both consumed by referral."""
+    caller = phone()
+    report = report_110(suite, text, where=where, caller_phone=caller)
+    eventually(lambda: order_for_report(suite, report.name))
+    again = report_110(suite, again_text, where=where, caller_phone=caller)
+    assert again.merged_into == report.name, "intake merged the repeat call into the first report"
+    announced = next(e for e in suite.intake.StreamEvents(events_pb2.StreamEventsRequest(
+        stop_at_end=True, types=["intake.IncidentReported"]), timeout=10) if e.subject == again.name)
+    eventually(lambda: suite.referral_rt.consumers[0].cursor() >= announced.sequence)
+    assert order_for_report(suite, again.name) is None
+    return report, again
+
+
+def unmerge(suite, report: intake_pb.Report, reason: str) -> None:
+    request = intake_pb.UnmergeReportRequest(request_id=rid(), name=report.name, reason=reason)
+    alone = suite.intake.UnmergeReport(request, metadata=as_user(["call_taker"], sub="ct-2001"), timeout=10)
+    assert not alone.merged_into
+
+
+def test_an_unmerged_non_police_report_gets_its_own_order_once(suite):
+    report, again = merged_repeat(suite, "楼下路灯坏了一整排，晚上黑漆漆的", "路灯还是不亮，隔壁那条街的也坏了",
+                                  JIANGHAN_NORTH)
+    unmerge(suite, again, "回访核实为另一条街的路灯故障")
+    order = eventually(lambda: order_for_report(suite, again.name))
+    assert order.source == pb.WORK_ORDER_SOURCE_REPORT_110 and order.report == again.name
+    assert order.name != order_for_report(suite, report.name).name
+    # Once referral has consumed the un-merge, there is that one order and no other.
+    last = [e for e in suite.intake.StreamEvents(events_pb2.StreamEventsRequest(
+        stop_at_end=True, types=["intake.ReportUpdated"]), timeout=10) if e.subject == again.name][-1]
+    eventually(lambda: suite.referral_rt.consumers[0].cursor() >= last.sequence)
+    assert created_for(suite, again.name) == [order.name]
+
+
+def test_an_unmerged_gas_leak_gets_its_own_joint_rescue_order(suite):
+    report, again = merged_repeat(suite, "小区门口燃气管道被挖断了，燃气味很大",
+                                  "燃气泄漏还在，味道越来越大，旁边是幼儿园", HANYANG_SOUTH)
+    assert again.classification.incident_type == "GAS_LEAK"
+    unmerge(suite, again, "核实为另一处燃气管道破损")
+    order = eventually(lambda: order_for_report(suite, again.name))
+    assert order.joint_rescue and order.urgency == 1 and order.status == pb.WORK_ORDER_STATUS_ASSIGNED
+    assert created_for(suite, again.name) == [order.name]
+
+
 def test_a_second_order_for_a_referred_report_already_exists(suite):
     report = report_110(suite, "小区门口乱停车，把人行道全占了", where=QIAOKOU_S12)
     eventually(lambda: order_for_report(suite, report.name))
@@ -465,3 +525,4 @@ def test_confidential_citizen_is_hidden_from_the_department(suite):
     seen = r.GetWorkOrder(pb.GetWorkOrderRequest(name=order.name), metadata=dept("D06"), timeout=10)
     assert seen.citizen.confidential and not seen.citizen.phone_number and not seen.citizen.name
     assert r.GetWorkOrder(pb.GetWorkOrderRequest(name=order.name), metadata=AGENT, timeout=10).citizen.name == "陈女士"
+
