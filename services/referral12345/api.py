@@ -45,7 +45,9 @@ from .store import DepartmentRepository, UnreasonableRepository, WorkOrderReposi
 
 AGENT_ROLES = ("hotline_agent", "supervisor", "service")
 DEPARTMENT_ROLES = ("department", "supervisor", "service")
-READ_ROLES = AGENT_ROLES + ("department", "call_taker", "dispatcher", "commander", "station_chief")
+# The 110 side (接警、指挥、所长) reads every order: a referred report's order, a transfer's progress.
+POLICE_READ_ROLES = ("call_taker", "dispatcher", "commander", "station_chief")
+READ_ROLES = AGENT_ROLES + ("department",) + POLICE_READ_ROLES
 MOBILE = re.compile(r"^1[3-9]\d{9}$")
 LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}$")
 MAX_DESCRIPTION = 2000
@@ -59,9 +61,13 @@ def actor() -> Actor:
 
 
 def own_department_only() -> str:
-    """The department id a department-only caller is limited to; "" for broader roles."""
+    """The department id a department-only caller is limited to; "" for broader roles.
+
+    A police caller's token names a police station, not a department: it is not
+    a department's limit (it would match no order at all).
+    """
     ctx = auth.current()
-    if ctx.has_role("supervisor", "service", "hotline_agent"):
+    if ctx.has_role(*AGENT_ROLES, *POLICE_READ_ROLES):
         return ""
     return ctx.station or "-"
 
@@ -150,7 +156,9 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
         if own and not any(a.dept_id == own for a in order.assignments):
             raise PermissionDenied(f"{order.name} was not assigned to departments/{own}",
                                    reason="OTHER_DEPARTMENT")
-        return work_order_to_pb(order, masked=masked, hide_citizen=bool(own) and order.confidential)
+        # A confidential citizen (保密) is shown only to the 12345 desk.
+        hide = order.confidential and not auth.current().has_role(*AGENT_ROLES)
+        return work_order_to_pb(order, masked=masked, hide_citizen=hide)
 
     def _department_step(self, method: str, request, verb: str, check=None):
         v = Violations()

@@ -140,6 +140,20 @@ def test_parking_complaint_reopened_after_an_unsatisfied_review_and_closed_after
     assert refused.status_code == 403
 
 
+def test_the_police_side_lists_a_referred_reports_order_by_the_report_through_the_gateway(stack, police, agent):
+    leak = report(police, "楼下自来水管爆了，水一直往外冒，路面都淹了", 114.36, 30.59, "冯阿姨")
+    assert leak["classification"]["category"] == "CATEGORY_NON_POLICE"
+    order = eventually(lambda: order_for(agent, leak["name"]))
+    with client(stack, ["commander"], "S01", "e2e-commander") as commander:
+        for c in (police, commander):
+            resp = c.get("/v1/workOrders", params={"report": leak["name"]})
+            assert resp.status_code == 200, resp.text
+            assert [o["name"] for o in resp.json().get("workOrders", [])] == [order["name"]]
+            assert c.get(f"/v1/{order['name']}").json()["report"] == leak["name"]
+    bad = agent.get("/v1/workOrders", params={"report": leak["name"].removeprefix("reports/")})
+    assert bad.status_code == 400 and "report" in bad.text
+
+
 def test_checking_a_husbands_salary_is_refused_as_a_privacy_matter_with_the_standard_reply(agent, supervisor):
     text = "我要查询我丈夫的工资收入，他一直瞒着我，你们帮我查一下他单位给他发多少钱"
     verdict = post(agent, "/v1/unreasonableRequests:classify", {"description": text})

@@ -525,4 +525,22 @@ def test_confidential_citizen_is_hidden_from_the_department(suite):
     seen = r.GetWorkOrder(pb.GetWorkOrderRequest(name=order.name), metadata=dept("D06"), timeout=10)
     assert seen.citizen.confidential and not seen.citizen.phone_number and not seen.citizen.name
     assert r.GetWorkOrder(pb.GetWorkOrderRequest(name=order.name), metadata=AGENT, timeout=10).citizen.name == "陈女士"
+    police = r.GetWorkOrder(pb.GetWorkOrderRequest(name=order.name), metadata=as_user(["commander"], station="S01"),
+                            timeout=10)
+    assert police.citizen.confidential and not police.citizen.phone_number and not police.citizen.name
 
+
+def test_the_police_side_finds_a_referred_reports_order_by_the_report(suite):
+    report = report_110(suite, "小区里的下水道堵了，污水漫到路上", where=(JIANGHAN_S06[0] + 0.01, JIANGHAN_S06[1]))
+    order = eventually(lambda: order_for_report(suite, report.name))
+    for roles in (["commander"], ["station_chief"], ["dispatcher"], ["call_taker"]):
+        md = as_user(roles, station="S06", sub=f"p-{roles[0]}")
+        listed = suite.referral.ListWorkOrders(pb.ListWorkOrdersRequest(report=report.name), metadata=md,
+                                               timeout=10).work_orders
+        assert [o.name for o in listed] == [order.name], roles
+        assert suite.referral.GetWorkOrder(pb.GetWorkOrderRequest(name=order.name), metadata=md,
+                                           timeout=10).report == report.name
+    # A department that was not given the order still finds nothing.
+    other = suite.referral.ListWorkOrders(pb.ListWorkOrdersRequest(report=report.name), metadata=dept("D07"),
+                                          timeout=10).work_orders
+    assert order.assignments[0].department != "departments/D07" and list(other) == []
