@@ -139,10 +139,6 @@ class Feed:
         with self.engine.connect() as conn:
             return conn.execute(query).all()
 
-    def latest_sequence(self) -> int:
-        """The highest sequence committed so far."""
-        return self._max_sequence()
-
     def stream(self, request: events_pb2.StreamEventsRequest, context, idle_seconds: float | None = None):
         """The body of every service's StreamEvents RPC.
 

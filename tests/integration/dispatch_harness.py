@@ -12,10 +12,7 @@ from datetime import datetime, timedelta, timezone
 from threading import Lock
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from smart110.common.v1 import common_pb2, events_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
@@ -27,6 +24,7 @@ from services.runtime.config import Settings
 from services.runtime.consumer import FeedConsumer
 from services.runtime.db import sqlalchemy_url
 from services.runtime.server import create_server
+from tests import support
 
 START = datetime(2026, 11, 23, 4, 0, tzinfo=timezone.utc)  # noon in the city
 
@@ -134,11 +132,7 @@ class Harness:
 
 def as_role(role: str, station: str = "S01", sub: str = "t-dispatcher") -> tuple:
     """Metadata as the gateway forwards a verified token's claims."""
-    import base64
-    import json
-
-    claims = {"sub": sub, "roles": [role], "station": station}
-    return (("x-jwt-payload", base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")),)
+    return support.caller([role], station=station, sub=sub)
 
 
 def officer_of(unit: pb.Unit) -> tuple:
@@ -146,33 +140,14 @@ def officer_of(unit: pb.Unit) -> tuple:
 
 
 def field_violations(err: grpc.RpcError) -> set[str]:
-    status = rpc_status.from_call(err)
-    out = set()
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            out |= {v.field for v in bad.field_violations}
-    return out
+    return set(support.field_violations(err))
 
 
-def reason_of(err: grpc.RpcError) -> str:
-    status = rpc_status.from_call(err)
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info.reason
-    return ""
+reason_of = support.error_reason
 
 
 def _fresh_database(admin_url: str) -> str:
-    name = f"dispatch_it_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(sqlalchemy_url(admin_url), isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    url = support.own_database(admin_url, f"dispatch_it_{uuid.uuid4().hex[:8]}")
     engine = create_engine(sqlalchemy_url(url))
     with engine.begin() as conn:
         conn.execute(text("CREATE SCHEMA dispatch"))

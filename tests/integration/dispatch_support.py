@@ -1,8 +1,6 @@
 """The dispatch service in-process against a real Postgres, and what its tests share."""
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,8 +9,6 @@ from itertools import count
 from typing import Iterator
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from smart110.common.v1 import common_pb2, events_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
@@ -22,6 +18,7 @@ from services.runtime import migrate
 from services.runtime.app import Runtime, open_runtime
 from services.runtime.config import Settings
 from services.runtime.server import create_server
+from tests import support
 
 
 @dataclass
@@ -118,32 +115,13 @@ def serving_dispatch(admin_url: str):
         rt.close()
 
 
-def as_user(roles: list[str], station: str = "S01", sub: str = "p-test") -> list[tuple[str, str]]:
+def as_user(roles: list[str], station: str = "S01", sub: str = "p-test") -> tuple:
     """Call metadata as the gateway forwards a verified token's claims."""
-    claims = {"sub": sub, "roles": roles, "station": station, "name": "测试警员"}
-    return [("x-jwt-payload", base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("="))]
+    return support.caller(roles, station=station, sub=sub, name="测试警员")
 
 
-def field_violations(err: grpc.RpcError) -> list[str]:
-    status = rpc_status.from_call(err)
-    assert status is not None, "the error carries a google.rpc.Status"
-    fields = []
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            fields += [v.field for v in bad.field_violations]
-    return fields
-
-
-def error_reason(err: grpc.RpcError) -> str:
-    status = rpc_status.from_call(err)
-    for detail in status.details if status else []:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info.reason
-    return ""
+field_violations = support.field_violations
+error_reason = support.error_reason
 
 
 def report_in(h, grid_id: str, **kw) -> str:

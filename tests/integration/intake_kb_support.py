@@ -2,9 +2,7 @@
 consultation, duplicate, follow-up and statistics tests."""
 from __future__ import annotations
 
-import base64
 import itertools
-import json
 import random
 import uuid
 from contextlib import contextmanager
@@ -12,18 +10,16 @@ from datetime import datetime, timedelta, timezone
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 
 from smart110.intake.v1 import intake_service_pb2 as pb
 from smart110.intake.v1 import intake_service_pb2_grpc as pb_grpc
 from services.runtime import migrate
 from services.runtime.app import open_runtime
 from services.runtime.config import Settings
-from services.runtime.db import ensure_service_database, sqlalchemy_url
+from services.runtime.db import ensure_service_database
 from services.runtime.server import create_server
+from tests import support
 
 # Points inside the sample city (江岸区 and 武昌区), and a report place.
 HANKOU = (114.30, 30.58)
@@ -45,34 +41,18 @@ def caller() -> str:
     return "139" + f"{random.randrange(10**8):08d}"
 
 
-def metadata_for(roles: list[str], sub: str = "", name: str = "") -> list[tuple[str, str]]:
-    claims = {"sub": sub or f"{roles[0]}-{uuid.uuid4().hex[:6]}", "roles": roles, "name": name}
-    raw = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
-    return [("x-jwt-payload", raw)]
+def metadata_for(roles: list[str], sub: str = "", name: str = "") -> tuple:
+    return support.caller(roles, sub=sub or f"{roles[0]}-{uuid.uuid4().hex[:6]}", name=name)
 
 
 CALL_TAKER = metadata_for(["call_taker"], "ct-1001", "接警员李娜")
-
-
-def own_database(admin_url: str, name: str = "smart110_intake_checks") -> str:
-    """An admin URL of a database of its own on the same server: the whole suite, when a test
-    session also runs it, works in the same server's main database, and its dispatch and intake
-    would otherwise act on these tests' reports."""
-    engine = create_engine(sqlalchemy_url(admin_url), isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": name}).scalar():
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        engine.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
 @contextmanager
 def serving_intake(admin_url: str):
     from services.intake.__main__ import SPEC
 
-    url = ensure_service_database(own_database(admin_url), SPEC.name, "pw")
+    url = ensure_service_database(support.own_database(admin_url, "smart110_intake_checks"), SPEC.name, "pw")
     migrate.upgrade(SPEC.migrations, url, SPEC.name)
     rt = open_runtime(SPEC, Settings(service=SPEC.name, grpc_port=0, database_url=url))
     server = None
@@ -119,21 +99,7 @@ def error_of(call) -> tuple[grpc.StatusCode, list[str], str]:
     """Runs a call that must fail: its code, the fields named and the ErrorInfo reason."""
     with pytest.raises(grpc.RpcError) as info:
         call()
-    err = info.value
-    fields, reason = [], ""
-    status = rpc_status.from_call(err)
-    for detail in status.details if status else []:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            fields += [v.field for v in bad.field_violations]
-        elif detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            ei = error_details_pb2.ErrorInfo()
-            detail.Unpack(ei)
-            reason = ei.reason
-    return err.code(), fields, reason
-
-
+    return info.value.code(), support.field_violations(info.value), support.error_reason(info.value)
 def events_about(rt, subject: str) -> list[tuple[str, object]]:
     """The intake feed's events about one resource, oldest first, with decoded payloads."""
     table = rt.tables.outbox

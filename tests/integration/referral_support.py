@@ -2,16 +2,12 @@
 wired as `serve` wires them (referral consuming the intake feed, calling intake over gRPC)."""
 from __future__ import annotations
 
-import base64
-import json
 import os
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from smart110.common.v1 import common_pb2
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
@@ -24,6 +20,7 @@ from services.runtime.config import Settings
 from services.runtime.db import ensure_service_database
 from services.runtime.server import create_server
 from tools.devstack import free_port
+from tests import support
 
 # Points inside the sample city (station headquarters of sampledata.city).
 JIANGAN_S01 = (114.374283, 30.57589)      # 江岸区大智路派出所
@@ -94,11 +91,7 @@ def serving_suite(admin_url: str):
 
 def as_user(roles: list[str], station: str = "", sub: str = "tester") -> tuple:
     """The header the gateway forwards after verifying a JWT."""
-    claims = {"sub": sub, "roles": roles, "name": sub}
-    if station:
-        claims["station"] = station
-    raw = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
-    return (("x-jwt-payload", raw),)
+    return support.caller(roles, station=station, sub=sub, name=sub)
 
 
 def rid() -> str:
@@ -138,25 +131,8 @@ def ticket(description: str, matter: str = "", urgency: int = 4, where=JIANGAN_S
     return w
 
 
-def field_violations(err: grpc.RpcError) -> list[str]:
-    status = rpc_status.from_call(err)
-    out = []
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            out += [v.field for v in bad.field_violations]
-    return out
-
-
-def reason_of(err: grpc.RpcError) -> str:
-    status = rpc_status.from_call(err)
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info.reason
-    return ""
+field_violations = support.field_violations
+reason_of = support.error_reason
 
 
 def actions(order: pb.WorkOrder) -> list[str]:

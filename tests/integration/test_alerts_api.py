@@ -2,8 +2,6 @@
 idempotency, state rules, live push with resume, CAP export."""
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,13 +18,13 @@ from services.alerts.__main__ import SPEC
 from services.alerts.handlers import MatcherCache
 from tests.integration.test_alerts_engine import alerts_admin_url, make_report  # noqa: F401 - a fixture
 from tests.integration.test_skeleton_services import field_violations, serving
+from tests import support
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def as_role(role: str, station: str = "S01") -> tuple:
-    claims = {"sub": f"u-{role}", "roles": [role], "station": station}
-    return (("x-jwt-payload", base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")),)
+    return support.caller([role], station=station, sub=f"u-{role}")
 
 
 @pytest.fixture(scope="module")

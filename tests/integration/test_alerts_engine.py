@@ -10,8 +10,7 @@ import h3
 import pytest
 from google.protobuf import duration_pb2
 from lxml import etree
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 
 from smart110.alerts.v1 import alerts_service_pb2 as pb
 from smart110.common.v1 import common_pb2
@@ -25,8 +24,9 @@ from services.alerts.handlers import Actor, MatcherCache
 from services.alerts.mapping import cap_of
 from services.alerts.store import alerts
 from services.runtime import migrate
-from services.runtime.db import ensure_service_database, make_engine, sqlalchemy_url
+from services.runtime.db import ensure_service_database, make_engine
 from services.runtime.outbox import Outbox
+from tests import support
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 2, 20, 0, tzinfo=timezone.utc)  # a Monday, 20:00
@@ -48,16 +48,8 @@ def alerts_admin_url(admin_url, request):
     each run from nothing.
     """
     name = "alerts_it_" + request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_alerts_")
-    admin = create_engine(sqlalchemy_url(admin_url), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            conn.execute(text(f"CREATE DATABASE {name}"))
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    finally:
-        admin.dispose()
+    yield support.own_database(admin_url, name)
+    support.drop_database(admin_url, name)
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 gazetteer, classification of the sample reports, corrections, lists, search and events."""
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -23,12 +21,11 @@ from services.runtime.app import open_runtime
 from services.runtime.config import Settings
 from services.runtime.db import ensure_service_database
 from services.runtime.server import create_server
+from tests import support
 
 
 def as_user(*roles: str, sub: str = "p-call-taker-01") -> tuple:
-    claims = {"sub": sub, "roles": list(roles), "station": "S01", "name": "接警员甲"}
-    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
-    return (("x-jwt-payload", payload),)
+    return support.caller(list(roles), station="S01", sub=sub, name="接警员甲")
 
 
 CALL_TAKER = as_user("call_taker")

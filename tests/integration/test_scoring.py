@@ -15,8 +15,6 @@ import grpc
 import psycopg
 import pytest
 from google.protobuf import any_pb2, timestamp_pb2
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
@@ -37,6 +35,7 @@ from services.scoring import handlers
 from services.scoring.__main__ import SPEC, subscriptions
 from services.scoring.api import ScoringServicer
 from services.scoring.store import ledger_entries, warnings
+from tests import support
 
 UTC = timezone.utc
 
@@ -195,13 +194,7 @@ def violations(call) -> list[str]:
     with pytest.raises(grpc.RpcError) as err:
         call()
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
-    out = []
-    for d in rpc_status.from_call(err.value).details:
-        if d.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            d.Unpack(bad)
-            out += [v.field for v in bad.field_violations]
-    return out
+    return support.field_violations(err.value)
 
 
 def period(start: datetime, days: int = 1):

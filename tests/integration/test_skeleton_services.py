@@ -7,9 +7,7 @@ from contextlib import contextmanager
 import grpc
 import psycopg
 import pytest
-from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_status import rpc_status
 from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 
@@ -24,6 +22,7 @@ from services.runtime.app import open_runtime
 from services.runtime.config import Settings
 from services.runtime.db import ensure_service_database, make_engine
 from services.runtime.server import create_server
+from tests import support
 
 
 def prepare(admin_url: str, spec) -> str:
@@ -80,16 +79,7 @@ def health(channel, service: str) -> int:
     return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
 
 
-def field_violations(err: grpc.RpcError) -> list[tuple[str, str]]:
-    status = rpc_status.from_call(err)
-    assert status is not None, "the error carries a google.rpc.Status"
-    out = []
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            out += [(v.field, v.description) for v in bad.field_violations]
-    return out
+field_violations = support.violation_pairs
 
 
 # -- referral ------------------------------------------------------------------
