@@ -21,6 +21,7 @@ from smart110.intake.v1 import intake_service_pb2_grpc as intake_grpc
 
 from services.runtime import auth
 from services.runtime.app import Runtime
+from services.runtime.db import read_snapshot
 from services.runtime.enums import enum_name
 from services.runtime.errors import InvalidArgument, NotFound, OutOfRange, PermissionDenied, Unavailable
 from services.runtime.timeutil import from_pb, now, to_pb
@@ -180,7 +181,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
         v = Violations()
         rule_id, version = rule_name(request.name, v)
         v.raise_if_any()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             return handlers.get_rule(conn, rule_id, version)
 
     def ListRules(self, request: pb.ListRulesRequest, context) -> pb.ListRulesResponse:
@@ -197,7 +198,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
             q = q.where(rules.c.enabled.is_(True))
         if not request.show_deleted:
             q = q.where(rules.c.delete_time.is_(None))
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             ids = [r.id for r in conn.execute(q)]
             page, next_token = paginate(ids, size, lambda i: {"id": i})
             return pb.ListRulesResponse(rules=[handlers.get_rule(conn, i) for i in page], next_page_token=next_token)
@@ -249,7 +250,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
         v = Violations()
         alert_id = resource_id(request.name, "alerts", v)
         v.raise_if_any()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             alert = handlers.load_alert(conn, alert_id)
         visible = self._visible_stations()
         if visible is not None and alert.area.station_id not in visible:
@@ -287,7 +288,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
             t, aid = after
             q = q.where(or_(alerts.c.last_seen_time < t, and_(alerts.c.last_seen_time == t, alerts.c.id < aid)))
         q = q.order_by(alerts.c.last_seen_time.desc(), alerts.c.id.desc()).limit(size + 1)
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             rows = conn.execute(q).all()
             page, next_token = paginate(rows, size, lambda r: {"t": r.last_seen_time.isoformat(), "id": r.id})
             return pb.ListAlertsResponse(alerts=[handlers.load_alert(conn, r.id) for r in page],
@@ -383,7 +384,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
             at, sid = after
             q = q.where(or_(silences.c.create_time < at, and_(silences.c.create_time == at, silences.c.id < sid)))
         q = q.order_by(silences.c.create_time.desc(), silences.c.id.desc()).limit(size + 1)
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             rows = conn.execute(q).all()
         page, next_token = paginate(rows, size, lambda r: {"t": r.create_time.isoformat(), "id": r.id})
         return pb.ListSilencesResponse(silences=[silence_to_pb(r, t) for r in page], next_page_token=next_token)
@@ -475,7 +476,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
                              "reconnect with 0 and include_active", reason="SEQUENCE_OUT_OF_RANGE")
         after = request.after_sequence or latest
         if request.include_active:
-            with self.rt.engine.connect() as conn:
+            with read_snapshot(self.rt.engine) as conn:
                 ids = conn.execute(select(alerts.c.id).where(alerts.c.state.in_(("FIRING", "ACKNOWLEDGED")))
                                    .order_by(alerts.c.last_seen_time)).scalars().all()
                 for alert_id in ids:
@@ -536,7 +537,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
         if request.incident_types:
             q = q.where(incidents.c.incident_type.in_(list(request.incident_types)))
         inc, cell_station = Counter(), {}
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             for row in conn.execute(q):
                 inc[row.cell] += row.n
                 cell_station.setdefault(row.cell, row.station_id)
@@ -595,7 +596,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
         v = Violations()
         oid = resource_id(request.name, "obligations", v)
         v.raise_if_any()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             row = conn.execute(select(obligations).where(obligations.c.id == oid)).first()
         if row is None:
             raise NotFound(request.name)
@@ -623,7 +624,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
             at, oid = after
             q = q.where(or_(obligations.c.due_time > at, and_(obligations.c.due_time == at, obligations.c.id > oid)))
         q = q.order_by(obligations.c.due_time, obligations.c.id).limit(size + 1)
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             rows = conn.execute(q).all()
         page, next_token = paginate(rows, size, lambda r: {"t": r.due_time.isoformat(), "id": r.id})
         return pb.ListObligationsResponse(obligations=[obligation_to_pb(r, t) for r in page],

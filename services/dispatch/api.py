@@ -100,7 +100,7 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
         v.check(0 <= request.max_results <= 50, "max_results", "must be between 0 and 50")
         v.raise_if_any()
         at = self.d.now()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             case = CaseRepository(conn).get(case_id, with_timeline=False)
             if case is None:
                 raise NotFound(request.name)
@@ -181,7 +181,7 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
         v = Violations()
         unit_id = resource_id(request.unit, "units", v, "unit")
         v.raise_if_any()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             unit = UnitRepository(conn, now=self.d.now()).get(unit_id)
         if unit is None:
             raise NotFound(request.unit)
@@ -236,7 +236,7 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
         token = decode_page_token(request.page_token, v, ("id",))
         v.raise_if_any()
         at = self.d.now()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             rows = UnitRepository(conn, now=at, stale_before=self.d.stale_before(at)).list(
                 limit=size + 1, after=token["id"] if token else None, station_id=request.station_id,
                 kind=enum_name(pb.UnitKind, request.kind, "UNIT_KIND_"),
@@ -334,7 +334,7 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
         size = v.page_size(request.page_size)
         after = time_keyset(decode_page_token(request.page_token, v, ("t", "id")), v)
         v.raise_if_any()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             if UnitRepository(conn, now=self.d.now()).get(unit_id) is None:
                 raise NotFound(request.parent)
             rows = ShiftRepository(conn).list(unit_id, limit=size + 1, after=after)

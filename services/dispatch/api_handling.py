@@ -150,12 +150,12 @@ class HandlingServicer:
 
     def GetFollowUpStats(self, request: pb.GetFollowUpStatsRequest, context) -> pb.FollowUpStats:
         station, start, end = self._stats_scope(request)
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             return followup.stats(conn, station_id=station, start=start, end=end)
 
     def GetResponseCircleStats(self, request: pb.GetResponseCircleStatsRequest, context) -> pb.ResponseCircleStats:
         station, start, end = self._stats_scope(request)
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             return circles.stats(conn, station_id=station, start=start, end=end, now=self.d.now())
 
     def _stats_scope(self, request):

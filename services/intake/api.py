@@ -10,6 +10,7 @@ from smart110.intake.v1 import intake_service_pb2_grpc as pb_grpc
 
 from services.runtime import auth
 from services.runtime.app import Runtime
+from services.runtime.db import read_snapshot
 from services.runtime.enums import enum_name, enum_value
 from services.runtime.errors import NotFound
 from services.runtime.timeutil import from_pb, now
@@ -45,7 +46,7 @@ class JurisdictionCache:
     def get(self) -> JurisdictionIndex:
         with self._lock:
             if self._index is None or len(self._index) == 0:
-                with self.rt.engine.connect() as conn:
+                with read_snapshot(self.rt.engine) as conn:
                     self._index = JurisdictionIndex(*load_areas(conn))
             return self._index
 
@@ -61,7 +62,7 @@ class GazetteerCache:
     def get(self) -> Gazetteer:
         with self._lock:
             if self._gazetteer is None or len(self._gazetteer) == 0:
-                with self.rt.engine.connect() as conn:
+                with read_snapshot(self.rt.engine) as conn:
                     self._gazetteer = Gazetteer(load_addresses(conn))
             return self._gazetteer
 
@@ -190,7 +191,7 @@ class IntakeServicer(HandlingRpcs, pb_grpc.IntakeServiceServicer):
         v = Violations()
         report_id = resource_id(request.name, "reports", v)
         v.raise_if_any()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             report = ReportRepository(conn).get(report_id)
         if report is None:
             raise NotFound(request.name)
@@ -221,7 +222,7 @@ class IntakeServicer(HandlingRpcs, pb_grpc.IntakeServiceServicer):
             v.check(filters["start"] < filters["end"], "receive_time_end", "must be after receive_time_start")
         v.check(len(filters["query"]) <= 100, "query", "must be at most 100 characters")
         v.raise_if_any()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             rows = ReportRepository(conn).list(limit=size + 1, after=after, filters=filters)
         page, next_token = paginate(rows, size, lambda r: {"t": r.receive_time.isoformat(), "id": r.id})
         # Caller data is personal: masked in list views.

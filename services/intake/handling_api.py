@@ -7,6 +7,7 @@ from smart110.common.v1 import common_pb2
 from smart110.intake.v1 import intake_service_pb2 as pb
 
 from services.runtime import auth
+from services.runtime.db import read_snapshot
 from services.runtime.enums import enum_name, enum_value
 from services.runtime.errors import NotFound
 from services.runtime.timeutil import from_pb, now, to_pb
@@ -129,7 +130,7 @@ class HandlingRpcs:
         v.raise_if_any()
         status = enum_name(pb.ConsultationStatus, request.status, "CONSULTATION_STATUS_")
         statuses = (status,) if status else ("QUEUED", "CLAIMED")
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             rows = knowledge.list_consultations(conn, statuses=statuses, expert=request.expert.strip(),
                                                 limit=size + 1, after=after)
         page, token = paginate(rows, size, lambda c: {"t": c.create_time.isoformat(), "id": c.report_id})
@@ -141,7 +142,7 @@ class HandlingRpcs:
         v = Violations()
         report_id = resource_id(request.name, "consultations", v)
         v.raise_if_any()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             c = knowledge.get_consultation(conn, report_id)
         if c is None:
             raise NotFound(request.name)
@@ -189,7 +190,7 @@ class HandlingRpcs:
         if start and end:
             v.check(start < end, "end_time", "must be after start_time")
         v.raise_if_any()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             s = intake_statistics(conn, start=start, end=end, station_id=request.station_id.strip())
         out = pb.IntakeStatistics(reports=s.total.reports, repeat_report_rate=s.total.repeat_rate,
                                   answered_within_3s=s.total.answered_share,

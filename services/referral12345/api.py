@@ -25,6 +25,7 @@ from smart110.referral.v1 import referral_service_pb2_grpc as pb_grpc
 
 from services.runtime import auth
 from services.runtime.app import Runtime
+from services.runtime.db import read_snapshot
 from services.runtime.enums import enum_name
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.runtime.timeutil import from_pb, now, to_pb
@@ -135,7 +136,7 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
 
     # -- helpers -------------------------------------------------------------
     def _known_matters(self) -> set[str]:
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             return {m.code for d in DepartmentRepository(conn).all() for m in d.matters}
 
     def place_of(self, order: WorkOrder) -> Place | None:
@@ -212,7 +213,7 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
         v = Violations()
         order_id = self._order_id(request.name, v)
         v.raise_if_any()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             order = WorkOrderRepository(conn).get(order_id)
         if order is None:
             raise NotFound(request.name)
@@ -241,7 +242,7 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
             start=from_pb(request.create_time_start) if request.HasField("create_time_start") else None,
             end=from_pb(request.create_time_end) if request.HasField("create_time_end") else None,
         )
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             rows = WorkOrderRepository(conn).list(limit=size + 1, after=after, filters=filters)
         page, token = paginate(rows, size, lambda o: {"t": o.create_time.isoformat(), "id": o.id})
         return pb.ListWorkOrdersResponse(work_orders=[self._view(o, masked=True) for o in page],
@@ -364,7 +365,7 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
         token = decode_page_token(request.page_token, v, ("id",))
         after = str(token["id"]) if token else None
         v.raise_if_any()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             rows = DepartmentRepository(conn).list(
                 limit=size + 1, after=after,
                 matter_code=request.matter_code.strip(), district=request.district.strip())
@@ -376,7 +377,7 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
         v = Violations()
         dept_id = resource_id(request.name, "departments", v)
         v.raise_if_any()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             department = DepartmentRepository(conn).get(dept_id)
         if department is None:
             raise NotFound(request.name)
@@ -391,7 +392,7 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
         v.check(start < end, "start_time", "must be before end_time")
         dept_id = resource_id(request.department, "departments", v, "department") if request.department else ""
         v.raise_if_any()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             departments = DepartmentRepository(conn).all()
             if dept_id and not any(d.dept_id == dept_id for d in departments):
                 raise NotFound(request.department)
@@ -416,7 +417,7 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
         phone = request.phone_number.strip().replace(" ", "")
         check_phone(phone, "phone_number", v)
         v.raise_if_any()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             verdict = handlers.classify(conn, description=description, matter_code=request.matter_code.strip(),
                                         phone=phone, now=now())
         return pb.RequestClassification(
@@ -459,7 +460,7 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
         v = Violations()
         record_id = resource_id(request.name, "unreasonableRequests", v)
         v.raise_if_any()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             record = UnreasonableRepository(conn).get(record_id)
         if record is None:
             raise NotFound(request.name)
@@ -471,7 +472,7 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
         size = v.page_size(request.page_size)
         after = time_keyset(decode_page_token(request.page_token, v, ("t", "id")), v)
         v.raise_if_any()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             rows = UnreasonableRepository(conn).list(
                 limit=size + 1, after=after,
                 category=enum_name(pb.UnreasonableCategory, request.category, "UNREASONABLE_CATEGORY_"),
@@ -501,7 +502,7 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
         size = v.page_size(request.page_size)
         after = time_keyset(decode_page_token(request.page_token, v, ("t", "id")), v)
         v.raise_if_any()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             rows = UnreasonableRepository(conn).list(
                 limit=size + 1, after=after, state="RECORDED", typical_only=True,
                 category=enum_name(pb.UnreasonableCategory, request.category, "UNREASONABLE_CATEGORY_"))
@@ -590,14 +591,14 @@ class Open311Servicer(pb_grpc.Open311ServiceServicer):
                     f"this endpoint serves only {self.jurisdiction_id!r}")
 
     def _labels(self) -> dict[str, str]:
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             return matter_labels(DepartmentRepository(conn).all())
 
     def ListServices(self, request: pb.ListServicesRequest, context) -> httpbody_pb2.HttpBody:
         v = Violations()
         self._check_jurisdiction(request.jurisdiction_id, v)
         raise_georeport(v)
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             departments = DepartmentRepository(conn).all()
         return georeport_body([open311_service_to_pb(s) for s in open311_services(departments)])
 
@@ -680,7 +681,7 @@ class Open311Servicer(pb_grpc.Open311ServiceServicer):
                 wanted |= {"CLOSED", "TRANSFERRED_TO_110"} if s == "closed" else (
                     OPEN_STATUSES | {"RESOLVED"})
             filters = dict(matter_codes=codes, statuses=sorted(wanted), start=start, end=end)
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             orders = WorkOrderRepository(conn).list(limit=MAX_OPEN311_RESULTS, after=None, filters=filters)
         labels = self._labels()
         return georeport_body([service_request_to_pb(o, labels.get(o.matter_code, "")) for o in orders])
@@ -694,7 +695,7 @@ class Open311Servicer(pb_grpc.Open311ServiceServicer):
         order_id = raw.removesuffix(".json")
         if "." in order_id or "/" in order_id:
             raise GeoReportNotFound(f"requests/{raw}")
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             order = WorkOrderRepository(conn).get(order_id)
         if order is None:
             raise GeoReportNotFound(f"requests/{raw}")

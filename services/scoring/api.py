@@ -17,6 +17,7 @@ from smart110.scoring.v1 import scoring_service_pb2_grpc as pb_grpc
 from services.runtime import auth
 from services.runtime.app import Runtime
 from services.runtime.audit import timeline_to_pb
+from services.runtime.db import read_snapshot
 from services.runtime.enums import enum_name
 from services.runtime.errors import NotFound, PermissionDenied
 from services.runtime.timeutil import from_pb, now, to_pb
@@ -112,7 +113,7 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         v.check(request.dimension in pb.Dimension.values(), "dimension", "is not a known dimension")
         v.raise_if_any()
         officer_id, station_id = _narrow(request.officer_id, request.station_id)
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             ledger = LedgerRepository(conn)
             rows = ledger.list(
                 limit=size + 1, after=(after[0], int(after[1])) if after else None, officer_id=officer_id,
@@ -129,7 +130,7 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         entry_id = resource_id(request.name, "ledgerEntries", v)
         v.raise_if_any()
         kind, who = _scope()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             ledger = LedgerRepository(conn)
             row = ledger.get(entry_id)
             if row is None:
@@ -195,7 +196,7 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         review_id = resource_id(request.name, "reviews", v)
         v.raise_if_any()
         kind, who = _scope()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             row = conn.execute(select(reviews).where(reviews.c.id == review_id)).first()
             if row is None:
                 raise NotFound(request.name)
@@ -227,7 +228,7 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         if after:
             q = q.where(or_(c.create_time < after[0], and_(c.create_time == after[0], c.id < after[1])))
         q = q.order_by(c.create_time.desc(), c.id.desc()).limit(size + 1)
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             rows = conn.execute(q).all()
             page, next_token = paginate(rows, size, lambda r: {"t": r.create_time.isoformat(), "id": r.id})
             entries = handlers.review_entry_ids(conn, [f"reviews/{r.id}" for r in page])
@@ -259,7 +260,7 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         v = Violations()
         version = _version(resource_id(request.name, "ruleSets", v), v)
         v.raise_if_any()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             rs = RuleSetRepository(conn).get(version)
         if rs is None:
             raise NotFound(request.name)
@@ -271,7 +272,7 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         size = v.page_size(request.page_size)
         token = decode_page_token(request.page_token, v, ("v",))
         v.raise_if_any()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             rows = RuleSetRepository(conn).list(limit=size + 1, before=int(token["v"]) if token else None,
                                                 published_only=request.published_only)
         page, next_token = paginate(rows, size, lambda r: {"v": r.version})
@@ -315,7 +316,7 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         start, end = _period(v, request.start_time, request.end_time, self.clock)
         v.check(request.trend_granularity in pb.Granularity.values(), "trend_granularity", "is not known")
         v.raise_if_any()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             scope = self._score_subject(conn, officer_id, station_id, request.name)
             return scores.score(conn, officer_id=officer_id, station_id=station_id, start=start, end=end,
                                 granularity=GRANULARITIES.get(request.trend_granularity, ""), station_scope=scope)
@@ -352,7 +353,7 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
             if station_id and station_id != who:
                 raise _denied(f"the ranking of station {station_id}")
             station_id = who
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             if station_id and not scores.station_known(conn, station_id):
                 raise NotFound(f"stations/{station_id}")
             ranked = scores.rankings(conn, scope=scope, station_id=station_id if scope == "OFFICERS" else "",
@@ -374,7 +375,7 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         v.check(request.dimension in pb.Dimension.values(), "dimension", "is not a known dimension")
         v.raise_if_any()
         dimension = enum_name(pb.Dimension, request.dimension, "DIMENSION_")
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             scope = self._score_subject(conn, officer_id, station_id, request.name)
             score = scores.score(conn, officer_id=officer_id, station_id=station_id, start=start, end=end,
                                  station_scope=scope)
@@ -395,7 +396,7 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         version = _version(resource_id(request.rule_set, "ruleSets", v, "rule_set"), v, "rule_set")
         start, end = _period(v, request.start_time, request.end_time, self.clock)
         v.raise_if_any()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             scope = self._score_subject(conn, officer_id, station_id, request.name)
             rule_set = RuleSetRepository(conn).get(version)
             if rule_set is None:
@@ -413,7 +414,7 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         warning_id = resource_id(request.name, "warnings", v)
         v.raise_if_any()
         kind, who = _scope()
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             row = conn.execute(select(warnings).where(warnings.c.id == warning_id)).first()
             if row is None:
                 raise NotFound(request.name)
@@ -447,7 +448,7 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         if after:
             q = q.where(or_(c.raise_time < after[0], and_(c.raise_time == after[0], c.id < after[1])))
         q = q.order_by(c.raise_time.desc(), c.id.desc()).limit(size + 1)
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             rows = conn.execute(q).all()
         page, next_token = paginate(rows, size, lambda r: {"t": r.raise_time.isoformat(), "id": r.id})
         return pb.ListWarningsResponse(warnings=[warning_to_pb(r) for r in page], next_page_token=next_token)
@@ -467,7 +468,7 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
                 raise _denied(f"station {station_id}")
             station_id = who
         granularity = GRANULARITIES.get(request.granularity, "WEEK")
-        with self.rt.engine.connect() as conn:
+        with read_snapshot(self.rt.engine) as conn:
             if station_id and not scores.station_known(conn, station_id):
                 raise NotFound(f"stations/{station_id}")
             stations = scores.warning_statistics(
