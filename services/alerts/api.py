@@ -25,7 +25,7 @@ from services.runtime.db import read_snapshot
 from services.runtime.enums import enum_name
 from services.runtime.errors import InvalidArgument, NotFound, OutOfRange, PermissionDenied, Unavailable
 from services.runtime.timeutil import from_pb, now, to_pb
-from services.runtime.validation import Violations, decode_page_token, paginate, resource_id, time_keyset
+from services.runtime.validation import Violations, decode_page_token, name_id, paginate, resource_id, time_keyset
 
 from . import domain, handlers
 from .handlers import Actor, MatcherCache
@@ -230,10 +230,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
 
     def DeleteRule(self, request: pb.DeleteRuleRequest, context) -> pb.Rule:
         auth.current().require_role(*RULE_EDITORS)
-        v = Violations()
-        v.request_id(request.request_id)
-        rule_id = resource_id(request.name, "rules", v)
-        v.raise_if_any()
+        rule_id = name_id(request.name, "rules", request_id=request.request_id)
         who = actor()
         return self.rt.idempotent("DeleteRule", request, pb.Rule, lambda conn: handlers.delete_rule(
             conn, rule_id=rule_id, actor=who, now=now(), reason=request.reason))
@@ -247,9 +244,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
         return [ctx.station]
 
     def GetAlert(self, request: pb.GetAlertRequest, context) -> pb.Alert:
-        v = Violations()
-        alert_id = resource_id(request.name, "alerts", v)
-        v.raise_if_any()
+        alert_id = name_id(request.name, "alerts")
         with read_snapshot(self.rt.engine) as conn:
             alert = handlers.load_alert(conn, alert_id)
         visible = self._visible_stations()
@@ -304,10 +299,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
 
     def AcknowledgeAlert(self, request: pb.AcknowledgeAlertRequest, context) -> pb.Alert:
         auth.current().require_role(*RESPONDERS)
-        v = Violations()
-        v.request_id(request.request_id)
-        alert_id = resource_id(request.name, "alerts", v)
-        v.raise_if_any()
+        alert_id = name_id(request.name, "alerts", request_id=request.request_id)
         who = actor()
 
         def work(conn):
@@ -391,10 +383,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
 
     def DeleteSilence(self, request: pb.DeleteSilenceRequest, context) -> pb.Silence:
         auth.current().require_role(*SILENCERS)
-        v = Violations()
-        v.request_id(request.request_id)
-        sid = resource_id(request.name, "silences", v)
-        v.raise_if_any()
+        sid = name_id(request.name, "silences", request_id=request.request_id)
         who = actor()
 
         def work(conn):
@@ -593,9 +582,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
         return self.rt.idempotent("CreateObligation", request, pb.Obligation, work)
 
     def GetObligation(self, request: pb.GetObligationRequest, context) -> pb.Obligation:
-        v = Violations()
-        oid = resource_id(request.name, "obligations", v)
-        v.raise_if_any()
+        oid = name_id(request.name, "obligations")
         with read_snapshot(self.rt.engine) as conn:
             row = conn.execute(select(obligations).where(obligations.c.id == oid)).first()
         if row is None:
@@ -632,10 +619,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
 
     def CompleteObligation(self, request: pb.CompleteObligationRequest, context) -> pb.Obligation:
         auth.current().require_role(*(OBLIGATION_EDITORS + ("officer",)))
-        v = Violations()
-        v.request_id(request.request_id)
-        oid = resource_id(request.name, "obligations", v)
-        v.raise_if_any()
+        oid = name_id(request.name, "obligations", request_id=request.request_id)
         who = actor()
 
         def work(conn):

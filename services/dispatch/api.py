@@ -17,9 +17,7 @@ from services.runtime.db import read_snapshot
 from services.runtime.enums import enum_name
 from services.runtime.errors import AlreadyExists, NotFound, PermissionDenied
 from services.runtime.timeutil import from_pb
-from services.runtime.validation import (
-    Violations, decode_page_token, paginate, resource_id, time_keyset,
-)
+from services.runtime.validation import Violations, decode_page_token, name_id, paginate, resource_id, time_keyset
 
 from . import caseinfo, lifecycle, offers, roster
 from .api_handling import HandlingServicer
@@ -66,9 +64,7 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
 
     # -- cases ---------------------------------------------------------------
     def GetCase(self, request: pb.GetCaseRequest, context) -> pb.DispatchCase:
-        v = Violations()
-        case_id = resource_id(request.name, "cases", v)
-        v.raise_if_any()
+        case_id = name_id(request.name, "cases")
         with read_snapshot(self.rt.engine) as conn:
             case = CaseRepository(conn).get(case_id)
             if case is None:
@@ -218,9 +214,7 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
 
     # -- units and roster ------------------------------------------------------
     def GetUnit(self, request: pb.GetUnitRequest, context) -> pb.Unit:
-        v = Violations()
-        unit_id = resource_id(request.name, "units", v)
-        v.raise_if_any()
+        unit_id = name_id(request.name, "units")
         at = self.d.now()
         with read_snapshot(self.rt.engine) as conn:
             unit = UnitRepository(conn, now=at, stale_before=self.d.stale_before(at)).get(unit_id)

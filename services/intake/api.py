@@ -15,7 +15,7 @@ from services.runtime.enums import enum_name, enum_value
 from services.runtime.errors import NotFound
 from services.runtime.timeutil import from_pb, now
 from services.runtime.validation import (
-    Violations, decode_page_token, encode_page_token, paginate, resource_id, time_keyset,
+    Violations, decode_page_token, encode_page_token, name_id, paginate, resource_id, time_keyset,
 )
 
 from . import handlers
@@ -188,9 +188,7 @@ class IntakeServicer(HandlingRpcs, pb_grpc.IntakeServiceServicer):
         ])
 
     def GetReport(self, request: pb.GetReportRequest, context) -> pb.Report:
-        v = Violations()
-        report_id = resource_id(request.name, "reports", v)
-        v.raise_if_any()
+        report_id = name_id(request.name, "reports")
         with read_snapshot(self.rt.engine) as conn:
             report = ReportRepository(conn).get(report_id)
         if report is None:
@@ -258,9 +256,7 @@ class IntakeServicer(HandlingRpcs, pb_grpc.IntakeServiceServicer):
         )
 
     def GetStation(self, request: pb.GetStationRequest, context) -> pb.Station:
-        v = Violations()
-        station_id = resource_id(request.name, "stations", v)
-        v.raise_if_any()
+        station_id = name_id(request.name, "stations")
         index = self.areas.get()
         for s in index.stations:
             if s.station_id == station_id:

@@ -12,7 +12,7 @@ from services.runtime.enums import enum_name, enum_value
 from services.runtime.errors import NotFound
 from services.runtime.timeutil import from_pb, now, to_pb
 from services.runtime.validation import (
-    Violations, decode_page_token, paginate, resource_id, time_keyset,
+    Violations, decode_page_token, name_id, paginate, resource_id, time_keyset,
 )
 
 from . import handling, knowledge
@@ -55,10 +55,7 @@ class HandlingRpcs:
     def AnswerReport(self, request: pb.AnswerReportRequest, context) -> pb.Report:
         actor = auth.current()
         actor.require_role(*CALL_TAKER_ROLES)
-        v = Violations()
-        v.request_id(request.request_id)
-        report_id = resource_id(request.name, "reports", v)
-        v.raise_if_any()
+        report_id = name_id(request.name, "reports", request_id=request.request_id)
         return self.rt.idempotent("AnswerReport", request, pb.Report, lambda conn: report_to_pb(
             handling.answer_report(conn, outbox=self.rt.outbox, report_id=report_id, actor=actor, now=now())))
 
@@ -139,9 +136,7 @@ class HandlingRpcs:
 
     def GetConsultation(self, request: pb.GetConsultationRequest, context) -> pb.Consultation:
         auth.current().require_role(*CONSULTATION_READERS)
-        v = Violations()
-        report_id = resource_id(request.name, "consultations", v)
-        v.raise_if_any()
+        report_id = name_id(request.name, "consultations")
         with read_snapshot(self.rt.engine) as conn:
             c = knowledge.get_consultation(conn, report_id)
         if c is None:
@@ -151,10 +146,7 @@ class HandlingRpcs:
     def ClaimConsultation(self, request: pb.ClaimConsultationRequest, context) -> pb.Consultation:
         actor = auth.current()
         actor.require_role(*knowledge.EXPERT_ROLES)
-        v = Violations()
-        v.request_id(request.request_id)
-        report_id = resource_id(request.name, "consultations", v)
-        v.raise_if_any()
+        report_id = name_id(request.name, "consultations", request_id=request.request_id)
         return self.rt.idempotent("ClaimConsultation", request, pb.Consultation, lambda conn: consultation_to_pb(
             handling.claim_consultation(conn, outbox=self.rt.outbox, report_id=report_id, actor=actor, now=now())))
 

@@ -29,9 +29,7 @@ from services.runtime.db import read_snapshot
 from services.runtime.enums import enum_name
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.runtime.timeutil import from_pb, now, to_pb
-from services.runtime.validation import (
-    Violations, decode_page_token, paginate, resource_id, time_keyset,
-)
+from services.runtime.validation import Violations, decode_page_token, name_id, paginate, resource_id, time_keyset
 
 from . import handlers
 from .domain import (
@@ -374,9 +372,7 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
                                           next_page_token=next_token)
 
     def GetDepartment(self, request: pb.GetDepartmentRequest, context) -> pb.Department:
-        v = Violations()
-        dept_id = resource_id(request.name, "departments", v)
-        v.raise_if_any()
+        dept_id = name_id(request.name, "departments")
         with read_snapshot(self.rt.engine) as conn:
             department = DepartmentRepository(conn).get(dept_id)
         if department is None:
@@ -457,9 +453,7 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
 
     def GetUnreasonableRequest(self, request: pb.GetUnreasonableRequestRequest, context):
         auth.current().require_role(*AGENT_ROLES)
-        v = Violations()
-        record_id = resource_id(request.name, "unreasonableRequests", v)
-        v.raise_if_any()
+        record_id = name_id(request.name, "unreasonableRequests")
         with read_snapshot(self.rt.engine) as conn:
             record = UnreasonableRepository(conn).get(record_id)
         if record is None:

@@ -54,6 +54,17 @@ def resource_id(name: str, collection: str, v: Violations, field: str = "name") 
     return name[len(prefix):]
 
 
+
+def name_id(name: str, collection: str, *, request_id: str | None = None) -> str:
+    """The id in a request's resource name, for an RPC whose only input is that name (and, for a
+    mutation, its request_id); INVALID_ARGUMENT naming the fields otherwise."""
+    v = Violations()
+    if request_id is not None:
+        v.request_id(request_id)
+    found = resource_id(name, collection, v)
+    v.raise_if_any()
+    return found
+
 def encode_page_token(position: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode().rstrip("=")
 

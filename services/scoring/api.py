@@ -22,7 +22,7 @@ from services.runtime.enums import enum_name
 from services.runtime.errors import NotFound, PermissionDenied
 from services.runtime.timeutil import from_pb, now, to_pb
 from services.runtime.validation import (
-    Violations, decode_page_token, encode_page_token, paginate, resource_id, time_keyset,
+    Violations, decode_page_token, encode_page_token, name_id, paginate, resource_id, time_keyset,
 )
 
 from . import domain, handlers, scores
@@ -126,9 +126,7 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
                                             next_page_token=next_token)
 
     def GetLedgerEntry(self, request, context):
-        v = Violations()
-        entry_id = resource_id(request.name, "ledgerEntries", v)
-        v.raise_if_any()
+        entry_id = name_id(request.name, "ledgerEntries")
         kind, who = _scope()
         with read_snapshot(self.rt.engine) as conn:
             ledger = LedgerRepository(conn)
@@ -192,9 +190,7 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
                                                 now=self.clock()))
 
     def GetReview(self, request, context):
-        v = Violations()
-        review_id = resource_id(request.name, "reviews", v)
-        v.raise_if_any()
+        review_id = name_id(request.name, "reviews")
         kind, who = _scope()
         with read_snapshot(self.rt.engine) as conn:
             row = conn.execute(select(reviews).where(reviews.c.id == review_id)).first()
@@ -410,9 +406,7 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
 
     # -- warnings -----------------------------------------------------------------------
     def GetWarning(self, request, context):
-        v = Violations()
-        warning_id = resource_id(request.name, "warnings", v)
-        v.raise_if_any()
+        warning_id = name_id(request.name, "warnings")
         kind, who = _scope()
         with read_snapshot(self.rt.engine) as conn:
             row = conn.execute(select(warnings).where(warnings.c.id == warning_id)).first()

@@ -10,7 +10,9 @@ from google.rpc import error_details_pb2, status_pb2
 
 from services.runtime import auth
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, internal_status, to_status
-from services.runtime.validation import Violations, decode_page_token, encode_page_token, paginate, resource_id
+from services.runtime.validation import (
+    Violations, decode_page_token, encode_page_token, name_id, paginate, resource_id,
+)
 
 
 def details_of(status: grpc.Status):
@@ -67,6 +69,18 @@ def test_resource_names_and_page_tokens():
     assert decode_page_token("%%%", v, ("id",)) is None and v.items[0][0] == "page_token"
     assert decode_page_token(encode_page_token({"other": 1}), v, ("id",)) is None and len(v.items) == 2
     assert Violations().page_size(10_000) == 500
+
+
+def test_an_rpc_whose_input_is_a_name_gets_its_id_or_invalid_argument():
+    assert name_id("alerts/a1", "alerts") == "a1"
+    assert name_id("alerts/a1", "alerts", request_id="r-1") == "a1"
+    with pytest.raises(InvalidArgument) as err:
+        name_id("rules/a1", "alerts")
+    assert [f for f, _ in err.value.violations] == ["name"]
+    # A mutation names a missing request_id first, then a bad name, in one error.
+    with pytest.raises(InvalidArgument) as err:
+        name_id("", "alerts", request_id="")
+    assert [f for f, _ in err.value.violations] == ["request_id", "name"]
 
 
 def test_paginate_gives_a_token_only_when_more_rows_follow():
