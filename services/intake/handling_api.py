@@ -18,7 +18,7 @@ from services.runtime.validation import (
 from . import handling, knowledge
 from .handling_pb import consultation_to_pb, match_to_pb
 from .mapping import report_to_pb
-from .statistics import Figures, intake_statistics
+from .statistics import Figures, intake_statistics, share
 
 CALL_TAKER_ROLES = ("call_taker", "commander", "service")
 RATING_ROLES = ("call_taker", "hotline_agent", "supervisor", "service")
@@ -201,19 +201,16 @@ class HandlingRpcs:
         rated = sum(s.satisfaction.values())
         counts = {k: s.satisfaction.get(k, 0) for k in ("SATISFIED", "BASICALLY_SATISFIED", "UNSATISFIED")}
 
-        def rate(n: int) -> float:
-            return round(n / rated, 4) if rated else 0.0
-
         out.satisfaction.CopyFrom(pb.SatisfactionStatistics(
             rated=rated, satisfied=counts["SATISFIED"], basically_satisfied=counts["BASICALLY_SATISFIED"],
-            unsatisfied=counts["UNSATISFIED"], satisfied_rate=rate(counts["SATISFIED"]),
-            basically_satisfied_rate=rate(counts["BASICALLY_SATISFIED"]),
-            unsatisfied_rate=rate(counts["UNSATISFIED"]),
-            satisfaction_rate=rate(counts["SATISFIED"] + counts["BASICALLY_SATISFIED"])))
+            unsatisfied=counts["UNSATISFIED"], satisfied_rate=share(counts["SATISFIED"], rated),
+            basically_satisfied_rate=share(counts["BASICALLY_SATISFIED"], rated),
+            unsatisfied_rate=share(counts["UNSATISFIED"], rated),
+            satisfaction_rate=share(counts["SATISFIED"] + counts["BASICALLY_SATISFIED"], rated)))
         out.satisfied_rate = out.satisfaction.satisfied_rate
         c = s.consultations
         out.consultations.CopyFrom(pb.ConsultationStatistics(
             consultations=c["consultations"], answered_at_once=c["answered_at_once"],
             answered_by_expert=c["answered_by_expert"], waiting=c["waiting"],
-            answered_at_once_rate=round(c["answered_at_once"] / c["consultations"], 4) if c["consultations"] else 0.0))
+            answered_at_once_rate=share(c["answered_at_once"], c["consultations"])))
         return out

@@ -33,18 +33,19 @@ class Figures:
 
     @property
     def answered_share(self) -> float:
-        return _share(self.answered_in_time, self.reports)
+        return share(self.answered_in_time, self.reports)
 
     @property
     def handed_off_share(self) -> float:
-        return _share(self.handed_off_in_time, self.police)
+        return share(self.handed_off_in_time, self.police)
 
     @property
     def repeat_rate(self) -> float:
-        return _share(self.merged, self.reports)
+        return share(self.merged, self.reports)
 
 
-def _share(part: int, whole: int) -> float:
+def share(part: int, whole: int) -> float:
+    """part / whole to four places, 0 when there is nothing to divide by."""
     return round(part / whole, 4) if whole else 0.0
 
 
