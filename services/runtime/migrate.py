@@ -1,4 +1,12 @@
-"""Alembic migrations per service, version table inside the service's schema."""
+"""Alembic migrations per service, version table inside the service's schema.
+
+Each service's history starts at a frozen baseline (`0001`, explicit DDL of
+the first release) and adds one revision per schema change. A revision never
+builds tables from the live models. Rolling updates follow expand/contract
+(k8s/README.md): a revision only adds what old pods ignore (tables, nullable
+or defaulted columns, indexes built concurrently); dropping or renaming waits
+for a later release once no pod reads the old shape.
+"""
 from __future__ import annotations
 
 import logging
@@ -6,7 +14,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData, create_engine, text
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, text
 
 from .db import sqlalchemy_url
 
@@ -21,9 +30,34 @@ def alembic_config(migrations_dir: Path, database_url: str, schema: str) -> Conf
     return cfg
 
 
-def upgrade(migrations_dir: Path, database_url: str, schema: str, revision: str = "head") -> None:
-    log.info("migrating schema %s to %s", schema, revision)
-    command.upgrade(alembic_config(migrations_dir, database_url, schema), revision)
+def current_revision(database_url: str, schema: str) -> str | None:
+    """The revision a schema is at (None for a schema no migration has touched)."""
+    engine = create_engine(sqlalchemy_url(database_url))
+    try:
+        with engine.connect() as conn:
+            exists = conn.execute(text("SELECT to_regclass(:t)"), {"t": f"{schema}.alembic_version"}).scalar()
+            if exists is None:
+                return None
+            return conn.execute(text(f"SELECT version_num FROM {schema}.alembic_version")).scalar()
+    finally:
+        engine.dispose()
+
+
+def upgrade(migrations_dir: Path, database_url: str, schema: str, revision: str = "head") -> list[str]:
+    """Upgrades a schema in place to `revision`; returns the revisions applied, oldest first (and logs them)."""
+    cfg = alembic_config(migrations_dir, database_url, schema)
+    scripts = ScriptDirectory.from_config(cfg)
+    before = current_revision(database_url, schema)
+    target = scripts.get_revision(revision).revision if revision != "head" else scripts.get_current_head()
+    pending = [] if before == target else [
+        r.revision for r in reversed(list(scripts.iterate_revisions(target, before or "base")))]
+    if not pending:
+        log.info("schema %s is at %s: nothing to migrate", schema, before)
+        return []
+    log.info("migrating schema %s from %s to %s: %s", schema, before or "an empty schema", target,
+             ", ".join(f"{r} ({scripts.get_revision(r).doc.splitlines()[0]})" for r in pending))
+    command.upgrade(cfg, revision)
+    return pending
 
 
 def run_env() -> None:
@@ -45,10 +79,3 @@ def run_env() -> None:
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()
-
-
-def create_tables(metadata: MetaData, names: list[str]) -> None:
-    """For a first migration: create the named tables of a service's metadata."""
-    from alembic import op
-
-    metadata.create_all(bind=op.get_bind(), tables=[metadata.tables[f"{metadata.schema}.{n}"] for n in names])

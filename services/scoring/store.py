@@ -191,18 +191,6 @@ warning_timeline = Timeline(timeline_table(metadata, "warning_timeline", "warnin
 TABLES = ["rule_sets", "facts", "fact_officers", "ledger_entries", "cases", "case_officers", "grid_targets",
           "report_back_obligations", "reviews", "warnings", "warning_timeline"] + runtime_tables.names
 
-APPEND_ONLY_SQL = [
-    """CREATE FUNCTION ledger_entries_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  RAISE EXCEPTION 'the points ledger is append-only: % refused; correct an entry with a reversing entry', TG_OP
-    USING ERRCODE = 'restrict_violation';
-END $$""",
-    """CREATE TRIGGER ledger_entries_no_update_or_delete BEFORE UPDATE OR DELETE ON ledger_entries
-FOR EACH ROW EXECUTE FUNCTION ledger_entries_append_only()""",
-    """CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE ON ledger_entries
-FOR EACH STATEMENT EXECUTE FUNCTION ledger_entries_append_only()""",
-]
-
 
 def new_id() -> str:
     return uuid.uuid4().hex

@@ -186,3 +186,57 @@ def test_a_first_release_database_upgrades_in_place_and_keeps_every_row(admin_ur
                 assert again.receive_time == report.receive_time and again.status == report.status
     finally:
         support.drop_database(admin_url, "migrations_upgrade")
+
+
+# -- expand/contract: old pods keep working on the new schema during a rollout --------------
+
+def columns(url: str, schema: str) -> dict[tuple[str, str], tuple[str, bool, bool]]:
+    """(table, column) -> (type, nullable, has a default), as Postgres reports them."""
+    engine = create_engine(sqlalchemy_url(url))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT table_name, column_name, data_type, is_nullable = 'YES', "
+                "column_default IS NOT NULL OR is_identity = 'YES' "
+                "FROM information_schema.columns WHERE table_schema = :s AND table_name <> 'alembic_version'"),
+                {"s": schema}).all()
+            return {(t, c): (ty, nullable, default) for t, c, ty, nullable, default in rows}
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("service", list(PACKAGES))
+def test_every_revision_expands_so_the_previous_release_still_runs(admin_url, service):
+    """Each revision after the baseline, applied to the schema before it, keeps every table and
+    column of that schema with its type, and every column it adds is nullable or has a default:
+    pods of the previous release read and insert as before while the new ones roll out. A
+    contracting change (drop, rename, retype) belongs to a later release than the one that
+    stopped using the old shape, and is marked `contracts = True` in its revision."""
+    spec = spec_of(service)
+    name = f"migrations_expand_{service}"
+    url = support.own_database(admin_url, name)
+    try:
+        role_url = ensure_service_database(url, spec.name, "pw")
+        scripts = ScriptDirectory(str(spec.migrations))
+        chain = [r for r in reversed(list(scripts.walk_revisions()))]
+        migrate.upgrade(spec.migrations, role_url, spec.name, chain[0].revision)
+        for rev in chain[1:]:
+            before = columns(role_url, spec.name)
+            migrate.upgrade(spec.migrations, role_url, spec.name, rev.revision)
+            after = columns(role_url, spec.name)
+            if getattr(rev.module, "contracts", False):
+                continue
+            for key, (type_, nullable, _default) in before.items():
+                assert key in after, f"revision {rev.revision} drops {key} that the previous release uses"
+                assert after[key][0] == type_, f"revision {rev.revision} changes the type of {key}"
+                if nullable:
+                    assert after[key][1], f"revision {rev.revision} makes {key} NOT NULL under running pods"
+            for key in after.keys() - before.keys():
+                table_existed = any(t == key[0] for t, _ in before)
+                if table_existed:
+                    _type, nullable, default = after[key]
+                    assert nullable or default, (
+                        f"revision {rev.revision} adds {key} NOT NULL without a default: "
+                        "the previous release's inserts would fail")
+    finally:
+        support.drop_database(admin_url, name)

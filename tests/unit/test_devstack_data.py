@@ -1,28 +1,20 @@
-"""`make run` keeps its database between runs unless the schemas changed since it was made."""
+"""`make run` upgrades the database it keeps between runs in place and says what it migrated."""
 from __future__ import annotations
 
-from tools.devstack import Ports, Stack, schema_fingerprint
+import json
+
+from tools import devstack
 
 
-def test_data_of_older_schemas_is_set_aside_and_current_data_kept(tmp_path):
-    stack = Stack(run_dir=tmp_path, ports=Ports.free())
-    pgdata = tmp_path / "pgdata"
-    pgdata.mkdir()
-    (pgdata / "PG_VERSION").write_text("17\n")
+def test_migrate_output_is_reported_line_by_line():
+    out = "\n".join([
+        json.dumps({"logger": "smart110.migrate", "message": "migrating schema intake from 0001 to 0002: 0002 (x)"}),
+        "not json at all",
+        json.dumps({"logger": "smart110.app", "message": "unrelated"}),
+        json.dumps({"logger": "smart110.migrate", "message": "schema alerts is at 0002: nothing to migrate"}),
+    ])
+    assert devstack.migration_lines(out) == [
+        "migrating schema intake from 0001 to 0002: 0002 (x)",
+        "schema alerts is at 0002: nothing to migrate",
+    ]
 
-    # Made by a version of the code that left no fingerprint: set aside, not deleted.
-    stack._set_aside_if_schema_changed(pgdata)
-    assert not pgdata.exists()
-    [aside] = tmp_path.glob("pgdata.before-*")
-    assert (aside / "PG_VERSION").read_text() == "17\n"
-    assert (tmp_path / "schema-fingerprint").read_text() == schema_fingerprint()
-
-    # Made by this code: kept.
-    pgdata.mkdir()
-    stack._set_aside_if_schema_changed(pgdata)
-    assert pgdata.exists() and len(list(tmp_path.glob("pgdata.before-*"))) == 1
-
-    # The schemas changed since: set aside again.
-    (tmp_path / "schema-fingerprint").write_text("an older schema\n")
-    stack._set_aside_if_schema_changed(pgdata)
-    assert not pgdata.exists()
