@@ -210,11 +210,12 @@ class Stack:
             start_new_session=True)
         log.close()
 
-    def stop_service(self, svc: str, timeout: float = 15) -> None:
+    def stop_service(self, svc: str, timeout: float = 30) -> None:
         proc = self._procs.pop(svc, None)
         if proc is None or proc.poll() is not None:
             return
-        proc.send_signal(signal.SIGTERM)
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -298,6 +299,11 @@ class Stack:
     def stop(self) -> None:
         if "gateway" in self._procs:
             self.stop_service("gateway")
+        # All services drain at once (each stays ready for its readiness grace first).
+        for svc in SERVICES:
+            proc = self._procs.get(svc)
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
         for svc in reversed(list(SERVICES)):
             self.stop_service(svc)
         for name in PARTNERS:

@@ -182,7 +182,7 @@ def serve(spec: ServiceSpec, settings: Settings) -> None:
     for worker in rt.workers:
         worker.start()
     log.info("%s serving gRPC on port %d", spec.name, server.port, extra={"port": server.port})
-    server.run_until_signal(settings.shutdown_grace_seconds)
+    server.run_until_signal(settings.shutdown_grace_seconds, settings.readiness_grace_seconds)
 
 
 def run_migrations(spec: ServiceSpec, settings: Settings) -> None:

@@ -70,6 +70,8 @@ class Settings:
     db_pool_size: int = 10
     max_workers: int = 64
     shutdown_grace_seconds: float = 10.0
+    # After SIGTERM: NOT_SERVING but still serving this long, so health checks move traffic away.
+    readiness_grace_seconds: float = 5.0
     traces_exporter: str = "none"
     otlp_endpoint: str = "http://127.0.0.1:4317"
     log_level: str = "INFO"
@@ -96,6 +98,7 @@ class Settings:
             db_pool_size=env_int("DB_POOL_SIZE", 10),
             max_workers=env_int("GRPC_MAX_WORKERS", 64),
             shutdown_grace_seconds=env_float("SHUTDOWN_GRACE_SECONDS", 10.0),
+            readiness_grace_seconds=env_float("SHUTDOWN_READINESS_SECONDS", 5.0),
             traces_exporter=exporter,
             otlp_endpoint=env_str("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
             log_level=env_str("LOG_LEVEL", "INFO").upper(),

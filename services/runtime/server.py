@@ -126,6 +126,7 @@ class Server:
         self.port = port
         self.service_names = service_names
         self._stopped = threading.Event()
+        self._hurry = threading.Event()
         self._on_stop: list[Callable[[], None]] = []
         self._on_drain: list[Callable[[], None]] = []
 
@@ -145,12 +146,19 @@ class Server:
         self.grpc.start()
         self.set_serving(True)
 
-    def stop(self, grace: float) -> None:
+    def stop(self, grace: float, readiness: float = 0.0) -> None:
+        """Stops gracefully: NOT_SERVING, still serving for `readiness` seconds so load balancers
+        move away, then ends long-lived streams, finishes in-flight calls within `grace`, and
+        runs the clean-up."""
         if self._stopped.is_set():
             return
         self._stopped.set()
-        log.info("shutting down: NOT_SERVING, draining for up to %.0fs", grace)
         self.set_serving(False)
+        if readiness > 0:
+            log.info("shutting down: NOT_SERVING, still accepting calls for %.0fs while traffic moves away",
+                     readiness)
+            self._hurry.wait(readiness)
+        log.info("draining: in-flight calls have up to %.0fs", grace)
         for fn in self._on_drain + [lambda: self.grpc.stop(grace).wait(grace + 1)] + list(reversed(self._on_stop)):
             try:
                 fn()
@@ -158,19 +166,21 @@ class Server:
                 log.exception("error while shutting down")
         log.info("stopped")
 
-    def run_until_signal(self, grace: float) -> None:
-        """Serve until SIGTERM/SIGINT, then shut down gracefully."""
+    def run_until_signal(self, grace: float, readiness: float = 0.0) -> None:
+        """Serve until SIGTERM/SIGINT, then shut down gracefully (a second signal skips the readiness wait)."""
         done = threading.Event()
 
         def handle(signum, _frame):
             log.info("received %s", signal.Signals(signum).name)
+            if done.is_set():
+                self._hurry.set()
             done.set()
 
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
         while not done.wait(1.0):
             pass
-        self.stop(grace)
+        self.stop(grace, readiness)
 
 
 def create_server(
