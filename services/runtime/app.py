@@ -25,6 +25,8 @@ from .feed import Feed
 from .logs import setup_logging
 from .outbox import Idempotency, Outbox, idempotency_table, outbox_table
 from .periodic import Periodic
+from .retention import INTERVAL_SECONDS as RETENTION_INTERVAL
+from .retention import Retention, marks_table
 from .server import create_server
 
 log = logging.getLogger("smart110.app")
@@ -38,6 +40,7 @@ class RuntimeTables:
     idempotency: Table
     cursors: Table
     inbox: Table
+    marks: Table
 
     @classmethod
     def add_to(cls, metadata: MetaData) -> "RuntimeTables":
@@ -46,11 +49,12 @@ class RuntimeTables:
             idempotency=idempotency_table(metadata),
             cursors=cursor_table(metadata),
             inbox=inbox_table(metadata),
+            marks=marks_table(metadata),
         )
 
     @property
     def names(self) -> list[str]:
-        return [t.name for t in (self.outbox, self.idempotency, self.cursors, self.inbox)]
+        return [t.name for t in (self.outbox, self.idempotency, self.cursors, self.inbox, self.marks)]
 
 
 @dataclass
@@ -135,7 +139,7 @@ def open_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
         tables=spec.tables,
         outbox=Outbox(spec.tables.outbox, spec.name),
         idempotency=Idempotency(spec.tables.idempotency),
-        feed=Feed(engine, spec.tables.outbox, settings.database_url, spec.name),
+        feed=Feed(engine, spec.tables.outbox, settings.database_url, spec.name, marks=spec.tables.marks),
     )
 
 
@@ -162,6 +166,9 @@ def serve(spec: ServiceSpec, settings: Settings) -> None:
     telemetry.setup_tracing(spec.name, settings.traces_exporter, settings.otlp_endpoint)
     rt = open_runtime(spec, settings)
     servicers = spec.build(rt)
+    t = rt.tables
+    rt.every("retention", RETENTION_INTERVAL, Retention(rt.engine, outbox=t.outbox, inbox=t.inbox,
+                                                         idempotency=t.idempotency, marks=t.marks).prune)
     server = create_server(
         port=settings.grpc_port, host=settings.listen_host, services=servicers, max_workers=settings.max_workers
     )

@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 import grpc
 from google.protobuf.message import Message
 from opentelemetry import trace
-from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, func, select
+from sqlalchemy import BigInteger, Column, DateTime, Index, MetaData, String, Table, func, select
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.engine import Engine
 
@@ -48,6 +48,7 @@ def inbox_table(metadata: MetaData) -> Table:
         Column("sequence", BigInteger, nullable=False),
         Column("type", String(120), nullable=False),
         Column("process_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Index("inbox_process_time", "process_time"),  # retention prunes by age
     )
 
 

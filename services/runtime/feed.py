@@ -20,8 +20,9 @@ from smart110.common.v1 import events_pb2
 
 from . import metrics
 from .db import libpq_url
-from .errors import InvalidArgument
+from .errors import InvalidArgument, OutOfRange
 from .outbox import notify_channel
+from .retention import pruned_upto
 
 log = logging.getLogger("smart110.feed")
 
@@ -47,9 +48,10 @@ def row_to_event(row, source: str) -> events_pb2.Event:
 
 
 class Feed:
-    def __init__(self, engine: Engine, table: Table, database_url: str, source: str):
+    def __init__(self, engine: Engine, table: Table, database_url: str, source: str, marks: Table | None = None):
         self.engine = engine
         self.table = table
+        self.marks = marks  # retention_marks: how far the outbox was pruned
         self.source = source
         self._dsn = libpq_url(database_url)
         self._channel = notify_channel(table.schema)
@@ -132,6 +134,18 @@ class Feed:
                 self._latest = sequence
             self._cond.notify_all()
 
+    def _check_retained(self, after: int) -> None:
+        if self.marks is None:
+            return
+        with self.engine.connect() as conn:
+            upto = pruned_upto(conn, self.marks)
+        if after < upto:
+            raise OutOfRange(
+                f"events up to sequence {upto} of the {self.source} feed were pruned by retention; a cursor at "
+                f"{after} has missed some for good: resync from the {self.source} service's list RPCs, then "
+                "move the cursor to the feed's latest sequence",
+                reason="CURSOR_BEHIND_RETENTION", metadata={"pruned_upto": str(upto), "after_sequence": str(after)})
+
     def _read(self, after: int, types: list[str]) -> list:
         query = select(self.table).where(self.table.c.sequence > after).order_by(self.table.c.sequence).limit(BATCH)
         if types:
@@ -148,6 +162,7 @@ class Feed:
         if request.after_sequence < 0:
             raise InvalidArgument([("after_sequence", "must be 0 or more")])
         after = request.after_sequence
+        self._check_retained(after)
         types = list(request.types)
         stream_id = next(self._stream_ids)
         with self._positions_lock:
