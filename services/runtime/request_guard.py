@@ -36,6 +36,12 @@ def _scalar(field: FieldDescriptor, value, path: str, out: list[tuple[str, str]]
             out.append((path, "is out of range"))
 
 
+def _repeated(field: FieldDescriptor) -> bool:
+    # protobuf 6 has `is_repeated`; older releases only `label`.
+    flag = getattr(field, "is_repeated", None)
+    return flag if flag is not None else field.label == FieldDescriptor.LABEL_REPEATED
+
+
 def _walk(message: Message, prefix: str, out: list[tuple[str, str]]) -> None:
     for field, value in message.ListFields():
         path = prefix + field.name
@@ -49,7 +55,7 @@ def _walk(message: Message, prefix: str, out: list[tuple[str, str]]) -> None:
                     _walk(item, item_path + ".", out)
                 else:
                     _scalar(value_field, item, item_path, out)
-        elif field.label == FieldDescriptor.LABEL_REPEATED:
+        elif _repeated(field):
             for i, item in enumerate(value):
                 if field.message_type is not None:
                     _walk(item, f"{path}[{i}].", out)
