@@ -70,7 +70,8 @@ def _walk(message: Message, prefix: str, out: list[tuple[str, str]]) -> None:
 def request_violations(message: Message) -> list[tuple[str, str]]:
     """Every NUL-bearing string, undefined enum number and non-finite or absurd float in `message`."""
     out: list[tuple[str, str]] = []
-    _walk(message, "", out)
+    if isinstance(message, Message):
+        _walk(message, "", out)
     return out
 
 

@@ -21,8 +21,8 @@ from grpc_reflection.v1alpha import reflection
 
 from . import auth, metrics
 from .errors import DomainError, InvalidArgument, Unimplemented, internal_status, to_status
-from .request_guard import check_request, query_key
-from .validation import query_scope
+from .request_guard import check_request, query_key, request_violations
+from .validation import guarded_request, query_scope
 
 log = logging.getLogger("smart110.server")
 
@@ -87,7 +87,8 @@ class ErrorInterceptor(grpc.ServerInterceptor):
             def wrapper(request_or_iterator, context):
                 with _rpc_scope(method, metadata, context) as done:
                     request = _guarded(request_or_iterator, method, streamed)
-                    with _request_query(method, request, streamed):
+                    found = [] if streamed else request_violations(request)
+                    with _request_query(method, request, streamed), guarded_request(found):
                         response = behavior(request, context)
                     done.set()
                     return response
@@ -97,7 +98,10 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         def streaming(behavior, streamed):
             def wrapper(request_or_iterator, context):
                 with _rpc_scope(method, metadata, context) as done:
-                    # No page token scope here: a generator may be resumed in another context.
+                    # A unary request is checked whole before the stream starts. No page token scope
+                    # here: a generator may be resumed in another context.
+                    if not streamed:
+                        _check(request_or_iterator)
                     yield from behavior(_guarded(request_or_iterator, method, streamed), context)
                     done.set()
 
@@ -148,9 +152,12 @@ def _check(message) -> None:
 
 
 def _guarded(request_or_iterator, method: str, streamed: bool):
-    """The request checked by the generic guard; for a request stream, each message as it arrives."""
+    """The request, refused when its bytes did not parse; for a request stream, each message is also
+    checked by the generic guard as it arrives. (A unary request's guard violations are raised with
+    the handler's own, see `guarded_request`.)"""
     if not streamed:
-        _check(request_or_iterator)
+        if isinstance(request_or_iterator, _Undecodable):
+            _check(request_or_iterator)
         return request_or_iterator
 
     def each():

@@ -174,7 +174,7 @@ def violations_of(err: grpc.RpcError) -> list[str]:
     return []
 
 
-def test_the_interceptor_refuses_hostile_input_before_the_handler(channel):
+def test_the_interceptor_answers_hostile_input_with_invalid_argument(channel):
     stub = pb_grpc.IntakeServiceStub(channel)
     with pytest.raises(grpc.RpcError) as err:
         stub.UpdateReport(pb.UpdateReportRequest(report=pb.Report(description="a\x00b", channel=99999)), timeout=5)
@@ -203,3 +203,25 @@ def test_page_tokens_through_the_interceptor_are_bound_to_the_query(channel):
             stub.ListReports(pb.ListReportsRequest(query=query, page_token=token), timeout=5)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert violations_of(err.value) == ["page_token"]
+
+
+def test_the_guard_and_the_handler_name_their_fields_in_one_answer(channel):
+    stub = pb_grpc.IntakeServiceStub(channel)
+    # ListReports (above) checks its page token itself; the guard adds the unknown channel.
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ListReports(pb.ListReportsRequest(channel=77, page_token="garbage"), timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert sorted(violations_of(err.value)) == ["channel", "page_token"]
+    # A handler whose own checks pass is stopped at its first check all the same.
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ListReports(pb.ListReportsRequest(query="a\x00"), timeout=5)
+    assert violations_of(err.value) == ["query"]
+
+
+def test_a_handler_that_checks_nothing_still_answers_invalid_argument(channel):
+    # UpdateReport (above) echoes the report without a check: the guard's answer stands.
+    stub = pb_grpc.IntakeServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.UpdateReport(pb.UpdateReportRequest(report=pb.Report(description="x\x00")), timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations_of(err.value) == ["report.description"]
