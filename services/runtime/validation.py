@@ -75,7 +75,14 @@ def guarded_request(found: list[tuple[str, str]]):
     try:
         yield
     except InvalidArgument as exc:
-        raise InvalidArgument(with_guarded(exc.violations)) from None
+        merged = with_guarded(exc.violations)
+        if len(merged) == len(exc.violations):
+            raise
+        try:  # keep the handler's kind of error (e.g. one that also carries GeoReport errors)
+            again = type(exc)(merged)
+        except TypeError:
+            again = InvalidArgument(merged)
+        raise again from None
     except Exception as exc:  # noqa: BLE001 - hostile input that got past the handler's checks
         if type(exc).__module__.startswith("grpc"):  # context.abort(): already answered
             raise

@@ -225,3 +225,19 @@ def test_a_handler_that_checks_nothing_still_answers_invalid_argument(channel):
         stub.UpdateReport(pb.UpdateReportRequest(report=pb.Report(description="x\x00")), timeout=5)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert violations_of(err.value) == ["report.description"]
+
+
+def test_a_handlers_own_kind_of_invalid_argument_is_kept():
+    from services.runtime.validation import guarded_request
+
+    class Special(InvalidArgument):
+        pass
+
+    with pytest.raises(Special) as err:
+        with guarded_request([("query", "must not contain a NUL character")]):
+            raise Special([("page_token", "is bad")])
+    assert [f for f, _ in err.value.violations] == ["page_token", "query"]
+    with pytest.raises(InvalidArgument) as err:
+        with guarded_request([("query", "must not contain a NUL character")]):
+            raise ValueError("99999 is not a valid Satisfaction")
+    assert [f for f, _ in err.value.violations] == ["query"]
