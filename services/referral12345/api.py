@@ -548,7 +548,8 @@ def parse_georeport_body(body: httpbody_pb2.HttpBody, v: Violations) -> dict:
             data = json.loads(raw or "{}")
             if not isinstance(data, dict):
                 raise ValueError
-        except ValueError:
+        except (ValueError, RecursionError):
+            # RecursionError: a body nested too deeply for the parser.
             v.add("raw_body", "is not a JSON object")
             return {}
         return {k: str(val) for k, val in data.items() if k in GEOREPORT_KEYS and val is not None}
@@ -598,6 +599,9 @@ class Open311Servicer(pb_grpc.Open311ServiceServicer):
 
     def CreateServiceRequest(self, request: pb.CreateServiceRequestRequest, context) -> httpbody_pb2.HttpBody:
         v = Violations()
+        if request.api_key.strip():
+            # A key outside the body is checked before the body is even parsed.
+            self._check_api_key(request.api_key.strip())
         typed = {k: getattr(request, k) for k in GEOREPORT_KEYS if getattr(request, k)}
         if request.HasField("raw_body") and request.raw_body.data:
             v.check(not (set(typed) - {"jurisdiction_id", "api_key"}), "raw_body",

@@ -20,6 +20,9 @@ from .telemetry import current_trace_id
 log = logging.getLogger("smart110.errors")
 
 DOMAIN = "smart110.gov.cn"
+# At most this many field violations go into a BadRequest (and the message), so that the
+# grpc-status-details-bin trailer stays small whatever the input.
+MAX_FIELD_VIOLATIONS = 20
 
 
 class DomainError(Exception):
@@ -44,8 +47,11 @@ class InvalidArgument(DomainError):
     reason = "INVALID_ARGUMENT"
 
     def __init__(self, violations: Iterable[tuple[str, str]], message: str | None = None):
-        self.violations = list(violations)
-        fields = ", ".join(f for f, _ in self.violations)
+        found = list(violations)
+        self.violations = found[:MAX_FIELD_VIOLATIONS]
+        if len(found) > MAX_FIELD_VIOLATIONS:
+            self.violations.append(("", f"and {len(found) - MAX_FIELD_VIOLATIONS} more violations not listed"))
+        fields = ", ".join(f for f, _ in self.violations if f)
         text = message or "; ".join(f"{f}: {d}" for f, d in self.violations)
         super().__init__(text, metadata={"fields": fields})
 

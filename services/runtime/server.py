@@ -15,11 +15,14 @@ from contextlib import contextmanager
 from typing import Callable, Iterable
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from . import auth, metrics
-from .errors import DomainError, Unimplemented, internal_status, to_status
+from .errors import DomainError, InvalidArgument, Unimplemented, internal_status, to_status
+from .request_guard import check_request, query_key, request_violations
+from .validation import guarded_request, query_scope
 
 log = logging.getLogger("smart110.server")
 
@@ -78,38 +81,96 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         method = handler_call_details.method
         metadata = handler_call_details.invocation_metadata
 
-        def unary(behavior):
+        deserialize = _guarded_deserializer(handler.request_deserializer)
+
+        def unary(behavior, streamed):
             def wrapper(request_or_iterator, context):
                 with _rpc_scope(method, metadata, context) as done:
-                    response = behavior(request_or_iterator, context)
+                    request = _guarded(request_or_iterator, method, streamed)
+                    found = [] if streamed else request_violations(request)
+                    with _request_query(method, request, streamed), guarded_request(found):
+                        response = behavior(request, context)
                     done.set()
                     return response
 
             return wrapper
 
-        def streaming(behavior):
+        def streaming(behavior, streamed):
             def wrapper(request_or_iterator, context):
                 with _rpc_scope(method, metadata, context) as done:
-                    yield from behavior(request_or_iterator, context)
+                    # A unary request is checked whole before the stream starts. No page token scope
+                    # here: a generator may be resumed in another context.
+                    if not streamed:
+                        _check(request_or_iterator)
+                    yield from behavior(_guarded(request_or_iterator, method, streamed), context)
                     done.set()
 
             return wrapper
 
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                unary(handler.unary_unary), handler.request_deserializer, handler.response_serializer
+                unary(handler.unary_unary, False), deserialize, handler.response_serializer
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                unary(handler.stream_unary), handler.request_deserializer, handler.response_serializer
+                unary(handler.stream_unary, True), deserialize, handler.response_serializer
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                streaming(handler.unary_stream), handler.request_deserializer, handler.response_serializer
+                streaming(handler.unary_stream, False), deserialize, handler.response_serializer
             )
         return grpc.stream_stream_rpc_method_handler(
-            streaming(handler.stream_stream), handler.request_deserializer, handler.response_serializer
+            streaming(handler.stream_stream, True), deserialize, handler.response_serializer
         )
+
+
+class _Undecodable:
+    """A request whose bytes did not parse (e.g. invalid UTF-8 in a string field)."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+
+def _guarded_deserializer(deserializer):
+    """The handler's deserializer, returning `_Undecodable` instead of failing the call with INTERNAL."""
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes):
+        try:
+            return deserializer(data)
+        except DecodeError as exc:
+            return _Undecodable(exc)
+
+    return deserialize
+
+
+def _check(message) -> None:
+    if isinstance(message, _Undecodable):
+        raise InvalidArgument([("request", "is not a valid protobuf message (strings must be UTF-8)")])
+    check_request(message)
+
+
+def _guarded(request_or_iterator, method: str, streamed: bool):
+    """The request, refused when its bytes did not parse; for a request stream, each message is also
+    checked by the generic guard as it arrives. (A unary request's guard violations are raised with
+    the handler's own, see `guarded_request`.)"""
+    if not streamed:
+        if isinstance(request_or_iterator, _Undecodable):
+            _check(request_or_iterator)
+        return request_or_iterator
+
+    def each():
+        for message in request_or_iterator:
+            _check(message)
+            yield message
+
+    return each()
+
+
+def _request_query(method: str, request, streamed: bool):
+    """Page tokens made and read by this RPC are bound to its query (a unary request's filters)."""
+    return query_scope(method if streamed else query_key(method, request))
 
 
 def _is_abort(exc: Exception) -> bool:

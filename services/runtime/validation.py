@@ -2,12 +2,20 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
+import logging
+import os
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, Callable
 
 from .errors import InvalidArgument
+
+log = logging.getLogger("smart110.validation")
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 MAX_PAGE_SIZE = 500
@@ -38,8 +46,51 @@ class Violations:
         return min(value or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE) if value >= 0 else DEFAULT_PAGE_SIZE
 
     def raise_if_any(self) -> None:
-        if self.items:
-            raise InvalidArgument(self.items)
+        """INVALID_ARGUMENT naming these fields and those the request guard found in this request
+        (so a handler's first check also stops a request the guard refused)."""
+        items = with_guarded(self.items)
+        if items:
+            raise InvalidArgument(items)
+
+
+# What the generic request guard (services.runtime.request_guard) found in the current request; the
+# handler still runs up to its first check, so that one answer names every bad field.
+_guarded: ContextVar[tuple[tuple[str, str], ...]] = ContextVar("smart110_guarded", default=())
+
+
+def with_guarded(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """`items` plus the guard's violations of the current request on fields `items` does not name."""
+    named = {f for f, _ in items}
+    return list(items) + [(f, d) for f, d in _guarded.get() if f not in named]
+
+
+@contextmanager
+def guarded_request(found: list[tuple[str, str]]):
+    """Runs a handler whose request the guard found `found` in: whatever the handler does, the call
+    ends with INVALID_ARGUMENT naming those fields and any the handler named itself."""
+    if not found:
+        yield
+        return
+    reset = _guarded.set(tuple(found))
+    try:
+        yield
+    except InvalidArgument as exc:
+        merged = with_guarded(exc.violations)
+        if len(merged) == len(exc.violations):
+            raise
+        try:  # keep the handler's kind of error (e.g. one that also carries GeoReport errors)
+            again = type(exc)(merged)
+        except TypeError:
+            again = InvalidArgument(merged)
+        raise again from None
+    except Exception as exc:  # noqa: BLE001 - hostile input that got past the handler's checks
+        if type(exc).__module__.startswith("grpc"):  # context.abort(): already answered
+            raise
+        raise InvalidArgument(found) from None
+    else:
+        raise InvalidArgument(found)
+    finally:
+        _guarded.reset(reset)
 
 
 def resource_id(name: str, collection: str, v: Violations, field: str = "name") -> str:
@@ -65,22 +116,111 @@ def name_id(name: str, collection: str, *, request_id: str | None = None) -> str
     v.raise_if_any()
     return found
 
-def encode_page_token(position: dict) -> str:
-    return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode().rstrip("=")
+# -- page tokens -------------------------------------------------------------------
+#
+# A page token is base64url(JSON position) + "." + base64url(HMAC-SHA256 tag). The tag covers the
+# position and the query the token pages (the RPC and its filters, see `query_scope`), with a
+# per-deployment secret (PAGE_TOKEN_SECRET), so a client can neither forge a position nor carry a
+# token over to another query.
+
+_DEV_SECRET = "smart110-dev-page-token-secret"
+_TAG_BYTES = 16
+_query: ContextVar[str] = ContextVar("smart110_page_query", default="")
+_secret_cache: dict[str, bytes] = {}
+_INVALID_TOKEN = "is not a token returned by a previous page of this query"
 
 
-def decode_page_token(token: str, v: Violations, keys: tuple[str, ...], field: str = "page_token") -> dict | None:
-    """The position a page token holds; a violation when it is not one of ours with `keys`."""
+def _secret() -> bytes:
+    """PAGE_TOKEN_SECRET, or a fixed development default (with a warning) so replicas still agree."""
+    raw = os.environ.get("PAGE_TOKEN_SECRET", "")
+    if raw not in _secret_cache:
+        if not raw:
+            log.warning("PAGE_TOKEN_SECRET is not set: page tokens are signed with the development default")
+        _secret_cache[raw] = (raw or _DEV_SECRET).encode()
+    return _secret_cache[raw]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _canonical_query(query) -> str:
+    if query is None:
+        return _query.get()
+    if isinstance(query, str):
+        return query
+    return json.dumps(query, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
+def _tag(payload: str, query: str) -> bytes:
+    return hmac.new(_secret(), payload.encode() + b"\x00" + query.encode(), hashlib.sha256).digest()[:_TAG_BYTES]
+
+
+@contextmanager
+def query_scope(query: str):
+    """Binds the page tokens made and read inside to `query` (the server interceptor passes the RPC and
+    its request without the paging fields)."""
+    reset = _query.set(query)
+    try:
+        yield
+    finally:
+        _query.reset(reset)
+
+
+def encode_page_token(position: dict, query=None) -> str:
+    """A signed token for `position`, bound to `query` (a string or a dict of the filters; by default
+    the query of the current RPC)."""
+    payload = _b64(json.dumps(position, separators=(",", ":")).encode())
+    return payload + "." + _b64(_tag(payload, _canonical_query(query)))
+
+
+def _timestamp(value) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value)
+        return True
+    except ValueError:
+        return False
+
+
+def _non_negative_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+# What each key of a position holds; a key not listed holds a str or an int.
+_KEY_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "t": _timestamp,
+    "offset": _non_negative_int,
+    "o": _non_negative_int,
+    "v": _non_negative_int,
+}
+
+
+def _plain(value) -> bool:
+    return isinstance(value, (str, int)) and not isinstance(value, bool)
+
+
+def decode_page_token(token: str, v: Violations, keys: tuple[str, ...], field: str = "page_token",
+                      query=None) -> dict | None:
+    """The position a page token holds; a violation when it is not one of ours, for this query, with
+    `keys` of the expected types (timestamps that parse, non-negative offsets)."""
     if not token:
         return None
     try:
-        padded = token + "=" * (-len(token) % 4)
-        value = json.loads(base64.urlsafe_b64decode(padded))
-        if not isinstance(value, dict) or any(not isinstance(value.get(k), (str, int)) for k in keys):
+        payload, _, tag = token.partition(".")
+        if not payload or not tag or not hmac.compare_digest(_unb64(tag), _tag(payload, _canonical_query(query))):
+            raise ValueError
+        value = json.loads(_unb64(payload))
+        if not isinstance(value, dict) or any(not _KEY_CHECKS.get(k, _plain)(value.get(k)) for k in keys):
             raise ValueError
         return value
-    except ValueError:
-        v.add(field, "is not a token returned by a previous page")
+    except (ValueError, TypeError, UnicodeError):  # binascii.Error is a ValueError
+        v.add(field, _INVALID_TOKEN)
         return None
 
 
@@ -96,6 +236,6 @@ def time_keyset(token: dict | None, v: Violations, field: str = "page_token") ->
         return None
     try:
         return datetime.fromisoformat(str(token["t"])), str(token["id"])
-    except (KeyError, ValueError):
-        v.add(field, "is not a token returned by a previous page")
+    except (KeyError, ValueError, TypeError):
+        v.add(field, _INVALID_TOKEN)
         return None

@@ -203,3 +203,16 @@ def test_public_reads_show_no_personal_data(suite):
     assert "司马" not in flat and poster not in flat and "sima@" not in flat
     assert mine["description"] == "某市民发现琴台路口路灯不亮"
     assert mine["lat"] == pytest.approx(lat), "an Open311 poster published the place"
+
+
+def test_a_deeply_nested_json_body_is_invalid_argument_not_internal(suite):
+    deep = httpbody_pb2.HttpBody(content_type="application/json", data=b'{"a":' + b"[" * 200_000 + b"]" * 200_000 + b"}")
+    with pytest.raises(grpc.RpcError) as missing:
+        suite.open311.CreateServiceRequest(pb.CreateServiceRequestRequest(raw_body=deep), timeout=10)
+    assert missing.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(missing.value) == ["api_key"]
+    with pytest.raises(grpc.RpcError) as keyed:
+        suite.open311.CreateServiceRequest(pb.CreateServiceRequestRequest(raw_body=deep, api_key=OPEN311_API_KEY),
+                                           timeout=10)
+    assert keyed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "raw_body" in field_violations(keyed.value)

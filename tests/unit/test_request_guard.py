@@ -1,0 +1,243 @@
+"""The generic request guard (NUL bytes, unknown enum numbers, non-finite floats, undecodable bytes),
+the cap on field violations, and page tokens signed and bound to their query."""
+from __future__ import annotations
+
+import base64
+import json
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2, status_pb2
+
+from smart110.alerts.v1 import alerts_service_pb2 as alerts_pb
+from smart110.common.v1 import common_pb2
+from smart110.intake.v1 import intake_service_pb2 as pb
+from smart110.intake.v1 import intake_service_pb2_grpc as pb_grpc
+
+from services.runtime.errors import MAX_FIELD_VIOLATIONS, InvalidArgument, to_status
+from services.runtime.request_guard import check_request, query_key, request_violations
+from services.runtime.server import create_server
+from services.runtime.validation import (
+    Violations, decode_page_token, encode_page_token, query_scope, time_keyset,
+)
+
+SERVICE = "smart110.intake.v1.IntakeService"
+
+
+def fields(message) -> list[str]:
+    return [f for f, _ in request_violations(message)]
+
+
+def test_a_clean_request_passes():
+    report = pb.Report(channel=pb.Report.DESCRIPTOR.fields_by_name["channel"].enum_type.values[1].number,
+                       description="有人打架", location=common_pb2.Location(
+                           point=common_pb2.GeoPoint(longitude=120.1, latitude=30.2), accuracy_m=5))
+    assert fields(pb.UpdateReportRequest(request_id="r-1", report=report)) == []
+    check_request(pb.UpdateReportRequest(request_id="r-1", report=report))
+
+
+def test_a_nul_byte_is_named_by_its_nested_path():
+    request = pb.UpdateReportRequest(request_id="r\x00", report=pb.Report(description="a\x00b"))
+    assert fields(request) == ["request_id", "report.description"]
+    with pytest.raises(InvalidArgument) as err:
+        check_request(request)
+    assert [f for f, _ in err.value.violations] == ["request_id", "report.description"]
+
+
+def test_enum_numbers_the_enum_does_not_define():
+    request = pb.UpdateReportRequest(report=pb.Report(
+        channel=99999, attachments=[common_pb2.Attachment(kind=1), common_pb2.Attachment(kind=-5)],
+        location=common_pb2.Location(source=77)))
+    assert fields(request) == ["report.channel", "report.location.source", "report.attachments[1].kind"]
+    assert fields(pb.ListReportsRequest(channel=-5)) == ["channel"]
+
+
+def test_non_finite_and_absurd_floats():
+    point = common_pb2.GeoPoint(longitude=float("nan"), latitude=float("inf"))
+    request = pb.UpdateReportRequest(report=pb.Report(location=common_pb2.Location(point=point, accuracy_m=1e308)))
+    assert fields(request) == ["report.location.point.longitude", "report.location.point.latitude",
+                               "report.location.accuracy_m"]
+    assert fields(common_pb2.GeoPoint(longitude=-float("inf"), latitude=1e300)) == ["longitude"]
+
+
+def test_repeated_strings_and_maps():
+    rule = alerts_pb.Rule(areas=["S01", "S\x00"], parameters={"ok": "1", "bad": "x\x00", "k\x00": "v"})
+    assert sorted(fields(rule)) == sorted(["areas[1]", "parameters['bad']", "parameters['k\\x00']"])
+
+
+def test_field_violations_are_capped():
+    many = [(f"f{i}", "is bad") for i in range(MAX_FIELD_VIOLATIONS + 15)]
+    err = InvalidArgument(many)
+    assert len(err.violations) == MAX_FIELD_VIOLATIONS + 1
+    assert "15 more" in err.violations[-1][1]
+    md = dict(to_status(err).trailing_metadata)
+    bad = error_details_pb2.BadRequest()
+    assert status_pb2.Status.FromString(md["grpc-status-details-bin"]).details[1].Unpack(bad)
+    assert len(bad.field_violations) == MAX_FIELD_VIOLATIONS + 1
+    assert [v.field for v in bad.field_violations[:2]] == ["f0", "f1"]
+
+
+# -- page tokens ------------------------------------------------------------------
+
+
+def forged(position: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
+
+
+def rejected(token: str, keys=("t", "id"), **kw) -> bool:
+    v = Violations()
+    found = decode_page_token(token, v, keys, **kw)
+    return found is None and [f for f, _ in v.items] == ["page_token"]
+
+
+def test_unsigned_and_tampered_tokens_are_refused():
+    assert rejected(forged({"t": "not-a-time", "id": 1}))
+    assert rejected(forged({"offset": "x"}), ("offset",))
+    assert rejected(forged({"offset": -5}), ("offset",))
+    token = encode_page_token({"t": "2026-01-01T00:00:00+00:00", "id": "a"})
+    assert decode_page_token(token, Violations(), ("t", "id")) == {"t": "2026-01-01T00:00:00+00:00", "id": "a"}
+    payload, _, tag = token.partition(".")
+    other = base64.urlsafe_b64encode(b'{"t":"2026-01-01T00:00:00+00:00","id":"b"}').decode().rstrip("=")
+    assert rejected(other + "." + tag)
+    assert rejected(payload)
+    assert rejected(payload + "." + tag[:-2])
+    assert rejected("%%%.%%%")
+
+
+def test_signed_tokens_must_still_hold_the_expected_types():
+    # Even a token we signed is checked: a timestamp that parses, a non-negative offset.
+    assert rejected(encode_page_token({"t": "yesterday", "id": "a"}))
+    assert rejected(encode_page_token({"t": "2026-01-01T00:00:00", "id": [1]}))
+    assert rejected(encode_page_token({"offset": -5}), ("offset",))
+    assert rejected(encode_page_token({"offset": True}), ("offset",))
+    assert decode_page_token(encode_page_token({"offset": 50}), Violations(), ("offset",)) == {"offset": 50}
+    v = Violations()
+    assert time_keyset({"t": None, "id": 1}, v) is None and v.items[0][0] == "page_token"
+
+
+def test_a_token_from_another_query_is_refused():
+    token = encode_page_token({"id": "x"}, query={"station": "S01"})
+    assert decode_page_token(token, Violations(), ("id",), query={"station": "S01"}) == {"id": "x"}
+    assert rejected(token, ("id",), query={"station": "S02"})
+    with query_scope("ListUnits\x00a"):
+        scoped = encode_page_token({"id": "x"})
+        assert decode_page_token(scoped, Violations(), ("id",)) == {"id": "x"}
+    with query_scope("ListUnits\x00b"):
+        assert rejected(scoped, ("id",))
+
+
+def test_a_token_signed_with_another_secret_is_refused(monkeypatch):
+    token = encode_page_token({"id": "x"})
+    monkeypatch.setenv("PAGE_TOKEN_SECRET", "another-deployment")
+    assert rejected(token, ("id",))
+    assert decode_page_token(encode_page_token({"id": "x"}), Violations(), ("id",)) == {"id": "x"}
+
+
+def test_the_query_key_ignores_only_the_paging_fields():
+    a = query_key("/m", pb.ListReportsRequest(query="x", page_size=3, page_token="t1"))
+    assert a == query_key("/m", pb.ListReportsRequest(query="x", page_size=9))
+    assert a != query_key("/m", pb.ListReportsRequest(query="y", page_size=3))
+    assert a != query_key("/other", pb.ListReportsRequest(query="x"))
+
+
+# -- through the server interceptor -----------------------------------------------
+
+
+class Intake(pb_grpc.IntakeServiceServicer):
+    def UpdateReport(self, request, context):
+        return request.report
+
+    def ListReports(self, request, context):
+        v = Violations()
+        token = decode_page_token(request.page_token, v, ("offset",))
+        v.raise_if_any()
+        start = token["offset"] if token else 0
+        return pb.ListReportsResponse(next_page_token=encode_page_token({"offset": start + 1}))
+
+
+@pytest.fixture(scope="module")
+def channel():
+    server = create_server(port=0, host="127.0.0.1",
+                           services=[(pb_grpc.add_IntakeServiceServicer_to_server, Intake(), SERVICE)])
+    server.start()
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+        yield ch
+    server.stop(0)
+
+
+def violations_of(err: grpc.RpcError) -> list[str]:
+    md = dict(err.trailing_metadata())
+    bad = error_details_pb2.BadRequest()
+    for detail in status_pb2.Status.FromString(md["grpc-status-details-bin"]).details:
+        if detail.Unpack(bad):
+            return [v.field for v in bad.field_violations]
+    return []
+
+
+def test_the_interceptor_answers_hostile_input_with_invalid_argument(channel):
+    stub = pb_grpc.IntakeServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.UpdateReport(pb.UpdateReportRequest(report=pb.Report(description="a\x00b", channel=99999)), timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations_of(err.value) == ["report.channel", "report.description"]
+
+
+def test_undecodable_bytes_are_invalid_argument_not_internal(channel):
+    raw = channel.unary_unary(f"/{SERVICE}/UpdateReport")
+    # Field 1 (request_id), length 2, bytes that are not UTF-8.
+    with pytest.raises(grpc.RpcError) as err:
+        raw(b"\x0a\x02\xff\xfe", timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations_of(err.value) == ["request"]
+
+
+def test_page_tokens_through_the_interceptor_are_bound_to_the_query(channel):
+    stub = pb_grpc.IntakeServiceStub(channel)
+    first = stub.ListReports(pb.ListReportsRequest(query="x", page_size=1), timeout=5)
+    second = stub.ListReports(pb.ListReportsRequest(query="x", page_size=2, page_token=first.next_page_token),
+                              timeout=5)
+    assert second.next_page_token and second.next_page_token != first.next_page_token
+    for token in (first.next_page_token, forged({"offset": -5}), forged({"offset": "x"})):
+        query = "y" if token == first.next_page_token else "x"
+        with pytest.raises(grpc.RpcError) as err:
+            stub.ListReports(pb.ListReportsRequest(query=query, page_token=token), timeout=5)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert violations_of(err.value) == ["page_token"]
+
+
+def test_the_guard_and_the_handler_name_their_fields_in_one_answer(channel):
+    stub = pb_grpc.IntakeServiceStub(channel)
+    # ListReports (above) checks its page token itself; the guard adds the unknown channel.
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ListReports(pb.ListReportsRequest(channel=77, page_token="garbage"), timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert sorted(violations_of(err.value)) == ["channel", "page_token"]
+    # A handler whose own checks pass is stopped at its first check all the same.
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ListReports(pb.ListReportsRequest(query="a\x00"), timeout=5)
+    assert violations_of(err.value) == ["query"]
+
+
+def test_a_handler_that_checks_nothing_still_answers_invalid_argument(channel):
+    # UpdateReport (above) echoes the report without a check: the guard's answer stands.
+    stub = pb_grpc.IntakeServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.UpdateReport(pb.UpdateReportRequest(report=pb.Report(description="x\x00")), timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations_of(err.value) == ["report.description"]
+
+
+def test_a_handlers_own_kind_of_invalid_argument_is_kept():
+    from services.runtime.validation import guarded_request
+
+    class Special(InvalidArgument):
+        pass
+
+    with pytest.raises(Special) as err:
+        with guarded_request([("query", "must not contain a NUL character")]):
+            raise Special([("page_token", "is bad")])
+    assert [f for f, _ in err.value.violations] == ["page_token", "query"]
+    with pytest.raises(InvalidArgument) as err:
+        with guarded_request([("query", "must not contain a NUL character")]):
+            raise ValueError("99999 is not a valid Satisfaction")
+    assert [f for f, _ in err.value.violations] == ["query"]
