@@ -21,8 +21,8 @@ from grpc_reflection.v1alpha import reflection
 
 from . import auth, metrics
 from .errors import DomainError, InvalidArgument, Unimplemented, internal_status, to_status
-from .request_guard import check_request, query_key, request_violations
-from .validation import guarded_request, query_scope
+from .request_guard import check_request, query_key
+from .validation import query_scope
 
 log = logging.getLogger("smart110.server")
 
@@ -87,8 +87,10 @@ class ErrorInterceptor(grpc.ServerInterceptor):
             def wrapper(request_or_iterator, context):
                 with _rpc_scope(method, metadata, context) as done:
                     request = _guarded(request_or_iterator, method, streamed)
-                    found = [] if streamed else request_violations(request)
-                    with _request_query(method, request, streamed), guarded_request(found):
+                    # Refused before the handler runs: nothing is written for a request the guard refuses.
+                    if not streamed:
+                        _check(request)
+                    with _request_query(method, request, streamed):
                         response = behavior(request, context)
                     done.set()
                     return response
@@ -153,8 +155,7 @@ def _check(message) -> None:
 
 def _guarded(request_or_iterator, method: str, streamed: bool):
     """The request, refused when its bytes did not parse; for a request stream, each message is also
-    checked by the generic guard as it arrives. (A unary request's guard violations are raised with
-    the handler's own, see `guarded_request`.)"""
+    checked by the generic guard as it arrives."""
     if not streamed:
         if isinstance(request_or_iterator, _Undecodable):
             _check(request_or_iterator)

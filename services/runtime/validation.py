@@ -46,51 +46,8 @@ class Violations:
         return min(value or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE) if value >= 0 else DEFAULT_PAGE_SIZE
 
     def raise_if_any(self) -> None:
-        """INVALID_ARGUMENT naming these fields and those the request guard found in this request
-        (so a handler's first check also stops a request the guard refused)."""
-        items = with_guarded(self.items)
-        if items:
-            raise InvalidArgument(items)
-
-
-# What the generic request guard (services.runtime.request_guard) found in the current request; the
-# handler still runs up to its first check, so that one answer names every bad field.
-_guarded: ContextVar[tuple[tuple[str, str], ...]] = ContextVar("smart110_guarded", default=())
-
-
-def with_guarded(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """`items` plus the guard's violations of the current request on fields `items` does not name."""
-    named = {f for f, _ in items}
-    return list(items) + [(f, d) for f, d in _guarded.get() if f not in named]
-
-
-@contextmanager
-def guarded_request(found: list[tuple[str, str]]):
-    """Runs a handler whose request the guard found `found` in: whatever the handler does, the call
-    ends with INVALID_ARGUMENT naming those fields and any the handler named itself."""
-    if not found:
-        yield
-        return
-    reset = _guarded.set(tuple(found))
-    try:
-        yield
-    except InvalidArgument as exc:
-        merged = with_guarded(exc.violations)
-        if len(merged) == len(exc.violations):
-            raise
-        try:  # keep the handler's kind of error (e.g. one that also carries GeoReport errors)
-            again = type(exc)(merged)
-        except TypeError:
-            again = InvalidArgument(merged)
-        raise again from None
-    except Exception as exc:  # noqa: BLE001 - hostile input that got past the handler's checks
-        if type(exc).__module__.startswith("grpc"):  # context.abort(): already answered
-            raise
-        raise InvalidArgument(found) from None
-    else:
-        raise InvalidArgument(found)
-    finally:
-        _guarded.reset(reset)
+        if self.items:
+            raise InvalidArgument(self.items)
 
 
 def resource_id(name: str, collection: str, v: Violations, field: str = "name") -> str:

@@ -173,12 +173,15 @@ def test_silent_alarm_is_flagged_text_only_and_urgent(stub):
 
 def test_bad_input_is_refused_naming_every_field(stub):
     with pytest.raises(grpc.RpcError) as err:
-        submit(stub, pb.Report(channel=99, caller=pb.Caller(phone_number="12345"), description="",
+        submit(stub, pb.Report(channel=pb.CHANNEL_UNSPECIFIED, caller=pb.Caller(phone_number="12345"), description="",
                                location=common_pb2.Location(point=common_pb2.GeoPoint(longitude=200, latitude=30),
                                                             accuracy_m=-5), language="chinese"))
     assert bad_fields(err.value) == {
         "report.channel", "report.caller.phone_number", "report.location.point.longitude",
         "report.location.accuracy_m", "report.description", "report.language"}
+    with pytest.raises(grpc.RpcError) as err:
+        submit(stub, fight(channel=99))
+    assert bad_fields(err.value) == {"report.channel"}
     with pytest.raises(grpc.RpcError) as err:
         submit(stub, fight(caller=pb.Caller(phone_number="110"), description="打" * 2001, address_code="123",
                            attachments=[common_pb2.Attachment(kind=common_pb2.ATTACHMENT_KIND_DOCUMENT,
@@ -410,11 +413,15 @@ def test_list_filters_pagination_masking_and_text_search(stub):
 
 def test_list_refuses_bad_filters(stub):
     with pytest.raises(grpc.RpcError) as err:
-        stub.ListReports(pb.ListReportsRequest(priority=7, incident_type="NOPE", page_token="garbage", channel=77,
+        stub.ListReports(pb.ListReportsRequest(priority=7, incident_type="NOPE", page_token="garbage",
                                                receive_time_start=ts(datetime(2026, 2, 1, tzinfo=timezone.utc)),
                                                receive_time_end=ts(datetime(2026, 1, 1, tzinfo=timezone.utc))),
                          metadata=CALL_TAKER, timeout=5)
-    assert bad_fields(err.value) == {"priority", "incident_type", "page_token", "channel", "receive_time_end"}
+    assert bad_fields(err.value) == {"priority", "incident_type", "page_token", "receive_time_end"}
+    # A channel number the contract does not define is refused before the handler runs.
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ListReports(pb.ListReportsRequest(channel=77), metadata=CALL_TAKER, timeout=5)
+    assert bad_fields(err.value) == {"channel"}
 
 
 def test_reported_event_carries_the_classification(stub):
