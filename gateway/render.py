@@ -463,6 +463,29 @@ def _http_filters(
     ]
 
 
+
+# The access log: JSON, one object a line.  The path is logged WITHOUT its
+# query string (Envoy's default format logs the full path, and queries carry
+# phone numbers, names and tokens); no header that can carry a credential.
+ACCESS_LOG_FORMAT: dict[str, str] = {
+    "start_time": "%START_TIME%",
+    "method": "%REQ(:METHOD)%",
+    "path": "%REQ_WITHOUT_QUERY(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+    "protocol": "%PROTOCOL%",
+    "response_code": "%RESPONSE_CODE%",
+    "grpc_status": "%GRPC_STATUS(NUMBER)%",
+    "response_flags": "%RESPONSE_FLAGS%",
+    "bytes_received": "%BYTES_RECEIVED%",
+    "bytes_sent": "%BYTES_SENT%",
+    "duration_ms": "%DURATION%",
+    "upstream_service_time": "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%",
+    "upstream_cluster": "%UPSTREAM_CLUSTER%",
+    "upstream_host": "%UPSTREAM_HOST%",
+    "request_id": "%REQ(X-REQUEST-ID)%",
+    "trace_id": "%TRACE_ID%",
+    "user_agent": "%REQ(USER-AGENT)%",
+}
+
 def render(
     descriptor_path: str,
     upstreams: dict[str, tuple[str, int]],
@@ -532,7 +555,20 @@ def render(
             {
                 "name": "envoy.access_loggers.stdout",
                 "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
+                    "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+                    "log_format": {
+                        "json_format": ACCESS_LOG_FORMAT,
+                        # The extension that provides %REQ_WITHOUT_QUERY(...)%.
+                        "formatters": [
+                            {
+                                "name": "envoy.formatter.req_without_query",
+                                "typed_config": {
+                                    "@type": "type.googleapis.com/"
+                                    "envoy.extensions.formatter.req_without_query.v3.ReqWithoutQuery"
+                                },
+                            }
+                        ],
+                    },
                 },
             }
         ],
@@ -580,6 +616,12 @@ def render(
                 {
                     "name": "ingress",
                     "address": _socket_address("0.0.0.0", listen_port),
+                    # Drained on shutdown too, not only on listener updates: the
+                    # pod's preStop calls /drain_listeners?graceful and Envoy runs
+                    # with --drain-time-s / --drain-strategy gradual (see
+                    # k8s/base/gateway/deployment.yaml), so open connections are
+                    # told to go away before the process stops.
+                    "drain_type": "DEFAULT",
                     "filter_chains": [
                         {
                             "filters": [

@@ -36,6 +36,8 @@ def make_engine(url: str, *, pool_size: int = 10, application_name: str = "smart
         pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={"application_name": application_name},
+        # Statement parameters carry personal data; never in exceptions or logs.
+        hide_parameters=True,
     )
 
 
@@ -71,7 +73,7 @@ def ensure_service_database(admin_url: str, service: str, password: str, *, rese
     if not _IDENT.match(service):
         raise ValueError(f"bad service name {service!r}")
     role = f"{service}_svc"
-    engine = create_engine(sqlalchemy_url(admin_url), isolation_level="AUTOCOMMIT")
+    engine = create_engine(sqlalchemy_url(admin_url), isolation_level="AUTOCOMMIT", hide_parameters=True)
     try:
         with engine.connect() as conn:
             # Serialise concurrent set-ups (several migration jobs at once).

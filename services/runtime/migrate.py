@@ -66,7 +66,7 @@ def run_env() -> None:
 
     cfg = context.config
     schema = cfg.attributes["schema"]
-    engine = create_engine(cfg.get_main_option("sqlalchemy.url"))
+    engine = create_engine(cfg.get_main_option("sqlalchemy.url"), hide_parameters=True)
     with engine.connect() as connection:
         connection.execute(text(f"SET search_path TO {schema}"))
         connection.commit()

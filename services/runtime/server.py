@@ -33,6 +33,19 @@ def _status_for(exc: Exception, method: str) -> grpc.Status:
     if isinstance(exc, NotImplementedError):
         # The generated base class: an RPC of the contract not built yet.
         return to_status(Unimplemented(f"{method} is not implemented yet"))
+    from .errors import describe_fault, transient_reason, transient_status
+
+    reason = transient_reason(exc)
+    if reason is not None:
+        # An outage, not a bug: a warning without the stack or the statement's parameters.
+        log.warning(
+            "transient fault in %s: %s (%s)",
+            method,
+            reason,
+            describe_fault(exc),
+            extra={"rpc": method, "reason": reason},
+        )
+        return transient_status(reason)
     log.exception("unexpected error in %s", method, extra={"rpc": method})
     return internal_status()
 

@@ -392,3 +392,33 @@ def test_envoy_accepts_open311_config(open311_config, tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _access_log_formats(config):
+    """Every (listener, format dict or text) of the stdout access loggers in the config."""
+    for listener in config["static_resources"]["listeners"]:
+        for chain in listener["filter_chains"]:
+            for flt in chain["filters"]:
+                for logger in flt["typed_config"].get("access_log", []):
+                    fmt = logger["typed_config"].get("log_format")
+                    yield listener["name"], fmt
+
+
+def test_access_log_never_logs_the_query_string(config):
+    formats = list(_access_log_formats(config))
+    # An access logger without log_format uses Envoy's default, which logs the full path.
+    assert formats and all(fmt is not None for _, fmt in formats)
+    for _, fmt in formats:
+        fields = fmt.get("json_format") or {"text": fmt.get("text_format_source", {}).get("inline_string", "")}
+        for key, value in fields.items():
+            for full in ("%REQ(:PATH)%", "%REQ(PATH)%", "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+                         "%REQ(X-ENVOY-ORIGINAL-PATH)%", "%PATH%", "%REQ(:path)%"):
+                assert full.lower() not in value.lower(), f"{key} logs the full path with query: {value}"
+            if "PATH" in value.upper() and "%REQ" in value.upper():
+                assert "REQ_WITHOUT_QUERY" in value.upper() or "WQ" in value.upper(), key
+    assert any("REQ_WITHOUT_QUERY" in v for _, fmt in formats for v in fmt["json_format"].values())
+
+
+def test_listener_drains_on_shutdown(config):
+    (listener,) = config["static_resources"]["listeners"]
+    assert listener.get("drain_type", "DEFAULT") == "DEFAULT"
