@@ -257,6 +257,7 @@ class Stack:
         log = open(self.logs / "envoy.log", "a")
         self._procs["gateway"] = subprocess.Popen(
             [str(envoy), "-c", str(path), "--log-level", "warn", "--base-id", str(self.ports.admin),
+             "--drain-time-s", "5", "--drain-strategy", "gradual",
              "--concurrency", "2"],
             stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
         log.close()
@@ -296,8 +297,19 @@ class Stack:
         say(f"ready in {time.monotonic() - t0:.1f}s")
         return self
 
+    def drain_gateway(self, seconds: float = 2.0) -> None:
+        """Asks Envoy to drain its listeners gracefully (clients get GOAWAY, not a reset), then waits."""
+        import httpx
+
+        try:
+            httpx.post(f"http://127.0.0.1:{self.ports.admin}/drain_listeners?graceful", timeout=2)
+        except httpx.HTTPError:
+            return
+        time.sleep(seconds)
+
     def stop(self) -> None:
         if "gateway" in self._procs:
+            self.drain_gateway()
             self.stop_service("gateway")
         # All services drain at once (each stays ready for its readiness grace first).
         for svc in SERVICES:

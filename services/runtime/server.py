@@ -20,7 +20,16 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from . import auth, metrics
-from .errors import DomainError, InvalidArgument, Unimplemented, internal_status, to_status
+from .errors import (
+    DomainError,
+    InvalidArgument,
+    Unimplemented,
+    describe_fault,
+    internal_status,
+    to_status,
+    transient_reason,
+    transient_status,
+)
 from .request_guard import check_request, query_key
 from .validation import query_scope
 
@@ -33,8 +42,6 @@ def _status_for(exc: Exception, method: str) -> grpc.Status:
     if isinstance(exc, NotImplementedError):
         # The generated base class: an RPC of the contract not built yet.
         return to_status(Unimplemented(f"{method} is not implemented yet"))
-    from .errors import describe_fault, transient_reason, transient_status
-
     reason = transient_reason(exc)
     if reason is not None:
         # An outage, not a bug: a warning without the stack or the statement's parameters.
