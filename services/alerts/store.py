@@ -186,4 +186,4 @@ obligations = Table(
 )
 
 TABLES = ["rules", "rule_versions", "alerts", "alert_notifications", "alert_timeline", "silences", "signals",
-          "incidents", "hourly_counts", "obligations"] + runtime_tables.names
+          "incidents", "hourly_counts", "obligations"] + runtime_tables.baseline_names

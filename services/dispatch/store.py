@@ -119,7 +119,7 @@ assignments = Table(
     Index("assignments_open_offers", "offer_expire_time", postgresql_where=text("state = 'OFFERED'")),
 )
 
-TABLES = ["units", "unit_timeline", "shifts", "grids", "cases", "case_timeline", "assignments"] + runtime_tables.names
+TABLES = ["units", "unit_timeline", "shifts", "grids", "cases", "case_timeline", "assignments"] + runtime_tables.baseline_names
 
 
 def on_duty_at(at: datetime):

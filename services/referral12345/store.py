@@ -134,7 +134,7 @@ unreasonable = Table(
 )
 
 TABLES = (["departments", "work_orders", "work_order_assignments", "work_order_timeline", "work_order_reviews",
-           "unreasonable_requests"] + runtime_tables.names)
+           "unreasonable_requests"] + runtime_tables.baseline_names)
 
 
 def _to_department(r) -> Department:

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from . import db, metrics, migrate, telemetry
 from .config import Settings, env_str, service_address
-from .consumer import FeedConsumer, Subscription, cursor_table, inbox_table
+from .consumer import FeedConsumer, Subscription, cursor_table, dead_letter_table, inbox_table
 from .feed import Feed
 from .logs import setup_logging
 from .outbox import Idempotency, Outbox, idempotency_table, outbox_table
@@ -38,6 +38,7 @@ class RuntimeTables:
     idempotency: Table
     cursors: Table
     inbox: Table
+    dead_letters: Table
 
     @classmethod
     def add_to(cls, metadata: MetaData) -> "RuntimeTables":
@@ -46,10 +47,16 @@ class RuntimeTables:
             idempotency=idempotency_table(metadata),
             cursors=cursor_table(metadata),
             inbox=inbox_table(metadata),
+            dead_letters=dead_letter_table(metadata),
         )
 
     @property
     def names(self) -> list[str]:
+        return self.baseline_names + [self.dead_letters.name]
+
+    @property
+    def baseline_names(self) -> list[str]:
+        """The tables each service's first migration (0001) creates; later ones come with their own revisions."""
         return [t.name for t in (self.outbox, self.idempotency, self.cursors, self.inbox)]
 
 
@@ -84,6 +91,7 @@ class Runtime:
             cursors=self.tables.cursors,
             inbox=self.tables.inbox,
             subscriptions=subscriptions,
+            dead_letters=self.tables.dead_letters,
         )
         self.consumers.append(consumer)
         return consumer

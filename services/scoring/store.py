@@ -189,7 +189,7 @@ warning_timeline = Timeline(timeline_table(metadata, "warning_timeline", "warnin
                             "warning_id")
 
 TABLES = ["rule_sets", "facts", "fact_officers", "ledger_entries", "cases", "case_officers", "grid_targets",
-          "report_back_obligations", "reviews", "warnings", "warning_timeline"] + runtime_tables.names
+          "report_back_obligations", "reviews", "warnings", "warning_timeline"] + runtime_tables.baseline_names
 
 APPEND_ONLY_SQL = [
     """CREATE FUNCTION ledger_entries_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
