@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from . import db, metrics, migrate, telemetry
 from .config import Settings, env_str, service_address
-from .consumer import FeedConsumer, Subscription, cursor_table, inbox_table
+from .consumer import FeedConsumer, Subscription, cursor_table, dead_letter_table, inbox_table
 from .feed import Feed
 from .logs import setup_logging
 from .outbox import Idempotency, Outbox, idempotency_table, outbox_table
@@ -41,6 +41,7 @@ class RuntimeTables:
     cursors: Table
     inbox: Table
     marks: Table
+    dead_letters: Table
 
     @classmethod
     def add_to(cls, metadata: MetaData) -> "RuntimeTables":
@@ -50,11 +51,13 @@ class RuntimeTables:
             cursors=cursor_table(metadata),
             inbox=inbox_table(metadata),
             marks=marks_table(metadata),
+            dead_letters=dead_letter_table(metadata),
         )
 
     @property
     def names(self) -> list[str]:
-        return [t.name for t in (self.outbox, self.idempotency, self.cursors, self.inbox, self.marks)]
+        return [t.name for t in (self.outbox, self.idempotency, self.cursors, self.inbox, self.marks,
+                                 self.dead_letters)]
 
 
 @dataclass
@@ -88,6 +91,7 @@ class Runtime:
             cursors=self.tables.cursors,
             inbox=self.tables.inbox,
             subscriptions=subscriptions,
+            dead_letters=self.tables.dead_letters,
         )
         self.consumers.append(consumer)
         return consumer

@@ -4,6 +4,13 @@ A consumer reads another service's feed from its own cursor. Each event is
 applied in one transaction in the consumer's own schema together with an
 inbox row for its event id and the cursor move, so a redelivered event is
 skipped and a consumer that was down resumes where it stopped.
+
+An event whose handler keeps failing (a poison event) is retried a bounded
+number of times, then parked in the consumer's `dead_letters` table in one
+transaction with its inbox row and the cursor move, so the feed goes on.
+Later events of the same source and subject are parked behind it, never
+applied out of order. Operators list, replay or discard parked events with
+`list_parked`, `replay_parked` and `discard_parked`.
 """
 from __future__ import annotations
 
@@ -16,13 +23,17 @@ from typing import Callable, Iterable
 import grpc
 from google.protobuf.message import Message
 from opentelemetry import trace
-from sqlalchemy import BigInteger, Column, DateTime, Index, MetaData, String, Table, func, select
+from sqlalchemy import (
+    BigInteger, Column, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, Text, func, select, update,
+)
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.engine import Engine
 
 from smart110.common.v1 import events_pb2
 
 from . import metrics
+from .errors import FailedPrecondition, NotFound
 from .telemetry import context_from
 
 log = logging.getLogger("smart110.consumer")
@@ -52,6 +63,43 @@ def inbox_table(metadata: MetaData) -> Table:
     )
 
 
+PARKED, REPLAYED, DISCARDED = "parked", "replayed", "discarded"
+ERROR_TEXT_MAX = 2000
+
+
+def dead_letter_table(metadata: MetaData) -> Table:
+    """Parked events: the whole serialized Event (to replay it), why, and how it was resolved."""
+    return Table(
+        "dead_letters",
+        metadata,
+        Column("event_id", UUID(as_uuid=True), primary_key=True),
+        Column("source", String(60), nullable=False),
+        Column("sequence", BigInteger, nullable=False),
+        Column("type", String(120), nullable=False),
+        Column("subject", String(200), nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        Column("error", Text, nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("status", String(20), nullable=False, server_default=PARKED),
+        Column("park_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("resolve_time", DateTime(timezone=True), nullable=True),
+        Column("resolve_reason", Text, nullable=True),
+        Column("resolved_by", String(120), nullable=True),
+        Index("dead_letters_source_subject_idx", "source", "subject", "status", "sequence"),
+    )
+
+
+def error_text(exc: BaseException) -> str:
+    """Exception class and message, without the stack, truncated."""
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= ERROR_TEXT_MAX else text[: ERROR_TEXT_MAX - 3] + "..."
+
+
+# Errors that say the database is unreachable, not that the event is poison:
+# the consumer backs off and retries the stream instead of parking.
+_TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError)
+
+
 # handler(conn, event, payload) runs inside the consumer's transaction.
 Handler = Callable[[object, events_pb2.Event, Message], None]
 
@@ -74,13 +122,24 @@ class FeedConsumer:
         cursors: Table,
         inbox: Table,
         subscriptions: dict[str, Subscription],
+        dead_letters: Table | None = None,
+        max_attempts: int = 5,
+        retry_backoff: float = 0.2,
     ):
+        """`dead_letters` None: a failing event is retried forever (nothing is parked).
+
+        Otherwise an event is tried `max_attempts` times, waiting `retry_backoff`
+        seconds (doubling, at most 5 s) between tries, then parked.
+        """
         self.source = source
         self.open_stream = open_stream
         self.engine = engine
         self.cursors = cursors
         self.inbox = inbox
         self.subscriptions = subscriptions
+        self.dead_letters = dead_letters
+        self.max_attempts = max(1, max_attempts)
+        self.retry_backoff = retry_backoff
         self._stop = threading.Event()
         self._call = None
         self._last_sequence = 0  # the cursor as last read or moved by this process
@@ -95,7 +154,15 @@ class FeedConsumer:
         self._stop.set()
         call = self._call
         if call is not None:
-            call.cancel()
+            try:
+                if callable(getattr(call, "cancel", None)):
+                    call.cancel()  # a grpc call
+                elif callable(getattr(call, "close", None)):
+                    call.close()  # a generator (e.g. an instrumented stream)
+            except ValueError:
+                pass  # a generator running in the consumer's thread: it stops after its next event
+            except Exception:  # noqa: BLE001 - stopping must go on
+                log.warning("could not cancel the %s stream", self.source, exc_info=True)
         if self._thread:
             self._thread.join(timeout=5)
 
@@ -118,7 +185,9 @@ class FeedConsumer:
                 )
                 log.info("consuming %s feed after sequence %d", self.source, after)
                 for event in self._call:
-                    self.apply(event)
+                    if self._stop.is_set():
+                        return
+                    self.handle(event)
                     backoff = 0.2
             except grpc.RpcError as exc:
                 if self._stop.is_set():
@@ -133,8 +202,68 @@ class FeedConsumer:
             backoff = min(backoff * 2, 5.0)
 
     # -- one event -----------------------------------------------------------
+    def handle(self, event: events_pb2.Event) -> bool:
+        """Applies one event, retrying a failing one and parking it after `max_attempts`.
+
+        Returns True when the event was applied now.
+        """
+        if self.dead_letters is None:
+            return self.apply(event)
+        delay = self.retry_backoff
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return self.apply(event)
+            except _TRANSIENT:
+                raise  # the database, not the event: the run loop backs off
+            except Exception as exc:  # noqa: BLE001 - a failing handler
+                if self._stop.is_set():
+                    raise
+                if attempt >= self.max_attempts:
+                    log.exception("parking event %s (%s, sequence %d) from %s after %d attempts",
+                                  event.event_id, event.type, event.sequence, self.source, attempt)
+                    self.park(event, error_text(exc), attempt)
+                    return False
+                log.warning("event %s from %s failed (attempt %d of %d): %s; retrying in %.2fs",
+                            event.event_id, self.source, attempt, self.max_attempts, error_text(exc), delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+        return False
+
+    def park(self, event: events_pb2.Event, error: str, attempts: int) -> None:
+        """Parks an event: dead-letter row, inbox row and cursor move in one transaction."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(self.inbox)
+                .values(event_id=event.event_id, source=self.source, sequence=event.sequence, type=event.type)
+                .on_conflict_do_nothing()
+            )
+            self._insert_dead_letter(conn, event, error, attempts)
+            self._move_cursor(conn, event)
+        self._record(event, PARKED)
+
+    def _insert_dead_letter(self, conn, event: events_pb2.Event, error: str, attempts: int) -> None:
+        conn.execute(
+            insert(self.dead_letters)
+            .values(event_id=event.event_id, source=self.source, sequence=event.sequence, type=event.type,
+                    subject=event.subject, payload=event.SerializeToString(), error=error, attempts=attempts)
+            .on_conflict_do_nothing()
+        )
+
+    def _parked_before(self, conn, event: events_pb2.Event):
+        """The event id of a parked event of the same source and subject before this one, or None."""
+        if self.dead_letters is None or not event.subject:
+            return None
+        dl = self.dead_letters.c
+        return conn.execute(
+            select(dl.event_id)
+            .where(dl.source == self.source, dl.subject == event.subject, dl.status == PARKED,
+                   dl.sequence < event.sequence)
+            .order_by(dl.sequence)
+            .limit(1)
+        ).scalar()
+
     def apply(self, event: events_pb2.Event) -> bool:
-        """Applies one event exactly once. Returns False when it was a duplicate."""
+        """Applies one event exactly once. Returns False when it was a duplicate (or parked)."""
         sub = self.subscriptions.get(event.type)
         parent = context_from(event.trace_context)
         with _tracer.start_as_current_span(
@@ -146,6 +275,7 @@ class FeedConsumer:
         ):
             with self.engine.begin() as conn:
                 applied = False
+                result = "applied"
                 if sub is not None:
                     fresh = conn.execute(
                         insert(self.inbox)
@@ -153,23 +283,35 @@ class FeedConsumer:
                         .on_conflict_do_nothing()
                         .returning(self.inbox.c.event_id)
                     ).first()
-                    if fresh:
+                    blocker = self._parked_before(conn, event) if fresh else None
+                    if blocker is not None:
+                        # Order per subject: never apply past a parked event of the same subject.
+                        self._insert_dead_letter(conn, event, f"waiting behind parked event {blocker}", 0)
+                        result = PARKED
+                    elif fresh:
                         payload = sub.payload_type()
                         event.payload.Unpack(payload)
                         sub.handler(conn, event, payload)
                         applied = True
-                stmt = insert(self.cursors).values(source=self.source, last_sequence=event.sequence)
-                conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=[self.cursors.c.source],
-                        set_={
-                            "last_sequence": func.greatest(self.cursors.c.last_sequence, stmt.excluded.last_sequence),
-                            "update_time": func.now(),
-                        },
-                    )
-                )
-            self._record(event, "applied" if applied else "duplicate" if sub is not None else "ignored")
+                self._move_cursor(conn, event)
+            if result == PARKED:
+                log.warning("parked event %s from %s behind parked event %s (subject %s)",
+                            event.event_id, self.source, blocker, event.subject)
+            self._record(event, result if applied or result == PARKED
+                         else "duplicate" if sub is not None else "ignored")
             return applied
+
+    def _move_cursor(self, conn, event: events_pb2.Event) -> None:
+        stmt = insert(self.cursors).values(source=self.source, last_sequence=event.sequence)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[self.cursors.c.source],
+                set_={
+                    "last_sequence": func.greatest(self.cursors.c.last_sequence, stmt.excluded.last_sequence),
+                    "update_time": func.now(),
+                },
+            )
+        )
 
     def _cursor_gauge(self):
         return metrics.FEED_CURSOR.labels(service=metrics.service(), source=self.source)
@@ -184,4 +326,68 @@ class FeedConsumer:
             occurred = event.occur_time.seconds + event.occur_time.nanos / 1e9
             metrics.FEED_LAG.labels(service=service, source=self.source).set(max(time.time() - occurred, 0.0))
         metrics.FEED_EVENTS_APPLIED.labels(service=service, source=self.source, type=event.type, result=result).inc()
+        if result == PARKED:
+            metrics.FEED_EVENTS_PARKED.labels(service=service, source=self.source).inc()
+
+
+# -- operators: parked events ------------------------------------------------
+def list_parked(engine: Engine, table: Table, *, source: str | None = None,
+                status: str | None = PARKED) -> list:
+    """Dead-letter rows (all statuses with status=None), oldest first."""
+    query = select(table).order_by(table.c.source, table.c.sequence)
+    if source is not None:
+        query = query.where(table.c.source == source)
+    if status is not None:
+        query = query.where(table.c.status == status)
+    with engine.connect() as conn:
+        return list(conn.execute(query))
+
+
+def _claim_parked(conn, table: Table, event_id: str):
+    row = conn.execute(select(table).where(table.c.event_id == event_id).with_for_update()).first()
+    if row is None:
+        raise NotFound(f"dead_letters/{event_id}")
+    if row.status != PARKED:
+        raise FailedPrecondition(f"event {event_id} is {row.status}, not parked")
+    return row
+
+
+def replay_parked(consumer: FeedConsumer, event_id: str, actor: str = "") -> None:
+    """Re-applies a parked event through its handler in one transaction and marks it replayed.
+
+    Refused while an earlier event of the same source and subject is still
+    parked (replay that one first). A handler that fails again leaves the
+    row parked and raises.
+    """
+    table = consumer.dead_letters
+    if table is None:
+        raise FailedPrecondition(f"the {consumer.source} consumer parks no events")
+    with consumer.engine.begin() as conn:
+        row = _claim_parked(conn, table, event_id)
+        event = events_pb2.Event.FromString(row.payload)
+        blocker = consumer._parked_before(conn, event)
+        if blocker is not None:
+            raise FailedPrecondition(f"event {event_id} waits behind parked event {blocker}; replay that first")
+        sub = consumer.subscriptions.get(event.type)
+        if sub is None:
+            raise FailedPrecondition(f"the {consumer.source} consumer no longer handles {event.type}")
+        payload = sub.payload_type()
+        event.payload.Unpack(payload)
+        sub.handler(conn, event, payload)
+        conn.execute(
+            update(table).where(table.c.event_id == event_id)
+            .values(status=REPLAYED, resolve_time=func.now(), resolved_by=actor or None)
+        )
+    log.info("replayed parked event %s from %s", event_id, consumer.source)
+
+
+def discard_parked(engine: Engine, table: Table, event_id: str, reason: str, actor: str) -> None:
+    """Marks a parked event discarded (never applied); the row stays for audit."""
+    with engine.begin() as conn:
+        _claim_parked(conn, table, event_id)
+        conn.execute(
+            update(table).where(table.c.event_id == event_id)
+            .values(status=DISCARDED, resolve_time=func.now(), resolve_reason=reason, resolved_by=actor)
+        )
+    log.info("discarded parked event %s by %s: %s", event_id, actor, reason)
 

@@ -10,7 +10,8 @@ Where each family is recorded:
   `ErrorInterceptor` (server.py), with the RPC's final status code; streaming
   RPCs are recorded when the stream ends.
 - `smart110_feed_lag_seconds`, `smart110_feed_cursor`,
-  `smart110_feed_events_applied_total`: `FeedConsumer` (consumer.py).
+  `smart110_feed_events_applied_total`, `smart110_feed_events_parked_total`:
+  `FeedConsumer` (consumer.py).
 - `smart110_outbox_latest_sequence`, `smart110_feed_streams_open`,
   `smart110_feed_stream_backlog`: `Feed` (feed.py), computed when scraped.
 - `smart110_sla_seconds`: `observe_sla()`, called by the services where a
@@ -57,8 +58,14 @@ FEED_CURSOR = Gauge(
 )
 FEED_EVENTS_APPLIED = Counter(
     "smart110_feed_events_applied_total",
-    "Events taken from a source feed: result is applied, duplicate (already in the inbox) or ignored (no subscription).",
+    "Events taken from a source feed: result is applied, duplicate (already in the inbox), ignored (no subscription) "
+    "or parked (dead-lettered).",
     ["service", "source", "type", "result"],
+)
+FEED_EVENTS_PARKED = Counter(
+    "smart110_feed_events_parked_total",
+    "Events of a source feed parked in the dead-letter table (failed every attempt, or behind a parked event).",
+    ["service", "source"],
 )
 
 OUTBOX_LATEST = Gauge(
