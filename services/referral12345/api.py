@@ -315,37 +315,64 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
         else:
             v.add("target", "is required: name (an existing work order) or work_order (a new 12345 ticket)")
         v.raise_if_any()
-        place = self._place_for(fields) if fields else None
         who = actor()
         why = request.reason.strip()
+        # Intake is called outside any transaction: read and check first, file the report (idempotent on
+        # its deterministic request id), then apply the transfer re-checking the order under its lock.
+        # A retry of a committed transfer skips intake: claim() gives the first answer.
+        source, place = None, None
+        with read_snapshot(self.rt.engine) as conn:
+            retry = self.rt.idempotency.seen(conn, "TransferTo110", request)
+            if not retry and fields is None:
+                source = WorkOrderRepository(conn).get(order_id)
+                self._check_transferable(source, request.name)
+        if fields is not None:
+            intake_request_id = f"referral-transfer-{request.request_id}"
+            if not retry:
+                fields["request_time"] = fields["request_time"] or now()
+                source = WorkOrder(id="", status="RECEIVED", create_time=fields["request_time"],
+                                   update_time=fields["request_time"], **fields)
+                place = self._place_for(fields)
+        else:
+            intake_request_id = f"referral-transfer-{order_id}"
+        filed = self.police.report(intake_request_id, self._transfer_report(source, why)) if source else None
 
         def work(conn):
+            if filed is None:  # answered before (claim() returned it) or in flight: never reached unless lost
+                raise FailedPrecondition(f"{request.name} was transferred by an earlier call; retry",
+                                         reason="TRANSFER_RETRY")
             if fields is not None:
                 order = handlers.create_work_order(conn, outbox=self.rt.outbox, fields=dict(fields), place=place,
                                                    actor=who, now=now(), route=False)
-                intake_request_id = f"referral-transfer-{request.request_id}"
             else:
                 order = WorkOrderRepository(conn).get(order_id, for_update=True)
-                if order is None:
-                    raise NotFound(request.name)
-                if order.status not in OPEN_STATUSES:
-                    raise FailedPrecondition(f"cannot transfer {order.name} in status {order.status}",
-                                             reason="ILLEGAL_TRANSITION", metadata={"status": order.status})
-                if order.lon is None and not order.address_text:
-                    raise FailedPrecondition(f"{order.name} has neither a location nor an address for 110",
-                                             reason="NO_LOCATION")
-                intake_request_id = f"referral-transfer-{order.id}"
-            report = intake_pb.Report(
-                channel=intake_pb.CHANNEL_HOTLINE_12345, description=f"{order.description}（12345转警：{why}）",
-                caller=intake_pb.Caller(phone_number=order.citizen_phone, name=order.citizen_name),
-                address_text=order.address_text, receive_time=to_pb(order.request_time))
-            if order.lon is not None:
-                report.location.CopyFrom(common_pb2.Location(
-                    point=common_pb2.GeoPoint(longitude=order.lon, latitude=order.lat), accuracy_m=order.accuracy_m))
-            filed = self.police.report(intake_request_id, report)
+                self._check_transferable(order, request.name)
             return work_order_to_pb(handlers.transfer_to_110(
                 conn, outbox=self.rt.outbox, order=order, report=filed, why=why, actor=who, now=now()))
         return self.rt.idempotent("TransferTo110", request, pb.WorkOrder, work)
+
+    @staticmethod
+    def _check_transferable(order: WorkOrder | None, name: str) -> None:
+        if order is None:
+            raise NotFound(name)
+        if order.status not in OPEN_STATUSES:
+            raise FailedPrecondition(f"cannot transfer {order.name} in status {order.status}",
+                                     reason="ILLEGAL_TRANSITION", metadata={"status": order.status})
+        if order.lon is None and not order.address_text:
+            raise FailedPrecondition(f"{order.name} has neither a location nor an address for 110",
+                                     reason="NO_LOCATION")
+
+    @staticmethod
+    def _transfer_report(order: WorkOrder, why: str) -> intake_pb.Report:
+        """The intake report a transferred order becomes (channel 12345)."""
+        report = intake_pb.Report(
+            channel=intake_pb.CHANNEL_HOTLINE_12345, description=f"{order.description}（12345转警：{why}）",
+            caller=intake_pb.Caller(phone_number=order.citizen_phone, name=order.citizen_name),
+            address_text=order.address_text, receive_time=to_pb(order.request_time))
+        if order.lon is not None:
+            report.location.CopyFrom(common_pb2.Location(
+                point=common_pb2.GeoPoint(longitude=order.lon, latitude=order.lat), accuracy_m=order.accuracy_m))
+        return report
 
     def SweepOverdueWorkOrders(self, request: pb.SweepOverdueWorkOrdersRequest, context):
         auth.current().require_role("supervisor", "service")

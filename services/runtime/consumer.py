@@ -61,6 +61,9 @@ class Subscription:
 
     payload_type: type[Message]
     handler: Handler
+    # prepare(event, payload) runs before the transaction (the place to call other services);
+    # when set, its result reaches the handler as `prepared=`.
+    prepare: Callable[[events_pb2.Event, Message], object] | None = None
 
 
 class FeedConsumer:
@@ -143,6 +146,7 @@ class FeedConsumer:
             attributes={"messaging.source": self.source, "messaging.event_id": event.event_id,
                         "messaging.sequence": event.sequence, "smart110.subject": event.subject},
         ):
+            prepared = self._prepare(sub, event)
             with self.engine.begin() as conn:
                 applied = False
                 if sub is not None:
@@ -155,7 +159,10 @@ class FeedConsumer:
                     if fresh:
                         payload = sub.payload_type()
                         event.payload.Unpack(payload)
-                        sub.handler(conn, event, payload)
+                        if sub.prepare is None:
+                            sub.handler(conn, event, payload)
+                        else:
+                            sub.handler(conn, event, payload, prepared=prepared)
                         applied = True
                 stmt = insert(self.cursors).values(source=self.source, last_sequence=event.sequence)
                 conn.execute(
@@ -169,6 +176,14 @@ class FeedConsumer:
                 )
             self._record(event, "applied" if applied else "duplicate" if sub is not None else "ignored")
             return applied
+
+    def _prepare(self, sub: Subscription | None, event: events_pb2.Event):
+        """The subscription's prepare step, outside any transaction (no call holds a connection)."""
+        if sub is None or sub.prepare is None:
+            return None
+        payload = sub.payload_type()
+        event.payload.Unpack(payload)
+        return sub.prepare(event, payload)
 
     def _cursor_gauge(self):
         return metrics.FEED_CURSOR.labels(service=metrics.service(), source=self.source)
