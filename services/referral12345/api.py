@@ -27,7 +27,7 @@ from services.runtime import auth
 from services.runtime.app import Runtime
 from services.runtime.db import read_snapshot
 from services.runtime.enums import enum_name
-from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.runtime.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.runtime.timeutil import from_pb, now, to_pb
 from services.runtime.validation import Violations, decode_page_token, name_id, paginate, resource_id, time_keyset
 
@@ -141,6 +141,32 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
         if order.lon is not None and order.lat is not None:
             return self.police.locate(order.lon, order.lat)
         return self.police.station(order.station_id)
+
+    @staticmethod
+    def _where(order: WorkOrder) -> tuple:
+        """What `place_of` depends on: the point, or else the station."""
+        return ("point", order.lon, order.lat) if order.lon is not None and order.lat is not None \
+            else ("station", order.station_id)
+
+    def _places_ahead(self, order_ids: list[str]):
+        """A `place_of` for a handler inside a transaction: the orders' places resolved now, before it.
+
+        Intake is not called inside the transaction; an order whose location changed in between
+        is refused with ABORTED (retry).
+        """
+        with read_snapshot(self.rt.engine) as conn:
+            repo = WorkOrderRepository(conn)
+            orders = [o for o in (repo.get(i) for i in order_ids if i) if o is not None]
+        known = {self._where(o): self.place_of(o) for o in orders}
+
+        def place_of(order: WorkOrder) -> Place | None:
+            where = self._where(order)
+            if where in known:
+                return known[where]
+            if where == ("station", ""):
+                return None
+            raise Aborted(f"{order.name} moved while it was being handled; retry", reason="ORDER_MOVED")
+        return place_of
 
     def _place_for(self, fields: dict) -> Place | None:
         if fields["lon"] is not None:
@@ -259,10 +285,11 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
             v.require(request.reason.strip(), "reason", "is required when departments are named by hand")
         v.raise_if_any()
         who = actor()
+        place_of = self._places_ahead([order_id] if request.preliminary_police else [])
         return self.rt.idempotent("AssignWorkOrder", request, pb.WorkOrder, lambda conn: work_order_to_pb(
             handlers.assign(conn, outbox=self.rt.outbox, order_id=order_id, dept_ids=dept_ids,
                             reason=request.reason.strip(), preliminary=request.preliminary_police,
-                            place_of=self.place_of, actor=who, now=now())))
+                            place_of=place_of, actor=who, now=now())))
 
     def AcceptWorkOrder(self, request: pb.AcceptWorkOrderRequest, context) -> pb.WorkOrder:
         return self._department_step("AcceptWorkOrder", request, "ACCEPTED")
@@ -512,10 +539,13 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
         v.require(request.reason.strip(), "reason", "is required: why the request is to be handled after all")
         v.raise_if_any()
         who = actor()
+        with read_snapshot(self.rt.engine) as conn:
+            record = UnreasonableRepository(conn).get(record_id)
+        place_of = self._places_ahead([record.work_order.removeprefix("workOrders/")] if record else [])
         return self.rt.idempotent("OverturnUnreasonableRequest", request, pb.UnreasonableRequest,
                                   lambda conn: unreasonable_to_pb(handlers.overturn(
                                       conn, outbox=self.rt.outbox, record_id=record_id,
-                                      reason=request.reason.strip(), place_of=self.place_of, actor=who,
+                                      reason=request.reason.strip(), place_of=place_of, actor=who,
                                       now=now())))
 
     def ListTypicalCases(self, request: pb.ListTypicalCasesRequest, context) -> pb.ListTypicalCasesResponse:
