@@ -1,14 +1,18 @@
 """txguard: an outbound gRPC call inside a database transaction is refused."""
 from __future__ import annotations
 
+import uuid
 from concurrent import futures
 
 import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from sqlalchemy import text
+from sqlalchemy import MetaData, text
 
+from smart110.common.v1 import events_pb2
 from services.runtime import txguard
+from services.runtime.app import RuntimeTables
+from services.runtime.consumer import FeedConsumer, Subscription
 from services.runtime.db import ensure_service_database, make_engine, read_snapshot
 from services.runtime.txguard import OutboundCallInTransaction
 
@@ -73,3 +77,35 @@ def test_log_mode_warns_and_calls(engine, stub, monkeypatch, caplog):
     with engine.begin():
         assert call(stub).status == health_pb2.HealthCheckResponse.SERVING
     assert "inside 1 open database transaction" in caplog.text
+
+
+def test_consumer_prepare_calls_out_before_the_transaction(engine, stub):
+    metadata = MetaData(schema="txguardcheck")
+    tables = RuntimeTables.add_to(metadata)
+    metadata.create_all(engine)
+    seen = []
+
+    def prepare(event, payload):
+        return call(stub).status
+
+    def handler(conn, event, payload, prepared=None):
+        seen.append(prepared)
+
+    def calling_handler(conn, event, payload):
+        call(stub)
+
+    consumer = FeedConsumer(source="guarded", open_stream=lambda req: iter(()), engine=engine,
+                            cursors=tables.cursors, inbox=tables.inbox, subscriptions={
+                                "test.Prepared": Subscription(health_pb2.HealthCheckRequest, handler, prepare=prepare),
+                                "test.Inside": Subscription(health_pb2.HealthCheckRequest, calling_handler)})
+
+    def event(kind: str, seq: int) -> events_pb2.Event:
+        e = events_pb2.Event(event_id=str(uuid.uuid4()), type=kind, sequence=seq, subject="s")
+        e.payload.Pack(health_pb2.HealthCheckRequest(service="x"))
+        return e
+
+    assert consumer.apply(event("test.Prepared", 1)) is True
+    assert seen == [health_pb2.HealthCheckResponse.SERVING]
+    with pytest.raises(OutboundCallInTransaction):
+        consumer.apply(event("test.Inside", 2))
+    assert txguard.open_transactions() == 0
