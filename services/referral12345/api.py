@@ -365,9 +365,8 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
         filed = self.police.report(intake_request_id, self._transfer_report(source, why)) if source else None
 
         def work(conn):
-            if filed is None:  # answered before (claim() returned it) or in flight: never reached unless lost
-                raise FailedPrecondition(f"{request.name} was transferred by an earlier call; retry",
-                                         reason="TRANSFER_RETRY")
+            if filed is None:  # a retry: claim() answered it, unless its record expired in between
+                raise FailedPrecondition("the transfer's earlier record is gone; retry", reason="TRANSFER_RETRY")
             if fields is not None:
                 order = handlers.create_work_order(conn, outbox=self.rt.outbox, fields=dict(fields), place=place,
                                                    actor=who, now=now(), route=False)
