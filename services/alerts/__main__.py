@@ -15,6 +15,7 @@ from smart110.scoring.v1 import scoring_service_pb2_grpc as scoring_grpc
 from services.runtime.app import Runtime, ServiceSpec, main
 from services.runtime.config import env_float
 from services.runtime.consumer import Subscription
+from services.runtime.errors import Unavailable
 from services.runtime.timeutil import now
 
 from . import handlers
@@ -28,8 +29,22 @@ def build(rt: Runtime) -> list[tuple]:
     matchers = MatcherCache()
     units = DispatchUnits(rt)
 
-    def on_report(conn, event, payload: intake_pb.IncidentReported) -> None:
-        handlers.on_report(conn, rt.outbox, report=payload.report, now=now(), matchers=matchers, units=units)
+    def strength(event, payload: intake_pb.IncidentReported):
+        """Police strength for the gap rules, read from dispatch before the consumer's transaction."""
+        if payload.report.classification.category != intake_pb.CATEGORY_POLICE:
+            return None
+        try:
+            return units()
+        except Unavailable:
+            return None  # unknown: the handler skips the gap rules
+
+    def on_report(conn, event, payload: intake_pb.IncidentReported, prepared=None) -> None:
+        def known_units():
+            if prepared is None:
+                raise Unavailable("police strength is unavailable", reason="DISPATCH_UNAVAILABLE")
+            return prepared
+        handlers.on_report(conn, rt.outbox, report=payload.report, now=now(), matchers=matchers,
+                           units=known_units)
 
     def on_report_updated(conn, event, payload: intake_pb.ReportUpdated) -> None:
         handlers.on_report_updated(conn, rt.outbox, report=payload.report, action=payload.action, now=now(),
@@ -45,7 +60,7 @@ def build(rt: Runtime) -> list[tuple]:
         handlers.on_warning(conn, rt.outbox, warning=payload.warning, now=now())
 
     rt.consume("intake", intake_grpc.IntakeServiceStub, {
-        "intake.IncidentReported": Subscription(intake_pb.IncidentReported, on_report),
+        "intake.IncidentReported": Subscription(intake_pb.IncidentReported, on_report, prepare=strength),
         "intake.ReportUpdated": Subscription(intake_pb.ReportUpdated, on_report_updated),
     })
     rt.consume("dispatch", dispatch_grpc.DispatchServiceStub, {

@@ -29,7 +29,7 @@ from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from smart110.partners.antifraud.v1 import antifraud_pb2 as af_pb
 from smart110.partners.antifraud.v1 import antifraud_pb2_grpc as af_grpc
 
-from services.runtime import timeutil
+from services.runtime import timeutil, txguard
 from services.runtime.audit import TimelineEntry
 from services.runtime.enums import enum_name, enum_value
 from services.runtime.errors import FailedPrecondition, NotFound
@@ -352,10 +352,12 @@ class StopPaymentSender:
             # The row stays locked during the call: another sender skips it, and
             # a crash before commit leaves it queued, to be sent again with the
             # same key.
-            if row.state == "QUEUED":
-                self._deliver(conn, row, case, now)
-            else:
-                self._check(conn, row, now)
+            # TODO(txguard): lease the row (short transaction), call, then record.
+            with txguard.allowed("anti-fraud hand-off: the row lock serialises senders"):
+                if row.state == "QUEUED":
+                    self._deliver(conn, row, case, now)
+                else:
+                    self._check(conn, row, now)
             return True
 
     def _deliver(self, conn, row, case, now: datetime) -> None:

@@ -35,17 +35,31 @@ def needs_order(report: intake_pb.Report) -> bool:
 
 
 def subscribe(rt: Runtime, police: PoliceLine) -> None:
-    """From 110: the intake feed (intake.IncidentReported and intake.ReportUpdated)."""
+    """From 110: the intake feed (intake.IncidentReported and intake.ReportUpdated).
 
-    def on_reported(conn, event, payload: intake_pb.IncidentReported) -> None:
+    The place of a report that will be referred is resolved with intake before
+    the consumer's transaction (`prepare`), so no call holds a connection.
+    """
+
+    def place_reported(event, payload: intake_pb.IncidentReported):
+        report = payload.report
+        if needs_order(report) and not report.merged_into:
+            return place_of_report(police, report)
+        return None
+
+    def place_updated(event, payload: intake_pb.ReportUpdated):
+        if payload.action in REFER_ON_UPDATE:
+            return place_reported(event, payload)
+        return None
+
+    def on_reported(conn, event, payload: intake_pb.IncidentReported, prepared=None) -> None:
         report = payload.report
         if handlers.record_police_progress(conn, outbox=rt.outbox, report=report, action="REPORTED", now=now()):
             return
         if needs_order(report) and not report.merged_into:
-            handlers.refer_report(conn, outbox=rt.outbox, report=report, place=place_of_report(police, report),
-                                  now=now())
+            handlers.refer_report(conn, outbox=rt.outbox, report=report, place=prepared, now=now())
 
-    def on_updated(conn, event, payload: intake_pb.ReportUpdated) -> None:
+    def on_updated(conn, event, payload: intake_pb.ReportUpdated, prepared=None) -> None:
         report = payload.report
         if handlers.record_police_progress(conn, outbox=rt.outbox, report=report, action=payload.action,
                                            now=now()):
@@ -54,12 +68,11 @@ def subscribe(rt: Runtime, police: PoliceLine) -> None:
         # non-police (or joint-rescue) type, or un-merged from the incident it was taken as a repeat
         # of. Once, since an order is unique per report.
         if payload.action in REFER_ON_UPDATE and needs_order(report) and not report.merged_into:
-            handlers.refer_report(conn, outbox=rt.outbox, report=report, place=place_of_report(police, report),
-                                  now=now())
+            handlers.refer_report(conn, outbox=rt.outbox, report=report, place=prepared, now=now())
 
     rt.consume("intake", intake_grpc.IntakeServiceStub, {
-        "intake.IncidentReported": Subscription(intake_pb.IncidentReported, on_reported),
-        "intake.ReportUpdated": Subscription(intake_pb.ReportUpdated, on_updated),
+        "intake.IncidentReported": Subscription(intake_pb.IncidentReported, on_reported, prepare=place_reported),
+        "intake.ReportUpdated": Subscription(intake_pb.ReportUpdated, on_updated, prepare=place_updated),
     })
 
 

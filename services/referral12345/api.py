@@ -27,7 +27,7 @@ from services.runtime import auth
 from services.runtime.app import Runtime
 from services.runtime.db import read_snapshot
 from services.runtime.enums import enum_name
-from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.runtime.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.runtime.timeutil import from_pb, now, to_pb
 from services.runtime.validation import Violations, decode_page_token, name_id, paginate, resource_id, time_keyset
 
@@ -141,6 +141,32 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
         if order.lon is not None and order.lat is not None:
             return self.police.locate(order.lon, order.lat)
         return self.police.station(order.station_id)
+
+    @staticmethod
+    def _where(order: WorkOrder) -> tuple:
+        """What `place_of` depends on: the point, or else the station."""
+        return ("point", order.lon, order.lat) if order.lon is not None and order.lat is not None \
+            else ("station", order.station_id)
+
+    def _places_ahead(self, order_ids: list[str]):
+        """A `place_of` for a handler inside a transaction: the orders' places resolved now, before it.
+
+        Intake is not called inside the transaction; an order whose location changed in between
+        is refused with ABORTED (retry).
+        """
+        with read_snapshot(self.rt.engine) as conn:
+            repo = WorkOrderRepository(conn)
+            orders = [o for o in (repo.get(i) for i in order_ids if i) if o is not None]
+        known = {self._where(o): self.place_of(o) for o in orders}
+
+        def place_of(order: WorkOrder) -> Place | None:
+            where = self._where(order)
+            if where in known:
+                return known[where]
+            if where == ("station", ""):
+                return None
+            raise Aborted(f"{order.name} moved while it was being handled; retry", reason="ORDER_MOVED")
+        return place_of
 
     def _place_for(self, fields: dict) -> Place | None:
         if fields["lon"] is not None:
@@ -259,10 +285,11 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
             v.require(request.reason.strip(), "reason", "is required when departments are named by hand")
         v.raise_if_any()
         who = actor()
+        place_of = self._places_ahead([order_id] if request.preliminary_police else [])
         return self.rt.idempotent("AssignWorkOrder", request, pb.WorkOrder, lambda conn: work_order_to_pb(
             handlers.assign(conn, outbox=self.rt.outbox, order_id=order_id, dept_ids=dept_ids,
                             reason=request.reason.strip(), preliminary=request.preliminary_police,
-                            place_of=self.place_of, actor=who, now=now())))
+                            place_of=place_of, actor=who, now=now())))
 
     def AcceptWorkOrder(self, request: pb.AcceptWorkOrderRequest, context) -> pb.WorkOrder:
         return self._department_step("AcceptWorkOrder", request, "ACCEPTED")
@@ -315,37 +342,63 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
         else:
             v.add("target", "is required: name (an existing work order) or work_order (a new 12345 ticket)")
         v.raise_if_any()
-        place = self._place_for(fields) if fields else None
         who = actor()
         why = request.reason.strip()
+        # Intake is called outside any transaction: read and check first, file the report (idempotent on
+        # its deterministic request id), then apply the transfer re-checking the order under its lock.
+        # A retry of a committed transfer skips intake: claim() gives the first answer.
+        source, place = None, None
+        with read_snapshot(self.rt.engine) as conn:
+            retry = self.rt.idempotency.seen(conn, "TransferTo110", request)
+            if not retry and fields is None:
+                source = WorkOrderRepository(conn).get(order_id)
+                self._check_transferable(source, request.name)
+        if fields is not None:
+            intake_request_id = f"referral-transfer-{request.request_id}"
+            if not retry:
+                fields["request_time"] = fields["request_time"] or now()
+                source = WorkOrder(id="", status="RECEIVED", create_time=fields["request_time"],
+                                   update_time=fields["request_time"], **fields)
+                place = self._place_for(fields)
+        else:
+            intake_request_id = f"referral-transfer-{order_id}"
+        filed = self.police.report(intake_request_id, self._transfer_report(source, why)) if source else None
 
         def work(conn):
+            if filed is None:  # a retry: claim() answered it, unless its record expired in between
+                raise FailedPrecondition("the transfer's earlier record is gone; retry", reason="TRANSFER_RETRY")
             if fields is not None:
                 order = handlers.create_work_order(conn, outbox=self.rt.outbox, fields=dict(fields), place=place,
                                                    actor=who, now=now(), route=False)
-                intake_request_id = f"referral-transfer-{request.request_id}"
             else:
                 order = WorkOrderRepository(conn).get(order_id, for_update=True)
-                if order is None:
-                    raise NotFound(request.name)
-                if order.status not in OPEN_STATUSES:
-                    raise FailedPrecondition(f"cannot transfer {order.name} in status {order.status}",
-                                             reason="ILLEGAL_TRANSITION", metadata={"status": order.status})
-                if order.lon is None and not order.address_text:
-                    raise FailedPrecondition(f"{order.name} has neither a location nor an address for 110",
-                                             reason="NO_LOCATION")
-                intake_request_id = f"referral-transfer-{order.id}"
-            report = intake_pb.Report(
-                channel=intake_pb.CHANNEL_HOTLINE_12345, description=f"{order.description}（12345转警：{why}）",
-                caller=intake_pb.Caller(phone_number=order.citizen_phone, name=order.citizen_name),
-                address_text=order.address_text, receive_time=to_pb(order.request_time))
-            if order.lon is not None:
-                report.location.CopyFrom(common_pb2.Location(
-                    point=common_pb2.GeoPoint(longitude=order.lon, latitude=order.lat), accuracy_m=order.accuracy_m))
-            filed = self.police.report(intake_request_id, report)
+                self._check_transferable(order, request.name)
             return work_order_to_pb(handlers.transfer_to_110(
                 conn, outbox=self.rt.outbox, order=order, report=filed, why=why, actor=who, now=now()))
         return self.rt.idempotent("TransferTo110", request, pb.WorkOrder, work)
+
+    @staticmethod
+    def _check_transferable(order: WorkOrder | None, name: str) -> None:
+        if order is None:
+            raise NotFound(name)
+        if order.status not in OPEN_STATUSES:
+            raise FailedPrecondition(f"cannot transfer {order.name} in status {order.status}",
+                                     reason="ILLEGAL_TRANSITION", metadata={"status": order.status})
+        if order.lon is None and not order.address_text:
+            raise FailedPrecondition(f"{order.name} has neither a location nor an address for 110",
+                                     reason="NO_LOCATION")
+
+    @staticmethod
+    def _transfer_report(order: WorkOrder, why: str) -> intake_pb.Report:
+        """The intake report a transferred order becomes (channel 12345)."""
+        report = intake_pb.Report(
+            channel=intake_pb.CHANNEL_HOTLINE_12345, description=f"{order.description}（12345转警：{why}）",
+            caller=intake_pb.Caller(phone_number=order.citizen_phone, name=order.citizen_name),
+            address_text=order.address_text, receive_time=to_pb(order.request_time))
+        if order.lon is not None:
+            report.location.CopyFrom(common_pb2.Location(
+                point=common_pb2.GeoPoint(longitude=order.lon, latitude=order.lat), accuracy_m=order.accuracy_m))
+        return report
 
     def SweepOverdueWorkOrders(self, request: pb.SweepOverdueWorkOrdersRequest, context):
         auth.current().require_role("supervisor", "service")
@@ -485,10 +538,13 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
         v.require(request.reason.strip(), "reason", "is required: why the request is to be handled after all")
         v.raise_if_any()
         who = actor()
+        with read_snapshot(self.rt.engine) as conn:
+            record = UnreasonableRepository(conn).get(record_id)
+        place_of = self._places_ahead([record.work_order.removeprefix("workOrders/")] if record else [])
         return self.rt.idempotent("OverturnUnreasonableRequest", request, pb.UnreasonableRequest,
                                   lambda conn: unreasonable_to_pb(handlers.overturn(
                                       conn, outbox=self.rt.outbox, record_id=record_id,
-                                      reason=request.reason.strip(), place_of=self.place_of, actor=who,
+                                      reason=request.reason.strip(), place_of=place_of, actor=who,
                                       now=now())))
 
     def ListTypicalCases(self, request: pb.ListTypicalCasesRequest, context) -> pb.ListTypicalCasesResponse:

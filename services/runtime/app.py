@@ -18,7 +18,7 @@ import grpc
 from sqlalchemy import MetaData, Table
 from sqlalchemy.engine import Engine
 
-from . import db, metrics, migrate, telemetry
+from . import db, metrics, migrate, telemetry, txguard
 from .config import Settings, env_str, service_address
 from .consumer import FeedConsumer, Subscription, cursor_table, dead_letter_table, inbox_table
 from .feed import Feed
@@ -77,9 +77,10 @@ class Runtime:
     _channels: list[grpc.Channel] = field(default_factory=list)
 
     def channel(self, service: str, options: list[tuple] | None = None) -> grpc.Channel:
+        """A channel to another service; calls on it refuse to run inside a transaction (txguard)."""
         ch = grpc.insecure_channel(service_address(service), options=options)
         self._channels.append(ch)
-        return ch
+        return txguard.guard(ch)
 
     def consume(self, source: str, stub_cls, subscriptions: dict[str, Subscription]) -> FeedConsumer:
         """Consumes another service's feed with a cursor and inbox in this service's schema."""

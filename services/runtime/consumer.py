@@ -98,6 +98,7 @@ def error_text(exc: BaseException) -> str:
 # Errors that say the database is unreachable, not that the event is poison:
 # the consumer backs off and retries the stream instead of parking.
 _TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError)
+_TRANSIENT_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
 # handler(conn, event, payload) runs inside the consumer's transaction.
@@ -110,6 +111,9 @@ class Subscription:
 
     payload_type: type[Message]
     handler: Handler
+    # prepare(event, payload) runs before the transaction (the place to call other services);
+    # when set, its result reaches the handler as `prepared=`.
+    prepare: Callable[[events_pb2.Event, Message], object] | None = None
 
 
 class FeedConsumer:
@@ -218,6 +222,8 @@ class FeedConsumer:
             except Exception as exc:  # noqa: BLE001 - a failing handler
                 if self._stop.is_set():
                     raise
+                if isinstance(exc, grpc.RpcError) and exc.code() in _TRANSIENT_CODES:
+                    raise  # a service this consumer calls is down, not the event: back off, do not park
                 if attempt >= self.max_attempts:
                     log.exception("parking event %s (%s, sequence %d) from %s after %d attempts",
                                   event.event_id, event.type, event.sequence, self.source, attempt)
@@ -273,6 +279,7 @@ class FeedConsumer:
             attributes={"messaging.source": self.source, "messaging.event_id": event.event_id,
                         "messaging.sequence": event.sequence, "smart110.subject": event.subject},
         ):
+            prepared = self._prepare(sub, event)
             with self.engine.begin() as conn:
                 applied = False
                 result = "applied"
@@ -291,7 +298,10 @@ class FeedConsumer:
                     elif fresh:
                         payload = sub.payload_type()
                         event.payload.Unpack(payload)
-                        sub.handler(conn, event, payload)
+                        if sub.prepare is None:
+                            sub.handler(conn, event, payload)
+                        else:
+                            sub.handler(conn, event, payload, prepared=prepared)
                         applied = True
                 self._move_cursor(conn, event)
             if result == PARKED:
@@ -312,6 +322,14 @@ class FeedConsumer:
                 },
             )
         )
+
+    def _prepare(self, sub: Subscription | None, event: events_pb2.Event):
+        """The subscription's prepare step, outside any transaction (no call holds a connection)."""
+        if sub is None or sub.prepare is None:
+            return None
+        payload = sub.payload_type()
+        event.payload.Unpack(payload)
+        return sub.prepare(event, payload)
 
     def _cursor_gauge(self):
         return metrics.FEED_CURSOR.labels(service=metrics.service(), source=self.source)
@@ -362,6 +380,13 @@ def replay_parked(consumer: FeedConsumer, event_id: str, actor: str = "") -> Non
     table = consumer.dead_letters
     if table is None:
         raise FailedPrecondition(f"the {consumer.source} consumer parks no events")
+    # The subscription's prepare step (which may call other services) runs before the transaction.
+    with consumer.engine.connect() as conn:
+        stored = conn.execute(select(table.c.payload).where(table.c.event_id == event_id)).scalar()
+    if stored is None:
+        raise NotFound(f"no parked event {event_id}")
+    ahead = events_pb2.Event.FromString(stored)
+    prepared = consumer._prepare(consumer.subscriptions.get(ahead.type), ahead)
     with consumer.engine.begin() as conn:
         row = _claim_parked(conn, table, event_id)
         event = events_pb2.Event.FromString(row.payload)
@@ -373,7 +398,10 @@ def replay_parked(consumer: FeedConsumer, event_id: str, actor: str = "") -> Non
             raise FailedPrecondition(f"the {consumer.source} consumer no longer handles {event.type}")
         payload = sub.payload_type()
         event.payload.Unpack(payload)
-        sub.handler(conn, event, payload)
+        if sub.prepare is None:
+            sub.handler(conn, event, payload)
+        else:
+            sub.handler(conn, event, payload, prepared=prepared)
         conn.execute(
             update(table).where(table.c.event_id == event_id)
             .values(status=REPLAYED, resolve_time=func.now(), resolved_by=actor or None)

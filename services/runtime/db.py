@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine, make_url
 
+from . import txguard
+
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
@@ -29,7 +31,8 @@ def libpq_url(url: str) -> str:
 
 
 def make_engine(url: str, *, pool_size: int = 10, application_name: str = "smart110") -> Engine:
-    return create_engine(
+    """The pooled engine; its transactions are tracked by `txguard` (no outbound call inside one)."""
+    return txguard.track(create_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -38,7 +41,7 @@ def make_engine(url: str, *, pool_size: int = 10, application_name: str = "smart
         connect_args={"application_name": application_name},
         # Statement parameters carry personal data; never in exceptions or logs.
         hide_parameters=True,
-    )
+    ))
 
 
 @contextmanager

@@ -142,6 +142,13 @@ class Idempotency:
             )
         return response_type.FromString(row.response or b"")
 
+    def seen(self, conn, method: str, request: Message) -> bool:
+        """Whether a call with this request_id was already committed (then `claim()` answers it)."""
+        return conn.execute(
+            select(self.table.c.request_id).where(
+                self.table.c.method == method, self.table.c.request_id == request.request_id)
+        ).first() is not None
+
     def remember(self, conn, method: str, request: Message, response: Message) -> None:
         conn.execute(
             self.table.update()
