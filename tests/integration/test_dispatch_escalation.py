@@ -157,9 +157,12 @@ def test_watch_checks_its_caller_and_its_filters(dispatch):
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
     err = first_of(pb.WatchCasesRequest(station_ids=["S01"]), as_user(["station_chief"], station="S02"))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED and error_reason(err) == "OTHER_STATION"
-    bad = pb.WatchCasesRequest(after_sequence=-1, min_level=9, station_ids=["x"],
+    bad = pb.WatchCasesRequest(after_sequence=-1, station_ids=["x"],
                                bounds=common_pb2.BoundingBox(south_west=common_pb2.GeoPoint(longitude=200)))
     err = first_of(bad, COMMANDER)
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert set(field_violations(err)) == {"after_sequence", "min_level", "station_ids[0]",
+    assert set(field_violations(err)) == {"after_sequence", "station_ids[0]",
                                           "bounds.south_west.longitude", "bounds.north_east"}
+    # A level number the contract does not define is refused before the stream starts.
+    err = first_of(pb.WatchCasesRequest(min_level=9), COMMANDER)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and set(field_violations(err)) == {"min_level"}
