@@ -352,7 +352,8 @@ class StopPaymentSender:
             # The row stays locked during the call: another sender skips it, and
             # a crash before commit leaves it queued, to be sent again with the
             # same key.
-            # TODO(txguard): lease the row (short transaction), call, then record.
+            # The one outbound call allowed inside a transaction; a lease column
+            # (claim, call, record in separate transactions) would remove it.
             with txguard.allowed("anti-fraud hand-off: the row lock serialises senders"):
                 if row.state == "QUEUED":
                     self._deliver(conn, row, case, now)
