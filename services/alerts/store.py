@@ -185,5 +185,3 @@ obligations = Table(
     Index("obligations_due", "due_time", postgresql_where=text("state = 'PENDING'")),
 )
 
-TABLES = ["rules", "rule_versions", "alerts", "alert_notifications", "alert_timeline", "silences", "signals",
-          "incidents", "hourly_counts", "obligations"] + runtime_tables.names

@@ -119,8 +119,6 @@ assignments = Table(
     Index("assignments_open_offers", "offer_expire_time", postgresql_where=text("state = 'OFFERED'")),
 )
 
-TABLES = ["units", "unit_timeline", "shifts", "grids", "cases", "case_timeline", "assignments"] + runtime_tables.names
-
 
 def on_duty_at(at: datetime):
     """SQL: the unit has a shift covering `at`."""
@@ -419,8 +417,6 @@ stop_payments = Table(
     Index("stop_payments_due", "next_attempt_time", postgresql_where=text("next_attempt_time IS NOT NULL")),
 )
 
-TABLES += ["stop_payments"]
-
 
 # -- Citizen follow-up (回访) -----------------------------------------------------
 case_followups = Table(
@@ -446,5 +442,3 @@ case_followup_officers = Table(
     Column("station_id", String(20), nullable=False),
     Column("unit_id", String(30), nullable=False),
 )
-
-TABLES += ["case_followups", "case_followup_officers"]

@@ -151,9 +151,6 @@ report_handling = Table(
 Index("reports_caller_time", reports.c.caller_phone, reports.c.receive_time)
 Index("reports_merged_into", reports.c.merged_into)
 
-TABLES = ["stations", "grids", "reports", "report_timeline", "knowledge_entries", "consultations",
-          "report_handling", "addresses"] + runtime_tables.names
-
 
 def _report_values(r: Report) -> dict:
     c = r.classification

@@ -133,9 +133,6 @@ unreasonable = Table(
     Index("unreasonable_requests_create_time", "create_time", "id"),
 )
 
-TABLES = (["departments", "work_orders", "work_order_assignments", "work_order_timeline", "work_order_reviews",
-           "unreasonable_requests"] + runtime_tables.names)
-
 
 def _to_department(r) -> Department:
     return Department(

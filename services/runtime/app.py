@@ -54,11 +54,6 @@ class RuntimeTables:
             dead_letters=dead_letter_table(metadata),
         )
 
-    @property
-    def names(self) -> list[str]:
-        return [t.name for t in (self.outbox, self.idempotency, self.cursors, self.inbox, self.marks,
-                                 self.dead_letters)]
-
 
 @dataclass
 class Runtime:

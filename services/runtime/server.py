@@ -106,10 +106,8 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         def unary(behavior, streamed):
             def wrapper(request_or_iterator, context):
                 with _rpc_scope(method, metadata, context) as done:
-                    request = _guarded(request_or_iterator, method, streamed)
                     # Refused before the handler runs: nothing is written for a request the guard refuses.
-                    if not streamed:
-                        _check(request)
+                    request = _checked(request_or_iterator, streamed)
                     with _request_query(method, request, streamed):
                         response = behavior(request, context)
                     done.set()
@@ -122,9 +120,8 @@ class ErrorInterceptor(grpc.ServerInterceptor):
                 with _rpc_scope(method, metadata, context) as done:
                     # A unary request is checked whole before the stream starts. No page token scope
                     # here: a generator may be resumed in another context.
-                    if not streamed:
-                        _check(request_or_iterator)
-                    yield from behavior(_guarded(request_or_iterator, method, streamed), context)
+                    request = _checked(request_or_iterator, streamed)
+                    yield from behavior(request, context)
                     done.set()
 
             return wrapper
@@ -173,12 +170,10 @@ def _check(message) -> None:
     check_request(message)
 
 
-def _guarded(request_or_iterator, method: str, streamed: bool):
-    """The request, refused when its bytes did not parse; for a request stream, each message is also
-    checked by the generic guard as it arrives."""
+def _checked(request_or_iterator, streamed: bool):
+    """The request, checked whole before the handler runs; a request stream, each message as it arrives."""
     if not streamed:
-        if isinstance(request_or_iterator, _Undecodable):
-            _check(request_or_iterator)
+        _check(request_or_iterator)
         return request_or_iterator
 
     def each():

@@ -188,9 +188,6 @@ warnings = Table(
 warning_timeline = Timeline(timeline_table(metadata, "warning_timeline", "warning_id", "warnings.id"),
                             "warning_id")
 
-TABLES = ["rule_sets", "facts", "fact_officers", "ledger_entries", "cases", "case_officers", "grid_targets",
-          "report_back_obligations", "reviews", "warnings", "warning_timeline"] + runtime_tables.names
-
 
 def new_id() -> str:
     return uuid.uuid4().hex

@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from services.runtime.revisions import runtime_tables_0001
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -17,6 +19,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    runtime_tables_0001("alerts")
     op.create_table('alerts',
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('fingerprint', sa.String(length=64), nullable=False),
@@ -65,13 +68,6 @@ def upgrade() -> None:
     op.create_index('alerts_last_seen', 'alerts', ['last_seen_time', 'id'], unique=False, schema='alerts')
     op.create_index('alerts_open_fingerprint', 'alerts', ['fingerprint'], unique=True, schema='alerts', postgresql_where=sa.text("state <> 'RESOLVED'"))
     op.create_index('alerts_station_state', 'alerts', ['station_id', 'state'], unique=False, schema='alerts')
-    op.create_table('feed_cursors',
-    sa.Column('source', sa.String(length=60), nullable=False),
-    sa.Column('last_sequence', sa.BigInteger(), nullable=False),
-    sa.Column('update_time', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('source'),
-    schema='alerts'
-    )
     op.create_table('hourly_counts',
     sa.Column('area_kind', sa.String(length=10), nullable=False),
     sa.Column('area_id', sa.String(length=40), nullable=False),
@@ -79,25 +75,6 @@ def upgrade() -> None:
     sa.Column('hour_start', sa.DateTime(timezone=True), nullable=False),
     sa.Column('count', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('area_kind', 'area_id', 'incident_type', 'hour_start'),
-    schema='alerts'
-    )
-    op.create_table('idempotency_keys',
-    sa.Column('method', sa.String(length=200), nullable=False),
-    sa.Column('request_id', sa.String(length=200), nullable=False),
-    sa.Column('request_hash', sa.String(length=64), nullable=False),
-    sa.Column('response', sa.LargeBinary(), nullable=True),
-    sa.Column('create_time', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('method', 'request_id'),
-    schema='alerts'
-    )
-    op.create_index('idempotency_keys_create_time', 'idempotency_keys', ['create_time'], unique=False, schema='alerts')
-    op.create_table('inbox',
-    sa.Column('event_id', sa.UUID(), nullable=False),
-    sa.Column('source', sa.String(length=60), nullable=False),
-    sa.Column('sequence', sa.BigInteger(), nullable=False),
-    sa.Column('type', sa.String(length=120), nullable=False),
-    sa.Column('process_time', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('event_id'),
     schema='alerts'
     )
     op.create_table('incidents',
@@ -138,19 +115,6 @@ def upgrade() -> None:
     )
     op.create_index('obligations_due', 'obligations', ['due_time'], unique=False, schema='alerts', postgresql_where=sa.text("state = 'PENDING'"))
     op.create_index('obligations_kind_subject', 'obligations', ['kind', 'subject'], unique=False, schema='alerts')
-    op.create_table('outbox',
-    sa.Column('sequence', sa.BigInteger(), sa.Identity(always=True), nullable=False),
-    sa.Column('event_id', sa.UUID(), nullable=False),
-    sa.Column('type', sa.String(length=120), nullable=False),
-    sa.Column('subject', sa.String(length=200), nullable=False),
-    sa.Column('payload_type', sa.String(length=200), nullable=False),
-    sa.Column('payload', sa.LargeBinary(), nullable=False),
-    sa.Column('trace_context', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
-    sa.Column('occur_time', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('sequence'),
-    sa.UniqueConstraint('event_id'),
-    schema='alerts'
-    )
     op.create_table('rules',
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('version', sa.BigInteger(), nullable=False),

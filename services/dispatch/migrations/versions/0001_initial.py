@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from services.runtime.revisions import runtime_tables_0001
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -17,6 +19,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    runtime_tables_0001("dispatch")
     op.create_table('cases',
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('report', sa.String(length=60), nullable=False),
@@ -44,50 +47,11 @@ def upgrade() -> None:
     )
     op.create_index('cases_create_time', 'cases', ['create_time', 'id'], unique=False, schema='dispatch')
     op.create_index('cases_station_status', 'cases', ['station_id', 'status'], unique=False, schema='dispatch')
-    op.create_table('feed_cursors',
-    sa.Column('source', sa.String(length=60), nullable=False),
-    sa.Column('last_sequence', sa.BigInteger(), nullable=False),
-    sa.Column('update_time', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('source'),
-    schema='dispatch'
-    )
     op.create_table('grids',
     sa.Column('grid_id', sa.String(length=30), nullable=False),
     sa.Column('station_id', sa.String(length=20), nullable=False),
     sa.Column('arrival_target_s', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('grid_id'),
-    schema='dispatch'
-    )
-    op.create_table('idempotency_keys',
-    sa.Column('method', sa.String(length=200), nullable=False),
-    sa.Column('request_id', sa.String(length=200), nullable=False),
-    sa.Column('request_hash', sa.String(length=64), nullable=False),
-    sa.Column('response', sa.LargeBinary(), nullable=True),
-    sa.Column('create_time', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('method', 'request_id'),
-    schema='dispatch'
-    )
-    op.create_index('idempotency_keys_create_time', 'idempotency_keys', ['create_time'], unique=False, schema='dispatch')
-    op.create_table('inbox',
-    sa.Column('event_id', sa.UUID(), nullable=False),
-    sa.Column('source', sa.String(length=60), nullable=False),
-    sa.Column('sequence', sa.BigInteger(), nullable=False),
-    sa.Column('type', sa.String(length=120), nullable=False),
-    sa.Column('process_time', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('event_id'),
-    schema='dispatch'
-    )
-    op.create_table('outbox',
-    sa.Column('sequence', sa.BigInteger(), sa.Identity(always=True), nullable=False),
-    sa.Column('event_id', sa.UUID(), nullable=False),
-    sa.Column('type', sa.String(length=120), nullable=False),
-    sa.Column('subject', sa.String(length=200), nullable=False),
-    sa.Column('payload_type', sa.String(length=200), nullable=False),
-    sa.Column('payload', sa.LargeBinary(), nullable=False),
-    sa.Column('trace_context', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
-    sa.Column('occur_time', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('sequence'),
-    sa.UniqueConstraint('event_id'),
     schema='dispatch'
     )
     op.create_table('units',

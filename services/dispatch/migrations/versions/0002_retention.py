@@ -5,8 +5,7 @@ Expand only: a new table and a new index, which the previous release ignores.
 Revision ID: 0002
 Revises: 0001
 """
-import sqlalchemy as sa
-from alembic import op
+from services.runtime.revisions import retention_0002, retention_0002_down
 
 revision = "0002"
 down_revision = "0001"
@@ -15,17 +14,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "retention_marks",
-        sa.Column("name", sa.String(length=60), nullable=False),
-        sa.Column("value", sa.BigInteger(), nullable=False),
-        sa.Column("update_time", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint("name"),
-        schema="dispatch",
-    )
-    op.create_index("inbox_process_time", "inbox", ["process_time"], unique=False, schema="dispatch")
+    retention_0002("dispatch")
 
 
 def downgrade() -> None:
-    op.drop_index("inbox_process_time", table_name="inbox", schema="dispatch")
-    op.drop_table("retention_marks", schema="dispatch")
+    retention_0002_down("dispatch")

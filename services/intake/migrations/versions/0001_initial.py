@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from services.runtime.revisions import runtime_tables_0001
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -17,6 +19,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    runtime_tables_0001("intake")
     op.create_table('addresses',
     sa.Column('code', sa.String(length=21), nullable=False),
     sa.Column('full_address', sa.Text(), nullable=False),
@@ -33,32 +36,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('code'),
     schema='intake'
     )
-    op.create_table('feed_cursors',
-    sa.Column('source', sa.String(length=60), nullable=False),
-    sa.Column('last_sequence', sa.BigInteger(), nullable=False),
-    sa.Column('update_time', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('source'),
-    schema='intake'
-    )
-    op.create_table('idempotency_keys',
-    sa.Column('method', sa.String(length=200), nullable=False),
-    sa.Column('request_id', sa.String(length=200), nullable=False),
-    sa.Column('request_hash', sa.String(length=64), nullable=False),
-    sa.Column('response', sa.LargeBinary(), nullable=True),
-    sa.Column('create_time', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('method', 'request_id'),
-    schema='intake'
-    )
-    op.create_index('idempotency_keys_create_time', 'idempotency_keys', ['create_time'], unique=False, schema='intake')
-    op.create_table('inbox',
-    sa.Column('event_id', sa.UUID(), nullable=False),
-    sa.Column('source', sa.String(length=60), nullable=False),
-    sa.Column('sequence', sa.BigInteger(), nullable=False),
-    sa.Column('type', sa.String(length=120), nullable=False),
-    sa.Column('process_time', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('event_id'),
-    schema='intake'
-    )
     op.create_table('knowledge_entries',
     sa.Column('seq', sa.BigInteger(), sa.Identity(always=True), nullable=False),
     sa.Column('entry_id', sa.String(length=40), nullable=False),
@@ -72,19 +49,6 @@ def upgrade() -> None:
     sa.Column('create_time', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('entry_id'),
     sa.UniqueConstraint('seq'),
-    schema='intake'
-    )
-    op.create_table('outbox',
-    sa.Column('sequence', sa.BigInteger(), sa.Identity(always=True), nullable=False),
-    sa.Column('event_id', sa.UUID(), nullable=False),
-    sa.Column('type', sa.String(length=120), nullable=False),
-    sa.Column('subject', sa.String(length=200), nullable=False),
-    sa.Column('payload_type', sa.String(length=200), nullable=False),
-    sa.Column('payload', sa.LargeBinary(), nullable=False),
-    sa.Column('trace_context', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
-    sa.Column('occur_time', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('sequence'),
-    sa.UniqueConstraint('event_id'),
     schema='intake'
     )
     op.create_table('reports',

@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from services.runtime.revisions import runtime_tables_0001
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -17,6 +19,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    runtime_tables_0001("referral")
     op.create_table('departments',
     sa.Column('dept_id', sa.String(length=20), nullable=False),
     sa.Column('name', sa.Text(), nullable=False),
@@ -25,45 +28,6 @@ def upgrade() -> None:
     sa.Column('supervisor', sa.Text(), server_default='', nullable=False),
     sa.Column('phone', sa.String(length=30), server_default='', nullable=False),
     sa.PrimaryKeyConstraint('dept_id'),
-    schema='referral'
-    )
-    op.create_table('feed_cursors',
-    sa.Column('source', sa.String(length=60), nullable=False),
-    sa.Column('last_sequence', sa.BigInteger(), nullable=False),
-    sa.Column('update_time', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('source'),
-    schema='referral'
-    )
-    op.create_table('idempotency_keys',
-    sa.Column('method', sa.String(length=200), nullable=False),
-    sa.Column('request_id', sa.String(length=200), nullable=False),
-    sa.Column('request_hash', sa.String(length=64), nullable=False),
-    sa.Column('response', sa.LargeBinary(), nullable=True),
-    sa.Column('create_time', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('method', 'request_id'),
-    schema='referral'
-    )
-    op.create_index('idempotency_keys_create_time', 'idempotency_keys', ['create_time'], unique=False, schema='referral')
-    op.create_table('inbox',
-    sa.Column('event_id', sa.UUID(), nullable=False),
-    sa.Column('source', sa.String(length=60), nullable=False),
-    sa.Column('sequence', sa.BigInteger(), nullable=False),
-    sa.Column('type', sa.String(length=120), nullable=False),
-    sa.Column('process_time', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('event_id'),
-    schema='referral'
-    )
-    op.create_table('outbox',
-    sa.Column('sequence', sa.BigInteger(), sa.Identity(always=True), nullable=False),
-    sa.Column('event_id', sa.UUID(), nullable=False),
-    sa.Column('type', sa.String(length=120), nullable=False),
-    sa.Column('subject', sa.String(length=200), nullable=False),
-    sa.Column('payload_type', sa.String(length=200), nullable=False),
-    sa.Column('payload', sa.LargeBinary(), nullable=False),
-    sa.Column('trace_context', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
-    sa.Column('occur_time', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('sequence'),
-    sa.UniqueConstraint('event_id'),
     schema='referral'
     )
     op.create_table('unreasonable_requests',

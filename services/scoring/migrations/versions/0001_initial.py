@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from services.runtime.revisions import runtime_tables_0001
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -18,6 +20,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    runtime_tables_0001("scoring")
     op.create_table('case_officers',
     sa.Column('case_name', sa.String(length=80), nullable=False),
     sa.Column('officer_id', sa.String(length=40), nullable=False),
@@ -62,37 +65,11 @@ def upgrade() -> None:
     )
     op.create_index('facts_occur_time', 'facts', ['occur_time'], unique=False, schema='scoring')
     op.create_index('facts_subject', 'facts', ['subject'], unique=False, schema='scoring')
-    op.create_table('feed_cursors',
-    sa.Column('source', sa.String(length=60), nullable=False),
-    sa.Column('last_sequence', sa.BigInteger(), nullable=False),
-    sa.Column('update_time', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('source'),
-    schema='scoring'
-    )
     op.create_table('grid_targets',
     sa.Column('grid_id', sa.String(length=30), nullable=False),
     sa.Column('station_id', sa.String(length=20), nullable=False),
     sa.Column('arrival_target_s', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('grid_id'),
-    schema='scoring'
-    )
-    op.create_table('idempotency_keys',
-    sa.Column('method', sa.String(length=200), nullable=False),
-    sa.Column('request_id', sa.String(length=200), nullable=False),
-    sa.Column('request_hash', sa.String(length=64), nullable=False),
-    sa.Column('response', sa.LargeBinary(), nullable=True),
-    sa.Column('create_time', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('method', 'request_id'),
-    schema='scoring'
-    )
-    op.create_index('idempotency_keys_create_time', 'idempotency_keys', ['create_time'], unique=False, schema='scoring')
-    op.create_table('inbox',
-    sa.Column('event_id', sa.UUID(), nullable=False),
-    sa.Column('source', sa.String(length=60), nullable=False),
-    sa.Column('sequence', sa.BigInteger(), nullable=False),
-    sa.Column('type', sa.String(length=120), nullable=False),
-    sa.Column('process_time', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('event_id'),
     schema='scoring'
     )
     op.create_table('ledger_entries',
@@ -127,19 +104,6 @@ def upgrade() -> None:
     op.create_index('ledger_one_reversal', 'ledger_entries', ['reverses'], unique=True, schema='scoring', postgresql_where=sa.text("kind = 'REVERSAL'"))
     op.create_index('ledger_station_time', 'ledger_entries', ['station_id', 'occur_time'], unique=False, schema='scoring')
     op.create_index('ledger_subject', 'ledger_entries', ['subject'], unique=False, schema='scoring')
-    op.create_table('outbox',
-    sa.Column('sequence', sa.BigInteger(), sa.Identity(always=True), nullable=False),
-    sa.Column('event_id', sa.UUID(), nullable=False),
-    sa.Column('type', sa.String(length=120), nullable=False),
-    sa.Column('subject', sa.String(length=200), nullable=False),
-    sa.Column('payload_type', sa.String(length=200), nullable=False),
-    sa.Column('payload', sa.LargeBinary(), nullable=False),
-    sa.Column('trace_context', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
-    sa.Column('occur_time', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('sequence'),
-    sa.UniqueConstraint('event_id'),
-    schema='scoring'
-    )
     op.create_table('report_back_obligations',
     sa.Column('assignment', sa.String(length=120), nullable=False),
     sa.Column('case_name', sa.String(length=80), nullable=False),

@@ -1,0 +1,104 @@
+"""The runtime's tables as every service's migrations create them: frozen DDL, one function per revision.
+
+Every service's schema holds the same runtime tables (outbox, idempotency
+keys, feed cursors, inbox, retention marks, dead letters), so each revision
+that creates or changes them calls one function here instead of repeating its
+DDL five times. These functions are history: never edit one once released; a
+later change to a runtime table is a new function called by a new revision
+of every service.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+
+def runtime_tables_0001(schema: str) -> None:
+    """The first release: outbox, idempotency keys, feed cursors and inbox."""
+    op.create_table('feed_cursors',
+    sa.Column('source', sa.String(length=60), nullable=False),
+    sa.Column('last_sequence', sa.BigInteger(), nullable=False),
+    sa.Column('update_time', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.PrimaryKeyConstraint('source'),
+    schema=schema
+    )
+    op.create_table('idempotency_keys',
+    sa.Column('method', sa.String(length=200), nullable=False),
+    sa.Column('request_id', sa.String(length=200), nullable=False),
+    sa.Column('request_hash', sa.String(length=64), nullable=False),
+    sa.Column('response', sa.LargeBinary(), nullable=True),
+    sa.Column('create_time', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.PrimaryKeyConstraint('method', 'request_id'),
+    schema=schema
+    )
+    op.create_index('idempotency_keys_create_time', 'idempotency_keys', ['create_time'], unique=False, schema=schema)
+    op.create_table('inbox',
+    sa.Column('event_id', sa.UUID(), nullable=False),
+    sa.Column('source', sa.String(length=60), nullable=False),
+    sa.Column('sequence', sa.BigInteger(), nullable=False),
+    sa.Column('type', sa.String(length=120), nullable=False),
+    sa.Column('process_time', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.PrimaryKeyConstraint('event_id'),
+    schema=schema
+    )
+    op.create_table('outbox',
+    sa.Column('sequence', sa.BigInteger(), sa.Identity(always=True), nullable=False),
+    sa.Column('event_id', sa.UUID(), nullable=False),
+    sa.Column('type', sa.String(length=120), nullable=False),
+    sa.Column('subject', sa.String(length=200), nullable=False),
+    sa.Column('payload_type', sa.String(length=200), nullable=False),
+    sa.Column('payload', sa.LargeBinary(), nullable=False),
+    sa.Column('trace_context', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
+    sa.Column('occur_time', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.PrimaryKeyConstraint('sequence'),
+    sa.UniqueConstraint('event_id'),
+    schema=schema
+    )
+
+
+def retention_0002(schema: str) -> None:
+    """retention_marks (how far the outbox was pruned) and an index on the inbox's process time."""
+    op.create_table(
+        "retention_marks",
+        sa.Column("name", sa.String(length=60), nullable=False),
+        sa.Column("value", sa.BigInteger(), nullable=False),
+        sa.Column("update_time", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+        schema=schema,
+    )
+    op.create_index("inbox_process_time", "inbox", ["process_time"], unique=False, schema=schema)
+
+
+
+def retention_0002_down(schema: str) -> None:
+    op.drop_index("inbox_process_time", table_name="inbox", schema=schema)
+    op.drop_table("retention_marks", schema=schema)
+
+
+def dead_letters_0003() -> None:
+    """dead_letters: events the feed consumers parked (in the schema on the search path)."""
+    op.create_table(
+        "dead_letters",
+        sa.Column("event_id", postgresql.UUID(as_uuid=True), nullable=False),
+        sa.Column("source", sa.String(60), nullable=False),
+        sa.Column("sequence", sa.BigInteger(), nullable=False),
+        sa.Column("type", sa.String(120), nullable=False),
+        sa.Column("subject", sa.String(200), nullable=False),
+        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.Column("error", sa.Text(), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False, server_default="parked"),
+        sa.Column("park_time", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("now()")),
+        sa.Column("resolve_time", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("resolve_reason", sa.Text(), nullable=True),
+        sa.Column("resolved_by", sa.String(120), nullable=True),
+        sa.PrimaryKeyConstraint("event_id", name="dead_letters_pkey"),
+    )
+    op.create_index("dead_letters_source_subject_idx", "dead_letters", ["source", "subject", "status", "sequence"])
+
+
+
+def dead_letters_0003_down() -> None:
+    op.drop_index("dead_letters_source_subject_idx", table_name="dead_letters")
+    op.drop_table("dead_letters")
