@@ -575,20 +575,20 @@ MAX_OPEN311_RESULTS = 1000
 class GeoReportInvalid(InvalidArgument):
     """Bad GeoReport input; each violation also as a GeoReport error (code 400)."""
 
-    def details(self) -> list:
-        return super().details() + [pb.GeoReportError(code=400, description=f"{f}: {d}") for f, d in self.violations]
+    def extra_details(self) -> list:
+        return [pb.GeoReportError(code=400, description=f"{f}: {d}") for f, d in self.violations]
 
 
 class GeoReportForbidden(PermissionDenied):
     """An api_key that is not one of the issued keys."""
 
-    def details(self) -> list:
-        return super().details() + [pb.GeoReportError(code=403, description=self.message)]
+    def extra_details(self) -> list:
+        return [pb.GeoReportError(code=403, description=self.message)]
 
 
 class GeoReportNotFound(NotFound):
-    def details(self) -> list:
-        return super().details() + [pb.GeoReportError(code=404, description=self.message)]
+    def extra_details(self) -> list:
+        return [pb.GeoReportError(code=404, description=self.message)]
 
 
 def raise_georeport(v: Violations) -> None:

@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import grpc
+from prometheus_client import start_http_server
 from sqlalchemy import MetaData, Table
+
+from smart110.common.v1 import events_pb2
 from sqlalchemy.engine import Engine
 
 from . import db, metrics, migrate, telemetry, txguard
+from .auth import SERVICE_CONTEXT, AuthContext
 from .config import Settings, env_str, service_address
 from .consumer import FeedConsumer, Subscription, cursor_table, dead_letter_table, inbox_table
 from .feed import Feed
@@ -28,6 +34,8 @@ from .periodic import Periodic
 from .retention import INTERVAL_SECONDS as RETENTION_INTERVAL
 from .retention import Retention, marks_table
 from .server import create_server
+from .timeutil import now as wall_clock
+from .uow import EventMapping, UnitOfWork, no_event_mapping
 
 log = logging.getLogger("smart110.app")
 
@@ -70,6 +78,13 @@ class Runtime:
     # server serves, stopped when it drains.
     workers: list = field(default_factory=list)
     _channels: list[grpc.Channel] = field(default_factory=list)
+    # The clock every unit of work reads (tests inject a settable one).
+    clock: Callable[[], datetime] = wall_clock
+    # The service's own dependencies (settings, clients, caches), set by its wiring; handlers
+    # and prepare steps reach it as `uow.context` / their first argument.
+    context: Any = None
+    # The service's domain event -> outbox message mapping (its mapping.py).
+    event_mapping: EventMapping = no_event_mapping
 
     def channel(self, service: str, options: list[tuple] | None = None) -> grpc.Channel:
         """A channel to another service; calls on it refuse to run inside a transaction (txguard)."""
@@ -91,6 +106,61 @@ class Runtime:
         )
         self.consumers.append(consumer)
         return consumer
+
+    def subscribe(self, event_handlers: dict[str, dict[str, Subscription]]) -> None:
+        """Wires a service's EVENT_HANDLERS ({source: {event type: Subscription}}) to the feeds.
+
+        Each handler runs on a unit of work in the consumer's transaction; each prepare step
+        gets `self.context` before it.
+        """
+        for source, subscriptions in event_handlers.items():
+            channel = self.channel(source)
+            stream = channel.unary_stream(
+                feed_method(source),
+                request_serializer=events_pb2.StreamEventsRequest.SerializeToString,
+                response_deserializer=events_pb2.Event.FromString,
+            )
+            consumer = FeedConsumer(
+                source=source,
+                open_stream=lambda req, stream=stream: stream(req, wait_for_ready=True),
+                engine=self.engine,
+                cursors=self.tables.cursors,
+                inbox=self.tables.inbox,
+                subscriptions=subscriptions,
+                dead_letters=self.tables.dead_letters,
+                unit_of_work=self.unit_of_work,
+                context=self.context,
+            )
+            self.consumers.append(consumer)
+
+    def unit_of_work(self, conn, actor: AuthContext = SERVICE_CONTEXT) -> UnitOfWork:
+        """A unit of work on an open transaction's connection."""
+        return UnitOfWork(conn=conn, outbox=self.outbox, clock=self.clock, actor=actor, context=self.context,
+                          event_mapping=self.event_mapping)
+
+    @contextmanager
+    def transaction(self, actor: AuthContext = SERVICE_CONTEXT) -> Iterator[UnitOfWork]:
+        """A unit of work in a new transaction; its recorded events are published before the commit."""
+        with self.engine.begin() as conn:
+            uow = self.unit_of_work(conn, actor)
+            yield uow
+            uow.flush()
+
+    def idempotent_work(self, method: str, request, response_type, work: Callable[[UnitOfWork], Any],
+                        *, actor: AuthContext = SERVICE_CONTEXT, respond: Callable[[Any], Any] | None = None):
+        """Runs `work(uow)` once per request_id in one unit of work; a retry gets the first answer.
+
+        `respond` turns work's result (domain objects) into the response message; without it the
+        result is the response.
+        """
+        with self.transaction(actor) as uow:
+            cached = self.idempotency.claim(uow.conn, method, request, response_type)
+            if cached is not None:
+                return cached
+            result = work(uow)
+            response = respond(result) if respond is not None else result
+            self.idempotency.remember(uow.conn, method, request, response)
+            return response
 
     def every(self, name: str, interval: float, work: Callable[[], None]) -> "Periodic":
         """Runs `work()` every `interval` seconds while the service serves (a sweeper)."""
@@ -128,6 +198,23 @@ class ServiceSpec:
     # Registers servicers; returns (add_XServicer_to_server, servicer, full service name) triples.
     build: Callable[[Runtime], list[tuple]]
     seed: Callable[[Runtime], None] | None = None
+    # {source service: {event type: Subscription}}: the handlers module's EVENT_HANDLERS.
+    event_handlers: dict = field(default_factory=dict)
+    # The service's domain event -> outbox message mapping (mapping.py).
+    event_mapping: EventMapping = no_event_mapping
+
+
+def feed_method(source: str) -> str:
+    """The StreamEvents method of a service's feed: intake -> /smart110.intake.v1.IntakeService/StreamEvents."""
+    return f"/smart110.{source}.v1.{source.capitalize()}Service/StreamEvents"
+
+
+def assemble(spec: ServiceSpec, rt: Runtime) -> list[tuple]:
+    """The service's servicers, with its event handlers wired to the feeds it consumes."""
+    rt.event_mapping = spec.event_mapping
+    servicers = spec.build(rt)
+    rt.subscribe(spec.event_handlers)
+    return servicers
 
 
 def open_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
@@ -148,8 +235,6 @@ def start_metrics_endpoint(settings: Settings):
     if settings.metrics_port == 0:
         log.info("metrics endpoint disabled (METRICS_PORT=0)")
         return None
-    from prometheus_client import start_http_server
-
     try:
         httpd, _thread = start_http_server(settings.metrics_port, addr=settings.listen_host)
     except OSError as exc:
@@ -165,7 +250,7 @@ def serve(spec: ServiceSpec, settings: Settings) -> None:
     metrics.set_service(spec.name)
     telemetry.setup_tracing(spec.name, settings.traces_exporter, settings.otlp_endpoint)
     rt = open_runtime(spec, settings)
-    servicers = spec.build(rt)
+    servicers = assemble(spec, rt)
     t = rt.tables
     rt.every("retention", RETENTION_INTERVAL, Retention(rt.engine, outbox=t.outbox, inbox=t.inbox,
                                                          idempotency=t.idempotency, marks=t.marks).prune)

@@ -3,28 +3,17 @@
 A service keeps one timeline table per kind of resource it owns (a report's,
 a case's, a work order's); this module gives them one shape, one repository
 and one mapping to the `AuditStamp`-carrying timeline messages of the protos.
+The entry type itself is pure and lives in `services.runtime.model`.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Identity, MetaData, String, Table, Text, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from smart110.common.v1 import common_pb2
 
+from .model import TimelineEntry
 from .timeutil import to_pb
-
-
-@dataclass
-class TimelineEntry:
-    action: str
-    actor: str
-    roles: list[str]
-    time: datetime
-    detail: str = ""
-    reason: str = ""
 
 
 def timeline_table(metadata: MetaData, name: str, subject_column: str, subject_key: str) -> Table:

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import grpc
 from google.protobuf.message import Message
@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import UUID, insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from smart110.common.v1 import events_pb2
 
@@ -101,7 +101,8 @@ _TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError)
 _TRANSIENT_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
-# handler(conn, event, payload) runs inside the consumer's transaction.
+# handler(uow, event, payload) runs inside the consumer's transaction, on a unit of work
+# (services.runtime.uow) when the consumer builds them, else on the bare connection.
 Handler = Callable[[object, events_pb2.Event, Message], None]
 
 
@@ -111,8 +112,9 @@ class Subscription:
 
     payload_type: type[Message]
     handler: Handler
-    # prepare(event, payload) runs before the transaction (the place to call other services);
-    # when set, its result reaches the handler as `prepared=`.
+    # prepare(context, event, payload) runs before the transaction (the place to call other
+    # services; `context` is the service's dependencies, see Runtime.context); when set, its
+    # result reaches the handler as `prepared=`. Without a unit of work: prepare(event, payload).
     prepare: Callable[[events_pb2.Event, Message], object] | None = None
 
 
@@ -129,6 +131,8 @@ class FeedConsumer:
         dead_letters: Table | None = None,
         max_attempts: int = 5,
         retry_backoff: float = 0.2,
+        unit_of_work: Callable[[Connection], Any] | None = None,
+        context: Any = None,
     ):
         """`dead_letters` None: a failing event is retried forever (nothing is parked).
 
@@ -144,6 +148,9 @@ class FeedConsumer:
         self.dead_letters = dead_letters
         self.max_attempts = max(1, max_attempts)
         self.retry_backoff = retry_backoff
+        # conn -> UnitOfWork; None: handlers get the bare connection.
+        self.unit_of_work = unit_of_work
+        self.context = context
         self._stop = threading.Event()
         self._call = None
         self._last_sequence = 0  # the cursor as last read or moved by this process
@@ -298,10 +305,7 @@ class FeedConsumer:
                     elif fresh:
                         payload = sub.payload_type()
                         event.payload.Unpack(payload)
-                        if sub.prepare is None:
-                            sub.handler(conn, event, payload)
-                        else:
-                            sub.handler(conn, event, payload, prepared=prepared)
+                        self._invoke(sub, conn, event, payload, prepared)
                         applied = True
                 self._move_cursor(conn, event)
             if result == PARKED:
@@ -323,13 +327,26 @@ class FeedConsumer:
             )
         )
 
+    def _invoke(self, sub: Subscription, conn, event: events_pb2.Event, payload: Message, prepared) -> None:
+        """Runs the handler in the consumer's transaction: on a unit of work when the consumer builds
+        them (its recorded events are published before the commit), else on the connection."""
+        target = conn if self.unit_of_work is None else self.unit_of_work(conn)
+        if sub.prepare is None:
+            sub.handler(target, event, payload)
+        else:
+            sub.handler(target, event, payload, prepared=prepared)
+        if self.unit_of_work is not None:
+            target.flush()
+
     def _prepare(self, sub: Subscription | None, event: events_pb2.Event):
         """The subscription's prepare step, outside any transaction (no call holds a connection)."""
         if sub is None or sub.prepare is None:
             return None
         payload = sub.payload_type()
         event.payload.Unpack(payload)
-        return sub.prepare(event, payload)
+        if self.unit_of_work is None:
+            return sub.prepare(event, payload)
+        return sub.prepare(self.context, event, payload)
 
     def _cursor_gauge(self):
         return metrics.FEED_CURSOR.labels(service=metrics.service(), source=self.source)
@@ -398,10 +415,7 @@ def replay_parked(consumer: FeedConsumer, event_id: str, actor: str = "") -> Non
             raise FailedPrecondition(f"the {consumer.source} consumer no longer handles {event.type}")
         payload = sub.payload_type()
         event.payload.Unpack(payload)
-        if sub.prepare is None:
-            sub.handler(conn, event, payload)
-        else:
-            sub.handler(conn, event, payload, prepared=prepared)
+        consumer._invoke(sub, conn, event, payload, prepared)
         conn.execute(
             update(table).where(table.c.event_id == event_id)
             .values(status=REPLAYED, resolve_time=func.now(), resolved_by=actor or None)

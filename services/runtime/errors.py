@@ -1,26 +1,13 @@
-"""Domain errors and their one mapping to gRPC status codes.
+"""Domain errors: what handlers and domain code raise, as plain Python (no gRPC, no protobuf).
 
-Handlers raise these; `ErrorInterceptor` turns them into a status with
-`google.rpc.ErrorInfo` (reason in UPPER_SNAKE_CASE) and, for bad input,
-`google.rpc.BadRequest` field violations. Transient infrastructure faults (a
-database or an outbound dependency that is down) become UNAVAILABLE with
-`google.rpc.RetryInfo` (see `transient_status`). Anything else becomes INTERNAL
-with the trace id and nothing of the internals. (AIP-193)
+Each class names its canonical status code (`code`, a `grpc.StatusCode` member
+name) and a default reason in UPPER_SNAKE_CASE; `services.runtime.status` maps
+them, in one place, to a gRPC status with `google.rpc.ErrorInfo`, and, for bad
+input, `google.rpc.BadRequest` field violations (AIP-193).
 """
 from __future__ import annotations
 
-import logging
-import uuid
 from typing import Iterable
-
-import grpc
-from google.protobuf import any_pb2, duration_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
-
-from .telemetry import current_trace_id
-
-log = logging.getLogger("smart110.errors")
 
 DOMAIN = "smart110.gov.cn"
 # At most this many field violations go into a BadRequest (and the message), so that the
@@ -29,7 +16,7 @@ MAX_FIELD_VIOLATIONS = 20
 
 
 class DomainError(Exception):
-    code = grpc.StatusCode.UNKNOWN
+    code = "UNKNOWN"
     reason = "UNKNOWN"
 
     def __init__(self, message: str, *, reason: str | None = None, metadata: dict[str, str] | None = None):
@@ -39,14 +26,12 @@ class DomainError(Exception):
             self.reason = reason
         self.metadata = metadata or {}
 
-    def details(self) -> list:
-        return [error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=self.metadata)]
 
 
 class InvalidArgument(DomainError):
     """Bad input, naming every offending field."""
 
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    code = "INVALID_ARGUMENT"
     reason = "INVALID_ARGUMENT"
 
     def __init__(self, violations: Iterable[tuple[str, str]], message: str | None = None):
@@ -58,175 +43,59 @@ class InvalidArgument(DomainError):
         text = message or "; ".join(f"{f}: {d}" for f, d in self.violations)
         super().__init__(text, metadata={"fields": fields})
 
-    def details(self) -> list:
-        bad = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in self.violations
-            ]
-        )
-        return super().details() + [bad]
-
 
 class NotFound(DomainError):
-    code = grpc.StatusCode.NOT_FOUND
+    code = "NOT_FOUND"
     reason = "NOT_FOUND"
 
     def __init__(self, resource_name: str, message: str | None = None):
         super().__init__(message or f"{resource_name} does not exist", metadata={"resource": resource_name})
         self.resource_name = resource_name
 
-    def details(self) -> list:
-        return super().details() + [
-            error_details_pb2.ResourceInfo(resource_name=self.resource_name, description=self.message)
-        ]
-
 
 class AlreadyExists(DomainError):
-    code = grpc.StatusCode.ALREADY_EXISTS
+    code = "ALREADY_EXISTS"
     reason = "ALREADY_EXISTS"
 
 
 class FailedPrecondition(DomainError):
     """An illegal state change."""
 
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    code = "FAILED_PRECONDITION"
     reason = "FAILED_PRECONDITION"
 
 
 class Aborted(DomainError):
     """A concurrency conflict, e.g. an update against a version that is no longer current."""
 
-    code = grpc.StatusCode.ABORTED
+    code = "ABORTED"
     reason = "ABORTED"
 
 
 class OutOfRange(DomainError):
-    code = grpc.StatusCode.OUT_OF_RANGE
+    code = "OUT_OF_RANGE"
     reason = "OUT_OF_RANGE"
 
 
 class PermissionDenied(DomainError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    code = "PERMISSION_DENIED"
     reason = "PERMISSION_DENIED"
 
 
 class Unauthenticated(DomainError):
-    code = grpc.StatusCode.UNAUTHENTICATED
+    code = "UNAUTHENTICATED"
     reason = "UNAUTHENTICATED"
 
 
 class Unavailable(DomainError):
     """A transient fault; the caller may retry."""
 
-    code = grpc.StatusCode.UNAVAILABLE
+    code = "UNAVAILABLE"
     reason = "UNAVAILABLE"
 
 
 class Unimplemented(DomainError):
     """A method of the contract that this version does not serve yet."""
 
-    code = grpc.StatusCode.UNIMPLEMENTED
+    code = "UNIMPLEMENTED"
     reason = "UNIMPLEMENTED"
-
-
-def to_status(err: DomainError) -> grpc.Status:
-    details = []
-    for detail in err.details():
-        packed = any_pb2.Any()
-        packed.Pack(detail)
-        details.append(packed)
-    return rpc_status.to_status(status_pb2.Status(code=err.code.value[0], message=err.message, details=details))
-
-
-def internal_status() -> grpc.Status:
-    """INTERNAL with a trace id to quote, and nothing of the internals.
-
-    Without a current span (no tracing set up) a fresh id is minted and logged,
-    so every 500 still carries an id that finds its log line.
-    """
-    trace_id = current_trace_id()
-    if not trace_id:
-        trace_id = uuid.uuid4().hex
-        log.error("internal error reference %s (no active trace)", trace_id, extra={"trace_id": trace_id})
-    info = error_details_pb2.ErrorInfo(reason="INTERNAL", domain=DOMAIN, metadata={"trace_id": trace_id})
-    packed = any_pb2.Any()
-    packed.Pack(info)
-    message = f"internal error; quote trace id {trace_id} when reporting it"
-    return rpc_status.to_status(status_pb2.Status(code=code_pb2.INTERNAL, message=message, details=[packed]))
-
-
-RETRY_DELAY_SECONDS = 1
-"""How long a client should wait before retrying after a transient fault."""
-
-_DEPENDENCY_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-
-
-def _database_faults() -> tuple[type[BaseException], ...]:
-    """Exception types that mean the database is unreachable or overloaded, not that a statement is wrong."""
-    import sqlalchemy.exc as sa_exc
-
-    faults: list[type[BaseException]] = [sa_exc.OperationalError, sa_exc.DisconnectionError, sa_exc.TimeoutError]
-    try:
-        import psycopg
-
-        faults.append(psycopg.OperationalError)
-    except ImportError:  # pragma: no cover - psycopg is pinned
-        pass
-    return tuple(faults)
-
-
-def transient_reason(exc: BaseException) -> str | None:
-    """DATABASE_UNAVAILABLE or DEPENDENCY_UNAVAILABLE for a transient fault, else None.
-
-    A database outage is a SQLAlchemy/psycopg OperationalError, a DisconnectionError
-    or a pool TimeoutError; a dependency outage is a `grpc.RpcError` from an
-    outbound call with UNAVAILABLE or DEADLINE_EXCEEDED.
-    """
-    if isinstance(exc, _database_faults()):
-        return "DATABASE_UNAVAILABLE"
-    if isinstance(exc, grpc.RpcError) and callable(getattr(exc, "code", None)):
-        try:
-            code = exc.code()
-        except Exception:  # noqa: BLE001 - an RpcError without a usable code is not transient
-            return None
-        if code in _DEPENDENCY_CODES:
-            return "DEPENDENCY_UNAVAILABLE"
-    return None
-
-
-_TRANSIENT_MESSAGES = {
-    "DATABASE_UNAVAILABLE": "the database is temporarily unavailable; retry after {delay} s",
-    "DEPENDENCY_UNAVAILABLE": "a service this call depends on is temporarily unavailable; retry after {delay} s",
-}
-
-
-def transient_status(reason: str, *, delay_seconds: int = RETRY_DELAY_SECONDS) -> grpc.Status:
-    """UNAVAILABLE with ErrorInfo (the reason, the trace id) and RetryInfo (the delay)."""
-    metadata = {"retry_delay_seconds": str(delay_seconds)}
-    trace_id = current_trace_id()
-    if trace_id:
-        metadata["trace_id"] = trace_id
-    details = []
-    for detail in (
-        error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata),
-        error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=delay_seconds)),
-    ):
-        packed = any_pb2.Any()
-        packed.Pack(detail)
-        details.append(packed)
-    message = _TRANSIENT_MESSAGES.get(reason, "temporarily unavailable; retry after {delay} s").format(delay=delay_seconds)
-    return rpc_status.to_status(status_pb2.Status(code=code_pb2.UNAVAILABLE, message=message, details=details))
-
-
-def describe_fault(exc: BaseException) -> str:
-    """The class of a transient fault and, for a gRPC error, its code: no statement, no parameters."""
-    name = f"{type(exc).__module__}.{type(exc).__qualname__}"
-    orig = getattr(exc, "orig", None)
-    if orig is not None:
-        name += f" ({type(orig).__module__}.{type(orig).__qualname__})"
-    if isinstance(exc, grpc.RpcError) and callable(getattr(exc, "code", None)):
-        try:
-            name += f" {exc.code().name}"
-        except Exception:  # noqa: BLE001
-            pass
-    return name

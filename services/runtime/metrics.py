@@ -20,6 +20,7 @@ Where each family is recorded:
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import event as sa_event
 
 _service = "unknown"
 
@@ -106,6 +107,4 @@ def observe_sla_after_commit(conn, stage: str, seconds: float) -> None:
     A handler that runs inside a transaction (a consumed event) may be rolled
     back and retried; it must count once.
     """
-    from sqlalchemy import event
-
-    event.listen(conn, "commit", lambda _conn: observe_sla(stage, seconds), once=True)
+    sa_event.listen(conn, "commit", lambda _conn: observe_sla(stage, seconds), once=True)

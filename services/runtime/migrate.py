@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from alembic import command
+from alembic import command, context
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
@@ -62,8 +62,6 @@ def upgrade(migrations_dir: Path, database_url: str, schema: str, revision: str 
 
 def run_env() -> None:
     """Body of every service's migrations/env.py (online mode only)."""
-    from alembic import context
-
     cfg = context.config
     schema = cfg.attributes["schema"]
     engine = create_engine(cfg.get_main_option("sqlalchemy.url"), hide_parameters=True)

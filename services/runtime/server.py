@@ -20,16 +20,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from . import auth, metrics
-from .errors import (
-    DomainError,
-    InvalidArgument,
-    Unimplemented,
-    describe_fault,
-    internal_status,
-    to_status,
-    transient_reason,
-    transient_status,
-)
+from .errors import DomainError, InvalidArgument, Unimplemented
+from .status import describe_fault, internal_status, to_status, transient_reason, transient_status
 from .request_guard import check_request, query_key
 from .validation import query_scope
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 from typing import Mapping
 
 from opentelemetry import propagate, trace
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.grpc import GrpcInstrumentorClient, GrpcInstrumentorServer
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
@@ -23,8 +26,6 @@ def setup_tracing(service: str, exporter: str, otlp_endpoint: str) -> None:
     _configured = True
     provider = TracerProvider(resource=Resource.create({"service.name": f"smart110-{service}"}))
     if exporter == "otlp":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
         provider.add_span_processor(
             BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint, insecure=True), schedule_delay_millis=200)
         )
@@ -32,15 +33,11 @@ def setup_tracing(service: str, exporter: str, otlp_endpoint: str) -> None:
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     trace.set_tracer_provider(provider)
 
-    from opentelemetry.instrumentation.grpc import GrpcInstrumentorClient, GrpcInstrumentorServer
-
     GrpcInstrumentorServer().instrument()
     GrpcInstrumentorClient().instrument()
 
 
 def instrument_engine(engine) -> None:
-    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-
     SQLAlchemyInstrumentor().instrument(engine=engine, enable_commenter=False)
 
 

@@ -14,7 +14,8 @@ from smart110.common.v1 import common_pb2
 from smart110.intake.v1 import intake_service_pb2 as pb
 from smart110.intake.v1 import intake_service_pb2_grpc as pb_grpc
 
-from services.runtime.errors import MAX_FIELD_VIOLATIONS, InvalidArgument, to_status
+from services.runtime.errors import MAX_FIELD_VIOLATIONS, InvalidArgument
+from services.runtime.status import to_status
 from services.runtime.request_guard import check_request, query_key, request_violations
 from services.runtime.server import create_server
 from services.runtime.validation import (

@@ -9,7 +9,8 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 
 from services.runtime import auth
-from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, internal_status, to_status
+from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.runtime.status import internal_status, to_status
 from services.runtime.validation import (
     Violations, decode_page_token, encode_page_token, name_id, paginate, resource_id,
 )
@@ -53,7 +54,7 @@ def test_auth_context_from_gateway_claims():
     assert ctx.subject == "p1" and ctx.station == "S03" and ctx.has_role("station_chief")
     with pytest.raises(Exception) as err:
         ctx.require_role("legal_officer")
-    assert err.value.code == grpc.StatusCode.PERMISSION_DENIED
+    assert err.value.code == "PERMISSION_DENIED"
     assert auth.from_metadata([]).has_role("service")
 
 

@@ -10,7 +10,7 @@ import psycopg
 import sqlalchemy.exc as sa_exc
 from google.rpc import error_details_pb2, status_pb2
 
-from services.runtime.errors import internal_status, transient_reason
+from services.runtime.status import internal_status, transient_reason
 from services.runtime.logs import JsonFormatter, RedactingFilter, redact
 from services.runtime.server import _status_for
 
