@@ -202,3 +202,30 @@ def serving(spec, admin_url: str, *, clock: Clock | None = None, seed: bool = Tr
         if server is not None:
             server.stop(1)
         rt.close()
+
+
+# -- service-layer tests on a fake unit of work ---------------------------------------------
+
+class FakeOutbox:
+    """Collects what a unit of work publishes: (event type, subject, payload message)."""
+
+    source = "test"
+
+    def __init__(self):
+        self.events: list[tuple] = []
+
+    def publish(self, conn, event_type: str, subject: str, payload) -> int:
+        self.events.append((event_type, subject, payload))
+        return len(self.events)
+
+    def types(self) -> list[str]:
+        return [t for t, _, _ in self.events]
+
+
+def fake_unit_of_work(repos, *, event_mapping=None, clock: Callable | None = None, actor=None, context=None):
+    """A unit of work over in-memory repositories and a `FakeOutbox` (no database)."""
+    from services.runtime.auth import SERVICE_CONTEXT
+    from services.runtime.uow import UnitOfWork, no_event_mapping
+
+    return UnitOfWork(conn=None, outbox=FakeOutbox(), clock=clock or Clock(), actor=actor or SERVICE_CONTEXT,
+                      context=context, repos=repos, event_mapping=event_mapping or no_event_mapping)

@@ -85,6 +85,8 @@ class Runtime:
     context: Any = None
     # The service's domain event -> outbox message mapping (its mapping.py).
     event_mapping: EventMapping = no_event_mapping
+    # conn -> the service's repositories on that connection (its store.py).
+    repositories: Callable[[Any], Any] | None = None
 
     def channel(self, service: str, options: list[tuple] | None = None) -> grpc.Channel:
         """A channel to another service; calls on it refuse to run inside a transaction (txguard)."""
@@ -136,6 +138,7 @@ class Runtime:
     def unit_of_work(self, conn, actor: AuthContext = SERVICE_CONTEXT) -> UnitOfWork:
         """A unit of work on an open transaction's connection."""
         return UnitOfWork(conn=conn, outbox=self.outbox, clock=self.clock, actor=actor, context=self.context,
+                          repos=self.repositories(conn) if self.repositories is not None else None,
                           event_mapping=self.event_mapping)
 
     @contextmanager
@@ -202,6 +205,8 @@ class ServiceSpec:
     event_handlers: dict = field(default_factory=dict)
     # The service's domain event -> outbox message mapping (mapping.py).
     event_mapping: EventMapping = no_event_mapping
+    # conn -> the service's repositories on that connection (store.py `Repositories`).
+    repositories: Callable[[Any], Any] | None = None
 
 
 def feed_method(source: str) -> str:
@@ -212,6 +217,7 @@ def feed_method(source: str) -> str:
 def assemble(spec: ServiceSpec, rt: Runtime) -> list[tuple]:
     """The service's servicers, with its event handlers wired to the feeds it consumes."""
     rt.event_mapping = spec.event_mapping
+    rt.repositories = spec.repositories
     servicers = spec.build(rt)
     rt.subscribe(spec.event_handlers)
     return servicers

@@ -2,7 +2,7 @@
 
 Every use case runs inside one: an RPC's through `Runtime.idempotent_work`, an
 event's through the feed consumer. A handler loads aggregates through the
-service's repositories on `uow.conn`, changes them (they record domain events),
+service's repositories (`uow.repos`), changes them (they record domain events),
 hands them to `uow.collect(...)`, and returns. At commit the unit of work asks
 the service's event mapping to turn each recorded event into an outbox message
 (type, subject, protobuf payload), in the same transaction as the state change.
@@ -40,6 +40,9 @@ class UnitOfWork:
     actor: AuthContext = SERVICE_CONTEXT
     # The service's own dependencies (settings, clients, caches), as its wiring built them.
     context: Any = None
+    # The service's repositories on this transaction (its store.py `Repositories(conn)`), so that
+    # service-layer tests can hand a handler in-memory ones.
+    repos: Any = None
     event_mapping: EventMapping = no_event_mapping
     _seen: list[Aggregate] = field(default_factory=list)
     _published: list[int] = field(default_factory=list)
