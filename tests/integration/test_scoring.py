@@ -6,8 +6,6 @@ the whole suite's, may share this database and sweep with the real time).
 """
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -69,7 +67,7 @@ def env(admin_url):
         (pb_grpc.add_ScoringServiceServicer_to_server, ScoringServicer(rt, clock=clock),
          pb.DESCRIPTOR.services_by_name["ScoringService"].full_name)])
     server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    channel = support.channel(f"127.0.0.1:{server.port}")
     yield dict(rt=rt, clock=clock, consumers=consumers, stub=pb_grpc.ScoringServiceStub(channel))
     channel.close()
     server.stop(1)
@@ -79,8 +77,7 @@ def env(admin_url):
 # -- helpers -----------------------------------------------------------------------------
 
 def claims(roles, sub="", station=""):
-    raw = json.dumps({"sub": sub, "roles": roles, "station": station}).encode()
-    return [("x-jwt-payload", base64.urlsafe_b64encode(raw).decode().rstrip("="))]
+    return list(support.caller(roles, sub=sub or "tester", station=station))
 
 
 COMMANDER = claims(["commander"], "cmd-1")
