@@ -19,6 +19,9 @@ class AuthContext:
     roles: frozenset[str] = field(default_factory=frozenset)
     station: str = ""
     name: str = ""
+    # District (区县) of a district-level caller; department (12345 承办单位) of a department's staff.
+    district: str = ""
+    department: str = ""
 
     def has_role(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))

@@ -168,7 +168,9 @@ class Verifier:
         if not issuer.service and roles & SERVICE_ONLY_ROLES:
             raise Unauthenticated("a person's token cannot carry a service role", reason="TOKEN_ROLE_REFUSED")
         ctx = AuthContext(subject=str(claims["sub"]), roles=roles,
-                          station=str(claims.get("station", "") or ""), name=str(claims.get("name", "") or ""))
+                          station=str(claims.get("station", "") or ""), name=str(claims.get("name", "") or ""),
+                          district=str(claims.get("district", "") or ""),
+                          department=str(claims.get("department", "") or ""))
         return float(claims["exp"]), ctx
 
 
