@@ -269,7 +269,8 @@ def create_review(uow: UnitOfWork, *, case_name: str, officer_ids: list[str], fi
             raise_warning(uow, kind="MISSING_EVIDENCE", officer=o, case_name=case.case_name, cause=review.name,
                           source_event_id=event_id, detail=f"{case.case_name}经法制审核缺少{what}，请在规定时间内补充")
     elif findings.evidence == "COMPLETE":
-        rectify_warnings(uow, kind="MISSING_EVIDENCE", case_name=case.case_name, reason=f"{review.name}审核证据齐全")
+        rectify_warnings(uow, kind="MISSING_EVIDENCE", case_name=case.case_name,
+                         reason=f"{review.name}审核证据齐全")
     review.ledger_entries = [e.id for e in written]
     return review
 

@@ -481,7 +481,8 @@ def warning_statistics(conn, *, start: datetime, end: datetime, station_id: str,
         wq = wq.where(warnings.c.kind.in_(kinds))
     # Cases the station's officers reported back: one per case and station.
     cq = select(fact_officers.c.station_id, facts.c.data["case_name"].astext.label("case_name"),
-                func.min(facts.c.occur_time).label("first_time")).join(facts, facts.c.fact_id == fact_officers.c.fact_id).where(
+                func.min(facts.c.occur_time).label("first_time")).join(
+        facts, facts.c.fact_id == fact_officers.c.fact_id).where(
         facts.c.event_type == "dispatch.AssignmentChanged",
         facts.c.data["derived"]["state"].astext == literal_column("'REPORTED_BACK'"),
         facts.c.occur_time >= start, facts.c.occur_time < end,

@@ -369,7 +369,8 @@ def test_legal_officer_review_scores_quality_and_warns(env):
     assert len(listed.reviews) == 2 and listed.reviews[1].name == review.name
     assert stub.GetReview(pb.GetReviewRequest(name=review.name), metadata=caller(["officer"], sub=officer)) == review
     assert code_of(lambda: stub.GetReview(pb.GetReviewRequest(name=review.name),
-                                          metadata=caller(["officer"], sub="P-other"))) == grpc.StatusCode.PERMISSION_DENIED
+                                          metadata=caller(["officer"], sub="P-other"))) == \
+        grpc.StatusCode.PERMISSION_DENIED
     assert code_of(lambda: stub.GetReview(pb.GetReviewRequest(name="reviews/nope"), metadata=legal)) == \
         grpc.StatusCode.NOT_FOUND
 
@@ -388,7 +389,8 @@ def test_reviews_refuse_bad_input_unknown_cases_and_other_roles(env):
     # Nobody has reported back on the case yet, and no officer is named.
     assert code_of(lambda: stub.CreateReview(review_request(case.name), metadata=legal)) == \
         grpc.StatusCode.FAILED_PRECONDITION
-    for who in (caller(["officer"], sub="P1"), caller(["dispatcher"], sub="d"), caller(["station_chief"], sub="c", station="S09")):
+    for who in (caller(["officer"], sub="P1"), caller(["dispatcher"], sub="d"),
+                caller(["station_chief"], sub="c", station="S09")):
         assert code_of(lambda: stub.CreateReview(review_request(case.name), metadata=who)) == \
             grpc.StatusCode.PERMISSION_DENIED
     other_station = caller(["legal_officer"], sub="L-3", station="S01")
@@ -437,7 +439,8 @@ def test_a_correction_reverses_an_entry_with_who_and_why(env):
     accepted = entries(env, officer_id=officer, rule_id="QTY-ACCEPT")[0]
     elsewhere = pb.ReverseLedgerEntryRequest(request_id=uuid.uuid4().hex, name=f"ledgerEntries/{accepted.id}",
                                              reason="另一派出所无权更正")
-    for who in (caller(["legal_officer"], sub="L-9", station="S02"), caller(["station_chief"], sub="c02", station="S02")):
+    for who in (caller(["legal_officer"], sub="L-9", station="S02"),
+                caller(["station_chief"], sub="c02", station="S02")):
         assert code_of(lambda: stub.ReverseLedgerEntry(elsewhere, metadata=who)) == grpc.StatusCode.PERMISSION_DENIED
     assert grid.station_id == "S01"
 
@@ -709,10 +712,12 @@ def test_ledger_pages_newest_first_and_each_entry_is_scoped(env):
     assert [e.rule_id for e in efficiency.ledger_entries] == ["EFF-REPORT-BACK-ON-TIME"]
 
     name = seen[0].name
-    assert stub.GetLedgerEntry(pb.GetLedgerEntryRequest(name=name), metadata=caller(["officer"], sub=officer)).name == name
+    assert stub.GetLedgerEntry(pb.GetLedgerEntryRequest(name=name),
+                               metadata=caller(["officer"], sub=officer)).name == name
     assert stub.GetLedgerEntry(pb.GetLedgerEntryRequest(name=name),
                                metadata=caller(["station_chief"], sub="c14", station="S14")).officer_id == officer
-    for who in (caller(["officer"], sub="P-other"), caller(["station_chief"], sub="c01", station="S01"), caller(["call_taker"], sub="t")):
+    for who in (caller(["officer"], sub="P-other"), caller(["station_chief"], sub="c01", station="S01"),
+                caller(["call_taker"], sub="t")):
         assert code_of(lambda: stub.GetLedgerEntry(pb.GetLedgerEntryRequest(name=name), metadata=who)) == \
             grpc.StatusCode.PERMISSION_DENIED
     assert code_of(lambda: stub.GetLedgerEntry(pb.GetLedgerEntryRequest(name="ledgerEntries/nope"),
