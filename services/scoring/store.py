@@ -503,7 +503,7 @@ class WarningRepository:
         """Open warnings of a kind about a cause (or, without one, about a case), locked for a change."""
         q = select(warnings).where(warnings.c.kind == kind, warnings.c.status == "OPEN")
         q = q.where(warnings.c.cause == cause) if cause else q.where(warnings.c.case_name == case_name)
-        rows = self.conn.execute(q.order_by(warnings.c.raise_time, warnings.c.id).with_for_update()).all()
+        rows = self.conn.execute(q.with_for_update()).all()
         return [warning_from_row(r) for r in rows]
 
     def save(self, w: EnforcementWarning) -> None:
