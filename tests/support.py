@@ -140,6 +140,7 @@ class Served:
         seq = self._seq[source] = self._seq.get(source, 0) + 1
         event = events_pb2.Event(event_id=str(uuid.uuid4()), sequence=seq, type=event_type, subject=subject,
                                  source=source)
+        event.occur_time.FromDatetime(self.clock())
         event.payload.Pack(payload)
         return self.consumer(source).apply(event)
 
