@@ -29,7 +29,7 @@ from services.runtime.timeutil import from_pb
 
 from . import domain
 from .domain import KeywordMatcher, TermSpec
-from .mapping import alert_to_pb, rule_from_row
+from .mapping import alert_fired_pb, alert_to_pb, alert_updated_pb, rule_from_row
 from .store import (
     alert_timeline, alerts, hourly_counts, incidents, notifications, obligations, rule_versions, rules, signals,
     silences,
@@ -254,48 +254,45 @@ class Finding:
         return domain.fingerprint(rule_id_of(self.rule), *self.key)
 
 
-def _timeline(conn, alert_id: str, action: str, detail: str, actor: Actor, now: datetime, reason: str = ""):
-    alert_timeline.add(conn, alert_id, [TimelineEntry(action, actor.subject, list(actor.roles), now, detail, reason)])
+def _timeline(conn, alert_id: str, action: str, detail: str, actor: Actor, now: datetime,
+              reason: str = "") -> list[TimelineEntry]:
+    """Appends one entry to the alert's timeline; returns it, in a list, for the change's event."""
+    entries = [TimelineEntry(action, actor.subject, list(actor.roles), now, detail, reason)]
+    alert_timeline.add(conn, alert_id, entries)
+    return entries
 
 
-def _notify(conn, alert_id: str, recipients: list[str], escalation_level: int, now: datetime) -> None:
+def _notify(conn, alert_id: str, recipients: list[str], escalation_level: int, now: datetime) -> list[TimelineEntry]:
     rows = [dict(alert_id=alert_id, channel=domain.channel_for(r, escalation_level), recipient=r, send_time=now,
                  escalation_level=escalation_level, delivered=True) for r in recipients]
-    if rows:
-        conn.execute(notifications.insert(), rows)
-        detail = "；".join(f"{r['recipient']}（{r['channel']}）" for r in rows)
-        _timeline(conn, alert_id, "NOTIFIED", f"通知 {detail}", SYSTEM, now)
+    if not rows:
+        return []
+    conn.execute(notifications.insert(), rows)
+    detail = "；".join(f"{r['recipient']}（{r['channel']}）" for r in rows)
+    return _timeline(conn, alert_id, "NOTIFIED", f"通知 {detail}", SYSTEM, now)
 
 
-# Events carry an alert's latest timeline entries only, so an alert that repeats
-# all day does not make every event larger than the last; GetAlert has them all.
-EVENT_TIMELINE_ENTRIES = 50
-
-
-def _recent_timeline(conn, alert_id: str, limit: int) -> list[TimelineEntry]:
-    t = alert_timeline.table
-    rows = conn.execute(select(t).where(t.c.alert_id == alert_id).order_by(t.c.seq.desc()).limit(limit)).all()
-    return [TimelineEntry(r.action, r.actor, list(r.roles), r.time, r.detail, r.reason) for r in reversed(rows)]
-
-
-def load_alert(conn, alert_id: str, timeline_limit: int | None = None) -> pb.Alert:
+def load_alert(conn, alert_id: str) -> pb.Alert:
     row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).first()
     if row is None:
         raise NotFound(f"alerts/{alert_id}")
     notes = conn.execute(select(notifications).where(notifications.c.alert_id == alert_id)
                          .order_by(notifications.c.seq)).all()
-    timeline = (_recent_timeline(conn, alert_id, timeline_limit) if timeline_limit
-                else alert_timeline.of(conn, alert_id))
-    return alert_to_pb(row, notes, timeline)
+    return alert_to_pb(row, notes, alert_timeline.of(conn, alert_id))
 
 
-def _publish(conn, outbox: Outbox, alert_id: str, action: str) -> pb.Alert:
-    alert = load_alert(conn, alert_id, EVENT_TIMELINE_ENTRIES)
-    if action == "FIRED":
-        outbox.publish(conn, "alerts.AlertFired", alert.name, pb.AlertFired(alert=alert))
+def _publish(conn, outbox: Outbox, alert_id: str, action: str, *, before, entries: list[TimelineEntry]) -> pb.Alert:
+    """Publishes the change: alerts.AlertFired for a new alert (`before` None), else alerts.AlertUpdated
+    with what changed since `before` (the alert's row read, locked, before the change). Returns the
+    alert as the event carries it."""
+    row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).one()
+    if before is None:
+        event = alert_fired_pb(row, entries)
+        outbox.publish(conn, "alerts.AlertFired", event.alert.name, event)
     else:
-        outbox.publish(conn, "alerts.AlertUpdated", alert.name, pb.AlertUpdated(alert=alert, action=action))
-    return alert
+        event = alert_updated_pb(row, action, before=before, new_entries=entries)
+        outbox.publish(conn, "alerts.AlertUpdated", event.alert.name, event)
+    return event.alert
 
 
 def active_silences(conn, now: datetime) -> list:
@@ -341,19 +338,21 @@ def raise_alert(conn, outbox: Outbox, f: Finding, now: datetime) -> pb.Alert:
             .returning(alerts.c.id)).first()
         if inserted is None:  # raised concurrently by another consumer: fold into it
             return raise_alert(conn, outbox, f, now)
-        _timeline(conn, alert_id, "FIRED", f"{domain.LEVEL_CN.get(f.level, '')}预警（规则 {f.rule.display_name} "
-                                             f"第{f.rule.version}版）：{f.summary}", SYSTEM, now)
+        entries = _timeline(conn, alert_id, "FIRED", f"{domain.LEVEL_CN.get(f.level, '')}预警（规则 "
+                                                     f"{f.rule.display_name} 第{f.rule.version}版）：{f.summary}",
+                            SYSTEM, now)
         silence = silence_for(conn, labels, now)
         if silence is not None:
             conn.execute(alerts.update().where(alerts.c.id == alert_id).values(state="SILENCED",
                                                                                silence_id=silence.id))
-            _timeline(conn, alert_id, "SILENCED", f"静默 silences/{silence.id}：{silence.reason}", SYSTEM, now)
+            entries += _timeline(conn, alert_id, "SILENCED", f"静默 silences/{silence.id}：{silence.reason}", SYSTEM,
+                                 now)
         else:
-            _notify(conn, alert_id, recipients, 0, now)
+            entries += _notify(conn, alert_id, recipients, 0, now)
             if escalate_after > 0:
                 conn.execute(alerts.update().where(alerts.c.id == alert_id).values(
                     next_escalation_time=now + timedelta(seconds=escalate_after)))
-        return _publish(conn, outbox, alert_id, "FIRED")
+        return _publish(conn, outbox, alert_id, "FIRED", before=None, entries=entries)
 
     related = list(row.related_subjects)
     if f.subject and f.subject != row.subject:
@@ -373,10 +372,10 @@ def raise_alert(conn, outbox: Outbox, f: Finding, now: datetime) -> pb.Alert:
         added = [r for r in domain.route(level, row.station_id, list(f.rule.recipients)) if r not in row.recipients]
         values["recipients"] = list(row.recipients) + added
     conn.execute(alerts.update().where(alerts.c.id == row.id).values(**values))
-    _timeline(conn, row.id, "REPEATED", f"第{row.count + 1}次：{f.summary}", SYSTEM, now)
+    entries = _timeline(conn, row.id, "REPEATED", f"第{row.count + 1}次：{f.summary}", SYSTEM, now)
     if added and row.state == "FIRING":
-        _notify(conn, row.id, added, row.escalation_level, now)
-    return _publish(conn, outbox, row.id, "UPDATED")
+        entries += _notify(conn, row.id, added, row.escalation_level, now)
+    return _publish(conn, outbox, row.id, "UPDATED", before=row, entries=entries)
 
 
 def _locked_alert(conn, alert_id: str):
@@ -394,8 +393,8 @@ def acknowledge(conn, outbox: Outbox, *, alert_id: str, actor: Actor, comment: s
     conn.execute(alerts.update().where(alerts.c.id == alert_id).values(
         state="ACKNOWLEDGED", ack_actor=actor.subject, ack_roles=list(actor.roles), ack_time=now,
         ack_reason=comment, next_escalation_time=None, update_time=now))
-    _timeline(conn, alert_id, "ACKNOWLEDGED", "已签收，停止升级", actor, now, comment)
-    _publish(conn, outbox, alert_id, "ACKNOWLEDGED")
+    entries = _timeline(conn, alert_id, "ACKNOWLEDGED", "已签收，停止升级", actor, now, comment)
+    _publish(conn, outbox, alert_id, "ACKNOWLEDGED", before=row, entries=entries)
     return load_alert(conn, alert_id)
 
 
@@ -406,8 +405,8 @@ def resolve(conn, outbox: Outbox, *, alert_id: str, actor: Actor, reason: str, n
     conn.execute(alerts.update().where(alerts.c.id == alert_id).values(
         state="RESOLVED", resolve_actor=actor.subject, resolve_roles=list(actor.roles), resolve_time=now,
         resolve_reason=reason, next_escalation_time=None, update_time=now))
-    _timeline(conn, alert_id, "RESOLVED", "预警解除", actor, now, reason)
-    _publish(conn, outbox, alert_id, "RESOLVED")
+    entries = _timeline(conn, alert_id, "RESOLVED", "预警解除", actor, now, reason)
+    _publish(conn, outbox, alert_id, "RESOLVED", before=row, entries=entries)
     return load_alert(conn, alert_id)
 
 
@@ -431,8 +430,8 @@ def _apply_silence(conn, outbox: Outbox, silence_id: str, now: datetime) -> int:
         if domain.silenced_by(ms, dict(row.labels)):
             conn.execute(alerts.update().where(alerts.c.id == row.id).values(
                 state="SILENCED", silence_id=silence_id, next_escalation_time=None, update_time=now))
-            _timeline(conn, row.id, "SILENCED", f"静默 silences/{silence_id}：{s.reason}", SYSTEM, now)
-            _publish(conn, outbox, row.id, "SILENCED")
+            entries = _timeline(conn, row.id, "SILENCED", f"静默 silences/{silence_id}：{s.reason}", SYSTEM, now)
+            _publish(conn, outbox, row.id, "SILENCED", before=row, entries=entries)
             held += 1
     conn.execute(silences.update().where(silences.c.id == silence_id).values(applied=True))
     return held
@@ -462,9 +461,9 @@ def _release_silence(conn, outbox: Outbox, silence_id: str, now: datetime) -> in
         nxt = now + timedelta(seconds=row.escalate_after_s) if row.escalate_after_s > 0 else None
         conn.execute(alerts.update().where(alerts.c.id == row.id).values(
             state="FIRING", silence_id="", next_escalation_time=nxt, update_time=now))
-        _timeline(conn, row.id, "UNSILENCED", f"静默 silences/{silence_id} 已结束", SYSTEM, now)
-        _notify(conn, row.id, list(row.recipients), row.escalation_level, now)
-        _publish(conn, outbox, row.id, "UPDATED")
+        entries = _timeline(conn, row.id, "UNSILENCED", f"静默 silences/{silence_id} 已结束", SYSTEM, now)
+        entries += _notify(conn, row.id, list(row.recipients), row.escalation_level, now)
+        _publish(conn, outbox, row.id, "UPDATED", before=row, entries=entries)
         released += 1
     conn.execute(silences.update().where(silences.c.id == silence_id).values(released=True))
     return released
@@ -960,9 +959,10 @@ def sweep(conn, outbox: Outbox, now: datetime) -> dict[str, int]:
         conn.execute(alerts.update().where(alerts.c.id == row.id).values(
             escalation_level=level, recipients=list(row.recipients) + [nxt], update_time=now,
             next_escalation_time=now + timedelta(seconds=row.escalate_after_s)))
-        _timeline(conn, row.id, "ESCALATED", f"{row.escalate_after_s:.0f}秒未签收，升级至 {nxt}", SYSTEM, now)
-        _notify(conn, row.id, [nxt], level, now)
-        _publish(conn, outbox, row.id, "ESCALATED")
+        entries = _timeline(conn, row.id, "ESCALATED", f"{row.escalate_after_s:.0f}秒未签收，升级至 {nxt}", SYSTEM,
+                            now)
+        entries += _notify(conn, row.id, [nxt], level, now)
+        _publish(conn, outbox, row.id, "ESCALATED", before=row, entries=entries)
         done["escalated"] += 1
     for s in conn.execute(select(silences).where(
             silences.c.applied.is_(False), silences.c.start_time <= now, silences.c.expire_time > now,

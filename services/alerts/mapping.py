@@ -8,7 +8,8 @@ from google.protobuf import json_format
 from smart110.alerts.v1 import alerts_service_pb2 as pb
 from smart110.common.v1 import common_pb2
 
-from services.runtime.audit import timeline_to_pb
+from services.runtime.audit import TimelineEntry, timeline_to_pb
+from services.runtime.changes import changed_fields
 from services.runtime.enums import enum_value
 from services.runtime.timeutil import to_pb
 
@@ -58,6 +59,27 @@ def alert_to_pb(row, notes, timeline) -> pb.Alert:
             channel=enum_value(pb.NotificationChannel, n.channel, "NOTIFICATION_CHANNEL_"), recipient=n.recipient,
             send_time=to_pb(n.send_time), escalation_level=n.escalation_level, delivered=n.delivered, error=n.error)
     timeline_to_pb(timeline, msg.timeline)
+    return msg
+
+
+def alert_event_pb(row) -> pb.Alert:
+    """The alert as events carry it, from its row alone: its current state without its notifications
+    and timeline, which grow with its history (an alert repeating all day); GetAlert has them."""
+    return alert_to_pb(row, notes=[], timeline=[])
+
+
+def alert_fired_pb(row, new_entries: list[TimelineEntry]) -> pb.AlertFired:
+    msg = pb.AlertFired(alert=alert_event_pb(row))
+    timeline_to_pb(new_entries, msg.new_entries)
+    return msg
+
+
+def alert_updated_pb(row, action: str, *, before, new_entries: list[TimelineEntry]) -> pb.AlertUpdated:
+    """alerts.AlertUpdated: the alert as it now stands (`row`), what changed since `before` (its row
+    read before the change) and the timeline entries the change appended."""
+    after = alert_event_pb(row)
+    msg = pb.AlertUpdated(alert=after, action=action, changed_fields=changed_fields(alert_event_pb(before), after))
+    timeline_to_pb(new_entries, msg.new_entries)
     return msg
 
 

@@ -8,7 +8,7 @@ row's lock, always with the row's idempotency key, retrying with backoff while
 the centre is unreachable; then it asks for the result until it is final.
 A request is never lost (the row stays until the centre acknowledged it) and
 never duplicated at the centre (the key). Every acknowledgement and result is
-kept in the case timeline and announced as `dispatch.CaseUpdated`.
+kept in the case timeline and announced as `dispatch.CaseUpdated` with the hand-off as it now stands.
 """
 from __future__ import annotations
 
@@ -232,9 +232,8 @@ def request_stop_payment(conn, *, outbox: Outbox, case_id: str, bank: str, victi
                 victim_name=first.victim_name if first else "", victim_phone=first.victim_phone if first else "",
                 description=first.description if first else row.summary, requested_by=actor,
                 requested_roles=roles)
-    _queue(conn, h, now)
-    _announce(conn, outbox, case_id, "STOP_PAYMENT_QUEUED", now)
-    return stop_payment_to_pb(_row(conn, h.id))
+    entry = _queue(conn, h, now)
+    return _announce(conn, outbox, case_id, "STOP_PAYMENT_QUEUED", now, stop_payment_id=h.id, entries=[entry])
 
 
 # -- reading ---------------------------------------------------------------------
@@ -268,14 +267,20 @@ def stop_payments_of(conn, case_ids: list[str]) -> dict[str, list[pb.StopPayment
     return out
 
 
-def _announce(conn, outbox: Outbox, case_id: str, action: str, now: datetime) -> None:
-    """The case changed: stamp it and publish dispatch.CaseUpdated with the whole case."""
-    from .caseinfo import case_message
+def _announce(conn, outbox: Outbox, case_id: str, action: str, now: datetime, *, stop_payment_id: str,
+              entries: list[TimelineEntry]) -> pb.StopPayment:
+    """A hand-off changed: stamp its case and publish dispatch.CaseUpdated with the hand-off as it
+    now stands; returns that."""
+    from .caseinfo import announce, case_message
 
+    repo = CaseRepository(conn)
+    # Events carry no stop-payment list: read now, the case is as it was before this change.
+    before = case_message(conn, repo.get(case_id, with_timeline=False))
     conn.execute(update(cases).where(cases.c.id == case_id).values(update_time=now))
-    case = CaseRepository(conn).get(case_id)
-    outbox.publish(conn, "dispatch.CaseUpdated", case.name,
-                   pb.CaseUpdated(dispatch_case=case_message(conn, case), action=action))
+    stop_payment = stop_payment_to_pb(_row(conn, stop_payment_id))
+    announce(conn, outbox, repo.get(case_id, with_timeline=False), action, before=before, entries=entries,
+             stop_payment=stop_payment)
+    return stop_payment
 
 
 # -- delivery --------------------------------------------------------------------
@@ -406,10 +411,11 @@ class StopPaymentSender:
         conn.execute(update(stop_payments).where(stop_payments.c.id == row.id).values(
             state="UNDELIVERABLE", attempts=row.attempts + 1, last_error=error, next_attempt_time=None,
             result_time=now))
-        case_timeline.add(conn, row.case_id, [TimelineEntry(
-            "STOP_PAYMENT_UNDELIVERABLE", time=now, detail=f"反诈中心拒收紧急止付请求（{error}），请电话联系反诈中心",
-            **CENTRE_ACTOR)])
-        _announce(conn, self.outbox, row.case_id, "STOP_PAYMENT_UNDELIVERABLE", now)
+        entries = [TimelineEntry("STOP_PAYMENT_UNDELIVERABLE", time=now,
+                                 detail=f"反诈中心拒收紧急止付请求（{error}），请电话联系反诈中心", **CENTRE_ACTOR)]
+        case_timeline.add(conn, row.case_id, entries)
+        _announce(conn, self.outbox, row.case_id, "STOP_PAYMENT_UNDELIVERABLE", now, stop_payment_id=row.id,
+                  entries=entries)
 
     def _record(self, conn, row, receipt: af_pb.StopPaymentReceipt, now: datetime, *, delivered: bool) -> None:
         state = enum_name(af_pb.StopPaymentState, receipt.state, "STOP_PAYMENT_STATE_") or "ACCEPTED"
@@ -431,8 +437,9 @@ class StopPaymentSender:
             detail += f"，已冻结{yuan(receipt.frozen_amount_fen)}"
         if receipt.result_text:
             detail += f"：{receipt.result_text}"
-        case_timeline.add(conn, row.case_id, [TimelineEntry(action, time=now, detail=detail, **CENTRE_ACTOR)])
-        _announce(conn, self.outbox, row.case_id, action, now)
+        entries = [TimelineEntry(action, time=now, detail=detail, **CENTRE_ACTOR)]
+        case_timeline.add(conn, row.case_id, entries)
+        _announce(conn, self.outbox, row.case_id, action, now, stop_payment_id=row.id, entries=entries)
 
 
 def start_sender(rt, *, clock: Callable[[], datetime] = timeutil.now) -> StopPaymentSender:

@@ -24,6 +24,7 @@ from services.alerts.handlers import Actor, MatcherCache
 from services.alerts.mapping import cap_of
 from services.alerts.store import alerts
 from services.runtime import migrate
+from services.runtime.changes import without
 from services.runtime.db import ensure_service_database, make_engine
 from services.runtime.outbox import Outbox
 from tests import support
@@ -473,5 +474,24 @@ def test_an_alert_repeating_all_day_keeps_its_events_small(engine, outbox, stati
         [last] = feed(engine, outbox, station, f"楼上噪音第{m}次", T0 + timedelta(minutes=m), matchers)
     [alert] = of_rule(engine, r)
     assert alert.count == 60 and len(alert.timeline) == 61  # fired, notified, 59 repeats
-    assert len(last.timeline) == handlers.EVENT_TIMELINE_ENTRIES
-    assert last.timeline[-1].action == "REPEATED" and last.timeline[-1].detail.startswith("第60次")
+    assert not last.timeline and not last.notifications, "GetAlert has them; events do not"
+    t = SPEC.tables.outbox
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.c.type, t.c.payload).where(t.c.subject == alert.name)
+                            .order_by(t.c.sequence)).all()
+    assert [r.type for r in rows] == ["alerts.AlertFired"] + ["alerts.AlertUpdated"] * 59
+    fired = pb.AlertFired.FromString(rows[0].payload)
+    assert [e.action for e in fired.new_entries] == ["FIRED", "NOTIFIED"]
+    second, latest = (pb.AlertUpdated.FromString(r.payload) for r in (rows[1], rows[-1]))
+    assert [(e.action, e.detail[:4]) for e in latest.new_entries] == [("REPEATED", "第60次")]
+    assert {"count", "last_seen_time", "summary"} <= set(latest.changed_fields)
+    assert second.alert.count == 2 and latest.alert.count == 60
+
+    def size(event: pb.AlertUpdated) -> int:
+        # related_subjects keeps the latest 100 subjects: bounded, though growing up to there.
+        return len(pb.AlertUpdated(alert=without(event.alert, ["related_subjects"]), action=event.action,
+                                   changed_fields=event.changed_fields, new_entries=event.new_entries)
+                   .SerializeToString())
+
+    assert len(latest.alert.related_subjects) == 59
+    assert size(latest) <= size(second) + 8, "the 60th event is no larger than the 2nd"

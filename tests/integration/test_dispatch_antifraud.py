@@ -77,7 +77,9 @@ def test_a_fraud_case_is_queued_for_stop_payment_with_what_the_victim_said(dispa
     assert sp.attempts == 0 and sp.HasField("next_attempt_time")
     assert actions(case)[-1] == "STOP_PAYMENT_QUEUED" and "8.6万元" in case.timeline[-1].detail
     created = [body for e, body in dispatch.events(case.name) if e.type == "dispatch.CaseCreated"]
-    assert len(created) == 1 and created[0].dispatch_case.stop_payments[0].idempotency_key == sp.idempotency_key
+    assert len(created) == 1 and created[0].stop_payment.idempotency_key == sp.idempotency_key
+    assert not created[0].dispatch_case.stop_payments, "events carry the hand-off, not the case's list"
+    assert [e.action for e in created[0].new_entries] == ["OPENED", "RECOMMENDED", "STOP_PAYMENT_QUEUED"]
 
 
 def test_other_cases_are_not_handed_off(dispatch):
@@ -133,7 +135,9 @@ def test_hand_off_reaches_the_centre_and_the_result_is_recorded_on_the_case(disp
 
     updates = [body for e, body in dispatch.events(case.name, after) if e.type == "dispatch.CaseUpdated"]
     assert [u.action for u in updates] == ["STOP_PAYMENT_ACCEPTED", "STOP_PAYMENT_FROZEN"]
-    assert updates[-1].dispatch_case.stop_payments[0].state == pb.STOP_PAYMENT_STATE_FROZEN
+    assert updates[-1].stop_payment.name == sp.name and updates[-1].stop_payment.state == pb.STOP_PAYMENT_STATE_FROZEN
+    assert [e.action for e in updates[-1].new_entries] == ["STOP_PAYMENT_FROZEN"]
+    assert list(updates[-1].changed_fields) == ["update_time"], "the hand-off changed, the case only its stamp"
 
     calls = len(centre.calls)
     sender.run_once(t0 + timedelta(hours=1))
