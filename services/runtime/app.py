@@ -20,8 +20,8 @@ from sqlalchemy.engine import Engine
 
 from . import db, metrics, migrate, telemetry, txguard
 from .config import Settings, env_str, service_address
-from .consumer import FeedConsumer, Subscription, cursor_table, dead_letter_table, inbox_table
-from .feed import Feed
+from .consumer import RENEW_SECONDS, FeedConsumer, Subscription, cursor_table, dead_letter_table, inbox_table
+from .feed import Feed, readers_table
 from .logs import setup_logging
 from .outbox import Idempotency, Outbox, idempotency_table, outbox_table
 from .periodic import Periodic
@@ -42,6 +42,7 @@ class RuntimeTables:
     inbox: Table
     marks: Table
     dead_letters: Table
+    readers: Table
 
     @classmethod
     def add_to(cls, metadata: MetaData) -> "RuntimeTables":
@@ -52,6 +53,7 @@ class RuntimeTables:
             inbox=inbox_table(metadata),
             marks=marks_table(metadata),
             dead_letters=dead_letter_table(metadata),
+            readers=readers_table(metadata),
         )
 
 
@@ -82,7 +84,9 @@ class Runtime:
         stub = stub_cls(self.channel(source))
         consumer = FeedConsumer(
             source=source,
-            open_stream=lambda req: stub.StreamEvents(req, wait_for_ready=True),
+            open_stream=lambda req, timeout: stub.StreamEvents(req, wait_for_ready=True, timeout=timeout),
+            consumer=self.settings.service,
+            renew_seconds=RENEW_SECONDS,
             engine=self.engine,
             cursors=self.tables.cursors,
             inbox=self.tables.inbox,
@@ -139,7 +143,8 @@ def open_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
         tables=spec.tables,
         outbox=Outbox(spec.tables.outbox, spec.name),
         idempotency=Idempotency(spec.tables.idempotency),
-        feed=Feed(engine, spec.tables.outbox, settings.database_url, spec.name, marks=spec.tables.marks),
+        feed=Feed(engine, spec.tables.outbox, settings.database_url, spec.name, marks=spec.tables.marks,
+                  readers=spec.tables.readers),
     )
 
 
@@ -168,7 +173,8 @@ def serve(spec: ServiceSpec, settings: Settings) -> None:
     servicers = spec.build(rt)
     t = rt.tables
     rt.every("retention", RETENTION_INTERVAL, Retention(rt.engine, outbox=t.outbox, inbox=t.inbox,
-                                                         idempotency=t.idempotency, marks=t.marks).prune)
+                                                         idempotency=t.idempotency, marks=t.marks,
+                                                         readers=t.readers).prune)
     server = create_server(
         port=settings.grpc_port, host=settings.listen_host, services=servicers, max_workers=settings.max_workers
     )

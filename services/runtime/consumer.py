@@ -10,7 +10,14 @@ number of times, then parked in the consumer's `dead_letters` table in one
 transaction with its inbox row and the cursor move, so the feed goes on.
 Later events of the same source and subject are parked behind it, never
 applied out of order. Operators list, replay or discard parked events with
-`list_parked`, `replay_parked` and `discard_parked`.
+`list_parked`, `replay_parked` and `discard_parked` (served as the
+FeedAdminService RPCs by feed_admin.py).
+
+A consumer names its service on the feed request, so the producer knows how
+far it has got (its cursor is the request's `after_sequence`) and its
+retention keeps what the consumer has not passed. To keep that record close
+to the cursor, the consumer reopens its stream from the cursor every
+`RENEW_SECONDS`.
 """
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ from sqlalchemy import (
     BigInteger, Column, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, Text, func, select, update,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import UUID, insert
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.engine import Engine
 
 from smart110.common.v1 import events_pb2
@@ -64,6 +71,8 @@ def inbox_table(metadata: MetaData) -> Table:
 
 
 PARKED, REPLAYED, DISCARDED = "parked", "replayed", "discarded"
+# A stream is reopened from the cursor this often (the producer then records the cursor).
+RENEW_SECONDS = 300.0
 ERROR_TEXT_MAX = 2000
 
 
@@ -85,6 +94,7 @@ def dead_letter_table(metadata: MetaData) -> Table:
         Column("resolve_time", DateTime(timezone=True), nullable=True),
         Column("resolve_reason", Text, nullable=True),
         Column("resolved_by", String(120), nullable=True),
+        Column("resolved_roles", ARRAY(Text), nullable=True),
         Index("dead_letters_source_subject_idx", "source", "subject", "status", "sequence"),
     )
 
@@ -129,13 +139,21 @@ class FeedConsumer:
         dead_letters: Table | None = None,
         max_attempts: int = 5,
         retry_backoff: float = 0.2,
+        consumer: str = "",
+        renew_seconds: float | None = None,
     ):
         """`dead_letters` None: a failing event is retried forever (nothing is parked).
 
         Otherwise an event is tried `max_attempts` times, waiting `retry_backoff`
         seconds (doubling, at most 5 s) between tries, then parked.
+
+        `consumer` is the consuming service's name, sent on the feed request.
+        With `renew_seconds`, `open_stream(request, timeout)` gets that timeout
+        and a stream that ends by it is reopened from the cursor at once.
         """
         self.source = source
+        self.consumer = consumer
+        self.renew_seconds = renew_seconds
         self.open_stream = open_stream
         self.engine = engine
         self.cursors = cursors
@@ -147,6 +165,7 @@ class FeedConsumer:
         self._stop = threading.Event()
         self._call = None
         self._last_sequence = 0  # the cursor as last read or moved by this process
+        self._renewed = False
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------
@@ -177,6 +196,31 @@ class FeedConsumer:
             ).scalar()
         return value or 0
 
+    def _open(self, after: int):
+        request = events_pb2.StreamEventsRequest(after_sequence=after, types=sorted(self.subscriptions),
+                                                 consumer=self.consumer)
+        if self.renew_seconds:
+            return self.open_stream(request, self.renew_seconds)
+        return self.open_stream(request)
+
+    def _events(self, call):
+        """The stream's events; ends quietly, setting `_renewed`, when the stream reaches its renewal deadline."""
+        self._renewed = False
+        stream = iter(call)
+        while True:
+            try:
+                event = next(stream)
+            except StopIteration:
+                return
+            except grpc.RpcError as exc:
+                if self.renew_seconds and callable(getattr(exc, "code", None)) \
+                        and exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    log.debug("renewing the %s stream from the cursor", self.source)
+                    self._renewed = True
+                    return
+                raise
+            yield event
+
     def _run(self) -> None:
         backoff = 0.2
         while not self._stop.is_set():
@@ -184,15 +228,15 @@ class FeedConsumer:
                 after = self.cursor()
                 self._last_sequence = after
                 self._cursor_gauge().set(after)
-                self._call = self.open_stream(
-                    events_pb2.StreamEventsRequest(after_sequence=after, types=sorted(self.subscriptions))
-                )
+                self._call = self._open(after)
                 log.info("consuming %s feed after sequence %d", self.source, after)
-                for event in self._call:
+                for event in self._events(self._call):
                     if self._stop.is_set():
                         return
                     self.handle(event)
                     backoff = 0.2
+                if self._renewed:
+                    continue  # reopen from the cursor at once; a stream the producer ended waits a little
             except grpc.RpcError as exc:
                 if self._stop.is_set():
                     return
