@@ -18,7 +18,7 @@ import grpc
 from sqlalchemy import MetaData, Table
 from sqlalchemy.engine import Engine
 
-from . import db, metrics, migrate, telemetry, txguard
+from . import db, feed_admin, metrics, migrate, telemetry, txguard
 from .config import Settings, env_str, service_address
 from .consumer import RENEW_SECONDS, FeedConsumer, Subscription, cursor_table, dead_letter_table, inbox_table
 from .feed import Feed, readers_table
@@ -166,11 +166,20 @@ def start_metrics_endpoint(settings: Settings):
     return httpd
 
 
+def assemble(spec: ServiceSpec, rt: Runtime) -> list[tuple]:
+    """The service's servicers (its `build`) and the runtime's own: FeedAdminService, operators' hand on
+    the events the service's consumers parked, in every service that consumes a feed."""
+    servicers = spec.build(rt)
+    if rt.consumers:
+        servicers = [*servicers, feed_admin.registration(rt)]
+    return servicers
+
+
 def serve(spec: ServiceSpec, settings: Settings) -> None:
     metrics.set_service(spec.name)
     telemetry.setup_tracing(spec.name, settings.traces_exporter, settings.otlp_endpoint)
     rt = open_runtime(spec, settings)
-    servicers = spec.build(rt)
+    servicers = assemble(spec, rt)
     t = rt.tables
     rt.every("retention", RETENTION_INTERVAL, Retention(rt.engine, outbox=t.outbox, inbox=t.inbox,
                                                          idempotency=t.idempotency, marks=t.marks,

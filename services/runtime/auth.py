@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from .errors import PermissionDenied
 
 JWT_PAYLOAD_HEADER = "x-jwt-payload"
+# Site reliability engineers: the runtime's operator RPCs (FeedAdminService, parked events), in
+# every service, and nothing of the domain. No domain role includes it, and an in-cluster
+# `service` caller does not have it.
+OPERATOR_ROLE = "sre"
 
 
 @dataclass(frozen=True)
