@@ -314,10 +314,13 @@ def test_parked_events_are_for_operators_only(env, admin):
                                                                            reason="不需要"), metadata=md),
     ]
     for call in calls:
-        for metadata in (DISPATCHER, None):  # a user without the role; an in-cluster caller
+        for metadata in (DISPATCHER, support.caller(["service"])):  # a user without the role; a service
             with pytest.raises(grpc.RpcError) as err:
                 call(metadata)
             assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        with pytest.raises(grpc.RpcError) as err:
+            call(())
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
     row = {str(r.event_id): r for r in list_parked(env["engine"], env["tables"].dead_letters,
                                                    source=admin["source"])}[poison.event_id]
     assert row.status == "parked" and row.attempts == 2
