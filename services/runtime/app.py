@@ -226,12 +226,17 @@ def feed_method(source: str) -> str:
     return f"/smart110.{source}.v1.{source.capitalize()}Service/StreamEvents"
 
 
+def adopt(spec: ServiceSpec, rt: Runtime) -> None:
+    """Gives the runtime the service's event mapping and repositories, so its units of work have them."""
+    rt.event_mapping = spec.event_mapping
+    rt.repositories = spec.repositories
+
+
 def assemble(spec: ServiceSpec, rt: Runtime) -> list[tuple]:
     """The service's servicers (its `build`), with its event handlers wired to the feeds it consumes,
     and the runtime's own: FeedAdminService, operators' hand on the events the service's consumers
     parked, in every service that consumes a feed."""
-    rt.event_mapping = spec.event_mapping
-    rt.repositories = spec.repositories
+    adopt(spec, rt)
     servicers = spec.build(rt)
     rt.subscribe(spec.event_handlers)
     if rt.consumers:
@@ -326,6 +331,7 @@ def main(spec: ServiceSpec, argv: list[str] | None = None) -> None:
             log.info("%s has no sample data", spec.name)
             return
         rt = open_runtime(spec, settings)
+        adopt(spec, rt)
         try:
             spec.seed(rt)
         finally:
