@@ -1,39 +1,46 @@
-"""DispatchService gRPC servicer: proto -> command -> handler -> proto."""
+"""DispatchService gRPC servicer: validate, call a handler (in a unit of work) or a query, map the answer.
+
+Cases and their assignments (offers to officers' phones, the lifecycle to report-back), units and
+the duty roster, and the casework beyond the first dispatch: the anti-fraud hand-off (紧急止付),
+escalation and the command centres' live view (同步同息感知), the situation map (一张图), citizen
+follow-up (回访) and response circles.
+"""
 from __future__ import annotations
 
 import queue
 import re
 
-from sqlalchemy.exc import IntegrityError
-
-from smart110.common.v1 import common_pb2
+from smart110.common.v1 import common_pb2, events_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 from smart110.dispatch.v1 import dispatch_service_pb2_grpc as pb_grpc
 
 from services.runtime import auth
 from services.runtime.app import Runtime
-from services.runtime.audit import timeline_to_pb
 from services.runtime.db import read_snapshot
-from services.runtime.enums import enum_name
-from services.runtime.errors import AlreadyExists, NotFound, PermissionDenied
+from services.runtime.enums import enum_name, enum_value
+from services.runtime.errors import NotFound, PermissionDenied
 from services.runtime.timeutil import from_pb
-from services.runtime.validation import Violations, decode_page_token, name_id, paginate, resource_id, time_keyset
+from services.runtime.validation import Violations, decode_page_token, name_id, resource_id, time_keyset
 
-from . import caseinfo, lifecycle, offers, roster
-from .api_handling import HandlingServicer
-from .context import Dispatch, entry
-from .domain import ADVANCE_TARGETS, ENDED_OFFER
-from .lifecycle import COMMAND_ROLES
-from .mapping import assignment_to_pb, case_to_pb, evidence_from_pb, recommendation_to_pb, unit_to_pb
-from .store import AssignmentRepository, CaseRepository, ShiftRepository, UnitRepository, unit_timeline
+from . import domain, handlers, mapping, queries
+from .domain import ADVANCE_TARGETS, MAX_COMMENT, UNIT_FIELDS, Box, Context
 
-LEVELS = ["STATION", "COUNTY", "CITY", "PROVINCE"]
 RECOMMEND_ROLES = ("dispatcher", "commander", "call_taker", "station_chief", "service")
+OFFER_ROLES = ("dispatcher", "commander", "service")
+STOP_PAYMENT_ROLES = ("dispatcher", "commander", "call_taker", "station_chief")
+SITUATION_ROLES = ("call_taker", "dispatcher", "commander", "station_chief", "supervisor", "service")
+WATCH_ROLES = domain.WATCH_ROLES + ("service",)
 ASSIGNMENT_NAME = re.compile(r"^cases/([^/]+)/assignments/([^/]+)$")
 SKILL = re.compile(r"^[A-Z][A-Z_]{1,39}$")
-UNIT_FIELDS = ("call_sign", "kind", "station_id", "skills", "vehicle", "officers")
+ACCOUNT = re.compile(r"^[0-9]{6,32}$")
+STATION_ID = re.compile(r"^S[0-9]{2,4}$")
 MAX_NOTES = 4000
 MAX_EVIDENCE = 50
+MAX_REASON = 500
+MAX_AMOUNT_FEN = 10**13
+# A map view larger than this is a mistake, not a map (the province is ~5° across).
+MAX_SPAN_DEGREES = 10.0
+CASE_EVENTS = {"dispatch.CaseCreated": pb.CaseCreated, "dispatch.CaseUpdated": pb.CaseUpdated}
 
 
 def assignment_id(name: str, v: Violations, field: str = "name") -> tuple[str, str]:
@@ -56,20 +63,45 @@ def check_evidence(items, v: Violations) -> None:
             v.check(bool(re.fullmatch(r"[0-9a-fA-F]{64}", a.sha256)), f"{f}.sha256", "must be 64 hex digits")
 
 
-class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
-    def __init__(self, rt: Runtime, d: Dispatch, hub: offers.AssignmentHub):
+def check_box(bounds: common_pb2.BoundingBox, v: Violations, field: str = "bounds") -> Box | None:
+    """A validated box, recording violations for missing corners, bad coordinates or inverted corners."""
+    ok = True
+    for corner in ("south_west", "north_east"):
+        if not bounds.HasField(corner):
+            v.add(f"{field}.{corner}", "is required")
+            ok = False
+            continue
+        p = getattr(bounds, corner)
+        ok &= v.check(-180 <= p.longitude <= 180, f"{field}.{corner}.longitude", "must be -180 to 180")
+        ok &= v.check(-90 <= p.latitude <= 90, f"{field}.{corner}.latitude", "must be -90 to 90")
+    if not ok:
+        return None
+    box = Box(bounds.south_west.longitude, bounds.south_west.latitude,
+              bounds.north_east.longitude, bounds.north_east.latitude)
+    ok &= v.check(box.west < box.east, f"{field}.north_east.longitude", "must be east of south_west.longitude")
+    ok &= v.check(box.south < box.north, f"{field}.north_east.latitude", "must be north of south_west.latitude")
+    if ok:
+        ok &= v.check(box.east - box.west <= MAX_SPAN_DEGREES and box.north - box.south <= MAX_SPAN_DEGREES,
+                      field, f"must span at most {MAX_SPAN_DEGREES:g} degrees each way")
+    return box if ok else None
+
+
+class DispatchServicer(pb_grpc.DispatchServiceServicer):
+    def __init__(self, rt: Runtime):
         self.rt = rt
-        self.d = d
-        self.hub = hub
+
+    @property
+    def ctx(self) -> Context:
+        return self.rt.context
 
     # -- cases ---------------------------------------------------------------
     def GetCase(self, request: pb.GetCaseRequest, context) -> pb.DispatchCase:
         case_id = name_id(request.name, "cases")
         with read_snapshot(self.rt.engine) as conn:
-            case = CaseRepository(conn).get(case_id)
-            if case is None:
-                raise NotFound(request.name)
-            return caseinfo.case_message(conn, case)
+            case = queries.case(conn, case_id)
+        if case is None:
+            raise NotFound(request.name)
+        return mapping.case_to_pb(case)
 
     def ListCases(self, request: pb.ListCasesRequest, context) -> pb.ListCasesResponse:
         v = Violations()
@@ -79,15 +111,13 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
             resource_id(request.report, "reports", v, "report")
         v.raise_if_any()
         min_level = enum_name(pb.CaseLevel, request.min_level, "CASE_LEVEL_")
-        levels = LEVELS[LEVELS.index(min_level):] if min_level else None
         with read_snapshot(self.rt.engine) as conn:
-            rows = CaseRepository(conn).list(
-                limit=size + 1, after=after, station_id=request.station_id,
+            page = queries.cases_page(
+                conn, size=size, after=after, station_id=request.station_id,
                 status=enum_name(pb.CaseStatus, request.status, "CASE_STATUS_"), report=request.report,
-                levels=levels, flagged=request.follow_up_flagged)
-            page, next_token = paginate(rows, size, lambda c: {"t": c.create_time.isoformat(), "id": c.id})
-            messages = caseinfo.fill(conn, [case_to_pb(c) for c in page])
-        return pb.ListCasesResponse(cases=messages, next_page_token=next_token)
+                levels=domain.levels_from(min_level) if min_level else None, flagged=request.follow_up_flagged)
+        return pb.ListCasesResponse(cases=[mapping.case_to_pb(c) for c in page.items],
+                                    next_page_token=page.next_page_token)
 
     def RecommendUnits(self, request: pb.RecommendUnitsRequest, context) -> pb.RecommendUnitsResponse:
         auth.current().require_role(*RECOMMEND_ROLES)
@@ -95,20 +125,19 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
         case_id = resource_id(request.name, "cases", v)
         v.check(0 <= request.max_results <= 50, "max_results", "must be between 0 and 50")
         v.raise_if_any()
-        at = self.d.now()
+        at = self.rt.clock()
         with read_snapshot(self.rt.engine) as conn:
-            case = CaseRepository(conn).get(case_id, with_timeline=False)
+            case = queries.case(conn, case_id, whole=False)
             if case is None:
                 raise NotFound(request.name)
-            on_case = {a.unit_id for a in case.assignments if a.state not in ENDED_OFFER}
-            picks, _gaps = offers.recommend_for(conn, self.d, case, at, exclude=on_case)
+            picks, _gaps = queries.recommendations(conn, self.ctx, case, at)
         if request.max_results:
             picks = picks[:request.max_results]
-        return pb.RecommendUnitsResponse(recommendations=[recommendation_to_pb(p) for p in picks])
+        return pb.RecommendUnitsResponse(recommendations=[mapping.recommendation_to_pb(p) for p in picks])
 
     def OfferCase(self, request: pb.OfferCaseRequest, context) -> pb.Assignment:
         actor = auth.current()
-        actor.require_role("dispatcher", "commander", "service")
+        actor.require_role(*OFFER_ROLES)
         v = Violations()
         v.request_id(request.request_id)
         case_id = resource_id(request.name, "cases", v)
@@ -116,8 +145,11 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
         v.check(len(request.reason) <= 500, "reason", "at most 500 characters")
         v.raise_if_any()
         role = enum_name(pb.AssignmentRole, request.role, "ASSIGNMENT_ROLE_")
-        return self.rt.idempotent("OfferCase", request, pb.Assignment, lambda conn: offers.offer_by_hand(
-            conn, self.d, case_id=case_id, unit_id=unit_id, role=role, reason=request.reason, actor=actor))
+        return self.rt.idempotent_work(
+            "OfferCase", request, pb.Assignment,
+            lambda uow: handlers.offer_by_hand(uow, case_id=case_id, unit_id=unit_id, role=role,
+                                               reason=request.reason),
+            actor=actor, respond=mapping.case_assignment_to_pb)
 
     # -- assignments ---------------------------------------------------------
     def GetAssignment(self, request: pb.GetAssignmentRequest, context) -> pb.Assignment:
@@ -125,11 +157,11 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
         case_id, aid = assignment_id(request.name, v)
         v.raise_if_any()
         with read_snapshot(self.rt.engine) as conn:
-            case = CaseRepository(conn).get(case_id, with_timeline=False)
-            a = next((x for x in case.assignments if x.id == aid), None) if case else None
+            case = queries.case(conn, case_id, whole=False)
+        a = next((x for x in case.assignments if x.id == aid), None) if case else None
         if a is None:
             raise NotFound(request.name)
-        return assignment_to_pb(a, case)
+        return mapping.assignment_to_pb(a, case)
 
     def _mutation(self, method: str, request, check, work):
         actor = auth.current()
@@ -138,19 +170,19 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
         case_id, aid = assignment_id(request.name, v)
         check(v)
         v.raise_if_any()
-        return self.rt.idempotent(method, request, pb.Assignment,
-                                  lambda conn: work(conn, case_id=case_id, assignment_id=aid, actor=actor))
+        return self.rt.idempotent_work(method, request, pb.Assignment,
+                                       lambda uow: work(uow, case_id=case_id, assignment_id=aid),
+                                       actor=actor, respond=mapping.case_assignment_to_pb)
 
     def AcceptAssignment(self, request: pb.AcceptAssignmentRequest, context) -> pb.Assignment:
-        return self._mutation("AcceptAssignment", request, lambda v: None,
-                              lambda conn, **kw: lifecycle.accept(conn, self.d, **kw))
+        return self._mutation("AcceptAssignment", request, lambda v: None, handlers.accept)
 
     def DeclineAssignment(self, request: pb.DeclineAssignmentRequest, context) -> pb.Assignment:
         def check(v):
             v.check(len(request.reason) <= 500, "reason", "at most 500 characters")
 
         return self._mutation("DeclineAssignment", request, check,
-                              lambda conn, **kw: offers.decline(conn, self.d, reason=request.reason, **kw))
+                              lambda uow, **kw: handlers.decline(uow, reason=request.reason, **kw))
 
     def AdvanceAssignment(self, request: pb.AdvanceAssignmentRequest, context) -> pb.Assignment:
         target = enum_name(pb.AssignmentState, request.state, "ASSIGNMENT_STATE_")
@@ -159,7 +191,7 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
             v.check(target in ADVANCE_TARGETS, "state", "must be EN_ROUTE, ON_SCENE or CLEARED")
 
         return self._mutation("AdvanceAssignment", request, check,
-                              lambda conn, **kw: lifecycle.advance(conn, self.d, target=target, **kw))
+                              lambda uow, **kw: handlers.advance(uow, target=target, **kw))
 
     def ReportBack(self, request: pb.ReportBackRequest, context) -> pb.Assignment:
         outcome = enum_name(pb.Outcome, request.outcome, "OUTCOME_")
@@ -169,8 +201,8 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
             v.check(len(request.notes) <= MAX_NOTES, "notes", f"at most {MAX_NOTES} characters")
             check_evidence(request.evidence, v)
 
-        return self._mutation("ReportBack", request, check, lambda conn, **kw: lifecycle.report_back(
-            conn, self.d, outcome=outcome, notes=request.notes, evidence=evidence_from_pb(request.evidence), **kw))
+        return self._mutation("ReportBack", request, check, lambda uow, **kw: handlers.report_back(
+            uow, outcome=outcome, notes=request.notes, evidence=mapping.evidence_from_pb(request.evidence), **kw))
 
     def WatchAssignments(self, request: pb.WatchAssignmentsRequest, context):
         actor = auth.current()
@@ -178,25 +210,21 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
         unit_id = resource_id(request.unit, "units", v, "unit")
         v.raise_if_any()
         with read_snapshot(self.rt.engine) as conn:
-            unit = UnitRepository(conn, now=self.d.now()).get(unit_id)
+            unit = queries.unit(conn, unit_id, at=self.rt.clock())
         if unit is None:
             raise NotFound(request.unit)
-        if not actor.has_role(*COMMAND_ROLES) and not (
-                actor.has_role("officer") and actor.subject in {o["officer_id"] for o in unit.officers}
-                and actor.station in ("", unit.station_id)):
+        if not unit.may_be_acted_for_by(actor):
             raise PermissionDenied(f"only an officer of {request.unit} or a dispatcher may watch its assignments",
                                    reason="NOT_ASSIGNED_OFFICER")
-        q = self.hub.subscribe(unit_id)
+        hub = self.ctx.hub
+        q = hub.subscribe(unit_id)
         try:
             # Subscribed first, then the snapshot: nothing committed in between is missed,
             # and versions drop whatever the snapshot already covers.
             seen: dict[str, int] = {}
             with read_snapshot(self.rt.engine) as conn:
-                current = AssignmentRepository(conn).active_of_unit(unit_id)
-                snapshot = []
-                for a in current:
-                    case = CaseRepository(conn).get(a.case_id, with_timeline=False)
-                    snapshot.append(assignment_to_pb(a, case))
+                snapshot = [mapping.assignment_to_pb(a, case)
+                            for case, a in queries.active_assignments_of_unit(conn, unit_id)]
             for msg in snapshot:
                 seen[msg.name] = msg.version
                 yield msg
@@ -210,33 +238,32 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
                 seen[msg.name] = msg.version
                 yield msg
         finally:
-            self.hub.unsubscribe(unit_id, q)
+            hub.unsubscribe(unit_id, q)
 
     # -- units and roster ------------------------------------------------------
     def GetUnit(self, request: pb.GetUnitRequest, context) -> pb.Unit:
         unit_id = name_id(request.name, "units")
-        at = self.d.now()
+        at = self.rt.clock()
         with read_snapshot(self.rt.engine) as conn:
-            unit = UnitRepository(conn, now=at, stale_before=self.d.stale_before(at)).get(unit_id)
-            if unit is None:
-                raise NotFound(request.name)
-            msg = unit_to_pb(unit)
-            timeline_to_pb(unit_timeline.of(conn, unit_id), msg.timeline)
-        return msg
+            unit = queries.unit(conn, unit_id, at=at, stale_before=self.ctx.stale_before(at), timeline=True)
+        if unit is None:
+            raise NotFound(request.name)
+        return mapping.unit_with_timeline_to_pb(unit)
 
     def ListUnits(self, request: pb.ListUnitsRequest, context) -> pb.ListUnitsResponse:
         v = Violations()
         size = v.page_size(request.page_size)
         token = decode_page_token(request.page_token, v, ("id",))
         v.raise_if_any()
-        at = self.d.now()
+        at = self.rt.clock()
         with read_snapshot(self.rt.engine) as conn:
-            rows = UnitRepository(conn, now=at, stale_before=self.d.stale_before(at)).list(
-                limit=size + 1, after=token["id"] if token else None, station_id=request.station_id,
+            page = queries.units_page(
+                conn, size=size, after=token["id"] if token else None, at=at,
+                stale_before=self.ctx.stale_before(at), station_id=request.station_id,
                 kind=enum_name(pb.UnitKind, request.kind, "UNIT_KIND_"),
                 status=enum_name(pb.UnitStatus, request.status, "UNIT_STATUS_"))
-        page, next_token = paginate(rows, size, lambda u: {"id": u.unit_id})
-        return pb.ListUnitsResponse(units=[unit_to_pb(u) for u in page], next_page_token=next_token)
+        return pb.ListUnitsResponse(units=[mapping.unit_to_pb(u) for u in page.items],
+                                    next_page_token=page.next_page_token)
 
     def UpdateUnit(self, request: pb.UpdateUnitRequest, context) -> pb.Unit:
         actor = auth.current()
@@ -248,51 +275,27 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
         for p in paths:
             v.check(p in UNIT_FIELDS, "update_mask", f"{p!r} cannot be changed; one of {', '.join(UNIT_FIELDS)}")
         u = request.unit
-        values: dict = {}
         if "call_sign" in paths and v.require(u.call_sign.strip(), "unit.call_sign"):
             v.check(len(u.call_sign) <= 30, "unit.call_sign", "at most 30 characters")
-            values["call_sign"] = u.call_sign.strip()
-        if "kind" in paths and v.check(u.kind != pb.UNIT_KIND_UNSPECIFIED, "unit.kind", "is required"):
-            values["kind"] = enum_name(pb.UnitKind, u.kind, "UNIT_KIND_")
+        if "kind" in paths:
+            v.check(u.kind != pb.UNIT_KIND_UNSPECIFIED, "unit.kind", "is required")
         if "station_id" in paths and v.require(u.station_id, "unit.station_id"):
             v.check(len(u.station_id) <= 20, "unit.station_id", "at most 20 characters")
-            values["station_id"] = u.station_id
         if "skills" in paths:
             for i, s in enumerate(u.skills):
                 v.check(bool(SKILL.match(s)), f"unit.skills[{i}]", "must be an UPPER_SNAKE_CASE skill code")
-            values["skills"] = list(dict.fromkeys(u.skills))
         if "vehicle" in paths:
             v.check(len(u.vehicle) <= 30, "unit.vehicle", "at most 30 characters")
-            values["vehicle"] = u.vehicle
         if "officers" in paths:
             for i, o in enumerate(u.officers):
                 v.require(o.officer_id, f"unit.officers[{i}].officer_id")
                 v.require(o.display_name, f"unit.officers[{i}].display_name")
-            values["officers"] = [{"officer_id": o.officer_id, "name": o.display_name} for o in u.officers]
         v.raise_if_any()
-
-        def work(conn):
-            at = self.d.now()
-            repo = UnitRepository(conn, now=at, stale_before=self.d.stale_before(at))
-            unit = repo.get(unit_id, lock=True)
-            if unit is None:
-                raise NotFound(u.name)
-            roster.authorize_roster(actor, unit.station_id)
-            if "station_id" in values:
-                roster.authorize_roster(actor, values["station_id"])
-            try:
-                with conn.begin_nested():
-                    repo.update(unit_id, values)
-            except IntegrityError as exc:
-                raise AlreadyExists(f"call sign {values.get('call_sign')!r} is taken",
-                                    reason="CALL_SIGN_TAKEN") from exc
-            msg = unit_to_pb(repo.get(unit_id))
-            unit_timeline.add(conn, unit_id, [entry(actor, at, "UPDATED", "修改：" + "、".join(paths))])
-            self.d.outbox.publish(conn, "dispatch.UnitUpdated", msg.name, pb.UnitUpdated(
-                unit=msg, action="UPDATED", stamp=lifecycle.stamp(actor, at, ",".join(paths))))
-            return msg
-
-        return self.rt.idempotent("UpdateUnit", request, pb.Unit, work)
+        values = mapping.unit_values_from_pb(u, paths)
+        return self.rt.idempotent_work(
+            "UpdateUnit", request, pb.Unit,
+            lambda uow: handlers.update_unit(uow, unit_id=unit_id, values=values, paths=paths),
+            actor=actor, respond=mapping.unit_to_pb)
 
     def CreateShift(self, request: pb.CreateShiftRequest, context) -> pb.Shift:
         actor = auth.current()
@@ -307,20 +310,10 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
             v.check((end - start).total_seconds() <= 36 * 3600, "shift.end_time", "a shift lasts at most 36 hours")
         v.check(len(request.shift.area) <= 40, "shift.area", "at most 40 characters")
         v.raise_if_any()
-
-        def work(conn):
-            at = self.d.now()
-            shift = roster.create_shift(conn, unit_id=unit_id, start=start, end=end, area=request.shift.area,
-                                        actor=actor, now=at)
-            unit = unit_to_pb(UnitRepository(conn, now=at, stale_before=self.d.stale_before(at)).get(unit_id))
-            area = f"，区域{request.shift.area}" if request.shift.area else ""
-            unit_timeline.add(conn, unit_id, [entry(actor, at, "SHIFT_ADDED", f"勤务报备：{start.isoformat()} 至 "
-                                                                          f"{end.isoformat()}{area}")])
-            self.d.outbox.publish(conn, "dispatch.UnitUpdated", unit.name, pb.UnitUpdated(
-                unit=unit, action="SHIFT_ADDED", stamp=lifecycle.stamp(actor, at, ""), shift=shift))
-            return shift
-
-        return self.rt.idempotent("CreateShift", request, pb.Shift, work)
+        return self.rt.idempotent_work(
+            "CreateShift", request, pb.Shift,
+            lambda uow: handlers.create_shift(uow, unit_id=unit_id, start=start, end=end, area=request.shift.area),
+            actor=actor, respond=mapping.shift_to_pb)
 
     def ListShifts(self, request: pb.ListShiftsRequest, context) -> pb.ListShiftsResponse:
         v = Violations()
@@ -329,40 +322,172 @@ class DispatchServicer(HandlingServicer, pb_grpc.DispatchServiceServicer):
         after = time_keyset(decode_page_token(request.page_token, v, ("t", "id")), v)
         v.raise_if_any()
         with read_snapshot(self.rt.engine) as conn:
-            if UnitRepository(conn, now=self.d.now()).get(unit_id) is None:
+            if queries.unit(conn, unit_id, at=self.rt.clock()) is None:
                 raise NotFound(request.parent)
-            rows = ShiftRepository(conn).list(unit_id, limit=size + 1, after=after)
-        page, next_token = paginate(rows, size, lambda r: {"t": r.start_time.isoformat(), "id": r.shift_id})
-        return pb.ListShiftsResponse(shifts=[roster.shift_to_pb(r) for r in page], next_page_token=next_token)
+            page = queries.shifts_page(conn, unit_id, size=size, after=after)
+        return pb.ListShiftsResponse(shifts=[mapping.shift_to_pb(s) for s in page.items],
+                                     next_page_token=page.next_page_token)
 
     def ReportPositions(self, request_iterator, context) -> pb.ReportPositionsResponse:
         """Each fix is checked on its own: a bad one is counted as rejected, the stream goes on."""
         actor = auth.current()
         accepted = rejected = 0
-        officers_of: dict[str, tuple[set[str], str] | None] = {}
+        known: dict[str, tuple[set[str], str] | None] = {}
         for req in request_iterator:
-            at = self.d.now()
-            p = req.position
-            unit_id = req.unit.removeprefix("units/") if req.unit.startswith("units/") else ""
-            fix = from_pb(req.fix_time) or at
-            ok = (unit_id and req.HasField("position") and -180 <= p.longitude <= 180 and -90 <= p.latitude <= 90
-                  and (p.longitude, p.latitude) != (0.0, 0.0) and req.accuracy_m >= 0
-                  and (fix - at).total_seconds() <= 60)
+            at = self.rt.clock()
+            fix = mapping.position_fix_from_pb(req, at)
+            ok = fix.plausible(at)
             if ok:
-                with self.rt.engine.begin() as conn:
-                    repo = UnitRepository(conn, now=at)
-                    if unit_id not in officers_of:
-                        unit = repo.get(unit_id)
-                        officers_of[unit_id] = ({o["officer_id"] for o in unit.officers}, unit.station_id) \
-                            if unit else None
-                    known = officers_of[unit_id]
-                    ok = known is not None and (actor.has_role(*COMMAND_ROLES) or (
-                        actor.has_role("officer") and actor.subject in known[0]
-                        and actor.station in ("", known[1])))
-                    ok = ok and repo.move(unit_id, p.longitude, p.latitude, fix, req.accuracy_m)
+                with self.rt.transaction(actor) as uow:
+                    ok = handlers.report_position(uow, fix=fix, known=known)
             accepted, rejected = (accepted + 1, rejected) if ok else (accepted, rejected + 1)
         return pb.ReportPositionsResponse(accepted=accepted, rejected=rejected)
 
     def StreamEvents(self, request, context):
         yield from self.rt.feed.stream(request, context)
 
+    # -- the anti-fraud hand-off (紧急止付) ------------------------------------------------------
+    def RequestStopPayment(self, request: pb.RequestStopPaymentRequest, context) -> pb.StopPayment:
+        actor = auth.current()
+        actor.require_role(*STOP_PAYMENT_ROLES)
+        v = Violations()
+        v.request_id(request.request_id)
+        case_id = resource_id(request.name, "cases", v)
+        if v.require(request.bank.strip(), "bank"):
+            v.check(len(request.bank) <= 40, "bank", "must be at most 40 characters")
+        v.check(bool(ACCOUNT.match(request.victim_account)), "victim_account", "must be 6-32 digits")
+        v.check(0 <= request.amount_fen <= MAX_AMOUNT_FEN, "amount_fen",
+                "must be 0 (unknown) or a positive amount in fen")
+        v.raise_if_any()
+        return self.rt.idempotent_work(
+            "RequestStopPayment", request, pb.StopPayment,
+            lambda uow: handlers.request_stop_payment(uow, case_id=case_id, bank=request.bank.strip(),
+                                                      victim_account=request.victim_account,
+                                                      amount_fen=request.amount_fen),
+            actor=actor, respond=mapping.stop_payment_to_pb)
+
+    # -- levels and the command centres' view (同步同息感知) ------------------------------------------
+    def EscalateCase(self, request: pb.EscalateCaseRequest, context) -> pb.DispatchCase:
+        actor = auth.current()
+        actor.require_role(*domain.ESCALATE_ROLES)
+        v = Violations()
+        v.request_id(request.request_id)
+        case_id = resource_id(request.name, "cases", v)
+        level = enum_name(pb.CaseLevel, request.level, "CASE_LEVEL_") if request.level in pb.CaseLevel.values() \
+            else None
+        v.check(bool(level), "level", "must be CASE_LEVEL_STATION, _COUNTY, _CITY or _PROVINCE")
+        if v.require(request.reason.strip(), "reason", "is required: why the level changes"):
+            v.check(len(request.reason) <= MAX_REASON, "reason", f"must be at most {MAX_REASON} characters")
+        v.raise_if_any()
+        return self.rt.idempotent_work(
+            "EscalateCase", request, pb.DispatchCase,
+            lambda uow: handlers.change_level(uow, case_id=case_id, level=level, reason=request.reason.strip()),
+            actor=actor, respond=mapping.case_to_pb)
+
+    def WatchCases(self, request: pb.WatchCasesRequest, context):
+        who = auth.current()
+        who.require_role(*WATCH_ROLES)
+        v = Violations()
+        v.check(request.after_sequence >= 0, "after_sequence", "must be 0 or more")
+        v.check(request.min_level in pb.CaseLevel.values(), "min_level", "is not a case level")
+        for i, station in enumerate(request.station_ids):
+            v.check(bool(STATION_ID.match(station)), f"station_ids[{i}]", "must be a station id like S07")
+        box = check_box(request.bounds, v) if request.HasField("bounds") else None
+        v.raise_if_any()
+        stations = set(request.station_ids)
+        if not who.has_role("commander", "dispatcher", "supervisor", "service"):
+            # A station chief follows their own station.
+            if not who.station or stations - {who.station}:
+                raise PermissionDenied(f"a station chief of {who.station or 'no station'} sees only that station",
+                                       reason="OTHER_STATION")
+            stations = {who.station}
+        levels = domain.levels_from(enum_name(pb.CaseLevel, request.min_level, "CASE_LEVEL_"))
+        level_values = {enum_value(pb.CaseLevel, lv, "CASE_LEVEL_") for lv in levels}
+        after = request.after_sequence
+        if after == 0:
+            after = self.rt.feed.latest_sequence()
+            with read_snapshot(self.rt.engine) as conn:
+                found = queries.active_cases(conn, box=box, station_ids=stations, levels=levels)
+            for case in found:
+                yield pb.CaseChange(dispatch_case=mapping.case_to_pb(case), action="SNAPSHOT", in_view=True)
+        feed_request = events_pb2.StreamEventsRequest(after_sequence=after, types=sorted(CASE_EVENTS))
+        for event in self.rt.feed.stream(feed_request, context):
+            body = CASE_EVENTS[event.type]()
+            event.payload.Unpack(body)
+            case = body.dispatch_case
+            view = domain.view_of(case.level, getattr(body, "previous_level", 0), level_values)
+            point = (case.location.point.longitude, case.location.point.latitude) \
+                if case.location.HasField("point") else None
+            if view is None or not domain.in_area(case.station_id, point, stations, box):
+                continue
+            yield pb.CaseChange(dispatch_case=case, action=getattr(body, "action", "") or "CREATED", in_view=view,
+                                sequence=event.sequence, changed_fields=getattr(body, "changed_fields", []),
+                                new_entries=body.new_entries)
+
+    # -- the situation map (一张图) ------------------------------------------------------------------
+    def GetSituation(self, request: pb.GetSituationRequest, context) -> pb.Situation:
+        auth.current().require_role(*SITUATION_ROLES)
+        v = Violations()
+        box = check_box(request.bounds, v) if request.HasField("bounds") else None
+        if request.station_id:
+            v.check(bool(STATION_ID.match(request.station_id)), "station_id", "must be a station id like S07")
+        elif not request.HasField("bounds"):
+            v.add("bounds", "is required unless station_id is given")
+        v.raise_if_any()
+        at = self.rt.clock()
+        with read_snapshot(self.rt.engine) as conn:
+            found = queries.situation(conn, box=box, station_id=request.station_id, at=at,
+                                      stale_before=self.ctx.stale_before(at))
+        return mapping.situation_to_pb(found)
+
+    # -- citizen follow-up (回访) and statistics ----------------------------------------------------------
+    def RateCase(self, request: pb.RateCaseRequest, context) -> pb.DispatchCase:
+        actor = auth.current()
+        actor.require_role(*domain.RATE_ROLES)
+        v = Violations()
+        v.request_id(request.request_id)
+        case_id = resource_id(request.name, "cases", v)
+        known = request.satisfaction in common_pb2.Satisfaction.values()
+        satisfaction = enum_name(common_pb2.Satisfaction, request.satisfaction, "SATISFACTION_") if known else ""
+        v.check(bool(satisfaction), "satisfaction", "must be SATISFIED, BASICALLY_SATISFIED or UNSATISFIED")
+        comment = request.comment.strip()
+        v.check(len(comment) <= MAX_COMMENT, "comment", f"must be at most {MAX_COMMENT} characters")
+        if satisfaction == "UNSATISFIED":
+            v.require(comment, "comment", "is required when unsatisfied: what the citizen said")
+        v.raise_if_any()
+        return self.rt.idempotent_work(
+            "RateCase", request, pb.DispatchCase,
+            lambda uow: handlers.rate_case(uow, case_id=case_id, satisfaction=satisfaction, comment=comment),
+            actor=actor, respond=mapping.case_to_pb)
+
+    def GetFollowUpStats(self, request: pb.GetFollowUpStatsRequest, context) -> pb.FollowUpStats:
+        station, start, end = self._stats_scope(request)
+        with read_snapshot(self.rt.engine) as conn:
+            found = queries.follow_up_stats(conn, station_id=station, start=start, end=end)
+        return mapping.follow_up_stats_to_pb(found)
+
+    def GetResponseCircleStats(self, request: pb.GetResponseCircleStatsRequest, context) -> pb.ResponseCircleStats:
+        station, start, end = self._stats_scope(request)
+        with read_snapshot(self.rt.engine) as conn:
+            found = queries.response_circle_stats(conn, station_id=station, start=start, end=end, now=self.rt.clock())
+        return mapping.response_circles_to_pb(found)
+
+    def _stats_scope(self, request):
+        """(station, start, end) of a statistics request, checked; a station chief sees their own station."""
+        who = auth.current()
+        who.require_role(*domain.STATS_ROLES)
+        v = Violations()
+        if request.station_id:
+            v.check(bool(STATION_ID.match(request.station_id)), "station_id", "must be a station id like S07")
+        start = from_pb(request.start_time) if request.HasField("start_time") else None
+        end = from_pb(request.end_time) if request.HasField("end_time") else None
+        if start and end:
+            v.check(start < end, "end_time", "must be after start_time")
+        v.raise_if_any()
+        station = request.station_id
+        if not who.has_role("commander", "supervisor", "dispatcher", "service"):
+            if not who.station or (station and station != who.station):
+                raise PermissionDenied(f"a station chief of {who.station or 'no station'} sees only that station",
+                                       reason="OTHER_STATION")
+            station = who.station
+        return station, start, end

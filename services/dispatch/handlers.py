@@ -1,73 +1,119 @@
-"""Dispatch use cases: a police report becomes a case, offered to the recommended units."""
+"""Dispatch use cases: one function each, on a unit of work. The case aggregate makes the
+decisions and records the events; a use case loads what it needs, asks the case, and saves.
+
+"A report becomes a case": `open_case_for_report` recommends units, opens the case (which hands
+a fraud case off for stop-payment), stores it, then offers it to each recommended unit
+(`_offer_recommended`, `_offer_next`). `EVENT_HANDLERS` at the end names the feed and event types
+dispatch consumes.
+"""
 from __future__ import annotations
 
-import copy
-import uuid
+import logging
+from datetime import datetime
 
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 
-from services.runtime import metrics
-from services.runtime.timeutil import from_pb
+from services.runtime.consumer import Subscription
+from services.runtime.errors import NotFound
+from services.runtime.uow import UnitOfWork
 
-from . import antifraud, escalation
-from .caseinfo import announce, case_message
-from .context import Dispatch
-from .domain import DispatchCase, TimelineEntry
-from .mapping import case_created_pb
-from .offers import offer_recommended, recommend_for
-from .store import CaseRepository, GridRepository
+from . import domain, mapping
+from .domain import (
+    SYSTEM, Assignment, CentreError, Context, DispatchCase, Need, PositionFix, Receipt, Recommendation,
+    ReportFacts, Shift, StopPayment, Unit,
+)
+
+log = logging.getLogger("smart110.dispatch.handlers")
+
+# What a use case on an assignment answers: the case as it stood after the change, and the assignment.
+Changed = tuple[DispatchCase, Assignment]
 
 
-def open_case_for_report(conn, d: Dispatch, *, report: intake_pb.Report) -> DispatchCase | None:
+# -- recommendation --------------------------------------------------------------------------------
+
+def recommend_for(uow: UnitOfWork, case: DispatchCase, at: datetime, *, exclude: set[str] = frozenset(),
+                  needs: list[Need] | None = None) -> tuple[list[Recommendation], list[Need]]:
+    """(picks, gaps) for a case now, by the capability matrix."""
+    ctx: Context = uow.context
+    units = uow.repos.units
+    return domain.search(
+        lambda kinds, box: units.candidates(kinds, station_id=case.station_id, box=box, at=at),
+        needs=needs if needs is not None else ctx.matrix.needs(case.incident_type, at), station_id=case.station_id,
+        lon=case.lon, lat=case.lat, stale_before=ctx.stale_before(at), m=ctx.matrix, exclude=exclude)
+
+
+# -- a report becomes a case -------------------------------------------------------------------------
+
+def open_case_for_report(uow: UnitOfWork, *, report: ReportFacts) -> DispatchCase | None:
     """A police report becomes a pending case for its station, offered at once to the recommended units.
 
     Returns None when the report is not a police matter, is a duplicate merged
     into another report, or already has a case.
     """
-    if report.classification.category != intake_pb.CATEGORY_POLICE or report.merged_into:
+    if not report.needs_case:
         return None
-    now = d.now()
-    has_point = report.HasField("location") and report.location.HasField("point")
-    lon = report.location.point.longitude if has_point else None
-    lat = report.location.point.latitude if has_point else None
-    stamp = dict(actor="dispatch", roles=["service"], time=now)
-    case = DispatchCase(
-        id=f"{now:%Y%m%d}-{uuid.uuid4().hex[:12]}",
-        report=report.name,
-        station_id=report.station_id,
-        grid_id=report.grid_id,
-        incident_type=report.classification.incident_type,
-        priority=report.classification.priority,
-        level=escalation.initial_level(report.classification.incident_type, report.classification.priority),
-        status="PENDING",
-        lon=lon,
-        lat=lat,
-        address_text=report.address_text,
-        summary=report.description[:200],
-        recommendations=[],
-        report_time=from_pb(report.receive_time) or now,
-        create_time=now,
-        update_time=now,
-        arrival_target_s=GridRepository(conn).arrival_target_s(report.grid_id),
-    )
-    picks, gaps = recommend_for(conn, d, case, now)
-    case.recommendations = picks
-    detail = "；".join(f"{p.call_sign}：{p.reason}" for p in picks) or "暂无可用警力，待指挥员调派"
-    if gaps:
-        detail += "；暂无空闲的" + "、".join(g.label for g in gaps)
-    case.timeline = [TimelineEntry("OPENED", detail=f"由接警单 {report.name} 生成", **stamp),
-                     TimelineEntry("RECOMMENDED", detail=detail, **stamp)]
-    if not CaseRepository(conn).add(case):
+    ctx: Context = uow.context
+    repos, now = uow.repos, uow.now()
+    picks, gaps = domain.search(
+        lambda kinds, box: repos.units.candidates(kinds, station_id=report.station_id, box=box, at=now),
+        needs=ctx.matrix.needs(report.incident_type, now), station_id=report.station_id, lon=report.lon,
+        lat=report.lat, stale_before=ctx.stale_before(now), m=ctx.matrix)
+    case = DispatchCase.open(report, level=domain.initial_level(report.incident_type, report.priority),
+                             arrival_target_s=repos.grids.arrival_target_s(report.grid_id), picks=picks, gaps=gaps,
+                             now=now)
+    if not repos.cases.add(case):
         return None
-    antifraud.hand_off_new_case(conn, case, report, now)
-    if report.HasField("receive_time"):
-        metrics.observe_sla_after_commit(conn, "dispatch", (case.create_time - case.report_time).total_seconds())
-    d.outbox.publish(conn, "dispatch.CaseCreated", case.name, case_created_pb(case_message(conn, case)))
-    offer_recommended(conn, d, case, picks, now)
+    _offer_recommended(uow, case, picks, now)
+    _save(uow, case)
     return case
 
 
-def apply_report_update(conn, d: Dispatch, *, report: intake_pb.Report, action: str) -> None:
+def _offer_recommended(uow: UnitOfWork, case: DispatchCase, picks: list[Recommendation], at: datetime) -> None:
+    """Offers a new case to each recommended unit; a unit taken meanwhile is replaced by the next."""
+    ctx: Context = uow.context
+    for p in picks:
+        unit = uow.repos.units.claim_for_offer(p.unit_id, at=at, stale_before=ctx.stale_before(at))
+        if unit is not None:
+            case.offer(unit, role=p.role, capability=p.capability, reason=p.reason, actor=SYSTEM, at=at,
+                       expire_at=ctx.offer_expiry(at))
+        else:
+            _offer_next(uow, case, ctx.matrix.need(p.capability, p.role), at)
+
+
+def _offer_next(uow: UnitOfWork, case: DispatchCase, need: Need, at: datetime) -> bool:
+    """Offers the case to the best unit for `need` that has not had it yet; False when there is none."""
+    ctx: Context = uow.context
+    tried = case.units_tried()
+    for _ in range(5):  # a pick may be claimed by a concurrent offer; try the next one
+        picks, _gaps = recommend_for(uow, case, at, exclude=tried, needs=[need])
+        if not picks:
+            break
+        p = picks[0]
+        tried.add(p.unit_id)
+        unit = uow.repos.units.claim_for_offer(p.unit_id, at=at, stale_before=ctx.stale_before(at))
+        if unit is not None:
+            case.offer(unit, role=p.role, capability=p.capability, reason=p.reason, actor=SYSTEM, at=at,
+                       expire_at=ctx.offer_expiry(at))
+            return True
+    case.no_unit_for(need, at)
+    return False
+
+
+def _replace(uow: UnitOfWork, case: DispatchCase, ended: Assignment, at: datetime) -> None:
+    """An offer ended: the next suitable unit gets it, unless the need is covered (or the case closed)."""
+    if case.needs_replacement(ended):
+        _offer_next(uow, case, uow.context.matrix.need(ended.capability, ended.role), at)
+
+
+def _save(uow: UnitOfWork, case: DispatchCase) -> None:
+    """Writes the case and its units' new statuses; its events go out at commit."""
+    for move in case.pull_unit_moves():
+        uow.repos.units.set_status(move.unit_id, move.status)
+    uow.repos.cases.save(case)
+    uow.collect(case)
+
+
+def apply_report_update(uow: UnitOfWork, *, report: ReportFacts, action: str) -> DispatchCase | None:
     """Follows intake's changes to a report (intake.ReportUpdated).
 
     A report corrected into a police matter, or split off a master it had been
@@ -77,29 +123,231 @@ def apply_report_update(conn, d: Dispatch, *, report: intake_pb.Report, action: 
     dispatcher may ask RecommendUnits for more.
     """
     if action not in ("CORRECTED", "UNMERGED"):
-        return
-    repo = CaseRepository(conn)
-    found = repo.list(limit=1, after=None, report=report.name)
-    if not found:
-        open_case_for_report(conn, d, report=report)
-        return
+        return None
+    repos = uow.repos
+    case_id = repos.cases.id_by_report(report.name)
+    if case_id is None:
+        return open_case_for_report(uow, report=report)
     if action != "CORRECTED":
-        return
-    case = repo.get(found[0].id, lock=True, with_timeline=False)
-    before = copy.copy(case)
-    c = report.classification
-    changes = []
-    if c.incident_type and c.incident_type != case.incident_type:
-        changes.append(f"警情类型 {case.incident_type} → {c.incident_type}")
-        case.incident_type = c.incident_type
-    if c.priority and c.priority != case.priority:
-        changes.append(f"优先级 {case.priority} → {c.priority}")
-        case.priority = c.priority
-    if not changes or case.status == "CLOSED":
-        return
-    now = d.now()
-    case.update_time = now
-    entries = [TimelineEntry("RECLASSIFIED", actor="dispatch", roles=["service"], time=now,
-                             detail="接警单更正：" + "，".join(changes))]
-    repo.save(case, entries)
-    announce(conn, d.outbox, case, "RECLASSIFIED", before=case_message(conn, before), entries=entries)
+        return None
+    case = repos.cases.get(case_id, lock=True)
+    if not case.reclassify(incident_type=report.incident_type, priority=report.priority, at=uow.now()):
+        return None
+    _save(uow, case)
+    return case
+
+
+# -- offers and the assignment lifecycle ---------------------------------------------------------------
+
+def _load(uow: UnitOfWork, case_id: str, assignment_id: str) -> tuple[DispatchCase, Assignment, list[dict]]:
+    """The case (locked, with its assignments), one of its assignments, and the officers of its unit now."""
+    case = uow.repos.cases.get(case_id, lock=True)
+    if case is None:
+        raise NotFound(f"cases/{case_id}/assignments/{assignment_id}")
+    a = case.assignment(assignment_id)
+    unit = uow.repos.units.get(a.unit_id, at=uow.now())
+    return case, a, unit.officers if unit else []
+
+
+def offer_by_hand(uow: UnitOfWork, *, case_id: str, unit_id: str, role: str, reason: str) -> Changed:
+    """A dispatcher offers the case to a chosen unit (OfferCase)."""
+    ctx: Context = uow.context
+    repos, at = uow.repos, uow.now()
+    case = repos.cases.get(case_id, lock=True)
+    if case is None:
+        raise NotFound(f"cases/{case_id}")
+    unit = repos.units.get(unit_id, at=at, stale_before=ctx.stale_before(at), lock=True)
+    if unit is None:
+        raise NotFound(f"units/{unit_id}")
+    a = case.offer_by_hand(unit, role=role, reason=reason, capability=ctx.matrix.capability_of_kind(unit.kind),
+                           actor=uow.actor, at=at, expire_at=ctx.offer_expiry(at))
+    repos.units.claim_for_offer(unit_id, at=at)
+    _save(uow, case)
+    return case, a
+
+
+def accept(uow: UnitOfWork, *, case_id: str, assignment_id: str) -> Changed:
+    case, a, officers = _load(uow, case_id, assignment_id)
+    case.accept(a.id, actor=uow.actor, unit_officers=officers, at=uow.now())
+    _save(uow, case)
+    return case, a
+
+
+def advance(uow: UnitOfWork, *, case_id: str, assignment_id: str, target: str) -> Changed:
+    case, a, officers = _load(uow, case_id, assignment_id)
+    case.advance(a.id, target=target, actor=uow.actor, unit_officers=officers, at=uow.now())
+    _save(uow, case)
+    return case, a
+
+
+def report_back(uow: UnitOfWork, *, case_id: str, assignment_id: str, outcome: str, notes: str,
+                evidence: list[dict]) -> Changed:
+    case, a, officers = _load(uow, case_id, assignment_id)
+    case.report_back(a.id, outcome=outcome, notes=notes, evidence=evidence, actor=uow.actor, unit_officers=officers,
+                     at=uow.now())
+    _save(uow, case)
+    return case, a
+
+
+def decline(uow: UnitOfWork, *, case_id: str, assignment_id: str, reason: str) -> Changed:
+    case, a, officers = _load(uow, case_id, assignment_id)
+    at = uow.now()
+    case.decline(a.id, reason=reason, actor=uow.actor, unit_officers=officers, at=at)
+    answer = case.snapshot(), a.snapshot()
+    _replace(uow, case, a, at)
+    _save(uow, case)
+    return answer
+
+
+def due_offers(uow: UnitOfWork, *, limit: int = 100) -> list[tuple[str, str]]:
+    """(case id, assignment id) of the offers past their expiry now."""
+    return uow.repos.cases.due_offers(uow.now(), limit)
+
+
+def expire_offer(uow: UnitOfWork, *, case_id: str, assignment_id: str) -> Assignment | None:
+    """An offer not accepted in time goes to the next suitable unit; None when it was accepted (or
+    handled by another sweeper) meanwhile."""
+    ctx: Context = uow.context
+    case = uow.repos.cases.get(case_id, lock=True)
+    if case is None:
+        raise NotFound(f"cases/{case_id}/assignments/{assignment_id}")
+    at = uow.now()
+    a = case.expire(assignment_id, at=at, timeout_s=ctx.settings.offer_timeout_s)
+    if a is None:
+        return None
+    _replace(uow, case, a, at)
+    _save(uow, case)
+    return a
+
+
+# -- levels, stop-payment, follow-up -------------------------------------------------------------------
+
+def _whole_case(uow: UnitOfWork, case_id: str) -> DispatchCase:
+    """The case, locked, with everything it owns (what these use cases answer with)."""
+    case = uow.repos.cases.get(case_id, lock=True, timeline=True, stop_payments=True)
+    if case is None:
+        raise NotFound(f"cases/{case_id}")
+    return case
+
+
+def change_level(uow: UnitOfWork, *, case_id: str, level: str, reason: str) -> DispatchCase:
+    """Escalates or de-escalates a case, kept in its timeline and announced as dispatch.CaseUpdated."""
+    case = _whole_case(uow, case_id)
+    case.change_level(level, reason=reason, actor=uow.actor, at=uow.now())
+    _save(uow, case)
+    return case
+
+
+def request_stop_payment(uow: UnitOfWork, *, case_id: str, bank: str, victim_account: str,
+                         amount_fen: int) -> StopPayment:
+    """A dispatcher's stop-payment request with account details learnt after the report."""
+    case = uow.repos.cases.get(case_id, lock=True, stop_payments=True)
+    if case is None:
+        raise NotFound(f"cases/{case_id}")
+    sp = case.request_stop_payment(bank=bank, victim_account=victim_account, amount_fen=amount_fen,
+                                   actor=uow.actor, at=uow.now())
+    _save(uow, case)
+    return sp
+
+
+def rate_case(uow: UnitOfWork, *, case_id: str, satisfaction: str, comment: str) -> DispatchCase:
+    """The citizen's follow-up (回访) after report-back."""
+    case = _whole_case(uow, case_id)
+    case.rate(satisfaction=satisfaction, comment=comment, actor=uow.actor, at=uow.now())
+    _save(uow, case)
+    return case
+
+
+# -- the anti-fraud centre's answers ---------------------------------------------------------------------
+
+def claim_stop_payment(uow: UnitOfWork, *, sender: str, at: datetime, policy: domain.RetryPolicy,
+                       skip: set[str]) -> tuple[StopPayment, DispatchCase] | None:
+    """The next hand-off due at `at` that nobody has in hand, leased to `sender`, with its case."""
+    sp = uow.repos.stop_payments.claim_next(sender=sender, now=at, lease_until=at + policy.lease, skip=skip)
+    if sp is None:
+        return None
+    return sp, uow.repos.cases.brief(sp.case_id)
+
+
+def record_centre_answer(uow: UnitOfWork, *, stop_payment_id: str, sender: str, answer: Receipt | CentreError,
+                         at: datetime, policy: domain.RetryPolicy) -> StopPayment | None:
+    """What the centre answered `sender` (at `at`, the sender's pass): the hand-off moves on, its
+    news is kept in the case timeline and announced. None when the lease passed to another sender
+    during the call: that one's answer (same key, same receipt) is the one recorded."""
+    sp = uow.repos.stop_payments.get(stop_payment_id, lock=True)
+    if sp.claimed_by != sender:
+        log.warning("the lease on %s passed to another sender during the call; its answer counts",
+                    sp.idempotency_key)
+        return None
+    news = sp.answered(answer, at, policy)
+    uow.repos.stop_payments.save(sp)
+    if news is not None:
+        case = uow.repos.cases.get(sp.case_id)
+        case.stop_payment_changed(sp, news, at)
+        _save(uow, case)
+    return sp
+
+
+def next_stop_payment_due(uow: UnitOfWork) -> datetime | None:
+    return uow.repos.stop_payments.next_due()
+
+
+# -- units and the roster ------------------------------------------------------------------------------
+
+def update_unit(uow: UnitOfWork, *, unit_id: str, values: dict, paths: list[str]) -> Unit:
+    """Changes a unit's static data (call sign, kind, station, skills, vehicle, officers)."""
+    ctx: Context = uow.context
+    at = uow.now()
+    unit = uow.repos.units.get(unit_id, at=at, stale_before=ctx.stale_before(at), lock=True)
+    if unit is None:
+        raise NotFound(f"units/{unit_id}")
+    unit.update(values, paths=paths, actor=uow.actor, at=at)
+    uow.repos.units.save(unit)
+    uow.collect(unit)
+    return unit
+
+
+def create_shift(uow: UnitOfWork, *, unit_id: str, start: datetime, end: datetime, area: str) -> Shift:
+    """A shift of a unit's duty roster (勤务报备)."""
+    ctx: Context = uow.context
+    repos, at = uow.repos, uow.now()
+    unit = repos.units.get(unit_id, at=at, stale_before=ctx.stale_before(at), lock=True)
+    if unit is None:
+        raise NotFound(f"units/{unit_id}")
+    shift = unit.add_shift(start=start, end=end, area=area, actor=uow.actor, at=at,
+                           existing=repos.shifts.overlapping(unit_id, start, end))
+    repos.shifts.add(shift)
+    repos.units.save(unit)
+    uow.collect(unit)
+    return shift
+
+
+def report_position(uow: UnitOfWork, *, fix: PositionFix, known: dict) -> bool:
+    """One position from a phone or vehicle, from the unit's officer or a dispatcher; False when refused
+    (an unknown unit, someone else's, or older than what is stored for an unknown unit).
+
+    `known` caches, for the stream the fix came on, each unit's officers and station (or None)."""
+    if fix.unit_id not in known:
+        unit = uow.repos.units.get(fix.unit_id, at=uow.now())
+        known[fix.unit_id] = (domain.officer_ids(unit.officers), unit.station_id) if unit else None
+    found = known[fix.unit_id]
+    return found is not None and domain.may_act_for(uow.actor, *found) and \
+        uow.repos.units.move(fix.unit_id, fix.lon, fix.lat, fix.fix_time, fix.accuracy_m)
+
+
+# -- the feed dispatch consumes --------------------------------------------------------------------------
+
+def _incident_reported(uow: UnitOfWork, event, payload: intake_pb.IncidentReported) -> None:
+    open_case_for_report(uow, report=mapping.report_from_pb(payload.report))
+
+
+def _report_updated(uow: UnitOfWork, event, payload: intake_pb.ReportUpdated) -> None:
+    apply_report_update(uow, report=mapping.report_from_pb(payload.report), action=payload.action)
+
+
+EVENT_HANDLERS = {
+    "intake": {
+        "intake.IncidentReported": Subscription(intake_pb.IncidentReported, _incident_reported),
+        "intake.ReportUpdated": Subscription(intake_pb.ReportUpdated, _report_updated),
+    },
+}

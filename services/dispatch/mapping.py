@@ -1,16 +1,44 @@
-"""Domain <-> protobuf for dispatch."""
+"""Protobuf <-> domain for dispatch: the messages of the API, intake's reports (into the domain's
+terms), the anti-fraud centre's contract, and the domain event -> outbox message mapping
+(`event_to_message`) the unit of work publishes with."""
 from __future__ import annotations
 
 from smart110.common.v1 import common_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
+from smart110.intake.v1 import intake_service_pb2 as intake_pb
+from smart110.partners.antifraud.v1 import antifraud_pb2 as af_pb
 
-from services.runtime.audit import TimelineEntry, timeline_to_pb
+from services.runtime.audit import timeline_to_pb
+from services.runtime.auth import AuthContext
 from services.runtime.changes import changed_fields, without
 from services.runtime.enums import enum_name, enum_value
-from services.runtime.timeutil import to_pb
+from services.runtime.timeutil import from_pb, to_pb
 
-from .domain import Assignment, DispatchCase, Recommendation, Unit, seconds_between
+from . import domain
+from .queries import CircleLine, FollowUpStats, ResponseCircles, Satisfaction, Situation
+from .domain import (
+    Assignment, DispatchCase, FollowUp, PositionFix, Receipt, Recommendation, ReportFacts, Shift, StopPayment,
+    Unit, mask_account, seconds_between,
+)
 
+
+# -- what dispatch reads of intake -----------------------------------------------------------
+
+
+def report_from_pb(report: intake_pb.Report) -> ReportFacts:
+    has_point = report.HasField("location") and report.location.HasField("point")
+    c = report.classification
+    return ReportFacts(
+        name=report.name, police=c.category == intake_pb.CATEGORY_POLICE, merged_into=report.merged_into,
+        station_id=report.station_id, grid_id=report.grid_id, incident_type=c.incident_type, priority=c.priority,
+        lon=report.location.point.longitude if has_point else None,
+        lat=report.location.point.latitude if has_point else None,
+        address_text=report.address_text, description=report.description,
+        receive_time=from_pb(report.receive_time) if report.HasField("receive_time") else None,
+        caller_name=report.caller.name, caller_phone=report.caller.phone_number)
+
+
+# -- cases -------------------------------------------------------------------------------------
 
 def recommendation_to_pb(r: Recommendation) -> pb.Recommendation:
     return pb.Recommendation(
@@ -37,6 +65,7 @@ def case_summary_to_pb(c: DispatchCase) -> pb.DispatchCase:
 
 
 def case_to_pb(c: DispatchCase) -> pb.DispatchCase:
+    """A case with what it owns: assignments, hand-offs, follow-up, timeline (as far as loaded)."""
     msg = pb.DispatchCase(
         name=c.name, report=c.report, station_id=c.station_id, grid_id=c.grid_id, incident_type=c.incident_type,
         priority=c.priority, level=enum_value(pb.CaseLevel, c.level, "CASE_LEVEL_"),
@@ -47,42 +76,36 @@ def case_to_pb(c: DispatchCase) -> pb.DispatchCase:
         report_time=to_pb(c.report_time), create_time=to_pb(c.create_time), update_time=to_pb(c.update_time),
         arrival_target_seconds=c.arrival_target_s, accept_time=to_pb(c.accept_time),
         accept_seconds=c.accept_seconds, arrive_time=to_pb(c.arrive_time), close_time=to_pb(c.close_time),
+        stop_payments=[stop_payment_to_pb(sp) for sp in c.stop_payments],
+        arrival_seconds=c.arrival_seconds, arrival_target_met=c.arrival_target_met,
     )
+    if c.follow_up is not None:
+        msg.follow_up.CopyFrom(follow_up_to_pb(c.follow_up))
+        msg.satisfaction = msg.follow_up.satisfaction
     timeline_to_pb(c.timeline, msg.timeline)
     return msg
 
 
-# The lists of a case that grow with its history (offers expiring and moving on,
-# stop-payment hand-offs, the timeline): events leave them out (GetCase has
-# them), so an event's size does not depend on how long the case has run.
-EVENT_OMITS = ("timeline", "assignments", "stop_payments")
+def follow_up_to_pb(f: FollowUp) -> pb.FollowUp:
+    return pb.FollowUp(
+        satisfaction=enum_value(common_pb2.Satisfaction, f.satisfaction, "SATISFACTION_"), comment=f.comment,
+        stamp=common_pb2.AuditStamp(actor=f.actor, roles=list(f.roles), time=to_pb(f.rate_time)),
+        flagged_to_station_chief=f.flagged,
+        officers=[common_pb2.OfficerRef(officer_id=o.officer_id, display_name=o.name, station_id=o.station_id)
+                  for o in f.officers])
 
 
-def case_event_pb(msg: pb.DispatchCase) -> pb.DispatchCase:
-    """A case message (see caseinfo.case_message) as events carry it: without the lists above."""
-    return without(msg, EVENT_OMITS)
-
-
-def case_created_pb(msg: pb.DispatchCase) -> pb.CaseCreated:
-    """dispatch.CaseCreated from the whole new case: its timeline so far is the news, with the
-    stop-payment hand-off queued with it, if any."""
-    event = pb.CaseCreated(dispatch_case=case_event_pb(msg), new_entries=msg.timeline)
-    if msg.stop_payments:
-        event.stop_payment.CopyFrom(msg.stop_payments[-1])
-    return event
-
-
-def case_updated_pb(msg: pb.DispatchCase, action: str, *, before: pb.DispatchCase, new_entries: list[TimelineEntry],
-                    stop_payment: pb.StopPayment | None = None, previous_level: int = 0) -> pb.CaseUpdated:
-    """dispatch.CaseUpdated: the case as it now stands, what changed since `before` (the case
-    message read before the change) and the timeline entries the change appended."""
-    after = case_event_pb(msg)
-    event = pb.CaseUpdated(dispatch_case=after, action=action, previous_level=previous_level,
-                           changed_fields=changed_fields(case_event_pb(before), after))
-    timeline_to_pb(new_entries, event.new_entries)
-    if stop_payment is not None:
-        event.stop_payment.CopyFrom(stop_payment)
-    return event
+def stop_payment_to_pb(sp: StopPayment) -> pb.StopPayment:
+    return pb.StopPayment(
+        name=sp.name, idempotency_key=sp.idempotency_key,
+        state=enum_value(pb.StopPaymentState, sp.state, "STOP_PAYMENT_STATE_"), banks=list(sp.banks),
+        victim_account=mask_account(sp.victim_account), amount_fen=sp.amount_fen, receipt_id=sp.receipt_id,
+        frozen_amount_fen=sp.frozen_amount_fen, result_text=sp.result_text, attempts=sp.attempts,
+        last_error=sp.last_error, create_time=to_pb(sp.create_time), deliver_time=to_pb(sp.deliver_time),
+        result_time=to_pb(sp.result_time), next_attempt_time=to_pb(sp.next_attempt_time),
+        requested=common_pb2.AuditStamp(actor=sp.requested_by, roles=list(sp.requested_roles),
+                                        time=to_pb(sp.create_time)),
+    )
 
 
 def evidence_from_pb(items) -> list[dict]:
@@ -123,6 +146,14 @@ def assignment_to_pb(a: Assignment, case: DispatchCase, *, summary: bool = True)
     return msg
 
 
+def case_assignment_to_pb(result: tuple[DispatchCase, Assignment]) -> pb.Assignment:
+    """The assignment a use case changed, with the case it belongs to."""
+    case, a = result
+    return assignment_to_pb(a, case)
+
+
+# -- units -------------------------------------------------------------------------------------
+
 def unit_to_pb(u: Unit) -> pb.Unit:
     status = u.status if u.on_duty else "OFF_DUTY"
     msg = pb.Unit(
@@ -134,3 +165,166 @@ def unit_to_pb(u: Unit) -> pb.Unit:
         position_stale=u.position_stale, position_time=to_pb(u.position_time),
     )
     return msg
+
+
+def unit_with_timeline_to_pb(u: Unit) -> pb.Unit:
+    msg = unit_to_pb(u)
+    timeline_to_pb(u.timeline, msg.timeline)
+    return msg
+
+
+def unit_values_from_pb(u: pb.Unit, paths: list[str]) -> dict:
+    """The static data an UpdateUnit sets (checked by the servicer), in the domain's terms."""
+    values: dict = {}
+    if "call_sign" in paths:
+        values["call_sign"] = u.call_sign.strip()
+    if "kind" in paths:
+        values["kind"] = enum_name(pb.UnitKind, u.kind, "UNIT_KIND_")
+    if "station_id" in paths:
+        values["station_id"] = u.station_id
+    if "skills" in paths:
+        values["skills"] = list(dict.fromkeys(u.skills))
+    if "vehicle" in paths:
+        values["vehicle"] = u.vehicle
+    if "officers" in paths:
+        values["officers"] = [{"officer_id": o.officer_id, "name": o.display_name} for o in u.officers]
+    return values
+
+
+def position_fix_from_pb(req: pb.ReportPositionsRequest, now) -> PositionFix:
+    """One fix of a ReportPositions stream; a fix without its time is taken as of `now`."""
+    has = req.HasField("position")
+    return PositionFix(unit_id=req.unit.removeprefix("units/") if req.unit.startswith("units/") else "",
+                       lon=req.position.longitude if has else None, lat=req.position.latitude if has else None,
+                       fix_time=from_pb(req.fix_time) or now, accuracy_m=req.accuracy_m)
+
+
+def shift_to_pb(s: Shift) -> pb.Shift:
+    return pb.Shift(name=s.name, start_time=to_pb(s.start_time), end_time=to_pb(s.end_time), area=s.area)
+
+
+# -- the read side ---------------------------------------------------------------------------------
+
+def situation_to_pb(s: Situation) -> pb.Situation:
+    stations = [pb.StationSituation(
+        station_id=c.station_id, cases_by_status={"CASE_STATUS_" + k: n for k, n in c.cases_by_status.items()},
+        units_by_status={"UNIT_STATUS_" + k: n for k, n in c.units_by_status.items()}) for c in s.stations]
+    return pb.Situation(cases=[case_to_pb(c) for c in s.cases], units=[unit_to_pb(u) for u in s.units],
+                        stations=stations, cases_truncated=s.cases_truncated, units_truncated=s.units_truncated)
+
+
+def _satisfaction_to_pb(r: Satisfaction, **kw) -> pb.SatisfactionSummary:
+    return pb.SatisfactionSummary(satisfied=r.satisfied, basically_satisfied=r.basically_satisfied,
+                                  unsatisfied=r.unsatisfied, total=r.total, satisfaction_rate=r.rate, **kw)
+
+
+def follow_up_stats_to_pb(s: FollowUpStats) -> pb.FollowUpStats:
+    return pb.FollowUpStats(
+        stations=[_satisfaction_to_pb(r, station_id=r.station_id) for r in s.stations],
+        officers=[_satisfaction_to_pb(r, station_id=r.station_id, officer=common_pb2.OfficerRef(
+                      officer_id=r.officer_id, display_name=r.officer_name, station_id=r.station_id))
+                  for r in s.officers])
+
+
+def _circle_to_pb(line: CircleLine) -> pb.StationResponseCircle:
+    t = line.tally
+    return pb.StationResponseCircle(
+        station_id=line.station_id, arrived=t.arrived, within_target=t.within,
+        within_target_rate=t.within / t.arrived if t.arrived else 0.0,
+        mean_arrival_seconds=t.mean(), overdue_not_arrived=t.overdue,
+        tiers=[pb.ResponseCircleTier(target_seconds=target, arrived=x.arrived, within_target=x.within,
+                                     mean_arrival_seconds=x.mean()) for target, x in sorted(line.tiers.items())])
+
+
+def response_circles_to_pb(r: ResponseCircles) -> pb.ResponseCircleStats:
+    return pb.ResponseCircleStats(stations=[_circle_to_pb(s) for s in r.stations], total=_circle_to_pb(r.total))
+
+
+# -- the anti-fraud centre -------------------------------------------------------------------------
+
+def stop_payment_request_pb(sp: StopPayment, case: DispatchCase) -> af_pb.RequestStopPaymentRequest:
+    return af_pb.RequestStopPaymentRequest(
+        idempotency_key=sp.idempotency_key, case_name=f"cases/{sp.case_id}", report_name=case.report,
+        station_id=case.station_id, victim_name=sp.victim_name, victim_phone=sp.victim_phone,
+        victim_accounts=[af_pb.VictimAccount(bank=b, account_number=sp.victim_account if i == 0 else "")
+                         for i, b in enumerate(sp.banks or [""])],
+        amount_fen=sp.amount_fen, report_time=to_pb(case.report_time),
+        description=sp.description, requested_by=sp.requested_by,
+    )
+
+
+def receipt_from_pb(receipt: af_pb.StopPaymentReceipt) -> Receipt:
+    return Receipt(state=enum_name(af_pb.StopPaymentState, receipt.state, "STOP_PAYMENT_STATE_"),
+                   receipt_id=receipt.receipt_id, frozen_amount_fen=receipt.frozen_amount_fen,
+                   result_text=receipt.result_text)
+
+
+# -- events ----------------------------------------------------------------------------------------
+
+# The lists of a case that grow with its history (offers expiring and moving on,
+# stop-payment hand-offs, the timeline): events leave them out (GetCase has
+# them), so an event's size does not depend on how long the case has run.
+EVENT_OMITS = ("timeline", "assignments", "stop_payments")
+
+
+def case_event_pb(msg: pb.DispatchCase) -> pb.DispatchCase:
+    """A case message as events carry it: without the lists above."""
+    return without(msg, EVENT_OMITS)
+
+
+def stamp(actor: AuthContext, at, reason: str = "") -> common_pb2.AuditStamp:
+    return common_pb2.AuditStamp(actor=actor.subject, roles=sorted(actor.roles), time=to_pb(at), reason=reason)
+
+
+def case_created_pb(e: domain.CaseCreated) -> pb.CaseCreated:
+    """dispatch.CaseCreated: the new case; its timeline so far is the news, with the stop-payment
+    hand-off queued with it, if any."""
+    event = pb.CaseCreated(dispatch_case=case_event_pb(case_to_pb(e.case)))
+    timeline_to_pb(list(e.entries), event.new_entries)
+    if e.stop_payment is not None:
+        event.stop_payment.CopyFrom(stop_payment_to_pb(e.stop_payment))
+    return event
+
+
+def case_updated_pb(e: domain.CaseUpdated) -> pb.CaseUpdated:
+    """dispatch.CaseUpdated: the case as it now stands, what changed since before the change and the
+    timeline entries the change appended."""
+    after = case_event_pb(case_to_pb(e.case))
+    event = pb.CaseUpdated(dispatch_case=after, action=e.action,
+                           previous_level=enum_value(pb.CaseLevel, e.previous_level, "CASE_LEVEL_"),
+                           changed_fields=changed_fields(case_event_pb(case_to_pb(e.before)), after))
+    timeline_to_pb(list(e.new_entries), event.new_entries)
+    if e.stop_payment is not None:
+        event.stop_payment.CopyFrom(stop_payment_to_pb(e.stop_payment))
+    return event
+
+
+def assignment_changed_pb(e: domain.AssignmentChanged) -> pb.AssignmentChanged:
+    a, case = e.assignment, e.case
+    return pb.AssignmentChanged(
+        assignment=assignment_to_pb(a, case), case_name=case.name, station_id=case.station_id,
+        incident_type=case.incident_type, officers=officers_to_pb(a.officers, a.station_id), action=a.state,
+        stamp=stamp(e.actor, e.time, e.reason),
+        previous_state=enum_value(pb.AssignmentState, e.previous_state, "ASSIGNMENT_STATE_"),
+        grid_id=case.grid_id, report_time=to_pb(case.report_time), priority=case.priority)
+
+
+def event_to_message(event: domain.DomainEvent) -> tuple[str, str, object]:
+    """A domain event as its outbox message: (event type, subject, payload)."""
+    if isinstance(event, domain.AssignmentChanged):
+        return "dispatch.AssignmentChanged", event.assignment.name, assignment_changed_pb(event)
+    if isinstance(event, domain.CaseUpdated):
+        return "dispatch.CaseUpdated", event.case.name, case_updated_pb(event)
+    if isinstance(event, domain.CaseCreated):
+        return "dispatch.CaseCreated", event.case.name, case_created_pb(event)
+    if isinstance(event, domain.FollowUpFlagged):
+        return "dispatch.FollowUpFlagged", event.case.name, pb.FollowUpFlagged(
+            dispatch_case=case_event_pb(case_to_pb(event.case)), follow_up=follow_up_to_pb(event.follow_up),
+            station_id=event.case.station_id)
+    if isinstance(event, domain.UnitUpdated):
+        message = pb.UnitUpdated(unit=unit_to_pb(event.unit), action=event.action,
+                                 stamp=stamp(event.actor, event.time, event.reason))
+        if event.shift is not None:
+            message.shift.CopyFrom(shift_to_pb(event.shift))
+        return "dispatch.UnitUpdated", event.unit.name, message
+    raise TypeError(f"dispatch publishes no {type(event).__name__}")

@@ -1,19 +1,33 @@
-"""Dispatch tables and repositories, in the `dispatch` schema."""
+"""Dispatch tables and repositories, in the `dispatch` schema: the write side.
+
+The repositories load and save the aggregates of `domain`: a case with its assignments, its
+follow-up and (when asked) its timeline and stop-payment hand-offs; a unit; a hand-off as the
+sender works on it. A case repository remembers what it loaded, so that saving a case writes
+what changed: its row's changed columns, the timeline entries it appended, its new and
+changed assignments, its new hand-offs and follow-up. `Repositories(conn)` gives them all on
+one transaction's connection (`uow.repos`).
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from datetime import datetime
 
 from sqlalchemy import (
     BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text, and_,
-    exists, literal, or_, select, text,
+    exists, func, literal, or_, select, text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+from sqlalchemy.exc import IntegrityError
 
+from services.runtime import metrics
 from services.runtime.app import RuntimeTables
-from services.runtime.audit import Timeline, TimelineEntry, timeline_table
+from services.runtime.audit import Timeline, timeline_table
+from services.runtime.errors import AlreadyExists
 
-from .domain import Assignment, DispatchCase, Recommendation, Unit
+from .domain import (
+    Assignment, DispatchCase, FollowUp, RatedOfficer, Recommendation, Shift, StopPayment, TimelineEntry, Unit,
+)
 
 SCHEMA = "dispatch"
 metadata = MetaData(schema=SCHEMA)
@@ -120,274 +134,10 @@ assignments = Table(
 )
 
 
-def on_duty_at(at: datetime):
-    """SQL: the unit has a shift covering `at`."""
-    return exists().where(shifts.c.unit_id == units.c.unit_id, shifts.c.start_time <= at, shifts.c.end_time > at)
-
-
-def _to_unit(r, stale_before: datetime | None) -> Unit:
-    stale = stale_before is not None and (r.position_time is None or r.position_time < stale_before)
-    return Unit(r.unit_id, r.call_sign, r.kind, r.station_id, list(r.skills), r.vehicle, list(r.officers),
-                r.status, r.lon, r.lat, r.position_time, bool(r.on_duty), stale)
-
-
-class UnitRepository:
-    """Units as seen at one time: on duty by the roster, position stale by age."""
-
-    def __init__(self, conn, *, now: datetime, stale_before: datetime | None = None):
-        self.conn = conn
-        self.now = now
-        self.stale_before = stale_before
-
-    def _select(self):
-        return select(units, on_duty_at(self.now).label("on_duty"))
-
-    def get(self, unit_id: str, *, lock: bool = False) -> Unit | None:
-        q = self._select().where(units.c.unit_id == unit_id)
-        if lock:
-            q = q.with_for_update(of=units)
-        row = self.conn.execute(q).first()
-        return _to_unit(row, self.stale_before) if row else None
-
-    def list(self, *, limit: int, after: str | None, station_id: str = "", kind: str = "", status: str = "",
-             ) -> list[Unit]:
-        q = self._select().order_by(units.c.unit_id).limit(limit)
-        if after:
-            q = q.where(units.c.unit_id > after)
-        if station_id:
-            q = q.where(units.c.station_id == station_id)
-        if kind:
-            q = q.where(units.c.kind == kind)
-        if status == "OFF_DUTY":
-            q = q.where(~on_duty_at(self.now))
-        elif status:
-            q = q.where(units.c.status == status, on_duty_at(self.now))
-        return [_to_unit(r, self.stale_before) for r in self.conn.execute(q)]
-
-    def available(self, kinds: set[str] | None = None) -> list[Unit]:
-        """Units that can take an offer now: on duty and available, of the given kinds."""
-        q = self._select().where(units.c.status == "AVAILABLE", on_duty_at(self.now))
-        if kinds is not None:
-            q = q.where(units.c.kind.in_(sorted(kinds)))
-        return [_to_unit(r, self.stale_before) for r in self.conn.execute(q)]
-
-    def candidates(self, kinds: set[str], *, station_id: str, box: tuple[float, float, float, float] | None,
-                   ) -> list[Unit]:
-        """What ranking needs of available on-duty units of `kinds`: all of the station's, and
-        the others inside `box` (min lon, min lat, max lon, max lat; None: all)."""
-        c = units.c
-        q = select(c.unit_id, c.call_sign, c.kind, c.station_id, c.status, c.lon, c.lat, c.position_time).where(
-            c.status == "AVAILABLE", c.kind.in_(sorted(kinds)), on_duty_at(self.now))
-        if box is not None:
-            q = q.where(or_(c.station_id == station_id, and_(c.lon.between(box[0], box[2]),
-                                                            c.lat.between(box[1], box[3]))))
-        return [Unit(r.unit_id, r.call_sign, r.kind, r.station_id, [], "", [], r.status, r.lon, r.lat,
-                     r.position_time, True) for r in self.conn.execute(q)]
-
-    def claim_for_offer(self, unit_id: str) -> Unit | None:
-        """Marks an available on-duty unit as offered and returns it; None when someone else took it first."""
-        row = self.conn.execute(
-            units.update().where(units.c.unit_id == unit_id, units.c.status == "AVAILABLE", on_duty_at(self.now))
-            .values(status="OFFERED").returning(*units.c, literal(True).label("on_duty"))).first()
-        return _to_unit(row, self.stale_before) if row else None
-
-    def set_status(self, unit_id: str, status: str) -> None:
-        self.conn.execute(units.update().where(units.c.unit_id == unit_id).values(status=status))
-
-    def update(self, unit_id: str, values: dict) -> None:
-        self.conn.execute(units.update().where(units.c.unit_id == unit_id).values(**values))
-
-    def move(self, unit_id: str, lon: float, lat: float, fix_time: datetime, accuracy_m: float) -> bool:
-        """Records a position unless a newer fix is already stored; False for an unknown unit."""
-        row = self.conn.execute(
-            units.update().where(units.c.unit_id == unit_id,
-                                 or_(units.c.position_time.is_(None), units.c.position_time <= fix_time))
-            .values(lon=lon, lat=lat, position_time=fix_time, position_accuracy_m=accuracy_m)
-            .returning(units.c.unit_id)).first()
-        if row:
-            return True
-        return self.conn.execute(select(units.c.unit_id).where(units.c.unit_id == unit_id)).first() is not None
-
-    def upsert(self, values: dict) -> None:
-        stmt = insert(units).values(**values)
-        # Seeding refreshes static data but never a live status or position.
-        static = ("call_sign", "kind", "station_id", "skills", "vehicle", "officers")
-        self.conn.execute(stmt.on_conflict_do_update(
-            index_elements=["unit_id"], set_={k: stmt.excluded[k] for k in static}))
-
-
-class ShiftRepository:
-    def __init__(self, conn):
-        self.conn = conn
-
-    def add(self, values: dict) -> bool:
-        """Stores a shift; False when its id exists already."""
-        return self.conn.execute(insert(shifts).values(**values).on_conflict_do_nothing()
-                                 .returning(shifts.c.shift_id)).first() is not None
-
-    def overlapping(self, unit_id: str, start: datetime, end: datetime) -> list:
-        return self.conn.execute(select(shifts).where(
-            shifts.c.unit_id == unit_id, shifts.c.start_time < end, shifts.c.end_time > start)).all()
-
-    def list(self, unit_id: str, *, limit: int, after: tuple[datetime, str] | None) -> list:
-        q = select(shifts).where(shifts.c.unit_id == unit_id)
-        if after:
-            t, sid = after
-            q = q.where(or_(shifts.c.start_time > t, and_(shifts.c.start_time == t, shifts.c.shift_id > sid)))
-        return self.conn.execute(q.order_by(shifts.c.start_time, shifts.c.shift_id).limit(limit)).all()
-
-
-class GridRepository:
-    def __init__(self, conn):
-        self.conn = conn
-
-    def upsert(self, grid_id: str, station_id: str, arrival_target_s: int) -> None:
-        stmt = insert(grids).values(grid_id=grid_id, station_id=station_id, arrival_target_s=arrival_target_s)
-        self.conn.execute(stmt.on_conflict_do_update(
-            index_elements=["grid_id"], set_={"station_id": stmt.excluded.station_id,
-                                              "arrival_target_s": stmt.excluded.arrival_target_s}))
-
-    def arrival_target_s(self, grid_id: str) -> int:
-        """The grid's arrival target; 0 when the grid is unknown."""
-        if not grid_id:
-            return 0
-        return self.conn.execute(select(grids.c.arrival_target_s).where(grids.c.grid_id == grid_id)).scalar() or 0
-
-
-def _case_values(c: DispatchCase) -> dict:
-    return dict(
-        id=c.id, report=c.report, station_id=c.station_id, grid_id=c.grid_id, incident_type=c.incident_type,
-        priority=c.priority, level=c.level, status=c.status, lon=c.lon, lat=c.lat, address_text=c.address_text,
-        summary=c.summary, recommendations=[vars(r) for r in c.recommendations], report_time=c.report_time,
-        create_time=c.create_time, update_time=c.update_time, arrival_target_s=c.arrival_target_s,
-        accept_time=c.accept_time, arrive_time=c.arrive_time, close_time=c.close_time,
-    )
-
-
-def _to_case(r, entries: list[TimelineEntry], assigned: list[Assignment] | None = None) -> DispatchCase:
-    return DispatchCase(
-        id=r.id, report=r.report, station_id=r.station_id, grid_id=r.grid_id, incident_type=r.incident_type,
-        priority=r.priority, level=r.level, status=r.status, lon=r.lon, lat=r.lat, address_text=r.address_text,
-        summary=r.summary, recommendations=[Recommendation(**x) for x in r.recommendations],
-        report_time=r.report_time, create_time=r.create_time, update_time=r.update_time, timeline=entries,
-        arrival_target_s=r.arrival_target_s, accept_time=r.accept_time, arrive_time=r.arrive_time,
-        close_time=r.close_time, assignments=assigned or [],
-    )
-
-
-class CaseRepository:
-    def __init__(self, conn):
-        self.conn = conn
-
-    def add(self, c: DispatchCase) -> bool:
-        """Stores a new case; False when the report already has one."""
-        created = self.conn.execute(
-            insert(cases).values(**_case_values(c)).on_conflict_do_nothing(index_elements=["report"])
-            .returning(cases.c.id)
-        ).first()
-        if not created:
-            return False
-        case_timeline.add(self.conn, c.id, c.timeline)
-        return True
-
-    def get(self, case_id: str, *, lock: bool = False, with_timeline: bool = True) -> DispatchCase | None:
-        q = select(cases).where(cases.c.id == case_id)
-        if lock:
-            q = q.with_for_update()
-        row = self.conn.execute(q).first()
-        if row is None:
-            return None
-        entries = case_timeline.of(self.conn, case_id) if with_timeline else []
-        return _to_case(row, entries, AssignmentRepository(self.conn).of_case(case_id))
-
-    def save(self, c: DispatchCase, entries: list[TimelineEntry]) -> None:
-        """Writes a changed case and appends its new timeline entries."""
-        values = _case_values(c)
-        values.pop("id")
-        self.conn.execute(cases.update().where(cases.c.id == c.id).values(**values))
-        case_timeline.add(self.conn, c.id, entries)
-        c.timeline.extend(entries)
-
-    def list(self, *, limit: int, after: tuple[datetime, str] | None, station_id: str = "", status: str = "",
-             report: str = "", levels: list[str] | None = None, flagged: bool = False) -> list[DispatchCase]:
-        q = select(cases)
-        if flagged:
-            q = q.where(cases.c.id.in_(select(case_followups.c.case_id).where(case_followups.c.flagged)))
-        if station_id:
-            q = q.where(cases.c.station_id == station_id)
-        if status:
-            q = q.where(cases.c.status == status)
-        if report:
-            q = q.where(cases.c.report == report)
-        if levels:
-            q = q.where(cases.c.level.in_(levels))
-        if after:
-            t, cid = after
-            q = q.where(or_(cases.c.create_time < t, and_(cases.c.create_time == t, cases.c.id < cid)))
-        q = q.order_by(cases.c.create_time.desc(), cases.c.id.desc()).limit(limit)
-        rows = self.conn.execute(q).all()
-        by_case = AssignmentRepository(self.conn).of_cases([r.id for r in rows])
-        return [_to_case(r, [], by_case.get(r.id, [])) for r in rows]
-
-
-_ASSIGNMENT_FIELDS = [f.name for f in dataclass_fields(Assignment)]
-
-
-def _to_assignment(r) -> Assignment:
-    m = r._mapping
-    return Assignment(**{k: m[k] for k in _ASSIGNMENT_FIELDS})
-
-
-class AssignmentRepository:
-    def __init__(self, conn):
-        self.conn = conn
-
-    def add(self, a: Assignment) -> None:
-        self.conn.execute(assignments.insert().values(**{k: getattr(a, k) for k in _ASSIGNMENT_FIELDS}))
-
-    def save(self, a: Assignment) -> None:
-        values = {k: getattr(a, k) for k in _ASSIGNMENT_FIELDS if k not in ("id", "case_id")}
-        self.conn.execute(assignments.update().where(assignments.c.id == a.id).values(**values))
-
-    def get(self, case_id: str, assignment_id: str, *, lock: bool = False) -> Assignment | None:
-        q = select(assignments).where(assignments.c.id == assignment_id, assignments.c.case_id == case_id)
-        if lock:
-            q = q.with_for_update()
-        row = self.conn.execute(q).first()
-        return _to_assignment(row) if row else None
-
-    def of_case(self, case_id: str) -> list[Assignment]:
-        q = select(assignments).where(assignments.c.case_id == case_id).order_by(assignments.c.offer_time,
-                                                                                  assignments.c.id)
-        return [_to_assignment(r) for r in self.conn.execute(q)]
-
-    def of_cases(self, case_ids: list[str]) -> dict[str, list[Assignment]]:
-        out: dict[str, list[Assignment]] = {}
-        if case_ids:
-            q = select(assignments).where(assignments.c.case_id.in_(case_ids)).order_by(
-                assignments.c.offer_time, assignments.c.id)
-            for r in self.conn.execute(q):
-                out.setdefault(r.case_id, []).append(_to_assignment(r))
-        return out
-
-    def active_of_unit(self, unit_id: str) -> list[Assignment]:
-        """The unit's offers and assignments still under way (what its phone should show)."""
-        q = select(assignments).where(assignments.c.unit_id == unit_id,
-                                      assignments.c.state.in_(["OFFERED", "ACCEPTED", "EN_ROUTE", "ON_SCENE"]))
-        return [_to_assignment(r) for r in self.conn.execute(q.order_by(assignments.c.offer_time))]
-
-    def due_offers(self, now: datetime, limit: int = 100) -> list[tuple[str, str]]:
-        """(case_id, assignment_id) of offers past their expiry, skipping rows another sweeper holds."""
-        q = (select(assignments.c.case_id, assignments.c.id)
-             .where(assignments.c.state == "OFFERED", assignments.c.offer_expire_time <= now)
-             .order_by(assignments.c.offer_expire_time).limit(limit).with_for_update(skip_locked=True))
-        return [(r.case_id, r.id) for r in self.conn.execute(q)]
-
-
 # -- Emergency stop-payment hand-offs (紧急止付) ----------------------------------
 # A durable outbox of requests to the anti-fraud centre: a row is written in
 # the transaction that decides the hand-off and stays until the centre's
-# result is final (services/dispatch/antifraud.py delivers it).
+# result is final (services/dispatch/workers.py delivers it).
 stop_payments = Table(
     "stop_payments", metadata,
     Column("id", String(40), primary_key=True),
@@ -446,3 +196,399 @@ case_followup_officers = Table(
     Column("station_id", String(20), nullable=False),
     Column("unit_id", String(30), nullable=False),
 )
+
+
+def on_duty_at(at: datetime):
+    """SQL: the unit has a shift covering `at`."""
+    return exists().where(shifts.c.unit_id == units.c.unit_id, shifts.c.start_time <= at, shifts.c.end_time > at)
+
+
+# -- rows <-> domain ----------------------------------------------------------------------------
+
+def unit_from_row(r, stale_before: datetime | None) -> Unit:
+    """A unit from a row of `units` with an `on_duty` column."""
+    stale = stale_before is not None and (r.position_time is None or r.position_time < stale_before)
+    return Unit(r.unit_id, r.call_sign, r.kind, r.station_id, list(r.skills), r.vehicle, list(r.officers),
+                r.status, r.lon, r.lat, r.position_time, bool(r.on_duty), stale)
+
+
+def unit_columns(at: datetime) -> list:
+    """The columns a unit is read with at `at`."""
+    return [units, on_duty_at(at).label("on_duty")]
+
+
+def case_values(c: DispatchCase) -> dict:
+    return dict(
+        id=c.id, report=c.report, station_id=c.station_id, grid_id=c.grid_id, incident_type=c.incident_type,
+        priority=c.priority, level=c.level, status=c.status, lon=c.lon, lat=c.lat, address_text=c.address_text,
+        summary=c.summary, recommendations=[vars(r) for r in c.recommendations], report_time=c.report_time,
+        create_time=c.create_time, update_time=c.update_time, arrival_target_s=c.arrival_target_s,
+        accept_time=c.accept_time, arrive_time=c.arrive_time, close_time=c.close_time,
+    )
+
+
+def case_from_row(r, *, timeline: list[TimelineEntry] | None = None, assigned: list[Assignment] | None = None,
+                  stop_payments: list[StopPayment] | None = None, follow_up: FollowUp | None = None) -> DispatchCase:
+    """A case from a row of `cases`, with what else was read of it."""
+    return DispatchCase(
+        id=r.id, report=r.report, station_id=r.station_id, grid_id=r.grid_id, incident_type=r.incident_type,
+        priority=r.priority, level=r.level, status=r.status, lon=r.lon, lat=r.lat, address_text=r.address_text,
+        summary=r.summary, recommendations=[Recommendation(**x) for x in r.recommendations],
+        report_time=r.report_time, create_time=r.create_time, update_time=r.update_time, timeline=timeline or [],
+        arrival_target_s=r.arrival_target_s, accept_time=r.accept_time, arrive_time=r.arrive_time,
+        close_time=r.close_time, assignments=assigned or [], stop_payments=stop_payments or [], follow_up=follow_up,
+    )
+
+
+_ASSIGNMENT_FIELDS = [f.name for f in dataclass_fields(Assignment)]
+_STOP_PAYMENT_FIELDS = [f.name for f in dataclass_fields(StopPayment)]
+
+
+def assignment_from_row(r) -> Assignment:
+    m = r._mapping
+    return Assignment(**{k: m[k] for k in _ASSIGNMENT_FIELDS})
+
+
+def stop_payment_from_row(r) -> StopPayment:
+    m = r._mapping
+    sp = StopPayment(**{k: m[k] for k in _STOP_PAYMENT_FIELDS})
+    sp.banks, sp.requested_roles = list(sp.banks), list(sp.requested_roles)
+    return sp
+
+
+def shift_from_row(r) -> Shift:
+    return Shift(shift_id=r.shift_id, unit_id=r.unit_id, start_time=r.start_time, end_time=r.end_time, area=r.area,
+                 create_time=r.create_time)
+
+
+# -- a case's parts, read for many cases at once -------------------------------------------------
+
+def assignments_of(conn, case_ids: list[str], *, lock: bool = False) -> dict[str, list[Assignment]]:
+    out: dict[str, list[Assignment]] = {}
+    if case_ids:
+        q = select(assignments).where(assignments.c.case_id.in_(case_ids)).order_by(
+            assignments.c.offer_time, assignments.c.id)
+        if lock:
+            q = q.with_for_update()
+        for r in conn.execute(q):
+            out.setdefault(r.case_id, []).append(assignment_from_row(r))
+    return out
+
+
+def stop_payments_of(conn, case_ids: list[str]) -> dict[str, list[StopPayment]]:
+    out: dict[str, list[StopPayment]] = {}
+    if case_ids:
+        rows = conn.execute(select(stop_payments).where(stop_payments.c.case_id.in_(case_ids))
+                            .order_by(stop_payments.c.create_time, stop_payments.c.id))
+        for r in rows:
+            out.setdefault(r.case_id, []).append(stop_payment_from_row(r))
+    return out
+
+
+def follow_ups_of(conn, case_ids: list[str]) -> dict[str, FollowUp]:
+    if not case_ids:
+        return {}
+    found = {r.case_id: r for r in conn.execute(select(case_followups).where(case_followups.c.case_id.in_(case_ids)))}
+    if not found:
+        return {}
+    officers: dict[str, list[RatedOfficer]] = {}
+    rows = conn.execute(select(case_followup_officers).where(case_followup_officers.c.case_id.in_(list(found)))
+                        .order_by(case_followup_officers.c.officer_id))
+    for r in rows:
+        officers.setdefault(r.case_id, []).append(RatedOfficer(r.officer_id, r.officer_name, r.station_id, r.unit_id))
+    return {case_id: FollowUp(satisfaction=r.satisfaction, comment=r.comment, actor=r.actor, roles=list(r.roles),
+                              rate_time=r.rate_time, flagged=r.flagged, officers=officers.get(case_id, []))
+            for case_id, r in found.items()}
+
+
+def cases_with_parts(conn, rows, *, with_assignments: bool = True, with_stop_payments: bool = True
+                     ) -> list[DispatchCase]:
+    """Cases from rows of `cases` with their follow-ups and (by default) assignments and hand-offs."""
+    ids = [r.id for r in rows]
+    by_case = assignments_of(conn, ids) if with_assignments else {}
+    payments = stop_payments_of(conn, ids) if with_stop_payments else {}
+    follow_ups = follow_ups_of(conn, ids)
+    return [case_from_row(r, assigned=by_case.get(r.id, []), stop_payments=payments.get(r.id, []),
+                          follow_up=follow_ups.get(r.id)) for r in rows]
+
+
+# -- repositories ---------------------------------------------------------------------------------
+
+@dataclass
+class _Stored:
+    """What the database holds of a case, as its repository last read or wrote it."""
+
+    row: dict
+    entries: int
+    assignments: dict[str, int] = field(default_factory=dict)  # id -> version
+    stop_payments: set[str] = field(default_factory=set)
+    follow_up: bool = False
+
+
+class CaseRepository:
+    """Cases with their assignments and follow-up; their timelines and hand-offs when asked."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self._stored: dict[str, _Stored] = {}
+
+    def get(self, case_id: str, *, lock: bool = False, timeline: bool = False, stop_payments: bool = False
+            ) -> DispatchCase | None:
+        """The case (locked with its assignments for a change when `lock`)."""
+        q = select(cases).where(cases.c.id == case_id)
+        if lock:
+            q = q.with_for_update()
+        row = self.conn.execute(q).first()
+        if row is None:
+            return None
+        case = case_from_row(
+            row, timeline=case_timeline.of(self.conn, case_id) if timeline else [],
+            assigned=assignments_of(self.conn, [case_id], lock=lock).get(case_id, []),
+            stop_payments=stop_payments_of(self.conn, [case_id]).get(case_id, []) if stop_payments else [],
+            follow_up=follow_ups_of(self.conn, [case_id]).get(case_id))
+        self._remember(case)
+        return case
+
+    def brief(self, case_id: str) -> DispatchCase | None:
+        """The case's own row only (what a hand-off to the anti-fraud centre names)."""
+        row = self.conn.execute(select(cases).where(cases.c.id == case_id)).first()
+        return case_from_row(row) if row is not None else None
+
+    def id_by_report(self, report: str) -> str | None:
+        """The case opened for a report, if any."""
+        return self.conn.execute(select(cases.c.id).where(cases.c.report == report)).scalar()
+
+    def add(self, c: DispatchCase) -> bool:
+        """Stores a new case with its timeline, assignments and hand-offs; False when the report
+        already has one (nothing is written)."""
+        created = self.conn.execute(
+            insert(cases).values(**case_values(c)).on_conflict_do_nothing(index_elements=["report"])
+            .returning(cases.c.id)
+        ).first()
+        if not created:
+            c.pull_measures()
+            return False
+        self._stored[c.id] = _Stored(row=case_values(c), entries=0)
+        self.save(c)
+        return True
+
+    def save(self, c: DispatchCase) -> None:
+        """Writes what changed in a case this repository loaded or added."""
+        stored = self._stored[c.id]
+        values = case_values(c)
+        changed = {k: v for k, v in values.items() if stored.row.get(k) != v}
+        if changed:
+            self.conn.execute(cases.update().where(cases.c.id == c.id).values(**changed))
+        case_timeline.add(self.conn, c.id, c.timeline[stored.entries:])
+        for a in c.assignments:
+            if a.id not in stored.assignments:
+                self.conn.execute(assignments.insert().values(**{k: getattr(a, k) for k in _ASSIGNMENT_FIELDS}))
+            elif stored.assignments[a.id] != a.version:
+                values_a = {k: getattr(a, k) for k in _ASSIGNMENT_FIELDS if k not in ("id", "case_id")}
+                self.conn.execute(assignments.update().where(assignments.c.id == a.id).values(**values_a))
+        for sp in c.stop_payments:
+            if sp.id not in stored.stop_payments:
+                self.conn.execute(stop_payments.insert().values(**{k: getattr(sp, k) for k in _STOP_PAYMENT_FIELDS}))
+        if c.follow_up is not None and not stored.follow_up:
+            self._add_follow_up(c.id, c.station_id, c.follow_up)
+        for stage, seconds in c.pull_measures():
+            metrics.observe_sla_after_commit(self.conn, stage, seconds)
+        self._remember(c)
+
+    def _add_follow_up(self, case_id: str, station_id: str, f: FollowUp) -> None:
+        self.conn.execute(case_followups.insert().values(
+            case_id=case_id, station_id=station_id, satisfaction=f.satisfaction, comment=f.comment, actor=f.actor,
+            roles=f.roles, rate_time=f.rate_time, flagged=f.flagged))
+        if f.officers:
+            self.conn.execute(insert(case_followup_officers), [
+                dict(case_id=case_id, officer_id=o.officer_id, officer_name=o.name, station_id=o.station_id,
+                     unit_id=o.unit_id) for o in f.officers])
+
+    def _remember(self, c: DispatchCase) -> None:
+        self._stored[c.id] = _Stored(row=case_values(c), entries=len(c.timeline),
+                                     assignments={a.id: a.version for a in c.assignments},
+                                     stop_payments={sp.id for sp in c.stop_payments},
+                                     follow_up=c.follow_up is not None)
+
+    def due_offers(self, now: datetime, limit: int = 100) -> list[tuple[str, str]]:
+        """(case_id, assignment_id) of offers past their expiry, skipping rows another sweeper holds."""
+        q = (select(assignments.c.case_id, assignments.c.id)
+             .where(assignments.c.state == "OFFERED", assignments.c.offer_expire_time <= now)
+             .order_by(assignments.c.offer_expire_time).limit(limit).with_for_update(skip_locked=True))
+        return [(r.case_id, r.id) for r in self.conn.execute(q)]
+
+
+class UnitRepository:
+    """Units as seen at a time: on duty by the roster, position stale by age."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self._entries: dict[str, int] = {}
+        self._stored: dict[str, dict] = {}
+
+    def get(self, unit_id: str, *, at: datetime, stale_before: datetime | None = None, lock: bool = False
+            ) -> Unit | None:
+        q = select(*unit_columns(at)).where(units.c.unit_id == unit_id)
+        if lock:
+            q = q.with_for_update(of=units)
+        row = self.conn.execute(q).first()
+        if row is None:
+            return None
+        unit = unit_from_row(row, stale_before)
+        self._entries[unit_id] = len(unit.timeline)
+        self._stored[unit_id] = self._static(unit)
+        return unit
+
+    @staticmethod
+    def _static(u: Unit) -> dict:
+        return dict(call_sign=u.call_sign, kind=u.kind, station_id=u.station_id, skills=list(u.skills),
+                    vehicle=u.vehicle, officers=[dict(o) for o in u.officers])
+
+    def save(self, unit: Unit) -> None:
+        """Writes a unit's changed static data and its new timeline entries; a call sign another
+        unit has is ALREADY_EXISTS."""
+        changed = {k: v for k, v in self._static(unit).items() if self._stored[unit.unit_id][k] != v}
+        if changed:
+            try:
+                with self.conn.begin_nested():
+                    self.conn.execute(units.update().where(units.c.unit_id == unit.unit_id).values(**changed))
+            except IntegrityError as exc:
+                raise AlreadyExists(f"call sign {unit.call_sign!r} is taken", reason="CALL_SIGN_TAKEN") from exc
+        unit_timeline.add(self.conn, unit.unit_id, unit.timeline[self._entries[unit.unit_id]:])
+        self._entries[unit.unit_id] = len(unit.timeline)
+        self._stored[unit.unit_id] = self._static(unit)
+
+    def available(self, *, at: datetime, kinds: set[str] | None = None) -> list[Unit]:
+        """Units that can take an offer now: on duty and available, of the given kinds."""
+        q = select(*unit_columns(at)).where(units.c.status == "AVAILABLE", on_duty_at(at))
+        if kinds is not None:
+            q = q.where(units.c.kind.in_(sorted(kinds)))
+        return [unit_from_row(r, None) for r in self.conn.execute(q)]
+
+    def candidates(self, kinds: set[str], *, station_id: str, box: tuple[float, float, float, float] | None,
+                   at: datetime) -> list[Unit]:
+        """What ranking needs of available on-duty units of `kinds`: all of the station's, and
+        the others inside `box` (min lon, min lat, max lon, max lat; None: all)."""
+        c = units.c
+        q = select(c.unit_id, c.call_sign, c.kind, c.station_id, c.status, c.lon, c.lat, c.position_time).where(
+            c.status == "AVAILABLE", c.kind.in_(sorted(kinds)), on_duty_at(at))
+        if box is not None:
+            q = q.where(or_(c.station_id == station_id, and_(c.lon.between(box[0], box[2]),
+                                                            c.lat.between(box[1], box[3]))))
+        return [Unit(r.unit_id, r.call_sign, r.kind, r.station_id, [], "", [], r.status, r.lon, r.lat,
+                     r.position_time, True) for r in self.conn.execute(q)]
+
+    def claim_for_offer(self, unit_id: str, *, at: datetime, stale_before: datetime | None = None) -> Unit | None:
+        """Marks an available on-duty unit as offered and returns it; None when someone else took it first."""
+        row = self.conn.execute(
+            units.update().where(units.c.unit_id == unit_id, units.c.status == "AVAILABLE", on_duty_at(at))
+            .values(status="OFFERED").returning(*units.c, literal(True).label("on_duty"))).first()
+        return unit_from_row(row, stale_before) if row else None
+
+    def set_status(self, unit_id: str, status: str) -> None:
+        self.conn.execute(units.update().where(units.c.unit_id == unit_id).values(status=status))
+
+    def move(self, unit_id: str, lon: float, lat: float, fix_time: datetime, accuracy_m: float) -> bool:
+        """Records a position unless a newer fix is already stored; False for an unknown unit."""
+        row = self.conn.execute(
+            units.update().where(units.c.unit_id == unit_id,
+                                 or_(units.c.position_time.is_(None), units.c.position_time <= fix_time))
+            .values(lon=lon, lat=lat, position_time=fix_time, position_accuracy_m=accuracy_m)
+            .returning(units.c.unit_id)).first()
+        if row:
+            return True
+        return self.conn.execute(select(units.c.unit_id).where(units.c.unit_id == unit_id)).first() is not None
+
+    def upsert(self, values: dict) -> None:
+        stmt = insert(units).values(**values)
+        # Seeding refreshes static data but never a live status or position.
+        static = ("call_sign", "kind", "station_id", "skills", "vehicle", "officers")
+        self.conn.execute(stmt.on_conflict_do_update(
+            index_elements=["unit_id"], set_={k: stmt.excluded[k] for k in static}))
+
+
+class ShiftRepository:
+    def __init__(self, conn):
+        self.conn = conn
+
+    def add(self, s: Shift) -> bool:
+        """Stores a shift; False when its id exists already."""
+        return self.conn.execute(insert(shifts).values(
+            shift_id=s.shift_id, unit_id=s.unit_id, start_time=s.start_time, end_time=s.end_time, area=s.area,
+            create_time=s.create_time).on_conflict_do_nothing().returning(shifts.c.shift_id)).first() is not None
+
+    def overlapping(self, unit_id: str, start: datetime, end: datetime) -> list[Shift]:
+        return [shift_from_row(r) for r in self.conn.execute(select(shifts).where(
+            shifts.c.unit_id == unit_id, shifts.c.start_time < end, shifts.c.end_time > start))]
+
+
+class GridRepository:
+    def __init__(self, conn):
+        self.conn = conn
+
+    def upsert(self, grid_id: str, station_id: str, arrival_target_s: int) -> None:
+        stmt = insert(grids).values(grid_id=grid_id, station_id=station_id, arrival_target_s=arrival_target_s)
+        self.conn.execute(stmt.on_conflict_do_update(
+            index_elements=["grid_id"], set_={"station_id": stmt.excluded.station_id,
+                                              "arrival_target_s": stmt.excluded.arrival_target_s}))
+
+    def arrival_target_s(self, grid_id: str) -> int:
+        """The grid's arrival target; 0 when the grid is unknown."""
+        if not grid_id:
+            return 0
+        return self.conn.execute(select(grids.c.arrival_target_s).where(grids.c.grid_id == grid_id)).scalar() or 0
+
+
+class StopPaymentRepository:
+    """Hand-offs as the sender works on them (a case queues new ones; `CaseRepository` writes those)."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def claim_next(self, *, sender: str, now: datetime, lease_until: datetime, skip: set[str] | None = None
+                   ) -> StopPayment | None:
+        """Takes the next due hand-off nobody has in hand, leased to `sender` until `lease_until`."""
+        sp = stop_payments.c
+        q = (select(stop_payments)
+             .where(sp.next_attempt_time <= now, or_(sp.lease_until.is_(None), sp.lease_until <= now))
+             .order_by(sp.next_attempt_time, sp.id)
+             .limit(1).with_for_update(skip_locked=True))
+        if skip:
+            q = q.where(sp.id.not_in(skip))
+        row = self.conn.execute(q).first()
+        if row is None:
+            return None
+        self.conn.execute(stop_payments.update().where(sp.id == row.id)
+                          .values(claimed_by=sender, lease_until=lease_until))
+        found = stop_payment_from_row(row)
+        found.claimed_by, found.lease_until = sender, lease_until
+        return found
+
+    def get(self, stop_payment_id: str, *, lock: bool = False) -> StopPayment | None:
+        q = select(stop_payments).where(stop_payments.c.id == stop_payment_id)
+        if lock:
+            q = q.with_for_update()
+        row = self.conn.execute(q).first()
+        return stop_payment_from_row(row) if row else None
+
+    def save(self, s: StopPayment) -> None:
+        values = {k: getattr(s, k) for k in _STOP_PAYMENT_FIELDS if k not in ("id", "case_id", "idempotency_key")}
+        self.conn.execute(stop_payments.update().where(stop_payments.c.id == s.id).values(**values))
+
+    def next_due(self) -> datetime | None:
+        """When the next hand-off is due; a row another sender has in hand only when its lease ends."""
+        return self.conn.execute(
+            select(func.min(func.greatest(stop_payments.c.next_attempt_time, stop_payments.c.lease_until)))
+            .where(stop_payments.c.next_attempt_time.is_not(None))
+        ).scalar()
+
+
+class Repositories:
+    """Dispatch's repositories on one transaction's connection (`uow.repos`)."""
+
+    def __init__(self, conn):
+        self.cases = CaseRepository(conn)
+        self.units = UnitRepository(conn)
+        self.shifts = ShiftRepository(conn)
+        self.grids = GridRepository(conn)
+        self.stop_payments = StopPaymentRepository(conn)

@@ -1,76 +1,98 @@
-"""The dispatch service in-process on its own database, with a clock the test moves.
+"""The dispatch service in-process for the tests: `tests.support.serving` (a fresh database, the
+injected clock, the intake consumer fed by hand), with what dispatch's tests share.
 
-Each harness gets a fresh database on the session's Postgres server, so the
-tests' units and roster never mix with the whole suite's.
+The service's teardown closes its feed first, as a draining server does (the stop-payment sender
+waits on the feed for new commits; closed, it stops at once instead of after its idle wait).
 """
 from __future__ import annotations
 
+import threading
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from threading import Lock
 
 import grpc
-from sqlalchemy import create_engine, text
+import pytest
 
-from smart110.common.v1 import common_pb2, events_pb2
+from sampledata import city
+from smart110.common.v1 import common_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 from smart110.dispatch.v1 import dispatch_service_pb2_grpc as pb_grpc
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
-from services.runtime import migrate, timeutil
-from services.runtime.app import Runtime, open_runtime
-from services.runtime.config import Settings
-from services.runtime.consumer import FeedConsumer
-from services.runtime.db import sqlalchemy_url
-from services.runtime.server import create_server
+from services.dispatch.__main__ import SPEC
+from services.dispatch.store import units
+from services.runtime import timeutil
 from tests import support
 
-START = datetime(2026, 11, 23, 4, 0, tzinfo=timezone.utc)  # noon in the city
-
-
-@dataclass
-class Clock:
-    """A clock the test moves by hand."""
-
-    t: datetime = START
-    _lock: Lock = field(default_factory=Lock)
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            return self.t
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.t += timedelta(seconds=seconds)
+PAYLOADS = {"dispatch.CaseCreated": pb.CaseCreated, "dispatch.CaseUpdated": pb.CaseUpdated,
+            "dispatch.AssignmentChanged": pb.AssignmentChanged, "dispatch.UnitUpdated": pb.UnitUpdated,
+            "dispatch.FollowUpFlagged": pb.FollowUpFlagged}
 
 
 @dataclass
 class Harness:
-    rt: Runtime
-    channel: grpc.Channel
-    clock: Clock
-    consumer: FeedConsumer
+    served: support.Served
     reports: dict = field(default_factory=dict)
+
+    @property
+    def rt(self):
+        return self.served.rt
+
+    @property
+    def channel(self) -> grpc.Channel:
+        return self.served.channel
+
+    @property
+    def clock(self) -> support.Clock:
+        return self.served.clock
 
     @property
     def stub(self) -> pb_grpc.DispatchServiceStub:
         return pb_grpc.DispatchServiceStub(self.channel)
 
+    # -- intake's reports -----------------------------------------------------------------
     def report(self, *, incident_type: str = "FIGHT", station: str = "S01", grid: str = "S01-G01",
-               lon: float = 114.30, lat: float = 30.58, merged_into: str = "",
-               category=intake_pb.CATEGORY_POLICE) -> str:
-        """Delivers an intake.IncidentReported event through the real consumer; returns the report name."""
+               lon: float = 114.30, lat: float = 30.58, merged_into: str = "", category=intake_pb.CATEGORY_POLICE,
+               description: str = "小区门口有人打架", priority: int = 2, caller: intake_pb.Caller | None = None,
+               receive_time: datetime | None = None) -> str:
+        """Delivers an intake.IncidentReported event through the real consumer; returns the report name.
+
+        The report was received 20 s before now unless `receive_time` says when."""
+        name, _applied = self._report(incident_type=incident_type, station=station, grid=grid, lon=lon, lat=lat,
+                                      merged_into=merged_into, category=category, description=description,
+                                      priority=priority, caller=caller, receive_time=receive_time)
+        return name
+
+    def _report(self, *, incident_type, station, grid, lon, lat, merged_into, category, description, priority,
+                caller, receive_time) -> tuple[str, bool]:
         name = f"reports/{uuid.uuid4().hex[:16]}"
         report = intake_pb.Report(
-            name=name, channel=intake_pb.CHANNEL_PHONE, description="小区门口有人打架",
+            name=name, channel=intake_pb.CHANNEL_PHONE, description=description,
             location=common_pb2.Location(point=common_pb2.GeoPoint(longitude=lon, latitude=lat)),
-            station_id=station, grid_id=grid, merged_into=merged_into,
-            classification=intake_pb.Classification(category=category, incident_type=incident_type, priority=2),
-            receive_time=timeutil.to_pb(self.clock() - timedelta(seconds=20)))
+            station_id=station, grid_id=grid, merged_into=merged_into, caller=caller,
+            classification=intake_pb.Classification(category=category, incident_type=incident_type,
+                                                     priority=priority),
+            receive_time=timeutil.to_pb(receive_time or self.clock() - timedelta(seconds=20)))
         self.reports[name] = report
-        self.deliver("intake.IncidentReported", name, intake_pb.IncidentReported(report=report))
-        return name
+        return name, self.served.deliver("intake", "intake.IncidentReported", name,
+                                         intake_pb.IncidentReported(report=report))
+
+    def open_case(self, *, incident_type: str = "FIGHT", description: str = "小区门口有人打架", station: str = "S01",
+                  grid: str = "S01-G01", priority: int = 2, lon: float = 114.30, lat: float = 30.58,
+                  now: datetime | None = None, caller_phone: str = "13800138000", caller_name: str = "陈女士",
+                  receive_time: datetime | None = None) -> pb.DispatchCase:
+        """A report received now (or at `now`, which the clock is set to) by a caller; returns its case as
+        GetCase does."""
+        if now is not None:
+            self.clock.set(now)
+        name, applied = self._report(
+            incident_type=incident_type, station=station, grid=grid, lon=lon, lat=lat, merged_into="",
+            category=intake_pb.CATEGORY_POLICE, description=description, priority=priority,
+            caller=intake_pb.Caller(phone_number=caller_phone, name=caller_name),
+            receive_time=receive_time or self.clock())
+        assert applied
+        return self.case_of(name)
 
     def update_report(self, name: str, action: str, *, incident_type: str = "", priority: int = 0,
                       category=None, merged_into: str | None = None) -> None:
@@ -84,42 +106,34 @@ class Harness:
             report.classification.category = category
         if merged_into is not None:
             report.merged_into = merged_into
-        self.deliver("intake.ReportUpdated", name, intake_pb.ReportUpdated(report=report, action=action))
+        self.served.deliver("intake", "intake.ReportUpdated", name,
+                            intake_pb.ReportUpdated(report=report, action=action))
 
-    def deliver(self, event_type: str, subject: str, payload) -> bool:
-        """Hands an intake event to the real consumer, as if read from intake's feed."""
-        event = events_pb2.Event(event_id=str(uuid.uuid4()), sequence=self._next_seq(), type=event_type,
-                                 subject=subject, source="intake")
-        event.payload.Pack(payload)
-        return self.consumer.apply(event)
-
-    _seq: int = 0
-
-    def _next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
-
+    # -- reading -----------------------------------------------------------------------------
     def case_of(self, report: str) -> pb.DispatchCase | None:
         cases = self.stub.ListCases(pb.ListCasesRequest(report=report), timeout=10).cases
-        return self.stub.GetCase(pb.GetCaseRequest(name=cases[0].name), timeout=10) if cases else None
+        return self.case(cases[0].name) if cases else None
 
     def case(self, name: str) -> pb.DispatchCase:
         return self.stub.GetCase(pb.GetCaseRequest(name=name), timeout=10)
 
-    def events(self, types: list[str] | None = None) -> list:
+    def events(self, types: list[str] | None = None, *, subject: str | None = None, after: int = 0) -> list:
+        """(envelope, payload) of the events dispatch published, oldest first, of these types, about
+        `subject`, after sequence `after`."""
         out = []
-        for e in self.stub.StreamEvents(events_pb2.StreamEventsRequest(types=types or [], stop_at_end=True),
-                                        timeout=10):
-            body = {"dispatch.CaseCreated": pb.CaseCreated, "dispatch.CaseUpdated": pb.CaseUpdated,
-                    "dispatch.AssignmentChanged": pb.AssignmentChanged, "dispatch.UnitUpdated": pb.UnitUpdated,
-                    "dispatch.FollowUpFlagged": pb.FollowUpFlagged}[e.type]()
+        for e in self.served.events(types, subject):
+            if e.sequence <= after:
+                continue
+            body = PAYLOADS[e.type]()
             e.payload.Unpack(body)
             out.append((e, body))
         return out
 
-    def set_unit(self, unit_id: str, **values) -> None:
-        from services.dispatch.store import units
+    def latest_sequence(self) -> int:
+        return self.rt.feed.latest_sequence()
 
+    # -- units ---------------------------------------------------------------------------------
+    def set_unit(self, unit_id: str, **values) -> None:
         with self.rt.engine.begin() as conn:
             conn.execute(units.update().where(units.c.unit_id == unit_id).values(**values))
 
@@ -130,63 +144,82 @@ class Harness:
         return list(self.stub.ListUnits(req, timeout=10).units)
 
 
-def as_role(role: str, station: str = "S01", sub: str = "t-dispatcher") -> tuple:
-    """Metadata as the gateway forwards a verified token's claims."""
-    return support.caller([role], station=station, sub=sub)
+@contextmanager
+def dispatch_service(admin_url: str, *, offer_timeout_s: float = 30.0, sweep_interval_s: float = 0.05,
+                     position_stale_s: float = 900.0, seed: bool = True, workers: bool = True,
+                     env: dict[str, str] | None = None):
+    """Dispatch as `serve` wires it, clocked by a `support.Clock`, on a fresh database.
+
+    `seed`: the sample city's grids, units and roster (for the clock's day). `workers`: the offer
+    sweeper (every `sweep_interval_s`), the stop-payment sender and the assignment hub run.
+    `env`: more of the service's settings, as its environment.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {"DISPATCH_OFFER_TIMEOUT_SECONDS": str(offer_timeout_s),
+                           "DISPATCH_SWEEP_SECONDS": str(sweep_interval_s),
+                           "DISPATCH_POSITION_STALE_SECONDS": str(position_stale_s), **(env or {})}.items():
+            mp.setenv(key, value)
+        with support.serving(SPEC, admin_url, seed=seed, workers=workers) as served:
+            try:
+                yield Harness(served)
+            finally:
+                served.rt.feed.close()
+
+
+@contextmanager
+def running(clock: support.Clock):
+    """The clock follows the wall clock (for background work that waits for real time to pass)."""
+    stop = threading.Event()
+
+    def tick():
+        while not stop.wait(0.01):
+            clock.set(datetime.now(timezone.utc))
+
+    clock.set(datetime.now(timezone.utc))
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield clock
+    finally:
+        stop.set()
+        thread.join()
 
 
 def officer_of(unit: pb.Unit) -> tuple:
-    return as_role("officer", unit.station_id, unit.officers[0].officer_id)
+    """Call metadata of the unit's first officer."""
+    return support.caller(["officer"], station=unit.station_id, sub=unit.officers[0].officer_id)
+
+
+def report_in(h: Harness, grid_id: str, **kw) -> str:
+    """A report at a grid's station HQ-side point; returns the report name."""
+    grid = next(g for g in city.grids() if g.grid_id == grid_id)
+    point = grid.polygon.representative_point()
+    return h.report(station=grid.station_id, grid=grid_id, lon=round(point.x, 6), lat=round(point.y, 6), **kw)
+
+
+def see_through(h: Harness, report: str, *, on_scene_after: float, until: str = "REPORTED_BACK") -> pb.DispatchCase:
+    """The primary unit accepts at once, is on scene `on_scene_after` seconds later, then clears and
+    reports back (or stops at `until`), each step by the unit's officer; returns the case."""
+    case = h.case_of(report)
+    a = next(x for x in case.assignments if x.role == pb.ASSIGNMENT_ROLE_PRIMARY)
+    officer = officer_of(h.stub.GetUnit(pb.GetUnitRequest(name=a.unit), timeout=10))
+    S = pb.AssignmentState
+    h.stub.AcceptAssignment(pb.AcceptAssignmentRequest(request_id=uuid.uuid4().hex, name=a.name), metadata=officer)
+    steps = [("EN_ROUTE", 0.0), ("ON_SCENE", on_scene_after), ("CLEARED", 60.0)]
+    for state, wait in steps:
+        h.clock.advance(wait)
+        h.stub.AdvanceAssignment(pb.AdvanceAssignmentRequest(
+            request_id=uuid.uuid4().hex, name=a.name, state=S.Value(f"ASSIGNMENT_STATE_{state}")), metadata=officer)
+        if state == until:
+            return h.case(case.name)
+    h.stub.ReportBack(pb.ReportBackRequest(request_id=uuid.uuid4().hex, name=a.name, outcome=pb.OUTCOME_MEDIATED,
+                                           notes="双方已调解"), metadata=officer)
+    return h.case(case.name)
 
 
 def field_violations(err: grpc.RpcError) -> set[str]:
     return set(support.field_violations(err))
 
 
-reason_of = support.error_reason
-
-
-def _fresh_database(admin_url: str) -> str:
-    url = support.own_database(admin_url, f"dispatch_it_{uuid.uuid4().hex[:8]}")
-    engine = create_engine(sqlalchemy_url(url))
-    with engine.begin() as conn:
-        conn.execute(text("CREATE SCHEMA dispatch"))
-    engine.dispose()
-    return url
-
-
-@contextmanager
-def dispatch_service(admin_url: str, *, offer_timeout_s: float = 30.0, sweep_interval_s: float = 0.05,
-                     position_stale_s: float = 900.0):
-    """Dispatch as `serve` wires it, seeded with the sample city, clocked by a `Clock`, on a free port.
-
-    The intake consumer is not connected to an intake service: `Harness.report`
-    hands it events directly. The offer sweeper runs.
-    """
-    from services.dispatch.__main__ import SPEC, build, seed
-    from services.dispatch.context import DispatchSettings
-
-    url = _fresh_database(admin_url)
-    migrate.upgrade(SPEC.migrations, url, SPEC.name)
-    clock = Clock()
-    rt = open_runtime(SPEC, Settings(service="dispatch", grpc_port=0, database_url=url))
-    server = None
-    try:
-        seed(rt, at=clock())  # the roster covers the test clock's day
-        settings = DispatchSettings(offer_timeout_s=offer_timeout_s, position_stale_s=position_stale_s,
-                                    sweep_interval_s=sweep_interval_s)
-        services = build(rt, settings=settings, clock=clock)
-        server = create_server(port=0, host="127.0.0.1", services=services)
-        rt.feed.start()
-        server.start()
-        for w in rt.workers:
-            w.start()
-        with support.channel(f"127.0.0.1:{server.port}") as channel:
-            yield Harness(rt, channel, clock, rt.consumers[0])
-    finally:
-        if server is not None:
-            server.stop(1)
-        rt.close()
-
-
-__all__ = ["Harness", "dispatch_service", "as_role", "officer_of", "field_violations", "reason_of", "pb"]
+__all__ = ["Harness", "dispatch_service", "running", "officer_of", "report_in", "see_through", "field_violations",
+           "pb"]

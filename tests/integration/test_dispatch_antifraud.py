@@ -10,17 +10,19 @@ import pytest
 from sqlalchemy import func, select
 
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
-from services.dispatch import antifraud
+from smart110.intake.v1 import intake_service_pb2 as intake_pb
+from services.dispatch import clients, handlers, mapping, workers
+from services.dispatch.domain import RetryPolicy
 from services.dispatch.store import stop_payments
 from services.runtime import timeutil, txguard
-from tests.conftest import eventually
-from tests.integration.dispatch_support import as_user, error_reason, field_violations, serving_dispatch
-from tools.fake_antifraud import FakeAntiFraudCentre
 from tests import support
+from tests.conftest import eventually
+from tests.integration.dispatch_harness import dispatch_service, running
+from tools.fake_antifraud import FakeAntiFraudCentre
 
 FRAUD = "我刚接到自称公安局的电话，说我涉嫌洗钱，我用建设银行卡分三笔转了八万六千元到“安全账户”，挂了电话才知道被骗了。"
-POLICY = antifraud.RetryPolicy(base_seconds=10, cap_seconds=40, result_check_seconds=5, call_timeout_seconds=5)
-DISPATCHER = as_user(["dispatcher"])
+POLICY = RetryPolicy(base_seconds=10, cap_seconds=40, result_check_seconds=5, call_timeout_seconds=5)
+DISPATCHER = support.caller(["dispatcher"], station="S01", sub="p-test")
 
 
 @pytest.fixture(scope="module")
@@ -32,25 +34,31 @@ def centre():
 
 @pytest.fixture(scope="module")
 def dispatch(admin_url, centre):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ANTIFRAUD_ADDR", centre.address)
-        mp.setenv("ANTIFRAUD_RETRY_BASE_SECONDS", "0.05")
-        mp.setenv("ANTIFRAUD_RETRY_MAX_SECONDS", "0.2")
-        with serving_dispatch(admin_url) as d:
-            yield d
+    """Dispatch without units (no offers: a case's timeline ends with its hand-off), its sender not
+    started, its clock at the wall clock's time (tests move it)."""
+    env = {"ANTIFRAUD_ADDR": centre.address, "ANTIFRAUD_RETRY_BASE_SECONDS": "0.05",
+           "ANTIFRAUD_RETRY_MAX_SECONDS": "0.2"}
+    with dispatch_service(admin_url, seed=False, workers=False, env=env) as d:
+        d.clock.set(timeutil.now())
+        yield d
 
 
 @pytest.fixture(scope="module")
 def channel(centre):
-    with support.channel(centre.address, options=antifraud.PARTNER_CHANNEL_OPTIONS) as ch:
+    with support.channel(centre.address, options=clients.PARTNER_CHANNEL_OPTIONS) as ch:
         yield ch
 
 
 @pytest.fixture
 def sender(dispatch, channel):
     """A sender driven by the test's own clock: `run_once(now)` does what is due at `now`."""
-    return antifraud.StopPaymentSender(engine=dispatch.rt.engine, outbox=dispatch.rt.outbox, channel=channel,
-                                       policy=POLICY)
+    return new_sender(dispatch, channel)
+
+
+def new_sender(dispatch, channel) -> workers.StopPaymentSender:
+    """A sender of this service (as another replica would run one), to the stand-in centre."""
+    return workers.StopPaymentSender(
+        dispatch.rt, clients.AntiFraudCentre(channel, timeout_seconds=POLICY.call_timeout_seconds), policy=POLICY)
 
 
 def get(dispatch, case) -> pb.DispatchCase:
@@ -77,7 +85,7 @@ def test_a_fraud_case_is_queued_for_stop_payment_with_what_the_victim_said(dispa
     assert sp.name.startswith(case.name + "/stopPayments/") and sp.idempotency_key
     assert sp.attempts == 0 and sp.HasField("next_attempt_time")
     assert actions(case)[-1] == "STOP_PAYMENT_QUEUED" and "8.6万元" in case.timeline[-1].detail
-    created = [body for e, body in dispatch.events(case.name) if e.type == "dispatch.CaseCreated"]
+    created = [body for e, body in dispatch.events(subject=case.name) if e.type == "dispatch.CaseCreated"]
     assert len(created) == 1 and created[0].stop_payment.idempotency_key == sp.idempotency_key
     assert not created[0].dispatch_case.stop_payments, "events carry the hand-off, not the case's list"
     assert [e.action for e in created[0].new_entries] == ["OPENED", "RECOMMENDED", "STOP_PAYMENT_QUEUED"]
@@ -89,18 +97,14 @@ def test_other_cases_are_not_handed_off(dispatch):
 
 
 def test_no_hand_off_survives_a_case_that_was_rolled_back(dispatch):
-    from services.dispatch import handlers
-    from services.dispatch.context import Dispatch
-    from smart110.intake.v1 import intake_service_pb2 as intake_pb
-
     with dispatch.rt.engine.connect() as conn:
         before = conn.execute(select(func.count()).select_from(stop_payments)).scalar()
     report = intake_pb.Report(
         name="reports/rolled-back", description=FRAUD, station_id="S01",
         classification=intake_pb.Classification(category=intake_pb.CATEGORY_POLICE, incident_type="TELECOM_FRAUD"))
     with pytest.raises(RuntimeError):
-        with dispatch.rt.engine.begin() as conn:
-            assert handlers.open_case_for_report(conn, Dispatch(outbox=dispatch.rt.outbox), report=report)
+        with dispatch.rt.transaction() as uow:
+            assert handlers.open_case_for_report(uow, report=mapping.report_from_pb(report))
             raise RuntimeError("the consumer's transaction fails after the case was written")
     with dispatch.rt.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(stop_payments)).scalar() == before
@@ -134,7 +138,7 @@ def test_hand_off_reaches_the_centre_and_the_result_is_recorded_on_the_case(disp
     assert actions(done)[-2:] == ["STOP_PAYMENT_ACCEPTED", "STOP_PAYMENT_FROZEN"]
     assert done.timeline[-1].stamp.actor == "antifraud-centre" and "8.6万元" in done.timeline[-1].detail
 
-    updates = [body for e, body in dispatch.events(case.name, after) if e.type == "dispatch.CaseUpdated"]
+    updates = [body for e, body in dispatch.events(subject=case.name, after=after) if e.type == "dispatch.CaseUpdated"]
     assert [u.action for u in updates] == ["STOP_PAYMENT_ACCEPTED", "STOP_PAYMENT_FROZEN"]
     assert updates[-1].stop_payment.name == sp.name and updates[-1].stop_payment.state == pb.STOP_PAYMENT_STATE_FROZEN
     assert [e.action for e in updates[-1].new_entries] == ["STOP_PAYMENT_FROZEN"]
@@ -219,13 +223,13 @@ def test_request_stop_payment_validates_every_field(dispatch):
         dispatch.stub.RequestStopPayment(pb.RequestStopPaymentRequest(
             name="case/x", victim_account="12ab", amount_fen=-5), metadata=DISPATCHER, timeout=10)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert set(field_violations(err.value)) == {"request_id", "name", "bank", "victim_account", "amount_fen"}
+    assert set(support.field_violations(err.value)) == {"request_id", "name", "bank", "victim_account", "amount_fen"}
 
 
 def test_request_stop_payment_needs_a_role_and_a_known_fraud_case(dispatch):
     fight = dispatch.open_case(incident_type="FIGHT")
     ok = dict(bank="中国工商银行", victim_account="6222020200112233445", amount_fen=100_00)
-    for metadata in (as_user(["officer"]), None):
+    for metadata in (support.caller(["officer"], station="S01", sub="p-test"), None):
         with pytest.raises(grpc.RpcError) as err:
             dispatch.stub.RequestStopPayment(pb.RequestStopPaymentRequest(
                 request_id="sp-role", name=fight.name, **ok), metadata=metadata, timeout=10)
@@ -237,14 +241,14 @@ def test_request_stop_payment_needs_a_role_and_a_known_fraud_case(dispatch):
     with pytest.raises(grpc.RpcError) as err:
         dispatch.stub.RequestStopPayment(pb.RequestStopPaymentRequest(
             request_id="sp-fight", name=fight.name, **ok), metadata=DISPATCHER, timeout=10)
-    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and error_reason(err.value) == "NOT_A_FRAUD_CASE"
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and support.error_reason(err.value) == "NOT_A_FRAUD_CASE"
     assert not get(dispatch, fight).stop_payments
 
 
 def test_request_stop_payment_with_account_details_is_idempotent_and_delivered(dispatch, centre, sender):
     t0 = timeutil.now()
     case = dispatch.open_case(incident_type="TELECOM_FRAUD", description="被骗了，钱转走了", now=t0)
-    dispatch.clock.t = t0 + timedelta(minutes=3)  # the victim finds the card number
+    dispatch.clock.set(t0 + timedelta(minutes=3))  # the victim finds the card number
     request = pb.RequestStopPaymentRequest(request_id="sp-details-1", name=case.name, bank="中国工商银行",
                                            victim_account="6222020200112233445", amount_fen=2_300_000)
     first = dispatch.stub.RequestStopPayment(request, metadata=DISPATCHER, timeout=10)
@@ -261,7 +265,7 @@ def test_request_stop_payment_with_account_details_is_idempotent_and_delivered(d
 
     now_case = get(dispatch, case)
     assert [s.name for s in now_case.stop_payments][-1] == first.name and len(now_case.stop_payments) == 2
-    sender.run_once(dispatch.clock.t)
+    sender.run_once(dispatch.clock())
     sent = [r.request for r in centre.requests_for(case.name) if r.request.idempotency_key == first.idempotency_key]
     assert len(sent) == 1
     assert [(a.bank, a.account_number) for a in sent[0].victim_accounts] == [("中国工商银行", "6222020200112233445")]
@@ -272,42 +276,42 @@ def test_request_stop_payment_with_account_details_is_idempotent_and_delivered(d
 
 def test_the_service_sender_delivers_after_an_outage_without_being_asked(dispatch, centre):
     worker = dispatch.rt.workers[0]
-    assert isinstance(worker, antifraud.StopPaymentSender)
-    dispatch.clock.t = None  # the sender runs on the wall clock here
+    assert isinstance(worker, workers.StopPaymentSender)
     centre.stop()
-    worker.start()
-    try:
-        case = dispatch.open_case(incident_type="TELECOM_FRAUD", description=FRAUD)
-        eventually(lambda: get(dispatch, case).stop_payments[0].attempts >= 2)
-        assert get(dispatch, case).stop_payments[0].state == pb.STOP_PAYMENT_STATE_QUEUED
-        centre.start()
-        done = eventually(lambda: (sp := get(dispatch, case).stop_payments[0]).state
-                          == pb.STOP_PAYMENT_STATE_FROZEN and sp)
-        assert done.frozen_amount_fen == 8_600_000
-        assert len(centre.requests_for(case.name)) == 1
-    finally:
-        worker.stop()
+    with running(dispatch.clock):  # the sender runs on the wall clock's time here
+        worker.start()
+        try:
+            case = dispatch.open_case(incident_type="TELECOM_FRAUD", description=FRAUD)
+            eventually(lambda: get(dispatch, case).stop_payments[0].attempts >= 2)
+            assert get(dispatch, case).stop_payments[0].state == pb.STOP_PAYMENT_STATE_QUEUED
+            centre.start()
+            done = eventually(lambda: (sp := get(dispatch, case).stop_payments[0]).state
+                              == pb.STOP_PAYMENT_STATE_FROZEN and sp)
+            assert done.frozen_amount_fen == 8_600_000
+            assert len(centre.requests_for(case.name)) == 1
+        finally:
+            worker.stop()
 
 
 # -- several replicas: one sender at a time, by lease --------------------------------
 
 class HeldCentre:
-    """A sender's view of the centre whose RequestStopPayment waits until released."""
+    """A sender's view of the centre whose delivery waits until released."""
 
-    def __init__(self, stub):
-        self.stub = stub
+    def __init__(self, centre: clients.AntiFraudCentre):
+        self.centre = centre
         self.entered = threading.Event()
         self.release = threading.Event()
         self.transactions_open = None
 
-    def RequestStopPayment(self, request, timeout=None):
+    def request(self, sp, case):
         self.transactions_open = txguard.open_transactions()
         self.entered.set()
         assert self.release.wait(30)
-        return self.stub.RequestStopPayment(request, timeout=timeout)
+        return self.centre.request(sp, case)
 
-    def GetStopPayment(self, request, timeout=None):
-        return self.stub.GetStopPayment(request, timeout=timeout)
+    def result(self, sp):
+        return self.centre.result(sp)
 
 
 def lease_of(dispatch, case) -> tuple:
@@ -317,12 +321,9 @@ def lease_of(dispatch, case) -> tuple:
 
 
 def test_a_hand_off_in_one_senders_hand_is_left_alone_by_the_others(dispatch, centre, channel):
-    first = antifraud.StopPaymentSender(engine=dispatch.rt.engine, outbox=dispatch.rt.outbox, channel=channel,
-                                        policy=POLICY)
-    second = antifraud.StopPaymentSender(engine=dispatch.rt.engine, outbox=dispatch.rt.outbox, channel=channel,
-                                         policy=POLICY)
-    held = HeldCentre(first.stub)
-    first.stub = held
+    first, second = new_sender(dispatch, channel), new_sender(dispatch, channel)
+    held = HeldCentre(first.centre)
+    first.centre = held
     t0 = timeutil.now()
     case = dispatch.open_case(incident_type="TELECOM_FRAUD", description=FRAUD, now=t0)
     worker = threading.Thread(target=first.run_once, args=(t0,))
@@ -345,12 +346,9 @@ def test_a_hand_off_in_one_senders_hand_is_left_alone_by_the_others(dispatch, ce
 
 def test_a_lease_ends_so_another_sender_takes_over_and_the_late_answer_is_not_recorded(
         dispatch, centre, channel):
-    stalled = antifraud.StopPaymentSender(engine=dispatch.rt.engine, outbox=dispatch.rt.outbox, channel=channel,
-                                          policy=POLICY)
-    other = antifraud.StopPaymentSender(engine=dispatch.rt.engine, outbox=dispatch.rt.outbox, channel=channel,
-                                        policy=POLICY)
-    held = HeldCentre(stalled.stub)
-    stalled.stub = held
+    stalled, other = new_sender(dispatch, channel), new_sender(dispatch, channel)
+    held = HeldCentre(stalled.centre)
+    stalled.centre = held
     t0 = timeutil.now()
     case = dispatch.open_case(incident_type="TELECOM_FRAUD", description=FRAUD, now=t0)
     worker = threading.Thread(target=stalled.run_once, args=(t0,))

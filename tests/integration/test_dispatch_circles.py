@@ -9,10 +9,10 @@ import pytest
 
 from sampledata import city
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
-from tests.integration.dispatch_harness import dispatch_service
-from tests.integration.dispatch_support import as_user, error_reason, field_violations, report_in, see_through
+from tests import support
+from tests.integration.dispatch_harness import dispatch_service, report_in, see_through
 
-COMMANDER = as_user(["commander"])
+COMMANDER = support.caller(["commander"], station="S01", sub="p-test")
 TARGET = {g.grid_id: g.arrival_target_s for g in city.grids()}
 
 
@@ -56,7 +56,7 @@ def test_arrival_against_the_grid_target_is_kept_on_the_case_and_counted_per_sta
 
     only = stats(h, station_id="S02")
     assert [s.station_id for s in only.stations] == ["S02"] and only.total.arrived == 3
-    chief = stats(h, metadata=as_user(["station_chief"], station="S01"))
+    chief = stats(h, metadata=support.caller(["station_chief"], station="S01", sub="p-test"))
     assert [s.station_id for s in chief.stations] == ["S01"]
     window = pb.GetResponseCircleStatsRequest()
     window.start_time.FromDatetime(h.clock() + timedelta(days=1))
@@ -65,10 +65,10 @@ def test_arrival_against_the_grid_target_is_kept_on_the_case_and_counted_per_sta
 
 def test_response_statistics_check_the_caller_and_the_window(h):
     with pytest.raises(grpc.RpcError) as err:
-        stats(h, metadata=as_user(["station_chief"], station="S01"), station_id="S02")
-    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and error_reason(err.value) == "OTHER_STATION"
+        stats(h, metadata=support.caller(["station_chief"], station="S01", sub="p-test"), station_id="S02")
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and support.error_reason(err.value) == "OTHER_STATION"
     with pytest.raises(grpc.RpcError) as err:
-        stats(h, metadata=as_user(["call_taker"]))
+        stats(h, metadata=support.caller(["call_taker"], station="S01", sub="p-test"))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     bad = pb.GetResponseCircleStatsRequest(station_id="S-2")
     bad.start_time.FromSeconds(2_000_000_000)
@@ -76,4 +76,4 @@ def test_response_statistics_check_the_caller_and_the_window(h):
     with pytest.raises(grpc.RpcError) as err:
         h.stub.GetResponseCircleStats(bad, metadata=COMMANDER, timeout=10)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert set(field_violations(err.value)) == {"station_id", "end_time"}
+    assert set(support.field_violations(err.value)) == {"station_id", "end_time"}

@@ -7,16 +7,17 @@ import pytest
 
 from smart110.common.v1 import common_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
-from services.dispatch.escalation import initial_level
-from tests.integration.dispatch_support import as_user, error_reason, field_violations, serving_dispatch
+from services.dispatch.domain import initial_level
+from tests import support
+from tests.integration.dispatch_harness import dispatch_service
 
-DISPATCHER = as_user(["dispatcher"], sub="p-dispatcher")
-COMMANDER = as_user(["commander"], sub="p-commander")
+DISPATCHER = support.caller(["dispatcher"], station="S01", sub="p-dispatcher")
+COMMANDER = support.caller(["commander"], station="S01", sub="p-commander")
 
 
 @pytest.fixture(scope="module")
 def dispatch(admin_url):
-    with serving_dispatch(admin_url) as d:
+    with dispatch_service(admin_url, seed=False, workers=False) as d:
         yield d
 
 
@@ -44,7 +45,7 @@ def test_escalation_changes_the_level_keeps_who_and_why_and_is_announced(dispatc
     assert entry.action == "ESCALATED" and entry.stamp.actor == "p-dispatcher"
     assert entry.stamp.reason == "多人持械斗殴，需市局统一指挥" and "派出所级" in entry.detail and "市级" in entry.detail
     assert dispatch.stub.GetCase(pb.GetCaseRequest(name=case.name)).level == pb.CASE_LEVEL_CITY
-    updates = [body for e, body in dispatch.events(case.name, after) if e.type == "dispatch.CaseUpdated"]
+    updates = [body for e, body in dispatch.events(subject=case.name, after=after) if e.type == "dispatch.CaseUpdated"]
     assert [(u.action, u.previous_level, u.dispatch_case.level) for u in updates] == [
         ("ESCALATED", pb.CASE_LEVEL_STATION, pb.CASE_LEVEL_CITY)]
 
@@ -58,14 +59,14 @@ def test_escalation_rejects_bad_input_unknown_cases_and_the_same_level(dispatch)
     with pytest.raises(grpc.RpcError) as err:
         dispatch.stub.EscalateCase(pb.EscalateCaseRequest(name="nope"), metadata=DISPATCHER, timeout=10)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert set(field_violations(err.value)) == {"request_id", "name", "level", "reason"}
+    assert set(support.field_violations(err.value)) == {"request_id", "name", "level", "reason"}
     with pytest.raises(grpc.RpcError) as err:
         escalate(dispatch, pb.DispatchCase(name="cases/unknown"), pb.CASE_LEVEL_CITY)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     case = dispatch.open_case(incident_type="FIGHT")
     with pytest.raises(grpc.RpcError) as err:
         escalate(dispatch, case, pb.CASE_LEVEL_STATION)
-    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and error_reason(err.value) == "SAME_LEVEL"
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and support.error_reason(err.value) == "SAME_LEVEL"
     assert [e.action for e in dispatch.stub.GetCase(pb.GetCaseRequest(name=case.name)).timeline][-1] != "ESCALATED"
 
 
@@ -83,15 +84,15 @@ def test_a_retried_escalation_changes_nothing_and_a_reused_id_is_refused(dispatc
 
 def test_who_may_escalate_and_de_escalate(dispatch):
     case = dispatch.open_case(incident_type="FIGHT", station="S01")
-    for metadata in (as_user(["officer"]), as_user(["call_taker"]), None):
+    for metadata in (support.caller(["officer"], station="S01", sub="p-test"), support.caller(["call_taker"], station="S01", sub="p-test"), None):
         with pytest.raises(grpc.RpcError) as err:
             escalate(dispatch, case, pb.CASE_LEVEL_COUNTY, metadata=metadata)
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     with pytest.raises(grpc.RpcError) as err:
-        escalate(dispatch, case, pb.CASE_LEVEL_COUNTY, metadata=as_user(["station_chief"], station="S02"))
-    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and error_reason(err.value) == "OTHER_STATION"
+        escalate(dispatch, case, pb.CASE_LEVEL_COUNTY, metadata=support.caller(["station_chief"], station="S02", sub="p-test"))
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and support.error_reason(err.value) == "OTHER_STATION"
 
-    chief = as_user(["station_chief"], station="S01", sub="p-chief")
+    chief = support.caller(["station_chief"], station="S01", sub="p-chief")
     up = escalate(dispatch, case, pb.CASE_LEVEL_COUNTY, metadata=chief)
     assert up.level == pb.CASE_LEVEL_COUNTY and up.timeline[-1].stamp.roles == ["station_chief"]
     with pytest.raises(grpc.RpcError) as err:
@@ -132,7 +133,7 @@ def test_a_watch_opens_with_the_active_cases_in_view_and_filters_by_area(dispatc
     box = common_pb2.BoundingBox(south_west=common_pb2.GeoPoint(longitude=114.45, latitude=30.65),
                                  north_east=common_pb2.GeoPoint(longitude=114.55, latitude=30.75))
     call = dispatch.stub.WatchCases(pb.WatchCasesRequest(station_ids=["S91"], bounds=box),
-                                    metadata=as_user(["station_chief"], station="S91"), timeout=30)
+                                    metadata=support.caller(["station_chief"], station="S91", sub="p-test"), timeout=30)
     try:
         first = next(call)
         later = dispatch.open_case(incident_type="FIGHT", station="S91", lon=114.51, lat=30.71)
@@ -153,16 +154,16 @@ def test_watch_checks_its_caller_and_its_filters(dispatch):
             next(dispatch.stub.WatchCases(request, metadata=metadata, timeout=10))
         return err.value
 
-    err = first_of(pb.WatchCasesRequest(station_ids=["S01"]), as_user(["officer"]))
+    err = first_of(pb.WatchCasesRequest(station_ids=["S01"]), support.caller(["officer"], station="S01", sub="p-test"))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
-    err = first_of(pb.WatchCasesRequest(station_ids=["S01"]), as_user(["station_chief"], station="S02"))
-    assert err.code() == grpc.StatusCode.PERMISSION_DENIED and error_reason(err) == "OTHER_STATION"
+    err = first_of(pb.WatchCasesRequest(station_ids=["S01"]), support.caller(["station_chief"], station="S02", sub="p-test"))
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED and support.error_reason(err) == "OTHER_STATION"
     bad = pb.WatchCasesRequest(after_sequence=-1, station_ids=["x"],
                                bounds=common_pb2.BoundingBox(south_west=common_pb2.GeoPoint(longitude=200)))
     err = first_of(bad, COMMANDER)
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert set(field_violations(err)) == {"after_sequence", "station_ids[0]",
+    assert set(support.field_violations(err)) == {"after_sequence", "station_ids[0]",
                                           "bounds.south_west.longitude", "bounds.north_east"}
     # A level number the contract does not define is refused before the stream starts.
     err = first_of(pb.WatchCasesRequest(min_level=9), COMMANDER)
-    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and set(field_violations(err)) == {"min_level"}
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and set(support.field_violations(err)) == {"min_level"}

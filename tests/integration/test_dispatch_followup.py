@@ -7,10 +7,10 @@ import pytest
 
 from smart110.common.v1 import common_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
-from tests.integration.dispatch_harness import dispatch_service
-from tests.integration.dispatch_support import as_user, error_reason, field_violations, report_in, see_through
+from tests import support
+from tests.integration.dispatch_harness import dispatch_service, report_in, see_through
 
-CALL_TAKER = as_user(["call_taker"], sub="p-followup")
+CALL_TAKER = support.caller(["call_taker"], station="S01", sub="p-followup")
 SAT = common_pb2.Satisfaction
 
 
@@ -60,7 +60,7 @@ def test_rating_needs_a_report_back_once_and_a_retry_changes_nothing(h):
     pending = h.case_of(report_in(h, "S01-G03"))
     with pytest.raises(grpc.RpcError) as err:
         rate(h, pending, SAT.SATISFACTION_SATISFIED)
-    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and error_reason(err.value) == "NOT_REPORTED_BACK"
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and support.error_reason(err.value) == "NOT_REPORTED_BACK"
     on_scene = see_through(h, report_in(h, "S01-G04"), on_scene_after=10, until="ON_SCENE")
     with pytest.raises(grpc.RpcError) as err:
         rate(h, on_scene, SAT.SATISFACTION_SATISFIED)
@@ -72,7 +72,7 @@ def test_rating_needs_a_report_back_once_and_a_retry_changes_nothing(h):
     assert [e.action for e in h.case(case.name).timeline].count("RATED") == 1
     with pytest.raises(grpc.RpcError) as err:
         rate(h, case, SAT.SATISFACTION_UNSATISFIED, "还是不满意", request_id="rate-retry-2")
-    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and error_reason(err.value) == "ALREADY_RATED"
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and support.error_reason(err.value) == "ALREADY_RATED"
     with pytest.raises(grpc.RpcError) as err:
         rate(h, case, SAT.SATISFACTION_SATISFIED, request_id="rate-retry-1")
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
@@ -82,16 +82,16 @@ def test_rating_checks_input_ids_and_roles(h):
     with pytest.raises(grpc.RpcError) as err:
         h.stub.RateCase(pb.RateCaseRequest(name="x", comment="很" * 1001), metadata=CALL_TAKER, timeout=10)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert set(field_violations(err.value)) == {"request_id", "name", "satisfaction", "comment"}
+    assert set(support.field_violations(err.value)) == {"request_id", "name", "satisfaction", "comment"}
     with pytest.raises(grpc.RpcError) as err:
         rate(h, pb.DispatchCase(name="cases/nope"), SAT.SATISFACTION_UNSATISFIED)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert field_violations(err.value) == ["comment"], "unsatisfied needs the citizen's words"
+    assert support.field_violations(err.value) == ["comment"], "unsatisfied needs the citizen's words"
     with pytest.raises(grpc.RpcError) as err:
         rate(h, pb.DispatchCase(name="cases/nope"), SAT.SATISFACTION_SATISFIED)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.RpcError) as err:
-        rate(h, pb.DispatchCase(name="cases/nope"), SAT.SATISFACTION_SATISFIED, metadata=as_user(["officer"]))
+        rate(h, pb.DispatchCase(name="cases/nope"), SAT.SATISFACTION_SATISFIED, metadata=support.caller(["officer"], station="S01", sub="p-test"))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
@@ -103,7 +103,7 @@ def test_rates_per_station_and_officer(h):
         case = see_through(h, report_in(h, grid), on_scene_after=30)
         for o in rate(h, case, satisfaction, comment).follow_up.officers:
             officers.setdefault(o.officer_id, []).append(satisfaction)
-    stats = h.stub.GetFollowUpStats(pb.GetFollowUpStatsRequest(station_id="S02"), metadata=as_user(["commander"]),
+    stats = h.stub.GetFollowUpStats(pb.GetFollowUpStatsRequest(station_id="S02"), metadata=support.caller(["commander"], station="S01", sub="p-test"),
                                     timeout=10)
     assert [(s.station_id, s.satisfied, s.basically_satisfied, s.unsatisfied, s.total) for s in stats.stations] == [
         ("S02", 1, 1, 1, 3)]
@@ -115,28 +115,28 @@ def test_rates_per_station_and_officer(h):
         assert line.total == len(given) and line.unsatisfied == given.count(SAT.SATISFACTION_UNSATISFIED)
         assert line.officer.display_name and line.station_id == "S02"
 
-    chief = h.stub.GetFollowUpStats(pb.GetFollowUpStatsRequest(), metadata=as_user(["station_chief"], station="S02"),
+    chief = h.stub.GetFollowUpStats(pb.GetFollowUpStatsRequest(), metadata=support.caller(["station_chief"], station="S02", sub="p-test"),
                                     timeout=10)
     assert chief == stats, "a station chief gets their own station"
-    everyone = h.stub.GetFollowUpStats(pb.GetFollowUpStatsRequest(), metadata=as_user(["commander"]), timeout=10)
+    everyone = h.stub.GetFollowUpStats(pb.GetFollowUpStatsRequest(), metadata=support.caller(["commander"], station="S01", sub="p-test"), timeout=10)
     assert {s.station_id for s in everyone.stations} >= {"S01", "S02"}
 
 
 def test_statistics_check_the_caller_and_the_window(h):
     with pytest.raises(grpc.RpcError) as err:
         h.stub.GetFollowUpStats(pb.GetFollowUpStatsRequest(station_id="S01"),
-                                metadata=as_user(["station_chief"], station="S02"), timeout=10)
-    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and error_reason(err.value) == "OTHER_STATION"
+                                metadata=support.caller(["station_chief"], station="S02", sub="p-test"), timeout=10)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and support.error_reason(err.value) == "OTHER_STATION"
     with pytest.raises(grpc.RpcError) as err:
-        h.stub.GetFollowUpStats(pb.GetFollowUpStatsRequest(), metadata=as_user(["officer"]), timeout=10)
+        h.stub.GetFollowUpStats(pb.GetFollowUpStatsRequest(), metadata=support.caller(["officer"], station="S01", sub="p-test"), timeout=10)
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     bad = pb.GetFollowUpStatsRequest(station_id="第二所")
     bad.start_time.FromSeconds(2_000_000_000)
     bad.end_time.FromSeconds(1_000_000_000)
     with pytest.raises(grpc.RpcError) as err:
-        h.stub.GetFollowUpStats(bad, metadata=as_user(["commander"]), timeout=10)
+        h.stub.GetFollowUpStats(bad, metadata=support.caller(["commander"], station="S01", sub="p-test"), timeout=10)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert set(field_violations(err.value)) == {"station_id", "end_time"}
+    assert set(support.field_violations(err.value)) == {"station_id", "end_time"}
     later = pb.GetFollowUpStatsRequest()
     later.start_time.FromSeconds(4_000_000_000)
-    assert not h.stub.GetFollowUpStats(later, metadata=as_user(["commander"]), timeout=10).stations
+    assert not h.stub.GetFollowUpStats(later, metadata=support.caller(["commander"], station="S01", sub="p-test"), timeout=10).stations

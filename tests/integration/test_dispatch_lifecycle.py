@@ -7,9 +7,9 @@ import grpc
 import pytest
 
 from smart110.common.v1 import common_pb2
-from tests.integration.dispatch_harness import (
-    as_role, dispatch_service, field_violations, officer_of, pb, reason_of,
-)
+from smart110.intake.v1 import intake_service_pb2 as intake_pb
+from tests import support
+from tests.integration.dispatch_harness import dispatch_service, field_violations, officer_of, pb
 
 S = pb.AssignmentState
 
@@ -49,18 +49,10 @@ def test_a_police_report_is_offered_at_once_to_the_matrix_units(h):
 
 def test_duplicates_and_non_police_reports_get_no_case(h):
     assert h.case_of(h.report(merged_into="reports/master-1")) is None
-    assert h.case_of(h.report(category=pb_intake_non_police())) is None
-
-
-def pb_intake_non_police():
-    from smart110.intake.v1 import intake_service_pb2 as intake_pb
-
-    return intake_pb.CATEGORY_NON_POLICE
+    assert h.case_of(h.report(category=intake_pb.CATEGORY_NON_POLICE)) is None
 
 
 def test_reports_corrected_into_police_or_split_off_their_master_get_a_case(h):
-    from smart110.intake.v1 import intake_service_pb2 as intake_pb
-
     name = h.report(category=intake_pb.CATEGORY_NON_POLICE)
     h.update_report(name, "RATED")
     assert h.case_of(name) is None
@@ -136,7 +128,7 @@ def test_illegal_transitions_are_failed_precondition(h):
     with pytest.raises(grpc.RpcError) as err:
         h.stub.AdvanceAssignment(pb.AdvanceAssignmentRequest(request_id=rid(), name=a.name,
                                                              state=S.ASSIGNMENT_STATE_ON_SCENE))
-    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and reason_of(err.value) == "ILLEGAL_TRANSITION"
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and support.error_reason(err.value) == "ILLEGAL_TRANSITION"
     with pytest.raises(grpc.RpcError) as err:
         h.stub.ReportBack(pb.ReportBackRequest(request_id=rid(), name=a.name, outcome=pb.OUTCOME_MEDIATED))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -167,18 +159,18 @@ def test_only_the_units_officer_or_a_dispatcher_may_act(h):
     a = primary(case)
     other = next(x for x in case.assignments if x.name != a.name)
     someone_else = officer_of(unit(h, other.unit))
-    for md in (someone_else, as_role("call_taker"), as_role("officer", "S01", "P-nobody")):
+    for md in (someone_else, support.caller(["call_taker"], station="S01", sub="t-dispatcher"), support.caller(["officer"], station="S01", sub="P-nobody")):
         with pytest.raises(grpc.RpcError) as err:
             h.stub.AcceptAssignment(pb.AcceptAssignmentRequest(request_id=rid(), name=a.name), metadata=md)
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     u = unit(h, a.unit)
-    wrong_station = as_role("officer", "S99", u.officers[0].officer_id)
+    wrong_station = support.caller(["officer"], station="S99", sub=u.officers[0].officer_id)
     with pytest.raises(grpc.RpcError) as err:
         h.stub.AcceptAssignment(pb.AcceptAssignmentRequest(request_id=rid(), name=a.name), metadata=wrong_station)
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert h.stub.GetAssignment(pb.GetAssignmentRequest(name=a.name)).state == S.ASSIGNMENT_STATE_OFFERED
     done = h.stub.AcceptAssignment(pb.AcceptAssignmentRequest(request_id=rid(), name=a.name),
-                                   metadata=as_role("dispatcher"))
+                                   metadata=support.caller(["dispatcher"], station="S01", sub="t-dispatcher"))
     assert done.state == S.ASSIGNMENT_STATE_ACCEPTED
     with pytest.raises(grpc.RpcError) as err:
         h.stub.OfferCase(pb.OfferCaseRequest(request_id=rid(), name=case.name, unit=other.unit),

@@ -7,9 +7,12 @@ import uuid
 
 import grpc
 import pytest
+from sqlalchemy import delete
 
+from services.dispatch.store import shifts
+from tests import support
 from tests.conftest import eventually
-from tests.integration.dispatch_harness import as_role, dispatch_service, officer_of, pb, reason_of
+from tests.integration.dispatch_harness import dispatch_service, officer_of, pb
 
 S = pb.AssignmentState
 
@@ -89,9 +92,9 @@ def test_a_phone_that_connects_later_gets_the_offer_made_before(h):
 
 def test_only_the_units_officer_or_a_dispatcher_watches(h):
     unit = h.units_of("S06", "FOOT_PATROL")[0]
-    phone = Phone(h, unit, metadata=as_role("officer", unit.station_id, "P-not-in-this-unit"))
+    phone = Phone(h, unit, metadata=support.caller(["officer"], station=unit.station_id, sub="P-not-in-this-unit"))
     assert phone.next() is None and phone.error[0].code() == grpc.StatusCode.PERMISSION_DENIED
-    phone = Phone(h, pb.Unit(name="units/U-NOPE"), metadata=as_role("dispatcher"))
+    phone = Phone(h, pb.Unit(name="units/U-NOPE"), metadata=support.caller(["dispatcher"], station="S01", sub="t-dispatcher"))
     assert phone.next() is None and phone.error[0].code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -141,7 +144,7 @@ def test_several_units_with_roles_across_stations_and_a_legal_officer(h):
     place_near(h, car, lon + 0.001, lat)
     case = h.case_of(h.report(incident_type="SUSPICIOUS_PERSON", station="S10", grid="S10-G01", lon=lon, lat=lat))
     (primary,) = case.assignments
-    dispatcher = as_role("dispatcher", "S10", "d-s10")
+    dispatcher = support.caller(["dispatcher"], station="S10", sub="d-s10")
     helper = h.units_of("S11", "PATROL_CAR")[0]  # another station's car
     reinforcement = h.stub.OfferCase(pb.OfferCaseRequest(
         request_id=rid(), name=case.name, unit=helper.name, role=pb.ASSIGNMENT_ROLE_REINFORCEMENT,
@@ -158,10 +161,10 @@ def test_several_units_with_roles_across_stations_and_a_legal_officer(h):
     with pytest.raises(grpc.RpcError) as err:
         h.stub.OfferCase(pb.OfferCaseRequest(request_id=rid(), name=case.name, unit=not_legal.name,
                                              role=pb.ASSIGNMENT_ROLE_LEGAL_GUIDANCE), metadata=dispatcher)
-    assert reason_of(err.value) == "ROLE_NEEDS_LEGAL_OFFICER"
+    assert support.error_reason(err.value) == "ROLE_NEEDS_LEGAL_OFFICER"
     with pytest.raises(grpc.RpcError) as err:  # already offered this case
         h.stub.OfferCase(pb.OfferCaseRequest(request_id=rid(), name=case.name, unit=helper.name), metadata=dispatcher)
-    assert reason_of(err.value) == "ALREADY_ON_CASE"
+    assert support.error_reason(err.value) == "ALREADY_ON_CASE"
 
     def act(a, unit, *states):
         md = officer_of(unit)
@@ -177,7 +180,7 @@ def test_several_units_with_roles_across_stations_and_a_legal_officer(h):
     with pytest.raises(grpc.RpcError) as err:  # the helper is busy on the first case
         h.stub.OfferCase(pb.OfferCaseRequest(request_id=rid(), name=busy_case.name, unit=helper.name),
                          metadata=dispatcher)
-    assert reason_of(err.value) == "UNIT_NOT_AVAILABLE"
+    assert support.error_reason(err.value) == "UNIT_NOT_AVAILABLE"
 
     act(guide, legal, S.ASSIGNMENT_STATE_EN_ROUTE, S.ASSIGNMENT_STATE_ON_SCENE, S.ASSIGNMENT_STATE_CLEARED)
     h.stub.AdvanceAssignment(pb.AdvanceAssignmentRequest(request_id=rid(), name=primary.name,
@@ -201,18 +204,14 @@ def test_several_units_with_roles_across_stations_and_a_legal_officer(h):
     with pytest.raises(grpc.RpcError) as err:
         h.stub.OfferCase(pb.OfferCaseRequest(request_id=rid(), name=case.name, unit=not_legal.name),
                          metadata=dispatcher)
-    assert reason_of(err.value) == "CASE_CLOSED"
+    assert support.error_reason(err.value) == "CASE_CLOSED"
 
 
 def test_an_off_duty_unit_cannot_be_offered(h):
-    from sqlalchemy import delete
-
-    from services.dispatch.store import shifts
-
     unit = h.units_of("S12", "FOOT_PATROL")[0]
     with h.rt.engine.begin() as conn:
         conn.execute(delete(shifts).where(shifts.c.unit_id == unit.unit_id))
     case = h.case_of(h.report(incident_type="DISPUTE", station="S12", grid="S12-G01", lon=116.5, lat=31.0))
     with pytest.raises(grpc.RpcError) as err:
         h.stub.OfferCase(pb.OfferCaseRequest(request_id=rid(), name=case.name, unit=unit.name))
-    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and reason_of(err.value) == "UNIT_OFF_DUTY"
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and support.error_reason(err.value) == "UNIT_OFF_DUTY"

@@ -12,9 +12,12 @@ import grpc
 import pytest
 from sqlalchemy import delete
 
+from google.protobuf import field_mask_pb2
 from smart110.common.v1.common_pb2 import GeoPoint
+from services.dispatch.store import shifts
 from services.runtime.timeutil import to_pb
-from tests.integration.dispatch_harness import as_role, dispatch_service, field_violations, pb
+from tests import support
+from tests.integration.dispatch_harness import dispatch_service, field_violations, pb
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +78,6 @@ def test_neighbours_unit_only_when_clearly_faster(h):
 
 
 def test_off_duty_units_are_never_picked_until_a_shift_covers_them(h):
-    from services.dispatch.store import shifts
-
     lon, lat = 116.5, 31.5
     near, far = h.units_of("S09", "PATROL_CAR")[:2]
     place(h, near.unit_id, lon + 0.001, lat)
@@ -94,7 +95,7 @@ def test_off_duty_units_are_never_picked_until_a_shift_covers_them(h):
     shift = h.stub.CreateShift(pb.CreateShiftRequest(
         request_id=uuid.uuid4().hex, parent=near.name,
         shift=pb.Shift(start_time=to_pb(now - timedelta(hours=1)), end_time=to_pb(now + timedelta(hours=8)),
-                       area="S09-G01")), metadata=as_role("station_chief", "S09", "chief-s09"))
+                       area="S09-G01")), metadata=support.caller(["station_chief"], station="S09", sub="chief-s09"))
     assert shift.name.startswith(f"{near.name}/shifts/")
     assert h.stub.GetUnit(pb.GetUnitRequest(name=near.name)).on_duty
     listed = h.stub.ListShifts(pb.ListShiftsRequest(parent=near.name)).shifts
@@ -122,7 +123,7 @@ def test_roster_rules(h):
     with pytest.raises(grpc.RpcError) as err:  # another station's chief
         h.stub.CreateShift(pb.CreateShiftRequest(request_id=uuid.uuid4().hex, parent=unit.name, shift=pb.Shift(
             start_time=to_pb(now + timedelta(days=3)), end_time=to_pb(now + timedelta(days=3, hours=8)))),
-            metadata=as_role("station_chief", "S01"))
+            metadata=support.caller(["station_chief"], station="S01", sub="t-dispatcher"))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     with pytest.raises(grpc.RpcError) as err:
         h.stub.ListShifts(pb.ListShiftsRequest(parent="units/U-NOPE"))
@@ -156,22 +157,19 @@ def test_positions_stream_in_from_phones_and_vehicles(h):
         pb.ReportPositionsRequest(unit=unit.name, position=GeoPoint(longitude=200, latitude=30.5)),
         pb.ReportPositionsRequest(unit=unit.name),
     ]
-    result = h.stub.ReportPositions(iter(fixes), metadata=as_role("officer", unit.station_id,
-                                                                  unit.officers[0].officer_id))
+    result = h.stub.ReportPositions(iter(fixes), metadata=support.caller(["officer"], station=unit.station_id, sub=unit.officers[0].officer_id))
     assert (result.accepted, result.rejected) == (3, 3)
     got = h.stub.GetUnit(pb.GetUnitRequest(name=unit.name))
     assert (got.position.longitude, got.position.latitude) == (114.32, 30.59) and not got.position_stale
-    foreign = h.stub.ReportPositions(iter(fixes[:1]), metadata=as_role("officer", "S13", "P-someone-else"))
+    foreign = h.stub.ReportPositions(iter(fixes[:1]), metadata=support.caller(["officer"], station="S13", sub="P-someone-else"))
     assert (foreign.accepted, foreign.rejected) == (0, 1)
 
 
 def test_update_unit_with_a_field_mask(h):
-    from google.protobuf import field_mask_pb2
-
     unit = h.units_of("S14", "FOOT_PATROL")[0]
     changed = h.stub.UpdateUnit(pb.UpdateUnitRequest(
         request_id=uuid.uuid4().hex, unit=pb.Unit(name=unit.name, skills=["PATROL", "SIGN_LANGUAGE"], vehicle="X"),
-        update_mask=field_mask_pb2.FieldMask(paths=["skills"])), metadata=as_role("dispatcher"))
+        update_mask=field_mask_pb2.FieldMask(paths=["skills"])), metadata=support.caller(["dispatcher"], station="S01", sub="t-dispatcher"))
     assert list(changed.skills) == ["PATROL", "SIGN_LANGUAGE"] and changed.vehicle == unit.vehicle
     history = h.stub.GetUnit(pb.GetUnitRequest(name=unit.name)).timeline
     assert [(e.action, e.stamp.actor, e.detail) for e in history] == [("UPDATED", "t-dispatcher", "修改：skills")]
@@ -188,14 +186,14 @@ def test_update_unit_with_a_field_mask(h):
     with pytest.raises(grpc.RpcError) as err:
         h.stub.UpdateUnit(pb.UpdateUnitRequest(request_id=uuid.uuid4().hex, unit=pb.Unit(name=unit.name, vehicle="Y"),
                                                update_mask=field_mask_pb2.FieldMask(paths=["vehicle"])),
-                          metadata=as_role("officer", "S14", unit.officers[0].officer_id))
+                          metadata=support.caller(["officer"], station="S14", sub=unit.officers[0].officer_id))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
 def test_recommend_units_rpc_skips_units_on_the_case(h):
     lon, lat = 117.5, 31.5
     case = h.case_of(h.report(incident_type="FIGHT", station="S15", grid="S15-G01", lon=lon, lat=lat))
-    more = h.stub.RecommendUnits(pb.RecommendUnitsRequest(name=case.name), metadata=as_role("dispatcher"))
+    more = h.stub.RecommendUnits(pb.RecommendUnitsRequest(name=case.name), metadata=support.caller(["dispatcher"], station="S01", sub="t-dispatcher"))
     assert [r.capability for r in more.recommendations] == ["PATROL", "COMMUNITY"]
     assert not {r.unit for r in more.recommendations} & {a.unit for a in case.assignments}
     one = h.stub.RecommendUnits(pb.RecommendUnitsRequest(name=case.name, max_results=1))
@@ -207,7 +205,7 @@ def test_recommend_units_rpc_skips_units_on_the_case(h):
         h.stub.RecommendUnits(pb.RecommendUnitsRequest(name="bad", max_results=-1))
     assert field_violations(err.value) == {"name", "max_results"}
     with pytest.raises(grpc.RpcError) as err:
-        h.stub.RecommendUnits(pb.RecommendUnitsRequest(name=case.name), metadata=as_role("officer"))
+        h.stub.RecommendUnits(pb.RecommendUnitsRequest(name=case.name), metadata=support.caller(["officer"], station="S01", sub="t-dispatcher"))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 

@@ -10,9 +10,10 @@ import pytest
 from sampledata import city
 from smart110.common.v1 import common_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
-from tests.integration.dispatch_support import as_user, field_violations, serving_dispatch
+from tests import support
+from tests.integration.dispatch_harness import dispatch_service
 
-COMMANDER = as_user(["commander"])
+COMMANDER = support.caller(["commander"], station="S01", sub="p-test")
 
 
 def box(west, south, east, north) -> common_pb2.BoundingBox:
@@ -22,10 +23,7 @@ def box(west, south, east, north) -> common_pb2.BoundingBox:
 
 @pytest.fixture(scope="module")
 def dispatch(admin_url):
-    from services.dispatch.__main__ import SPEC
-
-    with serving_dispatch(admin_url) as d:
-        SPEC.seed(d.rt)
+    with dispatch_service(admin_url, workers=False) as d:
         yield d
 
 
@@ -36,7 +34,9 @@ def situation(dispatch, metadata=COMMANDER, **kw) -> pb.Situation:
 def test_cases_in_the_box_are_shown_and_counted_per_station_and_status(dispatch):
     # Stations S81/S82 and a corner of the map no sample unit stands in.
     a = dispatch.open_case(station="S81", lon=114.901, lat=30.901)
+    dispatch.clock.advance(1)
     b = dispatch.open_case(station="S81", lon=114.902, lat=30.902, incident_type="THEFT", priority=3)
+    dispatch.clock.advance(1)
     c = dispatch.open_case(station="S82", lon=114.903, lat=30.903)
     far = dispatch.open_case(station="S81", lon=114.990, lat=30.990)
     got = situation(dispatch, bounds=box(114.90, 30.90, 114.95, 30.95))
@@ -79,11 +79,11 @@ def test_bad_boxes_are_refused_naming_the_fields(dispatch):
         with pytest.raises(grpc.RpcError) as err:
             situation(dispatch, **request)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, request
-        assert set(field_violations(err.value)) == fields, request
+        assert set(support.field_violations(err.value)) == fields, request
 
 
 def test_the_map_is_for_the_command_and_call_taking_roles(dispatch):
     with pytest.raises(grpc.RpcError) as err:
-        situation(dispatch, metadata=as_user(["officer"]), station_id="S01")
+        situation(dispatch, metadata=support.caller(["officer"], station="S01", sub="p-test"), station_id="S01")
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert situation(dispatch, metadata=as_user(["call_taker"]), station_id="S01").units
+    assert situation(dispatch, metadata=support.caller(["call_taker"], station="S01", sub="p-test"), station_id="S01").units

@@ -164,21 +164,26 @@ def far_unit(h) -> dispatch_pb.Unit:
     return next(u for u in h.units_of("S23", "PATROL_CAR") if u.status == dispatch_pb.UNIT_STATUS_AVAILABLE)
 
 
-def hand_offer(h, case_name: str, unit: dispatch_pb.Unit, reason: str) -> dispatch_pb.Assignment:
-    from tests.integration.dispatch_harness import as_role
+def as_dispatcher() -> tuple:
+    from tests import support
 
+    return support.caller(["dispatcher"], station="S01", sub="t-dispatcher")
+
+
+def hand_offer(h, case_name: str, unit: dispatch_pb.Unit, reason: str) -> dispatch_pb.Assignment:
     return h.stub.OfferCase(dispatch_pb.OfferCaseRequest(
-        request_id=uuid.uuid4().hex, name=case_name, unit=unit.name, reason=reason), metadata=as_role("dispatcher"))
+        request_id=uuid.uuid4().hex, name=case_name, unit=unit.name, reason=reason), metadata=as_dispatcher())
 
 
 def see_through_by_hand(h, case_name: str, unit: dispatch_pb.Unit) -> None:
     """The named unit takes the case to report-back with notes and evidence at their limits; the
     other offers are declined; the citizen is unsatisfied, at length."""
     from services.dispatch.api import MAX_EVIDENCE, MAX_NOTES
-    from services.dispatch.followup import MAX_COMMENT
-    from tests.integration.dispatch_harness import as_role, officer_of
+    from services.dispatch.domain import MAX_COMMENT
+    from tests import support
+    from tests.integration.dispatch_harness import officer_of
 
-    dispatcher = as_role("dispatcher")
+    dispatcher = as_dispatcher()
     for a in h.case(case_name).assignments:
         if a.state == dispatch_pb.ASSIGNMENT_STATE_OFFERED:
             h.stub.DeclineAssignment(dispatch_pb.DeclineAssignmentRequest(
@@ -203,7 +208,8 @@ def see_through_by_hand(h, case_name: str, unit: dispatch_pb.Unit) -> None:
         notes=chinese(MAX_NOTES, "现场调查取证，询问当事人及证人，"), evidence=evidence), metadata=officer)
     h.stub.RateCase(dispatch_pb.RateCaseRequest(
         request_id=uuid.uuid4().hex, name=case_name, satisfaction=common_pb2.SATISFACTION_UNSATISFIED,
-        comment=chinese(MAX_COMMENT, "出警太慢，处理结果不满意，")), metadata=as_role("call_taker"))
+        comment=chinese(MAX_COMMENT, "出警太慢，处理结果不满意，")),
+        metadata=support.caller(["call_taker"], station="S01", sub="t-dispatcher"))
 
 
 def decoded(events: list[tuple[str, bytes]]) -> list[tuple[str, object, bytes]]:
@@ -232,10 +238,9 @@ def by_kind(h, case_name: str, unit: dispatch_pb.Unit) -> dict[tuple[str, str], 
 
 
 def test_dispatch_events_stay_small_however_long_a_case_runs(h):
-    from services.dispatch.api_handling import MAX_REASON
-    from tests.integration.dispatch_harness import as_role
+    from services.dispatch.api import MAX_REASON
 
-    dispatcher = as_role("dispatcher")
+    dispatcher = as_dispatcher()
     unit = far_unit(h)
     light = h.case_of(h.report(incident_type="TELECOM_FRAUD")).name
     see_through_by_hand(h, light, unit)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sampledata import city
-from services.dispatch.antifraud import RetryPolicy, account_named, amount_fen, banks_named, mask_account, yuan
+from services.dispatch.domain import RetryPolicy, account_named, amount_fen, banks_named, mask_account, yuan
 
 
 def test_amounts_in_chinese_and_arabic_numerals_in_fen():

@@ -12,16 +12,37 @@ a city of thousands of units costs well under a millisecond per need.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from .domain import KIND_LABELS, EARTH_RADIUS_M, Recommendation, Unit
+from .unit import EARTH_RADIUS_M, KIND_LABELS, Unit
 
-MATRIX_PATH = Path(__file__).with_name("capabilities.json")
+MATRIX_PATH = Path(__file__).parent.parent / "capabilities.json"
+# Units are first looked for within this distance of the incident (plus all of
+# the station's own); the answer is exact whenever every pick is faster than
+# anything outside could be, else all units are ranked.
+SEARCH_RADIUS_M = 3000.0
+
+
+@dataclass
+class Recommendation:
+    unit_id: str
+    call_sign: str
+    kind: str
+    station_id: str
+    role: str
+    distance_m: float
+    eta_seconds: int
+    reason: str
+    capability: str = ""
+    position_stale: bool = False
+    cross_station: bool = False
 
 
 @dataclass(frozen=True)
@@ -212,3 +233,31 @@ def recommend(units: list[Unit], *, needs: list[Need], station_id: str, lon: flo
 def _clearly_faster(other: _Candidate, own: _Candidate, m: Matrix) -> bool:
     saved = own.eta_s - other.eta_s
     return saved > m.min_faster_seconds and saved > own.eta_s * m.min_faster_share
+
+
+# (min lon, min lat, max lon, max lat) of the first look; None: everywhere.
+SearchBox = tuple[float, float, float, float]
+
+
+def search(candidates: Callable[[set[str], SearchBox | None], list[Unit]], *, needs: list[Need], station_id: str,
+           lon: float | None, lat: float | None, stale_before: datetime | None, m: Matrix,
+           exclude: set[str] = frozenset()) -> tuple[list[Recommendation], list[Need]]:
+    """(picks, gaps) for an incident at (lon, lat) of `station_id`'s jurisdiction.
+
+    `candidates(kinds, box)` gives the available on-duty units of those kinds: all of the
+    station's and the others inside the box (all of them for None). The units near the
+    incident are ranked first; when a pick could be beaten by a unit outside the box, or a
+    need stays uncovered, all units are ranked.
+    """
+    kinds = m.all_kinds(needs)
+    kw = dict(needs=needs, station_id=station_id, lon=lon, lat=lat, stale_before=stale_before, exclude=exclude, m=m)
+    if lon is not None and kinds:
+        dlat = SEARCH_RADIUS_M / 111_320.0
+        dlon = dlat / max(math.cos(math.radians(lat)), 0.01)
+        box = (lon - dlon, lat - dlat, lon + dlon, lat + dlat)
+        picks, gaps = recommend(candidates(kinds, box), **kw)
+        # No unit of a need's kinds outside the box can arrive sooner than this.
+        bound = {n.capability: SEARCH_RADIUS_M * m.road_factor / max(m.speed(k) for k in n.kinds) for n in needs}
+        if not gaps and all(p.eta_seconds <= bound[p.capability] for p in picks):
+            return picks, gaps
+    return recommend(candidates(kinds, None), **kw)

@@ -1,15 +1,12 @@
-"""What the dispatch use cases share: the outbox, the clock and the settings."""
+"""What dispatch's use cases, servicers and workers share: the settings, the capability matrix
+and the fan-out of assignment changes to phones, built once by the wiring (`rt.context`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Any
 
-from services.runtime.audit import TimelineEntry
-from services.runtime.auth import AuthContext
 from services.runtime.config import env_float
-from services.runtime.outbox import Outbox
-from services.runtime.timeutil import now as wall_clock
 
 from .recommend import Matrix, matrix
 
@@ -33,25 +30,19 @@ class DispatchSettings:
 
 
 @dataclass
-class Dispatch:
-    outbox: Outbox
-    settings: DispatchSettings = field(default_factory=DispatchSettings)
-    clock: Callable[[], datetime] = wall_clock
-    matrix: Matrix = field(default_factory=matrix)
+class Context:
+    """Dispatch's dependencies (`rt.context`, `uow.context`)."""
 
-    def now(self) -> datetime:
-        return self.clock()
+    settings: DispatchSettings = field(default_factory=DispatchSettings)
+    matrix: Matrix = field(default_factory=matrix)
+    # The hub that pushes every AssignmentChanged of the service's feed to the units' open
+    # WatchAssignments streams (workers.AssignmentHub); None where nothing watches.
+    hub: Any = None
 
     def stale_before(self, at: datetime) -> datetime:
+        """Positions fixed before this are stale at `at`."""
         return at - timedelta(seconds=self.settings.position_stale_s)
 
     def offer_expiry(self, at: datetime) -> datetime:
+        """An offer made at `at` expires then."""
         return at + timedelta(seconds=self.settings.offer_timeout_s)
-
-
-SYSTEM = AuthContext(subject="dispatch", roles=frozenset({"service"}))
-
-
-def entry(actor: AuthContext, at: datetime, action: str, detail: str = "", reason: str = "") -> TimelineEntry:
-    return TimelineEntry(action=action, actor=actor.subject or "anonymous", roles=sorted(actor.roles), time=at,
-                         detail=detail, reason=reason)
