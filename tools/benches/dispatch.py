@@ -37,14 +37,11 @@ from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 from smart110.dispatch.v1 import dispatch_service_pb2_grpc as pb_grpc
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from smart110.intake.v1 import intake_service_pb2_grpc as intake_grpc
-from services.dispatch.context import Dispatch, DispatchSettings
-from services.dispatch.handlers import recommend_for
-from services.dispatch.domain import DispatchCase
-from services.dispatch.recommend import matrix, recommend
-from services.dispatch.roster import seed_roster
-from services.dispatch.store import UnitRepository, runtime_tables
+from services.dispatch import queries
+from services.dispatch.domain import Context, DispatchCase, DispatchSettings, matrix, recommend
+from services.dispatch.seed import seed_roster
+from services.dispatch.store import UnitRepository
 from services.runtime.db import sqlalchemy_url
-from services.runtime.outbox import Outbox
 from services.runtime.timeutil import now
 from tools.benches._common import percentiles, aio_service_channel
 from tools.devstack import Stack
@@ -96,7 +93,7 @@ def add_units(engine, rng: random.Random, points, say) -> None:
         values.append(_unit(f"F-{i:04d}", rng.choice(FILLER_KINDS), st.station_id,
                             rng.uniform(minx, maxx), rng.uniform(miny, maxy), at))
     with engine.begin() as conn:
-        repo = UnitRepository(conn, now=at)
+        repo = UnitRepository(conn)
         for v in values:
             repo.upsert(v)
         seed_roster(conn, [v["unit_id"] for v in values], at)
@@ -111,14 +108,14 @@ def _unit(unit_id, kind, station, lon, lat, at) -> dict:
 
 def count_on_duty(engine) -> int:
     with engine.connect() as conn:
-        return len(UnitRepository(conn, now=now()).available())
+        return len(UnitRepository(conn).available(at=now()))
 
 
 def in_process(engine, rng: random.Random, say) -> tuple[dict, dict]:
     m = matrix()
     at = now()
     with engine.connect() as conn:
-        units = UnitRepository(conn, now=at).available()
+        units = UnitRepository(conn).available(at=at)
     stations = list(city.stations())
     needs = m.needs("FIGHT", at)
     samples = []
@@ -132,7 +129,7 @@ def in_process(engine, rng: random.Random, say) -> tuple[dict, dict]:
     ranking = {"units": len(units), **percentiles(samples)}
     say(f"recommend_in_process over {len(units)} units: p50 {ranking['p50_ms']} ms, p99 {ranking['p99_ms']} ms")
 
-    d = Dispatch(outbox=Outbox(runtime_tables.outbox, "dispatch"), settings=DispatchSettings())
+    ctx = Context(settings=DispatchSettings(), matrix=m)
     samples = []
     with engine.connect() as conn:
         for _ in range(200):
@@ -143,7 +140,7 @@ def in_process(engine, rng: random.Random, say) -> tuple[dict, dict]:
                                 lat=rng.uniform(miny, maxy), address_text="", summary="", recommendations=[],
                                 report_time=at, create_time=at, update_time=at)
             t0 = time.perf_counter()
-            recommend_for(conn, d, case, now())
+            queries.recommendations(conn, ctx, case, now())
             samples.append(time.perf_counter() - t0)
     with_db = percentiles(samples)
     say(f"recommend_with_db: p50 {with_db['p50_ms']} ms, p99 {with_db['p99_ms']} ms")
