@@ -83,8 +83,11 @@ HEALTH_CHECK_INTERVAL = "2s"
 HEALTH_CHECK_TIMEOUT = "1s"
 
 CORS_ALLOW_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
-CORS_ALLOW_HEADERS = "authorization, content-type, x-grpc-web, x-user-agent, grpc-timeout"
-CORS_EXPOSE_HEADERS = "grpc-status, grpc-message"
+# traceparent/tracestate let a browser join its spans to the services' traces (W3C Trace Context).
+CORS_ALLOW_HEADERS = ("authorization, content-type, x-grpc-web, x-user-agent, grpc-timeout, "
+                      "traceparent, tracestate, x-request-id")
+# grpc-status-details-bin carries google.rpc details (field violations, ErrorInfo with the trace id).
+CORS_EXPOSE_HEADERS = "grpc-status, grpc-message, grpc-status-details-bin, x-request-id"
 
 # HTTP status of an Envoy local reply -> gRPC status code put in the JSON body.
 # The mapping follows google.rpc.Code's documented HTTP equivalents.

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from tools.token import mint_service
+
 ROOT = Path(__file__).resolve().parent.parent
+
+# Services run in-process by the tests present this credential on their calls to one another
+# (under the whole suite each service gets its own, minted by tools/devstack.py).
+os.environ.setdefault("SERVICE_TOKEN", mint_service("tests-in-process"))
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,6 @@
 """Helpers the integration tests share: databases of their own, callers' identities, error details."""
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +18,8 @@ from sqlalchemy.engine import make_url
 from smart110.common.v1 import events_pb2
 
 from services.runtime.db import sqlalchemy_url
+from services.runtime.identity import with_credential
+from tools.token import mint, mint_service
 
 
 def own_database(admin_url: str, name: str) -> str:
@@ -49,14 +49,27 @@ def drop_database(admin_url: str, name: str) -> None:
 
 
 def caller(roles: list[str], *, station: str = "", sub: str = "tester", name: str = "") -> tuple:
-    """Call metadata as the gateway forwards a verified token's claims (`x-jwt-payload`)."""
-    claims: dict = {"sub": sub, "roles": list(roles)}
-    if station:
-        claims["station"] = station
-    if name:
-        claims["name"] = name
-    raw = base64.urlsafe_b64encode(json.dumps(claims, ensure_ascii=False).encode()).decode().rstrip("=")
-    return (("x-jwt-payload", raw),)
+    """Call metadata of a person signed in with these roles: a development token, as the gateway forwards it.
+
+    The `service` role is not a person's: asking for it gives a service credential instead.
+    """
+    if "service" in roles:
+        return (("authorization", f"Bearer {service_token(sub if sub != 'tester' else 'tests')}"),)
+    token = mint(roles=list(roles), station=station or None, sub=sub, name=name or None)
+    return (("authorization", f"Bearer {token}"),)
+
+
+def service_token(service: str = "tests") -> str:
+    """A development service credential (role `service`)."""
+    return _SERVICE_TOKENS.setdefault(service, mint_service(service))
+
+
+_SERVICE_TOKENS: dict[str, str] = {}
+
+
+def channel(target: str, options=None) -> grpc.Channel:
+    """A channel to a service that presents a service credential on calls carrying no identity of their own."""
+    return with_credential(grpc.insecure_channel(target, options=options), service_token)
 
 
 def _details(err: grpc.RpcError, kind):
@@ -127,6 +140,7 @@ class Served:
         seq = self._seq[source] = self._seq.get(source, 0) + 1
         event = events_pb2.Event(event_id=str(uuid.uuid4()), sequence=seq, type=event_type, subject=subject,
                                  source=source)
+        event.occur_time.FromDatetime(self.clock())
         event.payload.Pack(payload)
         return self.consumer(source).apply(event)
 
@@ -190,14 +204,14 @@ def serving(spec, admin_url: str, *, clock: Clock | None = None, seed: bool = Tr
         servicers = assemble(spec, rt)
         if seed and spec.seed is not None:
             spec.seed(rt)
-        server = create_server(port=0, host="127.0.0.1", services=servicers)
+        server = create_server(port=0, host="127.0.0.1", services=servicers, public=spec.public)
         rt.feed.start()
         server.start()
         if workers:
             for w in rt.workers:
                 w.start()
-        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            yield Served(rt, channel, clock)
+        with channel(f"127.0.0.1:{server.port}") as ch:
+            yield Served(rt, ch, clock)
     finally:
         if server is not None:
             server.stop(1)

@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools.token import mint_service
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = {  # service name -> python package
     "intake": "services.intake",
@@ -153,9 +155,19 @@ class Stack:
             env["METRICS_PORT"] = str(self.ports.metrics.get(service, 0))
             # Streams (officers' phones, big screens) hold a worker thread each.
             env.setdefault("GRPC_MAX_WORKERS", str(STREAM_WORKERS.get(service, 64)))
+            # The service's own credential for its calls to the others (services/runtime/identity.py).
+            env["SERVICE_TOKEN_FILE"] = str(self.service_credential(service))
         if service == "referral":
             env["OPEN311_API_KEYS"] = self.open311_api_keys
         return env
+
+    def service_credential(self, service: str) -> Path:
+        """A file holding the service's development credential, minted afresh at each start."""
+        path = self.run_dir / "credentials" / f"{service}.token"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(mint_service(service))
+        path.chmod(0o600)
+        return path
 
     def prepare_databases(self) -> None:
         from services.runtime.db import ensure_service_database

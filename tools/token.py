@@ -27,6 +27,10 @@ DEFAULT_JWKS = REPO_ROOT / "gateway" / "dev-keys" / "jwks.json"
 ISSUER = "smart110-dev"
 AUDIENCE = "smart110"
 DEFAULT_TTL_SECONDS = 8 * 3600
+# Service credentials (services/runtime/identity.py): their own issuer and development key.
+SERVICE_ISSUER = "smart110-services"
+DEFAULT_SERVICE_KEY = REPO_ROOT / "gateway" / "dev-keys" / "service-private.pem"
+SERVICE_TTL_SECONDS = 30 * 24 * 3600
 
 
 def _default_key_path() -> Path:
@@ -90,6 +94,27 @@ def mint(
     if kid:
         headers["kid"] = kid
     return jwt.encode(claims, key_path.read_bytes(), algorithm="RS256", headers=headers)
+
+
+def mint_service(service: str, *, ttl_seconds: int = SERVICE_TTL_SECONDS,
+                 private_key_path: str | os.PathLike[str] | None = None) -> str:
+    """A development service credential for `service` (role `service`), signed with the service key."""
+    key_path = Path(private_key_path or os.environ.get("SERVICE_PRIVATE_KEY_PATH") or DEFAULT_SERVICE_KEY)
+    now = int(time.time())
+    claims = {"iss": SERVICE_ISSUER, "aud": AUDIENCE, "sub": f"service:{service}", "roles": ["service"],
+              "name": service, "iat": now, "exp": now + int(ttl_seconds)}
+    headers = {"kid": kid} if (kid := _kid_for_jwks(key_path, key_path.parent / "service-jwks.json")) else {}
+    return jwt.encode(claims, key_path.read_bytes(), algorithm="RS256", headers=headers)
+
+
+def _kid_for_jwks(private_key_path: Path, jwks_path: Path) -> str | None:
+    if not jwks_path.is_file():
+        return None
+    n = serialization.load_pem_private_key(private_key_path.read_bytes(), password=None).public_key().public_numbers().n
+    for jwk in json.loads(jwks_path.read_text()).get("keys", []):
+        if jwk.get("kty") == "RSA" and "kid" in jwk and int.from_bytes(jwt.utils.base64url_decode(jwk["n"]), "big") == n:
+            return jwk["kid"]
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

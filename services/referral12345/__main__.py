@@ -7,6 +7,7 @@ from smart110.referral.v1 import referral_service_pb2 as pb
 from smart110.referral.v1 import referral_service_pb2_grpc as pb_grpc
 
 from services.runtime.app import Runtime, ServiceSpec, main
+from services.runtime.auth import AuthContext
 from services.runtime.config import env_float, env_list, env_str
 from services.runtime.consumer import Subscription
 from services.runtime.timeutil import now
@@ -108,9 +109,13 @@ def seed(rt: Runtime) -> None:
             ))
 
 
+OPEN311_CLIENT = AuthContext(subject="open311-public", roles=frozenset({"open311_client"}))
+
 SPEC = ServiceSpec(
     name="referral", metadata=metadata, tables=runtime_tables,
     migrations=Path(__file__).parent / "migrations", build=build, seed=seed,
+    # Open311 is public: a client authenticates with its api_key inside the request.
+    public={"smart110.referral.v1.Open311Service": OPEN311_CLIENT},
 )
 
 if __name__ == "__main__":

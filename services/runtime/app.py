@@ -23,7 +23,7 @@ from sqlalchemy import MetaData, Table
 from smart110.common.v1 import events_pb2
 from sqlalchemy.engine import Engine
 
-from . import db, metrics, migrate, telemetry, txguard
+from . import db, identity, metrics, migrate, telemetry, txguard
 from .auth import SERVICE_CONTEXT, AuthContext
 from .config import Settings, env_str, service_address
 from .consumer import FeedConsumer, Subscription, cursor_table, dead_letter_table, inbox_table
@@ -78,6 +78,8 @@ class Runtime:
     # server serves, stopped when it drains.
     workers: list = field(default_factory=list)
     _channels: list[grpc.Channel] = field(default_factory=list)
+    # This service's own credential for its outbound calls.
+    credential: identity.ServiceCredential = field(default_factory=identity.ServiceCredential.from_env)
     # The clock every unit of work reads (tests inject a settable one).
     clock: Callable[[], datetime] = wall_clock
     # The service's own dependencies (settings, clients, caches), set by its wiring; handlers
@@ -89,10 +91,11 @@ class Runtime:
     repositories: Callable[[Any], Any] | None = None
 
     def channel(self, service: str, options: list[tuple] | None = None) -> grpc.Channel:
-        """A channel to another service; calls on it refuse to run inside a transaction (txguard)."""
+        """A channel to another service, presenting this service's credential; calls on it refuse
+        to run inside a transaction (txguard)."""
         ch = grpc.insecure_channel(service_address(service), options=options)
         self._channels.append(ch)
-        return txguard.guard(ch)
+        return txguard.guard(identity.with_credential(ch, self.credential.token))
 
     def consume(self, source: str, stub_cls, subscriptions: dict[str, Subscription]) -> FeedConsumer:
         """Consumes another service's feed with a cursor and inbox in this service's schema."""
@@ -207,6 +210,9 @@ class ServiceSpec:
     event_mapping: EventMapping = no_event_mapping
     # conn -> the service's repositories on that connection (store.py `Repositories`).
     repositories: Callable[[Any], Any] | None = None
+    # Full names of services anyone may call without a credential (they authenticate inside the
+    # request, as Open311 does with its api_key) -> the identity their calls run with.
+    public: dict = field(default_factory=dict)
 
 
 def feed_method(source: str) -> str:
@@ -261,7 +267,8 @@ def serve(spec: ServiceSpec, settings: Settings) -> None:
     rt.every("retention", RETENTION_INTERVAL, Retention(rt.engine, outbox=t.outbox, inbox=t.inbox,
                                                          idempotency=t.idempotency, marks=t.marks).prune)
     server = create_server(
-        port=settings.grpc_port, host=settings.listen_host, services=servicers, max_workers=settings.max_workers
+        port=settings.grpc_port, host=settings.listen_host, services=servicers, max_workers=settings.max_workers,
+        public=spec.public,
     )
     httpd = start_metrics_endpoint(settings)
     if httpd is not None:

@@ -1,20 +1,16 @@
-"""The caller's identity, from the gateway's verified JWT claims.
+"""The caller's identity (`AuthContext`) for the RPC being handled.
 
-Envoy verifies the token and forwards its payload in `x-jwt-payload`
-(base64url JSON). Services sit behind the gateway and a network policy; a call
-without that header comes from inside the cluster (another service) and acts
-with the `service` role.
+`services.runtime.identity` verifies the caller's credential and the server
+interceptor sets it here; handlers read it with `current()`. Work a service does
+on its own account (a consumed event, a sweeper) acts as `SERVICE_CONTEXT`.
+Outside an RPC and before verification the caller is nobody (no roles).
 """
 from __future__ import annotations
 
-import base64
 import contextvars
-import json
 from dataclasses import dataclass, field
 
 from .errors import PermissionDenied
-
-JWT_PAYLOAD_HEADER = "x-jwt-payload"
 
 
 @dataclass(frozen=True)
@@ -23,6 +19,9 @@ class AuthContext:
     roles: frozenset[str] = field(default_factory=frozenset)
     station: str = ""
     name: str = ""
+    # District (区县) of a district-level caller; department (12345 承办单位) of a department's staff.
+    district: str = ""
+    department: str = ""
 
     def has_role(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))
@@ -37,30 +36,8 @@ class AuthContext:
 
 
 SERVICE_CONTEXT = AuthContext(subject="service", roles=frozenset({"service"}))
-_current: contextvars.ContextVar[AuthContext] = contextvars.ContextVar("smart110_auth", default=SERVICE_CONTEXT)
-
-
-def from_metadata(metadata) -> AuthContext:
-    raw = None
-    for key, value in metadata or ():
-        if key == JWT_PAYLOAD_HEADER:
-            raw = value
-            break
-    if raw is None:
-        return SERVICE_CONTEXT
-    if isinstance(raw, bytes):
-        raw = raw.decode()
-    padded = raw + "=" * (-len(raw) % 4)
-    claims = json.loads(base64.urlsafe_b64decode(padded))
-    roles = claims.get("roles") or []
-    if isinstance(roles, str):
-        roles = [r for r in roles.replace(",", " ").split() if r]
-    return AuthContext(
-        subject=str(claims.get("sub", "")),
-        roles=frozenset(roles),
-        station=str(claims.get("station", "") or ""),
-        name=str(claims.get("name", "") or ""),
-    )
+NOBODY = AuthContext(subject="", roles=frozenset())
+_current: contextvars.ContextVar[AuthContext] = contextvars.ContextVar("smart110_auth", default=NOBODY)
 
 
 def current() -> AuthContext:

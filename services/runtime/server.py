@@ -19,8 +19,8 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from . import auth, metrics
-from .errors import DomainError, InvalidArgument, Unimplemented
+from . import auth, identity, metrics
+from .errors import DomainError, InvalidArgument, Unauthenticated, Unimplemented
 from .status import describe_fault, internal_status, to_status, transient_reason, transient_status
 from .request_guard import check_request, query_key
 from .validation import query_scope
@@ -66,13 +66,39 @@ def _record(method: str, code: grpc.StatusCode, started: float) -> None:
     metrics.RPC_DURATION.labels(service=service, method=name).observe(time.perf_counter() - started)
 
 
+# Methods anyone may call without a credential: health checks and reflection.
+OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+class Identities:
+    """Who the caller of a method is: verified from its credential, or the fixed identity of a
+    public service (one that authenticates inside the request, as Open311 does with its api_key)."""
+
+    def __init__(self, verifier: identity.Verifier, public: dict[str, auth.AuthContext] | None = None):
+        self.verifier = verifier
+        self.public = dict(public or {})
+
+    def of(self, method: str, metadata) -> auth.AuthContext:
+        service = method.lstrip("/").partition("/")[0]
+        if service in self.public:
+            return self.public[service]
+        if method.startswith(OPEN_METHOD_PREFIXES):
+            return identity.ANONYMOUS
+        ctx = self.verifier.identify(metadata)
+        if ctx is None:
+            raise Unauthenticated("this call needs a credential: a person's token or a service credential",
+                                  reason="CREDENTIAL_MISSING")
+        return ctx
+
+
 @contextmanager
-def _rpc_scope(method: str, metadata, context):
-    """One RPC: the caller's auth context, the one error mapping, and its metrics."""
+def _rpc_scope(method: str, metadata, context, identities: Identities):
+    """One RPC: the caller's verified identity, the one error mapping, and its metrics."""
     started = time.perf_counter()
     done = threading.Event()
-    token = auth.set_current(auth.from_metadata(metadata))
+    token = auth.set_current(auth.NOBODY)
     try:
+        auth.set_current(identities.of(method, metadata))
         yield done
     except Exception as exc:  # noqa: BLE001 - the one place errors become statuses
         if _is_abort(exc):
@@ -84,9 +110,13 @@ def _rpc_scope(method: str, metadata, context):
 
 
 class ErrorInterceptor(grpc.ServerInterceptor):
-    """Maps domain errors to status codes in one place, sets the auth context and records RPC metrics."""
+    """Maps domain errors to status codes in one place, sets the verified caller and records RPC metrics."""
+
+    def __init__(self, identities: Identities | None = None):
+        self.identities = identities or Identities(identity.Verifier.from_env())
 
     def intercept_service(self, continuation, handler_call_details):
+        identities = self.identities
         handler = continuation(handler_call_details)
         if handler is None:
             return None
@@ -97,7 +127,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
         def unary(behavior, streamed):
             def wrapper(request_or_iterator, context):
-                with _rpc_scope(method, metadata, context) as done:
+                with _rpc_scope(method, metadata, context, identities) as done:
                     # Refused before the handler runs: nothing is written for a request the guard refuses.
                     request = _checked(request_or_iterator, streamed)
                     with _request_query(method, request, streamed):
@@ -109,7 +139,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
         def streaming(behavior, streamed):
             def wrapper(request_or_iterator, context):
-                with _rpc_scope(method, metadata, context) as done:
+                with _rpc_scope(method, metadata, context, identities) as done:
                     # A unary request is checked whole before the stream starts. No page token scope
                     # here: a generator may be resumed in another context.
                     request = _checked(request_or_iterator, streamed)
@@ -258,15 +288,20 @@ def create_server(
     host: str = "0.0.0.0",
     services: Iterable[tuple[Callable, object, str]],
     max_workers: int = 64,
+    public: dict[str, auth.AuthContext] | None = None,
+    verifier: identity.Verifier | None = None,
 ) -> Server:
     """Builds a server.
 
     `services` holds (add_XServicer_to_server, servicer, full service name)
-    triples. Returns a `Server` whose `.port` is the bound port (0 picks one).
+    triples. `public` maps the full names of services anyone may call to the
+    identity their calls run with. Returns a `Server` whose `.port` is the
+    bound port (0 picks one).
     """
+    identities = Identities(verifier or identity.Verifier.from_env(), public)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
-        interceptors=[ErrorInterceptor()],
+        interceptors=[ErrorInterceptor(identities)],
         options=[
             ("grpc.so_reuseport", 0),
             ("grpc.keepalive_time_ms", 30_000),

@@ -1,4 +1,4 @@
-"""ScoringService gRPC servicer: proto -> command -> handler -> proto.
+"""ScoringService gRPC servicer: validate, call a handler (in a unit of work) or a query, map the answer.
 
 Who sees what: commander and service see everything; a station chief (and a
 legal officer with a station) their station's; an officer only their own
@@ -9,26 +9,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
-
 from smart110.scoring.v1 import scoring_service_pb2 as pb
 from smart110.scoring.v1 import scoring_service_pb2_grpc as pb_grpc
 
 from services.runtime import auth
 from services.runtime.app import Runtime
-from services.runtime.audit import timeline_to_pb
 from services.runtime.db import read_snapshot
 from services.runtime.enums import enum_name
 from services.runtime.errors import NotFound, PermissionDenied
-from services.runtime.timeutil import from_pb, now, to_pb
-from services.runtime.validation import (
-    Violations, decode_page_token, encode_page_token, name_id, paginate, resource_id, time_keyset,
-)
+from services.runtime.timeutil import from_pb, to_pb
+from services.runtime.validation import Violations, decode_page_token, name_id, resource_id, time_keyset
 
-from . import domain, handlers, scores
-from .domain import RuleSet, money
-from .mapping import entry_to_pb, review_to_pb, rule_from_pb, rule_set_to_pb, warning_to_pb
-from .store import LedgerRepository, RuleSetRepository, reviews, warning_timeline, warnings
+from . import domain, handlers, mapping, queries
+from .domain import money
 
 ALL_SEEING = ("commander", "service")
 STATION_SEEING = ("station_chief", "legal_officer")
@@ -69,10 +62,10 @@ def _narrow(officer_id: str, station_id: str) -> tuple[str, str]:
     return officer_id, station_id
 
 
-def _period(v: Violations, start_pb, end_pb, clock=now) -> tuple[datetime, datetime]:
+def _period(v: Violations, start_pb, end_pb, now: datetime) -> tuple[datetime, datetime]:
     """The requested period; the current calendar month when neither end is given."""
     start, end = from_pb(start_pb), from_pb(end_pb)
-    d_start, d_end = domain.default_period(clock())
+    d_start, d_end = domain.default_period(now)
     if start is None and end is None:
         start, end = d_start, d_end
     elif start is None:
@@ -97,9 +90,8 @@ GRANULARITIES = {pb.GRANULARITY_DAY: "DAY", pb.GRANULARITY_WEEK: "WEEK", pb.GRAN
 
 
 class ScoringServicer(pb_grpc.ScoringServiceServicer):
-    def __init__(self, rt: Runtime, clock=now):
+    def __init__(self, rt: Runtime):
         self.rt = rt
-        self.clock = clock
 
     # -- ledger ---------------------------------------------------------------------
     def ListLedgerEntries(self, request, context):
@@ -114,28 +106,26 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         v.raise_if_any()
         officer_id, station_id = _narrow(request.officer_id, request.station_id)
         with read_snapshot(self.rt.engine) as conn:
-            ledger = LedgerRepository(conn)
-            rows = ledger.list(
-                limit=size + 1, after=(after[0], int(after[1])) if after else None, officer_id=officer_id,
-                station_id=station_id, dimension=enum_name(pb.Dimension, request.dimension, "DIMENSION_"),
+            page = queries.ledger_entries_page(
+                conn, size=size, after=after, officer_id=officer_id, station_id=station_id,
+                dimension=enum_name(pb.Dimension, request.dimension, "DIMENSION_"),
                 reason_code=request.reason_code, subject=request.subject,
                 rule_set_version=request.rule_set_version, start=start, end=end)
-            page, next_token = paginate(rows, size, lambda r: {"t": r.occur_time.isoformat(), "id": r.seq})
-            rev = ledger.reversed_by([r.id for r in page])
-        return pb.ListLedgerEntriesResponse(ledger_entries=[entry_to_pb(r, rev.get(r.id, "")) for r in page],
-                                            next_page_token=next_token)
+        return pb.ListLedgerEntriesResponse(
+            ledger_entries=[mapping.entry_to_pb(line.entry, line.reversed_by) for line in page.items],
+            next_page_token=page.next_page_token)
 
     def GetLedgerEntry(self, request, context):
         entry_id = name_id(request.name, "ledgerEntries")
         kind, who = _scope()
         with read_snapshot(self.rt.engine) as conn:
-            ledger = LedgerRepository(conn)
-            row = ledger.get(entry_id)
-            if row is None:
-                raise NotFound(request.name)
-            if (kind == "station" and row.station_id != who) or (kind == "officer" and row.officer_id != who):
-                raise _denied(request.name)
-            return entry_to_pb(row, ledger.reversed_by([entry_id]).get(entry_id, ""))
+            line = queries.ledger_entry(conn, entry_id)
+        if line is None:
+            raise NotFound(request.name)
+        e = line.entry
+        if (kind == "station" and e.station_id != who) or (kind == "officer" and e.officer_id != who):
+            raise _denied(request.name)
+        return mapping.entry_to_pb(e, line.reversed_by)
 
     def ReverseLedgerEntry(self, request, context):
         ctx = auth.current()
@@ -149,11 +139,11 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
             v.check(corrected != 0, "corrected_points", "must not be 0; leave it out to cancel the entry")
             v.check(abs(corrected) <= 100, "corrected_points", "must be between -100 and 100")
         v.raise_if_any()
-        return self.rt.idempotent(
+        return self.rt.idempotent_work(
             "ReverseLedgerEntry", request, pb.ReverseLedgerEntryResponse,
-            lambda conn: handlers.reverse_entry(conn, outbox=self.rt.outbox, entry_id=entry_id,
-                                                reason=request.reason.strip(), corrected_points=corrected,
-                                                actor=ctx, now=self.clock()))
+            lambda uow: handlers.reverse_entry(uow, entry_id=entry_id, reason=request.reason.strip(),
+                                               corrected_points=corrected),
+            actor=ctx, respond=mapping.correction_to_pb)
 
     # -- reviews ----------------------------------------------------------------------
     def CreateReview(self, request, context):
@@ -176,30 +166,23 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         v.check(len(set(r.officer_ids)) == len(r.officer_ids), "review.officer_ids", "must not repeat an officer")
         v.check(len(r.comment) <= 2000, "review.comment", "must be at most 2000 characters")
         v.raise_if_any()
-        fields = dict(
-            case_name=r.case_name, officer_ids=list(r.officer_ids),
-            evidence=enum_name(pb.EvidenceVerdict, r.evidence, "EVIDENCE_VERDICT_"),
-            missing_evidence=[x.strip() for x in r.missing_evidence if x.strip()],
-            procedure=enum_name(pb.ProcedureVerdict, r.procedure, "PROCEDURE_VERDICT_"),
-            procedure_flaws=[x.strip() for x in r.procedure_flaws if x.strip()],
-            classification=enum_name(pb.ClassificationVerdict, r.classification, "CLASSIFICATION_VERDICT_"),
-            corrected_incident_type=r.corrected_incident_type, comment=r.comment)
-        return self.rt.idempotent(
+        findings = mapping.findings_from_pb(r)
+        return self.rt.idempotent_work(
             "CreateReview", request, pb.Review,
-            lambda conn: handlers.create_review(conn, outbox=self.rt.outbox, fields=fields, actor=ctx,
-                                                now=self.clock()))
+            lambda uow: handlers.create_review(uow, case_name=r.case_name, officer_ids=list(r.officer_ids),
+                                               findings=findings),
+            actor=ctx, respond=mapping.review_to_pb)
 
     def GetReview(self, request, context):
         review_id = name_id(request.name, "reviews")
         kind, who = _scope()
         with read_snapshot(self.rt.engine) as conn:
-            row = conn.execute(select(reviews).where(reviews.c.id == review_id)).first()
-            if row is None:
-                raise NotFound(request.name)
-            if (kind == "station" and row.station_id != who) or (kind == "officer" and who not in row.officer_ids):
-                raise _denied(request.name)
-            entries = handlers.review_entry_ids(conn, [request.name])
-        return review_to_pb(row, entries.get(request.name, []))
+            review = queries.review(conn, review_id)
+        if review is None:
+            raise NotFound(request.name)
+        if (kind == "station" and review.station_id != who) or (kind == "officer" and who not in review.officer_ids):
+            raise _denied(request.name)
+        return mapping.review_to_pb(review)
 
     def ListReviews(self, request, context):
         v = Violations()
@@ -209,27 +192,14 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
             resource_id(request.case_name, "cases", v, "case_name")
         v.raise_if_any()
         officer_id, station_id = _narrow(request.officer_id, request.station_id)
-        c = reviews.c
-        q = select(reviews)
-        if request.case_name:
-            q = q.where(c.case_name == request.case_name)
-        if officer_id:
-            q = q.where(c.officer_ids.any(officer_id))
-        if station_id:
-            q = q.where(c.station_id == station_id)
-        if request.HasField("create_time_start"):
-            q = q.where(c.create_time >= from_pb(request.create_time_start))
-        if request.HasField("create_time_end"):
-            q = q.where(c.create_time < from_pb(request.create_time_end))
-        if after:
-            q = q.where(or_(c.create_time < after[0], and_(c.create_time == after[0], c.id < after[1])))
-        q = q.order_by(c.create_time.desc(), c.id.desc()).limit(size + 1)
         with read_snapshot(self.rt.engine) as conn:
-            rows = conn.execute(q).all()
-            page, next_token = paginate(rows, size, lambda r: {"t": r.create_time.isoformat(), "id": r.id})
-            entries = handlers.review_entry_ids(conn, [f"reviews/{r.id}" for r in page])
-        return pb.ListReviewsResponse(reviews=[review_to_pb(r, entries.get(f"reviews/{r.id}", [])) for r in page],
-                                      next_page_token=next_token)
+            page = queries.reviews_page(
+                conn, size=size, after=after, case_name=request.case_name, officer_id=officer_id,
+                station_id=station_id,
+                start=from_pb(request.create_time_start) if request.HasField("create_time_start") else None,
+                end=from_pb(request.create_time_end) if request.HasField("create_time_end") else None)
+        return pb.ListReviewsResponse(reviews=[mapping.review_to_pb(r) for r in page.items],
+                                      next_page_token=page.next_page_token)
 
     # -- rule sets --------------------------------------------------------------------
     def CreateRuleSet(self, request, context):
@@ -240,16 +210,15 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         rs = request.rule_set
         v.require(request.HasField("rule_set"), "rule_set")
         v.check(rs.HasField("effective_time"), "rule_set.effective_time", "is required")
-        rules = [rule_from_pb(r) for r in rs.rules]
+        rules = [mapping.rule_from_pb(r) for r in rs.rules]
         for f, d in domain.rule_violations(rules, "rule_set.rules"):
             v.add(f, d)
         v.raise_if_any()
-        rule_set = RuleSet(version=0, description=rs.description, rules=rules,
-                           effective_time=from_pb(rs.effective_time))
-        return self.rt.idempotent(
+        return self.rt.idempotent_work(
             "CreateRuleSet", request, pb.RuleSet,
-            lambda conn: handlers.create_rule_set(conn, outbox=self.rt.outbox, rule_set=rule_set, actor=ctx,
-                                                  now=self.clock()))
+            lambda uow: handlers.create_rule_set(uow, description=rs.description, rules=rules,
+                                                 effective_time=from_pb(rs.effective_time)),
+            actor=ctx, respond=mapping.rule_set_to_pb)
 
     def GetRuleSet(self, request, context):
         auth.current().require_role(*READERS)
@@ -257,10 +226,10 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         version = _version(resource_id(request.name, "ruleSets", v), v)
         v.raise_if_any()
         with read_snapshot(self.rt.engine) as conn:
-            rs = RuleSetRepository(conn).get(version)
+            rs = queries.rule_set(conn, version)
         if rs is None:
             raise NotFound(request.name)
-        return rule_set_to_pb(rs)
+        return mapping.rule_set_to_pb(rs)
 
     def ListRuleSets(self, request, context):
         auth.current().require_role(*READERS)
@@ -269,10 +238,10 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         token = decode_page_token(request.page_token, v, ("v",))
         v.raise_if_any()
         with read_snapshot(self.rt.engine) as conn:
-            rows = RuleSetRepository(conn).list(limit=size + 1, before=int(token["v"]) if token else None,
-                                                published_only=request.published_only)
-        page, next_token = paginate(rows, size, lambda r: {"v": r.version})
-        return pb.ListRuleSetsResponse(rule_sets=[rule_set_to_pb(r) for r in page], next_page_token=next_token)
+            page = queries.rule_sets_page(conn, size=size, before=int(token["v"]) if token else None,
+                                          published_only=request.published_only)
+        return pb.ListRuleSetsResponse(rule_sets=[mapping.rule_set_to_pb(r) for r in page.items],
+                                       next_page_token=page.next_page_token)
 
     def PublishRuleSet(self, request, context):
         ctx = auth.current()
@@ -281,26 +250,25 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         v.request_id(request.request_id)
         version = _version(resource_id(request.name, "ruleSets", v), v)
         v.raise_if_any()
-        return self.rt.idempotent(
-            "PublishRuleSet", request, pb.RuleSet,
-            lambda conn: handlers.publish_rule_set(conn, outbox=self.rt.outbox, version=version, actor=ctx,
-                                                   now=self.clock()))
+        return self.rt.idempotent_work(
+            "PublishRuleSet", request, pb.RuleSet, lambda uow: handlers.publish_rule_set(uow, version=version),
+            actor=ctx, respond=mapping.rule_set_to_pb)
 
     # -- scores -----------------------------------------------------------------------
     def _score_subject(self, conn, officer_id: str, station_id: str, name: str) -> str:
         """Checks the subject exists and the caller may see it; returns the station scope for a chief."""
         kind, who = _scope()
         if officer_id:
-            if not scores.officer_known(conn, officer_id):
+            if not queries.officer_known(conn, officer_id):
                 raise NotFound(f"officers/{officer_id}", f"officer {officer_id} has no scoring record")
             if kind == "officer" and officer_id != who:
                 raise _denied(name)
             if kind == "station":
-                if who not in scores.officer_stations(conn, officer_id):
+                if who not in queries.officer_stations(conn, officer_id):
                     raise _denied(name)
                 return who
             return ""
-        if not scores.station_known(conn, station_id):
+        if not queries.station_known(conn, station_id):
             raise NotFound(f"stations/{station_id}")
         if kind == "officer" or (kind == "station" and station_id != who):
             raise _denied(name)
@@ -309,13 +277,14 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
     def _get_score(self, request):
         v = Violations()
         officer_id, station_id = _score_name(request.name, v)
-        start, end = _period(v, request.start_time, request.end_time, self.clock)
+        start, end = _period(v, request.start_time, request.end_time, self.rt.clock())
         v.check(request.trend_granularity in pb.Granularity.values(), "trend_granularity", "is not known")
         v.raise_if_any()
         with read_snapshot(self.rt.engine) as conn:
             scope = self._score_subject(conn, officer_id, station_id, request.name)
-            return scores.score(conn, officer_id=officer_id, station_id=station_id, start=start, end=end,
-                                granularity=GRANULARITIES.get(request.trend_granularity, ""), station_scope=scope)
+            score = queries.score(conn, officer_id=officer_id, station_id=station_id, start=start, end=end,
+                                  granularity=GRANULARITIES.get(request.trend_granularity, ""), station_scope=scope)
+        return mapping.score_to_pb(score)
 
     def GetOfficerScore(self, request, context):
         if not request.name.startswith("officers/"):
@@ -337,7 +306,7 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
                 "is required: RANKING_SCOPE_OFFICERS or RANKING_SCOPE_STATIONS")
         size = v.page_size(request.page_size)
         token = decode_page_token(request.page_token, v, ("o",))
-        start, end = _period(v, request.start_time, request.end_time, self.clock)
+        start, end = _period(v, request.start_time, request.end_time, self.rt.clock())
         v.check(request.dimension in pb.Dimension.values(), "dimension", "is not a known dimension")
         v.raise_if_any()
         ctx = auth.current()
@@ -350,22 +319,18 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
                 raise _denied(f"the ranking of station {station_id}")
             station_id = who
         with read_snapshot(self.rt.engine) as conn:
-            if station_id and not scores.station_known(conn, station_id):
+            if station_id and not queries.station_known(conn, station_id):
                 raise NotFound(f"stations/{station_id}")
-            ranked = scores.rankings(conn, scope=scope, station_id=station_id if scope == "OFFICERS" else "",
-                                     dimension=enum_name(pb.Dimension, request.dimension, "DIMENSION_"),
-                                     start=start, end=end)
-        offset = int(token["o"]) if token else 0
-        page = ranked[offset:offset + size]
-        next_token = ""
-        if offset + size < len(ranked):
-            next_token = encode_page_token({"o": offset + size})
-        return pb.ListRankingsResponse(rankings=page, next_page_token=next_token)
+            page = queries.rankings_page(conn, scope=scope, station_id=station_id if scope == "OFFICERS" else "",
+                                         dimension=enum_name(pb.Dimension, request.dimension, "DIMENSION_"),
+                                         start=start, end=end, size=size, offset=int(token["o"]) if token else 0)
+        return pb.ListRankingsResponse(rankings=[mapping.ranking_to_pb(r) for r in page.items],
+                                       next_page_token=page.next_page_token)
 
     def ExplainScore(self, request, context):
         v = Violations()
         officer_id, station_id = _score_name(request.name, v)
-        start, end = _period(v, request.start_time, request.end_time, self.clock)
+        start, end = _period(v, request.start_time, request.end_time, self.rt.clock())
         size = v.page_size(request.page_size)
         after = time_keyset(decode_page_token(request.page_token, v, ("t", "id")), v)
         v.check(request.dimension in pb.Dimension.values(), "dimension", "is not a known dimension")
@@ -373,50 +338,43 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         dimension = enum_name(pb.Dimension, request.dimension, "DIMENSION_")
         with read_snapshot(self.rt.engine) as conn:
             scope = self._score_subject(conn, officer_id, station_id, request.name)
-            score = scores.score(conn, officer_id=officer_id, station_id=station_id, start=start, end=end,
-                                 station_scope=scope)
+            score = queries.score(conn, officer_id=officer_id, station_id=station_id, start=start, end=end,
+                                  station_scope=scope)
             flt = dict(officer_id=officer_id, station_id=station_id or scope, dimension=dimension, start=start,
                        end=end)
-            ledger = LedgerRepository(conn)
-            rows = ledger.list(limit=size + 1, after=(after[0], int(after[1])) if after else None, **flt)
-            page, next_token = paginate(rows, size, lambda r: {"t": r.occur_time.isoformat(), "id": r.seq})
-            rev = ledger.reversed_by([r.id for r in page])
-            summary = scores.reasons(conn, **flt)
-        return pb.ScoreExplanation(score=score, reasons=summary,
-                                   ledger_entries=[entry_to_pb(r, rev.get(r.id, "")) for r in page],
-                                   next_page_token=next_token)
+            page = queries.ledger_entries_page(conn, size=size, after=after, **flt)
+            reasons = queries.reasons(conn, **flt)
+        return pb.ScoreExplanation(
+            score=mapping.score_to_pb(score), reasons=mapping.reasons_to_pb(reasons),
+            ledger_entries=[mapping.entry_to_pb(line.entry, line.reversed_by) for line in page.items],
+            next_page_token=page.next_page_token)
 
     def RecomputeScore(self, request, context):
         v = Violations()
         officer_id, station_id = _score_name(request.name, v)
         version = _version(resource_id(request.rule_set, "ruleSets", v, "rule_set"), v, "rule_set")
-        start, end = _period(v, request.start_time, request.end_time, self.clock)
+        start, end = _period(v, request.start_time, request.end_time, self.rt.clock())
         v.raise_if_any()
         with read_snapshot(self.rt.engine) as conn:
             scope = self._score_subject(conn, officer_id, station_id, request.name)
-            rule_set = RuleSetRepository(conn).get(version)
+            rule_set = queries.rule_set(conn, version)
             if rule_set is None:
                 raise NotFound(request.rule_set)
-            recomputed, summary = scores.recompute(conn, rule_set=rule_set, officer_id=officer_id,
-                                                   station_id=station_id or scope, start=start, end=end)
-            recorded = scores.score(conn, officer_id=officer_id, station_id=station_id, start=start, end=end,
-                                    station_scope=scope)
-        recomputed.display_name = recorded.display_name
-        return pb.RecomputedScore(recomputed=recomputed, recorded=recorded, reasons=summary)
+            recomputed = queries.recompute(conn, rule_set=rule_set, officer_id=officer_id, station_id=station_id,
+                                           start=start, end=end, station_scope=scope)
+        return mapping.recomputed_to_pb(recomputed)
 
     # -- warnings -----------------------------------------------------------------------
     def GetWarning(self, request, context):
         warning_id = name_id(request.name, "warnings")
         kind, who = _scope()
         with read_snapshot(self.rt.engine) as conn:
-            row = conn.execute(select(warnings).where(warnings.c.id == warning_id)).first()
-            if row is None:
-                raise NotFound(request.name)
-            if (kind == "station" and row.station_id != who) or (kind == "officer" and row.officer_id != who):
-                raise _denied(request.name)
-            msg = warning_to_pb(row)
-            timeline_to_pb(warning_timeline.of(conn, warning_id), msg.timeline)
-        return msg
+            warning = queries.warning(conn, warning_id)
+        if warning is None:
+            raise NotFound(request.name)
+        if (kind == "station" and warning.station_id != who) or (kind == "officer" and warning.officer_id != who):
+            raise _denied(request.name)
+        return mapping.warning_to_pb(warning, with_timeline=True)
 
     def ListWarnings(self, request, context):
         v = Violations()
@@ -428,28 +386,19 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
             resource_id(request.case_name, "cases", v, "case_name")
         v.raise_if_any()
         officer_id, station_id = _narrow(request.officer_id, request.station_id)
-        c = warnings.c
-        q = select(warnings)
-        for col, value in ((c.kind, enum_name(pb.WarningKind, request.kind, "WARNING_KIND_")),
-                           (c.status, enum_name(pb.WarningStatus, request.status, "WARNING_STATUS_")),
-                           (c.officer_id, officer_id), (c.station_id, station_id), (c.case_name, request.case_name)):
-            if value:
-                q = q.where(col == value)
-        if request.HasField("raise_time_start"):
-            q = q.where(c.raise_time >= from_pb(request.raise_time_start))
-        if request.HasField("raise_time_end"):
-            q = q.where(c.raise_time < from_pb(request.raise_time_end))
-        if after:
-            q = q.where(or_(c.raise_time < after[0], and_(c.raise_time == after[0], c.id < after[1])))
-        q = q.order_by(c.raise_time.desc(), c.id.desc()).limit(size + 1)
         with read_snapshot(self.rt.engine) as conn:
-            rows = conn.execute(q).all()
-        page, next_token = paginate(rows, size, lambda r: {"t": r.raise_time.isoformat(), "id": r.id})
-        return pb.ListWarningsResponse(warnings=[warning_to_pb(r) for r in page], next_page_token=next_token)
+            page = queries.warnings_page(
+                conn, size=size, after=after, kind=enum_name(pb.WarningKind, request.kind, "WARNING_KIND_"),
+                status=enum_name(pb.WarningStatus, request.status, "WARNING_STATUS_"), officer_id=officer_id,
+                station_id=station_id, case_name=request.case_name,
+                start=from_pb(request.raise_time_start) if request.HasField("raise_time_start") else None,
+                end=from_pb(request.raise_time_end) if request.HasField("raise_time_end") else None)
+        return pb.ListWarningsResponse(warnings=[mapping.warning_to_pb(w) for w in page.items],
+                                       next_page_token=page.next_page_token)
 
     def GetWarningStatistics(self, request, context):
         v = Violations()
-        start, end = _period(v, request.start_time, request.end_time, self.clock)
+        start, end = _period(v, request.start_time, request.end_time, self.rt.clock())
         v.check(request.granularity in pb.Granularity.values(), "granularity", "is not known")
         v.check(all(k in pb.WarningKind.values() and k != 0 for k in request.kinds), "kinds",
                 "must be known warning kinds")
@@ -463,12 +412,13 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
             station_id = who
         granularity = GRANULARITIES.get(request.granularity, "WEEK")
         with read_snapshot(self.rt.engine) as conn:
-            if station_id and not scores.station_known(conn, station_id):
+            if station_id and not queries.station_known(conn, station_id):
                 raise NotFound(f"stations/{station_id}")
-            stations = scores.warning_statistics(
+            stations = queries.warning_statistics(
                 conn, start=start, end=end, station_id=station_id, granularity=granularity,
                 kinds=[enum_name(pb.WarningKind, k, "WARNING_KIND_") for k in request.kinds])
-        return pb.WarningStatistics(stations=stations, start_time=to_pb(start), end_time=to_pb(end), granularity=request.granularity or pb.GRANULARITY_WEEK)
+        return pb.WarningStatistics(stations=mapping.warning_statistics_to_pb(stations), start_time=to_pb(start),
+                                    end_time=to_pb(end), granularity=request.granularity or pb.GRANULARITY_WEEK)
 
     def StreamEvents(self, request, context):
         yield from self.rt.feed.stream(request, context)

@@ -1,4 +1,4 @@
-"""Scoring tables and repositories, in the `scoring` schema.
+"""Scoring tables and the repositories of the write side, in the `scoring` schema.
 
 The ledger (`ledger_entries`) is append-only: the first migration installs a
 trigger that refuses UPDATE, DELETE and TRUNCATE on it, and nothing here
@@ -6,20 +6,21 @@ issues either. A correction is a new entry.
 """
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger, Boolean, Column, DateTime, Identity, Index, Integer, MetaData, Numeric, String, Table, Text,
-    and_, func, or_, select, text,
+    func, or_, select, text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
 from services.runtime.app import RuntimeTables
 from services.runtime.audit import Timeline, timeline_table
 
-from .domain import Fact, OfficerOnFact, Rule, RuleSet, money
+from .domain import (
+    Case, EnforcementWarning, Fact, LedgerEntry, OfficerOnFact, ReportBackObligation, Review, Rule, RuleSet,
+)
 
 SCHEMA = "scoring"
 metadata = MetaData(schema=SCHEMA)
@@ -189,11 +190,7 @@ warning_timeline = Timeline(timeline_table(metadata, "warning_timeline", "warnin
                             "warning_id")
 
 
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-# -- rule sets -----------------------------------------------------------------------
+# -- rows <-> domain ----------------------------------------------------------------------
 
 def rule_to_json(r: Rule) -> dict:
     return dict(rule_id=r.rule_id, description=r.description, dimension=r.dimension, event_type=r.event_type,
@@ -215,12 +212,55 @@ def rule_set_values(rs: RuleSet) -> dict:
                 publish_roles=rs.publish_roles, publish_time=rs.publish_time)
 
 
-def _to_rule_set(r) -> RuleSet:
+def rule_set_from_row(r) -> RuleSet:
     return RuleSet(version=r.version, description=r.description, rules=[rule_from_json(x) for x in r.rules],
                    effective_time=r.effective_time, published=r.published, create_actor=r.create_actor,
                    create_roles=list(r.create_roles), create_time=r.create_time, publish_actor=r.publish_actor,
                    publish_roles=list(r.publish_roles), publish_time=r.publish_time)
 
+
+def fact_from_row(r) -> Fact:
+    return Fact(fact_id=r.fact_id, event_id=r.event_id, event_type=r.event_type, subject=r.subject,
+                occur_time=r.occur_time, station_id=r.station_id,
+                officers=[OfficerOnFact(**o) for o in r.officers], data=r.data)
+
+
+_ENTRY_COLUMNS = [c.name for c in ledger_entries.c if c.name != "seq"]
+
+
+def entry_values(e: LedgerEntry) -> dict:
+    return {name: getattr(e, name) for name in _ENTRY_COLUMNS}
+
+
+def entry_from_row(r) -> LedgerEntry:
+    values = {name: getattr(r, name) for name in _ENTRY_COLUMNS}
+    values["correction_roles"] = list(values["correction_roles"])
+    return LedgerEntry(**values)
+
+
+def warning_from_row(r) -> EnforcementWarning:
+    return EnforcementWarning(id=r.id, kind=r.kind, officer_id=r.officer_id, station_id=r.station_id,
+                              case_name=r.case_name, status=r.status, detail=r.detail,
+                              source_event_id=r.source_event_id, cause=r.cause, raise_time=r.raise_time,
+                              rectify_time=r.rectify_time)
+
+
+_REVIEW_COLUMNS = [c.name for c in reviews.c if c.name != "seq"]
+
+
+def review_from_row(r, entry_ids: list[str] | None = None) -> Review:
+    values = {name: getattr(r, name) for name in _REVIEW_COLUMNS}
+    for name in ("officer_ids", "missing_evidence", "procedure_flaws", "roles"):
+        values[name] = list(values[name])
+    return Review(**values, ledger_entries=list(entry_ids or []))
+
+
+def case_from_row(r) -> Case:
+    return Case(case_name=r.case_name, report=r.report, station_id=r.station_id, grid_id=r.grid_id,
+                incident_type=r.incident_type)
+
+
+# -- rule sets -----------------------------------------------------------------------
 
 class RuleSetRepository:
     def __init__(self, conn):
@@ -231,38 +271,27 @@ class RuleSetRepository:
         if for_update:
             q = q.with_for_update()
         row = self.conn.execute(q).first()
-        return _to_rule_set(row) if row else None
+        return rule_set_from_row(row) if row else None
 
     def published(self) -> list[RuleSet]:
-        return [_to_rule_set(r) for r in self.conn.execute(select(rule_sets).where(rule_sets.c.published))]
+        return [rule_set_from_row(r) for r in self.conn.execute(select(rule_sets).where(rule_sets.c.published))]
 
-    def list(self, *, limit: int, before: int | None, published_only: bool) -> list[RuleSet]:
-        q = select(rule_sets).order_by(rule_sets.c.version.desc()).limit(limit)
-        if before is not None:
-            q = q.where(rule_sets.c.version < before)
-        if published_only:
-            q = q.where(rule_sets.c.published)
-        return [_to_rule_set(r) for r in self.conn.execute(q)]
+    def next_version(self) -> int:
+        """The version the next rule set gets: versions are handed out in creation order, and the table
+        lock (held to the end of the transaction) keeps two creations apart."""
+        self.conn.execute(text(f"LOCK TABLE {SCHEMA}.rule_sets IN SHARE ROW EXCLUSIVE MODE"))
+        return self.conn.execute(select(func.coalesce(func.max(rule_sets.c.version), 0))).scalar_one() + 1
 
-    def add(self, rs: RuleSet) -> RuleSet:
-        # Versions are handed out in creation order; the table lock keeps two creations apart.
-        self.conn.execute(text("LOCK TABLE rule_sets IN SHARE ROW EXCLUSIVE MODE"))
-        rs.version = self.conn.execute(select(func.coalesce(func.max(rule_sets.c.version), 0))).scalar_one() + 1
+    def add(self, rs: RuleSet) -> None:
         self.conn.execute(rule_sets.insert().values(**rule_set_values(rs)))
-        return rs
 
-    def publish(self, version: int, *, actor: str, roles: list[str], when: datetime) -> None:
-        self.conn.execute(rule_sets.update().where(rule_sets.c.version == version).values(
-            published=True, publish_actor=actor, publish_roles=roles, publish_time=when))
+    def save(self, rs: RuleSet) -> None:
+        self.conn.execute(rule_sets.update().where(rule_sets.c.version == rs.version).values(
+            published=rs.published, publish_actor=rs.publish_actor, publish_roles=rs.publish_roles,
+            publish_time=rs.publish_time))
 
 
 # -- facts -----------------------------------------------------------------------------
-
-def _to_fact(r) -> Fact:
-    return Fact(fact_id=r.fact_id, event_id=r.event_id, event_type=r.event_type, subject=r.subject,
-                occur_time=r.occur_time, station_id=r.station_id,
-                officers=[OfficerOnFact(**o) for o in r.officers], data=r.data)
-
 
 class FactRepository:
     def __init__(self, conn):
@@ -287,6 +316,14 @@ class FactRepository:
         return self.conn.execute(select(facts.c.fact_id).where(
             facts.c.event_type == event_type, facts.c.subject == subject).limit(1)).first() is not None
 
+    def waiting_ratings(self, case_name: str, report: str) -> list[Fact]:
+        """Ratings of the case (or its report) kept before any officer could be named."""
+        rows = self.conn.execute(select(facts).where(
+            facts.c.event_type.in_(("dispatch.CaseUpdated", "intake.ReportUpdated")),
+            facts.c.officers == text("'[]'::jsonb"),
+            or_(facts.c.data["case_name"].astext == case_name, facts.c.subject == (report or case_name))))
+        return [fact_from_row(r) for r in rows]
+
     def in_period(self, start: datetime, end: datetime, *, officer_id: str = "", station_id: str = "") -> list[Fact]:
         ids = select(fact_officers.c.fact_id).where(
             fact_officers.c.occur_time >= start, fact_officers.c.occur_time < end)
@@ -295,7 +332,7 @@ class FactRepository:
         if station_id:
             ids = ids.where(fact_officers.c.station_id == station_id)
         q = select(facts).where(facts.c.fact_id.in_(ids)).order_by(facts.c.occur_time, facts.c.fact_id)
-        return [_to_fact(r) for r in self.conn.execute(q)]
+        return [fact_from_row(r) for r in self.conn.execute(q)]
 
 
 # -- ledger -------------------------------------------------------------------------------
@@ -304,29 +341,27 @@ class LedgerRepository:
     def __init__(self, conn):
         self.conn = conn
 
-    def add(self, values: dict) -> dict | None:
-        """Appends one entry; None when a rule entry for the same fact, rule and officer exists."""
-        values = dict(values, id=values.get("id") or new_id(), points=money(values["points"]))
-        row = self.conn.execute(insert(ledger_entries).values(**values).on_conflict_do_nothing()
-                                .returning(*ledger_entries.c)).first()
-        return row._asdict() if row else None
+    def add(self, entry: LedgerEntry) -> bool:
+        """Appends one entry; False when a rule entry for the same fact, rule and officer exists."""
+        row = self.conn.execute(insert(ledger_entries).values(**entry_values(entry)).on_conflict_do_nothing()
+                                .returning(ledger_entries.c.id)).first()
+        return row is not None
 
-    def get(self, entry_id: str):
-        return self.conn.execute(select(ledger_entries).where(ledger_entries.c.id == entry_id)).first()
+    def get(self, entry_id: str, *, lock: bool = False) -> LedgerEntry | None:
+        """An entry; with `lock`, corrections of the same entry wait for each other (to the end of the
+        transaction), whether or not it exists."""
+        if lock:
+            self.conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(entry_id))))
+        row = self.conn.execute(select(ledger_entries).where(ledger_entries.c.id == entry_id)).first()
+        return entry_from_row(row) if row else None
 
-    def reversal_of(self, entry_id: str):
-        return self.conn.execute(select(ledger_entries).where(
-            ledger_entries.c.reverses == entry_id, ledger_entries.c.kind == "REVERSAL")).first()
-
-    def reversed_by(self, entry_ids: list[str]) -> dict[str, str]:
-        if not entry_ids:
-            return {}
-        rows = self.conn.execute(select(ledger_entries.c.reverses, ledger_entries.c.id).where(
-            ledger_entries.c.reverses.in_(entry_ids), ledger_entries.c.kind == "REVERSAL"))
-        return {r.reverses: r.id for r in rows}
+    def is_reversed(self, entry_id: str) -> bool:
+        return self.conn.execute(select(ledger_entries.c.id).where(
+            ledger_entries.c.reverses == entry_id, ledger_entries.c.kind == "REVERSAL")).first() is not None
 
     def points_of_rule(self, rule_id: str, officer_id: str, station_id: str, start: datetime,
                        end: datetime) -> Decimal:
+        """What a rule gave an officer (or, for station entries, a station) in [start, end)."""
         q = select(func.coalesce(func.sum(ledger_entries.c.points), 0)).where(
             ledger_entries.c.rule_id == rule_id, ledger_entries.c.officer_id == officer_id,
             ledger_entries.c.occur_time >= start, ledger_entries.c.occur_time < end)
@@ -334,55 +369,12 @@ class LedgerRepository:
             q = q.where(ledger_entries.c.station_id == station_id)
         return Decimal(self.conn.execute(q).scalar_one())
 
-    def _filtered(self, q, *, officer_id="", station_id="", dimension="", reason_code="", subject="",
-                  rule_set_version=0, start=None, end=None, subject_ids=None):
+    def quality_points(self, officer_id: str, after: datetime, until: datetime) -> Decimal:
+        """An officer's quality points in (after, until]."""
         c = ledger_entries.c
-        if officer_id:
-            q = q.where(c.officer_id == officer_id)
-        if station_id:
-            q = q.where(c.station_id == station_id)
-        if dimension:
-            q = q.where(c.dimension == dimension)
-        if reason_code:
-            q = q.where(c.reason_code == reason_code)
-        if subject:
-            q = q.where(c.subject == subject)
-        if rule_set_version:
-            q = q.where(c.rule_set_version == rule_set_version)
-        if start is not None:
-            q = q.where(c.occur_time >= start)
-        if end is not None:
-            q = q.where(c.occur_time < end)
-        return q
-
-    def list(self, *, limit: int, after: tuple[datetime, int] | None, **filters) -> list:
-        q = self._filtered(select(ledger_entries), **filters)
-        if after:
-            t, seq = after
-            q = q.where(or_(ledger_entries.c.occur_time < t,
-                            and_(ledger_entries.c.occur_time == t, ledger_entries.c.seq < seq)))
-        q = q.order_by(ledger_entries.c.occur_time.desc(), ledger_entries.c.seq.desc()).limit(limit)
-        return list(self.conn.execute(q))
-
-    def sums(self, group_by: list[str], **filters) -> list:
-        """Points and entry counts per group and dimension."""
-        cols = [ledger_entries.c[g] for g in group_by]
-        q = select(*cols, ledger_entries.c.dimension, func.sum(ledger_entries.c.points).label("points"),
-                   func.count().label("entries"))
-        q = self._filtered(q, **filters).group_by(*cols, ledger_entries.c.dimension)
-        return list(self.conn.execute(q))
-
-    def by_reason(self, **filters) -> list:
-        q = select(ledger_entries.c.reason_code, ledger_entries.c.dimension, ledger_entries.c.rule_id,
-                   func.sum(ledger_entries.c.points).label("points"), func.count().label("entries"))
-        q = self._filtered(q, **filters).group_by(ledger_entries.c.reason_code, ledger_entries.c.dimension,
-                                                  ledger_entries.c.rule_id)
-        return list(self.conn.execute(q))
-
-    def times(self, **filters) -> list:
-        q = self._filtered(select(ledger_entries.c.occur_time, ledger_entries.c.dimension,
-                                  ledger_entries.c.points), **filters)
-        return list(self.conn.execute(q))
+        return Decimal(self.conn.execute(select(func.coalesce(func.sum(c.points), 0)).where(
+            c.officer_id == officer_id, c.dimension == "QUALITY", c.occur_time > after,
+            c.occur_time <= until)).scalar_one())
 
 
 # -- cases --------------------------------------------------------------------------------
@@ -391,20 +383,24 @@ class CaseRepository:
     def __init__(self, conn):
         self.conn = conn
 
-    def upsert(self, case_name: str, **values) -> None:
-        values = {k: v for k, v in values.items() if v}
-        stmt = insert(cases).values(case_name=case_name, **values)
+    def upsert(self, case: Case) -> None:
+        """Records what an event says of a case; what it leaves empty keeps its known value."""
+        values = {k: v for k, v in dict(report=case.report, station_id=case.station_id, grid_id=case.grid_id,
+                                        incident_type=case.incident_type).items() if v}
+        stmt = insert(cases).values(case_name=case.case_name, **values)
         if values:
             stmt = stmt.on_conflict_do_update(index_elements=["case_name"], set_=values)
         else:
             stmt = stmt.on_conflict_do_nothing()
         self.conn.execute(stmt)
 
-    def get(self, case_name: str):
-        return self.conn.execute(select(cases).where(cases.c.case_name == case_name)).first()
+    def get(self, case_name: str) -> Case | None:
+        row = self.conn.execute(select(cases).where(cases.c.case_name == case_name)).first()
+        return case_from_row(row) if row else None
 
-    def by_report(self, report: str):
-        return self.conn.execute(select(cases).where(cases.c.report == report)).first()
+    def by_report(self, report: str) -> Case | None:
+        row = self.conn.execute(select(cases).where(cases.c.report == report)).first()
+        return case_from_row(row) if row else None
 
     def add_officers(self, case_name: str, officers: list[OfficerOnFact], *, reported_back: bool) -> None:
         if not officers:
@@ -426,3 +422,131 @@ class CaseRepository:
             return None
         return self.conn.execute(select(grid_targets.c.arrival_target_s).where(
             grid_targets.c.grid_id == grid_id)).scalar()
+
+
+class GridRepository:
+    """The 1-3-5 minute circle's arrival targets per community grid (reference data)."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def put(self, targets: list[tuple[str, str, int]]) -> None:
+        """(grid_id, station_id, arrival_target_s) rows, added or updated."""
+        stmt = insert(grid_targets).values([
+            dict(grid_id=grid_id, station_id=station_id, arrival_target_s=target)
+            for grid_id, station_id, target in targets])
+        self.conn.execute(stmt.on_conflict_do_update(index_elements=["grid_id"], set_={
+            "station_id": stmt.excluded.station_id, "arrival_target_s": stmt.excluded.arrival_target_s}))
+
+
+# -- report-back obligations ------------------------------------------------------------------
+
+class ObligationRepository:
+    def __init__(self, conn):
+        self.conn = conn
+
+    def open(self, ob: ReportBackObligation) -> None:
+        """Starts tracking an accepted assignment's report-back; an assignment accepted again keeps the first."""
+        self.conn.execute(insert(report_back_obligations).values(
+            assignment=ob.assignment, case_name=ob.case_name, station_id=ob.station_id,
+            officers=[vars(o) for o in ob.officers], due_time=ob.due_time,
+            source_event_id=ob.source_event_id).on_conflict_do_nothing())
+
+    def _pending(self, assignment: str):
+        t = report_back_obligations
+        return t.update().where(t.c.assignment == assignment, t.c.done_time.is_(None))
+
+    def reschedule(self, assignment: str, due_time: datetime) -> None:
+        self.conn.execute(self._pending(assignment).values(due_time=due_time))
+
+    def fulfil(self, assignment: str, at: datetime) -> None:
+        self.conn.execute(self._pending(assignment).values(done_time=at))
+
+    def cancel(self, assignment: str) -> None:
+        self.conn.execute(self._pending(assignment).values(cancelled=True))
+
+    def overdue(self, now: datetime) -> list[ReportBackObligation]:
+        """Pending obligations past due and not yet warned, oldest first, claimed (SKIP LOCKED: one
+        replica's sweep does not wait for another's)."""
+        t = report_back_obligations
+        rows = self.conn.execute(select(t).where(
+            t.c.done_time.is_(None), t.c.cancelled.is_(False), t.c.warned.is_(False), t.c.due_time < now)
+            .order_by(t.c.due_time).with_for_update(skip_locked=True)).all()
+        return [ReportBackObligation(assignment=r.assignment, case_name=r.case_name, station_id=r.station_id,
+                                     officers=[OfficerOnFact(**o) for o in r.officers], due_time=r.due_time,
+                                     source_event_id=r.source_event_id) for r in rows]
+
+    def mark_warned(self, assignment: str) -> None:
+        t = report_back_obligations
+        self.conn.execute(t.update().where(t.c.assignment == assignment).values(warned=True))
+
+
+# -- warnings ------------------------------------------------------------------------------
+
+class WarningRepository:
+    def __init__(self, conn):
+        self.conn = conn
+
+    def add(self, w: EnforcementWarning) -> bool:
+        """Stores a new warning and its timeline; False when the same cause already warned the officer."""
+        row = self.conn.execute(insert(warnings).values(
+            id=w.id, kind=w.kind, officer_id=w.officer_id, station_id=w.station_id, case_name=w.case_name,
+            status=w.status, detail=w.detail, source_event_id=w.source_event_id, cause=w.cause,
+            raise_time=w.raise_time, rectify_time=w.rectify_time,
+        ).on_conflict_do_nothing().returning(warnings.c.id)).first()
+        if row is None:
+            return False
+        self._append_timeline(w)
+        return True
+
+    def open_ones(self, kind: str, *, cause: str = "", case_name: str = "") -> list[EnforcementWarning]:
+        """Open warnings of a kind about a cause (or, without one, about a case), locked for a change."""
+        q = select(warnings).where(warnings.c.kind == kind, warnings.c.status == "OPEN")
+        q = q.where(warnings.c.cause == cause) if cause else q.where(warnings.c.case_name == case_name)
+        rows = self.conn.execute(q.with_for_update()).all()
+        return [warning_from_row(r) for r in rows]
+
+    def save(self, w: EnforcementWarning) -> None:
+        self.conn.execute(warnings.update().where(warnings.c.id == w.id).values(
+            status=w.status, rectify_time=w.rectify_time))
+        self._append_timeline(w)
+
+    def _append_timeline(self, w: EnforcementWarning) -> None:
+        warning_timeline.add(self.conn, w.id, w.new_entries)
+        w.new_entries = []
+
+
+# -- reviews -------------------------------------------------------------------------------
+
+class ReviewRepository:
+    def __init__(self, conn):
+        self.conn = conn
+
+    def add(self, r: Review) -> None:
+        self.conn.execute(reviews.insert().values(**{name: getattr(r, name) for name in _REVIEW_COLUMNS}))
+
+
+class OutboxEvents:
+    """The ids of events this service published (an event's id is the source of what it scores)."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def event_id(self, sequence: int) -> str:
+        t = runtime_tables.outbox
+        return str(self.conn.execute(select(t.c.event_id).where(t.c.sequence == sequence)).scalar_one())
+
+
+class Repositories:
+    """Scoring's repositories on one transaction's connection (`uow.repos`)."""
+
+    def __init__(self, conn):
+        self.rule_sets = RuleSetRepository(conn)
+        self.facts = FactRepository(conn)
+        self.ledger = LedgerRepository(conn)
+        self.cases = CaseRepository(conn)
+        self.grids = GridRepository(conn)
+        self.obligations = ObligationRepository(conn)
+        self.warnings = WarningRepository(conn)
+        self.reviews = ReviewRepository(conn)
+        self.events = OutboxEvents(conn)

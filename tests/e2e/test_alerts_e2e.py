@@ -15,6 +15,7 @@ from smart110.alerts.v1 import alerts_service_pb2 as pb
 from smart110.alerts.v1 import alerts_service_pb2_grpc as pb_grpc
 from tests.conftest import ROOT, eventually
 from tools.token import mint
+from tests import support
 
 KIDNAP = {"channel": "CHANNEL_PHONE", "caller": {"phoneNumber": "13900139000"},
           "location": {"point": {"longitude": 114.31, "latitude": 30.59}},
@@ -38,7 +39,7 @@ class Screen:
     """A big screen subscribed to the alerts stream, collecting changes on a thread."""
 
     def __init__(self, address: str, request: pb.SubscribeRequest, metadata=None):
-        self.channel = grpc.insecure_channel(address)
+        self.channel = support.channel(address)
         self.call = pb_grpc.AlertsServiceStub(self.channel).Subscribe(request, metadata=metadata)
         self.changes: queue.Queue = queue.Queue()
         self.seen: list[pb.AlertChange] = []
@@ -174,7 +175,7 @@ def test_report_back_owed_after_acceptance_met_by_the_report_back_and_scorings_w
 
     offer = eventually(offered, timeout=30)
     assignment = offer["name"]
-    with grpc.insecure_channel(stack.address("dispatch")) as ch:
+    with support.channel(stack.address("dispatch")) as ch:
         stub = dispatch_grpc.DispatchServiceStub(ch)
         stub.AcceptAssignment(dispatch_pb.AcceptAssignmentRequest(request_id=uuid.uuid4().hex, name=assignment),
                               timeout=10)
@@ -221,7 +222,7 @@ def test_a_work_orders_deadline_becomes_an_obligation(http, stack):
     from smart110.referral.v1 import referral_service_pb2 as referral_pb
     from smart110.referral.v1 import referral_service_pb2_grpc as referral_grpc
 
-    with grpc.insecure_channel(stack.address("referral")) as ch:
+    with support.channel(stack.address("referral")) as ch:
         order = referral_grpc.ReferralServiceStub(ch).GetWorkOrder(
             referral_pb.GetWorkOrderRequest(name=obligation["subject"]), timeout=10)
     assert order.report == report["name"]

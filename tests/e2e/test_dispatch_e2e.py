@@ -13,6 +13,7 @@ from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 from smart110.dispatch.v1 import dispatch_service_pb2_grpc as pb_grpc
 from tests.conftest import eventually
 from tools.token import mint
+from tests import support
 
 ROBBERY = {"channel": "CHANNEL_PHONE", "caller": {"phoneNumber": "13900139001", "name": "李女士"},
            "location": {"point": {"longitude": 114.262, "latitude": 30.611}, "accuracyM": 10,
@@ -43,7 +44,7 @@ def test_report_to_the_officers_phone_and_back_through_the_gateway(http, stack):
 
     # The phone connects after the offer was made and still gets it (gRPC through Envoy).
     received: queue.Queue = queue.Queue()
-    with grpc.insecure_channel(stack.gateway_url.removeprefix("http://")) as channel:
+    with support.channel(stack.gateway_url.removeprefix("http://")) as channel:
         call = pb_grpc.DispatchServiceStub(channel).WatchAssignments(
             pb.WatchAssignmentsRequest(unit=primary["unit"]), metadata=phone_md)
         def read():

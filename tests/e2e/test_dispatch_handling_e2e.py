@@ -14,6 +14,7 @@ from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 from smart110.dispatch.v1 import dispatch_service_pb2_grpc as pb_grpc
 from tests.conftest import eventually
 from tools.token import mint
+from tests import support
 
 FRAUD = {"channel": "CHANNEL_PHONE", "caller": {"phoneNumber": "13700137001", "name": "陈女士"},
          "location": {"point": {"longitude": 114.2931, "latitude": 30.5712}},
@@ -67,7 +68,7 @@ def test_escalated_and_seen_live_by_the_city_centre_through_the_gateway(http, st
     assert fraud_case["name"] in {c["name"] for c in listed}
 
     token = mint(roles=["commander"], station="S01", sub="e2e-city-centre")
-    with grpc.insecure_channel(stack.gateway_url.removeprefix("http://")) as channel:
+    with support.channel(stack.gateway_url.removeprefix("http://")) as channel:
         call = pb_grpc.DispatchServiceStub(channel).WatchCases(
             pb.WatchCasesRequest(min_level=pb.CASE_LEVEL_CITY, station_ids=[fraud_case["stationId"]]),
             metadata=(("authorization", f"Bearer {token}"),), timeout=20)

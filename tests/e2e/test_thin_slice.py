@@ -15,6 +15,7 @@ from smart110.intake.v1 import intake_service_pb2_grpc as intake_grpc
 from tests.conftest import eventually
 from tools.token import mint
 from tools.trace_sink import read_spans
+from tests import support
 
 FIGHT = {"channel": "CHANNEL_PHONE", "caller": {"phoneNumber": "13800138000", "name": "王先生"},
          "location": {"point": {"longitude": 114.30, "latitude": 30.58}, "accuracyM": 15,
@@ -160,7 +161,7 @@ def test_health_route_needs_no_token(stack):
 
 def test_grpc_through_the_gateway_with_error_details(stack):
     token = mint(roles=["partner"], sub="e2e-partner")
-    with grpc.insecure_channel(stack.gateway_url.removeprefix("http://")) as channel:
+    with support.channel(stack.gateway_url.removeprefix("http://")) as channel:
         stub = intake_grpc.IntakeServiceStub(channel)
         md = (("authorization", f"Bearer {token}"),)
         report = stub.ReportIncident(intake_pb.ReportIncidentRequest(

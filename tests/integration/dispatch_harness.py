@@ -181,7 +181,7 @@ def dispatch_service(admin_url: str, *, offer_timeout_s: float = 30.0, sweep_int
         server.start()
         for w in rt.workers:
             w.start()
-        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        with support.channel(f"127.0.0.1:{server.port}") as channel:
             yield Harness(rt, channel, clock, rt.consumers[0])
     finally:
         if server is not None:

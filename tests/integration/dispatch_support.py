@@ -107,7 +107,7 @@ def serving_dispatch(admin_url: str):
         server = create_server(port=0, host="127.0.0.1", services=build(rt, clock=clock))
         rt.feed.start()
         server.start()
-        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        with support.channel(f"127.0.0.1:{server.port}") as channel:
             yield Dispatch(rt, channel, clock)
     finally:
         if server is not None:

@@ -63,15 +63,15 @@ def serving_suite(admin_url: str):
             rt = open_runtime(spec, Settings(service=spec.name, grpc_port=ports[spec.name], database_url=url))
             runtimes.append(rt)
             spec.seed(rt)
-            server = create_server(port=ports[spec.name], host="127.0.0.1", services=spec.build(rt))
+            server = create_server(port=ports[spec.name], host="127.0.0.1", services=spec.build(rt), public=spec.public)
             servers.append(server)
             rt.feed.start()
             server.start()
         for rt in runtimes:
             for consumer in rt.consumers:
                 consumer.start()
-        intake_ch = grpc.insecure_channel(os.environ["INTAKE_ADDR"])
-        referral_ch = grpc.insecure_channel(os.environ["REFERRAL_ADDR"])
+        intake_ch = support.channel(os.environ["INTAKE_ADDR"])
+        referral_ch = support.channel(os.environ["REFERRAL_ADDR"])
         channels += [intake_ch, referral_ch]
         yield Suite(intake_grpc.IntakeServiceStub(intake_ch), referral_grpc.ReferralServiceStub(referral_ch),
                     referral_grpc.Open311ServiceStub(referral_ch), runtimes[1], runtimes[0])

@@ -235,7 +235,7 @@ def test_silences_are_checked_created_and_expired(stub, served, station):
         reason="大型活动安保"))
     req.silence.expire_time.FromDatetime(served.clock() + timedelta(hours=2))
     s = stub.CreateSilence(req, timeout=5)
-    assert s.state == pb.SILENCE_STATE_ACTIVE and s.creator == "service"
+    assert s.state == pb.SILENCE_STATE_ACTIVE and s.creator == "service:tests"
     assert stub.CreateSilence(req, timeout=5) == s
     gone = stub.DeleteSilence(pb.DeleteSilenceRequest(request_id=rid(), name=s.name, reason="活动结束"), timeout=5)
     assert gone.state == pb.SILENCE_STATE_EXPIRED and gone.expire_stamp.reason == "活动结束"

@@ -15,6 +15,7 @@ from services.runtime import timeutil
 from tests.conftest import eventually
 from tests.integration.dispatch_support import as_user, error_reason, field_violations, serving_dispatch
 from tools.fake_antifraud import FakeAntiFraudCentre
+from tests import support
 
 FRAUD = "我刚接到自称公安局的电话，说我涉嫌洗钱，我用建设银行卡分三笔转了八万六千元到“安全账户”，挂了电话才知道被骗了。"
 POLICY = antifraud.RetryPolicy(base_seconds=10, cap_seconds=40, result_check_seconds=5, call_timeout_seconds=5)
@@ -40,7 +41,7 @@ def dispatch(admin_url, centre):
 
 @pytest.fixture(scope="module")
 def channel(centre):
-    with grpc.insecure_channel(centre.address, options=antifraud.PARTNER_CHANNEL_OPTIONS) as ch:
+    with support.channel(centre.address, options=antifraud.PARTNER_CHANNEL_OPTIONS) as ch:
         yield ch
 
 

@@ -46,7 +46,7 @@ def stub(admin_url):
         server = create_server(port=0, host="127.0.0.1", services=SPEC.build(rt))
         rt.feed.start()
         server.start()
-        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        with support.channel(f"127.0.0.1:{server.port}") as channel:
             yield pb_grpc.IntakeServiceStub(channel)
     finally:
         if server is not None:

@@ -131,10 +131,10 @@ def row_counts(url: str, schema: str) -> dict[str, int]:
 def intake_api(url: str):
     spec = spec_of("intake")
     rt = open_runtime(spec, Settings(service=spec.name, grpc_port=0, database_url=url))
-    server = create_server(port=0, host="127.0.0.1", services=spec.build(rt))
+    server = create_server(port=0, host="127.0.0.1", services=spec.build(rt), public=spec.public)
     try:
         server.start()
-        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        with support.channel(f"127.0.0.1:{server.port}") as channel:
             yield pb_grpc.IntakeServiceStub(channel)
     finally:
         server.stop(1)

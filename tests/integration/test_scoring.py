@@ -1,13 +1,9 @@
 """Scoring against a real Postgres: events through the real consumer (cursor + inbox), the API over a real
-gRPC channel with the callers' JWT claims, an injected clock for everything time-dependent.
-
-Event times are in 2028 and later so nothing here is due on the wall clock (another scoring process,
-the whole suite's, may share this database and sweep with the real time).
+gRPC channel with the callers' JWT claims, an injected clock for everything time-dependent (the service
+as `serve` assembles it, on a database of its own: `tests.support.serving`).
 """
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -25,27 +21,13 @@ from smart110.intake.v1 import intake_service_pb2 as ipb
 from smart110.referral.v1 import referral_service_pb2 as rpb
 from smart110.scoring.v1 import scoring_service_pb2 as pb
 from smart110.scoring.v1 import scoring_service_pb2_grpc as pb_grpc
-from services.runtime import migrate
-from services.runtime.app import open_runtime
-from services.runtime.config import Settings
-from services.runtime.consumer import FeedConsumer
-from services.runtime.db import ensure_service_database
-from services.runtime.server import create_server
-from services.scoring import handlers
-from services.scoring.__main__ import SPEC, subscriptions
-from services.scoring.api import ScoringServicer
+from services.scoring import workers
+from services.scoring.__main__ import SPEC
 from services.scoring.store import ledger_entries, warnings
 from tests import support
+from tests.support import caller
 
 UTC = timezone.utc
-
-
-class Clock:
-    def __init__(self, t: datetime):
-        self.t = t
-
-    def __call__(self) -> datetime:
-        return self.t
 
 
 def grid_with_target(seconds: int):
@@ -54,36 +36,14 @@ def grid_with_target(seconds: int):
 
 @pytest.fixture(scope="module")
 def env(admin_url):
-    url = ensure_service_database(admin_url, "scoring", "pw")
-    migrate.upgrade(SPEC.migrations, url, "scoring")
-    rt = open_runtime(SPEC, Settings(service="scoring", grpc_port=0, database_url=url))
-    SPEC.seed(rt)
-    clock = Clock(datetime(2028, 3, 1, tzinfo=UTC))
-    subs = subscriptions(rt, clock)
-    consumers = {
-        source: FeedConsumer(source=f"test-{source}", open_stream=None, engine=rt.engine,
-                             cursors=rt.tables.cursors, inbox=rt.tables.inbox, subscriptions=s)
-        for source, s in subs.items()
-    }
-    server = create_server(port=0, host="127.0.0.1", services=[
-        (pb_grpc.add_ScoringServiceServicer_to_server, ScoringServicer(rt, clock=clock),
-         pb.DESCRIPTOR.services_by_name["ScoringService"].full_name)])
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
-    yield dict(rt=rt, clock=clock, consumers=consumers, stub=pb_grpc.ScoringServiceStub(channel))
-    channel.close()
-    server.stop(1)
-    rt.close()
+    clock = support.Clock(datetime(2028, 3, 1, tzinfo=UTC))
+    with support.serving(SPEC, admin_url, clock=clock) as served:
+        yield dict(rt=served.rt, clock=clock, served=served, stub=pb_grpc.ScoringServiceStub(served.channel))
 
 
 # -- helpers -----------------------------------------------------------------------------
 
-def claims(roles, sub="", station=""):
-    raw = json.dumps({"sub": sub, "roles": roles, "station": station}).encode()
-    return [("x-jwt-payload", base64.urlsafe_b64encode(raw).decode().rstrip("="))]
-
-
-COMMANDER = claims(["commander"], "cmd-1")
+COMMANDER = caller(["commander"], sub="cmd-1")
 
 
 def ts(t: datetime) -> timestamp_pb2.Timestamp:
@@ -100,7 +60,19 @@ def event(type_: str, payload, subject: str, when: datetime, event_id: str | Non
 
 
 def deliver(env, e: events_pb2.Event) -> bool:
-    return env["consumers"][e.source].apply(e)
+    """Hands an event, as its source's feed has it, to scoring's consumer of that feed."""
+    return env["served"].consumer(e.source).apply(e)
+
+
+def sweep(env, at: datetime) -> list:
+    """One round of the report-back sweeper with the clock at `at`."""
+    clock = env["clock"]
+    before = clock()
+    clock.set(at)
+    try:
+        return workers.sweep_report_backs(env["rt"])
+    finally:
+        clock.set(before)
 
 
 class Case:
@@ -262,9 +234,9 @@ def test_the_ledger_refuses_updates_and_deletes(env):
     case = Case(env, station="S04", start=datetime(2028, 1, 13, 9, tzinfo=UTC))
     case.change(dpb.ASSIGNMENT_STATE_ACCEPTED, timedelta(seconds=20))
     [row, _] = entries(env, officer_id=case.officer_ids[0])
-    for statement in (f"UPDATE ledger_entries SET points = 99 WHERE id = '{row.id}'",
-                      f"DELETE FROM ledger_entries WHERE id = '{row.id}'",
-                      "TRUNCATE ledger_entries"):
+    for statement in (f"UPDATE scoring.ledger_entries SET points = 99 WHERE id = '{row.id}'",
+                      f"DELETE FROM scoring.ledger_entries WHERE id = '{row.id}'",
+                      "TRUNCATE scoring.ledger_entries"):
         with pytest.raises(DBAPIError) as err, env["rt"].engine.begin() as conn:
             conn.execute(text(statement))
         assert isinstance(err.value.orig, psycopg.errors.RestrictViolation), statement
@@ -362,7 +334,7 @@ def test_legal_officer_review_scores_quality_and_warns(env):
     env["clock"].t = datetime(2028, 2, 20, 10, tzinfo=UTC)
     case = Case(env, station="S08", start=datetime(2028, 2, 20, 8, tzinfo=UTC)).run()
     officer = case.officer_ids[0]
-    legal = claims(["legal_officer"], "L-1", "S08")
+    legal = caller(["legal_officer"], sub="L-1", station="S08")
 
     req = review_request(case.name, evidence=pb.EVIDENCE_VERDICT_MISSING, missing_evidence=["现场照片", "询问笔录"],
                          procedure=pb.PROCEDURE_VERDICT_FLAWED, procedure_flaws=["未告知权利义务"],
@@ -395,9 +367,10 @@ def test_legal_officer_review_scores_quality_and_warns(env):
     assert w.status == "RECTIFIED" and w.rectify_time == env["clock"].t
     listed = stub.ListReviews(pb.ListReviewsRequest(case_name=case.name), metadata=legal)
     assert len(listed.reviews) == 2 and listed.reviews[1].name == review.name
-    assert stub.GetReview(pb.GetReviewRequest(name=review.name), metadata=claims(["officer"], officer)) == review
+    assert stub.GetReview(pb.GetReviewRequest(name=review.name), metadata=caller(["officer"], sub=officer)) == review
     assert code_of(lambda: stub.GetReview(pb.GetReviewRequest(name=review.name),
-                                          metadata=claims(["officer"], "P-other"))) == grpc.StatusCode.PERMISSION_DENIED
+                                          metadata=caller(["officer"], sub="P-other"))) == \
+        grpc.StatusCode.PERMISSION_DENIED
     assert code_of(lambda: stub.GetReview(pb.GetReviewRequest(name="reviews/nope"), metadata=legal)) == \
         grpc.StatusCode.NOT_FOUND
 
@@ -405,7 +378,7 @@ def test_legal_officer_review_scores_quality_and_warns(env):
 def test_reviews_refuse_bad_input_unknown_cases_and_other_roles(env):
     stub = env["stub"]
     case = Case(env, station="S09", start=datetime(2028, 2, 21, 8, tzinfo=UTC))
-    legal = claims(["legal_officer"], "L-2", "S09")
+    legal = caller(["legal_officer"], sub="L-2", station="S09")
     bad = pb.CreateReviewRequest(review=pb.Review(case_name="reports/x", evidence=pb.EVIDENCE_VERDICT_MISSING,
                                                   procedure=pb.PROCEDURE_VERDICT_FLAWED))
     assert set(violations(lambda: stub.CreateReview(bad, metadata=legal))) == {
@@ -416,10 +389,11 @@ def test_reviews_refuse_bad_input_unknown_cases_and_other_roles(env):
     # Nobody has reported back on the case yet, and no officer is named.
     assert code_of(lambda: stub.CreateReview(review_request(case.name), metadata=legal)) == \
         grpc.StatusCode.FAILED_PRECONDITION
-    for who in (claims(["officer"], "P1"), claims(["dispatcher"], "d"), claims(["station_chief"], "c", "S09")):
+    for who in (caller(["officer"], sub="P1"), caller(["dispatcher"], sub="d"),
+                caller(["station_chief"], sub="c", station="S09")):
         assert code_of(lambda: stub.CreateReview(review_request(case.name), metadata=who)) == \
             grpc.StatusCode.PERMISSION_DENIED
-    other_station = claims(["legal_officer"], "L-3", "S01")
+    other_station = caller(["legal_officer"], sub="L-3", station="S01")
     case.run()
     assert code_of(lambda: stub.CreateReview(review_request(case.name), metadata=other_station)) == \
         grpc.StatusCode.PERMISSION_DENIED
@@ -460,12 +434,13 @@ def test_a_correction_reverses_an_entry_with_who_and_why(env):
     assert code_of(lambda: stub.ReverseLedgerEntry(unknown, metadata=COMMANDER)) == grpc.StatusCode.NOT_FOUND
     assert set(violations(lambda: stub.ReverseLedgerEntry(pb.ReverseLedgerEntryRequest(name="x"),
                                                           metadata=COMMANDER))) == {"request_id", "name", "reason"}
-    assert code_of(lambda: stub.ReverseLedgerEntry(unknown, metadata=claims(["officer"], officer))) == \
+    assert code_of(lambda: stub.ReverseLedgerEntry(unknown, metadata=caller(["officer"], sub=officer))) == \
         grpc.StatusCode.PERMISSION_DENIED
     accepted = entries(env, officer_id=officer, rule_id="QTY-ACCEPT")[0]
     elsewhere = pb.ReverseLedgerEntryRequest(request_id=uuid.uuid4().hex, name=f"ledgerEntries/{accepted.id}",
                                              reason="另一派出所无权更正")
-    for who in (claims(["legal_officer"], "L-9", "S02"), claims(["station_chief"], "c02", "S02")):
+    for who in (caller(["legal_officer"], sub="L-9", station="S02"),
+                caller(["station_chief"], sub="c02", station="S02")):
         assert code_of(lambda: stub.ReverseLedgerEntry(elsewhere, metadata=who)) == grpc.StatusCode.PERMISSION_DENIED
     assert grid.station_id == "S01"
 
@@ -473,7 +448,6 @@ def test_a_correction_reverses_an_entry_with_who_and_why(env):
 # -- overdue report-back -------------------------------------------------------------------------------
 
 def test_sweeper_warns_on_overdue_report_back_and_rectifies_when_filed(env):
-    rt = env["rt"]
     t0 = datetime(2029, 6, 1, 9, tzinfo=UTC)
     case = Case(env, station="S10", start=t0, officers=[("P7100001", "赵警官"), ("P7100002", "钱警官")])
     case.change(dpb.ASSIGNMENT_STATE_ACCEPTED, timedelta(seconds=30))
@@ -481,47 +455,41 @@ def test_sweeper_warns_on_overdue_report_back_and_rectifies_when_filed(env):
     case.change(dpb.ASSIGNMENT_STATE_CLEARED, timedelta(minutes=40))
     due = t0 + timedelta(minutes=70)
 
-    def sweep(at):
-        with rt.engine.begin() as conn:
-            return handlers.sweep_overdue_report_backs(conn, outbox=rt.outbox, now=at)
-
-    assert [w for w in sweep(due - timedelta(minutes=1)) if w["case_name"] == case.name] == []
-    raised = [w for w in sweep(due + timedelta(minutes=5)) if w["case_name"] == case.name]
-    assert sorted(w["officer_id"] for w in raised) == ["P7100001", "P7100002"]
-    assert all(w["kind"] == "OVERDUE_REPORT_BACK" and "超过回告时限5分钟" in w["detail"] for w in raised)
-    assert [w for w in sweep(due + timedelta(hours=2)) if w["case_name"] == case.name] == [], "warns once"
-    assert outbox_types(env, f"warnings/{raised[0]['id']}") == ["scoring.WarningRaised"]
+    assert [w for w in sweep(env, due - timedelta(minutes=1)) if w.case_name == case.name] == []
+    raised = [w for w in sweep(env, due + timedelta(minutes=5)) if w.case_name == case.name]
+    assert sorted(w.officer_id for w in raised) == ["P7100001", "P7100002"]
+    assert all(w.kind == "OVERDUE_REPORT_BACK" and "超过回告时限5分钟" in w.detail for w in raised)
+    assert [w for w in sweep(env, due + timedelta(hours=2)) if w.case_name == case.name] == [], "warns once"
+    assert outbox_types(env, f"warnings/{raised[0].id}") == ["scoring.WarningRaised"]
 
     env["clock"].t = due + timedelta(hours=3)
     case.change(dpb.ASSIGNMENT_STATE_REPORTED_BACK, timedelta(hours=4), outcome=dpb.OUTCOME_MEDIATED)
     statuses = {w.officer_id: (w.status, w.rectify_time) for w in warnings_of(env, case_name=case.name)}
     assert statuses == {o: ("RECTIFIED", env["clock"].t) for o in ("P7100001", "P7100002")}
-    assert outbox_types(env, f"warnings/{raised[0]['id']}") == ["scoring.WarningRaised", "scoring.WarningUpdated"]
+    assert outbox_types(env, f"warnings/{raised[0].id}") == ["scoring.WarningRaised", "scoring.WarningUpdated"]
 
-    mine = claims(["officer"], "P7100001")
+    mine = caller(["officer"], sub="P7100001")
     listed = env["stub"].ListWarnings(pb.ListWarningsRequest(case_name=case.name), metadata=mine)
     assert [(w.officer_id, w.kind, w.status) for w in listed.warnings] == [
         ("P7100001", pb.WARNING_KIND_OVERDUE_REPORT_BACK, pb.WARNING_STATUS_RECTIFIED)]
     one = env["stub"].GetWarning(pb.GetWarningRequest(name=listed.warnings[0].name), metadata=mine)
     assert [(e.action, e.stamp.actor) for e in one.timeline] == [("RAISED", "scoring"), ("RECTIFIED", "scoring")]
     assert one.timeline[1].detail.endswith("已完成回告")
-    other = next(w for w in raised if w["officer_id"] == "P7100002")
-    assert code_of(lambda: env["stub"].GetWarning(pb.GetWarningRequest(name=f"warnings/{other['id']}"),
+    other = next(w for w in raised if w.officer_id == "P7100002")
+    assert code_of(lambda: env["stub"].GetWarning(pb.GetWarningRequest(name=f"warnings/{other.id}"),
                                                   metadata=mine)) == grpc.StatusCode.PERMISSION_DENIED
     assert code_of(lambda: env["stub"].GetWarning(pb.GetWarningRequest(name="warnings/nope"),
                                                   metadata=COMMANDER)) == grpc.StatusCode.NOT_FOUND
 
 
 def test_an_accepted_job_never_cleared_is_overdue_four_hours_after_acceptance(env):
-    rt = env["rt"]
     t0 = datetime(2029, 6, 2, 9, tzinfo=UTC)
     case = Case(env, station="S10", start=t0)
     case.change(dpb.ASSIGNMENT_STATE_ACCEPTED, timedelta(seconds=30))
-    with rt.engine.begin() as conn:
-        early = handlers.sweep_overdue_report_backs(conn, outbox=rt.outbox, now=t0 + timedelta(hours=4))
-        late = handlers.sweep_overdue_report_backs(conn, outbox=rt.outbox, now=t0 + timedelta(hours=4, minutes=1))
-    assert [w for w in early if w["case_name"] == case.name] == []
-    assert [w["officer_id"] for w in late if w["case_name"] == case.name] == case.officer_ids
+    early = sweep(env, t0 + timedelta(hours=4))
+    late = sweep(env, t0 + timedelta(hours=4, minutes=1))
+    assert [w for w in early if w.case_name == case.name] == []
+    assert [w.officer_id for w in late if w.case_name == case.name] == case.officer_ids
 
 
 # -- rules as data, versions, recomputation --------------------------------------------------------------
@@ -556,7 +524,7 @@ def test_a_new_rule_version_scores_new_events_and_recomputes_old_ones(env):
     assert {"rule_set.effective_time", "rule_set.rules[0].rule_id", "rule_set.rules[0].condition",
             "rule_set.rules[0].points", "rule_set.rules[0].event_type"} <= set(fields)
     assert code_of(lambda: stub.CreateRuleSet(pb.CreateRuleSetRequest(request_id="r-x", rule_set=new),
-                                              metadata=claims(["station_chief"], "c", "S01"))) == \
+                                              metadata=caller(["station_chief"], sub="c", station="S01"))) == \
         grpc.StatusCode.PERMISSION_DENIED
     v2 = stub.CreateRuleSet(pb.CreateRuleSetRequest(request_id=uuid.uuid4().hex, rule_set=new), metadata=COMMANDER)
     assert v2.version == 2 and not v2.published and v2.name == "ruleSets/2"
@@ -660,7 +628,7 @@ def test_rankings_explanations_trends_and_who_may_see_them(env):
     assert previous.total == 6.5 and previous.previous_total == 6.5
 
     # Who may see what.
-    own = claims(["officer"], "P7300001")
+    own = caller(["officer"], sub="P7300001")
     assert stub.GetOfficerScore(pb.GetOfficerScoreRequest(name="officers/P7300001/score", **two_weeks),
                                 metadata=own).total == 13.0
     for call in (
@@ -669,16 +637,16 @@ def test_rankings_explanations_trends_and_who_may_see_them(env):
         lambda: stub.ListLedgerEntries(pb.ListLedgerEntriesRequest(officer_id="P7300002"), metadata=own),
         lambda: stub.ListRankings(pb.ListRankingsRequest(scope=pb.RANKING_SCOPE_OFFICERS), metadata=own),
         lambda: stub.GetOfficerScore(pb.GetOfficerScoreRequest(name="officers/P7300001/score"),
-                                     metadata=claims(["dispatcher"], "d1", "S11")),
+                                     metadata=caller(["dispatcher"], sub="d1", station="S11")),
         lambda: stub.GetOfficerScore(pb.GetOfficerScoreRequest(name="officers/P7300003/score"),
-                                     metadata=claims(["station_chief"], "c11", "S11")),
+                                     metadata=caller(["station_chief"], sub="c11", station="S11")),
         lambda: stub.GetStationScore(pb.GetStationScoreRequest(name="stations/S12/score"),
-                                     metadata=claims(["station_chief"], "c11", "S11")),
+                                     metadata=caller(["station_chief"], sub="c11", station="S11")),
     ):
         assert code_of(call) == grpc.StatusCode.PERMISSION_DENIED
     mine = stub.ListLedgerEntries(pb.ListLedgerEntriesRequest(**{"occur_time_start": ts(start)}), metadata=own)
     assert mine.ledger_entries and {e.officer_id for e in mine.ledger_entries} == {"P7300001"}
-    chief = claims(["station_chief"], "c11", "S11")
+    chief = caller(["station_chief"], sub="c11", station="S11")
     chief_view = stub.ListRankings(pb.ListRankingsRequest(scope=pb.RANKING_SCOPE_OFFICERS, **two_weeks),
                                    metadata=chief).rankings
     assert [r.subject for r in chief_view] == ["officers/P7300001", "officers/P7300002"]
@@ -708,17 +676,17 @@ def test_warning_rate_per_station_over_time(env):
                  start=start + timedelta(days=7 * week + i, hours=9)).run(outcome=outcome)
     stats = stub.GetWarningStatistics(pb.GetWarningStatisticsRequest(
         station_id="S13", start_time=ts(start), end_time=ts(start + timedelta(days=14)),
-        granularity=pb.GRANULARITY_WEEK), metadata=claims(["station_chief"], "c13", "S13"))
+        granularity=pb.GRANULARITY_WEEK), metadata=caller(["station_chief"], sub="c13", station="S13"))
     [s13] = stats.stations
     assert (s13.warnings, s13.cases, s13.warning_rate) == (3, 8, 0.375)
     assert [(p.warnings, p.cases, p.warning_rate) for p in s13.points] == [(2, 4, 0.5), (1, 4, 0.25)]
     assert s13.rate_change == -0.5
     assert [(k.kind, k.count) for k in s13.points[0].by_kind] == [(pb.WARNING_KIND_OUTCOME_CONTRADICTS_TYPE, 2)]
     assert code_of(lambda: stub.GetWarningStatistics(pb.GetWarningStatisticsRequest(station_id="S01"),
-                                                     metadata=claims(["station_chief"], "c13", "S13"))) == \
+                                                     metadata=caller(["station_chief"], sub="c13", station="S13"))) == \
         grpc.StatusCode.PERMISSION_DENIED
     assert code_of(lambda: stub.GetWarningStatistics(pb.GetWarningStatisticsRequest(),
-                                                     metadata=claims(["officer"], "P1"))) == \
+                                                     metadata=caller(["officer"], sub="P1"))) == \
         grpc.StatusCode.PERMISSION_DENIED
 
 
@@ -744,10 +712,12 @@ def test_ledger_pages_newest_first_and_each_entry_is_scoped(env):
     assert [e.rule_id for e in efficiency.ledger_entries] == ["EFF-REPORT-BACK-ON-TIME"]
 
     name = seen[0].name
-    assert stub.GetLedgerEntry(pb.GetLedgerEntryRequest(name=name), metadata=claims(["officer"], officer)).name == name
     assert stub.GetLedgerEntry(pb.GetLedgerEntryRequest(name=name),
-                               metadata=claims(["station_chief"], "c14", "S14")).officer_id == officer
-    for who in (claims(["officer"], "P-other"), claims(["station_chief"], "c01", "S01"), claims(["call_taker"], "t")):
+                               metadata=caller(["officer"], sub=officer)).name == name
+    assert stub.GetLedgerEntry(pb.GetLedgerEntryRequest(name=name),
+                               metadata=caller(["station_chief"], sub="c14", station="S14")).officer_id == officer
+    for who in (caller(["officer"], sub="P-other"), caller(["station_chief"], sub="c01", station="S01"),
+                caller(["call_taker"], sub="t")):
         assert code_of(lambda: stub.GetLedgerEntry(pb.GetLedgerEntryRequest(name=name), metadata=who)) == \
             grpc.StatusCode.PERMISSION_DENIED
     assert code_of(lambda: stub.GetLedgerEntry(pb.GetLedgerEntryRequest(name="ledgerEntries/nope"),
@@ -757,7 +727,7 @@ def test_ledger_pages_newest_first_and_each_entry_is_scoped(env):
     assert violations(lambda: stub.ListLedgerEntries(pb.ListLedgerEntriesRequest(page_size=-1, page_token="x"),
                                                      metadata=COMMANDER)) == ["page_size", "page_token"]
 
-    first = stub.ListRuleSets(pb.ListRuleSetsRequest(page_size=1), metadata=claims(["officer"], officer))
+    first = stub.ListRuleSets(pb.ListRuleSetsRequest(page_size=1), metadata=caller(["officer"], sub=officer))
     assert len(first.rule_sets) == 1 and first.next_page_token
     published = stub.ListRuleSets(pb.ListRuleSetsRequest(published_only=True, page_size=100), metadata=COMMANDER)
     assert all(rs.published for rs in published.rule_sets) and published.rule_sets[-1].name == "ruleSets/1"

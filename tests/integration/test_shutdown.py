@@ -9,6 +9,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.runtime.server import create_server
+from tests import support
 
 SLOW = "/smart110.test.Slow/Wait"
 
@@ -31,7 +32,7 @@ def test_a_stopping_server_stays_up_for_the_readiness_grace_and_finishes_in_flig
     cleaned = []
     server.on_stop(lambda: cleaned.append(True))
     server.start()
-    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+    with support.channel(f"127.0.0.1:{server.port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)
         slow = channel.unary_unary(SLOW)
         in_flight = slow.future(b"first", timeout=10)

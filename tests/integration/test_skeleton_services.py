@@ -40,10 +40,10 @@ def serving(admin_url: str, spec, *, seed_times: int = 0):
     try:
         for _ in range(seed_times):
             spec.seed(rt)
-        server = create_server(port=0, host="127.0.0.1", services=spec.build(rt))
+        server = create_server(port=0, host="127.0.0.1", services=spec.build(rt), public=spec.public)
         rt.feed.start()
         server.start()
-        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        with support.channel(f"127.0.0.1:{server.port}") as channel:
             yield channel
     finally:
         if server is not None:

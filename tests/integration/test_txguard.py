@@ -15,6 +15,7 @@ from services.runtime.app import RuntimeTables
 from services.runtime.consumer import FeedConsumer, Subscription
 from services.runtime.db import ensure_service_database, make_engine, read_snapshot
 from services.runtime.txguard import OutboundCallInTransaction
+from tests import support
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def stub():
     health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
-    channel = txguard.guard(grpc.insecure_channel(f"127.0.0.1:{port}"))
+    channel = txguard.guard(support.channel(f"127.0.0.1:{port}"))
     yield health_pb2_grpc.HealthStub(channel)
     channel.close()
     server.stop(None)

@@ -276,3 +276,25 @@ def test_network_policies_match_the_call_edges(rendered, overlay):
     some = sorted(edges)[0]
     assert network_problems(rendered[overlay], edges - {some}) == [
         f"NetworkPolicy/{some[1]}: lets {some[0]} in, which never calls it"]
+
+
+@pytest.mark.parametrize("overlay", k8s_check.OVERLAYS)
+def test_every_service_verifies_callers_and_presents_its_own_credential(rendered, overlay):
+    services = [d for d in _of(rendered[overlay], "Deployment") if _name(d) in SERVICES]
+    assert services
+    for dep in services:
+        pod = dep["spec"]["template"]["spec"]
+        main = pod["containers"][0]
+        env = {e["name"]: e.get("value") for e in main.get("env", [])}
+        mounts = {m["mountPath"]: m["name"] for m in main.get("volumeMounts", [])}
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        for var in ("JWT_JWKS_PATH", "SERVICE_JWKS_PATH", "SERVICE_TOKEN_FILE"):
+            path = env.get(var)
+            assert path, f"{_name(dep)}: {var} not set"
+            mount = max((m for m in mounts if path.startswith(m + "/")), key=len, default=None)
+            assert mount, f"{_name(dep)}: {var}={path} is on no mounted volume"
+        token_volume = volumes[mounts[max((m for m in mounts if env["SERVICE_TOKEN_FILE"].startswith(m + "/")),
+                                          key=len)]]
+        sources = token_volume["projected"]["sources"]
+        sa = next(s["serviceAccountToken"] for s in sources if "serviceAccountToken" in s)
+        assert sa["audience"] == "smart110" and sa["expirationSeconds"] <= 3600, _name(dep)

@@ -12,6 +12,7 @@ from smart110.referral.v1 import referral_service_pb2_grpc as pb_grpc
 from services.runtime import metrics
 from services.runtime.errors import NotFound
 from services.runtime.server import create_server
+from tests import support
 
 SERVICE = "smart110.referral.v1.ReferralService"
 
@@ -43,7 +44,7 @@ def stub():
     server = create_server(port=0, host="127.0.0.1",
                            services=[(pb_grpc.add_ReferralServiceServicer_to_server, Referral(), SERVICE)])
     server.start()
-    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+    with support.channel(f"127.0.0.1:{server.port}") as channel:
         yield pb_grpc.ReferralServiceStub(channel)
     server.stop(0)
 

@@ -21,6 +21,7 @@ from services.runtime.server import create_server
 from services.runtime.validation import (
     Violations, decode_page_token, encode_page_token, query_scope, time_keyset,
 )
+from tests import support
 
 SERVICE = "smart110.intake.v1.IntakeService"
 
@@ -161,7 +162,7 @@ def channel():
     server = create_server(port=0, host="127.0.0.1",
                            services=[(pb_grpc.add_IntakeServiceServicer_to_server, Intake(), SERVICE)])
     server.start()
-    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+    with support.channel(f"127.0.0.1:{server.port}") as ch:
         yield ch
     server.stop(0)
 

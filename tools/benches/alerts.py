@@ -24,7 +24,7 @@ import httpx
 from smart110.alerts.v1 import alerts_service_pb2 as pb
 from smart110.alerts.v1 import alerts_service_pb2_grpc as pb_grpc
 from services.alerts.domain import KeywordTerm, Rule, build_matcher
-from tools.benches._common import percentiles
+from tools.benches._common import percentiles, service_channel
 from tools.devstack import Stack
 from tools.token import mint
 
@@ -46,7 +46,7 @@ def report_to_subscriber(stack: Stack, samples: int, say) -> dict:
     token = mint(roles=["dispatcher"], station="S01", sub="bench-alerts")
     arrived: dict[str, float] = {}
     changes: queue.Queue = queue.Queue()
-    channel = grpc.insecure_channel(stack.address("alerts"))
+    channel = service_channel(stack.address("alerts"))
     call = pb_grpc.AlertsServiceStub(channel).Subscribe(pb.SubscribeRequest(kinds=[pb.RULE_KIND_KEYWORD]))
 
     def read():

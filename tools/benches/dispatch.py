@@ -46,7 +46,7 @@ from services.dispatch.store import UnitRepository, runtime_tables
 from services.runtime.db import sqlalchemy_url
 from services.runtime.outbox import Outbox
 from services.runtime.timeutil import now
-from tools.benches._common import percentiles
+from tools.benches._common import percentiles, aio_service_channel
 from tools.devstack import Stack
 from tools.token import mint
 
@@ -156,7 +156,7 @@ async def through_the_suite(stack: Stack, points, say) -> dict:
     gateway = stack.gateway_url.removeprefix("http://")
     results: dict = {}
     async with grpc.aio.insecure_channel(gateway) as gw, \
-            grpc.aio.insecure_channel(stack.address("dispatch")) as direct, \
+            aio_service_channel(stack.address("dispatch")) as direct, \
             httpx.AsyncClient(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {token}"},
                               timeout=30) as http:
         intake = intake_grpc.IntakeServiceStub(gw)

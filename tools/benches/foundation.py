@@ -25,7 +25,7 @@ import httpx
 from smart110.common.v1 import common_pb2
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from smart110.intake.v1 import intake_service_pb2_grpc as intake_grpc
-from tools.benches._common import POINTS, incident_json, percentiles, report_json, run_load
+from tools.benches._common import POINTS, incident_json, percentiles, report_json, run_load, aio_service_channel
 from tools.devstack import Stack
 from tools.token import mint
 
@@ -63,7 +63,7 @@ async def bench(stack: Stack, concurrency: int, seconds: float, say) -> dict:
         results["noop_http"] = await run_load("noop_http", noop_http, concurrency, seconds)
         results["report_http"] = await run_load("report_http", report_http, concurrency, seconds)
 
-        async with grpc.aio.insecure_channel(stack.address("intake")) as channel:
+        async with aio_service_channel(stack.address("intake")) as channel:
             stub = intake_grpc.IntakeServiceStub(channel)
 
             async def report_grpc(i):

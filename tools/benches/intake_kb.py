@@ -29,7 +29,7 @@ from sampledata import knowledge as seed
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from smart110.intake.v1 import intake_service_pb2_grpc as intake_grpc
 from services.intake.knowledge import ANSWER_THRESHOLD, Entry, KnowledgeIndex
-from tools.benches._common import run_load
+from tools.benches._common import run_load, aio_service_channel
 from tools.devstack import Stack
 from tools.token import mint
 
@@ -102,7 +102,7 @@ async def bench(stack: Stack, concurrency: int, seconds: float) -> dict:
         answered: list[int] = []
         await run_load("warm-up", search_http, concurrency, 1)
         results["search_http"] = await run_load("search_http", search_http, concurrency, seconds)
-        async with grpc.aio.insecure_channel(stack.address("intake")) as channel:
+        async with aio_service_channel(stack.address("intake")) as channel:
             stub = intake_grpc.IntakeServiceStub(channel)
 
             async def search_grpc(i):

@@ -26,7 +26,7 @@ import httpx
 
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 from smart110.dispatch.v1 import dispatch_service_pb2_grpc as pb_grpc
-from tools.benches._common import percentiles
+from tools.benches._common import percentiles, service_channel
 from tools.devstack import Stack
 from tools.token import mint
 
@@ -57,7 +57,7 @@ def run(stack: Stack, say) -> dict:
     outage = float(os.environ.get("BENCH_STOP_PAYMENT_OUTAGE_SECONDS", 10))
     token = mint(roles=["dispatcher"], station="S01", sub="bench")
     with httpx.Client(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as http, \
-            grpc.insecure_channel(stack.address("dispatch")) as channel:
+            service_channel(stack.address("dispatch")) as channel:
         stub = pb_grpc.DispatchServiceStub(channel)
 
         def case_of(report: str) -> pb.DispatchCase | None:

@@ -1,56 +1,32 @@
-"""Scoring domain: rules as data, facts, the rule engine, warnings and periods.
+"""Rules as data and what they apply to: rules, rule sets (an aggregate: drafted, then published once),
+facts, the rule engine, points, periods.
 
-Nothing here knows gRPC or SQL. A *fact* is what scoring keeps of an event
-(its payload in proto3 JSON plus derived measurements, and the officers it
-concerns); a *rule set* turns facts into ledger entries. Because facts are
+A *fact* is what scoring keeps of an event (its payload in proto3 JSON plus derived measurements,
+and the officers it concerns); a *rule set* turns facts into ledger entries. Because facts are
 kept, any rule set can be applied again to any period (recomputation).
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
-from .expr import ExpressionError, compile_condition, evaluate, lookup, truthy
+from services.runtime.auth import AuthContext
+from services.runtime.errors import FailedPrecondition
+from services.runtime.model import Aggregate, DomainEvent
+
+from ..expr import ExpressionError, compile_condition, evaluate, lookup, truthy
 
 DIMENSIONS = ("QUANTITY", "QUALITY", "EFFICIENCY")
 # Local time of the province: month and week boundaries (no daylight saving).
 CST = timezone(timedelta(hours=8), "CST")
 
-# Report-back (回告) limits: within 30 minutes of clearing the scene, and in
-# any case within 4 hours of accepting the job.
-REPORT_BACK_AFTER_CLEAR = timedelta(minutes=30)
-REPORT_BACK_AFTER_ACCEPT = timedelta(hours=4)
-# The 1-3-5 minute circle's outermost target, for a grid scoring does not know.
-DEFAULT_ARRIVAL_TARGET_S = 300
-# Quality falling fast: the last 30 days' quality points at least this far
-# below the 30 days before.
-QUALITY_WINDOW = timedelta(days=30)
-QUALITY_DROP = Decimal("5")
-
 EVENT_TYPES = (
     "dispatch.AssignmentChanged", "dispatch.CaseUpdated", "intake.ReportUpdated",
     "referral.WorkOrderUpdated", "scoring.ReviewCreated",
 )
-
-# Outcomes (回告结果) that contradict an incident type: a fight or a robbery
-# does not end with "no issue found", a robbery or drug case is not mediated.
-CONTRADICTING_OUTCOMES = {
-    "FIGHT": {"NO_ISSUE_FOUND"},
-    "ROBBERY": {"NO_ISSUE_FOUND", "MEDIATED"},
-    "DOMESTIC_VIOLENCE": {"NO_ISSUE_FOUND"},
-    "DRUGS": {"NO_ISSUE_FOUND", "MEDIATED"},
-    "DRUNK_DRIVING": {"NO_ISSUE_FOUND", "MEDIATED"},
-    "GAMBLING": {"MEDIATED"},
-    "TELECOM_FRAUD": {"MEDIATED"},
-}
-# Outcomes that open a criminal or administrative case need evidence.
-OUTCOMES_NEEDING_EVIDENCE = {"CRIMINAL_CASE", "ADMINISTRATIVE_CASE"}
-
-
-def outcome_contradicts(incident_type: str, outcome: str) -> bool:
-    return outcome in CONTRADICTING_OUTCOMES.get(incident_type, set())
 
 
 def money(value) -> Decimal:
@@ -72,7 +48,9 @@ class Rule:
 
 
 @dataclass
-class RuleSet:
+class RuleSet(Aggregate):
+    """A versioned set of rules: a draft until published; a published version never changes."""
+
     version: int
     description: str
     rules: list[Rule]
@@ -88,6 +66,38 @@ class RuleSet:
     @property
     def name(self) -> str:
         return f"ruleSets/{self.version}"
+
+    @classmethod
+    def draft(cls, *, version: int, description: str, rules: list[Rule], effective_time: datetime,
+              actor: AuthContext, now: datetime) -> "RuleSet":
+        """A new, unpublished version (versions are handed out in creation order by the store)."""
+        rule_set = cls(version=version, description=description, rules=list(rules), effective_time=effective_time,
+                       published=False, create_actor=actor.subject, create_roles=sorted(actor.roles),
+                       create_time=now)
+        rule_set.record(RuleSetCreated(replace(rule_set)))
+        return rule_set
+
+    def publish(self, *, actor: AuthContext, now: datetime) -> None:
+        """Puts the version in force from its effective time, which may not lie in the past."""
+        if self.published:
+            raise FailedPrecondition(f"{self.name} is already published", reason="ALREADY_PUBLISHED")
+        if self.effective_time < now:
+            raise FailedPrecondition(
+                f"{self.name} takes effect in the past ({self.effective_time.isoformat()}); a new version never "
+                "rewrites history: create one with an effective time from now on", reason="EFFECTIVE_TIME_IN_PAST")
+        self.published = True
+        self.publish_actor, self.publish_roles, self.publish_time = actor.subject, sorted(actor.roles), now
+        self.record(RuleSetPublished(replace(self)))
+
+
+@dataclass(frozen=True)
+class RuleSetCreated(DomainEvent):
+    rule_set: RuleSet  # as created
+
+
+@dataclass(frozen=True)
+class RuleSetPublished(DomainEvent):
+    rule_set: RuleSet  # as published
 
 
 _RULE_ID = re.compile(r"^[A-Z][A-Z0-9-]{1,63}$")
@@ -234,47 +244,24 @@ def in_force(rule_sets: list[RuleSet], when: datetime) -> RuleSet | None:
     return max(live, key=lambda rs: (rs.effective_time, rs.version), default=None)
 
 
-# -- derived measurements --------------------------------------------------------
-
-def _seconds(later: datetime | None, earlier: datetime | None) -> float | None:
-    if later is None or earlier is None:
-        return None
-    return round((later - earlier).total_seconds(), 1)
-
-
-def assignment_measurements(*, state: str, outcome: str, incident_type: str, offer: datetime | None,
-                            accept: datetime | None, arrive: datetime | None, clear: datetime | None,
-                            report_back: datetime | None, evidence_count: int,
-                            arrival_target_s: int) -> dict:
-    """What the rules on dispatch.AssignmentChanged read under `derived`."""
-    start_of_report_back = clear or accept
-    limit = REPORT_BACK_AFTER_CLEAR if clear else REPORT_BACK_AFTER_ACCEPT
-    rb = _seconds(report_back, start_of_report_back)
-    return {
-        "state": state,
-        "outcome": outcome,
-        "incident_type": incident_type,
-        "accept_seconds": _seconds(accept, offer),
-        "arrive_seconds": _seconds(arrive, offer),
-        "arrival_target_seconds": arrival_target_s,
-        "arrived_within_target": (_seconds(arrive, offer) is not None
-                                  and _seconds(arrive, offer) <= arrival_target_s),
-        "report_back_seconds": rb,
-        "report_back_minutes": None if rb is None else round(rb / 60, 1),
-        "report_back_limit_seconds": int(limit.total_seconds()),
-        "report_back_on_time": rb is not None and rb <= limit.total_seconds(),
-        "evidence_count": evidence_count,
-        "outcome_contradicts_type": outcome_contradicts(incident_type, outcome),
-        "evidence_required": outcome in OUTCOMES_NEEDING_EVIDENCE,
-    }
+def preview(rule_set: RuleSet, facts: list[Fact]) -> list[EntryDraft]:
+    """What a rule set would write for these facts, in time order, monthly caps counted among them."""
+    engine = RuleEngine(rule_set)
+    given: dict[tuple, Decimal] = {}
+    out = []
+    for fact in sorted(facts, key=lambda f: (f.occur_time, f.fact_id)):
+        drafts = engine.apply(fact, lambda rule_id, officer_id, station_id, month:
+                              given.get((rule_id, officer_id or station_id, month), Decimal(0)))
+        for d in drafts:
+            key = (d.rule_id, d.officer_id or d.station_id, month_start(d.occur_time))
+            given[key] = given.get(key, Decimal(0)) + d.points
+        out += drafts
+    return out
 
 
-def report_back_due(accept: datetime | None, clear: datetime | None) -> datetime | None:
-    if clear is not None:
-        return clear + REPORT_BACK_AFTER_CLEAR
-    if accept is not None:
-        return accept + REPORT_BACK_AFTER_ACCEPT
-    return None
+def month_end(month: datetime) -> datetime:
+    """The start of the month after the one `month` (a month_start) begins."""
+    return (month + timedelta(days=32)).replace(day=1)
 
 
 # -- periods -----------------------------------------------------------------------
@@ -313,3 +300,11 @@ def bucket_of(t: datetime, starts: list[datetime]) -> int:
         else:
             break
     return idx
+
+
+# -- ids --------------------------------------------------------------------------------
+
+def new_id() -> str:
+    """The id of a ledger entry, a warning or a review: 32 random hex digits (as since the first release)."""
+    return uuid.uuid4().hex
+

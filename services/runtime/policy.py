@@ -1,0 +1,170 @@
+"""Who may call what, over which data: roles, jurisdiction (管辖范围) and one policy table per service.
+
+Each service declares, in its `policy.py`, a `POLICY` table: for every method of its gRPC
+services, the roles that may call it. The server interceptor consults the table before the
+handler runs (a caller without one of the roles gets PERMISSION_DENIED; a method missing from
+the table is refused and `check_complete` fails the build), and sets the caller's
+`Jurisdiction`, which handlers and queries apply to every read, list, stream and mutation:
+
+- a city-level role (`commander`, and `dispatcher` / `call_taker` of the city 110 centre, i.e.
+  without a station or district claim) sees the whole city;
+- `district_commander`, or a city-level role with a `district` claim, sees that district's stations;
+- a station role (`officer`, `station_chief`, `legal_officer`) or any police role with a
+  `station` claim sees that station (plus what it is assigned to or granted: the services add
+  those per resource);
+- a `department` of 12345 sees its own work orders (`department` claim);
+- the `service` credential sees everything; everyone else sees no police data at all.
+
+Out-of-scope resources answer NOT_FOUND, like unknown ones, so ids cannot be probed.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from sampledata import city
+
+from .auth import AuthContext
+from .errors import PermissionDenied
+
+# -- roles -----------------------------------------------------------------------------------
+
+SERVICE = "service"
+CITY_ROLES = frozenset({"commander"})
+# Police roles that work at the city 110 centre unless a station or district claim places them.
+CENTRE_ROLES = frozenset({"dispatcher", "call_taker"})
+DISTRICT_ROLES = frozenset({"district_commander"})
+STATION_ROLES = frozenset({"officer", "station_chief", "legal_officer"})
+POLICE_ROLES = CITY_ROLES | CENTRE_ROLES | DISTRICT_ROLES | STATION_ROLES
+HOTLINE_ROLES = frozenset({"hotline_agent", "supervisor", "department"})
+OTHER_ROLES = frozenset({"expert", "open311_client", "operator"})
+ALL_ROLES = POLICE_ROLES | HOTLINE_ROLES | OTHER_ROLES | {SERVICE}
+ANY_PERSON = frozenset(ALL_ROLES - {SERVICE})
+
+
+# -- the organisation --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Org:
+    """Stations and the districts they belong to."""
+
+    district_of: dict[str, str]
+
+    def stations_of(self, district: str) -> frozenset[str]:
+        return frozenset(s for s, d in self.district_of.items() if d == district)
+
+    def knows_station(self, station: str) -> bool:
+        return station in self.district_of
+
+    def knows_district(self, district: str) -> bool:
+        return district in set(self.district_of.values())
+
+
+@lru_cache(maxsize=1)
+def org() -> Org:
+    """`ORG_DIRECTORY_PATH` (JSON `{"stations": [{"station_id", "district_id"}]}`), else the sample city."""
+    path = os.environ.get("ORG_DIRECTORY_PATH")
+    if path:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return Org({s["station_id"]: s["district_id"] for s in data["stations"]})
+    return Org({s.station_id: s.district_id for s in city.stations()})
+
+
+# -- jurisdiction ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Jurisdiction:
+    """The stations (or the whole city) whose police data a caller may see and act on."""
+
+    everything: bool = False
+    stations: frozenset[str] = field(default_factory=frozenset)
+    departments: frozenset[str] = field(default_factory=frozenset)
+    district: str = ""
+
+    def covers(self, station_id: str) -> bool:
+        return self.everything or station_id in self.stations
+
+    def covers_department(self, dept_id: str) -> bool:
+        return self.everything or dept_id in self.departments
+
+    @property
+    def nothing(self) -> bool:
+        return not self.everything and not self.stations and not self.departments
+
+
+def jurisdiction_of(ctx: AuthContext, directory: Org | None = None) -> Jurisdiction:
+    directory = directory or org()
+    if ctx.has_role(SERVICE):
+        return Jurisdiction(everything=True)
+    departments = frozenset({ctx.department}) if ctx.has_role("department") and ctx.department else frozenset()
+    police = ctx.roles & POLICE_ROLES
+    if not police:
+        return Jurisdiction(departments=departments)
+    if ctx.station:
+        return Jurisdiction(stations=frozenset({ctx.station}), departments=departments,
+                            district=directory.district_of.get(ctx.station, ""))
+    if ctx.district and police & (CITY_ROLES | CENTRE_ROLES | DISTRICT_ROLES):
+        return Jurisdiction(stations=directory.stations_of(ctx.district), departments=departments,
+                            district=ctx.district)
+    if police & (CITY_ROLES | CENTRE_ROLES):
+        return Jurisdiction(everything=True)
+    return Jurisdiction(departments=departments)
+
+
+def check_claims(ctx: AuthContext, directory: Org | None = None) -> None:
+    """A station or district claim must name one the organisation has."""
+    directory = directory or org()
+    if ctx.station and not directory.knows_station(ctx.station):
+        raise PermissionDenied(f"station {ctx.station!r} is not a station of this city", reason="STATION_UNKNOWN",
+                               metadata={"station": ctx.station})
+    if ctx.district and not directory.knows_district(ctx.district):
+        raise PermissionDenied(f"district {ctx.district!r} is not a district of this city",
+                               reason="DISTRICT_UNKNOWN", metadata={"district": ctx.district})
+
+
+# -- the per-service table ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Access:
+    """Who may call one method. `scoped`: the method applies the caller's jurisdiction."""
+
+    roles: frozenset[str]
+    scoped: bool = True
+    why: str = ""
+
+    def __init__(self, *roles: str, scoped: bool = True, why: str = ""):
+        unknown = set(roles) - ALL_ROLES
+        if unknown:
+            raise ValueError(f"unknown roles {sorted(unknown)}")
+        object.__setattr__(self, "roles", frozenset(roles))
+        object.__setattr__(self, "scoped", scoped)
+        object.__setattr__(self, "why", why)
+
+
+class Policy:
+    """{"/pkg.Service/Method" or "Method": Access} for one service's methods."""
+
+    def __init__(self, service: str, table: dict[str, Access]):
+        self.service = service
+        self.table = dict(table)
+
+    def access(self, method: str) -> Access | None:
+        name = method.rsplit("/", 1)[-1]
+        return self.table.get(method) or self.table.get(name)
+
+    def authorize(self, method: str, ctx: AuthContext) -> Jurisdiction:
+        rule = self.access(method)
+        if rule is None:
+            raise PermissionDenied(f"{method} has no access policy", reason="NO_POLICY")
+        if not ctx.roles & rule.roles:
+            raise PermissionDenied(f"this action needs one of the roles {', '.join(sorted(rule.roles))}",
+                                   reason="ROLE_REQUIRED", metadata={"required_roles": ",".join(sorted(rule.roles))})
+        check_claims(ctx)
+        return jurisdiction_of(ctx)
+
+    def missing(self, methods: list[str]) -> list[str]:
+        """Methods of the service's contract that the table does not cover."""
+        return [m for m in methods if self.access(m) is None]
