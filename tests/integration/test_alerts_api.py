@@ -59,10 +59,6 @@ def report_in(served, station, text) -> list[pb.Alert]:
         return [mapping.alert_to_pb(a) for a in raised]
 
 
-def as_role(role: str, station: str = "S01") -> tuple:
-    return support.caller([role], station=station, sub=f"u-{role}")
-
-
 def code_of(call) -> grpc.StatusCode:
     with pytest.raises(grpc.RpcError) as err:
         call()
@@ -145,7 +141,7 @@ def test_roles_are_checked(stub):
     req = pb.CreateRuleRequest(request_id=rid(), rule=pb.Rule(
         display_name="x", kind=pb.RULE_KIND_KEYWORD, level=pb.ALERT_LEVEL_RED, terms=[pb.KeywordTerm(term="杀人")]))
     with pytest.raises(grpc.RpcError) as err:
-        stub.CreateRule(req, timeout=5, metadata=as_role("officer"))
+        stub.CreateRule(req, timeout=5, metadata=support.caller(["officer"], station="S01", sub="u-officer"))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
@@ -156,14 +152,16 @@ def test_acknowledge_then_resolve_and_illegal_changes(stub, served, station):
     [alert] = report_in(served, station, "孩子被绑架了")
     assert alert.rule == rule.name
     req = pb.AcknowledgeAlertRequest(request_id=rid(), name=alert.name, comment="收到，已派警")
-    acked = stub.AcknowledgeAlert(req, timeout=5, metadata=as_role("station_chief", station))
+    acked = stub.AcknowledgeAlert(req, timeout=5, metadata=support.caller(["station_chief"], station=station,
+                                                                              sub="u-station_chief"))
     assert acked.state == pb.ALERT_STATE_ACKNOWLEDGED and acked.acknowledge_stamp.actor == "u-station_chief"
     assert stub.AcknowledgeAlert(req, timeout=5) == acked, "a retried acknowledgement answers the same"
     assert code_of(lambda: stub.AcknowledgeAlert(pb.AcknowledgeAlertRequest(request_id=rid(), name=alert.name),
                                                  timeout=5)) == grpc.StatusCode.FAILED_PRECONDITION
     # An officer of another station does not see it.
     assert code_of(lambda: stub.ResolveAlert(pb.ResolveAlertRequest(request_id=rid(), name=alert.name, reason="x"),
-                                             timeout=5, metadata=as_role("officer", "S99"))) == \
+                                             timeout=5, metadata=support.caller(["officer"], station="S99",
+                                                                                  sub="u-officer"))) == \
         grpc.StatusCode.NOT_FOUND
     assert code_of(lambda: stub.ResolveAlert(pb.ResolveAlertRequest(request_id=rid(), name=alert.name),
                                              timeout=5)) == grpc.StatusCode.INVALID_ARGUMENT
