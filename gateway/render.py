@@ -15,6 +15,12 @@ having to list it by hand:
 * public faces (``PUBLIC_FACES``, e.g. Open311 GeoReport v2 under
   ``/open311/``) need no JWT: their REST prefix is open, and their methods'
   routes always carry a fixed anonymous identity in ``x-jwt-payload``;
+* runtime services (package ``smart110.common.v1``, e.g. FeedAdminService)
+  are served by every service for itself, so one gRPC path leads to several
+  clusters: a gRPC call names its service in the ``smart110-service``
+  header, a REST call in its path (``SHARED_REST_PREFIXES``, e.g.
+  ``/v1/feedConsumers/dispatch/...``), and each (method, service) pair gets
+  its own route;
 * Envoy's own error replies are JSON: ``{"code": <grpc code>, "message": ...}``.
 
 Usage::
@@ -76,6 +82,15 @@ PUBLIC_FACES = (
         claims={"sub": "open311-public", "roles": ["open311_client"]},
     ),
 )
+# Runtime services every smart110 service serves for itself (their package).
+SHARED_PACKAGE = "smart110.common.v1"
+# The header a gRPC call of a runtime service names its target service in.
+SHARED_SERVICE_HEADER = "smart110-service"
+# The REST prefix of each runtime service with http bindings; the path segment
+# after it is the target service ("/v1/feedConsumers/dispatch/parkedEvents").
+SHARED_REST_PREFIXES = {"smart110.common.v1.FeedAdminService": "/v1/feedConsumers/"}
+# Set by the transcoder on a transcoded request: the REST path it came with.
+ORIGINAL_PATH_HEADER = "x-envoy-original-path"
 UNARY_TIMEOUT = "15s"
 # Deliberately not defined as a cluster; see _routes().
 UNKNOWN_ROUTE_CLUSTER = "no_such_method"
@@ -122,6 +137,7 @@ class Method:
     name: str  # method name, e.g. "ReportIncident"
     streaming: bool  # client- or server-streaming
     http_paths: tuple[str, ...] = ()  # REST path templates of its google.api.http bindings
+    shared: bool = False  # a runtime service every smart110 service serves (svc is "")
 
     @property
     def grpc_path(self) -> str:
@@ -166,8 +182,34 @@ def check_public_faces(methods: list[Method]) -> None:
                 )
 
 
+_TEMPLATE_VARIABLE = re.compile(r"\{[^=}]+=([^}]*)\}|\{[^}]+\}")
+
+
+def _literal_shape(template: str) -> str:
+    """"/v1/{parent=feedConsumers/*}/parkedEvents" -> "/v1/feedConsumers/*/parkedEvents"."""
+    return _TEMPLATE_VARIABLE.sub(lambda m: m.group(1) if m.group(1) is not None else "*", template)
+
+
+def check_shared_services(methods: list[Method]) -> None:
+    """A runtime service's REST paths must name the target service right after its prefix."""
+    for m in methods:
+        if not m.shared or not m.http_paths:
+            continue
+        prefix = SHARED_REST_PREFIXES.get(m.service)
+        if prefix is None:
+            raise GatewayConfigError(
+                f"{m.grpc_path} has REST bindings but {m.service} has no REST prefix in SHARED_REST_PREFIXES, "
+                "so the gateway cannot tell which service a REST call is for")
+        strays = [p for p in m.http_paths if not _literal_shape(p).startswith(prefix + "*/")]
+        if strays:
+            raise GatewayConfigError(
+                f"{m.grpc_path} binds {', '.join(strays)}: a REST path of {m.service} must start with "
+                f"{prefix}{{service}}/")
+
+
 def load_methods(descriptor_path: str | os.PathLike[str]) -> list[Method]:
-    """Return every method of every ``smart110.<svc>.v1`` service in the set."""
+    """Return every method of every ``smart110.<svc>.v1`` service in the set (runtime services of
+    ``smart110.common.v1`` marked shared)."""
     fds = descriptor_pb2.FileDescriptorSet()
     fds.ParseFromString(Path(descriptor_path).read_bytes())
     methods: list[Method] = []
@@ -175,7 +217,8 @@ def load_methods(descriptor_path: str | os.PathLike[str]) -> list[Method]:
         match = PACKAGE_RE.match(file.package)
         if not match:
             continue
-        svc = match.group(1)
+        shared = file.package == SHARED_PACKAGE
+        svc = "" if shared else match.group(1)
         for service in file.service:
             full_name = f"{file.package}.{service.name}"
             for method in service.method:
@@ -186,6 +229,7 @@ def load_methods(descriptor_path: str | os.PathLike[str]) -> list[Method]:
                         name=method.name,
                         streaming=method.server_streaming or method.client_streaming,
                         http_paths=_http_paths(method),
+                        shared=shared,
                     )
                 )
     return sorted(methods, key=lambda m: m.grpc_path)
@@ -334,21 +378,49 @@ def _cors_policy(origins: list[str]) -> dict:
     }
 
 
-def _routes(methods: list[Method]) -> list[dict]:
+def _action(m: Method, cluster: str) -> dict:
+    action: dict = {"cluster": cluster}
+    if m.streaming:
+        # Feeds stay open as long as the client wants them.
+        action["timeout"] = "0s"
+        action["idle_timeout"] = "0s"
+    else:
+        action["timeout"] = UNARY_TIMEOUT
+    return action
+
+
+def _shared_routes(m: Method, clusters: list[str]) -> list[dict]:
+    """A runtime service's method: one route per service, chosen by the REST path or the header."""
+    routes = []
+    prefix = SHARED_REST_PREFIXES.get(m.service)
+    for svc in clusters:
+        matchers = []
+        if prefix is not None and m.http_paths:
+            # First: a transcoded call goes where its REST path says, whatever headers it brought.
+            matchers.append(("rest", {"name": ORIGINAL_PATH_HEADER, "string_match": {"prefix": f"{prefix}{svc}/"}}))
+        matchers.append(("grpc", {"name": SHARED_SERVICE_HEADER, "string_match": {"exact": svc}}))
+        for kind, header in matchers:
+            routes.append({
+                "name": f"{m.grpc_path} {svc} {kind}",
+                "match": {"path": m.grpc_path, "headers": [header]},
+                "route": _action(m, svc),
+                "decorator": {"operation": f"{m.grpc_path.lstrip('/')} {svc}", "propagate": False},
+            })
+    return routes
+
+
+def _routes(methods: list[Method], clusters: list[str] | None = None) -> list[dict]:
     public = {face.service: face for face in PUBLIC_FACES}
+    clusters = clusters if clusters is not None else sorted({m.svc for m in methods if not m.shared})
     routes = []
     for m in methods:
-        action: dict = {"cluster": m.svc}
-        if m.streaming:
-            # Feeds stay open as long as the client wants them.
-            action["timeout"] = "0s"
-            action["idle_timeout"] = "0s"
-        else:
-            action["timeout"] = UNARY_TIMEOUT
+        if m.shared:
+            routes.extend(_shared_routes(m, clusters))
+            continue
         route = {
             "name": m.grpc_path,
             "match": {"path": m.grpc_path},
-            "route": action,
+            "route": _action(m, m.svc),
             # Span name of the request in traces.
             "decorator": {"operation": m.grpc_path.lstrip("/"), "propagate": False},
         }
@@ -517,8 +589,9 @@ def render(
     if not methods:
         raise GatewayConfigError(f"{descriptor_path}: no smart110.<svc>.v1 service found")
     check_public_faces(methods)
+    check_shared_services(methods)
 
-    missing = sorted({m.svc for m in methods} - set(upstreams))
+    missing = sorted({m.svc for m in methods if not m.shared} - set(upstreams))
     if missing:
         detail = ", ".join(
             f"{svc} ({', '.join(sorted({m.service for m in methods if m.svc == svc}))})" for svc in missing
@@ -527,6 +600,8 @@ def render(
 
     services_by_svc: dict[str, list[str]] = {}
     for m in methods:
+        if m.shared:
+            continue  # every service serves it; health is checked on the services' own names
         names = services_by_svc.setdefault(m.svc, [])
         if m.service not in names:
             names.append(m.service)
@@ -583,7 +658,7 @@ def render(
                 {
                     "name": "smart110",
                     "domains": ["*"],
-                    "routes": _routes(methods),
+                    "routes": _routes(methods, sorted(services_by_svc)),
                     "typed_per_filter_config": {
                         "envoy.filters.http.cors": _cors_policy(cors_origins or ["*"]),
                     },

@@ -261,14 +261,14 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
             if event.type == "alerts.AlertFired":
                 payload = pb.AlertFired()
                 event.payload.Unpack(payload)
-                action = "FIRED"
+                action, changed = "FIRED", []
             else:
                 payload = pb.AlertUpdated()
                 event.payload.Unpack(payload)
-                action = payload.action
+                action, changed = payload.action, payload.changed_fields
             if wanted.wants(*mapping.alert_facets(payload.alert)):
                 yield pb.AlertChange(sequence=event.sequence, action=action, alert=payload.alert,
-                                     time=event.occur_time)
+                                     time=event.occur_time, changed_fields=changed, new_entries=payload.new_entries)
 
     # -- heat map ----------------------------------------------------------------
     def GetHeatMap(self, request: pb.GetHeatMapRequest, context) -> pb.HeatMap:

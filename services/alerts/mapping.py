@@ -15,6 +15,7 @@ from smart110.referral.v1 import referral_service_pb2 as referral_pb
 from smart110.scoring.v1 import scoring_service_pb2 as scoring_pb
 
 from services.runtime.audit import timeline_to_pb
+from services.runtime.changes import changed_fields
 from services.runtime.enums import enum_name, enum_value
 from services.runtime.model import DomainEvent
 from services.runtime.timeutil import from_pb, to_pb
@@ -134,7 +135,9 @@ def rule_from_spec(spec: dict) -> Rule:
 
 # -- alerts ---------------------------------------------------------------------
 
-def alert_to_pb(alert: Alert) -> pb.Alert:
+def alert_event_pb(alert: Alert) -> pb.Alert:
+    """The alert as events carry it: its current state without its notifications and timeline,
+    which grow with its history (an alert repeating all day); GetAlert has them."""
     area = alert.area
     msg = pb.Alert(
         name=alert.name, fingerprint=alert.fingerprint, group_key=alert.group_key,
@@ -157,6 +160,12 @@ def alert_to_pb(alert: Alert) -> pb.Alert:
         msg.acknowledge_stamp.CopyFrom(stamp(alert.acknowledged))
     if alert.resolved is not None:
         msg.resolve_stamp.CopyFrom(stamp(alert.resolved))
+    return msg
+
+
+def alert_to_pb(alert: Alert) -> pb.Alert:
+    """The whole alert, with its notifications and timeline as loaded."""
+    msg = alert_event_pb(alert)
     for n in alert.notifications:
         msg.notifications.add(
             channel=enum_value(pb.NotificationChannel, n.channel, "NOTIFICATION_CHANNEL_"), recipient=n.recipient,
@@ -171,13 +180,20 @@ def alert_facets(alert: pb.Alert) -> tuple[str, str, str, str]:
 
 
 def event_to_message(event: DomainEvent) -> tuple[str, str, pb.AlertFired | pb.AlertUpdated]:
-    """An alert's change as the event on the alerts feed: "alerts.AlertFired" or "alerts.AlertUpdated"."""
+    """An alert's change as the event on the alerts feed: "alerts.AlertFired" (the alert and the
+    entries recorded with it) or "alerts.AlertUpdated" (the alert as it now stands, the paths of the
+    fields the change set and the entries it appended); neither carries notifications or timeline."""
     if not isinstance(event, AlertChanged):
         raise TypeError(f"alerts publishes no {type(event).__name__}")
-    alert = alert_to_pb(event.alert)
+    alert = alert_event_pb(event.alert)
     if event.action == "FIRED":
-        return "alerts.AlertFired", alert.name, pb.AlertFired(alert=alert)
-    return "alerts.AlertUpdated", alert.name, pb.AlertUpdated(alert=alert, action=event.action)
+        fired = pb.AlertFired(alert=alert)
+        timeline_to_pb(list(event.new_entries), fired.new_entries)
+        return "alerts.AlertFired", alert.name, fired
+    before = alert_event_pb(event.before) if event.before is not None else pb.Alert()
+    updated = pb.AlertUpdated(alert=alert, action=event.action, changed_fields=changed_fields(before, alert))
+    timeline_to_pb(list(event.new_entries), updated.new_entries)
+    return "alerts.AlertUpdated", alert.name, updated
 
 
 def cap_document(alert: Alert) -> pb.CapDocument:

@@ -18,7 +18,6 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from services.runtime.app import RuntimeTables
 from services.runtime.audit import Timeline, timeline_table
 from services.runtime.errors import NotFound
-from services.runtime.model import TimelineEntry
 
 from . import mapping
 from .domain import Alert, Area, Incident, Matcher, Notification, Obligation, Rule, Signal, Silence, Stamp
@@ -275,23 +274,16 @@ class RuleRepository:
 
 # -- alerts -------------------------------------------------------------------------
 
-def _recent_timeline(conn, alert_id: str, limit: int) -> list[TimelineEntry]:
-    t = alert_timeline.table
-    rows = conn.execute(select(t).where(t.c.alert_id == alert_id).order_by(t.c.seq.desc()).limit(limit)).all()
-    return [TimelineEntry(r.action, r.actor, list(r.roles), r.time, r.detail, r.reason) for r in reversed(rows)]
-
-
 def _stamp(actor, roles, time, reason) -> Stamp | None:
     return Stamp(actor or "", list(roles or []), time, reason or "") if time is not None else None
 
 
-def alert_of(conn, row, timeline_limit: int | None = None) -> Alert:
-    """An alert from its row, with its notifications and its timeline (the latest entries only
-    with `timeline_limit`)."""
+def alert_of(conn, row, whole: bool = True) -> Alert:
+    """An alert from its row, with its notifications and its timeline (`whole`), or from its row
+    alone (to be changed: what it decides on and what its events carry are all in the row)."""
     notes = conn.execute(select(notifications).where(notifications.c.alert_id == row.id)
-                         .order_by(notifications.c.seq)).all()
-    timeline = (_recent_timeline(conn, row.id, timeline_limit) if timeline_limit
-                else alert_timeline.of(conn, row.id))
+                         .order_by(notifications.c.seq)).all() if whole else []
+    timeline = alert_timeline.of(conn, row.id) if whole else []
     center = (row.center_lon, row.center_lat) if row.center_lon is not None else None
     return Alert(
         id=row.id, fingerprint=row.fingerprint, group_key=row.group_key, kind=row.kind, level=row.level,
@@ -332,19 +324,16 @@ def _alert_values(a: Alert) -> dict:
     )
 
 
-# An alert loaded to be changed carries this many of its latest timeline entries (what its
-# events carry); GetAlert and the answers of RPCs that change one read them all.
-WORKING_TIMELINE = 50
-
-
 class AlertRepository:
-    """Alerts with their notifications and timelines. Loading one to change it locks its row."""
+    """Alerts with their notifications and timelines. Loading one to change it locks its row; it
+    comes without its notifications and timeline unless asked for them (`whole`: an RPC answering
+    with the alert), and what it adds to them is written on save."""
 
     def __init__(self, conn):
         self.conn = conn
 
-    def _load(self, row, full_timeline: bool = False) -> Alert:
-        return alert_of(self.conn, row, None if full_timeline else WORKING_TIMELINE)
+    def _load(self, row, whole: bool = False) -> Alert:
+        return alert_of(self.conn, row, whole)
 
     def find_open(self, fingerprint: str) -> Alert | None:
         """The open alert of a condition (one at most)."""
@@ -352,11 +341,11 @@ class AlertRepository:
                                 .with_for_update()).first()
         return self._load(row) if row is not None else None
 
-    def get(self, alert_id: str, *, full_timeline: bool = False) -> Alert:
+    def get(self, alert_id: str, *, whole: bool = False) -> Alert:
         row = self.conn.execute(select(alerts).where(alerts.c.id == alert_id).with_for_update()).first()
         if row is None:
             raise NotFound(f"alerts/{alert_id}")
-        return self._load(row, full_timeline)
+        return self._load(row, whole)
 
     def add(self, alert: Alert) -> bool:
         """Inserts a new alert; False when another open alert of the same condition got there first."""

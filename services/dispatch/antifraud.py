@@ -3,17 +3,28 @@ for emergency stop-payment.
 
 A hand-off is a row of `stop_payments`, written in the same transaction as
 the case that needs it (or as the dispatcher's request): a durable outbox of
-hand-offs. `StopPaymentSender` delivers each row to the centre under the
-row's lock, always with the row's idempotency key, retrying with backoff while
-the centre is unreachable; then it asks for the result until it is final.
-A request is never lost (the row stays until the centre acknowledged it) and
-never duplicated at the centre (the key). Every acknowledgement and result is
-kept in the case timeline and announced as `dispatch.CaseUpdated`.
+hand-offs. `StopPaymentSender` delivers each row to the centre, always with
+the row's idempotency key, retrying with backoff while the centre is
+unreachable; then it asks for the result until it is final. A request is
+never lost (the row stays until the centre acknowledged it) and never
+duplicated at the centre (the key). Every acknowledgement and result is kept
+in the case timeline and announced as `dispatch.CaseUpdated` with the hand-off as it now stands.
+
+Several replicas run a sender each. A sender takes a due row with a lease
+(`claimed_by`, `lease_until`) in a short transaction, calls the centre with
+no transaction open, then records the answer and releases the lease in a
+second one. Only one sender has a row in hand at a time: the others skip it
+until the lease ends, which is long enough for the call's deadline, so only
+a sender that died mid-call (or lost its database) lets another take over.
+A sender whose lease was taken over meanwhile does not record its answer;
+the new holder's answer (same key, same receipt) is the one recorded.
 """
 from __future__ import annotations
 
 import logging
+import os
 import re
+import socket
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -21,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 import grpc
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from smart110.common.v1 import common_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
@@ -29,7 +40,7 @@ from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from smart110.partners.antifraud.v1 import antifraud_pb2 as af_pb
 from smart110.partners.antifraud.v1 import antifraud_pb2_grpc as af_grpc
 
-from services.runtime import timeutil, txguard
+from services.runtime import timeutil
 from services.runtime.audit import TimelineEntry
 from services.runtime.enums import enum_name, enum_value
 from services.runtime.errors import FailedPrecondition, NotFound
@@ -134,6 +145,12 @@ class RetryPolicy:
     result_check_seconds: float = 2.0
     result_check_cap_seconds: float = 60.0
     call_timeout_seconds: float = 5.0
+    # A lease outlives the call's deadline by this much (recording the answer, clock skew between replicas).
+    lease_margin_seconds: float = 10.0
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.call_timeout_seconds + self.lease_margin_seconds)
 
     def retry_delay(self, failures: int) -> timedelta:
         return timedelta(seconds=min(self.base_seconds * 2 ** max(failures - 1, 0), self.cap_seconds))
@@ -232,9 +249,8 @@ def request_stop_payment(conn, *, outbox: Outbox, case_id: str, bank: str, victi
                 victim_name=first.victim_name if first else "", victim_phone=first.victim_phone if first else "",
                 description=first.description if first else row.summary, requested_by=actor,
                 requested_roles=roles)
-    _queue(conn, h, now)
-    _announce(conn, outbox, case_id, "STOP_PAYMENT_QUEUED", now)
-    return stop_payment_to_pb(_row(conn, h.id))
+    entry = _queue(conn, h, now)
+    return _announce(conn, outbox, case_id, "STOP_PAYMENT_QUEUED", now, stop_payment_id=h.id, entries=[entry])
 
 
 # -- reading ---------------------------------------------------------------------
@@ -268,14 +284,20 @@ def stop_payments_of(conn, case_ids: list[str]) -> dict[str, list[pb.StopPayment
     return out
 
 
-def _announce(conn, outbox: Outbox, case_id: str, action: str, now: datetime) -> None:
-    """The case changed: stamp it and publish dispatch.CaseUpdated with the whole case."""
-    from .caseinfo import case_message
+def _announce(conn, outbox: Outbox, case_id: str, action: str, now: datetime, *, stop_payment_id: str,
+              entries: list[TimelineEntry]) -> pb.StopPayment:
+    """A hand-off changed: stamp its case and publish dispatch.CaseUpdated with the hand-off as it
+    now stands; returns that."""
+    from .caseinfo import announce, case_message
 
+    repo = CaseRepository(conn)
+    # Events carry no stop-payment list: read now, the case is as it was before this change.
+    before = case_message(conn, repo.get(case_id, with_timeline=False))
     conn.execute(update(cases).where(cases.c.id == case_id).values(update_time=now))
-    case = CaseRepository(conn).get(case_id)
-    outbox.publish(conn, "dispatch.CaseUpdated", case.name,
-                   pb.CaseUpdated(dispatch_case=case_message(conn, case), action=action))
+    stop_payment = stop_payment_to_pb(_row(conn, stop_payment_id))
+    announce(conn, outbox, repo.get(case_id, with_timeline=False), action, before=before, entries=entries,
+             stop_payment=stop_payment)
+    return stop_payment
 
 
 # -- delivery --------------------------------------------------------------------
@@ -299,6 +321,8 @@ class StopPaymentSender:
         self.idle_seconds = idle_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Who holds a lease: this process and this sender.
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     # -- background ------------------------------------------------------------
     def start(self) -> None:
@@ -334,35 +358,73 @@ class StopPaymentSender:
         while not self._stop.is_set() and self._handle_one(now, handled):
             pass
         with self.engine.connect() as conn:
-            return conn.execute(select(func.min(stop_payments.c.next_attempt_time))).scalar()
+            # A row another sender has in hand is due again only when its lease ends.
+            return conn.execute(
+                select(func.min(func.greatest(stop_payments.c.next_attempt_time, stop_payments.c.lease_until)))
+                .where(stop_payments.c.next_attempt_time.is_not(None))
+            ).scalar()
 
-    def _handle_one(self, now: datetime, handled: set[str]) -> bool:
+    def claim(self, now: datetime, handled: set[str] | None = None):
+        """Takes the next due hand-off nobody has in hand, with a lease; returns (row, case) or None."""
+        sp = stop_payments.c
         with self.engine.begin() as conn:
             q = (select(stop_payments)
-                 .where(stop_payments.c.next_attempt_time <= now)
-                 .order_by(stop_payments.c.next_attempt_time, stop_payments.c.id)
+                 .where(sp.next_attempt_time <= now, or_(sp.lease_until.is_(None), sp.lease_until <= now))
+                 .order_by(sp.next_attempt_time, sp.id)
                  .limit(1).with_for_update(skip_locked=True))
             if handled:
-                q = q.where(stop_payments.c.id.not_in(handled))
+                q = q.where(sp.id.not_in(handled))
             row = conn.execute(q).first()
             if row is None:
-                return False
-            handled.add(row.id)
+                return None
+            conn.execute(update(stop_payments).where(sp.id == row.id)
+                         .values(claimed_by=self.name, lease_until=now + self.policy.lease))
             case = conn.execute(select(cases).where(cases.c.id == row.case_id)).one()
-            # The row stays locked during the call: another sender skips it, and
-            # a crash before commit leaves it queued, to be sent again with the
-            # same key.
-            # The one outbound call allowed inside a transaction; a lease column
-            # (claim, call, record in separate transactions) would remove it.
-            with txguard.allowed("anti-fraud hand-off: the row lock serialises senders"):
-                if row.state == "QUEUED":
-                    self._deliver(conn, row, case, now)
-                else:
-                    self._check(conn, row, now)
-            return True
+        return row, case
 
-    def _deliver(self, conn, row, case, now: datetime) -> None:
-        request = af_pb.RequestStopPaymentRequest(
+    def _handle_one(self, now: datetime, handled: set[str]) -> bool:
+        claimed = self.claim(now, handled)
+        if claimed is None:
+            return False
+        row, case = claimed
+        handled.add(row.id)
+        # The call to the centre, with no transaction open (the lease keeps other senders off the row).
+        try:
+            if row.state == "QUEUED":
+                receipt = self.stub.RequestStopPayment(self._request(row, case),
+                                                       timeout=self.policy.call_timeout_seconds)
+            else:
+                receipt = self.stub.GetStopPayment(af_pb.GetStopPaymentRequest(idempotency_key=row.idempotency_key),
+                                                   timeout=self.policy.call_timeout_seconds)
+            error = None
+        except grpc.RpcError as exc:
+            receipt, error = None, exc
+        with self.engine.begin() as conn:
+            current = conn.execute(select(stop_payments).where(stop_payments.c.id == row.id).with_for_update()).one()
+            if current.claimed_by != self.name:
+                log.warning("the lease on %s passed to another sender during the call; its answer counts",
+                            row.idempotency_key)
+                return True
+            if current.state == "QUEUED":
+                if error is None:
+                    self._record(conn, current, receipt, now, delivered=True)
+                else:
+                    self._failed(conn, current, error, now)
+            elif error is None:
+                self._record(conn, current, receipt, now, delivered=False)
+            elif error.code() == grpc.StatusCode.NOT_FOUND:
+                # The centre lost what it acknowledged: deliver it again (same key).
+                conn.execute(update(stop_payments).where(stop_payments.c.id == row.id).values(
+                    state="QUEUED", next_attempt_time=now, last_error="反诈中心查无此请求，重新推送"))
+            else:
+                self._failed(conn, current, error, now)
+            conn.execute(update(stop_payments).where(stop_payments.c.id == row.id)
+                         .values(claimed_by=None, lease_until=None))
+        return True
+
+    @staticmethod
+    def _request(row, case) -> af_pb.RequestStopPaymentRequest:
+        return af_pb.RequestStopPaymentRequest(
             idempotency_key=row.idempotency_key, case_name=f"cases/{row.case_id}", report_name=case.report,
             station_id=case.station_id, victim_name=row.victim_name, victim_phone=row.victim_phone,
             victim_accounts=[af_pb.VictimAccount(bank=b, account_number=row.victim_account if i == 0 else "")
@@ -370,26 +432,6 @@ class StopPaymentSender:
             amount_fen=row.amount_fen, report_time=timeutil.to_pb(case.report_time),
             description=row.description, requested_by=row.requested_by,
         )
-        try:
-            receipt = self.stub.RequestStopPayment(request, timeout=self.policy.call_timeout_seconds)
-        except grpc.RpcError as exc:
-            self._failed(conn, row, exc, now)
-            return
-        self._record(conn, row, receipt, now, delivered=True)
-
-    def _check(self, conn, row, now: datetime) -> None:
-        try:
-            receipt = self.stub.GetStopPayment(af_pb.GetStopPaymentRequest(idempotency_key=row.idempotency_key),
-                                               timeout=self.policy.call_timeout_seconds)
-        except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                # The centre lost what it acknowledged: deliver it again (same key).
-                conn.execute(update(stop_payments).where(stop_payments.c.id == row.id).values(
-                    state="QUEUED", next_attempt_time=now, last_error="反诈中心查无此请求，重新推送"))
-                return
-            self._failed(conn, row, exc, now)
-            return
-        self._record(conn, row, receipt, now, delivered=False)
 
     def _failed(self, conn, row, exc: grpc.RpcError, now: datetime) -> None:
         code = exc.code()
@@ -406,10 +448,11 @@ class StopPaymentSender:
         conn.execute(update(stop_payments).where(stop_payments.c.id == row.id).values(
             state="UNDELIVERABLE", attempts=row.attempts + 1, last_error=error, next_attempt_time=None,
             result_time=now))
-        case_timeline.add(conn, row.case_id, [TimelineEntry(
-            "STOP_PAYMENT_UNDELIVERABLE", time=now, detail=f"反诈中心拒收紧急止付请求（{error}），请电话联系反诈中心",
-            **CENTRE_ACTOR)])
-        _announce(conn, self.outbox, row.case_id, "STOP_PAYMENT_UNDELIVERABLE", now)
+        entries = [TimelineEntry("STOP_PAYMENT_UNDELIVERABLE", time=now,
+                                 detail=f"反诈中心拒收紧急止付请求（{error}），请电话联系反诈中心", **CENTRE_ACTOR)]
+        case_timeline.add(conn, row.case_id, entries)
+        _announce(conn, self.outbox, row.case_id, "STOP_PAYMENT_UNDELIVERABLE", now, stop_payment_id=row.id,
+                  entries=entries)
 
     def _record(self, conn, row, receipt: af_pb.StopPaymentReceipt, now: datetime, *, delivered: bool) -> None:
         state = enum_name(af_pb.StopPaymentState, receipt.state, "STOP_PAYMENT_STATE_") or "ACCEPTED"
@@ -431,8 +474,9 @@ class StopPaymentSender:
             detail += f"，已冻结{yuan(receipt.frozen_amount_fen)}"
         if receipt.result_text:
             detail += f"：{receipt.result_text}"
-        case_timeline.add(conn, row.case_id, [TimelineEntry(action, time=now, detail=detail, **CENTRE_ACTOR)])
-        _announce(conn, self.outbox, row.case_id, action, now)
+        entries = [TimelineEntry(action, time=now, detail=detail, **CENTRE_ACTOR)]
+        case_timeline.add(conn, row.case_id, entries)
+        _announce(conn, self.outbox, row.case_id, action, now, stop_payment_id=row.id, entries=entries)
 
 
 def start_sender(rt, *, clock: Callable[[], datetime] = timeutil.now) -> StopPaymentSender:

@@ -113,7 +113,8 @@ class HandlingServicer:
             if view is None or not escalation.in_area(body.dispatch_case, stations, bounds):
                 continue
             yield pb.CaseChange(dispatch_case=body.dispatch_case, action=action, in_view=view,
-                                sequence=event.sequence)
+                                sequence=event.sequence, changed_fields=getattr(body, "changed_fields", []),
+                                new_entries=body.new_entries)
 
     def GetSituation(self, request: pb.GetSituationRequest, context) -> pb.Situation:
         auth.current().require_role(*SITUATION_ROLES)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 
+from services.runtime.audit import TimelineEntry
+from services.runtime.outbox import Outbox
+
 from .domain import DispatchCase
-from .mapping import case_to_pb
+from .mapping import case_to_pb, case_updated_pb
 
 
 def fill(conn, messages: list[pb.DispatchCase]) -> list[pb.DispatchCase]:
@@ -26,3 +29,17 @@ def fill(conn, messages: list[pb.DispatchCase]) -> list[pb.DispatchCase]:
 
 def case_message(conn, case: DispatchCase) -> pb.DispatchCase:
     return fill(conn, [case_to_pb(case)])[0]
+
+
+def announce(conn, outbox: Outbox, case: DispatchCase, action: str, *, before: pb.DispatchCase,
+             entries: list[TimelineEntry], stop_payment: pb.StopPayment | None = None,
+             previous_level: int = 0) -> pb.DispatchCase:
+    """Publishes dispatch.CaseUpdated for `case` as it now stands, with what changed since `before`
+    (its message read before the change) and the timeline entries the change appended.
+
+    Returns the whole case message."""
+    message = case_message(conn, case)
+    outbox.publish(conn, "dispatch.CaseUpdated", case.name, case_updated_pb(
+        message, action, before=before, new_entries=entries, stop_payment=stop_payment,
+        previous_level=previous_level))
+    return message

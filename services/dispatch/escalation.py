@@ -61,7 +61,7 @@ def levels_from(min_level: str) -> list[str]:
 def change_level(conn, *, outbox: Outbox, case_id: str, level: str, reason: str, actor: str, roles: list[str],
                  station: str, now: datetime) -> pb.DispatchCase:
     """Escalates or de-escalates a case, kept in its timeline and announced as dispatch.CaseUpdated."""
-    from .caseinfo import case_message
+    from .caseinfo import announce, case_message
 
     row = conn.execute(select(cases).where(cases.c.id == case_id).with_for_update()).first()
     if row is None:
@@ -79,16 +79,14 @@ def change_level(conn, *, outbox: Outbox, case_id: str, level: str, reason: str,
         raise PermissionDenied("only a commander or dispatcher may de-escalate a case",
                                reason="ROLE_REQUIRED", metadata={"required_roles": ",".join(DEESCALATE_ROLES)})
     action = "ESCALATED" if up else "DEESCALATED"
+    before = case_message(conn, CaseRepository(conn).get(case_id, with_timeline=False))
     conn.execute(update(cases).where(cases.c.id == case_id).values(level=level, update_time=now))
     verb = "升级" if up else "降级"
-    case_timeline.add(conn, case_id, [TimelineEntry(
-        action, actor, roles, now, detail=f"由{LEVEL_LABELS[row.level]}{verb}为{LEVEL_LABELS[level]}", reason=reason)])
-    case = CaseRepository(conn).get(case_id)
-    message = case_message(conn, case)
-    outbox.publish(conn, "dispatch.CaseUpdated", case.name, pb.CaseUpdated(
-        dispatch_case=message, action=action,
-        previous_level=enum_value(pb.CaseLevel, row.level, "CASE_LEVEL_")))
-    return message
+    entries = [TimelineEntry(action, actor, roles, now,
+                             detail=f"由{LEVEL_LABELS[row.level]}{verb}为{LEVEL_LABELS[level]}", reason=reason)]
+    case_timeline.add(conn, case_id, entries)
+    return announce(conn, outbox, CaseRepository(conn).get(case_id), action, before=before, entries=entries,
+                    previous_level=enum_value(pb.CaseLevel, row.level, "CASE_LEVEL_"))
 
 
 # -- what a watching centre sees ---------------------------------------------------

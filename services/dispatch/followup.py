@@ -34,7 +34,8 @@ MAX_COMMENT = 1000
 
 def rate(conn, *, outbox: Outbox, case_id: str, satisfaction: str, comment: str, actor: str, roles: list[str],
          now: datetime) -> pb.DispatchCase:
-    from .caseinfo import case_message
+    from .caseinfo import announce, case_message
+    from .mapping import case_event_pb
 
     row = conn.execute(select(cases).where(cases.c.id == case_id).with_for_update()).first()
     if row is None:
@@ -44,6 +45,7 @@ def rate(conn, *, outbox: Outbox, case_id: str, satisfaction: str, comment: str,
                                  reason="NOT_REPORTED_BACK", metadata={"status": row.status})
     if conn.execute(select(case_followups.c.case_id).where(case_followups.c.case_id == case_id)).first():
         raise FailedPrecondition(f"cases/{case_id} already has its follow-up", reason="ALREADY_RATED")
+    before = case_message(conn, CaseRepository(conn).get(case_id, with_timeline=False))
     flagged = satisfaction == "UNSATISFIED"
     conn.execute(case_followups.insert().values(
         case_id=case_id, station_id=row.station_id, satisfaction=satisfaction, comment=comment, actor=actor,
@@ -65,11 +67,10 @@ def rate(conn, *, outbox: Outbox, case_id: str, satisfaction: str, comment: str,
     case_timeline.add(conn, case_id, entries)
     conn.execute(update(cases).where(cases.c.id == case_id).values(update_time=now))
     case = CaseRepository(conn).get(case_id)
-    message = case_message(conn, case)
-    outbox.publish(conn, "dispatch.CaseUpdated", case.name, pb.CaseUpdated(dispatch_case=message, action="RATED"))
+    message = announce(conn, outbox, case, "RATED", before=before, entries=entries)
     if flagged:
         outbox.publish(conn, "dispatch.FollowUpFlagged", case.name, pb.FollowUpFlagged(
-            dispatch_case=message, follow_up=message.follow_up, station_id=row.station_id))
+            dispatch_case=case_event_pb(message), follow_up=message.follow_up, station_id=row.station_id))
     return message
 
 

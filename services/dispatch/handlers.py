@@ -1,18 +1,19 @@
 """Dispatch use cases: a police report becomes a case, offered to the recommended units."""
 from __future__ import annotations
 
+import copy
 import uuid
 
-from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 
 from services.runtime import metrics
 from services.runtime.timeutil import from_pb
 
 from . import antifraud, escalation
-from .caseinfo import case_message
+from .caseinfo import announce, case_message
 from .context import Dispatch
 from .domain import DispatchCase, TimelineEntry
+from .mapping import case_created_pb
 from .offers import offer_recommended, recommend_for
 from .store import CaseRepository, GridRepository
 
@@ -61,7 +62,7 @@ def open_case_for_report(conn, d: Dispatch, *, report: intake_pb.Report) -> Disp
     antifraud.hand_off_new_case(conn, case, report, now)
     if report.HasField("receive_time"):
         metrics.observe_sla_after_commit(conn, "dispatch", (case.create_time - case.report_time).total_seconds())
-    d.outbox.publish(conn, "dispatch.CaseCreated", case.name, pb.CaseCreated(dispatch_case=case_message(conn, case)))
+    d.outbox.publish(conn, "dispatch.CaseCreated", case.name, case_created_pb(case_message(conn, case)))
     offer_recommended(conn, d, case, picks, now)
     return case
 
@@ -85,6 +86,7 @@ def apply_report_update(conn, d: Dispatch, *, report: intake_pb.Report, action: 
     if action != "CORRECTED":
         return
     case = repo.get(found[0].id, lock=True, with_timeline=False)
+    before = copy.copy(case)
     c = report.classification
     changes = []
     if c.incident_type and c.incident_type != case.incident_type:
@@ -97,7 +99,7 @@ def apply_report_update(conn, d: Dispatch, *, report: intake_pb.Report, action: 
         return
     now = d.now()
     case.update_time = now
-    repo.save(case, [TimelineEntry("RECLASSIFIED", actor="dispatch", roles=["service"], time=now,
-                                   detail="接警单更正：" + "，".join(changes))])
-    d.outbox.publish(conn, "dispatch.CaseUpdated", case.name,
-                     pb.CaseUpdated(dispatch_case=case_message(conn, case), action="RECLASSIFIED"))
+    entries = [TimelineEntry("RECLASSIFIED", actor="dispatch", roles=["service"], time=now,
+                             detail="接警单更正：" + "，".join(changes))]
+    repo.save(case, entries)
+    announce(conn, d.outbox, case, "RECLASSIFIED", before=case_message(conn, before), entries=entries)

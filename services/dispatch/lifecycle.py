@@ -7,6 +7,7 @@ status moves). Only the assigned unit's officers or a dispatcher may act.
 """
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 
 from smart110.common.v1 import common_pb2
@@ -22,7 +23,7 @@ from .context import Dispatch, entry
 from .domain import (
     KIND_LABELS, OUTCOME_LABELS, STATE_LABELS, UNIT_STATUS_FOR, Assignment, DispatchCase, can_move, case_status,
 )
-from .caseinfo import case_message
+from .caseinfo import announce, case_message
 from .mapping import assignment_to_pb, officers_to_pb
 from .store import AssignmentRepository, CaseRepository, UnitRepository
 
@@ -65,6 +66,7 @@ def record(conn, d: Dispatch, case: DispatchCase, a: Assignment, *, previous: st
            at: datetime, detail: str, reason: str = "") -> pb.Assignment:
     """Saves a changed (or, with no `previous` state, new) assignment and everything that follows
     from it; returns the assignment message."""
+    before = copy.copy(case)
     a.version += 1
     a.update_time = at
     if previous:
@@ -92,8 +94,8 @@ def record(conn, d: Dispatch, case: DispatchCase, a: Assignment, *, previous: st
         stamp=stamp(actor, at, reason), previous_state=enum_value(pb.AssignmentState, previous, "ASSIGNMENT_STATE_"),
         grid_id=case.grid_id, report_time=to_pb(case.report_time), priority=case.priority))
     if case.status != status_before:
-        d.outbox.publish(conn, "dispatch.CaseUpdated", case.name,
-                         pb.CaseUpdated(dispatch_case=case_message(conn, case), action=case.status))
+        # The case's side records (stop-payments, follow-up) do not change here: read now, they are as before.
+        announce(conn, d.outbox, case, case.status, before=case_message(conn, before), entries=entries)
     return msg
 
 

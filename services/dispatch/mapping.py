@@ -4,7 +4,8 @@ from __future__ import annotations
 from smart110.common.v1 import common_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 
-from services.runtime.audit import timeline_to_pb
+from services.runtime.audit import TimelineEntry, timeline_to_pb
+from services.runtime.changes import changed_fields, without
 from services.runtime.enums import enum_name, enum_value
 from services.runtime.timeutil import to_pb
 
@@ -49,6 +50,39 @@ def case_to_pb(c: DispatchCase) -> pb.DispatchCase:
     )
     timeline_to_pb(c.timeline, msg.timeline)
     return msg
+
+
+# The lists of a case that grow with its history (offers expiring and moving on,
+# stop-payment hand-offs, the timeline): events leave them out (GetCase has
+# them), so an event's size does not depend on how long the case has run.
+EVENT_OMITS = ("timeline", "assignments", "stop_payments")
+
+
+def case_event_pb(msg: pb.DispatchCase) -> pb.DispatchCase:
+    """A case message (see caseinfo.case_message) as events carry it: without the lists above."""
+    return without(msg, EVENT_OMITS)
+
+
+def case_created_pb(msg: pb.DispatchCase) -> pb.CaseCreated:
+    """dispatch.CaseCreated from the whole new case: its timeline so far is the news, with the
+    stop-payment hand-off queued with it, if any."""
+    event = pb.CaseCreated(dispatch_case=case_event_pb(msg), new_entries=msg.timeline)
+    if msg.stop_payments:
+        event.stop_payment.CopyFrom(msg.stop_payments[-1])
+    return event
+
+
+def case_updated_pb(msg: pb.DispatchCase, action: str, *, before: pb.DispatchCase, new_entries: list[TimelineEntry],
+                    stop_payment: pb.StopPayment | None = None, previous_level: int = 0) -> pb.CaseUpdated:
+    """dispatch.CaseUpdated: the case as it now stands, what changed since `before` (the case
+    message read before the change) and the timeline entries the change appended."""
+    after = case_event_pb(msg)
+    event = pb.CaseUpdated(dispatch_case=after, action=action, previous_level=previous_level,
+                           changed_fields=changed_fields(case_event_pb(before), after))
+    timeline_to_pb(new_entries, event.new_entries)
+    if stop_payment is not None:
+        event.stop_payment.CopyFrom(stop_payment)
+    return event
 
 
 def evidence_from_pb(items) -> list[dict]:

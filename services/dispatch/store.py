@@ -414,6 +414,10 @@ stop_payments = Table(
     Column("result_time", DateTime(timezone=True)),
     # Due work (deliver or ask for the result); NULL once the result is final.
     Column("next_attempt_time", DateTime(timezone=True)),
+    # The sender that has the hand-off in hand (a call to the centre under way) and until when;
+    # another sender takes it only after lease_until (the first one died mid-call).
+    Column("claimed_by", String(120)),
+    Column("lease_until", DateTime(timezone=True)),
     Index("stop_payments_due", "next_attempt_time", postgresql_where=text("next_attempt_time IS NOT NULL")),
 )
 

@@ -5,7 +5,6 @@ import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from smart110.intake.v1 import intake_service_pb2 as pb
 
 from services.runtime.auth import AuthContext
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -15,7 +14,7 @@ from . import handling, rules
 from .domain import CATEGORY_LABELS, Classification, JurisdictionIndex, Report, TimelineEntry, classify
 from .gazetteer import Gazetteer
 from .knowledge import KnowledgeIndex
-from .mapping import report_to_pb
+from .mapping import incident_reported_pb, report_event_pb, report_updated_pb
 from .store import ReportRepository
 
 STATUS_BY_CATEGORY = {
@@ -53,7 +52,7 @@ def report_incident(conn, *, outbox: Outbox, index: JurisdictionIndex, gazetteer
     handling.before_store(conn, report, index=knowledge, actor=actor, now=now)  # duplicates, 即问即复
     ReportRepository(conn).add(report)
     handling.after_store(conn, report, outbox=outbox, actor=actor, now=now)
-    outbox.publish(conn, "intake.IncidentReported", report.name, pb.IncidentReported(report=report_to_pb(report)))
+    outbox.publish(conn, "intake.IncidentReported", report.name, incident_reported_pb(report))
     return report
 
 
@@ -162,6 +161,7 @@ def update_report(conn, *, outbox: Outbox, index: JurisdictionIndex, gazetteer: 
     if report.status == "MERGED":
         raise FailedPrecondition(f"reports/{report_id} is merged into {report.merged_into}; correct the master report",
                                  reason="REPORT_MERGED")
+    before = report_event_pb(report)
     stamp = _stamp(actor, now)
     old_c = report.classification
     details: list[str] = []
@@ -206,7 +206,7 @@ def update_report(conn, *, outbox: Outbox, index: JurisdictionIndex, gazetteer: 
         return report
     if new_c != old_c:
         new_c.corrected = True
-        new_c.reason = f"接警员更正：{reason}（原判：{old_c.reason}）"
+        new_c.reason = f"接警员更正：{reason}（原判：{_rules_reason(report, old_c)}）"
         report.classification = new_c
         if report.status in STATUS_BY_CATEGORY.values() or report.status == "RECEIVED":
             report.status = STATUS_BY_CATEGORY[new_c.category]
@@ -217,11 +217,22 @@ def update_report(conn, *, outbox: Outbox, index: JurisdictionIndex, gazetteer: 
         entries += report.timeline
     report.update_time = now
     repo.update(report, entries)
-    handling.category_corrected(conn, report, old_category=old_c.category, actor=actor, now=now)  # expert queue
+    entries += handling.category_corrected(conn, report, old_category=old_c.category, actor=actor, now=now)
     report.timeline = repo.get(report_id).timeline
     outbox.publish(conn, "intake.ReportUpdated", report.name,
-                   pb.ReportUpdated(report=report_to_pb(report), action="CORRECTED"))
+                   report_updated_pb(report, "CORRECTED", before=before, new_entries=entries))
     return report
+
+
+def _rules_reason(report: Report, c: Classification) -> str:
+    """Why the rules classified the report as they did (原判), however often it was corrected since.
+
+    The reason of a corrected classification quotes this, not the last correction's reason, so it
+    stays the same size after any number of corrections; each correction's words are in the timeline.
+    """
+    if not c.corrected:
+        return c.reason
+    return next((e.detail for e in report.timeline if e.action == "CLASSIFIED"), c.reason)
 
 
 def _check_classification(c: Classification, wanted: set[str]) -> None:

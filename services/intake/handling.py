@@ -2,7 +2,8 @@
 once or queued, duplicates merged and un-merged, the call answered, the
 citizen's rating, and the report following its dispatch case or 12345 work
 order. One function per use case; each writes the state, the timeline and
-the event in the caller's transaction."""
+the event in the caller's transaction: it reads the report (locked) before
+changing it, so `announce` can say what changed."""
 from __future__ import annotations
 
 import uuid
@@ -67,13 +68,15 @@ def _set_handling(conn, report_id: str, **values) -> None:
     conn.execute(stmt.on_conflict_do_update(index_elements=["report_id"], set_=values))
 
 
-def announce(conn, outbox: Outbox, report_id: str, action: str) -> Report:
-    """Publishes intake.ReportUpdated with the report as it now stands."""
-    from .mapping import report_to_pb
+def announce(conn, outbox: Outbox, before: Report, action: str, entries: list[TimelineEntry]) -> Report:
+    """Appends the change's timeline entries and publishes intake.ReportUpdated: the report as it
+    now stands, the fields that changed since `before` (read before the change) and the entries."""
+    from .mapping import report_event_pb, report_updated_pb
 
-    report = load(conn, report_id)
-    outbox.publish(conn, "intake.ReportUpdated", report.name,
-                   pb.ReportUpdated(report=report_to_pb(report), action=action))
+    timeline.add(conn, before.id, entries)
+    report = load(conn, before.id)
+    outbox.publish(conn, "intake.ReportUpdated", report.name, report_updated_pb(
+        report, action, before=report_event_pb(before), new_entries=entries))
     return report
 
 
@@ -114,30 +117,34 @@ def after_store(conn, report: Report, *, outbox: Outbox, actor: AuthContext, now
             observe_sla_after_commit(conn, "answer", (report.answer_time - report.receive_time).total_seconds())
     if report.merged_into:
         _set_handling(conn, report.id, merge_reason=report.merge_reason)
-        timeline.add(conn, report.merged_into, [TimelineEntry(
+        master = load(conn, report.merged_into, lock=True)
+        _set(conn, master.id, update_time=now)
+        announce(conn, outbox, master, "DUPLICATE_LINKED", [TimelineEntry(
             "DUPLICATE_LINKED", detail=f"重复警情 reports/{report.id} 已合并至本警情", **_stamp(actor, now))])
-        _set(conn, report.merged_into, update_time=now)
-        announce(conn, outbox, report.merged_into, "DUPLICATE_LINKED")
 
 
-def category_corrected(conn, report: Report, *, old_category: str, actor: AuthContext, now: datetime) -> None:
-    """A report corrected into a consultation joins the expert queue; one corrected out of it leaves."""
+def category_corrected(conn, report: Report, *, old_category: str, actor: AuthContext,
+                       now: datetime) -> list[TimelineEntry]:
+    """A report corrected into a consultation joins the expert queue; one corrected out of it leaves.
+
+    Returns the timeline entries it added."""
     new_category = report.classification.category
     if new_category == old_category:
-        return
+        return []
     current = knowledge.get_consultation(conn, report.id, for_update=True)
+    entries = []
     if new_category == "CONSULTATION" and current is None:
         report.consultation = knowledge.Consultation(
             report_id=report.id, question=report.description, status="QUEUED", station_id=report.station_id,
             create_time=now)
         knowledge.add_consultation(conn, report.consultation)
-        timeline.add(conn, report.id, [TimelineEntry(
-            "CONSULTATION_QUEUED", detail="更正为咨询，转为民服务圈专家答复", **_stamp(actor, now))])
+        entries = [TimelineEntry("CONSULTATION_QUEUED", detail="更正为咨询，转为民服务圈专家答复", **_stamp(actor, now))]
     elif old_category == "CONSULTATION" and current is not None and current.status != "ANSWERED":
         knowledge.withdraw_consultation(conn, report.id)
         report.consultation = None
-        timeline.add(conn, report.id, [TimelineEntry(
-            "CONSULTATION_WITHDRAWN", detail="更正为非咨询，撤出专家答复队列", **_stamp(actor, now))])
+        entries = [TimelineEntry("CONSULTATION_WITHDRAWN", detail="更正为非咨询，撤出专家答复队列", **_stamp(actor, now))]
+    timeline.add(conn, report.id, entries)
+    return entries
 
 
 # -- call answered, rating -----------------------------------------------------
@@ -151,10 +158,9 @@ def answer_report(conn, *, outbox: Outbox, report_id: str, actor: AuthContext, n
     answered = max(now, report.receive_time)
     seconds = (answered - report.receive_time).total_seconds()
     _set(conn, report_id, answer_time=answered, update_time=now)
-    timeline.add(conn, report_id, [TimelineEntry("ANSWERED", detail=f"接警员应答，用时 {seconds:.1f} 秒",
-                                                 **_stamp(actor, now))])
     observe_sla_after_commit(conn, "answer", seconds)
-    return announce(conn, outbox, report_id, "ANSWERED")
+    return announce(conn, outbox, report, "ANSWERED", [TimelineEntry(
+        "ANSWERED", detail=f"接警员应答，用时 {seconds:.1f} 秒", **_stamp(actor, now))])
 
 
 SATISFACTION_WORDS = {"SATISFIED": "满意", "BASICALLY_SATISFIED": "基本满意", "UNSATISFIED": "不满意"}
@@ -169,8 +175,7 @@ def rate_report(conn, *, outbox: Outbox, report_id: str, satisfaction: str, comm
     _set(conn, report_id, satisfaction=satisfaction, update_time=now)
     _set_handling(conn, report_id, satisfaction_comment=comment, rate_time=now)
     detail = f"群众评价：{SATISFACTION_WORDS[satisfaction]}" + (f"（{comment}）" if comment else "")
-    timeline.add(conn, report_id, [TimelineEntry("RATED", detail=detail, **_stamp(actor, now))])
-    return announce(conn, outbox, report_id, "RATED")
+    return announce(conn, outbox, report, "RATED", [TimelineEntry("RATED", detail=detail, **_stamp(actor, now))])
 
 
 # -- merge and un-merge by a call-taker ------------------------------------------
@@ -203,13 +208,11 @@ def merge_report(conn, *, outbox: Outbox, report_id: str, master_id: str, reason
     stamp = _stamp(actor, now)
     _set(conn, report_id, status="MERGED", merged_into=master_id, update_time=now)
     _set_handling(conn, report_id, merge_reason=f"接警员合并：{reason}")
-    timeline.add(conn, report_id, [TimelineEntry("MERGED", detail=f"合并至主警情 {master.name}", reason=reason,
-                                                 **stamp)])
-    timeline.add(conn, master_id, [TimelineEntry("DUPLICATE_LINKED", detail=f"重复警情 {report.name} 已合并至本警情",
-                                                 reason=reason, **stamp)])
     _set(conn, master_id, update_time=now)
-    announce(conn, outbox, master_id, "DUPLICATE_LINKED")
-    return announce(conn, outbox, report_id, "MERGED")
+    announce(conn, outbox, master, "DUPLICATE_LINKED", [TimelineEntry(
+        "DUPLICATE_LINKED", detail=f"重复警情 {report.name} 已合并至本警情", reason=reason, **stamp)])
+    return announce(conn, outbox, report, "MERGED", [TimelineEntry(
+        "MERGED", detail=f"合并至主警情 {master.name}", reason=reason, **stamp)])
 
 
 def unmerge_report(conn, *, outbox: Outbox, report_id: str, reason: str, actor: AuthContext,
@@ -219,48 +222,47 @@ def unmerge_report(conn, *, outbox: Outbox, report_id: str, reason: str, actor: 
     if not report.merged_into:
         raise FailedPrecondition(f"{report.name} is not merged", reason="NOT_MERGED")
     master_id = report.merged_into
+    master = load(conn, master_id, lock=True)
     stamp = _stamp(actor, now)
     _set(conn, report_id, status="CLASSIFIED", merged_into="", update_time=now)
     _set_handling(conn, report_id, merge_reason="")
-    timeline.add(conn, report_id, [TimelineEntry(
-        "UNMERGED", detail=f"撤销合并，与 reports/{master_id} 分开，作为独立警情处理", reason=reason, **stamp)])
-    timeline.add(conn, master_id, [TimelineEntry(
-        "DUPLICATE_UNLINKED", detail=f"{report.name} 撤销合并，作为独立警情处理", reason=reason, **stamp)])
     _set(conn, master_id, update_time=now)
-    announce(conn, outbox, master_id, "DUPLICATE_UNLINKED")
-    return announce(conn, outbox, report_id, "UNMERGED")
+    announce(conn, outbox, master, "DUPLICATE_UNLINKED", [TimelineEntry(
+        "DUPLICATE_UNLINKED", detail=f"{report.name} 撤销合并，作为独立警情处理", reason=reason, **stamp)])
+    return announce(conn, outbox, report, "UNMERGED", [TimelineEntry(
+        "UNMERGED", detail=f"撤销合并，与 reports/{master_id} 分开，作为独立警情处理", reason=reason, **stamp)])
 
 
 # -- the expert queue (为民服务圈) -------------------------------------------------
 
 def claim_consultation(conn, *, outbox: Outbox, report_id: str, actor: AuthContext,
                        now: datetime) -> knowledge.Consultation:
+    # The report first, then its consultation, as a correction locks them.
+    report = load(conn, report_id, name=f"consultations/{report_id}", lock=True)
     c = knowledge.require(knowledge.get_consultation(conn, report_id, for_update=True), f"consultations/{report_id}")
     entry = knowledge.claim(c, actor, now)
     knowledge.save_consultation(conn, c)
-    timeline.add(conn, report_id, [entry])
     _set(conn, report_id, update_time=now)
-    announce(conn, outbox, report_id, "CONSULTATION_CLAIMED")
+    announce(conn, outbox, report, "CONSULTATION_CLAIMED", [entry])
     return c
 
 
 def answer_consultation(conn, *, outbox: Outbox, report_id: str, text: str, topic: str, question: str,
                         keywords: list[str], actor: AuthContext, now: datetime) -> knowledge.Consultation:
     """The expert's answer goes to the citizen and joins the knowledge base."""
+    report = load(conn, report_id, name=f"consultations/{report_id}", lock=True)
     c = knowledge.require(knowledge.get_consultation(conn, report_id, for_update=True), f"consultations/{report_id}")
     entry_id = f"KB-EX-{now:%Y%m%d}-{uuid.uuid4().hex[:8]}"
     step = knowledge.answer(c, actor, text=text, entry_id=entry_id, topic=topic, now=now)
     entry = knowledge.add_entry(conn, entry_id=entry_id, topic=topic, question=question or c.question, text=text,
                                 keywords=keywords, consultation=c.name, author=actor.subject, now=now)
     knowledge.save_consultation(conn, c)
-    report = load(conn, report_id, lock=True)
     values = dict(status="ANSWERED", update_time=now)
     if report.answer_time is None:
         values["answer_time"] = now
         observe_sla_after_commit(conn, "answer", (now - report.receive_time).total_seconds())
     _set(conn, report_id, **values)
-    timeline.add(conn, report_id, [step])
-    announce(conn, outbox, report_id, "CONSULTATION_ANSWERED")
+    announce(conn, outbox, report, "CONSULTATION_ANSWERED", [step])
     from .handling_pb import knowledge_entry_to_pb
 
     outbox.publish(conn, "intake.KnowledgeEntryAdded", f"knowledge/{entry_id}",
@@ -286,8 +288,7 @@ def _exists(conn, report_id: str | None) -> bool:
 def _move(conn, outbox: Outbox, report: Report, status: str, action: str, detail: str, now: datetime,
           **values) -> None:
     _set(conn, report.id, status=status, update_time=now, **values)
-    timeline.add(conn, report.id, [TimelineEntry(action, detail=detail, **_stamp(SYSTEM, now))])
-    announce(conn, outbox, report.id, action)
+    announce(conn, outbox, report, action, [TimelineEntry(action, detail=detail, **_stamp(SYSTEM, now))])
 
 
 def case_opened(conn, *, outbox: Outbox, case_name: str, report_name: str, now: datetime) -> None:
@@ -295,8 +296,8 @@ def case_opened(conn, *, outbox: Outbox, case_name: str, report_name: str, now: 
     report_id = _report_id(report_name)
     if not _exists(conn, report_id):
         return
-    _set_handling(conn, report_id, dispatch_case=case_name)
     report = load(conn, report_id, lock=True)
+    _set_handling(conn, report_id, dispatch_case=case_name)
     if report.status in MERGEABLE_STATUSES:
         _move(conn, outbox, report, "DISPATCHED", "DISPATCHED", f"已生成处警单 {case_name}", now)
 
@@ -322,8 +323,8 @@ def case_changed(conn, *, outbox: Outbox, case_name: str, report_name: str, clos
     report_id = _report_of_case(conn, case_name) or _report_id(report_name)
     if not _exists(conn, report_id):
         return
-    _set_handling(conn, report_id, dispatch_case=case_name)
     report = load(conn, report_id, lock=True)
+    _set_handling(conn, report_id, dispatch_case=case_name)
     if closed and report.status not in ("CLOSED", "MERGED"):
         _move(conn, outbox, report, "CLOSED", "CLOSED", f"处警单 {case_name} 已办结", now)
 
@@ -334,8 +335,8 @@ def work_order_changed(conn, *, outbox: Outbox, work_order: str, report_name: st
     report_id = _report_id(report_name)
     if not _exists(conn, report_id):
         return
-    _set_handling(conn, report_id, work_order=work_order)
     report = load(conn, report_id, lock=True)
+    _set_handling(conn, report_id, work_order=work_order)
     if report.status == "MERGED":
         return
     if closed and report.status != "CLOSED":
@@ -353,8 +354,7 @@ def joint_order_opened(conn, *, outbox: Outbox, work_order: str, report_name: st
     report_id = _report_id(report_name)
     if not _exists(conn, report_id):
         return
-    _set_handling(conn, report_id, work_order=work_order)
     report = load(conn, report_id, lock=True)
-    timeline.add(conn, report.id, [TimelineEntry(
+    _set_handling(conn, report_id, work_order=work_order)
+    announce(conn, outbox, report, "JOINT_RESCUE", [TimelineEntry(
         "JOINT_RESCUE", detail=f"已同步派发联动抢险工单 {work_order}（12345 部门协同处置）", **_stamp(SYSTEM, now))])
-    announce(conn, outbox, report.id, "JOINT_RESCUE")

@@ -7,7 +7,8 @@ from smart110.common.v1 import common_pb2
 from smart110.intake.v1 import intake_service_pb2 as pb
 
 from services.runtime.logs import mask_name, mask_phone
-from services.runtime.audit import timeline_to_pb
+from services.runtime.audit import TimelineEntry, timeline_to_pb
+from services.runtime.changes import changed_fields, without
 from services.runtime.enums import enum_name, enum_value
 from services.runtime.timeutil import to_pb
 
@@ -72,6 +73,34 @@ def report_to_pb(r: Report, *, masked: bool = False) -> pb.Report:
     msg.address_code = r.address_code
     if r.address_match is not None:
         msg.address_match.CopyFrom(address_match_to_pb(r.address_match))
+    return msg
+
+
+# The lists of a report that grow with its history: events leave them out
+# (GetReport has them), so an event's size does not depend on how long the
+# report has been handled.
+EVENT_OMITS = ("timeline", "duplicates")
+
+
+def report_event_pb(r: Report) -> pb.Report:
+    """The report as events carry it: its current state without its timeline and duplicates."""
+    return without(report_to_pb(r), EVENT_OMITS)
+
+
+def incident_reported_pb(r: Report) -> pb.IncidentReported:
+    """intake.IncidentReported: the new report and the timeline recorded with it."""
+    msg = pb.IncidentReported(report=report_event_pb(r))
+    timeline_to_pb(r.timeline, msg.new_entries)
+    return msg
+
+
+def report_updated_pb(r: Report, action: str, *, before: pb.Report,
+                      new_entries: list[TimelineEntry]) -> pb.ReportUpdated:
+    """intake.ReportUpdated: the report as it now stands, what changed since `before` (an event form,
+    from `report_event_pb`, of the report read before the change) and the entries the change appended."""
+    after = report_event_pb(r)
+    msg = pb.ReportUpdated(report=after, action=action, changed_fields=changed_fields(before, after))
+    timeline_to_pb(new_entries, msg.new_entries)
     return msg
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
 from services.runtime.audit import TimelineEntry
@@ -261,10 +261,21 @@ class WorkOrder:
     timeline: list[OrderEntry] = field(default_factory=list)
     # Entries added since the order was loaded; the repository appends them.
     new_entries: list[OrderEntry] = field(default_factory=list)
+    # The order as its last event (or its loading) showed it, and the entries added since: what the
+    # next event says changed. Kept by `mark_announced()`.
+    announced: WorkOrder | None = field(default=None, repr=False, compare=False)
+    unannounced: list[OrderEntry] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def name(self) -> str:
         return f"workOrders/{self.id}"
+
+    def mark_announced(self) -> None:
+        """The order as it now stands is known to the feed (announced, or loaded): what changes from
+        here on is the next event's news."""
+        self.announced = replace(self, assignments=[replace(a) for a in self.assignments], timeline=[],
+                                 new_entries=[], announced=None, unannounced=[])
+        self.unannounced = []
 
     # -- reading -------------------------------------------------------------
     def current(self) -> list[Assignment]:
@@ -293,6 +304,7 @@ class WorkOrder:
         entry = OrderEntry(action, actor.subject, actor.roles, now, detail, reason, department)
         self.timeline.append(entry)
         self.new_entries.append(entry)
+        self.unannounced.append(entry)
         self.update_time = now
 
     def _require(self, allowed: set[str], verb: str) -> None:

@@ -18,7 +18,7 @@ from .domain import (
     Actor, Department, Route, UnreasonableRecord, WorkOrder, classify_request, deadline_for, infer_matter,
     route_linkage, route_ordinary,
 )
-from .mapping import attachments_from_pb, unreasonable_to_pb, work_order_to_pb
+from .mapping import attachments_from_pb, unreasonable_to_pb, work_order_created_pb, work_order_updated_pb
 from .police import Place
 from .store import DepartmentRepository, UnreasonableRepository, WorkOrderRepository
 
@@ -31,8 +31,9 @@ def new_id(now: datetime) -> str:
 
 
 def announce(conn, outbox: Outbox, order: WorkOrder, action: str) -> None:
-    outbox.publish(conn, "referral.WorkOrderUpdated", order.name,
-                   pb.WorkOrderUpdated(work_order=work_order_to_pb(order), action=action))
+    """Publishes referral.WorkOrderUpdated with what changed since the order was last announced or loaded."""
+    outbox.publish(conn, "referral.WorkOrderUpdated", order.name, work_order_updated_pb(order, action))
+    order.mark_announced()
 
 
 # -- recording and routing ------------------------------------------------------
@@ -80,7 +81,8 @@ def record_order(conn, outbox: Outbox, fields: dict, actor: Actor, now: datetime
         order.flag_repeat(prior, same, actor, now)
     if not repo.add(order):
         return None
-    outbox.publish(conn, "referral.WorkOrderCreated", order.name, pb.WorkOrderCreated(work_order=work_order_to_pb(order)))
+    outbox.publish(conn, "referral.WorkOrderCreated", order.name, work_order_created_pb(order))
+    order.mark_announced()
     return order
 
 

@@ -10,13 +10,14 @@ from google.protobuf.message import Message
 from smart110.common.v1 import common_pb2
 from smart110.referral.v1 import referral_service_pb2 as pb
 
+from services.runtime.changes import changed_fields, without
 from services.runtime.enums import enum_name, enum_value
 from services.runtime.logs import mask_name, mask_phone
 from services.runtime.timeutil import to_pb
 
 from . import rules
 from .domain import (
-    CHINA, CLOSED_FOR_OPEN311, Department, Open311Service, UnreasonableRecord, WorkOrder, anonymise,
+    CHINA, CLOSED_FOR_OPEN311, Department, Open311Service, OrderEntry, UnreasonableRecord, WorkOrder, anonymise,
     typical_case_id,
 )
 
@@ -86,10 +87,40 @@ def work_order_to_pb(o: WorkOrder, *, masked: bool = False, hide_citizen: bool =
             routing_reason=a.routing_reason, assign_time=to_pb(a.assign_time), accept_time=to_pb(a.accept_time),
             start_time=to_pb(a.start_time), resolve_time=to_pb(a.resolve_time), reject_reason=a.reject_reason,
             feedback=a.feedback, attachments=attachments_to_pb(a.attachments), deadline=to_pb(a.deadline))
-    for e in o.timeline:
-        msg.timeline.add(action=e.action, detail=e.detail, department=e.department,
-                         stamp=common_pb2.AuditStamp(actor=e.actor, roles=e.roles, time=to_pb(e.time),
-                                                     reason=e.reason))
+    _entries_to_pb(o.timeline, msg.timeline)
+    return msg
+
+
+def _entries_to_pb(entries: list[OrderEntry], field) -> None:
+    for e in entries:
+        field.add(action=e.action, detail=e.detail, department=e.department,
+                  stamp=common_pb2.AuditStamp(actor=e.actor, roles=e.roles, time=to_pb(e.time), reason=e.reason))
+
+
+# The lists of a work order that grow with its history (every rejection, reassignment and reopening adds
+# assignments) or are not bounded by the request: events leave them out (GetWorkOrder has them).
+EVENT_OMITS = ("assignments", "attachments", "timeline")
+
+
+def work_order_event_pb(o: WorkOrder) -> pb.WorkOrder:
+    """The order as events carry it: its current state without the lists above."""
+    return without(work_order_to_pb(o), EVENT_OMITS)
+
+
+def work_order_created_pb(o: WorkOrder) -> pb.WorkOrderCreated:
+    """referral.WorkOrderCreated: the new order and the timeline recorded with it."""
+    msg = pb.WorkOrderCreated(work_order=work_order_event_pb(o))
+    _entries_to_pb(o.unannounced, msg.new_entries)
+    return msg
+
+
+def work_order_updated_pb(o: WorkOrder, action: str) -> pb.WorkOrderUpdated:
+    """referral.WorkOrderUpdated: the order as it now stands, the fields changed and the entries
+    added since it was last announced or loaded (`WorkOrder.mark_announced`)."""
+    after = work_order_event_pb(o)
+    before = work_order_event_pb(o.announced) if o.announced is not None else pb.WorkOrder()
+    msg = pb.WorkOrderUpdated(work_order=after, action=action, changed_fields=changed_fields(before, after))
+    _entries_to_pb(o.unannounced, msg.new_entries)
     return msg
 
 

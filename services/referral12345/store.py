@@ -232,6 +232,8 @@ class WorkOrderRepository:
                                    .order_by(order_timeline.c.seq)):
             by_id[e.work_order_id].timeline.append(
                 OrderEntry(e.action, e.actor, list(e.roles), e.time, e.detail, e.reason, e.department))
+        for o in orders:
+            o.mark_announced()
         return orders
 
     def get(self, order_id: str, *, for_update: bool = False) -> WorkOrder | None:

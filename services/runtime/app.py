@@ -23,11 +23,11 @@ from sqlalchemy import MetaData, Table
 from smart110.common.v1 import events_pb2
 from sqlalchemy.engine import Engine
 
-from . import db, identity, metrics, migrate, telemetry, txguard
+from . import db, feed_admin, identity, metrics, migrate, telemetry, txguard
 from .auth import SERVICE_CONTEXT, AuthContext
 from .config import Settings, env_str, service_address
-from .consumer import FeedConsumer, Subscription, cursor_table, dead_letter_table, inbox_table
-from .feed import Feed
+from .consumer import RENEW_SECONDS, FeedConsumer, Subscription, cursor_table, dead_letter_table, inbox_table
+from .feed import Feed, readers_table
 from .logs import setup_logging
 from .outbox import Idempotency, Outbox, idempotency_table, outbox_table
 from .periodic import Periodic
@@ -50,6 +50,7 @@ class RuntimeTables:
     inbox: Table
     marks: Table
     dead_letters: Table
+    readers: Table
 
     @classmethod
     def add_to(cls, metadata: MetaData) -> "RuntimeTables":
@@ -60,6 +61,7 @@ class RuntimeTables:
             inbox=inbox_table(metadata),
             marks=marks_table(metadata),
             dead_letters=dead_letter_table(metadata),
+            readers=readers_table(metadata),
         )
 
 
@@ -102,7 +104,9 @@ class Runtime:
         stub = stub_cls(self.channel(source))
         consumer = FeedConsumer(
             source=source,
-            open_stream=lambda req: stub.StreamEvents(req, wait_for_ready=True),
+            open_stream=lambda req, timeout: stub.StreamEvents(req, wait_for_ready=True, timeout=timeout),
+            consumer=self.settings.service,
+            renew_seconds=RENEW_SECONDS,
             engine=self.engine,
             cursors=self.tables.cursors,
             inbox=self.tables.inbox,
@@ -127,7 +131,9 @@ class Runtime:
             )
             consumer = FeedConsumer(
                 source=source,
-                open_stream=lambda req, stream=stream: stream(req, wait_for_ready=True),
+                open_stream=lambda req, timeout, stream=stream: stream(req, wait_for_ready=True, timeout=timeout),
+                consumer=self.settings.service,
+                renew_seconds=RENEW_SECONDS,
                 engine=self.engine,
                 cursors=self.tables.cursors,
                 inbox=self.tables.inbox,
@@ -220,12 +226,21 @@ def feed_method(source: str) -> str:
     return f"/smart110.{source}.v1.{source.capitalize()}Service/StreamEvents"
 
 
-def assemble(spec: ServiceSpec, rt: Runtime) -> list[tuple]:
-    """The service's servicers, with its event handlers wired to the feeds it consumes."""
+def adopt(spec: ServiceSpec, rt: Runtime) -> None:
+    """Gives the runtime the service's event mapping and repositories, so its units of work have them."""
     rt.event_mapping = spec.event_mapping
     rt.repositories = spec.repositories
+
+
+def assemble(spec: ServiceSpec, rt: Runtime) -> list[tuple]:
+    """The service's servicers (its `build`), with its event handlers wired to the feeds it consumes,
+    and the runtime's own: FeedAdminService, operators' hand on the events the service's consumers
+    parked, in every service that consumes a feed."""
+    adopt(spec, rt)
     servicers = spec.build(rt)
     rt.subscribe(spec.event_handlers)
+    if rt.consumers:
+        servicers = [*servicers, feed_admin.registration(rt)]
     return servicers
 
 
@@ -238,7 +253,8 @@ def open_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
         tables=spec.tables,
         outbox=Outbox(spec.tables.outbox, spec.name),
         idempotency=Idempotency(spec.tables.idempotency),
-        feed=Feed(engine, spec.tables.outbox, settings.database_url, spec.name, marks=spec.tables.marks),
+        feed=Feed(engine, spec.tables.outbox, settings.database_url, spec.name, marks=spec.tables.marks,
+                  readers=spec.tables.readers),
     )
 
 
@@ -265,7 +281,8 @@ def serve(spec: ServiceSpec, settings: Settings) -> None:
     servicers = assemble(spec, rt)
     t = rt.tables
     rt.every("retention", RETENTION_INTERVAL, Retention(rt.engine, outbox=t.outbox, inbox=t.inbox,
-                                                         idempotency=t.idempotency, marks=t.marks).prune)
+                                                         idempotency=t.idempotency, marks=t.marks,
+                                                         readers=t.readers).prune)
     server = create_server(
         port=settings.grpc_port, host=settings.listen_host, services=servicers, max_workers=settings.max_workers,
         public=spec.public,
@@ -314,6 +331,7 @@ def main(spec: ServiceSpec, argv: list[str] | None = None) -> None:
             log.info("%s has no sample data", spec.name)
             return
         rt = open_runtime(spec, settings)
+        adopt(spec, rt)
         try:
             spec.seed(rt)
         finally:

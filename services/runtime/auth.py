@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 
 from .errors import PermissionDenied
 
+# Site reliability engineers: the runtime's operator RPCs (FeedAdminService, parked events), in
+# every service, and nothing of the domain. No domain role includes it, and an in-cluster
+# `service` caller does not have it.
+OPERATOR_ROLE = "sre"
+
 
 @dataclass(frozen=True)
 class AuthContext:

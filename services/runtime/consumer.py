@@ -10,7 +10,14 @@ number of times, then parked in the consumer's `dead_letters` table in one
 transaction with its inbox row and the cursor move, so the feed goes on.
 Later events of the same source and subject are parked behind it, never
 applied out of order. Operators list, replay or discard parked events with
-`list_parked`, `replay_parked` and `discard_parked`.
+`list_parked`, `replay_parked` and `discard_parked` (served as the
+FeedAdminService RPCs by feed_admin.py).
+
+A consumer names its service on the feed request, so the producer knows how
+far it has got (its cursor is the request's `after_sequence`) and its
+retention keeps what the consumer has not passed. To keep that record close
+to the cursor, the consumer reopens its stream from the cursor every
+`RENEW_SECONDS`.
 """
 from __future__ import annotations
 
@@ -24,10 +31,11 @@ import grpc
 from google.protobuf.message import Message
 from opentelemetry import trace
 from sqlalchemy import (
-    BigInteger, Column, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, Text, func, select, update,
+    BigInteger, Column, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, Text, func, select, tuple_,
+    update,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import UUID, insert
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.engine import Connection, Engine
 
 from smart110.common.v1 import events_pb2
@@ -64,6 +72,8 @@ def inbox_table(metadata: MetaData) -> Table:
 
 
 PARKED, REPLAYED, DISCARDED = "parked", "replayed", "discarded"
+# A stream is reopened from the cursor this often (the producer then records the cursor).
+RENEW_SECONDS = 300.0
 ERROR_TEXT_MAX = 2000
 
 
@@ -85,6 +95,7 @@ def dead_letter_table(metadata: MetaData) -> Table:
         Column("resolve_time", DateTime(timezone=True), nullable=True),
         Column("resolve_reason", Text, nullable=True),
         Column("resolved_by", String(120), nullable=True),
+        Column("resolved_roles", ARRAY(Text), nullable=True),
         Index("dead_letters_source_subject_idx", "source", "subject", "status", "sequence"),
     )
 
@@ -133,13 +144,21 @@ class FeedConsumer:
         retry_backoff: float = 0.2,
         unit_of_work: Callable[[Connection], Any] | None = None,
         context: Any = None,
+        consumer: str = "",
+        renew_seconds: float | None = None,
     ):
         """`dead_letters` None: a failing event is retried forever (nothing is parked).
 
         Otherwise an event is tried `max_attempts` times, waiting `retry_backoff`
         seconds (doubling, at most 5 s) between tries, then parked.
+
+        `consumer` is the consuming service's name, sent on the feed request.
+        With `renew_seconds`, `open_stream(request, timeout)` gets that timeout
+        and a stream that ends by it is reopened from the cursor at once.
         """
         self.source = source
+        self.consumer = consumer
+        self.renew_seconds = renew_seconds
         self.open_stream = open_stream
         self.engine = engine
         self.cursors = cursors
@@ -154,6 +173,7 @@ class FeedConsumer:
         self._stop = threading.Event()
         self._call = None
         self._last_sequence = 0  # the cursor as last read or moved by this process
+        self._renewed = False
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------
@@ -184,6 +204,31 @@ class FeedConsumer:
             ).scalar()
         return value or 0
 
+    def _open(self, after: int):
+        request = events_pb2.StreamEventsRequest(after_sequence=after, types=sorted(self.subscriptions),
+                                                 consumer=self.consumer)
+        if self.renew_seconds:
+            return self.open_stream(request, self.renew_seconds)
+        return self.open_stream(request)
+
+    def _events(self, call):
+        """The stream's events; ends quietly, setting `_renewed`, when the stream reaches its renewal deadline."""
+        self._renewed = False
+        stream = iter(call)
+        while True:
+            try:
+                event = next(stream)
+            except StopIteration:
+                return
+            except grpc.RpcError as exc:
+                if self.renew_seconds and callable(getattr(exc, "code", None)) \
+                        and exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    log.debug("renewing the %s stream from the cursor", self.source)
+                    self._renewed = True
+                    return
+                raise
+            yield event
+
     def _run(self) -> None:
         backoff = 0.2
         while not self._stop.is_set():
@@ -191,15 +236,15 @@ class FeedConsumer:
                 after = self.cursor()
                 self._last_sequence = after
                 self._cursor_gauge().set(after)
-                self._call = self.open_stream(
-                    events_pb2.StreamEventsRequest(after_sequence=after, types=sorted(self.subscriptions))
-                )
+                self._call = self._open(after)
                 log.info("consuming %s feed after sequence %d", self.source, after)
-                for event in self._call:
+                for event in self._events(self._call):
                     if self._stop.is_set():
                         return
                     self.handle(event)
                     backoff = 0.2
+                if self._renewed:
+                    continue  # reopen from the cursor at once; a stream the producer ended waits a little
             except grpc.RpcError as exc:
                 if self._stop.is_set():
                     return
@@ -367,13 +412,19 @@ class FeedConsumer:
 
 # -- operators: parked events ------------------------------------------------
 def list_parked(engine: Engine, table: Table, *, source: str | None = None,
-                status: str | None = PARKED) -> list:
-    """Dead-letter rows (all statuses with status=None), oldest first."""
+                status: str | None = PARKED, after: tuple[str, int] | None = None,
+                limit: int | None = None) -> list:
+    """Dead-letter rows (all statuses with status=None) by source and sequence, those past `after`
+    ((source, sequence) of the last row of the previous page) first, at most `limit`."""
     query = select(table).order_by(table.c.source, table.c.sequence)
     if source is not None:
         query = query.where(table.c.source == source)
     if status is not None:
         query = query.where(table.c.status == status)
+    if after is not None:
+        query = query.where(tuple_(table.c.source, table.c.sequence) > tuple_(*after))
+    if limit is not None:
+        query = query.limit(limit)
     with engine.connect() as conn:
         return list(conn.execute(query))
 
@@ -381,18 +432,31 @@ def list_parked(engine: Engine, table: Table, *, source: str | None = None,
 def _claim_parked(conn, table: Table, event_id: str):
     row = conn.execute(select(table).where(table.c.event_id == event_id).with_for_update()).first()
     if row is None:
-        raise NotFound(f"dead_letters/{event_id}")
+        raise NotFound(f"parkedEvents/{event_id}", f"no parked event {event_id}")
     if row.status != PARKED:
-        raise FailedPrecondition(f"event {event_id} is {row.status}, not parked")
+        raise FailedPrecondition(f"event {event_id} is {row.status}, not parked", reason="PARKED_EVENT_RESOLVED",
+                                 metadata={"status": row.status})
     return row
 
 
-def replay_parked(consumer: FeedConsumer, event_id: str, actor: str = "") -> None:
+def _resolve(conn, table: Table, event_id: str, status: str, actor: str, roles, reason: str) -> None:
+    conn.execute(
+        update(table).where(table.c.event_id == event_id)
+        .values(status=status, resolve_time=func.now(), resolve_reason=reason or None, resolved_by=actor or None,
+                resolved_roles=sorted(roles) if roles else None)
+    )
+
+
+def replay_parked(consumer: FeedConsumer, event_id: str, actor: str = "", *, roles=(), reason: str = "",
+                  within: Callable[[object], object] | None = None):
     """Re-applies a parked event through its handler in one transaction and marks it replayed.
 
     Refused while an earlier event of the same source and subject is still
     parked (replay that one first). A handler that fails again leaves the
-    row parked and raises.
+    row parked with its new error and one more attempt, and raises
+    FailedPrecondition (reason REPLAY_FAILED); an outage (database, a
+    service the handler calls) is raised as it is. `within(conn)` runs in the
+    replay's transaction after the row is marked; its result is returned.
     """
     table = consumer.dead_letters
     if table is None:
@@ -401,35 +465,60 @@ def replay_parked(consumer: FeedConsumer, event_id: str, actor: str = "") -> Non
     with consumer.engine.connect() as conn:
         stored = conn.execute(select(table.c.payload).where(table.c.event_id == event_id)).scalar()
     if stored is None:
-        raise NotFound(f"no parked event {event_id}")
+        raise NotFound(f"parkedEvents/{event_id}", f"no parked event {event_id}")
     ahead = events_pb2.Event.FromString(stored)
     prepared = consumer._prepare(consumer.subscriptions.get(ahead.type), ahead)
-    with consumer.engine.begin() as conn:
-        row = _claim_parked(conn, table, event_id)
-        event = events_pb2.Event.FromString(row.payload)
-        blocker = consumer._parked_before(conn, event)
-        if blocker is not None:
-            raise FailedPrecondition(f"event {event_id} waits behind parked event {blocker}; replay that first")
-        sub = consumer.subscriptions.get(event.type)
-        if sub is None:
-            raise FailedPrecondition(f"the {consumer.source} consumer no longer handles {event.type}")
-        payload = sub.payload_type()
-        event.payload.Unpack(payload)
-        consumer._invoke(sub, conn, event, payload, prepared)
-        conn.execute(
-            update(table).where(table.c.event_id == event_id)
-            .values(status=REPLAYED, resolve_time=func.now(), resolved_by=actor or None)
-        )
-    log.info("replayed parked event %s from %s", event_id, consumer.source)
+    try:
+        with consumer.engine.begin() as conn:
+            row = _claim_parked(conn, table, event_id)
+            event = events_pb2.Event.FromString(row.payload)
+            blocker = consumer._parked_before(conn, event)
+            if blocker is not None:
+                raise FailedPrecondition(f"event {event_id} waits behind parked event {blocker}; replay that first",
+                                         reason="PARKED_EVENT_WAITING", metadata={"waits_behind": str(blocker)})
+            sub = consumer.subscriptions.get(event.type)
+            if sub is None:
+                raise FailedPrecondition(f"the {consumer.source} consumer no longer handles {event.type}",
+                                         reason="EVENT_TYPE_NOT_HANDLED")
+            payload = sub.payload_type()
+            event.payload.Unpack(payload)
+            try:
+                consumer._invoke(sub, conn, event, payload, prepared)
+            except Exception as exc:
+                raise _HandlerFailed(exc) from exc
+            _resolve(conn, table, event_id, REPLAYED, actor, roles, reason)
+            result = within(conn) if within is not None else None
+    except _HandlerFailed as failed:
+        exc = failed.error
+        if isinstance(exc, _TRANSIENT) or (isinstance(exc, grpc.RpcError) and exc.code() in _TRANSIENT_CODES):
+            raise exc from None
+        with consumer.engine.begin() as conn:
+            conn.execute(update(table).where(table.c.event_id == event_id, table.c.status == PARKED)
+                         .values(error=error_text(exc), attempts=table.c.attempts + 1))
+        log.warning("replay of parked event %s from %s by %s failed: %s", event_id, consumer.source,
+                    actor or "an operator", error_text(exc))
+        raise FailedPrecondition(f"the handler failed again, the event stays parked: {error_text(exc)}",
+                                 reason="REPLAY_FAILED") from exc
+    log.info("replayed parked event %s from %s by %s", event_id, consumer.source, actor or "an operator")
+    return result
 
 
-def discard_parked(engine: Engine, table: Table, event_id: str, reason: str, actor: str) -> None:
-    """Marks a parked event discarded (never applied); the row stays for audit."""
-    with engine.begin() as conn:
-        _claim_parked(conn, table, event_id)
-        conn.execute(
-            update(table).where(table.c.event_id == event_id)
-            .values(status=DISCARDED, resolve_time=func.now(), resolve_reason=reason, resolved_by=actor)
-        )
+class _HandlerFailed(Exception):
+    """A replayed event's handler raised (as opposed to the checks around it)."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
+def discard_in(conn, table: Table, event_id: str, reason: str, actor: str, roles=()) -> None:
+    """Marks a parked event discarded inside the caller's transaction (see `discard_parked`)."""
+    _claim_parked(conn, table, event_id)
+    _resolve(conn, table, event_id, DISCARDED, actor, roles, reason)
     log.info("discarded parked event %s by %s: %s", event_id, actor, reason)
 
+
+def discard_parked(engine: Engine, table: Table, event_id: str, reason: str, actor: str, roles=()) -> None:
+    """Marks a parked event discarded (never applied); the row stays for audit."""
+    with engine.begin() as conn:
+        discard_in(conn, table, event_id, reason, actor, roles)

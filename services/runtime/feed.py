@@ -3,17 +3,24 @@
 `StreamEvents` returns the events after a sequence number, then keeps the
 stream open and sends new events as they commit. One LISTEN connection per
 process wakes every open stream on NOTIFY; streams never poll on a sleep.
+
+A consuming service names itself on the request (`consumer`); its
+`after_sequence` is then its cursor, and the feed records the highest one it
+was asked from in `feed_readers`, with the time. Retention keeps every event
+a recently seen reader has not passed (see retention.py).
 """
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from itertools import count
 
 import psycopg
 from google.protobuf import any_pb2, timestamp_pb2
-from sqlalchemy import Table, func, select
+from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Engine
 
 from smart110.common.v1 import events_pb2
@@ -30,6 +37,18 @@ BATCH = 500
 # Streams re-check the table at least this often, so a lost notification
 # (a dropped LISTEN connection) delays an event, never loses it.
 SAFETY_RECHECK_SECONDS = 5.0
+CONSUMER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,59}$")
+
+
+def readers_table(metadata: MetaData) -> Table:
+    """How far each consuming service has read this feed: the highest cursor it asked from, and when."""
+    return Table(
+        "feed_readers",
+        metadata,
+        Column("consumer", String(60), primary_key=True),
+        Column("last_after_sequence", BigInteger, nullable=False),
+        Column("seen_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
 
 
 def row_to_event(row, source: str) -> events_pb2.Event:
@@ -48,10 +67,12 @@ def row_to_event(row, source: str) -> events_pb2.Event:
 
 
 class Feed:
-    def __init__(self, engine: Engine, table: Table, database_url: str, source: str, marks: Table | None = None):
+    def __init__(self, engine: Engine, table: Table, database_url: str, source: str, marks: Table | None = None,
+                 readers: Table | None = None):
         self.engine = engine
         self.table = table
         self.marks = marks  # retention_marks: how far the outbox was pruned
+        self.readers = readers  # feed_readers: how far each consumer has got
         self.source = source
         self._dsn = libpq_url(database_url)
         self._channel = notify_channel(table.schema)
@@ -146,6 +167,18 @@ class Feed:
                 "move the cursor to the feed's latest sequence",
                 reason="CURSOR_BEHIND_RETENTION", metadata={"pruned_upto": str(upto), "after_sequence": str(after)})
 
+    def _record_reader(self, consumer: str, after: int) -> None:
+        """The consumer is at `after` now (its cursor only moves forward, so neither does the record)."""
+        if self.readers is None or not consumer:
+            return
+        r = self.readers
+        stmt = insert(r).values(consumer=consumer, last_after_sequence=after)
+        with self.engine.begin() as conn:
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=[r.c.consumer],
+                set_={"last_after_sequence": func.greatest(r.c.last_after_sequence, stmt.excluded.last_after_sequence),
+                      "seen_time": func.now()}))
+
     def _read(self, after: int, types: list[str]) -> list:
         query = select(self.table).where(self.table.c.sequence > after).order_by(self.table.c.sequence).limit(BATCH)
         if types:
@@ -159,10 +192,16 @@ class Feed:
         With `idle_seconds`, yields None whenever that long passes with nothing
         new, so a caller can send a heartbeat on a quiet stream.
         """
+        bad = []
         if request.after_sequence < 0:
-            raise InvalidArgument([("after_sequence", "must be 0 or more")])
+            bad.append(("after_sequence", "must be 0 or more"))
+        if request.consumer and not CONSUMER_NAME.match(request.consumer):
+            bad.append(("consumer", "must be a service name: a lowercase letter, then up to 59 of a-z 0-9 _ -"))
+        if bad:
+            raise InvalidArgument(bad)
         after = request.after_sequence
         self._check_retained(after)
+        self._record_reader(request.consumer, after)
         types = list(request.types)
         stream_id = next(self._stream_ids)
         with self._positions_lock:

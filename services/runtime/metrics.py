@@ -12,6 +12,8 @@ Where each family is recorded:
 - `smart110_feed_lag_seconds`, `smart110_feed_cursor`,
   `smart110_feed_events_applied_total`, `smart110_feed_events_parked_total`:
   `FeedConsumer` (consumer.py).
+- `smart110_outbox_oversized_events_total`: `Outbox.publish` (outbox.py), for
+  a payload above the documented bound.
 - `smart110_outbox_latest_sequence`, `smart110_feed_streams_open`,
   `smart110_feed_stream_backlog`: `Feed` (feed.py), computed when scraped.
 - `smart110_sla_seconds`: `observe_sla()`, called by the services where a
@@ -69,6 +71,11 @@ FEED_EVENTS_PARKED = Counter(
     ["service", "source"],
 )
 
+OUTBOX_OVERSIZED_EVENTS = Counter(
+    "smart110_outbox_oversized_events_total",
+    "Events published with a payload above the documented bound (outbox.MAX_EVENT_BYTES); each was still published.",
+    ["service", "type"],
+)
 OUTBOX_LATEST = Gauge(
     "smart110_outbox_latest_sequence",
     "Highest outbox sequence this service's feed knows of.",

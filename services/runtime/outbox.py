@@ -5,10 +5,16 @@ An event is inserted in the same transaction as the state change it
 announces. A transaction-scoped advisory lock orders publishers so sequence
 numbers become visible in commit order: a feed reader that has seen sequence
 N will never later find a smaller one appear.
+
+An event carries what changed, bounded in size (services/runtime/changes.py):
+a payload above `MAX_EVENT_BYTES` is still published (refusing it would lose
+the state change it announces) but logged and counted, so the event that grows
+is found before it nears gRPC's 4 MB message limit.
 """
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from datetime import datetime, timezone
 
@@ -30,8 +36,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
 
+from . import metrics
 from .errors import AlreadyExists
 from .telemetry import current_trace_context
+
+log = logging.getLogger("smart110.outbox")
+
+# The documented bound on an event payload (the serialized message, without
+# the feed's envelope). Events stay far below it whatever a resource's history
+# (tests/integration/test_event_size.py); gRPC refuses messages above 4 MB.
+MAX_EVENT_BYTES = 64 * 1024
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -79,6 +93,10 @@ class Outbox:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": self._lock_key})
         packed = any_pb2.Any()
         packed.Pack(payload, type_url_prefix="type.googleapis.com/")
+        if len(packed.value) > MAX_EVENT_BYTES:
+            log.warning("event %s about %s is %d bytes, above the %d-byte bound; published anyway",
+                        event_type, subject, len(packed.value), MAX_EVENT_BYTES)
+            metrics.OUTBOX_OVERSIZED_EVENTS.labels(service=metrics.service(), type=event_type).inc()
         seq = conn.execute(
             self.table.insert()
             .values(

@@ -40,7 +40,7 @@ DISTRICT_ROLES = frozenset({"district_commander"})
 STATION_ROLES = frozenset({"officer", "station_chief", "legal_officer"})
 POLICE_ROLES = CITY_ROLES | CENTRE_ROLES | DISTRICT_ROLES | STATION_ROLES
 HOTLINE_ROLES = frozenset({"hotline_agent", "supervisor", "department"})
-OTHER_ROLES = frozenset({"expert", "open311_client", "operator"})
+OTHER_ROLES = frozenset({"expert", "open311_client", "sre"})
 ALL_ROLES = POLICE_ROLES | HOTLINE_ROLES | OTHER_ROLES | {SERVICE}
 ANY_PERSON = frozenset(ALL_ROLES - {SERVICE})
 

@@ -3,7 +3,13 @@
 One periodic job per service (`Runtime.every("retention", ...)`, wired by the
 runtime for every service) prunes, in batches:
 
-- **outbox** events older than `OUTBOX_RETENTION_DAYS` (default 30). The
+- **outbox** events older than `OUTBOX_RETENTION_DAYS` (default 30) that
+  every known reader has passed: each consuming service names itself when it
+  opens the feed, and `feed_readers` keeps the highest cursor it asked from
+  (consumers reopen their stream every few minutes, so that stays close to
+  their real cursor). A reader not seen for `FEED_READER_EXPIRY_DAYS`
+  (default 90; more than the outbox horizon, or it would never matter) is
+  ignored, so a removed consumer does not keep the outbox forever. The
   newest event is always kept, so the feed's latest sequence never goes
   back. The highest pruned sequence is recorded in `retention_marks`; a
   consumer whose cursor is behind it has missed events for good and its
@@ -55,6 +61,8 @@ class Horizons:
     outbox: timedelta = timedelta(days=30)
     inbox: timedelta = timedelta(days=14)
     idempotency: timedelta = timedelta(days=7)
+    # A feed reader not seen for this long no longer holds outbox events back.
+    reader_expiry: timedelta = timedelta(days=90)
 
     @classmethod
     def from_env(cls) -> "Horizons":
@@ -62,6 +70,7 @@ class Horizons:
             outbox=timedelta(days=env_float("OUTBOX_RETENTION_DAYS", 30.0)),
             inbox=timedelta(days=env_float("INBOX_RETENTION_DAYS", 14.0)),
             idempotency=timedelta(days=env_float("IDEMPOTENCY_RETENTION_DAYS", 7.0)),
+            reader_expiry=timedelta(days=env_float("FEED_READER_EXPIRY_DAYS", 90.0)),
         )
 
 
@@ -72,15 +81,19 @@ def pruned_upto(conn, marks: Table) -> int:
 
 
 class Retention:
-    """Prunes one service's outbox, inbox and idempotency keys past their horizons."""
+    """Prunes one service's outbox, inbox and idempotency keys past their horizons.
+
+    Without `readers` the outbox is pruned by age alone.
+    """
 
     def __init__(self, engine: Engine, *, outbox: Table, inbox: Table, idempotency: Table, marks: Table,
-                 horizons: Horizons | None = None, batch: int = BATCH):
+                 readers: Table | None = None, horizons: Horizons | None = None, batch: int = BATCH):
         self.engine = engine
         self.outbox = outbox
         self.inbox = inbox
         self.idempotency = idempotency
         self.marks = marks
+        self.readers = readers
         self.horizons = horizons or Horizons.from_env()
         self.batch = batch
         self._lock_key = int.from_bytes(hashlib.sha256(f"{outbox.schema}.retention".encode()).digest()[:4], "big")
@@ -92,7 +105,8 @@ class Retention:
         with self.engine.begin() as conn:
             if not conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": self._lock_key}).scalar():
                 return None
-            deleted["outbox"] = self._prune_outbox(conn, now - self.horizons.outbox)
+            deleted["outbox"] = self._prune_outbox(conn, now - self.horizons.outbox,
+                                                   now - self.horizons.reader_expiry)
             deleted["inbox"] = self._delete_older(conn, self.inbox, self.inbox.c.process_time,
                                                   now - self.horizons.inbox)
             deleted["idempotency_keys"] = self._delete_older(conn, self.idempotency, self.idempotency.c.create_time,
@@ -102,7 +116,14 @@ class Retention:
                      extra={f"pruned_{t}": n for t, n in deleted.items()})
         return deleted
 
-    def _prune_outbox(self, conn, cutoff: datetime) -> int:
+    def slowest_reader(self, conn, seen_since: datetime) -> int | None:
+        """The lowest cursor of the readers seen since `seen_since` (None: no such reader)."""
+        if self.readers is None:
+            return None
+        r = self.readers
+        return conn.execute(select(func.min(r.c.last_after_sequence)).where(r.c.seen_time >= seen_since)).scalar()
+
+    def _prune_outbox(self, conn, cutoff: datetime, seen_since: datetime) -> int:
         t = self.outbox
         newest = conn.execute(select(func.max(t.c.sequence))).scalar()
         if newest is None:
@@ -111,6 +132,12 @@ class Retention:
             select(func.max(t.c.sequence)).where(t.c.occur_time < cutoff, t.c.sequence < newest)
         ).scalar()
         if upto is None:
+            return 0
+        slowest = self.slowest_reader(conn, seen_since)
+        if slowest is not None:
+            # Only what every reader has passed: a cursor at N has applied N and everything before it.
+            upto = min(upto, slowest)
+        if upto <= pruned_upto(conn, self.marks):
             return 0
         total = 0
         while True:

@@ -102,3 +102,23 @@ def dead_letters_0003() -> None:
 def dead_letters_0003_down() -> None:
     op.drop_index("dead_letters_source_subject_idx", table_name="dead_letters")
     op.drop_table("dead_letters")
+
+
+def feed_readers_0004(schema: str) -> None:
+    """feed_readers (how far each consuming service has read this service's feed) and
+    dead_letters.resolved_roles (the roles of the operator who replayed or discarded a parked event)."""
+    op.create_table(
+        "feed_readers",
+        sa.Column("consumer", sa.String(length=60), nullable=False),
+        sa.Column("last_after_sequence", sa.BigInteger(), nullable=False),
+        sa.Column("seen_time", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", name="feed_readers_pkey"),
+        schema=schema,
+    )
+    op.add_column("dead_letters", sa.Column("resolved_roles", postgresql.ARRAY(sa.Text()), nullable=True),
+                  schema=schema)
+
+
+def feed_readers_0004_down(schema: str) -> None:
+    op.drop_column("dead_letters", "resolved_roles", schema=schema)
+    op.drop_table("feed_readers", schema=schema)

@@ -5,9 +5,16 @@ Afterwards every acknowledged report exists exactly once, every police report ha
 every non-police report its work order. Prints tried / acknowledged / lost / duplicated and the
 recovery time of each fault. Runs its own suite (own Postgres, own ports) on loopback; the load
 is bounded in count and time.
+
+A second case stops each service with SIGTERM (a rolling update's stop) under the same load plus
+reads of every service: no unary call fails in flight (retries after UNAVAILABLE are counted and
+shown), and a big screen's alerts Subscribe stream resumes from its last sequence with no change
+missed or seen twice; the feeds' consumers resume from their cursors (every report's case or work
+order, once).
 """
 from __future__ import annotations
 
+import collections
 import shutil
 import signal
 import tempfile
@@ -16,12 +23,15 @@ import time
 import uuid
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from smart110.alerts.v1 import alerts_service_pb2 as alerts_pb
+from smart110.alerts.v1 import alerts_service_pb2_grpc as alerts_grpc
 from services.runtime.db import sqlalchemy_url
-from tools.devstack import Ports, Stack
+from tools.devstack import SERVICES, Ports, Stack
 from tools.token import mint
 
 pytestmark = pytest.mark.chaos
@@ -55,6 +65,7 @@ class Load:
         self.tried: dict[str, bool] = {}       # request id -> police?
         self.acked: dict[str, str] = {}        # request id -> report name
         self.ack_times: list[float] = []
+        self.retried: list[tuple[str, str]] = []  # (kind, what the gateway said) per failed attempt
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._n = 0
@@ -100,10 +111,32 @@ class Load:
                     self.ack_times.append(time.monotonic())
                     return
                 assert resp.status_code in (502, 503, 504, 500), resp.text
-            except httpx.HTTPError:
-                pass
+                self.retried.append(failed_attempt(resp))
+            except httpx.HTTPError as exc:
+                self.retried.append(failed_attempt(None, exc))
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+# Envoy's words for a call it could not hand to a service at all: safe to retry, nothing started.
+NEVER_REACHED = ("no healthy upstream", "connection failure", "refused stream", "reset before request",
+                 "delayed connect error")
+
+
+def failed_attempt(resp: httpx.Response | None, exc: Exception | None = None) -> tuple[str, str]:
+    """("refused", why) for a call that never reached a service, ("unavailable", why) for another
+    UNAVAILABLE (a client may retry it), ("failed", why) for anything else: a call cut in flight."""
+    if resp is None:
+        return "failed", type(exc).__name__
+    try:
+        body = resp.json()
+        message = str(body.get("message", "")) if isinstance(body, dict) else resp.text[:200]
+    except ValueError:
+        message = resp.text[:200]
+    if resp.status_code == 503:
+        lowered = message.lower()
+        return ("refused" if any(m in lowered for m in NEVER_REACHED) else "unavailable"), message[:120]
+    return "failed", f"{resp.status_code} {message[:120]}"
 
 
 def kill(stack: Stack, target: str) -> float:
@@ -199,3 +232,236 @@ def test_every_acknowledged_report_survives_each_fault_exactly_once(chaos_stack)
     assert len(rids) >= len(load.tried) * 0.9, "most reports are acknowledged within the retry budget"
     assert not lost and not duplicated
     assert not missing_case and not missing_order
+
+
+# -- SIGTERM under load ----------------------------------------------------------------------
+
+READ_RATE = 4.0  # reads a second, round-robin over the services
+READS = {  # one list call per service, as a command centre's screens make them
+    "intake": "/v1/reports?pageSize=5",
+    "dispatch": "/v1/cases?pageSize=5",
+    "referral": "/v1/workOrders?pageSize=5",
+    "alerts": "/v1/alerts?pageSize=5",
+    "scoring": "/v1/warnings?pageSize=5",
+}
+ALERT_CHANGES = ("alerts.AlertFired", "alerts.AlertUpdated")
+
+
+class Reads:
+    """Unary reads of every service through the gateway at a fixed rate, each retried until it succeeds."""
+
+    def __init__(self, stack: Stack, token: str):
+        self.stack = stack
+        self.token = token
+        self.tried = collections.Counter()
+        self.ok = collections.Counter()
+        self.retried: list[tuple[str, str, str]] = []  # (service, kind, why)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        t = threading.Thread(target=self._tick, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in list(self._threads):
+            t.join(RETRY_BUDGET + 10)
+
+    def _tick(self) -> None:
+        n = 0
+        services = list(READS)
+        while not self._stop.wait(1 / READ_RATE):
+            t = threading.Thread(target=self._read, args=(services[n % len(services)],), daemon=True)
+            n += 1
+            t.start()
+            self._threads.append(t)
+
+    def _read(self, service: str) -> None:
+        self.tried[service] += 1
+        deadline = time.monotonic() + RETRY_BUDGET
+        delay = 0.2
+        while time.monotonic() < deadline:
+            try:
+                resp = httpx.get(f"{self.stack.gateway_url}{READS[service]}", timeout=10,
+                                 headers={"Authorization": f"Bearer {self.token}"})
+                if resp.status_code == 200:
+                    self.ok[service] += 1
+                    return
+                assert resp.status_code >= 500, f"{service}: {resp.status_code} {resp.text}"
+                kind, why = failed_attempt(resp)
+            except httpx.HTTPError as exc:
+                kind, why = failed_attempt(None, exc)
+            self.retried.append((service, kind, why))
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+class Screen:
+    """A big screen on alerts' Subscribe through the gateway: reconnects from its last sequence."""
+
+    def __init__(self, stack: Stack, token: str, after: int):
+        self.stack = stack
+        self.metadata = (("authorization", f"Bearer {token}"),)
+        self.after = after
+        self.received: list[int] = []
+        self.streams = 0
+        self.errors = collections.Counter()
+        self.fatal: grpc.RpcError | None = None
+        self._stop = threading.Event()
+        self._call = None
+        self._channel = grpc.insecure_channel(stack.gateway_url.removeprefix("http://"))
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._call is not None:
+            self._call.cancel()
+        self._thread.join(30)
+        self._channel.close()
+
+    def _run(self) -> None:
+        stub = alerts_grpc.AlertsServiceStub(self._channel)
+        while not self._stop.is_set():
+            try:
+                self._call = stub.Subscribe(alerts_pb.SubscribeRequest(after_sequence=self.after),
+                                            metadata=self.metadata)
+                self.streams += 1
+                for change in self._call:
+                    if change.action in ("HEARTBEAT", "SNAPSHOT"):
+                        continue
+                    self.received.append(change.sequence)
+                    self.after = change.sequence
+            except grpc.RpcError as exc:
+                if self._stop.is_set():
+                    return
+                self.errors[exc.code().name] += 1
+                if exc.code() in (grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.PERMISSION_DENIED,
+                                  grpc.StatusCode.INVALID_ARGUMENT):
+                    self.fatal = exc
+                    return
+            self._stop.wait(0.5)
+
+
+def terminate(stack: Stack, target: str) -> tuple[float, float]:
+    """SIGTERMs one service and starts it again; returns (seconds to exit, seconds to serving again)."""
+    t0 = time.monotonic()
+    proc = stack._procs.pop(target)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(90)
+    exited = time.monotonic() - t0
+    stack.start_service(target)
+    stack.wait_serving(target)
+    return exited, time.monotonic() - t0
+
+
+def alert_changes_after(stack: Stack, after: int) -> list[int]:
+    engine = create_engine(sqlalchemy_url(stack.admin_url))
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT sequence FROM alerts.outbox WHERE sequence > :a AND type = ANY(:t) "
+                                     "ORDER BY sequence"), {"a": after, "t": list(ALERT_CHANGES)}).scalars().all()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.timeout(600)  # five drains in turn, each with its readiness wait, then the settling
+def test_sigterm_under_load_loses_no_call_and_streams_resume_from_their_cursor(chaos_stack):
+    stack = chaos_stack
+    engine = create_engine(sqlalchemy_url(stack.admin_url))
+    try:
+        with engine.connect() as conn:
+            start = conn.execute(text("SELECT coalesce(max(sequence), 0) FROM alerts.outbox")).scalar()
+    finally:
+        engine.dispose()
+    screen = Screen(stack, mint(roles=["commander"], sub="chaos-big-screen"), start)
+    screen.start()
+    time.sleep(2)
+    load = Load(stack)
+    reads = Reads(stack, mint(roles=["commander"], sub="chaos-commander"))
+    load.start()
+    reads.start()
+    stopped = {}
+    try:
+        time.sleep(3)
+        for target in SERVICES:
+            stopped[target] = terminate(stack, target)
+            time.sleep(3)
+    finally:
+        load.stop()
+        reads.stop()
+
+    # The screen catches up with every alert change committed, then is compared with the feed.
+    target = (alert_changes_after(stack, start) or [start])[-1]
+    deadline = time.monotonic() + 60
+    while screen.after < target and screen.fatal is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    screen.stop()
+    expected = [q for q in alert_changes_after(stack, start) if q <= target]
+    seen = collections.Counter(q for q in screen.received if q <= target)
+    missed = [q for q in expected if q not in seen]
+    seen_twice = [q for q, n in seen.items() if n > 1]
+
+    rids = list(load.acked)
+    reports = counts(stack, "SELECT substring(description from '编号 ([0-9a-f]{32})') AS rid, count(*) "
+                            "FROM intake.reports WHERE description LIKE '%编号 %' GROUP BY 1", rids)
+    lost = [r for r in rids if reports.get(r, 0) == 0]
+    duplicated = [r for r in rids if reports.get(r, 0) > 1]
+    ids = {load.acked[r].split("/", 1)[1]: load.tried[r] for r in rids}
+
+    def followed():
+        engine = create_engine(sqlalchemy_url(stack.admin_url))
+        try:
+            with engine.connect() as conn:
+                cases = collections.Counter(conn.execute(text("SELECT report FROM dispatch.cases")).scalars())
+                orders = collections.Counter(conn.execute(text(
+                    "SELECT report FROM referral.work_orders WHERE report IS NOT NULL")).scalars())
+        finally:
+            engine.dispose()
+
+        def n(counter, i):
+            return counter.get(i, 0) + counter.get(f"reports/{i}", 0)
+        return ({i: n(cases, i) for i, police in ids.items() if police},
+                {i: n(orders, i) for i, police in ids.items() if not police})
+
+    deadline = time.monotonic() + 120
+    while True:
+        case_counts, order_counts = followed()
+        if all(case_counts.values()) and all(order_counts.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    missing_case = [i for i, n in case_counts.items() if n == 0]
+    missing_order = [i for i, n in order_counts.items() if n == 0]
+    twice = [i for i, n in {**case_counts, **order_counts}.items() if n > 1]
+
+    attempts = [("intake", kind, why) for kind, why in load.retried] + reads.retried
+    by_kind = collections.Counter(kind for _, kind, _ in attempts)
+    failed = [a for a in attempts if a[1] == "failed"]
+    calls = len(load.tried) + sum(reads.tried.values())
+    survived = len(rids) + sum(reads.ok.values())
+    print(f"\nsigterm: unary calls tried {calls} (reports {len(load.tried)}, reads {sum(reads.tried.values())}), "
+          f"survived {survived}, lost {len(lost)}, duplicated {len(duplicated)}; failed attempts in flight "
+          f"{len(failed)}, retried after UNAVAILABLE {by_kind['refused'] + by_kind['unavailable']} "
+          f"(never reached a service {by_kind['refused']}, other UNAVAILABLE {by_kind['unavailable']})")
+    for (service, kind, why), n in collections.Counter(attempts).most_common(8):
+        print(f"sigterm:   {n} x {service} {kind}: {why}")
+    print(f"sigterm: alerts Subscribe changes expected {len(expected)}, received {sum(seen.values())}, "
+          f"missed {len(missed)}, duplicated {len(seen_twice)}, streams opened {screen.streams}, "
+          f"errors {dict(screen.errors)}")
+    print(f"sigterm: police without a case {len(missing_case)}, non-police without a work order "
+          f"{len(missing_order)}, followed twice {len(twice)}")
+    for name, (exited, serving) in stopped.items():
+        print(f"sigterm: {name} exited {exited:.1f}s after SIGTERM, serving again after {serving:.1f}s")
+
+    assert screen.fatal is None, screen.fatal
+    assert expected, "the load raised or updated alerts for the screen to follow"
+    assert screen.streams > 1, "the screen's stream was ended by the alerts SIGTERM and reopened"
+    assert not missed and not seen_twice
+    assert survived == calls, "every call succeeded within the retry budget"
+    assert not failed, f"in-flight calls failed: {failed[:5]}"
+    assert not lost and not duplicated
+    assert not missing_case and not missing_order and not twice

@@ -193,20 +193,32 @@ def test_subscribe_filters_and_resumes_after_a_reconnect(stub, served, station):
             break
     stream.cancel()
     assert seen[-1].action == "FIRED" and {c.alert.area.station_id for c in seen} == {station}
+    # A change carries what the feed's event carries: the alert without its history, what changed.
+    assert [e.action for e in seen[-1].new_entries] == ["FIRED", "NOTIFIED"] and not seen[-1].changed_fields
+    assert not seen[-1].alert.timeline and not seen[-1].alert.notifications
     resume_at = seen[-1].sequence
     # While the screen is away, the alert is repeated and acknowledged.
     report_in(served, station, "又有人劫持出租车")
     stub.AcknowledgeAlert(pb.AcknowledgeAlertRequest(request_id=rid(), name=first.name), timeout=5)
     missed = []
     for change in stub.Subscribe(pb.SubscribeRequest(after_sequence=resume_at, areas=[station]), timeout=10):
-        missed.append(change.action)
+        missed.append(change)
         if change.action == "ACKNOWLEDGED":
             break
-    assert missed == ["UPDATED", "ACKNOWLEDGED"]
+    assert [c.action for c in missed] == ["UPDATED", "ACKNOWLEDGED"]
+    repeated, acked = missed
+    assert [e.action for e in repeated.new_entries] == ["REPEATED"] and repeated.alert.count == 2
+    assert {"subject", "related_subjects", "summary", "count"} <= set(repeated.changed_fields)
+    assert [e.action for e in acked.new_entries] == ["ACKNOWLEDGED"]
+    assert {"state", "acknowledge_stamp"} <= set(acked.changed_fields) and "count" not in acked.changed_fields
+    assert not acked.alert.timeline and not acked.alert.notifications
     snap = stub.Subscribe(pb.SubscribeRequest(include_active=True, areas=[station]), timeout=5)
     change = next(iter(snap))
     snap.cancel()
     assert change.action == "SNAPSHOT" and change.alert.name == first.name
+    assert [e.action for e in change.alert.timeline][-1] == "ACKNOWLEDGED" and change.alert.notifications, \
+        "a snapshot is the whole alert"
+    assert not change.new_entries and not change.changed_fields
     assert code_of(lambda: next(iter(stub.Subscribe(pb.SubscribeRequest(after_sequence=10 ** 12), timeout=5)))) == \
         grpc.StatusCode.OUT_OF_RANGE
 

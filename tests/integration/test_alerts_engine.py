@@ -23,6 +23,7 @@ from services.alerts import domain, handlers, mapping, queries, workers
 from services.alerts.__main__ import SPEC
 from services.alerts.store import alerts, obligations
 from services.runtime.auth import SERVICE_CONTEXT, AuthContext
+from services.runtime.changes import without
 from services.runtime.errors import Unavailable
 from tests import support
 
@@ -458,10 +459,26 @@ def test_an_alert_repeating_all_day_keeps_its_events_small(served, station):
         [last] = feed(served, station, f"楼上噪音第{m}次", T0 + timedelta(minutes=m))
     [alert] = of_rule(served, r)
     assert alert.count == 60 and len(alert.timeline) == 61  # fired, notified, 59 repeats
-    # The event of the last repeat carries the latest entries only.
-    event = served.events(["alerts.AlertUpdated"], subject=last.name)[-1]
-    payload = pb.AlertUpdated()
-    event.payload.Unpack(payload)
-    assert payload.action == "UPDATED" and payload.alert.count == 60
-    assert len(payload.alert.timeline) == domain.EVENT_TIMELINE_ENTRIES
-    assert payload.alert.timeline[-1].action == "REPEATED" and payload.alert.timeline[-1].detail.startswith("第60次")
+    rows = served.events(subject=alert.name)
+    assert [r.type for r in rows] == ["alerts.AlertFired"] + ["alerts.AlertUpdated"] * 59
+    fired = pb.AlertFired()
+    rows[0].payload.Unpack(fired)
+    assert [e.action for e in fired.new_entries] == ["FIRED", "NOTIFIED"]
+    second, latest = pb.AlertUpdated(), pb.AlertUpdated()
+    rows[1].payload.Unpack(second)
+    rows[-1].payload.Unpack(latest)
+    assert latest.action == "UPDATED" and latest.alert.name == last.name
+    assert not latest.alert.timeline and not latest.alert.notifications, "GetAlert has them; events do not"
+    assert not fired.alert.timeline and not fired.alert.notifications
+    assert [(e.action, e.detail[:4]) for e in latest.new_entries] == [("REPEATED", "第60次")]
+    assert {"count", "last_seen_time", "summary"} <= set(latest.changed_fields)
+    assert second.alert.count == 2 and latest.alert.count == 60
+
+    def size(event: pb.AlertUpdated) -> int:
+        # related_subjects keeps the latest 100 subjects: bounded, though growing up to there.
+        return len(pb.AlertUpdated(alert=without(event.alert, ["related_subjects"]), action=event.action,
+                                   changed_fields=event.changed_fields, new_entries=event.new_entries)
+                   .SerializeToString())
+
+    assert len(latest.alert.related_subjects) == 59
+    assert size(latest) <= size(second) + 8, "the 60th event is no larger than the 2nd"

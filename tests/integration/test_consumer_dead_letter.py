@@ -1,24 +1,31 @@
-"""Feed consumers park poison events in their dead-letter table and keep order per subject (real Postgres)."""
+"""Feed consumers park poison events in their dead-letter table and keep order per subject, and operators
+list, replay and discard them through FeedAdminService (real Postgres)."""
 from __future__ import annotations
 
 import threading
 import time
 import uuid
 
+import grpc
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import Column, Integer, MetaData, String, Table, select
 
 from smart110.common.v1 import common_pb2, events_pb2
+from smart110.common.v1 import feed_admin_pb2 as fa_pb
+from smart110.common.v1 import feed_admin_pb2_grpc as fa_grpc
 from services.runtime import metrics
-from services.runtime.app import RuntimeTables
+from services.runtime.app import Runtime, RuntimeTables, ServiceSpec, assemble
+from services.runtime.config import Settings
 from services.runtime.consumer import (
     FeedConsumer, Subscription, discard_parked, list_parked, replay_parked,
 )
 from services.runtime.db import ensure_service_database, make_engine
 from services.runtime.errors import FailedPrecondition
 from services.runtime.feed import Feed
-from services.runtime.outbox import Outbox
+from services.runtime.outbox import Idempotency, Outbox
+from services.runtime.server import create_server
+from tests import support
 
 SCHEMA = "dlcheck"
 
@@ -154,3 +161,191 @@ def test_stop_with_a_generator_stream_completes(env):
     assert yielded.wait(10)
     consumer.stop()  # no AttributeError: 'generator' object has no attribute 'cancel'
     assert not consumer._thread.is_alive()
+
+
+# -- the operator RPC: FeedAdminService ------------------------------------------------------
+
+SRE = support.caller(["sre"], sub="ops-1", name="值班运维甲")
+DISPATCHER = support.caller(["dispatcher"], station="S01", sub="d-1")
+
+
+@pytest.fixture()
+def admin(env):
+    """This schema's runtime as a consuming service serves it: one consumer, FeedAdminService over gRPC."""
+    engine, tables, effects, feed, outbox = env["engine"], env["tables"], env["effects"], env["feed"], env["outbox"]
+    source = f"src{uuid.uuid4().hex[:6]}"
+    broken = {"on": True}
+    calls = []
+
+    def handler(conn, event, payload):
+        calls.append(event.event_id)
+        if broken["on"] and payload.latitude == 0:
+            raise ValueError("cannot handle latitude 0")
+        conn.execute(effects.insert().values(subject=event.subject, event_id=event.event_id))
+
+    def open_stream(req):
+        return feed.stream(events_pb2.StreamEventsRequest(after_sequence=req.after_sequence, types=list(req.types),
+                                                          stop_at_end=True), Ctx())
+
+    rt = Runtime(settings=Settings(service=SCHEMA, grpc_port=0, database_url="unused"), engine=engine,
+                 tables=tables, outbox=outbox, idempotency=Idempotency(tables.idempotency), feed=feed)
+
+    def build(runtime):
+        runtime.consumers.append(FeedConsumer(
+            source=source, open_stream=open_stream, engine=engine, cursors=tables.cursors, inbox=tables.inbox,
+            dead_letters=tables.dead_letters, max_attempts=2, retry_backoff=0.01,
+            subscriptions={"test.Poisoned": Subscription(common_pb2.GeoPoint, handler)}))
+        return []
+
+    servicers = assemble(ServiceSpec(name=SCHEMA, metadata=MetaData(), tables=tables, migrations=None, build=build),
+                         rt)
+    assert [name for _, _, name in servicers] == ["smart110.common.v1.FeedAdminService"]
+    server = create_server(port=0, host="127.0.0.1", services=servicers)
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    try:
+        yield dict(stub=fa_grpc.FeedAdminServiceStub(channel), consumer=rt.consumers[0], source=source,
+                   broken=broken, calls=calls, parent=f"feedConsumers/{SCHEMA}")
+    finally:
+        channel.close()
+        server.stop(1)
+
+
+def park_three(env, admin):
+    """A poison event, one of another subject (applied), and one of the poison's subject behind it."""
+    tag = uuid.uuid4().hex[:8]
+    with env["engine"].begin() as conn:
+        for i, subject in enumerate((f"a/{tag}", f"b/{tag}", f"a/{tag}")):
+            env["outbox"].publish(conn, "test.Poisoned", subject, common_pb2.GeoPoint(latitude=i))
+    events = [e for e in admin["consumer"].open_stream(events_pb2.StreamEventsRequest(types=["test.Poisoned"]))
+              if e.subject.endswith(tag)]
+    assert [admin["consumer"].handle(e) for e in events] == [False, True, False]
+    return events
+
+
+def effects_of(env, subject: str) -> list[str]:
+    effects = env["effects"]
+    with env["engine"].connect() as conn:
+        return [r.event_id for r in conn.execute(select(effects.c.event_id).where(effects.c.subject == subject)
+                                                 .order_by(effects.c.id))]
+
+
+def test_an_operator_lists_replays_after_the_fix_and_discards_with_a_reason(env, admin):
+    stub, parent = admin["stub"], admin["parent"]
+    poison, _other, behind = park_three(env, admin)
+
+    def name(event):
+        return f"{parent}/parkedEvents/{event.event_id}"
+
+    listed = stub.ListParkedEvents(fa_pb.ListParkedEventsRequest(
+        parent=parent, source=admin["source"], status=fa_pb.PARKED_EVENT_STATUS_PARKED), metadata=SRE)
+    assert [p.name for p in listed.parked_events] == [name(poison), name(behind)]
+    first = listed.parked_events[0]
+    assert (first.source, first.attempts, first.status) == (admin["source"], 2, fa_pb.PARKED_EVENT_STATUS_PARKED)
+    assert first.event == poison and first.error.startswith("ValueError: cannot handle latitude 0")
+    assert not first.HasField("resolution")
+    assert listed.parked_events[1].error == f"waiting behind parked event {poison.event_id}"
+    # Paged: one at a time, the token leads to the next.
+    page = stub.ListParkedEvents(fa_pb.ListParkedEventsRequest(parent=parent, source=admin["source"], page_size=1),
+                                 metadata=SRE)
+    assert [p.name for p in page.parked_events] == [name(poison)] and page.next_page_token
+    rest = stub.ListParkedEvents(fa_pb.ListParkedEventsRequest(parent=parent, source=admin["source"], page_size=1,
+                                                               page_token=page.next_page_token), metadata=SRE)
+    assert [p.name for p in rest.parked_events] == [name(behind)]
+
+    # The one behind cannot go first; the poison, before the fix, fails again and stays parked.
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ReplayParkedEvent(fa_pb.ReplayParkedEventRequest(request_id="r-behind", name=name(behind)), metadata=SRE)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert support.error_reason(err.value) == "PARKED_EVENT_WAITING"
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ReplayParkedEvent(fa_pb.ReplayParkedEventRequest(request_id="r-early", name=name(poison)), metadata=SRE)
+    assert (err.value.code(), support.error_reason(err.value)) == (grpc.StatusCode.FAILED_PRECONDITION,
+                                                                    "REPLAY_FAILED")
+    again = list_parked(env["engine"], env["tables"].dead_letters, source=admin["source"])[0]
+    assert (again.status, again.attempts) == ("parked", 3)
+
+    # After the fix: replayed once, audited; a retry with the same request id gets the same answer.
+    admin["broken"]["on"] = False
+    request = fa_pb.ReplayParkedEventRequest(request_id="r-fixed", name=name(poison), reason="修复了纬度为0的处理")
+    replayed = stub.ReplayParkedEvent(request, metadata=SRE)
+    assert replayed.status == fa_pb.PARKED_EVENT_STATUS_REPLAYED
+    stamp = replayed.resolution
+    assert (stamp.actor, list(stamp.roles), stamp.reason) == ("ops-1", ["sre"], "修复了纬度为0的处理")
+    assert stamp.HasField("time")
+    assert stub.ReplayParkedEvent(request, metadata=SRE) == replayed
+    assert effects_of(env, poison.subject) == [poison.event_id]
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ReplayParkedEvent(fa_pb.ReplayParkedEventRequest(request_id="r-twice", name=name(poison)), metadata=SRE)
+    assert (err.value.code(), support.error_reason(err.value)) == (grpc.StatusCode.FAILED_PRECONDITION,
+                                                                    "PARKED_EVENT_RESOLVED")
+
+    # Discarding needs a reason; with one it is kept for the record, never applied.
+    with pytest.raises(grpc.RpcError) as err:
+        stub.DiscardParkedEvent(fa_pb.DiscardParkedEventRequest(request_id="d-1", name=name(behind), reason="  "),
+                                metadata=SRE)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and support.field_violations(err.value) == ["reason"]
+    discarded = stub.DiscardParkedEvent(fa_pb.DiscardParkedEventRequest(
+        request_id="d-2", name=name(behind), reason="已被后续报警覆盖"), metadata=SRE)
+    assert discarded.status == fa_pb.PARKED_EVENT_STATUS_DISCARDED
+    assert (discarded.resolution.actor, discarded.resolution.reason) == ("ops-1", "已被后续报警覆盖")
+    assert effects_of(env, poison.subject) == [poison.event_id]
+    rows = {str(r.event_id): r for r in list_parked(env["engine"], env["tables"].dead_letters,
+                                                    source=admin["source"], status=None)}
+    row = rows[behind.event_id]
+    assert (row.status, row.resolved_by, list(row.resolved_roles), row.resolve_reason) == (
+        "discarded", "ops-1", ["sre"], "已被后续报警覆盖")
+    assert row.resolve_time is not None
+    assert rows[poison.event_id].resolve_reason == "修复了纬度为0的处理"
+    # Nothing waits any more.
+    left = stub.ListParkedEvents(fa_pb.ListParkedEventsRequest(
+        parent=parent, source=admin["source"], status=fa_pb.PARKED_EVENT_STATUS_PARKED), metadata=SRE)
+    assert list(left.parked_events) == []
+
+
+def test_parked_events_are_for_operators_only(env, admin):
+    stub, parent = admin["stub"], admin["parent"]
+    poison, _other, _behind = park_three(env, admin)
+    name = f"{parent}/parkedEvents/{poison.event_id}"
+    calls = [
+        lambda md: stub.ListParkedEvents(fa_pb.ListParkedEventsRequest(parent=parent), metadata=md),
+        lambda md: stub.ReplayParkedEvent(fa_pb.ReplayParkedEventRequest(request_id="x-1", name=name), metadata=md),
+        lambda md: stub.DiscardParkedEvent(fa_pb.DiscardParkedEventRequest(request_id="x-2", name=name,
+                                                                           reason="不需要"), metadata=md),
+    ]
+    for call in calls:
+        for metadata in (DISPATCHER, support.caller(["service"])):  # a user without the role; a service
+            with pytest.raises(grpc.RpcError) as err:
+                call(metadata)
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        with pytest.raises(grpc.RpcError) as err:
+            call(())
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    row = {str(r.event_id): r for r in list_parked(env["engine"], env["tables"].dead_letters,
+                                                   source=admin["source"])}[poison.event_id]
+    assert row.status == "parked" and row.attempts == 2
+
+
+def test_bad_names_unknown_events_and_another_service(env, admin):
+    stub, parent = admin["stub"], admin["parent"]
+
+    def fails(call) -> grpc.RpcError:
+        with pytest.raises(grpc.RpcError) as err:
+            call()
+        return err.value
+
+    err = fails(lambda: stub.ReplayParkedEvent(fa_pb.ReplayParkedEventRequest(
+        request_id="n-1", name=f"{parent}/parkedEvents/{uuid.uuid4()}"), metadata=SRE))
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+    err = fails(lambda: stub.DiscardParkedEvent(fa_pb.DiscardParkedEventRequest(
+        request_id="n-2", name=f"{parent}/parkedEvents/{uuid.uuid4()}", reason="测试"), metadata=SRE))
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+    err = fails(lambda: stub.ReplayParkedEvent(fa_pb.ReplayParkedEventRequest(
+        name=f"{parent}/parkedEvents/not-a-uuid"), metadata=SRE))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert support.field_violations(err) == ["request_id", "name"]
+    err = fails(lambda: stub.ListParkedEvents(fa_pb.ListParkedEventsRequest(parent="feedConsumers/alerts"),
+                                              metadata=SRE))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and support.field_violations(err) == ["parent"]
+    err = fails(lambda: stub.ListParkedEvents(fa_pb.ListParkedEventsRequest(), metadata=SRE))
+    assert support.field_violations(err) == ["parent"]

@@ -2,6 +2,7 @@
 its gRPC contract, through a stand-in centre on a real socket, with a real Postgres."""
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import grpc
@@ -11,7 +12,7 @@ from sqlalchemy import func, select
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 from services.dispatch import antifraud
 from services.dispatch.store import stop_payments
-from services.runtime import timeutil
+from services.runtime import timeutil, txguard
 from tests.conftest import eventually
 from tests.integration.dispatch_support import as_user, error_reason, field_violations, serving_dispatch
 from tools.fake_antifraud import FakeAntiFraudCentre
@@ -77,7 +78,9 @@ def test_a_fraud_case_is_queued_for_stop_payment_with_what_the_victim_said(dispa
     assert sp.attempts == 0 and sp.HasField("next_attempt_time")
     assert actions(case)[-1] == "STOP_PAYMENT_QUEUED" and "8.6万元" in case.timeline[-1].detail
     created = [body for e, body in dispatch.events(case.name) if e.type == "dispatch.CaseCreated"]
-    assert len(created) == 1 and created[0].dispatch_case.stop_payments[0].idempotency_key == sp.idempotency_key
+    assert len(created) == 1 and created[0].stop_payment.idempotency_key == sp.idempotency_key
+    assert not created[0].dispatch_case.stop_payments, "events carry the hand-off, not the case's list"
+    assert [e.action for e in created[0].new_entries] == ["OPENED", "RECOMMENDED", "STOP_PAYMENT_QUEUED"]
 
 
 def test_other_cases_are_not_handed_off(dispatch):
@@ -133,7 +136,9 @@ def test_hand_off_reaches_the_centre_and_the_result_is_recorded_on_the_case(disp
 
     updates = [body for e, body in dispatch.events(case.name, after) if e.type == "dispatch.CaseUpdated"]
     assert [u.action for u in updates] == ["STOP_PAYMENT_ACCEPTED", "STOP_PAYMENT_FROZEN"]
-    assert updates[-1].dispatch_case.stop_payments[0].state == pb.STOP_PAYMENT_STATE_FROZEN
+    assert updates[-1].stop_payment.name == sp.name and updates[-1].stop_payment.state == pb.STOP_PAYMENT_STATE_FROZEN
+    assert [e.action for e in updates[-1].new_entries] == ["STOP_PAYMENT_FROZEN"]
+    assert list(updates[-1].changed_fields) == ["update_time"], "the hand-off changed, the case only its stamp"
 
     calls = len(centre.calls)
     sender.run_once(t0 + timedelta(hours=1))
@@ -282,3 +287,87 @@ def test_the_service_sender_delivers_after_an_outage_without_being_asked(dispatc
         assert len(centre.requests_for(case.name)) == 1
     finally:
         worker.stop()
+
+
+# -- several replicas: one sender at a time, by lease --------------------------------
+
+class HeldCentre:
+    """A sender's view of the centre whose RequestStopPayment waits until released."""
+
+    def __init__(self, stub):
+        self.stub = stub
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.transactions_open = None
+
+    def RequestStopPayment(self, request, timeout=None):
+        self.transactions_open = txguard.open_transactions()
+        self.entered.set()
+        assert self.release.wait(30)
+        return self.stub.RequestStopPayment(request, timeout=timeout)
+
+    def GetStopPayment(self, request, timeout=None):
+        return self.stub.GetStopPayment(request, timeout=timeout)
+
+
+def lease_of(dispatch, case) -> tuple:
+    with dispatch.rt.engine.connect() as conn:
+        return conn.execute(select(stop_payments.c.claimed_by, stop_payments.c.lease_until)
+                            .where(stop_payments.c.case_id == case.name.split("/", 1)[1])).one()
+
+
+def test_a_hand_off_in_one_senders_hand_is_left_alone_by_the_others(dispatch, centre, channel):
+    first = antifraud.StopPaymentSender(engine=dispatch.rt.engine, outbox=dispatch.rt.outbox, channel=channel,
+                                        policy=POLICY)
+    second = antifraud.StopPaymentSender(engine=dispatch.rt.engine, outbox=dispatch.rt.outbox, channel=channel,
+                                         policy=POLICY)
+    held = HeldCentre(first.stub)
+    first.stub = held
+    t0 = timeutil.now()
+    case = dispatch.open_case(incident_type="TELECOM_FRAUD", description=FRAUD, now=t0)
+    worker = threading.Thread(target=first.run_once, args=(t0,))
+    worker.start()
+    try:
+        assert held.entered.wait(30)
+        assert held.transactions_open == 0, "the call to the centre holds no transaction"
+        claimed_by, lease_until = lease_of(dispatch, case)
+        assert claimed_by == first.name and lease_until == t0 + POLICY.lease
+        second.run_once(t0 + timedelta(seconds=1))
+        assert centre.requests_for(case.name) == [], "the second sender did not send it meanwhile"
+    finally:
+        held.release.set()
+        worker.join(30)
+    got = centre.requests_for(case.name)
+    assert len(got) == 1 and got[0].deliveries == 1
+    assert get(dispatch, case).stop_payments[0].state == pb.STOP_PAYMENT_STATE_ACCEPTED
+    assert lease_of(dispatch, case) == (None, None)
+
+
+def test_a_lease_ends_so_another_sender_takes_over_and_the_late_answer_is_not_recorded(
+        dispatch, centre, channel):
+    stalled = antifraud.StopPaymentSender(engine=dispatch.rt.engine, outbox=dispatch.rt.outbox, channel=channel,
+                                          policy=POLICY)
+    other = antifraud.StopPaymentSender(engine=dispatch.rt.engine, outbox=dispatch.rt.outbox, channel=channel,
+                                        policy=POLICY)
+    held = HeldCentre(stalled.stub)
+    stalled.stub = held
+    t0 = timeutil.now()
+    case = dispatch.open_case(incident_type="TELECOM_FRAUD", description=FRAUD, now=t0)
+    worker = threading.Thread(target=stalled.run_once, args=(t0,))
+    worker.start()
+    try:
+        assert held.entered.wait(30)
+        other.run_once(t0 + POLICY.lease - timedelta(seconds=1))
+        assert centre.requests_for(case.name) == []
+        other.run_once(t0 + POLICY.lease)  # the stalled sender's lease has ended
+        assert centre.requests_for(case.name)[0].deliveries == 1
+        accepted = get(dispatch, case)
+        assert accepted.stop_payments[0].state == pb.STOP_PAYMENT_STATE_ACCEPTED
+    finally:
+        held.release.set()
+        worker.join(30)
+    got = centre.requests_for(case.name)
+    assert len(got) == 1 and got[0].deliveries == 2, "one request at the centre, sent twice with one key"
+    after = get(dispatch, case)
+    assert actions(after).count("STOP_PAYMENT_ACCEPTED") == 1, "the stalled sender's late answer is not recorded"
+    assert after.stop_payments[0].attempts == accepted.stop_payments[0].attempts == 1

@@ -280,7 +280,10 @@ def test_a_fired_alert_is_notified_scheduled_and_recorded():
     assert a.labels == {"kind": "KEYWORD", "level": "BLUE", "rule": "rules/k1", "station_id": "S01", "grid_id": "",
                         "area": "S01"}
     [event] = a.pull_events()
-    assert isinstance(event, AlertChanged) and event.action == "FIRED" and event.alert.notifications == a.notifications
+    assert isinstance(event, AlertChanged) and event.action == "FIRED" and event.before is None
+    assert [e.action for e in event.new_entries] == ["FIRED", "NOTIFIED"]
+    assert event.alert.notifications == [] and event.alert.timeline == [], "events carry what changed"
+    assert event.alert.recipients == a.recipients and event.alert.next_escalation_time == a.next_escalation_time
 
 
 def test_an_alert_a_silence_holds_is_not_notified_and_does_not_escalate():
@@ -304,7 +307,9 @@ def test_a_repeat_folds_in_and_a_higher_level_tells_more_people():
     assert a.labels["level"] == "ORANGE" and a.auto_resolve_time == T0 + timedelta(hours=1)
     assert a.timeline[-2].action == "REPEATED" and a.timeline[-2].detail == "第2次：又有人抢劫"
     [event] = a.pull_events()
-    assert event.action == "UPDATED" and event.alert.count == 2
+    assert event.action == "UPDATED" and event.alert.count == 2 and event.before.count == 1
+    assert event.before.level == "BLUE" and event.alert.level == "ORANGE"
+    assert [e.action for e in event.new_entries] == ["REPEATED", "NOTIFIED"]
 
 
 def test_a_repeat_of_a_silenced_alert_notifies_nobody():
@@ -355,21 +360,53 @@ def test_silence_hold_pass_and_release():
     a.release("s2", T0 + timedelta(minutes=3))
     assert a.state == "FIRING" and a.silence_id == "" and a.next_escalation_time == T0 + timedelta(minutes=5)
     assert len(a.notifications) == before + 2 and a.notifications[-1].send_time == T0 + timedelta(minutes=3)
-    assert [e.action for e in a.pull_events()] == ["FIRED", "SILENCED", "UPDATED"], "passing on is no event"
+    fired_, held, released = a.pull_events()
+    assert [e.action for e in (fired_, held, released)] == ["FIRED", "SILENCED", "UPDATED"], "passing on is no event"
+    assert [e.action for e in held.new_entries] == ["SILENCED"] and held.before.state == "FIRING"
+    assert [e.action for e in released.new_entries] == ["UNSILENCED", "NOTIFIED"], "each event its own change"
+    assert (released.before.state, released.before.silence_id) == ("SILENCED", "s2")
+    assert (released.alert.state, released.alert.silence_id) == ("FIRING", "")
 
 
-def test_an_event_carries_the_alert_as_it_was_with_its_latest_entries():
+def test_an_event_carries_the_alert_as_it_was_and_what_its_change_appended_not_the_history():
     a = fired()
     for k in range(60):
         a.repeat(finding(summary=f"第{k}次"), T0 + timedelta(minutes=k))
     events = a.pull_events()
-    last = events[-1].alert
-    assert len(a.timeline) == 62 and len(last.timeline) == domain.EVENT_TIMELINE_ENTRIES
-    assert last.timeline[-1].detail == "第61次：第59次"
-    assert events[0].alert.count == 1 and events[0].alert.timeline[-1].action == "NOTIFIED", \
+    last = events[-1]
+    assert len(a.timeline) == 62 and last.alert.timeline == [] and last.alert.notifications == []
+    assert [(e.action, e.detail) for e in last.new_entries] == [("REPEATED", "第61次：第59次")]
+    assert (last.before.count, last.alert.count) == (60, 61)
+    assert events[0].alert.count == 1 and [e.action for e in events[0].new_entries] == ["FIRED", "NOTIFIED"], \
         "later changes do not reach an earlier event"
     a.acknowledge(CHIEF, "", T0 + timedelta(hours=2))
-    assert last.state == "FIRING" and last.labels is not a.labels
+    assert last.alert.state == "FIRING" and last.alert.labels is not a.labels
+    [acked] = a.pull_events()
+    assert acked.before.state == "FIRING" and acked.before.count == 61 and acked.alert.state == "ACKNOWLEDGED"
+
+
+def test_an_alert_as_loaded_is_what_its_first_change_is_told_apart_from():
+    a = fired()
+    a.pull_events()
+    loaded = Alert(**{f: getattr(a, f) for f in ("id", "fingerprint", "group_key", "kind", "level", "state", "rule_id",
+                                                 "rule_version", "area", "subject", "summary", "first_seen_time",
+                                                 "last_seen_time", "update_time", "recipients", "escalate_after_s",
+                                                 "next_escalation_time", "labels")})
+    loaded.resolve(CHIEF, "已处置", T0 + timedelta(minutes=5))
+    [event] = loaded.pull_events()
+    assert event.before.state == "FIRING" and event.before.resolved is None
+    assert event.alert.state == "RESOLVED" and [e.action for e in event.new_entries] == ["RESOLVED"]
+
+
+def test_escalation_at_the_top_is_no_event_and_not_told_again():
+    a = fired()
+    a.escalate(T0 + timedelta(minutes=2))
+    a.escalate(T0 + timedelta(minutes=4))
+    a.pull_events()
+    assert a.escalate(T0 + timedelta(minutes=6)) is False and a.pull_events() == []
+    a.acknowledge(CHIEF, "", T0 + timedelta(minutes=7))
+    [event] = a.pull_events()
+    assert event.before.next_escalation_time is None and [e.action for e in event.new_entries] == ["ACKNOWLEDGED"]
 
 
 def test_who_sees_what():

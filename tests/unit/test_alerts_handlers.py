@@ -3,6 +3,7 @@ through the service's own event mapping, no database."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
@@ -61,13 +62,13 @@ class Alerts:
         self.rows[alert.id] = copy.deepcopy(kept)
 
     def _loaded(self, alert_id):
-        return copy.deepcopy(self.rows[alert_id])
+        return dataclasses.replace(copy.deepcopy(self.rows[alert_id]))  # as loaded: its changes start from here
 
     def find_open(self, fingerprint):
         found = [a for a in self.rows.values() if a.fingerprint == fingerprint and a.state != "RESOLVED"]
         return self._loaded(found[0].id) if found else None
 
-    def get(self, alert_id, *, full_timeline=False):
+    def get(self, alert_id, *, whole=False):
         if alert_id not in self.rows:
             raise NotFound(f"alerts/{alert_id}")
         return self._loaded(alert_id)
@@ -319,8 +320,24 @@ def test_the_fired_event_carries_the_alert_as_notified(svc):
     [(kind, subject, payload)] = svc.published
     assert kind == "alerts.AlertFired" and subject.startswith("alerts/a20261102-")
     assert payload.alert.level == pb.ALERT_LEVEL_RED and payload.alert.labels["term"] == "抢劫"
-    assert [n.recipient for n in payload.alert.notifications][-1] == "command/city"
-    assert [e.action for e in payload.alert.timeline] == ["FIRED", "NOTIFIED"]
+    assert payload.alert.recipients[-1] == "command/city" and "command/city（VOICE_CALL）" in payload.new_entries[1].detail
+    assert [e.action for e in payload.new_entries] == ["FIRED", "NOTIFIED"]
+    assert not payload.alert.notifications and not payload.alert.timeline
+
+
+def test_each_update_says_what_its_change_set_and_appended(svc):
+    keyword(svc)
+    [alert] = svc.report("有人抢劫", at=T0)
+    svc.report("又有人抢劫", at=T0 + timedelta(minutes=1))
+    svc.step(lambda uow: handlers.alerts.acknowledge_alert(uow, alert_id=alert.id, comment="已派员"),
+             at=T0 + timedelta(minutes=2), actor=CHIEF)
+    _, (_, _, repeated), (_, _, acked) = svc.published
+    assert repeated.action == "UPDATED" and [e.action for e in repeated.new_entries] == ["REPEATED"]
+    assert {"subject", "related_subjects", "last_seen_time", "count", "update_time"} <= set(repeated.changed_fields)
+    assert "state" not in repeated.changed_fields
+    assert acked.action == "ACKNOWLEDGED" and [e.stamp.reason for e in acked.new_entries] == ["已派员"]
+    assert list(acked.changed_fields) == ["state", "acknowledge_stamp", "update_time"]
+    assert not acked.alert.timeline and not acked.alert.notifications
 
 
 def test_volume_counts_in_the_window_and_the_alert_resolves_once_quiet(svc):

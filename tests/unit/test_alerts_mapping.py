@@ -108,12 +108,15 @@ def test_an_alert_change_is_the_feed_event_of_its_action():
     kind, subject, payload = mapping.event_to_message(fired)
     assert (kind, subject) == ("alerts.AlertFired", "alerts/a1") and isinstance(payload, pb.AlertFired)
     assert payload.alert.state == pb.ALERT_STATE_FIRING and payload.alert.area.center.longitude == 114.3
-    assert [n.channel for n in payload.alert.notifications][:2] == [pb.NOTIFICATION_CHANNEL_BIG_SCREEN,
-                                                                    pb.NOTIFICATION_CHANNEL_APP_PUSH]
+    assert not payload.alert.notifications and not payload.alert.timeline, "events carry what changed"
+    assert [(e.action, e.stamp.actor) for e in payload.new_entries] == [("FIRED", "alerts"), ("NOTIFIED", "alerts")]
+    assert "通知 screens/S01（BIG_SCREEN）" in payload.new_entries[1].detail
     assert payload.alert.labels["rule"] == "rules/k1" and payload.alert.labels["level"] == "RED"
     kind, _, payload = mapping.event_to_message(acked)
     assert kind == "alerts.AlertUpdated" and payload.action == "ACKNOWLEDGED"
     assert payload.alert.acknowledge_stamp.actor == "alerts" and payload.alert.acknowledge_stamp.reason == "收到"
-    assert [e.action for e in payload.alert.timeline] == ["FIRED", "NOTIFIED", "ACKNOWLEDGED"]
+    assert not payload.alert.timeline and not payload.alert.notifications
+    assert [(e.action, e.stamp.reason) for e in payload.new_entries] == [("ACKNOWLEDGED", "收到")]
+    assert list(payload.changed_fields) == ["state", "acknowledge_stamp", "update_time"]
     with pytest.raises(TypeError):
         mapping.event_to_message(domain.Incident("r", T0, "", "", "", "", "", None, None, []))

@@ -422,3 +422,75 @@ def test_access_log_never_logs_the_query_string(config):
 def test_listener_drains_on_shutdown(config):
     (listener,) = config["static_resources"]["listeners"]
     assert listener.get("drain_type", "DEFAULT") == "DEFAULT"
+
+
+# -- runtime services every service serves (smart110.common.v1) ------------------------
+
+SHARED_PROTO = """
+syntax = "proto3";
+package smart110.common.v1;
+import "google/api/annotations.proto";
+
+service FeedAdminService {
+  rpc ListParkedEvents(ListParkedEventsRequest) returns (ListParkedEventsResponse) {
+    option (google.api.http) = {get: "/v1/{parent=feedConsumers/*}/parkedEvents"};
+  }
+  rpc DiscardParkedEvent(DiscardParkedEventRequest) returns (ListParkedEventsResponse) {
+    option (google.api.http) = {post: "/v1/{name=feedConsumers/*/parkedEvents/*}:discard" body: "*"};
+  }
+}
+message ListParkedEventsRequest { string parent = 1; }
+message DiscardParkedEventRequest { string name = 1; }
+message ListParkedEventsResponse { string next_page_token = 1; }
+"""
+SHARED_PATH = "/smart110.common.v1.FeedAdminService/ListParkedEvents"
+
+
+@pytest.fixture(scope="module")
+def shared_config(tmp_path_factory) -> dict:
+    descriptor = _build_descriptor_set(
+        tmp_path_factory.mktemp("shared"),
+        {"smart110/intake/v1/intake.proto": TEST_PROTO, "smart110/dispatch/v1/dispatch.proto": SECOND_PROTO,
+         "smart110/common/v1/feed_admin.proto": SHARED_PROTO},
+    )
+    return render(str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901, jwks_path=str(JWKS))
+
+
+def test_a_runtime_service_routes_to_the_service_its_path_or_header_names(shared_config):
+    routes = [r for r in _routes(shared_config) if r["match"].get("path") == SHARED_PATH]
+    by_target = {}
+    for r in routes:
+        [header] = r["match"]["headers"]
+        by_target.setdefault(r["route"]["cluster"], []).append((header["name"], header["string_match"]))
+    assert by_target == {
+        "dispatch": [("x-envoy-original-path", {"prefix": "/v1/feedConsumers/dispatch/"}),
+                     ("smart110-service", {"exact": "dispatch"})],
+        "intake": [("x-envoy-original-path", {"prefix": "/v1/feedConsumers/intake/"}),
+                   ("smart110-service", {"exact": "intake"})],
+    }
+    # No "common" upstream is needed or made, and health is checked on the services' own names.
+    clusters = {c["name"]: c for c in shared_config["static_resources"]["clusters"]}
+    assert set(clusters) == {"intake", "dispatch"}
+    checked = {h["grpc_health_check"]["service_name"] for c in clusters.values() for h in c["health_checks"]}
+    assert "smart110.common.v1.FeedAdminService" not in checked
+    assert "smart110.common.v1.FeedAdminService" in _filter(
+        shared_config, "envoy.filters.http.grpc_json_transcoder")["services"]
+    # Every one of these routes comes before the catch-all.
+    assert _routes(shared_config)[-1]["name"] == "unknown"
+
+
+def test_a_runtime_service_rest_path_must_name_the_service_after_its_prefix(tmp_path):
+    stray = SHARED_PROTO.replace("/v1/{parent=feedConsumers/*}/parkedEvents", "/v1/parkedEvents")
+    descriptor = _build_descriptor_set(tmp_path, {"smart110/intake/v1/intake.proto": TEST_PROTO,
+                                                  "smart110/common/v1/feed_admin.proto": stray})
+    with pytest.raises(GatewayConfigError, match="ListParkedEvents binds /v1/parkedEvents"):
+        render(str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901, jwks_path=str(JWKS))
+
+
+@pytest.mark.skipif(not ENVOY.exists(), reason=f"envoy binary not found at {ENVOY}")
+def test_envoy_accepts_runtime_service_routes(shared_config, tmp_path):
+    path = tmp_path / "envoy.json"
+    path.write_text(json.dumps(shared_config))
+    result = subprocess.run([str(ENVOY), "--mode", "validate", "-c", str(path), "--log-level", "warn"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr

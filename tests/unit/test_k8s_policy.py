@@ -7,6 +7,7 @@ complaints, so the last test can feed it a deliberately broken manifest.
 from __future__ import annotations
 
 import copy
+import importlib
 import re
 
 import pytest
@@ -224,8 +225,11 @@ PACKAGES = {"intake": "intake", "dispatch": "dispatch", "referral": "referral123
 
 
 def call_edges() -> set[tuple[str, str]]:
+    """Who calls whom: the feeds each service's EVENT_HANDLERS consume, and its outbound channels."""
     edges = set()
     for caller, package in PACKAGES.items():
+        spec = importlib.import_module(f"services.{package}.__main__").SPEC
+        edges |= {(caller, source) for source in spec.event_handlers if source != caller}
         for path in (k8s_check.ROOT / "services" / package).rglob("*.py"):
             for callee in _CALL.findall(path.read_text(encoding="utf-8")):
                 if callee != caller:

@@ -13,7 +13,7 @@
 The names most callers need are here as well.
 """
 from .alerts import (
-    CITY_WIDE, EVENT_TIMELINE_ENTRIES, OPEN_STATES, STATES, Alert, AlertChanged, AlertFilter, Finding, Matcher,
+    CITY_WIDE, OPEN_STATES, STATES, Alert, AlertChanged, AlertFilter, Finding, Matcher,
     Notification, Silence, channel_for, ensure_visible, next_recipient, route, silence_holding, silence_state,
     silenced_by, visible_stations,
 )
@@ -35,7 +35,7 @@ from .obligations import (
 from .rules import RULE_KINDS, UPDATABLE, KeywordTerm, Rule, RuleSet, build_matcher, validate_rule
 
 __all__ = [
-    "CITY_WIDE", "EVENT_TIMELINE_ENTRIES", "OPEN_STATES", "STATES", "Alert", "AlertChanged", "AlertFilter", "Finding",
+    "CITY_WIDE", "OPEN_STATES", "STATES", "Alert", "AlertChanged", "AlertFilter", "Finding",
     "Matcher", "Notification", "Silence", "channel_for", "ensure_visible", "next_recipient", "route",
     "silence_holding", "silence_state", "silenced_by", "visible_stations",
     "CAP_NS", "CapInput", "cap_input", "cap_xml",

@@ -17,10 +17,6 @@ from .rules import Rule
 STATES = ("FIRING", "ACKNOWLEDGED", "RESOLVED", "SILENCED")
 OPEN_STATES = ("FIRING", "ACKNOWLEDGED", "SILENCED")
 
-# Events carry an alert's latest timeline entries only, so an alert that repeats
-# all day does not make every event larger than the last; GetAlert has them all.
-EVENT_TIMELINE_ENTRIES = 50
-
 # -- routing and escalation -----------------------------------------------------
 #
 # Who hears of an alert first, by level (按级别分级推送), and the command chain
@@ -246,10 +242,15 @@ class Notification:
 @dataclass(frozen=True)
 class AlertChanged(DomainEvent):
     """An alert fired ("FIRED") or changed ("UPDATED", "ACKNOWLEDGED", "ESCALATED", "SILENCED",
-    "RESOLVED"); `alert` is the alert as it was right then, with its latest timeline entries."""
+    "RESOLVED"). Events carry what changed, bounded in size: `alert` is the alert right after the
+    change and `before` right before it (None for a new alert), both without their notifications
+    and timeline (lists that grow with its history); `new_entries` are the timeline entries the
+    change appended."""
 
     action: str
     alert: "Alert"
+    before: "Alert | None"
+    new_entries: tuple[TimelineEntry, ...]
 
 
 @dataclass(eq=False)
@@ -284,12 +285,20 @@ class Alert(Aggregate):
     silence_id: str = ""
     acknowledged: Stamp | None = None
     resolved: Stamp | None = None
+    # The notifications and the timeline as loaded (all of them, or none when loaded to be
+    # changed) and what was added since.
     notifications: list[Notification] = field(default_factory=list)
-    # The timeline as loaded (all of it, or only the latest entries) and what was added since.
     timeline: list[TimelineEntry] = field(default_factory=list)
     # Added since loaded, not yet saved (the repository writes and clears them).
     new_notifications: list[Notification] = field(default_factory=list)
     new_entries: list[TimelineEntry] = field(default_factory=list)
+    # The alert as it stood after its last change (or as loaded; None when new), and the timeline
+    # entries the change under way appended: what the change's event says changed.
+    _settled: "Alert | None" = field(default=None, init=False, repr=False)
+    _appended: list[TimelineEntry] = field(default_factory=list, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._settle()
 
     @property
     def name(self) -> str:
@@ -313,6 +322,7 @@ class Alert(Aggregate):
             auto_resolve_time=f.auto_resolve_time, labels=f.alert_labels(), hot_cells=list(f.hot_cells),
             cold_cells=list(f.cold_cells),
         )
+        alert._settled = None  # new: there was nothing before
         alert._log("FIRED", f"{LEVEL_CN.get(f.level, '')}预警（规则 {rule.display_name} 第{rule.version}版）："
                             f"{f.summary}", SYSTEM, now)
         if silence is not None:
@@ -383,6 +393,7 @@ class Alert(Aggregate):
         nxt = next_recipient(list(self.recipients), self.station_id)
         if nxt is None:
             self.next_escalation_time = None
+            self._settle()
             return False
         self.escalation_level += 1
         self.recipients = list(self.recipients) + [nxt]
@@ -407,6 +418,7 @@ class Alert(Aggregate):
         self.silence_id = other.id
         self.update_time = now
         self._log("SILENCED", f"静默 silences/{other.id}：{other.reason}", SYSTEM, now)
+        self._settle()  # no event: the next change's says what it changed, not this one
 
     def release(self, silence_id: str, now: datetime) -> None:
         """Its silence ended: it fires again and its recipients are notified now."""
@@ -427,6 +439,7 @@ class Alert(Aggregate):
         entry = TimelineEntry(action, actor.subject, sorted(actor.roles), now, detail, reason)
         self.timeline.append(entry)
         self.new_entries.append(entry)
+        self._appended.append(entry)
 
     def _notify(self, recipients: list[str], escalation_level: int, now: datetime) -> None:
         sent = [Notification(channel_for(r, escalation_level), r, now, escalation_level) for r in recipients]
@@ -437,10 +450,16 @@ class Alert(Aggregate):
             self._log("NOTIFIED", f"通知 {detail}", SYSTEM, now)
 
     def _changed(self, action: str) -> None:
-        self.record(AlertChanged(action, self.snapshot()))
+        after = self.snapshot()
+        self.record(AlertChanged(action, after, self._settled, tuple(self._appended)))
+        self._settle(after)
+
+    def _settle(self, state: "Alert | None" = None) -> None:
+        """A change is done (or the alert just loaded): the next change is told apart from this state."""
+        self._settled, self._appended = state if state is not None else self.snapshot(), []
 
     def snapshot(self) -> "Alert":
-        """A copy as it is now, with its latest timeline entries, for an event."""
+        """A copy as it is now without its notifications and timeline, for an event."""
         view = copy.copy(self)
         view.area = copy.copy(self.area)
         view.related_subjects = list(self.related_subjects)
@@ -448,9 +467,8 @@ class Alert(Aggregate):
         view.labels = dict(self.labels)
         view.hot_cells = list(self.hot_cells)
         view.cold_cells = list(self.cold_cells)
-        view.notifications = list(self.notifications)
-        view.timeline = list(self.timeline[-EVENT_TIMELINE_ENTRIES:])
-        view.new_notifications = []
-        view.new_entries = []
+        view.notifications, view.timeline = [], []
+        view.new_notifications, view.new_entries = [], []
+        view._settled, view._appended = None, []
         view._events = []
         return view
