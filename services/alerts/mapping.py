@@ -1,11 +1,11 @@
-"""Protobuf <-> alerts domain: API messages, other services' event payloads, the stored forms
-that are protobuf (a rule version's JSON spec, a signal's body), and the domain event -> outbox
-message mapping the unit of work publishes with."""
+"""Protobuf <-> alerts domain: API messages, other services' event payloads, a signal's stored
+body (the Signal message), and the domain event -> outbox message mapping the unit of work
+publishes with. (A rule version's stored spec, protobuf's JSON form, is domain.rule_spec.)"""
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from google.protobuf import duration_pb2, json_format
+from google.protobuf import duration_pb2
 
 from smart110.alerts.v1 import alerts_service_pb2 as pb
 from smart110.common.v1 import common_pb2
@@ -121,16 +121,6 @@ def rule_to_pb(rule: Rule) -> pb.Rule:
     if rule.delete_time is not None:
         msg.delete_time.CopyFrom(to_pb(rule.delete_time))
     return msg
-
-
-def rule_spec(rule: Rule) -> dict:
-    """The stored content of a rule version: the Rule message as JSON (proto field names)
-    without what the server sets."""
-    return json_format.MessageToDict(_rule_content(rule), preserving_proto_field_name=True)
-
-
-def rule_from_spec(spec: dict) -> Rule:
-    return rule_from_pb(json_format.ParseDict(spec, pb.Rule(), ignore_unknown_fields=True))
 
 
 # -- alerts ---------------------------------------------------------------------

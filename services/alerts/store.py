@@ -1,8 +1,9 @@
 """Alerts tables (the `alerts` schema) and the repositories that load and save the alerts
 domain's objects on one connection: the write side. Lists and the heat map are in queries.py.
 
-Rule contents and signals are stored in their protobuf forms (a rule version's `spec` is the Rule
-message as JSON, a signal's `body` the Signal message); mapping.py translates them.
+Rule contents and signals are stored in their protobuf forms: a rule version's `spec` is the Rule
+message as JSON (domain.rule_spec writes and reads it), a signal's `body` the Signal message, which
+the signal's use case encodes and decodes (mapping.signal_body) and this module keeps as given.
 """
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from services.runtime.app import RuntimeTables
 from services.runtime.audit import Timeline, timeline_table
 from services.runtime.errors import NotFound
 
-from . import mapping
-from .domain import Alert, Area, Incident, Matcher, Notification, Obligation, Rule, Signal, Silence, Stamp
+from .domain import (
+    Alert, Area, Incident, Matcher, Notification, Obligation, Rule, Signal, Silence, Stamp, rule_from_spec, rule_spec,
+)
 
 SCHEMA = "alerts"
 metadata = MetaData(schema=SCHEMA)
@@ -203,7 +205,7 @@ obligations = Table(
 
 def rule_of(head, ver) -> Rule:
     """A rule version from its head row and version row."""
-    rule = mapping.rule_from_spec(ver.spec)
+    rule = rule_from_spec(ver.spec)
     rule.id = head.id
     rule.version = ver.version
     rule.version_stamp = Stamp(ver.actor or "", list(ver.roles or []), ver.time, ver.reason or "")
@@ -252,7 +254,7 @@ class RuleRepository:
     def _add_version(self, rule: Rule) -> None:
         s = rule.version_stamp
         self.conn.execute(rule_versions.insert().values(
-            rule_id=rule.id, version=rule.version, spec=mapping.rule_spec(rule), actor=s.actor, roles=list(s.roles),
+            rule_id=rule.id, version=rule.version, spec=rule_spec(rule), actor=s.actor, roles=list(s.roles),
             time=s.time, reason=s.reason))
 
     def active(self, kind: str | None = None) -> list[Rule]:
@@ -539,26 +541,27 @@ class IncidentRepository:
 # -- partner signals ---------------------------------------------------------------
 
 class SignalRepository:
+    """Partner signals; a signal's body (the Signal message) is stored as given."""
+
     def __init__(self, conn):
         self.conn = conn
 
-    def by_external_id(self, source: str, external_id: str) -> Signal | None:
-        row = self.conn.execute(select(signals).where(
-            signals.c.source == source, signals.c.external_id == external_id)).first()
-        return mapping.signal_from_body(row.body) if row is not None else None
+    def body_by_external_id(self, source: str, external_id: str) -> bytes | None:
+        """The stored body of the signal with that (source, external id)."""
+        return self.conn.execute(select(signals.c.body).where(
+            signals.c.source == source, signals.c.external_id == external_id)).scalar()
 
-    def add(self, s: Signal) -> bool:
+    def add(self, s: Signal, body: bytes) -> bool:
         """Stores a new signal; False when the same (source, external id) was stored meanwhile."""
         return self.conn.execute(insert(signals).values(
             id=s.id, source=s.source, signal_type=s.signal_type, external_id=s.external_id, station_id=s.station_id,
-            body=mapping.signal_body(s), receive_time=s.receive_time,
+            body=body, receive_time=s.receive_time,
         ).on_conflict_do_nothing(index_elements=["source", "external_id"], index_where=text("external_id <> ''"))
             .returning(signals.c.id)).first() is not None
 
-    def save_alerts(self, s: Signal, alert_names: list[str]) -> None:
-        """The alerts the signal raised."""
-        self.conn.execute(signals.update().where(signals.c.id == s.id).values(
-            alert_ids=alert_names, body=mapping.signal_body(s)))
+    def save_alerts(self, s: Signal, alert_names: list[str], body: bytes) -> None:
+        """The alerts the signal raised, and its body naming them."""
+        self.conn.execute(signals.update().where(signals.c.id == s.id).values(alert_ids=alert_names, body=body))
 
 
 # -- obligations ------------------------------------------------------------------

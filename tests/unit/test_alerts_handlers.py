@@ -188,19 +188,20 @@ class Incidents:
 class Signals:
     def __init__(self):
         self.rows: dict[str, Signal] = {}
+        self.bodies: dict[str, bytes] = {}
 
-    def by_external_id(self, source, external_id):
+    def body_by_external_id(self, source, external_id):
         found = [s for s in self.rows.values() if (s.source, s.external_id) == (source, external_id)]
-        return copy.deepcopy(found[0]) if found else None
+        return self.bodies[found[0].id] if found else None
 
-    def add(self, s):
-        if s.external_id and self.by_external_id(s.source, s.external_id) is not None:
+    def add(self, s, body):
+        if s.external_id and self.body_by_external_id(s.source, s.external_id) is not None:
             return False
-        self.rows[s.id] = copy.deepcopy(s)
+        self.rows[s.id], self.bodies[s.id] = copy.deepcopy(s), body
         return True
 
-    def save_alerts(self, s, alert_names):
-        self.rows[s.id] = copy.deepcopy(s)
+    def save_alerts(self, s, alert_names, body):
+        self.rows[s.id], self.bodies[s.id] = copy.deepcopy(s), body
 
 
 class Obligations:
@@ -507,6 +508,8 @@ def test_a_signal_is_stored_once_and_raises_its_alerts(svc):
         location=common_pb2.Location(point=common_pb2.GeoPoint(longitude=114.3, latitude=30.5))))
     first = svc.step(lambda uow: handlers.detection.ingest_signal(uow, signal=signal))
     assert first.name.startswith("signals/g20261102-") and first.receive_time == T0 and len(first.alerts) == 1
+    stored = pb.Signal.FromString(svc.repos.signals.bodies[first.id])
+    assert stored.name == first.name and list(stored.alerts) == first.alerts, "stored as its message, naming its alerts"
     again = svc.step(lambda uow: handlers.detection.ingest_signal(uow, signal=signal), at=T0 + timedelta(minutes=1))
     assert again.name == first.name and again.alerts == first.alerts
     assert svc.events() == [("alerts.AlertFired", "FIRED")]

@@ -41,11 +41,41 @@ def stored_spec(rule: pb.Rule) -> dict:
     pb.Rule(display_name="零窗口", window=duration_pb2.Duration(), level=7, terms=[pb.KeywordTerm(term="x", grade=9)]),
 ])
 def test_a_rule_is_stored_as_it_always_was_and_reads_back_the_same(msg):
-    spec = mapping.rule_spec(mapping.rule_from_pb(msg))
+    spec = domain.rule_spec(mapping.rule_from_pb(msg))
     assert spec == stored_spec(msg)
-    back = mapping.rule_to_pb(mapping.rule_from_spec(spec))
+    back = mapping.rule_to_pb(domain.rule_from_spec(spec))
     assert stored_spec(back) == spec
     assert back.HasField("window") == msg.HasField("window"), "an explicit 0s stays apart from no window"
+
+
+@pytest.mark.parametrize("window", [0.5, 1.25, 90.000001, 7.000000001, 3600.0, -0.5, -2.75])
+def test_durations_are_written_and_read_as_protobuf_does(window):
+    msg = pb.Rule(display_name="窗口", window=mapping._duration(window), escalate_after=mapping._duration(window / 3))
+    rule = mapping.rule_from_pb(msg)
+    spec = domain.rule_spec(rule)
+    assert spec == stored_spec(msg)
+    assert domain.rule_from_spec(spec) == rule == mapping.rule_from_pb(json_format.ParseDict(spec, pb.Rule()))
+
+
+def test_the_stored_form_of_every_standing_rule_is_protobufs():
+    for name, rule in seed.STANDING_RULES.items():
+        msg = mapping.rule_to_pb(rule)
+        assert domain.rule_spec(rule) == stored_spec(msg), name
+        assert domain.rule_from_spec(stored_spec(msg)) == mapping.rule_from_pb(msg), name
+
+
+@pytest.mark.parametrize("spec", [
+    {"display_name": "数字", "kind": 2, "level": 3, "area_kind": 1, "terms": [{"term": "x", "grade": 4}, {}]},
+    {"display_name": "未知", "kind": 42, "level": 9, "area_kind": 7, "terms": [{"grade": 11}]},
+    {"display_name": "零", "kind": "RULE_KIND_UNSPECIFIED", "level": 0, "threshold": "NaN", "h3_resolution": "8"},
+    {"display_name": "无穷", "threshold": "Infinity", "enabled": True, "window": "0s", "parameters": {"ring": "2"}},
+    {"display_name": "空值", "description": None, "terms": None, "window": None, "name": "rules/x", "version": "3",
+     "threshold": 2},
+])
+def test_a_stored_spec_reads_as_protobuf_reads_it(spec):
+    ours = domain.rule_from_spec(spec)
+    theirs = mapping.rule_from_pb(json_format.ParseDict(spec, pb.Rule(), ignore_unknown_fields=True))
+    assert repr(ours) == repr(theirs)  # repr: NaN is not equal to itself
 
 
 def test_undefined_enum_numbers_are_kept_for_validation_to_refuse():
@@ -54,10 +84,10 @@ def test_undefined_enum_numbers_are_kept_for_validation_to_refuse():
 
 
 def test_the_standing_rules_keep_their_stored_form():
-    spec = mapping.rule_spec(seed.STANDING_RULES["keyword-major"])
+    spec = domain.rule_spec(seed.STANDING_RULES["keyword-major"])
     assert spec["kind"] == "RULE_KIND_KEYWORD" and spec["escalate_after"] == "120s" and spec["level"] == "ALERT_LEVEL_YELLOW"
     assert spec["terms"][0] == {"term": "杀人", "grade": "ALERT_LEVEL_RED", "exclusions": ["杀人游戏", "剧本杀人"]}
-    gap = mapping.rule_spec(seed.STANDING_RULES["strength-gap"])
+    gap = domain.rule_spec(seed.STANDING_RULES["strength-gap"])
     assert gap["window"] == "3600s" and gap["threshold"] == 3.0 and gap["h3_resolution"] == 8
 
 

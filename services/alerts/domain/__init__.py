@@ -3,6 +3,7 @@
 - `common`: levels, audit stamps, areas, H3 cells;
 - `keywords`: the keyword automaton and the cues that dismiss a term (negation, hypotheticals, news);
 - `rules`: the versioned rule and its checks, the rules in force;
+- `spec`: a rule version's stored content (the Rule message's JSON form, written without protobuf);
 - `alerts`: the alert aggregate (fire, repeat, acknowledge, escalate, silence, resolve), routing,
   silences, who sees what;
 - `detection`: findings in reports (keyword, volume, anomaly, strength gap), signals and warnings;
@@ -33,6 +34,7 @@ from .obligations import (
     obligation_kinds, obligation_state, report_back_description, report_back_due, report_back_seconds,
 )
 from .rules import RULE_KINDS, UPDATABLE, KeywordTerm, Rule, RuleSet, build_matcher, validate_rule
+from .spec import rule_from_spec, rule_spec
 
 __all__ = [
     "CITY_WIDE", "OPEN_STATES", "STATES", "Alert", "AlertChanged", "AlertFilter", "Finding",
@@ -50,4 +52,5 @@ __all__ = [
     "OPEN_ASSIGNMENT_STATES", "REPORT_BACK_SECONDS", "Assignment", "Obligation", "WorkOrder", "obligation_finding",
     "obligation_kinds", "obligation_state", "report_back_description", "report_back_due", "report_back_seconds",
     "RULE_KINDS", "UPDATABLE", "KeywordTerm", "Rule", "RuleSet", "build_matcher", "validate_rule",
+    "rule_from_spec", "rule_spec",
 ]

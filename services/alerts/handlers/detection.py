@@ -102,21 +102,22 @@ def report_updated(uow: UnitOfWork, *, report: Report, action: str) -> list[Aler
 def ingest_signal(uow: UnitOfWork, *, signal: Signal) -> Signal:
     """Stores a partner's signal and raises the alerts its EXTERNAL_SIGNAL rules call for.
 
-    A repeat of the same (source, external_id) returns the signal first stored.
+    A repeat of the same (source, external_id) returns the signal first stored. The signal is
+    stored as its message (mapping.signal_body), as it always was.
     """
     repos = uow.repos
     if signal.external_id:
-        existing = repos.signals.by_external_id(signal.source, signal.external_id)
+        existing = repos.signals.body_by_external_id(signal.source, signal.external_id)
         if existing is not None:
-            return existing
+            return mapping.signal_from_body(existing)
     now = uow.now()
     stored = replace(signal, name=f"signals/{new_id(now, prefix='g')}", receive_time=now, alerts=list(signal.alerts))
-    if not repos.signals.add(stored):
+    if not repos.signals.add(stored, mapping.signal_body(stored)):
         return ingest_signal(uow, signal=signal)
     raised = [raise_alert(uow, f).name for f in domain.signal_findings(repos.rules.active("EXTERNAL_SIGNAL"), stored)]
     if raised:
         stored.alerts.extend(raised)
-        repos.signals.save_alerts(stored, raised)
+        repos.signals.save_alerts(stored, raised, mapping.signal_body(stored))
     return stored
 
 
