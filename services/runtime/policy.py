@@ -19,6 +19,7 @@ Out-of-scope resources answer NOT_FOUND, like unknown ones, so ids cannot be pro
 """
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 from dataclasses import dataclass, field
@@ -93,6 +94,24 @@ class Jurisdiction:
     @property
     def nothing(self) -> bool:
         return not self.everything and not self.stations and not self.departments
+
+
+NO_JURISDICTION = Jurisdiction()
+_jurisdiction: contextvars.ContextVar[Jurisdiction] = contextvars.ContextVar("smart110_jurisdiction",
+                                                                           default=NO_JURISDICTION)
+
+
+def current_jurisdiction() -> Jurisdiction:
+    """The jurisdiction of the caller of the RPC being handled (set after its access was checked)."""
+    return _jurisdiction.get()
+
+
+def set_jurisdiction(j: Jurisdiction) -> contextvars.Token:
+    return _jurisdiction.set(j)
+
+
+def reset_jurisdiction(token: contextvars.Token) -> None:
+    _jurisdiction.reset(token)
 
 
 def jurisdiction_of(ctx: AuthContext, directory: Org | None = None) -> Jurisdiction:
