@@ -12,7 +12,7 @@ import contextvars
 import json
 from dataclasses import dataclass, field
 
-from .errors import PermissionDenied
+from .errors import PermissionDenied, Unauthenticated
 
 JWT_PAYLOAD_HEADER = "x-jwt-payload"
 
@@ -40,7 +40,25 @@ SERVICE_CONTEXT = AuthContext(subject="service", roles=frozenset({"service"}))
 _current: contextvars.ContextVar[AuthContext] = contextvars.ContextVar("smart110_auth", default=SERVICE_CONTEXT)
 
 
+def _bad_payload() -> Unauthenticated:
+    return Unauthenticated(f"{JWT_PAYLOAD_HEADER} is not a base64url JSON object of token claims",
+                           reason="INVALID_JWT_PAYLOAD")
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise _bad_payload()
+    return str(value)
+
+
 def from_metadata(metadata) -> AuthContext:
+    """The caller's identity; UNAUTHENTICATED for an `x-jwt-payload` that is not a claims object.
+
+    The gateway only forwards claims it verified, so a malformed payload comes from a caller that
+    went around it: refused, never read as some identity.
+    """
     raw = None
     for key, value in metadata or ():
         if key == JWT_PAYLOAD_HEADER:
@@ -48,18 +66,25 @@ def from_metadata(metadata) -> AuthContext:
             break
     if raw is None:
         return SERVICE_CONTEXT
-    if isinstance(raw, bytes):
-        raw = raw.decode()
-    padded = raw + "=" * (-len(raw) % 4)
-    claims = json.loads(base64.urlsafe_b64decode(padded))
+    try:
+        if isinstance(raw, bytes):
+            raw = raw.decode()
+        padded = raw + "=" * (-len(raw) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(padded))
+    except (ValueError, TypeError):  # binascii.Error and UnicodeDecodeError are ValueErrors
+        raise _bad_payload() from None
+    if not isinstance(claims, dict):
+        raise _bad_payload()
     roles = claims.get("roles") or []
     if isinstance(roles, str):
         roles = [r for r in roles.replace(",", " ").split() if r]
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise _bad_payload()
     return AuthContext(
-        subject=str(claims.get("sub", "")),
+        subject=_text(claims.get("sub", "")),
         roles=frozenset(roles),
-        station=str(claims.get("station", "") or ""),
-        name=str(claims.get("name", "") or ""),
+        station=_text(claims.get("station", "") or ""),
+        name=_text(claims.get("name", "") or ""),
     )
 
 

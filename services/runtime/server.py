@@ -79,8 +79,10 @@ def _rpc_scope(method: str, metadata, context):
     """One RPC: the caller's auth context, the one error mapping, and its metrics."""
     started = time.perf_counter()
     done = threading.Event()
-    token = auth.set_current(auth.from_metadata(metadata))
+    token = None
     try:
+        # Inside the mapping: a malformed identity header is UNAUTHENTICATED, not an exception.
+        token = auth.set_current(auth.from_metadata(metadata))
         yield done
     except Exception as exc:  # noqa: BLE001 - the one place errors become statuses
         if _is_abort(exc):
@@ -88,7 +90,8 @@ def _rpc_scope(method: str, metadata, context):
         context.abort_with_status(_status_for(exc, method))
     finally:
         _record(method, _final_code(context, done.is_set()), started)
-        auth.reset(token)
+        if token is not None:
+            auth.reset(token)
 
 
 class ErrorInterceptor(grpc.ServerInterceptor):

@@ -10,11 +10,11 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 
 from smart110.alerts.v1 import alerts_service_pb2 as alerts_pb
-from smart110.common.v1 import common_pb2
+from smart110.common.v1 import common_pb2, events_pb2
 from smart110.intake.v1 import intake_service_pb2 as pb
 from smart110.intake.v1 import intake_service_pb2_grpc as pb_grpc
 
-from services.runtime.errors import MAX_FIELD_VIOLATIONS, InvalidArgument, to_status
+from services.runtime.errors import MAX_FIELD_VIOLATIONS, InvalidArgument, NotFound, to_status
 from services.runtime.request_guard import check_request, query_key, request_violations
 from services.runtime.server import create_server
 from services.runtime.validation import (
@@ -147,6 +147,12 @@ class Intake(pb_grpc.IntakeServiceServicer):
     def UpdateReport(self, request, context):
         return request.report
 
+    def GetReport(self, request, context):
+        raise NotFound(request.name)
+
+    def StreamEvents(self, request, context):
+        yield from ()
+
     def ListReports(self, request, context):
         v = Violations()
         token = decode_page_token(request.page_token, v, ("offset",))
@@ -224,3 +230,42 @@ def test_a_handler_that_checks_nothing_still_answers_invalid_argument(channel):
         stub.UpdateReport(pb.UpdateReportRequest(report=pb.Report(description="x\x00")), timeout=5)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert violations_of(err.value) == ["report.description"]
+
+
+def payload(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("value", [
+    "!!!",  # not base64url
+    "a" * 5,  # a length base64 cannot have
+    payload(b"not json"),
+    payload(b"\xff\xfe"),  # not UTF-8
+    payload(b'"claims"'), payload(b"[1, 2]"),  # JSON, not an object
+    payload(b'{"roles": 5}'), payload(b'{"roles": {"a": 1}}'), payload(b'{"roles": [null, ["x"]]}'),
+    payload(b'{"sub": ["x"], "roles": []}'),
+], ids=["not-base64", "bad-length", "not-json", "not-utf8", "string", "list", "roles-int", "roles-object",
+        "roles-not-strings", "sub-list"])
+def test_a_malformed_identity_header_is_unauthenticated(channel, value):
+    # It raised inside the interceptor before the mapping: UNKNOWN with the exception's text.
+    stub = pb_grpc.IntakeServiceStub(channel)
+    for call in (lambda: stub.GetReport(pb.GetReportRequest(name="reports/x"), timeout=5,
+                                        metadata=(("x-jwt-payload", value),)),
+                 lambda: list(stub.StreamEvents(events_pb2.StreamEventsRequest(), timeout=5,
+                                                metadata=(("x-jwt-payload", value),)))):
+        with pytest.raises(grpc.RpcError) as err:
+            call()
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert "Exception" not in err.value.details()
+        md = dict(err.value.trailing_metadata())
+        info = error_details_pb2.ErrorInfo()
+        assert status_pb2.Status.FromString(md["grpc-status-details-bin"]).details[0].Unpack(info)
+        assert info.reason == "INVALID_JWT_PAYLOAD"
+
+
+def test_a_well_formed_identity_header_still_reaches_the_handler(channel):
+    stub = pb_grpc.IntakeServiceStub(channel)
+    good = payload(b'{"sub": "p1", "roles": "dispatcher,call_taker", "station": "S01"}')
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetReport(pb.GetReportRequest(name="reports/x"), timeout=5, metadata=(("x-jwt-payload", good),))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
