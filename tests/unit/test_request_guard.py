@@ -7,15 +7,17 @@ import json
 
 import grpc
 import pytest
+from google.protobuf import duration_pb2, timestamp_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from smart110.alerts.v1 import alerts_service_pb2 as alerts_pb
 from smart110.common.v1 import common_pb2, events_pb2
 from smart110.intake.v1 import intake_service_pb2 as pb
 from smart110.intake.v1 import intake_service_pb2_grpc as pb_grpc
+from smart110.scoring.v1 import scoring_service_pb2 as scoring_pb
 
 from services.runtime.errors import MAX_FIELD_VIOLATIONS, InvalidArgument, NotFound, to_status
-from services.runtime.request_guard import check_request, query_key, request_violations
+from services.runtime.request_guard import MAX_DURATION_SECONDS, check_request, query_key, request_violations
 from services.runtime.server import create_server
 from services.runtime.validation import (
     Violations, decode_page_token, encode_page_token, query_scope, time_keyset,
@@ -57,7 +59,53 @@ def test_non_finite_and_absurd_floats():
     request = pb.UpdateReportRequest(report=pb.Report(location=common_pb2.Location(point=point, accuracy_m=1e308)))
     assert fields(request) == ["report.location.point.longitude", "report.location.point.latitude",
                                "report.location.accuracy_m"]
-    assert fields(common_pb2.GeoPoint(longitude=-float("inf"), latitude=1e300)) == ["longitude"]
+    assert fields(common_pb2.GeoPoint(longitude=-float("inf"), latitude=1e15)) == ["longitude"]
+
+
+def test_floats_past_whole_number_precision_are_out_of_range():
+    # 1e29 overflowed the two-place decimals of scoring's points (decimal.InvalidOperation, INTERNAL).
+    assert fields(scoring_pb.ReverseLedgerEntryRequest(corrected_points=1e29)) == ["corrected_points"]
+    assert fields(scoring_pb.ReverseLedgerEntryRequest(corrected_points=-1e16)) == ["corrected_points"]
+    assert fields(scoring_pb.ReverseLedgerEntryRequest(corrected_points=-1e15)) == []
+
+
+def ts(seconds: int, nanos: int = 0) -> timestamp_pb2.Timestamp:
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+
+
+def test_timestamps_must_be_valid_and_within_the_suites_range():
+    fine = ts(1_780_000_000, 999_999_999)
+    assert fields(pb.ListReportsRequest(receive_time_start=fine, receive_time_end=ts(1))) == []
+    # Nanos outside 0..999999999 (ToDatetime raised ValueError: INTERNAL).
+    assert fields(pb.ListReportsRequest(receive_time_start=ts(1_780_000_000, -243))) == ["receive_time_start"]
+    assert fields(pb.ListReportsRequest(receive_time_end=ts(1_780_000_000, 10**9))) == ["receive_time_end"]
+    # The zero instant, which the suite reads as "not given" (a handler that asked HasField got None).
+    assert fields(pb.ListReportsRequest(receive_time_start=ts(0))) == ["receive_time_start"]
+    assert fields(pb.ListReportsRequest(receive_time_start=ts(-1))) == ["receive_time_start"]
+    # Near year 9999 a period added to it overflowed (OverflowError: INTERNAL); 3000 is the end.
+    assert fields(pb.ListReportsRequest(receive_time_end=ts(253402300799))) == ["receive_time_end"]
+    assert fields(pb.ListReportsRequest(receive_time_end=ts(32503680000))) == ["receive_time_end"]
+    assert fields(pb.ListReportsRequest(receive_time_end=ts(32503679999, 999_999_999))) == []
+    # Nested and repeated ones are named by their paths.
+    request = pb.UpdateReportRequest(report=pb.Report(receive_time=ts(1, -1), timeline=[
+        pb.TimelineEntry(), pb.TimelineEntry(stamp=common_pb2.AuditStamp(time=ts(2**40)))]))
+    assert fields(request) == ["report.receive_time", "report.timeline[1].stamp.time"]
+    with pytest.raises(InvalidArgument) as err:
+        check_request(pb.ListReportsRequest(receive_time_start=ts(0, -5)))
+    assert err.value.violations == [("receive_time_start", "is not a valid timestamp: nanos must be 0 to 999999999")]
+
+
+def test_durations_must_be_valid_and_at_most_a_century():
+    def rule(**kw):
+        return alerts_pb.CreateRuleRequest(rule=alerts_pb.Rule(window=duration_pb2.Duration(**kw)))
+
+    assert fields(rule(seconds=3600)) == [] and fields(rule(seconds=-5, nanos=-5)) == []
+    assert fields(rule(seconds=MAX_DURATION_SECONDS)) == []
+    assert fields(rule(seconds=MAX_DURATION_SECONDS + 1)) == ["rule.window"]
+    assert fields(rule(seconds=-315576000000)) == ["rule.window"]
+    assert fields(rule(seconds=1, nanos=-1)) == ["rule.window"]
+    assert fields(rule(seconds=-1, nanos=1)) == ["rule.window"]
+    assert fields(rule(nanos=10**9)) == ["rule.window"]
 
 
 def test_repeated_strings_and_maps():
