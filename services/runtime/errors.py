@@ -5,7 +5,8 @@ Handlers raise these; `ErrorInterceptor` turns them into a status with
 `google.rpc.BadRequest` field violations. Transient infrastructure faults (a
 database or an outbound dependency that is down) become UNAVAILABLE with
 `google.rpc.RetryInfo` (see `transient_status`). Anything else becomes INTERNAL
-with the trace id and nothing of the internals. (AIP-193)
+with the trace id and nothing of the internals. (AIP-193) The texts of a status,
+much of them echoed from the request, are clipped so that it fits gRPC's trailers.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from typing import Iterable
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -26,6 +29,11 @@ DOMAIN = "smart110.gov.cn"
 # At most this many field violations go into a BadRequest (and the message), so that the
 # grpc-status-details-bin trailer stays small whatever the input.
 MAX_FIELD_VIOLATIONS = 20
+# A status travels in trailers (grpc-message, grpc-status-details-bin) that gRPC clients cap at 8 KiB
+# by default, and much of its text echoes the request (a resource name, a map key): each text is
+# clipped to MAX_TEXT_CHARS, and shorter still until the encoded status fits MAX_STATUS_BYTES.
+MAX_TEXT_CHARS = 200
+MAX_STATUS_BYTES = 3072
 
 
 class DomainError(Exception):
@@ -129,13 +137,53 @@ class Unimplemented(DomainError):
     reason = "UNIMPLEMENTED"
 
 
-def to_status(err: DomainError) -> grpc.Status:
+def clip(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    """`text`, cut to `limit` characters with a trailing ellipsis when longer."""
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "\u2026"
+
+
+def _repeated(field: FieldDescriptor) -> bool:
+    flag = getattr(field, "is_repeated", None)
+    return flag if flag is not None else field.label == FieldDescriptor.LABEL_REPEATED
+
+
+def _clip_strings(message: Message, limit: int) -> None:
+    """Clips every string in `message`, nested messages, repeated fields and map values included."""
+    for field, value in message.ListFields():
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            value_field = field.message_type.fields_by_name["value"]
+            for key in list(value):
+                if value_field.message_type is not None:
+                    _clip_strings(value[key], limit)
+                elif value_field.type == FieldDescriptor.TYPE_STRING:
+                    value[key] = clip(value[key], limit)
+        elif field.message_type is not None:
+            for item in value if _repeated(field) else [value]:
+                _clip_strings(item, limit)
+        elif field.type == FieldDescriptor.TYPE_STRING:
+            if _repeated(field):
+                value[:] = [clip(item, limit) for item in value]
+            else:
+                setattr(message, field.name, clip(value, limit))
+
+
+def _status_proto(err: DomainError, limit: int) -> status_pb2.Status:
     details = []
     for detail in err.details():
+        _clip_strings(detail, limit)
         packed = any_pb2.Any()
         packed.Pack(detail)
         details.append(packed)
-    return rpc_status.to_status(status_pb2.Status(code=err.code.value[0], message=err.message, details=details))
+    return status_pb2.Status(code=err.code.value[0], message=clip(err.message, limit), details=details)
+
+
+def to_status(err: DomainError) -> grpc.Status:
+    limit = MAX_TEXT_CHARS
+    status = _status_proto(err, limit)
+    while status.ByteSize() > MAX_STATUS_BYTES and limit > 16:
+        limit //= 2
+        status = _status_proto(err, limit)
+    return rpc_status.to_status(status)
 
 
 def internal_status() -> grpc.Status:

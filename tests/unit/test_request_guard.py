@@ -16,7 +16,9 @@ from smart110.intake.v1 import intake_service_pb2 as pb
 from smart110.intake.v1 import intake_service_pb2_grpc as pb_grpc
 from smart110.scoring.v1 import scoring_service_pb2 as scoring_pb
 
-from services.runtime.errors import MAX_FIELD_VIOLATIONS, InvalidArgument, NotFound, to_status
+from services.runtime.errors import (
+    MAX_FIELD_VIOLATIONS, MAX_STATUS_BYTES, MAX_TEXT_CHARS, InvalidArgument, NotFound, to_status,
+)
 from services.runtime.request_guard import MAX_DURATION_SECONDS, check_request, query_key, request_violations
 from services.runtime.server import create_server
 from services.runtime.validation import (
@@ -278,6 +280,34 @@ def test_a_handler_that_checks_nothing_still_answers_invalid_argument(channel):
         stub.UpdateReport(pb.UpdateReportRequest(report=pb.Report(description="x\x00")), timeout=5)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert violations_of(err.value) == ["report.description"]
+
+
+def test_a_status_that_echoes_a_huge_input_still_fits_the_trailers(channel):
+    # The name came back whole in the message, ErrorInfo and ResourceInfo: 180 KB of trailers, which
+    # a gRPC client refuses (RESOURCE_EXHAUSTED) instead of reading the NOT_FOUND.
+    stub = pb_grpc.IntakeServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetReport(pb.GetReportRequest(name="reports/" + "长" * 20_000), timeout=5)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert err.value.details().startswith("reports/长长") and len(err.value.details()) <= MAX_TEXT_CHARS
+    assert len(dict(err.value.trailing_metadata())["grpc-status-details-bin"]) <= MAX_STATUS_BYTES
+
+
+def test_long_field_violations_are_clipped_to_fit():
+    err = InvalidArgument([(f"parameters['{'键' * 500}{i}']", "值" * 500) for i in range(40)])
+    status = status_pb2.Status.FromString(dict(to_status(err).trailing_metadata)["grpc-status-details-bin"])
+    assert status.ByteSize() <= MAX_STATUS_BYTES
+    bad = error_details_pb2.BadRequest()
+    assert status.details[1].Unpack(bad)
+    assert len(bad.field_violations) == MAX_FIELD_VIOLATIONS + 1
+    assert all(v.field.startswith("parameters['键") and v.field.endswith("\u2026") for v in bad.field_violations[:-1])
+    # Short texts are left whole.
+    short = InvalidArgument([("report.description", "must not contain a NUL character")])
+    bad_short = error_details_pb2.BadRequest()
+    status_pb2.Status.FromString(dict(to_status(short).trailing_metadata)["grpc-status-details-bin"]).details[1] \
+        .Unpack(bad_short)
+    assert [(v.field, v.description) for v in bad_short.field_violations] == [
+        ("report.description", "must not contain a NUL character")]
 
 
 def payload(raw: bytes) -> str:
