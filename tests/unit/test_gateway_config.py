@@ -422,3 +422,13 @@ def test_access_log_never_logs_the_query_string(config):
 def test_listener_drains_on_shutdown(config):
     (listener,) = config["static_resources"]["listeners"]
     assert listener.get("drain_type", "DEFAULT") == "DEFAULT"
+
+
+def test_services_take_the_metadata_of_the_longest_request_the_gateway_passes(config):
+    # A transcoded request carries its path and its token twice: a service that took less would
+    # answer a long URL with a reset stream (503) instead of its own answer.
+    from gateway.render import MAX_REQUEST_HEADERS_KB
+    from services.runtime.server import MAX_METADATA_BYTES
+
+    assert _hcm(config)["max_request_headers_kb"] == MAX_REQUEST_HEADERS_KB
+    assert MAX_METADATA_BYTES >= 2 * MAX_REQUEST_HEADERS_KB * 1024 + 8 * 1024

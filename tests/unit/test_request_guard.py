@@ -1,5 +1,6 @@
-"""The generic request guard (NUL bytes, unknown enum numbers, non-finite floats, undecodable bytes),
-the cap on field violations, and page tokens signed and bound to their query."""
+"""The generic request guard (NUL bytes, unknown enum numbers, non-finite and huge floats, invalid or
+out-of-range timestamps and durations, undecodable bytes, malformed identity headers), the cap on field
+violations and the clipping of long texts in a status, and page tokens signed and bound to their query."""
 from __future__ import annotations
 
 import base64
@@ -308,6 +309,17 @@ def test_long_field_violations_are_clipped_to_fit():
         .Unpack(bad_short)
     assert [(v.field, v.description) for v in bad_short.field_violations] == [
         ("report.description", "must not contain a NUL character")]
+
+
+def test_long_request_metadata_reaches_the_handler(channel):
+    # Envoy forwards a long URL twice (:path, x-envoy-original-path); gRPC's default 8 KiB limit
+    # answered RESOURCE_EXHAUSTED or reset the stream (HTTP 429/503) before the handler ran.
+    stub = pb_grpc.IntakeServiceStub(channel)
+    for size in (9_000, 20_000, 120_000):
+        with pytest.raises(grpc.RpcError) as err:
+            stub.GetReport(pb.GetReportRequest(name="reports/x"), timeout=5,
+                           metadata=(("x-envoy-original-path", "/v1/reports/" + "x" * size),))
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND, size
 
 
 def payload(raw: bytes) -> str:
