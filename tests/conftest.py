@@ -12,6 +12,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(config, items):
+    """Fuzz tests run last: a generated request that happens to be valid leaves records in the
+    session's stack that another test could otherwise see (an alert rule, a silence)."""
+    items.sort(key=lambda item: item.get_closest_marker("fuzz") is not None)
+
+
 @pytest.fixture(scope="session")
 def admin_url():
     """An admin URL of a real Postgres server for this test session."""
