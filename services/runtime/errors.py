@@ -29,11 +29,12 @@ DOMAIN = "smart110.gov.cn"
 # At most this many field violations go into a BadRequest (and the message), so that the
 # grpc-status-details-bin trailer stays small whatever the input.
 MAX_FIELD_VIOLATIONS = 20
-# A status travels in trailers (grpc-message, grpc-status-details-bin) that gRPC clients cap at 8 KiB
-# by default, and much of its text echoes the request (a resource name, a map key): each text is
-# clipped to MAX_TEXT_CHARS, and shorter still until the encoded status fits MAX_STATUS_BYTES.
-MAX_TEXT_CHARS = 200
-MAX_STATUS_BYTES = 3072
+# A status travels in trailers (grpc-message, percent-encoded, and grpc-status-details-bin, base64)
+# that gRPC clients cap at 8 KiB by default, and its texts may echo the request (a resource name, a
+# map key): a status whose trailers would pass MAX_TRAILER_BYTES has every text clipped, to the first
+# of CLIP_STEPS characters that makes it fit.
+MAX_TRAILER_BYTES = 6 * 1024
+CLIP_STEPS = (1000, 200, 50, 16)
 
 
 class DomainError(Exception):
@@ -137,7 +138,7 @@ class Unimplemented(DomainError):
     reason = "UNIMPLEMENTED"
 
 
-def clip(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+def clip(text: str, limit: int) -> str:
     """`text`, cut to `limit` characters with a trailing ellipsis when longer."""
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "\u2026"
 
@@ -167,21 +168,29 @@ def _clip_strings(message: Message, limit: int) -> None:
                 setattr(message, field.name, clip(value, limit))
 
 
-def _status_proto(err: DomainError, limit: int) -> status_pb2.Status:
+def _status_proto(err: DomainError, limit: int | None) -> status_pb2.Status:
     details = []
     for detail in err.details():
-        _clip_strings(detail, limit)
+        if limit is not None:
+            _clip_strings(detail, limit)
         packed = any_pb2.Any()
         packed.Pack(detail)
         details.append(packed)
-    return status_pb2.Status(code=err.code.value[0], message=clip(err.message, limit), details=details)
+    message = err.message if limit is None else clip(err.message, limit)
+    return status_pb2.Status(code=err.code.value[0], message=message, details=details)
+
+
+def trailer_bytes(status: status_pb2.Status) -> int:
+    """The size of a status's trailers: grpc-message percent-encoded, grpc-status-details-bin base64."""
+    message = sum(1 if 0x20 <= b < 0x7F and b != 0x25 else 3 for b in status.message.encode())
+    return message + -(-status.ByteSize() // 3) * 4
 
 
 def to_status(err: DomainError) -> grpc.Status:
-    limit = MAX_TEXT_CHARS
-    status = _status_proto(err, limit)
-    while status.ByteSize() > MAX_STATUS_BYTES and limit > 16:
-        limit //= 2
+    status = _status_proto(err, None)
+    for limit in CLIP_STEPS:
+        if trailer_bytes(status) <= MAX_TRAILER_BYTES:
+            break
         status = _status_proto(err, limit)
     return rpc_status.to_status(status)
 

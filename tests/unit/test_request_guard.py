@@ -18,7 +18,7 @@ from smart110.intake.v1 import intake_service_pb2_grpc as pb_grpc
 from smart110.scoring.v1 import scoring_service_pb2 as scoring_pb
 
 from services.runtime.errors import (
-    MAX_FIELD_VIOLATIONS, MAX_STATUS_BYTES, MAX_TEXT_CHARS, InvalidArgument, NotFound, to_status,
+    MAX_FIELD_VIOLATIONS, MAX_TRAILER_BYTES, InvalidArgument, NotFound, to_status, trailer_bytes,
 )
 from services.runtime.request_guard import MAX_DURATION_SECONDS, check_request, query_key, request_violations
 from services.runtime.server import create_server
@@ -290,25 +290,34 @@ def test_a_status_that_echoes_a_huge_input_still_fits_the_trailers(channel):
     with pytest.raises(grpc.RpcError) as err:
         stub.GetReport(pb.GetReportRequest(name="reports/" + "长" * 20_000), timeout=5)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
-    assert err.value.details().startswith("reports/长长") and len(err.value.details()) <= MAX_TEXT_CHARS
-    assert len(dict(err.value.trailing_metadata())["grpc-status-details-bin"]) <= MAX_STATUS_BYTES
+    assert err.value.details().startswith("reports/长长") and err.value.details().endswith("\u2026")
+    status = status_pb2.Status.FromString(dict(err.value.trailing_metadata())["grpc-status-details-bin"])
+    assert trailer_bytes(status) <= MAX_TRAILER_BYTES
+    info = error_details_pb2.ErrorInfo()
+    assert status.details[0].Unpack(info) and info.metadata["resource"].startswith("reports/长长")
+
+
+def details_of(err) -> status_pb2.Status:
+    return status_pb2.Status.FromString(dict(to_status(err).trailing_metadata)["grpc-status-details-bin"])
 
 
 def test_long_field_violations_are_clipped_to_fit():
-    err = InvalidArgument([(f"parameters['{'键' * 500}{i}']", "值" * 500) for i in range(40)])
-    status = status_pb2.Status.FromString(dict(to_status(err).trailing_metadata)["grpc-status-details-bin"])
-    assert status.ByteSize() <= MAX_STATUS_BYTES
+    status = details_of(InvalidArgument([(f"parameters['{'键' * 500}{i}']", "值" * 500) for i in range(40)]))
+    assert trailer_bytes(status) <= MAX_TRAILER_BYTES
     bad = error_details_pb2.BadRequest()
     assert status.details[1].Unpack(bad)
     assert len(bad.field_violations) == MAX_FIELD_VIOLATIONS + 1
     assert all(v.field.startswith("parameters['键") and v.field.endswith("\u2026") for v in bad.field_violations[:-1])
-    # Short texts are left whole.
-    short = InvalidArgument([("report.description", "must not contain a NUL character")])
-    bad_short = error_details_pb2.BadRequest()
-    status_pb2.Status.FromString(dict(to_status(short).trailing_metadata)["grpc-status-details-bin"]).details[1] \
-        .Unpack(bad_short)
-    assert [(v.field, v.description) for v in bad_short.field_violations] == [
-        ("report.description", "must not contain a NUL character")]
+
+
+def test_a_status_that_fits_is_left_whole():
+    found = [(f"report.attachments[{i}].uri", "must be an https URL of the evidence store " + "x" * 60)
+             for i in range(6)]
+    status = details_of(InvalidArgument(found))
+    assert status.message == "; ".join(f"{f}: {d}" for f, d in found) and len(status.message) > 500
+    bad = error_details_pb2.BadRequest()
+    assert status.details[1].Unpack(bad)
+    assert [(v.field, v.description) for v in bad.field_violations] == found
 
 
 def test_long_request_metadata_reaches_the_handler(channel):
