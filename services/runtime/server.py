@@ -27,6 +27,13 @@ from .validation import query_scope
 
 log = logging.getLogger("smart110.server")
 
+# The request metadata a service takes. The gateway passes request headers of up to 60 KiB (Envoy's
+# max_request_headers_kb, gateway/render.py) and a transcoded request carries its path twice (:path,
+# x-envoy-original-path) and its token twice (authorization, x-jwt-payload); a smaller limit answers a
+# long URL with a reset stream (HTTP 503) or RESOURCE_EXHAUSTED (429) instead of the service's own
+# answer. The soft limit equals the hard one: gRPC otherwise refuses calls between them at random.
+MAX_METADATA_BYTES = 192 * 1024
+
 
 def _status_for(exc: Exception, method: str) -> grpc.Status:
     if isinstance(exc, DomainError):
@@ -322,6 +329,8 @@ def create_server(
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+            ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
         ],
     )
     names = []
