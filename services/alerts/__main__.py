@@ -8,7 +8,7 @@ from smart110.alerts.v1 import alerts_service_pb2_grpc as pb_grpc
 from services.runtime.app import Runtime, ServiceSpec, main
 from services.runtime.config import env_float
 
-from . import clients, handlers, mapping, seed, store, workers
+from . import clients, handlers, mapping, policy, seed, store, workers
 from .api import AlertsServicer
 
 
@@ -24,7 +24,7 @@ SPEC = ServiceSpec(
     name="alerts", metadata=store.metadata, tables=store.runtime_tables,
     migrations=Path(__file__).parent / "migrations", build=build, seed=seed.seed,
     event_handlers=handlers.EVENT_HANDLERS, event_mapping=mapping.event_to_message,
-    repositories=store.Repositories,
+    repositories=store.Repositories, policies=policy.POLICIES,
 )
 
 if __name__ == "__main__":
