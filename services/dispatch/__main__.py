@@ -9,16 +9,16 @@ from smart110.dispatch.v1 import dispatch_service_pb2_grpc as pb_grpc
 
 from services.runtime.app import Runtime, ServiceSpec, main
 
-from . import clients, handlers, mapping, seed, store, workers
+from . import clients, handlers, mapping, policy, seed, store, workers
 from .api import DispatchServicer
 from .domain import Context, DispatchSettings, RetryPolicy, matrix
 
 
 def build(rt: Runtime) -> list[tuple]:
     rt.context = ctx = Context(settings=DispatchSettings.from_env(), matrix=matrix(), hub=workers.AssignmentHub(rt.feed))
-    policy = RetryPolicy.from_env()
-    centre = clients.AntiFraudCentre(clients.centre_channel(rt), timeout_seconds=policy.call_timeout_seconds)
-    rt.workers.append(workers.StopPaymentSender(rt, centre, policy=policy))
+    retry = RetryPolicy.from_env()
+    centre = clients.AntiFraudCentre(clients.centre_channel(rt), timeout_seconds=retry.call_timeout_seconds)
+    rt.workers.append(workers.StopPaymentSender(rt, centre, policy=retry))
     # Expires unanswered offers and moves them on (one per replica is fine).
     rt.every("offer-sweeper", ctx.settings.sweep_interval_s, partial(workers.sweep_offers, rt))
     rt.workers.append(ctx.hub)
@@ -30,7 +30,7 @@ SPEC = ServiceSpec(
     name="dispatch", metadata=store.metadata, tables=store.runtime_tables,
     migrations=Path(__file__).parent / "migrations", build=build, seed=seed.seed,
     event_handlers=handlers.EVENT_HANDLERS, event_mapping=mapping.event_to_message,
-    repositories=store.Repositories,
+    repositories=store.Repositories, policies=policy.POLICIES,
 )
 
 if __name__ == "__main__":
