@@ -127,17 +127,17 @@ def test_a_city_centre_sees_its_level_and_above_live_including_cases_leaving_its
 
 
 def test_a_watch_opens_with_the_active_cases_in_view_and_filters_by_area(dispatch):
-    inside = dispatch.open_case(incident_type="FIGHT", station="S91", lon=114.50, lat=30.70)
-    outside = dispatch.open_case(incident_type="FIGHT", station="S91", lon=114.60, lat=30.70)
-    other_station = dispatch.open_case(incident_type="FIGHT", station="S92", lon=114.50, lat=30.70)
+    inside = dispatch.open_case(incident_type="FIGHT", station="S25", lon=114.50, lat=30.70)
+    outside = dispatch.open_case(incident_type="FIGHT", station="S25", lon=114.60, lat=30.70)
+    other_station = dispatch.open_case(incident_type="FIGHT", station="S26", lon=114.50, lat=30.70)
     box = common_pb2.BoundingBox(south_west=common_pb2.GeoPoint(longitude=114.45, latitude=30.65),
                                  north_east=common_pb2.GeoPoint(longitude=114.55, latitude=30.75))
-    call = dispatch.stub.WatchCases(pb.WatchCasesRequest(station_ids=["S91"], bounds=box),
-                                    metadata=support.caller(["station_chief"], station="S91", sub="p-test"), timeout=30)
+    call = dispatch.stub.WatchCases(pb.WatchCasesRequest(station_ids=["S25"], bounds=box),
+                                    metadata=support.caller(["station_chief"], station="S25", sub="p-test"), timeout=30)
     try:
         first = next(call)
-        later = dispatch.open_case(incident_type="FIGHT", station="S91", lon=114.51, lat=30.71)
-        dispatch.open_case(incident_type="FIGHT", station="S92", lon=114.51, lat=30.71)
+        later = dispatch.open_case(incident_type="FIGHT", station="S25", lon=114.51, lat=30.71)
+        dispatch.open_case(incident_type="FIGHT", station="S26", lon=114.51, lat=30.71)
         second = next(call)
     finally:
         call.cancel()
