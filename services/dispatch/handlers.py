@@ -31,15 +31,14 @@ Changed = tuple[DispatchCase, Assignment]
 
 # -- recommendation --------------------------------------------------------------------------------
 
-def recommend_for(uow: UnitOfWork, case: DispatchCase, at: datetime, *, exclude: set[str] = frozenset(),
-                  needs: list[Need] | None = None) -> tuple[list[Recommendation], list[Need]]:
-    """(picks, gaps) for a case now, by the capability matrix."""
+def _recommend(uow: UnitOfWork, *, station_id: str, lon: float | None, lat: float | None, needs: list[Need],
+               at: datetime, exclude: set[str] = frozenset()) -> tuple[list[Recommendation], list[Need]]:
+    """(picks, gaps) for an incident of a station's jurisdiction at (lon, lat), among the units free at `at`."""
     ctx: Context = uow.context
     units = uow.repos.units
-    return domain.search(
-        lambda kinds, box: units.candidates(kinds, station_id=case.station_id, box=box, at=at),
-        needs=needs if needs is not None else ctx.matrix.needs(case.incident_type, at), station_id=case.station_id,
-        lon=case.lon, lat=case.lat, stale_before=ctx.stale_before(at), m=ctx.matrix, exclude=exclude)
+    return domain.search(lambda kinds, box: units.candidates(kinds, station_id=station_id, box=box, at=at),
+                         needs=needs, station_id=station_id, lon=lon, lat=lat, stale_before=ctx.stale_before(at),
+                         m=ctx.matrix, exclude=exclude)
 
 
 # -- a report becomes a case -------------------------------------------------------------------------
@@ -54,10 +53,8 @@ def open_case_for_report(uow: UnitOfWork, *, report: ReportFacts) -> DispatchCas
         return None
     ctx: Context = uow.context
     repos, now = uow.repos, uow.now()
-    picks, gaps = domain.search(
-        lambda kinds, box: repos.units.candidates(kinds, station_id=report.station_id, box=box, at=now),
-        needs=ctx.matrix.needs(report.incident_type, now), station_id=report.station_id, lon=report.lon,
-        lat=report.lat, stale_before=ctx.stale_before(now), m=ctx.matrix)
+    picks, gaps = _recommend(uow, station_id=report.station_id, lon=report.lon, lat=report.lat,
+                             needs=ctx.matrix.needs(report.incident_type, now), at=now)
     case = DispatchCase.open(report, level=domain.initial_level(report.incident_type, report.priority),
                              arrival_target_s=repos.grids.arrival_target_s(report.grid_id), picks=picks, gaps=gaps,
                              now=now)
@@ -85,7 +82,8 @@ def _offer_next(uow: UnitOfWork, case: DispatchCase, need: Need, at: datetime) -
     ctx: Context = uow.context
     tried = case.units_tried()
     for _ in range(5):  # a pick may be claimed by a concurrent offer; try the next one
-        picks, _gaps = recommend_for(uow, case, at, exclude=tried, needs=[need])
+        picks, _gaps = _recommend(uow, station_id=case.station_id, lon=case.lon, lat=case.lat, needs=[need], at=at,
+                                  exclude=tried)
         if not picks:
             break
         p = picks[0]
