@@ -15,7 +15,8 @@ from .domain import Context, DispatchSettings, RetryPolicy, matrix
 
 
 def build(rt: Runtime) -> list[tuple]:
-    rt.context = ctx = Context(settings=DispatchSettings.from_env(), matrix=matrix(), hub=workers.AssignmentHub(rt.feed))
+    rt.context = ctx = Context(settings=DispatchSettings.from_env(), matrix=matrix(),
+                               hub=workers.AssignmentHub(rt.feed))
     retry = RetryPolicy.from_env()
     centre = clients.AntiFraudCentre(clients.centre_channel(rt), timeout_seconds=retry.call_timeout_seconds)
     rt.workers.append(workers.StopPaymentSender(rt, centre, policy=retry))

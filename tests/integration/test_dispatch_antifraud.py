@@ -241,7 +241,8 @@ def test_request_stop_payment_needs_a_role_and_a_known_fraud_case(dispatch):
     with pytest.raises(grpc.RpcError) as err:
         dispatch.stub.RequestStopPayment(pb.RequestStopPaymentRequest(
             request_id="sp-fight", name=fight.name, **ok), metadata=DISPATCHER, timeout=10)
-    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and support.error_reason(err.value) == "NOT_A_FRAUD_CASE"
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert support.error_reason(err.value) == "NOT_A_FRAUD_CASE"
     assert not get(dispatch, fight).stop_payments
 
 

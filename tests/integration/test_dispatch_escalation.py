@@ -84,12 +84,14 @@ def test_a_retried_escalation_changes_nothing_and_a_reused_id_is_refused(dispatc
 
 def test_who_may_escalate_and_de_escalate(dispatch):
     case = dispatch.open_case(incident_type="FIGHT", station="S01")
-    for metadata in (support.caller(["officer"], station="S01", sub="p-test"), support.caller(["call_taker"], station="S01", sub="p-test"), None):
+    for metadata in (support.caller(["officer"], station="S01", sub="p-test"),
+                     support.caller(["call_taker"], station="S01", sub="p-test"), None):
         with pytest.raises(grpc.RpcError) as err:
             escalate(dispatch, case, pb.CASE_LEVEL_COUNTY, metadata=metadata)
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     with pytest.raises(grpc.RpcError) as err:
-        escalate(dispatch, case, pb.CASE_LEVEL_COUNTY, metadata=support.caller(["station_chief"], station="S02", sub="p-test"))
+        escalate(dispatch, case, pb.CASE_LEVEL_COUNTY,
+            metadata=support.caller(["station_chief"], station="S02", sub="p-test"))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and support.error_reason(err.value) == "OTHER_STATION"
 
     chief = support.caller(["station_chief"], station="S01", sub="p-chief")
@@ -156,7 +158,8 @@ def test_watch_checks_its_caller_and_its_filters(dispatch):
 
     err = first_of(pb.WatchCasesRequest(station_ids=["S01"]), support.caller(["officer"], station="S01", sub="p-test"))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
-    err = first_of(pb.WatchCasesRequest(station_ids=["S01"]), support.caller(["station_chief"], station="S02", sub="p-test"))
+    err = first_of(pb.WatchCasesRequest(station_ids=["S01"]),
+                   support.caller(["station_chief"], station="S02", sub="p-test"))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED and support.error_reason(err) == "OTHER_STATION"
     bad = pb.WatchCasesRequest(after_sequence=-1, station_ids=["x"],
                                bounds=common_pb2.BoundingBox(south_west=common_pb2.GeoPoint(longitude=200)))

@@ -60,7 +60,8 @@ def test_rating_needs_a_report_back_once_and_a_retry_changes_nothing(h):
     pending = h.case_of(report_in(h, "S01-G03"))
     with pytest.raises(grpc.RpcError) as err:
         rate(h, pending, SAT.SATISFACTION_SATISFIED)
-    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and support.error_reason(err.value) == "NOT_REPORTED_BACK"
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert support.error_reason(err.value) == "NOT_REPORTED_BACK"
     on_scene = see_through(h, report_in(h, "S01-G04"), on_scene_after=10, until="ON_SCENE")
     with pytest.raises(grpc.RpcError) as err:
         rate(h, on_scene, SAT.SATISFACTION_SATISFIED)
@@ -72,7 +73,8 @@ def test_rating_needs_a_report_back_once_and_a_retry_changes_nothing(h):
     assert [e.action for e in h.case(case.name).timeline].count("RATED") == 1
     with pytest.raises(grpc.RpcError) as err:
         rate(h, case, SAT.SATISFACTION_UNSATISFIED, "还是不满意", request_id="rate-retry-2")
-    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and support.error_reason(err.value) == "ALREADY_RATED"
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert support.error_reason(err.value) == "ALREADY_RATED"
     with pytest.raises(grpc.RpcError) as err:
         rate(h, case, SAT.SATISFACTION_SATISFIED, request_id="rate-retry-1")
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
@@ -91,7 +93,8 @@ def test_rating_checks_input_ids_and_roles(h):
         rate(h, pb.DispatchCase(name="cases/nope"), SAT.SATISFACTION_SATISFIED)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.RpcError) as err:
-        rate(h, pb.DispatchCase(name="cases/nope"), SAT.SATISFACTION_SATISFIED, metadata=support.caller(["officer"], station="S01", sub="p-test"))
+        rate(h, pb.DispatchCase(name="cases/nope"), SAT.SATISFACTION_SATISFIED,
+            metadata=support.caller(["officer"], station="S01", sub="p-test"))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
@@ -103,7 +106,8 @@ def test_rates_per_station_and_officer(h):
         case = see_through(h, report_in(h, grid), on_scene_after=30)
         for o in rate(h, case, satisfaction, comment).follow_up.officers:
             officers.setdefault(o.officer_id, []).append(satisfaction)
-    stats = h.stub.GetFollowUpStats(pb.GetFollowUpStatsRequest(station_id="S02"), metadata=support.caller(["commander"], station="S01", sub="p-test"),
+    stats = h.stub.GetFollowUpStats(pb.GetFollowUpStatsRequest(station_id="S02"),
+        metadata=support.caller(["commander"], station="S01", sub="p-test"),
                                     timeout=10)
     assert [(s.station_id, s.satisfied, s.basically_satisfied, s.unsatisfied, s.total) for s in stats.stations] == [
         ("S02", 1, 1, 1, 3)]
@@ -115,10 +119,12 @@ def test_rates_per_station_and_officer(h):
         assert line.total == len(given) and line.unsatisfied == given.count(SAT.SATISFACTION_UNSATISFIED)
         assert line.officer.display_name and line.station_id == "S02"
 
-    chief = h.stub.GetFollowUpStats(pb.GetFollowUpStatsRequest(), metadata=support.caller(["station_chief"], station="S02", sub="p-test"),
+    chief = h.stub.GetFollowUpStats(pb.GetFollowUpStatsRequest(),
+        metadata=support.caller(["station_chief"], station="S02", sub="p-test"),
                                     timeout=10)
     assert chief == stats, "a station chief gets their own station"
-    everyone = h.stub.GetFollowUpStats(pb.GetFollowUpStatsRequest(), metadata=support.caller(["commander"], station="S01", sub="p-test"), timeout=10)
+    everyone = h.stub.GetFollowUpStats(pb.GetFollowUpStatsRequest(),
+        metadata=support.caller(["commander"], station="S01", sub="p-test"), timeout=10)
     assert {s.station_id for s in everyone.stations} >= {"S01", "S02"}
 
 
@@ -128,7 +134,8 @@ def test_statistics_check_the_caller_and_the_window(h):
                                 metadata=support.caller(["station_chief"], station="S02", sub="p-test"), timeout=10)
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and support.error_reason(err.value) == "OTHER_STATION"
     with pytest.raises(grpc.RpcError) as err:
-        h.stub.GetFollowUpStats(pb.GetFollowUpStatsRequest(), metadata=support.caller(["officer"], station="S01", sub="p-test"), timeout=10)
+        h.stub.GetFollowUpStats(pb.GetFollowUpStatsRequest(),
+            metadata=support.caller(["officer"], station="S01", sub="p-test"), timeout=10)
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     bad = pb.GetFollowUpStatsRequest(station_id="第二所")
     bad.start_time.FromSeconds(2_000_000_000)
@@ -139,4 +146,5 @@ def test_statistics_check_the_caller_and_the_window(h):
     assert set(support.field_violations(err.value)) == {"station_id", "end_time"}
     later = pb.GetFollowUpStatsRequest()
     later.start_time.FromSeconds(4_000_000_000)
-    assert not h.stub.GetFollowUpStats(later, metadata=support.caller(["commander"], station="S01", sub="p-test"), timeout=10).stations
+    assert not h.stub.GetFollowUpStats(later,
+        metadata=support.caller(["commander"], station="S01", sub="p-test"), timeout=10).stations

@@ -128,7 +128,8 @@ def test_illegal_transitions_are_failed_precondition(h):
     with pytest.raises(grpc.RpcError) as err:
         h.stub.AdvanceAssignment(pb.AdvanceAssignmentRequest(request_id=rid(), name=a.name,
                                                              state=S.ASSIGNMENT_STATE_ON_SCENE))
-    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and support.error_reason(err.value) == "ILLEGAL_TRANSITION"
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert support.error_reason(err.value) == "ILLEGAL_TRANSITION"
     with pytest.raises(grpc.RpcError) as err:
         h.stub.ReportBack(pb.ReportBackRequest(request_id=rid(), name=a.name, outcome=pb.OUTCOME_MEDIATED))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -159,7 +160,8 @@ def test_only_the_units_officer_or_a_dispatcher_may_act(h):
     a = primary(case)
     other = next(x for x in case.assignments if x.name != a.name)
     someone_else = officer_of(unit(h, other.unit))
-    for md in (someone_else, support.caller(["call_taker"], station="S01", sub="t-dispatcher"), support.caller(["officer"], station="S01", sub="P-nobody")):
+    for md in (someone_else, support.caller(["call_taker"], station="S01", sub="t-dispatcher"),
+               support.caller(["officer"], station="S01", sub="P-nobody")):
         with pytest.raises(grpc.RpcError) as err:
             h.stub.AcceptAssignment(pb.AcceptAssignmentRequest(request_id=rid(), name=a.name), metadata=md)
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED

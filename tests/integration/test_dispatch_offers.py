@@ -94,7 +94,8 @@ def test_only_the_units_officer_or_a_dispatcher_watches(h):
     unit = h.units_of("S06", "FOOT_PATROL")[0]
     phone = Phone(h, unit, metadata=support.caller(["officer"], station=unit.station_id, sub="P-not-in-this-unit"))
     assert phone.next() is None and phone.error[0].code() == grpc.StatusCode.PERMISSION_DENIED
-    phone = Phone(h, pb.Unit(name="units/U-NOPE"), metadata=support.caller(["dispatcher"], station="S01", sub="t-dispatcher"))
+    phone = Phone(h, pb.Unit(name="units/U-NOPE"),
+        metadata=support.caller(["dispatcher"], station="S01", sub="t-dispatcher"))
     assert phone.next() is None and phone.error[0].code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -214,4 +215,5 @@ def test_an_off_duty_unit_cannot_be_offered(h):
     case = h.case_of(h.report(incident_type="DISPUTE", station="S12", grid="S12-G01", lon=116.5, lat=31.0))
     with pytest.raises(grpc.RpcError) as err:
         h.stub.OfferCase(pb.OfferCaseRequest(request_id=rid(), name=case.name, unit=unit.name))
-    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and support.error_reason(err.value) == "UNIT_OFF_DUTY"
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert support.error_reason(err.value) == "UNIT_OFF_DUTY"

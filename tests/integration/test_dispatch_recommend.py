@@ -157,11 +157,13 @@ def test_positions_stream_in_from_phones_and_vehicles(h):
         pb.ReportPositionsRequest(unit=unit.name, position=GeoPoint(longitude=200, latitude=30.5)),
         pb.ReportPositionsRequest(unit=unit.name),
     ]
-    result = h.stub.ReportPositions(iter(fixes), metadata=support.caller(["officer"], station=unit.station_id, sub=unit.officers[0].officer_id))
+    result = h.stub.ReportPositions(iter(fixes),
+        metadata=support.caller(["officer"], station=unit.station_id, sub=unit.officers[0].officer_id))
     assert (result.accepted, result.rejected) == (3, 3)
     got = h.stub.GetUnit(pb.GetUnitRequest(name=unit.name))
     assert (got.position.longitude, got.position.latitude) == (114.32, 30.59) and not got.position_stale
-    foreign = h.stub.ReportPositions(iter(fixes[:1]), metadata=support.caller(["officer"], station="S13", sub="P-someone-else"))
+    foreign = h.stub.ReportPositions(iter(fixes[:1]),
+        metadata=support.caller(["officer"], station="S13", sub="P-someone-else"))
     assert (foreign.accepted, foreign.rejected) == (0, 1)
 
 
@@ -169,7 +171,8 @@ def test_update_unit_with_a_field_mask(h):
     unit = h.units_of("S14", "FOOT_PATROL")[0]
     changed = h.stub.UpdateUnit(pb.UpdateUnitRequest(
         request_id=uuid.uuid4().hex, unit=pb.Unit(name=unit.name, skills=["PATROL", "SIGN_LANGUAGE"], vehicle="X"),
-        update_mask=field_mask_pb2.FieldMask(paths=["skills"])), metadata=support.caller(["dispatcher"], station="S01", sub="t-dispatcher"))
+        update_mask=field_mask_pb2.FieldMask(paths=["skills"])),
+            metadata=support.caller(["dispatcher"], station="S01", sub="t-dispatcher"))
     assert list(changed.skills) == ["PATROL", "SIGN_LANGUAGE"] and changed.vehicle == unit.vehicle
     history = h.stub.GetUnit(pb.GetUnitRequest(name=unit.name)).timeline
     assert [(e.action, e.stamp.actor, e.detail) for e in history] == [("UPDATED", "t-dispatcher", "修改：skills")]
@@ -193,7 +196,8 @@ def test_update_unit_with_a_field_mask(h):
 def test_recommend_units_rpc_skips_units_on_the_case(h):
     lon, lat = 117.5, 31.5
     case = h.case_of(h.report(incident_type="FIGHT", station="S15", grid="S15-G01", lon=lon, lat=lat))
-    more = h.stub.RecommendUnits(pb.RecommendUnitsRequest(name=case.name), metadata=support.caller(["dispatcher"], station="S01", sub="t-dispatcher"))
+    more = h.stub.RecommendUnits(pb.RecommendUnitsRequest(name=case.name),
+        metadata=support.caller(["dispatcher"], station="S01", sub="t-dispatcher"))
     assert [r.capability for r in more.recommendations] == ["PATROL", "COMMUNITY"]
     assert not {r.unit for r in more.recommendations} & {a.unit for a in case.assignments}
     one = h.stub.RecommendUnits(pb.RecommendUnitsRequest(name=case.name, max_results=1))
@@ -205,7 +209,8 @@ def test_recommend_units_rpc_skips_units_on_the_case(h):
         h.stub.RecommendUnits(pb.RecommendUnitsRequest(name="bad", max_results=-1))
     assert field_violations(err.value) == {"name", "max_results"}
     with pytest.raises(grpc.RpcError) as err:
-        h.stub.RecommendUnits(pb.RecommendUnitsRequest(name=case.name), metadata=support.caller(["officer"], station="S01", sub="t-dispatcher"))
+        h.stub.RecommendUnits(pb.RecommendUnitsRequest(name=case.name),
+            metadata=support.caller(["officer"], station="S01", sub="t-dispatcher"))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 

@@ -86,4 +86,5 @@ def test_the_map_is_for_the_command_and_call_taking_roles(dispatch):
     with pytest.raises(grpc.RpcError) as err:
         situation(dispatch, metadata=support.caller(["officer"], station="S01", sub="p-test"), station_id="S01")
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert situation(dispatch, metadata=support.caller(["call_taker"], station="S01", sub="p-test"), station_id="S01").units
+    assert situation(dispatch,
+        metadata=support.caller(["call_taker"], station="S01", sub="p-test"), station_id="S01").units
