@@ -191,11 +191,12 @@ class Runtime:
             return response
 
     def close(self) -> None:
+        # The feed first, as a draining server does: workers waiting on it for new commits wake at once.
+        self.feed.close()
         for worker in self.workers:
             worker.stop()
         for consumer in self.consumers:
             consumer.stop()
-        self.feed.close()
         for ch in self._channels:
             ch.close()
         self.engine.dispose()
