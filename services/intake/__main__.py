@@ -6,7 +6,7 @@ from smart110.intake.v1 import intake_service_pb2_grpc as pb_grpc
 
 from services.runtime.app import Runtime, ServiceSpec, adopt, main
 
-from . import handlers, mapping, queries, seed, store
+from . import handlers, mapping, policy, queries, seed, store
 from .api import IntakeServicer
 
 
@@ -25,7 +25,7 @@ SPEC = ServiceSpec(
     name="intake", metadata=store.metadata, tables=store.runtime_tables,
     migrations=Path(__file__).parent / "migrations", build=build, seed=seed.seed,
     event_handlers=handlers.EVENT_HANDLERS, event_mapping=mapping.event_to_message,
-    repositories=store.Repositories,
+    repositories=store.Repositories, policies=policy.POLICIES,
 )
 
 if __name__ == "__main__":

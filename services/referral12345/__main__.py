@@ -12,7 +12,7 @@ from services.runtime.config import env_float, env_list, env_str
 from services.runtime.consumer import Subscription
 from services.runtime.timeutil import now
 
-from . import handlers, rules
+from . import handlers, policy, rules
 from .api import Open311Servicer, ReferralServicer
 from .domain import Department, Matter
 from .police import PoliceLine
@@ -116,6 +116,7 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations", build=build, seed=seed,
     # Open311 is public: a client authenticates with its api_key inside the request.
     public={"smart110.referral.v1.Open311Service": OPEN311_CLIENT},
+    policies=policy.POLICIES,
 )
 
 if __name__ == "__main__":
