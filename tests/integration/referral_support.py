@@ -56,9 +56,11 @@ def serving_suite(admin_url: str):
     os.environ["INTAKE_ADDR"] = f"127.0.0.1:{ports['intake']}"
     os.environ["REFERRAL_ADDR"] = f"127.0.0.1:{ports['referral']}"
     runtimes, servers, channels = [], [], []
+    # A database of its own: the whole suite, when the session also runs it, works in the main one.
+    own = support.own_database(admin_url, "referral_suite_checks")
     try:
         for spec in (INTAKE, REFERRAL):
-            url = ensure_service_database(admin_url, spec.name, "pw")
+            url = ensure_service_database(own, spec.name, "pw")
             migrate.upgrade(spec.migrations, url, spec.name)
             rt = open_runtime(spec, Settings(service=spec.name, grpc_port=ports[spec.name], database_url=url))
             runtimes.append(rt)
