@@ -50,7 +50,8 @@ class IntakeServicer(ConsultationRpcs, pb_grpc.IntakeServiceServicer):
         self.rt = rt
 
     @property
-    def context(self) -> handlers.Context:
+    def caches(self) -> handlers.Context:
+        """The read models this process keeps (`rt.context`, set by the wiring)."""
         return self.rt.context
 
     # -- reports ------------------------------------------------------------------------
@@ -68,8 +69,8 @@ class IntakeServicer(ConsultationRpcs, pb_grpc.IntakeServiceServicer):
                         "must be a 21-digit standard address code")
         v.raise_if_any()
         # Read outside the transaction: a refresh takes a connection of its own.
-        index, gazetteer, knowledge = (self.context.areas.get(), self.context.addresses.get(),
-                                       self.context.knowledge.index())
+        index, gazetteer, knowledge = (self.caches.areas.get(), self.caches.addresses.get(),
+                                       self.caches.knowledge.index())
         return self.rt.idempotent_work(
             "ReportIncident", request, pb.Report,
             lambda uow: handlers.report_incident(uow, fields=fields, index=index, gazetteer=gazetteer,
@@ -110,7 +111,7 @@ class IntakeServicer(ConsultationRpcs, pb_grpc.IntakeServiceServicer):
             v.check(bool(ADDRESS_CODE.match(changes["address_code"])), "report.address_code",
                     "must be a 21-digit standard address code")
         v.raise_if_any()
-        index, gazetteer = self.context.areas.get(), self.context.addresses.get()
+        index, gazetteer = self.caches.areas.get(), self.caches.addresses.get()
         return self.rt.idempotent_work(
             "UpdateReport", request, pb.Report,
             lambda uow: handlers.update_report(uow, report_id=report_id, paths=paths, changes=changes,
@@ -227,7 +228,7 @@ class IntakeServicer(ConsultationRpcs, pb_grpc.IntakeServiceServicer):
         v.check(len(query) <= MAX_ADDRESS_CHARS, "query", f"must be at most {MAX_ADDRESS_CHARS} characters")
         v.check(0 <= request.page_size <= 50, "page_size", "must be between 0 and 50")
         v.raise_if_any()
-        hits = self.context.addresses.get().search(query, limit=request.page_size or 10,
+        hits = self.caches.addresses.get().search(query, limit=request.page_size or 10,
                                                    district=request.district.strip())
         return mapping.scored_addresses_to_pb(hits)
 
@@ -236,7 +237,7 @@ class IntakeServicer(ConsultationRpcs, pb_grpc.IntakeServiceServicer):
         if v.require(request.HasField("point"), "point"):
             check_point(request.point.longitude, request.point.latitude, v, "point")
         v.raise_if_any()
-        located = self.context.areas.get().locate(request.point.longitude, request.point.latitude)
+        located = self.caches.areas.get().locate(request.point.longitude, request.point.latitude)
         if located is None:
             raise NotFound("stations", "no police station jurisdictions are loaded")
         return mapping.jurisdiction_to_pb(located)
@@ -246,7 +247,7 @@ class IntakeServicer(ConsultationRpcs, pb_grpc.IntakeServiceServicer):
         size = v.page_size(request.page_size)
         token = decode_page_token(request.page_token, v, ("offset",))
         v.raise_if_any()
-        index = self.context.areas.get()
+        index = self.caches.areas.get()
         stations = [s for s in index.stations if not request.district or s.district == request.district]
         start = int(token["offset"]) if token else 0
         page = stations[start:start + size]
@@ -259,7 +260,7 @@ class IntakeServicer(ConsultationRpcs, pb_grpc.IntakeServiceServicer):
 
     def GetStation(self, request: pb.GetStationRequest, context) -> pb.Station:
         station_id = name_id(request.name, "stations")
-        index = self.context.areas.get()
+        index = self.caches.areas.get()
         for s in index.stations:
             if s.station_id == station_id:
                 return mapping.station_to_pb(s, [g for g in index.grids if g.station_id == station_id])

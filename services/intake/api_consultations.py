@@ -21,7 +21,7 @@ MAX_SEARCH_RESULTS = 50
 
 
 class ConsultationRpcs:
-    """Needs `self.rt` (Runtime, its context a `handlers.Context`)."""
+    """Needs `self.rt` (Runtime) and `self.caches` (its context, a `handlers.Context`)."""
 
     def SearchKnowledge(self, request: pb.SearchKnowledgeRequest, context) -> pb.SearchKnowledgeResponse:
         v = Violations()
@@ -33,7 +33,7 @@ class ConsultationRpcs:
         v.check(0 <= request.page_size <= MAX_SEARCH_RESULTS, "page_size",
                 f"must be between 0 and {MAX_SEARCH_RESULTS}")
         v.raise_if_any()
-        matches = self.rt.context.knowledge.index().search(query, topic=request.topic,
+        matches = self.caches.knowledge.index().search(query, topic=request.topic,
                                                            limit=request.page_size or DEFAULT_SEARCH_RESULTS)
         return pb.SearchKnowledgeResponse(results=[mapping.match_to_pb(m) for m in matches],
                                           answer_threshold=knowledge.ANSWER_THRESHOLD)
@@ -91,5 +91,5 @@ class ConsultationRpcs:
             lambda uow: handlers.answer_consultation(uow, report_id=report_id, text=text, topic=request.topic,
                                                      question=question, keywords=keywords),
             actor=actor, respond=mapping.consultation_to_pb)
-        self.rt.context.knowledge.invalidate()  # the answer is searchable at once in this process
+        self.caches.knowledge.invalidate()  # the answer is searchable at once in this process
         return result
