@@ -1,8 +1,10 @@
-"""IntakeService gRPC servicer: proto -> command -> handler -> proto."""
+"""IntakeService gRPC servicer: validate, call a handler (in a unit of work) or a query, map the answer.
+
+The consultation face (the knowledge base and the expert queue) is in `api_consultations.py`.
+"""
 from __future__ import annotations
 
 import math
-import threading
 
 from smart110.common.v1 import common_pb2
 from smart110.intake.v1 import intake_service_pb2 as pb
@@ -11,119 +13,69 @@ from smart110.intake.v1 import intake_service_pb2_grpc as pb_grpc
 from services.runtime import auth
 from services.runtime.app import Runtime
 from services.runtime.db import read_snapshot
-from services.runtime.enums import enum_name, enum_value
+from services.runtime.enums import enum_name
 from services.runtime.errors import NotFound
-from services.runtime.timeutil import from_pb, now
+from services.runtime.timeutil import from_pb
 from services.runtime.validation import (
     Violations, decode_page_token, encode_page_token, name_id, paginate, resource_id, time_keyset,
 )
 
-from . import handlers
+from . import handlers, mapping, queries
+from .api_consultations import ConsultationRpcs
 from .domain import (
-    CATEGORIES, CLIENT_LOCATION_SOURCES, DEFAULT_LANGUAGE, MAX_ACCURACY_M, MAX_ADDRESS_CHARS, JurisdictionIndex,
-    check_point, normalize_phone, validate_new_report,
+    CATEGORIES, CLIENT_LOCATION_SOURCES, CORRECTABLE, MAX_ACCURACY_M, MAX_ADDRESS_CHARS, check_point,
+    validate_new_report,
 )
-from .gazetteer import ADDRESS_CODE, Gazetteer
-from .handling_api import HandlingRpcs
-from .knowledge import KnowledgeBase
-from .mapping import address_to_pb, attachments_from_pb, report_to_pb, station_to_pb
+from .gazetteer import ADDRESS_CODE
 from .rules import INCIDENT_TYPES
-from .store import ReportRepository, load_addresses, load_areas
-
 
 # Roles that work with reports and may see callers' personal data (号码、姓名).
 OPERATOR_ROLES = ("call_taker", "dispatcher", "commander", "station_chief", "service")
+CALL_TAKER_ROLES = ("call_taker", "commander", "service")
+RATING_ROLES = ("call_taker", "hotline_agent", "supervisor", "service")
+STATISTICS_ROLES = ("supervisor", "commander", "station_chief", "call_taker", "service")
+MAX_REASON_CHARS = 500
 
 
-class JurisdictionCache:
-    """The jurisdiction index, built from the stations table on first use."""
+def _reason(value: str, v: Violations, *, required: bool) -> str:
+    text = value.strip()
+    if required:
+        v.require(text, "reason", "is required: say why, it is kept in the report's timeline")
+    v.check(len(text) <= MAX_REASON_CHARS, "reason", f"must be at most {MAX_REASON_CHARS} characters")
+    return text
 
+
+class IntakeServicer(ConsultationRpcs, pb_grpc.IntakeServiceServicer):
     def __init__(self, rt: Runtime):
         self.rt = rt
-        self._index: JurisdictionIndex | None = None
-        self._lock = threading.Lock()
 
-    def get(self) -> JurisdictionIndex:
-        with self._lock:
-            if self._index is None or len(self._index) == 0:
-                with read_snapshot(self.rt.engine) as conn:
-                    self._index = JurisdictionIndex(*load_areas(conn))
-            return self._index
+    @property
+    def caches(self) -> handlers.Context:
+        """The read models this process keeps (`rt.context`, set by the wiring)."""
+        return self.rt.context
 
-
-class GazetteerCache:
-    """The address gazetteer, built from the addresses table on first use."""
-
-    def __init__(self, rt: Runtime):
-        self.rt = rt
-        self._gazetteer: Gazetteer | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> Gazetteer:
-        with self._lock:
-            if self._gazetteer is None or len(self._gazetteer) == 0:
-                with read_snapshot(self.rt.engine) as conn:
-                    self._gazetteer = Gazetteer(load_addresses(conn))
-            return self._gazetteer
-
-
-def _enum(enum, value: int, prefix: str) -> str:
-    """The plain name of an enum value; "?" for a number the contract does not define."""
-    try:
-        return enum_name(enum, value, prefix)
-    except ValueError:
-        return "?"
-
-
-def location_fields(loc, present: bool) -> dict:
-    has_point = present and loc.HasField("point")
-    return dict(
-        lon=loc.point.longitude if has_point else None,
-        lat=loc.point.latitude if has_point else None,
-        accuracy_m=loc.accuracy_m,
-        location_source=_enum(common_pb2.LocationSource, loc.source, "LOCATION_SOURCE_"),
-    )
-
-
-class IntakeServicer(HandlingRpcs, pb_grpc.IntakeServiceServicer):
-    def __init__(self, rt: Runtime):
-        self.rt = rt
-        self.areas = JurisdictionCache(rt)
-        self.addresses = GazetteerCache(rt)
-        self.knowledge = KnowledgeBase(rt.engine)
+    # -- reports ------------------------------------------------------------------------
 
     def ReportIncident(self, request: pb.ReportIncidentRequest, context) -> pb.Report:
         v = Violations()
         v.request_id(request.request_id)
-        r = request.report
-        fields = dict(
-            channel=_enum(pb.Channel, r.channel, "CHANNEL_"),
-            caller_phone=normalize_phone(r.caller.phone_number),
-            caller_name=r.caller.name.strip(),
-            **location_fields(r.location, r.HasField("location")),
-            address_text=r.address_text.strip(),
-            address_code=r.address_code.strip(),
-            description=r.description.strip(),
-            attachments=attachments_from_pb(r.attachments),
-            language=r.language.strip() or DEFAULT_LANGUAGE,
-            receive_time=from_pb(r.receive_time) if r.HasField("receive_time") else None,
-        )
+        fields = mapping.new_report_fields(request.report)
         if not request.HasField("report"):
             v.add("report", "is required")
         else:
-            validate_new_report(fields, v, now=now())
+            validate_new_report(fields, v, now=self.rt.clock())
             if fields["address_code"]:
                 v.check(bool(ADDRESS_CODE.match(fields["address_code"])), "report.address_code",
                         "must be a 21-digit standard address code")
         v.raise_if_any()
-        actor = auth.current()
-        knowledge = self.knowledge.index()  # outside the transaction: a refresh takes a connection of its own
-        return self.rt.idempotent(
+        # Read outside the transaction: a refresh takes a connection of its own.
+        index, gazetteer, knowledge = (self.caches.areas.get(), self.caches.addresses.get(),
+                                       self.caches.knowledge.index())
+        return self.rt.idempotent_work(
             "ReportIncident", request, pb.Report,
-            lambda conn: report_to_pb(handlers.report_incident(
-                conn, outbox=self.rt.outbox, index=self.areas.get(), gazetteer=self.addresses.get(),
-                fields=fields, actor=actor, now=now(), knowledge=knowledge)),
-        )
+            lambda uow: handlers.report_incident(uow, fields=fields, index=index, gazetteer=gazetteer,
+                                                 knowledge=knowledge),
+            actor=auth.current(), respond=mapping.report_to_pb)
 
     def UpdateReport(self, request: pb.UpdateReportRequest, context) -> pb.Report:
         actor = auth.current()
@@ -134,17 +86,11 @@ class IntakeServicer(HandlingRpcs, pb_grpc.IntakeServiceServicer):
         paths = list(request.update_mask.paths)
         v.check(bool(paths), "update_mask", "is required: the paths to correct, e.g. classification.priority")
         for i, path in enumerate(paths):
-            v.check(path in handlers.CORRECTABLE, f"update_mask.paths[{i}]",
-                    f"{path!r} cannot be corrected; allowed: {', '.join(handlers.CORRECTABLE)}")
+            v.check(path in CORRECTABLE, f"update_mask.paths[{i}]",
+                    f"{path!r} cannot be corrected; allowed: {', '.join(CORRECTABLE)}")
         v.require(request.reason.strip(), "reason", "is required: why the report is corrected (kept in the timeline)")
         v.check(len(request.reason) <= 500, "reason", "must be at most 500 characters")
-        r = request.report
-        c = r.classification
-        changes = dict(
-            category=_enum(pb.Category, c.category, "CATEGORY_"), incident_type=c.incident_type.strip(),
-            priority=c.priority, address_text=r.address_text.strip(), address_code=r.address_code.strip(),
-            **location_fields(r.location, r.HasField("location")),
-        )
+        changes = mapping.correction_changes(request.report)
         wanted = set(paths)
         if wanted & {"classification", "classification.category"}:
             v.check(changes["category"] in CATEGORIES, "report.classification.category",
@@ -165,35 +111,20 @@ class IntakeServicer(HandlingRpcs, pb_grpc.IntakeServiceServicer):
             v.check(bool(ADDRESS_CODE.match(changes["address_code"])), "report.address_code",
                     "must be a 21-digit standard address code")
         v.raise_if_any()
-        return self.rt.idempotent(
+        index, gazetteer = self.caches.areas.get(), self.caches.addresses.get()
+        return self.rt.idempotent_work(
             "UpdateReport", request, pb.Report,
-            lambda conn: report_to_pb(handlers.update_report(
-                conn, outbox=self.rt.outbox, index=self.areas.get(), gazetteer=self.addresses.get(),
-                report_id=report_id, paths=paths, changes=changes, reason=request.reason.strip(), actor=actor,
-                now=now())),
-        )
-
-    def SearchAddresses(self, request: pb.SearchAddressesRequest, context) -> pb.SearchAddressesResponse:
-        v = Violations()
-        query = request.query.strip()
-        v.require(query, "query", "is required: an address code or Chinese address text")
-        v.check(len(query) <= MAX_ADDRESS_CHARS, "query", f"must be at most {MAX_ADDRESS_CHARS} characters")
-        v.check(0 <= request.page_size <= 50, "page_size", "must be between 0 and 50")
-        v.raise_if_any()
-        hits = self.addresses.get().search(query, limit=request.page_size or 10, district=request.district.strip())
-        return pb.SearchAddressesResponse(results=[
-            pb.ScoredAddress(address=address_to_pb(a), score=score,
-                             method=enum_value(pb.AddressMatchMethod, method, "ADDRESS_MATCH_METHOD_"))
-            for a, score, method in hits
-        ])
+            lambda uow: handlers.update_report(uow, report_id=report_id, paths=paths, changes=changes,
+                                               reason=request.reason.strip(), index=index, gazetteer=gazetteer),
+            actor=actor, respond=mapping.report_to_pb)
 
     def GetReport(self, request: pb.GetReportRequest, context) -> pb.Report:
         report_id = name_id(request.name, "reports")
         with read_snapshot(self.rt.engine) as conn:
-            report = ReportRepository(conn).get(report_id)
+            report = queries.get_report(conn, report_id)
         if report is None:
             raise NotFound(request.name)
-        return report_to_pb(report, masked=not auth.current().has_role(*OPERATOR_ROLES))
+        return mapping.report_to_pb(report, masked=not auth.current().has_role(*OPERATOR_ROLES))
 
     def ListReports(self, request: pb.ListReportsRequest, context) -> pb.ListReportsResponse:
         auth.current().require_role(*OPERATOR_ROLES)
@@ -201,17 +132,7 @@ class IntakeServicer(HandlingRpcs, pb_grpc.IntakeServiceServicer):
         size = v.page_size(request.page_size)
         after = time_keyset(decode_page_token(request.page_token, v, ("t", "id")), v)
         v.check(0 <= request.priority <= 4, "priority", "must be 1 to 4, or 0 for any")
-        filters = dict(
-            station_id=request.station_id.strip(),
-            channel=_enum(pb.Channel, request.channel, "CHANNEL_"),
-            category=_enum(pb.Category, request.category, "CATEGORY_"),
-            incident_type=request.incident_type.strip(),
-            priority=request.priority,
-            status=_enum(pb.ReportStatus, request.status, "REPORT_STATUS_"),
-            start=from_pb(request.receive_time_start) if request.HasField("receive_time_start") else None,
-            end=from_pb(request.receive_time_end) if request.HasField("receive_time_end") else None,
-            query=request.query.strip(),
-        )
+        filters = mapping.report_filters(request)
         for name in ("channel", "category", "status"):
             v.check(filters[name] != "?", name, "is not a value of the contract's enum")
         if filters["incident_type"]:
@@ -221,46 +142,128 @@ class IntakeServicer(HandlingRpcs, pb_grpc.IntakeServiceServicer):
         v.check(len(filters["query"]) <= 100, "query", "must be at most 100 characters")
         v.raise_if_any()
         with read_snapshot(self.rt.engine) as conn:
-            rows = ReportRepository(conn).list(limit=size + 1, after=after, filters=filters)
+            rows = queries.list_reports(conn, size=size, after=after, filters=filters)
         page, next_token = paginate(rows, size, lambda r: {"t": r.receive_time.isoformat(), "id": r.id})
         # Caller data is personal: masked in list views.
-        return pb.ListReportsResponse(reports=[report_to_pb(r, masked=True) for r in page],
+        return pb.ListReportsResponse(reports=[mapping.report_to_pb(r, masked=True) for r in page],
                                       next_page_token=next_token)
+
+    # -- the call answered, rating ----------------------------------------------------------
+
+    def AnswerReport(self, request: pb.AnswerReportRequest, context) -> pb.Report:
+        actor = auth.current()
+        actor.require_role(*CALL_TAKER_ROLES)
+        report_id = name_id(request.name, "reports", request_id=request.request_id)
+        return self.rt.idempotent_work("AnswerReport", request, pb.Report,
+                                       lambda uow: handlers.answer_report(uow, report_id=report_id),
+                                       actor=actor, respond=mapping.report_to_pb)
+
+    def RateReport(self, request: pb.RateReportRequest, context) -> pb.Report:
+        actor = auth.current()
+        actor.require_role(*RATING_ROLES)
+        v = Violations()
+        v.request_id(request.request_id)
+        report_id = resource_id(request.name, "reports", v)
+        satisfaction = enum_name(common_pb2.Satisfaction, request.satisfaction, "SATISFACTION_")
+        v.require(satisfaction, "satisfaction", "is required: SATISFIED, BASICALLY_SATISFIED or UNSATISFIED")
+        comment = request.comment.strip()
+        v.check(len(comment) <= MAX_REASON_CHARS, "comment", f"must be at most {MAX_REASON_CHARS} characters")
+        v.raise_if_any()
+        return self.rt.idempotent_work(
+            "RateReport", request, pb.Report,
+            lambda uow: handlers.rate_report(uow, report_id=report_id, satisfaction=satisfaction, comment=comment),
+            actor=actor, respond=mapping.report_to_pb)
+
+    # -- merges -----------------------------------------------------------------------------
+
+    def MergeReport(self, request: pb.MergeReportRequest, context) -> pb.Report:
+        actor = auth.current()
+        actor.require_role(*CALL_TAKER_ROLES)
+        v = Violations()
+        v.request_id(request.request_id)
+        report_id = resource_id(request.name, "reports", v)
+        master_id = resource_id(request.master, "reports", v, field="master")
+        if report_id and master_id:
+            v.check(report_id != master_id, "master", "must be another report than name")
+        reason = _reason(request.reason, v, required=True)
+        v.raise_if_any()
+        return self.rt.idempotent_work(
+            "MergeReport", request, pb.Report,
+            lambda uow: handlers.merge_report(uow, report_id=report_id, master_id=master_id, reason=reason),
+            actor=actor, respond=mapping.report_to_pb)
+
+    def UnmergeReport(self, request: pb.UnmergeReportRequest, context) -> pb.Report:
+        actor = auth.current()
+        actor.require_role(*CALL_TAKER_ROLES)
+        v = Violations()
+        v.request_id(request.request_id)
+        report_id = resource_id(request.name, "reports", v)
+        reason = _reason(request.reason, v, required=True)
+        v.raise_if_any()
+        return self.rt.idempotent_work(
+            "UnmergeReport", request, pb.Report,
+            lambda uow: handlers.unmerge_report(uow, report_id=report_id, reason=reason),
+            actor=actor, respond=mapping.report_to_pb)
+
+    # -- statistics ---------------------------------------------------------------------------
+
+    def GetIntakeStatistics(self, request: pb.GetIntakeStatisticsRequest, context) -> pb.IntakeStatistics:
+        auth.current().require_role(*STATISTICS_ROLES)
+        v = Violations()
+        start = from_pb(request.start_time) if request.HasField("start_time") else None
+        end = from_pb(request.end_time) if request.HasField("end_time") else None
+        if start and end:
+            v.check(start < end, "end_time", "must be after start_time")
+        v.raise_if_any()
+        with read_snapshot(self.rt.engine) as conn:
+            s = queries.intake_statistics(conn, start=start, end=end, station_id=request.station_id.strip())
+        return mapping.statistics_to_pb(s)
+
+    # -- places ---------------------------------------------------------------------------------
+
+    def SearchAddresses(self, request: pb.SearchAddressesRequest, context) -> pb.SearchAddressesResponse:
+        v = Violations()
+        query = request.query.strip()
+        v.require(query, "query", "is required: an address code or Chinese address text")
+        v.check(len(query) <= MAX_ADDRESS_CHARS, "query", f"must be at most {MAX_ADDRESS_CHARS} characters")
+        v.check(0 <= request.page_size <= 50, "page_size", "must be between 0 and 50")
+        v.raise_if_any()
+        hits = self.caches.addresses.get().search(query, limit=request.page_size or 10,
+                                                   district=request.district.strip())
+        return mapping.scored_addresses_to_pb(hits)
 
     def LocateJurisdiction(self, request: pb.LocateJurisdictionRequest, context) -> pb.Jurisdiction:
         v = Violations()
         if v.require(request.HasField("point"), "point"):
             check_point(request.point.longitude, request.point.latitude, v, "point")
         v.raise_if_any()
-        located = self.areas.get().locate(request.point.longitude, request.point.latitude)
+        located = self.caches.areas.get().locate(request.point.longitude, request.point.latitude)
         if located is None:
             raise NotFound("stations", "no police station jurisdictions are loaded")
-        return pb.Jurisdiction(
-            station_id=located.station_id, station_name=located.station_name, grid_id=located.grid_id,
-            district=located.district, border_case=located.border_case, distance_m=located.distance_m,
-        )
+        return mapping.jurisdiction_to_pb(located)
 
     def ListStations(self, request: pb.ListStationsRequest, context) -> pb.ListStationsResponse:
         v = Violations()
         size = v.page_size(request.page_size)
         token = decode_page_token(request.page_token, v, ("offset",))
         v.raise_if_any()
-        index = self.areas.get()
+        index = self.caches.areas.get()
         stations = [s for s in index.stations if not request.district or s.district == request.district]
         start = int(token["offset"]) if token else 0
         page = stations[start:start + size]
         next_token = encode_page_token({"offset": start + size}) if start + size < len(stations) else ""
         return pb.ListStationsResponse(
-            stations=[station_to_pb(s, [g for g in index.grids if g.station_id == s.station_id]) for s in page],
+            stations=[mapping.station_to_pb(s, [g for g in index.grids if g.station_id == s.station_id])
+                      for s in page],
             next_page_token=next_token,
         )
 
     def GetStation(self, request: pb.GetStationRequest, context) -> pb.Station:
         station_id = name_id(request.name, "stations")
-        index = self.areas.get()
+        index = self.caches.areas.get()
         for s in index.stations:
             if s.station_id == station_id:
-                return station_to_pb(s, [g for g in index.grids if g.station_id == station_id])
+                return mapping.station_to_pb(s, [g for g in index.grids if g.station_id == station_id])
         raise NotFound(request.name)
 
     def StreamEvents(self, request, context):

@@ -12,6 +12,9 @@ non-police matters and either
 The master is the earliest open report found (a report that is itself
 merged points to its master, so chains never form). Times are the reports'
 receive times, so replayed or back-dated reports merge as they would have.
+
+Pure: the rules and the search area; the store finds the candidates
+(`ReportRepository.open_candidates`) one area at a time (`lock_key`).
 """
 from __future__ import annotations
 
@@ -19,10 +22,6 @@ import math
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-from sqlalchemy import and_, or_, select, text
-
-from .store import reports
 
 NEAR_METRES = 300.0
 NEAR_WINDOW = timedelta(minutes=30)
@@ -41,6 +40,10 @@ VAGUE_TYPES = {"OTHER", "SILENT_ALARM", ""}
 # Statuses of an incident that is still being handled.
 OPEN_STATUSES = ("RECEIVED", "CLASSIFIED", "DISPATCHED", "REFERRED")
 MERGEABLE_CATEGORIES = ("POLICE", "NON_POLICE")
+# How far either side of a new report's receive time a report it repeats may lie, and how many
+# candidates are looked at, at most (the earliest first).
+SEARCH_WINDOW = max(NEAR_WINDOW, CALLER_WINDOW)
+MAX_CANDIDATES = 200
 
 
 def compatible(a: str, b: str) -> bool:
@@ -104,46 +107,19 @@ def match(new: Candidate, candidates: list[Candidate]) -> DuplicateOf | None:
     return DuplicateOf(master_id, reason)
 
 
-def _candidate(row) -> Candidate:
-    return Candidate(row.id, row.category, row.incident_type, row.caller_phone, row.lon, row.lat,
-                     row.address_text, row.receive_time)
-
-
-def recent_open_reports(conn, new: Candidate) -> list[Candidate]:
-    """Open, unmerged reports that could be the incident `new` repeats (bounding box, caller or address)."""
-    window = max(NEAR_WINDOW, CALLER_WINDOW)
-    near = []
-    if new.lon is not None:
-        dlat = NEAR_METRES / 111_320.0
-        dlon = dlat / max(math.cos(math.radians(new.lat)), 0.2)
-        near.append(and_(reports.c.lon.between(new.lon - dlon, new.lon + dlon),
-                         reports.c.lat.between(new.lat - dlat, new.lat + dlat)))
-    if new.caller_phone:
-        near.append(reports.c.caller_phone == new.caller_phone)
-    if new.address_text and new.lon is None:
-        near.append(and_(reports.c.lon.is_(None), reports.c.address_text == new.address_text))
-    if not near:
-        return []
-    q = select(reports.c.id, reports.c.category, reports.c.incident_type, reports.c.caller_phone, reports.c.lon,
-               reports.c.lat, reports.c.address_text, reports.c.receive_time).where(
-        reports.c.receive_time.between(new.receive_time - window, new.receive_time + window),
-        reports.c.merged_into == "",
-        reports.c.status.in_(OPEN_STATUSES),
-        reports.c.category == new.category,
-        reports.c.id != new.report_id,
-        or_(*near),
-    ).order_by(reports.c.receive_time).limit(200)
-    return [_candidate(r) for r in conn.execute(q)]
-
-
-def find_master(conn, new: Candidate, *, area: str = "") -> DuplicateOf | None:
-    """The open incident `new` repeats. Reports of one area (station) or, without one, of one
-    caller are checked one at a time, so two witnesses calling at once still make one incident."""
-    if new.category not in MERGEABLE_CATEGORIES:
+def near_box(new: Candidate) -> tuple[float, float, float, float] | None:
+    """(min lon, max lon, min lat, max lat) of the reports near enough to repeat `new`; None without a point."""
+    if new.lon is None:
         return None
-    key = zlib.crc32(f"intake-duplicates:{area or new.caller_phone or new.address_text}".encode())
-    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-    return match(new, recent_open_reports(conn, new))
+    dlat = NEAR_METRES / 111_320.0
+    dlon = dlat / max(math.cos(math.radians(new.lat)), 0.2)
+    return new.lon - dlon, new.lon + dlon, new.lat - dlat, new.lat + dlat
+
+
+def lock_key(new: Candidate, *, area: str = "") -> int:
+    """Reports of one area (station) or, without one, of one caller are checked one at a time, so two
+    witnesses calling at once still make one incident: the key they are serialised on."""
+    return zlib.crc32(f"intake-duplicates:{area or new.caller_phone or new.address_text}".encode())
 
 
 def candidate_of(report) -> Candidate:

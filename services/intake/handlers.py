@@ -1,264 +1,280 @@
-"""Intake use cases, one function each, state and event in one transaction."""
+"""Intake use cases: one function each, on a unit of work; the report's state, its timeline and the
+events it records in one transaction.
+
+A report is recorded (located, classified, merged into the incident it repeats or answered from the
+knowledge base), corrected by the call-taker, answered, rated, merged and un-merged; its consultation
+is claimed and answered by an expert; it follows the dispatch case and the 12345 work order it became.
+`EVENT_HANDLERS` at the end names the feeds and event types intake consumes; `Context` is what the
+service's wiring keeps in `rt.context`.
+"""
 from __future__ import annotations
 
-import uuid
-from dataclasses import replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass
 
+from smart110.dispatch.v1 import dispatch_service_pb2 as dispatch_pb
+from smart110.referral.v1 import referral_service_pb2 as referral_pb
 
-from services.runtime.auth import AuthContext
-from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
-from services.runtime.outbox import Outbox
+from services.runtime.consumer import Subscription
+from services.runtime.errors import NotFound
+from services.runtime.ids import new_id
+from services.runtime.uow import UnitOfWork
 
-from . import handling, rules
-from .domain import CATEGORY_LABELS, Classification, JurisdictionIndex, Report, TimelineEntry, classify
+from . import duplicates, knowledge, mapping
+from .domain import JurisdictionIndex, Report, report_id_of
 from .gazetteer import Gazetteer
-from .knowledge import KnowledgeIndex
-from .mapping import incident_reported_pb, report_event_pb, report_updated_pb
-from .store import ReportRepository
-
-STATUS_BY_CATEGORY = {
-    "POLICE": "CLASSIFIED",
-    "NON_POLICE": "CLASSIFIED",
-    "CONSULTATION": "CLASSIFIED",
-    "INVALID": "CLOSED",
-}
+from .knowledge import Consultation, KnowledgeIndex
+from .queries import GazetteerCache, JurisdictionCache, KnowledgeBase
 
 
-def new_report_id(now: datetime) -> str:
-    # Sortable by day for operators reading ids aloud; unique by the random tail.
-    return f"{now:%Y%m%d}-{uuid.uuid4().hex[:12]}"
+@dataclass
+class Context:
+    """Intake's dependencies: the read models each process keeps (see queries.py)."""
+
+    areas: JurisdictionCache
+    addresses: GazetteerCache
+    knowledge: KnowledgeBase
 
 
-def _stamp(actor: AuthContext, now: datetime) -> dict:
-    return dict(actor=actor.subject, roles=sorted(actor.roles), time=now)
-
-
-def report_incident(conn, *, outbox: Outbox, index: JurisdictionIndex, gazetteer: Gazetteer, fields: dict,
-                    actor: AuthContext, now: datetime, knowledge: KnowledgeIndex | None = None) -> Report:
-    """Records a report from any channel. The fields were validated by the caller.
-
-    Steps: new report → locate (point, else gazetteer) → classify → [duplicates,
-    consultation] → store → publish.
-    """
-    stamp = _stamp(actor, now)
-    report = new_report(fields, now)
-    report.timeline.append(TimelineEntry("REPORTED", detail=f"渠道 {fields['channel']}", **stamp))
-    if report.silent:
-        report.timeline.append(TimelineEntry(
-            "FLAGGED", detail="无声报警：报警人无法通话，仅限文字联系，禁止语音回拨", **stamp))
-    locate(report, index, gazetteer, stamp)
-    classify_report(conn, report, stamp)
-    handling.before_store(conn, report, index=knowledge, actor=actor, now=now)  # duplicates, 即问即复
-    ReportRepository(conn).add(report)
-    handling.after_store(conn, report, outbox=outbox, actor=actor, now=now)
-    outbox.publish(conn, "intake.IncidentReported", report.name, incident_reported_pb(report))
-    return report
-
-
-def new_report(fields: dict, now: datetime) -> Report:
-    return Report(
-        id=new_report_id(now),
-        channel=fields["channel"],
-        caller_phone=fields["caller_phone"],
-        caller_name=fields["caller_name"],
-        lon=fields["lon"],
-        lat=fields["lat"],
-        accuracy_m=fields["accuracy_m"],
-        location_source=fields["location_source"],
-        address_text=fields["address_text"],
-        description=fields["description"],
-        attachments=fields["attachments"],
-        language=fields["language"] or "zh-CN",
-        classification=None,
-        status="RECEIVED",
-        station_id="",
-        grid_id="",
-        border_case=False,
-        merged_into="",
-        receive_time=fields["receive_time"] or now,
-        answer_time=None,
-        classify_time=None,
-        hand_off_time=None,
-        satisfaction="",
-        create_time=now,
-        update_time=now,
-        timeline=[],
-        address_code=fields.get("address_code", ""),
-    )
-
-
-def locate(report: Report, index: JurisdictionIndex, gazetteer: Gazetteer, stamp: dict) -> None:
-    """Point → station and grid (就近、属地); a report with only an address goes through the gazetteer."""
-    if report.lon is None and (report.address_text or report.address_code):
-        match = gazetteer.match(code=report.address_code, text=report.address_text)
-        report.address_match = match
-        if match.method == "STREET":
-            a = match.address
-            report.station_id, report.grid_id, report.border_case = a.station_id, "", False
-            report.timeline.append(TimelineEntry("GEOCODED", detail=(
-                f"地址“{report.address_text}”未匹配到门牌，按所述街道（{a.street}）定位至 {a.station_id} 辖区，"
-                f"最接近 {a.full_address}（置信度 {match.confidence:.2f}），待接警员确认具体位置"), **stamp))
-            report.timeline.append(TimelineEntry("ROUTED", detail=f"属地 {a.station_id}（按街道）", **stamp))
-            return
-        if match.method != "NO_MATCH":
-            a = match.address
-            report.lon, report.lat, report.location_source = a.lon, a.lat, "GAZETTEER"
-            report.timeline.append(TimelineEntry("GEOCODED", detail=(
-                f"标准地址 {a.full_address}（{a.code}），{_METHOD_LABELS[match.method]}，置信度 {match.confidence:.2f}"
-            ), **stamp))
-        else:
-            best = f"，最接近 {match.address.full_address}（置信度 {match.confidence:.2f}）" if match.address else ""
-            report.timeline.append(TimelineEntry(
-                "GEOCODED", detail=f"地址“{report.address_text or report.address_code}”未能匹配标准地址{best}，"
-                                   "待接警员确认位置", **stamp))
-    report.station_id = report.grid_id = ""
-    report.border_case = False
-    if report.lon is None:
-        return
-    located = index.locate(report.lon, report.lat)
-    if located is None:
-        return
-    report.station_id, report.grid_id, report.border_case = located.station_id, located.grid_id, located.border_case
-    where = f"属地 {located.station_name}（{located.station_id}）网格 {located.grid_id}"
-    if located.border_case:
-        where += f"；边界警情，距辖区 {located.distance_m:.0f} 米，按最近派出所"
-    report.timeline.append(TimelineEntry("ROUTED", detail=where, **stamp))
-
-
-_METHOD_LABELS = {"EXACT_CODE": "地址编码精确匹配", "EXACT_TEXT": "地址文本精确匹配", "FUZZY_TEXT": "地址文本模糊匹配"}
-
-
-def classify_report(conn, report: Report, stamp: dict) -> None:
-    """Category, type and priority from the rule tables, with repeated invalid calls counted."""
-    recent = 0
-    if report.caller_phone:
-        since = report.receive_time - timedelta(minutes=rules.REPEAT_INVALID.window_minutes)
-        recent = ReportRepository(conn).recent_invalid_calls(report.caller_phone, since)
-    report.classification = classify(report.description, report.channel, at=report.receive_time,
-                                     recent_invalid_calls=recent)
-    report.classify_time = stamp["time"]
-    report.status = STATUS_BY_CATEGORY[report.classification.category]
-    report.timeline.append(TimelineEntry("CLASSIFIED", detail=report.classification.reason, **stamp))
-
-
-# -- corrections by the call-taker (UpdateReport) -------------------------------
-
-# Report fields a call-taker may correct, by update_mask path.
-CORRECTABLE = ("classification", "classification.category", "classification.incident_type",
-               "classification.priority", "location", "address_text", "address_code")
-# A report in these states has left intake; its category can no longer change here.
-SETTLED = {"DISPATCHED", "REFERRED", "ANSWERED"}
-
-
-def update_report(conn, *, outbox: Outbox, index: JurisdictionIndex, gazetteer: Gazetteer, report_id: str,
-                  paths: list[str], changes: dict, reason: str, actor: AuthContext, now: datetime) -> Report:
-    """Applies a call-taker's field-masked correction, kept in the timeline as CORRECTED (old → new)."""
-    repo = ReportRepository(conn)
-    report = repo.get_for_update(report_id)
+def _load(uow: UnitOfWork, report_id: str, *, name: str = "", lock: bool = True) -> Report:
+    report = uow.repos.reports.get(report_id, lock=lock)
     if report is None:
-        raise NotFound(f"reports/{report_id}")
-    if report.status == "MERGED":
-        raise FailedPrecondition(f"reports/{report_id} is merged into {report.merged_into}; correct the master report",
-                                 reason="REPORT_MERGED")
-    before = report_event_pb(report)
-    stamp = _stamp(actor, now)
-    old_c = report.classification
-    details: list[str] = []
-    wanted = set(paths)
-    if "classification" in wanted:
-        wanted |= {"classification.category", "classification.incident_type", "classification.priority"}
-    new_c = replace(old_c)
-    if "classification.category" in wanted:
-        new_c.category = changes["category"]
-    if "classification.incident_type" in wanted:
-        new_c.incident_type = changes["incident_type"]
-    if "classification.priority" in wanted:
-        new_c.priority = changes["priority"]
-    _check_classification(new_c, wanted)
-    if new_c.category != old_c.category and report.status in SETTLED:
-        raise FailedPrecondition(f"reports/{report_id} is {report.status.lower()}; its category can no longer change",
-                                 reason="REPORT_SETTLED")
-    for label, attr in (("类别", "category"), ("类型", "incident_type"), ("等级", "priority")):
-        old, new = getattr(old_c, attr), getattr(new_c, attr)
-        if old != new:
-            details.append(f"{label} {_label(attr, old)} → {_label(attr, new)}")
-    relocate = False
-    if "location" in wanted:
-        lon, lat = changes["lon"], changes["lat"]
-        if (lon, lat) != (report.lon, report.lat) or changes["accuracy_m"] != report.accuracy_m:
-            details.append(f"位置 {_point(report.lon, report.lat)} → {_point(lon, lat)}")
-            report.lon, report.lat = lon, lat
-            report.accuracy_m = changes["accuracy_m"]
-            report.location_source = changes["location_source"] or "CALL_TAKER"
-            report.address_match = None
-            relocate = True
-    for path, label in (("address_text", "地址"), ("address_code", "地址编码")):
-        if path in wanted and changes[path] != getattr(report, path):
-            details.append(f"{label} “{getattr(report, path)}” → “{changes[path]}”")
-            setattr(report, path, changes[path])
-            # A point the caller or call-taker gave stands; one found from the old address is found again.
-            if "location" not in wanted and report.location_source in ("", "GAZETTEER"):
-                report.lon = report.lat = None
-                report.location_source = ""
-                relocate = True
-    if not details:
-        return report
-    if new_c != old_c:
-        new_c.corrected = True
-        new_c.reason = f"接警员更正：{reason}（原判：{_rules_reason(report, old_c)}）"
-        report.classification = new_c
-        if report.status in STATUS_BY_CATEGORY.values() or report.status == "RECEIVED":
-            report.status = STATUS_BY_CATEGORY[new_c.category]
-    entries = [TimelineEntry("CORRECTED", detail="；".join(details), reason=reason, **stamp)]
-    if relocate:
-        report.timeline = []
-        locate(report, index, gazetteer, stamp)
-        entries += report.timeline
-    report.update_time = now
-    repo.update(report, entries)
-    entries += handling.category_corrected(conn, report, old_category=old_c.category, actor=actor, now=now)
-    report.timeline = repo.get(report_id).timeline
-    outbox.publish(conn, "intake.ReportUpdated", report.name,
-                   report_updated_pb(report, "CORRECTED", before=before, new_entries=entries))
+        raise NotFound(name or f"reports/{report_id}")
     return report
 
 
-def _rules_reason(report: Report, c: Classification) -> str:
-    """Why the rules classified the report as they did (原判), however often it was corrected since.
+# -- intake ---------------------------------------------------------------------------
 
-    The reason of a corrected classification quotes this, not the last correction's reason, so it
-    stays the same size after any number of corrections; each correction's words are in the timeline.
-    """
-    if not c.corrected:
-        return c.reason
-    return next((e.detail for e in report.timeline if e.action == "CLASSIFIED"), c.reason)
-
-
-def _check_classification(c: Classification, wanted: set[str]) -> None:
-    bad = []
-    itype = rules.INCIDENT_TYPES.get(c.incident_type)
-    if "classification.incident_type" in wanted and itype is None:
-        bad.append(("report.classification.incident_type", "is not a code of the incident taxonomy"))
-    elif itype is not None and itype.category != c.category:
-        field = ("report.classification.incident_type" if "classification.incident_type" in wanted
-                 else "report.classification.category")
-        bad.append((field, f"{c.incident_type} is a {itype.category} type, not {c.category}; "
-                           "correct category and incident_type together"))
-    if not 1 <= c.priority <= 4:
-        bad.append(("report.classification.priority", "must be 1 (most urgent) to 4"))
-    if bad:
-        raise InvalidArgument(bad)
-
-
-def _label(attr: str, value) -> str:
-    if attr == "category":
-        return CATEGORY_LABELS.get(value, value)
-    if attr == "incident_type":
-        t = rules.INCIDENT_TYPES.get(value)
-        return f"{t.label}（{value}）" if t else value
-    return f"{value}级"
+def report_incident(uow: UnitOfWork, *, fields: dict, index: JurisdictionIndex, gazetteer: Gazetteer,
+                    knowledge: KnowledgeIndex | None = None) -> Report:
+    """Records a report from any channel (the fields were validated by the caller): located (point, else
+    gazetteer), classified, merged into the open incident it repeats, or, a consultation, answered at
+    once from the knowledge base or queued for an expert; then announced as intake.IncidentReported."""
+    now, actor, reports = uow.now(), uow.actor, uow.repos.reports
+    report = Report.received(new_id(now), fields, actor=actor, now=now)
+    report.locate(index, gazetteer, actor=actor, now=now)
+    recent = reports.recent_invalid_calls(report.caller_phone, report.repeat_invalid_since) \
+        if report.caller_phone else 0
+    report.classify_by_rules(recent_invalid_calls=recent, actor=actor, now=now)
+    master = None
+    found = _find_master(uow, report)
+    if found is not None:
+        report.merge_at_intake(found, actor=actor, now=now)
+        master = _load(uow, found.master_id)
+        master.link_duplicate(report.id, actor=actor, now=now)
+    elif report.is_consultation and knowledge is not None:
+        report.consult(_consult(report, knowledge, now=now), actor=actor, now=now)
+    report.reported()
+    reports.add(report)
+    if master is not None:
+        reports.save(master)
+    if report.consultation is not None and report.consultation.answered_at_once:
+        uow.repos.sla.observe("answer", (report.answer_time - report.receive_time).total_seconds())
+    uow.collect(master, report)
+    return report
 
 
-def _point(lon, lat) -> str:
-    return "无" if lon is None else f"({lon:.6f}, {lat:.6f})"
+def _find_master(uow: UnitOfWork, report: Report) -> duplicates.DuplicateOf | None:
+    """The open incident the report repeats. Reports of one area (station) or, without one, of one
+    caller are checked one at a time, so two witnesses calling at once still make one incident."""
+    new = duplicates.candidate_of(report)
+    if new.category not in duplicates.MERGEABLE_CATEGORIES:
+        return None
+    uow.repos.reports.lock_duplicate_search(duplicates.lock_key(new, area=report.station_id))
+    return duplicates.match(new, uow.repos.reports.open_candidates(new))
+
+
+def _consult(report: Report, index: KnowledgeIndex, *, now) -> Consultation:
+    return knowledge.consult(report.description, index, report_id=report.id, station_id=report.station_id, now=now)
+
+
+def update_report(uow: UnitOfWork, *, report_id: str, paths: list[str], changes: dict, reason: str,
+                  index: JurisdictionIndex, gazetteer: Gazetteer) -> Report:
+    """A call-taker's field-masked correction, kept in the timeline as CORRECTED (old → new)."""
+    report = _load(uow, report_id)
+    if report.correct(paths=paths, changes=changes, reason=reason, index=index, gazetteer=gazetteer,
+                      actor=uow.actor, now=uow.now()):
+        uow.repos.reports.save(report)
+        uow.collect(report)
+    return report
+
+
+# -- the call answered, the citizen's rating -----------------------------------------------
+
+def answer_report(uow: UnitOfWork, *, report_id: str) -> Report:
+    """Stamps the time a call-taker answered the report (once)."""
+    report = _load(uow, report_id)
+    seconds = report.answer(actor=uow.actor, now=uow.now())
+    uow.repos.reports.save(report)
+    uow.repos.sla.observe("answer", seconds)
+    uow.collect(report)
+    return report
+
+
+def rate_report(uow: UnitOfWork, *, report_id: str, satisfaction: str, comment: str) -> Report:
+    """Records the citizen's satisfaction with the intake, once per report."""
+    report = _load(uow, report_id)
+    report.rate(satisfaction=satisfaction, comment=comment, actor=uow.actor, now=uow.now())
+    uow.repos.reports.save(report)
+    uow.collect(report)
+    return report
+
+
+# -- merge and un-merge by a call-taker ------------------------------------------------
+
+def merge_report(uow: UnitOfWork, *, report_id: str, master_id: str, reason: str) -> Report:
+    reports = uow.repos.reports
+    # Both locked in id order, so two opposite merges cannot deadlock.
+    reports.lock(*sorted((report_id, master_id)))
+    report = _load(uow, report_id, lock=False)
+    master = _load(uow, master_id, lock=False)
+    report.merge_into(master, reason=reason, actor=uow.actor, now=uow.now())
+    reports.save(master)
+    reports.save(report)
+    uow.collect(master, report)
+    return report
+
+
+def unmerge_report(uow: UnitOfWork, *, report_id: str, reason: str) -> Report:
+    """The report becomes its own incident again; its ReportUpdated "UNMERGED" asks for handling."""
+    report = _load(uow, report_id)
+    master = _load(uow, report.master_to_leave())
+    report.unmerge(master, reason=reason, actor=uow.actor, now=uow.now())
+    uow.repos.reports.save(master)
+    uow.repos.reports.save(report)
+    uow.collect(master, report)
+    return report
+
+
+# -- the expert queue (为民服务圈) -----------------------------------------------------------
+
+def claim_consultation(uow: UnitOfWork, *, report_id: str) -> Consultation:
+    report = _load(uow, report_id, name=f"consultations/{report_id}")
+    c = report.claim_consultation(actor=uow.actor, now=uow.now())
+    uow.repos.reports.save(report)
+    uow.collect(report)
+    return c
+
+
+def answer_consultation(uow: UnitOfWork, *, report_id: str, text: str, topic: str, question: str,
+                        keywords: list[str]) -> Consultation:
+    """The expert's answer goes to the citizen and joins the knowledge base (`KB-EX-…`)."""
+    now = uow.now()
+    report = _load(uow, report_id, name=f"consultations/{report_id}")
+    first_answer = report.answer_time is None
+    entry = report.answer_consultation(text=text, topic=topic, question=question, keywords=keywords,
+                                       entry_id=new_id(now, prefix="KB-EX-", digits=8), actor=uow.actor, now=now)
+    uow.repos.knowledge.add(entry, author=uow.actor.subject)
+    uow.repos.reports.save(report)
+    if first_answer:
+        uow.repos.sla.observe("answer", (now - report.receive_time).total_seconds())
+    uow.collect(report)
+    return report.consultation
+
+
+# -- following the dispatch case and the 12345 work order ---------------------------------
+
+def case_opened(uow: UnitOfWork, *, case_name: str, report_name: str) -> Report | None:
+    """dispatch.CaseCreated: the report (the case names it) is linked to its case and counts as dispatched."""
+    report = _report_named(uow, report_name)
+    if report is not None:
+        report.case_opened(case_name, now=uow.now())
+        _keep(uow, report)
+    return report
+
+
+def assignment_accepted(uow: UnitOfWork, *, case_name: str, unit: str, accept_time) -> Report | None:
+    """dispatch.AssignmentChanged ACCEPTED: the first acceptance stamps the hand-off to an officer,
+    the report found through its case link."""
+    report_id = uow.repos.reports.report_of_case(case_name)
+    report = uow.repos.reports.get(report_id, lock=True) if report_id is not None else None
+    if report is not None:
+        report.assignment_accepted(unit, accept_time, now=uow.now())
+        _keep(uow, report)
+    return report
+
+
+def case_changed(uow: UnitOfWork, *, case_name: str, report_name: str, closed: bool) -> Report | None:
+    """dispatch.CaseUpdated: a closed case closes its report."""
+    report_id = uow.repos.reports.report_of_case(case_name) or report_id_of(report_name)
+    report = uow.repos.reports.get(report_id, lock=True) if report_id else None
+    if report is not None:
+        report.case_changed(case_name, closed=closed, now=uow.now())
+        _keep(uow, report)
+    return report
+
+
+def work_order_changed(uow: UnitOfWork, *, work_order: str, report_name: str, closed: bool) -> Report | None:
+    """referral WorkOrderCreated/Updated: the report follows its 12345 work order."""
+    report = _report_named(uow, report_name)
+    if report is not None:
+        report.work_order_changed(work_order, closed=closed, now=uow.now())
+        _keep(uow, report)
+    return report
+
+
+def joint_order_opened(uow: UnitOfWork, *, work_order: str, report_name: str) -> Report | None:
+    """referral WorkOrderCreated for a joint rescue (联动抢险): the report is linked and says so, but
+    keeps following its police case."""
+    report = _report_named(uow, report_name)
+    if report is not None:
+        report.joint_order_opened(work_order, now=uow.now())
+        _keep(uow, report)
+    return report
+
+
+def _report_named(uow: UnitOfWork, name: str) -> Report | None:
+    report_id = report_id_of(name)
+    return uow.repos.reports.get(report_id, lock=True) if report_id else None
+
+
+def _keep(uow: UnitOfWork, report: Report) -> None:
+    uow.repos.reports.save(report)
+    uow.collect(report)
+
+
+# -- the feeds intake consumes --------------------------------------------------------------
+
+def _case_created(uow: UnitOfWork, event, payload: dispatch_pb.CaseCreated) -> None:
+    case = mapping.case_news(payload.dispatch_case)
+    case_opened(uow, case_name=case.case_name, report_name=case.report_name)
+
+
+def _case_updated(uow: UnitOfWork, event, payload: dispatch_pb.CaseUpdated) -> None:
+    case = mapping.case_news(payload.dispatch_case)
+    case_changed(uow, case_name=case.case_name, report_name=case.report_name, closed=case.closed)
+
+
+def _assignment_changed(uow: UnitOfWork, event, payload: dispatch_pb.AssignmentChanged) -> None:
+    news = mapping.assignment_news(payload)
+    if news.accepted:
+        assignment_accepted(uow, case_name=news.case_name, unit=news.unit, accept_time=news.accept_time)
+
+
+def _work_order(uow: UnitOfWork, event, payload) -> None:
+    """A work order from a 110 report: the report is REFERRED, CLOSED when the order closes, REFERRED
+    again when it is reopened; a joint-rescue order beside a police case (a cut gas main) is only
+    linked and noted in the timeline, the report following its case."""
+    order = mapping.work_order_news(payload)
+    if not order.from_110_report or not order.report_name:
+        return
+    if order.transferred_to_110:
+        return  # a new 110 report carries on; this one stays as it is
+    if order.joint_rescue:
+        # Departments work beside the police (a cut gas main): the report follows its case.
+        if order.created:
+            joint_order_opened(uow, work_order=order.work_order, report_name=order.report_name)
+        return
+    work_order_changed(uow, work_order=order.work_order, report_name=order.report_name, closed=order.closed)
+
+
+EVENT_HANDLERS = {
+    "dispatch": {
+        "dispatch.CaseCreated": Subscription(dispatch_pb.CaseCreated, _case_created),
+        "dispatch.CaseUpdated": Subscription(dispatch_pb.CaseUpdated, _case_updated),
+        "dispatch.AssignmentChanged": Subscription(dispatch_pb.AssignmentChanged, _assignment_changed),
+    },
+    "referral": {
+        "referral.WorkOrderCreated": Subscription(referral_pb.WorkOrderCreated, _work_order),
+        "referral.WorkOrderUpdated": Subscription(referral_pb.WorkOrderUpdated, _work_order),
+    },
+}

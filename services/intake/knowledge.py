@@ -9,24 +9,22 @@ two characters, so the bigram is the unit that carries meaning. The knowledge
 base is small (hundreds to a few thousand entries), so a posting-list index
 in the process answers in well under a millisecond and rebuilds in a few
 milliseconds. Replicas notice entries added elsewhere by comparing the
-table's highest sequence number, read at most every few seconds.
+table's highest sequence number, read at most every few seconds
+(`queries.KnowledgeBase`).
+
+Pure: the entries, the index, the consultation and its steps (claimed, answered).
+The tables are in `store.py`, the index's loading in `queries.py`.
 """
 from __future__ import annotations
 
 import math
 import re
-import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
-
-from services.runtime.audit import TimelineEntry
 from services.runtime.auth import AuthContext
 from services.runtime.errors import FailedPrecondition, NotFound, PermissionDenied
-
-from .store import consultations, knowledge_entries
+from services.runtime.model import TimelineEntry
 
 TOPICS = ("户政", "出入境", "交管", "治安", "反诈", "消防", "其他")
 # A consultation whose best answer scores at least this is answered at once.
@@ -143,72 +141,6 @@ class KnowledgeIndex:
         return matches[:limit]
 
 
-def _entry(row) -> Entry:
-    return Entry(row.entry_id, row.topic, row.question, row.answer, tuple(row.keywords), row.source,
-                 row.source_consultation, row.create_time)
-
-
-def load_entries(conn) -> list[Entry]:
-    return [_entry(r) for r in conn.execute(select(knowledge_entries).order_by(knowledge_entries.c.seq))]
-
-
-def _latest_seq(conn) -> int:
-    return conn.execute(select(func.coalesce(func.max(knowledge_entries.c.seq), 0))).scalar_one()
-
-
-class KnowledgeBase:
-    """The index of one process, rebuilt when the table has gained entries."""
-
-    def __init__(self, engine, clock=time.monotonic):
-        self.engine = engine
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._rebuild = threading.Lock()
-        self._index = KnowledgeIndex([])
-        self._seq = -1
-        self._checked = float("-inf")
-
-    def index(self) -> KnowledgeIndex:
-        """The current index, checked against the table at most every REFRESH_CHECK_SECONDS."""
-        with self._lock:
-            if self._seq < 0:  # first use: everyone waits for the one load
-                self._load()
-                return self._index
-            if self.clock() - self._checked < REFRESH_CHECK_SECONDS:
-                return self._index
-            self._checked = self.clock()  # meanwhile other callers keep the current index
-        self._load()
-        return self._index
-
-    def _load(self) -> None:
-        with self.engine.connect() as conn:
-            seq = _latest_seq(conn)
-            if seq == self._seq:
-                return
-            built = KnowledgeIndex(load_entries(conn))
-        with self._rebuild:
-            if seq > self._seq:
-                self._index, self._seq = built, seq
-        self._checked = self.clock()
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._checked = float("-inf")
-
-
-def upsert_seed(conn, seeds, now: datetime) -> int:
-    """Loads seed entries, new ones only (idempotent); returns how many were added."""
-    from sqlalchemy.dialects.postgresql import insert
-
-    rows = [dict(entry_id=s.entry_id, topic=s.topic, question=s.question, answer=s.answer,
-                 keywords=list(s.keywords), source="SEED", create_time=now) for s in seeds]
-    if not rows:
-        return 0
-    result = conn.execute(insert(knowledge_entries).values(rows).on_conflict_do_nothing(
-        index_elements=["entry_id"]).returning(knowledge_entries.c.entry_id))
-    return len(result.fetchall())
-
-
 # -- consultations ------------------------------------------------------------
 
 @dataclass
@@ -232,58 +164,6 @@ class Consultation:
     @property
     def name(self) -> str:
         return f"consultations/{self.report_id}"
-
-
-def _consultation(row) -> Consultation:
-    return Consultation(
-        report_id=row.report_id, question=row.question, status=row.status, topic=row.topic, answer=row.answer,
-        entry_id=row.entry_id, score=row.score, answered_at_once=row.answered_at_once, expert=row.expert,
-        expert_name=row.expert_name, suggestions=list(row.suggestions), station_id=row.station_id,
-        create_time=row.create_time, claim_time=row.claim_time, answer_time=row.answer_time,
-    )
-
-
-def get_consultation(conn, report_id: str, *, for_update: bool = False) -> Consultation | None:
-    q = select(consultations).where(consultations.c.report_id == report_id)
-    if for_update:
-        q = q.with_for_update()
-    row = conn.execute(q).first()
-    return _consultation(row) if row else None
-
-
-def list_consultations(conn, *, statuses: tuple[str, ...], expert: str, limit: int,
-                       after: tuple[datetime, str] | None) -> list[Consultation]:
-    from sqlalchemy import and_, or_
-
-    q = select(consultations).where(consultations.c.status.in_(statuses))
-    if expert:
-        q = q.where(consultations.c.expert == expert)
-    if after:
-        t, rid = after
-        q = q.where(or_(consultations.c.create_time > t,
-                        and_(consultations.c.create_time == t, consultations.c.report_id > rid)))
-    q = q.order_by(consultations.c.create_time, consultations.c.report_id).limit(limit)
-    return [_consultation(r) for r in conn.execute(q)]
-
-
-def _consultation_values(c: Consultation) -> dict:
-    return dict(question=c.question, status=c.status, topic=c.topic, answer=c.answer, entry_id=c.entry_id,
-                score=c.score, answered_at_once=c.answered_at_once, expert=c.expert, expert_name=c.expert_name,
-                suggestions=c.suggestions, station_id=c.station_id, create_time=c.create_time,
-                claim_time=c.claim_time, answer_time=c.answer_time)
-
-
-def add_consultation(conn, c: Consultation) -> None:
-    conn.execute(consultations.insert().values(report_id=c.report_id, **_consultation_values(c)))
-
-
-def save_consultation(conn, c: Consultation) -> None:
-    conn.execute(consultations.update().where(consultations.c.report_id == c.report_id)
-                 .values(**_consultation_values(c)))
-
-
-def withdraw_consultation(conn, report_id: str) -> None:
-    conn.execute(consultations.delete().where(consultations.c.report_id == report_id))
 
 
 def consult(question: str, index: KnowledgeIndex, *, report_id: str, station_id: str,
@@ -337,12 +217,10 @@ def answer(c: Consultation, actor: AuthContext, *, text: str, entry_id: str, top
                          f"专家 {actor.name or actor.subject} 答复，答复已加入知识库（{entry_id}）")
 
 
-def add_entry(conn, *, entry_id: str, topic: str, question: str, text: str, keywords: list[str],
-              consultation: str, author: str, now: datetime) -> Entry:
-    conn.execute(knowledge_entries.insert().values(
-        entry_id=entry_id, topic=topic, question=question, answer=text, keywords=keywords, source="EXPERT",
-        source_consultation=consultation, author=author, create_time=now))
-    return Entry(entry_id, topic, question, text, tuple(keywords), "EXPERT", consultation, now)
+def expert_entry(c: Consultation, *, entry_id: str, topic: str, question: str, text: str, keywords: list[str],
+                 now: datetime) -> Entry:
+    """The knowledge entry an expert's answer becomes (the consultation's question unless another is given)."""
+    return Entry(entry_id, topic, question or c.question, text, tuple(keywords), "EXPERT", c.name, now)
 
 
 def require(c: Consultation | None, name: str) -> Consultation:

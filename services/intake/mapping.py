@@ -1,19 +1,91 @@
-"""Domain <-> protobuf for intake."""
+"""Protobuf <-> domain for intake: requests into plain values, reports, consultations, knowledge
+entries, places and statistics into messages, the events other services publish into what they say
+of a report, and the domain events intake records into its outbox messages (`event_to_message`)."""
 from __future__ import annotations
 
 import json
 
 from smart110.common.v1 import common_pb2
+from smart110.dispatch.v1 import dispatch_service_pb2 as dispatch_pb
 from smart110.intake.v1 import intake_service_pb2 as pb
+from smart110.referral.v1 import referral_service_pb2 as referral_pb
 
-from services.runtime.logs import mask_name, mask_phone
-from services.runtime.audit import TimelineEntry, timeline_to_pb
+from services.runtime.audit import timeline_to_pb
 from services.runtime.changes import changed_fields, without
 from services.runtime.enums import enum_name, enum_value
-from services.runtime.timeutil import to_pb
+from services.runtime.logs import mask_name, mask_phone
+from services.runtime.model import DomainEvent, TimelineEntry
+from services.runtime.timeutil import from_pb, to_pb
 
-from .domain import Address, AddressMatch, Attachment, GridArea, Report, StationArea
-from .handling_pb import fill_handling
+from .domain import (
+    DEFAULT_LANGUAGE, RATINGS, Address, AddressMatch, AssignmentNews, Attachment, CaseNews, GridArea,
+    IncidentReported, KnowledgeEntryAdded, Report, ReportUpdated, StationArea, Statistics, WorkOrderNews,
+    normalize_phone, share,
+)
+from .knowledge import Consultation, Entry, Match
+
+
+# -- requests ------------------------------------------------------------------------
+
+def enum_or_unknown(enum, value: int, prefix: str) -> str:
+    """The plain name of an enum value; "?" for a number the contract does not define."""
+    try:
+        return enum_name(enum, value, prefix)
+    except ValueError:
+        return "?"
+
+
+def location_fields(loc, present: bool) -> dict:
+    has_point = present and loc.HasField("point")
+    return dict(
+        lon=loc.point.longitude if has_point else None,
+        lat=loc.point.latitude if has_point else None,
+        accuracy_m=loc.accuracy_m,
+        location_source=enum_or_unknown(common_pb2.LocationSource, loc.source, "LOCATION_SOURCE_"),
+    )
+
+
+def new_report_fields(r: pb.Report) -> dict:
+    """A new report's fields as plain values (`domain.validate_new_report` checks them)."""
+    return dict(
+        channel=enum_or_unknown(pb.Channel, r.channel, "CHANNEL_"),
+        caller_phone=normalize_phone(r.caller.phone_number),
+        caller_name=r.caller.name.strip(),
+        **location_fields(r.location, r.HasField("location")),
+        address_text=r.address_text.strip(),
+        address_code=r.address_code.strip(),
+        description=r.description.strip(),
+        attachments=attachments_from_pb(r.attachments),
+        language=r.language.strip() or DEFAULT_LANGUAGE,
+        receive_time=from_pb(r.receive_time) if r.HasField("receive_time") else None,
+    )
+
+
+def correction_changes(r: pb.Report) -> dict:
+    """The values a call-taker's UpdateReport gives, as plain values (the mask says which count)."""
+    c = r.classification
+    return dict(
+        category=enum_or_unknown(pb.Category, c.category, "CATEGORY_"), incident_type=c.incident_type.strip(),
+        priority=c.priority, address_text=r.address_text.strip(), address_code=r.address_code.strip(),
+        **location_fields(r.location, r.HasField("location")),
+    )
+
+
+def report_filters(request: pb.ListReportsRequest) -> dict:
+    return dict(
+        station_id=request.station_id.strip(),
+        channel=enum_or_unknown(pb.Channel, request.channel, "CHANNEL_"),
+        category=enum_or_unknown(pb.Category, request.category, "CATEGORY_"),
+        incident_type=request.incident_type.strip(),
+        priority=request.priority,
+        status=enum_or_unknown(pb.ReportStatus, request.status, "REPORT_STATUS_"),
+        start=from_pb(request.receive_time_start) if request.HasField("receive_time_start") else None,
+        end=from_pb(request.receive_time_end) if request.HasField("receive_time_end") else None,
+        query=request.query.strip(),
+    )
+
+
+# -- reports ---------------------------------------------------------------------------
 
 
 def attachments_from_pb(items) -> list[Attachment]:
@@ -87,15 +159,15 @@ def report_event_pb(r: Report) -> pb.Report:
     return without(report_to_pb(r), EVENT_OMITS)
 
 
-def incident_reported_pb(r: Report) -> pb.IncidentReported:
+def incident_reported_pb(r: Report, new_entries) -> pb.IncidentReported:
     """intake.IncidentReported: the new report and the timeline recorded with it."""
     msg = pb.IncidentReported(report=report_event_pb(r))
-    timeline_to_pb(r.timeline, msg.new_entries)
+    timeline_to_pb(new_entries, msg.new_entries)
     return msg
 
 
 def report_updated_pb(r: Report, action: str, *, before: pb.Report,
-                      new_entries: list[TimelineEntry]) -> pb.ReportUpdated:
+                      new_entries: list[TimelineEntry] | tuple[TimelineEntry, ...]) -> pb.ReportUpdated:
     """intake.ReportUpdated: the report as it now stands, what changed since `before` (an event form,
     from `report_event_pb`, of the report read before the change) and the entries the change appended."""
     after = report_event_pb(r)
@@ -103,6 +175,55 @@ def report_updated_pb(r: Report, action: str, *, before: pb.Report,
     timeline_to_pb(new_entries, msg.new_entries)
     return msg
 
+
+# -- consultations and the knowledge base -------------------------------------------------
+
+def knowledge_entry_to_pb(e: Entry) -> pb.KnowledgeEntry:
+    msg = pb.KnowledgeEntry(entry_id=e.entry_id, topic=e.topic, question=e.question, answer=e.answer,
+                            keywords=list(e.keywords), source=e.source,
+                            source_consultation=e.source_consultation)
+    if e.create_time is not None:
+        msg.create_time.CopyFrom(to_pb(e.create_time))
+    return msg
+
+
+def match_to_pb(m: Match) -> pb.ScoredKnowledgeEntry:
+    return pb.ScoredKnowledgeEntry(entry=knowledge_entry_to_pb(m.entry), score=m.score)
+
+
+def consultation_to_pb(c: Consultation) -> pb.Consultation:
+    msg = pb.Consultation(
+        name=c.name, report=f"reports/{c.report_id}", question=c.question,
+        status=enum_value(pb.ConsultationStatus, c.status, "CONSULTATION_STATUS_"), topic=c.topic, answer=c.answer,
+        knowledge_entry_id=c.entry_id, score=c.score, answered_at_once=c.answered_at_once, expert=c.expert,
+        expert_name=c.expert_name, station_id=c.station_id,
+        suggestions=[
+            pb.ScoredKnowledgeEntry(entry=pb.KnowledgeEntry(entry_id=s["entry_id"], topic=s.get("topic", ""),
+                                                            question=s.get("question", ""),
+                                                            answer=s.get("answer", "")),
+                                    score=s["score"])
+            for s in c.suggestions
+        ],
+    )
+    for field, value in (("create_time", c.create_time), ("claim_time", c.claim_time),
+                         ("answer_time", c.answer_time)):
+        if value is not None:
+            getattr(msg, field).CopyFrom(to_pb(value))
+    return msg
+
+
+def fill_handling(msg: pb.Report, r) -> None:
+    """The report's consultation, duplicates, merge reason and follow-up links."""
+    if r.consultation is not None:
+        msg.consultation.CopyFrom(consultation_to_pb(r.consultation))
+    msg.duplicates.extend(f"reports/{d}" for d in r.duplicates)
+    msg.merge_reason = r.merge_reason
+    msg.dispatch_case = r.dispatch_case
+    msg.work_order = r.work_order
+    msg.satisfaction_comment = r.satisfaction_comment
+
+
+# -- places ---------------------------------------------------------------------------------
 
 def address_to_pb(a: Address) -> pb.Address:
     return pb.Address(
@@ -131,3 +252,100 @@ def station_to_pb(s: StationArea, grids: list[GridArea]) -> pb.Station:
             for g in grids
         ],
     )
+
+
+def jurisdiction_to_pb(located) -> pb.Jurisdiction:
+    return pb.Jurisdiction(
+        station_id=located.station_id, station_name=located.station_name, grid_id=located.grid_id,
+        district=located.district, border_case=located.border_case, distance_m=located.distance_m,
+    )
+
+
+def scored_addresses_to_pb(hits) -> pb.SearchAddressesResponse:
+    return pb.SearchAddressesResponse(results=[
+        pb.ScoredAddress(address=address_to_pb(a), score=score,
+                         method=enum_value(pb.AddressMatchMethod, method, "ADDRESS_MATCH_METHOD_"))
+        for a, score, method in hits
+    ])
+
+
+# -- statistics -----------------------------------------------------------------------------
+
+def _figures_into(msg, f) -> None:
+    msg.reports = f.reports
+    msg.answered_within_3s = f.answered_share
+    msg.handed_off_within_30s = f.handed_off_share
+    msg.merged = f.merged
+    msg.repeat_report_rate = f.repeat_rate
+
+
+def statistics_to_pb(s: Statistics) -> pb.IntakeStatistics:
+    out = pb.IntakeStatistics(reports=s.total.reports, repeat_report_rate=s.total.repeat_rate,
+                              answered_within_3s=s.total.answered_share,
+                              handed_off_within_30s=s.total.handed_off_share, merged=s.total.merged)
+    for channel, f in s.channels.items():
+        out.channels.add(channel=enum_value(pb.Channel, channel, "CHANNEL_"), reports=f.reports,
+                         answered_within_3s=f.answered_share, handed_off_within_30s=f.handed_off_share,
+                         answered=f.answered, police_reports=f.police, handed_off=f.handed_off,
+                         merged=f.merged, repeat_report_rate=f.repeat_rate)
+    for hour, f in s.hours:
+        bucket = out.hours.add(hour_start=to_pb(hour))
+        _figures_into(bucket, f)
+    for station, f in s.stations.items():
+        bucket = out.stations.add(station_id=station)
+        _figures_into(bucket, f)
+    rated = sum(s.satisfaction.values())
+    counts = {k: s.satisfaction.get(k, 0) for k in RATINGS}
+    out.satisfaction.CopyFrom(pb.SatisfactionStatistics(
+        rated=rated, satisfied=counts["SATISFIED"], basically_satisfied=counts["BASICALLY_SATISFIED"],
+        unsatisfied=counts["UNSATISFIED"], satisfied_rate=share(counts["SATISFIED"], rated),
+        basically_satisfied_rate=share(counts["BASICALLY_SATISFIED"], rated),
+        unsatisfied_rate=share(counts["UNSATISFIED"], rated),
+        satisfaction_rate=share(counts["SATISFIED"] + counts["BASICALLY_SATISFIED"], rated)))
+    out.satisfied_rate = out.satisfaction.satisfied_rate
+    c = s.consultations
+    out.consultations.CopyFrom(pb.ConsultationStatistics(
+        consultations=c["consultations"], answered_at_once=c["answered_at_once"],
+        answered_by_expert=c["answered_by_expert"], waiting=c["waiting"],
+        answered_at_once_rate=share(c["answered_at_once"], c["consultations"])))
+    return out
+
+
+# -- what the dispatch and referral feeds say of a report ------------------------------------
+
+def case_news(case: dispatch_pb.DispatchCase) -> CaseNews:
+    return CaseNews(case_name=case.name, report_name=case.report, closed=case.status == dispatch_pb.CASE_STATUS_CLOSED)
+
+
+def assignment_news(payload: dispatch_pb.AssignmentChanged) -> AssignmentNews:
+    a = payload.assignment
+    return AssignmentNews(case_name=payload.case_name, unit=a.unit,
+                          accepted=a.state == dispatch_pb.ASSIGNMENT_STATE_ACCEPTED,
+                          accept_time=from_pb(a.accept_time) if a.HasField("accept_time") else None)
+
+
+def work_order_news(payload) -> WorkOrderNews:
+    """referral.WorkOrderCreated or WorkOrderUpdated."""
+    order = payload.work_order
+    return WorkOrderNews(
+        work_order=order.name, report_name=order.report,
+        from_110_report=order.source == referral_pb.WORK_ORDER_SOURCE_REPORT_110,
+        transferred_to_110=order.status == referral_pb.WORK_ORDER_STATUS_TRANSFERRED_TO_110,
+        joint_rescue=order.joint_rescue, closed=order.status == referral_pb.WORK_ORDER_STATUS_CLOSED,
+        created=isinstance(payload, referral_pb.WorkOrderCreated),
+    )
+
+
+# -- the events intake publishes ---------------------------------------------------------------
+
+def event_to_message(event: DomainEvent) -> tuple[str, str, object]:
+    """A domain event as its outbox message: (event type, subject, payload)."""
+    if isinstance(event, ReportUpdated):
+        return "intake.ReportUpdated", event.report.name, report_updated_pb(
+            event.report, event.action, before=report_event_pb(event.before), new_entries=event.new_entries)
+    if isinstance(event, IncidentReported):
+        return "intake.IncidentReported", event.report.name, incident_reported_pb(event.report, event.new_entries)
+    if isinstance(event, KnowledgeEntryAdded):
+        return ("intake.KnowledgeEntryAdded", f"knowledge/{event.entry.entry_id}",
+                pb.KnowledgeEntryAdded(entry=knowledge_entry_to_pb(event.entry)))
+    raise TypeError(f"intake publishes no {type(event).__name__}")

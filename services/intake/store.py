@@ -1,20 +1,27 @@
-"""Intake tables and repository, in the `intake` schema."""
+"""Intake's write side, in the `intake` schema: the tables, and the repositories that load and save
+the report aggregate (its row, timeline, consultation and what followed intake), add knowledge
+entries, and count SLA figures once a transaction commits. `Repositories(conn)` gives them to a
+unit of work (`uow.repos`)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import (
     BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Identity, Index, Integer, MetaData, String, Table, Text,
-    and_, func, or_, select,
+    and_, func, or_, select, text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
 from services.runtime.app import RuntimeTables
-from services.runtime.audit import Timeline, TimelineEntry, timeline_table
+from services.runtime.audit import Timeline, timeline_table
+from services.runtime.metrics import observe_sla_after_commit
+from services.runtime.model import TimelineEntry
 
-from .domain import (
-    Address, AddressMatch, Attachment, Classification, GridArea, Report, StationArea, geometry_from_geojson,
-)
+from . import duplicates
+from .domain import Address, AddressMatch, Attachment, Classification, Report
+from .duplicates import Candidate
+from .knowledge import Consultation, Entry
 
 SCHEMA = "intake"
 metadata = MetaData(schema=SCHEMA)
@@ -152,13 +159,15 @@ Index("reports_caller_time", reports.c.caller_phone, reports.c.receive_time)
 Index("reports_merged_into", reports.c.merged_into)
 
 
+# -- reports ---------------------------------------------------------------------
+
 def _report_values(r: Report) -> dict:
     c = r.classification
     return dict(
         id=r.id, channel=r.channel, caller_phone=r.caller_phone, caller_name=r.caller_name,
         lon=r.lon, lat=r.lat, accuracy_m=r.accuracy_m, location_source=r.location_source,
         address_text=r.address_text, description=r.description,
-        attachments=[vars(a) for a in r.attachments], language=r.language,
+        attachments=[dict(vars(a)) for a in r.attachments], language=r.language,
         category=c.category, incident_type=c.incident_type, priority=c.priority,
         classification_reason=c.reason, rule_ids=c.rule_ids, corrected=c.corrected,
         status=r.status, station_id=r.station_id, grid_id=r.grid_id, border_case=r.border_case,
@@ -181,7 +190,8 @@ def _match_from(doc: dict | None) -> AddressMatch | None:
     return AddressMatch(doc["method"], doc["confidence"], Address(**doc["address"]) if doc.get("address") else None)
 
 
-def _to_report(row, entries: list[TimelineEntry]) -> Report:
+def report_from_row(row, entries: list[TimelineEntry]) -> Report:
+    """A report from its row and timeline, without what followed intake (see `ReportRepository.get`)."""
     return Report(
         id=row.id, channel=row.channel, caller_phone=row.caller_phone, caller_name=row.caller_name,
         lon=row.lon, lat=row.lat, accuracy_m=row.accuracy_m, location_source=row.location_source,
@@ -197,28 +207,126 @@ def _to_report(row, entries: list[TimelineEntry]) -> Report:
     )
 
 
+def _handling_values(r: Report) -> dict:
+    return dict(merge_reason=r.merge_reason, dispatch_case=r.dispatch_case, work_order=r.work_order,
+                satisfaction_comment=r.satisfaction_comment, rate_time=r.rate_time)
+
+
+NO_HANDLING = dict(merge_reason="", dispatch_case="", work_order="", satisfaction_comment="", rate_time=None)
+
+
+def consultation_from_row(row) -> Consultation:
+    return Consultation(
+        report_id=row.report_id, question=row.question, status=row.status, topic=row.topic, answer=row.answer,
+        entry_id=row.entry_id, score=row.score, answered_at_once=row.answered_at_once, expert=row.expert,
+        expert_name=row.expert_name, suggestions=list(row.suggestions), station_id=row.station_id,
+        create_time=row.create_time, claim_time=row.claim_time, answer_time=row.answer_time,
+    )
+
+
+def _consultation_values(c: Consultation | None) -> dict | None:
+    if c is None:
+        return None
+    return dict(question=c.question, status=c.status, topic=c.topic, answer=c.answer, entry_id=c.entry_id,
+                score=c.score, answered_at_once=c.answered_at_once, expert=c.expert, expert_name=c.expert_name,
+                suggestions=c.suggestions, station_id=c.station_id, create_time=c.create_time,
+                claim_time=c.claim_time, answer_time=c.answer_time)
+
+
+def _candidate(row) -> Candidate:
+    return Candidate(row.id, row.category, row.incident_type, row.caller_phone, row.lon, row.lat,
+                     row.address_text, row.receive_time)
+
+
+@dataclass
+class _Stored:
+    """What a report was when this repository read or wrote it: `save` writes only what changed since."""
+
+    row: dict
+    entries: int
+    handling: dict
+    consultation: dict | None
+
+
 class ReportRepository:
+    """Reports as aggregates: the `reports` row, the timeline, the consultation and the report's
+    `report_handling` row (merge reason, case and work order links, the rating comment)."""
+
     def __init__(self, conn):
         self.conn = conn
+        self._stored: dict[str, _Stored] = {}
+
+    def get(self, report_id: str, *, lock: bool = False) -> Report | None:
+        """The whole report; `lock`: its row (and its consultation's) locked until the transaction ends."""
+        q = select(reports).where(reports.c.id == report_id)
+        if lock:
+            q = q.with_for_update()
+        row = self.conn.execute(q).first()
+        if row is None:
+            return None
+        report = report_from_row(row, timeline.of(self.conn, report_id))
+        c = select(consultations).where(consultations.c.report_id == report_id)
+        found = self.conn.execute(c.with_for_update() if lock else c).first()
+        report.consultation = consultation_from_row(found) if found is not None else None
+        handling = self.conn.execute(select(report_handling).where(report_handling.c.report_id == report_id)).first()
+        if handling is not None:
+            report.merge_reason = handling.merge_reason
+            report.dispatch_case = handling.dispatch_case
+            report.work_order = handling.work_order
+            report.satisfaction_comment = handling.satisfaction_comment
+            report.rate_time = handling.rate_time
+        report.duplicates = list(self.conn.execute(
+            select(reports.c.id).where(reports.c.merged_into == report_id).order_by(reports.c.receive_time, reports.c.id)
+        ).scalars())
+        self._remember(report)
+        return report
+
+    def lock(self, *report_ids: str) -> None:
+        """Locks reports' rows in the order given (callers give a fixed order, so two cannot deadlock)."""
+        for report_id in report_ids:
+            self.conn.execute(select(reports.c.id).where(reports.c.id == report_id).with_for_update())
 
     def add(self, report: Report) -> None:
         self.conn.execute(reports.insert().values(**_report_values(report)))
         timeline.add(self.conn, report.id, report.timeline)
+        if report.consultation is not None:
+            self.conn.execute(consultations.insert().values(report_id=report.id,
+                                                            **_consultation_values(report.consultation)))
+        handling = {k: v for k, v in _handling_values(report).items() if v != NO_HANDLING[k]}
+        if handling:
+            self._put_handling(report.id, handling)
+        self._remember(report)
 
-    def update(self, report: Report, new_entries: list[TimelineEntry]) -> None:
-        values = _report_values(report)
-        values.pop("id")
-        values.pop("create_time")
-        self.conn.execute(reports.update().where(reports.c.id == report.id).values(**values))
-        timeline.add(self.conn, report.id, new_entries)
+    def save(self, report: Report) -> None:
+        """Writes what changed since the report was read: its row's changed columns, the new timeline
+        entries, its consultation and its handling row."""
+        stored = self._stored[report.id]
+        row = _report_values(report)
+        changed = {k: v for k, v in row.items() if stored.row[k] != v}
+        if changed:
+            self.conn.execute(reports.update().where(reports.c.id == report.id).values(**changed))
+        handling = {k: v for k, v in _handling_values(report).items() if stored.handling[k] != v}
+        if handling:
+            self._put_handling(report.id, handling)
+        consultation = _consultation_values(report.consultation)
+        if consultation != stored.consultation:
+            if stored.consultation is None:
+                self.conn.execute(consultations.insert().values(report_id=report.id, **consultation))
+            elif consultation is None:
+                self.conn.execute(consultations.delete().where(consultations.c.report_id == report.id))
+            else:
+                self.conn.execute(consultations.update().where(consultations.c.report_id == report.id)
+                                  .values(**consultation))
+        timeline.add(self.conn, report.id, report.timeline[stored.entries:])
+        self._remember(report)
 
-    def get_for_update(self, report_id: str) -> Report | None:
-        row = self.conn.execute(select(reports).where(reports.c.id == report_id).with_for_update()).first()
-        if row is None:
-            return None
-        from .handling import attach
+    def _put_handling(self, report_id: str, values: dict) -> None:
+        stmt = insert(report_handling).values(report_id=report_id, **values)
+        self.conn.execute(stmt.on_conflict_do_update(index_elements=["report_id"], set_=values))
 
-        return attach(self.conn, _to_report(row, timeline.of(self.conn, report_id)))
+    def _remember(self, report: Report) -> None:
+        self._stored[report.id] = _Stored(_report_values(report), len(report.timeline), _handling_values(report),
+                                          _consultation_values(report.consultation))
 
     def recent_invalid_calls(self, phone: str, since: datetime) -> int:
         """Invalid reports (prank, misdial, harassment) from one number since a time."""
@@ -227,71 +335,102 @@ class ReportRepository:
                 reports.c.caller_phone == phone, reports.c.receive_time >= since, reports.c.category == "INVALID")
         ).scalar_one()
 
-    def get(self, report_id: str) -> Report | None:
-        row = self.conn.execute(select(reports).where(reports.c.id == report_id)).first()
-        if row is None:
-            return None
-        from .handling import attach  # consultation, duplicates, follow-up links
+    def report_of_case(self, case_name: str) -> str | None:
+        """The report a dispatch case was opened for, once the case is linked."""
+        return self.conn.execute(
+            select(report_handling.c.report_id).where(report_handling.c.dispatch_case == case_name)).scalar()
 
-        return attach(self.conn, _to_report(row, timeline.of(self.conn, report_id)))
+    def lock_duplicate_search(self, key: int) -> None:
+        """Serialises duplicate searches of one area (`duplicates.lock_key`) until the transaction ends."""
+        self.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
-    def list(self, *, limit: int, after: tuple[datetime, str] | None, filters: dict) -> list[Report]:
-        q = select(reports)
-        for column in ("station_id", "channel", "category", "incident_type", "priority", "status"):
-            if filters.get(column):
-                q = q.where(reports.c[column] == filters[column])
-        if filters.get("start"):
-            q = q.where(reports.c.receive_time >= filters["start"])
-        if filters.get("end"):
-            q = q.where(reports.c.receive_time < filters["end"])
-        if filters.get("query"):
-            # Every word must occur in the description or the address (案情或地址). Words are split on
-            # spaces and on "+", which form-encoded query strings use for a space and the gateway keeps.
-            for word in filters["query"].replace("+", " ").split():
-                like = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                q = q.where(or_(reports.c.description.ilike(like, escape="\\"),
-                                reports.c.address_text.ilike(like, escape="\\")))
-        if after:
-            t, rid = after
-            q = q.where(or_(reports.c.receive_time < t, and_(reports.c.receive_time == t, reports.c.id < rid)))
-        q = q.order_by(reports.c.receive_time.desc(), reports.c.id.desc()).limit(limit)
-        return [_to_report(row, []) for row in self.conn.execute(q)]
-
-
-def load_areas(conn) -> tuple[list[StationArea], list[GridArea]]:
-    st = [
-        StationArea(r.station_id, r.name, r.district, r.hq_lon, r.hq_lat, geometry_from_geojson(r.boundary))
-        for r in conn.execute(select(stations).order_by(stations.c.station_id))
-    ]
-    gr = [
-        GridArea(r.grid_id, r.station_id, r.name, r.arrival_target_seconds, geometry_from_geojson(r.boundary))
-        for r in conn.execute(select(grids).order_by(grids.c.grid_id))
-    ]
-    return st, gr
+    def open_candidates(self, new: Candidate) -> list[Candidate]:
+        """Open, unmerged reports that could be the incident `new` repeats (bounding box, caller or address)."""
+        near = []
+        box = duplicates.near_box(new)
+        if box is not None:
+            min_lon, max_lon, min_lat, max_lat = box
+            near.append(and_(reports.c.lon.between(min_lon, max_lon), reports.c.lat.between(min_lat, max_lat)))
+        if new.caller_phone:
+            near.append(reports.c.caller_phone == new.caller_phone)
+        if new.address_text and new.lon is None:
+            near.append(and_(reports.c.lon.is_(None), reports.c.address_text == new.address_text))
+        if not near:
+            return []
+        window = duplicates.SEARCH_WINDOW
+        q = select(reports.c.id, reports.c.category, reports.c.incident_type, reports.c.caller_phone, reports.c.lon,
+                   reports.c.lat, reports.c.address_text, reports.c.receive_time).where(
+            reports.c.receive_time.between(new.receive_time - window, new.receive_time + window),
+            reports.c.merged_into == "",
+            reports.c.status.in_(duplicates.OPEN_STATUSES),
+            reports.c.category == new.category,
+            reports.c.id != new.report_id,
+            or_(*near),
+        ).order_by(reports.c.receive_time).limit(duplicates.MAX_CANDIDATES)
+        return [_candidate(r) for r in self.conn.execute(q)]
 
 
-def upsert_station(conn, values: dict) -> None:
-    stmt = insert(stations).values(**values)
-    conn.execute(stmt.on_conflict_do_update(index_elements=["station_id"], set_={
-        k: stmt.excluded[k] for k in values if k != "station_id"}))
+# -- the knowledge base ----------------------------------------------------------
+
+class KnowledgeRepository:
+    def __init__(self, conn):
+        self.conn = conn
+
+    def add(self, e: Entry, *, author: str) -> None:
+        self.conn.execute(knowledge_entries.insert().values(
+            entry_id=e.entry_id, topic=e.topic, question=e.question, answer=e.answer, keywords=list(e.keywords),
+            source=e.source, source_consultation=e.source_consultation, author=author, create_time=e.create_time))
+
+    def add_seeds(self, seeds: list[Entry], now: datetime) -> int:
+        """Loads seed entries, new ones only (idempotent); returns how many were added."""
+        rows = [dict(entry_id=s.entry_id, topic=s.topic, question=s.question, answer=s.answer,
+                     keywords=list(s.keywords), source="SEED", create_time=now) for s in seeds]
+        if not rows:
+            return 0
+        result = self.conn.execute(insert(knowledge_entries).values(rows).on_conflict_do_nothing(
+            index_elements=["entry_id"]).returning(knowledge_entries.c.entry_id))
+        return len(result.fetchall())
 
 
-def upsert_grid(conn, values: dict) -> None:
-    stmt = insert(grids).values(**values)
-    conn.execute(stmt.on_conflict_do_update(index_elements=["grid_id"], set_={
-        k: stmt.excluded[k] for k in values if k != "grid_id"}))
+# -- stations, grids and the gazetteer (sample data) -----------------------------
+
+class PlaceRepository:
+    def __init__(self, conn):
+        self.conn = conn
+
+    def put_station(self, values: dict) -> None:
+        stmt = insert(stations).values(**values)
+        self.conn.execute(stmt.on_conflict_do_update(index_elements=["station_id"], set_={
+            k: stmt.excluded[k] for k in values if k != "station_id"}))
+
+    def put_grid(self, values: dict) -> None:
+        stmt = insert(grids).values(**values)
+        self.conn.execute(stmt.on_conflict_do_update(index_elements=["grid_id"], set_={
+            k: stmt.excluded[k] for k in values if k != "grid_id"}))
+
+    def put_addresses(self, rows: list[dict]) -> None:
+        for start in range(0, len(rows), 1000):
+            stmt = insert(addresses).values(rows[start:start + 1000])
+            self.conn.execute(stmt.on_conflict_do_update(index_elements=["code"], set_={
+                k: stmt.excluded[k] for k in rows[0] if k != "code"}))
 
 
-def upsert_addresses(conn, rows: list[dict]) -> None:
-    for start in range(0, len(rows), 1000):
-        stmt = insert(addresses).values(rows[start:start + 1000])
-        conn.execute(stmt.on_conflict_do_update(index_elements=["code"], set_={
-            k: stmt.excluded[k] for k in rows[0] if k != "code"}))
+class SlaFigures:
+    """Service-level figures (the answer time) counted once the transaction commits, so a retried or
+    rolled-back unit of work counts nothing twice."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def observe(self, stage: str, seconds: float) -> None:
+        observe_sla_after_commit(self.conn, stage, seconds)
 
 
-def load_addresses(conn) -> list[Address]:
-    return [
-        Address(r.code, r.full_address, r.district, r.street, r.community, r.road, r.house_number, r.building,
-                r.lon, r.lat, r.station_id, r.grid_id)
-        for r in conn.execute(select(addresses).order_by(addresses.c.code))
-    ]
+class Repositories:
+    """Intake's repositories on one transaction's connection (`uow.repos`)."""
+
+    def __init__(self, conn):
+        self.reports = ReportRepository(conn)
+        self.knowledge = KnowledgeRepository(conn)
+        self.places = PlaceRepository(conn)
+        self.sla = SlaFigures(conn)

@@ -60,16 +60,18 @@ def uri(i: int) -> str:
 
 @pytest.fixture(scope="module")
 def intake(admin_url):
-    from tests.integration.intake_kb_support import serving_intake
+    from services.intake.__main__ import SPEC
+    from smart110.intake.v1 import intake_service_pb2_grpc
+    from tests import support
 
-    with serving_intake(admin_url) as pair:
-        yield pair
+    with support.serving(SPEC, admin_url) as served:
+        yield served.rt, intake_service_pb2_grpc.IntakeServiceStub(served.channel)
 
 
 def largest_report(at, point) -> intake_pb.Report:
     """A report with every field a caller sets at its validation limit."""
     from services.intake.domain import MAX_ADDRESS_CHARS, MAX_ATTACHMENTS, MAX_DESCRIPTION_CHARS
-    from tests.integration.intake_kb_support import caller, report
+    from tests.integration.intake_support import caller, report
 
     r = report(chinese(MAX_DESCRIPTION_CHARS), point=point, at=at, phone=caller(),
                address=chinese(MAX_ADDRESS_CHARS, "江城市江岸区大智街道三阳社区中山大道128号3栋"))
@@ -83,7 +85,7 @@ def largest_report(at, point) -> intake_pb.Report:
 def test_intake_events_stay_small_however_long_a_report_is_handled(intake):
     from google.protobuf import field_mask_pb2
 
-    from tests.integration.intake_kb_support import CALL_TAKER, HANKOU, WUCHANG, rid, submit, time_slot
+    from tests.integration.intake_support import CALL_TAKER, HANKOU, WUCHANG, rid, submit, time_slot
 
     rt, stub = intake
     t = time_slot()
@@ -91,11 +93,13 @@ def test_intake_events_stay_small_however_long_a_report_is_handled(intake):
     reason = chinese(500, "报警人再次来电说明情况，")
     points = [WUCHANG, HANKOU]
     for i in range(HISTORY // 3):
-        # A priority correction (one entry) and a relocation (a correction and a new routing).
+        # A priority correction (one entry) and a relocation (a correction and a new routing), a second apart.
+        rt.clock.advance(1)
         fixed = intake_pb.Report(name=report.name, classification=intake_pb.Classification(priority=1 + i % 2))
         stub.UpdateReport(intake_pb.UpdateReportRequest(
             request_id=rid(), report=fixed, reason=reason,
             update_mask=field_mask_pb2.FieldMask(paths=["classification.priority"])), metadata=CALL_TAKER)
+        rt.clock.advance(1)
         moved = intake_pb.Report(name=report.name)
         moved.location.point.longitude, moved.location.point.latitude = points[i % 2]
         moved.location.accuracy_m = 10
@@ -128,12 +132,13 @@ def test_intake_events_stay_small_however_long_a_report_is_handled(intake):
 
 
 def test_a_master_report_with_many_duplicates_announces_each_one_alone(intake):
-    from tests.integration.intake_kb_support import CALL_TAKER, WUCHANG, report, submit, time_slot
+    from tests.integration.intake_support import CALL_TAKER, WUCHANG, report, submit, time_slot
 
     rt, stub = intake
     t = time_slot()
     master = submit(stub, report("超市门口有人抢手机，往东边跑了", point=WUCHANG, at=t))
     for i in range(150):
+        rt.clock.advance(1)
         dup = submit(stub, report(f"超市门口有人抢手机，我是第{i}个报警的", point=WUCHANG, at=t + timedelta(seconds=i)))
         assert dup.merged_into == master.name
     whole = stub.GetReport(intake_pb.GetReportRequest(name=master.name), metadata=CALL_TAKER)

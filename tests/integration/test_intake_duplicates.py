@@ -7,12 +7,12 @@ from datetime import timedelta
 import grpc
 
 from smart110.intake.v1 import intake_service_pb2 as pb
-from tests.integration.intake_kb_support import (
-    CALL_TAKER, HANKOU, WUCHANG, actions, caller, error_of, events_about, intake, metadata_for, report, rid, submit,
-    time_slot,
+from tests.integration.intake_support import (
+    CALL_TAKER, HANKOU, WUCHANG, actions, caller, error_of, events_about, intake, metadata_for, report, rid, served,
+    submit, time_slot,
 )
 
-__all__ = ["intake"]  # the fixture
+__all__ = ["intake", "served"]  # the fixtures
 # About 100 m east of HANKOU; about 2 km away.
 NEAR = (HANKOU[0] + 0.001, HANKOU[1])
 FAR = (HANKOU[0] + 0.02, HANKOU[1])

@@ -1,5 +1,6 @@
 """The report follows its dispatch case and 12345 work order: real dispatch and referral
-event payloads applied through intake's feed consumers, exactly once, on a real Postgres."""
+event payloads applied through intake's feed consumers (wired from EVENT_HANDLERS), exactly once,
+on a real Postgres."""
 from __future__ import annotations
 
 import uuid
@@ -13,19 +14,18 @@ from smart110.intake.v1 import intake_service_pb2 as pb
 from smart110.referral.v1 import referral_service_pb2 as referral_pb
 from services.runtime.consumer import FeedConsumer
 from services.runtime.timeutil import to_pb
-from tests.integration.intake_kb_support import (
-    CALL_TAKER, HANKOU, WUCHANG, actions, events_about, intake, report, submit, time_slot,
+from tests.integration.intake_support import (
+    CALL_TAKER, HANKOU, WUCHANG, actions, events_about, intake, report, served, submit, time_slot,
 )
 
-__all__ = ["intake"]  # the fixture
+__all__ = ["intake", "served"]  # the fixtures
 _sequence = iter(range(1, 10**9))
 
 
 def consumer(rt, source: str) -> FeedConsumer:
-    """The service's own subscriptions for `source`, on a cursor of their own (the service's stays untouched)."""
+    """The service's consumer of `source`'s feed, as the runtime wired it from EVENT_HANDLERS."""
     [wired] = [c for c in rt.consumers if c.source == source]
-    return FeedConsumer(source=f"{source}-check-{uuid.uuid4().hex[:6]}", open_stream=None, engine=rt.engine,
-                        cursors=rt.tables.cursors, inbox=rt.tables.inbox, subscriptions=wired.subscriptions)
+    return wired
 
 
 def event(kind: str, subject: str, payload) -> events_pb2.Event:

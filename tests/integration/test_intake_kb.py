@@ -8,11 +8,11 @@ from sqlalchemy import func, select
 from sampledata import city, knowledge as seed
 from smart110.intake.v1 import intake_service_pb2 as pb
 from services.intake import store
-from tests.integration.intake_kb_support import (
-    CALL_TAKER, actions, error_of, events_about, intake, metadata_for, report, rid, submit, time_slot,
+from tests.integration.intake_support import (
+    CALL_TAKER, actions, error_of, events_about, intake, metadata_for, report, rid, served, submit, time_slot,
 )
 
-__all__ = ["intake"]  # the fixture
+__all__ = ["intake", "served"]  # the fixtures
 EXPERT_A = metadata_for(["expert"], "expert-zhou", "户政专家周敏")
 EXPERT_B = metadata_for(["expert"], "expert-wu", "交管专家吴强")
 

@@ -16,12 +16,10 @@ from sampledata import gazetteer as sample_gazetteer
 from smart110.common.v1 import common_pb2, events_pb2
 from smart110.intake.v1 import intake_service_pb2 as pb
 from smart110.intake.v1 import intake_service_pb2_grpc as pb_grpc
-from services.runtime import migrate
-from services.runtime.app import open_runtime
-from services.runtime.config import Settings
-from services.runtime.db import ensure_service_database
-from services.runtime.server import create_server
 from tests import support
+from tests.integration.intake_support import served
+
+__all__ = ["served"]  # the fixture
 
 
 def as_user(*roles: str, sub: str = "p-call-taker-01") -> tuple:
@@ -33,25 +31,11 @@ DISPATCHER = as_user("dispatcher", sub="p-dispatcher-01")
 
 
 @pytest.fixture(scope="module")
-def stub(admin_url):
+def stub(served):
     from services.intake.__main__ import SPEC
 
-    url = ensure_service_database(support.own_database(admin_url, "intake_reports_checks"), SPEC.name, "pw")
-    migrate.upgrade(SPEC.migrations, url, SPEC.name)
-    rt = open_runtime(SPEC, Settings(service=SPEC.name, grpc_port=0, database_url=url))
-    server = None
-    try:
-        SPEC.seed(rt)
-        SPEC.seed(rt)  # idempotent
-        server = create_server(port=0, host="127.0.0.1", services=SPEC.build(rt))
-        rt.feed.start()
-        server.start()
-        with support.channel(f"127.0.0.1:{server.port}") as channel:
-            yield pb_grpc.IntakeServiceStub(channel)
-    finally:
-        if server is not None:
-            server.stop(1)
-        rt.close()
+    SPEC.seed(served.rt)  # idempotent
+    return pb_grpc.IntakeServiceStub(served.channel)
 
 
 def unique_phone() -> str:
@@ -59,10 +43,10 @@ def unique_phone() -> str:
 
 
 class Slots:
-    """Receive times an hour apart in the past: separate incidents are never merged as repeats."""
+    """Receive times an hour apart before the service's clock: separate incidents are never merged as repeats."""
 
     def __init__(self):
-        self.next = datetime.now(timezone.utc) - timedelta(days=60, minutes=uuid.uuid4().int % 600)
+        self.next = support.START - timedelta(days=60, minutes=uuid.uuid4().int % 600)
 
     def __call__(self) -> timestamp_pb2.Timestamp:
         self.next += timedelta(minutes=61)
@@ -232,9 +216,9 @@ def test_search_addresses_by_text_and_by_code(stub):
 
 # -- classification rules that need the database or the clock -----------------------------
 
-def test_repeated_invalid_calls_from_one_number_become_harassment(stub):
+def test_repeated_invalid_calls_from_one_number_become_harassment(stub, served):
     phone = unique_phone()
-    start = datetime.now(timezone.utc) - timedelta(minutes=30)
+    start = served.clock() - timedelta(minutes=30)
     categories = []
     for i, text in enumerate(["打错了", "哈哈开玩笑的", "骗你的，试试110", "喂？喂？"]):
         got = submit(stub, pb.Report(channel=pb.CHANNEL_PHONE, caller=pb.Caller(phone_number=phone),

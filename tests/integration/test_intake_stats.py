@@ -1,6 +1,7 @@
 """Time stamps (received, answered, classified, handed off), the citizen's rating and the
 intake statistics, against a real Postgres over a real gRPC socket. Times that matter are
-injected: receive times on the reports, the answer and acceptance times on the handlers."""
+injected: receive times on the reports, the answer time through the service's clock, acceptance
+times on the dispatch events its consumer is given."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -9,17 +10,16 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from smart110.common.v1 import common_pb2
+from smart110.dispatch.v1 import dispatch_service_pb2 as dispatch_pb
 from smart110.intake.v1 import intake_service_pb2 as pb
-from services.intake import handling
-from services.runtime.auth import AuthContext
-from tests.integration.intake_kb_support import (
-    CALL_TAKER, HANKOU, WUCHANG, actions, error_of, events_about, intake, metadata_for, report, rid, submit,
-    time_slot,
+from services.runtime.timeutil import to_pb
+from tests.integration.intake_support import (
+    CALL_TAKER, HANKOU, WUCHANG, actions, error_of, events_about, intake, metadata_for, report, rid, served,
+    submit, time_slot,
 )
 
-__all__ = ["intake"]  # the fixture
+__all__ = ["intake", "served"]  # the fixtures
 SUPERVISOR = metadata_for(["supervisor"], "sup-01", "督察王刚")
-TAKER = AuthContext(subject="ct-1001", roles=frozenset({"call_taker"}), name="接警员李娜")
 
 
 def ts(value) -> timestamp_pb2.Timestamp:
@@ -70,7 +70,7 @@ def test_a_report_is_rated_once(intake):
     assert code == grpc.StatusCode.INVALID_ARGUMENT and set(fields) == {"satisfaction", "comment"}
 
 
-def test_statistics_per_channel_hour_and_station(intake):
+def test_statistics_per_channel_hour_and_station(intake, served):
     rt, stub = intake
     t = time_slot()
     fight = submit(stub, report("小区门口有两个人打架，其中一人拿着棍子", point=HANKOU, at=t))
@@ -80,16 +80,26 @@ def test_statistics_per_channel_hour_and_station(intake):
                                   channel=pb.CHANNEL_WECHAT, at=t + timedelta(minutes=70)))
     assert repeat.merged_into == fight.name and consult.status == pb.REPORT_STATUS_ANSWERED
     receive = {r.name: r.receive_time.ToDatetime().replace(tzinfo=t.tzinfo) for r in (fight, theft)}
-    with rt.engine.begin() as conn:
+    clock, now = served.clock, served.clock()
+    try:
         for r, answer_after, accept_after in ((fight, 2, 20), (theft, 5, 45)):
             rid_ = r.name.split("/")[1]
-            handling.answer_report(conn, outbox=rt.outbox, report_id=rid_, actor=TAKER,
-                                   now=receive[r.name] + timedelta(seconds=answer_after))
-            case = f"cases/stats-{rid_}"
-            handling.case_opened(conn, outbox=rt.outbox, case_name=case, report_name=r.name, now=receive[r.name])
-            handling.assignment_accepted(conn, outbox=rt.outbox, case_name=case, unit="units/U-S01-001",
-                                         accept_time=receive[r.name] + timedelta(seconds=accept_after),
-                                         now=receive[r.name])
+            clock.set(receive[r.name] + timedelta(seconds=answer_after))
+            stub.AnswerReport(pb.AnswerReportRequest(request_id=rid(), name=r.name), metadata=CALL_TAKER)
+            clock.set(receive[r.name])
+            case = dispatch_pb.DispatchCase(name=f"cases/stats-{rid_}", report=r.name,
+                                            status=dispatch_pb.CASE_STATUS_PENDING)
+            served.deliver("dispatch", "dispatch.CaseCreated", case.name, dispatch_pb.CaseCreated(dispatch_case=case))
+            accepted = dispatch_pb.Assignment(
+                name=f"{case.name}/assignments/a1", unit="units/U-S01-001", state=dispatch_pb.ASSIGNMENT_STATE_ACCEPTED,
+                accept_time=to_pb(receive[r.name] + timedelta(seconds=accept_after)))
+            served.deliver("dispatch", "dispatch.AssignmentChanged", accepted.name,
+                           dispatch_pb.AssignmentChanged(assignment=accepted, case_name=case.name))
+    finally:
+        clock.set(now)
+    for r in (fight, theft):
+        assert actions(stub.GetReport(pb.GetReportRequest(name=r.name), metadata=CALL_TAKER))[-3:] == [
+            "ANSWERED", "DISPATCHED", "HANDED_OFF"]
     for r, how in ((fight, common_pb2.SATISFACTION_SATISFIED), (theft, common_pb2.SATISFACTION_BASICALLY_SATISFIED),
                    (consult, common_pb2.SATISFACTION_UNSATISFIED)):
         stub.RateReport(pb.RateReportRequest(request_id=rid(), name=r.name, satisfaction=how), metadata=CALL_TAKER)

@@ -1,4 +1,5 @@
-"""Intake rules without a database: validation, classification, jurisdiction."""
+"""Intake rules without a database: validation, classification, jurisdiction, and the report aggregate
+with the events it records."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -9,8 +10,12 @@ from shapely.geometry import Point
 import sampledata as sd
 from services.intake import rules
 from services.intake.domain import (
-    Attachment, GridArea, JurisdictionIndex, StationArea, classify, normalize_phone, validate_new_report,
+    Attachment, GridArea, IncidentReported, JurisdictionIndex, KnowledgeEntryAdded, Report, ReportUpdated, StationArea,
+    classify, normalize_phone, validate_new_report,
 )
+from services.intake.knowledge import Consultation
+from services.runtime.auth import AuthContext
+from services.runtime.errors import FailedPrecondition
 from services.runtime.validation import Violations
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=timezone.utc)  # 14:00 in 江城
@@ -299,3 +304,143 @@ def test_sample_reports_route_to_their_expected_station(index):
             assert loc.station_id == r["expected_station_id"], r["description"]
             checked += 1
     assert checked >= 30
+
+
+# -- the report aggregate and the events it records -------------------------------------------
+
+TAKER = AuthContext(subject="ct-1001", roles=frozenset({"call_taker"}), name="接警员李娜")
+EXPERT = AuthContext(subject="expert-zhou", roles=frozenset({"expert"}), name="户政专家周敏")
+
+
+def new_report(index, description="小区门口有两个人打架", *, report_id="20261123-000000000001", at=NOW, **over):
+    r = Report.received(report_id, fields(description=description, receive_time=at, **over), actor=TAKER, now=at)
+    r.locate(index, None, actor=TAKER, now=at)
+    r.classify_by_rules(recent_invalid_calls=0, actor=TAKER, now=at)
+    return r
+
+
+def test_a_new_report_records_one_event_when_intake_is_done(index):
+    r = new_report(index)
+    assert r.pull_events() == []  # located and classified, not yet announced
+    assert [e.action for e in r.timeline] == ["REPORTED", "ROUTED", "CLASSIFIED"]
+    assert r.status == "CLASSIFIED" and r.station_id and r.classify_time == NOW
+    r.reported()
+    [event] = r.pull_events()
+    assert isinstance(event, IncidentReported)
+    assert [e.action for e in event.new_entries] == ["REPORTED", "ROUTED", "CLASSIFIED"]
+    assert event.report.timeline == [] and event.report.status == "CLASSIFIED"
+    # The event keeps the report as it was announced.
+    r.status = "CLOSED"
+    r.classification.priority = 1
+    assert event.report.status == "CLASSIFIED" and event.report.classification.priority != 1
+    assert r.pull_events() == []
+
+
+def test_a_silent_alarm_is_flagged_in_the_timeline():
+    r = Report.received("20261123-000000000002", fields(channel="SILENT_ALARM", receive_time=None), actor=TAKER,
+                        now=NOW)
+    assert [e.action for e in r.timeline] == ["REPORTED", "FLAGGED"] and r.receive_time == NOW
+    assert r.timeline[0].actor == "ct-1001" and r.timeline[0].roles == ["call_taker"] and r.timeline[0].time == NOW
+
+
+def test_each_change_records_the_report_before_and_after_it_with_its_entries(index):
+    r = new_report(index)
+    later = NOW + timedelta(seconds=2)
+    assert r.answer(actor=TAKER, now=later) == 2.0
+    [answered] = r.pull_events()
+    assert isinstance(answered, ReportUpdated) and answered.action == "ANSWERED"
+    assert answered.before.answer_time is None and answered.report.answer_time == later
+    assert answered.before.update_time == NOW and answered.report.update_time == later
+    assert [e.action for e in answered.new_entries] == ["ANSWERED"] and answered.new_entries[0] is r.timeline[-1]
+    with pytest.raises(FailedPrecondition) as err:
+        r.answer(actor=TAKER, now=later)
+    assert err.value.reason == "ALREADY_ANSWERED" and r.pull_events() == []
+    r.rate(satisfaction="SATISFIED", comment="", actor=TAKER, now=later)
+    [rated] = r.pull_events()
+    assert rated.before.satisfaction == "" and rated.report.satisfaction == "SATISFIED"
+    assert rated.new_entries[0].detail == "群众评价：满意"
+
+
+def test_a_merge_is_recorded_on_both_reports_and_refused_ones_record_nothing(index):
+    master = new_report(index, report_id="20261123-00000000000a")
+    r = new_report(index, "楼下有人打架", report_id="20261123-00000000000b")
+    question = new_report(index, "请问身份证丢了怎么补办？", report_id="20261123-00000000000c")
+    with pytest.raises(FailedPrecondition) as err:
+        question.merge_into(master, reason="同一人", actor=TAKER, now=NOW)
+    assert err.value.reason == "CATEGORY_MISMATCH" and master.pull_events() == question.pull_events() == []
+    r.merge_into(master, reason="同一警情", actor=TAKER, now=NOW)
+    assert (r.status, r.merged_into, r.merge_reason) == ("MERGED", master.id, "接警员合并：同一警情")
+    assert master.duplicates == [r.id]
+    [linked], [merged] = master.pull_events(), r.pull_events()
+    assert (linked.action, merged.action) == ("DUPLICATE_LINKED", "MERGED")
+    assert linked.new_entries[0].reason == merged.new_entries[0].reason == "同一警情"
+    assert merged.before.status == "CLASSIFIED" and merged.report.status == "MERGED"
+    with pytest.raises(FailedPrecondition) as err:
+        question.merge_into(r, reason="同一", actor=TAKER, now=NOW)
+    assert err.value.reason == "MASTER_IS_MERGED"
+    assert r.master_to_leave() == master.id
+    r.unmerge(master, reason="另一起", actor=TAKER, now=NOW)
+    assert (r.status, r.merged_into, master.duplicates) == ("CLASSIFIED", "", [])
+    assert [e.action for e in master.pull_events()] == ["DUPLICATE_UNLINKED"]
+    assert [e.action for e in r.pull_events()] == ["UNMERGED"]
+    with pytest.raises(FailedPrecondition) as err:
+        r.master_to_leave()
+    assert err.value.reason == "NOT_MERGED"
+
+
+def test_a_correction_that_changes_nothing_records_nothing_and_one_into_a_consultation_queues_it(index):
+    r = new_report(index, "我家孩子暑假想学游泳，附近哪里比较安全")
+    same = dict(category=r.classification.category, incident_type=r.classification.incident_type,
+                priority=r.classification.priority)
+    paths = ["classification.category", "classification.incident_type"]
+    assert not r.correct(paths=paths, changes=same, reason="核实", index=index, gazetteer=None, actor=TAKER, now=NOW)
+    assert r.pull_events() == []
+    into = dict(same, category="CONSULTATION", incident_type="CONSULTATION_OTHER")
+    assert r.correct(paths=paths, changes=into, reason="只是咨询", index=index, gazetteer=None, actor=TAKER, now=NOW)
+    [event] = r.pull_events()
+    assert [e.action for e in event.new_entries] == ["CORRECTED", "CONSULTATION_QUEUED"]
+    assert event.before.consultation is None and event.report.consultation.status == "QUEUED"
+    assert r.classification.corrected and "原判" in r.classification.reason
+    r.status = "DISPATCHED"
+    with pytest.raises(FailedPrecondition) as err:
+        r.correct(paths=paths, changes=dict(same, category="POLICE", incident_type="DROWNING_RISK"), reason="核实",
+                  index=index, gazetteer=None, actor=TAKER, now=NOW)
+    assert err.value.reason == "REPORT_SETTLED"
+
+
+def test_the_expert_queue_records_the_steps_and_the_new_knowledge_entry(index):
+    r = new_report(index, "请问公积金贷款买二手房，公积金中心需要派出所开什么证明？")
+    r.consult(Consultation(report_id=r.id, question=r.description, status="QUEUED", create_time=NOW), actor=TAKER,
+              now=NOW)
+    r.pull_events()
+    later = NOW + timedelta(minutes=5)
+    claimed = r.claim_consultation(actor=EXPERT, now=later)
+    assert claimed.status == "CLAIMED" and claimed.expert == "expert-zhou"
+    entry = r.answer_consultation(text="一般不需要。", topic="户政", question="", keywords=["公积金"],
+                                  entry_id="KB-EX-20261123-0000abcd", actor=EXPERT, now=later)
+    assert (entry.entry_id, entry.question, entry.source, entry.source_consultation) == (
+        "KB-EX-20261123-0000abcd", r.description, "EXPERT", f"consultations/{r.id}")
+    assert r.status == "ANSWERED" and r.answer_time == later
+    claim, answer, added = r.pull_events()
+    assert (claim.action, answer.action) == ("CONSULTATION_CLAIMED", "CONSULTATION_ANSWERED")
+    assert claim.before.consultation.status == "QUEUED" and claim.report.consultation.status == "CLAIMED"
+    assert isinstance(added, KnowledgeEntryAdded) and added.entry == entry
+
+
+def test_the_report_follows_its_case_and_work_order(index):
+    r = new_report(index)
+    r.case_opened("cases/c1", now=NOW)
+    [dispatched] = r.pull_events()
+    assert dispatched.action == "DISPATCHED" and dispatched.before.dispatch_case == ""
+    assert dispatched.report.dispatch_case == "cases/c1" and r.timeline[-1].actor == "intake"
+    r.assignment_accepted("units/U1", NOW + timedelta(seconds=25), now=NOW)
+    r.assignment_accepted("units/U2", NOW + timedelta(seconds=90), now=NOW)
+    [handed] = r.pull_events()
+    assert handed.action == "HANDED_OFF" and r.hand_off_time == NOW + timedelta(seconds=25)
+    r.joint_order_opened("workOrders/j1", now=NOW + timedelta(hours=1))
+    [joint] = r.pull_events()
+    assert joint.action == "JOINT_RESCUE" and joint.report.update_time == joint.before.update_time
+    r.case_changed("cases/c1", closed=True, now=NOW)
+    assert r.status == "CLOSED" and [e.action for e in r.pull_events()] == ["CLOSED"]
+    r.case_opened("cases/c2", now=NOW)  # a closed report is linked, not dispatched again
+    assert r.dispatch_case == "cases/c2" and r.pull_events() == []

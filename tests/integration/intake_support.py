@@ -1,12 +1,11 @@
-"""The intake service in-process on a real Postgres and a real gRPC socket, for the
-consultation, duplicate, follow-up and statistics tests."""
+"""The intake service in-process (`tests.support.serving`: a fresh database, an injected clock, its
+feed consumers fed by hand) and the helpers intake's integration tests share."""
 from __future__ import annotations
 
 import itertools
 import random
 import uuid
-from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import grpc
 import pytest
@@ -14,21 +13,15 @@ from sqlalchemy import select
 
 from smart110.intake.v1 import intake_service_pb2 as pb
 from smart110.intake.v1 import intake_service_pb2_grpc as pb_grpc
-from services.runtime import migrate
-from services.runtime.app import open_runtime
-from services.runtime.config import Settings
-from services.runtime.db import ensure_service_database
-from services.runtime.server import create_server
 from tests import support
 
 # Points inside the sample city (江岸区 and 武昌区), and a report place.
 HANKOU = (114.30, 30.58)
 WUCHANG = (114.33, 30.55)
 
-# Each test takes its own 3-hour slot of time, so duplicate windows and
-# statistics of different tests (and of earlier runs on a kept database) never meet.
-_BASE = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(
-    days=2 + random.randrange(0, 20), hours=random.randrange(0, 24))
+# Each test takes its own 3-hour slot of time before the clock's, so duplicate windows and
+# statistics of different tests never meet.
+_BASE = support.START.replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
 _slots = itertools.count()
 
 
@@ -41,38 +34,26 @@ def caller() -> str:
     return "139" + f"{random.randrange(10**8):08d}"
 
 
-def metadata_for(roles: list[str], sub: str = "", name: str = "") -> tuple:
-    return support.caller(roles, sub=sub or f"{roles[0]}-{uuid.uuid4().hex[:6]}", name=name)
+def metadata_for(roles: list[str], sub: str = "", name: str = "", station: str = "") -> tuple:
+    return support.caller(roles, sub=sub or f"{roles[0]}-{uuid.uuid4().hex[:6]}", name=name, station=station)
 
 
 CALL_TAKER = metadata_for(["call_taker"], "ct-1001", "接警员李娜")
 
 
-@contextmanager
-def serving_intake(admin_url: str):
+@pytest.fixture(scope="module")
+def served(admin_url):
+    """Intake as `serve` assembles it, seeded, on its own database; its clock stands at support.START."""
     from services.intake.__main__ import SPEC
 
-    url = ensure_service_database(support.own_database(admin_url, "smart110_intake_checks"), SPEC.name, "pw")
-    migrate.upgrade(SPEC.migrations, url, SPEC.name)
-    rt = open_runtime(SPEC, Settings(service=SPEC.name, grpc_port=0, database_url=url))
-    server = None
-    try:
-        SPEC.seed(rt)
-        server = create_server(port=0, host="127.0.0.1", services=SPEC.build(rt))
-        rt.feed.start()
-        server.start()
-        with support.channel(f"127.0.0.1:{server.port}") as channel:
-            yield rt, pb_grpc.IntakeServiceStub(channel)
-    finally:
-        if server is not None:
-            server.stop(1)
-        rt.close()
+    with support.serving(SPEC, admin_url) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")
-def intake(admin_url):
-    with serving_intake(admin_url) as pair:
-        yield pair
+def intake(served):
+    """(runtime, stub) of the served intake."""
+    return served.rt, pb_grpc.IntakeServiceStub(served.channel)
 
 
 def report(description: str, *, point=HANKOU, at: datetime | None = None, phone: str | None = None,
@@ -100,6 +81,8 @@ def error_of(call) -> tuple[grpc.StatusCode, list[str], str]:
     with pytest.raises(grpc.RpcError) as info:
         call()
     return info.value.code(), support.field_violations(info.value), support.error_reason(info.value)
+
+
 def events_about(rt, subject: str) -> list[tuple[str, object]]:
     """The intake feed's events about one resource, oldest first, with decoded payloads."""
     table = rt.tables.outbox
