@@ -4,16 +4,13 @@ from pathlib import Path
 from smart110.intake.v1 import intake_service_pb2 as pb
 from smart110.intake.v1 import intake_service_pb2_grpc as pb_grpc
 
-from services.runtime.app import Runtime, ServiceSpec, adopt, main
+from services.runtime.app import Runtime, ServiceSpec, main
 
 from . import handlers, mapping, policy, queries, seed, store
 from .api import IntakeServicer
 
 
 def build(rt: Runtime) -> list[tuple]:
-    # Also when the servicer is built without `assemble` (tests serving it bare): its units of work
-    # need the repositories and the event mapping.
-    adopt(SPEC, rt)
     rt.context = handlers.Context(areas=queries.JurisdictionCache(rt.engine),
                                   addresses=queries.GazetteerCache(rt.engine),
                                   knowledge=queries.KnowledgeBase(rt.engine))

@@ -27,7 +27,7 @@ from smart110.common.v1 import common_pb2
 from smart110.intake.v1 import intake_service_pb2 as pb
 from smart110.intake.v1 import intake_service_pb2_grpc as pb_grpc
 from services.runtime import migrate
-from services.runtime.app import open_runtime
+from services.runtime.app import all_policies, assemble, open_runtime
 from services.runtime.config import Settings
 from services.runtime.db import ensure_service_database, sqlalchemy_url
 from services.runtime.server import create_server
@@ -131,7 +131,8 @@ def row_counts(url: str, schema: str) -> dict[str, int]:
 def intake_api(url: str):
     spec = spec_of("intake")
     rt = open_runtime(spec, Settings(service=spec.name, grpc_port=0, database_url=url))
-    server = create_server(port=0, host="127.0.0.1", services=spec.build(rt), public=spec.public)
+    server = create_server(port=0, host="127.0.0.1", services=assemble(spec, rt), public=spec.public,
+                           policies=all_policies(spec))
     try:
         server.start()
         with support.channel(f"127.0.0.1:{server.port}") as channel:

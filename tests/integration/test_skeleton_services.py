@@ -18,7 +18,7 @@ from smart110.referral.v1 import referral_service_pb2 as referral_pb
 from smart110.referral.v1 import referral_service_pb2_grpc as referral_grpc
 from smart110.scoring.v1 import scoring_service_pb2_grpc as scoring_grpc
 from services.runtime import migrate
-from services.runtime.app import open_runtime
+from services.runtime.app import adopt, all_policies, assemble, open_runtime
 from services.runtime.config import Settings
 from services.runtime.db import ensure_service_database, make_engine
 from services.runtime.server import create_server
@@ -36,11 +36,13 @@ def serving(admin_url: str, spec, *, seed_times: int = 0):
     """The service in-process, as `serve` wires it, on a free port; yields a channel to it."""
     url = prepare(admin_url, spec)
     rt = open_runtime(spec, Settings(service=spec.name, grpc_port=0, database_url=url))
+    adopt(spec, rt)
     server = None
     try:
         for _ in range(seed_times):
             spec.seed(rt)
-        server = create_server(port=0, host="127.0.0.1", services=spec.build(rt), public=spec.public)
+        server = create_server(port=0, host="127.0.0.1", services=assemble(spec, rt), public=spec.public,
+                           policies=all_policies(spec))
         rt.feed.start()
         server.start()
         with support.channel(f"127.0.0.1:{server.port}") as channel:
