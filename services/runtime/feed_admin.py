@@ -163,12 +163,12 @@ class FeedAdminServicer(pb_grpc.FeedAdminServiceServicer):
         reason = self._reason(request.reason, v, required=True)
         v.raise_if_any()
 
-        def work(conn) -> pb.ParkedEvent:
-            self._get(conn, event_id)
-            discard_in(conn, self.table, event_id, reason, who.subject, who.roles)
-            return parked_to_pb(self.service, self._get(conn, event_id))
+        def work(uow) -> pb.ParkedEvent:
+            self._get(uow.conn, event_id)
+            discard_in(uow.conn, self.table, event_id, reason, who.subject, who.roles)
+            return parked_to_pb(self.service, self._get(uow.conn, event_id))
 
-        return self.rt.idempotent(DISCARD, request, pb.ParkedEvent, work)
+        return self.rt.idempotent_work(DISCARD, request, pb.ParkedEvent, work, actor=who)
 
 
 def registration(rt) -> tuple:
