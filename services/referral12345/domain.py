@@ -1,6 +1,12 @@
 """Referral domain: 12345 departments (承办单位), work orders (工单) and their
-lifecycle, routing by matter and area, time limits, unreasonable-request
-classification (不合理不合规诉求) and per-department figures.
+lifecycle, routing by matter and area, time limits, 110 reports and when they
+become orders, unreasonable-request classification (不合理不合规诉求) and
+per-department figures.
+
+The work order and the unreasonable-request record are aggregates: their
+state-changing methods record the domain events at the end of this module's
+work-order section (`WorkOrderCreated`, `WorkOrderUpdated`,
+`UnreasonableRequestRecorded`), which the unit of work publishes at commit.
 
 Plain Python; knows nothing of gRPC or SQL.
 """
@@ -11,12 +17,16 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
-from services.runtime.audit import TimelineEntry
+from services.runtime.auth import AuthContext
 from services.runtime.errors import FailedPrecondition
+from services.runtime.ids import new_id
+from services.runtime.model import Aggregate, DomainEvent, TimelineEntry
 
 from . import rules
 
 CHINA = timezone(timedelta(hours=8))
+# Who referral's own changes are made by: a consumed 110 report, the overdue sweeper.
+SYSTEM = AuthContext(subject="referral", roles=frozenset({"service"}))
 
 
 @dataclass(frozen=True)
@@ -170,6 +180,109 @@ def deadline_for(start: datetime, urgency: int) -> datetime:
     return add_working_days(start, rules.WORKING_DAYS_LIMIT.get(urgency, rules.WORKING_DAYS_LIMIT[4]))
 
 
+# -- places and 110 reports ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Place:
+    """A police station with jurisdiction, as intake locates it (for 先期处置 and the order's district)."""
+
+    station_id: str
+    station_name: str
+    district: str
+
+
+@dataclass(frozen=True)
+class PoliceReport:
+    """A 110 report as intake announces (or files) it: what referral reads of it."""
+
+    name: str
+    status: str  # the full intake status name, e.g. REPORT_STATUS_CLASSIFIED
+    category: str = ""  # POLICE, NON_POLICE, ... ("" unclassified)
+    incident_type: str = ""
+    priority: int = 0
+    channel: str = ""  # PHONE, HOTLINE_12345, ...
+    merged_into: str = ""
+    description: str = ""
+    lon: float | None = None
+    lat: float | None = None
+    accuracy_m: float = 0.0
+    address_text: str = ""
+    station_id: str = ""
+    caller_phone: str = ""
+    caller_name: str = ""
+    attachments: tuple[dict, ...] = ()
+    receive_time: datetime | None = None
+
+
+# The intake.ReportUpdated actions after which a report may need an order it did not have: corrected
+# into a non-police (or joint-rescue) type, or un-merged from the incident it was taken as a repeat of.
+REFER_ON_UPDATE = ("CORRECTED", "UNMERGED")
+
+
+def needs_order(report: PoliceReport) -> bool:
+    """A non-police report, or a police one of a type that needs city departments too (联动抢险)."""
+    return report.category == "NON_POLICE" or (report.category == "POLICE"
+                                               and report.incident_type in rules.LINKAGE)
+
+
+def to_refer(report: PoliceReport) -> bool:
+    """Whether a reported 110 report is one to refer: it needs an order and is one of its own (not merged
+    into another)."""
+    return needs_order(report) and not report.merged_into
+
+
+def to_refer_after(action: str, report: PoliceReport) -> bool:
+    """Whether a report updated by `action` is one to refer now (once, since an order is unique per report)."""
+    return action in REFER_ON_UPDATE and to_refer(report)
+
+
+@dataclass(frozen=True)
+class Referral:
+    """How a 110 report becomes a work order: its matter, why, how urgent, and the joint rescue if any."""
+
+    matter_code: str
+    why: str
+    urgency: int
+    linkage: rules.LinkageRule | None = None
+
+
+def referral_of(report: PoliceReport, known: set[str]) -> Referral:
+    """The terms of the order a report that is referred gets (see `referable`)."""
+    linkage = rules.LINKAGE.get(report.incident_type) if report.category == "POLICE" else None
+    if linkage is not None:
+        return Referral(linkage.lead_matter, f"警情类型“{report.incident_type}”需城市部门联动抢险", linkage.urgency,
+                        linkage)
+    matter, why = infer_matter(report.incident_type, report.description, known)
+    return Referral(matter, why, report.priority if 1 <= report.priority <= 4 else 4)
+
+
+def referable(report: PoliceReport) -> bool:
+    """A report that gets an order: one that needs it, of its own, and not from 12345 itself."""
+    return needs_order(report) and not report.merged_into and report.channel != "HOTLINE_12345"
+
+
+def referred_order_fields(report: PoliceReport, terms: Referral, place: Place | None) -> dict:
+    """The fields of the order a referred report becomes."""
+    return dict(
+        source="REPORT_110", report=report.name, matter_code=terms.matter_code, description=report.description,
+        urgency=terms.urgency, lon=report.lon, lat=report.lat, accuracy_m=report.accuracy_m,
+        address_text=report.address_text, district=place.district if place else "", station_id=report.station_id,
+        citizen_phone=report.caller_phone, citizen_name=report.caller_name,
+        category=rules.EMERGENCY_CATEGORY if terms.linkage else "", joint_rescue=terms.linkage is not None,
+        attachments=list(report.attachments), request_time=report.receive_time,
+    )
+
+
+def progress_detail(report: PoliceReport, action: str) -> str:
+    """The timeline text of a transferred report's progress."""
+    detail = f"110接警单 {report.name} 状态 {report.status}"
+    if action:
+        detail += f"（{action}）"
+    if report.category:
+        detail += f"；分类 {report.category}/{report.incident_type}，{report.priority}级"
+    return detail
+
+
 # -- work orders (工单) -------------------------------------------------------------
 
 ACTIVE_STATES = {"ASSIGNED", "ACCEPTED", "IN_PROGRESS", "RESOLVED"}
@@ -177,6 +290,16 @@ OPEN_STATUSES = {"RECEIVED", "ASSIGNED", "ACCEPTED", "IN_PROGRESS", "REJECTED", 
 ASSIGNABLE = {"RECEIVED", "PRELIMINARY_POLICE", "REJECTED", "REOPENED"}
 DEPARTMENT_WORKING = {"ASSIGNED", "ACCEPTED", "IN_PROGRESS"}
 CLOSED_FOR_OPEN311 = {"CLOSED", "TRANSFERRED_TO_110"}
+SOURCE_LABEL = {"REPORT_110": "110非警务警情 {report} 转入", "HOTLINE_12345": "12345热线受理",
+                "OPEN311": "Open311 接口提交"}
+
+
+def open311_statuses(wanted: list[str]) -> list[str]:
+    """The order statuses a GeoReport status filter ("open", "closed" or both) means; [] for any."""
+    out: set[str] = set()
+    for s in wanted:
+        out |= CLOSED_FOR_OPEN311 if s == "closed" else OPEN_STATUSES | {"RESOLVED"}
+    return sorted(out)
 
 
 @dataclass
@@ -210,13 +333,7 @@ class Assignment:
 
 
 @dataclass
-class Actor:
-    subject: str
-    roles: list[str]
-
-
-@dataclass
-class WorkOrder:
+class WorkOrder(Aggregate):
     id: str
     source: str
     matter_code: str
@@ -262,7 +379,7 @@ class WorkOrder:
     # Entries added since the order was loaded; the repository appends them.
     new_entries: list[OrderEntry] = field(default_factory=list)
     # The order as its last event (or its loading) showed it, and the entries added since: what the
-    # next event says changed. Kept by `mark_announced()`.
+    # next event says changed. Kept by `mark_announced()` and each recorded event.
     announced: WorkOrder | None = field(default=None, repr=False, compare=False)
     unannounced: list[OrderEntry] = field(default_factory=list, repr=False, compare=False)
 
@@ -270,14 +387,62 @@ class WorkOrder:
     def name(self) -> str:
         return f"workOrders/{self.id}"
 
+    @classmethod
+    def receive(cls, fields: dict, *, actor: AuthContext, now: datetime,
+                caller_history: tuple[int, int] | None = None) -> WorkOrder:
+        """A new order (RECEIVED) from a 12345 ticket, an Open311 request or a 110 report, with its
+        category, deadline and first timeline entry; recorded as WorkOrderCreated.
+
+        `caller_history`: (the caller's earlier requests, those on the same matter lately), when the
+        citizen left a number.
+        """
+        fields = dict(fields)
+        request_time = fields.pop("request_time", None) or now
+        order = cls(id=new_id(now), status="RECEIVED", request_time=request_time, create_time=now,
+                    update_time=now, **fields)
+        order.category = order.category or rules.CATEGORY_BY_MATTER.get(order.matter_code, "综合")
+        order.deadline = deadline_for(request_time, order.urgency)
+        source_label = SOURCE_LABEL[order.source].format(report=order.report)
+        order._log("CREATED", actor, now, f"{source_label}；时限{rules.URGENCY_LABEL.get(order.urgency, '')}")
+        if caller_history is not None:
+            order.flag_repeat(*caller_history, actor, now)
+        created = order._snapshot()
+        order.record(WorkOrderCreated(order=created, entries=tuple(order.unannounced)))
+        order.announced, order.unannounced = created, []
+        return order
+
+    @classmethod
+    def draft(cls, fields: dict) -> WorkOrder:
+        """An order not yet recorded (a 12345 ticket about to be transferred to 110)."""
+        return cls(id="", status="RECEIVED", create_time=fields["request_time"], update_time=fields["request_time"],
+                   **fields)
+
     def mark_announced(self) -> None:
         """The order as it now stands is known to the feed (announced, or loaded): what changes from
         here on is the next event's news."""
-        self.announced = replace(self, assignments=[replace(a) for a in self.assignments], timeline=[],
-                                 new_entries=[], announced=None, unannounced=[])
+        self.announced = self._snapshot()
         self.unannounced = []
 
+    def _snapshot(self) -> WorkOrder:
+        """The order's state now, without its history (what an event carries)."""
+        return replace(self, assignments=[replace(a) for a in self.assignments], timeline=[], new_entries=[],
+                       announced=None, unannounced=[])
+
+    def _announce(self, action: str) -> None:
+        """Records WorkOrderUpdated: the order as it now stands, as it was last announced, and the entries since."""
+        now = self._snapshot()
+        self.record(WorkOrderUpdated(order=now, before=self.announced, action=action,
+                                     entries=tuple(self.unannounced)))
+        self.announced, self.unannounced = now, []
+
     # -- reading -------------------------------------------------------------
+    @property
+    def where(self) -> tuple:
+        """What the order's place depends on: its point, or else its station."""
+        if self.lon is not None and self.lat is not None:
+            return ("point", self.lon, self.lat)
+        return ("station", self.station_id)
+
     def current(self) -> list[Assignment]:
         return [a for a in self.assignments if a.round == self.round and a.state != "WITHDRAWN"]
 
@@ -298,10 +463,19 @@ class WorkOrder:
         done = [a for a in self.assignments if a.feedback]
         return max(done, key=lambda a: a.resolve_time).feedback if done else ""
 
+    def check_transferable(self) -> None:
+        """一键转接 needs an open order and a place for 110 to route the report to."""
+        if self.status not in OPEN_STATUSES:
+            raise FailedPrecondition(f"cannot transfer {self.name} in status {self.status}",
+                                     reason="ILLEGAL_TRANSITION", metadata={"status": self.status})
+        if self.lon is None and not self.address_text:
+            raise FailedPrecondition(f"{self.name} has neither a location nor an address for 110",
+                                     reason="NO_LOCATION")
+
     # -- changing ------------------------------------------------------------
-    def _log(self, action: str, actor: Actor, now: datetime, detail: str = "", reason: str = "",
+    def _log(self, action: str, actor: AuthContext, now: datetime, detail: str = "", reason: str = "",
              department: str = "") -> None:
-        entry = OrderEntry(action, actor.subject, actor.roles, now, detail, reason, department)
+        entry = OrderEntry(action, actor.subject, sorted(actor.roles), now, detail, reason, department)
         self.timeline.append(entry)
         self.new_entries.append(entry)
         self.unannounced.append(entry)
@@ -336,14 +510,32 @@ class WorkOrder:
         else:
             self.status = "ASSIGNED"
 
-    def record(self, actor: Actor, now: datetime, detail: str) -> None:
-        self._log("CREATED", actor, now, detail)
-
-    def note(self, action: str, actor: Actor, now: datetime, detail: str, reason: str = "") -> None:
-        """A timeline entry that changes nothing else (e.g. why it was routed so)."""
+    def note(self, action: str, actor: AuthContext, now: datetime, detail: str, reason: str = "") -> None:
+        """A timeline entry that changes nothing else (e.g. why it was routed so); the next event carries it."""
         self._log(action, actor, now, detail, reason)
 
-    def assign(self, routes: list[Route], actor: Actor, now: datetime, reason: str = "") -> None:
+    def route(self, departments: list[Department], place: Place | None, actor: AuthContext, now: datetime, *,
+              routes: list[Route] | None = None, unclear_why: str = "") -> None:
+        """Sends the order to its departments; when none is known, to the local station (先期处置).
+
+        An order the routing cannot place and that has no location stays RECEIVED
+        with the 12345 dispatch desk, which then assigns it by hand.
+        """
+        if routes is None and self.matter_code:
+            routes = route_ordinary(self.matter_code, self.district, departments, self.rejected_departments())
+        if routes:
+            self.assign(routes, actor, now)
+            return
+        if not unclear_why:
+            label = self.matter_code or "未明确事项"
+            unclear_why = f"事项“{label}”在{self.district or '该区域'}暂无明确承办单位，职责待厘清"
+        if place is not None:
+            self.hand_to_police(place.station_id, place.station_name, unclear_why, actor, now)
+        else:
+            self.note("AWAITING_ASSIGNMENT", actor, now,
+                      f"{unclear_why}，且无位置可交属地派出所先期处置，由12345派单席人工派单")
+
+    def assign(self, routes: list[Route], actor: AuthContext, now: datetime, reason: str = "") -> None:
         self._require(ASSIGNABLE, "assign")
         if self.status in ("REOPENED",) or self.deadline is None:
             self.deadline = deadline_for(now, self.urgency)
@@ -357,8 +549,10 @@ class WorkOrder:
             self._log("ASSIGNED", actor, now, f"派单至{r.department.name}（{'牵头' if r.role == 'LEAD' else '协办'}）：{r.reason}",
                       reason, r.department.resource_name)
         self.status = "ASSIGNED"
+        self._announce("ASSIGNED")
 
-    def hand_to_police(self, station_id: str, station_name: str, why: str, actor: Actor, now: datetime) -> None:
+    def hand_to_police(self, station_id: str, station_name: str, why: str, actor: AuthContext,
+                       now: datetime) -> None:
         """先期处置: the station with jurisdiction handles it while responsibility is unclear."""
         self._require(ASSIGNABLE - {"PRELIMINARY_POLICE"}, "hand to the police station")
         if self.deadline is None:
@@ -368,8 +562,9 @@ class WorkOrder:
         self.preliminary_reason = why
         self.status = "PRELIMINARY_POLICE"
         self._log("PRELIMINARY_POLICE", actor, now, f"由{station_name or station_id}先期处置：{why}")
+        self._announce("PRELIMINARY_POLICE")
 
-    def accept(self, dept_id: str, actor: Actor, now: datetime) -> None:
+    def accept(self, dept_id: str, actor: AuthContext, now: datetime) -> None:
         self._require({"ASSIGNED", "ACCEPTED", "IN_PROGRESS"}, "accept")
         part = self.part_of(dept_id)
         if part.state != "ASSIGNED":
@@ -378,8 +573,9 @@ class WorkOrder:
         part.state, part.accept_time = "ACCEPTED", now
         self._recompute()
         self._log("ACCEPTED", actor, now, f"{part.dept_name}签收", department=part.department)
+        self._announce("ACCEPTED")
 
-    def reject(self, dept_id: str, why: str, suggested: str, actor: Actor, now: datetime) -> None:
+    def reject(self, dept_id: str, why: str, suggested: str, actor: AuthContext, now: datetime) -> None:
         self._require({"ASSIGNED", "ACCEPTED", "IN_PROGRESS"}, "reject")
         part = self.part_of(dept_id)
         if part.state not in ("ASSIGNED", "ACCEPTED"):
@@ -391,8 +587,9 @@ class WorkOrder:
         if suggested:
             detail += f"；建议改派{suggested}"
         self._log("REJECTED", actor, now, detail, why, part.department)
+        self._announce("REJECTED")
 
-    def start(self, dept_id: str, actor: Actor, now: datetime) -> None:
+    def start(self, dept_id: str, actor: AuthContext, now: datetime) -> None:
         self._require({"ACCEPTED", "IN_PROGRESS"}, "start")
         part = self.part_of(dept_id)
         if part.state != "ACCEPTED":
@@ -401,8 +598,10 @@ class WorkOrder:
         part.state, part.start_time = "IN_PROGRESS", now
         self._recompute()
         self._log("STARTED", actor, now, f"{part.dept_name}开始办理", department=part.department)
+        self._announce("STARTED")
 
-    def resolve(self, dept_id: str, feedback: str, attachments: list[dict], actor: Actor, now: datetime) -> None:
+    def resolve(self, dept_id: str, feedback: str, attachments: list[dict], actor: AuthContext,
+                now: datetime) -> None:
         self._require({"IN_PROGRESS"}, "resolve")
         part = self.part_of(dept_id)
         if part.state != "IN_PROGRESS":
@@ -412,9 +611,10 @@ class WorkOrder:
         part.state, part.resolve_time, part.feedback, part.attachments = "RESOLVED", now, feedback, attachments
         self._recompute()
         self._log("RESOLVED", actor, now, f"{part.dept_name}办结：{feedback}", department=part.department)
+        self._announce("RESOLVED")
 
     def review(self, satisfaction: str, comment: str, supervisor: tuple[str, str] | None,
-               actor: Actor, now: datetime) -> None:
+               actor: AuthContext, now: datetime) -> None:
         """回访: satisfied closes; unsatisfied reopens (重办), and repeated reopens escalate (督办)."""
         self._require({"RESOLVED"}, "review")
         self.satisfaction, self.satisfaction_comment = satisfaction, comment
@@ -429,40 +629,55 @@ class WorkOrder:
                 self.escalate_time = now
                 self._log("ESCALATED", actor, now,
                           f"重办{self.reopen_count}次，提级督办至承办单位负责人{supervisor[0]}", comment)
+                self._announce("ESCALATED")
+            else:
+                self._announce("REOPENED")
         else:
             self.status, self.close_time = "CLOSED", now
             self._log("CLOSED", actor, now, "市民评价后办结归档")
+            self._announce("CLOSED")
 
-    def transfer_to_110(self, report: str, why: str, actor: Actor, now: datetime) -> None:
+    def transfer_to_110(self, report: PoliceReport, why: str, actor: AuthContext, now: datetime) -> None:
+        """一键转接: the order becomes the 110 report intake filed for it, whose progress it then follows."""
         self._require(OPEN_STATUSES, "transfer to 110")
         self._withdraw_current()
-        self.transferred_report, self.status = report, "TRANSFERRED_TO_110"
-        self._log("TRANSFERRED_TO_110", actor, now, f"一键转接110，生成接警单 {report}", why)
+        self.transferred_report, self.status = report.name, "TRANSFERRED_TO_110"
+        self._log("TRANSFERRED_TO_110", actor, now, f"一键转接110，生成接警单 {report.name}", why)
+        self._follow_110(report, "REPORTED", actor, now)
+        self._announce("TRANSFERRED_TO_110")
 
-    def record_110_progress(self, report_status: str, detail: str, actor: Actor, now: datetime) -> bool:
+    def record_110_progress(self, report: PoliceReport, action: str, actor: AuthContext, now: datetime) -> bool:
         """The transferred report's status as intake announced it; False when nothing changed."""
-        if report_status == self.transferred_report_status:
+        if not self._follow_110(report, action, actor, now):
             return False
-        self.transferred_report_status = report_status
-        self._log("POLICE_PROGRESS", actor, now, detail)
+        self._announce("POLICE_PROGRESS")
         return True
 
-    def close_as_unreasonable(self, record: str, category_label: str, reply: str, actor: Actor,
+    def _follow_110(self, report: PoliceReport, action: str, actor: AuthContext, now: datetime) -> bool:
+        if report.status == self.transferred_report_status:
+            return False
+        self.transferred_report_status = report.status
+        self._log("POLICE_PROGRESS", actor, now, progress_detail(report, action))
+        return True
+
+    def close_as_unreasonable(self, record: str, category_label: str, reply: str, actor: AuthContext,
                               now: datetime) -> None:
         self._require(OPEN_STATUSES, "close as unreasonable")
         self._withdraw_current()
         self.unreasonable_request, self.status, self.close_time = record, "CLOSED", now
         self._log("CLOSED_UNREASONABLE", actor, now, f"属不合理不合规诉求（{category_label}），已规范答复：{reply}")
+        self._announce("CLOSED_UNREASONABLE")
 
-    def reopen_overturned(self, why: str, actor: Actor, now: datetime) -> None:
+    def reopen_overturned(self, why: str, actor: AuthContext, now: datetime) -> None:
         if self.status != "CLOSED" or not self.unreasonable_request:
             raise FailedPrecondition(f"{self.name} was not closed as unreasonable",
                                      reason="ILLEGAL_TRANSITION", metadata={"status": self.status})
         self.status, self.close_time = "RECEIVED", None
         self.deadline = deadline_for(now, self.urgency)
         self._log("OVERTURNED", actor, now, f"督导改判为正常诉求，重新受理：{why}", why)
+        self._announce("OVERTURNED")
 
-    def mark_overdue(self, actor: Actor, now: datetime) -> bool:
+    def mark_overdue(self, actor: AuthContext, now: datetime) -> bool:
         if self.overdue or self.status not in OPEN_STATUSES or self.deadline is None or self.deadline > now:
             return False
         self.overdue = True
@@ -470,14 +685,34 @@ class WorkOrder:
         who = "、".join(a.dept_name for a in late if a.state in DEPARTMENT_WORKING) or "12345派单"
         self._log("OVERDUE", actor, now, f"已超过办理时限（{self.deadline.astimezone(CHINA):%Y-%m-%d %H:%M}），"
                                          f"当前承办：{who}")
+        self._announce("OVERDUE")
         return True
 
-    def flag_repeat(self, prior: int, same_matter: int, actor: Actor, now: datetime) -> None:
+    def flag_repeat(self, prior: int, same_matter: int, actor: AuthContext, now: datetime) -> None:
         self.prior_requests = prior
         if same_matter + 1 >= rules.REPEAT_THRESHOLD:
             self.repeat_caller = True
             hours = int(rules.REPEAT_WINDOW.total_seconds() // 3600)
             self._log("REPEAT_CALLER", actor, now, f"同一号码{hours}小时内第{same_matter + 1}次反映同一事项（重复来电）")
+
+
+@dataclass(frozen=True)
+class WorkOrderCreated(DomainEvent):
+    """referral.WorkOrderCreated: the new order (as it was then) and the timeline recorded with it."""
+
+    order: WorkOrder
+    entries: tuple[OrderEntry, ...]
+
+
+@dataclass(frozen=True)
+class WorkOrderUpdated(DomainEvent):
+    """referral.WorkOrderUpdated: the order as the change left it, as it was last announced or loaded
+    (None: unknown), what was done, and the entries added since."""
+
+    order: WorkOrder
+    before: WorkOrder | None
+    action: str
+    entries: tuple[OrderEntry, ...]
 
 
 # -- unreasonable requests (不合理不合规诉求) ---------------------------------------
@@ -519,7 +754,7 @@ def classify_request(description: str, prior_total: int = 0, prior_same_matter: 
 
 
 @dataclass
-class UnreasonableRecord:
+class UnreasonableRecord(Aggregate):
     id: str
     description: str
     category: str
@@ -542,6 +777,33 @@ class UnreasonableRecord:
     @property
     def name(self) -> str:
         return f"unreasonableRequests/{self.id}"
+
+    @classmethod
+    def create(cls, fields: dict, *, prior_requests: int, actor: AuthContext, now: datetime) -> UnreasonableRecord:
+        """A request recorded as unreasonable, with the standard reply of its category unless one is given."""
+        record = cls(id=new_id(now), state="RECORDED", create_time=now, record_actor=actor.subject,
+                     record_roles=sorted(actor.roles), prior_requests=prior_requests, **fields)
+        record.standard_reply = record.standard_reply or rules.STANDARD_REPLY[record.category]
+        record.record(UnreasonableRequestRecorded(record, "RECORDED"))
+        return record
+
+    def overturn(self, why: str, actor: AuthContext, now: datetime) -> None:
+        """A supervisor overturns the record (改判): the request is to be handled after all."""
+        if self.state != "RECORDED":
+            raise FailedPrecondition(f"{self.name} was already overturned", reason="ILLEGAL_TRANSITION",
+                                     metadata={"state": self.state})
+        self.state, self.overturn_actor, self.overturn_roles = "OVERTURNED", actor.subject, sorted(actor.roles)
+        self.overturn_time, self.overturn_reason = now, why
+        self.record(UnreasonableRequestRecorded(self, "OVERTURNED"))
+
+
+@dataclass(frozen=True)
+class UnreasonableRequestRecorded(DomainEvent):
+    """referral.UnreasonableRequestRecorded (action RECORDED or OVERTURNED): the record as the unit of
+    work commits it (a record changes once in a unit of work, so this is the record the change left)."""
+
+    record: UnreasonableRecord
+    action: str
 
 
 _PHONE = re.compile(r"(?<!\d)(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})(?!\d)")

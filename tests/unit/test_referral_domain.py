@@ -9,14 +9,15 @@ import pytest
 from sampledata import city
 from services.referral12345 import rules
 from services.referral12345.domain import (
-    Actor, Department, Matter, WorkOrder, add_working_days, anonymise, classify_request, deadline_for,
+    Department, Matter, WorkOrder, add_working_days, anonymise, classify_request, deadline_for,
     infer_matter, route_linkage, route_ordinary,
 )
+from services.runtime.auth import AuthContext
 from services.runtime.errors import FailedPrecondition
 
 CHINA = timezone(timedelta(hours=8))
-AGENT = Actor("agent", ["hotline_agent"])
-STAFF = Actor("staff", ["department"])
+AGENT = AuthContext(subject="agent", roles=frozenset({"hotline_agent"}))
+STAFF = AuthContext(subject="staff", roles=frozenset({"department"}))
 DEPARTMENTS = [Department(d.dept_id, d.name, tuple(Matter(m.code, m.label) for m in d.matters), tuple(d.districts),
                           d.supervisor, d.phone) for d in city.departments()]
 KNOWN = {m.code for d in DEPARTMENTS for m in d.matters}
