@@ -92,6 +92,10 @@ SHARED_REST_PREFIXES = {"smart110.common.v1.FeedAdminService": "/v1/feedConsumer
 # Set by the transcoder on a transcoded request: the REST path it came with.
 ORIGINAL_PATH_HEADER = "x-envoy-original-path"
 UNARY_TIMEOUT = "15s"
+# Request headers (the URL included) above this are refused with 431. Every service takes twice as
+# much metadata (services/runtime/server.py MAX_METADATA_BYTES): a transcoded request carries its
+# path and its token twice.
+MAX_REQUEST_HEADERS_KB = 60
 # Deliberately not defined as a cluster; see _routes().
 UNKNOWN_ROUTE_CLUSTER = "no_such_method"
 HEALTH_CHECK_INTERVAL = "2s"
@@ -625,6 +629,7 @@ def render(
         "stream_idle_timeout": "0s",
         "request_timeout": "0s",
         "use_remote_address": True,
+        "max_request_headers_kb": MAX_REQUEST_HEADERS_KB,
         # Paths are normalised before any filter matches them, so that
         # "/open311/../x" cannot pass the open-prefix rule of jwt_authn.
         "normalize_path": True,

@@ -18,6 +18,29 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("SERVICE_TOKEN", mint_service("tests-in-process"))
 
 
+_HYPOTHESIS_HOME: list[str] = []
+
+
+def pytest_configure(config):
+    """Hypothesis keeps caches in .hypothesis/ of the working directory even without an example
+    database: this session's go to a temporary directory instead, removed at the end."""
+    from hypothesis import configuration
+
+    _HYPOTHESIS_HOME.append(tempfile.mkdtemp(prefix="smart110-hypothesis-"))
+    configuration.set_hypothesis_home_dir(_HYPOTHESIS_HOME[-1])
+
+
+def pytest_unconfigure(config):
+    for path in _HYPOTHESIS_HOME:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Fuzz tests run last: a generated request that happens to be valid leaves records in the
+    session's stack that another test could otherwise see (an alert rule, a silence)."""
+    items.sort(key=lambda item: item.get_closest_marker("fuzz") is not None)
+
+
 @pytest.fixture(scope="session")
 def admin_url():
     """An admin URL of a real Postgres server for this test session."""

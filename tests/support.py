@@ -188,7 +188,7 @@ def serving(spec, admin_url: str, *, clock: Clock | None = None, seed: bool = Tr
     runs before the service is assembled (to set settings the wiring reads).
     """
     from services.runtime import migrate
-    from services.runtime.app import assemble, open_runtime
+    from services.runtime.app import all_policies, assemble, open_runtime
     from services.runtime.config import Settings
     from services.runtime.server import create_server
 
@@ -204,7 +204,8 @@ def serving(spec, admin_url: str, *, clock: Clock | None = None, seed: bool = Tr
         servicers = assemble(spec, rt)
         if seed and spec.seed is not None:
             spec.seed(rt)
-        server = create_server(port=0, host="127.0.0.1", services=servicers, public=spec.public)
+        server = create_server(port=0, host="127.0.0.1", services=servicers, public=spec.public,
+                               policies=all_policies(spec))
         rt.feed.start()
         server.start()
         if workers:

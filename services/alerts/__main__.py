@@ -18,7 +18,7 @@ from services.runtime.consumer import Subscription
 from services.runtime.errors import Unavailable
 from services.runtime.timeutil import now
 
-from . import handlers
+from . import handlers, policy
 from .api import AlertsServicer, DispatchUnits
 from .handlers import MatcherCache
 from .rules import seed_rules
@@ -92,6 +92,7 @@ def seed(rt: Runtime) -> None:
 SPEC = ServiceSpec(
     name="alerts", metadata=metadata, tables=runtime_tables,
     migrations=Path(__file__).parent / "migrations", build=build, seed=seed,
+    policies=policy.POLICIES,
 )
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from services.runtime.app import Runtime, ServiceSpec, main
 from services.runtime.consumer import Subscription
 from services.runtime.timeutil import now
 
-from . import antifraud, handlers, offers, roster
+from . import antifraud, handlers, offers, policy, roster
 from .api import DispatchServicer
 from .context import Dispatch, DispatchSettings
 from .store import GridRepository, UnitRepository, metadata, runtime_tables
@@ -65,6 +65,7 @@ def seed(rt: Runtime, *, at=None) -> None:
 SPEC = ServiceSpec(
     name="dispatch", metadata=metadata, tables=runtime_tables,
     migrations=Path(__file__).parent / "migrations", build=build, seed=seed,
+    policies=policy.POLICIES,
 )
 
 if __name__ == "__main__":

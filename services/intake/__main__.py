@@ -7,7 +7,7 @@ from smart110.intake.v1 import intake_service_pb2_grpc as pb_grpc
 from services.runtime.app import Runtime, ServiceSpec, main
 from services.runtime.timeutil import now
 
-from . import followers, knowledge
+from . import followers, knowledge, policy
 from .api import IntakeServicer
 from .store import metadata, runtime_tables, upsert_addresses, upsert_grid, upsert_station
 
@@ -42,6 +42,7 @@ def seed(rt: Runtime) -> None:
 SPEC = ServiceSpec(
     name="intake", metadata=metadata, tables=runtime_tables,
     migrations=Path(__file__).parent / "migrations", build=build, seed=seed,
+    policies=policy.POLICIES,
 )
 
 if __name__ == "__main__":

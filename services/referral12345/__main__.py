@@ -9,7 +9,7 @@ from services.runtime.app import Runtime, ServiceSpec, main
 from services.runtime.auth import AuthContext
 from services.runtime.config import env_float, env_list, env_str
 
-from . import clients, handlers, mapping, seed, store, workers
+from . import clients, handlers, mapping, policy, seed, store, workers
 from .api import ReferralServicer
 from .open311 import Open311Servicer
 
@@ -36,6 +36,7 @@ SPEC = ServiceSpec(
     repositories=store.Repositories,
     # Open311 is public: a client authenticates with its api_key inside the request.
     public={"smart110.referral.v1.Open311Service": OPEN311_CLIENT},
+    policies=policy.POLICIES,
 )
 
 if __name__ == "__main__":

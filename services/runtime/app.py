@@ -219,11 +219,18 @@ class ServiceSpec:
     # Full names of services anyone may call without a credential (they authenticate inside the
     # request, as Open311 does with its api_key) -> the identity their calls run with.
     public: dict = field(default_factory=dict)
+    # Full service name -> its access table (the service's policy.py, see services.runtime.policy).
+    policies: dict = field(default_factory=dict)
 
 
 def feed_method(source: str) -> str:
     """The StreamEvents method of a service's feed: intake -> /smart110.intake.v1.IntakeService/StreamEvents."""
     return f"/smart110.{source}.v1.{source.capitalize()}Service/StreamEvents"
+
+
+def all_policies(spec: ServiceSpec) -> dict:
+    """The service's access tables and the runtime's own (operators' FeedAdminService)."""
+    return {**spec.policies, **feed_admin.POLICIES}
 
 
 def adopt(spec: ServiceSpec, rt: Runtime) -> None:
@@ -285,7 +292,7 @@ def serve(spec: ServiceSpec, settings: Settings) -> None:
                                                          readers=t.readers).prune)
     server = create_server(
         port=settings.grpc_port, host=settings.listen_host, services=servicers, max_workers=settings.max_workers,
-        public=spec.public,
+        public=spec.public, policies=all_policies(spec),
     )
     httpd = start_metrics_endpoint(settings)
     if httpd is not None:

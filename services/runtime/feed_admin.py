@@ -17,10 +17,19 @@ from smart110.common.v1 import feed_admin_pb2 as pb
 from smart110.common.v1 import feed_admin_pb2_grpc as pb_grpc
 
 from . import auth
+from .policy import Access, Policy
 from .consumer import DISCARDED, PARKED, REPLAYED, discard_in, list_parked, replay_parked
 from .errors import FailedPrecondition, NotFound
 from .timeutil import to_pb
 from .validation import Violations, decode_page_token, paginate
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["FeedAdminService"].full_name
+# Operators only; not scoped to a jurisdiction (they see events, not cases).
+POLICIES = {SERVICE_NAME: Policy(SERVICE_NAME, {
+    "ListParkedEvents": Access(auth.OPERATOR_ROLE, scoped=False),
+    "ReplayParkedEvent": Access(auth.OPERATOR_ROLE, scoped=False),
+    "DiscardParkedEvent": Access(auth.OPERATOR_ROLE, scoped=False),
+})}
 
 COLLECTION = "feedConsumers"
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["FeedAdminService"].full_name

@@ -19,6 +19,7 @@ Out-of-scope resources answer NOT_FOUND, like unknown ones, so ids cannot be pro
 """
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 from dataclasses import dataclass, field
@@ -95,11 +96,29 @@ class Jurisdiction:
         return not self.everything and not self.stations and not self.departments
 
 
+NO_JURISDICTION = Jurisdiction()
+_jurisdiction: contextvars.ContextVar[Jurisdiction] = contextvars.ContextVar("smart110_jurisdiction",
+                                                                           default=NO_JURISDICTION)
+
+
+def current_jurisdiction() -> Jurisdiction:
+    """The jurisdiction of the caller of the RPC being handled (set after its access was checked)."""
+    return _jurisdiction.get()
+
+
+def set_jurisdiction(j: Jurisdiction) -> contextvars.Token:
+    return _jurisdiction.set(j)
+
+
+def reset_jurisdiction(token: contextvars.Token) -> None:
+    _jurisdiction.reset(token)
+
+
 def jurisdiction_of(ctx: AuthContext, directory: Org | None = None) -> Jurisdiction:
     directory = directory or org()
     if ctx.has_role(SERVICE):
         return Jurisdiction(everything=True)
-    departments = frozenset({ctx.department}) if ctx.has_role("department") and ctx.department else frozenset()
+    departments = frozenset({department_of(ctx)}) if department_of(ctx) else frozenset()
     police = ctx.roles & POLICE_ROLES
     if not police:
         return Jurisdiction(departments=departments)
@@ -114,10 +133,18 @@ def jurisdiction_of(ctx: AuthContext, directory: Org | None = None) -> Jurisdict
     return Jurisdiction(departments=departments)
 
 
+def department_of(ctx: AuthContext) -> str:
+    """The 12345 department a department's staff act for: the `department` claim (older tokens
+    name it in the `station` claim)."""
+    if not ctx.has_role("department"):
+        return ""
+    return ctx.department or ("" if ctx.roles & POLICE_ROLES else ctx.station)
+
+
 def check_claims(ctx: AuthContext, directory: Org | None = None) -> None:
-    """A station or district claim must name one the organisation has."""
+    """A police caller's station claim, and a district claim, must name one the organisation has."""
     directory = directory or org()
-    if ctx.station and not directory.knows_station(ctx.station):
+    if ctx.station and ctx.roles & POLICE_ROLES and not directory.knows_station(ctx.station):
         raise PermissionDenied(f"station {ctx.station!r} is not a station of this city", reason="STATION_UNKNOWN",
                                metadata={"station": ctx.station})
     if ctx.district and not directory.knows_district(ctx.district):

@@ -19,13 +19,20 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from . import auth, identity, metrics
+from . import auth, identity, metrics, policy
 from .errors import DomainError, InvalidArgument, Unauthenticated, Unimplemented
 from .status import describe_fault, internal_status, to_status, transient_reason, transient_status
 from .request_guard import check_request, query_key
 from .validation import query_scope
 
 log = logging.getLogger("smart110.server")
+
+# The request metadata a service takes. The gateway passes request headers of up to 60 KiB (Envoy's
+# max_request_headers_kb, gateway/render.py) and a transcoded request carries its path twice (:path,
+# x-envoy-original-path) and its token twice (authorization, x-jwt-payload); a smaller limit answers a
+# long URL with a reset stream (HTTP 503) or RESOURCE_EXHAUSTED (429) instead of the service's own
+# answer. The soft limit equals the hard one: gRPC otherwise refuses calls between them at random.
+MAX_METADATA_BYTES = 192 * 1024
 
 
 def _status_for(exc: Exception, method: str) -> grpc.Status:
@@ -74,9 +81,12 @@ class Identities:
     """Who the caller of a method is: verified from its credential, or the fixed identity of a
     public service (one that authenticates inside the request, as Open311 does with its api_key)."""
 
-    def __init__(self, verifier: identity.Verifier, public: dict[str, auth.AuthContext] | None = None):
+    def __init__(self, verifier: identity.Verifier, public: dict[str, auth.AuthContext] | None = None,
+                 policies: dict[str, policy.Policy] | None = None):
         self.verifier = verifier
         self.public = dict(public or {})
+        # Full service name -> its access table; a service without one checks roles in its handlers.
+        self.policies = dict(policies or {})
 
     def of(self, method: str, metadata) -> auth.AuthContext:
         service = method.lstrip("/").partition("/")[0]
@@ -90,6 +100,11 @@ class Identities:
                                   reason="CREDENTIAL_MISSING")
         return ctx
 
+    def authorize(self, method: str, ctx: auth.AuthContext) -> policy.Jurisdiction | None:
+        """The caller's jurisdiction under the service's access table (PERMISSION_DENIED if not allowed)."""
+        table = self.policies.get(method.lstrip("/").partition("/")[0])
+        return table.authorize(method, ctx) if table is not None else None
+
 
 @contextmanager
 def _rpc_scope(method: str, metadata, context, identities: Identities):
@@ -97,8 +112,13 @@ def _rpc_scope(method: str, metadata, context, identities: Identities):
     started = time.perf_counter()
     done = threading.Event()
     token = auth.set_current(auth.NOBODY)
+    scope = policy.set_jurisdiction(policy.NO_JURISDICTION)
     try:
-        auth.set_current(identities.of(method, metadata))
+        ctx = identities.of(method, metadata)
+        auth.set_current(ctx)
+        jurisdiction = identities.authorize(method, ctx)
+        if jurisdiction is not None:
+            policy.set_jurisdiction(jurisdiction)
         yield done
     except Exception as exc:  # noqa: BLE001 - the one place errors become statuses
         if _is_abort(exc):
@@ -107,6 +127,7 @@ def _rpc_scope(method: str, metadata, context, identities: Identities):
     finally:
         _record(method, _final_code(context, done.is_set()), started)
         auth.reset(token)
+        policy.reset_jurisdiction(scope)
 
 
 class ErrorInterceptor(grpc.ServerInterceptor):
@@ -290,6 +311,7 @@ def create_server(
     max_workers: int = 64,
     public: dict[str, auth.AuthContext] | None = None,
     verifier: identity.Verifier | None = None,
+    policies: dict[str, policy.Policy] | None = None,
 ) -> Server:
     """Builds a server.
 
@@ -298,7 +320,7 @@ def create_server(
     identity their calls run with. Returns a `Server` whose `.port` is the
     bound port (0 picks one).
     """
-    identities = Identities(verifier or identity.Verifier.from_env(), public)
+    identities = Identities(verifier or identity.Verifier.from_env(), public, policies)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
         interceptors=[ErrorInterceptor(identities)],
@@ -307,6 +329,8 @@ def create_server(
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+            ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
         ],
     )
     names = []

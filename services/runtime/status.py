@@ -16,6 +16,8 @@ import grpc
 import psycopg
 import sqlalchemy.exc as sa_exc
 from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -23,6 +25,13 @@ from .errors import DOMAIN, DomainError, InvalidArgument, NotFound
 from .telemetry import current_trace_id
 
 log = logging.getLogger("smart110.errors")
+
+# A status travels in trailers (grpc-message, percent-encoded, and grpc-status-details-bin, base64)
+# that gRPC clients cap at 8 KiB by default, and its texts may echo the request (a resource name, a
+# map key): a status whose trailers would pass MAX_TRAILER_BYTES has every text clipped, to the first
+# of CLIP_STEPS characters that makes it fit.
+MAX_TRAILER_BYTES = 6 * 1024
+CLIP_STEPS = (1000, 200, 50, 16)
 
 
 def status_details(err: DomainError) -> list:
@@ -45,13 +54,61 @@ def grpc_code(err: DomainError) -> grpc.StatusCode:
     return grpc.StatusCode[err.code]
 
 
-def to_status(err: DomainError) -> grpc.Status:
+def clip(text: str, limit: int) -> str:
+    """`text`, cut to `limit` characters with a trailing ellipsis when longer."""
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "\u2026"
+
+
+def _repeated(field: FieldDescriptor) -> bool:
+    flag = getattr(field, "is_repeated", None)
+    return flag if flag is not None else field.label == FieldDescriptor.LABEL_REPEATED
+
+
+def _clip_strings(message: Message, limit: int) -> None:
+    """Clips every string in `message`, nested messages, repeated fields and map values included."""
+    for field, value in message.ListFields():
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            value_field = field.message_type.fields_by_name["value"]
+            for key in list(value):
+                if value_field.message_type is not None:
+                    _clip_strings(value[key], limit)
+                elif value_field.type == FieldDescriptor.TYPE_STRING:
+                    value[key] = clip(value[key], limit)
+        elif field.message_type is not None:
+            for item in value if _repeated(field) else [value]:
+                _clip_strings(item, limit)
+        elif field.type == FieldDescriptor.TYPE_STRING:
+            if _repeated(field):
+                value[:] = [clip(item, limit) for item in value]
+            else:
+                setattr(message, field.name, clip(value, limit))
+
+
+def _status_proto(err: DomainError, limit: int | None) -> status_pb2.Status:
     details = []
     for detail in status_details(err):
+        if limit is not None:
+            _clip_strings(detail, limit)
         packed = any_pb2.Any()
         packed.Pack(detail)
         details.append(packed)
-    return rpc_status.to_status(status_pb2.Status(code=grpc_code(err).value[0], message=err.message, details=details))
+    message = err.message if limit is None else clip(err.message, limit)
+    return status_pb2.Status(code=grpc_code(err).value[0], message=message, details=details)
+
+
+def trailer_bytes(status: status_pb2.Status) -> int:
+    """The size of a status's trailers: grpc-message percent-encoded, grpc-status-details-bin base64."""
+    message = sum(1 if 0x20 <= b < 0x7F and b != 0x25 else 3 for b in status.message.encode())
+    return message + -(-status.ByteSize() // 3) * 4
+
+
+def to_status(err: DomainError) -> grpc.Status:
+    status = _status_proto(err, None)
+    for limit in CLIP_STEPS:
+        if trailer_bytes(status) <= MAX_TRAILER_BYTES:
+            break
+        status = _status_proto(err, limit)
+    return rpc_status.to_status(status)
 
 
 def internal_status() -> grpc.Status:

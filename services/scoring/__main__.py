@@ -7,7 +7,7 @@ from smart110.scoring.v1 import scoring_service_pb2_grpc as pb_grpc
 
 from services.runtime.app import Runtime, ServiceSpec, main
 
-from . import handlers, mapping, seed, store, workers
+from . import handlers, mapping, policy, seed, store, workers
 from .api import ScoringServicer
 
 
@@ -22,6 +22,7 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations", build=build, seed=seed.seed,
     event_handlers=handlers.EVENT_HANDLERS, event_mapping=mapping.event_to_message,
     repositories=store.Repositories,
+    policies=policy.POLICIES,
 )
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from services.intake.__main__ import SPEC as INTAKE
 from services.referral12345 import handlers
 from services.referral12345.__main__ import SPEC as REFERRAL
 from services.runtime import migrate
-from services.runtime.app import Runtime, assemble, open_runtime
+from services.runtime.app import Runtime, all_policies, assemble, open_runtime
 from services.runtime.config import Settings
 from services.runtime.server import create_server
 from tools.devstack import free_port
@@ -77,7 +77,8 @@ def _served(spec, admin_url: str, port: int):
     try:
         servicers = assemble(spec, rt)
         spec.seed(rt)
-        server = create_server(port=port, host="127.0.0.1", services=servicers, public=spec.public)
+        server = create_server(port=port, host="127.0.0.1", services=servicers, public=spec.public,
+                               policies=all_policies(spec))
         rt.feed.start()
         server.start()
         yield rt

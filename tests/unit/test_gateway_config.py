@@ -494,3 +494,13 @@ def test_envoy_accepts_runtime_service_routes(shared_config, tmp_path):
     result = subprocess.run([str(ENVOY), "--mode", "validate", "-c", str(path), "--log-level", "warn"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_services_take_the_metadata_of_the_longest_request_the_gateway_passes(config):
+    # A transcoded request carries its path and its token twice: a service that took less would
+    # answer a long URL with a reset stream (503) instead of its own answer.
+    from gateway.render import MAX_REQUEST_HEADERS_KB
+    from services.runtime.server import MAX_METADATA_BYTES
+
+    assert _hcm(config)["max_request_headers_kb"] == MAX_REQUEST_HEADERS_KB
+    assert MAX_METADATA_BYTES >= 2 * MAX_REQUEST_HEADERS_KB * 1024 + 8 * 1024

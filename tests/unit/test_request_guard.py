@@ -1,5 +1,6 @@
-"""The generic request guard (NUL bytes, unknown enum numbers, non-finite floats, undecodable bytes),
-the cap on field violations, and page tokens signed and bound to their query."""
+"""The generic request guard (NUL bytes, unknown enum numbers, non-finite and huge floats, invalid or
+out-of-range timestamps and durations, undecodable bytes, malformed identity headers), the cap on field
+violations and the clipping of long texts in a status, and page tokens signed and bound to their query."""
 from __future__ import annotations
 
 import base64
@@ -7,16 +8,18 @@ import json
 
 import grpc
 import pytest
+from google.protobuf import duration_pb2, timestamp_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from smart110.alerts.v1 import alerts_service_pb2 as alerts_pb
-from smart110.common.v1 import common_pb2
+from smart110.common.v1 import common_pb2, events_pb2
 from smart110.intake.v1 import intake_service_pb2 as pb
 from smart110.intake.v1 import intake_service_pb2_grpc as pb_grpc
+from smart110.scoring.v1 import scoring_service_pb2 as scoring_pb
 
-from services.runtime.errors import MAX_FIELD_VIOLATIONS, InvalidArgument
-from services.runtime.status import to_status
-from services.runtime.request_guard import check_request, query_key, request_violations
+from services.runtime.errors import MAX_FIELD_VIOLATIONS, InvalidArgument, NotFound
+from services.runtime.request_guard import MAX_DURATION_SECONDS, check_request, query_key, request_violations
+from services.runtime.status import MAX_TRAILER_BYTES, to_status, trailer_bytes
 from services.runtime.server import create_server
 from services.runtime.validation import (
     Violations, decode_page_token, encode_page_token, query_scope, time_keyset,
@@ -59,7 +62,53 @@ def test_non_finite_and_absurd_floats():
     request = pb.UpdateReportRequest(report=pb.Report(location=common_pb2.Location(point=point, accuracy_m=1e308)))
     assert fields(request) == ["report.location.point.longitude", "report.location.point.latitude",
                                "report.location.accuracy_m"]
-    assert fields(common_pb2.GeoPoint(longitude=-float("inf"), latitude=1e300)) == ["longitude"]
+    assert fields(common_pb2.GeoPoint(longitude=-float("inf"), latitude=1e15)) == ["longitude"]
+
+
+def test_floats_past_whole_number_precision_are_out_of_range():
+    # 1e29 overflowed the two-place decimals of scoring's points (decimal.InvalidOperation, INTERNAL).
+    assert fields(scoring_pb.ReverseLedgerEntryRequest(corrected_points=1e29)) == ["corrected_points"]
+    assert fields(scoring_pb.ReverseLedgerEntryRequest(corrected_points=-1e16)) == ["corrected_points"]
+    assert fields(scoring_pb.ReverseLedgerEntryRequest(corrected_points=-1e15)) == []
+
+
+def ts(seconds: int, nanos: int = 0) -> timestamp_pb2.Timestamp:
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+
+
+def test_timestamps_must_be_valid_and_within_the_suites_range():
+    fine = ts(1_780_000_000, 999_999_999)
+    assert fields(pb.ListReportsRequest(receive_time_start=fine, receive_time_end=ts(1))) == []
+    # Nanos outside 0..999999999 (ToDatetime raised ValueError: INTERNAL).
+    assert fields(pb.ListReportsRequest(receive_time_start=ts(1_780_000_000, -243))) == ["receive_time_start"]
+    assert fields(pb.ListReportsRequest(receive_time_end=ts(1_780_000_000, 10**9))) == ["receive_time_end"]
+    # The zero instant, which the suite reads as "not given" (a handler that asked HasField got None).
+    assert fields(pb.ListReportsRequest(receive_time_start=ts(0))) == ["receive_time_start"]
+    assert fields(pb.ListReportsRequest(receive_time_start=ts(-1))) == ["receive_time_start"]
+    # Near year 9999 a period added to it overflowed (OverflowError: INTERNAL); 3000 is the end.
+    assert fields(pb.ListReportsRequest(receive_time_end=ts(253402300799))) == ["receive_time_end"]
+    assert fields(pb.ListReportsRequest(receive_time_end=ts(32503680000))) == ["receive_time_end"]
+    assert fields(pb.ListReportsRequest(receive_time_end=ts(32503679999, 999_999_999))) == []
+    # Nested and repeated ones are named by their paths.
+    request = pb.UpdateReportRequest(report=pb.Report(receive_time=ts(1, -1), timeline=[
+        pb.TimelineEntry(), pb.TimelineEntry(stamp=common_pb2.AuditStamp(time=ts(2**40)))]))
+    assert fields(request) == ["report.receive_time", "report.timeline[1].stamp.time"]
+    with pytest.raises(InvalidArgument) as err:
+        check_request(pb.ListReportsRequest(receive_time_start=ts(0, -5)))
+    assert err.value.violations == [("receive_time_start", "is not a valid timestamp: nanos must be 0 to 999999999")]
+
+
+def test_durations_must_be_valid_and_at_most_a_century():
+    def rule(**kw):
+        return alerts_pb.CreateRuleRequest(rule=alerts_pb.Rule(window=duration_pb2.Duration(**kw)))
+
+    assert fields(rule(seconds=3600)) == [] and fields(rule(seconds=-5, nanos=-5)) == []
+    assert fields(rule(seconds=MAX_DURATION_SECONDS)) == []
+    assert fields(rule(seconds=MAX_DURATION_SECONDS + 1)) == ["rule.window"]
+    assert fields(rule(seconds=-315576000000)) == ["rule.window"]
+    assert fields(rule(seconds=1, nanos=-1)) == ["rule.window"]
+    assert fields(rule(seconds=-1, nanos=1)) == ["rule.window"]
+    assert fields(rule(nanos=10**9)) == ["rule.window"]
 
 
 def test_repeated_strings_and_maps():
@@ -149,6 +198,12 @@ class Intake(pb_grpc.IntakeServiceServicer):
     def UpdateReport(self, request, context):
         return request.report
 
+    def GetReport(self, request, context):
+        raise NotFound(request.name)
+
+    def StreamEvents(self, request, context):
+        yield from ()
+
     def ListReports(self, request, context):
         v = Violations()
         token = decode_page_token(request.page_token, v, ("offset",))
@@ -162,9 +217,13 @@ def channel():
     server = create_server(port=0, host="127.0.0.1",
                            services=[(pb_grpc.add_IntakeServiceServicer_to_server, Intake(), SERVICE)])
     server.start()
-    with support.channel(f"127.0.0.1:{server.port}") as ch:
+    TARGET[:] = [f"127.0.0.1:{server.port}"]
+    with support.channel(TARGET[0]) as ch:
         yield ch
     server.stop(0)
+
+
+TARGET: list[str] = []
 
 
 def violations_of(err: grpc.RpcError) -> list[str]:
@@ -226,3 +285,101 @@ def test_a_handler_that_checks_nothing_still_answers_invalid_argument(channel):
         stub.UpdateReport(pb.UpdateReportRequest(report=pb.Report(description="x\x00")), timeout=5)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert violations_of(err.value) == ["report.description"]
+
+
+def test_a_status_that_echoes_a_huge_input_still_fits_the_trailers(channel):
+    # The name came back whole in the message, ErrorInfo and ResourceInfo: 180 KB of trailers, which
+    # a gRPC client refuses (RESOURCE_EXHAUSTED) instead of reading the NOT_FOUND.
+    stub = pb_grpc.IntakeServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetReport(pb.GetReportRequest(name="reports/" + "长" * 20_000), timeout=5)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert err.value.details().startswith("reports/长长") and err.value.details().endswith("\u2026")
+    status = status_pb2.Status.FromString(dict(err.value.trailing_metadata())["grpc-status-details-bin"])
+    assert trailer_bytes(status) <= MAX_TRAILER_BYTES
+    info = error_details_pb2.ErrorInfo()
+    assert status.details[0].Unpack(info) and info.metadata["resource"].startswith("reports/长长")
+
+
+def details_of(err) -> status_pb2.Status:
+    return status_pb2.Status.FromString(dict(to_status(err).trailing_metadata)["grpc-status-details-bin"])
+
+
+def test_long_field_violations_are_clipped_to_fit():
+    status = details_of(InvalidArgument([(f"parameters['{'键' * 500}{i}']", "值" * 500) for i in range(40)]))
+    assert trailer_bytes(status) <= MAX_TRAILER_BYTES
+    bad = error_details_pb2.BadRequest()
+    assert status.details[1].Unpack(bad)
+    assert len(bad.field_violations) == MAX_FIELD_VIOLATIONS + 1
+    assert all(v.field.startswith("parameters['键") and v.field.endswith("\u2026") for v in bad.field_violations[:-1])
+
+
+def test_a_status_that_fits_is_left_whole():
+    found = [(f"report.attachments[{i}].uri", "must be an https URL of the evidence store " + "x" * 60)
+             for i in range(6)]
+    status = details_of(InvalidArgument(found))
+    assert status.message == "; ".join(f"{f}: {d}" for f, d in found) and len(status.message) > 500
+    bad = error_details_pb2.BadRequest()
+    assert status.details[1].Unpack(bad)
+    assert [(v.field, v.description) for v in bad.field_violations] == found
+
+
+def test_long_request_metadata_reaches_the_handler(channel):
+    # Envoy forwards a long URL twice (:path, x-envoy-original-path); gRPC's default 8 KiB limit
+    # answered RESOURCE_EXHAUSTED or reset the stream (HTTP 429/503) before the handler ran.
+    stub = pb_grpc.IntakeServiceStub(channel)
+    for size in (9_000, 20_000, 120_000):
+        with pytest.raises(grpc.RpcError) as err:
+            stub.GetReport(pb.GetReportRequest(name="reports/x"), timeout=5,
+                           metadata=(("x-envoy-original-path", "/v1/reports/" + "x" * size),))
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND, size
+
+
+def payload(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("value", [
+    "!!!",  # not base64url
+    "a" * 5,  # a length base64 cannot have
+    payload(b"not json"),
+    payload(b"\xff\xfe"),  # not UTF-8
+    payload(b'"claims"'), payload(b"[1, 2]"),  # JSON, not an object
+    payload(b'{"roles": 5}'), payload(b'{"roles": {"a": 1}}'), payload(b'{"roles": [null, ["x"]]}'),
+    payload(b'{"sub": ["x"], "roles": []}'),
+], ids=["not-base64", "bad-length", "not-json", "not-utf8", "string", "list", "roles-int", "roles-object",
+        "roles-not-strings", "sub-list"])
+def test_a_malformed_identity_is_unauthenticated(channel, value):
+    # The payload header is never believed (a call with only it has no credential), and a malformed
+    # bearer token is refused as such: neither reaches the handler nor leaks an exception's text.
+    stub = pb_grpc.IntakeServiceStub(bare(channel))
+    for metadata, reason in (((("x-jwt-payload", value),), "CREDENTIAL_MISSING"),
+                             ((("authorization", f"Bearer {value}"),), "TOKEN_MALFORMED")):
+        for call in (lambda: stub.GetReport(pb.GetReportRequest(name="reports/x"), timeout=5, metadata=metadata),
+                     lambda: list(stub.StreamEvents(events_pb2.StreamEventsRequest(), timeout=5,
+                                                    metadata=metadata))):
+            with pytest.raises(grpc.RpcError) as err:
+                call()
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert "Exception" not in err.value.details()
+            md = dict(err.value.trailing_metadata())
+            info = error_details_pb2.ErrorInfo()
+            assert status_pb2.Status.FromString(md["grpc-status-details-bin"]).details[0].Unpack(info)
+            assert info.reason == reason
+
+
+def bare(channel) -> grpc.Channel:
+    """A channel to the same server that presents no credential of its own."""
+    return grpc.insecure_channel(TARGET[0])
+
+
+def test_a_well_formed_payload_header_is_not_an_identity_but_a_token_is(channel):
+    stub = pb_grpc.IntakeServiceStub(bare(channel))
+    good = payload(b'{"sub": "p1", "roles": "dispatcher,call_taker", "station": "S01"}')
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetReport(pb.GetReportRequest(name="reports/x"), timeout=5, metadata=(("x-jwt-payload", good),))
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetReport(pb.GetReportRequest(name="reports/x"), timeout=5,
+                       metadata=support.caller(["dispatcher"], station="S01"))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND

@@ -19,7 +19,7 @@ SERVICE_NAMES = ["intake", "dispatch", "referral12345", "alerts", "scoring"]
 
 # The skeleton's file kinds (a kind may also be a package of the same name).
 SKELETON = {"__init__", "__main__", "domain", "store", "queries", "handlers", "mapping", "api", "open311",
-            "clients", "workers", "seed"}
+            "clients", "workers", "seed", "policy"}
 SQL_KINDS = {"store", "queries"}
 # What pure domain code must not import.
 IMPURE = ("sqlalchemy", "grpc", "grpc_status", "google.protobuf", "google.rpc", "smart110", "psycopg")

@@ -1,0 +1,41 @@
+"""Who may call each dispatch RPC (派警/处警): the access table the server consults before a handler runs.
+
+Finer checks stay with the use cases: an officer acts only on his own unit's assignments, a station
+chief keeps only his station's roster.
+"""
+from services.runtime.policy import POLICE_ROLES, SERVICE, Access, Policy
+
+SERVICE_NAME = "smart110.dispatch.v1.DispatchService"
+POLICE = (*POLICE_ROLES, SERVICE)
+COMMAND = ("dispatcher", "commander", SERVICE)
+# The unit's own officers, and the command that dispatched them.
+CREW = ("officer", "station_chief", "dispatcher", "commander", SERVICE)
+SUPERVISING = ("commander", "district_commander", "supervisor", "dispatcher", "station_chief", SERVICE)
+
+POLICIES = {SERVICE_NAME: Policy(SERVICE_NAME, {
+    "GetCase": Access(*POLICE, "supervisor"),
+    "ListCases": Access(*POLICE, "supervisor"),
+    "RecommendUnits": Access("dispatcher", "commander", "call_taker", "station_chief", SERVICE),
+    "OfferCase": Access(*COMMAND),
+    "EscalateCase": Access("commander", "dispatcher", "station_chief", SERVICE),
+    "RateCase": Access("call_taker", "dispatcher", "supervisor", "hotline_agent", SERVICE),
+    "GetAssignment": Access(*POLICE),
+    "AcceptAssignment": Access(*CREW),
+    "DeclineAssignment": Access(*CREW),
+    "AdvanceAssignment": Access(*CREW),
+    "ReportBack": Access(*CREW),
+    "WatchAssignments": Access(*CREW),
+    "GetUnit": Access(*POLICE),
+    "ListUnits": Access(*POLICE, "supervisor"),
+    "UpdateUnit": Access(*CREW),
+    "CreateShift": Access("dispatcher", "commander", "station_chief", SERVICE),
+    "ListShifts": Access(*POLICE),
+    "ReportPositions": Access(*CREW),
+    "GetSituation": Access("call_taker", "dispatcher", "commander", "district_commander", "station_chief",
+                           "supervisor", SERVICE),
+    "RequestStopPayment": Access("dispatcher", "commander", "call_taker", "station_chief", SERVICE),
+    "WatchCases": Access("commander", "district_commander", "dispatcher", "station_chief", "supervisor", SERVICE),
+    "GetFollowUpStats": Access(*SUPERVISING),
+    "GetResponseCircleStats": Access(*SUPERVISING),
+    "StreamEvents": Access(SERVICE, scoped=False),
+})}
