@@ -1,112 +1,32 @@
-"""AlertsService gRPC servicer: proto -> command -> handler -> proto."""
+"""AlertsService gRPC servicer: check the request, run one use case (or a query), map the answer."""
 from __future__ import annotations
 
-import logging
 import re
-import threading
-import time
-from collections import Counter
 from datetime import timedelta
-
-import grpc
-from sqlalchemy import and_, func, or_, select
 
 from smart110.alerts.v1 import alerts_service_pb2 as pb
 from smart110.alerts.v1 import alerts_service_pb2_grpc as pb_grpc
-from smart110.common.v1 import common_pb2, events_pb2
-from smart110.dispatch.v1 import dispatch_service_pb2 as dispatch_pb
-from smart110.dispatch.v1 import dispatch_service_pb2_grpc as dispatch_grpc
-from smart110.intake.v1 import intake_service_pb2 as intake_pb
-from smart110.intake.v1 import intake_service_pb2_grpc as intake_grpc
+from smart110.common.v1 import events_pb2
 
 from services.runtime import auth
 from services.runtime.app import Runtime
 from services.runtime.db import read_snapshot
-from services.runtime.enums import enum_name
-from services.runtime.errors import InvalidArgument, NotFound, OutOfRange, PermissionDenied, Unavailable
-from services.runtime.timeutil import from_pb, now, to_pb
+from services.runtime.errors import InvalidArgument, NotFound, OutOfRange, PermissionDenied
+from services.runtime.timeutil import from_pb, to_pb
 from services.runtime.validation import Violations, decode_page_token, name_id, paginate, resource_id, time_keyset
 
-from . import domain, handlers
-from .handlers import Actor, MatcherCache
-from .mapping import cap_of, obligation_to_pb, silence_to_pb
-from .store import alerts, incidents, obligations, rules, silences
-
-log = logging.getLogger("smart110.alerts")
+from . import domain, handlers, mapping, queries
+from .domain import UPDATABLE, validate_rule
 
 RULE_EDITORS = ("commander", "supervisor", "service")
 RESPONDERS = ("officer", "station_chief", "commander", "dispatcher", "call_taker", "supervisor", "service")
 SILENCERS = ("commander", "station_chief", "supervisor", "service")
 SIGNAL_SENDERS = ("service", "commander", "dispatcher")
 OBLIGATION_EDITORS = ("station_chief", "commander", "supervisor", "service")
-# Roles that see every area; others see their own station only.
-CITY_WIDE = ("commander", "dispatcher", "call_taker", "supervisor", "service")
 
-UPDATABLE = {"display_name", "enabled", "level", "description", "terms", "window", "threshold", "area_kind",
-             "h3_resolution", "areas", "incident_types", "signal_types", "parameters", "suggested_action",
-             "recipients", "escalate_after"}
-RECIPIENT = re.compile(r"^(stations/[A-Za-z0-9-]+(/chief)?|roles/[a-z_]+|units/[A-Za-z0-9-]+|screens/[A-Za-z0-9-]+|"
-                       r"command/[a-z]+|officers/[A-Za-z0-9-]+)$")
 LABEL_KEYS = {"kind", "level", "rule", "station_id", "grid_id", "area", "incident_type", "signal_type", "term",
               "officer_id", "obligation_kind", "warning"}
 HEARTBEAT_SECONDS = 15.0
-
-
-def actor() -> Actor:
-    ctx = auth.current()
-    return Actor(ctx.subject, tuple(sorted(ctx.roles)))
-
-
-def validate_rule(rule: pb.Rule, v: Violations, prefix: str = "rule", paths: set[str] | None = None) -> None:
-    """Checks a rule (or, with `paths`, only the fields an update changes)."""
-    def on(name: str) -> bool:
-        return paths is None or name in paths
-
-    kind = handlers.kind_name(rule.kind)
-    if on("display_name"):
-        v.require(rule.display_name.strip(), f"{prefix}.display_name")
-    if paths is None:
-        v.require(kind, f"{prefix}.kind", "is required: KEYWORD, VOLUME, ANOMALY, STRENGTH_GAP, EXTERNAL_SIGNAL, "
-                                          "OBLIGATION or ENFORCEMENT")
-    if on("level"):
-        v.check(rule.level in (1, 2, 3, 4), f"{prefix}.level", "is required: BLUE, YELLOW, ORANGE or RED")
-    if on("terms"):
-        if kind == "KEYWORD":
-            v.check(len(rule.terms) > 0, f"{prefix}.terms", "a KEYWORD rule needs at least one term")
-        for i, t in enumerate(rule.terms):
-            v.check(bool(t.term.strip()), f"{prefix}.terms[{i}].term", "must not be empty")
-            v.check(t.grade in (0, 1, 2, 3, 4), f"{prefix}.terms[{i}].grade", "must be an alert level")
-            for j, ex in enumerate(t.exclusions):
-                v.check(t.term in ex, f"{prefix}.terms[{i}].exclusions[{j}]",
-                        "must contain the term it cancels (e.g. 剧本杀 for 杀)")
-    if on("window"):
-        if kind in ("VOLUME", "STRENGTH_GAP"):
-            v.check(handlers.seconds(rule.window) > 0, f"{prefix}.window", f"a {kind} rule needs a positive window")
-        v.check(handlers.seconds(rule.window) >= 0, f"{prefix}.window", "must not be negative")
-    if on("threshold"):
-        if kind in ("VOLUME", "ANOMALY", "STRENGTH_GAP"):
-            v.check(rule.threshold > 0, f"{prefix}.threshold", f"a {kind} rule needs a positive threshold")
-        v.check(rule.threshold >= 0, f"{prefix}.threshold", "must not be negative")
-    if on("area_kind") and kind in ("VOLUME", "ANOMALY"):
-        v.check(rule.area_kind != 0, f"{prefix}.area_kind", "is required: STATION, GRID or H3")
-    if on("h3_resolution"):
-        v.check(rule.h3_resolution == 0 or 6 <= rule.h3_resolution <= 10, f"{prefix}.h3_resolution",
-                "must be 6 to 10")
-        if kind == "ANOMALY" and rule.area_kind == pb.AREA_KIND_H3:
-            v.check(rule.h3_resolution in (0, 8), f"{prefix}.h3_resolution",
-                    "anomaly history is kept at H3 resolution 8")
-    if on("escalate_after"):
-        v.check(handlers.seconds(rule.escalate_after) >= 0, f"{prefix}.escalate_after", "must not be negative")
-    if on("recipients"):
-        for i, r in enumerate(rule.recipients):
-            v.check(bool(RECIPIENT.match(r)), f"{prefix}.recipients[{i}]",
-                    "must be stations/{id}, stations/{id}/chief, roles/{role}, units/{id}, screens/{id} "
-                    "or command/{name}")
-    if on("parameters"):
-        for key, value in rule.parameters.items():
-            if key in ("history_weeks", "min_count", "min_incidents", "ring", "cold_ring", "report_back_seconds"):
-                v.check(value.isdigit() and int(value) > 0, f"{prefix}.parameters[{key}]",
-                        "must be a positive whole number")
 
 
 def rule_name(name: str, v: Violations) -> tuple[str, int | None]:
@@ -121,87 +41,44 @@ def rule_name(name: str, v: Violations) -> tuple[str, int | None]:
     return rule_id, None
 
 
-class DispatchUnits:
-    """Available units, from dispatch's ListUnits (call edge alerts -> dispatch), cached briefly."""
-
-    def __init__(self, rt: Runtime, ttl: float = 15.0):
-        self.rt = rt
-        self.ttl = ttl
-        self._stub = None
-        self._cache: list[tuple[float, float, str]] | None = None
-        self._at = 0.0
-        self._lock = threading.Lock()
-
-    def fetch(self) -> list[tuple[float, float, str]]:
-        if self._stub is None:
-            self._stub = dispatch_grpc.DispatchServiceStub(self.rt.channel("dispatch"))
-        out, token = [], ""
-        while True:
-            resp = self._stub.ListUnits(dispatch_pb.ListUnitsRequest(
-                page_size=500, page_token=token, status=dispatch_pb.UNIT_STATUS_AVAILABLE), timeout=5)
-            out += [(u.position.longitude, u.position.latitude, u.station_id) for u in resp.units
-                    if u.HasField("position")]
-            token = resp.next_page_token
-            if not token:
-                return out
-
-    def __call__(self, fresh: bool = False) -> list[tuple[float, float, str]]:
-        with self._lock:
-            if fresh or self._cache is None or time.monotonic() - self._at > self.ttl:
-                try:
-                    self._cache, self._at = self.fetch(), time.monotonic()
-                except grpc.RpcError as exc:
-                    log.warning("dispatch ListUnits failed (%s); using the last known units", exc.code())
-                    if self._cache is None:
-                        raise Unavailable("police strength is unavailable: the dispatch service did not answer",
-                                          reason="DISPATCH_UNAVAILABLE") from exc
-            return self._cache
-
-
 class AlertsServicer(pb_grpc.AlertsServiceServicer):
-    def __init__(self, rt: Runtime, units: DispatchUnits | None = None, matchers: MatcherCache | None = None):
+    def __init__(self, rt: Runtime):
         self.rt = rt
-        self.units = units or DispatchUnits(rt)
-        self.matchers = matchers or MatcherCache()
-        self._intake = None
+
+    def _work(self, method: str, request, response_type, work, respond):
+        return self.rt.idempotent_work(method, request, response_type, work, actor=auth.current(), respond=respond)
 
     # -- rules -------------------------------------------------------------------
     def CreateRule(self, request: pb.CreateRuleRequest, context) -> pb.Rule:
         auth.current().require_role(*RULE_EDITORS)
         v = Violations()
         v.request_id(request.request_id)
+        rule = mapping.rule_from_pb(request.rule)
         if v.require(request.HasField("rule"), "rule"):
-            validate_rule(request.rule, v)
+            validate_rule(rule, v)
         v.raise_if_any()
-        who = actor()
-        return self.rt.idempotent("CreateRule", request, pb.Rule, lambda conn: handlers.create_rule(
-            conn, rule=request.rule, actor=who, now=now()))
+        return self._work("CreateRule", request, pb.Rule, lambda uow: handlers.rules.create_rule(uow, rule=rule),
+                          mapping.rule_to_pb)
 
     def GetRule(self, request: pb.GetRuleRequest, context) -> pb.Rule:
         v = Violations()
         rule_id, version = rule_name(request.name, v)
         v.raise_if_any()
         with read_snapshot(self.rt.engine) as conn:
-            return handlers.get_rule(conn, rule_id, version)
+            return mapping.rule_to_pb(queries.rule(conn, rule_id, version))
 
     def ListRules(self, request: pb.ListRulesRequest, context) -> pb.ListRulesResponse:
         v = Violations()
         size = v.page_size(request.page_size)
         token = decode_page_token(request.page_token, v, ("id",))
         v.raise_if_any()
-        q = select(rules.c.id).order_by(rules.c.id).limit(size + 1)
-        if token:
-            q = q.where(rules.c.id > token["id"])
-        if request.kind:
-            q = q.where(rules.c.kind == handlers.kind_name(request.kind))
-        if request.enabled_only:
-            q = q.where(rules.c.enabled.is_(True))
-        if not request.show_deleted:
-            q = q.where(rules.c.delete_time.is_(None))
         with read_snapshot(self.rt.engine) as conn:
-            ids = [r.id for r in conn.execute(q)]
+            ids = queries.rule_ids(conn, after_id=token["id"] if token else None, size=size,
+                                   kind=mapping.kind_name(request.kind) if request.kind else "",
+                                   enabled_only=request.enabled_only, show_deleted=request.show_deleted)
             page, next_token = paginate(ids, size, lambda i: {"id": i})
-            return pb.ListRulesResponse(rules=[handlers.get_rule(conn, i) for i in page], next_page_token=next_token)
+            return pb.ListRulesResponse(rules=[mapping.rule_to_pb(queries.rule(conn, i)) for i in page],
+                                        next_page_token=next_token)
 
     def UpdateRule(self, request: pb.UpdateRuleRequest, context) -> pb.Rule:
         auth.current().require_role(*RULE_EDITORS)
@@ -215,98 +92,53 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
                                                        f"{', '.join(sorted(UPDATABLE))})")
         v.check(request.expected_version >= 0, "expected_version", "must not be negative")
         v.raise_if_any()
-        who = actor()
-
-        def work(conn):
-            merged = handlers.apply_mask(handlers.get_rule(conn, rule_id), request.rule, paths)
-            check = Violations()
-            validate_rule(merged, check)
-            check.raise_if_any()
-            return handlers.update_rule(conn, rule_id=rule_id, patch=request.rule, paths=paths,
-                                        expected_version=request.expected_version, actor=who, now=now(),
-                                        reason=request.reason)
-
-        return self.rt.idempotent("UpdateRule", request, pb.Rule, work)
+        patch = mapping.rule_from_pb(request.rule)
+        return self._work("UpdateRule", request, pb.Rule, lambda uow: handlers.rules.update_rule(
+            uow, rule_id=rule_id, patch=patch, paths=paths, expected_version=request.expected_version,
+            reason=request.reason), mapping.rule_to_pb)
 
     def DeleteRule(self, request: pb.DeleteRuleRequest, context) -> pb.Rule:
         auth.current().require_role(*RULE_EDITORS)
         rule_id = name_id(request.name, "rules", request_id=request.request_id)
-        who = actor()
-        return self.rt.idempotent("DeleteRule", request, pb.Rule, lambda conn: handlers.delete_rule(
-            conn, rule_id=rule_id, actor=who, now=now(), reason=request.reason))
+        return self._work("DeleteRule", request, pb.Rule, lambda uow: handlers.rules.delete_rule(
+            uow, rule_id=rule_id, reason=request.reason), mapping.rule_to_pb)
 
     # -- alerts ------------------------------------------------------------------
-    def _visible_stations(self) -> list[str] | None:
-        """None: every station; else the caller's own station only."""
-        ctx = auth.current()
-        if ctx.has_role(*CITY_WIDE) or not ctx.station:
-            return None
-        return [ctx.station]
+    def _visible_alert(self, name: str) -> domain.Alert:
+        alert_id = name_id(name, "alerts")
+        with read_snapshot(self.rt.engine) as conn:
+            alert = queries.alert(conn, alert_id)
+        domain.ensure_visible(alert.station_id, domain.visible_stations(auth.current()), name)
+        return alert
 
     def GetAlert(self, request: pb.GetAlertRequest, context) -> pb.Alert:
-        alert_id = name_id(request.name, "alerts")
-        with read_snapshot(self.rt.engine) as conn:
-            alert = handlers.load_alert(conn, alert_id)
-        visible = self._visible_stations()
-        if visible is not None and alert.area.station_id not in visible:
-            raise NotFound(request.name)
-        return alert
+        return mapping.alert_to_pb(self._visible_alert(request.name))
 
     def ListAlerts(self, request: pb.ListAlertsRequest, context) -> pb.ListAlertsResponse:
         v = Violations()
         size = v.page_size(request.page_size)
         after = time_keyset(decode_page_token(request.page_token, v, ("t", "id")), v)
-        if request.rule:
-            resource_id(request.rule, "rules", v, "rule")
+        rule_id = resource_id(request.rule, "rules", v, "rule") if request.rule else ""
         v.raise_if_any()
-        q = select(alerts.c.id, alerts.c.last_seen_time)
-        if request.state:
-            q = q.where(alerts.c.state == enum_name(pb.AlertState, request.state, "ALERT_STATE_"))
-        if request.min_level:
-            q = q.where(alerts.c.level.in_(domain.LEVELS[request.min_level:]))
-        if request.kind:
-            q = q.where(alerts.c.kind == handlers.kind_name(request.kind))
-        for col, value in (("station_id", request.station_id), ("grid_id", request.grid_id),
-                           ("subject", request.subject), ("group_key", request.group_key)):
-            if value:
-                q = q.where(alerts.c[col] == value)
-        if request.rule:
-            q = q.where(alerts.c.rule_id == request.rule.split("/", 1)[1])
-        if request.HasField("last_seen_time_start"):
-            q = q.where(alerts.c.last_seen_time >= from_pb(request.last_seen_time_start))
-        if request.HasField("last_seen_time_end"):
-            q = q.where(alerts.c.last_seen_time < from_pb(request.last_seen_time_end))
-        visible = self._visible_stations()
-        if visible is not None:
-            q = q.where(alerts.c.station_id.in_(visible))
-        if after:
-            t, aid = after
-            q = q.where(or_(alerts.c.last_seen_time < t, and_(alerts.c.last_seen_time == t, alerts.c.id < aid)))
-        q = q.order_by(alerts.c.last_seen_time.desc(), alerts.c.id.desc()).limit(size + 1)
+        query = queries.AlertQuery(
+            state=mapping.state_name(request.state) if request.state else "", min_level=request.min_level,
+            kind=mapping.kind_name(request.kind) if request.kind else "", station_id=request.station_id,
+            grid_id=request.grid_id, subject=request.subject, group_key=request.group_key, rule_id=rule_id,
+            seen_from=from_pb(request.last_seen_time_start) if request.HasField("last_seen_time_start") else None,
+            seen_before=from_pb(request.last_seen_time_end) if request.HasField("last_seen_time_end") else None,
+            stations=domain.visible_stations(auth.current()))
         with read_snapshot(self.rt.engine) as conn:
-            rows = conn.execute(q).all()
+            rows = queries.alert_page(conn, query, after, size)
             page, next_token = paginate(rows, size, lambda r: {"t": r.last_seen_time.isoformat(), "id": r.id})
-            return pb.ListAlertsResponse(alerts=[handlers.load_alert(conn, r.id) for r in page],
+            return pb.ListAlertsResponse(alerts=[mapping.alert_to_pb(queries.alert(conn, r.id)) for r in page],
                                          next_page_token=next_token)
-
-    def _check_station(self, conn, alert_id: str, name: str) -> None:
-        visible = self._visible_stations()
-        if visible is None:
-            return
-        station = conn.execute(select(alerts.c.station_id).where(alerts.c.id == alert_id)).scalar()
-        if station is None or station not in visible:
-            raise NotFound(name)
 
     def AcknowledgeAlert(self, request: pb.AcknowledgeAlertRequest, context) -> pb.Alert:
         auth.current().require_role(*RESPONDERS)
         alert_id = name_id(request.name, "alerts", request_id=request.request_id)
-        who = actor()
-
-        def work(conn):
-            self._check_station(conn, alert_id, request.name)
-            return handlers.acknowledge(conn, self.rt.outbox, alert_id=alert_id, actor=who,
-                                        comment=request.comment, now=now())
-        return self.rt.idempotent("AcknowledgeAlert", request, pb.Alert, work)
+        visible = domain.visible_stations(auth.current())
+        return self._work("AcknowledgeAlert", request, pb.Alert, lambda uow: handlers.alerts.acknowledge_alert(
+            uow, alert_id=alert_id, comment=request.comment, visible=visible), mapping.alert_to_pb)
 
     def ResolveAlert(self, request: pb.ResolveAlertRequest, context) -> pb.Alert:
         auth.current().require_role(*RESPONDERS)
@@ -315,13 +147,9 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
         alert_id = resource_id(request.name, "alerts", v)
         v.require(request.reason.strip(), "reason", "is required: why the alert is resolved")
         v.raise_if_any()
-        who = actor()
-
-        def work(conn):
-            self._check_station(conn, alert_id, request.name)
-            return handlers.resolve(conn, self.rt.outbox, alert_id=alert_id, actor=who, reason=request.reason,
-                                    now=now())
-        return self.rt.idempotent("ResolveAlert", request, pb.Alert, work)
+        visible = domain.visible_stations(auth.current())
+        return self._work("ResolveAlert", request, pb.Alert, lambda uow: handlers.alerts.resolve_alert(
+            uow, alert_id=alert_id, reason=request.reason, visible=visible), mapping.alert_to_pb)
 
     # -- silences ----------------------------------------------------------------
     def CreateSilence(self, request: pb.CreateSilenceRequest, context) -> pb.Silence:
@@ -329,7 +157,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
         v = Violations()
         v.request_id(request.request_id)
         s = request.silence
-        t = now()
+        t = self.rt.clock()
         start = from_pb(s.start_time) if s.HasField("start_time") else None
         expire = from_pb(s.expire_time) if s.HasField("expire_time") else None
         if v.require(request.HasField("silence"), "silence"):
@@ -346,66 +174,33 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
                 v.check(expire > (start or t), "silence.expire_time", "must be after the start time (and now)")
             v.require(s.reason.strip(), "silence.reason", "is required: why nobody should be notified")
         v.raise_if_any()
-        matchers = [dict(label=m.label, value=m.value,
-                         operator=enum_name(pb.MatcherOperator, m.operator, "MATCHER_OPERATOR_") or "EQUAL")
-                    for m in s.matchers]
-        who = actor()
-
-        def work(conn):
-            sid = handlers.create_silence(conn, self.rt.outbox, matchers=matchers, start=start or t, expire=expire,
-                                          reason=s.reason.strip(), actor=who, now=t)
-            return silence_to_pb(conn.execute(select(silences).where(silences.c.id == sid)).one(), t)
-        return self.rt.idempotent("CreateSilence", request, pb.Silence, work)
+        matchers = mapping.matchers_from_pb(s.matchers)
+        # A silence is answered as it is when made (or ended): its state at that time.
+        return self._work("CreateSilence", request, pb.Silence, lambda uow: handlers.alerts.create_silence(
+            uow, matchers=matchers, start=start or t, expire=expire, reason=s.reason.strip()),
+            lambda silence: mapping.silence_to_pb(silence, silence.last_change_time))
 
     def ListSilences(self, request: pb.ListSilencesRequest, context) -> pb.ListSilencesResponse:
         v = Violations()
         size = v.page_size(request.page_size)
         after = time_keyset(decode_page_token(request.page_token, v, ("t", "id")), v)
         v.raise_if_any()
-        t = now()
-        q = select(silences)
-        state = enum_name(pb.SilenceState, request.state, "SILENCE_STATE_")
-        not_early = or_(silences.c.expired_time.is_(None), silences.c.expired_time > t)
-        if state == "ACTIVE":
-            q = q.where(silences.c.start_time <= t, silences.c.expire_time > t, not_early)
-        elif state == "PENDING":
-            q = q.where(silences.c.start_time > t, silences.c.expire_time > t, not_early)
-        elif state == "EXPIRED":
-            q = q.where(or_(silences.c.expire_time <= t, silences.c.expired_time <= t))
-        if after:
-            at, sid = after
-            q = q.where(or_(silences.c.create_time < at, and_(silences.c.create_time == at, silences.c.id < sid)))
-        q = q.order_by(silences.c.create_time.desc(), silences.c.id.desc()).limit(size + 1)
+        t = self.rt.clock()
         with read_snapshot(self.rt.engine) as conn:
-            rows = conn.execute(q).all()
+            rows = queries.silence_page(conn, state=mapping.silence_state_name(request.state), now=t, after=after,
+                                        size=size)
         page, next_token = paginate(rows, size, lambda r: {"t": r.create_time.isoformat(), "id": r.id})
-        return pb.ListSilencesResponse(silences=[silence_to_pb(r, t) for r in page], next_page_token=next_token)
+        return pb.ListSilencesResponse(silences=[mapping.silence_to_pb(r, t) for r in page],
+                                       next_page_token=next_token)
 
     def DeleteSilence(self, request: pb.DeleteSilenceRequest, context) -> pb.Silence:
         auth.current().require_role(*SILENCERS)
         sid = name_id(request.name, "silences", request_id=request.request_id)
-        who = actor()
-
-        def work(conn):
-            t = now()
-            handlers.expire_silence(conn, self.rt.outbox, silence_id=sid, actor=who, reason=request.reason, now=t)
-            return silence_to_pb(conn.execute(select(silences).where(silences.c.id == sid)).one(), t)
-        return self.rt.idempotent("DeleteSilence", request, pb.Silence, work)
+        return self._work("DeleteSilence", request, pb.Silence, lambda uow: handlers.alerts.expire_silence(
+            uow, silence_id=sid, reason=request.reason),
+            lambda silence: mapping.silence_to_pb(silence, silence.last_change_time))
 
     # -- partner signals ---------------------------------------------------------
-    def _locate(self, point: common_pb2.GeoPoint) -> str:
-        """The station with jurisdiction over a point, from intake (call edge alerts -> intake)."""
-        if self._intake is None:
-            self._intake = intake_grpc.IntakeServiceStub(self.rt.channel("intake"))
-        try:
-            return self._intake.LocateJurisdiction(intake_pb.LocateJurisdictionRequest(point=point),
-                                                   timeout=5).station_id
-        except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                return ""
-            raise Unavailable("the jurisdiction lookup is unavailable; retry, or give signal.station_id",
-                              reason="INTAKE_UNAVAILABLE") from exc
-
     def IngestSignal(self, request: pb.IngestSignalRequest, context) -> pb.Signal:
         auth.current().require_role(*SIGNAL_SENDERS)
         v = Violations()
@@ -425,14 +220,14 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
             v.check(bool(s.station_id) or has_point, "signal.station_id",
                     "give the station, or signal.location (the person's address) to locate it")
         v.raise_if_any()
-        signal = pb.Signal()
-        signal.CopyFrom(s)
+        signal = mapping.signal_from_pb(s)
         if not signal.station_id:
-            signal.station_id = self._locate(s.location.point)
+            # Outside the transaction: intake says whose jurisdiction the place is in.
+            signal.station_id = self.rt.context.locate(s.location.point.longitude, s.location.point.latitude)
             if not signal.station_id:
                 raise InvalidArgument([("signal.location", "lies in no station's jurisdiction")])
-        return self.rt.idempotent("IngestSignal", request, pb.Signal, lambda conn: handlers.ingest_signal(
-            conn, self.rt.outbox, signal=signal, now=now()))
+        return self._work("IngestSignal", request, pb.Signal,
+                          lambda uow: handlers.detection.ingest_signal(uow, signal=signal), mapping.signal_to_pb)
 
     # -- live push ---------------------------------------------------------------
     def Subscribe(self, request: pb.SubscribeRequest, context):
@@ -442,23 +237,9 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
         for i, k in enumerate(request.kinds):
             v.check(k in pb.RuleKind.values() and k != 0, f"kinds[{i}]", "must be a rule kind")
         v.raise_if_any()
-        areas = set(request.areas)
-        visible = self._visible_stations()
-        if visible is not None:
-            outside = [a for a in areas if a.split("-")[0] not in visible]
-            if outside:
-                raise PermissionDenied(f"areas outside the caller's station: {', '.join(outside)}",
-                                       reason="AREA_NOT_VISIBLE")
-            areas = areas or set(visible)
-        kinds = set(request.kinds)
-
-        def wanted(alert: pb.Alert) -> bool:
-            if areas and alert.area.station_id not in areas and alert.area.grid_id not in areas:
-                return False
-            if alert.level < request.min_level:
-                return False
-            return not kinds or alert.kind in kinds
-
+        wanted = domain.AlertFilter.for_caller(
+            set(request.areas), domain.visible_stations(auth.current()), mapping.level_name(request.min_level),
+            {mapping.kind_name(k) for k in request.kinds})
         latest = self.rt.feed.latest_sequence()
         if request.after_sequence > latest:
             raise OutOfRange(f"after_sequence {request.after_sequence} is past the end of the feed ({latest}); "
@@ -466,17 +247,15 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
         after = request.after_sequence or latest
         if request.include_active:
             with read_snapshot(self.rt.engine) as conn:
-                ids = conn.execute(select(alerts.c.id).where(alerts.c.state.in_(("FIRING", "ACKNOWLEDGED")))
-                                   .order_by(alerts.c.last_seen_time)).scalars().all()
-                for alert_id in ids:
-                    alert = handlers.load_alert(conn, alert_id)
-                    if wanted(alert):
-                        yield pb.AlertChange(sequence=after, action="SNAPSHOT", alert=alert, time=to_pb(now()))
+                for alert in queries.active_alerts(conn):
+                    if wanted.wants(alert.area.station_id, alert.area.grid_id, alert.level, alert.kind):
+                        yield pb.AlertChange(sequence=after, action="SNAPSHOT", alert=mapping.alert_to_pb(alert),
+                                             time=to_pb(self.rt.clock()))
         feed_request = events_pb2.StreamEventsRequest(after_sequence=after,
                                                       types=["alerts.AlertFired", "alerts.AlertUpdated"])
         for event in self.rt.feed.stream(feed_request, context, idle_seconds=HEARTBEAT_SECONDS):
             if event is None:
-                yield pb.AlertChange(sequence=after, action="HEARTBEAT", time=to_pb(now()))
+                yield pb.AlertChange(sequence=after, action="HEARTBEAT", time=to_pb(self.rt.clock()))
                 continue
             after = event.sequence
             if event.type == "alerts.AlertFired":
@@ -487,7 +266,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
                 payload = pb.AlertUpdated()
                 event.payload.Unpack(payload)
                 action, changed = payload.action, payload.changed_fields
-            if wanted(payload.alert):
+            if wanted.wants(*mapping.alert_facets(payload.alert)):
                 yield pb.AlertChange(sequence=event.sequence, action=action, alert=payload.alert,
                                      time=event.occur_time, changed_fields=changed, new_entries=payload.new_entries)
 
@@ -496,65 +275,30 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
         v = Violations()
         res = request.resolution or 8
         v.check(6 <= res <= 10, "resolution", "must be 6 to 10")
-        t = now()
+        t = self.rt.clock()
         end = from_pb(request.end_time) if request.HasField("end_time") else t
         start = from_pb(request.start_time) if request.HasField("start_time") else end - timedelta(hours=1)
         v.check(start < end, "start_time", "must be before end_time")
-        box = request.bounds if request.HasField("bounds") else None
+        box = mapping.box_from_pb(request.bounds) if request.HasField("bounds") else None
         if box is not None:
-            v.check(box.south_west.longitude < box.north_east.longitude and
-                    box.south_west.latitude < box.north_east.latitude, "bounds",
+            v.check(box.west < box.east and box.south < box.north, "bounds",
                     "south_west must lie south-west of north_east")
         station = request.station_id
         if box is None and not station:
             station = auth.current().station
-        visible = self._visible_stations()
+        visible = domain.visible_stations(auth.current())
         if visible is not None and station not in visible:
             raise PermissionDenied("the heat map of another station", reason="AREA_NOT_VISIBLE")
         v.raise_if_any()
-        col = incidents.c.cells[res - 5]
-        q = (select(col.label("cell"), incidents.c.station_id, func.count().label("n"))
-             .where(incidents.c.receive_time >= start, incidents.c.receive_time < end,
-                    incidents.c.category == "POLICE", incidents.c.merged_into == "",
-                    func.cardinality(incidents.c.cells) > 0)
-             .group_by(col, incidents.c.station_id))
-        if station:
-            q = q.where(incidents.c.station_id == station)
-        if box is not None:
-            q = q.where(incidents.c.lon.between(box.south_west.longitude, box.north_east.longitude),
-                        incidents.c.lat.between(box.south_west.latitude, box.north_east.latitude))
-        if request.incident_types:
-            q = q.where(incidents.c.incident_type.in_(list(request.incident_types)))
-        inc, cell_station = Counter(), {}
         with read_snapshot(self.rt.engine) as conn:
-            for row in conn.execute(q):
-                inc[row.cell] += row.n
-                cell_station.setdefault(row.cell, row.station_id)
-        units = Counter()
-        for lon, lat, unit_station in self.units(fresh=True):
-            if station and unit_station != station:
-                continue
-            if box is not None and not (box.south_west.longitude <= lon <= box.north_east.longitude and
-                                        box.south_west.latitude <= lat <= box.north_east.latitude):
-                continue
-            cell = domain.h3.latlng_to_cell(lat, lon, res)
-            units[cell] += 1
-            cell_station.setdefault(cell, unit_station)
-        cells = []
-        for cell in sorted(set(inc) | set(units)):
-            lon, lat = domain.cell_center(cell)
-            cells.append(pb.HeatMapCell(
-                cell=cell, center=common_pb2.GeoPoint(longitude=lon, latitude=lat), incident_count=inc[cell],
-                available_units=units[cell], gap=inc[cell] / max(units[cell], 1),
-                station_id=cell_station.get(cell, "")))
-        cells.sort(key=lambda c: (-c.gap, c.cell))
-        return pb.HeatMap(resolution=res, start_time=to_pb(start), end_time=to_pb(end), cells=cells,
-                          compute_time=to_pb(now()))
+            counted = queries.incidents_by_cell(conn, resolution=res, start=start, end=end, station=station,
+                                                bounds=box, incident_types=list(request.incident_types))
+        units = self.rt.context.units(fresh=True)
+        cells = domain.heat_map(counted, units, resolution=res, station=station, bounds=box)
+        return mapping.heat_map_to_pb(res, start, end, cells, self.rt.clock())
 
     def ExportCap(self, request: pb.ExportCapRequest, context) -> pb.CapDocument:
-        alert = self.GetAlert(pb.GetAlertRequest(name=request.name), context)
-        cap = cap_of(alert)
-        return pb.CapDocument(identifier=cap.identifier, xml=domain.cap_xml(cap))
+        return mapping.cap_document(self._visible_alert(request.name))
 
     # -- obligations -------------------------------------------------------------
     def CreateObligation(self, request: pb.CreateObligationRequest, context) -> pb.Obligation:
@@ -569,65 +313,43 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
             v.require(o.subject.strip(), "obligation.subject", "is required, e.g. places/{id}")
             v.require(o.description.strip(), "obligation.description")
             v.require(o.HasField("due_time"), "obligation.due_time")
-            v.check(handlers.seconds(o.period) >= 0, "obligation.period", "must not be negative")
+            v.check(mapping.seconds(o.period) >= 0, "obligation.period", "must not be negative")
         v.raise_if_any()
-
-        def work(conn):
-            t = now()
-            oid = handlers.create_obligation(
-                conn, kind=o.kind, subject=o.subject.strip(), station_id=o.station_id,
-                description=o.description.strip(), due=from_pb(o.due_time), period_s=handlers.seconds(o.period),
-                now=t)
-            return obligation_to_pb(conn.execute(select(obligations).where(obligations.c.id == oid)).one(), t)
-        return self.rt.idempotent("CreateObligation", request, pb.Obligation, work)
+        # An obligation is answered as it is when made (or completed): its state at that time.
+        return self._work("CreateObligation", request, pb.Obligation, lambda uow: handlers.obligations.create_obligation(
+            uow, kind=o.kind, subject=o.subject.strip(), station_id=o.station_id, description=o.description.strip(),
+            due=from_pb(o.due_time), period_s=mapping.seconds(o.period)),
+            lambda created: mapping.obligation_to_pb(created, created.update_time))
 
     def GetObligation(self, request: pb.GetObligationRequest, context) -> pb.Obligation:
         oid = name_id(request.name, "obligations")
         with read_snapshot(self.rt.engine) as conn:
-            row = conn.execute(select(obligations).where(obligations.c.id == oid)).first()
-        if row is None:
+            found = queries.obligation(conn, oid)
+        if found is None:
             raise NotFound(request.name)
-        return obligation_to_pb(row, now())
+        return mapping.obligation_to_pb(found, self.rt.clock())
 
     def ListObligations(self, request: pb.ListObligationsRequest, context) -> pb.ListObligationsResponse:
         v = Violations()
         size = v.page_size(request.page_size)
         after = time_keyset(decode_page_token(request.page_token, v, ("t", "id")), v)
         v.raise_if_any()
-        t = now()
-        q = select(obligations)
-        state = enum_name(pb.ObligationState, request.state, "OBLIGATION_STATE_")
-        if state == "PENDING":
-            q = q.where(obligations.c.state == "PENDING", obligations.c.due_time > t)
-        elif state == "OVERDUE":
-            q = q.where(obligations.c.state == "PENDING", obligations.c.due_time <= t)
-        elif state:
-            q = q.where(obligations.c.state == state)
-        if request.station_id:
-            q = q.where(obligations.c.station_id == request.station_id)
-        if request.kind:
-            q = q.where(obligations.c.kind == request.kind)
-        if after:
-            at, oid = after
-            q = q.where(or_(obligations.c.due_time > at, and_(obligations.c.due_time == at, obligations.c.id > oid)))
-        q = q.order_by(obligations.c.due_time, obligations.c.id).limit(size + 1)
+        t = self.rt.clock()
         with read_snapshot(self.rt.engine) as conn:
-            rows = conn.execute(q).all()
+            rows = queries.obligation_page(conn, state=mapping.obligation_state_name(request.state),
+                                           station_id=request.station_id, kind=request.kind, now=t, after=after,
+                                           size=size)
         page, next_token = paginate(rows, size, lambda r: {"t": r.due_time.isoformat(), "id": r.id})
-        return pb.ListObligationsResponse(obligations=[obligation_to_pb(r, t) for r in page],
+        return pb.ListObligationsResponse(obligations=[mapping.obligation_to_pb(r, t) for r in page],
                                           next_page_token=next_token)
 
     def CompleteObligation(self, request: pb.CompleteObligationRequest, context) -> pb.Obligation:
         auth.current().require_role(*(OBLIGATION_EDITORS + ("officer",)))
         oid = name_id(request.name, "obligations", request_id=request.request_id)
-        who = actor()
-
-        def work(conn):
-            t = now()
-            handlers.close_obligation(conn, self.rt.outbox, obligation_id=oid, state="DONE", actor=who,
-                                      reason=request.comment, now=t)
-            return obligation_to_pb(conn.execute(select(obligations).where(obligations.c.id == oid)).one(), t)
-        return self.rt.idempotent("CompleteObligation", request, pb.Obligation, work)
+        return self._work("CompleteObligation", request, pb.Obligation,
+                          lambda uow: handlers.obligations.complete_obligation(uow, obligation_id=oid,
+                                                                               comment=request.comment),
+                          lambda done: mapping.obligation_to_pb(done, done.update_time))
 
     def StreamEvents(self, request, context):
         yield from self.rt.feed.stream(request, context)

@@ -1,14 +1,28 @@
-"""Alerts tables, in the `alerts` schema."""
+"""Alerts tables (the `alerts` schema) and the repositories that load and save the alerts
+domain's objects on one connection: the write side. Lists and the heat map are in queries.py.
+
+Rule contents and signals are stored in their protobuf forms: a rule version's `spec` is the Rule
+message as JSON (domain.rule_spec writes and reads it), a signal's `body` the Signal message, which
+the signal's use case encodes and decodes (mapping.signal_body) and this module keeps as given.
+"""
 from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
 
 from sqlalchemy import (
     BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Identity, Index, Integer, LargeBinary, MetaData,
-    PrimaryKeyConstraint, String, Table, Text, text,
+    PrimaryKeyConstraint, String, Table, Text, and_, func, or_, select, text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
 from services.runtime.app import RuntimeTables
 from services.runtime.audit import Timeline, timeline_table
+from services.runtime.errors import NotFound
+
+from .domain import (
+    Alert, Area, Incident, Matcher, Notification, Obligation, Rule, Signal, Silence, Stamp, rule_from_spec, rule_spec,
+)
 
 SCHEMA = "alerts"
 metadata = MetaData(schema=SCHEMA)
@@ -185,3 +199,435 @@ obligations = Table(
     Index("obligations_due", "due_time", postgresql_where=text("state = 'PENDING'")),
 )
 
+
+
+# -- rules --------------------------------------------------------------------------
+
+def rule_of(head, ver) -> Rule:
+    """A rule version from its head row and version row."""
+    rule = rule_from_spec(ver.spec)
+    rule.id = head.id
+    rule.version = ver.version
+    rule.version_stamp = Stamp(ver.actor or "", list(ver.roles or []), ver.time, ver.reason or "")
+    rule.create_time = head.create_time
+    rule.update_time = ver.time
+    rule.delete_time = head.delete_time if head.delete_time is not None and ver.version == head.version else None
+    return rule
+
+
+def load_rule(conn, rule_id: str, version: int | None = None, *, lock: bool = False) -> Rule:
+    """The rule at `version` (default: the version in force)."""
+    q = select(rules).where(rules.c.id == rule_id)
+    head = conn.execute(q.with_for_update() if lock else q).first()
+    if head is None:
+        raise NotFound(f"rules/{rule_id}")
+    ver = conn.execute(select(rule_versions).where(
+        rule_versions.c.rule_id == rule_id, rule_versions.c.version == (version or head.version))).first()
+    if ver is None:
+        raise NotFound(f"rules/{rule_id}@{version}")
+    return rule_of(head, ver)
+
+
+class RuleRepository:
+    """Rules: a head row per rule (the version in force) and a row per version."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def get(self, rule_id: str, *, lock: bool = True) -> Rule:
+        return load_rule(self.conn, rule_id, lock=lock)
+
+    def ids(self) -> set[str]:
+        return set(self.conn.execute(select(rules.c.id)).scalars())
+
+    def add(self, rule: Rule) -> None:
+        self.conn.execute(rules.insert().values(id=rule.id, version=rule.version, kind=rule.kind, enabled=rule.enabled,
+                                                create_time=rule.create_time, update_time=rule.update_time))
+        self._add_version(rule)
+
+    def add_version(self, rule: Rule) -> None:
+        """A new version of an existing rule, in force from now."""
+        self.conn.execute(rules.update().where(rules.c.id == rule.id).values(
+            version=rule.version, enabled=rule.enabled, update_time=rule.update_time, delete_time=rule.delete_time))
+        self._add_version(rule)
+
+    def _add_version(self, rule: Rule) -> None:
+        s = rule.version_stamp
+        self.conn.execute(rule_versions.insert().values(
+            rule_id=rule.id, version=rule.version, spec=rule_spec(rule), actor=s.actor, roles=list(s.roles),
+            time=s.time, reason=s.reason))
+
+    def active(self, kind: str | None = None) -> list[Rule]:
+        """The enabled rules in force (of a kind), by id."""
+        q = (select(rules, rule_versions)
+             .join(rule_versions, and_(rule_versions.c.rule_id == rules.c.id,
+                                       rule_versions.c.version == rules.c.version))
+             .where(rules.c.enabled.is_(True), rules.c.delete_time.is_(None)).order_by(rules.c.id))
+        if kind:
+            q = q.where(rules.c.kind == kind)
+        return [rule_of(row, row) for row in self.conn.execute(q)]
+
+    def revision(self) -> tuple[int, int]:
+        """Grows with every change: every create adds a row and every change (update, enable, delete)
+        adds one to a version, so (count, sum of versions) moves. Update times would not do: they come
+        from the caller's clock, which need not move forward (another replica's, an injected one)."""
+        return tuple(self.conn.execute(select(func.count(), func.coalesce(func.sum(rules.c.version), 0))).one())
+
+
+# -- alerts -------------------------------------------------------------------------
+
+def _stamp(actor, roles, time, reason) -> Stamp | None:
+    return Stamp(actor or "", list(roles or []), time, reason or "") if time is not None else None
+
+
+def alert_of(conn, row, whole: bool = True) -> Alert:
+    """An alert from its row, with its notifications and its timeline (`whole`), or from its row
+    alone (to be changed: what it decides on and what its events carry are all in the row)."""
+    notes = conn.execute(select(notifications).where(notifications.c.alert_id == row.id)
+                         .order_by(notifications.c.seq)).all() if whole else []
+    timeline = alert_timeline.of(conn, row.id) if whole else []
+    center = (row.center_lon, row.center_lat) if row.center_lon is not None else None
+    return Alert(
+        id=row.id, fingerprint=row.fingerprint, group_key=row.group_key, kind=row.kind, level=row.level,
+        state=row.state, rule_id=row.rule_id, rule_version=row.rule_version,
+        area=Area(row.area_kind, row.area_id, row.area_name, row.station_id, row.grid_id, center),
+        subject=row.subject, summary=row.summary, first_seen_time=row.first_seen_time,
+        last_seen_time=row.last_seen_time, update_time=row.update_time, related_subjects=list(row.related_subjects),
+        suggested_action=row.suggested_action, recipients=list(row.recipients), count=row.count,
+        escalation_level=row.escalation_level, escalate_after_s=row.escalate_after_s,
+        next_escalation_time=row.next_escalation_time, auto_resolve_time=row.auto_resolve_time,
+        labels=dict(row.labels or {}), hot_cells=list(row.hot_cells), cold_cells=list(row.cold_cells),
+        silence_id=row.silence_id, acknowledged=_stamp(row.ack_actor, row.ack_roles, row.ack_time, row.ack_reason),
+        resolved=_stamp(row.resolve_actor, row.resolve_roles, row.resolve_time, row.resolve_reason),
+        notifications=[Notification(n.channel, n.recipient, n.send_time, n.escalation_level, n.delivered, n.error)
+                       for n in notes],
+        timeline=timeline,
+    )
+
+
+def _alert_values(a: Alert) -> dict:
+    center = a.area.center
+    ack, res = a.acknowledged, a.resolved
+    return dict(
+        fingerprint=a.fingerprint, group_key=a.group_key, kind=a.kind, level=a.level, state=a.state,
+        rule_id=a.rule_id, rule_version=a.rule_version, area_kind=a.area.kind, area_id=a.area.id,
+        area_name=a.area.name, center_lon=center[0] if center else None, center_lat=center[1] if center else None,
+        station_id=a.area.station_id, grid_id=a.area.grid_id, subject=a.subject,
+        related_subjects=list(a.related_subjects), summary=a.summary, suggested_action=a.suggested_action,
+        recipients=list(a.recipients), first_seen_time=a.first_seen_time, last_seen_time=a.last_seen_time,
+        count=a.count, escalation_level=a.escalation_level, escalate_after_s=a.escalate_after_s,
+        next_escalation_time=a.next_escalation_time, auto_resolve_time=a.auto_resolve_time, labels=dict(a.labels),
+        hot_cells=list(a.hot_cells), cold_cells=list(a.cold_cells), silence_id=a.silence_id,
+        ack_actor=ack.actor if ack else None, ack_roles=list(ack.roles) if ack else None,
+        ack_time=ack.time if ack else None, ack_reason=ack.reason if ack else None,
+        resolve_actor=res.actor if res else None, resolve_roles=list(res.roles) if res else None,
+        resolve_time=res.time if res else None, resolve_reason=res.reason if res else None,
+        update_time=a.update_time,
+    )
+
+
+class AlertRepository:
+    """Alerts with their notifications and timelines. Loading one to change it locks its row; it
+    comes without its notifications and timeline unless asked for them (`whole`: an RPC answering
+    with the alert), and what it adds to them is written on save."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def _load(self, row, whole: bool = False) -> Alert:
+        return alert_of(self.conn, row, whole)
+
+    def find_open(self, fingerprint: str) -> Alert | None:
+        """The open alert of a condition (one at most)."""
+        row = self.conn.execute(select(alerts).where(alerts.c.fingerprint == fingerprint, alerts.c.state != "RESOLVED")
+                                .with_for_update()).first()
+        return self._load(row) if row is not None else None
+
+    def get(self, alert_id: str, *, whole: bool = False) -> Alert:
+        row = self.conn.execute(select(alerts).where(alerts.c.id == alert_id).with_for_update()).first()
+        if row is None:
+            raise NotFound(f"alerts/{alert_id}")
+        return self._load(row, whole)
+
+    def add(self, alert: Alert) -> bool:
+        """Inserts a new alert; False when another open alert of the same condition got there first."""
+        inserted = self.conn.execute(
+            insert(alerts).values(id=alert.id, **_alert_values(alert))
+            .on_conflict_do_nothing(index_elements=["fingerprint"], index_where=text("state <> 'RESOLVED'"))
+            .returning(alerts.c.id)).first()
+        if inserted is None:
+            return False
+        self._write_added(alert)
+        return True
+
+    def save(self, alert: Alert) -> None:
+        self.conn.execute(alerts.update().where(alerts.c.id == alert.id).values(**_alert_values(alert)))
+        self._write_added(alert)
+
+    def _write_added(self, alert: Alert) -> None:
+        if alert.new_notifications:
+            self.conn.execute(notifications.insert(), [
+                dict(alert_id=alert.id, channel=n.channel, recipient=n.recipient, send_time=n.send_time,
+                     escalation_level=n.escalation_level, delivered=n.delivered, error=n.error)
+                for n in alert.new_notifications])
+            alert.new_notifications = []
+        alert_timeline.add(self.conn, alert.id, alert.new_entries)
+        alert.new_entries = []
+
+    def open_mentioning(self, fingerprint: str, subject: str) -> bool:
+        """Whether the open alert of a condition was raised (or repeated) by `subject` already."""
+        return self.conn.execute(select(alerts.c.id).where(
+            alerts.c.fingerprint == fingerprint, alerts.c.state != "RESOLVED",
+            or_(alerts.c.subject == subject, alerts.c.related_subjects.any(subject)))).first() is not None
+
+    def firing_labels(self) -> list[tuple[str, dict]]:
+        """Every firing alert's id and labels, locked (a silence starting looks for what it holds)."""
+        return [(r.id, dict(r.labels)) for r in self.conn.execute(
+            select(alerts.c.id, alerts.c.labels).where(alerts.c.state == "FIRING").with_for_update()).all()]
+
+    def held_by(self, silence_id: str) -> list[Alert]:
+        rows = self.conn.execute(select(alerts).where(alerts.c.silence_id == silence_id, alerts.c.state == "SILENCED")
+                                 .with_for_update()).all()
+        return [self._load(r) for r in rows]
+
+    def due_for_escalation(self, now: datetime) -> list[Alert]:
+        """Firing alerts whose escalation time has come (those another sweeper holds are skipped)."""
+        rows = self.conn.execute(select(alerts).where(
+            alerts.c.state == "FIRING", alerts.c.next_escalation_time <= now)
+            .order_by(alerts.c.next_escalation_time).with_for_update(skip_locked=True)).all()
+        return [self._load(r) for r in rows]
+
+    def auto_resolvable(self, now: datetime) -> list[str]:
+        """Open alerts whose condition has stopped holding by now (skipping those another sweeper holds)."""
+        return list(self.conn.execute(select(alerts.c.id).where(
+            alerts.c.state != "RESOLVED", alerts.c.auto_resolve_time <= now)
+            .with_for_update(skip_locked=True)).scalars())
+
+    def open_about(self, subject: str) -> list[str]:
+        return list(self.conn.execute(select(alerts.c.id).where(alerts.c.subject == subject,
+                                                                alerts.c.state != "RESOLVED")).scalars())
+
+
+# -- silences ---------------------------------------------------------------------
+
+def silence_of(row) -> Silence:
+    return Silence(
+        id=row.id, matchers=[Matcher(m["label"], m["value"], m.get("operator", "EQUAL")) for m in row.matchers],
+        start_time=row.start_time, expire_time=row.expire_time, reason=row.reason, creator=row.creator,
+        create_time=row.create_time,
+        expired=_stamp(row.expire_actor, row.expire_roles, row.expired_time, row.expire_reason),
+        applied=row.applied, released=row.released)
+
+
+class SilenceRepository:
+    def __init__(self, conn):
+        self.conn = conn
+
+    def add(self, s: Silence) -> None:
+        self.conn.execute(silences.insert().values(
+            id=s.id, matchers=[{"label": m.label, "value": m.value, "operator": m.operator} for m in s.matchers],
+            start_time=s.start_time, expire_time=s.expire_time, reason=s.reason, creator=s.creator,
+            create_time=s.create_time))
+
+    def get(self, silence_id: str) -> Silence:
+        row = self.conn.execute(select(silences).where(silences.c.id == silence_id).with_for_update()).first()
+        if row is None:
+            raise NotFound(f"silences/{silence_id}")
+        return silence_of(row)
+
+    def save(self, s: Silence) -> None:
+        e = s.expired
+        self.conn.execute(silences.update().where(silences.c.id == s.id).values(
+            expired_time=e.time if e else None, expire_actor=e.actor if e else None,
+            expire_roles=list(e.roles) if e else None, expire_reason=e.reason if e else None,
+            applied=s.applied, released=s.released))
+
+    def active(self, now: datetime) -> list[Silence]:
+        """The silences in force now, oldest first."""
+        return [silence_of(r) for r in self.conn.execute(select(silences).where(
+            silences.c.start_time <= now, silences.c.expire_time > now,
+            or_(silences.c.expired_time.is_(None), silences.c.expired_time > now)).order_by(silences.c.create_time))]
+
+    def starting(self, now: datetime) -> list[Silence]:
+        """Silences in force whose matching alerts have not been silenced yet (they started later)."""
+        return [silence_of(r) for r in self.conn.execute(select(silences).where(
+            silences.c.applied.is_(False), silences.c.start_time <= now, silences.c.expire_time > now,
+            silences.c.expired_time.is_(None)).with_for_update(skip_locked=True)).all()]
+
+    def ending(self, now: datetime) -> list[Silence]:
+        """Silences that have ended and still hold alerts."""
+        return [silence_of(r) for r in self.conn.execute(select(silences).where(
+            silences.c.released.is_(False),
+            or_(silences.c.expire_time <= now, silences.c.expired_time <= now)).with_for_update(skip_locked=True)).all()]
+
+
+# -- incidents (every report, for windows and rollups) ---------------------------------
+
+def _in_area(area: Area, resolution: int):
+    if area.kind == "STATION":
+        return incidents.c.station_id == area.id
+    if area.kind == "GRID":
+        return incidents.c.grid_id == area.id
+    return incidents.c.cells[resolution - 5] == area.id  # Postgres arrays count from 1
+
+
+class IncidentRepository:
+    def __init__(self, conn):
+        self.conn = conn
+
+    def record(self, i: Incident) -> bool:
+        """Records a report as it arrived; False when it was recorded already (a redelivery)."""
+        return self.conn.execute(insert(incidents).values(
+            report_id=i.report_id, receive_time=i.receive_time, station_id=i.station_id, grid_id=i.grid_id,
+            category=i.category, incident_type=i.incident_type, merged_into=i.merged_into, lon=i.lon, lat=i.lat,
+            cells=i.cells,
+        ).on_conflict_do_nothing().returning(incidents.c.report_id)).first() is not None
+
+    def roll_up(self, keys: list[tuple[str, str, str, datetime]]) -> None:
+        """Adds one to each hourly count (area kind, area id, incident type, hour)."""
+        if keys:
+            stmt = insert(hourly_counts).values([dict(area_kind=k, area_id=a, incident_type=t, hour_start=h, count=1)
+                                                 for k, a, t, h in keys])
+            self.conn.execute(stmt.on_conflict_do_update(
+                index_elements=["area_kind", "area_id", "incident_type", "hour_start"],
+                set_={"count": hourly_counts.c.count + 1}))
+
+    def set_merged(self, report_id: str, merged_into: str) -> None:
+        self.conn.execute(incidents.update().where(incidents.c.report_id == report_id)
+                          .values(merged_into=merged_into))
+
+    def correct(self, report_id: str, *, category: str, incident_type: str, station_id: str, grid_id: str) -> None:
+        self.conn.execute(incidents.update().where(incidents.c.report_id == report_id).values(
+            category=category, incident_type=incident_type, station_id=station_id, grid_id=grid_id))
+
+    def station_of(self, report_id: str) -> str:
+        return self.conn.execute(select(incidents.c.station_id).where(incidents.c.report_id == report_id)).scalar() \
+            or ""
+
+    def count_window(self, area: Area, resolution: int, start: datetime, end: datetime,
+                     incident_types: list[str]) -> int:
+        """Counted incidents (valid, not merged) in the area within (start, end]."""
+        q = select(func.count()).select_from(incidents).where(
+            incidents.c.receive_time > start, incidents.c.receive_time <= end,
+            incidents.c.category.notin_(["INVALID", ""]), incidents.c.merged_into == "", _in_area(area, resolution))
+        if incident_types:
+            q = q.where(incidents.c.incident_type.in_(list(incident_types)))
+        return self.conn.execute(q).scalar_one()
+
+    def hourly(self, area: Area, incident_types: list[str], hours: list[datetime]) -> dict[datetime, int]:
+        """The area's counts for those hours (incident type "" counts every type)."""
+        rows = self.conn.execute(select(hourly_counts.c.hour_start, func.sum(hourly_counts.c.count)).where(
+            hourly_counts.c.area_kind == area.kind, hourly_counts.c.area_id == area.id,
+            hourly_counts.c.incident_type.in_(incident_types), hourly_counts.c.hour_start.in_(hours))
+            .group_by(hourly_counts.c.hour_start)).all()
+        return {h: int(n) for h, n in rows}
+
+    def first_hour(self, area: Area) -> datetime | None:
+        return self.conn.execute(select(func.min(hourly_counts.c.hour_start)).where(
+            hourly_counts.c.area_kind == area.kind, hourly_counts.c.area_id == area.id)).scalar_one()
+
+    def police_by_cell(self, resolution: int, start: datetime, end: datetime, cells: list[str],
+                       incident_types: list[str]) -> Counter:
+        """Counted police incidents within (start, end] per cell of those cells."""
+        col = incidents.c.cells[resolution - 5]
+        q = (select(col, func.count()).where(
+            incidents.c.receive_time > start, incidents.c.receive_time <= end,
+            incidents.c.category == "POLICE", incidents.c.merged_into == "", col.in_(cells)).group_by(col))
+        if incident_types:
+            q = q.where(incidents.c.incident_type.in_(list(incident_types)))
+        return Counter({c: n for c, n in self.conn.execute(q)})
+
+
+# -- partner signals ---------------------------------------------------------------
+
+class SignalRepository:
+    """Partner signals; a signal's body (the Signal message) is stored as given."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def body_by_external_id(self, source: str, external_id: str) -> bytes | None:
+        """The stored body of the signal with that (source, external id)."""
+        return self.conn.execute(select(signals.c.body).where(
+            signals.c.source == source, signals.c.external_id == external_id)).scalar()
+
+    def add(self, s: Signal, body: bytes) -> bool:
+        """Stores a new signal; False when the same (source, external id) was stored meanwhile."""
+        return self.conn.execute(insert(signals).values(
+            id=s.id, source=s.source, signal_type=s.signal_type, external_id=s.external_id, station_id=s.station_id,
+            body=body, receive_time=s.receive_time,
+        ).on_conflict_do_nothing(index_elements=["source", "external_id"], index_where=text("external_id <> ''"))
+            .returning(signals.c.id)).first() is not None
+
+    def save_alerts(self, s: Signal, alert_names: list[str], body: bytes) -> None:
+        """The alerts the signal raised, and its body naming them."""
+        self.conn.execute(signals.update().where(signals.c.id == s.id).values(alert_ids=alert_names, body=body))
+
+
+# -- obligations ------------------------------------------------------------------
+
+def obligation_of(row) -> Obligation:
+    return Obligation(
+        id=row.id, kind=row.kind, subject=row.subject, station_id=row.station_id, description=row.description,
+        due_time=row.due_time, create_time=row.create_time, update_time=row.update_time, period_s=row.period_s,
+        state=row.state, warned=row.warned,
+        completed=_stamp(row.complete_actor, row.complete_roles, row.complete_time, row.complete_reason))
+
+
+class ObligationRepository:
+    def __init__(self, conn):
+        self.conn = conn
+
+    def add(self, o: Obligation) -> None:
+        self.conn.execute(obligations.insert().values(
+            id=o.id, kind=o.kind, subject=o.subject, station_id=o.station_id, description=o.description,
+            due_time=o.due_time, period_s=o.period_s, state=o.state, create_time=o.create_time,
+            update_time=o.update_time))
+
+    def get(self, obligation_id: str) -> Obligation:
+        row = self.conn.execute(select(obligations).where(obligations.c.id == obligation_id).with_for_update()).first()
+        if row is None:
+            raise NotFound(f"obligations/{obligation_id}")
+        return obligation_of(row)
+
+    def find(self, kind: str, subject: str) -> Obligation | None:
+        """The obligation of a kind about a subject (e.g. the report-back of an assignment), locked."""
+        row = self.conn.execute(select(obligations).where(obligations.c.kind == kind, obligations.c.subject == subject)
+                                .with_for_update()).first()
+        return obligation_of(row) if row is not None else None
+
+    def pending_id(self, kind: str, subject: str) -> str | None:
+        return self.conn.execute(select(obligations.c.id).where(
+            obligations.c.kind == kind, obligations.c.subject == subject, obligations.c.state == "PENDING")).scalar()
+
+    def due_for_warning(self, now: datetime, lead_s: float, kinds: list[str], stations: list[str]) -> list[Obligation]:
+        """Pending obligations due within `lead_s` (or overdue) not yet warned of as overdue, skipping
+        those another sweeper holds."""
+        q = select(obligations).where(obligations.c.state == "PENDING",
+                                      obligations.c.due_time - timedelta(seconds=lead_s) <= now,
+                                      obligations.c.warned != "OVERDUE")
+        if kinds:
+            q = q.where(obligations.c.kind.in_(kinds))
+        if stations:
+            q = q.where(obligations.c.station_id.in_(list(stations)))
+        return [obligation_of(r) for r in self.conn.execute(q.with_for_update(skip_locked=True)).all()]
+
+    def save(self, o: Obligation) -> None:
+        c = o.completed
+        self.conn.execute(obligations.update().where(obligations.c.id == o.id).values(
+            description=o.description, due_time=o.due_time, state=o.state, warned=o.warned,
+            complete_actor=c.actor if c else None, complete_roles=list(c.roles) if c else None,
+            complete_time=c.time if c else None, complete_reason=c.reason if c else None,
+            update_time=o.update_time))
+
+
+class Repositories:
+    """The alerts repositories on one connection (`uow.repos`)."""
+
+    def __init__(self, conn):
+        self.rules = RuleRepository(conn)
+        self.alerts = AlertRepository(conn)
+        self.silences = SilenceRepository(conn)
+        self.incidents = IncidentRepository(conn)
+        self.signals = SignalRepository(conn)
+        self.obligations = ObligationRepository(conn)

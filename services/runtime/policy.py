@@ -41,7 +41,8 @@ DISTRICT_ROLES = frozenset({"district_commander"})
 STATION_ROLES = frozenset({"officer", "station_chief", "legal_officer"})
 POLICE_ROLES = CITY_ROLES | CENTRE_ROLES | DISTRICT_ROLES | STATION_ROLES
 HOTLINE_ROLES = frozenset({"hotline_agent", "supervisor", "department"})
-OTHER_ROLES = frozenset({"expert", "open311_client", "sre"})
+# `partner`: a partner system that files reports (an alarm company, another government system).
+OTHER_ROLES = frozenset({"expert", "open311_client", "sre", "partner"})
 ALL_ROLES = POLICE_ROLES | HOTLINE_ROLES | OTHER_ROLES | {SERVICE}
 ANY_PERSON = frozenset(ALL_ROLES - {SERVICE})
 

@@ -11,7 +11,10 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from sampledata import city
+from smart110.common.v1 import events_pb2
+from smart110.scoring.v1 import scoring_service_pb2_grpc as scoring_grpc
 from services.runtime.db import sqlalchemy_url
+from tests import support
 from tests.conftest import eventually
 from tools.token import mint
 
@@ -103,8 +106,13 @@ def test_dispatch_lifecycle_becomes_explained_ledger_entries_and_a_warning(stack
         other = me.get("/v1/stations/S01/score")
         assert other.status_code == 403, other.text
     with client(stack, ["commander"], sub="e2e-commander") as cmd:
-        events = cmd.get("/v1/scoring/events", params={"stopAtEnd": True})
-        assert events.status_code == 200 and "scoring.WarningRaised" in events.text
+        # The feed is for service credentials: a person, even the commander, is refused it.
+        assert cmd.get("/v1/scoring/events", params={"stopAtEnd": True}).status_code == 403
+    with support.channel(stack.address("scoring")) as channel:
+        feed = list(scoring_grpc.ScoringServiceStub(channel).StreamEvents(
+            events_pb2.StreamEventsRequest(stop_at_end=True), timeout=20))
+    assert "scoring.WarningRaised" in {e.type for e in feed}
+    with client(stack, ["commander"], sub="e2e-commander") as cmd:
 
         # The alerts service consumes scoring.WarningRaised and alerts the officer's station.
         def alerted():

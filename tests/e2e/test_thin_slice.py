@@ -205,6 +205,9 @@ def test_roles_decide_who_lists_reports_and_who_sees_caller_data(http, stack):
     refused = httpx.get(f"{stack.gateway_url}/v1/reports", headers=partner)
     assert refused.status_code == 403
     assert refused.json()["details"][0]["reason"] == "ROLE_REQUIRED"
-    masked = httpx.get(f"{stack.gateway_url}/v1/{name}", headers=partner).json()
+    # A partner system files reports but reads none; an officer sees a report with the caller masked.
+    assert httpx.get(f"{stack.gateway_url}/v1/{name}", headers=partner).status_code == 403
+    officer = {"Authorization": f"Bearer {mint(roles=['officer'], station='S01', sub='e2e-officer')}"}
+    masked = httpx.get(f"{stack.gateway_url}/v1/{name}", headers=officer).json()
     assert masked["caller"]["phoneNumber"] == phone[:3] + "****" + phone[-4:]
     assert http.get(f"/v1/{name}").json()["caller"]["phoneNumber"] == phone

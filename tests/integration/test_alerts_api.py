@@ -3,7 +3,7 @@ idempotency, state rules, live push with resume, CAP export."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
@@ -13,38 +13,27 @@ from lxml import etree
 
 from smart110.alerts.v1 import alerts_service_pb2 as pb
 from smart110.alerts.v1 import alerts_service_pb2_grpc as pb_grpc
-from services.alerts import handlers
+from services.alerts import api, handlers, mapping
 from services.alerts.__main__ import SPEC
-from services.alerts.handlers import MatcherCache
-from tests.integration.test_alerts_engine import alerts_admin_url, make_report  # noqa: F401 - a fixture
-from tests.integration.test_skeleton_services import field_violations, serving
 from tests import support
+from tests.integration.test_alerts_engine import make_report
+from tests.support import field_violations
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def as_role(role: str, station: str = "S01") -> tuple:
-    return support.caller([role], station=station, sub=f"u-{role}")
+@pytest.fixture(scope="module")
+def served(admin_url):
+    """The alerts service on a fresh database of this module's own, without standing rules; police
+    strength (dispatch) is none available."""
+    with support.serving(SPEC, admin_url, seed=False) as s:
+        s.rt.context.units = lambda fresh=False: []
+        yield s
 
 
 @pytest.fixture(scope="module")
-def channel(alerts_admin_url):
-    with serving(alerts_admin_url, SPEC) as ch:
-        yield ch
-
-
-@pytest.fixture(scope="module")
-def stub(channel):
-    return pb_grpc.AlertsServiceStub(channel)
-
-
-@pytest.fixture(scope="module")
-def engine(alerts_admin_url, channel):
-    from services.runtime.db import ensure_service_database, make_engine
-
-    eng = make_engine(ensure_service_database(alerts_admin_url, SPEC.name, "pw"))
-    yield eng
-    eng.dispose()
+def stub(served):
+    return pb_grpc.AlertsServiceStub(served.channel)
 
 
 @pytest.fixture()
@@ -62,13 +51,12 @@ def keyword_rule(stub, station, term="绑架", **kw) -> pb.Rule:
         terms=[pb.KeywordTerm(term=term)], **kw)), timeout=5)
 
 
-def report_in(engine, station, text):
-    from services.runtime.outbox import Outbox
-    from services.runtime.timeutil import now
-
-    with engine.begin() as conn:
-        return handlers.on_report(conn, Outbox(SPEC.tables.outbox, "alerts"),
-                                  report=make_report(station, text, now()), now=now(), matchers=MatcherCache())
+def report_in(served, station, text) -> list[pb.Alert]:
+    """A report from intake, as the consumer hands it to the use case; the alerts it raised."""
+    report = make_report(station, text, served.clock())
+    with served.rt.transaction() as uow:
+        raised = handlers.detection.report_received(uow, report=mapping.report_from_pb(report), units=[])
+        return [mapping.alert_to_pb(a) for a in raised]
 
 
 def code_of(call) -> grpc.StatusCode:
@@ -85,7 +73,7 @@ def test_create_rule_names_every_bad_field(stub):
             kind=pb.RULE_KIND_VOLUME, terms=[pb.KeywordTerm(term=""), pb.KeywordTerm(term="杀", exclusions=["无关"])],
             recipients=["nobody"])), timeout=5)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    fields = {f for f, _ in field_violations(err.value)}
+    fields = set(field_violations(err.value))
     assert {"request_id", "rule.display_name", "rule.level", "rule.terms[0].term", "rule.terms[1].exclusions[0]",
             "rule.window", "rule.threshold", "rule.area_kind", "rule.recipients[0]"} <= fields
 
@@ -153,25 +141,29 @@ def test_roles_are_checked(stub):
     req = pb.CreateRuleRequest(request_id=rid(), rule=pb.Rule(
         display_name="x", kind=pb.RULE_KIND_KEYWORD, level=pb.ALERT_LEVEL_RED, terms=[pb.KeywordTerm(term="杀人")]))
     with pytest.raises(grpc.RpcError) as err:
-        stub.CreateRule(req, timeout=5, metadata=as_role("officer"))
+        stub.CreateRule(req, timeout=5, metadata=support.caller(["officer"], station="S01", sub="u-officer"))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
 # -- alert lifecycle over the API -------------------------------------------------
 
-def test_acknowledge_then_resolve_and_illegal_changes(stub, engine, station):
+def test_acknowledge_then_resolve_and_illegal_changes(stub, served):
+    # A police caller's station claim must name a station of the city; no other test here uses this one.
+    station = "S26"
     rule = keyword_rule(stub, station)
-    [alert] = report_in(engine, station, "孩子被绑架了")
+    [alert] = report_in(served, station, "孩子被绑架了")
     assert alert.rule == rule.name
     req = pb.AcknowledgeAlertRequest(request_id=rid(), name=alert.name, comment="收到，已派警")
-    acked = stub.AcknowledgeAlert(req, timeout=5, metadata=as_role("station_chief", station))
+    acked = stub.AcknowledgeAlert(req, timeout=5, metadata=support.caller(["station_chief"], station=station,
+                                                                              sub="u-station_chief"))
     assert acked.state == pb.ALERT_STATE_ACKNOWLEDGED and acked.acknowledge_stamp.actor == "u-station_chief"
     assert stub.AcknowledgeAlert(req, timeout=5) == acked, "a retried acknowledgement answers the same"
     assert code_of(lambda: stub.AcknowledgeAlert(pb.AcknowledgeAlertRequest(request_id=rid(), name=alert.name),
                                                  timeout=5)) == grpc.StatusCode.FAILED_PRECONDITION
     # An officer of another station does not see it.
     assert code_of(lambda: stub.ResolveAlert(pb.ResolveAlertRequest(request_id=rid(), name=alert.name, reason="x"),
-                                             timeout=5, metadata=as_role("officer", "S99"))) == \
+                                             timeout=5, metadata=support.caller(["officer"], station="S25",
+                                                                                  sub="u-officer"))) == \
         grpc.StatusCode.NOT_FOUND
     assert code_of(lambda: stub.ResolveAlert(pb.ResolveAlertRequest(request_id=rid(), name=alert.name),
                                              timeout=5)) == grpc.StatusCode.INVALID_ARGUMENT
@@ -186,14 +178,14 @@ def test_acknowledge_then_resolve_and_illegal_changes(stub, engine, station):
     schema.assertValid(etree.fromstring(cap.xml.encode()))
 
 
-def test_subscribe_filters_and_resumes_after_a_reconnect(stub, engine, station):
+def test_subscribe_filters_and_resumes_after_a_reconnect(stub, served, station):
     keyword_rule(stub, station, term="劫持")
     start = stub.Subscribe(pb.SubscribeRequest(after_sequence=0, areas=[station]), timeout=3)
     with pytest.raises(grpc.RpcError) as err:  # a quiet stream: nothing for this station yet
         next(iter(start))
     assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    first = report_in(engine, station, "有人劫持公交车")[0]
-    report_in(engine, "Z" + station, "有人劫持公交车")  # another station: filtered out
+    first = report_in(served, station, "有人劫持公交车")[0]
+    report_in(served, "Z" + station, "有人劫持公交车")  # another station: filtered out
     seen = []
     stream = stub.Subscribe(pb.SubscribeRequest(after_sequence=1, areas=[station],
                                                 min_level=pb.ALERT_LEVEL_ORANGE), timeout=10)
@@ -203,27 +195,37 @@ def test_subscribe_filters_and_resumes_after_a_reconnect(stub, engine, station):
             break
     stream.cancel()
     assert seen[-1].action == "FIRED" and {c.alert.area.station_id for c in seen} == {station}
+    # A change carries what the feed's event carries: the alert without its history, what changed.
+    assert [e.action for e in seen[-1].new_entries] == ["FIRED", "NOTIFIED"] and not seen[-1].changed_fields
+    assert not seen[-1].alert.timeline and not seen[-1].alert.notifications
     resume_at = seen[-1].sequence
     # While the screen is away, the alert is repeated and acknowledged.
-    report_in(engine, station, "又有人劫持出租车")
+    report_in(served, station, "又有人劫持出租车")
     stub.AcknowledgeAlert(pb.AcknowledgeAlertRequest(request_id=rid(), name=first.name), timeout=5)
     missed = []
     for change in stub.Subscribe(pb.SubscribeRequest(after_sequence=resume_at, areas=[station]), timeout=10):
-        missed.append(change.action)
+        missed.append(change)
         if change.action == "ACKNOWLEDGED":
             break
-    assert missed == ["UPDATED", "ACKNOWLEDGED"]
+    assert [c.action for c in missed] == ["UPDATED", "ACKNOWLEDGED"]
+    repeated, acked = missed
+    assert [e.action for e in repeated.new_entries] == ["REPEATED"] and repeated.alert.count == 2
+    assert {"subject", "related_subjects", "summary", "count"} <= set(repeated.changed_fields)
+    assert [e.action for e in acked.new_entries] == ["ACKNOWLEDGED"]
+    assert {"state", "acknowledge_stamp"} <= set(acked.changed_fields) and "count" not in acked.changed_fields
+    assert not acked.alert.timeline and not acked.alert.notifications
     snap = stub.Subscribe(pb.SubscribeRequest(include_active=True, areas=[station]), timeout=5)
     change = next(iter(snap))
     snap.cancel()
     assert change.action == "SNAPSHOT" and change.alert.name == first.name
+    assert [e.action for e in change.alert.timeline][-1] == "ACKNOWLEDGED" and change.alert.notifications, \
+        "a snapshot is the whole alert"
+    assert not change.new_entries and not change.changed_fields
     assert code_of(lambda: next(iter(stub.Subscribe(pb.SubscribeRequest(after_sequence=10 ** 12), timeout=5)))) == \
         grpc.StatusCode.OUT_OF_RANGE
 
 
 def test_a_quiet_stream_sends_heartbeats(stub, station, monkeypatch):
-    from services.alerts import api
-
     monkeypatch.setattr(api, "HEARTBEAT_SECONDS", 0.2)
     stream = stub.Subscribe(pb.SubscribeRequest(areas=[station]), timeout=10)
     change = next(iter(stream))
@@ -233,17 +235,17 @@ def test_a_quiet_stream_sends_heartbeats(stub, station, monkeypatch):
 
 # -- silences, signals, obligations ---------------------------------------------------
 
-def test_silences_are_checked_created_and_expired(stub, station):
+def test_silences_are_checked_created_and_expired(stub, served, station):
     bad = pb.CreateSilenceRequest(request_id=rid(), silence=pb.Silence(matchers=[pb.Matcher(label="colour",
                                                                                             value="x")]))
     with pytest.raises(grpc.RpcError) as err:
         stub.CreateSilence(bad, timeout=5)
-    assert {f for f, _ in field_violations(err.value)} >= {"silence.matchers[0].label", "silence.expire_time",
+    assert set(field_violations(err.value)) >= {"silence.matchers[0].label", "silence.expire_time",
                                                             "silence.reason"}
     req = pb.CreateSilenceRequest(request_id=rid(), silence=pb.Silence(
         matchers=[pb.Matcher(label="station_id", value=station, operator=pb.MATCHER_OPERATOR_EQUAL)],
         reason="大型活动安保"))
-    req.silence.expire_time.FromDatetime(datetime.now(timezone.utc) + timedelta(hours=2))
+    req.silence.expire_time.FromDatetime(served.clock() + timedelta(hours=2))
     s = stub.CreateSilence(req, timeout=5)
     assert s.state == pb.SILENCE_STATE_ACTIVE and s.creator == "service:tests"
     assert stub.CreateSilence(req, timeout=5) == s
@@ -257,7 +259,7 @@ def test_signal_needs_a_station_or_a_place_and_is_idempotent(stub, station):
     with pytest.raises(grpc.RpcError) as err:
         stub.IngestSignal(pb.IngestSignalRequest(request_id=rid(), signal=pb.Signal(
             source="bank:x", signal_type="abnormal", risk_score=2)), timeout=5)
-    assert {f for f, _ in field_violations(err.value)} == {"signal.signal_type", "signal.risk_score",
+    assert set(field_violations(err.value)) == {"signal.signal_type", "signal.risk_score",
                                                            "signal.station_id"}
     stub.CreateRule(pb.CreateRuleRequest(request_id=rid(), rule=pb.Rule(
         display_name="取现", kind=pb.RULE_KIND_EXTERNAL_SIGNAL, level=pb.ALERT_LEVEL_ORANGE, enabled=True,
@@ -271,15 +273,15 @@ def test_signal_needs_a_station_or_a_place_and_is_idempotent(stub, station):
     assert alert.area.station_id == station and alert.count == 1
 
 
-def test_obligations_through_the_api(stub, station):
+def test_obligations_through_the_api(stub, served, station):
     with pytest.raises(grpc.RpcError) as err:
         stub.CreateObligation(pb.CreateObligationRequest(request_id=rid(), obligation=pb.Obligation(kind="inspect")),
                               timeout=5)
-    assert {f for f, _ in field_violations(err.value)} == {"obligation.kind", "obligation.subject",
+    assert set(field_violations(err.value)) == {"obligation.kind", "obligation.subject",
                                                            "obligation.description", "obligation.due_time"}
     o = pb.Obligation(kind="INSPECTION", subject=f"places/{station}-ktv", station_id=station,
                       description="金色年华KTV治安检查", period=duration_pb2.Duration(seconds=14 * 86400))
-    o.due_time.FromDatetime(datetime.now(timezone.utc) + timedelta(days=3))
+    o.due_time.FromDatetime(served.clock() + timedelta(days=3))
     created = stub.CreateObligation(pb.CreateObligationRequest(request_id=rid(), obligation=o), timeout=5)
     assert created.state == pb.OBLIGATION_STATE_PENDING
     listed = stub.ListObligations(pb.ListObligationsRequest(station_id=station), timeout=5)

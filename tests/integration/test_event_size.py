@@ -345,36 +345,37 @@ def test_referral_events_stay_small_however_often_an_order_is_reopened(suite):
 # -- alerts --------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def alerts_engine(admin_url):
-    from services.alerts.__main__ import SPEC
-    from services.runtime import migrate
-    from services.runtime.db import ensure_service_database, make_engine
-    from tests import support
-
-    url = ensure_service_database(support.own_database(admin_url, "alerts_it_event_size"), SPEC.name, "pw")
-    migrate.upgrade(SPEC.migrations, url, SPEC.name)
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
-    support.drop_database(admin_url, "alerts_it_event_size")
-
-
-def test_alert_events_stay_small_however_often_an_alert_repeats_or_is_silenced(alerts_engine):
+def alerts_served(admin_url):
+    """The alerts service on a fresh database, without standing rules, its clock set by the test."""
     from datetime import datetime, timezone
 
-    from services.alerts import handlers
     from services.alerts.__main__ import SPEC
-    from services.alerts.handlers import Actor, MatcherCache
-    from services.runtime.outbox import Outbox
+    from tests import support
 
-    engine, outbox, matchers = alerts_engine, Outbox(SPEC.tables.outbox, "alerts"), MatcherCache()
-    chief = Actor("chief-1", ("station_chief",))
+    with support.serving(SPEC, admin_url, clock=support.Clock(datetime(2026, 11, 2, 20, 0, tzinfo=timezone.utc)),
+                         seed=False) as served:
+        yield served
+
+
+def test_alert_events_stay_small_however_often_an_alert_repeats_or_is_silenced(alerts_served):
+    from datetime import datetime, timezone
+
+    from services.alerts import domain, handlers, mapping, queries, workers
+    from services.runtime.auth import SERVICE_CONTEXT, AuthContext
+
+    served = alerts_served
+    chief = AuthContext("chief-1", frozenset({"station_chief"}))
     t0 = datetime(2026, 11, 2, 20, 0, tzinfo=timezone.utc)
     station = "T" + uuid.uuid4().hex[:6]
-    with engine.begin() as conn:
-        handlers.create_rule(conn, rule=alerts_pb.Rule(
-            enabled=True, display_name="关键词", kind=alerts_pb.RULE_KIND_KEYWORD, level=alerts_pb.ALERT_LEVEL_BLUE,
-            areas=[station], terms=[alerts_pb.KeywordTerm(term="噪音")]), actor=chief, now=t0)
+
+    def work(t, action, actor=SERVICE_CONTEXT):
+        served.clock.set(t)
+        with served.rt.transaction(actor) as uow:
+            return action(uow)
+
+    work(t0, lambda uow: handlers.rules.create_rule(uow, rule=mapping.rule_from_pb(alerts_pb.Rule(
+        enabled=True, display_name="关键词", kind=alerts_pb.RULE_KIND_KEYWORD, level=alerts_pb.ALERT_LEVEL_BLUE,
+        areas=[station], terms=[alerts_pb.KeywordTerm(term="噪音")]))), chief)
 
     def feed(n: int, t):
         report = intake_pb.Report(
@@ -383,28 +384,25 @@ def test_alert_events_stay_small_however_often_an_alert_repeats_or_is_silenced(a
             classification=intake_pb.Classification(category=intake_pb.CATEGORY_POLICE, incident_type="NOISE",
                                                      priority=3))
         report.receive_time.FromDatetime(t)
-        with engine.begin() as conn:
-            return handlers.on_report(conn, outbox, report=report, now=t, matchers=matchers)
+        return work(t, lambda uow: handlers.detection.report_received(uow, report=mapping.report_from_pb(report),
+                                                                      units=[]))
 
     [alert] = feed(0, t0)
     for n in range(1, 121):  # past the 100 related subjects an alert keeps
         feed(n, t0 + timedelta(seconds=n))
     t = t0 + timedelta(minutes=10)
     for i in range(100):  # silenced and released again: notified anew each time
-        with engine.begin() as conn:
-            handlers.create_silence(conn, outbox, matchers=[{"label": "station_id", "value": station,
-                                                             "operator": "EQUAL"}],
-                                    start=t, expire=t + timedelta(minutes=1), reason=chinese(200, "大型活动保障，"),
-                                    actor=chief, now=t)
+        work(t, lambda uow: handlers.alerts.create_silence(
+            uow, matchers=[domain.Matcher("station_id", station, "EQUAL")], start=t, expire=t + timedelta(minutes=1),
+            reason=chinese(200, "大型活动保障，")), chief)
         t += timedelta(minutes=1)
-        with engine.begin() as conn:
-            handlers.sweep(conn, outbox, t)
+        work(t, workers.sweep)
         t += timedelta(minutes=1)
-    with engine.connect() as conn:
-        whole = handlers.load_alert(conn, alert.name.split("/")[1])
+    with served.rt.engine.connect() as conn:
+        whole = mapping.alert_to_pb(queries.alert(conn, alert.id))
     assert len(whole.timeline) >= HISTORY and len(whole.notifications) > 100
 
-    events = raw_events(engine, SPEC.tables.outbox, alert.name)
+    events = raw_events(served.rt.engine, served.rt.tables.outbox, alert.name)
     all_under_bound(events)
     fired = alerts_pb.AlertFired.FromString(events[0][1])
     assert [e.action for e in fired.new_entries] == ["FIRED", "NOTIFIED"]
@@ -421,4 +419,3 @@ def test_alert_events_stay_small_however_often_an_alert_repeats_or_is_silenced(a
     assert [e.action for e in last.new_entries] == ["UNSILENCED", "NOTIFIED"]
     assert {"state", "silence", "update_time"} <= set(last.changed_fields)
     assert len(whole.SerializeToString()) > 4 * len(kinds["UNSILENCED"][-1])
-

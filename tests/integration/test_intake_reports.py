@@ -36,7 +36,7 @@ DISPATCHER = as_user("dispatcher", sub="p-dispatcher-01")
 def stub(admin_url):
     from services.intake.__main__ import SPEC
 
-    url = ensure_service_database(admin_url, SPEC.name, "pw")
+    url = ensure_service_database(support.own_database(admin_url, "intake_reports_checks"), SPEC.name, "pw")
     migrate.upgrade(SPEC.migrations, url, SPEC.name)
     rt = open_runtime(SPEC, Settings(service=SPEC.name, grpc_port=0, database_url=url))
     server = None

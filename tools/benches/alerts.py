@@ -23,7 +23,7 @@ import httpx
 
 from smart110.alerts.v1 import alerts_service_pb2 as pb
 from smart110.alerts.v1 import alerts_service_pb2_grpc as pb_grpc
-from services.alerts.handlers import build_matcher
+from services.alerts.domain import KeywordTerm, Rule, build_matcher
 from tools.benches._common import percentiles, service_channel
 from tools.devstack import Stack
 from tools.token import mint
@@ -90,12 +90,12 @@ def report_to_subscriber(stack: Stack, samples: int, say) -> dict:
     return result
 
 
-def synthetic_rules(n: int, rng: random.Random) -> list[pb.Rule]:
+def synthetic_rules(n: int, rng: random.Random) -> list[Rule]:
     terms = set(REAL_TERMS)
     while len(terms) < n:
         terms.add("".join(rng.choice(CHARS) for _ in range(rng.choice((2, 3, 3, 4)))))
-    return [pb.Rule(name=f"rules/k{i}", version=1, kind=pb.RULE_KIND_KEYWORD, level=pb.ALERT_LEVEL_YELLOW,
-                    enabled=True, terms=[pb.KeywordTerm(term=t)]) for i, t in enumerate(sorted(terms))]
+    return [Rule(id=f"k{i}", version=1, kind="KEYWORD", level="YELLOW", enabled=True, terms=[KeywordTerm(term=t)])
+            for i, t in enumerate(sorted(terms))]
 
 
 def texts(n: int, rng: random.Random) -> list[str]:

@@ -1,0 +1,160 @@
+"""Detection use cases: a report arriving from intake (recorded for windows and rollups, then every
+rule looks at it), a report corrected or merged, a partner's risk signal, an enforcement warning
+from scoring. What the rules find is raised as alerts."""
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from smart110.intake.v1 import intake_service_pb2 as intake_pb
+from smart110.scoring.v1 import scoring_service_pb2 as scoring_pb
+
+from services.runtime.consumer import Subscription
+from services.runtime.errors import Unavailable
+from services.runtime.ids import new_id
+from services.runtime.uow import UnitOfWork
+
+from .. import domain, mapping
+from ..domain import Alert, AnomalyWindow, EnforcementWarning, GapWindow, Incident, Report, Signal, UnitPosition
+from .alerts import raise_alert
+
+log = logging.getLogger("smart110.alerts")
+
+
+def report_received(uow: UnitOfWork, *, report: Report, units: list[UnitPosition] | None) -> list[Alert]:
+    """One report from the intake feed: recorded, counted, and matched by every rule in force.
+
+    `units` are the available units (None: unknown, dispatch did not answer; the strength-gap
+    rules are then skipped, the others do not wait for it). A report seen before raises nothing.
+    """
+    repos = uow.repos
+    t = report.receive_time or uow.now()
+    incident = Incident.of(report, t)
+    if not repos.incidents.record(incident):
+        return []
+    counted = report.counted
+    if counted:
+        repos.incidents.roll_up(domain.rollup_keys(incident))
+    rules = uow.context.rules.current(repos)
+    # A duplicate merged into its master incident still matches keywords (folding into the
+    # master's alert) but is not counted again.
+    findings = domain.keyword_findings(report, rules)
+    if counted:
+        for rule in rules.of_kind("VOLUME"):
+            area = domain.rule_area(rule, incident)
+            if not domain.applies(rule, report.incident_type, area):
+                continue
+            start, end = domain.volume_window(rule, t)
+            n = repos.incidents.count_window(area, rule.h3_resolution or 8, start, end, rule.incident_types)
+            found = domain.volume_finding(rule, report, area, n, t)
+            if found:
+                findings.append(found)
+        for rule in rules.of_kind("ANOMALY"):
+            area = domain.anomaly_area(rule, incident)
+            if not domain.applies(rule, report.incident_type, area):
+                continue
+            window = AnomalyWindow.of(rule, t)
+            counts = repos.incidents.hourly(area, window.incident_types, window.hours)
+            if not window.enough(counts):
+                continue
+            found = domain.anomaly_finding(rule, report, area, window, counts, repos.incidents.first_hour(area))
+            if found:
+                findings.append(found)
+    if counted and report.category == "POLICE" and incident.cells:
+        gap_rules = rules.of_kind("STRENGTH_GAP")
+        if gap_rules and units is None:
+            # Police strength unknown (dispatch never answered yet): the other rules must not wait on it.
+            log.warning("police strength unavailable; strength-gap rules skipped for %s", report.name)
+            gap_rules = []
+        for rule in gap_rules:
+            window = GapWindow.of(rule, incident)
+            if not window.applies(rule, incident):
+                continue
+            counts = repos.incidents.police_by_cell(window.resolution, window.since(t), t, window.cells,
+                                                    rule.incident_types)
+            found = domain.gap_finding(rule, report, window, counts, units, t)
+            if found:
+                findings.append(found)
+    return [raise_alert(uow, f) for f in findings]
+
+
+def report_updated(uow: UnitOfWork, *, report: Report, action: str) -> list[Alert]:
+    """A report changed at intake: merged or un-merged repeats stop or start counting in windows; a
+    corrected text is matched again (a term it now contains raises, one already alerted on does not).
+
+    Hourly rollups keep the report where it was first counted: history is what was known at the time.
+    """
+    repos = uow.repos
+    if action in ("MERGED", "UNMERGED"):
+        repos.incidents.set_merged(report.id, report.merged_into)
+        return []
+    if action != "CORRECTED":
+        return []
+    repos.incidents.correct(report.id, category=report.category, incident_type=report.incident_type,
+                            station_id=report.station_id, grid_id=report.grid_id)
+    raised = []
+    for f in domain.keyword_findings(report, uow.context.rules.current(repos)):
+        if not repos.alerts.open_mentioning(f.fingerprint, report.name):
+            raised.append(raise_alert(uow, f))
+    return raised
+
+
+def ingest_signal(uow: UnitOfWork, *, signal: Signal) -> Signal:
+    """Stores a partner's signal and raises the alerts its EXTERNAL_SIGNAL rules call for.
+
+    A repeat of the same (source, external_id) returns the signal first stored. The signal is
+    stored as its message (mapping.signal_body), as it always was.
+    """
+    repos = uow.repos
+    if signal.external_id:
+        existing = repos.signals.body_by_external_id(signal.source, signal.external_id)
+        if existing is not None:
+            return mapping.signal_from_body(existing)
+    now = uow.now()
+    stored = replace(signal, name=f"signals/{new_id(now, prefix='g')}", receive_time=now, alerts=list(signal.alerts))
+    if not repos.signals.add(stored, mapping.signal_body(stored)):
+        return ingest_signal(uow, signal=signal)
+    raised = [raise_alert(uow, f).name for f in domain.signal_findings(repos.rules.active("EXTERNAL_SIGNAL"), stored)]
+    if raised:
+        stored.alerts.extend(raised)
+        repos.signals.save_alerts(stored, raised, mapping.signal_body(stored))
+    return stored
+
+
+def warning_raised(uow: UnitOfWork, *, warning: EnforcementWarning) -> list[Alert]:
+    """An enforcement warning from scoring (执法预警) becomes an alert to the officer's station."""
+    return [raise_alert(uow, f) for f in domain.warning_findings(uow.repos.rules.active("ENFORCEMENT"), warning)]
+
+
+# -- the feeds ----------------------------------------------------------------------
+
+def police_strength(context, event, payload: intake_pb.IncidentReported) -> list[UnitPosition] | None:
+    """Before the transaction: the available units, for a police report's strength-gap rules
+    (None when dispatch does not answer)."""
+    if payload.report.classification.category != intake_pb.CATEGORY_POLICE:
+        return None
+    try:
+        return context.units()
+    except Unavailable:
+        return None
+
+
+def on_incident_reported(uow: UnitOfWork, event, payload: intake_pb.IncidentReported, prepared=None) -> None:
+    report_received(uow, report=mapping.report_from_pb(payload.report), units=prepared)
+
+
+def on_report_updated(uow: UnitOfWork, event, payload: intake_pb.ReportUpdated) -> None:
+    report_updated(uow, report=mapping.report_from_pb(payload.report), action=payload.action)
+
+
+def on_warning_raised(uow: UnitOfWork, event, payload: scoring_pb.WarningRaised) -> None:
+    warning_raised(uow, warning=mapping.warning_from_pb(payload.warning))
+
+
+INTAKE = {
+    "intake.IncidentReported": Subscription(intake_pb.IncidentReported, on_incident_reported, prepare=police_strength),
+    "intake.ReportUpdated": Subscription(intake_pb.ReportUpdated, on_report_updated),
+}
+SCORING = {
+    "scoring.WarningRaised": Subscription(scoring_pb.WarningRaised, on_warning_raised),
+}
