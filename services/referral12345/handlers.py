@@ -1,198 +1,216 @@
-"""Referral use cases: one function each; state, timeline and event in the caller's transaction."""
+"""Referral use cases: one function each, on a unit of work; the order's state, timeline and
+events in one transaction.
+
+What needs intake (where a point or station is, filing a transferred report) runs before the
+transaction, in the steps that take the service's `Context` first (`locate`, `places_ahead`,
+`file_transfer`, and the prepare steps of the events consumed). `EVENT_HANDLERS` at the end
+names the feed and event types referral consumes.
+"""
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Callable
 
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
-from smart110.referral.v1 import referral_service_pb2 as pb
 
-from services.runtime.enums import enum_name
-from services.runtime.errors import AlreadyExists, FailedPrecondition, NotFound
-from services.runtime.outbox import Outbox
-from services.runtime.timeutil import from_pb
+from services.runtime.consumer import Subscription
+from services.runtime.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
+from services.runtime.uow import UnitOfWork
 
-from . import rules
-from .domain import (
-    Actor, Department, Route, UnreasonableRecord, WorkOrder, classify_request, deadline_for, infer_matter,
-    route_linkage, route_ordinary,
-)
-from .mapping import attachments_from_pb, unreasonable_to_pb, work_order_created_pb, work_order_updated_pb
-from .police import Place
-from .store import DepartmentRepository, UnreasonableRepository, WorkOrderRepository
-
-SYSTEM = Actor("referral", ["service"])
+from . import domain, mapping, rules
+from .clients import Intake
+from .domain import SYSTEM, Place, PoliceReport, Route, UnreasonableRecord, WorkOrder
 
 
-def new_id(now: datetime) -> str:
-    # Sortable by day for agents reading ids aloud; unique by the random tail.
-    return f"{now:%Y%m%d}-{uuid.uuid4().hex[:12]}"
+@dataclass
+class Context:
+    """Referral's dependencies, as its wiring built them (`Runtime.context`)."""
+
+    intake: Intake
 
 
-def announce(conn, outbox: Outbox, order: WorkOrder, action: str) -> None:
-    """Publishes referral.WorkOrderUpdated with what changed since the order was last announced or loaded."""
-    outbox.publish(conn, "referral.WorkOrderUpdated", order.name, work_order_updated_pb(order, action))
-    order.mark_announced()
+# -- before the transaction: places and transfers ----------------------------------
+
+def locate(context: Context, lon: float | None, lat: float | None) -> Place | None:
+    """The station with jurisdiction over a point; None without one."""
+    return context.intake.locate(lon, lat) if lon is not None else None
+
+
+def places_ahead(context: Context, orders: list[WorkOrder]) -> Callable[[WorkOrder], Place | None]:
+    """A `place_of` for a handler inside a transaction: the orders' places resolved now, before it.
+
+    Intake is not called inside the transaction; an order whose location changed in between
+    is refused with ABORTED (retry).
+    """
+    known = {o.where: context.intake.place(o.lon, o.lat, o.station_id) for o in orders}
+
+    def place_of(order: WorkOrder) -> Place | None:
+        where = order.where
+        if where in known:
+            return known[where]
+        if where == ("station", ""):
+            return None
+        raise Aborted(f"{order.name} moved while it was being handled; retry", reason="ORDER_MOVED")
+    return place_of
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """What 一键转接 did before its transaction: the report intake filed (None: intake found nothing),
+    and for a new 12345 ticket its fields and place."""
+
+    report: PoliceReport | None
+    fields: dict | None = None
+    place: Place | None = None
+
+
+def file_transfer(context: Context, *, request_id: str, why: str, now, order_id: str = "",
+                  source: WorkOrder | None = None, fields: dict | None = None) -> Transfer:
+    """Files the transferred request with intake, before the transaction that records the transfer.
+
+    `fields`: a new 12345 ticket, filed under the request's id; else the existing order `source`
+    (`order_id`), checked first and filed under its own id. Intake is idempotent on that id, so a
+    retry after a failure files nothing new.
+    """
+    if fields is not None:
+        fields = dict(fields, request_time=fields["request_time"] or now)
+        source = WorkOrder.draft(fields)
+        place = locate(context, fields["lon"], fields["lat"])
+        intake_request_id = f"referral-transfer-{request_id}"
+    else:
+        if source is None:
+            raise NotFound(f"workOrders/{order_id}")
+        source.check_transferable()
+        place = None
+        intake_request_id = f"referral-transfer-{order_id}"
+    return Transfer(context.intake.file_transfer(intake_request_id, source, why), fields, place)
 
 
 # -- recording and routing ------------------------------------------------------
 
-def route_or_hand_over(conn, outbox: Outbox, order: WorkOrder, departments: list[Department], place: Place | None,
-                       actor: Actor, now: datetime, *, routes: list[Route] | None = None,
-                       unclear_why: str = "") -> None:
-    """Sends the order to its departments; when none is known, to the local station (先期处置).
-
-    An order the routing cannot place and that has no location stays RECEIVED
-    with the 12345 dispatch desk, which then assigns it by hand.
-    """
-    if routes is None and order.matter_code:
-        routes = route_ordinary(order.matter_code, order.district, departments, order.rejected_departments())
-    if routes:
-        order.assign(routes, actor, now)
-        announce(conn, outbox, order, "ASSIGNED")
-        return
-    if not unclear_why:
-        label = order.matter_code or "未明确事项"
-        unclear_why = f"事项“{label}”在{order.district or '该区域'}暂无明确承办单位，职责待厘清"
-    if place is not None:
-        order.hand_to_police(place.station_id, place.station_name, unclear_why, actor, now)
-        announce(conn, outbox, order, "PRELIMINARY_POLICE")
-    else:
-        order.note("AWAITING_ASSIGNMENT", actor, now,
-                   f"{unclear_why}，且无位置可交属地派出所先期处置，由12345派单席人工派单")
-
-
-def record_order(conn, outbox: Outbox, fields: dict, actor: Actor, now: datetime) -> WorkOrder | None:
-    """Stores a new order and announces it; None when its 110 report already has one."""
-    request_time = fields.pop("request_time", None) or now
-    order = WorkOrder(id=new_id(now), status="RECEIVED", request_time=request_time, create_time=now,
-                      update_time=now, **fields)
-    order.category = order.category or rules.CATEGORY_BY_MATTER.get(order.matter_code, "综合")
-    order.deadline = deadline_for(request_time, order.urgency)
-    repo = WorkOrderRepository(conn)
-    source_label = {"REPORT_110": f"110非警务警情 {order.report} 转入", "HOTLINE_12345": "12345热线受理",
-                    "OPEN311": "Open311 接口提交"}[order.source]
-    order.record(actor, now, f"{source_label}；时限{rules.URGENCY_LABEL.get(order.urgency, '')}")
-    if order.citizen_phone:
-        prior = repo.count_from(order.citizen_phone, request_time - rules.PRIOR_WINDOW)
-        same = repo.count_from(order.citizen_phone, request_time - rules.REPEAT_WINDOW, order.matter_code) \
-            if order.matter_code else 0
-        order.flag_repeat(prior, same, actor, now)
-    if not repo.add(order):
+def _receive(uow: UnitOfWork, fields: dict, actor) -> WorkOrder | None:
+    """Stores a new order (its creation recorded); None when its 110 report already has one."""
+    orders = uow.repos.work_orders
+    now = uow.now()
+    request_time = fields.get("request_time") or now
+    history = None
+    if fields.get("citizen_phone"):
+        phone, matter = fields["citizen_phone"], fields.get("matter_code", "")
+        history = (orders.count_from(phone, request_time - rules.PRIOR_WINDOW),
+                   orders.count_from(phone, request_time - rules.REPEAT_WINDOW, matter) if matter else 0)
+    order = WorkOrder.receive(fields, actor=actor, now=now, caller_history=history)
+    if not orders.add(order):
         return None
-    outbox.publish(conn, "referral.WorkOrderCreated", order.name, work_order_created_pb(order))
-    order.mark_announced()
+    uow.collect(order)
     return order
 
 
-def create_work_order(conn, *, outbox: Outbox, fields: dict, place: Place | None, actor: Actor, now: datetime,
-                      route: bool = True) -> WorkOrder:
-    """A 12345 ticket or Open311 request: recorded, then routed by matter and area."""
+def create_work_order(uow: UnitOfWork, *, fields: dict, place: Place | None, route: bool = True) -> WorkOrder:
+    """A 12345 ticket or Open311 request: recorded, then routed by matter and area.
+
+    Without a matter code, the matter is told from the description.
+    """
+    repos = uow.repos
+    fields = dict(fields)
     if place is not None:
         fields.setdefault("district", place.district)
         fields.setdefault("station_id", place.station_id)
-    order = record_order(conn, outbox, fields, actor, now)
+    departments = repos.departments.all() if route or not fields.get("matter_code") else []
+    if not fields.get("matter_code") and fields.get("description"):
+        known = {m.code for d in departments for m in d.matters}
+        fields["matter_code"], _ = domain.infer_matter("", fields["description"], known)
+    order = _receive(uow, fields, uow.actor)
     if order is None:
         raise AlreadyExists(f"{fields.get('report')} already has a work order", reason="REPORT_ALREADY_REFERRED",
                             metadata={"report": fields.get("report", "")})
     if route:
-        departments = DepartmentRepository(conn).all()
-        route_or_hand_over(conn, outbox, order, departments, place, actor, now)
-        WorkOrderRepository(conn).save(order)
+        order.route(departments, place, uow.actor, uow.now())
+        repos.work_orders.save(order)
     return order
 
 
-def refer_report(conn, *, outbox: Outbox, report: intake_pb.Report, place: Place | None,
-                 now: datetime) -> WorkOrder | None:
+def refer_report(uow: UnitOfWork, *, report: PoliceReport, place: Place | None) -> WorkOrder | None:
     """From 110: a non-police report becomes a work order, once; a police report of a type that needs
     city departments (联动抢险, e.g. a cut gas main) becomes a level-1 order to all of them at once.
 
     Returns None when the report needs no order, is a duplicate (merged), came from 12345 itself,
     or already has one.
     """
-    category = enum_name(intake_pb.Category, report.classification.category, "CATEGORY_")
-    incident_type = report.classification.incident_type
-    if report.merged_into or report.channel == intake_pb.CHANNEL_HOTLINE_12345:
+    if not domain.referable(report):
         return None
-    linkage = rules.LINKAGE.get(incident_type) if category == "POLICE" else None
-    if category != "NON_POLICE" and linkage is None:
-        return None
-    departments = DepartmentRepository(conn).all()
-    known = {m.code for d in departments for m in d.matters}
-    district = place.district if place else ""
-    if linkage is not None:
-        matter, why, urgency = linkage.lead_matter, f"警情类型“{incident_type}”需城市部门联动抢险", linkage.urgency
-    else:
-        matter, why = infer_matter(incident_type, report.description, known)
-        urgency = report.classification.priority if 1 <= report.classification.priority <= 4 else 4
-    has_point = report.HasField("location") and report.location.HasField("point")
-    fields = dict(
-        source="REPORT_110", report=report.name, matter_code=matter, description=report.description,
-        urgency=urgency, lon=report.location.point.longitude if has_point else None,
-        lat=report.location.point.latitude if has_point else None, accuracy_m=report.location.accuracy_m,
-        address_text=report.address_text, district=district, station_id=report.station_id,
-        citizen_phone=report.caller.phone_number, citizen_name=report.caller.name,
-        category=rules.EMERGENCY_CATEGORY if linkage else "", joint_rescue=linkage is not None,
-        attachments=attachments_from_pb(report.attachments),
-        request_time=from_pb(report.receive_time) if report.HasField("receive_time") else None,
-    )
-    order = record_order(conn, outbox, fields, SYSTEM, now)
+    repos = uow.repos
+    now = uow.now()
+    departments = repos.departments.all()
+    terms = domain.referral_of(report, {m.code for d in departments for m in d.matters})
+    order = _receive(uow, domain.referred_order_fields(report, terms, place), SYSTEM)
     if order is None:
         return None
-    order.note("ROUTING", SYSTEM, now, why)
-    routes = route_linkage(linkage, district, departments) if linkage else None
-    route_or_hand_over(conn, outbox, order, departments, place, SYSTEM, now, routes=routes,
-                       unclear_why="" if matter else f"{why}，职责待厘清")
-    WorkOrderRepository(conn).save(order)
+    order.note("ROUTING", SYSTEM, now, terms.why)
+    routes = domain.route_linkage(terms.linkage, order.district, departments) if terms.linkage else None
+    order.route(departments, place, SYSTEM, now, routes=routes,
+                unclear_why="" if terms.matter_code else f"{terms.why}，职责待厘清")
+    repos.work_orders.save(order)
     return order
 
 
-def progress_detail(report: intake_pb.Report, action: str) -> str:
-    detail = f"110接警单 {report.name} 状态 {intake_pb.ReportStatus.Name(report.status)}"
-    if action:
-        detail += f"（{action}）"
-    category = enum_name(intake_pb.Category, report.classification.category, "CATEGORY_")
-    if category:
-        detail += f"；分类 {category}/{report.classification.incident_type}，{report.classification.priority}级"
-    return detail
-
-
-def record_police_progress(conn, *, outbox: Outbox, report: intake_pb.Report, action: str,
-                           now: datetime) -> WorkOrder | None:
-    """The progress of a report transferred from 12345 (一键转接), kept on its work order."""
-    repo = WorkOrderRepository(conn)
-    order = repo.by_transferred_report(report.name)
-    if order is None:
+def record_police_progress(uow: UnitOfWork, *, report: PoliceReport, action: str) -> WorkOrder | None:
+    """The progress of a report transferred from 12345 (一键转接), kept on its work order; None when
+    the report is no transfer's or its status did not change."""
+    orders = uow.repos.work_orders
+    order = orders.by_transferred_report(report.name)
+    if order is None or not order.record_110_progress(report, action, SYSTEM, uow.now()):
         return None
-    status = intake_pb.ReportStatus.Name(report.status)
-    if not order.record_110_progress(status, progress_detail(report, action), SYSTEM, now):
-        return None
-    repo.save(order)
-    announce(conn, outbox, order, "POLICE_PROGRESS")
+    orders.save(order)
+    uow.collect(order)
     return order
 
 
 # -- lifecycle ---------------------------------------------------------------------
 
-def change(conn, *, outbox: Outbox, order_id: str, action: str, apply: Callable[[WorkOrder], None]) -> WorkOrder:
-    repo = WorkOrderRepository(conn)
-    order = repo.get(order_id, for_update=True)
+def _order(uow: UnitOfWork, order_id: str) -> WorkOrder:
+    order = uow.repos.work_orders.get(order_id, for_update=True)
     if order is None:
         raise NotFound(f"workOrders/{order_id}")
-    apply(order)
-    repo.save(order)
-    announce(conn, outbox, order, action)
     return order
 
 
-def assign(conn, *, outbox: Outbox, order_id: str, dept_ids: list[str], reason: str, preliminary: bool,
-           place_of: Callable[[WorkOrder], Place | None], actor: Actor, now: datetime) -> WorkOrder:
-    repo = WorkOrderRepository(conn)
-    order = repo.get(order_id, for_update=True)
-    if order is None:
-        raise NotFound(f"workOrders/{order_id}")
-    departments = DepartmentRepository(conn).all()
+def _department_step(uow: UnitOfWork, order_id: str, dept_id: str,
+                     apply: Callable[[WorkOrder], None]) -> WorkOrder:
+    """A department's step on its part of an order."""
+    if uow.repos.departments.get(dept_id) is None:
+        raise NotFound(f"departments/{dept_id}")
+    order = _order(uow, order_id)
+    apply(order)
+    uow.repos.work_orders.save(order)
+    uow.collect(order)
+    return order
+
+
+def accept(uow: UnitOfWork, *, order_id: str, dept_id: str) -> WorkOrder:
+    return _department_step(uow, order_id, dept_id, lambda o: o.accept(dept_id, uow.actor, uow.now()))
+
+
+def reject(uow: UnitOfWork, *, order_id: str, dept_id: str, reason: str, suggested: str = "") -> WorkOrder:
+    return _department_step(uow, order_id, dept_id,
+                            lambda o: o.reject(dept_id, reason, suggested, uow.actor, uow.now()))
+
+
+def start(uow: UnitOfWork, *, order_id: str, dept_id: str) -> WorkOrder:
+    return _department_step(uow, order_id, dept_id, lambda o: o.start(dept_id, uow.actor, uow.now()))
+
+
+def resolve(uow: UnitOfWork, *, order_id: str, dept_id: str, feedback: str, attachments: list[dict]) -> WorkOrder:
+    return _department_step(uow, order_id, dept_id,
+                            lambda o: o.resolve(dept_id, feedback, attachments, uow.actor, uow.now()))
+
+
+def assign(uow: UnitOfWork, *, order_id: str, dept_ids: list[str], reason: str, preliminary: bool,
+           place_of: Callable[[WorkOrder], Place | None]) -> WorkOrder:
+    """The 12345 desk assigns an order: to named departments, by the routing, or to the local station."""
+    repos = uow.repos
+    actor, now = uow.actor, uow.now()
+    order = _order(uow, order_id)
+    departments = repos.departments.all()
     by_id = {d.dept_id: d for d in departments}
     missing = [d for d in dept_ids if d not in by_id]
     if missing:
@@ -204,146 +222,177 @@ def assign(conn, *, outbox: Outbox, order_id: str, dept_ids: list[str], reason: 
                                      reason="NO_JURISDICTION")
         order.hand_to_police(place.station_id, place.station_name, reason or "职责不清，由属地派出所先期处置",
                              actor, now)
-        action = "PRELIMINARY_POLICE"
     else:
         if dept_ids:
             routes = [Route(by_id[d], "LEAD" if i == 0 else "COOPERATING", reason) for i, d in enumerate(dept_ids)]
         else:
-            routes = route_ordinary(order.matter_code, order.district, departments, order.rejected_departments())
+            routes = domain.route_ordinary(order.matter_code, order.district, departments,
+                                           order.rejected_departments())
             if not routes and order.rejected_departments():
                 # Every responsible department refused once: back to the first of them.
-                routes = route_ordinary(order.matter_code, order.district, departments)
+                routes = domain.route_ordinary(order.matter_code, order.district, departments)
             if not routes:
                 raise FailedPrecondition(
                     f"no department handles matter {order.matter_code or '(none)'} in "
                     f"{order.district or 'the city'}; name the departments or hand it to the police station",
                     reason="NO_RESPONSIBLE_DEPARTMENT")
         order.assign(routes, actor, now, reason)
-        action = "ASSIGNED"
-    repo.save(order)
-    announce(conn, outbox, order, action)
+    repos.work_orders.save(order)
+    uow.collect(order)
     return order
 
 
-def review(conn, *, outbox: Outbox, order_id: str, satisfaction: str, comment: str, actor: Actor,
-           now: datetime) -> WorkOrder:
-    repo = WorkOrderRepository(conn)
-    order = repo.get(order_id, for_update=True)
-    if order is None:
-        raise NotFound(f"workOrders/{order_id}")
+def review(uow: UnitOfWork, *, order_id: str, satisfaction: str, comment: str) -> WorkOrder:
+    """The citizen's follow-up (回访) of a resolved order."""
+    repos = uow.repos
+    now = uow.now()
+    order = _order(uow, order_id)
     lead = order.lead()
     supervisor = None
     if lead is not None:
-        dept = DepartmentRepository(conn).get(lead.dept_id)
+        dept = repos.departments.get(lead.dept_id)
         supervisor = (dept.supervisor, dept.phone) if dept else None
-    order.review(satisfaction, comment, supervisor, actor, now)
+    order.review(satisfaction, comment, supervisor, uow.actor, now)
     if lead is not None:
-        repo.add_review(order.id, lead.dept_id, satisfaction, comment, now)
-    repo.save(order)
-    announce(conn, outbox, order, "ESCALATED" if order.escalate_time == now else
-             "REOPENED" if order.status == "REOPENED" else "CLOSED")
+        repos.work_orders.add_review(order.id, lead.dept_id, satisfaction, comment, now)
+    repos.work_orders.save(order)
+    uow.collect(order)
     return order
 
 
-def transfer_to_110(conn, *, outbox: Outbox, order: WorkOrder, report: intake_pb.Report, why: str, actor: Actor,
-                    now: datetime) -> WorkOrder:
-    order.transfer_to_110(report.name, why, actor, now)
-    order.record_110_progress(intake_pb.ReportStatus.Name(report.status), progress_detail(report, "REPORTED"),
-                              actor, now)
-    WorkOrderRepository(conn).save(order)
-    announce(conn, outbox, order, "TRANSFERRED_TO_110")
+def transfer_to_110(uow: UnitOfWork, *, transfer: Transfer | None, why: str, order_id: str = "") -> WorkOrder:
+    """一键转接, in the transaction: records the report intake filed on the order (a new one for a
+    12345 ticket), re-checking an existing order under its lock. `transfer` None: a retry whose
+    first answer is gone."""
+    if transfer is None or transfer.report is None:
+        # A retry: the idempotency record answers it, unless that expired in between.
+        raise FailedPrecondition("the transfer's earlier record is gone; retry", reason="TRANSFER_RETRY")
+    if transfer.fields is not None:
+        order = create_work_order(uow, fields=transfer.fields, place=transfer.place, route=False)
+    else:
+        order = _order(uow, order_id)
+        order.check_transferable()
+    order.transfer_to_110(transfer.report, why, uow.actor, uow.now())
+    uow.repos.work_orders.save(order)
+    uow.collect(order)
     return order
 
 
-def sweep_overdue(conn, *, outbox: Outbox, now: datetime) -> list[str]:
-    """Flags open orders past their deadline (超期), each announced; the clock is the caller's."""
-    repo = WorkOrderRepository(conn)
+def sweep_overdue(uow: UnitOfWork) -> list[WorkOrder]:
+    """Flags open orders past their deadline (超期) at the unit of work's time, each announced."""
+    orders = uow.repos.work_orders
+    now = uow.now()
     flagged = []
-    for order_id in repo.due(now):
-        order = repo.get(order_id, for_update=True)
+    for order_id in orders.due(now):
+        order = orders.get(order_id, for_update=True)
         if order is not None and order.mark_overdue(SYSTEM, now):
-            repo.save(order)
-            announce(conn, outbox, order, "OVERDUE")
-            flagged.append(order.name)
+            orders.save(order)
+            uow.collect(order)
+            flagged.append(order)
     return flagged
 
 
 # -- unreasonable requests ---------------------------------------------------------
 
-def prior_counts(conn, phone: str, matter_code: str, now: datetime) -> tuple[int, int]:
-    if not phone:
-        return 0, 0
-    repo = WorkOrderRepository(conn)
-    since = now - rules.PRIOR_WINDOW
-    total = repo.count_from(phone, since) + UnreasonableRepository(conn).count_from(phone, since)
-    same = repo.count_from(phone, since, matter_code) if matter_code else 0
-    return total, same
-
-
-def classify(conn, *, description: str, matter_code: str, phone: str, now: datetime):
-    total, same = prior_counts(conn, phone, matter_code, now)
-    return classify_request(description, total, same)
-
-
-def record_unreasonable(conn, *, outbox: Outbox, fields: dict, actor: Actor, now: datetime) -> UnreasonableRecord:
+def record_unreasonable(uow: UnitOfWork, *, fields: dict) -> UnreasonableRecord:
+    """Records a request as unreasonable (不合理不合规诉求); the order it arrived as, if any, is closed
+    with the standard reply."""
+    repos = uow.repos
+    actor, now = uow.actor, uow.now()
+    fields = dict(fields)
     order = None
-    repo = WorkOrderRepository(conn)
     if fields["work_order"]:
-        order = repo.get(fields["work_order"].removeprefix("workOrders/"), for_update=True)
+        order = repos.work_orders.get(fields["work_order"].removeprefix("workOrders/"), for_update=True)
         if order is None:
             raise NotFound(fields["work_order"])
         fields["citizen_phone"] = fields["citizen_phone"] or order.citizen_phone
         fields["citizen_name"] = fields["citizen_name"] or order.citizen_name
         fields["description"] = fields["description"] or order.description
-    total, _ = prior_counts(conn, fields["citizen_phone"], "", now)
-    record = UnreasonableRecord(
-        id=new_id(now), state="RECORDED", create_time=now, record_actor=actor.subject, record_roles=actor.roles,
-        prior_requests=total - (1 if order is not None else 0), **fields)
-    record.standard_reply = record.standard_reply or rules.STANDARD_REPLY[record.category]
-    UnreasonableRepository(conn).add(record)
+    total = 0
+    if fields["citizen_phone"]:
+        since = now - rules.PRIOR_WINDOW
+        total = (repos.work_orders.count_from(fields["citizen_phone"], since)
+                 + repos.unreasonable.count_from(fields["citizen_phone"], since))
+    record = UnreasonableRecord.create(fields, prior_requests=total - (1 if order is not None else 0),
+                                       actor=actor, now=now)
+    repos.unreasonable.add(record)
     if order is not None:
         order.close_as_unreasonable(record.name, rules.CATEGORY_LABEL[record.category], record.standard_reply,
                                     actor, now)
-        repo.save(order)
-        announce(conn, outbox, order, "CLOSED_UNREASONABLE")
-    outbox.publish(conn, "referral.UnreasonableRequestRecorded", record.name,
-                   pb.UnreasonableRequestRecorded(unreasonable_request=unreasonable_to_pb(record), action="RECORDED"))
+        repos.work_orders.save(order)
+    uow.collect(order, record)
     return record
 
 
-def overturn(conn, *, outbox: Outbox, record_id: str, reason: str, place_of: Callable[[WorkOrder], Place | None],
-             actor: Actor, now: datetime) -> UnreasonableRecord:
+def overturn(uow: UnitOfWork, *, record_id: str, reason: str,
+             place_of: Callable[[WorkOrder], Place | None]) -> UnreasonableRecord:
     """A supervisor overturns a record: the request is handled as an ordinary work order."""
-    urepo = UnreasonableRepository(conn)
-    record = urepo.get(record_id, for_update=True)
+    repos = uow.repos
+    actor, now = uow.actor, uow.now()
+    record = repos.unreasonable.get(record_id, for_update=True)
     if record is None:
         raise NotFound(f"unreasonableRequests/{record_id}")
-    if record.state != "RECORDED":
-        raise FailedPrecondition(f"{record.name} was already overturned", reason="ILLEGAL_TRANSITION",
-                                 metadata={"state": record.state})
-    record.state, record.overturn_actor, record.overturn_roles = "OVERTURNED", actor.subject, actor.roles
-    record.overturn_time, record.overturn_reason = now, reason
-    departments = DepartmentRepository(conn).all()
-    repo = WorkOrderRepository(conn)
+    record.overturn(reason, actor, now)
+    departments = repos.departments.all()
     if record.work_order:
-        order = repo.get(record.work_order.removeprefix("workOrders/"), for_update=True)
+        order = repos.work_orders.get(record.work_order.removeprefix("workOrders/"), for_update=True)
         order.reopen_overturned(reason, actor, now)
-        announce(conn, outbox, order, "OVERTURNED")
+        uow.collect(order)
     else:
         known = {m.code for d in departments for m in d.matters}
-        matter, _ = infer_matter("", record.description, known)
-        order = record_order(conn, outbox, dict(
+        matter, _ = domain.infer_matter("", record.description, known)
+        order = _receive(uow, dict(
             source="HOTLINE_12345", matter_code=matter, description=record.description, urgency=4,
-            citizen_phone=record.citizen_phone, citizen_name=record.citizen_name), actor, now)
+            citizen_phone=record.citizen_phone, citizen_name=record.citizen_name), actor)
         order.unreasonable_request = record.name
         order.note("OVERTURNED", actor, now, f"督导改判为正常诉求，生成工单：{reason}", reason)
         record.work_order = order.name
-    route_or_hand_over(conn, outbox, order, departments, place_of(order), actor, now)
-    repo.save(order)
-    urepo.save(record)
-    outbox.publish(conn, "referral.UnreasonableRequestRecorded", record.name,
-                   pb.UnreasonableRequestRecorded(unreasonable_request=unreasonable_to_pb(record), action="OVERTURNED"))
+    order.route(departments, place_of(order), actor, now)
+    repos.work_orders.save(order)
+    repos.unreasonable.save(record)
+    uow.collect(record)
     return record
 
 
+# -- from 110: the intake feed -----------------------------------------------------
 
+def place_reported(context: Context, event, payload: intake_pb.IncidentReported) -> Place | None:
+    """Before the transaction: the place of a report that will be referred, from intake."""
+    report = mapping.police_report_from_pb(payload.report)
+    if domain.to_refer(report):
+        return context.intake.place(report.lon, report.lat, report.station_id)
+    return None
+
+
+def place_updated(context: Context, event, payload: intake_pb.ReportUpdated) -> Place | None:
+    if payload.action in domain.REFER_ON_UPDATE:
+        return place_reported(context, event, payload)
+    return None
+
+
+def on_reported(uow: UnitOfWork, event, payload: intake_pb.IncidentReported, prepared: Place | None = None) -> None:
+    """intake.IncidentReported: a transferred report's first status, or a report to refer."""
+    report = mapping.police_report_from_pb(payload.report)
+    if record_police_progress(uow, report=report, action="REPORTED"):
+        return
+    if domain.to_refer(report):
+        refer_report(uow, report=report, place=prepared)
+
+
+def on_updated(uow: UnitOfWork, event, payload: intake_pb.ReportUpdated, prepared: Place | None = None) -> None:
+    """intake.ReportUpdated: a transferred report's progress, or a report that needs an order now."""
+    report = mapping.police_report_from_pb(payload.report)
+    if record_police_progress(uow, report=report, action=payload.action):
+        return
+    if domain.to_refer_after(payload.action, report):
+        refer_report(uow, report=report, place=prepared)
+
+
+# From 110: the intake feed. The place of a report that will be referred is resolved with intake
+# before the consumer's transaction (`prepare`), so no call holds a connection.
+EVENT_HANDLERS = {
+    "intake": {
+        "intake.IncidentReported": Subscription(intake_pb.IncidentReported, on_reported, prepare=place_reported),
+        "intake.ReportUpdated": Subscription(intake_pb.ReportUpdated, on_updated, prepare=place_updated),
+    },
+}

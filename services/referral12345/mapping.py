@@ -1,4 +1,5 @@
-"""Domain <-> protobuf for referral, and the GeoReport v2 JSON bodies."""
+"""Domain <-> protobuf for referral: resources, the intake reports referral reads and files, the
+domain events as outbox messages (`event_to_message`), and the GeoReport v2 JSON bodies."""
 from __future__ import annotations
 
 import json
@@ -8,16 +9,19 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from smart110.common.v1 import common_pb2
+from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from smart110.referral.v1 import referral_service_pb2 as pb
 
 from services.runtime.changes import changed_fields, without
 from services.runtime.enums import enum_name, enum_value
 from services.runtime.logs import mask_name, mask_phone
-from services.runtime.timeutil import to_pb
+from services.runtime.model import DomainEvent
+from services.runtime.timeutil import from_pb, to_pb
 
 from . import rules
 from .domain import (
-    CHINA, CLOSED_FOR_OPEN311, Department, Open311Service, OrderEntry, UnreasonableRecord, WorkOrder, anonymise,
+    CHINA, CLOSED_FOR_OPEN311, Department, Figures, Open311Service, OrderEntry, PoliceReport, UnreasonableRecord,
+    UnreasonableRequestRecorded, Verdict, WorkOrder, WorkOrderCreated, WorkOrderUpdated, anonymise,
     typical_case_id,
 )
 
@@ -107,21 +111,26 @@ def work_order_event_pb(o: WorkOrder) -> pb.WorkOrder:
     return without(work_order_to_pb(o), EVENT_OMITS)
 
 
-def work_order_created_pb(o: WorkOrder) -> pb.WorkOrderCreated:
-    """referral.WorkOrderCreated: the new order and the timeline recorded with it."""
-    msg = pb.WorkOrderCreated(work_order=work_order_event_pb(o))
-    _entries_to_pb(o.unannounced, msg.new_entries)
-    return msg
-
-
-def work_order_updated_pb(o: WorkOrder, action: str) -> pb.WorkOrderUpdated:
-    """referral.WorkOrderUpdated: the order as it now stands, the fields changed and the entries
-    added since it was last announced or loaded (`WorkOrder.mark_announced`)."""
-    after = work_order_event_pb(o)
-    before = work_order_event_pb(o.announced) if o.announced is not None else pb.WorkOrder()
-    msg = pb.WorkOrderUpdated(work_order=after, action=action, changed_fields=changed_fields(before, after))
-    _entries_to_pb(o.unannounced, msg.new_entries)
-    return msg
+def event_to_message(event: DomainEvent) -> tuple[str, str, Message]:
+    """A domain event as its outbox message: (event type, subject, payload)."""
+    if isinstance(event, WorkOrderCreated):
+        # The new order and the timeline recorded with it.
+        msg = pb.WorkOrderCreated(work_order=work_order_event_pb(event.order))
+        _entries_to_pb(event.entries, msg.new_entries)
+        return "referral.WorkOrderCreated", event.order.name, msg
+    if isinstance(event, WorkOrderUpdated):
+        # The order as it now stands, the fields changed and the entries added since it was last
+        # announced or loaded.
+        after = work_order_event_pb(event.order)
+        before = work_order_event_pb(event.before) if event.before is not None else pb.WorkOrder()
+        msg = pb.WorkOrderUpdated(work_order=after, action=event.action, changed_fields=changed_fields(before, after))
+        _entries_to_pb(event.entries, msg.new_entries)
+        return "referral.WorkOrderUpdated", event.order.name, msg
+    if isinstance(event, UnreasonableRequestRecorded):
+        return ("referral.UnreasonableRequestRecorded", event.record.name,
+                pb.UnreasonableRequestRecorded(unreasonable_request=unreasonable_to_pb(event.record),
+                                               action=event.action))
+    raise TypeError(f"referral publishes no {type(event).__name__}")
 
 
 def unreasonable_to_pb(r: UnreasonableRecord, *, masked: bool = False) -> pb.UnreasonableRequest:
@@ -149,6 +158,58 @@ def typical_case_to_pb(r: UnreasonableRecord) -> pb.TypicalCase:
         summary=anonymise(r.description, r.citizen_name), reason=anonymise(r.reason, r.citizen_name),
         standard_reply=r.standard_reply, record_time=to_pb(r.create_time.replace(minute=0, second=0, microsecond=0)),
     )
+
+
+def classification_to_pb(verdict: Verdict) -> pb.RequestClassification:
+    return pb.RequestClassification(
+        unreasonable=verdict.unreasonable,
+        category=pb.UnreasonableCategory.Value(f"UNREASONABLE_CATEGORY_{verdict.category}") if verdict.category else 0,
+        reason=verdict.reason, standard_reply=verdict.standard_reply, confidence=verdict.confidence,
+        rule_ids=verdict.rule_ids, prior_requests=verdict.prior_requests)
+
+
+def statistics_to_pb(start, end, figures: list[Figures]) -> pb.DepartmentStatistics:
+    return pb.DepartmentStatistics(
+        start_time=to_pb(start), end_time=to_pb(end),
+        departments=[pb.DepartmentFigures(
+            department=f"departments/{f.dept_id}", department_display_name=f.dept_name, assigned=f.assigned,
+            rejected=f.rejected, resolved=f.resolved, completion_rate=f.completion_rate,
+            on_time_rate=f.on_time_rate, satisfaction_rate=f.satisfaction_rate, reopen_rate=f.reopen_rate,
+            mean_resolve_seconds=f.mean_resolve_seconds) for f in figures])
+
+
+def sweep_to_pb(flagged: list[WorkOrder]) -> pb.SweepOverdueWorkOrdersResponse:
+    return pb.SweepOverdueWorkOrdersResponse(work_orders=[o.name for o in flagged])
+
+
+# -- intake's reports --------------------------------------------------------------
+
+def police_report_from_pb(report: intake_pb.Report) -> PoliceReport:
+    """What referral reads of an intake report (an event's, or the one intake filed for a transfer)."""
+    has_point = report.HasField("location") and report.location.HasField("point")
+    return PoliceReport(
+        name=report.name, status=intake_pb.ReportStatus.Name(report.status),
+        category=enum_name(intake_pb.Category, report.classification.category, "CATEGORY_"),
+        incident_type=report.classification.incident_type, priority=report.classification.priority,
+        channel=enum_name(intake_pb.Channel, report.channel, "CHANNEL_"), merged_into=report.merged_into,
+        description=report.description, lon=report.location.point.longitude if has_point else None,
+        lat=report.location.point.latitude if has_point else None, accuracy_m=report.location.accuracy_m,
+        address_text=report.address_text, station_id=report.station_id, caller_phone=report.caller.phone_number,
+        caller_name=report.caller.name, attachments=tuple(attachments_from_pb(report.attachments)),
+        receive_time=from_pb(report.receive_time) if report.HasField("receive_time") else None,
+    )
+
+
+def transfer_report_pb(order: WorkOrder, why: str) -> intake_pb.Report:
+    """The intake report a transferred order becomes (channel 12345)."""
+    report = intake_pb.Report(
+        channel=intake_pb.CHANNEL_HOTLINE_12345, description=f"{order.description}（12345转警：{why}）",
+        caller=intake_pb.Caller(phone_number=order.citizen_phone, name=order.citizen_name),
+        address_text=order.address_text, receive_time=to_pb(order.request_time))
+    if order.lon is not None:
+        report.location.CopyFrom(common_pb2.Location(
+            point=common_pb2.GeoPoint(longitude=order.lon, latitude=order.lat), accuracy_m=order.accuracy_m))
+    return report
 
 
 # -- GeoReport v2 ----------------------------------------------------------------
@@ -205,3 +266,10 @@ def georeport_body(messages: list[Message]) -> httpbody_pb2.HttpBody:
     ]
     return httpbody_pb2.HttpBody(
         content_type=GEOREPORT_CONTENT_TYPE, data=json.dumps(items, ensure_ascii=False).encode("utf-8"))
+
+
+def receipt_body(order: WorkOrder, matter_label: str, account_id: str) -> httpbody_pb2.HttpBody:
+    """The answer to a GeoReport POST: the new request's id and notice."""
+    sr = service_request_to_pb(order, matter_label)
+    return georeport_body([pb.ServiceRequestReceipt(service_request_id=order.id, service_notice=sr.service_notice,
+                                                    account_id=account_id)])

@@ -1,11 +1,16 @@
-"""Referral tables and repositories, in the `referral` schema."""
+"""Referral tables and repositories (the write side), in the `referral` schema.
+
+Repositories load and save the aggregates (work orders, unreasonable-request records) and the
+department catalogue; `Repositories(conn)` gives them to a unit of work. Lists and figures are
+the read side, in queries.py.
+"""
 from __future__ import annotations
 
 from datetime import datetime
 
 from sqlalchemy import (
     BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Identity, Index, Integer, MetaData, String, Table,
-    Text, and_, func, or_, select,
+    Text, func, select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
@@ -134,7 +139,7 @@ unreasonable = Table(
 )
 
 
-def _to_department(r) -> Department:
+def department_from_row(r) -> Department:
     return Department(
         dept_id=r.dept_id, name=r.name, matters=tuple(Matter(m["code"], m["label"]) for m in r.matters),
         districts=tuple(r.districts), supervisor=r.supervisor, phone=r.phone,
@@ -147,21 +152,10 @@ class DepartmentRepository:
 
     def get(self, dept_id: str) -> Department | None:
         row = self.conn.execute(select(departments).where(departments.c.dept_id == dept_id)).first()
-        return _to_department(row) if row else None
-
-    def list(self, *, limit: int, after: str | None, matter_code: str = "", district: str = "") -> list[Department]:
-        q = select(departments).order_by(departments.c.dept_id).limit(limit)
-        if after:
-            q = q.where(departments.c.dept_id > after)
-        if matter_code:
-            q = q.where(departments.c.matters.contains([{"code": matter_code}]))
-        if district:
-            # An empty district list means the whole city.
-            q = q.where(or_(func.cardinality(departments.c.districts) == 0, departments.c.districts.any(district)))
-        return [_to_department(r) for r in self.conn.execute(q)]
+        return department_from_row(row) if row else None
 
     def all(self) -> list[Department]:
-        return [_to_department(r) for r in self.conn.execute(select(departments).order_by(departments.c.dept_id))]
+        return [department_from_row(r) for r in self.conn.execute(select(departments).order_by(departments.c.dept_id))]
 
     def upsert(self, d: Department) -> None:
         values = dict(
@@ -181,6 +175,27 @@ def _order_values(o: WorkOrder) -> dict:
     values = {c: getattr(o, c) for c in _ORDER_COLUMNS}
     values["report"] = o.report or None  # unique when set
     return values
+
+
+def load_orders(conn, rows) -> list[WorkOrder]:
+    """Work orders from their rows, with their assignments and timelines (two more statements)."""
+    orders = [WorkOrder(**{c: getattr(r, c) for c in _ORDER_COLUMNS}) for r in rows]
+    for o in orders:
+        o.report = o.report or ""
+    if not orders:
+        return []
+    by_id = {o.id: o for o in orders}
+    for a in conn.execute(select(assignments).where(assignments.c.work_order_id.in_(by_id))
+                          .order_by(assignments.c.seq)):
+        by_id[a.work_order_id].assignments.append(
+            Assignment(seq=a.seq, **{c: getattr(a, c) for c in _PART_COLUMNS}))
+    for e in conn.execute(select(order_timeline).where(order_timeline.c.work_order_id.in_(by_id))
+                          .order_by(order_timeline.c.seq)):
+        by_id[e.work_order_id].timeline.append(
+            OrderEntry(e.action, e.actor, list(e.roles), e.time, e.detail, e.reason, e.department))
+    for o in orders:
+        o.mark_announced()
+    return orders
 
 
 class WorkOrderRepository:
@@ -217,71 +232,18 @@ class WorkOrderRepository:
                      detail=e.detail, reason=e.reason, department=e.department) for e in order.new_entries])
             order.new_entries = []
 
-    def _load(self, rows, *, lock: bool = False) -> list[WorkOrder]:
-        orders = [WorkOrder(**{c: getattr(r, c) for c in _ORDER_COLUMNS}) for r in rows]
-        for o in orders:
-            o.report = o.report or ""
-        if not orders:
-            return []
-        by_id = {o.id: o for o in orders}
-        for a in self.conn.execute(select(assignments).where(assignments.c.work_order_id.in_(by_id))
-                                   .order_by(assignments.c.seq)):
-            by_id[a.work_order_id].assignments.append(
-                Assignment(seq=a.seq, **{c: getattr(a, c) for c in _PART_COLUMNS}))
-        for e in self.conn.execute(select(order_timeline).where(order_timeline.c.work_order_id.in_(by_id))
-                                   .order_by(order_timeline.c.seq)):
-            by_id[e.work_order_id].timeline.append(
-                OrderEntry(e.action, e.actor, list(e.roles), e.time, e.detail, e.reason, e.department))
-        for o in orders:
-            o.mark_announced()
-        return orders
-
     def get(self, order_id: str, *, for_update: bool = False) -> WorkOrder | None:
         q = select(work_orders).where(work_orders.c.id == order_id)
         if for_update:
             q = q.with_for_update()
-        found = self._load(self.conn.execute(q).all())
-        return found[0] if found else None
-
-    def by_report(self, report: str) -> WorkOrder | None:
-        found = self._load(self.conn.execute(select(work_orders).where(work_orders.c.report == report)
-                                             .with_for_update()).all())
+        found = load_orders(self.conn, self.conn.execute(q).all())
         return found[0] if found else None
 
     def by_transferred_report(self, report: str) -> WorkOrder | None:
-        found = self._load(self.conn.execute(select(work_orders).where(work_orders.c.transferred_report == report)
-                                             .with_for_update()).all())
+        rows = self.conn.execute(select(work_orders).where(work_orders.c.transferred_report == report)
+                                 .with_for_update()).all()
+        found = load_orders(self.conn, rows)
         return found[0] if found else None
-
-    def list(self, *, limit: int, after: tuple[datetime, str] | None, filters: dict) -> list[WorkOrder]:
-        c = work_orders.c
-        q = select(work_orders).order_by(c.create_time.desc(), c.id.desc()).limit(limit)
-        if after:
-            q = q.where(or_(c.create_time < after[0], and_(c.create_time == after[0], c.id < after[1])))
-        for key in ("status", "source", "matter_code", "report", "hotline_ticket_id"):
-            if filters.get(key):
-                q = q.where(c[key] == filters[key])
-        if filters.get("urgency"):
-            q = q.where(c.urgency == filters["urgency"])
-        if filters.get("overdue_only"):
-            q = q.where(c.overdue.is_(True))
-        if filters.get("start"):
-            q = q.where(c.create_time >= filters["start"])
-        if filters.get("end"):
-            q = q.where(c.create_time < filters["end"])
-        if filters.get("ids"):
-            q = q.where(c.id.in_(filters["ids"]))
-        if filters.get("matter_codes"):
-            q = q.where(c.matter_code.in_(filters["matter_codes"]))
-        if filters.get("statuses"):
-            q = q.where(c.status.in_(filters["statuses"]))
-        if filters.get("query"):
-            like = "%" + filters["query"].replace("%", r"\%").replace("_", r"\_") + "%"
-            q = q.where(or_(c.description.like(like), c.address_text.like(like)))
-        if filters.get("department"):
-            q = q.where(c.id.in_(select(assignments.c.work_order_id).where(
-                assignments.c.dept_id == filters["department"], assignments.c.state != "WITHDRAWN")))
-        return self._load(self.conn.execute(q).all())
 
     def due(self, now: datetime, limit: int = 500) -> list[str]:
         """Ids of open orders past their deadline and not yet flagged."""
@@ -305,20 +267,12 @@ class WorkOrderRepository:
         self.conn.execute(reviews.insert().values(work_order_id=order_id, dept_id=dept_id,
                                                   satisfaction=satisfaction, comment=comment, time=time))
 
-    def parts_between(self, start: datetime, end: datetime, dept_id: str = "") -> list[dict]:
-        q = select(assignments).where(assignments.c.assign_time >= start, assignments.c.assign_time < end)
-        if dept_id:
-            q = q.where(assignments.c.dept_id == dept_id)
-        return [dict(r._mapping) for r in self.conn.execute(q)]
-
-    def reviews_between(self, start: datetime, end: datetime, dept_id: str = "") -> list[dict]:
-        q = select(reviews).where(reviews.c.time >= start, reviews.c.time < end)
-        if dept_id:
-            q = q.where(reviews.c.dept_id == dept_id)
-        return [dict(r._mapping) for r in self.conn.execute(q)]
-
 
 _UR_COLUMNS = [c.name for c in unreasonable.columns]
+
+
+def record_from_row(r) -> UnreasonableRecord:
+    return UnreasonableRecord(**{c: getattr(r, c) for c in _UR_COLUMNS})
 
 
 class UnreasonableRepository:
@@ -337,28 +291,18 @@ class UnreasonableRepository:
         if for_update:
             q = q.with_for_update()
         row = self.conn.execute(q).first()
-        return UnreasonableRecord(**{c: getattr(row, c) for c in _UR_COLUMNS}) if row else None
-
-    def list(self, *, limit: int, after: tuple[datetime, str] | None, category: str = "", state: str = "",
-             start: datetime | None = None, end: datetime | None = None,
-             typical_only: bool = False) -> list[UnreasonableRecord]:
-        c = unreasonable.c
-        q = select(unreasonable).order_by(c.create_time.desc(), c.id.desc()).limit(limit)
-        if after:
-            q = q.where(or_(c.create_time < after[0], and_(c.create_time == after[0], c.id < after[1])))
-        if category:
-            q = q.where(c.category == category)
-        if state:
-            q = q.where(c.state == state)
-        if start:
-            q = q.where(c.create_time >= start)
-        if end:
-            q = q.where(c.create_time < end)
-        if typical_only:
-            q = q.where(c.typical_case.is_(True))
-        return [UnreasonableRecord(**{k: getattr(r, k) for k in _UR_COLUMNS}) for r in self.conn.execute(q)]
+        return record_from_row(row) if row else None
 
     def count_from(self, phone: str, since: datetime) -> int:
         c = unreasonable.c
         return self.conn.execute(select(func.count()).select_from(unreasonable)
                                  .where(c.citizen_phone == phone, c.create_time >= since)).scalar_one()
+
+
+class Repositories:
+    """Referral's repositories on one transaction's connection (`uow.repos`)."""
+
+    def __init__(self, conn):
+        self.departments = DepartmentRepository(conn)
+        self.work_orders = WorkOrderRepository(conn)
+        self.unreasonable = UnreasonableRepository(conn)

@@ -1,23 +1,31 @@
-"""Intake and referral served in-process against a real Postgres, each on a real gRPC socket,
-wired as `serve` wires them (referral consuming the intake feed, calling intake over gRPC)."""
+"""Intake and referral served together in-process, as `serve` assembles them, each on a fresh
+database and a real gRPC socket, with their feed consumers running: referral consumes the intake
+feed and calls intake over gRPC (jurisdictions, transfers), intake follows the referral feed.
+
+The one-service harness is `tests.support.serving` (consumers fed by hand); this small suite is
+built on the same pieces for the tests of the two lines working together. Both services read the
+wall clock (figures and deadlines are measured in real time here); `sweep_at` runs the overdue
+sweeper at a chosen time.
+"""
 from __future__ import annotations
 
 import os
 import uuid
-from contextlib import contextmanager
-from dataclasses import dataclass
-
-import grpc
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from smart110.common.v1 import common_pb2
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from smart110.intake.v1 import intake_service_pb2_grpc as intake_grpc
 from smart110.referral.v1 import referral_service_pb2 as pb
 from smart110.referral.v1 import referral_service_pb2_grpc as referral_grpc
+from services.intake.__main__ import SPEC as INTAKE
+from services.referral12345 import handlers
+from services.referral12345.__main__ import SPEC as REFERRAL
 from services.runtime import migrate
-from services.runtime.app import Runtime, open_runtime
+from services.runtime.app import Runtime, all_policies, assemble, open_runtime
 from services.runtime.config import Settings
-from services.runtime.db import ensure_service_database
 from services.runtime.server import create_server
 from tools.devstack import free_port
 from tests import support
@@ -46,44 +54,12 @@ class Suite:
 
 
 @contextmanager
-def serving_suite(admin_url: str):
-    from services.intake.__main__ import SPEC as INTAKE
-    from services.referral12345.__main__ import SPEC as REFERRAL
-
-    ports = {"intake": free_port(), "referral": free_port()}
-    saved = {k: os.environ.get(k) for k in ("INTAKE_ADDR", "REFERRAL_ADDR", "OPEN311_API_KEYS")}
-    os.environ["OPEN311_API_KEYS"] = f" {OPEN311_API_KEY}, other-app-key ,"
-    os.environ["INTAKE_ADDR"] = f"127.0.0.1:{ports['intake']}"
-    os.environ["REFERRAL_ADDR"] = f"127.0.0.1:{ports['referral']}"
-    runtimes, servers, channels = [], [], []
-    # A database of its own: the whole suite, when the session also runs it, works in the main one.
-    own = support.own_database(admin_url, "referral_suite_checks")
+def _environment(values: dict[str, str]):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     try:
-        for spec in (INTAKE, REFERRAL):
-            url = ensure_service_database(own, spec.name, "pw")
-            migrate.upgrade(spec.migrations, url, spec.name)
-            rt = open_runtime(spec, Settings(service=spec.name, grpc_port=ports[spec.name], database_url=url))
-            runtimes.append(rt)
-            spec.seed(rt)
-            server = create_server(port=ports[spec.name], host="127.0.0.1", services=spec.build(rt), public=spec.public)
-            servers.append(server)
-            rt.feed.start()
-            server.start()
-        for rt in runtimes:
-            for consumer in rt.consumers:
-                consumer.start()
-        intake_ch = support.channel(os.environ["INTAKE_ADDR"])
-        referral_ch = support.channel(os.environ["REFERRAL_ADDR"])
-        channels += [intake_ch, referral_ch]
-        yield Suite(intake_grpc.IntakeServiceStub(intake_ch), referral_grpc.ReferralServiceStub(referral_ch),
-                    referral_grpc.Open311ServiceStub(referral_ch), runtimes[1], runtimes[0])
+        yield
     finally:
-        for ch in channels:
-            ch.close()
-        for server in servers:
-            server.stop(1)
-        for rt in runtimes:
-            rt.close()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -91,9 +67,53 @@ def serving_suite(admin_url: str):
                 os.environ[k] = v
 
 
-def as_user(roles: list[str], station: str = "", sub: str = "tester") -> tuple:
-    """The header the gateway forwards after verifying a JWT."""
-    return support.caller(roles, station=station, sub=sub, name=sub)
+@contextmanager
+def _served(spec, admin_url: str, port: int):
+    """One service of the suite: a fresh database migrated to head, assembled, seeded, serving on `port`."""
+    url = support.fresh_service_database(admin_url, spec.name)
+    migrate.upgrade(spec.migrations, url, spec.name)
+    rt = open_runtime(spec, Settings(service=spec.name, grpc_port=port, database_url=url))
+    server = None
+    try:
+        servicers = assemble(spec, rt)
+        spec.seed(rt)
+        server = create_server(port=port, host="127.0.0.1", services=servicers, public=spec.public,
+                               policies=all_policies(spec))
+        rt.feed.start()
+        server.start()
+        yield rt
+    finally:
+        if server is not None:
+            server.stop(1)
+        rt.close()
+
+
+@contextmanager
+def serving_suite(admin_url: str):
+    # Each service's wiring reads where the other listens when it is assembled: the ports come first.
+    ports = {"intake": free_port(), "referral": free_port()}
+    env = {"OPEN311_API_KEYS": f" {OPEN311_API_KEY}, other-app-key ,",
+           "INTAKE_ADDR": f"127.0.0.1:{ports['intake']}", "REFERRAL_ADDR": f"127.0.0.1:{ports['referral']}"}
+    with ExitStack() as stack:
+        stack.enter_context(_environment(env))
+        runtimes = {spec.name: stack.enter_context(_served(spec, admin_url, ports[spec.name]))
+                    for spec in (INTAKE, REFERRAL)}
+        for rt in runtimes.values():
+            for consumer in rt.consumers:
+                consumer.start()
+        intake_ch = stack.enter_context(support.channel(env["INTAKE_ADDR"]))
+        referral_ch = stack.enter_context(support.channel(env["REFERRAL_ADDR"]))
+        yield Suite(intake_grpc.IntakeServiceStub(intake_ch), referral_grpc.ReferralServiceStub(referral_ch),
+                    referral_grpc.Open311ServiceStub(referral_ch), runtimes["referral"], runtimes["intake"])
+
+
+def sweep_at(rt: Runtime, at: datetime) -> list[str]:
+    """One round of referral's overdue sweeper in a unit of work whose time is `at`: the orders flagged."""
+    with rt.engine.begin() as conn:
+        uow = replace(rt.unit_of_work(conn), clock=lambda: at)
+        flagged = handlers.sweep_overdue(uow)
+        uow.flush()
+    return [o.name for o in flagged]
 
 
 def rid() -> str:
@@ -131,10 +151,6 @@ def ticket(description: str, matter: str = "", urgency: int = 4, where=JIANGAN_S
     if where is not None:
         w.location.CopyFrom(point(where))
     return w
-
-
-field_violations = support.field_violations
-reason_of = support.error_reason
 
 
 def actions(order: pb.WorkOrder) -> list[str]:

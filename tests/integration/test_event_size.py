@@ -306,10 +306,11 @@ def suite(admin_url):
 
 
 def test_referral_events_stay_small_however_often_an_order_is_reopened(suite):
-    from tests.integration.referral_support import as_user, rid, ticket
+    from tests import support
+    from tests.integration.referral_support import rid, ticket
 
-    agent = as_user(["hotline_agent"], sub="agent-size")
-    department = as_user(["department"], station="D01", sub="staff-D01")
+    agent = support.caller(["hotline_agent"], sub="agent-size")
+    department = support.caller(["department"], station="D01", sub="staff-D01")
     r = suite.referral
     w = ticket(chinese(2000, "小区门口消防车道上长期有私家车违章停车，"), "ILLEGAL_PARKING", name="欧阳" * 25)
     w.address_text = chinese(300, "江城市江岸区大智街道三阳社区中山大道128号")

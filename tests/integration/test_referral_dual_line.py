@@ -8,11 +8,12 @@ from smart110.common.v1 import events_pb2
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from smart110.referral.v1 import referral_service_pb2 as pb
 from tests.conftest import eventually
+from tests import support
 from tests.integration.referral_support import (
-    JIANGAN_S01, actions, as_user, field_violations, phone, rid, serving_suite, ticket,
+    JIANGAN_S01, actions, phone, rid, serving_suite, ticket,
 )
 
-AGENT = as_user(["hotline_agent"], sub="agent-12")
+AGENT = support.caller(["hotline_agent"], sub="agent-12")
 
 
 @pytest.fixture(scope="module")
@@ -96,12 +97,12 @@ def test_an_existing_work_order_is_transferred_and_its_police_progress_shows_on_
 def test_transfer_needs_a_target_a_reason_and_a_place(suite):
     with pytest.raises(grpc.RpcError) as err:
         suite.referral.TransferTo110(pb.TransferTo110Request(request_id=rid()), metadata=AGENT, timeout=10)
-    assert set(field_violations(err.value)) == {"reason", "target"}
+    assert set(support.field_violations(err.value)) == {"reason", "target"}
     with pytest.raises(grpc.RpcError) as nowhere:
         suite.referral.TransferTo110(pb.TransferTo110Request(
             request_id=rid(), reason="疑似绑架", work_order=ticket("电话里听到有人喊救命说被绑架了", where=None)),
             metadata=AGENT, timeout=10)
-    assert field_violations(nowhere.value) == ["work_order.location"]
+    assert support.field_violations(nowhere.value) == ["work_order.location"]
     with pytest.raises(grpc.RpcError) as unknown:
         suite.referral.TransferTo110(pb.TransferTo110Request(request_id=rid(), name="workOrders/20260101-abc",
                                                              reason="疑似诈骗"), metadata=AGENT, timeout=10)
@@ -109,5 +110,5 @@ def test_transfer_needs_a_target_a_reason_and_a_place(suite):
     with pytest.raises(grpc.RpcError) as role:
         suite.referral.TransferTo110(pb.TransferTo110Request(
             request_id=rid(), reason="打架", work_order=ticket("有人打架", where=JIANGAN_S01)),
-            metadata=as_user(["department"], station="D01"), timeout=10)
+            metadata=support.caller(["department"], station="D01"), timeout=10)
     assert role.value.code() == grpc.StatusCode.PERMISSION_DENIED

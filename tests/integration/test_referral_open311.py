@@ -12,8 +12,9 @@ from smart110.common.v1 import common_pb2
 from smart110.referral.v1 import referral_service_pb2 as pb
 from grpc_status import rpc_status
 
+from tests import support
 from tests.integration.referral_support import (
-    HANYANG_S15, OPEN311_API_KEY, as_user, field_violations, phone, rid, serving_suite, ticket,
+    HANYANG_S15, OPEN311_API_KEY, phone, rid, serving_suite, ticket,
 )
 
 GEOREPORT_FIELDS = {"service_request_id", "status", "status_notes", "service_name", "service_code", "description",
@@ -69,7 +70,7 @@ def test_a_form_encoded_post_files_a_routed_work_order_once(suite):
     assert one["expected_datetime"] > one["requested_datetime"]
 
     # Closed once the department fixed it and the citizen was satisfied.
-    staff = as_user(["department"], station="D04")
+    staff = support.caller(["department"], station="D04")
     name = f"workOrders/{request_id}"
     for call, req in ((suite.referral.AcceptWorkOrder, pb.AcceptWorkOrderRequest),
                       (suite.referral.StartWorkOrder, pb.StartWorkOrderRequest)):
@@ -116,20 +117,20 @@ def test_bad_posts_and_unknown_requests(suite):
     with pytest.raises(grpc.RpcError) as err:
         post_form(suite, {"service_code": "NO_SUCH_SERVICE", "phone": "12"})
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert set(field_violations(err.value)) == {"service_code", "lat", "description", "phone"}
+    assert set(support.field_violations(err.value)) == {"service_code", "lat", "description", "phone"}
     with pytest.raises(grpc.RpcError) as both:
         suite.open311.CreateServiceRequest(pb.CreateServiceRequestRequest(
             service_code="GARBAGE", api_key=OPEN311_API_KEY,
             raw_body=httpbody_pb2.HttpBody(content_type="application/json", data=b"{}")),
             timeout=10)
-    assert "raw_body" in field_violations(both.value)
+    assert "raw_body" in support.field_violations(both.value)
     for missing in ("20260101-000000000000.json", "abc.xml"):
         with pytest.raises(grpc.RpcError) as nf:
             suite.open311.GetServiceRequest(pb.GetServiceRequestRequest(service_request_id=missing), timeout=10)
         assert nf.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.RpcError) as status:
         suite.open311.ListServiceRequests(pb.ListServiceRequestsRequest(status="pending"), timeout=10)
-    assert field_violations(status.value) == ["status"]
+    assert support.field_violations(status.value) == ["status"]
 
 
 def georeport_errors(err: grpc.RpcError) -> list[dict]:
@@ -148,7 +149,7 @@ def test_a_post_needs_an_issued_api_key_before_anything_else_is_looked_at(suite)
     with pytest.raises(grpc.RpcError) as missing:
         post_form(suite, {**fields, "service_code": "NO_SUCH_SERVICE"}, api_key=None)
     assert missing.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert field_violations(missing.value) == ["api_key"], "nothing else is judged without a key"
+    assert support.field_violations(missing.value) == ["api_key"], "nothing else is judged without a key"
     assert georeport_errors(missing.value) == [
         {"code": 400, "description": "api_key: is required: the key issued to your application"}]
     for wrong in ("not-a-key", OPEN311_API_KEY + "x", OPEN311_API_KEY[:-1], "other-app-key,"):
@@ -176,7 +177,7 @@ def test_public_reads_show_no_personal_data(suite):
     name, number = "欧阳娜娜", phone()
     text = f"{name}反映：武昌区中华路28号3栋楼下井盖缺失，回电{number}"
     order = suite.referral.CreateWorkOrder(pb.CreateWorkOrderRequest(request_id=rid(), work_order=ticket(
-        text, "MANHOLE_COVER", caller_phone=number, name=name)), metadata=as_user(["hotline_agent"], sub="agent-31"),
+        text, "MANHOLE_COVER", caller_phone=number, name=name)), metadata=support.caller(["hotline_agent"], sub="agent-31"),
         timeout=10)
     order_id = order.name.removeprefix("workOrders/")
     [one] = body(suite.open311.GetServiceRequest(pb.GetServiceRequestRequest(service_request_id=order_id),
@@ -210,9 +211,9 @@ def test_a_deeply_nested_json_body_is_invalid_argument_not_internal(suite):
     with pytest.raises(grpc.RpcError) as missing:
         suite.open311.CreateServiceRequest(pb.CreateServiceRequestRequest(raw_body=deep), timeout=10)
     assert missing.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert field_violations(missing.value) == ["api_key"]
+    assert support.field_violations(missing.value) == ["api_key"]
     with pytest.raises(grpc.RpcError) as keyed:
         suite.open311.CreateServiceRequest(pb.CreateServiceRequestRequest(raw_body=deep, api_key=OPEN311_API_KEY),
                                            timeout=10)
     assert keyed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "raw_body" in field_violations(keyed.value)
+    assert "raw_body" in support.field_violations(keyed.value)

@@ -11,12 +11,13 @@ from smart110.common.v1 import common_pb2, events_pb2
 from smart110.referral.v1 import referral_service_pb2 as pb
 from services.referral12345 import rules
 from services.runtime.timeutil import to_pb
+from tests import support
 from tests.integration.referral_support import (
-    actions, as_user, field_violations, phone, rid, serving_suite, ticket,
+    actions, phone, rid, serving_suite, ticket,
 )
 
-AGENT = as_user(["hotline_agent"], sub="agent-21")
-SUPERVISOR = as_user(["supervisor"], sub="supervisor-03")
+AGENT = support.caller(["hotline_agent"], sub="agent-21")
+SUPERVISOR = support.caller(["supervisor"], sub="supervisor-03")
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +187,7 @@ def test_recording_checks_its_input(suite):
         suite.referral.RecordUnreasonableRequest(pb.RecordUnreasonableRequestRequest(
             unreasonable_request=pb.UnreasonableRequest(citizen=pb.Citizen(phone_number="110"))),
             metadata=AGENT, timeout=10)
-    assert set(field_violations(err.value)) == {
+    assert set(support.field_violations(err.value)) == {
         "request_id", "unreasonable_request.description", "unreasonable_request.category",
         "unreasonable_request.reason", "unreasonable_request.citizen.phone_number"}
     with pytest.raises(grpc.RpcError) as missing:
@@ -203,7 +204,7 @@ def test_department_rates_completion_on_time_satisfaction_and_reopen(suite):
     r = suite.referral
     start = datetime.now(timezone.utc) - timedelta(seconds=1)
     d26 = "departments/D26"
-    staff = as_user(["department"], station="D26")
+    staff = support.caller(["department"], station="D26")
 
     def order(text):
         return r.CreateWorkOrder(pb.CreateWorkOrderRequest(request_id=rid(), work_order=ticket(

@@ -11,21 +11,21 @@ from google.protobuf import field_mask_pb2
 from smart110.common.v1 import common_pb2, events_pb2
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from smart110.referral.v1 import referral_service_pb2 as pb
-from services.referral12345 import handlers
 from services.runtime.timeutil import from_pb, to_pb
 from tests.conftest import eventually
+from tests import support
 from tests.integration.referral_support import (
-    HANYANG_S15, JIANGAN_S01, JIANGHAN_S06, QIAOKOU_S10, QIAOKOU_S12, WUCHANG_S18, XINZHOU_S23, actions, as_user, field_violations, order_for_report, phone, reason_of,
-    report_110, rid, serving_suite, ticket,
+    HANYANG_S15, JIANGAN_S01, JIANGHAN_S06, QIAOKOU_S10, QIAOKOU_S12, WUCHANG_S18, XINZHOU_S23, actions,
+    order_for_report, phone, report_110, rid, serving_suite, sweep_at, ticket,
 )
 
 CHINA = timezone(timedelta(hours=8))
-AGENT = as_user(["hotline_agent"], sub="agent-07")
-SUPERVISOR = as_user(["supervisor"], sub="supervisor-01")
+AGENT = support.caller(["hotline_agent"], sub="agent-07")
+SUPERVISOR = support.caller(["supervisor"], sub="supervisor-01")
 
 
 def dept(dept_id: str):
-    return as_user(["department"], station=dept_id, sub=f"staff-{dept_id}")
+    return support.caller(["department"], station=dept_id, sub=f"staff-{dept_id}")
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,7 @@ def merged_repeat(suite, text: str, again_text: str, where) -> tuple[intake_pb.R
 
 def unmerge(suite, report: intake_pb.Report, reason: str) -> None:
     request = intake_pb.UnmergeReportRequest(request_id=rid(), name=report.name, reason=reason)
-    alone = suite.intake.UnmergeReport(request, metadata=as_user(["call_taker"], sub="ct-2001"), timeout=10)
+    alone = suite.intake.UnmergeReport(request, metadata=support.caller(["call_taker"], sub="ct-2001"), timeout=10)
     assert not alone.merged_into
 
 
@@ -174,7 +174,7 @@ def test_a_second_order_for_a_referred_report_already_exists(suite):
         suite.referral.CreateWorkOrder(pb.CreateWorkOrderRequest(request_id=rid(), work_order=w),
                                        metadata=AGENT, timeout=10)
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
-    assert reason_of(err.value) == "REPORT_ALREADY_REFERRED"
+    assert support.error_reason(err.value) == "REPORT_ALREADY_REFERRED"
 
 
 def test_a_report_corrected_to_non_police_is_referred_then(suite):
@@ -185,7 +185,7 @@ def test_a_report_corrected_to_non_police_is_referred_then(suite):
     suite.intake.UpdateReport(intake_pb.UpdateReportRequest(
         request_id=rid(), report=corrected, reason="核实为车辆长期占用公共车位，属非警务求助",
         update_mask=field_mask_pb2.FieldMask(paths=["classification"])),
-        metadata=as_user(["call_taker"], station="S15"), timeout=10)
+        metadata=support.caller(["call_taker"], station="S15"), timeout=10)
     order = eventually(lambda: order_for_report(suite, report.name))
     assert order.matter_code == "ILLEGAL_PARKING" and order.status == pb.WORK_ORDER_STATUS_ASSIGNED
     assert order.district == "汉阳区"
@@ -311,7 +311,7 @@ def test_department_rejects_with_reason_and_the_order_is_reassigned(suite):
         r.RejectWorkOrder(pb.RejectWorkOrderRequest(request_id=rid(), name=order.name, department="departments/D01"),
                           metadata=dept("D01"), timeout=10)
     assert no_reason.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert field_violations(no_reason.value) == ["reason"]
+    assert support.field_violations(no_reason.value) == ["reason"]
 
     order = r.RejectWorkOrder(pb.RejectWorkOrderRequest(
         request_id=rid(), name=order.name, department="departments/D01",
@@ -340,7 +340,7 @@ def test_illegal_transitions_and_other_departments_are_refused(suite):
     with pytest.raises(grpc.RpcError) as not_resolved:
         review(suite, order, common_pb2.SATISFACTION_SATISFIED)
     assert not_resolved.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert reason_of(not_resolved.value) == "ILLEGAL_TRANSITION"
+    assert support.error_reason(not_resolved.value) == "ILLEGAL_TRANSITION"
     with pytest.raises(grpc.RpcError) as other:
         step(r.AcceptWorkOrder, pb.AcceptWorkOrderRequest, order, d01, dept("D09"))
     assert other.value.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -399,7 +399,7 @@ def test_agent_can_hand_an_order_to_the_police_station_by_hand(suite):
     with pytest.raises(grpc.RpcError) as both:
         r.AssignWorkOrder(pb.AssignWorkOrderRequest(request_id=rid(), name=order.name, preliminary_police=True,
                                                     departments=["departments/D01"]), metadata=AGENT, timeout=10)
-    assert field_violations(both.value) == ["departments"]
+    assert support.field_violations(both.value) == ["departments"]
     order = r.AssignWorkOrder(pb.AssignWorkOrderRequest(request_id=rid(), name=order.name, preliminary_police=True,
                                                         reason="职责交叉，先由派出所先期处置"),
                               metadata=AGENT, timeout=10)
@@ -426,12 +426,9 @@ def test_sweeper_flags_overdue_orders_once_with_an_event(suite):
         "路面塌陷出现一个大坑，车辆经过很危险", "ROAD_DAMAGE", urgency=2)), metadata=AGENT, timeout=10)
     deadline = from_pb(order.deadline)
     rt = suite.referral_rt
-    with rt.engine.begin() as conn:
-        assert order.name not in handlers.sweep_overdue(conn, outbox=rt.outbox, now=deadline - timedelta(minutes=1))
-    with rt.engine.begin() as conn:
-        assert order.name in handlers.sweep_overdue(conn, outbox=rt.outbox, now=deadline + timedelta(minutes=1))
-    with rt.engine.begin() as conn:
-        assert order.name not in handlers.sweep_overdue(conn, outbox=rt.outbox, now=deadline + timedelta(hours=5))
+    assert order.name not in sweep_at(rt, deadline - timedelta(minutes=1))
+    assert order.name in sweep_at(rt, deadline + timedelta(minutes=1))
+    assert order.name not in sweep_at(rt, deadline + timedelta(hours=5))
     flagged = r.GetWorkOrder(pb.GetWorkOrderRequest(name=order.name), timeout=10)
     assert flagged.overdue and actions(flagged)[-1] == "OVERDUE"
     assert "江城市交通运输局" in flagged.timeline[-1].detail
@@ -445,10 +442,8 @@ def test_resolved_orders_are_not_flagged_overdue(suite):
     order = r.CreateWorkOrder(pb.CreateWorkOrderRequest(request_id=rid(), work_order=ticket(
         "公交车司机态度恶劣，到站不停车", "BUS_SERVICE", urgency=2)), metadata=AGENT, timeout=10)
     order = fix(suite, order, "D02", "已约谈涉事驾驶员并给予处理")
-    rt = suite.referral_rt
-    with rt.engine.begin() as conn:
-        later = from_pb(order.deadline) + timedelta(days=1)
-        assert order.name not in handlers.sweep_overdue(conn, outbox=rt.outbox, now=later)
+    later = from_pb(order.deadline) + timedelta(days=1)
+    assert order.name not in sweep_at(suite.referral_rt, later)
 
 
 # -- bad input, unknown ids, idempotency ------------------------------------------------
@@ -458,7 +453,7 @@ def test_bad_input_names_every_field(suite):
         suite.referral.CreateWorkOrder(pb.CreateWorkOrderRequest(work_order=pb.WorkOrder(
             matter_code="NO_SUCH_MATTER", citizen=pb.Citizen(phone_number="12345"))), metadata=AGENT, timeout=10)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert set(field_violations(err.value)) == {
+    assert set(support.field_violations(err.value)) == {
         "request_id", "work_order.source", "work_order.matter_code", "work_order.description",
         "work_order.urgency", "work_order.citizen.phone_number"}
 
@@ -514,7 +509,7 @@ def test_lists_mask_citizens_and_departments_see_only_their_orders(suite):
     assert other.value.code() == grpc.StatusCode.PERMISSION_DENIED
     with pytest.raises(grpc.RpcError) as other_list:
         r.ListWorkOrders(pb.ListWorkOrdersRequest(department="departments/D07"), metadata=dept("D01"), timeout=10)
-    assert field_violations(other_list.value) == ["department"]
+    assert support.field_violations(other_list.value) == ["department"]
 
 
 def test_confidential_citizen_is_hidden_from_the_department(suite):
@@ -525,7 +520,7 @@ def test_confidential_citizen_is_hidden_from_the_department(suite):
     seen = r.GetWorkOrder(pb.GetWorkOrderRequest(name=order.name), metadata=dept("D06"), timeout=10)
     assert seen.citizen.confidential and not seen.citizen.phone_number and not seen.citizen.name
     assert r.GetWorkOrder(pb.GetWorkOrderRequest(name=order.name), metadata=AGENT, timeout=10).citizen.name == "陈女士"
-    police = r.GetWorkOrder(pb.GetWorkOrderRequest(name=order.name), metadata=as_user(["commander"], station="S01"),
+    police = r.GetWorkOrder(pb.GetWorkOrderRequest(name=order.name), metadata=support.caller(["commander"], station="S01"),
                             timeout=10)
     assert police.citizen.confidential and not police.citizen.phone_number and not police.citizen.name
 
@@ -534,7 +529,7 @@ def test_the_police_side_finds_a_referred_reports_order_by_the_report(suite):
     report = report_110(suite, "小区里的下水道堵了，污水漫到路上", where=(JIANGHAN_S06[0] + 0.01, JIANGHAN_S06[1]))
     order = eventually(lambda: order_for_report(suite, report.name))
     for roles in (["commander"], ["station_chief"], ["dispatcher"], ["call_taker"]):
-        md = as_user(roles, station="S06", sub=f"p-{roles[0]}")
+        md = support.caller(roles, station="S06", sub=f"p-{roles[0]}")
         listed = suite.referral.ListWorkOrders(pb.ListWorkOrdersRequest(report=report.name), metadata=md,
                                                timeout=10).work_orders
         assert [o.name for o in listed] == [order.name], roles

@@ -1,5 +1,6 @@
-"""Referral domain rules without I/O: time limits, routing, the order's state machine,
-unreasonable-request rules and anonymisation."""
+"""Referral domain rules without I/O: time limits, routing, the order's state machine and the events
+it records, 110 reports and when they are referred, unreasonable-request rules and records, and
+anonymisation."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -8,15 +9,21 @@ import pytest
 
 from sampledata import city
 from services.referral12345 import rules
+import re
+
 from services.referral12345.domain import (
-    Actor, Department, Matter, WorkOrder, add_working_days, anonymise, classify_request, deadline_for,
-    infer_matter, route_linkage, route_ordinary,
+    SYSTEM, Department, Matter, Place, PoliceReport, UnreasonableRecord, UnreasonableRequestRecorded, WorkOrder,
+    WorkOrderCreated, WorkOrderUpdated, add_working_days, anonymise, classify_request, deadline_for, infer_matter,
+    needs_order, open311_statuses, referable, referral_of, route_linkage, route_ordinary, to_refer,
+    to_refer_after,
 )
+from services.runtime.auth import AuthContext
 from services.runtime.errors import FailedPrecondition
 
 CHINA = timezone(timedelta(hours=8))
-AGENT = Actor("agent", ["hotline_agent"])
-STAFF = Actor("staff", ["department"])
+AGENT = AuthContext(subject="agent", roles=frozenset({"hotline_agent"}))
+STAFF = AuthContext(subject="staff", roles=frozenset({"department"}))
+SUPERVISOR = AuthContext(subject="supervisor", roles=frozenset({"supervisor"}))
 DEPARTMENTS = [Department(d.dept_id, d.name, tuple(Matter(m.code, m.label) for m in d.matters), tuple(d.districts),
                           d.supervisor, d.phone) for d in city.departments()]
 KNOWN = {m.code for d in DEPARTMENTS for m in d.matters}
@@ -131,3 +138,173 @@ def test_anonymise_removes_names_numbers_ids_plates_and_addresses():
     out = anonymise(text, "刘大海")
     for secret in ("刘大海", "13912345678", "420102198001011234", "鄂A", "中山大道88号", "幸福花园", "李先生"):
         assert secret not in out, secret
+
+
+# -- the events a work order records ------------------------------------------------------------
+
+T = datetime(2026, 11, 23, 10, 0, tzinfo=CHINA)
+JIANGAN = Place("S01", "大智路派出所", "江岸区")
+
+
+def received(**kw) -> WorkOrder:
+    """A new 12345 ticket in 江岸区."""
+    fields = dict(source="HOTLINE_12345", matter_code="GARBAGE", description="垃圾没人清", urgency=4,
+                  district="江岸区", lon=114.374283, lat=30.57589, citizen_phone="13912345678")
+    return WorkOrder.receive({**fields, **kw}, actor=AGENT, now=T)
+
+
+def actions(events) -> list[str]:
+    return ["CREATED" if isinstance(e, WorkOrderCreated) else e.action for e in events]
+
+
+def test_a_received_order_records_its_creation_with_the_entries_made_with_it():
+    o = WorkOrder.receive(dict(source="HOTLINE_12345", matter_code="GARBAGE", description="垃圾没人清", urgency=4,
+                               citizen_phone="13912345678"), actor=AGENT, now=T, caller_history=(5, 2))
+    assert re.fullmatch(r"20261123-[0-9a-f]{12}", o.id)
+    assert o.status == "RECEIVED" and o.category == "城市管理" and o.deadline == deadline_for(T, 4)
+    assert o.repeat_caller and o.prior_requests == 5
+    [event] = o.pull_events()
+    assert isinstance(event, WorkOrderCreated)
+    assert [e.action for e in event.entries] == ["CREATED", "REPEAT_CALLER"]
+    assert event.entries[0].detail == "12345热线受理；时限四级（一般）"
+    assert event.entries[0].actor == "agent" and event.entries[0].roles == ["hotline_agent"]
+    assert event.order.name == o.name and event.order.timeline == [] and event.order.status == "RECEIVED"
+    assert o.pull_events() == [], "pulled once"
+
+
+def test_each_change_records_an_update_with_the_order_before_and_after_and_the_entries_since():
+    o = received()
+    o.pull_events()
+    o.note("ROUTING", SYSTEM, T, "为何如此派单")
+    assert o.pull_events() == [], "a note is no event of its own"
+    o.route(DEPARTMENTS, JIANGAN, AGENT, T)
+    [assigned] = o.pull_events()
+    assert isinstance(assigned, WorkOrderUpdated) and assigned.action == "ASSIGNED"
+    assert [e.action for e in assigned.entries] == ["ROUTING", "ASSIGNED"], "the note goes with the next event"
+    assert assigned.before.status == "RECEIVED" and assigned.order.status == "ASSIGNED"
+    o.accept("D01", STAFF, T + timedelta(minutes=5))
+    [accepted] = o.pull_events()
+    assert accepted.before.status == "ASSIGNED" and [e.action for e in accepted.entries] == ["ACCEPTED"]
+    # What an event carries is the order as that change left it, whatever changes after.
+    assert assigned.order.status == "ASSIGNED" and assigned.order.assignments[0].state == "ASSIGNED"
+    assert o.assignments[0].state == "ACCEPTED"
+
+
+def test_a_refused_change_records_nothing():
+    o = received()
+    o.pull_events()
+    with pytest.raises(FailedPrecondition):
+        o.accept("D01", STAFF, T)
+    with pytest.raises(FailedPrecondition):
+        o.review("SATISFIED", "", None, AGENT, T)
+    assert o.pull_events() == []
+
+
+def test_the_follow_up_records_reopened_escalated_or_closed():
+    o = received()
+    o.pull_events()
+    done = []
+    for n, satisfaction in enumerate(("UNSATISFIED", "UNSATISFIED", "SATISFIED")):
+        o.route(DEPARTMENTS, None, AGENT, T)
+        for step in (o.accept, o.start):
+            step("D01", STAFF, T)
+        o.resolve("D01", "已清运", [], STAFF, T)
+        o.review(satisfaction, "没清干净" if satisfaction == "UNSATISFIED" else "", ("负责人", "027-1"), AGENT, T)
+        done.append(actions(o.pull_events()))
+    assert done == [["ASSIGNED", "ACCEPTED", "STARTED", "RESOLVED", "REOPENED"],
+                    ["ASSIGNED", "ACCEPTED", "STARTED", "RESOLVED", "ESCALATED"],
+                    ["ASSIGNED", "ACCEPTED", "STARTED", "RESOLVED", "CLOSED"]]
+
+
+def test_a_transfer_to_110_records_one_update_with_the_reports_first_status():
+    o = received()
+    o.route(DEPARTMENTS, None, AGENT, T)
+    o.pull_events()
+    filed = PoliceReport("reports/r1", "REPORT_STATUS_CLASSIFIED", category="POLICE", incident_type="FIGHT",
+                         priority=1)
+    o.transfer_to_110(filed, "涉嫌持刀伤人", AGENT, T)
+    [event] = o.pull_events()
+    assert event.action == "TRANSFERRED_TO_110"
+    assert [e.action for e in event.entries] == ["TRANSFERRED_TO_110", "POLICE_PROGRESS"]
+    assert event.entries[1].detail == ("110接警单 reports/r1 状态 REPORT_STATUS_CLASSIFIED（REPORTED）；"
+                                       "分类 POLICE/FIGHT，1级")
+    assert all(a.state == "WITHDRAWN" for a in o.assignments)
+    assert not o.record_110_progress(filed, "CLASSIFIED", SYSTEM, T), "the same status again"
+    assert o.pull_events() == []
+    assert o.record_110_progress(PoliceReport("reports/r1", "REPORT_STATUS_DISPATCHED"), "DISPATCHED", SYSTEM, T)
+    assert [e.action for e in o.pull_events()] == ["POLICE_PROGRESS"]
+
+
+def test_an_order_is_transferable_only_while_open_and_placed():
+    o = received()
+    o.check_transferable()
+    placeless = received(lon=None, lat=None, address_text="")
+    with pytest.raises(FailedPrecondition) as err:
+        placeless.check_transferable()
+    assert err.value.reason == "NO_LOCATION"
+    o.transfer_to_110(PoliceReport("reports/r1", "REPORT_STATUS_CLASSIFIED"), "警情", AGENT, T)
+    with pytest.raises(FailedPrecondition) as again:
+        o.check_transferable()
+    assert again.value.reason == "ILLEGAL_TRANSITION"
+
+
+def test_overdue_is_recorded_once_past_the_deadline():
+    o = received(urgency=2)
+    o.pull_events()
+    assert not o.mark_overdue(SYSTEM, o.deadline - timedelta(minutes=1))
+    assert o.mark_overdue(SYSTEM, o.deadline + timedelta(minutes=1))
+    assert not o.mark_overdue(SYSTEM, o.deadline + timedelta(hours=1))
+    assert [e.action for e in o.pull_events()] == ["OVERDUE"]
+
+
+def test_closing_as_unreasonable_and_overturning_each_record_an_update():
+    o = received()
+    o.close_as_unreasonable("unreasonableRequests/u1", "索要他人隐私", "依法不予受理", AGENT, T)
+    o.reopen_overturned("实为正常诉求", SUPERVISOR, T)
+    assert actions(o.pull_events()) == ["CREATED", "CLOSED_UNREASONABLE", "OVERTURNED"]
+    assert o.status == "RECEIVED" and o.close_time is None
+
+
+def test_an_unreasonable_record_records_its_recording_and_its_overturning():
+    fields = dict(work_order="", description="我想查询我丈夫的工资", citizen_phone="", citizen_name="",
+                  category="OTHERS_PRIVATE_DATA", reason="索要他人隐私", standard_reply="", typical_case=False)
+    r = UnreasonableRecord.create(fields, prior_requests=2, actor=AGENT, now=T)
+    assert r.standard_reply == rules.STANDARD_REPLY["OTHERS_PRIVATE_DATA"]
+    assert r.record_actor == "agent" and r.record_roles == ["hotline_agent"]
+    r.overturn("实为欠薪", SUPERVISOR, T)
+    assert [(type(e), e.action, e.record is r) for e in r.pull_events()] == [
+        (UnreasonableRequestRecorded, "RECORDED", True), (UnreasonableRequestRecorded, "OVERTURNED", True)]
+    assert r.overturn_roles == ["supervisor"]
+    with pytest.raises(FailedPrecondition):
+        r.overturn("再次", SUPERVISOR, T)
+    assert r.pull_events() == []
+
+
+# -- 110 reports ----------------------------------------------------------------------------------
+
+def police_report(category="NON_POLICE", incident_type="ILLEGAL_PARKING", **kw) -> PoliceReport:
+    return PoliceReport("reports/r1", "REPORT_STATUS_CLASSIFIED", category=category, incident_type=incident_type,
+                        **{**dict(priority=3, channel="PHONE", description="门口违章停车"), **kw})
+
+
+def test_which_reports_need_an_order_and_when_they_are_referred():
+    assert needs_order(police_report()) and needs_order(police_report("POLICE", "GAS_LEAK"))
+    assert not needs_order(police_report("POLICE", "FIGHT")) and not needs_order(police_report("CONSULTATION", ""))
+    assert to_refer(police_report()) and not to_refer(police_report(merged_into="reports/r0"))
+    assert to_refer_after("CORRECTED", police_report()) and to_refer_after("UNMERGED", police_report())
+    assert not to_refer_after("DISPATCHED", police_report()) and not to_refer_after("", police_report())
+    assert referable(police_report()) and not referable(police_report(channel="HOTLINE_12345"))
+
+
+def test_the_terms_of_a_referred_report():
+    ordinary = referral_of(police_report(), KNOWN)
+    assert (ordinary.matter_code, ordinary.urgency, ordinary.linkage) == ("ILLEGAL_PARKING", 3, None)
+    rescue = referral_of(police_report("POLICE", "GAS_LEAK"), KNOWN)
+    assert rescue.linkage is rules.LINKAGE["GAS_LEAK"] and rescue.urgency == rules.LINKAGE["GAS_LEAK"].urgency
+    assert rescue.why == "警情类型“GAS_LEAK”需城市部门联动抢险"
+
+
+def test_open311_status_filters():
+    assert open311_statuses([]) == []
+    assert open311_statuses(["closed"]) == ["CLOSED", "TRANSFERRED_TO_110"]
+    assert "RESOLVED" in open311_statuses(["open"]) and "CLOSED" not in open311_statuses(["open"])

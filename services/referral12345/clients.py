@@ -1,9 +1,9 @@
-"""The referral side of the 110 line: intake over gRPC (jurisdiction lookups
-and one-button transfers, 一键转接). Data crosses only as calls."""
+"""Outbound calls: the 110 side, intake over gRPC (call edge referral -> intake): jurisdiction
+lookups and one-button transfers (一键转接). Data crosses only as calls, never inside a transaction
+(the channel refuses, see services.runtime.txguard)."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 
 import grpc
 
@@ -12,28 +12,19 @@ from smart110.intake.v1 import intake_service_pb2_grpc as intake_grpc
 
 from services.runtime.errors import FailedPrecondition, Unavailable
 
+from .domain import Place, PoliceReport, WorkOrder
+from .mapping import police_report_from_pb, transfer_report_pb
+
 TIMEOUT_SECONDS = 10.0
 
 
-@dataclass(frozen=True)
-class Place:
-    station_id: str
-    station_name: str
-    district: str
+class Intake:
+    """Intake's IntakeService: where a point or station is, and filing a transferred report."""
 
-
-class PoliceLine:
-    def __init__(self, channel_factory):
-        self._channel_factory = channel_factory
-        self._stub = None
+    def __init__(self, channel: grpc.Channel):
+        self._stub = intake_grpc.IntakeServiceStub(channel)
         self._lock = threading.Lock()
         self._stations: dict[str, Place] = {}
-
-    def stub(self) -> intake_grpc.IntakeServiceStub:
-        with self._lock:
-            if self._stub is None:
-                self._stub = intake_grpc.IntakeServiceStub(self._channel_factory("intake"))
-            return self._stub
 
     def _call(self, what: str, fn):
         try:
@@ -49,7 +40,7 @@ class PoliceLine:
                               reason="INTAKE_UNAVAILABLE") from exc
 
     def locate(self, lon: float, lat: float) -> Place | None:
-        found = self._call("locate the point", lambda: self.stub().LocateJurisdiction(
+        found = self._call("locate the point", lambda: self._stub.LocateJurisdiction(
             intake_pb.LocateJurisdictionRequest(point={"longitude": lon, "latitude": lat}),
             timeout=TIMEOUT_SECONDS))
         if found is None or not found.station_id:
@@ -63,7 +54,7 @@ class PoliceLine:
             known = self._stations.get(station_id)
         if known:
             return known
-        found = self._call("find the station", lambda: self.stub().GetStation(
+        found = self._call("find the station", lambda: self._stub.GetStation(
             intake_pb.GetStationRequest(name=f"stations/{station_id}"), timeout=TIMEOUT_SECONDS))
         if found is None:
             return None
@@ -72,7 +63,16 @@ class PoliceLine:
             self._stations[station_id] = place
         return place
 
-    def report(self, request_id: str, report: intake_pb.Report) -> intake_pb.Report:
-        """Files a report with intake; the same request_id always gives the same report."""
-        return self._call("record the transferred report", lambda: self.stub().ReportIncident(
-            intake_pb.ReportIncidentRequest(request_id=request_id, report=report), timeout=TIMEOUT_SECONDS))
+    def place(self, lon: float | None, lat: float | None, station_id: str) -> Place | None:
+        """Where something is: the station of its point, or else its station."""
+        if lon is not None and lat is not None:
+            return self.locate(lon, lat)
+        return self.station(station_id)
+
+    def file_transfer(self, request_id: str, order: WorkOrder, why: str) -> PoliceReport | None:
+        """Files the report a transferred order becomes (channel 12345); the same request_id always
+        gives the same report."""
+        filed = self._call("record the transferred report", lambda: self._stub.ReportIncident(
+            intake_pb.ReportIncidentRequest(request_id=request_id, report=transfer_report_pb(order, why)),
+            timeout=TIMEOUT_SECONDS))
+        return police_report_from_pb(filed) if filed is not None else None
