@@ -99,23 +99,6 @@ class Runtime:
         self._channels.append(ch)
         return txguard.guard(identity.with_credential(ch, self.credential.token))
 
-    def consume(self, source: str, stub_cls, subscriptions: dict[str, Subscription]) -> FeedConsumer:
-        """Consumes another service's feed with a cursor and inbox in this service's schema."""
-        stub = stub_cls(self.channel(source))
-        consumer = FeedConsumer(
-            source=source,
-            open_stream=lambda req, timeout: stub.StreamEvents(req, wait_for_ready=True, timeout=timeout),
-            consumer=self.settings.service,
-            renew_seconds=RENEW_SECONDS,
-            engine=self.engine,
-            cursors=self.tables.cursors,
-            inbox=self.tables.inbox,
-            subscriptions=subscriptions,
-            dead_letters=self.tables.dead_letters,
-        )
-        self.consumers.append(consumer)
-        return consumer
-
     def subscribe(self, event_handlers: dict[str, dict[str, Subscription]]) -> None:
         """Wires a service's EVENT_HANDLERS ({source: {event type: Subscription}}) to the feeds.
 
@@ -179,16 +162,6 @@ class Runtime:
         worker = Periodic(name, interval, work)
         self.workers.append(worker)
         return worker
-
-    def idempotent(self, method: str, request, response_type, work: Callable):
-        """Runs `work(conn)` once per request_id in one transaction; a retry gets the first answer."""
-        with self.engine.begin() as conn:
-            cached = self.idempotency.claim(conn, method, request, response_type)
-            if cached is not None:
-                return cached
-            response = work(conn)
-            self.idempotency.remember(conn, method, request, response)
-            return response
 
     def close(self) -> None:
         # The feed first, as a draining server does: workers waiting on it for new commits wake at once.

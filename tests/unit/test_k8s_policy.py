@@ -215,7 +215,7 @@ def test_broken_manifests_are_caught(rendered):
 
 
 # Which other services each service calls, read from its code: feeds it
-# consumes (`rt.consume("intake", ...)`) and channels it opens
+# consumes (its EVENT_HANDLERS) and channels it opens
 # (`rt.channel("dispatch")`). A NetworkPolicy must let exactly these callers
 # (plus the gateway) reach a service: a missing edge breaks the service in a
 # cluster, an extra one is access nobody needs.
