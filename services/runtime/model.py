@@ -1,6 +1,7 @@
 """Pure building blocks of every service's domain model: no database, no gRPC.
 
 - `TimelineEntry`: one line of a resource's audit trail (全程留痕): who, when, what and why.
+- `Box`: a map area in degrees (a big screen's view, a search area).
 - `Aggregate`: a consistency boundary (a report, a case, a work order) that records the
   domain events of its state changes; the unit of work publishes them at commit.
 """
@@ -44,3 +45,16 @@ class Aggregate:
         events = list(getattr(self, "_events", None) or [])
         self._events = []
         return events
+
+
+@dataclass(frozen=True)
+class Box:
+    """A map view or search area: west/south/east/north edges in degrees, edges included."""
+
+    west: float
+    south: float
+    east: float
+    north: float
+
+    def contains(self, lon: float, lat: float) -> bool:
+        return self.west <= lon <= self.east and self.south <= lat <= self.north

@@ -12,6 +12,7 @@ from .alerts import Finding
 from .common import Area, cell_center, cell_of, disk, h3_cells, hour_of, max_level, window_text
 from .keywords import strongest_by_rule
 from .rules import Rule, RuleSet
+from services.runtime.model import Box
 
 # Available units as (lon, lat, station_id), from dispatch.
 UnitPosition = tuple[float, float, str]
@@ -304,15 +305,6 @@ def gap_finding(rule: Rule, report: Report, window: GapWindow, incidents: Counte
 
 # -- the heat map -------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Box:
-    west: float
-    south: float
-    east: float
-    north: float
-
-    def contains(self, lon: float, lat: float) -> bool:
-        return self.west <= lon <= self.east and self.south <= lat <= self.north
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from datetime import datetime
 from services.runtime.auth import AuthContext
 from services.runtime.errors import FailedPrecondition, NotFound, PermissionDenied
 from services.runtime.ids import new_id
-from services.runtime.model import Aggregate, DomainEvent, TimelineEntry
+from services.runtime.model import Aggregate, Box, DomainEvent, TimelineEntry
 
 from .recommend import Need, Recommendation
 from .stop_payment import FRAUD_TYPE, StopPayment
@@ -201,17 +201,6 @@ def levels_from(min_level: str) -> list[str]:
     return list(LEVELS[rank(min_level):]) if min_level else list(LEVELS)
 
 
-@dataclass(frozen=True)
-class Box:
-    """A map view: west/south/east/north edges in degrees, edges included."""
-
-    west: float
-    south: float
-    east: float
-    north: float
-
-    def contains(self, lon: float, lat: float) -> bool:
-        return self.west <= lon <= self.east and self.south <= lat <= self.north
 
 
 def in_area(station_id: str, point: tuple[float, float] | None, station_ids: set[str], box: Box | None) -> bool:
