@@ -35,6 +35,7 @@ from google.rpc import status_pb2
 from hypothesis import strategies as st
 
 from gateway.render import PACKAGE_RE as PACKAGE
+from tools.devstack import SERVICES as SUITE_SERVICES
 from tools.token import mint, mint_service
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,11 +126,13 @@ def grpc_methods(path: Path = DESCRIPTORS) -> list[Rpc]:
     out = []
     for file in _suite_files(path):
         svc = PACKAGE.match(file.package).group(1)
+        # The runtime's own services (smart110.common.v1, e.g. FeedAdminService) are served by every service.
+        servers = sorted(SUITE_SERVICES) if svc == "common" else [svc]
         for service in file.service:
             for m in service.method:
-                out.append(Rpc(svc, f"{file.package}.{service.name}.{m.name}", m.client_streaming,
-                               m.server_streaming))
-    return sorted(out, key=lambda r: r.method)
+                out += [Rpc(server, f"{file.package}.{service.name}.{m.name}", m.client_streaming,
+                            m.server_streaming) for server in servers]
+    return sorted(out, key=lambda r: (r.method, r.svc))
 
 
 # -- JSON with what json.dumps cannot say ----------------------------------------------------
