@@ -428,12 +428,17 @@ def test_sigterm_under_load_loses_no_call_and_streams_resume_from_their_cursor(c
         return ({i: n(cases, i) for i, police in ids.items() if police},
                 {i: n(orders, i) for i, police in ids.items() if not police})
 
-    deadline = time.monotonic() + 120
+    # The consumers catch up on the backlog the restarts left (issue of throughput, not of loss):
+    # how long that takes is printed; a report still without its case after 5 minutes is lost.
+    settle_start = time.monotonic()
+    deadline = settle_start + 300
     while True:
         case_counts, order_counts = followed()
         if all(case_counts.values()) and all(order_counts.values()) or time.monotonic() > deadline:
             break
         time.sleep(1)
+    print(f"\nsigterm: consumers settled {time.monotonic() - settle_start:.1f}s after the load ended, "
+          f"{sum(1 for n in case_counts.values() if n == 0)} police reports still without a case")
     missing_case = [i for i, n in case_counts.items() if n == 0]
     missing_order = [i for i, n in order_counts.items() if n == 0]
     twice = [i for i, n in {**case_counts, **order_counts}.items() if n > 1]
