@@ -8,8 +8,7 @@ from services.runtime.policy import ALL_ROLES, SERVICE, Access, Policy
 SERVICE_NAME = "smart110.alerts.v1.AlertsService"
 ANYONE = tuple(ALL_ROLES)
 RULE_EDITORS = ("commander", "supervisor", SERVICE)
-RESPONDERS = ("officer", "station_chief", "commander", "district_commander", "dispatcher", "call_taker",
-              "supervisor", SERVICE)
+RESPONDERS = ("officer", "station_chief", "commander", "dispatcher", "call_taker", "supervisor", SERVICE)
 SILENCERS = ("commander", "station_chief", "supervisor", SERVICE)
 OBLIGATION_EDITORS = ("station_chief", "commander", "supervisor", SERVICE)
 

@@ -8,7 +8,7 @@ from services.runtime.policy import ALL_ROLES, SERVICE, Access, Policy
 SERVICE_NAME = "smart110.referral.v1.ReferralService"
 ANYONE = tuple(ALL_ROLES)
 AGENTS = ("hotline_agent", "supervisor", SERVICE)
-POLICE_READERS = ("call_taker", "dispatcher", "commander", "district_commander", "station_chief")
+POLICE_READERS = ("call_taker", "dispatcher", "commander", "station_chief")
 READERS = (*AGENTS, "department", *POLICE_READERS)
 DEPARTMENTS = ("department", "supervisor", SERVICE)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextvars
 from dataclasses import dataclass, field
 
-from .errors import PermissionDenied, Unauthenticated
+from .errors import PermissionDenied
 
 # Site reliability engineers: the runtime's operator RPCs (FeedAdminService, parked events), in
 # every service, and nothing of the domain. No domain role includes it, and an in-cluster

@@ -23,8 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import grpc
 from sqlalchemy import event
@@ -78,21 +76,10 @@ def track(engine: Engine) -> Engine:
     return engine
 
 
-@contextmanager
-def allowed(why: str) -> Iterator[None]:
-    """Lets the calling thread call out inside its transaction, for a known, documented exception."""
-    before = getattr(_local, "allowed", None)
-    _local.allowed = why
-    try:
-        yield
-    finally:
-        _local.allowed = before
-
-
 def check(method: str) -> None:
     """Raises (or logs) when the calling thread has a transaction open."""
     m = mode()
-    if m == "off" or getattr(_local, "allowed", None):
+    if m == "off":
         return
     n = open_transactions()
     if not n:

@@ -6,8 +6,8 @@ officer their station's, command the city's.
 from services.runtime.policy import SERVICE, Access, Policy
 
 SERVICE_NAME = "smart110.scoring.v1.ScoringService"
-READERS = ("commander", "district_commander", "station_chief", "legal_officer", "officer", SERVICE)
-SUPERVISORS = ("commander", "district_commander", "station_chief", "legal_officer", SERVICE)
+READERS = ("commander", "station_chief", "legal_officer", "officer", SERVICE)
+SUPERVISORS = ("commander", "station_chief", "legal_officer", SERVICE)
 
 POLICIES = {SERVICE_NAME: Policy(SERVICE_NAME, {
     "ListLedgerEntries": Access(*READERS),

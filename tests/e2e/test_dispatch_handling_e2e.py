@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 
-import grpc
 import httpx
 import pytest
 

@@ -16,7 +16,6 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-import grpc
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext

@@ -110,11 +110,3 @@ def test_consumer_prepare_calls_out_before_the_transaction(engine, stub):
     with pytest.raises(OutboundCallInTransaction):
         consumer.apply(event("test.Inside", 2))
     assert txguard.open_transactions() == 0
-
-
-def test_an_allowed_section_may_call_out(engine, stub):
-    with engine.begin():
-        with txguard.allowed("a documented exception"):
-            assert call(stub).status == health_pb2.HealthCheckResponse.SERVING
-        with pytest.raises(OutboundCallInTransaction):
-            call(stub)

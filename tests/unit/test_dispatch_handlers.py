@@ -11,7 +11,7 @@ from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 from services.dispatch import handlers, mapping
 from services.dispatch.domain import (
     CentreError, Context, DispatchCase, DispatchSettings, PositionFix, Receipt, ReportFacts, RetryPolicy, Shift,
-    StopPayment, Unit, matrix,
+    Unit, matrix,
 )
 from services.runtime.auth import AuthContext
 from services.runtime.errors import FailedPrecondition, NotFound, PermissionDenied

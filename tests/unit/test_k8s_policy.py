@@ -219,7 +219,7 @@ def test_broken_manifests_are_caught(rendered):
 # (`rt.channel("dispatch")`). A NetworkPolicy must let exactly these callers
 # (plus the gateway) reach a service: a missing edge breaks the service in a
 # cluster, an extra one is access nobody needs.
-_CALL = re.compile(r"""(?:\.consume|\.channel|_channel_factory)\(\s*["']([a-z0-9]+)["']""")
+_CALL = re.compile(r"""\.channel\(\s*["']([a-z0-9]+)["']""")
 PACKAGES = {"intake": "intake", "dispatch": "dispatch", "referral": "referral12345", "alerts": "alerts",
             "scoring": "scoring"}
 

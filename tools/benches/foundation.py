@@ -19,7 +19,6 @@ import os
 import time
 import uuid
 
-import grpc
 import httpx
 
 from smart110.common.v1 import common_pb2

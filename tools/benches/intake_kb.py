@@ -22,7 +22,6 @@ import statistics
 import time
 import uuid
 
-import grpc
 import httpx
 
 from sampledata import knowledge as seed

@@ -21,7 +21,6 @@ import os
 import time
 import uuid
 
-import grpc
 import httpx
 
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
