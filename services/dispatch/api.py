@@ -19,13 +19,13 @@ from services.runtime.app import Runtime
 from services.runtime.db import read_snapshot
 from services.runtime.enums import enum_name, enum_value
 from services.runtime.errors import NotFound, PermissionDenied
+from services.runtime.policy import current_jurisdiction, in_scope
 from services.runtime.timeutil import from_pb
 from services.runtime.validation import Violations, decode_page_token, name_id, resource_id, time_keyset
 
 from . import domain, handlers, mapping, queries
 from .domain import ADVANCE_TARGETS, MAX_COMMENT, UNIT_FIELDS, Box, Context
 
-WATCH_ROLES = domain.WATCH_ROLES + ("service",)
 ASSIGNMENT_NAME = re.compile(r"^cases/([^/]+)/assignments/([^/]+)$")
 SKILL = re.compile(r"^[A-Z][A-Z_]{1,39}$")
 ACCOUNT = re.compile(r"^[0-9]{6,32}$")
@@ -97,6 +97,7 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
             case = queries.case(conn, case_id)
         if case is None:
             raise NotFound(request.name)
+        in_scope(request.name, *case.stations)
         return mapping.case_to_pb(case)
 
     def ListCases(self, request: pb.ListCasesRequest, context) -> pb.ListCasesResponse:
@@ -106,10 +107,11 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
         if request.report:
             resource_id(request.report, "reports", v, "report")
         v.raise_if_any()
+        stations = current_jurisdiction().stations_for(request.station_id)
         min_level = enum_name(pb.CaseLevel, request.min_level, "CASE_LEVEL_")
         with read_snapshot(self.rt.engine) as conn:
             page = queries.cases_page(
-                conn, size=size, after=after, station_id=request.station_id,
+                conn, size=size, after=after, station_ids=stations,
                 status=enum_name(pb.CaseStatus, request.status, "CASE_STATUS_"), report=request.report,
                 levels=domain.levels_from(min_level) if min_level else None, flagged=request.follow_up_flagged)
         return pb.ListCasesResponse(cases=[mapping.case_to_pb(c) for c in page.items],
@@ -125,6 +127,7 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
             case = queries.case(conn, case_id, whole=False)
             if case is None:
                 raise NotFound(request.name)
+            in_scope(request.name, *case.stations)
             picks, _gaps = queries.recommendations(conn, self.ctx, case, at)
         if request.max_results:
             picks = picks[:request.max_results]
@@ -155,6 +158,7 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
         a = next((x for x in case.assignments if x.id == aid), None) if case else None
         if a is None:
             raise NotFound(request.name)
+        in_scope(request.name, *case.stations)
         return mapping.assignment_to_pb(a, case)
 
     def _mutation(self, method: str, request, check, work):
@@ -207,6 +211,7 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
             unit = queries.unit(conn, unit_id, at=self.rt.clock())
         if unit is None:
             raise NotFound(request.unit)
+        in_scope(request.unit, unit.station_id)
         if not unit.may_be_acted_for_by(actor):
             raise PermissionDenied(f"only an officer of {request.unit} or a dispatcher may watch its assignments",
                                    reason="NOT_ASSIGNED_OFFICER")
@@ -242,6 +247,7 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
             unit = queries.unit(conn, unit_id, at=at, stale_before=self.ctx.stale_before(at), timeline=True)
         if unit is None:
             raise NotFound(request.name)
+        in_scope(request.name, unit.station_id)
         return mapping.unit_with_timeline_to_pb(unit)
 
     def ListUnits(self, request: pb.ListUnitsRequest, context) -> pb.ListUnitsResponse:
@@ -249,11 +255,12 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
         size = v.page_size(request.page_size)
         token = decode_page_token(request.page_token, v, ("id",))
         v.raise_if_any()
+        stations = current_jurisdiction().stations_for(request.station_id)
         at = self.rt.clock()
         with read_snapshot(self.rt.engine) as conn:
             page = queries.units_page(
                 conn, size=size, after=token["id"] if token else None, at=at,
-                stale_before=self.ctx.stale_before(at), station_id=request.station_id,
+                stale_before=self.ctx.stale_before(at), station_ids=stations,
                 kind=enum_name(pb.UnitKind, request.kind, "UNIT_KIND_"),
                 status=enum_name(pb.UnitStatus, request.status, "UNIT_STATUS_"))
         return pb.ListUnitsResponse(units=[mapping.unit_to_pb(u) for u in page.items],
@@ -316,8 +323,10 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
         after = time_keyset(decode_page_token(request.page_token, v, ("t", "id")), v)
         v.raise_if_any()
         with read_snapshot(self.rt.engine) as conn:
-            if queries.unit(conn, unit_id, at=self.rt.clock()) is None:
+            unit = queries.unit(conn, unit_id, at=self.rt.clock())
+            if unit is None:
                 raise NotFound(request.parent)
+            in_scope(request.parent, unit.station_id)
             page = queries.shifts_page(conn, unit_id, size=size, after=after)
         return pb.ListShiftsResponse(shifts=[mapping.shift_to_pb(s) for s in page.items],
                                      next_page_token=page.next_page_token)
@@ -377,7 +386,6 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
             actor=actor, respond=mapping.case_to_pb)
 
     def WatchCases(self, request: pb.WatchCasesRequest, context):
-        who = auth.current()
         v = Violations()
         v.check(request.after_sequence >= 0, "after_sequence", "must be 0 or more")
         v.check(request.min_level in pb.CaseLevel.values(), "min_level", "is not a case level")
@@ -385,13 +393,7 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
             v.check(bool(STATION_ID.match(station)), f"station_ids[{i}]", "must be a station id like S07")
         box = check_box(request.bounds, v) if request.HasField("bounds") else None
         v.raise_if_any()
-        stations = set(request.station_ids)
-        if not who.has_role("commander", "dispatcher", "supervisor", "service"):
-            # A station chief follows their own station.
-            if not who.station or stations - {who.station}:
-                raise PermissionDenied(f"a station chief of {who.station or 'no station'} sees only that station",
-                                       reason="OTHER_STATION")
-            stations = {who.station}
+        stations = current_jurisdiction().stations_for(request.station_ids, "station_ids")
         levels = domain.levels_from(enum_name(pb.CaseLevel, request.min_level, "CASE_LEVEL_"))
         level_values = {enum_value(pb.CaseLevel, lv, "CASE_LEVEL_") for lv in levels}
         after = request.after_sequence
@@ -424,9 +426,10 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
         elif not request.HasField("bounds"):
             v.add("bounds", "is required unless station_id is given")
         v.raise_if_any()
+        stations = current_jurisdiction().stations_for(request.station_id)
         at = self.rt.clock()
         with read_snapshot(self.rt.engine) as conn:
-            found = queries.situation(conn, box=box, station_id=request.station_id, at=at,
+            found = queries.situation(conn, box=box, station_ids=stations, at=at,
                                       stale_before=self.ctx.stale_before(at))
         return mapping.situation_to_pb(found)
 
@@ -450,21 +453,20 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
             actor=actor, respond=mapping.case_to_pb)
 
     def GetFollowUpStats(self, request: pb.GetFollowUpStatsRequest, context) -> pb.FollowUpStats:
-        station, start, end = self._stats_scope(request)
+        stations, start, end = self._stats_scope(request)
         with read_snapshot(self.rt.engine) as conn:
-            found = queries.follow_up_stats(conn, station_id=station, start=start, end=end)
+            found = queries.follow_up_stats(conn, station_ids=stations, start=start, end=end)
         return mapping.follow_up_stats_to_pb(found)
 
     def GetResponseCircleStats(self, request: pb.GetResponseCircleStatsRequest, context) -> pb.ResponseCircleStats:
-        station, start, end = self._stats_scope(request)
+        stations, start, end = self._stats_scope(request)
         with read_snapshot(self.rt.engine) as conn:
-            found = queries.response_circle_stats(conn, station_id=station, start=start, end=end, now=self.rt.clock())
+            found = queries.response_circle_stats(conn, station_ids=stations, start=start, end=end,
+                                                  now=self.rt.clock())
         return mapping.response_circles_to_pb(found)
 
     def _stats_scope(self, request):
-        """(station, start, end) of a statistics request, checked; a station chief sees their own station."""
-        who = auth.current()
-        who.require_role(*domain.STATS_ROLES)
+        """(stations, start, end) of a statistics request, checked, within the caller's jurisdiction."""
         v = Violations()
         if request.station_id:
             v.check(bool(STATION_ID.match(request.station_id)), "station_id", "must be a station id like S07")
@@ -473,10 +475,4 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
         if start and end:
             v.check(start < end, "end_time", "must be after start_time")
         v.raise_if_any()
-        station = request.station_id
-        if not who.has_role("commander", "supervisor", "dispatcher", "service"):
-            if not who.station or (station and station != who.station):
-                raise PermissionDenied(f"a station chief of {who.station or 'no station'} sees only that station",
-                                       reason="OTHER_STATION")
-            station = who.station
-        return station, start, end
+        return current_jurisdiction().stations_for(request.station_id), start, end

@@ -140,8 +140,10 @@ def apply_report_update(uow: UnitOfWork, *, report: ReportFacts, action: str) ->
 def _load(uow: UnitOfWork, case_id: str, assignment_id: str) -> tuple[DispatchCase, Assignment, list[dict]]:
     """The case (locked, with its assignments), one of its assignments, and the officers of its unit now."""
     case = uow.repos.cases.get(case_id, lock=True)
+    name = f"cases/{case_id}/assignments/{assignment_id}"
     if case is None:
-        raise NotFound(f"cases/{case_id}/assignments/{assignment_id}")
+        raise NotFound(name)
+    uow.in_scope(name, *case.stations)
     a = case.assignment(assignment_id)
     unit = uow.repos.units.get(a.unit_id, at=uow.now())
     return case, a, unit.officers if unit else []
@@ -154,6 +156,7 @@ def offer_by_hand(uow: UnitOfWork, *, case_id: str, unit_id: str, role: str, rea
     case = repos.cases.get(case_id, lock=True)
     if case is None:
         raise NotFound(f"cases/{case_id}")
+    uow.in_scope(f"cases/{case_id}", *case.stations)
     unit = repos.units.get(unit_id, at=at, stale_before=ctx.stale_before(at), lock=True)
     if unit is None:
         raise NotFound(f"units/{unit_id}")
@@ -225,6 +228,7 @@ def _whole_case(uow: UnitOfWork, case_id: str) -> DispatchCase:
     case = uow.repos.cases.get(case_id, lock=True, timeline=True, stop_payments=True)
     if case is None:
         raise NotFound(f"cases/{case_id}")
+    uow.in_scope(f"cases/{case_id}", *case.stations)
     return case
 
 
@@ -242,6 +246,7 @@ def request_stop_payment(uow: UnitOfWork, *, case_id: str, bank: str, victim_acc
     case = uow.repos.cases.get(case_id, lock=True, stop_payments=True)
     if case is None:
         raise NotFound(f"cases/{case_id}")
+    uow.in_scope(f"cases/{case_id}", *case.stations)
     sp = case.request_stop_payment(bank=bank, victim_account=victim_account, amount_fen=amount_fen,
                                    actor=uow.actor, at=uow.now())
     _save(uow, case)
@@ -299,6 +304,7 @@ def update_unit(uow: UnitOfWork, *, unit_id: str, values: dict, paths: list[str]
     unit = uow.repos.units.get(unit_id, at=at, stale_before=ctx.stale_before(at), lock=True)
     if unit is None:
         raise NotFound(f"units/{unit_id}")
+    uow.in_scope(f"units/{unit_id}", unit.station_id)
     unit.update(values, paths=paths, actor=uow.actor, at=at)
     uow.repos.units.save(unit)
     uow.collect(unit)
@@ -312,6 +318,7 @@ def create_shift(uow: UnitOfWork, *, unit_id: str, start: datetime, end: datetim
     unit = repos.units.get(unit_id, at=at, stale_before=ctx.stale_before(at), lock=True)
     if unit is None:
         raise NotFound(f"units/{unit_id}")
+    uow.in_scope(f"units/{unit_id}", unit.station_id)
     shift = unit.add_shift(start=start, end=end, area=area, actor=uow.actor, at=at,
                            existing=repos.shifts.overlapping(unit_id, start, end))
     repos.shifts.add(shift)

@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from services.runtime.keyset import after_key
 from services.runtime.validation import paginate
@@ -48,14 +48,18 @@ def case(conn, case_id: str, *, whole: bool = True) -> DispatchCase | None:
     return found
 
 
-def cases_page(conn, *, size: int, after: tuple[datetime, str] | None, station_id: str = "", status: str = "",
+def cases_page(conn, *, size: int, after: tuple[datetime, str] | None, station_ids: frozenset[str] | None = None,
+               status: str = "",
                report: str = "", levels: list[str] | None = None, flagged: bool = False) -> Page:
-    """Cases newest first, with their assignments, hand-offs and follow-ups (no timelines)."""
+    """Cases newest first, with their assignments, hand-offs and follow-ups (no timelines); of
+    `station_ids` (a case's own station or one of its units' stations), None: every station."""
     q = select(cases)
+    if station_ids is not None:
+        wanted = sorted(station_ids)
+        q = q.where(or_(cases.c.station_id.in_(wanted),
+                        cases.c.id.in_(select(assignments.c.case_id).where(assignments.c.station_id.in_(wanted)))))
     if flagged:
         q = q.where(cases.c.id.in_(select(case_followups.c.case_id).where(case_followups.c.flagged)))
-    if station_id:
-        q = q.where(cases.c.station_id == station_id)
     if status:
         q = q.where(cases.c.status == status)
     if report:
@@ -67,14 +71,15 @@ def cases_page(conn, *, size: int, after: tuple[datetime, str] | None, station_i
     return Page(cases_with_parts(conn, page), token)
 
 
-def active_cases(conn, *, box: Box | None = None, station_ids=(), levels=None, limit: int = MAX_CASES
-                 ) -> list[DispatchCase]:
-    """Cases on the map (not yet reported back), newest first, with their hand-offs and follow-ups."""
+def active_cases(conn, *, box: Box | None = None, station_ids: frozenset[str] | None = None, levels=None,
+                 limit: int = MAX_CASES) -> list[DispatchCase]:
+    """Cases on the map (not yet reported back), newest first, with their hand-offs and follow-ups;
+    of `station_ids` (None: every station)."""
     q = select(cases).where(cases.c.status.in_(ACTIVE_STATUSES))
     if box is not None:
         q = q.where(cases.c.lon.between(box.west, box.east), cases.c.lat.between(box.south, box.north))
-    if station_ids:
-        q = q.where(cases.c.station_id.in_(list(station_ids)))
+    if station_ids is not None:
+        q = q.where(cases.c.station_id.in_(sorted(station_ids)))
     if levels:
         q = q.where(cases.c.level.in_(list(levels)))
     q = q.order_by(cases.c.create_time.desc(), cases.c.id.desc()).limit(limit)
@@ -114,13 +119,14 @@ def unit(conn, unit_id: str, *, at: datetime, stale_before: datetime | None = No
 
 
 def units_page(conn, *, size: int, after: str | None, at: datetime, stale_before: datetime | None,
-               station_id: str = "", kind: str = "", status: str = "") -> Page:
-    """Units by id; status OFF_DUTY: those no shift covers now, another status: on duty in it."""
+               station_ids: frozenset[str] | None = None, kind: str = "", status: str = "") -> Page:
+    """Units by id, of `station_ids` (None: every station); status OFF_DUTY: those no shift covers now,
+    another status: on duty in it."""
     q = select(*unit_columns(at)).order_by(units.c.unit_id).limit(size + 1)
     if after:
         q = q.where(units.c.unit_id > after)
-    if station_id:
-        q = q.where(units.c.station_id == station_id)
+    if station_ids is not None:
+        q = q.where(units.c.station_id.in_(sorted(station_ids)))
     if kind:
         q = q.where(units.c.kind == kind)
     if status == "OFF_DUTY":
@@ -141,14 +147,14 @@ def shifts_page(conn, unit_id: str, *, size: int, after: tuple[datetime, str] | 
     return Page(page, token)
 
 
-def units_on_duty(conn, *, box: Box | None, station_id: str = "", at: datetime, stale_before: datetime | None,
-                  limit: int = MAX_UNITS) -> list[Unit]:
-    """Units on duty (by the roster) at `at`."""
+def units_on_duty(conn, *, box: Box | None, station_ids: frozenset[str] | None = None, at: datetime,
+                  stale_before: datetime | None, limit: int = MAX_UNITS) -> list[Unit]:
+    """Units on duty (by the roster) at `at`, of `station_ids` (None: every station)."""
     q = select(*unit_columns(at)).where(on_duty_at(at))
     if box is not None:
         q = q.where(units.c.lon.between(box.west, box.east), units.c.lat.between(box.south, box.north))
-    if station_id:
-        q = q.where(units.c.station_id == station_id)
+    if station_ids is not None:
+        q = q.where(units.c.station_id.in_(sorted(station_ids)))
     return [unit_from_row(r, stale_before) for r in conn.execute(q.order_by(units.c.unit_id).limit(limit))]
 
 
@@ -170,10 +176,12 @@ class Situation:
     units_truncated: bool
 
 
-def situation(conn, *, box: Box | None, station_id: str, at: datetime, stale_before: datetime | None) -> Situation:
-    """Active cases and on-duty units in a box (or of a station), counted per station and status."""
-    found = active_cases(conn, box=box, station_ids=[station_id] if station_id else (), limit=MAX_CASES + 1)
-    on_duty = units_on_duty(conn, box=box, station_id=station_id, at=at, stale_before=stale_before,
+def situation(conn, *, box: Box | None, station_ids: frozenset[str] | None, at: datetime,
+              stale_before: datetime | None) -> Situation:
+    """Active cases and on-duty units in a box and of `station_ids` (None: every station), counted per
+    station and status."""
+    found = active_cases(conn, box=box, station_ids=station_ids, limit=MAX_CASES + 1)
+    on_duty = units_on_duty(conn, box=box, station_ids=station_ids, at=at, stale_before=stale_before,
                             limit=MAX_UNITS + 1)
     shown_cases, shown_units = found[:MAX_CASES], on_duty[:MAX_UNITS]
     case_counts: dict[str, Counter] = {}
@@ -219,7 +227,8 @@ def _counts(satisfaction):
     return [func.count().filter(satisfaction == s).label(s.lower()) for s in domain.SATISFACTION_LABELS]
 
 
-def follow_up_stats(conn, *, station_id: str, start: datetime | None, end: datetime | None) -> FollowUpStats:
+def follow_up_stats(conn, *, station_ids: frozenset[str] | None, start: datetime | None, end: datetime | None
+                    ) -> FollowUpStats:
     f = case_followups
     window = []
     if start is not None:
@@ -227,15 +236,15 @@ def follow_up_stats(conn, *, station_id: str, start: datetime | None, end: datet
     if end is not None:
         window.append(f.c.rate_time < end)
     by_station = select(f.c.station_id, *_counts(f.c.satisfaction)).where(*window).group_by(f.c.station_id)
-    if station_id:
-        by_station = by_station.where(f.c.station_id == station_id)
+    if station_ids is not None:
+        by_station = by_station.where(f.c.station_id.in_(sorted(station_ids)))
     o = case_followup_officers
     by_officer = (select(o.c.station_id, o.c.officer_id, func.max(o.c.officer_name).label("officer_name"),
                          *_counts(f.c.satisfaction))
                   .join(f, f.c.case_id == o.c.case_id).where(*window)
                   .group_by(o.c.station_id, o.c.officer_id))
-    if station_id:
-        by_officer = by_officer.where(o.c.station_id == station_id)
+    if station_ids is not None:
+        by_officer = by_officer.where(o.c.station_id.in_(sorted(station_ids)))
     return FollowUpStats(
         stations=[Satisfaction(r.station_id, r.satisfied, r.basically_satisfied, r.unsatisfied)
                   for r in conn.execute(by_station.order_by(f.c.station_id))],
@@ -279,8 +288,8 @@ class ResponseCircles:
     total: CircleLine
 
 
-def response_circle_stats(conn, *, station_id: str, start: datetime | None, end: datetime | None, now: datetime
-                          ) -> ResponseCircles:
+def response_circle_stats(conn, *, station_ids: frozenset[str] | None, start: datetime | None,
+                          end: datetime | None, now: datetime) -> ResponseCircles:
     """How many cases had a unit on scene within their grid's target, the mean arrival time, and the
     cases still waiting past their target, per station and target tier."""
     c = cases.c
@@ -294,8 +303,8 @@ def response_circle_stats(conn, *, station_id: str, start: datetime | None, end:
                 func.count().filter(~arrived, c.status.in_(WAITING_STATUSES), past_target).label("overdue"))
          .where(c.arrival_target_s > 0)
          .group_by(c.station_id, c.arrival_target_s))
-    if station_id:
-        q = q.where(c.station_id == station_id)
+    if station_ids is not None:
+        q = q.where(c.station_id.in_(sorted(station_ids)))
     if start is not None:
         q = q.where(c.report_time >= start)
     if end is not None:

@@ -15,6 +15,7 @@ from services.runtime.app import Runtime
 from services.runtime.db import read_snapshot
 from services.runtime.enums import enum_name
 from services.runtime.errors import NotFound
+from services.runtime.policy import current_jurisdiction, in_scope
 from services.runtime.timeutil import from_pb
 from services.runtime.validation import (
     Violations, decode_page_token, encode_page_token, name_id, paginate, resource_id, time_keyset,
@@ -120,6 +121,7 @@ class IntakeServicer(ConsultationRpcs, pb_grpc.IntakeServiceServicer):
             report = queries.get_report(conn, report_id)
         if report is None:
             raise NotFound(request.name)
+        in_scope(request.name, report.station_id)
         return mapping.report_to_pb(report, masked=not auth.current().has_role(*OPERATOR_ROLES))
 
     def ListReports(self, request: pb.ListReportsRequest, context) -> pb.ListReportsResponse:
@@ -136,6 +138,7 @@ class IntakeServicer(ConsultationRpcs, pb_grpc.IntakeServiceServicer):
             v.check(filters["start"] < filters["end"], "receive_time_end", "must be after receive_time_start")
         v.check(len(filters["query"]) <= 100, "query", "must be at most 100 characters")
         v.raise_if_any()
+        filters["stations"] = current_jurisdiction().stations_for(filters.pop("station_id"))
         with read_snapshot(self.rt.engine) as conn:
             rows = queries.list_reports(conn, size=size, after=after, filters=filters)
         page, next_token = paginate(rows, size, lambda r: {"t": r.receive_time.isoformat(), "id": r.id})
@@ -205,8 +208,9 @@ class IntakeServicer(ConsultationRpcs, pb_grpc.IntakeServiceServicer):
         if start and end:
             v.check(start < end, "end_time", "must be after start_time")
         v.raise_if_any()
+        stations = current_jurisdiction().stations_for(request.station_id.strip())
         with read_snapshot(self.rt.engine) as conn:
-            s = queries.intake_statistics(conn, start=start, end=end, station_id=request.station_id.strip())
+            s = queries.intake_statistics(conn, start=start, end=end, station_ids=stations)
         return mapping.statistics_to_pb(s)
 
     # -- places ---------------------------------------------------------------------------------

@@ -35,10 +35,15 @@ class Context:
     knowledge: KnowledgeBase
 
 
-def _load(uow: UnitOfWork, report_id: str, *, name: str = "", lock: bool = True) -> Report:
+def _load(uow: UnitOfWork, report_id: str, *, name: str = "", lock: bool = True, scoped: bool = True) -> Report:
+    """The report; one outside the caller's jurisdiction is not found (`scoped=False`: the system's
+    own step, or the expert queue, which is not a station's)."""
     report = uow.repos.reports.get(report_id, lock=lock)
+    name = name or f"reports/{report_id}"
     if report is None:
-        raise NotFound(name or f"reports/{report_id}")
+        raise NotFound(name)
+    if scoped:
+        uow.in_scope(name, report.station_id)
     return report
 
 
@@ -59,7 +64,7 @@ def report_incident(uow: UnitOfWork, *, fields: dict, index: JurisdictionIndex, 
     found = _find_master(uow, report)
     if found is not None:
         report.merge_at_intake(found, actor=actor, now=now)
-        master = _load(uow, found.master_id)
+        master = _load(uow, found.master_id, scoped=False)
         master.link_duplicate(report.id, actor=actor, now=now)
     elif report.is_consultation and knowledge is not None:
         report.consult(_consult(report, knowledge, now=now), actor=actor, now=now)
@@ -137,7 +142,7 @@ def merge_report(uow: UnitOfWork, *, report_id: str, master_id: str, reason: str
 def unmerge_report(uow: UnitOfWork, *, report_id: str, reason: str) -> Report:
     """The report becomes its own incident again; its ReportUpdated "UNMERGED" asks for handling."""
     report = _load(uow, report_id)
-    master = _load(uow, report.master_to_leave())
+    master = _load(uow, report.master_to_leave(), scoped=False)
     report.unmerge(master, reason=reason, actor=uow.actor, now=uow.now())
     uow.repos.reports.save(master)
     uow.repos.reports.save(report)
@@ -148,7 +153,7 @@ def unmerge_report(uow: UnitOfWork, *, report_id: str, reason: str) -> Report:
 # -- the expert queue (为民服务圈) -----------------------------------------------------------
 
 def claim_consultation(uow: UnitOfWork, *, report_id: str) -> Consultation:
-    report = _load(uow, report_id, name=f"consultations/{report_id}")
+    report = _load(uow, report_id, name=f"consultations/{report_id}", scoped=False)
     c = report.claim_consultation(actor=uow.actor, now=uow.now())
     uow.repos.reports.save(report)
     uow.collect(report)
@@ -159,7 +164,7 @@ def answer_consultation(uow: UnitOfWork, *, report_id: str, text: str, topic: st
                         keywords: list[str]) -> Consultation:
     """The expert's answer goes to the citizen and joins the knowledge base (`KB-EX-…`)."""
     now = uow.now()
-    report = _load(uow, report_id, name=f"consultations/{report_id}")
+    report = _load(uow, report_id, name=f"consultations/{report_id}", scoped=False)
     first_answer = report.answer_time is None
     entry = report.answer_consultation(text=text, topic=topic, question=question, keywords=keywords,
                                        entry_id=new_id(now, prefix="KB-EX-", digits=8), actor=uow.actor, now=now)

@@ -34,7 +34,9 @@ def get_report(conn, report_id: str) -> Report | None:
 def list_reports(conn, *, size: int, after: tuple[datetime, str] | None, filters: dict) -> list[Report]:
     """Reports newest first (by receive time), `size + 1` of them after `after`; without their timelines."""
     q = select(reports)
-    for column in ("station_id", "channel", "category", "incident_type", "priority", "status"):
+    if filters.get("stations") is not None:
+        q = q.where(reports.c.station_id.in_(sorted(filters["stations"])))
+    for column in ("channel", "category", "incident_type", "priority", "status"):
         if filters.get(column):
             q = q.where(reports.c[column] == filters[column])
     if filters.get("start"):
@@ -88,14 +90,16 @@ def _figures(row) -> Figures:
     return Figures(**{k: int(getattr(row, k)) for k in Figures.__dataclass_fields__})
 
 
-def intake_statistics(conn, *, start: datetime | None, end: datetime | None, station_id: str) -> Statistics:
+def intake_statistics(conn, *, start: datetime | None, end: datetime | None,
+                      station_ids: frozenset[str] | None) -> Statistics:
+    """Figures over the reports of `station_ids` (None: the whole city)."""
     where = []
     if start is not None:
         where.append(reports.c.receive_time >= start)
     if end is not None:
         where.append(reports.c.receive_time < end)
-    if station_id:
-        where.append(reports.c.station_id == station_id)
+    if station_ids is not None:
+        where.append(reports.c.station_id.in_(sorted(station_ids)))
 
     def grouped(key):
         q = select(key.label("key"), *_COLUMNS).where(*where).group_by(key).order_by(key)

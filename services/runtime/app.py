@@ -23,7 +23,7 @@ from sqlalchemy import MetaData, Table
 from smart110.common.v1 import events_pb2
 from sqlalchemy.engine import Engine
 
-from . import db, feed_admin, identity, metrics, migrate, telemetry, txguard
+from . import db, feed_admin, identity, metrics, migrate, policy, telemetry, txguard
 from .auth import SERVICE_CONTEXT, AuthContext
 from .config import Settings, env_str, service_address
 from .consumer import RENEW_SECONDS, FeedConsumer, Subscription, cursor_table, dead_letter_table, inbox_table
@@ -131,7 +131,7 @@ class Runtime:
         """A unit of work on an open transaction's connection."""
         return UnitOfWork(conn=conn, outbox=self.outbox, clock=self.clock, actor=actor, context=self.context,
                           repos=self.repositories(conn) if self.repositories is not None else None,
-                          event_mapping=self.event_mapping)
+                          event_mapping=self.event_mapping, scope=policy.jurisdiction_of(actor))
 
     @contextmanager
     def transaction(self, actor: AuthContext = SERVICE_CONTEXT) -> Iterator[UnitOfWork]:

@@ -6,16 +6,24 @@ handler runs (a caller without one of the roles gets PERMISSION_DENIED; a method
 the table is refused and `check_complete` fails the build), and sets the caller's
 `Jurisdiction`, which handlers and queries apply to every read, list, stream and mutation:
 
-- a city-level role (`commander`, and `dispatcher` / `call_taker` of the city 110 centre, i.e.
-  without a station or district claim) sees the whole city;
-- `district_commander`, or a city-level role with a `district` claim, sees that district's stations;
+- a city-level role (`commander` whatever station it sits at, and `dispatcher` / `call_taker` of
+  the city 110 centre, i.e. without a station or district claim) sees the whole city;
+- `district_commander` (of its `district` claim, or of its station's district), or a city-level
+  role with a `district` claim, sees that district's stations;
 - a station role (`officer`, `station_chief`, `legal_officer`) or any police role with a
   `station` claim sees that station (plus what it is assigned to or granted: the services add
   those per resource);
 - a `department` of 12345 sees its own work orders (`department` claim);
+- `supervisor` (督察, the centre's supervision of both lines) sees the whole city, as the access
+  tables let it (mostly reads, statistics and overturning);
+- the 12345 centre's `hotline_agent` (without a department claim) sees every work order, and no
+  police data;
 - the `service` credential sees everything; everyone else sees no police data at all.
 
-Out-of-scope resources answer NOT_FOUND, like unknown ones, so ids cannot be probed.
+Handlers apply it in three ways, all here: `in_scope(name, *stations)` for one resource (out of
+scope answers NOT_FOUND, like an unknown one, so ids cannot be probed), `stations_for(requested)` for
+a list, stream or statistic (a filter for another station is refused, not silently widened) and
+`Jurisdiction.sees` for a stream's events.
 """
 from __future__ import annotations
 
@@ -29,7 +37,7 @@ from pathlib import Path
 from sampledata import city
 
 from .auth import AuthContext
-from .errors import PermissionDenied
+from .errors import NotFound, PermissionDenied
 
 # -- roles -----------------------------------------------------------------------------------
 
@@ -41,6 +49,10 @@ DISTRICT_ROLES = frozenset({"district_commander"})
 STATION_ROLES = frozenset({"officer", "station_chief", "legal_officer"})
 POLICE_ROLES = CITY_ROLES | CENTRE_ROLES | DISTRICT_ROLES | STATION_ROLES
 HOTLINE_ROLES = frozenset({"hotline_agent", "supervisor", "department"})
+# The 12345 centre's agents: every work order unless a department claim places them.
+HOTLINE_CENTRE_ROLES = frozenset({"hotline_agent"})
+# Supervision (督察) of both lines: the whole city.
+SUPERVISION_ROLES = frozenset({"supervisor"})
 # `partner`: a partner system that files reports (an alarm company, another government system).
 OTHER_ROLES = frozenset({"expert", "open311_client", "sre", "partner"})
 ALL_ROLES = POLICE_ROLES | HOTLINE_ROLES | OTHER_ROLES | {SERVICE}
@@ -85,19 +97,49 @@ class Jurisdiction:
     stations: frozenset[str] = field(default_factory=frozenset)
     departments: frozenset[str] = field(default_factory=frozenset)
     district: str = ""
+    # Every 12345 work order (the 12345 centre), without police data.
+    all_departments: bool = False
 
     def covers(self, station_id: str) -> bool:
         return self.everything or station_id in self.stations
 
     def covers_department(self, dept_id: str) -> bool:
-        return self.everything or dept_id in self.departments
+        return self.everything or self.all_departments or dept_id in self.departments
+
+    def sees(self, *station_ids: str) -> bool:
+        """Whether a resource of these stations (its own, the ones assigned to it or sharing it) is in view."""
+        return self.everything or any(s in self.stations for s in station_ids if s)
+
+    def stations_for(self, requested=(), field_name: str = "station_id") -> frozenset[str] | None:
+        """The stations a list, stream or statistic covers: None for no limit (the whole city),
+        else the requested ones, or all of the caller's when none is asked for. A requested
+        station outside the jurisdiction is refused (OUT_OF_JURISDICTION), not silently dropped."""
+        wanted = frozenset({requested} if isinstance(requested, str) else requested) - {""}
+        if self.everything:
+            return wanted or None
+        outside = wanted - self.stations
+        if outside:
+            raise PermissionDenied(f"{', '.join(sorted(outside))} is outside your jurisdiction",
+                                   reason="OUT_OF_JURISDICTION",
+                                   metadata={"field": field_name, "stations": ",".join(sorted(outside))})
+        return wanted or self.stations
+
+    def departments_for(self, requested: str = "", field_name: str = "department") -> frozenset[str] | None:
+        """The 12345 departments a list covers, as `stations_for` does for stations."""
+        if self.everything or self.all_departments:
+            return frozenset({requested}) if requested else None
+        if requested and requested not in self.departments:
+            raise PermissionDenied(f"departments/{requested} is outside your jurisdiction",
+                                   reason="OUT_OF_JURISDICTION", metadata={"field": field_name})
+        return frozenset({requested}) if requested else self.departments
 
     @property
     def nothing(self) -> bool:
-        return not self.everything and not self.stations and not self.departments
+        return not (self.everything or self.stations or self.departments or self.all_departments)
 
 
 NO_JURISDICTION = Jurisdiction()
+EVERYTHING = Jurisdiction(everything=True)
 _jurisdiction: contextvars.ContextVar[Jurisdiction] = contextvars.ContextVar("smart110_jurisdiction",
                                                                            default=NO_JURISDICTION)
 
@@ -115,22 +157,48 @@ def reset_jurisdiction(token: contextvars.Token) -> None:
     _jurisdiction.reset(token)
 
 
+def in_jurisdiction(j: Jurisdiction, name: str, *station_ids: str) -> None:
+    """A resource of these stations outside `j` is, for its caller, not there (NOT_FOUND)."""
+    if not j.sees(*station_ids):
+        raise NotFound(name)
+
+
+def in_scope(name: str, *station_ids: str) -> None:
+    """A resource of these stations outside the caller's jurisdiction is, for the caller, not there."""
+    in_jurisdiction(current_jurisdiction(), name, *station_ids)
+
+
+def in_department_scope(name: str, *department_ids: str) -> None:
+    """A work order of none of the caller's departments is, for the caller, not there."""
+    j = current_jurisdiction()
+    if not any(j.covers_department(d) for d in department_ids):
+        raise NotFound(name)
+
+
 def jurisdiction_of(ctx: AuthContext, directory: Org | None = None) -> Jurisdiction:
     directory = directory or org()
     if ctx.has_role(SERVICE):
-        return Jurisdiction(everything=True)
+        return EVERYTHING
     departments = frozenset({department_of(ctx)}) if department_of(ctx) else frozenset()
     police = ctx.roles & POLICE_ROLES
+    if ctx.roles & SUPERVISION_ROLES and not departments and not ctx.station and not ctx.district:
+        return EVERYTHING
     if not police:
-        return Jurisdiction(departments=departments)
-    if ctx.station:
-        return Jurisdiction(stations=frozenset({ctx.station}), departments=departments,
-                            district=directory.district_of.get(ctx.station, ""))
+        return Jurisdiction(departments=departments,
+                            all_departments=bool(ctx.roles & HOTLINE_CENTRE_ROLES) and not departments)
     if ctx.district and police & (CITY_ROLES | CENTRE_ROLES | DISTRICT_ROLES):
         return Jurisdiction(stations=directory.stations_of(ctx.district), departments=departments,
                             district=ctx.district)
-    if police & (CITY_ROLES | CENTRE_ROLES):
-        return Jurisdiction(everything=True)
+    if police & CITY_ROLES:
+        # The city's command: a station claim says where they sit, not what they command.
+        return EVERYTHING
+    home = directory.district_of.get(ctx.station, "") if ctx.station else ""
+    if police & DISTRICT_ROLES and home:
+        return Jurisdiction(stations=directory.stations_of(home), departments=departments, district=home)
+    if ctx.station:
+        return Jurisdiction(stations=frozenset({ctx.station}), departments=departments, district=home)
+    if police & CENTRE_ROLES:
+        return EVERYTHING
     return Jurisdiction(departments=departments)
 
 

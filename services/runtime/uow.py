@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from .auth import SERVICE_CONTEXT, AuthContext
 from .model import Aggregate, DomainEvent
 from .outbox import Outbox
+from .policy import EVERYTHING, Jurisdiction, in_jurisdiction
 from .timeutil import now as wall_clock
 
 # event -> (event type, subject, payload) for the outbox; each service's mapping.py provides one.
@@ -44,6 +45,9 @@ class UnitOfWork:
     # service-layer tests can hand a handler in-memory ones.
     repos: Any = None
     event_mapping: EventMapping = no_event_mapping
+    # Whose data the use case may touch: the caller's jurisdiction (管辖范围); everything for the
+    # service's own work (events, workers).
+    scope: Jurisdiction = EVERYTHING
     _seen: list[Aggregate] = field(default_factory=list)
     _published: list[int] = field(default_factory=list)
     _stamp: datetime | None = None
@@ -53,6 +57,10 @@ class UnitOfWork:
         if self._stamp is None:
             self._stamp = self.clock()
         return self._stamp
+
+    def in_scope(self, name: str, *station_ids: str) -> None:
+        """A resource of these stations outside the caller's jurisdiction is, for the caller, not there."""
+        in_jurisdiction(self.scope, name, *station_ids)
 
     def collect(self, *aggregates: Aggregate) -> None:
         """Aggregates whose recorded events are published when the unit of work commits."""

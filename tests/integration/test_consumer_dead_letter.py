@@ -166,7 +166,7 @@ def test_stop_with_a_generator_stream_completes(env):
 # -- the operator RPC: FeedAdminService ------------------------------------------------------
 
 SRE = support.caller(["sre"], sub="ops-1", name="值班运维甲")
-DISPATCHER = support.caller(["dispatcher"], station="S01", sub="d-1")
+DISPATCHER = support.caller(["dispatcher"], sub="d-1")
 
 
 @pytest.fixture()

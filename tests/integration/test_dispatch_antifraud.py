@@ -22,7 +22,7 @@ from tools.fake_antifraud import FakeAntiFraudCentre
 
 FRAUD = "我刚接到自称公安局的电话，说我涉嫌洗钱，我用建设银行卡分三笔转了八万六千元到“安全账户”，挂了电话才知道被骗了。"
 POLICY = RetryPolicy(base_seconds=10, cap_seconds=40, result_check_seconds=5, call_timeout_seconds=5)
-DISPATCHER = support.caller(["dispatcher"], station="S01", sub="p-test")
+DISPATCHER = support.caller(["dispatcher"], sub="p-test")
 
 
 @pytest.fixture(scope="module")

@@ -66,9 +66,9 @@ def test_arrival_against_the_grid_target_is_kept_on_the_case_and_counted_per_sta
 def test_response_statistics_check_the_caller_and_the_window(h):
     with pytest.raises(grpc.RpcError) as err:
         stats(h, metadata=support.caller(["station_chief"], station="S01", sub="p-test"), station_id="S02")
-    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and support.error_reason(err.value) == "OTHER_STATION"
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and support.error_reason(err.value) == "OUT_OF_JURISDICTION"
     with pytest.raises(grpc.RpcError) as err:
-        stats(h, metadata=support.caller(["call_taker"], station="S01", sub="p-test"))
+        stats(h, metadata=support.caller(["call_taker"], sub="p-test"))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     bad = pb.GetResponseCircleStatsRequest(station_id="S-2")
     bad.start_time.FromSeconds(2_000_000_000)

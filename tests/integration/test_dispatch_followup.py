@@ -10,7 +10,7 @@ from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 from tests import support
 from tests.integration.dispatch_harness import dispatch_service, report_in, see_through
 
-CALL_TAKER = support.caller(["call_taker"], station="S01", sub="p-followup")
+CALL_TAKER = support.caller(["call_taker"], sub="p-followup")
 SAT = common_pb2.Satisfaction
 
 
@@ -132,7 +132,7 @@ def test_statistics_check_the_caller_and_the_window(h):
     with pytest.raises(grpc.RpcError) as err:
         h.stub.GetFollowUpStats(pb.GetFollowUpStatsRequest(station_id="S01"),
                                 metadata=support.caller(["station_chief"], station="S02", sub="p-test"), timeout=10)
-    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and support.error_reason(err.value) == "OTHER_STATION"
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and support.error_reason(err.value) == "OUT_OF_JURISDICTION"
     with pytest.raises(grpc.RpcError) as err:
         h.stub.GetFollowUpStats(pb.GetFollowUpStatsRequest(),
             metadata=support.caller(["officer"], station="S01", sub="p-test"), timeout=10)

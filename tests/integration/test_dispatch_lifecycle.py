@@ -160,7 +160,7 @@ def test_only_the_units_officer_or_a_dispatcher_may_act(h):
     a = primary(case)
     other = next(x for x in case.assignments if x.name != a.name)
     someone_else = officer_of(unit(h, other.unit))
-    for md in (someone_else, support.caller(["call_taker"], station="S01", sub="t-dispatcher"),
+    for md in (someone_else, support.caller(["call_taker"], sub="t-dispatcher"),
                support.caller(["officer"], station="S01", sub="P-nobody")):
         with pytest.raises(grpc.RpcError) as err:
             h.stub.AcceptAssignment(pb.AcceptAssignmentRequest(request_id=rid(), name=a.name), metadata=md)
@@ -172,7 +172,7 @@ def test_only_the_units_officer_or_a_dispatcher_may_act(h):
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert h.stub.GetAssignment(pb.GetAssignmentRequest(name=a.name)).state == S.ASSIGNMENT_STATE_OFFERED
     done = h.stub.AcceptAssignment(pb.AcceptAssignmentRequest(request_id=rid(), name=a.name),
-                                   metadata=support.caller(["dispatcher"], station="S01", sub="t-dispatcher"))
+                                   metadata=support.caller(["dispatcher"], sub="t-dispatcher"))
     assert done.state == S.ASSIGNMENT_STATE_ACCEPTED
     with pytest.raises(grpc.RpcError) as err:
         h.stub.OfferCase(pb.OfferCaseRequest(request_id=rid(), name=case.name, unit=other.unit),

@@ -95,7 +95,7 @@ def test_only_the_units_officer_or_a_dispatcher_watches(h):
     phone = Phone(h, unit, metadata=support.caller(["officer"], station=unit.station_id, sub="P-not-in-this-unit"))
     assert phone.next() is None and phone.error[0].code() == grpc.StatusCode.PERMISSION_DENIED
     phone = Phone(h, pb.Unit(name="units/U-NOPE"),
-        metadata=support.caller(["dispatcher"], station="S01", sub="t-dispatcher"))
+        metadata=support.caller(["dispatcher"], sub="t-dispatcher"))
     assert phone.next() is None and phone.error[0].code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -145,7 +145,7 @@ def test_several_units_with_roles_across_stations_and_a_legal_officer(h):
     place_near(h, car, lon + 0.001, lat)
     case = h.case_of(h.report(incident_type="SUSPICIOUS_PERSON", station="S10", grid="S10-G01", lon=lon, lat=lat))
     (primary,) = case.assignments
-    dispatcher = support.caller(["dispatcher"], station="S10", sub="d-s10")
+    dispatcher = support.caller(["dispatcher"], sub="d-s10")  # the city centre
     helper = h.units_of("S11", "PATROL_CAR")[0]  # another station's car
     reinforcement = h.stub.OfferCase(pb.OfferCaseRequest(
         request_id=rid(), name=case.name, unit=helper.name, role=pb.ASSIGNMENT_ROLE_REINFORCEMENT,

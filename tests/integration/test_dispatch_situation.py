@@ -87,4 +87,4 @@ def test_the_map_is_for_the_command_and_call_taking_roles(dispatch):
         situation(dispatch, metadata=support.caller(["officer"], station="S01", sub="p-test"), station_id="S01")
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert situation(dispatch,
-        metadata=support.caller(["call_taker"], station="S01", sub="p-test"), station_id="S01").units
+        metadata=support.caller(["call_taker"], sub="p-test"), station_id="S01").units

@@ -172,7 +172,7 @@ def far_unit(h) -> dispatch_pb.Unit:
 def as_dispatcher() -> tuple:
     from tests import support
 
-    return support.caller(["dispatcher"], station="S01", sub="t-dispatcher")
+    return support.caller(["dispatcher"], sub="t-dispatcher")
 
 
 def hand_offer(h, case_name: str, unit: dispatch_pb.Unit, reason: str) -> dispatch_pb.Assignment:
@@ -214,7 +214,7 @@ def see_through_by_hand(h, case_name: str, unit: dispatch_pb.Unit) -> None:
     h.stub.RateCase(dispatch_pb.RateCaseRequest(
         request_id=uuid.uuid4().hex, name=case_name, satisfaction=common_pb2.SATISFACTION_UNSATISFIED,
         comment=chinese(MAX_COMMENT, "出警太慢，处理结果不满意，")),
-        metadata=support.caller(["call_taker"], station="S01", sub="t-dispatcher"))
+        metadata=support.caller(["call_taker"], sub="t-dispatcher"))
 
 
 def decoded(events: list[tuple[str, bytes]]) -> list[tuple[str, object, bytes]]:

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {"intake": "services.intake", "dispatch": "services.dispatch", "referral": "services.referral12345",
             "alerts": "services.alerts", "scoring": "services.scoring"}
 BASELINE = "0001"
-CALL_TAKER = support.caller(["call_taker"], station="S01", sub="p-call-taker-01", name="接警员甲")
+CALL_TAKER = support.caller(["call_taker"], sub="p-call-taker-01", name="接警员甲")
 
 
 def spec_of(service: str):

@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 
 from services.runtime.auth import AuthContext
-from services.runtime.errors import PermissionDenied
-from services.runtime.policy import Access, Org, Policy, check_claims, jurisdiction_of, org
+from services.runtime.errors import NotFound, PermissionDenied
+from services.runtime.policy import (Access, Jurisdiction, Org, Policy, check_claims, in_jurisdiction,
+                                     jurisdiction_of, org)
 
 ORG = Org({"S01": "420102", "S02": "420102", "S05": "420106"})
 
@@ -33,8 +34,47 @@ def test_district_and_city_command():
     assert jurisdiction_of(who("district_commander"), ORG).nothing
 
 
+def test_a_city_commander_commands_the_city_wherever_he_sits():
+    assert jurisdiction_of(who("commander", station="S01"), ORG).everything
+    home = jurisdiction_of(who("district_commander", station="S05"), ORG)
+    assert home.stations == {"S05"} and home.district == "420106", "the district of the station he sits at"
+    assert jurisdiction_of(who("supervisor"), ORG).everything, "督察 supervises both lines city-wide"
+    assert jurisdiction_of(who("supervisor", station="S01"), ORG).stations == set(), "a station supervisor is no police role"
+
+
+def test_lists_are_narrowed_to_the_jurisdiction_and_other_stations_refused():
+    station = Jurisdiction(stations=frozenset({"S01", "S02"}))
+    assert station.stations_for("") == {"S01", "S02"}
+    assert station.stations_for("S02") == {"S02"}
+    assert station.stations_for(["S01", "S02"]) == {"S01", "S02"}
+    with pytest.raises(PermissionDenied) as err:
+        station.stations_for(["S01", "S05"], "station_ids")
+    assert err.value.reason == "OUT_OF_JURISDICTION" and err.value.metadata["stations"] == "S05"
+    assert Jurisdiction(everything=True).stations_for("") is None
+    assert Jurisdiction(everything=True).stations_for("S05") == {"S05"}
+    assert Jurisdiction().stations_for("") == frozenset(), "nothing in view: an empty list, not the city"
+
+
+def test_an_out_of_scope_resource_is_not_found():
+    station = Jurisdiction(stations=frozenset({"S01"}))
+    in_jurisdiction(station, "cases/c1", "S05", "S01")  # assigned across stations: in view
+    with pytest.raises(NotFound):
+        in_jurisdiction(station, "cases/c1", "S05")
+    with pytest.raises(NotFound):
+        in_jurisdiction(station, "reports/r1", "")
+
+
+def test_hotline_agents_see_every_work_order_and_departments_their_own():
+    agent = jurisdiction_of(who("hotline_agent"), ORG)
+    assert agent.covers_department("D07") and agent.departments_for("") is None and not agent.sees("S01")
+    dept = jurisdiction_of(who("department", department="D01"), ORG)
+    assert dept.departments_for("") == {"D01"} and not dept.covers_department("D02")
+    with pytest.raises(PermissionDenied):
+        dept.departments_for("D02")
+
+
 def test_people_without_police_roles_see_no_police_data():
-    for ctx in (who(), who("expert"), who("hotline_agent"), who("supervisor"), who("department", department="D1")):
+    for ctx in (who(), who("expert"), who("hotline_agent"), who("department", department="D1")):
         j = jurisdiction_of(ctx, ORG)
         assert not j.everything and not j.stations
     assert jurisdiction_of(who("department", department="D1"), ORG).covers_department("D1")

@@ -381,5 +381,5 @@ def test_a_well_formed_payload_header_is_not_an_identity_but_a_token_is(channel)
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
     with pytest.raises(grpc.RpcError) as err:
         stub.GetReport(pb.GetReportRequest(name="reports/x"), timeout=5,
-                       metadata=support.caller(["dispatcher"], station="S01"))
+                       metadata=support.caller(["dispatcher"]))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND

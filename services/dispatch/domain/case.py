@@ -183,7 +183,6 @@ INITIAL_LEVEL_BY_PRIORITY = {1: "COUNTY"}
 ESCALATE_ROLES = ("commander", "dispatcher", "station_chief")
 # A station cannot take a case off a higher centre's screen.
 DEESCALATE_ROLES = ("commander", "dispatcher")
-WATCH_ROLES = ("commander", "dispatcher", "station_chief", "supervisor")
 
 
 def rank(level: str) -> int:
@@ -203,9 +202,10 @@ def levels_from(min_level: str) -> list[str]:
 
 
 
-def in_area(station_id: str, point: tuple[float, float] | None, station_ids: set[str], box: Box | None) -> bool:
-    """A case of `station_id` at `point` is among the stations and inside the box a centre watches."""
-    if station_ids and station_id not in station_ids:
+def in_area(station_id: str, point: tuple[float, float] | None, station_ids: frozenset[str] | None,
+            box: Box | None) -> bool:
+    """A case of `station_id` at `point` is among the stations (None: any) and inside the box a centre watches."""
+    if station_ids is not None and station_id not in station_ids:
         return False
     if box is not None:
         return point is not None and box.contains(*point)
@@ -224,7 +224,6 @@ def view_of(level, previous_level, levels: set) -> bool | None:
 # -- follow-up (回访) ------------------------------------------------------------------------
 
 RATE_ROLES = ("call_taker", "dispatcher", "supervisor", "hotline_agent", "service")
-STATS_ROLES = ("commander", "supervisor", "dispatcher", "station_chief", "service")
 # Some unit has reported back (回告): the citizen can be asked.
 RATEABLE_STATUSES = ("REPORTED_BACK", "CLOSED")
 # The units rated with a case: those that saw it through to the end.
@@ -468,6 +467,12 @@ class DispatchCase(Aggregate):
             x.id != ended.id and x.capability == ended.capability and x.live for x in self.assignments)
 
     # -- the assignment lifecycle ------------------------------------------------------------
+
+    @property
+    def stations(self) -> tuple[str, ...]:
+        """The stations whose police see this case: its own, and those of every unit assigned to it
+        (跨所协作)."""
+        return (self.station_id, *sorted({a.station_id for a in self.assignments} - {self.station_id}))
 
     def assignment(self, assignment_id: str) -> Assignment:
         a = next((x for x in self.assignments if x.id == assignment_id), None)
