@@ -12,6 +12,7 @@ from services.runtime import auth
 from services.runtime.app import Runtime
 from services.runtime.db import read_snapshot
 from services.runtime.errors import InvalidArgument, NotFound, OutOfRange, PermissionDenied
+from services.runtime.policy import current_jurisdiction
 from services.runtime.timeutil import from_pb, to_pb
 from services.runtime.validation import Violations, decode_page_token, name_id, paginate, resource_id, time_keyset
 
@@ -39,6 +40,18 @@ def rule_name(name: str, v: Violations) -> tuple[str, int | None]:
         return rule_id, int(ver)
     return rule_id, None
 
+
+
+def _visible() -> list[str] | None:
+    """The stations whose alerts the caller sees (None: every station), from the access table's jurisdiction."""
+    j = current_jurisdiction()
+    return None if j.everything else sorted(j.stations)
+
+
+def _listed(station_id: str) -> list[str] | None:
+    """The stations a list covers; a filter for a station outside the jurisdiction is refused."""
+    found = current_jurisdiction().stations_for(station_id)
+    return None if found is None else sorted(found)
 
 class AlertsServicer(pb_grpc.AlertsServiceServicer):
     def __init__(self, rt: Runtime):
@@ -104,7 +117,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
         alert_id = name_id(name, "alerts")
         with read_snapshot(self.rt.engine) as conn:
             alert = queries.alert(conn, alert_id)
-        domain.ensure_visible(alert.station_id, domain.visible_stations(auth.current()), name)
+        domain.ensure_visible(alert.station_id, _visible(), name)
         return alert
 
     def GetAlert(self, request: pb.GetAlertRequest, context) -> pb.Alert:
@@ -122,7 +135,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
             grid_id=request.grid_id, subject=request.subject, group_key=request.group_key, rule_id=rule_id,
             seen_from=from_pb(request.last_seen_time_start) if request.HasField("last_seen_time_start") else None,
             seen_before=from_pb(request.last_seen_time_end) if request.HasField("last_seen_time_end") else None,
-            stations=domain.visible_stations(auth.current()))
+            stations=_listed(request.station_id))
         with read_snapshot(self.rt.engine) as conn:
             rows = queries.alert_page(conn, query, after, size)
             page, next_token = paginate(rows, size, lambda r: {"t": r.last_seen_time.isoformat(), "id": r.id})
@@ -131,7 +144,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
 
     def AcknowledgeAlert(self, request: pb.AcknowledgeAlertRequest, context) -> pb.Alert:
         alert_id = name_id(request.name, "alerts", request_id=request.request_id)
-        visible = domain.visible_stations(auth.current())
+        visible = _visible()
         return self._work("AcknowledgeAlert", request, pb.Alert, lambda uow: handlers.alerts.acknowledge_alert(
             uow, alert_id=alert_id, comment=request.comment, visible=visible), mapping.alert_to_pb)
 
@@ -141,7 +154,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
         alert_id = resource_id(request.name, "alerts", v)
         v.require(request.reason.strip(), "reason", "is required: why the alert is resolved")
         v.raise_if_any()
-        visible = domain.visible_stations(auth.current())
+        visible = _visible()
         return self._work("ResolveAlert", request, pb.Alert, lambda uow: handlers.alerts.resolve_alert(
             uow, alert_id=alert_id, reason=request.reason, visible=visible), mapping.alert_to_pb)
 
@@ -229,7 +242,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
             v.check(k in pb.RuleKind.values() and k != 0, f"kinds[{i}]", "must be a rule kind")
         v.raise_if_any()
         wanted = domain.AlertFilter.for_caller(
-            set(request.areas), domain.visible_stations(auth.current()), mapping.level_name(request.min_level),
+            set(request.areas), _visible(), mapping.level_name(request.min_level),
             {mapping.kind_name(k) for k in request.kinds})
         latest = self.rt.feed.latest_sequence()
         if request.after_sequence > latest:
@@ -277,9 +290,9 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
         station = request.station_id
         if box is None and not station:
             station = auth.current().station
-        visible = domain.visible_stations(auth.current())
-        if visible is not None and station not in visible:
-            raise PermissionDenied("the heat map of another station", reason="AREA_NOT_VISIBLE")
+        if not current_jurisdiction().sees(station):
+            raise PermissionDenied("the heat map of a station outside your jurisdiction",
+                                   reason="OUT_OF_JURISDICTION", metadata={"field": "station_id"})
         v.raise_if_any()
         with read_snapshot(self.rt.engine) as conn:
             counted = queries.incidents_by_cell(conn, resolution=res, start=start, end=end, station=station,

@@ -2,8 +2,9 @@
 (The Open311 GeoReport face is open311.py.)
 
 Roles: hotline_agent (12345 agents: record, assign, follow up, transfer),
-department (a department's staff; the JWT claim `station` carries the
-department id, e.g. "D01", and limits them to their own orders), supervisor
+department (a department's staff; the JWT claim `department`, or in older
+tokens `station`, carries the department id, e.g. "D01", and limits them to
+their own orders), supervisor
 (everything, and overturning unreasonable-request records), service (in-cluster
 callers such as the 12345 system).
 """
@@ -22,6 +23,7 @@ from services.runtime.app import Runtime
 from services.runtime.db import read_snapshot
 from services.runtime.enums import enum_name
 from services.runtime.errors import NotFound, PermissionDenied
+from services.runtime.policy import department_of
 from services.runtime.timeutil import from_pb
 from services.runtime.validation import Violations, decode_page_token, name_id, resource_id, time_keyset
 
@@ -48,7 +50,7 @@ def own_department_only() -> str:
     ctx = auth.current()
     if ctx.has_role(*AGENT_ROLES, *POLICE_READ_ROLES):
         return ""
-    return ctx.station or "-"
+    return department_of(ctx) or "-"
 
 
 def act_for(dept_id: str) -> None:

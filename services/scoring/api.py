@@ -1,9 +1,10 @@
 """ScoringService gRPC servicer: validate, call a handler (in a unit of work) or a query, map the answer.
 
-Who sees what: commander and service see everything; a station chief (and a
-legal officer with a station) their station's; an officer only their own
-score, entries and warnings (JWT sub = police number); a legal officer adds
-reviews. Anyone else is refused.
+Who sees what follows the caller's jurisdiction (services.runtime.policy):
+the city's command and service see everything; a station chief or legal
+officer their station's; an officer only their own score, entries and
+warnings (JWT sub = police number); a legal officer adds reviews. Anyone
+else is refused.
 """
 from __future__ import annotations
 
@@ -17,15 +18,14 @@ from services.runtime.app import Runtime
 from services.runtime.db import read_snapshot
 from services.runtime.enums import enum_name
 from services.runtime.errors import NotFound, PermissionDenied
+from services.runtime.policy import current_jurisdiction
 from services.runtime.timeutil import from_pb, to_pb
 from services.runtime.validation import Violations, decode_page_token, name_id, resource_id, time_keyset
 
 from . import domain, handlers, mapping, queries
 from .domain import money
 
-ALL_SEEING = ("commander", "service")
 STATION_SEEING = ("station_chief", "legal_officer")
-READERS = ALL_SEEING + STATION_SEEING + ("officer",)
 
 
 def _denied(what: str) -> PermissionDenied:
@@ -33,19 +33,16 @@ def _denied(what: str) -> PermissionDenied:
 
 
 def _scope() -> tuple[str, str]:
-    """("all", ""), ("station", id) or ("officer", id) for the caller; refuses anyone else."""
-    ctx = auth.current()
-    ctx.require_role(*READERS)
-    if ctx.has_role(*ALL_SEEING):
+    """("all", ""), ("station", id) or ("officer", id) for the caller, from the jurisdiction the access
+    table gave it; refuses anyone else."""
+    ctx, j = auth.current(), current_jurisdiction()
+    if j.everything:
         return "all", ""
-    if ctx.has_role(*STATION_SEEING):
-        if ctx.station:
-            return "station", ctx.station
-        if ctx.has_role("legal_officer"):
-            return "all", ""
+    if ctx.has_role(*STATION_SEEING) and len(j.stations) == 1:
+        return "station", next(iter(j.stations))
     if ctx.has_role("officer") and ctx.subject:
         return "officer", ctx.subject
-    raise PermissionDenied("the token names no station or officer to scope this to", reason="OUT_OF_SCOPE")
+    raise PermissionDenied("the token names no station or officer to scope this to", reason="OUT_OF_JURISDICTION")
 
 
 def _narrow(officer_id: str, station_id: str) -> tuple[str, str]:

@@ -14,10 +14,9 @@
 The names most callers need are here as well.
 """
 from .alerts import (
-    CITY_WIDE, OPEN_STATES, STATES, Alert, AlertChanged, AlertFilter, Finding, Matcher,
+    OPEN_STATES, STATES, Alert, AlertChanged, AlertFilter, Finding, Matcher,
     Notification, Silence, channel_for, ensure_visible, next_recipient, route, silence_holding, silence_state,
-    silenced_by, visible_stations,
-)
+    silenced_by, )
 from .cap import CAP_NS, CapInput, cap_input, cap_xml
 from .common import (
     LEVEL_CN, LEVELS, SYSTEM, Area, Stamp, cell_center, fingerprint, h3_cells, hour_of, level_rank, max_level,
@@ -37,9 +36,9 @@ from .rules import RULE_KINDS, UPDATABLE, KeywordTerm, Rule, RuleSet, build_matc
 from .spec import rule_from_spec, rule_spec
 
 __all__ = [
-    "CITY_WIDE", "OPEN_STATES", "STATES", "Alert", "AlertChanged", "AlertFilter", "Finding",
+    "OPEN_STATES", "STATES", "Alert", "AlertChanged", "AlertFilter", "Finding",
     "Matcher", "Notification", "Silence", "channel_for", "ensure_visible", "next_recipient", "route",
-    "silence_holding", "silence_state", "silenced_by", "visible_stations",
+    "silence_holding", "silence_state", "silenced_by",
     "CAP_NS", "CapInput", "cap_input", "cap_xml",
     "LEVEL_CN", "LEVELS", "SYSTEM", "Area", "Stamp", "cell_center", "fingerprint", "h3_cells", "hour_of",
     "level_rank", "max_level",

@@ -75,16 +75,8 @@ def channel_for(recipient: str, escalation_level: int) -> str:
 
 # -- who sees what --------------------------------------------------------------
 
-# Roles that see every area; others see their own station only.
-CITY_WIDE = ("commander", "dispatcher", "call_taker", "supervisor", "service")
-
-
-def visible_stations(ctx: AuthContext) -> list[str] | None:
-    """None: every station; else the caller's own station only."""
-    if ctx.has_role(*CITY_WIDE) or not ctx.station:
-        return None
-    return [ctx.station]
-
+# The stations a caller sees come from the access table's jurisdiction (services.runtime.policy);
+# None below means every station.
 
 def ensure_visible(station_id: str | None, visible: list[str] | None, name: str) -> None:
     """An alert of a station the caller does not see is, for the caller, not there."""
