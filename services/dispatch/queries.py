@@ -22,6 +22,7 @@ from .store import (
     case_timeline, cases, cases_with_parts, on_duty_at, shift_from_row, shifts, unit_columns, unit_from_row,
     unit_timeline, units,
 )
+from .store import unit_history as unit_history_table
 
 MAX_CASES = 500
 MAX_UNITS = 2000
@@ -136,6 +137,13 @@ def units_page(conn, *, size: int, after: str | None, at: datetime, stale_before
     rows = [unit_from_row(r, stale_before) for r in conn.execute(q)]
     page, token = paginate(rows, size, lambda u: {"id": u.unit_id})
     return Page(page, token)
+
+
+def unit_history(conn, unit_id: str, *, limit: int = 1000) -> list[dict]:
+    """The unit's statuses and positions as the database recorded them (oldest first, the newest `limit`)."""
+    h = unit_history_table
+    rows = conn.execute(select(h).where(h.c.unit_id == unit_id).order_by(h.c.seq.desc()).limit(limit)).all()
+    return [dict(r._mapping) for r in reversed(rows)]
 
 
 def shifts_page(conn, unit_id: str, *, size: int, after: tuple[datetime, str] | None) -> Page:

@@ -14,8 +14,8 @@ from dataclasses import fields as dataclass_fields
 from datetime import datetime
 
 from sqlalchemy import (
-    BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text, and_,
-    exists, func, literal, or_, select, text,
+    BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Identity, Index, Integer, MetaData, String, Table, Text,
+    and_, exists, func, literal, or_, select, text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.exc import IntegrityError
@@ -100,6 +100,21 @@ cases = Table(
 
 case_timeline = Timeline(timeline_table(metadata, "case_timeline", "case_id", "cases.id"), "case_id")
 unit_timeline = Timeline(timeline_table(metadata, "unit_timeline", "unit_id", "units.unit_id"), "unit_id")
+
+# Every status and position a unit had (状态与轨迹留痕): written by the database itself (trigger
+# units_record_history, revision 0006) on each insert or change of `units`, and append-only.
+unit_history = Table(
+    "unit_history", metadata,
+    Column("seq", BigInteger, Identity(always=True), primary_key=True),
+    Column("unit_id", String(30), nullable=False),
+    Column("recorded_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("status", String(20), nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("position_time", DateTime(timezone=True)),
+    Column("position_accuracy_m", Float, nullable=False, server_default="0"),
+    Index("unit_history_unit_seq", "unit_id", "seq"),
+)
 
 assignments = Table(
     "assignments", metadata,

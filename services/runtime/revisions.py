@@ -122,3 +122,29 @@ def feed_readers_0004(schema: str) -> None:
 def feed_readers_0004_down(schema: str) -> None:
     op.drop_column("dead_letters", "resolved_roles", schema=schema)
     op.drop_table("feed_readers", schema=schema)
+
+
+# -- append-only audit trails (全程留痕) ------------------------------------------------------
+
+def append_only_0005(*tables: str) -> None:
+    """The database refuses UPDATE, DELETE and TRUNCATE on these tables (timelines and histories):
+    what was recorded stays recorded, whatever the code above it does."""
+    op.execute(
+        "CREATE OR REPLACE FUNCTION audit_trail_append_only() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+        "BEGIN\n"
+        "  RAISE EXCEPTION '% is an append-only audit trail: % refused', TG_TABLE_NAME, TG_OP\n"
+        "    USING ERRCODE = 'restrict_violation';\n"
+        "END $$")
+    for table in tables:
+        # Per statement: refused even when no row matches, so nobody learns what would have changed.
+        op.execute(f"CREATE TRIGGER {table}_no_update_or_delete BEFORE UPDATE OR DELETE ON {table} "
+                   "FOR EACH STATEMENT EXECUTE FUNCTION audit_trail_append_only()")
+        op.execute(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                   "FOR EACH STATEMENT EXECUTE FUNCTION audit_trail_append_only()")
+
+
+def append_only_0005_down(*tables: str) -> None:
+    for table in tables:
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_no_update_or_delete ON {table}")
+    op.execute("DROP FUNCTION IF EXISTS audit_trail_append_only()")

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import delete
 
 from services.dispatch.store import shifts
+from services.dispatch import queries
 from tests import support
 from tests.conftest import eventually
 from tests.integration.dispatch_harness import dispatch_service, officer_of, pb
@@ -174,6 +175,9 @@ def test_several_units_with_roles_across_stations_and_a_legal_officer(h):
             h.stub.AdvanceAssignment(pb.AdvanceAssignmentRequest(request_id=rid(), name=a.name, state=s), metadata=md)
 
     act(primary, car, S.ASSIGNMENT_STATE_EN_ROUTE, S.ASSIGNMENT_STATE_ON_SCENE)
+    with h.rt.engine.connect() as conn:  # the unit's status changes are kept as history
+        statuses = [r["status"] for r in queries.unit_history(conn, car.unit_id)]
+    assert statuses[-4:] == ["OFFERED", "BUSY", "EN_ROUTE", "ON_SCENE"]
     act(reinforcement, helper, S.ASSIGNMENT_STATE_EN_ROUTE)
     assert h.case(case.name).status == pb.CASE_STATUS_ON_SCENE
     busy_case = h.case_of(h.report(incident_type="SUSPICIOUS_PERSON", station="S11", grid="S11-G01",

@@ -14,6 +14,7 @@ from sqlalchemy import delete
 
 from google.protobuf import field_mask_pb2
 from smart110.common.v1.common_pb2 import GeoPoint
+from services.dispatch import queries
 from services.dispatch.store import shifts
 from services.runtime.timeutil import to_pb
 from tests import support
@@ -160,6 +161,10 @@ def test_positions_stream_in_from_phones_and_vehicles(h):
     result = h.stub.ReportPositions(iter(fixes),
         metadata=support.caller(["officer"], station=unit.station_id, sub=unit.officers[0].officer_id))
     assert (result.accepted, result.rejected) == (3, 3)
+    # Every position the unit actually took is kept, in order (the older fix did not move it).
+    with h.rt.engine.connect() as conn:
+        trail = [(r["lon"], r["lat"]) for r in queries.unit_history(conn, unit.unit_id)]
+    assert trail[-2:] == [(114.31, 30.59), (114.32, 30.59)] and (114.0, 30.0) not in trail
     got = h.stub.GetUnit(pb.GetUnitRequest(name=unit.name))
     assert (got.position.longitude, got.position.latitude) == (114.32, 30.59) and not got.position_stale
     foreign = h.stub.ReportPositions(iter(fixes[:1]),

@@ -112,6 +112,38 @@ def test_the_ledger_stays_append_only_after_the_baseline(fresh):
         engine.dispose()
 
 
+AUDIT_TRAILS = {"intake": {"report_timeline"}, "dispatch": {"case_timeline", "unit_timeline", "unit_history"},
+                "referral": {"work_order_timeline"}, "alerts": {"alert_timeline"},
+                "scoring": {"warning_timeline", "ledger_entries"}}
+
+
+@pytest.mark.parametrize("service", list(PACKAGES))
+def test_every_timeline_is_append_only_at_the_database(fresh, service):
+    """Every timeline table (any table named *_timeline, so a new one cannot be forgotten) and
+    every history refuses UPDATE, DELETE and TRUNCATE, whoever asks."""
+    schema = spec_of(service).name
+    engine = create_engine(sqlalchemy_url(fresh[service]))
+    try:
+        with engine.connect() as conn:
+            tables = set(conn.execute(text(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = :s "
+                "AND table_name LIKE '%\\_timeline'"), {"s": schema}).scalars())
+            assert tables <= AUDIT_TRAILS[service], f"a timeline table this test does not know: {tables}"
+            for table in AUDIT_TRAILS[service]:
+                triggers = set(conn.execute(text(
+                    "SELECT tgname FROM pg_trigger WHERE tgrelid = CAST(:t AS regclass)"),
+                    {"t": f"{schema}.{table}"}).scalars())
+                assert {f"{table}_no_update_or_delete", f"{table}_no_truncate"} <= triggers, table
+        for table in AUDIT_TRAILS[service] - {"ledger_entries"}:  # the ledger: test_scoring
+            for statement in (f"UPDATE {schema}.{table} SET action = action", f"DELETE FROM {schema}.{table}",
+                              f"TRUNCATE {schema}.{table}"):
+                with engine.connect() as conn, pytest.raises(Exception, match="append-only audit trail"):
+                    conn.execute(text(statement.replace("action = action", "status = status")
+                                      if table == "unit_history" else statement))
+    finally:
+        engine.dispose()
+
+
 # -- upgrading a database made by the first release ----------------------------------------
 
 def row_counts(url: str, schema: str) -> dict[str, int]:
