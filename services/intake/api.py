@@ -122,7 +122,12 @@ class IntakeServicer(ConsultationRpcs, pb_grpc.IntakeServiceServicer):
         if report is None:
             raise NotFound(request.name)
         in_scope(request.name, report.station_id)
-        return mapping.report_to_pb(report, masked=not auth.current().has_role(*OPERATOR_ROLES))
+        actor = auth.current()
+        masked = not actor.has_role(*OPERATOR_ROLES)
+        if not masked:
+            with self.rt.transaction(actor) as uow:
+                handlers.record_personal_data_view(uow, report=report, method="GetReport")
+        return mapping.report_to_pb(report, masked=masked)
 
     def ListReports(self, request: pb.ListReportsRequest, context) -> pb.ListReportsResponse:
         v = Violations()

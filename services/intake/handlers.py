@@ -124,6 +124,16 @@ def rate_report(uow: UnitOfWork, *, report_id: str, satisfaction: str, comment: 
     return report
 
 
+# -- personal data seen unmasked (个人信息查看留痕) ------------------------------------------
+
+def record_personal_data_view(uow: UnitOfWork, *, report: Report, method: str) -> None:
+    """Keeps who saw this report's caller phone number or name unmasked, and when."""
+    fields = [f for f, value in (("caller.phone_number", report.caller_phone), ("caller.name", report.caller_name))
+              if value]
+    if fields and not uow.actor.has_role("service"):
+        uow.repos.views.record(report_id=report.id, actor=uow.actor, at=uow.now(), method=method, fields=fields)
+
+
 # -- merge and un-merge by a call-taker ------------------------------------------------
 
 def merge_report(uow: UnitOfWork, *, report_id: str, master_id: str, reason: str) -> Report:

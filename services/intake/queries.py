@@ -22,6 +22,7 @@ from .store import (
     ReportRepository, addresses, consultation_from_row, consultations, grids, knowledge_entries, report_from_row,
     reports, stations,
 )
+from .store import personal_data_views as personal_data_views_table
 
 # -- reports -----------------------------------------------------------------------
 
@@ -52,6 +53,12 @@ def list_reports(conn, *, size: int, after: tuple[datetime, str] | None, filters
                             reports.c.address_text.ilike(like, escape="\\")))
     q = after_key(q, reports.c.receive_time, reports.c.id, after, size)
     return [report_from_row(row, []) for row in conn.execute(q)]
+
+
+def personal_data_views(conn, report_id: str) -> list[dict]:
+    """Who saw the report's caller data unmasked, oldest first."""
+    v = personal_data_views_table
+    return [dict(r._mapping) for r in conn.execute(select(v).where(v.c.report_id == report_id).order_by(v.c.seq))]
 
 
 # -- consultations -----------------------------------------------------------------

@@ -103,6 +103,21 @@ addresses = Table(
 
 timeline = Timeline(timeline_table(metadata, "report_timeline", "report_id", "reports.id"), "report_id")
 
+# Who saw a caller's phone number or name unmasked (个人信息查看留痕): one row per view, append-only.
+personal_data_views = Table(
+    "personal_data_views", metadata,
+    Column("seq", BigInteger, Identity(always=True), primary_key=True),
+    Column("report_id", String(40), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("roles", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("station_id", String(20), nullable=False, server_default=""),
+    Column("view_time", DateTime(timezone=True), nullable=False),
+    Column("method", String(60), nullable=False),
+    Column("fields", ARRAY(Text), nullable=False, server_default="{}"),
+    Index("personal_data_views_report", "report_id", "seq"),
+    Index("personal_data_views_actor", "actor", "view_time"),
+)
+
 # -- consultations, knowledge base, duplicates and follow-up (即问即复、合并、回填) --
 
 # The consultation knowledge base (即问即复): seeded entries and experts' answers.
@@ -426,11 +441,24 @@ class SlaFigures:
         observe_sla_after_commit(self.conn, stage, seconds)
 
 
+class PersonalDataViews:
+    """Records each unmasked view of a caller's personal data."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def record(self, *, report_id: str, actor, at: datetime, method: str, fields: list[str]) -> None:
+        self.conn.execute(personal_data_views.insert().values(
+            report_id=report_id, actor=actor.subject, roles=sorted(actor.roles), station_id=actor.station or "",
+            view_time=at, method=method, fields=fields))
+
+
 class Repositories:
     """Intake's repositories on one transaction's connection (`uow.repos`)."""
 
     def __init__(self, conn):
         self.reports = ReportRepository(conn)
+        self.views = PersonalDataViews(conn)
         self.knowledge = KnowledgeRepository(conn)
         self.places = PlaceRepository(conn)
         self.sla = SlaFigures(conn)

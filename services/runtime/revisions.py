@@ -143,8 +143,10 @@ def append_only_0005(*tables: str) -> None:
                    "FOR EACH STATEMENT EXECUTE FUNCTION audit_trail_append_only()")
 
 
-def append_only_0005_down(*tables: str) -> None:
+def append_only_0005_down(*tables: str, drop_function: bool = True) -> None:
+    """`drop_function=False` when earlier revisions' tables keep using the trigger function."""
     for table in tables:
         op.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
         op.execute(f"DROP TRIGGER IF EXISTS {table}_no_update_or_delete ON {table}")
-    op.execute("DROP FUNCTION IF EXISTS audit_trail_append_only()")
+    if drop_function:
+        op.execute("DROP FUNCTION IF EXISTS audit_trail_append_only()")

@@ -112,7 +112,7 @@ def test_the_ledger_stays_append_only_after_the_baseline(fresh):
         engine.dispose()
 
 
-AUDIT_TRAILS = {"intake": {"report_timeline"}, "dispatch": {"case_timeline", "unit_timeline", "unit_history"},
+AUDIT_TRAILS = {"intake": {"report_timeline", "personal_data_views"}, "dispatch": {"case_timeline", "unit_timeline", "unit_history"},
                 "referral": {"work_order_timeline"}, "alerts": {"alert_timeline"},
                 "scoring": {"warning_timeline", "ledger_entries"}}
 
@@ -138,8 +138,8 @@ def test_every_timeline_is_append_only_at_the_database(fresh, service):
             for statement in (f"UPDATE {schema}.{table} SET action = action", f"DELETE FROM {schema}.{table}",
                               f"TRUNCATE {schema}.{table}"):
                 with engine.connect() as conn, pytest.raises(Exception, match="append-only audit trail"):
-                    conn.execute(text(statement.replace("action = action", "status = status")
-                                      if table == "unit_history" else statement))
+                    column = {"unit_history": "status", "personal_data_views": "method"}.get(table, "action")
+                    conn.execute(text(statement.replace("action = action", f"{column} = {column}")))
     finally:
         engine.dispose()
 
