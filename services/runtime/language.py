@@ -29,6 +29,8 @@ NEGATION_EXEMPT = ("没想到", "不知道", "不得了", "不停", "无数", "�
                    "没人管", "无缘无故")
 # Words after which a negation no longer reaches the term ("不是打架，而是吵架").
 CONTRAST = ("而是", "就是", "只是", "但是", "可是", "却", "倒是")
+# It nearly happened, so it did not (差点撞到 = no collision).
+NEAR_MISS = ("差点", "差一点", "险些", "差点儿")
 HYPOTHETICAL = ("假如", "如果", "假设", "要是", "万一", "倘若", "若是", "梦见", "梦到", "想象", "比如")
 REPORTED_BEFORE = ("新闻", "报道", "电视上", "电视里", "电影", "小说", "游戏里", "剧里", "网上看到", "听说过")
 REPORTED_AFTER = ("案的新闻", "新闻", "报道", "电视剧", "电影", "小说", "游戏", "剧情", "片", "案件的报道")
@@ -97,7 +99,7 @@ class Cues:
 DEFAULT_CUES = Cues()
 # The caller's own words at intake: hearsay and figures of speech count, a hypothetical reaches
 # over the whole clause ("如果在路上碰到有人抢劫我该怎么办").
-CALLER_CUES = replace(DEFAULT_CUES, hearsay=HEARSAY, figurative_before=FIGURATIVE_BEFORE,
+CALLER_CUES = replace(DEFAULT_CUES, negation=NEGATION + NEAR_MISS, hearsay=HEARSAY, figurative_before=FIGURATIVE_BEFORE,
                       figurative_after=FIGURATIVE_AFTER, window=10, hypothetical_window=0)
 
 

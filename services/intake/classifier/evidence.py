@@ -6,7 +6,7 @@ found at the same place counts only through the longer one ("燃气味" not also
 A question about a matter ("如果碰到有人抢劫该怎么办") is evidence of a consultation on its topic."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import ahocorasick
 
@@ -22,6 +22,7 @@ QUESTION_TOPIC = {"TELECOM_FRAUD": "CONSULTATION_ANTI_FRAUD", "FIRE": "CONSULTAT
                   "DRUNK_DRIVING": "CONSULTATION_TRAFFIC", "CONGESTION": "CONSULTATION_TRAFFIC"}
 QUESTION_DEFAULT_TOPIC = "CONSULTATION_PUBLIC_ORDER"
 DANGER = "DANGER"
+QUESTION_BONUS = 1.5
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class Evidence:
     text: str
     hits: list[Hit] = field(default_factory=list)
     scores: dict[str, float] = field(default_factory=dict)
+    # Per type, the weight of its words the caller used without asserting them (negated, supposed,
+    # reported, figurative): what the model's n-grams of those words wrongly suggest.
+    against: dict[str, float] = field(default_factory=dict)
     question: str = ""  # the question marker, when the caller asks
     prank: str = ""
 
@@ -104,13 +108,19 @@ class EvidenceFinder:
                     continue
                 ctx = language.context_of(text, start, end, language.CALLER_CUES)
                 ev.hits.append(Hit(word, itype, weight, start, end, ctx))
+        # A word the caller also uses as a figure of speech is that figure ("着火了！我心里着火了").
+        figures = {h.word for h in ev.hits if h.context == language.FIGURATIVE}
+        if figures:
+            ev.hits = [replace(h, context=language.FIGURATIVE) if h.word in figures else h for h in ev.hits]
         for h in ev.hits:
             if h.incident_type == DANGER:
                 continue
             if h.counts:
                 ev.scores[h.incident_type] = ev.scores.get(h.incident_type, 0.0) + h.counts
-            elif ev.question and h.context == language.HYPOTHETICAL_ and \
+                continue
+            ev.against[h.incident_type] = ev.against.get(h.incident_type, 0.0) + h.weight
+            if ev.question and h.context == language.HYPOTHETICAL_ and \
                     rules.INCIDENT_TYPES[h.incident_type].category == rules.POLICE:
                 topic = QUESTION_TOPIC.get(h.incident_type, QUESTION_DEFAULT_TOPIC)
-                ev.scores[topic] = ev.scores.get(topic, 0.0) + h.weight * 0.5
+                ev.scores[topic] = ev.scores.get(topic, 0.0) + h.weight
         return ev

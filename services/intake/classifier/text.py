@@ -8,8 +8,11 @@ import logging
 import tempfile
 import threading
 import unicodedata
+import warnings
 
-import jieba
+with warnings.catch_warnings():  # jieba 0.42 imports pkg_resources, which warns on import
+    warnings.simplefilter("ignore")
+    import jieba
 
 from services.runtime import language
 

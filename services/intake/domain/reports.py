@@ -19,7 +19,7 @@ from services.runtime.model import Aggregate, DomainEvent, TimelineEntry
 from .. import knowledge, rules
 from ..duplicates import MERGEABLE_CATEGORIES, DuplicateOf
 from ..knowledge import Consultation, Entry
-from .classification import CATEGORY_LABELS, Classification, classify
+from .classification import CATEGORY_LABELS, Classification, LabelledExample, classify
 from .places import AddressMatch
 
 STATUS_BY_CATEGORY = {
@@ -257,6 +257,7 @@ class Report(Aggregate):
             return False
         if new_c != old_c:
             new_c.corrected = True
+            new_c.confidence, new_c.needs_confirmation = 1.0, False
             new_c.reason = f"接警员更正：{reason}（原判：{self._rules_reason(old_c)}）"
             self.classification = new_c
             if self.status in STATUS_BY_CATEGORY.values() or self.status == "RECEIVED":
@@ -270,6 +271,17 @@ class Report(Aggregate):
         entries += self._consultation_follows(old_c.category, actor=actor, now=now)
         self._updated("CORRECTED", before, entries)
         return True
+
+    def labelled_example(self, before: Classification, *, reason: str, actor: AuthContext,
+                         now: datetime) -> LabelledExample | None:
+        """The correction of `before` into the report's classification as a labelled example for
+        training, when it changed the category, type or priority."""
+        c = self.classification
+        if (c.category, c.incident_type, c.priority) == (before.category, before.incident_type, before.priority):
+            return None
+        return LabelledExample(self.id, self.description, self.channel, c.category, c.incident_type, c.priority,
+                               before.category, before.incident_type, before.priority,
+                               before.classifier_version, actor.subject, reason, now)
 
     def _consultation_follows(self, old_category: str, *, actor: AuthContext, now: datetime) -> list[TimelineEntry]:
         """A report corrected into a consultation joins the expert queue; one corrected out of it leaves."""
