@@ -47,8 +47,9 @@ def classify_main(argv: list[str]) -> None:
     classify_stream(sys.stdin, sys.stdout, version=args.version)
 
 
-def train_main(argv: list[str], corrections: Callable[[], list[dict]]) -> None:
-    """`corrections()`: the call-takers' labelled examples (from intake's database when it is reachable)."""
+def train_main(argv: list[str], corrections: Callable[[], list[dict]], entries: Callable[[], list]) -> None:
+    """`corrections()`: the call-takers' labelled examples (from intake's database when it is reachable);
+    `entries()`: the knowledge base's entries, on which its answer threshold is calibrated."""
     parser = argparse.ArgumentParser(prog="python -m services.intake train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", default=str(corpus.CORPUS_DIR), help="the labelled corpus directory")
@@ -63,8 +64,10 @@ def train_main(argv: list[str], corrections: Callable[[], list[dict]]) -> None:
     say(f"{len(found)} call-taker corrections")
     doc = training.train(corrections=found, corpus_dir=Path(args.corpus), models_dir=Path(args.models),
                          now=datetime.now(timezone.utc), say=say)
+    kb = training.calibrate_knowledge(entries(), corpus_dir=Path(args.corpus), models_dir=Path(args.models), say=say)
     held = doc["heldout"]
     print(json.dumps({"version": doc["version"], "promoted": doc["promoted"], "previous": doc["previous"],
                       "category_accuracy": held["category_accuracy"], "type_accuracy": held["type_accuracy"],
-                      "critical_misses": held["critical_misses"], "non_police_recall": held["non_police_recall"]},
+                      "critical_misses": held["critical_misses"], "non_police_recall": held["non_police_recall"],
+                      "knowledge": kb.get("heldout") or kb.get("train") or {}},
                      ensure_ascii=False))

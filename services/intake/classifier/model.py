@@ -1,7 +1,7 @@
-"""The statistical model: a multinomial logistic regression (scikit-learn) over tf-idf weighted
-features (character 1-3-grams, jieba words, the evidence's types and contexts), trained on
-labelled reports. The fitted weights are kept as a compact artifact (vocabulary, idf, float16
-weights) and applied here with numpy, so loading takes milliseconds and a report well under one."""
+"""The statistical model as intake applies it: a multinomial logistic regression over tf-idf
+weighted features (character 1-3-grams, jieba words, the evidence's types and contexts), kept as
+a compact artifact (vocabulary, idf, float16 weights) and applied with numpy, so loading takes
+milliseconds and a report well under one. Fitted by `fitting` (scikit-learn), at training only."""
 from __future__ import annotations
 
 import math
@@ -9,11 +9,6 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
-from sklearn.linear_model import LogisticRegression
-
-MAX_FEATURES = 12000
-MIN_DF = 2
 
 
 @dataclass
@@ -48,38 +43,3 @@ class LinearModel:
     @classmethod
     def from_dict(cls, d: dict) -> "LinearModel":
         return cls(list(d["classes"]), dict(d["vocabulary"]), d["idf"], d["weights"], d["intercept"])
-
-
-def fit(docs: list[list[str]], labels: list[str], *, weights: list[float] | None = None, c: float = 8.0,
-        max_features: int = MAX_FEATURES) -> LinearModel:
-    """Vocabulary (features in at least MIN_DF documents, the most frequent first), idf, and the
-    regression's weights."""
-    df = Counter(t for doc in docs for t in set(doc))
-    min_df = MIN_DF if len(docs) >= 50 else 1
-    kept = sorted((t for t, n in df.items() if n >= min_df), key=lambda t: (-df[t], t))[:max_features]
-    vocabulary = {t: i for i, t in enumerate(kept)}
-    n = len(docs)
-    idf = np.array([math.log((1 + n) / (1 + df[t])) + 1.0 for t in kept], dtype=np.float32)
-    rows, cols, vals = [], [], []
-    for r, doc in enumerate(docs):
-        counts = Counter(vocabulary[t] for t in doc if t in vocabulary)
-        if not counts:
-            continue
-        v = np.array([(1.0 + math.log(cn)) * idf[i] for i, cn in counts.items()], dtype=np.float64)
-        v /= np.linalg.norm(v)
-        rows += [r] * len(counts)
-        cols += list(counts.keys())
-        vals += v.tolist()
-    x = sparse.csr_matrix((vals, (rows, cols)), shape=(n, len(kept)))
-    classes = sorted(set(labels))
-    if len(classes) == 1:
-        return LinearModel(classes, vocabulary, idf, np.zeros((1, len(kept)), dtype=np.float16),
-                           np.zeros(1, dtype=np.float32))
-    lr = LogisticRegression(C=c, max_iter=2000)
-    lr.fit(x, labels, sample_weight=weights)
-    coef, intercept = lr.coef_, lr.intercept_
-    if len(lr.classes_) == 2:  # binary: sklearn keeps one row
-        coef = np.vstack([-coef[0] / 2, coef[0] / 2])
-        intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
-    return LinearModel([str(k) for k in lr.classes_], vocabulary, idf, coef.astype(np.float16),
-                       intercept.astype(np.float32))

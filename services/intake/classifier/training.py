@@ -14,10 +14,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from .. import rules
+from .. import knowledge, rules
 from . import artifacts, corpus, metrics
 from .core import Classifier, Params
-from .model import fit
+from .fitting import fit
 
 # A call-taker's correction counts this many times a corpus example: it is the live language.
 CORRECTION_WEIGHT = 3.0
@@ -150,6 +150,28 @@ def version_of(exs: list[Example], now: datetime) -> str:
     digest = hashlib.sha256(json.dumps([(e.text, e.incident_type, e.priority, e.weight) for e in exs],
                                        ensure_ascii=False).encode()).hexdigest()[:8]
     return f"{now.astimezone(timezone.utc):%Y%m%d%H%M%S}-{digest}"
+
+
+def calibrate_knowledge(entries: list, *, corpus_dir: Path | None = None, models_dir: Path | None = None,
+                        say: Callable[[str], None] = print) -> dict:
+    """The knowledge base's answer threshold calibrated on the consultations' train split, with the
+    held-out figures at it; written to `knowledge.json` beside the models (read by `knowledge`)."""
+    train_q = corpus.consultations(corpus.TRAIN, corpus_dir)
+    held_q = corpus.consultations(corpus.HELDOUT, corpus_dir)
+    if not train_q:
+        say("no labelled consultations: the knowledge base keeps its threshold")
+        return {}
+    index = knowledge.KnowledgeIndex(entries)
+    threshold, at_train = knowledge.calibrate(index, train_q)
+    doc = {"answer_threshold": threshold, "entries": len(entries), "train": at_train,
+           "heldout": knowledge.outcomes(index, held_q, threshold) if held_q else {}}
+    d = models_dir or artifacts.models_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "knowledge.json").write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    say(f"knowledge base: answer threshold {threshold} on {len(train_q)} train questions "
+        f"(right {at_train['answered_right_share']}, wrong {at_train['answered_wrong_share']}, "
+        f"rare referred {at_train['rare_referred_share']})")
+    return doc
 
 
 def train(*, corrections: list[dict] = (), corpus_dir: Path | None = None, models_dir: Path | None = None,
