@@ -21,8 +21,8 @@ from .model import LinearModel
 from .text import features, normalize
 
 EVIDENCE_CAP = 8.0
-# Types a text never decides: a silent alarm comes from its channel.
-NOT_FROM_TEXT = {"SILENT_ALARM"}
+# Types a text never decides.
+NOT_FROM_TEXT: set[str] = set()
 CATEGORY_LABELS = {"POLICE": "警情", "NON_POLICE": "非警务求助", "CONSULTATION": "咨询", "INVALID": "无效报警"}
 CONTEXT_LABELS = language.CONTEXT_LABELS
 
