@@ -11,7 +11,7 @@ data, turn an occurrence into something else when they sit in the same clause (a
 - reported (转述, 新闻/报道/电视上/网上看到): media before the term, or right after it
   ("抢劫案的新闻");
 - hearsay (听说/据说): the caller did not see it; still possibly a matter, less sure;
-- figurative (比喻/夸张, 心里着火了, 饿死了, 笑死): the term is a figure of speech.
+- figurative (夸张, 心里着火了, 饿死了, 笑死): the term is a figure of speech.
 
 Every cue list is a tuple a caller may replace (alerts' rules carry their own lists as parameters).
 Whole-text markers say what kind of call it is: a question (咨询, "…该怎么办？"), a prank (开玩笑).
@@ -42,7 +42,6 @@ FIGURATIVE_BEFORE = ("心里", "心头", "心都", "心在", "心快", "心像",
 INTENSIFIED = ("饿", "累", "热", "冷", "笑", "气", "烦", "困", "急", "渴", "忙", "美", "馋", "痒", "乐", "吵",
                "愁", "闷", "丑", "臭", "酸", "疼", "熏", "吓", "冻", "挤", "晒", "闲", "想", "恨", "羡慕")
 INTENSIFIERS = ("死", "炸", "疯")
-FIGURATIVE_AFTER = ("一样", "似的", "般")
 
 # A call that asks how to do something rather than telling what happens (咨询).
 QUESTION_MARKERS = ("怎么办", "该怎么", "怎么处理", "怎么弄", "怎么做", "怎么样才", "如何", "请问", "咨询", "想问",
@@ -74,7 +73,6 @@ class Cues:
     contrast: tuple[str, ...] = CONTRAST
     hearsay: tuple[str, ...] = ()
     figurative_before: tuple[str, ...] = ()
-    figurative_after: tuple[str, ...] = ()
     window: int = BEFORE_WINDOW
     hypothetical_window: int = BEFORE_WINDOW
     after_window: int = AFTER_WINDOW
@@ -100,7 +98,7 @@ DEFAULT_CUES = Cues()
 # The caller's own words at intake: hearsay and figures of speech count, a hypothetical reaches
 # over the whole clause ("如果在路上碰到有人抢劫我该怎么办").
 CALLER_CUES = replace(DEFAULT_CUES, negation=NEGATION + NEAR_MISS, hearsay=HEARSAY, figurative_before=FIGURATIVE_BEFORE,
-                      figurative_after=FIGURATIVE_AFTER, window=10, hypothetical_window=0)
+                      window=10, hypothetical_window=0)
 
 
 def clause_bounds(text: str, start: int, end: int) -> tuple[int, int]:
@@ -168,13 +166,12 @@ def context_of(text: str, start: int, end: int, cues: Cues = DEFAULT_CUES) -> st
 
 
 def _figurative(before: str, term: str, after: str, cues: Cues) -> bool:
-    """A body part or feeling right before the term (心里着火了), an adjective the term only
-    intensifies (饿死了, 笑死), or a simile around it (像着火了一样)."""
+    """A body part or feeling right before the term (心里着火了), or an adjective the term only
+    intensifies (饿死了, 笑死). A simile is not figurative here: "跟土匪一样" describes a real
+    robbery, "就像人质一样" a real detention."""
     if any(cue in before[-4:] for cue in cues.figurative_before):
         return True
-    if term[:1] in INTENSIFIERS and before[-1:] in INTENSIFIED:
-        return True
-    return "像" in before[-6:] and any(cue in after[:4] for cue in cues.figurative_after)
+    return term[:1] in INTENSIFIERS and before[-1:] in INTENSIFIED
 
 
 def asks(text: str) -> str:

@@ -107,11 +107,22 @@ class Sla:
         self.observed.append((stage, seconds))
 
 
+class Examples:
+    """Labelled examples from call-takers' corrections."""
+
+    def __init__(self):
+        self.added = []
+
+    def add(self, example):
+        self.added.append(example)
+
+
 class Repos:
     def __init__(self):
         self.reports = Reports()
         self.knowledge = Knowledge()
         self.sla = Sla()
+        self.examples = Examples()
 
 
 @pytest.fixture(scope="module")

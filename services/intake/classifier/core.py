@@ -154,14 +154,21 @@ class Classifier:
         # A type the model never saw but the text has evidence of is as likely as half an average type
         # it saw: its evidence decides.
         unseen = 0.5 / max(len(probs), 1) if probs else 0.5 / n
+        # Words used without asserting them count against their type, and half against its category:
+        # the caller talks about a crime without reporting one.
+        against_category: dict[str, float] = {}
+        for t, w in ev.against.items():
+            c = rules.INCIDENT_TYPES[t].category
+            against_category[c] = against_category.get(c, 0.0) + w
         scores = []
         for t in self.types:
             if probs:
                 pm = probs.get(t, unseen if ev.scores.get(t) else 0.0)
-            else:
-                pm = 0.5 if t == rules.FALLBACK_TYPE else unseen
+            else:  # evidence alone: with no evidence at all, the fallback, for the call-taker to confirm
+                pm = 3 * unseen if t == rules.FALLBACK_TYPE else unseen
+            against = ev.against.get(t, 0.0) + 0.5 * against_category.get(rules.INCIDENT_TYPES[t].category, 0.0)
             s = math.log((1 - p.smoothing) * pm + p.smoothing / n) + p.beta * (
-                min(ev.scores.get(t, 0.0), EVIDENCE_CAP) - p.gamma * min(ev.against.get(t, 0.0), EVIDENCE_CAP))
+                min(ev.scores.get(t, 0.0), EVIDENCE_CAP) - p.gamma * min(against, EVIDENCE_CAP))
             scores.append((t, s))
         top = max(s for _, s in scores)
         exp = [(t, math.exp(s - top)) for t, s in scores]
@@ -222,6 +229,13 @@ class Classifier:
             fired.append(rep.rule_id)
 
         priority = channel_priority or self.default_priority(itype)
+        unasserted = ev.only_unasserted_police and not ev.asserted(itype)
+        if unasserted and category == rules.POLICE:
+            urgent = 0.0
+            needs_confirmation = True
+            if priority < 3:
+                priority = 3
+                reasons.append("来电所说的警情词均未确认发生（否定、假设、转述或比喻），不按紧急警情定级，请接警员确认")
         threat = ev.life_threat()
         joking = category == rules.INVALID and bool(ev.prank) and confidence >= self.params.threshold
         if threat is not None and not joking and (category != rules.POLICE or priority > 2):
@@ -248,7 +262,7 @@ class Classifier:
                 needs_confirmation = True
                 fired.append("urgency-model")
                 reasons.append(f"紧急程度模型认为不能排除危及人身安全（概率 {urgent:.2f}），定为2级，请接警员确认")
-        elif urgent >= self.params.urgent_raise:
+        elif urgent >= self.params.urgent_raise and not ev.only_unasserted_police:
             police = next((t for t, _ in ranked if rules.INCIDENT_TYPES[t].category == rules.POLICE), "OTHER")
             reasons.append(f"安全兜底：紧急程度模型认为可能危及人身安全（概率 {urgent:.2f}），"
                            f"保留在警情处置（{_label(police)}），请接警员确认")

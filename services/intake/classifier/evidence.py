@@ -65,6 +65,14 @@ class Evidence:
                  and h.weight >= SAFETY_WEIGHT]
         return max(found, key=lambda h: (h.weight, -h.start)) if found else None
 
+    @property
+    def only_unasserted_police(self) -> bool:
+        """The caller names police matters only without asserting them (不是, 如果, 新闻说, 心里着火了)."""
+        def police(t: str) -> bool:
+            return t in rules.INCIDENT_TYPES and rules.INCIDENT_TYPES[t].category == rules.POLICE
+        return any(police(t) for t in self.against) and not any(police(t) for t in self.scores) \
+            and not self.danger()
+
     def tokens(self) -> list[str]:
         """What the statistical model sees of the evidence: types and contexts as tokens."""
         out = []
