@@ -83,3 +83,11 @@ def test_duplicate_rules():
     # The earliest matching incident is the master.
     earlier = candidate("z", at=-10, point=(114.3005, 30.58))
     assert duplicates.match(near, [first, earlier]).master_id == "z"
+
+
+def test_a_paraphrased_consultation_is_answered_at_once():
+    # Words the base's question does not use: 补一张 (补办), 丢了 for 掉了, a different order.
+    for question, entry_id in (("我身份证找不着了，想补一张，要带啥", "KB-HZ-001"),
+                               ("驾照快过期了，去哪儿换", "KB-JG-001")):
+        answered = consult(question, INDEX, report_id="r3", station_id="S01", now=T)
+        assert answered.status == "ANSWERED" and answered.entry_id == entry_id, question
