@@ -3,6 +3,7 @@ fitted weights with numpy (`model.LinearModel`) and never imports scikit-learn."
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 
 import numpy as np
@@ -12,10 +13,12 @@ from sklearn.linear_model import LogisticRegression
 from .model import LinearModel
 
 MAX_FEATURES = 12000
+# The regularisation (inverse strength) of the regression; INTAKE_TRAIN_C overrides it.
+DEFAULT_C = 20.0
 MIN_DF = 2
 
 
-def fit(docs: list[list[str]], labels: list[str], *, weights: list[float] | None = None, c: float = 8.0,
+def fit(docs: list[list[str]], labels: list[str], *, weights: list[float] | None = None, c: float | None = None,
         max_features: int = MAX_FEATURES) -> LinearModel:
     """Vocabulary (features in at least MIN_DF documents, the most frequent first), idf, and the
     regression's weights."""
@@ -40,7 +43,7 @@ def fit(docs: list[list[str]], labels: list[str], *, weights: list[float] | None
     if len(classes) == 1:
         return LinearModel(classes, vocabulary, idf, np.zeros((1, len(kept)), dtype=np.float16),
                            np.zeros(1, dtype=np.float32))
-    lr = LogisticRegression(C=c, max_iter=2000)
+    lr = LogisticRegression(C=c if c is not None else float(os.environ.get("INTAKE_TRAIN_C", DEFAULT_C)), max_iter=2000)
     lr.fit(x, labels, sample_weight=weights)
     coef, intercept = lr.coef_, lr.intercept_
     if len(lr.classes_) == 2:  # binary: sklearn keeps one row
