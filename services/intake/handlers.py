@@ -63,6 +63,8 @@ def report_incident(uow: UnitOfWork, *, fields: dict, index: JurisdictionIndex, 
         master.link_duplicate(report.id, actor=actor, now=now)
     elif report.is_consultation and knowledge is not None:
         report.consult(_consult(report, knowledge, now=now), actor=actor, now=now)
+    elif report.asks_about_a_service and knowledge is not None:
+        report.answer_question(_consult(report, knowledge, now=now), actor=actor, now=now)
     report.reported()
     reports.add(report)
     if master is not None:

@@ -48,16 +48,17 @@ QUESTION_MARKERS = ("怎么办", "该怎么", "怎么处理", "怎么弄", "怎�
                     "问一下", "问问", "能不能", "可不可以", "可以吗", "行不行", "需要什么", "要什么", "哪里",
                     "在哪", "多久", "多长时间", "几天", "什么时候", "是不是", "算不算", "会不会", "有没有用",
                     "要不要", "吗？", "吗?", "吗", "呢？", "呢?", "怎么", "咋", "啥", "什么材料", "要带", "能否",
-                    "是否", "不？", "没？")
+                    "是否", "不？", "没？", "哪些", "要准备")
 PRANK_MARKERS = ("开玩笑", "开个玩笑", "骗你的", "逗你玩", "逗你的", "恶作剧", "闹着玩", "试试110", "测试一下",
-                 "打着玩", "好玩", "无聊")
+                 "打着玩")
 BEFORE_WINDOW = 8
 AFTER_WINDOW = 6
 
 NEGATED, HYPOTHETICAL_, REPORTED, HEARSAY_, FIGURATIVE = "negated", "hypothetical", "reported", "hearsay", \
     "figurative"
+PRANK = "prank"  # the whole call is declared a joke (开玩笑的, 骗你的)
 CONTEXT_LABELS = {NEGATED: "否定", HYPOTHETICAL_: "假设", REPORTED: "转述新闻影视", HEARSAY_: "听说",
-                  FIGURATIVE: "比喻夸张"}
+                  FIGURATIVE: "比喻夸张", PRANK: "玩笑"}
 
 
 @dataclass(frozen=True)
@@ -181,4 +182,11 @@ def asks(text: str) -> str:
 
 
 def pranks(text: str) -> str:
-    return next((m for m in PRANK_MARKERS if m in text), "")
+    """The prank marker the caller asserts ("不是开玩笑" is none), or ""."""
+    for m in PRANK_MARKERS:
+        pos = text.find(m)
+        while pos >= 0:
+            if context_of(text, pos, pos + len(m), CALLER_CUES) == "":
+                return m
+            pos = text.find(m, pos + 1)
+    return ""

@@ -251,7 +251,7 @@ def mask(*paths: str) -> field_mask_pb2.FieldMask:
 
 
 def test_call_taker_corrects_the_classification_kept_in_the_timeline_and_announced(stub):
-    got = submit(stub, fight(description="楼下有人吵架，声音很大"))
+    got = submit(stub, fight(description="买菜的跟摊主吵起来了，谁也不让谁"))
     assert got.classification.incident_type == "DISPUTE"
     req = pb.UpdateReportRequest(
         request_id=uuid.uuid4().hex,

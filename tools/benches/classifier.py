@@ -92,7 +92,8 @@ def measure(corpus_dir: Path | None = None, say=print) -> dict:
         loads.append(float(out.stdout.strip().splitlines()[-1]))
     questions = corpus.consultations(corpus.HELDOUT, corpus_dir)
     index = knowledge.KnowledgeIndex([knowledge.Entry(s.entry_id, s.topic, s.question, s.answer, s.keywords)
-                                      for s in seed.entries()])
+                                      for s in seed.entries()],
+                                     knowledge.load_paraphrases(corpus_dir / "consultations.jsonl") if corpus_dir else None)
     kb = knowledge.outcomes(index, questions, knowledge.ANSWER_THRESHOLD) if questions else {}
     kb_before = knowledge.outcomes(index, questions, knowledge.DEFAULT_ANSWER_THRESHOLD) if questions else {}
     return {

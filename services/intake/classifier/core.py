@@ -16,7 +16,7 @@ from services.runtime import language
 
 from .. import rules
 from .evidence import DANGER, Evidence, EvidenceFinder
-from .lexicon import LIFE_THREATENING
+from .lexicon import LIFE_THREATENING, RESTRAINT
 from .model import LinearModel
 from .text import features, normalize
 
@@ -184,7 +184,7 @@ class Classifier:
         """The rule table's priority of a type, else its usual one in the training examples; a
         life-threatening type is 1级."""
         priority = RULE_PRIORITIES.get(itype) or self.params.type_priority.get(itype, DEFAULT_PRIORITIES.get(itype, 4))
-        return min(priority, DEFAULT_PRIORITIES[itype]) if itype in LIFE_THREATENING else priority
+        return min(priority, RULE_PRIORITIES.get(itype, 1)) if itype in LIFE_THREATENING else priority
 
     def classify(self, description: str, channel: str = "", *, at: datetime | None = None,
                  recent_invalid_calls: int = 0) -> Decision:
@@ -219,7 +219,8 @@ class Classifier:
 
         rep = rules.REPEAT_INVALID
         if recent_invalid_calls >= rep.threshold:
-            if category == rules.INVALID or (confidence < self.params.threshold and not ev.life_threat()):
+            unstated = itype in ("SILENT_ALARM", rules.FALLBACK_TYPE) or confidence < self.params.threshold
+            if category == rules.INVALID or (unstated and not ev.life_threat()):
                 itype, category = "HARASSING_CALL", rules.INVALID
                 reasons.append(f"该号码{rep.window_minutes}分钟内已有{recent_invalid_calls}次无效报警，"
                                f"认定为重复恶意骚扰（规则 {rep.rule_id}）")
@@ -237,7 +238,7 @@ class Classifier:
                 priority = 3
                 reasons.append("来电所说的警情词均未确认发生（否定、假设、转述或比喻），不按紧急警情定级，请接警员确认")
         threat = ev.life_threat()
-        joking = category == rules.INVALID and bool(ev.prank) and confidence >= self.params.threshold
+        joking = category == rules.INVALID and bool(ev.prank)
         if threat is not None and not joking and (category != rules.POLICE or priority > 2):
             if category != rules.POLICE:
                 reasons.append(f"安全兜底：文中明确说到“{threat.word}”（{_label(threat.incident_type)}），"
@@ -246,11 +247,20 @@ class Classifier:
                 priority = DEFAULT_PRIORITIES[itype]
             else:
                 reasons.append(f"安全兜底：文中明确说到“{threat.word}”（{_label(threat.incident_type)}），"
-                               f"可能危及生命，等级不低于2级")
+                               f"可能危及生命，按{_label(threat.incident_type)}处置，等级不低于2级")
+                if itype not in LIFE_THREATENING:
+                    itype = threat.incident_type
             priority = min(priority, 2)
             needs_confirmation = True
             fired.append("safety-net")
 
+        held = next((w for w in RESTRAINT if said(text, (w,))), "")
+        if held and category != rules.POLICE:
+            police = next((t for t, _ in ranked if rules.INCIDENT_TYPES[t].category == rules.POLICE), "DISPUTE")
+            reasons.append(f"来电人被限制离开（“{held}”），转警情处置（{_label(police)}），请接警员确认")
+            itype, category, needs_confirmation = police, rules.POLICE, True
+            priority = self.default_priority(police)
+            fired.append("held-against-will")
         if category == rules.POLICE:
             priority = self._police_priority(text, itype, priority, ev, at, fired, reasons)
             if urgent >= self.params.urgent_raise and priority > 1:

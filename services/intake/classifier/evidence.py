@@ -21,6 +21,10 @@ QUESTION_TOPIC = {"TELECOM_FRAUD": "CONSULTATION_ANTI_FRAUD", "FIRE": "CONSULTAT
                   "GAS_LEAK": "CONSULTATION_FIRE", "TRAFFIC_ACCIDENT": "CONSULTATION_TRAFFIC",
                   "DRUNK_DRIVING": "CONSULTATION_TRAFFIC", "CONGESTION": "CONSULTATION_TRAFFIC"}
 QUESTION_DEFAULT_TOPIC = "CONSULTATION_PUBLIC_ORDER"
+# A question about a service matter is a consultation on its topic (护照怎么办理 is no complaint).
+ASKED_ABOUT = {"PASSPORT": "CONSULTATION_EXIT_ENTRY", "ID_CARD": "CONSULTATION_HOUSEHOLD",
+               "HOUSEHOLD_REGISTRATION": "CONSULTATION_HOUSEHOLD", "DRIVING_LICENSE": "CONSULTATION_TRAFFIC",
+               "VEHICLE_REGISTRATION": "CONSULTATION_TRAFFIC", "FIRE_HAZARD": "CONSULTATION_FIRE"}
 DANGER = "DANGER"
 QUESTION_BONUS = 1.5
 
@@ -116,6 +120,9 @@ class EvidenceFinder:
                     continue
                 ctx = language.context_of(text, start, end, language.CALLER_CUES)
                 ev.hits.append(Hit(word, itype, weight, start, end, ctx))
+        if ev.prank:  # the caller declares the call a joke: its police words assert nothing
+            ev.hits = [replace(h, context=language.PRANK) if h.context == "" and h.incident_type in rules.INCIDENT_TYPES
+                       and rules.INCIDENT_TYPES[h.incident_type].category == rules.POLICE else h for h in ev.hits]
         # A word the caller also uses as a figure of speech is that figure ("着火了！我心里着火了").
         figures = {h.word for h in ev.hits if h.context == language.FIGURATIVE}
         if figures:
@@ -131,4 +138,15 @@ class EvidenceFinder:
                     rules.INCIDENT_TYPES[h.incident_type].category == rules.POLICE:
                 topic = QUESTION_TOPIC.get(h.incident_type, QUESTION_DEFAULT_TOPIC)
                 ev.scores[topic] = ev.scores.get(topic, 0.0) + h.weight
+        if ev.question:
+            # A question about a topic is a consultation on it rather than the matter itself.
+            for t, topic in ASKED_ABOUT.items():
+                if t in ev.scores:
+                    ev.scores[topic] = max(ev.scores.get(topic, 0.0), ev.scores[t])
+                    ev.scores[t] /= 2
+            topics = [t for t in ev.scores if t.startswith("CONSULTATION_") and t != "CONSULTATION_OTHER"]
+            for t in topics:
+                ev.scores[t] += QUESTION_BONUS
+            if not topics:
+                ev.scores["CONSULTATION_OTHER"] = ev.scores.get("CONSULTATION_OTHER", 0.0) + QUESTION_BONUS / 2
         return ev

@@ -89,8 +89,8 @@ def tune_urgency(exs: list[Example], urgent: list[float], tops: list[str], base:
     ones = [(u, top) for e, u, top in zip(exs, urgent, tops)
             if rules.INCIDENT_TYPES[e.incident_type].category == police and e.priority == 1]
     allowed = len(ones) // 100
-    keep = 0.02
-    for t in (0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.07, 0.05, 0.03, 0.02):
+    keep = 0.1  # below this, nearly every police report would be kept at 2级: the threshold means nothing
+    for t in (0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1):
         missed = sum(1 for u, top in ones if u < t and (rules.INCIDENT_TYPES[top].category != police
                                                         or base.default_priority(top) > 2))
         if missed <= allowed:
@@ -162,14 +162,15 @@ def calibrate_knowledge(entries: list, *, corpus_dir: Path | None = None, models
     if not train_q:
         say("no labelled consultations: the knowledge base keeps its threshold")
         return {}
-    index = knowledge.KnowledgeIndex(entries)
-    threshold, at_train = knowledge.calibrate(index, train_q)
+    threshold, at_train = knowledge.calibrate(lambda phrasings: knowledge.KnowledgeIndex(entries, phrasings), train_q)
+    index = knowledge.KnowledgeIndex(entries, knowledge.load_paraphrases(corpus_dir / "consultations.jsonl")
+                                     if corpus_dir else None)
     doc = {"answer_threshold": threshold, "entries": len(entries), "train": at_train,
            "heldout": knowledge.outcomes(index, held_q, threshold) if held_q else {}}
     d = models_dir or artifacts.models_dir()
     d.mkdir(parents=True, exist_ok=True)
     (d / "knowledge.json").write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    say(f"knowledge base: answer threshold {threshold} on {len(train_q)} train questions "
+    say(f"knowledge base: answer threshold {threshold} on {len(train_q)} train questions, out of fold "
         f"(right {at_train['answered_right_share']}, wrong {at_train['answered_wrong_share']}, "
         f"rare referred {at_train['rare_referred_share']})")
     return doc

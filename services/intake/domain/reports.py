@@ -12,11 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from services.runtime import language
 from services.runtime.auth import AuthContext
 from services.runtime.errors import FailedPrecondition, InvalidArgument
 from services.runtime.model import Aggregate, DomainEvent, TimelineEntry
 
 from .. import knowledge, rules
+from ..classifier.evidence import ASKED_ABOUT
 from ..duplicates import MERGEABLE_CATEGORIES, DuplicateOf
 from ..knowledge import Consultation, Entry
 from .classification import CATEGORY_LABELS, Classification, LabelledExample, classify
@@ -186,6 +188,28 @@ class Report(Aggregate):
     @property
     def is_consultation(self) -> bool:
         return self.classification is not None and self.classification.category == "CONSULTATION"
+
+    @property
+    def asks_about_a_service(self) -> bool:
+        """A question about a service matter (护照怎么办, 身份证丢了去哪补): the knowledge base may answer it."""
+        c = self.classification
+        return c is not None and c.category == "NON_POLICE" and c.incident_type in ASKED_ABOUT \
+            and bool(language.asks(self.description))
+
+    def answer_question(self, c: Consultation, *, actor: AuthContext, now: datetime) -> bool:
+        """A question about a service matter that the knowledge base answers at once is a consultation
+        on its topic, answered (即问即复); otherwise it stays the 12345 matter it is."""
+        if c.status != "ANSWERED":
+            return False
+        topic = ASKED_ABOUT[self.classification.incident_type]
+        self.classification = replace(
+            self.classification, category="CONSULTATION", incident_type=topic,
+            rule_ids=[*self.classification.rule_ids, "question-answered"],
+            reason=f"{self.classification.reason}；来电是在询问，知识库可即时答复（{c.entry_id}），"
+                   f"改为咨询“{rules.INCIDENT_TYPES[topic].label}”")
+        self.status = STATUS_BY_CATEGORY["CONSULTATION"]
+        self.consult(c, actor=actor, now=now)
+        return True
 
     def consult(self, c: Consultation, *, actor: AuthContext, now: datetime) -> None:
         """A consultation is answered at once from the knowledge base (即问即复) or queued for an expert."""
