@@ -120,10 +120,9 @@ def test_a_silent_alarm_is_text_only():
 
 # -- classification -----------------------------------------------------------
 
-# Sample reports the classifier trained on the corpus reads otherwise (known, see the classifier's
-# held-out figures): the taxi dispute with a passenger held in the car goes to 12345 as a taxi
-# complaint; the neighbours' fight that began with noise is noise.
-NOT_YET = {"R017", "R018"}
+# Sample reports the classifier trained on the corpus reads otherwise (known): the neighbours'
+# fight that began with noise is noise.
+NOT_YET = {"R018"}
 
 
 @pytest.mark.parametrize("report", [pytest.param(r, marks=pytest.mark.xfail(reason="read otherwise by the classifier"))
@@ -153,7 +152,7 @@ def test_sample_taxonomy_agrees_with_the_rule_tables():
 
 @pytest.mark.parametrize("text, category, incident_type, priority", [
     ("有人在我家门口砍人，流了好多血", "POLICE", "ASSAULT", 1),
-    ("我老公喝醉了打我和孩子", "POLICE", "DOMESTIC_VIOLENCE", 2),
+    ("我老公喝醉了打我和孩子", "POLICE", "DOMESTIC_VIOLENCE", 1),  # in progress, a child hit: 1级
     ("孩子放学一直没回家，电话也打不通", "POLICE", "MISSING_PERSON", 1),
     ("我家小孩被陌生人抱走了", "POLICE", "KIDNAPPING", 1),
     ("小区有人放火烧车", "POLICE", "FIRE", 1),
