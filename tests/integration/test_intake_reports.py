@@ -192,7 +192,9 @@ def test_a_report_with_only_a_photo_and_a_landline_is_accepted_with_default_lang
         common_pb2.Attachment(kind=common_pb2.ATTACHMENT_KIND_IMAGE, content_type="image/jpeg", size_bytes=204800,
                               sha256="ab" * 32, storage_uri="s3://evidence/2026/11/a.jpg")]))
     assert got.language == "zh-CN" and len(got.attachments) == 1
-    assert got.classification.incident_type == "OTHER" and "待接警员确认" in got.classification.reason
+    # No words: a call without a description is a silent call (无声报警) for the call-taker to confirm.
+    assert got.classification.incident_type == "SILENT_ALARM" and got.needs_confirmation
+    assert "待接警员确认" in got.classification.reason
 
 
 def test_address_code_locates_exactly(stub):

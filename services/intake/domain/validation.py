@@ -6,6 +6,9 @@ import math
 import re
 from datetime import datetime, timedelta
 
+from services.runtime.language import asks
+
+from ..classifier.evidence import ASKED_ABOUT
 from .classification import classify
 
 CHANNELS = {
@@ -74,8 +77,10 @@ def validate_new_report(r: dict, v, *, now: datetime | None = None) -> None:
                 "must be GNSS, CELL, CALL_TAKER or FIXED_DEVICE (GAZETTEER is set by the server)")
     if not (has_point or r["address_text"].strip() or r.get("address_code")):
         # A question or a misdial needs no place; nothing a citizen sends is dropped for lacking one.
-        category = classify(r["description"], r["channel"]).category
-        v.check(category in ("CONSULTATION", "INVALID"), "report.location",
+        c = classify(r["description"], r["channel"])
+        # A question about a service matter may be answered from the knowledge base (Report.answer_question).
+        question = c.incident_type in ASKED_ABOUT and bool(asks(r["description"]))
+        v.check(c.category in ("CONSULTATION", "INVALID") or question, "report.location",
                 "a location point, report.address_text or report.address_code is required to route the report")
     v.check(len(r["address_text"]) <= MAX_ADDRESS_CHARS, "report.address_text",
             f"must be at most {MAX_ADDRESS_CHARS} characters")
