@@ -460,3 +460,14 @@ def test_the_report_follows_its_case_and_work_order(index):
     assert r.status == "CLOSED" and [e.action for e in r.pull_events()] == ["CLOSED"]
     r.case_opened("cases/c2", now=NOW)  # a closed report is linked, not dispatched again
     assert r.dispatch_case == "cases/c2" and r.pull_events() == []
+
+
+def test_a_kiosk_button_and_a_silent_alarm_need_no_words():
+    assert violations(description="", channel="KIOSK") == {}
+    assert violations(description="", channel="SILENT_ALARM") == {}
+    assert "report.description" in violations(description="", channel="PHONE")
+    kiosk = classify("", "KIOSK", at=NOW)
+    assert (kiosk.category, kiosk.incident_type, kiosk.priority) == ("POLICE", "OTHER", 2)
+    silent = classify("", "SILENT_ALARM", at=NOW)
+    assert (silent.category, silent.incident_type, silent.priority) == ("POLICE", "SILENT_ALARM", 1)
+    assert "禁止语音回拨" in silent.reason
