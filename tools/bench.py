@@ -2,7 +2,8 @@
 
 Each module in tools/benches/ (not starting with "_") is one benchmark with a
 `run(stack, say) -> dict` function. For each, the harness starts the whole
-suite as `make run` does, on a fresh database and free ports, calls `run`,
+suite as `make run` does (unless the module says `NEEDS_STACK = False`: then
+`run(None, say)` measures in the process), on a fresh database and free ports, calls `run`,
 stops the suite and writes the returned figures, with the machine they were
 measured on, to bench-results/<module>.json.
 
@@ -32,17 +33,20 @@ def available() -> list[str]:
 
 def run_one(name: str, out_dir: Path) -> Path:
     module = importlib.import_module(f"tools.benches.{name}")
-    say(f"benchmark {name}: starting the suite")
-    run_dir = Path(tempfile.mkdtemp(prefix=f"smart110-bench-{name}-"))
-    stack = Stack(run_dir=run_dir, ports=Ports.free(), database_url=os.environ.get("DATABASE_URL") or None,
-                  log_level="WARNING")
     started = time.perf_counter()
-    try:
-        stack.start()
-        results = module.run(stack, say)
-    finally:
-        stack.stop()
-        shutil.rmtree(run_dir, ignore_errors=True)
+    if not getattr(module, "NEEDS_STACK", True):  # measured in the process, without the suite
+        results = module.run(None, say)
+    else:
+        say(f"benchmark {name}: starting the suite")
+        run_dir = Path(tempfile.mkdtemp(prefix=f"smart110-bench-{name}-"))
+        stack = Stack(run_dir=run_dir, ports=Ports.free(), database_url=os.environ.get("DATABASE_URL") or None,
+                      log_level="WARNING")
+        try:
+            stack.start()
+            results = module.run(stack, say)
+        finally:
+            stack.stop()
+            shutil.rmtree(run_dir, ignore_errors=True)
     doc = {"benchmark": name,
            "description": (module.__doc__ or "").strip(),
            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},

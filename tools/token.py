@@ -68,11 +68,14 @@ def mint(
     name: str | None = None,
     ttl_seconds: int = DEFAULT_TTL_SECONDS,
     private_key_path: str | os.PathLike[str] | None = None,
+    district: str | None = None,
+    department: str | None = None,
 ) -> str:
     """Return a signed RS256 JWT for the given identity.
 
-    Claims: iss, aud, sub, roles (list), station (only when given), name
-    (defaults to ``sub``), iat, exp.  The header carries the key's ``kid``.
+    Claims: iss, aud, sub, roles (list), station, district and department (only
+    when given), name (defaults to ``sub``), iat, exp.  The header carries the
+    key's ``kid``.
     """
     if isinstance(roles, str):
         raise TypeError("roles must be a list of strings, not a string")
@@ -87,8 +90,9 @@ def mint(
         "iat": now,
         "exp": now + int(ttl_seconds),
     }
-    if station:
-        claims["station"] = station
+    for claim, value in (("station", station), ("district", district), ("department", department)):
+        if value:
+            claims[claim] = value
     headers = {}
     kid = _kid_for(key_path)
     if kid:

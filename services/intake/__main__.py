@@ -1,4 +1,4 @@
-"""`python -m services.intake [serve|migrate|seed]`."""
+"""`python -m services.intake [serve|migrate|seed|train|classify]`."""
 from pathlib import Path
 
 from smart110.intake.v1 import intake_service_pb2 as pb
@@ -6,7 +6,7 @@ from smart110.intake.v1 import intake_service_pb2_grpc as pb_grpc
 
 from services.runtime.app import Runtime, ServiceSpec, main
 
-from . import handlers, mapping, policy, queries, seed, store
+from . import handlers, mapping, policy, queries, seed, store, workers
 from .api import IntakeServicer
 
 
@@ -22,7 +22,7 @@ SPEC = ServiceSpec(
     name="intake", metadata=store.metadata, tables=store.runtime_tables,
     migrations=Path(__file__).parent / "migrations", build=build, seed=seed.seed,
     event_handlers=handlers.EVENT_HANDLERS, event_mapping=mapping.event_to_message,
-    repositories=store.Repositories, policies=policy.POLICIES,
+    repositories=store.Repositories, policies=policy.POLICIES, commands=workers.COMMANDS,
 )
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ service's wiring keeps in `rt.context`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from smart110.dispatch.v1 import dispatch_service_pb2 as dispatch_pb
 from smart110.referral.v1 import referral_service_pb2 as referral_pb
@@ -68,6 +68,8 @@ def report_incident(uow: UnitOfWork, *, fields: dict, index: JurisdictionIndex, 
         master.link_duplicate(report.id, actor=actor, now=now)
     elif report.is_consultation and knowledge is not None:
         report.consult(_consult(report, knowledge, now=now), actor=actor, now=now)
+    elif report.asks_about_a_service and knowledge is not None:
+        report.answer_question(_consult(report, knowledge, now=now), actor=actor, now=now)
     report.reported()
     reports.add(report)
     if master is not None:
@@ -94,11 +96,16 @@ def _consult(report: Report, index: KnowledgeIndex, *, now) -> Consultation:
 
 def update_report(uow: UnitOfWork, *, report_id: str, paths: list[str], changes: dict, reason: str,
                   index: JurisdictionIndex, gazetteer: Gazetteer) -> Report:
-    """A call-taker's field-masked correction, kept in the timeline as CORRECTED (old → new)."""
+    """A call-taker's field-masked correction, kept in the timeline as CORRECTED (old → new); a
+    changed classification is also kept as a labelled example for the classifier's next training."""
     report = _load(uow, report_id)
+    before = replace(report.classification)
     if report.correct(paths=paths, changes=changes, reason=reason, index=index, gazetteer=gazetteer,
                       actor=uow.actor, now=uow.now()):
         uow.repos.reports.save(report)
+        example = report.labelled_example(before, reason=reason, actor=uow.actor, now=uow.now())
+        if example is not None:
+            uow.repos.examples.add(example)
         uow.collect(report)
     return report
 

@@ -17,18 +17,62 @@ The tables are in `store.py`, the index's loading in `queries.py`.
 """
 from __future__ import annotations
 
+import json
 import math
 import re
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 
 from services.runtime.auth import AuthContext
 from services.runtime.errors import FailedPrecondition, NotFound, PermissionDenied
 from services.runtime.model import TimelineEntry
 
+from .classifier import text as classifier_text
+
 TOPICS = ("户政", "出入境", "交管", "治安", "反诈", "消防", "其他")
+# Where `python -m services.intake train` writes the threshold it calibrated on the consultations'
+# train split; without it, DEFAULT_ANSWER_THRESHOLD.
+CALIBRATION = Path(__file__).resolve().parent / "models" / "knowledge.json"
+DEFAULT_ANSWER_THRESHOLD = 0.4
+# Calibration targets, out of fold on the train split: wrong answers at most this share of the questions...
+MAX_WRONG_SHARE = 0.03
+# ...and at least this share of the questions the base cannot answer sent to an expert.
+MIN_REFERRED_SHARE = 0.9
+
+
+def _calibrated_threshold() -> float:
+    try:
+        return float(json.loads(CALIBRATION.read_text(encoding="utf-8"))["answer_threshold"])
+    except (OSError, ValueError, KeyError):
+        return DEFAULT_ANSWER_THRESHOLD
+
+
 # A consultation whose best answer scores at least this is answered at once.
-ANSWER_THRESHOLD = 0.4
+ANSWER_THRESHOLD = _calibrated_threshold()
+# Citizens' own phrasings of the base's questions: the labelled consultations' train split
+# (question, entry_id), searched as further questions of their entries.
+PARAPHRASES = Path(__file__).resolve().parent / "corpus" / "consultations.jsonl"
+
+
+def load_paraphrases(path: Path = PARAPHRASES, split: str = "train") -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if row.get("split") == split and row.get("entry_id"):
+            out.setdefault(row["entry_id"], []).append(row["question"])
+    return out
+
+
+DEFAULT_PARAPHRASES = load_paraphrases()
 # How long a replica trusts its index before checking the table for new entries.
 REFRESH_CHECK_SECONDS = 2.0
 
@@ -38,7 +82,8 @@ SYNONYMS = {
     "驾照": "驾驶证", "行车证": "行驶证", "电瓶车": "电动车", "户口本": "户口簿", "掉了": "丢了", "弄丢": "丢了",
     "不见了": "丢了", "遗失": "丢失", "补领": "补办", "多久": "多长时间", "几天": "多长时间", "煤气": "燃气",
     "身份证件": "身份证", "周六": "周末", "周日": "周末", "星期六": "周末", "星期天": "周末", "骗子": "诈骗",
-    "上班": "办公时间", "过期": "到期",
+    "上班": "办公时间", "过期": "到期", "开车": "驾驶", "驾车": "驾驶", "摩托": "摩托车", "小孩": "孩子",
+    "娃": "孩子", "咋办": "怎么办", "咋": "怎么", "啥": "什么", "补一张": "补办", "重办": "补办",
 }
 _SYNONYM = re.compile("|".join(sorted(map(re.escape, SYNONYMS), key=len, reverse=True)))
 
@@ -76,8 +121,35 @@ class Match:
     score: float
 
 
-class KnowledgeIndex:
-    """Bigram postings over questions and keywords, weighted by inverse document frequency.
+# Words that say nothing about which entry is meant (how a question is asked, not what about).
+STOP_WORDS = frozenset("""请问 你好 您好 想问 问 问一下 一下 咨询 我 我们 你 你们 他 她 的 了 吗 呢 吧 啊 呀 么 是 在 有 和 与 或
+要 想 能 会 可以 可不可以 能不能 怎么 怎么样 怎样 如何 什么 哪 哪里 哪儿 在哪 多少 几 需要 一个 这个 那个 这 那 就 都 也 还 又
+得 地 着 过 对 把 被 给 让 去 来 到 从 说 下 上 个 吗? 吗？ 请 谢谢 警察 同志 警官 一直""".split())
+BM25_K1, BM25_B = 1.2, 0.75
+# A word of the citizen's question found only in an entry's answer explains this much of itself.
+ANSWER_WORD_SHARE = 0.5
+# The words' (BM25) share of the score; the rest is the character bigrams'.
+WORD_SHARE = 0.5
+
+
+def terms(text: str) -> list[str]:
+    """The words of a question (jieba, everyday words mapped to the base's, stop words dropped) and
+    the character bigrams inside them, so a paraphrase segmented differently still meets its entry."""
+    out: list[str] = []
+    for run in _RUNS.findall(normalize(text)):
+        if run.isascii():
+            out.append(run)
+            continue
+        for w in classifier_text.tokenizer().lcut(run, HMM=True):
+            if w in STOP_WORDS:
+                continue
+            out.append(w)
+            out.extend(w[i:i + 2] for i in range(len(w) - 1) if len(w) > 2)
+    return out
+
+
+class BigramScorer:
+    """Character bigram postings over questions and keywords, weighted by inverse document frequency.
 
     The score (0..1) blends three things: how much of the citizen's question
     the entry explains (idf-weighted bigram coverage, bigrams never seen in
@@ -104,13 +176,11 @@ class KnowledgeIndex:
         self._common = {g for g, ids in postings.items() if len(ids) > max(5, n // 5)}
         self._own_total = [sum(self._idf[g] for g in own) or 1.0 for own in self._question_grams]
 
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def search(self, query: str, *, topic: str = "", limit: int = 5) -> list[Match]:
+    def scores(self, query: str) -> dict[int, float]:
+        """Entry index -> score for the entries sharing a rare bigram with the query."""
         q = grams(query)
         if not q:
-            return []
+            return {}
         text = normalize(query)
         total = sum(self._idf.get(g, self._unseen) for g in q)
         asked: dict[int, float] = {}
@@ -125,20 +195,149 @@ class KnowledgeIndex:
                 for i in self._postings[g]:
                     if i in asked:
                         asked[i] += w
-        matches = []
+        out = {}
         for i, explained in asked.items():
-            e = self.entries[i]
-            if topic and e.topic != topic:
-                continue
             own = self._question_grams[i]
             shared = sum(self._idf[g] for g in q if g in own)
             keywords = self._keywords[i]
             hits = sum(1 for k in keywords if k in text)
             kw = min(1.0, hits / min(2, len(keywords))) if keywords else 0.0
-            score = 0.45 * explained / total + 0.25 * shared / self._own_total[i] + 0.30 * kw
-            matches.append(Match(e, round(score, 4)))
+            out[i] = 0.45 * explained / total + 0.25 * shared / self._own_total[i] + 0.30 * kw
+        return out
+
+
+class KnowledgeIndex:
+    """Two views of each entry, averaged: BM25 over its question (counted twice) and keywords in
+    jieba words and their bigrams, and character bigrams with keywords (`BigramScorer`).
+
+    Ranked by BM25 normalised by the entry's own best score (what its own question would get), so
+    the score is 0..1 and comparable across entries; multiplied by how much of the citizen's question
+    the entry explains (idf-weighted, words the base has never seen counting as unexplained), so a
+    question about something the base does not know stays low however well one common word matches.
+    The threshold above which a consultation is answered at once is calibrated on the consultations'
+    train split (`ANSWER_THRESHOLD`).
+    """
+
+    def __init__(self, entries: list[Entry], paraphrases: dict[str, list[str]] | None = None):
+        """`paraphrases`: entry id -> other phrasings of its question (default: the labelled
+        consultations' train split), each searched as a further question of the entry."""
+        self.base = list(entries)
+        known = {e.entry_id for e in self.base}
+        extra = DEFAULT_PARAPHRASES if paraphrases is None else paraphrases
+        by_id = {e.entry_id: e for e in self.base}
+        self.entries = self.base + [replace(by_id[eid], question=q) for eid, qs in extra.items() if eid in known
+                                    for q in qs]
+        docs = []
+        for e in self.entries:
+            q = terms(e.question)
+            docs.append(q + q + [t for k in e.keywords if k for t in terms(k)])
+        self._tf = [Counter(d) for d in docs]
+        self._len = [len(d) or 1 for d in docs]
+        n = max(len(self.entries), 1)
+        self._avg = sum(self._len) / n
+        df = Counter(t for tf in self._tf for t in tf)
+        self._idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
+        self._unseen = math.log(1 + (n + 0.5) / 0.5)
+        postings: dict[str, list[int]] = {}
+        for i, tf in enumerate(self._tf):
+            for t in tf:
+                postings.setdefault(t, []).append(i)
+        self._postings = postings
+        self._self = [self._bm25(i, set(terms(e.question))) or 1.0 for i, e in enumerate(self.entries)]
+        self._answer = [set(terms(e.answer)) for e in self.entries]
+        self._bigrams = BigramScorer(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def _bm25(self, i: int, query: set[str]) -> float:
+        tf, length = self._tf[i], self._len[i]
+        score = 0.0
+        for t in query:
+            f = tf.get(t, 0)
+            if f:
+                score += self._idf[t] * f * (BM25_K1 + 1) / (f + BM25_K1 * (1 - BM25_B + BM25_B * length / self._avg))
+        return score
+
+    def search(self, query: str, *, topic: str = "", limit: int = 5) -> list[Match]:
+        q = set(terms(query))
+        if not q:
+            return []
+        total = sum(self._idf.get(t, self._unseen) for t in q)
+        by_bigrams = self._bigrams.scores(query)
+        candidates = {i for t in q for i in self._postings.get(t, ())} | set(by_bigrams)
+        matches = []
+        for i in candidates:
+            e = self.entries[i]
+            if topic and e.topic != topic:
+                continue
+            relevance = min(1.0, self._bm25(i, q) / self._self[i])
+            explained = sum(self._idf[t] if t in self._tf[i] else ANSWER_WORD_SHARE * self._idf.get(t, self._unseen)
+                            for t in q if t in self._tf[i] or t in self._answer[i]) / total
+            words = math.sqrt(relevance * explained)
+            matches.append(Match(e, round(WORD_SHARE * words + (1 - WORD_SHARE) * by_bigrams.get(i, 0.0), 4)))
         matches.sort(key=lambda m: (-m.score, m.entry.entry_id))
-        return matches[:limit]
+        best: dict[str, Match] = {}
+        for m in matches:  # an entry's best phrasing speaks for it, with the entry's own question
+            if m.entry.entry_id not in best:
+                best[m.entry.entry_id] = Match(self._original(m.entry), m.score)
+        return list(best.values())[:limit]
+
+    def _original(self, e: Entry) -> Entry:
+        return next((b for b in self.base if b.entry_id == e.entry_id), e) if e not in self.base else e
+
+
+def outcomes(index: KnowledgeIndex, questions: list[dict], threshold: float) -> dict:
+    """How the base answers labelled questions (question, entry_id; None = only an expert can answer)
+    at a threshold: answered at once and right, answered wrongly, referred; and of the rare questions
+    (no entry), how many were referred."""
+    scored = []
+    for q in questions:
+        best = index.search(q["question"], limit=1)
+        scored.append((best[0].score if best else 0.0, best[0].entry.entry_id if best else None, q.get("entry_id")))
+    return _outcomes_of(scored, threshold)
+
+
+def _outcomes_of(scored: list[tuple[float, str | None, str | None]], threshold: float) -> dict:
+    right = wrong = referred = rare = rare_referred = 0
+    for score, got, expected in scored:
+        rare += expected is None
+        if got is None or score < threshold:
+            referred += 1
+            rare_referred += expected is None
+        elif got == expected:
+            right += 1
+        else:
+            wrong += 1
+    n = max(len(scored), 1)
+    return {"count": len(scored), "threshold": threshold, "answered_right": right, "answered_wrong": wrong,
+            "referred": referred, "answered_right_share": round(right / n, 4),
+            "answered_wrong_share": round(wrong / n, 4), "rare": rare,
+            "rare_referred_share": round(rare_referred / rare, 4) if rare else None}
+
+
+def calibrate(index_for, questions: list[dict], folds: int = 5) -> tuple[float, dict]:
+    """The lowest threshold (most answered at once) that keeps wrong answers at most MAX_WRONG_SHARE
+    of the questions and refers at least MIN_REFERRED_SHARE of the rare ones, and the figures at it;
+    out of fold: `index_for(paraphrases)` is the index with the other folds' questions as phrasings."""
+    scored = []
+    for k in range(folds):
+        held = [q for i, q in enumerate(questions) if i % folds == k]
+        rest: dict[str, list[str]] = {}
+        for i, q in enumerate(questions):
+            if i % folds != k and q.get("entry_id"):
+                rest.setdefault(q["entry_id"], []).append(q["question"])
+        index = index_for(rest)
+        for q in held:
+            best = index.search(q["question"], limit=1)
+            scored.append((best[0].score if best else 0.0, best[0].entry.entry_id if best else None, q.get("entry_id")))
+    grid = [round(0.2 + 0.01 * i, 2) for i in range(71)]
+    for t in grid:
+        o = _outcomes_of(scored, t)
+        if o["answered_wrong_share"] <= MAX_WRONG_SHARE and (o["rare_referred_share"] is None or
+                                                               o["rare_referred_share"] >= MIN_REFERRED_SHARE):
+            return t, o
+    return grid[-1], _outcomes_of(scored, grid[-1])
 
 
 # -- consultations ------------------------------------------------------------

@@ -121,8 +121,9 @@ def report_to_pb(r: Report, *, masked: bool = False) -> pb.Report:
         classification=pb.Classification(
             category=enum_value(pb.Category, c.category, "CATEGORY_"),
             incident_type=c.incident_type, priority=c.priority, reason=c.reason,
-            rule_ids=c.rule_ids, corrected=c.corrected,
+            rule_ids=c.rule_ids, corrected=c.corrected, confidence=c.confidence,
         ),
+        needs_confirmation=c.needs_confirmation, classifier_version=c.classifier_version,
         status=enum_value(pb.ReportStatus, r.status, "REPORT_STATUS_"),
         station_id=r.station_id, grid_id=r.grid_id, border_case=r.border_case,
         merged_into=f"reports/{r.merged_into}" if r.merged_into else "",

@@ -19,8 +19,8 @@ from .domain.statistics import ANSWER_TARGET, HAND_OFF_TARGET
 from .gazetteer import Gazetteer
 from .knowledge import REFRESH_CHECK_SECONDS, Consultation, Entry, KnowledgeIndex
 from .store import (
-    ReportRepository, addresses, consultation_from_row, consultations, grids, knowledge_entries, report_from_row,
-    reports, stations,
+    ReportRepository, addresses, classification_examples, consultation_from_row, consultations, grids,
+    knowledge_entries, report_from_row, reports, stations,
 )
 from .store import personal_data_views as personal_data_views_table
 
@@ -142,6 +142,17 @@ def intake_statistics(conn, *, start: datetime | None, end: datetime | None,
 
 
 # -- what each process keeps in memory ---------------------------------------------
+
+def labelled_examples(conn) -> list[dict]:
+    """Call-takers' corrections, oldest first, as training examples (the latest correction of a
+    report is the one that counts)."""
+    t = classification_examples
+    rows = conn.execute(select(t).order_by(t.c.seq)).all()
+    latest = {row.report_id: row for row in rows}
+    return [{"report_id": r.report_id, "text": r.text, "channel": r.channel, "category": r.category,
+             "incident_type": r.incident_type, "priority": r.priority, "corrected_by": r.corrected_by,
+             "classifier_version": r.classifier_version} for r in latest.values()]
+
 
 def load_areas(conn) -> tuple[list[StationArea], list[GridArea]]:
     st = [

@@ -19,7 +19,7 @@ from services.runtime.metrics import observe_sla_after_commit
 from services.runtime.model import TimelineEntry
 
 from . import duplicates
-from .domain import Address, AddressMatch, Attachment, Classification, Report
+from .domain import Address, AddressMatch, Attachment, Classification, LabelledExample, Report
 from .duplicates import Candidate
 from .knowledge import Consultation, Entry
 
@@ -80,8 +80,31 @@ reports = Table(
     Column("update_time", DateTime(timezone=True), nullable=False),
     Column("address_code", String(21), nullable=False, server_default=""),
     Column("address_match", JSONB),
+    Column("classifier_version", String(60), nullable=False, server_default=""),
+    Column("classification_confidence", Float),
+    Column("needs_confirmation", Boolean, nullable=False, server_default="false"),
     Index("reports_receive_time", "receive_time", "id"),
     Index("reports_station_time", "station_id", "receive_time"),
+)
+
+# Call-takers' corrections of classifications: labelled examples for the classifier's training.
+classification_examples = Table(
+    "classification_examples", metadata,
+    Column("seq", BigInteger, Identity(always=True), primary_key=True),
+    Column("report_id", String(40), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("channel", String(30), nullable=False),
+    Column("category", String(20), nullable=False),
+    Column("incident_type", String(40), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("previous_category", String(20), nullable=False),
+    Column("previous_type", String(40), nullable=False),
+    Column("previous_priority", Integer, nullable=False),
+    Column("classifier_version", String(60), nullable=False, server_default=""),
+    Column("corrected_by", Text, nullable=False, server_default=""),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    Index("classification_examples_report", "report_id", "seq"),
 )
 
 # The standard address gazetteer (标准地址库).
@@ -185,7 +208,8 @@ def _report_values(r: Report) -> dict:
         attachments=[dict(vars(a)) for a in r.attachments], language=r.language,
         category=c.category, incident_type=c.incident_type, priority=c.priority,
         classification_reason=c.reason, rule_ids=c.rule_ids, corrected=c.corrected,
-        status=r.status, station_id=r.station_id, grid_id=r.grid_id, border_case=r.border_case,
+        classifier_version=c.classifier_version, classification_confidence=c.confidence,
+        needs_confirmation=c.needs_confirmation, status=r.status, station_id=r.station_id, grid_id=r.grid_id, border_case=r.border_case,
         merged_into=r.merged_into, receive_time=r.receive_time, answer_time=r.answer_time,
         classify_time=r.classify_time, hand_off_time=r.hand_off_time, satisfaction=r.satisfaction,
         create_time=r.create_time, update_time=r.update_time,
@@ -213,7 +237,9 @@ def report_from_row(row, entries: list[TimelineEntry]) -> Report:
         address_text=row.address_text, description=row.description,
         attachments=[Attachment(**a) for a in row.attachments], language=row.language,
         classification=Classification(row.category, row.incident_type, row.priority, row.classification_reason,
-                                      list(row.rule_ids), row.corrected),
+                                      list(row.rule_ids), row.corrected,
+                                      1.0 if row.classification_confidence is None else row.classification_confidence,
+                                      row.needs_confirmation, row.classifier_version),
         status=row.status, station_id=row.station_id, grid_id=row.grid_id, border_case=row.border_case,
         merged_into=row.merged_into, receive_time=row.receive_time, answer_time=row.answer_time,
         classify_time=row.classify_time, hand_off_time=row.hand_off_time, satisfaction=row.satisfaction,
@@ -409,6 +435,16 @@ class KnowledgeRepository:
 
 # -- stations, grids and the gazetteer (sample data) -----------------------------
 
+class ExampleRepository:
+    """Labelled examples from call-takers' corrections (write side; training reads them through queries)."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def add(self, e: LabelledExample) -> None:
+        self.conn.execute(classification_examples.insert().values(**vars(e)))
+
+
 class PlaceRepository:
     def __init__(self, conn):
         self.conn = conn
@@ -460,5 +496,6 @@ class Repositories:
         self.reports = ReportRepository(conn)
         self.views = PersonalDataViews(conn)
         self.knowledge = KnowledgeRepository(conn)
+        self.examples = ExampleRepository(conn)
         self.places = PlaceRepository(conn)
         self.sla = SlaFigures(conn)

@@ -195,6 +195,9 @@ class ServiceSpec:
     public: dict = field(default_factory=dict)
     # Full service name -> its access table (the service's policy.py, see services.runtime.policy).
     policies: dict = field(default_factory=dict)
+    # Further commands (`python -m services.<name> <command> [args]`) -> function(args); they run
+    # without the service's settings (a command that needs the database reads DATABASE_URL itself).
+    commands: dict = field(default_factory=dict)
 
 
 def feed_method(source: str) -> str:
@@ -301,6 +304,9 @@ def run_migrations(spec: ServiceSpec, settings: Settings) -> None:
 def main(spec: ServiceSpec, argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     action = args[0] if args else "serve"
+    if action in spec.commands:
+        spec.commands[action](args[1:])
+        return
     settings = Settings.from_env(spec.name)
     setup_logging(spec.name, settings.log_level)
     if action == "serve":
@@ -318,4 +324,4 @@ def main(spec: ServiceSpec, argv: list[str] | None = None) -> None:
         finally:
             rt.engine.dispose()
     else:
-        raise SystemExit(f"usage: python -m services.{spec.name} [serve|migrate|seed]")
+        raise SystemExit(f"usage: python -m services.{spec.name} [{'|'.join(['serve', 'migrate', 'seed', *spec.commands])}]")

@@ -6,7 +6,6 @@ import grpc
 import pytest
 
 from smart110.intake.v1 import intake_service_pb2 as pb
-from smart110.intake.v1 import intake_service_pb2_grpc as pb_grpc
 from services.intake import queries
 from tests.integration.intake_support import HANKOU, WUCHANG, intake, metadata_for, report, rid, served, submit
 

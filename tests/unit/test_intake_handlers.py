@@ -107,11 +107,22 @@ class Sla:
         self.observed.append((stage, seconds))
 
 
+class Examples:
+    """Labelled examples from call-takers' corrections."""
+
+    def __init__(self):
+        self.added = []
+
+    def add(self, example):
+        self.added.append(example)
+
+
 class Repos:
     def __init__(self):
         self.reports = Reports()
         self.knowledge = Knowledge()
         self.sla = Sla()
+        self.examples = Examples()
 
 
 @pytest.fixture(scope="module")
@@ -265,7 +276,7 @@ def correct(intake, report_id, paths, reason="回拨核实", **changes):
 
 
 def test_a_correction_is_kept_in_the_timeline_and_announced_with_what_changed(intake):
-    r = intake.report("楼下有人吵架，声音很大")
+    r = intake.report("买菜的跟摊主吵起来了，谁也不让谁")
     intake.taken()
     intake.clock.advance(60)
     fixed = correct(intake, r.id, ["classification.incident_type", "classification.priority"],
@@ -278,8 +289,10 @@ def test_a_correction_is_kept_in_the_timeline_and_announced_with_what_changed(in
     assert "纠纷（DISPUTE） → 家庭暴力（DOMESTIC_VIOLENCE）" in entry.detail and "3级 → 2级" in entry.detail
     [(kind, _, event)] = intake.taken()
     assert kind == "intake.ReportUpdated" and event.action == "CORRECTED"
+    # A correction is certain: the classifier's confidence becomes 1.
     assert list(event.changed_fields) == ["classification.incident_type", "classification.priority",
-                                          "classification.reason", "classification.corrected", "update_time"]
+                                          "classification.reason", "classification.corrected",
+                                          "classification.confidence", "update_time"]
     assert [e.action for e in event.new_entries] == ["CORRECTED"]
     assert intake.repos.reports.rows[r.id].timeline == fixed.timeline
     # The same correction again changes nothing and says nothing.
@@ -310,7 +323,7 @@ def test_a_moved_report_is_routed_again_and_a_consultation_correction_joins_and_
 def test_corrections_that_cannot_be(intake):
     with pytest.raises(NotFound):
         correct(intake, "20260101-000000000000", ["classification.priority"], priority=1)
-    r = intake.report("楼下有人吵架，声音很大")
+    r = intake.report("买菜的跟摊主吵起来了，谁也不让谁")
     with pytest.raises(InvalidArgument):
         correct(intake, r.id, ["classification.incident_type"], incident_type="WATER_OUTAGE")
     dup_master = intake.report("小区门口有两个人打架", point=WUCHANG, phone="13900000021")

@@ -23,7 +23,7 @@ SKELETON = {"__init__", "__main__", "domain", "store", "queries", "handlers", "m
 SQL_KINDS = {"store", "queries"}
 # What pure domain code must not import.
 IMPURE = ("sqlalchemy", "grpc", "grpc_status", "google.protobuf", "google.rpc", "smart110", "psycopg")
-PURE_RUNTIME = {"services.runtime.model", "services.runtime.ids", "services.runtime.errors",
+PURE_RUNTIME = {"services.runtime.model", "services.runtime.ids", "services.runtime.errors", "services.runtime.language",
                 "services.runtime.timeutil", "services.runtime.auth", "services.runtime.config",
                 "services.runtime.validation"}
 

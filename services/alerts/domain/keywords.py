@@ -2,50 +2,21 @@
 with the context that turns a term into a non-incident (negation, hypotheticals, news)."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import ahocorasick
 
+from services.runtime import language
+from services.runtime.language import Cues
+
 from .common import level_rank
 
-# Cue words (as data) that turn a term into a non-incident when they sit in
-# the same clause: before the term (否定 negation, 假设 hypothetical,
-# 转述 hearsay of news) or right after it ("抢劫案的新闻"). A rule may replace
-# any list through its parameters ("negation_cues": "不是,并非", ...).
-DEFAULT_CUES = {
-    "negation_cues": ["不是", "并非", "并不是", "没有", "没", "未", "无", "否认", "不存在", "不像", "排除"],
-    "hypothetical_cues": ["假如", "如果", "假设", "要是", "万一", "倘若", "若是", "梦见", "梦到", "想象", "比如"],
-    "news_before_cues": ["新闻", "报道", "电视上", "电视里", "电影", "小说", "游戏里", "剧里", "网上看到", "听说过"],
-    "news_after_cues": ["案的新闻", "新闻", "报道", "电视剧", "电影", "小说", "游戏", "剧情", "片", "案件的报道"],
-    # Phrases that contain a negation cue but do not negate (没想到 = "unexpectedly").
-    "negation_exempt": ["没想到", "不知道", "不得了", "不停", "无数", "没多久", "不一会", "没办法", "未成年",
-                        "没人管", "无缘无故"],
-}
-CLAUSE_BREAK = re.compile(r"[。！？!?；;，,\n\r]")
-BEFORE_WINDOW = 8
-AFTER_WINDOW = 6
-
-
-@dataclass(frozen=True)
-class Cues:
-    negation: tuple[str, ...]
-    hypothetical: tuple[str, ...]
-    news_before: tuple[str, ...]
-    news_after: tuple[str, ...]
-    negation_exempt: tuple[str, ...]
-
-    @classmethod
-    def from_parameters(cls, parameters: dict[str, str] | None = None) -> "Cues":
-        values = {}
-        for key, default in DEFAULT_CUES.items():
-            raw = (parameters or {}).get(key)
-            values[key] = tuple(x.strip() for x in raw.split(",") if x.strip()) if raw is not None else tuple(default)
-        return cls(values["negation_cues"], values["hypothetical_cues"], values["news_before_cues"],
-                   values["news_after_cues"], values["negation_exempt"])
-
-
-DEFAULT_CUE_SET = Cues.from_parameters()
+# The cue words that turn a term into a non-incident when they sit in the same clause (negation,
+# hypotheticals, news) are the shared ones (`services.runtime.language`); a rule may replace any
+# list through its parameters ("negation_cues": "不是,并非", ...).
+DEFAULT_CUES = {key: list(getattr(language.DEFAULT_CUES, attr)) for key, attr in Cues.PARAMETERS.items()
+                if getattr(language.DEFAULT_CUES, attr)}
+DEFAULT_CUE_SET = language.DEFAULT_CUES
 
 
 @dataclass(frozen=True)
@@ -71,54 +42,9 @@ class KeywordHit:
         return self.spec.term
 
 
-def _clause_bounds(text: str, start: int, end: int) -> tuple[int, int]:
-    left = 0
-    for m in CLAUSE_BREAK.finditer(text, 0, start):
-        left = m.end()
-    m = CLAUSE_BREAK.search(text, end)
-    return left, (m.start() if m else len(text))
-
-
-def _negated(before: str, cues: Cues) -> bool:
-    """A negation cue in the clause before the term, unless an exempt phrase (没想到) covers it.
-
-    A one-character cue (没, 未, 无) counts only right before the term ("没杀人",
-    "没人杀人"): further away it usually negates something else ("没钱就抢劫").
-    """
-    for cue in cues.negation:
-        idx = before.find(cue)
-        while idx >= 0:
-            near = len(before) - (idx + len(cue)) <= 1
-            if (len(cue) > 1 or near) and not any(_covers(before, ex, idx, len(cue)) for ex in cues.negation_exempt):
-                return True
-            idx = before.find(cue, idx + 1)
-    return False
-
-
-def _covers(text: str, phrase: str, idx: int, length: int) -> bool:
-    """Whether an occurrence of `phrase` in text covers text[idx:idx+length]."""
-    start = max(0, idx - len(phrase) + length)
-    pos = text.find(phrase, start)
-    while 0 <= pos <= idx:
-        if pos + len(phrase) >= idx + length:
-            return True
-        pos = text.find(phrase, pos + 1)
-    return False
-
-
 def dismissed_by_context(text: str, start: int, end: int, cues: Cues) -> str:
     """Why a term at text[start:end] is not an incident ("" when it is one)."""
-    left, right = _clause_bounds(text, start, end)
-    before = text[max(left, start - BEFORE_WINDOW):start]
-    after = text[end:min(right, end + AFTER_WINDOW)]
-    if _negated(before, cues):
-        return "negated"
-    if any(cue in before for cue in cues.hypothetical):
-        return "hypothetical"
-    if any(cue in before for cue in cues.news_before) or any(
-            (cue in after) if len(cue) > 1 else after.startswith(cue) for cue in cues.news_after):
-        return "reported"
-    return ""
+    return language.context_of(text, start, end, cues)
 
 
 class KeywordMatcher:

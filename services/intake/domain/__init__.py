@@ -2,7 +2,7 @@
 
 - `reports`: the report aggregate (recorded, located, classified, corrected, merged, answered, rated,
   following its case or work order) and the events it records;
-- `classification`: classification and grading from the rule tables (`rules.py`);
+- `classification`: classification and grading by the classifier (`classifier/`) and the rule tables (`rules.py`);
 - `places`: standard addresses and the stations' jurisdictions (point → station and grid);
 - `validation`: a new report's fields and their limits;
 - `statistics`: the intake figures as values.
@@ -10,7 +10,7 @@
 The consultation, its knowledge base and the duplicate rules are pure modules beside this package
 (`knowledge.py`, `duplicates.py`), the address gazetteer too (`gazetteer.py`).
 """
-from .classification import CATEGORY_LABELS, Classification, classify, local_hour
+from .classification import CATEGORY_LABELS, Classification, LabelledExample, classify, local_hour
 from .places import (
     BORDER_TOLERANCE_M, Address, AddressMatch, GridArea, JurisdictionIndex, Located, StationArea, geometry_from_geojson,
 )
@@ -27,7 +27,7 @@ from .validation import (
 )
 
 __all__ = [
-    "CATEGORY_LABELS", "Classification", "classify", "local_hour",
+    "CATEGORY_LABELS", "Classification", "LabelledExample", "classify", "local_hour",
     "BORDER_TOLERANCE_M", "Address", "AddressMatch", "GridArea", "JurisdictionIndex", "Located", "StationArea",
     "geometry_from_geojson",
     "CORRECTABLE", "MERGEABLE_STATUSES", "SATISFACTION_WORDS", "SETTLED", "STATUS_BY_CATEGORY", "SYSTEM",

@@ -12,14 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from services.runtime import language
 from services.runtime.auth import AuthContext
 from services.runtime.errors import FailedPrecondition, InvalidArgument
 from services.runtime.model import Aggregate, DomainEvent, TimelineEntry
 
 from .. import knowledge, rules
+from ..classifier.evidence import ASKED_ABOUT
 from ..duplicates import MERGEABLE_CATEGORIES, DuplicateOf
 from ..knowledge import Consultation, Entry
-from .classification import CATEGORY_LABELS, Classification, classify
+from .classification import CATEGORY_LABELS, Classification, LabelledExample, classify
 from .places import AddressMatch
 
 STATUS_BY_CATEGORY = {
@@ -187,6 +189,28 @@ class Report(Aggregate):
     def is_consultation(self) -> bool:
         return self.classification is not None and self.classification.category == "CONSULTATION"
 
+    @property
+    def asks_about_a_service(self) -> bool:
+        """A question about a service matter (护照怎么办, 身份证丢了去哪补): the knowledge base may answer it."""
+        c = self.classification
+        return c is not None and c.category == "NON_POLICE" and c.incident_type in ASKED_ABOUT \
+            and bool(language.asks(self.description))
+
+    def answer_question(self, c: Consultation, *, actor: AuthContext, now: datetime) -> bool:
+        """A question about a service matter that the knowledge base answers at once is a consultation
+        on its topic, answered (即问即复); otherwise it stays the 12345 matter it is."""
+        if c.status != "ANSWERED":
+            return False
+        topic = ASKED_ABOUT[self.classification.incident_type]
+        self.classification = replace(
+            self.classification, category="CONSULTATION", incident_type=topic,
+            rule_ids=[*self.classification.rule_ids, "question-answered"],
+            reason=f"{self.classification.reason}；来电是在询问，知识库可即时答复（{c.entry_id}），"
+                   f"改为咨询“{rules.INCIDENT_TYPES[topic].label}”")
+        self.status = STATUS_BY_CATEGORY["CONSULTATION"]
+        self.consult(c, actor=actor, now=now)
+        return True
+
     def consult(self, c: Consultation, *, actor: AuthContext, now: datetime) -> None:
         """A consultation is answered at once from the knowledge base (即问即复) or queued for an expert."""
         self.consultation = c
@@ -257,6 +281,7 @@ class Report(Aggregate):
             return False
         if new_c != old_c:
             new_c.corrected = True
+            new_c.confidence, new_c.needs_confirmation = 1.0, False
             new_c.reason = f"接警员更正：{reason}（原判：{self._rules_reason(old_c)}）"
             self.classification = new_c
             if self.status in STATUS_BY_CATEGORY.values() or self.status == "RECEIVED":
@@ -270,6 +295,17 @@ class Report(Aggregate):
         entries += self._consultation_follows(old_c.category, actor=actor, now=now)
         self._updated("CORRECTED", before, entries)
         return True
+
+    def labelled_example(self, before: Classification, *, reason: str, actor: AuthContext,
+                         now: datetime) -> LabelledExample | None:
+        """The correction of `before` into the report's classification as a labelled example for
+        training, when it changed the category, type or priority."""
+        c = self.classification
+        if (c.category, c.incident_type, c.priority) == (before.category, before.incident_type, before.priority):
+            return None
+        return LabelledExample(self.id, self.description, self.channel, c.category, c.incident_type, c.priority,
+                               before.category, before.incident_type, before.priority,
+                               before.classifier_version, actor.subject, reason, now)
 
     def _consultation_follows(self, old_category: str, *, actor: AuthContext, now: datetime) -> list[TimelineEntry]:
         """A report corrected into a consultation joins the expert queue; one corrected out of it leaves."""

@@ -6,6 +6,9 @@ import math
 import re
 from datetime import datetime, timedelta
 
+from services.runtime.language import asks
+
+from ..classifier.evidence import ASKED_ABOUT
 from .classification import classify
 
 CHANNELS = {
@@ -13,6 +16,8 @@ CHANNELS = {
     "SILENT_ALARM", "HOTLINE_12345", "PATROL", "WALK_IN", "TIP_OFF", "MAILBOX",
 }
 CATEGORIES = {"POLICE", "NON_POLICE", "CONSULTATION", "INVALID"}
+# Channels whose reports may come without a description (a button press).
+WORDLESS_CHANNELS = {"KIOSK", "SILENT_ALARM"}
 # Media a report may carry: kind -> (accepted MIME types, max bytes).
 ATTACHMENT_LIMITS = {
     "IMAGE": ({"image/jpeg", "image/png", "image/heic", "image/heif", "image/webp", "image/gif"}, 20 * 1024 * 1024),
@@ -74,14 +79,18 @@ def validate_new_report(r: dict, v, *, now: datetime | None = None) -> None:
                 "must be GNSS, CELL, CALL_TAKER or FIXED_DEVICE (GAZETTEER is set by the server)")
     if not (has_point or r["address_text"].strip() or r.get("address_code")):
         # A question or a misdial needs no place; nothing a citizen sends is dropped for lacking one.
-        category = classify(r["description"], r["channel"]).category
-        v.check(category in ("CONSULTATION", "INVALID"), "report.location",
+        c = classify(r["description"], r["channel"])
+        # A question about a service matter may be answered from the knowledge base (Report.answer_question).
+        question = c.incident_type in ASKED_ABOUT and bool(asks(r["description"]))
+        v.check(c.category in ("CONSULTATION", "INVALID") or question, "report.location",
                 "a location point, report.address_text or report.address_code is required to route the report")
     v.check(len(r["address_text"]) <= MAX_ADDRESS_CHARS, "report.address_text",
             f"must be at most {MAX_ADDRESS_CHARS} characters")
     description = r["description"]
-    v.check(bool(description.strip()) or bool(r["attachments"]), "report.description",
-            "is required unless the report carries an attachment")
+    # A kiosk's one-button press and a silent alarm carry no words: their channel says what they are.
+    v.check(bool(description.strip()) or bool(r["attachments"]) or r["channel"] in WORDLESS_CHANNELS,
+            "report.description", "is required unless the report carries an attachment or comes from a kiosk "
+            "button or a silent alarm")
     v.check(len(description) <= MAX_DESCRIPTION_CHARS, "report.description",
             f"must be at most {MAX_DESCRIPTION_CHARS} characters")
     v.check(len(r["attachments"]) <= MAX_ATTACHMENTS, "report.attachments",
