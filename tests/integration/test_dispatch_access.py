@@ -1,0 +1,84 @@
+"""Who sees which cases and units (管辖范围), end to end on dispatch's port: a station sees its own,
+and the cases its units are assigned to (跨所协作); another station's are not there."""
+from __future__ import annotations
+
+import uuid
+
+import grpc
+import pytest
+
+from smart110.dispatch.v1 import dispatch_service_pb2 as pb
+from services.runtime.policy import org
+from tests import support
+from tests.integration.dispatch_harness import dispatch_service
+
+DISPATCHER = support.caller(["dispatcher"], sub="p-centre")
+
+
+@pytest.fixture(scope="module")
+def h(admin_url):
+    with dispatch_service(admin_url) as harness:
+        yield harness
+
+
+def chief(station: str) -> tuple:
+    return support.caller(["station_chief"], station=station, sub=f"chief-{station}")
+
+
+def test_a_station_sees_its_cases_and_units_and_not_another_s(h):
+    case = h.open_case(incident_type="FIGHT", station="S03", grid="S03-G01")
+    mine, other = chief("S03"), chief("S04")
+    assert h.stub.GetCase(pb.GetCaseRequest(name=case.name), metadata=mine).name == case.name
+    with pytest.raises(grpc.RpcError) as err:
+        h.stub.GetCase(pb.GetCaseRequest(name=case.name), metadata=other)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND, "the same answer as for an unknown id"
+    listed = h.stub.ListCases(pb.ListCasesRequest(page_size=100), metadata=other).cases
+    assert case.name not in {c.name for c in listed} and {c.station_id for c in listed} <= {"S04"}
+    with pytest.raises(grpc.RpcError) as err:
+        h.stub.ListCases(pb.ListCasesRequest(station_id="S03"), metadata=other)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert support.error_reason(err.value) == "OUT_OF_JURISDICTION"
+
+    unit = h.units_of("S03")[0]
+    with pytest.raises(grpc.RpcError) as err:
+        h.stub.GetUnit(pb.GetUnitRequest(name=unit.name), metadata=other)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    units = h.stub.ListUnits(pb.ListUnitsRequest(page_size=200), metadata=other).units
+    assert units and {u.station_id for u in units} == {"S04"}
+    situation = h.stub.GetSituation(pb.GetSituationRequest(station_id="S04"), metadata=other)
+    assert case.name not in {c.name for c in situation.cases}
+    with pytest.raises(grpc.RpcError) as err:
+        h.stub.GetSituation(pb.GetSituationRequest(station_id="S03"), metadata=other)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_a_station_whose_unit_is_assigned_sees_the_case(h):
+    case = h.open_case(incident_type="FIGHT", station="S05", grid="S05-G01")
+    # A station none of whose units the case was offered to yet.
+    assigned = {"S05"} | {a.station_id for a in case.assignments}
+    station = next(s for s in sorted(org().district_of) if s not in assigned and h.units_of(s, "PATROL_CAR"))
+    helper = h.units_of(station, "PATROL_CAR")[0]
+    with pytest.raises(grpc.RpcError) as err:
+        h.stub.GetCase(pb.GetCaseRequest(name=case.name), metadata=chief(station))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    h.stub.OfferCase(pb.OfferCaseRequest(request_id=uuid.uuid4().hex, name=case.name, unit=helper.name,
+                                         role=pb.ASSIGNMENT_ROLE_REINFORCEMENT, reason="请求增援"),
+                     metadata=DISPATCHER)
+    assert h.stub.GetCase(pb.GetCaseRequest(name=case.name), metadata=chief(station)).name == case.name
+    listed = h.stub.ListCases(pb.ListCasesRequest(page_size=100), metadata=chief(station)).cases
+    assert case.name in {c.name for c in listed}
+
+
+def test_district_command_sees_its_district_and_the_city_command_everything(h):
+    case = h.open_case(incident_type="FIGHT", station="S01", grid="S01-G01")
+    # A district none of whose stations has a unit on the case.
+    districts = {org().district_of[a.station_id] for a in case.assignments} | {org().district_of["S01"]}
+    elsewhere = next(s for s, d in sorted(org().district_of.items()) if d not in districts)
+    mine = support.caller(["district_commander"], station="S01", sub="dc")
+    assert h.stub.GetCase(pb.GetCaseRequest(name=case.name), metadata=mine).name == case.name
+    far = support.caller(["district_commander"], station=elsewhere, sub="dc2")
+    with pytest.raises(grpc.RpcError) as err:
+        h.stub.GetCase(pb.GetCaseRequest(name=case.name), metadata=far)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    commander = support.caller(["commander"], station=elsewhere, sub="cc")
+    assert h.stub.GetCase(pb.GetCaseRequest(name=case.name), metadata=commander).name == case.name
