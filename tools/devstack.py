@@ -375,7 +375,7 @@ def run() -> None:
         stack.start()
         from tools.token import mint
 
-        token = mint(roles=["dispatcher"], station="S01", sub="demo-dispatcher", name="演示接警员")
+        token = mint(roles=["dispatcher"], sub="demo-dispatcher", name="演示调度员")
         (stack.run_dir / "dev-token.txt").write_text(token)
         print(f"""
 Smart110 is running.

@@ -61,7 +61,7 @@ class Load:
 
     def __init__(self, stack: Stack):
         self.stack = stack
-        self.token = mint(roles=["call_taker"], station="S01", sub="chaos-call-taker")
+        self.token = mint(roles=["call_taker"], sub="chaos-call-taker")
         self.tried: dict[str, bool] = {}       # request id -> police?
         self.acked: dict[str, str] = {}        # request id -> report name
         self.ack_times: list[float] = []

@@ -23,7 +23,7 @@ ROBBERY = {"channel": "CHANNEL_PHONE", "caller": {"phoneNumber": "13900139001", 
 
 @pytest.fixture(scope="module")
 def http(stack):
-    token = mint(roles=["dispatcher"], station="S01", sub="e2e-dispatch-desk")
+    token = mint(roles=["dispatcher"], sub="e2e-dispatch-desk")
     with httpx.Client(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=20) as c:
         yield c
 

@@ -32,7 +32,7 @@ def test_a_preflight_with_trace_context_headers_is_allowed(gateway):
 
 
 def test_grpc_web_error_details_are_exposed_to_the_browser(gateway):
-    token = mint(roles=["call_taker"], station="S01", sub="cors-call-taker")
+    token = mint(roles=["call_taker"], sub="cors-call-taker")
     # A gRPC-Web call with an empty request: INVALID_ARGUMENT, details in grpc-status-details-bin.
     resp = gateway.post("/smart110.intake.v1.IntakeService/ReportIncident", content=b"\x00\x00\x00\x00\x00",
                         headers={"Origin": ORIGIN, "Authorization": f"Bearer {token}",

@@ -14,7 +14,7 @@ from tools.token import mint
 
 @pytest.fixture(scope="module")
 def console(stack):
-    token = mint(roles=["call_taker"], station="S01", sub="e2e-call-taker")
+    token = mint(roles=["call_taker"], sub="e2e-call-taker")
     with httpx.Client(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=20) as c:
         yield c
 
@@ -67,12 +67,13 @@ def test_silent_alarm_flag_and_a_correction_through_the_gateway(console):
     assert report["classification"]["priority"] == 1
     fixed = console.patch(f"/v1/{report['name']}", json={
         "requestId": uuid.uuid4().hex, "report": {"classification": {"category": "CATEGORY_POLICE",
-                                                                     "incidentType": "SUSPICIOUS_PERSON",
+                                                                     "incidentType": "ASSAULT",
                                                                      "priority": 1}},
-        "updateMask": "classification.incidentType,classification.category", "reason": "文字核实：可疑男子尾随"})
+        "updateMask": "classification.incidentType,classification.category", "reason": "文字核实：被尾随男子推搡殴打"})
     assert fixed.status_code == 200, fixed.text
     body = fixed.json()
-    assert body["classification"]["incidentType"] == "SUSPICIOUS_PERSON" and body["classification"]["corrected"]
+    assert report["classification"]["incidentType"] != "ASSAULT", "the correction changes the type"
+    assert body["classification"]["incidentType"] == "ASSAULT" and body["classification"]["corrected"]
     assert body["timeline"][-1]["action"] == "CORRECTED"
 
 

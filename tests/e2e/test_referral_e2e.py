@@ -20,7 +20,7 @@ def client(stack, roles: list[str], station: str | None = None, sub: str = "e2e"
 
 @pytest.fixture(scope="module")
 def police(stack):
-    with client(stack, ["dispatcher"], "S01", "e2e-dispatcher") as c:
+    with client(stack, ["dispatcher"], sub="e2e-dispatcher") as c:
         yield c
 
 

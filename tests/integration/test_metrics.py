@@ -19,7 +19,7 @@ REPORT_INCIDENT = "smart110.intake.v1.IntakeService/ReportIncident"
 
 @pytest.fixture(scope="module")
 def http(stack):
-    token = mint(roles=["dispatcher"], station="S01", sub="metrics-dispatcher")
+    token = mint(roles=["dispatcher"], sub="metrics-dispatcher")
     with httpx.Client(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=20) as c:
         yield c
 
@@ -99,7 +99,7 @@ def handle(stack, http, assignment: dict) -> None:
 
 def test_every_sla_stage_is_observed_along_one_report(http, stack):
     report = http.post("/v1/reports", json={"requestId": uuid.uuid4().hex, "report": DISPUTE}).json()
-    call_taker = mint(roles=["call_taker"], station="S01", sub="metrics-call-taker")
+    call_taker = mint(roles=["call_taker"], sub="metrics-call-taker")
     answered = http.post(f"/v1/{report['name']}:answer", json={"requestId": uuid.uuid4().hex},
                          headers={"Authorization": f"Bearer {call_taker}"})
     assert answered.status_code == 200, answered.text

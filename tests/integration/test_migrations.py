@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import importlib
-import uuid
+from datetime import datetime, timedelta, timezone
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,7 +22,6 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
-from smart110.common.v1 import common_pb2
 from smart110.intake.v1 import intake_service_pb2 as pb
 from smart110.intake.v1 import intake_service_pb2_grpc as pb_grpc
 from services.runtime import migrate
@@ -187,18 +186,28 @@ def test_a_first_release_database_upgrades_in_place_and_keeps_every_row(admin_ur
                     spec.seed(rt)
                 finally:
                     rt.close()
+        # Reports as the first release wrote them: its own columns only (today's code writes newer ones).
         filed = []
-        with intake_api(urls["intake"]) as stub:
-            for phone, text_ in (("13900001111", "有人在小区门口打架，有人受伤"),
-                                 ("13900002222", "楼下工地夜间施工噪音扰民"),
-                                 ("13900003333", "我的电动车被偷了")):
-                report = pb.Report(channel=pb.CHANNEL_PHONE, caller=pb.Caller(phone_number=phone, name="张三"),
-                                   description=text_,
-                                   location=common_pb2.Location(point=common_pb2.GeoPoint(longitude=114.30,
-                                                                                           latitude=30.59),
-                                                                accuracy_m=20, source=common_pb2.LOCATION_SOURCE_GNSS))
-                filed.append(stub.ReportIncident(pb.ReportIncidentRequest(request_id=uuid.uuid4().hex, report=report),
-                                                 metadata=CALL_TAKER, timeout=10))
+        at = datetime(2026, 11, 1, 4, 0, tzinfo=timezone.utc)
+        engine = create_engine(sqlalchemy_url(urls["intake"]))
+        try:
+            with engine.begin() as conn:
+                for i, (phone, text_, itype) in enumerate((("13900001111", "有人在小区门口打架，有人受伤", "FIGHT"),
+                                                           ("13900002222", "楼下工地夜间施工噪音扰民", "NOISE"),
+                                                           ("13900003333", "我的电动车被偷了", "THEFT"))):
+                    rid_ = f"20261101-first{i:07d}"
+                    conn.execute(text(
+                        "INSERT INTO intake.reports (id, channel, caller_phone, caller_name, lon, lat, description, "
+                        "category, incident_type, priority, classification_reason, status, station_id, receive_time, "
+                        "create_time, update_time) VALUES (:id, 'PHONE', :phone, '张三', 114.30, 30.59, :d, 'POLICE', "
+                        ":t, 2, '命中关键词', 'RECEIVED', 'S01', :at, :at, :at)"),
+                        {"id": rid_, "phone": phone, "d": text_, "t": itype, "at": at + timedelta(minutes=i)})
+                    conn.execute(text(
+                        "INSERT INTO intake.report_timeline (report_id, action, actor, time) "
+                        "VALUES (:id, 'RECEIVED', 'p-call-taker-01', :at)"), {"id": rid_, "at": at + timedelta(minutes=i)})
+                    filed.append((f"reports/{rid_}", text_, at + timedelta(minutes=i)))
+        finally:
+            engine.dispose()
         before = {service: row_counts(urls[service], spec_of(service).name) for service in PACKAGES}
         assert before["intake"]["reports"] >= 3 and before["dispatch"]["units"] > 0
 
@@ -212,10 +221,10 @@ def test_a_first_release_database_upgrades_in_place_and_keeps_every_row(admin_ur
             for table, count in before[service].items():
                 assert after[table] == count, f"{service}.{table}: {count} rows before the upgrade, {after[table]} after"
         with intake_api(urls["intake"]) as stub:
-            for report in filed:
-                again = stub.GetReport(pb.GetReportRequest(name=report.name), metadata=CALL_TAKER, timeout=10)
-                assert again.description == report.description
-                assert again.receive_time == report.receive_time and again.status == report.status
+            for name, description, received in filed:
+                again = stub.GetReport(pb.GetReportRequest(name=name), metadata=CALL_TAKER, timeout=10)
+                assert again.description == description and again.receive_time.ToDatetime(timezone.utc) == received
+                assert again.status == pb.REPORT_STATUS_RECEIVED and again.caller.phone_number.startswith("139")
     finally:
         support.drop_database(admin_url, "migrations_upgrade")
 

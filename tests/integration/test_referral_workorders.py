@@ -178,7 +178,8 @@ def test_a_second_order_for_a_referred_report_already_exists(suite):
 
 
 def test_a_report_corrected_to_non_police_is_referred_then(suite):
-    report = report_110(suite, "小区门口有一辆白色面包车停了三天一直没动，不知道是谁的", where=HANYANG_S15)
+    report = report_110(suite, "小区门口有一辆白色面包车，车里有个男的鬼鬼祟祟一直盯着我们楼，不知道想干嘛",
+                        where=HANYANG_S15)
     assert report.classification.category == intake_pb.CATEGORY_POLICE
     corrected = intake_pb.Report(name=report.name, classification=intake_pb.Classification(
         category=intake_pb.CATEGORY_NON_POLICE, incident_type="ILLEGAL_PARKING", priority=4))

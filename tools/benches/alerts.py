@@ -43,7 +43,7 @@ def run(stack: Stack, say) -> dict:
 
 
 def report_to_subscriber(stack: Stack, samples: int, say) -> dict:
-    token = mint(roles=["dispatcher"], station="S01", sub="bench-alerts")
+    token = mint(roles=["dispatcher"], sub="bench-alerts")
     arrived: dict[str, float] = {}
     changes: queue.Queue = queue.Queue()
     channel = service_channel(stack.address("alerts"))

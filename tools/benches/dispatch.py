@@ -148,7 +148,7 @@ def in_process(engine, rng: random.Random, say) -> tuple[dict, dict]:
 
 
 async def through_the_suite(stack: Stack, points, say) -> dict:
-    token = mint(roles=["dispatcher"], station="S01", sub="bench-dispatcher")
+    token = mint(roles=["dispatcher"], sub="bench-dispatcher")
     md = (("authorization", f"Bearer {token}"),)
     gateway = stack.gateway_url.removeprefix("http://")
     results: dict = {}

@@ -40,7 +40,7 @@ def run(stack: Stack, say) -> dict:
 
 
 async def bench(stack: Stack, concurrency: int, seconds: float, say) -> dict:
-    token = mint(roles=["dispatcher"], station="S01", sub="bench")
+    token = mint(roles=["dispatcher"], sub="bench")
     headers = {"Authorization": f"Bearer {token}"}
     results: dict = {}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)

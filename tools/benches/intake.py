@@ -128,7 +128,7 @@ def report(i: int, *, address: str | None = None) -> dict:
 
 
 async def bench_http(stack: Stack, concurrency: int, seconds: float, say) -> dict:
-    headers = {"Authorization": f"Bearer {mint(roles=['call_taker'], station='S01', sub='bench-intake')}"}
+    headers = {"Authorization": f"Bearer {mint(roles=['call_taker'], sub='bench-intake')}"}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     texts = address_texts(random.Random(7), 5000)
     results = {}

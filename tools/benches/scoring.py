@@ -87,7 +87,7 @@ def _timed(call, n: int = 20) -> dict:
 
 def run(stack, say) -> dict:
     latencies, officers, stations = [], [], set()
-    with _client(stack, ["dispatcher"], "S01") as dispatcher:
+    with _client(stack, ["dispatcher"]) as dispatcher:
         say(f"handling {CASES} cases to report-back through the gateway")
         for i in range(CASES):
             done = _handle_one(stack, dispatcher, i)

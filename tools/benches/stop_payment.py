@@ -54,7 +54,7 @@ def run(stack: Stack, say) -> dict:
     samples = int(os.environ.get("BENCH_STOP_PAYMENT_SAMPLES", 30))
     held = int(os.environ.get("BENCH_STOP_PAYMENT_HELD", 10))
     outage = float(os.environ.get("BENCH_STOP_PAYMENT_OUTAGE_SECONDS", 10))
-    token = mint(roles=["dispatcher"], station="S01", sub="bench")
+    token = mint(roles=["dispatcher"], sub="bench")
     with httpx.Client(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as http, \
             service_channel(stack.address("dispatch")) as channel:
         stub = pb_grpc.DispatchServiceStub(channel)
