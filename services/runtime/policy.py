@@ -124,15 +124,6 @@ class Jurisdiction:
                                    metadata={"field": field_name, "stations": ",".join(sorted(outside))})
         return wanted or self.stations
 
-    def departments_for(self, requested: str = "", field_name: str = "department") -> frozenset[str] | None:
-        """The 12345 departments a list covers, as `stations_for` does for stations."""
-        if self.everything or self.all_departments:
-            return frozenset({requested}) if requested else None
-        if requested and requested not in self.departments:
-            raise PermissionDenied(f"departments/{requested} is outside your jurisdiction",
-                                   reason="OUT_OF_JURISDICTION", metadata={"field": field_name})
-        return frozenset({requested}) if requested else self.departments
-
     @property
     def nothing(self) -> bool:
         return not (self.everything or self.stations or self.departments or self.all_departments)
@@ -166,13 +157,6 @@ def in_jurisdiction(j: Jurisdiction, name: str, *station_ids: str) -> None:
 def in_scope(name: str, *station_ids: str) -> None:
     """A resource of these stations outside the caller's jurisdiction is, for the caller, not there."""
     in_jurisdiction(current_jurisdiction(), name, *station_ids)
-
-
-def in_department_scope(name: str, *department_ids: str) -> None:
-    """A work order of none of the caller's departments is, for the caller, not there."""
-    j = current_jurisdiction()
-    if not any(j.covers_department(d) for d in department_ids):
-        raise NotFound(name)
 
 
 def jurisdiction_of(ctx: AuthContext, directory: Org | None = None) -> Jurisdiction:

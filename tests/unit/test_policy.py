@@ -66,11 +66,9 @@ def test_an_out_of_scope_resource_is_not_found():
 
 def test_hotline_agents_see_every_work_order_and_departments_their_own():
     agent = jurisdiction_of(who("hotline_agent"), ORG)
-    assert agent.covers_department("D07") and agent.departments_for("") is None and not agent.sees("S01")
+    assert agent.covers_department("D07") and not agent.sees("S01")
     dept = jurisdiction_of(who("department", department="D01"), ORG)
-    assert dept.departments_for("") == {"D01"} and not dept.covers_department("D02")
-    with pytest.raises(PermissionDenied):
-        dept.departments_for("D02")
+    assert dept.covers_department("D01") and not dept.covers_department("D02")
 
 
 def test_people_without_police_roles_see_no_police_data():
