@@ -100,9 +100,6 @@ class Jurisdiction:
     # Every 12345 work order (the 12345 centre), without police data.
     all_departments: bool = False
 
-    def covers(self, station_id: str) -> bool:
-        return self.everything or station_id in self.stations
-
     def covers_department(self, dept_id: str) -> bool:
         return self.everything or self.all_departments or dept_id in self.departments
 

@@ -14,7 +14,6 @@ in-scope and out-of-scope resources (test_intake_access, test_dispatch_*, test_a
 from __future__ import annotations
 
 import importlib
-import re
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
@@ -108,13 +107,10 @@ def test_every_rpc_answers_every_role_as_its_table_says(stack, rpc):
     assert not wrong, f"{rpc.path} on {rpc.svc}:\n" + "\n".join(wrong)
 
 
-TEMPLATE_VAR = re.compile(r"\{([a-z_][a-z0-9_.]*)(?:=([^}]*))?\}")
-
-
 def concrete(template: str) -> str:
     """A path of the binding's template with a placeholder id in every variable (a feed consumer's
     routes name a real service, which the gateway routes on)."""
-    path = TEMPLATE_VAR.sub(lambda m: (m.group(2) or "x").replace("**", "x").replace("*", "x"), template)
+    path = fuzzing.TEMPLATE_VAR.sub(lambda m: (m.group(2) or "x").replace("**", "x").replace("*", "x"), template)
     return path.replace("/feedConsumers/x", "/feedConsumers/intake")
 
 

@@ -17,7 +17,7 @@ def who(*roles, **claims) -> AuthContext:
 
 def test_station_roles_see_their_station_only():
     j = jurisdiction_of(who("officer", station="S01"), ORG)
-    assert j.covers("S01") and not j.covers("S05") and not j.everything
+    assert j.sees("S01") and not j.sees("S05") and not j.everything
     assert jurisdiction_of(who("call_taker", station="S01"), ORG).stations == {"S01"}
 
 
