@@ -41,7 +41,7 @@ from sqlalchemy.engine import Connection, Engine
 from smart110.common.v1 import events_pb2
 
 from . import metrics
-from .errors import FailedPrecondition, NotFound
+from .errors import FailedPrecondition, NotFound, Unavailable
 from .telemetry import context_from
 
 log = logging.getLogger("smart110.consumer")
@@ -271,6 +271,8 @@ class FeedConsumer:
                 return self.apply(event)
             except _TRANSIENT:
                 raise  # the database, not the event: the run loop backs off
+            except Unavailable:
+                raise  # a dependency said it is down (e.g. a client's wrapped UNAVAILABLE): back off, do not park
             except Exception as exc:  # noqa: BLE001 - a failing handler
                 if self._stop.is_set():
                     raise

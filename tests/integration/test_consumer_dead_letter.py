@@ -21,7 +21,7 @@ from services.runtime.consumer import (
     FeedConsumer, Subscription, discard_parked, list_parked, replay_parked,
 )
 from services.runtime.db import ensure_service_database, make_engine
-from services.runtime.errors import FailedPrecondition
+from services.runtime.errors import FailedPrecondition, Unavailable
 from services.runtime.feed import Feed
 from services.runtime.outbox import Idempotency, Outbox
 from services.runtime.server import create_server
@@ -138,6 +138,59 @@ def test_poison_event_is_parked_others_go_on_and_its_subject_waits(env):
     assert (gone.resolve_reason, gone.resolved_by) == ("superseded by a newer report", "ops-lead")
     assert gone.resolve_time is not None
     assert list_parked(engine, tables.dead_letters, source=source) == []
+
+
+class _Down(grpc.RpcError):
+    def code(self):
+        return grpc.StatusCode.UNAVAILABLE
+
+
+@pytest.mark.parametrize("outage", [
+    lambda: Unavailable("intake could not locate the point (UNAVAILABLE); retry later", reason="INTAKE_UNAVAILABLE"),
+    _Down,
+], ids=["wrapped-by-a-client", "raw-grpc"])
+def test_a_dependency_outage_is_waited_out_never_parked(env, outage):
+    """A prepare step whose callee is down (a service restarting) is not a poison event: however many
+    tries it takes, the event is applied once the callee is back, and nothing is parked."""
+    engine, tables, effects, feed, outbox = env["engine"], env["tables"], env["effects"], env["feed"], env["outbox"]
+    source = f"src{uuid.uuid4().hex[:6]}"
+    tag = uuid.uuid4().hex[:8]
+    with engine.begin() as conn:
+        outbox.publish(conn, "test.NeedsCallee", f"d/{tag}", common_pb2.GeoPoint(latitude=1))
+    down = {"tries": 0}
+
+    def prepare(event, payload):
+        down["tries"] += 1
+        if down["tries"] <= 6:  # more than max_attempts: would be parked if it counted as poison
+            raise outage()
+        return "located"
+
+    def handler(conn, event, payload, prepared):
+        assert prepared == "located"
+        conn.execute(effects.insert().values(subject=event.subject, event_id=event.event_id))
+
+    def open_stream(req):
+        return feed.stream(events_pb2.StreamEventsRequest(after_sequence=req.after_sequence, types=list(req.types),
+                                                          stop_at_end=True), Ctx())
+
+    consumer = FeedConsumer(source=source, open_stream=open_stream, engine=engine, cursors=tables.cursors,
+                            inbox=tables.inbox, dead_letters=tables.dead_letters, max_attempts=3,
+                            retry_backoff=0.01,
+                            subscriptions={"test.NeedsCallee": Subscription(common_pb2.GeoPoint, handler, prepare)})
+    event = [e for e in open_stream(events_pb2.StreamEventsRequest(types=["test.NeedsCallee"]))
+             if e.subject.endswith(tag)][0]
+    outcomes = []
+    for _ in range(10):
+        try:
+            outcomes.append(consumer.handle(event))
+            break
+        except (Unavailable, grpc.RpcError):
+            outcomes.append("backed off")  # what the run loop does: wait, reopen from the cursor, try again
+    assert outcomes == ["backed off"] * 6 + [True]
+    assert list_parked(engine, tables.dead_letters, source=source) == []
+    with engine.connect() as conn:
+        assert [r.event_id for r in conn.execute(select(effects.c.event_id).where(
+            effects.c.subject == f"d/{tag}"))] == [event.event_id]
 
 
 def test_stop_with_a_generator_stream_completes(env):
