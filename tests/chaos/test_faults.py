@@ -15,6 +15,7 @@ order, once).
 from __future__ import annotations
 
 import collections
+import itertools
 import shutil
 import signal
 import tempfile
@@ -56,6 +57,11 @@ def chaos_stack():
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
+# Report numbers over every load on one stack: each report gets its own caller and place, so a later
+# load's reports are not merged as repeats (重复报警) of an earlier load's.
+_NUMBERS = itertools.count()
+
+
 class Load:
     """Files reports at a fixed rate from a thread; each is retried on the same request id."""
 
@@ -68,7 +74,6 @@ class Load:
         self.retried: list[tuple[str, str]] = []  # (kind, what the gateway said) per failed attempt
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._n = 0
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -84,8 +89,7 @@ class Load:
     def _tick(self) -> None:
         while not self._stop.wait(1 / RATE):
             with self._lock:
-                n = self._n
-                self._n += 1
+                n = next(_NUMBERS)
             t = threading.Thread(target=self._file, args=(n,), daemon=True)
             t.start()
             self._threads.append(t)
@@ -95,7 +99,9 @@ class Load:
         police = n % 3 != 2
         self.tried[rid] = police
         # Each report its own caller and place (repeats of one incident would be merged).
-        point = {"longitude": round(BASE[0] + (n % 15) * 0.004, 6), "latitude": round(BASE[1] + (n // 15) * 0.004, 6)}
+        # A grid of points 0.004° apart (farther than duplicates' radius), inside the sample city for the
+        # first 800 reports of a stack.
+        point = {"longitude": round(BASE[0] + (n % 25) * 0.004, 6), "latitude": round(BASE[1] + (n // 25) * 0.004, 6)}
         body = {"requestId": rid, "report": {
             "channel": "CHANNEL_PHONE", "caller": {"phoneNumber": f"1390000{n:04d}"},
             "location": {"point": point, "accuracyM": 15, "source": "LOCATION_SOURCE_GNSS"},
