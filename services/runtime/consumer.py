@@ -1,9 +1,15 @@
 """Feed consumers: exactly-once effects over at-least-once delivery.
 
-A consumer reads another service's feed from its own cursor. Each event is
-applied in one transaction in the consumer's own schema together with an
-inbox row for its event id and the cursor move, so a redelivered event is
-skipped and a consumer that was down resumes where it stopped.
+A consumer reads another service's feed from its own cursor. Events are
+applied in the consumer's own schema together with an inbox row for each
+event id and the cursor move, in one transaction, so a redelivered event is
+skipped and a consumer that was down resumes where it stopped. What has
+arrived is applied together: a reader thread takes events off the stream and
+the consumer applies all that are waiting (at most `BATCH_MAX`) in one
+transaction, in feed order; when nothing is waiting that is one event, so a
+quiet feed is followed at once and a busy one costs one commit per batch, not
+per event. If any event of a batch fails, the batch is rolled back and its
+events are applied one at a time, each in its own transaction.
 
 An event whose handler keeps failing (a poison event) is retried a bounded
 number of times, then parked in the consumer's `dead_letters` table in one
@@ -22,6 +28,7 @@ to the cursor, the consumer reopens its stream from the cursor every
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -72,6 +79,12 @@ def inbox_table(metadata: MetaData) -> Table:
 
 
 PARKED, REPLAYED, DISCARDED = "parked", "replayed", "discarded"
+# Events applied in one transaction at most (all that are waiting, up to this many). It bounds how
+# long a batch's transaction holds the outbox lock when its handlers publish.
+BATCH_MAX = 50
+# Events the reader thread keeps ahead of the consumer.
+READ_AHEAD = 2 * BATCH_MAX
+_END = object()  # the stream ended (or reached its renewal deadline)
 # A stream is reopened from the cursor this often (the producer then records the cursor).
 RENEW_SECONDS = 300.0
 ERROR_TEXT_MAX = 2000
@@ -238,10 +251,10 @@ class FeedConsumer:
                 self._cursor_gauge().set(after)
                 self._call = self._open(after)
                 log.info("consuming %s feed after sequence %d", self.source, after)
-                for event in self._events(self._call):
+                for batch in self._batches(self._call):
                     if self._stop.is_set():
                         return
-                    self.handle(event)
+                    self.handle_batch(batch)
                     backoff = 0.2
                 if self._renewed:
                     continue  # reopen from the cursor at once; a stream the producer ended waits a little
@@ -256,6 +269,146 @@ class FeedConsumer:
                 log.exception("failed to apply an event from %s; retrying in %.1fs", self.source, backoff)
             self._stop.wait(backoff)
             backoff = min(backoff * 2, 5.0)
+
+    def _batches(self, call):
+        """Lists of the events waiting on the stream, in feed order: the first waits for an event, then
+        takes every event already read, up to BATCH_MAX. A reader thread keeps up to READ_AHEAD ahead."""
+        waiting: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
+        done = threading.Event()
+
+        def read():
+            try:
+                for event in self._events(call):
+                    while not done.is_set():
+                        try:
+                            waiting.put(event, timeout=0.5)
+                            break
+                        except queue.Full:
+                            continue
+                    if done.is_set():
+                        return
+                waiting.put(_END)
+            except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
+                waiting.put(exc)
+
+        reader = threading.Thread(target=read, name=f"read-{self.source}", daemon=True)
+        reader.start()
+        try:
+            pending = None
+            while True:
+                item, pending = pending, None
+                while item is None:
+                    try:
+                        item = waiting.get(timeout=0.5)
+                    except queue.Empty:
+                        if self._stop.is_set():
+                            return
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                batch = [item]
+                while len(batch) < BATCH_MAX:
+                    try:
+                        nxt = waiting.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is _END or isinstance(nxt, BaseException):
+                        pending = nxt
+                        break
+                    batch.append(nxt)
+                yield batch
+        finally:
+            done.set()
+            try:
+                while True:
+                    waiting.get_nowait()  # lets a reader blocked on a full queue see `done`
+            except queue.Empty:
+                pass
+
+    # -- a batch of events -----------------------------------------------------
+    def handle_batch(self, events: list[events_pb2.Event]) -> list[bool]:
+        """Applies events in one transaction; if one of them fails, the batch is rolled back and each
+        event is handled alone (retried, parked). Returns, per event, whether it was applied now."""
+        if len(events) == 1:
+            return [self.handle(events[0])]
+        try:
+            return self.apply_batch(events)
+        except _TRANSIENT:
+            raise
+        except Unavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one of the events fails: find which, one at a time
+            if self._stop.is_set():
+                raise
+            if isinstance(exc, grpc.RpcError) and exc.code() in _TRANSIENT_CODES:
+                raise
+            log.warning("a batch of %d events from %s failed (%s); applying them one at a time",
+                        len(events), self.source, error_text(exc))
+        return [self.handle(event) for event in events]
+
+    def apply_batch(self, events: list[events_pb2.Event]) -> list[bool]:
+        """Applies events exactly once, in order, in one transaction. Per event: True when applied now."""
+        subs = [self.subscriptions.get(e.type) for e in events]
+        prepared = [self._prepare(sub, e) for sub, e in zip(subs, events)]  # before the transaction
+        results: list[str] = []
+        with self.engine.begin() as conn:
+            wanted = {e.event_id: e for sub, e in zip(subs, events) if sub is not None}
+            fresh: set[str] = set()
+            if wanted:
+                fresh = {str(i) for i in conn.execute(
+                    insert(self.inbox)
+                    .values([dict(event_id=e.event_id, source=self.source, sequence=e.sequence, type=e.type)
+                             for e in wanted.values()])
+                    .on_conflict_do_nothing()
+                    .returning(self.inbox.c.event_id)
+                ).scalars()}
+            blockers = self._parked_subjects(conn, {e.subject for e in wanted.values() if e.event_id in fresh})
+            for sub, event, prep in zip(subs, events, prepared):
+                if sub is None:
+                    results.append("ignored")
+                    continue
+                if event.event_id not in fresh:
+                    results.append("duplicate")
+                    continue
+                fresh.discard(event.event_id)  # the same event twice in one batch is applied once
+                blocker = blockers.get(event.subject)
+                if blocker is not None and blocker[0] < event.sequence:
+                    self._insert_dead_letter(conn, event, f"waiting behind parked event {blocker[1]}", 0)
+                    results.append(PARKED)
+                    continue
+                with _tracer.start_as_current_span(
+                    f"consume {event.type}", context=context_from(event.trace_context),
+                    kind=trace.SpanKind.CONSUMER,
+                    attributes={"messaging.source": self.source, "messaging.event_id": event.event_id,
+                                "messaging.sequence": event.sequence, "smart110.subject": event.subject,
+                                "messaging.batch.message_count": len(events)},
+                ):
+                    payload = sub.payload_type()
+                    event.payload.Unpack(payload)
+                    self._invoke(sub, conn, event, payload, prep)
+                results.append("applied")
+            self._move_cursor(conn, max(events, key=lambda e: e.sequence))
+        for event, result in zip(events, results):
+            if result == PARKED:
+                log.warning("parked event %s from %s behind a parked event of subject %s",
+                            event.event_id, self.source, event.subject)
+            self._record(event, result)
+        return [r == "applied" for r in results]
+
+    def _parked_subjects(self, conn, subjects: set[str]) -> dict[str, tuple[int, str]]:
+        """{subject: (sequence, event id)} of the earliest parked event of each of these subjects."""
+        subjects = {s for s in subjects if s}
+        if self.dead_letters is None or not subjects:
+            return {}
+        dl = self.dead_letters.c
+        found: dict[str, tuple[int, str]] = {}
+        for row in conn.execute(
+                select(dl.subject, dl.sequence, dl.event_id)
+                .where(dl.source == self.source, dl.status == PARKED, dl.subject.in_(sorted(subjects)))
+                .order_by(dl.sequence)):
+            found.setdefault(row.subject, (row.sequence, str(row.event_id)))
+        return found
 
     # -- one event -----------------------------------------------------------
     def handle(self, event: events_pb2.Event) -> bool:
