@@ -352,6 +352,7 @@ class FeedConsumer:
         subs = [self.subscriptions.get(e.type) for e in events]
         prepared = [self._prepare(sub, e) for sub, e in zip(subs, events)]  # before the transaction
         results: list[str] = []
+        units = []
         with self.engine.begin() as conn:
             wanted = {e.event_id: e for sub, e in zip(subs, events) if sub is not None}
             fresh: set[str] = set()
@@ -386,8 +387,14 @@ class FeedConsumer:
                 ):
                     payload = sub.payload_type()
                     event.payload.Unpack(payload)
-                    self._invoke(sub, conn, event, payload, prep)
+                    uow = self._invoke(sub, conn, event, payload, prep, flush=False)
+                if uow is not None:
+                    units.append(uow)
                 results.append("applied")
+            # The batch's events go to the outbox together at its end, in the order they were recorded:
+            # the outbox's publishing lock is held from there to the commit, not for the whole batch.
+            for uow in units:
+                uow.flush()
             self._move_cursor(conn, max(events, key=lambda e: e.sequence))
         for event, result in zip(events, results):
             if result == PARKED:
@@ -527,16 +534,19 @@ class FeedConsumer:
             )
         )
 
-    def _invoke(self, sub: Subscription, conn, event: events_pb2.Event, payload: Message, prepared) -> None:
+    def _invoke(self, sub: Subscription, conn, event: events_pb2.Event, payload: Message, prepared,
+                flush: bool = True):
         """Runs the handler in the consumer's transaction: on a unit of work when the consumer builds
-        them (its recorded events are published before the commit), else on the connection."""
+        them (its recorded events are published before the commit), else on the connection. With
+        `flush` False the caller publishes the unit of work's events (returned) later in the transaction."""
         target = conn if self.unit_of_work is None else self.unit_of_work(conn)
         if sub.prepare is None:
             sub.handler(target, event, payload)
         else:
             sub.handler(target, event, payload, prepared=prepared)
-        if self.unit_of_work is not None:
+        if self.unit_of_work is not None and flush:
             target.flush()
+        return target if self.unit_of_work is not None else None
 
     def _prepare(self, sub: Subscription | None, event: events_pb2.Event):
         """The subscription's prepare step, outside any transaction (no call holds a connection)."""
