@@ -204,6 +204,8 @@ def serving(spec, admin_url: str, *, clock: Clock | None = None, seed: bool = Tr
         servicers = assemble(spec, rt)
         if seed and spec.seed is not None:
             spec.seed(rt)
+        if spec.warm_up is not None:
+            spec.warm_up(rt)
         server = create_server(port=0, host="127.0.0.1", services=servicers, public=spec.public,
                                policies=all_policies(spec))
         rt.feed.start()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -198,6 +199,9 @@ class ServiceSpec:
     # Further commands (`python -m services.<name> <command> [args]`) -> function(args); they run
     # without the service's settings (a command that needs the database reads DATABASE_URL itself).
     commands: dict = field(default_factory=dict)
+    # Loads what a first request would otherwise wait for (indexes, dictionaries), before the
+    # service reports SERVING; run once at start-up.
+    warm_up: Callable[[Runtime], None] | None = None
 
 
 def feed_method(source: str) -> str:
@@ -274,6 +278,10 @@ def serve(spec: ServiceSpec, settings: Settings) -> None:
     httpd = start_metrics_endpoint(settings)
     if httpd is not None:
         server.on_stop(httpd.shutdown)
+    if spec.warm_up is not None:
+        started = time.monotonic()
+        spec.warm_up(rt)
+        log.info("%s warmed up in %.1fs", spec.name, time.monotonic() - started)
     rt.feed.start()
     server.on_drain(rt.feed.close)
     for consumer in rt.consumers:
