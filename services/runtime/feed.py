@@ -19,7 +19,8 @@ from itertools import count
 
 import psycopg
 from google.protobuf import any_pb2, timestamp_pb2
-from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, func, select
+from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, func, select, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Engine
 
@@ -28,12 +29,15 @@ from smart110.common.v1 import events_pb2
 from . import metrics
 from .db import libpq_url
 from .errors import InvalidArgument, OutOfRange
-from .outbox import notify_channel
+from .outbox import notify_channel, publish_lock_key
 from .retention import pruned_upto
 
 log = logging.getLogger("smart110.feed")
 
 BATCH = 500
+# How long a read waits for the publishers in flight when a sequence number is missing right after
+# its position; past it, the read returns nothing and tries again on the next wake.
+GAP_WAIT_MS = 250
 # Streams re-check the table at least this often, so a lost notification
 # (a dropped LISTEN connection) delays an event, never loses it.
 SAFETY_RECHECK_SECONDS = 5.0
@@ -76,8 +80,10 @@ class Feed:
         self.source = source
         self._dsn = libpq_url(database_url)
         self._channel = notify_channel(table.schema)
+        self._lock_key = publish_lock_key(table.schema)
         self._cond = threading.Condition()
         self._latest = 0
+        self._commits = 0  # notifications seen: a stream waits for this to change
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
         # Open streams -> the sequence each has caught up to, for the backlog gauge.
@@ -153,6 +159,8 @@ class Feed:
         with self._cond:
             if sequence > self._latest:
                 self._latest = sequence
+            # Every commit wakes the streams, also one below the latest (it may fill a gap).
+            self._commits += 1
             self._cond.notify_all()
 
     def _check_retained(self, after: int) -> None:
@@ -179,12 +187,55 @@ class Feed:
                 set_={"last_after_sequence": func.greatest(r.c.last_after_sequence, stmt.excluded.last_after_sequence),
                       "seen_time": func.now()}))
 
-    def _read(self, after: int, types: list[str]) -> list:
+    def _select(self, after: int, upto: int | None = None) -> list:
         query = select(self.table).where(self.table.c.sequence > after).order_by(self.table.c.sequence).limit(BATCH)
-        if types:
-            query = query.where(self.table.c.type.in_(types))
+        if upto is not None:
+            query = query.where(self.table.c.sequence <= upto)
         with self.engine.connect() as conn:
             return conn.execute(query).all()
+
+    def _wait_for_publishers(self) -> bool:
+        """Waits until every transaction publishing to this outbox now has committed or rolled back
+        (they hold the publish lock shared; this takes it exclusively, for a moment). False when that
+        takes longer than GAP_WAIT_MS."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(text(f"SET LOCAL lock_timeout = '{GAP_WAIT_MS}ms'"))
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": self._lock_key})
+            return True
+        except sa_exc.OperationalError:
+            log.debug("publishers of %s still in flight after %d ms", self.source, GAP_WAIT_MS)
+            return False
+
+    def _read(self, after: int, types: list[str]) -> tuple[list, int, bool]:
+        """(rows of the asked types a reader may take now, the sequence they cover up to, whether more
+        may follow at once).
+
+        Publishers commit in any order, so a number may be missing: held by a transaction still in
+        flight, or rolled back. Rows are taken up to the first missing number; when it is the very next
+        one, the read waits for the publishers in flight (a rolled-back number never appears, one in
+        flight may) and reads again: below the highest number first read, nothing can appear any more.
+        """
+        rows = self._select(after)
+        expected, safe = after + 1, []
+        for row in rows:
+            if row.sequence != expected:
+                break
+            safe.append(row)
+            expected += 1
+        stopped_at_gap = len(safe) < len(rows)
+        if rows and not safe:  # the next number is missing
+            if not self._wait_for_publishers():
+                return [], after, False  # in flight: its commit's notification wakes the stream
+            safe = self._select(after, upto=rows[-1].sequence)
+            stopped_at_gap = False
+        # Read again at once after a whole batch, or when stopped at a gap (the next read settles it).
+        more = len(safe) == BATCH or stopped_at_gap
+        upto = safe[-1].sequence if safe else after
+        if types:
+            wanted = set(types)
+            safe = [row for row in safe if row.type in wanted]
+        return safe, upto, more
 
     def stream(self, request: events_pb2.StreamEventsRequest, context, idle_seconds: float | None = None):
         """The body of every service's StreamEvents RPC.
@@ -209,13 +260,14 @@ class Feed:
         try:
             while context.is_active() and not self._closed.is_set():
                 with self._cond:
-                    target = self._latest
-                rows = self._read(after, types)
+                    target, seen = self._latest, self._commits
+                rows, upto, more = self._read(after, types)
                 for row in rows:
                     yield row_to_event(row, self.source)
                     after = row.sequence
                     self._positions[stream_id] = after
-                if len(rows) == BATCH:
+                after = max(after, upto)  # past the rows of other types too
+                if more:
                     continue
                 # Caught up with everything committed up to `target` (of the types asked for).
                 self._positions[stream_id] = max(after, target)
@@ -223,9 +275,9 @@ class Feed:
                     return
                 idle = False
                 with self._cond:
-                    if self._latest <= target:
+                    if self._commits == seen:
                         self._cond.wait(idle_seconds or SAFETY_RECHECK_SECONDS)
-                        idle = self._latest <= target
+                        idle = self._commits == seen
                 if idle and idle_seconds:
                     yield None
         finally:

@@ -2,9 +2,12 @@
 adds to its own schema, and the helpers that write them.
 
 An event is inserted in the same transaction as the state change it
-announces. A transaction-scoped advisory lock orders publishers so sequence
-numbers become visible in commit order: a feed reader that has seen sequence
-N will never later find a smaller one appear.
+announces. Publishers do not wait for each other: each holds a shared
+transaction-scoped advisory lock (`publish_lock_key`) from its first publish
+to its commit, so sequence numbers may become visible out of order. The feed
+(feed.py) never serves past a missing number until it knows no publisher
+still holds it: a feed reader that has seen sequence N will never later find
+a smaller one appear.
 
 An event carries what changed, bounded in size (services/runtime/changes.py):
 a payload above `MAX_EVENT_BYTES` is still published (refusing it would lose
@@ -80,17 +83,24 @@ def notify_channel(schema: str) -> str:
     return f"{schema}_outbox"
 
 
+def publish_lock_key(schema: str) -> int:
+    """The advisory lock publishers hold shared (until commit) and the feed takes exclusively to wait
+    until every publisher in flight has committed or rolled back."""
+    return int.from_bytes(hashlib.sha256(f"{schema}.outbox".encode()).digest()[:4], "big")
+
+
 class Outbox:
     """Writes events into one service's outbox table."""
 
     def __init__(self, table: Table, source: str):
         self.table = table
         self.source = source
-        self._lock_key = int.from_bytes(hashlib.sha256(f"{table.schema}.outbox".encode()).digest()[:4], "big")
+        self._lock_key = publish_lock_key(table.schema)
 
     def publish(self, conn, event_type: str, subject: str, payload: Message) -> int:
         """Adds an event to the current transaction; returns its sequence."""
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": self._lock_key})
+        # Shared: publishers run side by side; held before the sequence is drawn (see feed.py).
+        conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": self._lock_key})
         packed = any_pb2.Any()
         packed.Pack(payload, type_url_prefix="type.googleapis.com/")
         if len(packed.value) > MAX_EVENT_BYTES:

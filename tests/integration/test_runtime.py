@@ -203,3 +203,105 @@ def test_a_read_snapshot_sees_one_state_across_its_queries(env):
         with engine.begin() as writer:
             writer.execute(effects.insert().values(event_id=tag))
         assert (before, count(conn)) == (2, 3)
+
+
+def _stream_in_thread(feed, after):
+    """A live stream from `after` in a thread; returns (received list, context to end it)."""
+    received: list[events_pb2.Event] = []
+    ctx = Ctx()
+
+    def reader():
+        for event in feed.stream(events_pb2.StreamEventsRequest(after_sequence=after), ctx):
+            received.append(event)
+    threading.Thread(target=reader, daemon=True).start()
+    return received, ctx
+
+
+def _wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _latest(env):
+    with env["engine"].connect() as conn:
+        return conn.execute(select(func.coalesce(func.max(env["tables"].outbox.c.sequence), 0))).scalar_one()
+
+
+def test_publishers_do_not_wait_for_each_other_and_the_feed_never_serves_past_one_in_flight(env):
+    """A publisher that drew a number and has not committed does not hold up another publisher;
+    the later number, committed first, is served only after the earlier one, in order."""
+    engine, outbox, feed = env["engine"], env["outbox"], env["feed"]
+    start = _latest(env)
+    received, ctx = _stream_in_thread(feed, start)
+    slow = engine.connect()
+    slow_tx = slow.begin()
+    first = outbox.publish(slow, "test.Ordered", "ordered/first", common_pb2.GeoPoint(latitude=1))
+    t0 = time.monotonic()
+    with engine.begin() as conn:  # does not wait for the open transaction
+        second = outbox.publish(conn, "test.Ordered", "ordered/second", common_pb2.GeoPoint(latitude=2))
+    assert time.monotonic() - t0 < 5, "the second publisher was not held up by the first"
+    assert second > first
+    time.sleep(0.6)  # longer than the feed waits for publishers in flight at a gap
+    assert [e.subject for e in received] == [], "the later number is not served while the earlier is in flight"
+    slow_tx.commit()
+    slow.close()
+    assert _wait_for(lambda: len(received) >= 2)
+    ctx.active = False
+    assert [(e.sequence, e.subject) for e in received[:2]] == [(first, "ordered/first"), (second, "ordered/second")]
+
+
+def test_a_rolled_back_number_does_not_hold_up_the_feed(env):
+    engine, outbox, feed = env["engine"], env["outbox"], env["feed"]
+    start = _latest(env)
+    received, ctx = _stream_in_thread(feed, start)
+    with engine.connect() as conn:
+        tx = conn.begin()
+        lost = outbox.publish(conn, "test.Ordered", "ordered/rolled-back", common_pb2.GeoPoint(latitude=3))
+        tx.rollback()
+    with engine.begin() as conn:
+        kept = outbox.publish(conn, "test.Ordered", "ordered/kept", common_pb2.GeoPoint(latitude=4))
+    assert kept > lost
+    assert _wait_for(lambda: len(received) >= 1, timeout=3)
+    ctx.active = False
+    assert [e.subject for e in received] == ["ordered/kept"]
+
+
+def test_feed_order_holds_with_rollbacks_and_late_commits_mixed_in(env):
+    """Many publishers, some committing late, some rolling back: a reader gets every committed event
+    once, in ascending order, and none of the rolled-back ones."""
+    engine, outbox, feed = env["engine"], env["outbox"], env["feed"]
+    start = _latest(env)
+    received, ctx = _stream_in_thread(feed, start)
+    committed: list[str] = []
+    lock = threading.Lock()
+
+    def publisher(n):
+        rng = random.Random(100 + n)
+        for i in range(30):
+            with engine.connect() as conn:
+                tx = conn.begin()
+                outbox.publish(conn, "test.Mixed", f"mixed/{n}-{i}", common_pb2.GeoPoint(longitude=n, latitude=i))
+                time.sleep(rng.random() * 0.01)
+                if rng.random() < 0.2:
+                    tx.rollback()
+                else:
+                    tx.commit()
+                    with lock:
+                        committed.append(f"mixed/{n}-{i}")
+
+    pubs = [threading.Thread(target=publisher, args=(n,)) for n in range(5)]
+    for p in pubs:
+        p.start()
+    for p in pubs:
+        p.join()
+    assert _wait_for(lambda: len([e for e in received if e.subject.startswith("mixed/")]) >= len(committed))
+    time.sleep(0.3)
+    ctx.active = False
+    got = [e for e in received if e.subject.startswith("mixed/")]
+    seqs = [e.sequence for e in got]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert sorted(e.subject for e in got) == sorted(committed)
