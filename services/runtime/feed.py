@@ -11,6 +11,7 @@ a recently seen reader has not passed (see retention.py).
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import re
 import threading
@@ -35,6 +36,9 @@ from .retention import pruned_upto
 log = logging.getLogger("smart110.feed")
 
 BATCH = 500
+# Recent events kept in memory, shared by the open streams: a commit is read from the table once,
+# however many streams follow the feed; a stream further behind reads the table itself.
+CACHE_EVENTS = 5000
 # How long a read waits for the publishers in flight when a sequence number is missing right after
 # its position; past it, the read returns nothing and tries again on the next wake.
 GAP_WAIT_MS = 250
@@ -84,6 +88,15 @@ class Feed:
         self._cond = threading.Condition()
         self._latest = 0
         self._commits = 0  # notifications seen: a stream waits for this to change
+        # The shared window: every committed event with cache_from < sequence <= cache_upto, in order.
+        self._cache: list[events_pb2.Event] = []
+        self._cache_seqs: list[int] = []
+        self._cache_from: int | None = None
+        self._cache_upto = 0
+        self._cache_commits = -1  # notifications seen at the last refresh
+        self._cache_more = False  # the last refresh stopped at a missing number or a full batch
+        self._cache_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
         # Open streams -> the sequence each has caught up to, for the backlog gauge.
@@ -237,6 +250,63 @@ class Feed:
             safe = [row for row in safe if row.type in wanted]
         return safe, upto, more
 
+    def _from_cache(self, after: int, types: list[str]):
+        """(events after `after` of the types, the sequence covered, True) from the shared window, or
+        None when `after` is outside it or at its end."""
+        with self._cache_lock:
+            if self._cache_from is None or not (self._cache_from <= after < self._cache_upto):
+                return None
+            start = bisect.bisect_right(self._cache_seqs, after)
+            events, upto = self._cache[start:], self._cache_upto
+        if types:
+            wanted = set(types)
+            events = [e for e in events if e.type in wanted]
+        return events, upto, True, False
+
+    def _events(self, after: int, types: list[str], force: bool = True) -> tuple[list, int, bool, bool]:
+        """(events of the types a reader may take now, the sequence they cover up to, whether to read
+        again at once, whether the table was looked at): from the shared window when `after` is in it, else from the table. Without
+        `force`, a stream at the window's end reads the table only when a commit was notified since the
+        last read (a stream's first read, and one after a quiet wait, force it)."""
+        served = self._from_cache(after, types)
+        if served is not None:
+            return served
+        with self._cache_lock:
+            at_end = self._cache_from is None or after == self._cache_upto
+        if not at_end:  # behind the window (catching up) or ahead of it: read the table
+            rows, upto, more = self._read(after, types)
+            return [row_to_event(r, self.source) for r in rows], upto, more, True
+        with self._refresh_lock:
+            served = self._from_cache(after, types)  # another stream refreshed meanwhile
+            if served is not None:
+                return served
+            with self._cond:
+                commits = self._commits
+            with self._cache_lock:
+                if self._cache_from is None:
+                    self._cache_from = self._cache_upto = after
+                elif after != self._cache_upto:
+                    return [], after, True, False  # the window moved; look again
+                if not force and commits == self._cache_commits and not self._cache_more:
+                    return [], after, False, False  # nothing committed since the last refresh: wait
+                start = self._cache_upto
+            rows, upto, more = self._read(start, [])
+            fresh = [row_to_event(r, self.source) for r in rows]
+            with self._cache_lock:
+                self._cache.extend(fresh)
+                self._cache_seqs.extend(e.sequence for e in fresh)
+                self._cache_upto = max(self._cache_upto, upto)
+                self._cache_commits = commits
+                self._cache_more = more
+                if len(self._cache) > CACHE_EVENTS:
+                    drop = len(self._cache) - CACHE_EVENTS
+                    self._cache_from = self._cache_seqs[drop - 1]
+                    del self._cache[:drop], self._cache_seqs[:drop]
+        if types:
+            wanted = set(types)
+            fresh = [e for e in fresh if e.type in wanted]
+        return fresh, upto, more, True
+
     def stream(self, request: events_pb2.StreamEventsRequest, context, idle_seconds: float | None = None):
         """The body of every service's StreamEvents RPC.
 
@@ -257,14 +327,16 @@ class Feed:
         stream_id = next(self._stream_ids)
         with self._positions_lock:
             self._positions[stream_id] = after
+        force = True  # the first read looks at the table whatever was notified
         try:
             while context.is_active() and not self._closed.is_set():
                 with self._cond:
                     target, seen = self._latest, self._commits
-                rows, upto, more = self._read(after, types)
-                for row in rows:
-                    yield row_to_event(row, self.source)
-                    after = row.sequence
+                events, upto, more, looked = self._events(after, types, force)
+                force = force and not looked  # until the stream has looked at the table once
+                for event in events:
+                    yield event
+                    after = event.sequence
                     self._positions[stream_id] = after
                 after = max(after, upto)  # past the rows of other types too
                 if more:
@@ -278,6 +350,7 @@ class Feed:
                     if self._commits == seen:
                         self._cond.wait(idle_seconds or SAFETY_RECHECK_SECONDS)
                         idle = self._commits == seen
+                force = idle  # a quiet wait ends with a look at the table (a notification may be lost)
                 if idle and idle_seconds:
                     yield None
         finally:

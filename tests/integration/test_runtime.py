@@ -305,3 +305,31 @@ def test_feed_order_holds_with_rollbacks_and_late_commits_mixed_in(env):
     seqs = [e.sequence for e in got]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     assert sorted(e.subject for e in got) == sorted(committed)
+
+
+def test_streams_share_one_read_of_each_commit(env, monkeypatch):
+    """Four streams at the feed's end follow 40 commits: each gets every event once, in order, while
+    the table is read about once per commit, not once per commit and stream."""
+    engine, outbox, feed = env["engine"], env["outbox"], env["feed"]
+    start = _latest(env)
+    reads = {"n": 0}
+    original = feed._select
+
+    def counted(*args, **kw):
+        reads["n"] += 1
+        return original(*args, **kw)
+    monkeypatch.setattr(feed, "_select", counted)
+    streams = [_stream_in_thread(feed, start) for _ in range(4)]
+    time.sleep(0.3)
+    reads["n"] = 0
+    for i in range(40):
+        with engine.begin() as conn:
+            outbox.publish(conn, "test.Shared", f"shared/{i}", common_pb2.GeoPoint(latitude=i))
+        time.sleep(0.01)
+    assert _wait_for(lambda: all(len([e for e in got if e.subject.startswith("shared/")]) >= 40
+                                 for got, _ in streams))
+    for got, ctx in streams:
+        ctx.active = False
+        subjects = [e.subject for e in got if e.subject.startswith("shared/")]
+        assert subjects == [f"shared/{i}" for i in range(40)]
+    assert reads["n"] <= 40 * 2, f"{reads['n']} reads of the table for 40 commits and 4 streams"
