@@ -3,6 +3,12 @@
 `StreamEvents` returns the events after a sequence number, then keeps the
 stream open and sends new events as they commit. One LISTEN connection per
 process wakes every open stream on NOTIFY; streams never poll on a sleep.
+Streams at the feed's end share one read of each commit (a window of recent
+events in memory); a stream further behind reads the table itself.
+
+Publishers commit in any order (outbox.py); the feed serves up to the first
+missing sequence number and settles a missing next number by waiting for the
+publishers in flight, so a reader never sees a smaller number after a larger.
 
 A consuming service names itself on the request (`consumer`); its
 `after_sequence` is then its cursor, and the feed records the highest one it
