@@ -48,6 +48,7 @@ CACHE_EVENTS = 5000
 # How long a read waits for the publishers in flight when a sequence number is missing right after
 # its position; past it, the read returns nothing and tries again on the next wake.
 GAP_WAIT_MS = 250
+LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock_timeout
 # Streams re-check the table at least this often, so a lost notification
 # (a dropped LISTEN connection) delays an event, never loses it.
 SAFETY_RECHECK_SECONDS = 5.0
@@ -137,7 +138,16 @@ class Feed:
         return self._closed.is_set()
 
     def latest_sequence(self) -> int:
-        """The highest sequence committed to the outbox now."""
+        """The highest sequence committed to the outbox now, with no smaller number still in flight: a
+        stream started from it misses nothing committed after (read while no publisher is in flight;
+        after a few tries, the highest committed)."""
+        for _ in range(8):
+            settled = self._wait_for_publishers(
+                lambda conn: conn.execute(select(func.coalesce(func.max(self.table.c.sequence), 0))).scalar_one())
+            if settled is not None:
+                return settled
+        log.warning("publishers of %s kept the feed busy; starting from the highest committed sequence",
+                    self.source)
         return self._max_sequence()
 
     def _export_metrics(self) -> None:
@@ -213,18 +223,21 @@ class Feed:
         with self.engine.connect() as conn:
             return conn.execute(query).all()
 
-    def _wait_for_publishers(self) -> bool:
+    def _wait_for_publishers(self, then=None):
         """Waits until every transaction publishing to this outbox now has committed or rolled back
-        (they hold the publish lock shared; this takes it exclusively, for a moment). False when that
-        takes longer than GAP_WAIT_MS."""
+        (they hold the publish lock shared; this takes it exclusively, for a moment), then runs
+        `then(conn)` while no publisher is in flight and returns its result (True without `then`).
+        None when the wait takes longer than GAP_WAIT_MS."""
         try:
             with self.engine.begin() as conn:
                 conn.execute(text(f"SET LOCAL lock_timeout = '{GAP_WAIT_MS}ms'"))
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": self._lock_key})
-            return True
-        except sa_exc.OperationalError:
+                return True if then is None else then(conn)
+        except sa_exc.OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise  # the database, not a publisher in flight
             log.debug("publishers of %s still in flight after %d ms", self.source, GAP_WAIT_MS)
-            return False
+            return None
 
     def _read(self, after: int, types: list[str]) -> tuple[list, int, bool]:
         """(rows of the asked types a reader may take now, the sequence they cover up to, whether more
@@ -244,7 +257,7 @@ class Feed:
             expected += 1
         stopped_at_gap = len(safe) < len(rows)
         if rows and not safe:  # the next number is missing
-            if not self._wait_for_publishers():
+            if self._wait_for_publishers() is None:
                 return [], after, False  # in flight: its commit's notification wakes the stream
             safe = self._select(after, upto=rows[-1].sequence)
             stopped_at_gap = False

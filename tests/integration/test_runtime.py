@@ -333,3 +333,31 @@ def test_streams_share_one_read_of_each_commit(env, monkeypatch):
         subjects = [e.subject for e in got if e.subject.startswith("shared/")]
         assert subjects == [f"shared/{i}" for i in range(40)]
     assert reads["n"] <= 40 * 2, f"{reads['n']} reads of the table for 40 commits and 4 streams"
+
+
+def test_the_latest_sequence_waits_for_a_publisher_in_flight(env):
+    """A stream started "from now" (a big screen, a phone) must not start above a number still in
+    flight, or the change that number carries is skipped: the position is read once no publisher is
+    in flight."""
+    engine, outbox = env["engine"], env["outbox"]
+    feed = env["feed"]
+    slow = engine.connect()
+    slow_tx = slow.begin()
+    in_flight = outbox.publish(slow, "test.Latest", "latest/in-flight", common_pb2.GeoPoint(latitude=1))
+    with engine.begin() as conn:  # a later number commits first
+        later = outbox.publish(conn, "test.Latest", "latest/committed", common_pb2.GeoPoint(latitude=2))
+    assert later > in_flight
+    got = {}
+
+    def position():
+        got["latest"] = feed.latest_sequence()
+        got["at"] = time.monotonic()
+    t = threading.Thread(target=position)
+    t.start()
+    time.sleep(0.4)
+    committed_at = time.monotonic()
+    slow_tx.commit()
+    slow.close()
+    t.join(10)
+    assert got["latest"] >= later
+    assert got["at"] >= committed_at, "the position was given while a smaller number was in flight"
