@@ -17,6 +17,7 @@ is found before it nears gRPC's 4 MB message limit.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import uuid
 from datetime import datetime, timezone
@@ -33,6 +34,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     func,
     select,
     text,
@@ -96,32 +98,38 @@ class Outbox:
         self.table = table
         self.source = source
         self._lock_key = publish_lock_key(table.schema)
+        self._sql = None
 
     def publish(self, conn, event_type: str, subject: str, payload: Message) -> int:
-        """Adds an event to the current transaction; returns its sequence."""
-        # Shared: publishers run side by side; held before the sequence is drawn (see feed.py).
-        conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": self._lock_key})
+        """Adds an event to the current transaction; returns its sequence.
+
+        One statement: the publish lock (shared: publishers run side by side) taken before the
+        sequence number is drawn (see feed.py), the row, and the notification."""
         packed = any_pb2.Any()
         packed.Pack(payload, type_url_prefix="type.googleapis.com/")
         if len(packed.value) > MAX_EVENT_BYTES:
             log.warning("event %s about %s is %d bytes, above the %d-byte bound; published anyway",
                         event_type, subject, len(packed.value), MAX_EVENT_BYTES)
             metrics.OUTBOX_OVERSIZED_EVENTS.labels(service=metrics.service(), type=event_type).inc()
-        seq = conn.execute(
-            self.table.insert()
-            .values(
-                event_id=uuid.uuid4(),
-                type=event_type,
-                subject=subject,
-                payload_type=packed.type_url,
-                payload=packed.value,
-                trace_context=current_trace_context(),
-                occur_time=datetime.now(timezone.utc),
-            )
-            .returning(self.table.c.sequence)
-        ).scalar_one()
-        conn.execute(text("SELECT pg_notify(:ch, :seq)"), {"ch": notify_channel(self.table.schema), "seq": str(seq)})
-        return seq
+        return conn.execute(self._statement, {
+            "k": self._lock_key, "ch": notify_channel(self.table.schema), "event_id": uuid.uuid4(),
+            "type": event_type, "subject": subject, "payload_type": packed.type_url, "payload": packed.value,
+            "trace_context": json.dumps(current_trace_context()), "occur_time": datetime.now(timezone.utc),
+        }).scalar_one()
+
+    @property
+    def _statement(self):
+        if self._sql is None:
+            table = f'"{self.table.schema}"."{self.table.name}"' if self.table.schema else f'"{self.table.name}"'
+            self._sql = text(
+                "WITH held AS (SELECT pg_advisory_xact_lock_shared(:k)), "
+                f"added AS (INSERT INTO {table} "
+                "(event_id, type, subject, payload_type, payload, trace_context, occur_time) "
+                "SELECT :event_id, :type, :subject, :payload_type, :payload, CAST(:trace_context AS jsonb), "
+                ":occur_time FROM held RETURNING sequence) "
+                "SELECT sequence FROM added, pg_notify(:ch, added.sequence::text)"
+            ).bindparams(bindparam("event_id", type_=UUID(as_uuid=True)), bindparam("payload", type_=LargeBinary))
+        return self._sql
 
 
 def request_fingerprint(request: Message) -> str:
