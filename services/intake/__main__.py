@@ -7,7 +7,6 @@ from smart110.intake.v1 import intake_service_pb2_grpc as pb_grpc
 from services.runtime.app import Runtime, ServiceSpec, main
 
 from . import handlers, mapping, policy, queries, seed, store, workers
-from .classifier import artifacts
 from .api import IntakeServicer
 
 
@@ -19,21 +18,12 @@ def build(rt: Runtime) -> list[tuple]:
              pb.DESCRIPTOR.services_by_name["IntakeService"].full_name)]
 
 
-def warm_up(rt: Runtime) -> None:
-    """The jurisdiction index, the gazetteer, the knowledge base's index (with the word segmenter's
-    dictionary, about a second) and the classifier are loaded before the first caller, not by it."""
-    rt.context.areas.get()
-    rt.context.addresses.get()
-    rt.context.knowledge.index()
-    artifacts.default()  # the promoted classifier model
-
-
 SPEC = ServiceSpec(
     name="intake", metadata=store.metadata, tables=store.runtime_tables,
     migrations=Path(__file__).parent / "migrations", build=build, seed=seed.seed,
     event_handlers=handlers.EVENT_HANDLERS, event_mapping=mapping.event_to_message,
     repositories=store.Repositories, policies=policy.POLICIES, commands=workers.COMMANDS,
-    warm_up=warm_up,
+    warm_up=workers.warm_up,
 )
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""Jobs beside the service: retraining the classifier from the corpus and the call-takers'
-corrections (`python -m services.intake train`), and classifying JSON lines without a database
-(`python -m services.intake classify`)."""
+"""Jobs beside the service: the start-up warm-up (`warm_up`), retraining the classifier from the
+corpus and the call-takers' corrections (`python -m services.intake train`), and classifying JSON
+lines without a database (`python -m services.intake classify`)."""
 from __future__ import annotations
 
 import logging
@@ -10,10 +10,19 @@ from sampledata import knowledge as knowledge_seed
 from services.runtime import db
 
 from . import queries
-from .classifier import cli
+from .classifier import artifacts, cli
 from .knowledge import Entry
 
 log = logging.getLogger(__name__)
+
+
+def warm_up(rt) -> None:
+    """The jurisdiction index, the gazetteer, the knowledge base's index (with the word segmenter's
+    dictionary, about a second) and the classifier are loaded before the first caller, not by it."""
+    rt.context.areas.get()
+    rt.context.addresses.get()
+    rt.context.knowledge.index()
+    artifacts.default()  # the promoted classifier model
 
 
 def _read(what):
