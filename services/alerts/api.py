@@ -139,8 +139,9 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
         with read_snapshot(self.rt.engine) as conn:
             rows = queries.alert_page(conn, query, after, size)
             page, next_token = paginate(rows, size, lambda r: {"t": r.last_seen_time.isoformat(), "id": r.id})
-            return pb.ListAlertsResponse(alerts=[mapping.alert_to_pb(queries.alert(conn, r.id)) for r in page],
-                                         next_page_token=next_token)
+            return pb.ListAlertsResponse(
+                alerts=[mapping.alert_to_pb(a) for a in queries.alerts_by_id(conn, [r.id for r in page])],
+                next_page_token=next_token)
 
     def AcknowledgeAlert(self, request: pb.AcknowledgeAlertRequest, context) -> pb.Alert:
         alert_id = name_id(request.name, "alerts", request_id=request.request_id)

@@ -286,6 +286,23 @@ def alert_of(conn, row, whole: bool = True) -> Alert:
     notes = conn.execute(select(notifications).where(notifications.c.alert_id == row.id)
                          .order_by(notifications.c.seq)).all() if whole else []
     timeline = alert_timeline.of(conn, row.id) if whole else []
+    return _alert_from(row, notes, timeline)
+
+
+def alerts_of(conn, rows) -> list[Alert]:
+    """Whole alerts from their rows, in the rows' order: two queries for the notifications and
+    timelines of any number of alerts, not two per alert."""
+    ids = [r.id for r in rows]
+    notes: dict[str, list] = {i: [] for i in ids}
+    if ids:
+        for n in conn.execute(select(notifications).where(notifications.c.alert_id.in_(ids))
+                              .order_by(notifications.c.seq)):
+            notes[n.alert_id].append(n)
+    timelines = alert_timeline.of_many(conn, ids)
+    return [_alert_from(row, notes[row.id], timelines[row.id]) for row in rows]
+
+
+def _alert_from(row, notes, timeline) -> Alert:
     center = (row.center_lon, row.center_lat) if row.center_lon is not None else None
     return Alert(
         id=row.id, fingerprint=row.fingerprint, group_key=row.group_key, kind=row.kind, level=row.level,

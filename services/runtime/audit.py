@@ -51,6 +51,16 @@ class Timeline:
         rows = conn.execute(select(self.table).where(self.subject == subject_id).order_by(self.table.c.seq))
         return [TimelineEntry(r.action, r.actor, list(r.roles), r.time, r.detail, r.reason) for r in rows]
 
+    def of_many(self, conn, subject_ids: list[str]) -> dict[str, list[TimelineEntry]]:
+        """The timelines of several subjects in one query (a page of a list): {subject id: entries}."""
+        found: dict[str, list[TimelineEntry]] = {i: [] for i in subject_ids}
+        if subject_ids:
+            for r in conn.execute(select(self.table).where(self.subject.in_(list(subject_ids)))
+                                  .order_by(self.table.c.seq)):
+                found[r._mapping[self.subject.name]].append(TimelineEntry(r.action, r.actor, list(r.roles), r.time, r.detail,
+                                                                 r.reason))
+        return found
+
 
 def timeline_to_pb(entries: list[TimelineEntry], field) -> None:
     """Fills a repeated timeline field of any message whose entries have action, detail and stamp."""

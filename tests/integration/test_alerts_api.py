@@ -290,3 +290,33 @@ def test_obligations_through_the_api(stub, served, station):
                                                                 comment="检查无问题"), timeout=5)
     assert done.state == pb.OBLIGATION_STATE_PENDING and done.complete_stamp.reason == "检查无问题"
     assert done.due_time.ToDatetime() > created.due_time.ToDatetime() + timedelta(days=10)
+
+
+def test_a_page_of_alerts_costs_the_same_few_queries_however_many_it_holds(stub, served, station):
+    """ListAlerts answers whole alerts (notifications and timelines) in a fixed number of queries,
+    not three per alert."""
+    from sqlalchemy import event as sa_event
+
+    terms = ["爆炸物", "人质", "持枪", "纵火", "投毒"]
+    for term in terms:
+        keyword_rule(stub, station, term=term)
+    raised = report_in(served, station, "商场里有人持枪劫持人质，还带着爆炸物，说要纵火投毒")
+    assert len(raised) >= len(terms)
+
+    def statements(page_size):
+        count = {"n": 0}
+
+        def counted(*_args):
+            count["n"] += 1
+        sa_event.listen(served.rt.engine, "before_cursor_execute", counted)
+        try:
+            listed = stub.ListAlerts(pb.ListAlertsRequest(station_id=station, page_size=page_size), timeout=5)
+        finally:
+            sa_event.remove(served.rt.engine, "before_cursor_execute", counted)
+        return count["n"], listed
+
+    few, one = statements(1)
+    many, five = statements(len(terms))
+    assert len(one.alerts) == 1 and len(five.alerts) == len(terms)
+    assert all(a.timeline and a.notifications for a in five.alerts)
+    assert many == few, f"{few} statements for one alert, {many} for {len(terms)}"
