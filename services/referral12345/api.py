@@ -23,7 +23,7 @@ from services.runtime.app import Runtime
 from services.runtime.db import read_snapshot
 from services.runtime.enums import enum_name
 from services.runtime.errors import NotFound, PermissionDenied
-from services.runtime.policy import department_of
+from services.runtime.policy import current_jurisdiction, department_of
 from services.runtime.timeutil import from_pb
 from services.runtime.validation import Violations, decode_page_token, name_id, resource_id, time_keyset
 
@@ -51,6 +51,16 @@ def own_department_only() -> str:
     if ctx.has_role(*AGENT_ROLES, *POLICE_READ_ROLES):
         return ""
     return department_of(ctx) or "-"
+
+
+def police_stations() -> frozenset[str] | None:
+    """The stations whose work orders a police reader sees (the orders the 12345 line handed to, or
+    took from, their station's jurisdiction); None for the 12345 desk, departments (their own rule)
+    and city command."""
+    ctx = auth.current()
+    if ctx.has_role(*AGENT_ROLES) or not ctx.has_role(*POLICE_READ_ROLES):
+        return None
+    return current_jurisdiction().stations_for((), "station_id")
 
 
 def act_for(dept_id: str) -> None:
@@ -126,6 +136,9 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
         return resource_id(name, "workOrders", v, field)
 
     def _view(self, order: WorkOrder, *, masked: bool = False) -> pb.WorkOrder:
+        stations = police_stations()
+        if stations is not None and order.station_id not in stations:
+            raise NotFound(order.name)  # another station's order: for this reader, not there
         own = own_department_only()
         if own and not any(a.dept_id == own for a in order.assignments):
             raise PermissionDenied(f"{order.name} was not assigned to departments/{own}",
@@ -193,6 +206,7 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
             overdue_only=request.overdue_only, department=dept_id, query=request.query.strip(),
             start=from_pb(request.create_time_start) if request.HasField("create_time_start") else None,
             end=from_pb(request.create_time_end) if request.HasField("create_time_end") else None,
+            stations=police_stations(),
         )
         with read_snapshot(self.rt.engine) as conn:
             page = queries.work_orders_page(conn, size=size, after=after, filters=filters)

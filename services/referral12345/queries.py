@@ -66,6 +66,8 @@ def _work_orders_where(q, filters: dict):
     if filters.get("query"):
         like = "%" + filters["query"].replace("%", r"\%").replace("_", r"\_") + "%"
         q = q.where(or_(c.description.like(like), c.address_text.like(like)))
+    if filters.get("stations") is not None:  # a police reader's jurisdiction (an empty one: nothing)
+        q = q.where(c.station_id.in_(sorted(filters["stations"])))
     if filters.get("department"):
         q = q.where(c.id.in_(select(assignments.c.work_order_id).where(
             assignments.c.dept_id == filters["department"], assignments.c.state != "WITHDRAWN")))

@@ -540,3 +540,26 @@ def test_the_police_side_finds_a_referred_reports_order_by_the_report(suite):
     other = suite.referral.ListWorkOrders(pb.ListWorkOrdersRequest(report=report.name), metadata=dept("D07"),
                                           timeout=10).work_orders
     assert order.assignments[0].department != "departments/D07" and list(other) == []
+
+
+def test_police_readers_see_the_work_orders_of_their_own_jurisdiction(suite):
+    """A station's police read the 12345 orders of their own station's area; another station's order
+    is, for them, not there; city command and the 12345 desk see every order."""
+    near = report_110(suite, "小区路灯坏了一个星期了没人修")
+    far = report_110(suite, "路边垃圾桶满了好几天没人清运", where=HANYANG_S15)
+    here = eventually(lambda: order_for_report(suite, near.name))
+    there = eventually(lambda: order_for_report(suite, far.name))
+    assert here.name != there.name
+    chief = support.caller(["station_chief"], station="S01", sub="chief-s01")
+    listed = {o.name for o in suite.referral.ListWorkOrders(pb.ListWorkOrdersRequest(page_size=100), metadata=chief,
+                                                            timeout=10).work_orders}
+    assert here.name in listed and there.name not in listed
+    assert suite.referral.GetWorkOrder(pb.GetWorkOrderRequest(name=here.name), metadata=chief, timeout=10).name \
+        == here.name
+    with pytest.raises(grpc.RpcError) as err:
+        suite.referral.GetWorkOrder(pb.GetWorkOrderRequest(name=there.name), metadata=chief, timeout=10)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    for everyone in (support.caller(["commander"], sub="cmd-01"), AGENT):
+        names = {o.name for o in suite.referral.ListWorkOrders(pb.ListWorkOrdersRequest(page_size=100),
+                                                               metadata=everyone, timeout=10).work_orders}
+        assert {here.name, there.name} <= names
