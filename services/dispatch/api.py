@@ -37,6 +37,9 @@ MAX_AMOUNT_FEN = 10**13
 # A map view larger than this is a mistake, not a map (the province is ~5° across).
 MAX_SPAN_DEGREES = 10.0
 CASE_EVENTS = {"dispatch.CaseCreated": pb.CaseCreated, "dispatch.CaseUpdated": pb.CaseUpdated}
+ASSIGNMENT_CHANGED = "dispatch.AssignmentChanged"
+# Assignment states in which a unit is working a case (an offer included), as the events carry them.
+ACTIVE_ASSIGNMENT_STATES = {pb.AssignmentState.Value(f"ASSIGNMENT_STATE_{s}") for s in queries.ACTIVE_ASSIGNMENT_STATES}
 
 
 def assignment_id(name: str, v: Violations, field: str = "name") -> tuple[str, str]:
@@ -403,15 +406,33 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
                 found = queries.active_cases(conn, box=box, station_ids=stations, levels=levels)
             for case in found:
                 yield pb.CaseChange(dispatch_case=mapping.case_to_pb(case), action="SNAPSHOT", in_view=True)
-        feed_request = events_pb2.StreamEventsRequest(after_sequence=after, types=sorted(CASE_EVENTS))
+        # Other stations' cases this watcher's units help with (跨所协作) are in view too: known at the
+        # start, then followed through the assignment changes.
+        helped: set[str] = set()
+        if stations is not None:
+            with read_snapshot(self.rt.engine) as conn:
+                helped = queries.helped_cases(conn, stations)
+        types = sorted(CASE_EVENTS) + ([ASSIGNMENT_CHANGED] if stations is not None else [])
+        feed_request = events_pb2.StreamEventsRequest(after_sequence=after, types=types)
         for event in self.rt.feed.stream(feed_request, context):
+            if event.type == ASSIGNMENT_CHANGED:
+                change = pb.AssignmentChanged()
+                event.payload.Unpack(change)
+                if change.assignment.station_id in stations:
+                    if change.assignment.state in ACTIVE_ASSIGNMENT_STATES:
+                        helped.add(change.case_name)
+                    else:
+                        helped.discard(change.case_name)
+                continue
             body = CASE_EVENTS[event.type]()
             event.payload.Unpack(body)
             case = body.dispatch_case
             view = domain.view_of(case.level, getattr(body, "previous_level", 0), level_values)
             point = (case.location.point.longitude, case.location.point.latitude) \
                 if case.location.HasField("point") else None
-            if view is None or not domain.in_area(case.station_id, point, stations, box):
+            in_area = domain.in_area(case.station_id, point, stations, box) or (
+                case.name in helped and domain.in_area(case.station_id, point, None, box))
+            if view is None or not in_area:
                 continue
             yield pb.CaseChange(dispatch_case=case, action=getattr(body, "action", "") or "CREATED", in_view=view,
                                 sequence=event.sequence, changed_fields=getattr(body, "changed_fields", []),

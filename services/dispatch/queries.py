@@ -80,11 +80,25 @@ def active_cases(conn, *, box: Box | None = None, station_ids: frozenset[str] | 
     if box is not None:
         q = q.where(cases.c.lon.between(box.west, box.east), cases.c.lat.between(box.south, box.north))
     if station_ids is not None:
-        q = q.where(cases.c.station_id.in_(sorted(station_ids)))
+        # The stations' own cases, and the cases their units are helping with (跨所协作).
+        q = q.where(or_(cases.c.station_id.in_(sorted(station_ids)),
+                        cases.c.id.in_(helped_case_ids(station_ids))))
     if levels:
         q = q.where(cases.c.level.in_(list(levels)))
     q = q.order_by(cases.c.create_time.desc(), cases.c.id.desc()).limit(limit)
     return cases_with_parts(conn, conn.execute(q).all(), with_assignments=False)
+
+
+def helped_case_ids(station_ids: frozenset[str]):
+    """Cases of other stations that a unit of these stations is assigned to now (a subquery)."""
+    return select(assignments.c.case_id).where(assignments.c.station_id.in_(sorted(station_ids)),
+                                               assignments.c.state.in_(ACTIVE_ASSIGNMENT_STATES))
+
+
+def helped_cases(conn, station_ids: frozenset[str]) -> set[str]:
+    """Names of the active cases a unit of these stations is assigned to now."""
+    q = select(cases.c.id).where(cases.c.status.in_(ACTIVE_STATUSES), cases.c.id.in_(helped_case_ids(station_ids)))
+    return {f"cases/{i}" for i in conn.execute(q).scalars()}
 
 
 def active_assignments_of_unit(conn, unit_id: str) -> list[tuple[DispatchCase, Assignment]]:

@@ -82,3 +82,39 @@ def test_district_command_sees_its_district_and_the_city_command_everything(h):
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     commander = support.caller(["commander"], station=elsewhere, sub="cc")
     assert h.stub.GetCase(pb.GetCaseRequest(name=case.name), metadata=commander).name == case.name
+
+
+def test_a_helping_station_watches_the_case_its_unit_was_sent_to(h):
+    """WatchCases shows a station the cases its units help with (跨所协作): in the opening snapshot
+    and live, from the moment its unit is offered the case."""
+    case = h.open_case(incident_type="FIGHT", station="S07", grid="S07-G01")
+    assigned = {"S07"} | {a.station_id for a in case.assignments}
+    station, helper = next((s, u) for s in sorted(org().district_of) if s not in assigned
+                           for u in h.units_of(s, "PATROL_CAR") if u.status == pb.UNIT_STATUS_AVAILABLE)
+    live = h.stub.WatchCases(pb.WatchCasesRequest(after_sequence=h.latest_sequence()), metadata=chief(station),
+                             timeout=30)
+    try:
+        h.stub.OfferCase(pb.OfferCaseRequest(request_id=uuid.uuid4().hex, name=case.name, unit=helper.name,
+                                             role=pb.ASSIGNMENT_ROLE_REINFORCEMENT, reason="请求增援"),
+                         metadata=DISPATCHER)
+        h.stub.EscalateCase(pb.EscalateCaseRequest(request_id=uuid.uuid4().hex, name=case.name,
+                                                   level=pb.CASE_LEVEL_CITY, reason="现场人数增多，升级处置"),
+                            metadata=DISPATCHER)
+        change = next(c for c in live if c.dispatch_case.name == case.name)
+    finally:
+        live.cancel()
+    assert change.action == "ESCALATED" and change.in_view
+    snapshot = h.stub.WatchCases(pb.WatchCasesRequest(), metadata=chief(station), timeout=5)
+    try:
+        names = set()
+        for c in snapshot:
+            if c.action != "SNAPSHOT":
+                break
+            names.add(c.dispatch_case.name)
+            if case.name in names:
+                break
+    except grpc.RpcError as exc:
+        assert exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    finally:
+        snapshot.cancel()
+    assert case.name in names
