@@ -84,6 +84,27 @@ SYNONYMS = {
     "身份证件": "身份证", "周六": "周末", "周日": "周末", "星期六": "周末", "星期天": "周末", "骗子": "诈骗",
     "上班": "办公时间", "过期": "到期", "开车": "驾驶", "驾车": "驾驶", "摩托": "摩托车", "小孩": "孩子",
     "娃": "孩子", "咋办": "怎么办", "咋": "怎么", "啥": "什么", "补一张": "补办", "重办": "补办",
+    # moving a household registration, and registering a newborn
+    "户口迁移": "迁户口", "迁移户口": "迁户口", "转户口": "迁户口", "户口迁": "迁户口", "户口转": "迁户口",
+    "报户口": "上户口", "入户口": "上户口", "落户口": "上户口",
+    # dates and documents
+    "期满": "到期", "超期": "逾期", "驾驶本": "驾驶证", "驾驶执照": "驾驶证", "良民证": "无犯罪记录",
+    "无犯罪证明": "无犯罪记录", "港澳证": "港澳通行证", "临牌": "临时号牌", "上牌照": "上牌", "上牌子": "上牌",
+    "挂牌照": "上牌", "验车": "年检", "罚单": "罚款",
+    # everyday words for people, money, matters
+    "过世": "去世", "离世": "去世", "病故": "去世", "工钱": "工资", "薪水": "工资", "薪资": "工资",
+    "造谣": "谣言", "假消息": "谣言", "谣传": "谣言", "不实信息": "谣言", "假警察": "冒充警察",
+    "爸妈": "父母", "儿子": "孩子", "女儿": "孩子", "闺女": "孩子", "宝宝": "孩子",
+    "出国读书": "出国留学", "出国上学": "出国留学", "国外读书": "出国留学", "国外上学": "出国留学",
+    "开饭馆": "开店", "开餐馆": "开店", "开饭店": "开店", "开个店": "开店",
+    "刮蹭": "剐蹭", "蹭了": "剐蹭", "刮了": "剐蹭", "碰了一下": "剐蹭",
+    "挨打": "被打", "挨揍": "被打", "被揍": "被打", "被人打": "被打",
+    "养了条狗": "养狗", "养了只狗": "养狗", "养了一条狗": "养狗", "养了一只狗": "养狗",
+    "搞丢": "丢了", "丢啦": "丢了", "找不到了": "丢了",
+    "网络报警": "网上报警", "在线报警": "网上报警", "打错电话": "打错", "拨错": "打错",
+    "说不了话": "聋哑人", "不能说话": "聋哑人", "哑巴": "聋哑人", "聋人": "聋哑人",
+    "臭鸡蛋味": "燃气泄漏", "煤气味": "燃气泄漏", "燃气味": "燃气泄漏",
+    "烧起来": "着火", "起火": "着火", "锁住": "锁闭", "锁上了": "锁闭", "延签": "签证延期",
 }
 _SYNONYM = re.compile("|".join(sorted(map(re.escape, SYNONYMS), key=len, reverse=True)))
 
@@ -128,6 +149,11 @@ STOP_WORDS = frozenset("""请问 你好 您好 想问 问 问一下 一下 咨�
 BM25_K1, BM25_B = 1.2, 0.75
 # A word of the citizen's question found only in an entry's answer explains this much of itself.
 ANSWER_WORD_SHARE = 0.5
+# The share of an entry's score from reading its fields separately (`FieldScorer`); the rest is the
+# words' and bigrams' view of its question and keywords.
+FIELD_SHARE = 0.5
+# How much the runner-up's score counts against the best entry's (see `KnowledgeIndex.search`).
+LEAD_WEIGHT = 2.0
 # The words' (BM25) share of the score; the rest is the character bigrams'.
 WORD_SHARE = 0.5
 
@@ -206,6 +232,70 @@ class BigramScorer:
         return out
 
 
+def char_ngrams(text: str) -> list[str]:
+    """Character 1-3-grams of the Chinese runs (everyday words mapped to the base's), whole Latin and
+    digit tokens."""
+    out: list[str] = []
+    for run in _RUNS.findall(normalize(text)):
+        if run.isascii():
+            out.append(run)
+            continue
+        for n in (1, 2, 3):
+            out.extend(run[i:i + n] for i in range(len(run) - n + 1))
+    return out
+
+
+class FieldScorer:
+    """Each entry's fields read separately: the cosine (tf-idf over character 1-3-grams) of the
+    citizen's question with the entry's best-matching phrasing of its question, plus half of it with
+    the keywords and with the answer. A question worded like the answer, or naming the entry's
+    keywords in other words around them, still meets it."""
+
+    FIELD_WEIGHTS = {"question": 1.0, "keywords": 0.5, "answer": 0.5}
+
+    def __init__(self, entries: list[Entry]):
+        docs: list[tuple[str, str, str]] = []  # (field, entry id, text)
+        seen: set[str] = set()
+        for e in entries:
+            docs.append(("question", e.entry_id, e.question))
+            if e.entry_id not in seen:  # phrasings share their entry's keywords and answer
+                seen.add(e.entry_id)
+                docs.append(("keywords", e.entry_id, " ".join(e.keywords)))
+                docs.append(("answer", e.entry_id, e.answer))
+        counts = [Counter(char_ngrams(t)) for _, _, t in docs]
+        n = max(len(docs), 1)
+        df = Counter(g for c in counts for g in c)
+        self._idf = {g: math.log((1 + n) / (1 + k)) + 1.0 for g, k in df.items()}
+        self._docs = [(f, eid) for f, eid, _ in docs]
+        postings: dict[str, list[tuple[int, float]]] = {}
+        for d, c in enumerate(counts):
+            for g, w in self._vector(c).items():
+                postings.setdefault(g, []).append((d, w))
+        self._postings = postings
+        self._total = sum(self.FIELD_WEIGHTS.values())
+
+    def _vector(self, counts: Counter) -> dict[str, float]:
+        v = {g: (1.0 + math.log(f)) * self._idf[g] for g, f in counts.items() if g in self._idf}
+        norm = math.sqrt(sum(x * x for x in v.values())) or 1.0
+        return {g: x / norm for g, x in v.items()}
+
+    def scores(self, query: str) -> dict[str, float]:
+        """Entry id -> 0..1 for the entries sharing a character with the query."""
+        dots: dict[int, float] = {}
+        for g, w in self._vector(Counter(char_ngrams(query))).items():
+            for d, x in self._postings.get(g, ()):
+                dots[d] = dots.get(d, 0.0) + w * x
+        best: dict[tuple[str, str], float] = {}
+        for d, c in dots.items():
+            key = self._docs[d]
+            if c > best.get(key, 0.0):
+                best[key] = c
+        out: dict[str, float] = {}
+        for (f, eid), c in best.items():
+            out[eid] = out.get(eid, 0.0) + self.FIELD_WEIGHTS[f] * c / self._total
+        return out
+
+
 class KnowledgeIndex:
     """Two views of each entry, averaged: BM25 over its question (counted twice) and keywords in
     jieba words and their bigrams, and character bigrams with keywords (`BigramScorer`).
@@ -214,6 +304,9 @@ class KnowledgeIndex:
     the score is 0..1 and comparable across entries; multiplied by how much of the citizen's question
     the entry explains (idf-weighted, words the base has never seen counting as unexplained), so a
     question about something the base does not know stays low however well one common word matches.
+    That view is blended with the entry's fields read separately (`FieldScorer`: its question and
+    phrasings, keywords, answer). The reported score is the blend less twice what the best other
+    entry scores beyond it, so a question two entries fit alike stays low and goes to an expert.
     The threshold above which a consultation is answered at once is calibrated on the consultations'
     train split (`ANSWER_THRESHOLD`).
     """
@@ -246,6 +339,8 @@ class KnowledgeIndex:
         self._self = [self._bm25(i, set(terms(e.question))) or 1.0 for i, e in enumerate(self.entries)]
         self._answer = [set(terms(e.answer)) for e in self.entries]
         self._bigrams = BigramScorer(self.entries)
+        self._fields = FieldScorer(self.entries)
+        self._by_id = {e.entry_id: e for e in self.base}
 
     def __len__(self) -> int:
         return len(self.base)
@@ -281,7 +376,22 @@ class KnowledgeIndex:
         for m in matches:  # an entry's best phrasing speaks for it, with the entry's own question
             if m.entry.entry_id not in best:
                 best[m.entry.entry_id] = Match(self._original(m.entry), m.score)
-        return list(best.values())[:limit]
+        by_fields = self._fields.scores(query)
+        for eid, f in by_fields.items():
+            if eid not in best:
+                e = self._by_id[eid]
+                if topic and e.topic != topic:
+                    continue
+                best[eid] = Match(e, 0.0)
+        blended = sorted(((m.entry, (1 - FIELD_SHARE) * m.score + FIELD_SHARE * by_fields.get(eid, 0.0))
+                          for eid, m in best.items()), key=lambda x: (-x[1], x[0].entry_id))
+        # Each entry's score, less LEAD_WEIGHT times what the best other entry explains beyond it:
+        # a question two entries answer equally well is not one the base can answer at once.
+        out = []
+        for k, (e, v) in enumerate(blended[:limit]):
+            other = blended[1][1] if k == 0 and len(blended) > 1 else (blended[0][1] if k else 0.0)
+            out.append(Match(e, round(max(0.0, (v + LEAD_WEIGHT * (v - other)) / (1 + LEAD_WEIGHT)), 4)))
+        return out
 
     def _original(self, e: Entry) -> Entry:
         return next((b for b in self.base if b.entry_id == e.entry_id), e) if e not in self.base else e
@@ -312,7 +422,10 @@ def _outcomes_of(scored: list[tuple[float, str | None, str | None]], threshold: 
     n = max(len(scored), 1)
     return {"count": len(scored), "threshold": threshold, "answered_right": right, "answered_wrong": wrong,
             "referred": referred, "answered_right_share": round(right / n, 4),
-            "answered_wrong_share": round(wrong / n, 4), "rare": rare,
+            "answered_wrong_share": round(wrong / n, 4),
+            # of the questions the base has an entry for
+            "answerable_right_share": round(right / (len(scored) - rare), 4) if len(scored) > rare else None,
+            "rare": rare,
             "rare_referred_share": round(rare_referred / rare, 4) if rare else None}
 
 
@@ -331,7 +444,7 @@ def calibrate(index_for, questions: list[dict], folds: int = 5) -> tuple[float, 
         for q in held:
             best = index.search(q["question"], limit=1)
             scored.append((best[0].score if best else 0.0, best[0].entry.entry_id if best else None, q.get("entry_id")))
-    grid = [round(0.2 + 0.01 * i, 2) for i in range(71)]
+    grid = [round(0.1 + 0.01 * i, 2) for i in range(81)]
     for t in grid:
         o = _outcomes_of(scored, t)
         if o["answered_wrong_share"] <= MAX_WRONG_SHARE and (o["rare_referred_share"] is None or

@@ -90,6 +90,10 @@ def test_nothing_to_go_on_is_marked_for_confirmation_not_silently_police_p3():
     ("厨房燃气泄漏了，味道很大", "GAS_LEAK"),
     ("有人站在楼顶说不想活了", "SUICIDE_RISK"),
     ("孩子掉河里了", "DROWNING_RISK"),
+    # Everyday words for an overdose, for someone shut in, for groping.
+    ("我刚才吃了很多药，现在头好晕", "SUICIDE_RISK"),
+    ("电梯又坏了，我妈关在里面出不来", "TRAPPED"),
+    ("有个男的在公交上一直乱摸我", "SEXUAL_ASSAULT"),
 ])
 def test_a_life_threatening_matter_stays_on_the_police_path_whatever_the_model_says(text, itype):
     # A model that knows only 12345 matters, and no weight for the evidence: the net still holds.

@@ -14,7 +14,7 @@ from .model import LinearModel
 
 MAX_FEATURES = 12000
 # The regularisation (inverse strength) of the regression; INTAKE_TRAIN_C overrides it.
-DEFAULT_C = 20.0
+DEFAULT_C = 60.0
 MIN_DF = 2
 
 
