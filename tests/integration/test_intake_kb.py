@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from sampledata import city, knowledge as seed
 from smart110.intake.v1 import intake_service_pb2 as pb
-from services.intake import store
+from services.intake import knowledge, store
 from tests.integration.intake_support import (
     CALL_TAKER, actions, error_of, events_about, intake, metadata_for, report, rid, served, submit, time_slot,
 )
@@ -66,7 +66,7 @@ def test_sample_consultations_are_answered_at_once_and_never_dispatched(intake):
         assert r.status == pb.REPORT_STATUS_ANSWERED, sample["description"]
         c = r.consultation
         assert c.answered_at_once and c.status == pb.CONSULTATION_STATUS_ANSWERED
-        assert c.knowledge_entry_id.startswith("KB-") and c.answer and c.score >= 0.4
+        assert c.knowledge_entry_id.startswith("KB-") and c.answer and c.score >= knowledge.ANSWER_THRESHOLD
         assert r.HasField("answer_time") and "CONSULTATION_ANSWERED" in actions(r)
         # The event says it is answered: dispatch opens cases for police matters only.
         [(kind, event)] = events_about(rt, r.name)
