@@ -284,9 +284,10 @@ class Feed:
 
     def _events(self, after: int, types: list[str], force: bool = True) -> tuple[list, int, bool, bool]:
         """(events of the types a reader may take now, the sequence they cover up to, whether to read
-        again at once, whether the table was looked at): from the shared window when `after` is in it, else from the table. Without
-        `force`, a stream at the window's end reads the table only when a commit was notified since the
-        last read (a stream's first read, and one after a quiet wait, force it)."""
+        again at once, whether the table was looked at): from the shared window when `after` is in
+        it, else from the table. Without `force`, a stream at the window's end reads the table only
+        when a commit was notified since the last read (a stream's first read, and one after a quiet
+        wait, force it)."""
         served = self._from_cache(after, types)
         if served is not None:
             return served
