@@ -271,6 +271,12 @@ def serve(spec: ServiceSpec, settings: Settings) -> None:
     rt.every("retention", RETENTION_INTERVAL, Retention(rt.engine, outbox=t.outbox, inbox=t.inbox,
                                                          idempotency=t.idempotency, marks=t.marks,
                                                          readers=t.readers).prune)
+    if spec.warm_up is not None:
+        # Before the port is bound: a caller is refused (and retries elsewhere) rather than left
+        # waiting in the listen queue while the service loads.
+        started = time.monotonic()
+        spec.warm_up(rt)
+        log.info("%s warmed up in %.1fs", spec.name, time.monotonic() - started)
     server = create_server(
         port=settings.grpc_port, host=settings.listen_host, services=servicers, max_workers=settings.max_workers,
         public=spec.public, policies=all_policies(spec),
@@ -278,10 +284,6 @@ def serve(spec: ServiceSpec, settings: Settings) -> None:
     httpd = start_metrics_endpoint(settings)
     if httpd is not None:
         server.on_stop(httpd.shutdown)
-    if spec.warm_up is not None:
-        started = time.monotonic()
-        spec.warm_up(rt)
-        log.info("%s warmed up in %.1fs", spec.name, time.monotonic() - started)
     rt.feed.start()
     server.on_drain(rt.feed.close)
     for consumer in rt.consumers:
