@@ -199,8 +199,8 @@ class ServiceSpec:
     # Further commands (`python -m services.<name> <command> [args]`) -> function(args); they run
     # without the service's settings (a command that needs the database reads DATABASE_URL itself).
     commands: dict = field(default_factory=dict)
-    # Loads what a first request would otherwise wait for (indexes, dictionaries), before the
-    # service reports SERVING; run once at start-up.
+    # Loads what a first request would otherwise wait for (indexes, dictionaries), once at start-up,
+    # before the port is bound.
     warm_up: Callable[[Runtime], None] | None = None
 
 
