@@ -17,6 +17,7 @@ from services.runtime.db import ensure_service_database, make_engine
 from services.runtime.errors import AlreadyExists
 from services.runtime.feed import Feed
 from services.runtime.outbox import Idempotency, Outbox
+from tests.conftest import eventually
 
 SCHEMA = "rtcheck"
 
@@ -217,15 +218,6 @@ def _stream_in_thread(feed, after):
     return received, ctx
 
 
-def _wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def _latest(env):
     with env["engine"].connect() as conn:
         return conn.execute(select(func.coalesce(func.max(env["tables"].outbox.c.sequence), 0))).scalar_one()
@@ -249,7 +241,7 @@ def test_publishers_do_not_wait_for_each_other_and_the_feed_never_serves_past_on
     assert [e.subject for e in received] == [], "the later number is not served while the earlier is in flight"
     slow_tx.commit()
     slow.close()
-    assert _wait_for(lambda: len(received) >= 2)
+    eventually(lambda: len(received) >= 2)
     ctx.active = False
     assert [(e.sequence, e.subject) for e in received[:2]] == [(first, "ordered/first"), (second, "ordered/second")]
 
@@ -265,7 +257,7 @@ def test_a_rolled_back_number_does_not_hold_up_the_feed(env):
     with engine.begin() as conn:
         kept = outbox.publish(conn, "test.Ordered", "ordered/kept", common_pb2.GeoPoint(latitude=4))
     assert kept > lost
-    assert _wait_for(lambda: len(received) >= 1, timeout=3)
+    eventually(lambda: len(received) >= 1, timeout=3)
     ctx.active = False
     assert [e.subject for e in received] == ["ordered/kept"]
 
@@ -298,7 +290,7 @@ def test_feed_order_holds_with_rollbacks_and_late_commits_mixed_in(env):
         p.start()
     for p in pubs:
         p.join()
-    assert _wait_for(lambda: len([e for e in received if e.subject.startswith("mixed/")]) >= len(committed))
+    eventually(lambda: len([e for e in received if e.subject.startswith("mixed/")]) >= len(committed))
     time.sleep(0.3)
     ctx.active = False
     got = [e for e in received if e.subject.startswith("mixed/")]
@@ -326,7 +318,7 @@ def test_streams_share_one_read_of_each_commit(env, monkeypatch):
         with engine.begin() as conn:
             outbox.publish(conn, "test.Shared", f"shared/{i}", common_pb2.GeoPoint(latitude=i))
         time.sleep(0.01)
-    assert _wait_for(lambda: all(len([e for e in got if e.subject.startswith("shared/")]) >= 40
+    eventually(lambda: all(len([e for e in got if e.subject.startswith("shared/")]) >= 40
                                  for got, _ in streams))
     for got, ctx in streams:
         ctx.active = False
