@@ -238,8 +238,12 @@ class Stack:
         import grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+        from services.runtime.app import RECONNECT_OPTIONS
+
         deadline = time.monotonic() + timeout
-        with grpc.insecure_channel(self.address(svc)) as ch:
+        # A service warms up before it binds its port: the channel's first attempts are refused,
+        # and with gRPC's default pauses (growing to two minutes) it would look again too late.
+        with grpc.insecure_channel(self.address(svc), options=RECONNECT_OPTIONS) as ch:
             stub = health_pb2_grpc.HealthStub(ch)
             while time.monotonic() < deadline:
                 proc = self._procs.get(svc)

@@ -16,15 +16,12 @@ RETRYABLE = {
     grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
     grpc.StatusCode.ABORTED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.CANCELLED,
 }
-# The sender has its own retry schedule: the channel should not add long
-# reconnect pauses of its own after the centre was away.
-PARTNER_CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
-                           ("grpc.max_reconnect_backoff_ms", 2000)]
 
 
 def centre_channel(rt) -> grpc.Channel:
-    """The channel to the centre at ANTIFRAUD_ADDR, presenting the service's credential."""
-    return rt.channel("antifraud", PARTNER_CHANNEL_OPTIONS)
+    """The channel to the centre at ANTIFRAUD_ADDR, presenting the service's credential (the
+    sender has its own retry schedule; the channel reconnects within the runtime's short pauses)."""
+    return rt.channel("antifraud")
 
 
 class AntiFraudCentre:

@@ -40,6 +40,12 @@ from .uow import EventMapping, UnitOfWork, no_event_mapping
 
 log = logging.getLogger("smart110.app")
 
+# gRPC's default reconnect pauses grow to two minutes: a service restarted in a rolling update
+# would be reached by its callers and feed consumers only minutes after it serves again. The
+# callers retry on their own schedules, so the channel tries again within two seconds.
+RECONNECT_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
+                     ("grpc.max_reconnect_backoff_ms", 2000)]
+
 
 @dataclass
 class RuntimeTables:
@@ -95,8 +101,8 @@ class Runtime:
 
     def channel(self, service: str, options: list[tuple] | None = None) -> grpc.Channel:
         """A channel to another service, presenting this service's credential; calls on it refuse
-        to run inside a transaction (txguard)."""
-        ch = grpc.insecure_channel(service_address(service), options=options)
+        to run inside a transaction (txguard). Reconnects within RECONNECT_OPTIONS' pauses."""
+        ch = grpc.insecure_channel(service_address(service), options=[*RECONNECT_OPTIONS, *(options or [])])
         self._channels.append(ch)
         return txguard.guard(identity.with_credential(ch, self.credential.token))
 

@@ -15,6 +15,7 @@ from services.dispatch import clients, handlers, mapping, workers
 from services.dispatch.domain import RetryPolicy
 from services.dispatch.store import stop_payments
 from services.runtime import timeutil, txguard
+from services.runtime.app import RECONNECT_OPTIONS
 from tests import support
 from tests.conftest import eventually
 from tests.integration.dispatch_harness import dispatch_service, running
@@ -45,7 +46,7 @@ def dispatch(admin_url, centre):
 
 @pytest.fixture(scope="module")
 def channel(centre):
-    with support.channel(centre.address, options=clients.PARTNER_CHANNEL_OPTIONS) as ch:
+    with support.channel(centre.address, options=RECONNECT_OPTIONS) as ch:
         yield ch
 
 
