@@ -22,6 +22,8 @@ def build(rt: Runtime) -> list[tuple]:
     rt.workers.append(workers.StopPaymentSender(rt, centre, policy=retry))
     # Expires unanswered offers and moves them on (one per replica is fine).
     rt.every("offer-sweeper", ctx.settings.sweep_interval_s, partial(workers.sweep_offers, rt))
+    # Ends access grants whose time ran out or whose case closed (a read checks both itself).
+    rt.every("grant-sweeper", ctx.settings.grant_sweep_interval_s, partial(workers.sweep_grants, rt))
     rt.workers.append(ctx.hub)
     return [(pb_grpc.add_DispatchServiceServicer_to_server, DispatchServicer(rt),
              pb.DESCRIPTOR.services_by_name["DispatchService"].full_name)]

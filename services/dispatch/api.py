@@ -19,14 +19,19 @@ from services.runtime.app import Runtime
 from services.runtime.db import read_snapshot
 from services.runtime.enums import enum_name, enum_value
 from services.runtime.errors import NotFound, PermissionDenied
-from services.runtime.policy import current_jurisdiction, in_scope
+from services.runtime.policy import current_jurisdiction, in_scope, org
 from services.runtime.timeutil import from_pb
 from services.runtime.validation import Violations, decode_page_token, name_id, resource_id, time_keyset
 
 from . import domain, handlers, mapping, queries
 from .domain import ADVANCE_TARGETS, MAX_COMMENT, UNIT_FIELDS, Box, Context
+from .domain import grant as grant_domain
 
 ASSIGNMENT_NAME = re.compile(r"^cases/([^/]+)/assignments/([^/]+)$")
+GRANT_NAME = re.compile(r"^cases/([^/]+)/accessGrants/([^/]+)$")
+# Who sees every grant of their jurisdiction; an officer alone sees their own.
+GRANT_OVERSEERS = ("station_chief", "legal_officer", "commander", "district_commander", "supervisor", "dispatcher",
+                   "service")
 SKILL = re.compile(r"^[A-Z][A-Z_]{1,39}$")
 ACCOUNT = re.compile(r"^[0-9]{6,32}$")
 STATION_ID = re.compile(r"^S[0-9]{2,4}$")
@@ -40,6 +45,15 @@ CASE_EVENTS = {"dispatch.CaseCreated": pb.CaseCreated, "dispatch.CaseUpdated": p
 ASSIGNMENT_CHANGED = "dispatch.AssignmentChanged"
 # Assignment states in which a unit is working a case (an offer included), as the events carry them.
 ACTIVE_ASSIGNMENT_STATES = {pb.AssignmentState.Value(f"ASSIGNMENT_STATE_{s}") for s in queries.ACTIVE_ASSIGNMENT_STATES}
+
+
+def grant_id(name: str, v: Violations, field: str = "name") -> tuple[str, str]:
+    m = GRANT_NAME.match(name or "")
+    if not m:
+        v.add(field, "is required, as cases/{case}/accessGrants/{grant}" if not name
+              else "must look like cases/{case}/accessGrants/{grant}")
+        return "", ""
+    return m.group(1), m.group(2)
 
 
 def assignment_id(name: str, v: Violations, field: str = "name") -> tuple[str, str]:
@@ -100,8 +114,24 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
             case = queries.case(conn, case_id)
         if case is None:
             raise NotFound(request.name)
-        in_scope(request.name, *case.stations)
+        self._in_scope_or_granted(request.name, case)
         return mapping.case_to_pb(case)
+
+    def _in_scope_or_granted(self, name: str, case: domain.DispatchCase) -> None:
+        """A case outside the caller's jurisdiction is read only under an active grant of theirs
+        that opens its station (权随案走); the use is written on the grant's case timeline."""
+        try:
+            in_scope(name, *case.stations)
+        except NotFound:
+            if not self._granted(frozenset({case.station_id}), name):
+                raise
+
+    def _granted(self, stations: frozenset[str], what: str) -> bool:
+        actor = auth.current()
+        if not actor.subject or not stations:
+            return False
+        with self.rt.transaction(actor) as uow:
+            return handlers.use_grant(uow, stations=stations, what=what) is not None
 
     def ListCases(self, request: pb.ListCasesRequest, context) -> pb.ListCasesResponse:
         v = Violations()
@@ -110,7 +140,12 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
         if request.report:
             resource_id(request.report, "reports", v, "report")
         v.raise_if_any()
-        stations = current_jurisdiction().stations_for(request.station_id)
+        try:
+            stations = current_jurisdiction().stations_for(request.station_id)
+        except PermissionDenied:
+            if not self._granted(frozenset({request.station_id}), f"{request.station_id}的警情列表"):
+                raise
+            stations = frozenset({request.station_id})
         min_level = enum_name(pb.CaseLevel, request.min_level, "CASE_LEVEL_")
         with read_snapshot(self.rt.engine) as conn:
             page = queries.cases_page(
@@ -161,7 +196,7 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
         a = next((x for x in case.assignments if x.id == aid), None) if case else None
         if a is None:
             raise NotFound(request.name)
-        in_scope(request.name, *case.stations)
+        self._in_scope_or_granted(request.name, case)
         return mapping.assignment_to_pb(a, case)
 
     def _mutation(self, method: str, request, check, work):
@@ -497,3 +532,90 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
             v.check(start < end, "end_time", "must be after start_time")
         v.raise_if_any()
         return current_jurisdiction().stations_for(request.station_id), start, end
+
+    # -- access grants bound to a case (权随案走) -------------------------------------------------------
+    def RequestAccessGrant(self, request: pb.RequestAccessGrantRequest, context) -> pb.AccessGrant:
+        actor = auth.current()
+        v = Violations()
+        v.request_id(request.request_id)
+        case_id = resource_id(request.parent, "cases", v, "parent")
+        scope = enum_name(pb.AccessScope, request.scope, "ACCESS_SCOPE_") if request.scope in \
+            pb.AccessScope.values() else ""
+        v.check(scope in grant_domain.SCOPES, "scope", "must be STATION_CASES")
+        stations = list(request.station_ids)
+        if v.require(stations, "station_ids", "is required: the stations whose cases the grant opens"):
+            v.check(len(stations) <= grant_domain.MAX_STATIONS, "station_ids",
+                    f"at most {grant_domain.MAX_STATIONS} stations")
+            for i, station in enumerate(stations):
+                v.check(org().knows_station(station), f"station_ids[{i}]", "is not a station of this city")
+        reason = request.reason.strip()
+        if v.require(reason, "reason", "is required: why the case needs it"):
+            v.check(len(reason) <= MAX_REASON, "reason", f"at most {MAX_REASON} characters")
+        v.check(0 <= request.hours <= grant_domain.MAX_HOURS, "hours",
+                f"must be 1 to {grant_domain.MAX_HOURS} (0 for {grant_domain.DEFAULT_HOURS})")
+        v.raise_if_any()
+        return self.rt.idempotent_work(
+            "RequestAccessGrant", request, pb.AccessGrant,
+            lambda uow: handlers.request_grant(uow, case_id=case_id, scope=scope, station_ids=stations, reason=reason,
+                                               hours=request.hours or grant_domain.DEFAULT_HOURS),
+            actor=actor, respond=mapping.grant_to_pb)
+
+    def _grant_change(self, method: str, request, work, *, reason_required: bool = False, reason: str = ""):
+        actor = auth.current()
+        v = Violations()
+        v.request_id(request.request_id)
+        ids = grant_id(request.name, v)
+        text = reason.strip()
+        if reason_required:
+            v.require(text, "reason", "is required")
+        v.check(len(text) <= MAX_REASON, "reason" if reason_required or method != "ApproveAccessGrant" else "comment",
+                f"at most {MAX_REASON} characters")
+        v.raise_if_any()
+        return self.rt.idempotent_work(method, request, pb.AccessGrant,
+                                       lambda uow: work(uow, case_id=ids[0], grant_id=ids[1], reason=text),
+                                       actor=actor, respond=mapping.grant_to_pb)
+
+    def ApproveAccessGrant(self, request: pb.ApproveAccessGrantRequest, context) -> pb.AccessGrant:
+        return self._grant_change("ApproveAccessGrant", request,
+                                  lambda uow, **kw: handlers.decide_grant(uow, approve=True, **kw),
+                                  reason=request.comment)
+
+    def DenyAccessGrant(self, request: pb.DenyAccessGrantRequest, context) -> pb.AccessGrant:
+        return self._grant_change("DenyAccessGrant", request,
+                                  lambda uow, **kw: handlers.decide_grant(uow, approve=False, **kw),
+                                  reason_required=True, reason=request.reason)
+
+    def RevokeAccessGrant(self, request: pb.RevokeAccessGrantRequest, context) -> pb.AccessGrant:
+        return self._grant_change("RevokeAccessGrant", request, handlers.revoke_grant, reason=request.reason)
+
+    def ListAccessGrants(self, request: pb.ListAccessGrantsRequest, context) -> pb.ListAccessGrantsResponse:
+        actor = auth.current()
+        v = Violations()
+        size = v.page_size(request.page_size)
+        after = time_keyset(decode_page_token(request.page_token, v, ("t", "id")), v)
+        case_id = resource_id(request.case, "cases", v, "case") if request.case else ""
+        if request.station_id:
+            v.check(bool(STATION_ID.match(request.station_id)), "station_id", "must be a station id like S07")
+        v.check(len(request.grantee) <= 128, "grantee", "at most 128 characters")
+        state = enum_name(pb.AccessGrantState, request.state, "ACCESS_GRANT_STATE_") \
+            if request.state in pb.AccessGrantState.values() else None
+        v.check(state is not None, "state", "must be a known AccessGrantState")
+        v.raise_if_any()
+        grantee = request.grantee
+        if not actor.has_role(*GRANT_OVERSEERS):
+            # An officer sees the grants they asked for, nobody else's.
+            if grantee and grantee != actor.subject:
+                raise PermissionDenied("an officer lists only their own access grants", reason="OTHERS_GRANTS")
+            grantee = actor.subject
+        stations = current_jurisdiction().stations_for(request.station_id)
+        with read_snapshot(self.rt.engine) as conn:
+            page = queries.grants_page(conn, size=size, after=after, station_ids=stations, grantee=grantee,
+                                       case_id=case_id, state=state or "")
+        return pb.ListAccessGrantsResponse(access_grants=[mapping.grant_to_pb(g) for g in page.items],
+                                           next_page_token=page.next_page_token)
+
+    def GetAccessGrantStats(self, request: pb.GetAccessGrantStatsRequest, context) -> pb.AccessGrantStats:
+        stations, start, end = self._stats_scope(request)
+        with read_snapshot(self.rt.engine) as conn:
+            found = queries.grant_stats(conn, station_ids=stations, start=start, end=end)
+        return mapping.grant_stats_to_pb(found)

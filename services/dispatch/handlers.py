@@ -14,12 +14,13 @@ from datetime import datetime
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 
 from services.runtime.consumer import Subscription
-from services.runtime.errors import NotFound
+from services.runtime.errors import FailedPrecondition, NotFound
+from services.runtime.ids import new_id
 from services.runtime.uow import UnitOfWork
 
 from . import domain, mapping
 from .domain import (
-    SYSTEM, Assignment, CentreError, Context, DispatchCase, Need, PositionFix, Receipt, Recommendation,
+    SYSTEM, AccessGrant, Assignment, CentreError, Context, DispatchCase, Need, PositionFix, Receipt, Recommendation,
     ReportFacts, Shift, StopPayment, Unit,
 )
 
@@ -338,6 +339,81 @@ def report_position(uow: UnitOfWork, *, fix: PositionFix, known: dict) -> bool:
     found = known[fix.unit_id]
     return found is not None and domain.may_act_for(uow.actor, *found) and \
         uow.repos.units.move(fix.unit_id, fix.lon, fix.lat, fix.fix_time, fix.accuracy_m)
+
+
+# -- access grants bound to a case (权随案走) ----------------------------------------------------------------
+
+def request_grant(uow: UnitOfWork, *, case_id: str, scope: str, station_ids: list[str], reason: str,
+                  hours: int) -> AccessGrant:
+    """The officer working a case asks for access it needs; the grant policy may grant it at once."""
+    case = uow.repos.cases.get(case_id)
+    if case is None:
+        raise NotFound(f"cases/{case_id}")
+    uow.in_scope(f"cases/{case_id}", *case.stations)
+    mine = [s for s in station_ids if uow.scope.sees(s)]
+    if mine:
+        raise FailedPrecondition(f"{', '.join(mine)} is already in your jurisdiction: no grant is needed",
+                                 reason="ALREADY_IN_JURISDICTION", metadata={"stations": ",".join(mine)})
+    now = uow.now()
+    grant = AccessGrant.request(grant_id=new_id(now, prefix="G"), case_id=case_id, case_station_id=case.station_id,
+                                incident_type=case.incident_type, case_level=case.level,
+                                case_closed=case.status == "CLOSED", actor=uow.actor, scope=scope,
+                                station_ids=station_ids, reason=reason, hours=hours, now=now)
+    uow.repos.grants.add(grant)
+    return grant
+
+
+def _grant(uow: UnitOfWork, case_id: str, grant_id: str) -> AccessGrant:
+    grant = uow.repos.grants.get(case_id, grant_id, lock=True)
+    name = f"cases/{case_id}/accessGrants/{grant_id}"
+    if grant is None:
+        raise NotFound(name)
+    if grant.grantee != uow.actor.subject:
+        uow.in_scope(name, grant.case_station_id, grant.grantee_station_id)
+    return grant
+
+
+def decide_grant(uow: UnitOfWork, *, case_id: str, grant_id: str, approve: bool, reason: str) -> AccessGrant:
+    """The case station's chief or legal officer approves or denies a pending request."""
+    grant = _grant(uow, case_id, grant_id)
+    now = uow.now()
+    if approve:
+        closed = uow.repos.cases.brief(case_id).status == "CLOSED"
+        if closed:
+            raise FailedPrecondition(f"cases/{case_id} is closed: no access can be granted for it",
+                                     reason="CASE_CLOSED")
+        grant.approve(uow.actor, comment=reason, now=now)
+    else:
+        grant.deny(uow.actor, reason=reason, now=now)
+    uow.repos.grants.save(grant)
+    return grant
+
+
+def revoke_grant(uow: UnitOfWork, *, case_id: str, grant_id: str, reason: str) -> AccessGrant:
+    grant = _grant(uow, case_id, grant_id)
+    grant.revoke(uow.actor, reason=reason, now=uow.now())
+    uow.repos.grants.save(grant)
+    return grant
+
+
+def use_grant(uow: UnitOfWork, *, stations: frozenset[str], what: str) -> AccessGrant | None:
+    """The caller's active grant that opens these stations, its use recorded; None when none does."""
+    for grant in uow.repos.grants.holding(uow.actor.subject, stations, uow.now(), lock=True):
+        if stations <= set(grant.station_ids):
+            grant.use(uow.actor, what=what, now=uow.now())
+            uow.repos.grants.save(grant)
+            return grant
+    return None
+
+
+def expire_grants(uow: UnitOfWork, *, limit: int = 100) -> int:
+    """Ends the open grants whose time ran out or whose case was closed; how many ended."""
+    ended = 0
+    for grant, case_closed in uow.repos.grants.due(uow.now(), limit):
+        if grant.expire(now=uow.now(), case_closed=case_closed):
+            uow.repos.grants.save(grant)
+            ended += 1
+    return ended
 
 
 # -- the feed dispatch consumes --------------------------------------------------------------------------

@@ -15,9 +15,10 @@ from services.runtime.enums import enum_name, enum_value
 from services.runtime.timeutil import from_pb, to_pb
 
 from . import domain
-from .queries import CircleLine, FollowUpStats, ResponseCircles, Satisfaction, Situation
+from .domain import grant as grant_labels
+from .queries import CircleLine, FollowUpStats, ResponseCircles, Satisfaction, Situation, StationGrants
 from .domain import (
-    Assignment, DispatchCase, FollowUp, PositionFix, Receipt, Recommendation, ReportFacts, Shift, StopPayment,
+    AccessGrant, Assignment, DispatchCase, FollowUp, PositionFix, Receipt, Recommendation, ReportFacts, Shift, StopPayment,
     Unit, mask_account, seconds_between,
 )
 
@@ -238,6 +239,30 @@ def _circle_to_pb(line: CircleLine) -> pb.StationResponseCircle:
 
 def response_circles_to_pb(r: ResponseCircles) -> pb.ResponseCircleStats:
     return pb.ResponseCircleStats(stations=[_circle_to_pb(s) for s in r.stations], total=_circle_to_pb(r.total))
+
+
+# -- access grants (权随案走) -------------------------------------------------------------------------
+
+def grant_to_pb(g: AccessGrant) -> pb.AccessGrant:
+    return pb.AccessGrant(
+        name=g.name, case=g.case_name, case_station_id=g.case_station_id, incident_type=g.incident_type,
+        case_level=enum_value(pb.CaseLevel, g.case_level, "CASE_LEVEL_"), grantee=g.grantee,
+        grantee_station_id=g.grantee_station_id, scope=enum_value(pb.AccessScope, g.scope, "ACCESS_SCOPE_"),
+        station_ids=g.station_ids, reason=g.reason, hours=g.hours,
+        state=enum_value(pb.AccessGrantState, g.state, "ACCESS_GRANT_STATE_"), auto_granted=g.auto_granted,
+        decided_by=g.decided_by, decision_reason=g.decision_reason, request_time=to_pb(g.request_time),
+        grant_time=to_pb(g.grant_time), expire_time=to_pb(g.expire_time), end_time=to_pb(g.end_time),
+        end_reason=g.end_reason, uses=g.uses, last_use_time=to_pb(g.last_use_time),
+        scope_label=grant_labels.SCOPE_LABELS.get(g.scope, ""), state_label=grant_labels.STATE_LABELS.get(g.state, ""))
+
+
+def grant_stats_to_pb(lines: list[StationGrants]) -> pb.AccessGrantStats:
+    return pb.AccessGrantStats(stations=[
+        pb.StationAccessGrants(station_id=x.station_id, **x.counts, median_held_seconds=x.median_held_seconds,
+                               median_decision_seconds=x.median_decision_seconds, uses=x.uses,
+                               incident_types=[pb.IncidentTypeCount(incident_type=t, count=n)
+                                               for t, n in x.incident_types])
+        for x in lines])
 
 
 # -- the anti-fraud centre -------------------------------------------------------------------------

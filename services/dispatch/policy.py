@@ -10,6 +10,7 @@ POLICE = (*POLICE_ROLES, SERVICE)
 COMMAND = ("dispatcher", "commander", SERVICE)
 # The unit's own officers, and the command that dispatched them.
 CREW = ("officer", "station_chief", "dispatcher", "commander", SERVICE)
+GRANT_DECIDERS = ("station_chief", "legal_officer", "commander")
 SUPERVISING = ("commander", "district_commander", "supervisor", "dispatcher", "station_chief", SERVICE)
 
 POLICIES = {SERVICE_NAME: Policy(SERVICE_NAME, {
@@ -37,4 +38,13 @@ POLICIES = {SERVICE_NAME: Policy(SERVICE_NAME, {
     "GetFollowUpStats": Access(*SUPERVISING),
     "GetResponseCircleStats": Access(*SUPERVISING),
     "StreamEvents": Access(SERVICE, scoped=False),
+    # Access grants bound to a case (权随案走): asked for by the police working the case, decided
+    # by the case station's chief or legal officer (the use case checks the station) or the city's
+    # command, overseen by supervision.
+    "RequestAccessGrant": Access("officer", "station_chief", "legal_officer", "dispatcher"),
+    "ApproveAccessGrant": Access(*GRANT_DECIDERS),
+    "DenyAccessGrant": Access(*GRANT_DECIDERS),
+    "RevokeAccessGrant": Access("officer", "dispatcher", *GRANT_DECIDERS),
+    "ListAccessGrants": Access(*POLICE, "supervisor"),
+    "GetAccessGrantStats": Access(*SUPERVISING, "legal_officer"),
 })}

@@ -16,10 +16,12 @@ from services.runtime.keyset import after_key
 from services.runtime.validation import paginate
 
 from . import domain
-from .domain import ACTIVE_STATUSES, WAITING_STATUSES, Assignment, Box, Context, DispatchCase, Shift, Unit
+from .domain import (
+    ACTIVE_STATUSES, WAITING_STATUSES, AccessGrant, Assignment, Box, Context, DispatchCase, Shift, Unit,
+)
 from .store import (
-    UnitRepository, assignment_from_row, assignments, case_followup_officers, case_followups, case_from_row,
-    case_timeline, cases, cases_with_parts, on_duty_at, shift_from_row, shifts, unit_columns, unit_from_row,
+    UnitRepository, access_grants, assignment_from_row, assignments, case_followup_officers, case_followups, case_from_row,
+    case_timeline, cases, cases_with_parts, grant_from_row, on_duty_at, shift_from_row, shifts, unit_columns, unit_from_row,
     unit_timeline, units,
 )
 from .store import unit_history as unit_history_table
@@ -343,3 +345,79 @@ def response_circle_stats(conn, *, station_ids: frozenset[str] | None, start: da
     return ResponseCircles(
         stations=[CircleLine(s, per_station[s], per_tier[s]) for s in sorted(per_station)],
         total=CircleLine("", total, total_tiers))
+
+
+# -- access grants bound to a case (权随案走) ------------------------------------------------------------
+
+def grant(conn, case_id: str, grant_id: str) -> AccessGrant | None:
+    row = conn.execute(select(access_grants).where(access_grants.c.id == grant_id,
+                                                   access_grants.c.case_id == case_id)).first()
+    return grant_from_row(row) if row is not None else None
+
+
+def grants_page(conn, *, size: int, after: tuple[datetime, str] | None, station_ids: frozenset[str] | None,
+                grantee: str = "", case_id: str = "", state: str = "") -> Page:
+    """Grants newest first: asked for by officers of `station_ids` or on their cases (None: every
+    station), of one grantee, one case, one state."""
+    g = access_grants.c
+    q = select(access_grants)
+    if station_ids is not None:
+        wanted = sorted(station_ids)
+        q = q.where(or_(g.grantee_station_id.in_(wanted), g.case_station_id.in_(wanted)))
+    if grantee:
+        q = q.where(g.grantee == grantee)
+    if case_id:
+        q = q.where(g.case_id == case_id)
+    if state:
+        q = q.where(g.state == state)
+    rows = conn.execute(after_key(q, g.request_time, g.id, after, size)).all()
+    page, token = paginate(rows, size, lambda r: {"t": r.request_time.isoformat(), "id": r.id})
+    return Page([grant_from_row(r) for r in page], token)
+
+
+@dataclass
+class StationGrants:
+    station_id: str
+    counts: dict[str, int]
+    median_held_seconds: float
+    median_decision_seconds: float
+    incident_types: list[tuple[str, int]]
+    uses: int
+
+
+def grant_stats(conn, *, station_ids: frozenset[str] | None, start: datetime | None, end: datetime | None
+                ) -> list[StationGrants]:
+    """Per grantee station: requests by outcome, median hold and decision times, case types, uses."""
+    g = access_grants.c
+    window = []
+    if station_ids is not None:
+        window.append(g.grantee_station_id.in_(sorted(station_ids)))
+    if start is not None:
+        window.append(g.request_time >= start)
+    if end is not None:
+        window.append(g.request_time < end)
+    held = func.extract("epoch", g.end_time - g.grant_time)
+    decided = func.extract("epoch", func.coalesce(g.grant_time, g.end_time) - g.request_time)
+    was_decided = or_(g.grant_time.is_not(None), g.state == "DENIED")
+    q = (select(g.grantee_station_id,
+                func.count().label("requested"),
+                func.count().filter(g.auto_granted).label("auto_granted"),
+                func.count().filter(g.grant_time.is_not(None), ~g.auto_granted).label("approved"),
+                *[func.count().filter(g.state == s).label(s.lower())
+                  for s in ("DENIED", "REVOKED", "EXPIRED", "ACTIVE", "PENDING")],
+                func.percentile_cont(0.5).within_group(held).filter(g.grant_time.is_not(None),
+                                                                    g.end_time.is_not(None)).label("held"),
+                func.percentile_cont(0.5).within_group(decided).filter(was_decided).label("decision"),
+                func.coalesce(func.sum(g.uses), 0).label("uses"))
+         .where(*window).group_by(g.grantee_station_id).order_by(g.grantee_station_id))
+    types: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    by_type = (select(g.grantee_station_id, g.incident_type, func.count().label("n")).where(*window)
+               .group_by(g.grantee_station_id, g.incident_type)
+               .order_by(g.grantee_station_id, func.count().desc(), g.incident_type))
+    for r in conn.execute(by_type):
+        types[r.grantee_station_id].append((r.incident_type, r.n))
+    return [StationGrants(r.grantee_station_id,
+                          {k: getattr(r, k) for k in ("requested", "auto_granted", "approved", "denied", "revoked",
+                                                      "expired", "active", "pending")},
+                          float(r.held or 0), float(r.decision or 0), types[r.grantee_station_id], int(r.uses))
+            for r in conn.execute(q)]

@@ -26,7 +26,7 @@ from services.runtime.audit import Timeline, timeline_table
 from services.runtime.errors import AlreadyExists
 
 from .domain import (
-    Assignment, DispatchCase, FollowUp, RatedOfficer, Recommendation, Shift, StopPayment, TimelineEntry, Unit,
+    AccessGrant, Assignment, DispatchCase, FollowUp, RatedOfficer, Recommendation, Shift, StopPayment, TimelineEntry, Unit,
 )
 
 SCHEMA = "dispatch"
@@ -213,6 +213,42 @@ case_followup_officers = Table(
 )
 
 
+# -- Access grants bound to a case (权随案走) ---------------------------------------
+# Each request, decision, use and end is also an entry on the case's timeline.
+access_grants = Table(
+    "access_grants", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("case_id", String(40), ForeignKey(f"{SCHEMA}.cases.id"), nullable=False),
+    Column("case_station_id", String(20), nullable=False),
+    Column("incident_type", String(40), nullable=False),
+    Column("case_level", String(20), nullable=False),
+    Column("grantee", Text, nullable=False),
+    Column("grantee_station_id", String(20), nullable=False),
+    Column("grantee_roles", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("scope", String(30), nullable=False),
+    Column("station_ids", ARRAY(Text), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("hours", Integer, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("request_time", DateTime(timezone=True), nullable=False),
+    Column("auto_granted", Boolean, nullable=False, server_default="false"),
+    Column("decided_by", Text, nullable=False, server_default=""),
+    Column("decision_reason", Text, nullable=False, server_default=""),
+    Column("grant_time", DateTime(timezone=True)),
+    Column("expire_time", DateTime(timezone=True)),
+    Column("end_time", DateTime(timezone=True)),
+    Column("end_reason", Text, nullable=False, server_default=""),
+    Column("uses", Integer, nullable=False, server_default="0"),
+    Column("last_use_time", DateTime(timezone=True)),
+    Column("version", Integer, nullable=False),
+    Index("access_grants_case", "case_id"),
+    # What a read outside the jurisdiction looks for: the caller's open grants.
+    Index("access_grants_grantee_open", "grantee", postgresql_where=text("state IN ('PENDING', 'ACTIVE')")),
+    Index("access_grants_station_time", "grantee_station_id", "request_time"),
+    Index("access_grants_request_time", "request_time", "id"),
+)
+
+
 def on_duty_at(at: datetime):
     """SQL: the unit has a shift covering `at`."""
     return exists().where(shifts.c.unit_id == units.c.unit_id, shifts.c.start_time <= at, shifts.c.end_time > at)
@@ -256,6 +292,18 @@ def case_from_row(r, *, timeline: list[TimelineEntry] | None = None, assigned: l
 
 
 _ASSIGNMENT_FIELDS = [f.name for f in dataclass_fields(Assignment)]
+_GRANT_FIELDS = [f.name for f in dataclass_fields(AccessGrant) if not f.name.startswith("_")]
+
+
+def grant_from_row(r) -> AccessGrant:
+    m = r._mapping
+    g = AccessGrant(**{k: m[k] for k in _GRANT_FIELDS})
+    g.grantee_roles, g.station_ids = list(g.grantee_roles), list(g.station_ids)
+    return g
+
+
+def grant_values(g: AccessGrant) -> dict:
+    return {k: getattr(g, k) for k in _GRANT_FIELDS}
 _STOP_PAYMENT_FIELDS = [f.name for f in dataclass_fields(StopPayment)]
 
 
@@ -598,6 +646,54 @@ class StopPaymentRepository:
         ).scalar()
 
 
+class GrantRepository:
+    """Access grants; saving one writes its row and its entries on the case's timeline."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def get(self, case_id: str, grant_id: str, *, lock: bool = False) -> AccessGrant | None:
+        q = select(access_grants).where(access_grants.c.id == grant_id, access_grants.c.case_id == case_id)
+        if lock:
+            q = q.with_for_update()
+        row = self.conn.execute(q).first()
+        return grant_from_row(row) if row is not None else None
+
+    def add(self, g: AccessGrant) -> None:
+        self.conn.execute(access_grants.insert().values(**grant_values(g)))
+        case_timeline.add(self.conn, g.case_id, g.pull_entries())
+
+    def save(self, g: AccessGrant) -> None:
+        values = {k: v for k, v in grant_values(g).items() if k not in ("id", "case_id")}
+        self.conn.execute(access_grants.update().where(access_grants.c.id == g.id).values(**values))
+        case_timeline.add(self.conn, g.case_id, g.pull_entries())
+
+    def holding(self, grantee: str, station_ids: frozenset[str], now: datetime, *, lock: bool = False
+                ) -> list[AccessGrant]:
+        """The grantee's active grants that open any of these stations, on cases not closed."""
+        g = access_grants.c
+        q = (select(access_grants).join(cases, cases.c.id == g.case_id)
+             .where(g.grantee == grantee, g.state == "ACTIVE", g.expire_time > now, cases.c.status != "CLOSED",
+                    g.station_ids.overlap(sorted(station_ids)))
+             .order_by(g.expire_time.desc(), g.id))
+        if lock:
+            q = q.with_for_update(of=access_grants)
+        return [grant_from_row(r) for r in self.conn.execute(q)]
+
+    def due(self, now: datetime, limit: int = 100) -> list[tuple[AccessGrant, bool]]:
+        """(grant, its case is closed) of open grants that should end now, skipping rows another
+        sweeper holds."""
+        g = access_grants.c
+        pending_until = g.request_time + func.make_interval(0, 0, 0, 0, g.hours)
+        q = (select(access_grants, (cases.c.status == "CLOSED").label("case_closed"))
+             .join(cases, cases.c.id == g.case_id)
+             .where(g.state.in_(("PENDING", "ACTIVE")),
+                    or_(cases.c.status == "CLOSED", and_(g.state == "ACTIVE", g.expire_time <= now),
+                        and_(g.state == "PENDING", pending_until <= now)))
+             .order_by(g.request_time, g.id).limit(limit).with_for_update(of=access_grants, skip_locked=True))
+        return [(grant_from_row(r), bool(r.case_closed)) for r in self.conn.execute(q)]
+
+
 class Repositories:
     """Dispatch's repositories on one transaction's connection (`uow.repos`)."""
 
@@ -607,3 +703,4 @@ class Repositories:
         self.shifts = ShiftRepository(conn)
         self.grids = GridRepository(conn)
         self.stop_payments = StopPaymentRepository(conn)
+        self.grants = GrantRepository(conn)

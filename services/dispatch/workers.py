@@ -129,6 +129,18 @@ def sweep_offers(rt: Runtime, *, limit: int = 100) -> int:
     return expired
 
 
+def sweep_grants(rt: Runtime, *, limit: int = 100) -> int:
+    """One round: ends the access grants whose time ran out or whose case was closed (each end on
+    its case's timeline); returns how many ended."""
+    ended = total = 0
+    while True:
+        with rt.transaction() as uow:
+            ended = handlers.expire_grants(uow, limit=limit)
+        total += ended
+        if ended < limit:
+            return total
+
+
 # -- the assignment hub ------------------------------------------------------------------------------------
 
 class _Alive:

@@ -19,6 +19,8 @@ class DispatchSettings:
     position_stale_s: float = 900.0
     # How often the offer sweeper looks for expired offers.
     sweep_interval_s: float = 1.0
+    # How often access grants past their time or on closed cases are ended.
+    grant_sweep_interval_s: float = 30.0
 
     @classmethod
     def from_env(cls) -> "DispatchSettings":
@@ -26,6 +28,7 @@ class DispatchSettings:
             offer_timeout_s=env_float("DISPATCH_OFFER_TIMEOUT_SECONDS", 30.0),
             position_stale_s=env_float("DISPATCH_POSITION_STALE_SECONDS", 900.0),
             sweep_interval_s=env_float("DISPATCH_SWEEP_SECONDS", 1.0),
+            grant_sweep_interval_s=env_float("DISPATCH_GRANT_SWEEP_SECONDS", 30.0),
         )
 
 
