@@ -121,7 +121,7 @@ class IntakeServicer(ConsultationRpcs, pb_grpc.IntakeServiceServicer):
             report = queries.get_report(conn, report_id)
         if report is None:
             raise NotFound(request.name)
-        in_scope(request.name, report.station_id)
+        in_scope(request.name, *report.stations)
         actor = auth.current()
         masked = not actor.has_role(*OPERATOR_ROLES)
         if not masked:

@@ -43,7 +43,7 @@ def _load(uow: UnitOfWork, report_id: str, *, name: str = "", lock: bool = True,
     if report is None:
         raise NotFound(name)
     if scoped:
-        uow.in_scope(name, report.station_id)
+        uow.in_scope(name, *report.stations)
     return report
 
 

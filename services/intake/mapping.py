@@ -126,6 +126,7 @@ def report_to_pb(r: Report, *, masked: bool = False) -> pb.Report:
         needs_confirmation=c.needs_confirmation, classifier_version=c.classifier_version,
         status=enum_value(pb.ReportStatus, r.status, "REPORT_STATUS_"),
         station_id=r.station_id, grid_id=r.grid_id, border_case=r.border_case,
+        shared_station_ids=r.shared_station_ids,
         merged_into=f"reports/{r.merged_into}" if r.merged_into else "",
         satisfaction=enum_value(common_pb2.Satisfaction, r.satisfaction, "SATISFACTION_"),
     )
@@ -259,6 +260,7 @@ def jurisdiction_to_pb(located) -> pb.Jurisdiction:
     return pb.Jurisdiction(
         station_id=located.station_id, station_name=located.station_name, grid_id=located.grid_id,
         district=located.district, border_case=located.border_case, distance_m=located.distance_m,
+        shared_station_ids=located.shared_station_ids,
     )
 
 

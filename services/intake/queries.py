@@ -36,7 +36,8 @@ def list_reports(conn, *, size: int, after: tuple[datetime, str] | None, filters
     """Reports newest first (by receive time), `size + 1` of them after `after`; without their timelines."""
     q = select(reports)
     if filters.get("stations") is not None:
-        q = q.where(reports.c.station_id.in_(sorted(filters["stations"])))
+        wanted = sorted(filters["stations"])
+        q = q.where(or_(reports.c.station_id.in_(wanted), reports.c.shared_station_ids.overlap(wanted)))
     for column in ("channel", "category", "incident_type", "priority", "status"):
         if filters.get(column):
             q = q.where(reports.c[column] == filters[column])

@@ -70,6 +70,8 @@ reports = Table(
     Column("station_id", String(20), nullable=False, server_default=""),
     Column("grid_id", String(30), nullable=False, server_default=""),
     Column("border_case", Boolean, nullable=False, server_default="false"),
+    # A border case's neighbouring stations (边界警情), which see the report as their own.
+    Column("shared_station_ids", ARRAY(Text), nullable=False, server_default="{}"),
     Column("merged_into", String(40), nullable=False, server_default=""),
     Column("receive_time", DateTime(timezone=True), nullable=False),
     Column("answer_time", DateTime(timezone=True)),
@@ -85,6 +87,7 @@ reports = Table(
     Column("needs_confirmation", Boolean, nullable=False, server_default="false"),
     Index("reports_receive_time", "receive_time", "id"),
     Index("reports_station_time", "station_id", "receive_time"),
+    Index("reports_shared_stations", "shared_station_ids", postgresql_using="gin"),
 )
 
 # Call-takers' corrections of classifications: labelled examples for the classifier's training.
@@ -210,7 +213,8 @@ def _report_values(r: Report) -> dict:
         classification_reason=c.reason, rule_ids=c.rule_ids, corrected=c.corrected,
         classifier_version=c.classifier_version, classification_confidence=c.confidence,
         needs_confirmation=c.needs_confirmation, status=r.status, station_id=r.station_id, grid_id=r.grid_id, border_case=r.border_case,
-        merged_into=r.merged_into, receive_time=r.receive_time, answer_time=r.answer_time,
+        shared_station_ids=list(r.shared_station_ids), merged_into=r.merged_into, receive_time=r.receive_time,
+        answer_time=r.answer_time,
         classify_time=r.classify_time, hand_off_time=r.hand_off_time, satisfaction=r.satisfaction,
         create_time=r.create_time, update_time=r.update_time,
         address_code=r.address_code, address_match=_match_values(r.address_match),
@@ -241,7 +245,8 @@ def report_from_row(row, entries: list[TimelineEntry]) -> Report:
                                       1.0 if row.classification_confidence is None else row.classification_confidence,
                                       row.needs_confirmation, row.classifier_version),
         status=row.status, station_id=row.station_id, grid_id=row.grid_id, border_case=row.border_case,
-        merged_into=row.merged_into, receive_time=row.receive_time, answer_time=row.answer_time,
+        shared_station_ids=list(row.shared_station_ids), merged_into=row.merged_into, receive_time=row.receive_time,
+        answer_time=row.answer_time,
         classify_time=row.classify_time, hand_off_time=row.hand_off_time, satisfaction=row.satisfaction,
         create_time=row.create_time, update_time=row.update_time, timeline=entries,
         address_code=row.address_code, address_match=_match_from(row.address_match),

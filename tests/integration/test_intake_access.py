@@ -70,3 +70,39 @@ def test_unmasked_views_of_a_caller_are_recorded(intake, two_stations):
     assert [(v["actor"], v["method"], v["station_id"]) for v in views] == [
         ("chief-audit", "GetReport", here.station_id)], "only the unmasked view is recorded"
     assert views[0]["fields"] == ["caller.phone_number"] and views[0]["roles"] == ["station_chief"]
+
+
+def _point_just_inside(a, b) -> tuple[float, float]:
+    """A point about 5 m inside station `a`, off the middle of its border with station `b`."""
+    shared = a.polygon.boundary.intersection(b.polygon.boundary)
+    line = max(getattr(shared, "geoms", [shared]), key=lambda g: g.length)
+    mid = line.interpolate(0.5, normalized=True)
+    c = a.polygon.centroid
+    dx, dy = c.x - mid.x, c.y - mid.y
+    norm = (dx * dx + dy * dy) ** 0.5
+    return round(mid.x + dx / norm * 5e-5, 7), round(mid.y + dy / norm * 5e-5, 7)
+
+
+def test_a_border_case_is_seen_by_the_neighbouring_station_as_its_own(intake, two_stations):
+    """边界警情: a report a few metres from the line is routed to the station it lies in and shared
+    with the one across the line, which reads and lists it; a third station does not."""
+    from sampledata import city
+
+    _rt, stub = intake
+    stations = {s.station_id: s for s in city.stations()}
+    a, b = stations["S01"], next(s for s in city.stations() if s.station_id != "S01"
+                                 and s.polygon.boundary.intersection(stations["S01"].polygon.boundary).length > 0)
+    filed = submit(stub, report("两辆车在路口刮擦，司机吵起来了", point=_point_just_inside(a, b)))
+    assert filed.station_id == a.station_id and filed.border_case
+    assert list(filed.shared_station_ids) == [b.station_id]
+    neighbour = metadata_for(["station_chief"], station=b.station_id)
+    assert stub.GetReport(pb.GetReportRequest(name=filed.name), metadata=neighbour).name == filed.name
+    listed = stub.ListReports(pb.ListReportsRequest(page_size=100), metadata=neighbour).reports
+    assert filed.name in {r.name for r in listed}
+    third = next(s for s in stations if s not in (a.station_id, b.station_id, *filed.shared_station_ids))
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetReport(pb.GetReportRequest(name=filed.name), metadata=metadata_for(["station_chief"], station=third))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    routed = [e.detail for e in stub.GetReport(pb.GetReportRequest(name=filed.name), metadata=neighbour).timeline
+              if e.action == "ROUTED"]
+    assert routed and f"同步相邻派出所 {b.station_id}" in routed[-1]

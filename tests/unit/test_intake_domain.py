@@ -312,6 +312,26 @@ def test_points_on_a_border_are_flagged(index):
     assert not index.locate(deep.x, deep.y).border_case or a.polygon.exterior.distance(deep) * 111_000 < 30
 
 
+def test_a_border_case_is_shared_with_the_neighbour_across_the_line_and_no_one_else(index):
+    # Points about 5 m (shared) and 200 m (not shared) inside a station, off a border with a neighbour.
+    cases = _district_border_points()
+    checked = 0
+    for q, station in cases:
+        located = index.locate(q.x, q.y)
+        if not located.border_case:
+            continue
+        assert located.shared_station_ids, (q.wkt, station.station_id)
+        assert station.station_id not in located.shared_station_ids
+        for other in located.shared_station_ids:
+            neighbour = next(s for s in sd.stations() if s.station_id == other)
+            assert neighbour.polygon.distance(q) * 111_000 * 0.87 < 30 * 1.05, (q.wkt, other)
+        checked += 1
+    assert checked >= 10
+    for s in sd.stations():
+        deep = index.locate(*s.hq)
+        assert not deep.border_case and deep.shared_station_ids == ()
+
+
 def test_sample_reports_route_to_their_expected_station(index):
     checked = 0
     for r in sd.sample_reports():

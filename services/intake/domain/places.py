@@ -69,6 +69,8 @@ class Located:
     grid_id: str
     border_case: bool
     distance_m: float
+    # Other stations whose jurisdiction lies within the border tolerance (边界警情, shared with them).
+    shared_station_ids: tuple[str, ...] = ()
 
 
 def geometry_from_geojson(doc: dict) -> BaseGeometry:
@@ -93,6 +95,7 @@ class JurisdictionIndex:
         lat0 = sum(s.hq_lat for s in stations) / len(stations) if stations else 0.0
         # Degrees of the border tolerance along the axis where a degree is shortest (conservative).
         tolerance_deg = BORDER_TOLERANCE_M / (METRES_PER_DEGREE_LAT * max(math.cos(math.radians(lat0)), 0.2))
+        self._tolerance_deg = tolerance_deg
         self._cores = [s.boundary.buffer(-tolerance_deg) for s in stations]
         for core in self._cores:
             shapely.prepare(core)
@@ -136,4 +139,14 @@ class JurisdictionIndex:
             tree, own_grids = own
             inside = tree.query(p, predicate="intersects")
             grid_id = own_grids[int(inside[0] if len(inside) else tree.nearest(p))].grid_id
-        return Located(station.station_id, station.name, station.district, grid_id, border, distance)
+        shared = self._neighbours(p, lat, idx, distance) if border else ()
+        return Located(station.station_id, station.name, station.district, grid_id, border, distance, shared)
+
+    def _neighbours(self, p: Point, lat: float, chosen: int, distance_m: float) -> tuple[str, ...]:
+        """The other stations within the border tolerance of the point (beyond the chosen station's
+        distance, for a point outside every station)."""
+        reach = self._tolerance_deg * (1 + distance_m / BORDER_TOLERANCE_M)
+        near = self._station_tree.query(p.buffer(reach), predicate="intersects")
+        found = {self.stations[int(i)].station_id for i in near if int(i) != chosen
+                 and self._metres(lat, self.stations[int(i)].boundary.distance(p)) < distance_m + BORDER_TOLERANCE_M}
+        return tuple(sorted(found - {self.stations[chosen].station_id}))

@@ -95,6 +95,13 @@ class Report(Aggregate):
     address_code: str = ""
     address_match: AddressMatch | None = None
     rate_time: datetime | None = None
+    # A border case's neighbouring stations (边界警情): they see the report as their own.
+    shared_station_ids: list[str] = field(default_factory=list)
+
+    @property
+    def stations(self) -> tuple[str, ...]:
+        """The stations whose police see this report: its own and, for a border case, its neighbours."""
+        return (self.station_id, *self.shared_station_ids)
 
     @property
     def name(self) -> str:
@@ -138,6 +145,7 @@ class Report(Aggregate):
             if match.method == "STREET":
                 a = match.address
                 self.station_id, self.grid_id, self.border_case = a.station_id, "", False
+                self.shared_station_ids = []
                 self._log("GEOCODED", actor, now, (
                     f"地址“{self.address_text}”未匹配到门牌，按所述街道（{a.street}）定位至 {a.station_id} 辖区，"
                     f"最接近 {a.full_address}（置信度 {match.confidence:.2f}），待接警员确认具体位置"))
@@ -154,15 +162,19 @@ class Report(Aggregate):
                                                   "待接警员确认位置")
         self.station_id = self.grid_id = ""
         self.border_case = False
+        self.shared_station_ids = []
         if self.lon is None:
             return
         located = index.locate(self.lon, self.lat)
         if located is None:
             return
         self.station_id, self.grid_id, self.border_case = located.station_id, located.grid_id, located.border_case
+        self.shared_station_ids = list(located.shared_station_ids)
         where = f"属地 {located.station_name}（{located.station_id}）网格 {located.grid_id}"
         if located.border_case:
             where += f"；边界警情，距辖区 {located.distance_m:.0f} 米，按最近派出所"
+        if self.shared_station_ids:
+            where += f"；同步相邻派出所 {'、'.join(self.shared_station_ids)}"
         self._log("ROUTED", actor, now, where)
 
     @property
