@@ -424,7 +424,7 @@ def test_a_case_follows_its_report_becoming_silent_or_not_whatever_the_update():
     w = World()
     case = open_case(w)
     published = len(w.published)
-    w.run(lambda uow: handlers.apply_report_update(uow, report=report(silent=True), action="ANNOTATED"))
+    w.run(lambda uow: handlers.apply_report_update(uow, report=report(silent=True), action="DUPLICATE_LINKED"))
     assert case.silent and case.instructions
     updated = w.last("dispatch.CaseUpdated")
     assert updated.action == "SILENT_ALARM" and updated.dispatch_case.silent
