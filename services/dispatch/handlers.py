@@ -119,18 +119,23 @@ def apply_report_update(uow: UnitOfWork, *, report: ReportFacts, action: str) ->
     merged into (UNMERGED), needs a case of its own. A correction of an open
     case's incident type or priority is carried over to the case, kept in its
     timeline and announced; the units already offered stay, and the
-    dispatcher may ask RecommendUnits for more.
+    dispatcher may ask RecommendUnits for more. Whatever the change, an open
+    case follows its report becoming a silent alarm (无声报警) or ceasing to be one.
     """
-    if action not in ("CORRECTED", "UNMERGED"):
-        return None
-    repos = uow.repos
+    repos, at = uow.repos, uow.now()
     case_id = repos.cases.id_by_report(report.name)
     if case_id is None:
-        return open_case_for_report(uow, report=report)
+        return open_case_for_report(uow, report=report) if action in ("CORRECTED", "UNMERGED") else None
     if action != "CORRECTED":
-        return None
+        # Most updates change nothing of the case: it is locked only when its silence has to follow.
+        seen = repos.cases.get(case_id)
+        if seen is None or seen.silent == report.silent:
+            return None
     case = repos.cases.get(case_id, lock=True)
-    if not case.reclassify(incident_type=report.incident_type, priority=report.priority, at=uow.now()):
+    changed = case.follow_silence(report.silent, at=at)
+    if action == "CORRECTED":
+        changed = case.reclassify(incident_type=report.incident_type, priority=report.priority, at=at) or changed
+    if not changed:
         return None
     _save(uow, case)
     return case

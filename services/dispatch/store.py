@@ -94,6 +94,8 @@ cases = Table(
     Column("accept_time", DateTime(timezone=True)),
     Column("arrive_time", DateTime(timezone=True)),
     Column("close_time", DateTime(timezone=True)),
+    # From a silent alarm (无声报警): no voice call-back, approach quietly (revision 0007).
+    Column("silent", Boolean, nullable=False, server_default="false"),
     Index("cases_create_time", "create_time", "id"),
     Index("cases_station_status", "station_id", "status"),
 )
@@ -274,7 +276,7 @@ def case_values(c: DispatchCase) -> dict:
         priority=c.priority, level=c.level, status=c.status, lon=c.lon, lat=c.lat, address_text=c.address_text,
         summary=c.summary, recommendations=[vars(r) for r in c.recommendations], report_time=c.report_time,
         create_time=c.create_time, update_time=c.update_time, arrival_target_s=c.arrival_target_s,
-        accept_time=c.accept_time, arrive_time=c.arrive_time, close_time=c.close_time,
+        accept_time=c.accept_time, arrive_time=c.arrive_time, close_time=c.close_time, silent=c.silent,
     )
 
 
@@ -288,6 +290,7 @@ def case_from_row(r, *, timeline: list[TimelineEntry] | None = None, assigned: l
         report_time=r.report_time, create_time=r.create_time, update_time=r.update_time, timeline=timeline or [],
         arrival_target_s=r.arrival_target_s, accept_time=r.accept_time, arrive_time=r.arrive_time,
         close_time=r.close_time, assignments=assigned or [], stop_payments=stop_payments or [], follow_up=follow_up,
+        silent=r.silent,
     )
 
 

@@ -90,3 +90,26 @@ def test_report_to_the_officers_phone_and_back_through_the_gateway(http, stack):
     assert mine["state"] == "ASSIGNMENT_STATE_REPORTED_BACK" and after["acceptTime"]
     actions = [(e["action"], e["stamp"]["actor"]) for e in after["timeline"]]
     assert ("REPORTED_BACK", officer) in actions and ("ACCEPTED", officer) in actions
+
+
+def test_a_silent_alarm_reaches_the_case_detail_and_the_officers_offer_through_the_gateway(http):
+    """A silent alarm (无声报警) filed through Envoy: its case says so, with what the officers must heed,
+    on the case detail and on the offer the unit's phone reads."""
+    report = http.post("/v1/reports", json={"requestId": uuid.uuid4().hex, "report": {
+        "channel": "CHANNEL_SILENT_ALARM", "caller": {"phoneNumber": f"139{uuid.uuid4().int % 10**8:08d}"},
+        "location": {"point": {"longitude": 114.283, "latitude": 30.598}, "accuracyM": 10,
+                     "source": "LOCATION_SOURCE_GNSS"}}})
+    assert report.status_code == 200, report.text
+    assert report.json()["silent"] is True
+
+    def offered():
+        cases = http.get("/v1/cases", params={"report": report.json()["name"]}).json()["cases"]
+        return cases[0] if cases and cases[0].get("assignments") else None
+
+    case = eventually(offered)
+    detail = http.get(f"/v1/{case['name']}").json()
+    assert detail["silent"] is True and detail["instructions"] == "无声报警：勿回拨报警人，静默接近"
+    assert "SILENT_ALARM" in [e["action"] for e in detail["timeline"]]
+    offer = http.get(f"/v1/{detail['assignments'][0]['name']}").json()
+    assert offer["caseSummary"]["silent"] is True
+    assert offer["caseSummary"]["instructions"] == "无声报警：勿回拨报警人，静默接近"

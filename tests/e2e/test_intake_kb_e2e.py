@@ -6,6 +6,8 @@ import uuid
 import httpx
 import pytest
 
+from sampledata import knowledge as seed
+from services.intake.knowledge import ANSWER_THRESHOLD, load_paraphrases
 from tests.conftest import eventually
 from tools.token import mint
 
@@ -60,6 +62,45 @@ def test_consultation_answered_at_once_never_reaches_dispatch(taker, dispatcher)
     police = post(taker, "超市门口有人持刀抢劫", place(0))
     eventually(lambda: case_for(dispatcher, police["name"]))
     assert case_for(dispatcher, consult["name"]) is None
+
+
+def test_a_paraphrased_consultation_is_answered_at_once_with_its_entry(taker, dispatcher):
+    """即问即复 for words the base does not hold: the citizen names the items (弹簧刀、匕首) where the
+    entry asks for the standard (管制刀具的标准是什么？), and no phrasing the base searches is this one."""
+    entry = next(e for e in seed.entries() if e.entry_id == "KB-ZA-011")
+    question = "弹簧刀、匕首算不算管制刀具？"
+    phrasings = {entry.question, *load_paraphrases().get(entry.entry_id, [])}
+    assert question not in phrasings, "a paraphrase, not one of the base's own phrasings"
+    found = taker.get("/v1/knowledge:search", params={"query": question, "pageSize": 3}).json()["results"]
+    assert found[0]["entry"]["entryId"] == entry.entry_id
+    r = post(taker, question, addressText="江城市江岸区")
+    assert r["classification"]["category"] == "CATEGORY_CONSULTATION"
+    assert r["status"] == "REPORT_STATUS_ANSWERED"
+    c = r["consultation"]
+    assert c["answeredAtOnce"] and c["status"] == "CONSULTATION_STATUS_ANSWERED"
+    assert c["knowledgeEntryId"] == entry.entry_id and c["answer"] == entry.answer and c["topic"] == entry.topic
+    assert c["score"] >= ANSWER_THRESHOLD
+    assert taker.get(f"/v1/{r['name']}").json()["consultation"]["knowledgeEntryId"] == entry.entry_id
+    police = post(taker, "菜市场门口有人持刀抢劫", place(15))
+    eventually(lambda: case_for(dispatcher, police["name"]))
+    assert case_for(dispatcher, r["name"]) is None
+
+
+def test_a_rare_question_goes_to_the_expert_queue_not_to_a_wrong_answer(stack, taker):
+    """A passport question the base has no entry for (a past repatriation): entries about passports
+    share its words, but none answers it, so an expert does."""
+    question = "我之前因为偷渡被遣返过，现在想正常办护照，会不会被拒？"
+    r = post(taker, question, addressText="江城市洪山区")
+    assert r["classification"]["category"] == "CATEGORY_CONSULTATION"
+    c = r["consultation"]
+    assert c["status"] == "CONSULTATION_STATUS_QUEUED" and not c.get("answeredAtOnce", False)
+    assert not c.get("answer") and not c.get("knowledgeEntryId")
+    assert r["status"] != "REPORT_STATUS_ANSWERED"
+    assert c.get("score", 0.0) < ANSWER_THRESHOLD
+    with client(stack, "expert", "e2e-expert-rare", "出入境专家") as expert:
+        queue = expert.get("/v1/consultations", params={"pageSize": 500,
+                                                         "status": "CONSULTATION_STATUS_QUEUED"}).json()
+        assert c["name"] in [x["name"] for x in queue["consultations"]]
 
 
 def test_a_repeat_is_merged_and_gets_no_case_of_its_own(taker, dispatcher):

@@ -55,20 +55,22 @@ class Harness:
     def report(self, *, incident_type: str = "FIGHT", station: str = "S01", grid: str = "S01-G01",
                lon: float = 114.30, lat: float = 30.58, merged_into: str = "", category=intake_pb.CATEGORY_POLICE,
                description: str = "小区门口有人打架", priority: int = 2, caller: intake_pb.Caller | None = None,
-               receive_time: datetime | None = None) -> str:
+               receive_time: datetime | None = None, channel=intake_pb.CHANNEL_PHONE) -> str:
         """Delivers an intake.IncidentReported event through the real consumer; returns the report name.
 
-        The report was received 20 s before now unless `receive_time` says when."""
+        The report was received 20 s before now unless `receive_time` says when. A silent alarm's
+        report is `silent`, as intake's is."""
         name, _applied = self._report(incident_type=incident_type, station=station, grid=grid, lon=lon, lat=lat,
                                       merged_into=merged_into, category=category, description=description,
-                                      priority=priority, caller=caller, receive_time=receive_time)
+                                      priority=priority, caller=caller, receive_time=receive_time, channel=channel)
         return name
 
     def _report(self, *, incident_type, station, grid, lon, lat, merged_into, category, description, priority,
-                caller, receive_time) -> tuple[str, bool]:
+                caller, receive_time, channel=intake_pb.CHANNEL_PHONE) -> tuple[str, bool]:
         name = f"reports/{uuid.uuid4().hex[:16]}"
+        silent = channel == intake_pb.CHANNEL_SILENT_ALARM
         report = intake_pb.Report(
-            name=name, channel=intake_pb.CHANNEL_PHONE, description=description,
+            name=name, channel=channel, silent=silent, voice_callback_allowed=not silent, description=description,
             location=common_pb2.Location(point=common_pb2.GeoPoint(longitude=lon, latitude=lat)),
             station_id=station, grid_id=grid, merged_into=merged_into, caller=caller,
             classification=intake_pb.Classification(category=category, incident_type=incident_type,
@@ -95,9 +97,11 @@ class Harness:
         return self.case_of(name)
 
     def update_report(self, name: str, action: str, *, incident_type: str = "", priority: int = 0,
-                      category=None, merged_into: str | None = None) -> None:
+                      category=None, merged_into: str | None = None, silent: bool | None = None) -> None:
         """Delivers an intake.ReportUpdated for a report `report()` made, with the given changes."""
         report = self.reports[name]
+        if silent is not None:
+            report.silent, report.voice_callback_allowed = silent, not silent
         if incident_type:
             report.classification.incident_type = incident_type
         if priority:

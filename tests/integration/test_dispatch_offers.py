@@ -9,8 +9,10 @@ import grpc
 import pytest
 from sqlalchemy import delete
 
+from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from services.dispatch.store import shifts
 from services.dispatch import queries
+from services.dispatch.domain import SILENT_INSTRUCTION
 from tests import support
 from tests.conftest import eventually
 from tests.integration.dispatch_harness import dispatch_service, officer_of, pb
@@ -221,3 +223,41 @@ def test_an_off_duty_unit_cannot_be_offered(h):
         h.stub.OfferCase(pb.OfferCaseRequest(request_id=rid(), name=case.name, unit=unit.name))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert support.error_reason(err.value) == "UNIT_OFF_DUTY"
+
+
+def test_a_silent_alarm_reaches_the_phone_as_a_silent_case_that_follows_its_report(h):
+    """An intake.IncidentReported from a silent alarm (无声报警): the case is silent, the officer's offer
+    says not to call back and to approach quietly, and the case follows later changes of the report."""
+    lon, lat = 116.7, 31.0
+    unit = h.units_of("S13", "PATROL_CAR")[0]
+    place_near(h, unit, lon + 0.001, lat)
+    phone = Phone(h, unit)
+    after = h.latest_sequence()
+    try:
+        report = h.report(incident_type="SILENT_ALARM", priority=1, description="", station="S13", grid="S13-G01",
+                          lon=lon, lat=lat, channel=intake_pb.CHANNEL_SILENT_ALARM)
+        offer = phone.next()
+        assert offer is not None and offer.unit == unit.name and offer.state == S.ASSIGNMENT_STATE_OFFERED
+        assert offer.case_summary.silent and offer.case_summary.instructions == SILENT_INSTRUCTION
+    finally:
+        phone.close()
+    case = h.case_of(report)
+    assert case.silent and case.instructions == SILENT_INSTRUCTION == "无声报警：勿回拨报警人，静默接近"
+    assert any(e.action == "SILENT_ALARM" and e.detail == SILENT_INSTRUCTION for e in case.timeline)
+    (created,) = [body for _, body in h.events(["dispatch.CaseCreated"], subject=case.name, after=after)]
+    assert created.dispatch_case.silent and created.dispatch_case.instructions == SILENT_INSTRUCTION
+    got = h.stub.GetAssignment(pb.GetAssignmentRequest(name=offer.name), metadata=officer_of(unit))
+    assert got.case_summary.silent and got.case_summary.instructions == SILENT_INSTRUCTION
+
+    h.update_report(report, "CORRECTED", silent=False)
+    lifted = h.case(case.name)
+    assert not lifted.silent and lifted.instructions == "" and lifted.timeline[-1].action == "SILENT_ALARM_LIFTED"
+    h.update_report(report, "DUPLICATE_LINKED", silent=True)
+    again = h.case(case.name)
+    assert again.silent and again.instructions == SILENT_INSTRUCTION and again.timeline[-1].action == "SILENT_ALARM"
+    updates = [body for _, body in h.events(["dispatch.CaseUpdated"], subject=case.name, after=after)]
+    assert [(u.action, u.dispatch_case.silent) for u in updates] == [("SILENT_ALARM_LIFTED", False),
+                                                                     ("SILENT_ALARM", True)]
+    assert all("silent" in u.changed_fields for u in updates)
+    ordinary = h.case_of(h.report(incident_type="DISPUTE", station="S13", grid="S13-G01", lon=lon, lat=lat))
+    assert not ordinary.silent and ordinary.instructions == ""

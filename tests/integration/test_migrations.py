@@ -281,3 +281,35 @@ def test_every_revision_expands_so_the_previous_release_still_runs(admin_url, se
                         "the previous release's inserts would fail")
     finally:
         support.drop_database(admin_url, name)
+
+
+def test_cases_written_before_silent_alarms_reached_dispatch_upgrade_as_not_silent(admin_url):
+    """Revision 0007 adds cases.silent: a case the previous release stored reads as not silent, and a
+    case that release inserts afterwards (without the column) is not silent either."""
+    from services.dispatch import queries
+    spec = spec_of("dispatch")
+    url = support.own_database(admin_url, "migrations_case_silent")
+    row = ("INSERT INTO dispatch.cases (id, report, station_id, incident_type, priority, level, status, "
+           "report_time, create_time, update_time) VALUES (:id, :report, 'S01', 'FIGHT', 2, 'STATION', 'PENDING', "
+           ":at, :at, :at)")
+    at = datetime(2026, 11, 1, 4, 0, tzinfo=timezone.utc)
+    try:
+        role_url = ensure_service_database(url, spec.name, "pw")
+        migrate.upgrade(spec.migrations, role_url, spec.name, "0006")
+        engine = create_engine(sqlalchemy_url(role_url))
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(row), {"id": "20261101-old", "report": "reports/old", "at": at})
+            migrate.upgrade(spec.migrations, role_url, spec.name)
+            with engine.begin() as conn:
+                conn.execute(text(row), {"id": "20261101-oldpod", "report": "reports/oldpod", "at": at})
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT id, silent FROM dispatch.cases ORDER BY id")).all() == [
+                    ("20261101-old", False), ("20261101-oldpod", False)]
+                case = queries.case(conn, "20261101-old", whole=True)
+                assert case is not None and case.silent is False and case.instructions == ""
+        finally:
+            engine.dispose()
+        assert differences(role_url, spec) == []
+    finally:
+        support.drop_database(admin_url, "migrations_case_silent")

@@ -7,7 +7,7 @@ import pytest
 
 from services.dispatch.domain import (
     SYSTEM, Assignment, AssignmentChanged, CaseCreated, CaseUpdated, CentreError, DispatchCase, FollowUpFlagged,
-    Receipt, Recommendation, ReportFacts, RetryPolicy, StopPayment, Unit, UnitMove, can_move, case_status,
+    SILENT_INSTRUCTION, Receipt, Recommendation, ReportFacts, RetryPolicy, StopPayment, Unit, UnitMove, can_move, case_status,
     distance_m, duty_roster, matrix, recommend, search,
 )
 from services.runtime.auth import AuthContext
@@ -101,10 +101,12 @@ OFFICER = AuthContext(subject="P-1", roles=frozenset({"officer"}), station="S01"
 DISPATCHER = AuthContext(subject="d-1", roles=frozenset({"dispatcher"}), station="S01")
 
 
-def facts(incident_type="FIGHT", *, received=NOON - timedelta(seconds=20), description="有人打架") -> ReportFacts:
+def facts(incident_type="FIGHT", *, received=NOON - timedelta(seconds=20), description="有人打架",
+          silent=False) -> ReportFacts:
     return ReportFacts(name="reports/r1", police=True, merged_into="", station_id="S01", grid_id="S01-G01",
                        incident_type=incident_type, priority=2, lon=114.30, lat=30.58, address_text="中山大道",
-                       description=description, receive_time=received, caller_name="陈女士", caller_phone="13800138000")
+                       description=description, receive_time=received, caller_name="陈女士", caller_phone="13800138000",
+                       silent=silent)
 
 
 def pick(uid, role="PRIMARY", capability="PATROL") -> Recommendation:
@@ -292,6 +294,27 @@ def test_a_correction_of_the_report_is_carried_to_the_open_case():
     assert updated.new_entries[0].detail == "接警单更正：警情类型 FIGHT → ROBBERY" and case.priority == 2
     case.status = "CLOSED"
     assert not case.reclassify(incident_type="THEFT", priority=0, at=NOON)
+
+
+def test_a_silent_alarm_opens_a_silent_case_and_the_case_follows_its_report():
+    case = opened("SILENT_ALARM", description="", silent=True)
+    assert case.silent and case.instructions == SILENT_INSTRUCTION == "无声报警：勿回拨报警人，静默接近"
+    assert [e.action for e in case.timeline] == ["OPENED", "RECOMMENDED", "SILENT_ALARM"]
+    assert case.timeline[-1].detail == SILENT_INSTRUCTION
+    (created,) = case.pull_events()
+    assert created.case.silent and created.entries[-1].action == "SILENT_ALARM"
+    assert not case.follow_silence(True, at=NOON), "already silent"
+    assert case.follow_silence(False, at=NOON + timedelta(seconds=5))
+    (lifted,) = case.pull_events()
+    assert (lifted.action, lifted.before.silent, lifted.case.silent) == ("SILENT_ALARM_LIFTED", True, False)
+    assert case.instructions == "" and case.update_time == NOON + timedelta(seconds=5)
+    ordinary = offered()
+    assert not ordinary.silent and ordinary.instructions == ""
+    assert ordinary.follow_silence(True, at=NOON)
+    (silenced,) = ordinary.pull_events()
+    assert silenced.action == "SILENT_ALARM" and SILENT_INSTRUCTION in silenced.new_entries[0].detail
+    ordinary.status = "CLOSED"
+    assert not ordinary.follow_silence(False, at=NOON) and ordinary.silent
 
 
 def test_levels_go_up_with_a_reason_and_down_only_by_command():

@@ -7,7 +7,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from smart110.common.v1 import common_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
+from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from services.dispatch import handlers, mapping
 from services.dispatch.domain import (
     CentreError, Context, DispatchCase, DispatchSettings, PositionFix, Receipt, ReportFacts, RetryPolicy, Shift,
@@ -187,11 +189,11 @@ class World:
 
 
 def report(name="reports/r1", *, incident_type="FIGHT", description="小区门口有人打架", police=True, merged_into="",
-           priority=2, received: datetime | None = START - timedelta(seconds=20)) -> ReportFacts:
+           priority=2, received: datetime | None = START - timedelta(seconds=20), silent=False) -> ReportFacts:
     return ReportFacts(name=name, police=police, merged_into=merged_into, station_id="S01", grid_id="S01-G01",
                        incident_type=incident_type, priority=priority, lon=114.30, lat=30.58, address_text="中山大道",
                        description=description, receive_time=received, caller_name="陈女士",
-                       caller_phone="13800138000")
+                       caller_phone="13800138000", silent=silent)
 
 
 def open_case(w: World, **kw) -> DispatchCase:
@@ -387,6 +389,56 @@ def test_a_correction_is_carried_to_the_case_and_a_report_split_off_gets_its_own
     assert len(w.published) == published, "nothing changed"
     split = w.run(lambda uow: handlers.apply_report_update(uow, report=report("reports/r2"), action="UNMERGED"))
     assert split is not None and split.report == "reports/r2"
+
+
+def test_a_silent_alarm_reaches_the_case_and_every_offer_with_the_instruction():
+    """intake.Report.silent (a silent alarm) → the case → what each officer's phone is offered."""
+    intake_report = intake_pb.Report(
+        name="reports/r9", station_id="S01", grid_id="S01-G01", silent=True, voice_callback_allowed=False,
+        classification=intake_pb.Classification(category=intake_pb.CATEGORY_POLICE, incident_type="SILENT_ALARM",
+                                                priority=1),
+        location=common_pb2.Location(point=common_pb2.GeoPoint(longitude=114.30, latitude=30.58)))
+    facts = mapping.report_from_pb(intake_report)
+    assert facts.silent and facts.needs_case
+    assert not mapping.report_from_pb(intake_pb.Report(name="reports/r8")).silent
+    w = World()
+    case = w.run(lambda uow: handlers.open_case_for_report(uow, report=facts))
+    assert case.silent and case.instructions == "无声报警：勿回拨报警人，静默接近"
+    assert "SILENT_ALARM" in [e.action for e in case.timeline]
+    created = w.last("dispatch.CaseCreated")
+    assert created.dispatch_case.silent and created.dispatch_case.instructions == case.instructions
+    assert any(e.action == "SILENT_ALARM" and e.detail == case.instructions for e in created.new_entries)
+    offers = [p.assignment for t, _, p in w.published if t == "dispatch.AssignmentChanged"]
+    assert [o.unit for o in offers] == ["units/car-1"]
+    assert all(o.case_summary.silent and o.case_summary.instructions == "无声报警：勿回拨报警人，静默接近"
+               for o in offers)
+    detail = mapping.case_to_pb(case)
+    assert detail.silent and detail.instructions == case.instructions
+    assert all(a.case_summary.name == "" for a in detail.assignments), "the detail's assignments stay lean"
+    ordinary = open_case(w)
+    assert not ordinary.silent and mapping.case_summary_to_pb(ordinary).instructions == ""
+    assert "SILENT_ALARM" not in [e.action for e in ordinary.timeline]
+
+
+def test_a_case_follows_its_report_becoming_silent_or_not_whatever_the_update():
+    w = World()
+    case = open_case(w)
+    published = len(w.published)
+    w.run(lambda uow: handlers.apply_report_update(uow, report=report(silent=True), action="DUPLICATE_LINKED"))
+    assert case.silent and case.instructions
+    updated = w.last("dispatch.CaseUpdated")
+    assert updated.action == "SILENT_ALARM" and updated.dispatch_case.silent
+    assert "silent" in updated.changed_fields and "instructions" in updated.changed_fields
+    assert updated.new_entries[0].detail == "接警单更正为无声报警：勿回拨报警人，静默接近"
+    assert len(w.published) == published + 1
+    w.run(lambda uow: handlers.apply_report_update(uow, report=report(silent=True), action="RATED"))
+    assert len(w.published) == published + 1, "already silent: nothing changes"
+    w.run(lambda uow: handlers.apply_report_update(
+        uow, report=report(silent=False, incident_type="ROBBERY", priority=1), action="CORRECTED"))
+    assert not case.silent and case.instructions == "" and case.incident_type == "ROBBERY"
+    actions = [p.action for t, _, p in w.published[published + 1:] if t == "dispatch.CaseUpdated"]
+    assert actions == ["SILENT_ALARM_LIFTED", "RECLASSIFIED"]
+    assert not w.last("dispatch.CaseUpdated").dispatch_case.silent
 
 
 # -- levels, stop-payment, follow-up --------------------------------------------------------------------

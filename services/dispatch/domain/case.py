@@ -63,6 +63,9 @@ CASE_STATUS_LABELS = {
     "PENDING": "待接单", "DISPATCHED": "已派警", "ON_SCENE": "已到场", "CLEARED": "现场处置完毕",
     "REPORTED_BACK": "部分回告", "CLOSED": "全部回告，警情办结",
 }
+# What the responding officers are told about a silent alarm (无声报警): the caller cannot speak and
+# may be overheard, so nobody calls back by voice and the police arrive without sirens.
+SILENT_INSTRUCTION = "无声报警：勿回拨报警人，静默接近"
 # A case is on the map until the citizen has been told the outcome (回告).
 ACTIVE_STATUSES = ("PENDING", "DISPATCHED", "ON_SCENE", "CLEARED")
 # Cases that can still be waiting for a first unit on scene.
@@ -274,6 +277,8 @@ class ReportFacts:
     receive_time: datetime | None
     caller_name: str = ""
     caller_phone: str = ""
+    # A silent alarm (无声报警): no voice call-back, approach quietly.
+    silent: bool = False
 
     @property
     def needs_case(self) -> bool:
@@ -354,10 +359,17 @@ class DispatchCase(Aggregate):
     # The hand-offs, oldest first, when loaded (and those the case queued).
     stop_payments: list[StopPayment] = field(default_factory=list)
     follow_up: FollowUp | None = None
+    # From a silent alarm (无声报警): officers must not call the caller back by voice and approach quietly.
+    silent: bool = False
 
     @property
     def name(self) -> str:
         return f"cases/{self.id}"
+
+    @property
+    def instructions(self) -> str:
+        """What the responding officers must heed, in their words; empty when nothing special."""
+        return SILENT_INSTRUCTION if self.silent else ""
 
     @property
     def accept_seconds(self) -> int:
@@ -392,12 +404,14 @@ class DispatchCase(Aggregate):
             incident_type=report.incident_type, priority=report.priority, level=level, status="PENDING",
             lon=report.lon, lat=report.lat, address_text=report.address_text, summary=report.description[:200],
             recommendations=list(picks), report_time=report.receive_time or now, create_time=now, update_time=now,
-            arrival_target_s=arrival_target_s)
+            arrival_target_s=arrival_target_s, silent=report.silent)
         detail = "；".join(f"{p.call_sign}：{p.reason}" for p in picks) or "暂无可用警力，待指挥员调派"
         if gaps:
             detail += "；暂无空闲的" + "、".join(g.label for g in gaps)
         case.timeline = [entry(SYSTEM, now, "OPENED", f"由接警单 {report.name} 生成"),
                          entry(SYSTEM, now, "RECOMMENDED", detail)]
+        if case.silent:
+            case.timeline.append(entry(SYSTEM, now, "SILENT_ALARM", SILENT_INSTRUCTION))
         hand_off = None
         if case.incident_type == FRAUD_TYPE:
             hand_off = StopPayment.from_victims_words(case_id=case.id, text=report.description,
@@ -612,6 +626,21 @@ class DispatchCase(Aggregate):
         entries = [entry(SYSTEM, at, "RECLASSIFIED", "接警单更正：" + "，".join(changes))]
         self._append(entries)
         self.record(CaseUpdated(self.snapshot(), before, "RECLASSIFIED", tuple(entries)))
+        return True
+
+    def follow_silence(self, silent: bool, *, at: datetime) -> bool:
+        """The report became a silent alarm (无声报警) or stopped being one: carried over to an open
+        case, kept in its timeline and announced. False when nothing changes."""
+        if silent == self.silent or self.status == "CLOSED":
+            return False
+        before = self.snapshot()
+        self.silent, self.update_time = silent, at
+        if silent:
+            entries = [entry(SYSTEM, at, "SILENT_ALARM", "接警单更正为" + SILENT_INSTRUCTION)]
+        else:
+            entries = [entry(SYSTEM, at, "SILENT_ALARM_LIFTED", "接警单更正：不再是无声报警，可正常联系报警人")]
+        self._append(entries)
+        self.record(CaseUpdated(self.snapshot(), before, entries[0].action, tuple(entries)))
         return True
 
     # -- levels ------------------------------------------------------------------------------
