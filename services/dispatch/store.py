@@ -94,7 +94,7 @@ cases = Table(
     Column("accept_time", DateTime(timezone=True)),
     Column("arrive_time", DateTime(timezone=True)),
     Column("close_time", DateTime(timezone=True)),
-    # From a silent alarm (无声报警): no voice call-back, approach quietly (revision 0007).
+    # From a silent alarm (无声报警): no voice call-back, approach quietly (revision 0008).
     Column("silent", Boolean, nullable=False, server_default="false"),
     Index("cases_create_time", "create_time", "id"),
     Index("cases_station_status", "station_id", "status"),

@@ -284,7 +284,7 @@ def test_every_revision_expands_so_the_previous_release_still_runs(admin_url, se
 
 
 def test_cases_written_before_silent_alarms_reached_dispatch_upgrade_as_not_silent(admin_url):
-    """Revision 0007 adds cases.silent: a case the previous release stored reads as not silent, and a
+    """Revision 0008 adds cases.silent: a case the previous release stored reads as not silent, and a
     case that release inserts afterwards (without the column) is not silent either."""
     from services.dispatch import queries
     spec = spec_of("dispatch")
@@ -295,7 +295,7 @@ def test_cases_written_before_silent_alarms_reached_dispatch_upgrade_as_not_sile
     at = datetime(2026, 11, 1, 4, 0, tzinfo=timezone.utc)
     try:
         role_url = ensure_service_database(url, spec.name, "pw")
-        migrate.upgrade(spec.migrations, role_url, spec.name, "0006")
+        migrate.upgrade(spec.migrations, role_url, spec.name, "0007")
         engine = create_engine(sqlalchemy_url(role_url))
         try:
             with engine.begin() as conn:

@@ -4,14 +4,14 @@ cannot speak, so nobody calls back by voice and the police approach quietly.
 Expand only: a new column with a default (existing cases get false), which the previous release
 ignores; its inserts get false too.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
