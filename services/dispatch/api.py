@@ -465,8 +465,10 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
             view = domain.view_of(case.level, getattr(body, "previous_level", 0), level_values)
             point = (case.location.point.longitude, case.location.point.latitude) \
                 if case.location.HasField("point") else None
+            # Its own station's, a border case shared with it (边界警情) or one its units help with.
+            shared = stations is not None and bool(stations.intersection(case.shared_station_ids))
             in_area = domain.in_area(case.station_id, point, stations, box) or (
-                case.name in helped and domain.in_area(case.station_id, point, None, box))
+                (shared or case.name in helped) and domain.in_area(case.station_id, point, None, box))
             if view is None or not in_area:
                 continue
             yield pb.CaseChange(dispatch_case=case, action=getattr(body, "action", "") or "CREATED", in_view=view,

@@ -37,7 +37,8 @@ def report_from_pb(report: intake_pb.Report) -> ReportFacts:
         address_text=report.address_text, description=report.description,
         receive_time=from_pb(report.receive_time) if report.HasField("receive_time") else None,
         caller_name=report.caller.name, caller_phone=report.caller.phone_number,
-        silent=report.silent)
+        silent=report.silent,
+        shared_station_ids=tuple(report.shared_station_ids))
 
 
 # -- cases -------------------------------------------------------------------------------------
@@ -64,7 +65,8 @@ def case_summary_to_pb(c: DispatchCase) -> pb.DispatchCase:
         priority=c.priority, level=enum_value(pb.CaseLevel, c.level, "CASE_LEVEL_"),
         status=enum_value(pb.CaseStatus, c.status, "CASE_STATUS_"), location=_location(c),
         address_text=c.address_text, summary=c.summary, report_time=to_pb(c.report_time),
-        arrival_target_seconds=c.arrival_target_s, silent=c.silent, instructions=c.instructions)
+        arrival_target_seconds=c.arrival_target_s, silent=c.silent, instructions=c.instructions,
+        shared_station_ids=c.shared_station_ids)
 
 
 def case_to_pb(c: DispatchCase) -> pb.DispatchCase:
@@ -81,7 +83,7 @@ def case_to_pb(c: DispatchCase) -> pb.DispatchCase:
         accept_seconds=c.accept_seconds, arrive_time=to_pb(c.arrive_time), close_time=to_pb(c.close_time),
         stop_payments=[stop_payment_to_pb(sp) for sp in c.stop_payments],
         arrival_seconds=c.arrival_seconds, arrival_target_met=c.arrival_target_met,
-        silent=c.silent, instructions=c.instructions,
+        silent=c.silent, instructions=c.instructions, shared_station_ids=c.shared_station_ids,
     )
     if c.follow_up is not None:
         msg.follow_up.CopyFrom(follow_up_to_pb(c.follow_up))

@@ -55,11 +55,12 @@ def cases_page(conn, *, size: int, after: tuple[datetime, str] | None, station_i
                status: str = "",
                report: str = "", levels: list[str] | None = None, flagged: bool = False) -> Page:
     """Cases newest first, with their assignments, hand-offs and follow-ups (no timelines); of
-    `station_ids` (a case's own station or one of its units' stations), None: every station."""
+    `station_ids` (a case's own station, a border case's neighbour or one of its units' stations), None:
+    every station."""
     q = select(cases)
     if station_ids is not None:
         wanted = sorted(station_ids)
-        q = q.where(or_(cases.c.station_id.in_(wanted),
+        q = q.where(or_(cases.c.station_id.in_(wanted), cases.c.shared_station_ids.overlap(wanted),
                         cases.c.id.in_(select(assignments.c.case_id).where(assignments.c.station_id.in_(wanted)))))
     if flagged:
         q = q.where(cases.c.id.in_(select(case_followups.c.case_id).where(case_followups.c.flagged)))
@@ -82,8 +83,10 @@ def active_cases(conn, *, box: Box | None = None, station_ids: frozenset[str] | 
     if box is not None:
         q = q.where(cases.c.lon.between(box.west, box.east), cases.c.lat.between(box.south, box.north))
     if station_ids is not None:
-        # The stations' own cases, and the cases their units are helping with (跨所协作).
+        # The stations' own cases, the border cases shared with them (边界警情) and the cases their
+        # units are helping with (跨所协作).
         q = q.where(or_(cases.c.station_id.in_(sorted(station_ids)),
+                        cases.c.shared_station_ids.overlap(sorted(station_ids)),
                         cases.c.id.in_(helped_case_ids(station_ids))))
     if levels:
         q = q.where(cases.c.level.in_(list(levels)))

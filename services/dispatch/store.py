@@ -96,8 +96,11 @@ cases = Table(
     Column("close_time", DateTime(timezone=True)),
     # From a silent alarm (无声报警): no voice call-back, approach quietly (revision 0008).
     Column("silent", Boolean, nullable=False, server_default="false"),
+    # A border case's neighbouring stations (边界警情), which see it as their own (revision 0009).
+    Column("shared_station_ids", ARRAY(Text), nullable=False, server_default="{}"),
     Index("cases_create_time", "create_time", "id"),
     Index("cases_station_status", "station_id", "status"),
+    Index("cases_shared_stations", "shared_station_ids", postgresql_using="gin"),
 )
 
 case_timeline = Timeline(timeline_table(metadata, "case_timeline", "case_id", "cases.id"), "case_id")
@@ -277,6 +280,7 @@ def case_values(c: DispatchCase) -> dict:
         summary=c.summary, recommendations=[vars(r) for r in c.recommendations], report_time=c.report_time,
         create_time=c.create_time, update_time=c.update_time, arrival_target_s=c.arrival_target_s,
         accept_time=c.accept_time, arrive_time=c.arrive_time, close_time=c.close_time, silent=c.silent,
+        shared_station_ids=list(c.shared_station_ids),
     )
 
 
@@ -290,7 +294,7 @@ def case_from_row(r, *, timeline: list[TimelineEntry] | None = None, assigned: l
         report_time=r.report_time, create_time=r.create_time, update_time=r.update_time, timeline=timeline or [],
         arrival_target_s=r.arrival_target_s, accept_time=r.accept_time, arrive_time=r.arrive_time,
         close_time=r.close_time, assignments=assigned or [], stop_payments=stop_payments or [], follow_up=follow_up,
-        silent=r.silent,
+        silent=r.silent, shared_station_ids=list(r.shared_station_ids),
     )
 
 

@@ -118,3 +118,43 @@ def test_a_helping_station_watches_the_case_its_unit_was_sent_to(h):
     finally:
         snapshot.cancel()
     assert case.name in names
+
+
+def test_a_border_case_is_shared_with_the_station_across_the_line(h):
+    """边界警情: intake names the neighbouring station on the report; the case is in that station's
+    view (GetCase, ListCases, the situation map, WatchCases) as its own, and a third station's not."""
+    from datetime import timedelta
+
+    from smart110.common.v1 import common_pb2
+    from smart110.intake.v1 import intake_service_pb2 as intake_pb
+    from services.runtime import timeutil
+
+    name = f"reports/{uuid.uuid4().hex[:16]}"
+    report = intake_pb.Report(
+        name=name, channel=intake_pb.CHANNEL_PHONE, description="两车在路口刮擦，双方争执",
+        location=common_pb2.Location(point=common_pb2.GeoPoint(longitude=114.30, latitude=30.58)),
+        station_id="S01", grid_id="S01-G01", border_case=True, shared_station_ids=["S02"],
+        classification=intake_pb.Classification(category=intake_pb.CATEGORY_POLICE, incident_type="DISPUTE",
+                                                 priority=3),
+        receive_time=timeutil.to_pb(h.clock() - timedelta(seconds=5)))
+    live = h.stub.WatchCases(pb.WatchCasesRequest(after_sequence=h.latest_sequence()), metadata=chief("S02"),
+                             timeout=30)
+    try:
+        assert h.served.deliver("intake", "intake.IncidentReported", name, intake_pb.IncidentReported(report=report))
+        created = next(c for c in live if c.dispatch_case.report == name)
+    finally:
+        live.cancel()
+    assert created.action == "CREATED" and list(created.dispatch_case.shared_station_ids) == ["S02"]
+    case = h.case_of(name)
+    assert list(case.shared_station_ids) == ["S02"] and "SHARED" in {e.action for e in case.timeline}
+    neighbour = chief("S02")
+    assert h.stub.GetCase(pb.GetCaseRequest(name=case.name), metadata=neighbour).name == case.name
+    assert case.name in {c.name for c in h.stub.ListCases(pb.ListCasesRequest(page_size=100),
+                                                          metadata=neighbour).cases}
+    situation = h.stub.GetSituation(pb.GetSituationRequest(station_id="S02"), metadata=neighbour)
+    assert case.name in {c.name for c in situation.cases}
+    third = next(s for s in sorted(org().district_of)
+                 if s not in {"S01", "S02"} | {a.station_id for a in case.assignments})
+    with pytest.raises(grpc.RpcError) as err:
+        h.stub.GetCase(pb.GetCaseRequest(name=case.name), metadata=chief(third))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND

@@ -279,6 +279,8 @@ class ReportFacts:
     caller_phone: str = ""
     # A silent alarm (无声报警): no voice call-back, approach quietly.
     silent: bool = False
+    # A border case's neighbouring stations (边界警情), which see the case as their own.
+    shared_station_ids: tuple[str, ...] = ()
 
     @property
     def needs_case(self) -> bool:
@@ -361,6 +363,8 @@ class DispatchCase(Aggregate):
     follow_up: FollowUp | None = None
     # From a silent alarm (无声报警): officers must not call the caller back by voice and approach quietly.
     silent: bool = False
+    # A border case's neighbouring stations (边界警情): they see the case as their own.
+    shared_station_ids: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -404,7 +408,8 @@ class DispatchCase(Aggregate):
             incident_type=report.incident_type, priority=report.priority, level=level, status="PENDING",
             lon=report.lon, lat=report.lat, address_text=report.address_text, summary=report.description[:200],
             recommendations=list(picks), report_time=report.receive_time or now, create_time=now, update_time=now,
-            arrival_target_s=arrival_target_s, silent=report.silent)
+            arrival_target_s=arrival_target_s, silent=report.silent,
+            shared_station_ids=sorted(set(report.shared_station_ids) - {report.station_id}))
         detail = "；".join(f"{p.call_sign}：{p.reason}" for p in picks) or "暂无可用警力，待指挥员调派"
         if gaps:
             detail += "；暂无空闲的" + "、".join(g.label for g in gaps)
@@ -412,6 +417,9 @@ class DispatchCase(Aggregate):
                          entry(SYSTEM, now, "RECOMMENDED", detail)]
         if case.silent:
             case.timeline.append(entry(SYSTEM, now, "SILENT_ALARM", SILENT_INSTRUCTION))
+        if case.shared_station_ids:
+            case.timeline.append(entry(SYSTEM, now, "SHARED", "边界警情，同步相邻派出所 "
+                                       + "、".join(case.shared_station_ids)))
         hand_off = None
         if case.incident_type == FRAUD_TYPE:
             hand_off = StopPayment.from_victims_words(case_id=case.id, text=report.description,
@@ -484,9 +492,10 @@ class DispatchCase(Aggregate):
 
     @property
     def stations(self) -> tuple[str, ...]:
-        """The stations whose police see this case: its own, and those of every unit assigned to it
-        (跨所协作)."""
-        return (self.station_id, *sorted({a.station_id for a in self.assignments} - {self.station_id}))
+        """The stations whose police see this case: its own, the neighbours of a border case (边界警情)
+        and those of every unit assigned to it (跨所协作)."""
+        others = ({a.station_id for a in self.assignments} | set(self.shared_station_ids)) - {self.station_id}
+        return (self.station_id, *sorted(others))
 
     def assignment(self, assignment_id: str) -> Assignment:
         a = next((x for x in self.assignments if x.id == assignment_id), None)

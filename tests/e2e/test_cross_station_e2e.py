@@ -1,6 +1,7 @@
-"""Access grants bound to a case (权随案走) end to end through Envoy: an officer working a case of their
-station asks for another station's cases; the chief approves; the officer reads them; the grant is
-revoked and they are gone again; every step is on the case's timeline."""
+"""Another station's data, end to end through Envoy: access grants bound to a case (权随案走: an officer
+working a case of their station asks for another station's cases; the chief approves; the officer
+reads them; the grant is revoked and they are gone again; every step on the case's timeline), and
+border cases (边界警情) shared with the station across the line."""
 from __future__ import annotations
 
 import uuid
@@ -20,9 +21,11 @@ def desk(stack):
         yield c
 
 
-def file_report(desk: httpx.Client, grid: city.Grid, description: str) -> dict:
-    point = grid.polygon.representative_point()
-    report = {"channel": "CHANNEL_PHONE", "caller": {"phoneNumber": "13900139077", "name": "周先生"},
+def file_report(desk: httpx.Client, grid: city.Grid, description: str, point=None) -> dict:
+    point = point or grid.polygon.representative_point()
+    # A caller of their own: the same number ringing again nearby would be merged into the first report.
+    phone = f"139{uuid.uuid4().int % 10**8:08d}"
+    report = {"channel": "CHANNEL_PHONE", "caller": {"phoneNumber": phone, "name": "周先生"},
               "location": {"point": {"longitude": round(point.x, 6), "latitude": round(point.y, 6)}, "accuracyM": 10,
                            "source": "LOCATION_SOURCE_GNSS"}, "description": description}
     filed = desk.post("/v1/reports", json={"requestId": uuid.uuid4().hex, "report": report})
@@ -81,3 +84,24 @@ def test_a_grant_is_asked_for_approved_used_and_revoked_through_the_gateway(stac
     stats = httpx.get(f"{base}/v1/statistics/accessGrants", headers=as_("supervisor", "", "e2e-supervisor"),
                       params={"stationId": "S01"}).json()
     assert stats["stations"][0]["stationId"] == "S01" and int(stats["stations"][0]["revoked"]) >= 1
+
+
+def test_a_border_report_is_the_neighbour_s_report_and_case_too(stack, desk):
+    stations = {s.station_id: s for s in city.stations()}
+    a = stations["S01"]
+    b = next(s for s in city.stations() if s.station_id != "S01"
+             and s.polygon.boundary.intersection(a.polygon.boundary).length > 0)
+    shared = a.polygon.boundary.intersection(b.polygon.boundary)
+    line = max(getattr(shared, "geoms", [shared]), key=lambda g: g.length)
+    mid = line.interpolate(0.5, normalized=True)
+    c = a.polygon.centroid
+    norm = ((c.x - mid.x) ** 2 + (c.y - mid.y) ** 2) ** 0.5
+    point = type(mid)(mid.x + (c.x - mid.x) / norm * 5e-5, mid.y + (c.y - mid.y) / norm * 5e-5)  # ~5 m inside S01
+    case = file_report(desk, None, "两辆车在路口刮擦，司机吵起来了", point=point)
+    assert case["stationId"] == "S01" and case["sharedStationIds"] == [b.station_id]
+    neighbour = as_("station_chief", b.station_id, "e2e-border-chief")
+    base = stack.gateway_url
+    assert httpx.get(f"{base}/v1/{case['name']}", headers=neighbour).status_code == 200
+    assert httpx.get(f"{base}/v1/{case['report']}", headers=neighbour).status_code == 200
+    listed = httpx.get(f"{base}/v1/cases", headers=neighbour, params={"pageSize": 100}).json()["cases"]
+    assert case["name"] in {x["name"] for x in listed}
