@@ -186,6 +186,40 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
                                                reason=request.reason),
             actor=actor, respond=mapping.case_assignment_to_pb)
 
+    def CloseCase(self, request: pb.CloseCaseRequest, context) -> pb.DispatchCase:
+        actor = auth.current()
+        v = Violations()
+        v.request_id(request.request_id)
+        case_id = resource_id(request.name, "cases", v)
+        outcome = enum_name(pb.Outcome, request.outcome, "OUTCOME_") if request.outcome in pb.Outcome.values() else ""
+        v.check(outcome in domain.OUTCOME_LABELS, "outcome",
+                f"is required: one of {', '.join(domain.OUTCOME_LABELS)}")
+        notes = request.notes.strip()
+        v.check(len(notes) <= MAX_NOTES, "notes", f"at most {MAX_NOTES} characters")
+        v.raise_if_any()
+        return self.rt.idempotent_work(
+            "CloseCase", request, pb.DispatchCase,
+            lambda uow: handlers.close_case(uow, case_id=case_id, outcome=outcome, notes=notes),
+            actor=actor, respond=mapping.case_to_pb)
+
+    def CancelCase(self, request: pb.CancelCaseRequest, context) -> pb.DispatchCase:
+        actor = auth.current()
+        v = Violations()
+        v.request_id(request.request_id)
+        case_id = resource_id(request.name, "cases", v)
+        reason = enum_name(pb.CancelReason, request.reason, "CANCEL_REASON_") \
+            if request.reason in pb.CancelReason.values() else ""
+        v.check(reason in domain.CANCEL_REASONS, "reason", f"is required: one of {', '.join(domain.CANCEL_REASONS)}")
+        notes = request.notes.strip()
+        if reason in ("FALSE_ALARM", "HANDLED_BY_PHONE"):
+            v.require(notes, "notes", "is required for this reason: what was found or said")
+        v.check(len(notes) <= MAX_NOTES, "notes", f"at most {MAX_NOTES} characters")
+        v.raise_if_any()
+        return self.rt.idempotent_work(
+            "CancelCase", request, pb.DispatchCase,
+            lambda uow: handlers.cancel_case(uow, case_id=case_id, reason=reason, notes=notes),
+            actor=actor, respond=mapping.case_to_pb)
+
     # -- assignments ---------------------------------------------------------
     def GetAssignment(self, request: pb.GetAssignmentRequest, context) -> pb.Assignment:
         v = Violations()

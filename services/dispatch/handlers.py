@@ -9,12 +9,12 @@ dispatch consumes.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 
 from services.runtime.consumer import Subscription
-from services.runtime.errors import FailedPrecondition, NotFound
+from services.runtime.errors import FailedPrecondition, NotFound, PermissionDenied
 from services.runtime.ids import new_id
 from services.runtime.uow import UnitOfWork
 
@@ -37,7 +37,9 @@ def _recommend(uow: UnitOfWork, *, station_id: str, lon: float | None, lat: floa
     """(picks, gaps) for an incident of a station's jurisdiction at (lon, lat), among the units free at `at`."""
     ctx: Context = uow.context
     units = uow.repos.units
-    return domain.search(lambda kinds, box: units.candidates(kinds, station_id=station_id, box=box, at=at),
+    district = domain.district_stations(station_id)
+    return domain.search(lambda kinds, box: units.candidates(kinds, station_id=station_id, box=box, at=at,
+                                                             stations=district),
                          needs=needs, station_id=station_id, lon=lon, lat=lat, stale_before=ctx.stale_before(at),
                          m=ctx.matrix, exclude=exclude)
 
@@ -99,9 +101,15 @@ def _offer_next(uow: UnitOfWork, case: DispatchCase, need: Need, at: datetime) -
 
 
 def _replace(uow: UnitOfWork, case: DispatchCase, ended: Assignment, at: datetime) -> None:
-    """An offer ended: the next suitable unit gets it, unless the need is covered (or the case closed)."""
-    if case.needs_replacement(ended):
-        _offer_next(uow, case, uow.context.matrix.need(ended.capability, ended.role), at)
+    """An offer ended: the next suitable unit gets it, unless the need is covered (or the case closed),
+    or too many offers went unanswered for the case's level: then offers stop and the station's duty
+    dispatcher chooses (no wandering across the city)."""
+    if not case.needs_replacement(ended):
+        return
+    limit = uow.context.settings.max_unanswered_offers.get(case.level, 3)
+    if case.stop_offering(limit, at):
+        return
+    _offer_next(uow, case, uow.context.matrix.need(ended.capability, ended.role), at)
 
 
 def _save(uow: UnitOfWork, case: DispatchCase) -> None:
@@ -166,6 +174,10 @@ def offer_by_hand(uow: UnitOfWork, *, case_id: str, unit_id: str, role: str, rea
     unit = repos.units.get(unit_id, at=at, stale_before=ctx.stale_before(at), lock=True)
     if unit is None:
         raise NotFound(f"units/{unit_id}")
+    if unit.station_id not in (domain.district_stations(case.station_id) or {unit.station_id}) and not uow.actor.has_role("commander", "service"):
+        raise PermissionDenied(f"{unit.name} is of another district than {case.name}: a cross-district offer is the "
+                               "commander's decision", reason="CROSS_DISTRICT",
+                               metadata={"unit_station_id": unit.station_id, "case_station_id": case.station_id})
     a = case.offer_by_hand(unit, role=role, reason=reason, capability=ctx.matrix.capability_of_kind(unit.kind),
                            actor=uow.actor, at=at, expire_at=ctx.offer_expiry(at))
     repos.units.claim_for_offer(unit_id, at=at)
@@ -225,6 +237,39 @@ def expire_offer(uow: UnitOfWork, *, case_id: str, assignment_id: str) -> Assign
     _replace(uow, case, a, at)
     _save(uow, case)
     return a
+
+
+# -- closing and cancelling (办结、撤销) ------------------------------------------------------------------
+
+def close_case(uow: UnitOfWork, *, case_id: str, outcome: str, notes: str) -> DispatchCase:
+    """The command closes a case with an outcome (CloseCase)."""
+    case = _whole_case(uow, case_id)
+    case.close(outcome=outcome, notes=notes, actor=uow.actor, at=uow.now())
+    _save(uow, case)
+    return case
+
+
+def cancel_case(uow: UnitOfWork, *, case_id: str, reason: str, notes: str) -> DispatchCase:
+    """The command cancels a case (CancelCase)."""
+    case = _whole_case(uow, case_id)
+    case.cancel(reason=reason, notes=notes, actor=uow.actor, at=uow.now())
+    _save(uow, case)
+    return case
+
+
+def unanswered_cases(uow: UnitOfWork, *, limit: int = 100) -> list[str]:
+    """Cases nobody took since automatic offers stopped longer ago than the settings allow."""
+    before = uow.now() - timedelta(seconds=uow.context.settings.unanswered_escalate_s)
+    return uow.repos.cases.unanswered_since(before, limit)
+
+
+def escalate_unanswered(uow: UnitOfWork, *, case_id: str) -> DispatchCase | None:
+    """Raises a case nobody took to district command; None when it was taken or raised meanwhile."""
+    case = uow.repos.cases.get(case_id, lock=True)
+    if case is None or not case.escalate_unanswered(uow.now()):
+        return None
+    _save(uow, case)
+    return case
 
 
 # -- levels, stop-payment, follow-up -------------------------------------------------------------------

@@ -84,6 +84,9 @@ def case_to_pb(c: DispatchCase) -> pb.DispatchCase:
         stop_payments=[stop_payment_to_pb(sp) for sp in c.stop_payments],
         arrival_seconds=c.arrival_seconds, arrival_target_met=c.arrival_target_met,
         silent=c.silent, instructions=c.instructions, shared_station_ids=c.shared_station_ids,
+        outcome=enum_value(pb.Outcome, c.outcome, "OUTCOME_") if c.outcome else 0,
+        cancel_reason=enum_value(pb.CancelReason, c.cancel_reason, "CANCEL_REASON_") if c.cancel_reason else 0,
+        close_notes=c.close_notes, offers_exhausted_time=to_pb(c.offers_exhausted_time),
     )
     if c.follow_up is not None:
         msg.follow_up.CopyFrom(follow_up_to_pb(c.follow_up))

@@ -10,6 +10,8 @@ POLICE = (*POLICE_ROLES, SERVICE)
 COMMAND = ("dispatcher", "commander", SERVICE)
 # The unit's own officers, and the command that dispatched them.
 CREW = ("officer", "station_chief", "dispatcher", "commander", SERVICE)
+# Who closes or cancels a case: the 110 centre's command, or the chief of the case's own station.
+CLOSING = ("dispatcher", "commander", "station_chief")
 GRANT_DECIDERS = ("station_chief", "legal_officer", "commander")
 SUPERVISING = ("commander", "district_commander", "supervisor", "dispatcher", "station_chief", SERVICE)
 
@@ -19,6 +21,9 @@ POLICIES = {SERVICE_NAME: Policy(SERVICE_NAME, {
     "RecommendUnits": Access("dispatcher", "commander", "call_taker", "station_chief", SERVICE),
     "OfferCase": Access(*COMMAND),
     "EscalateCase": Access("commander", "dispatcher", "station_chief"),
+    # The use case keeps a station chief to their own station's cases.
+    "CloseCase": Access(*CLOSING),
+    "CancelCase": Access(*CLOSING),
     "RateCase": Access("call_taker", "dispatcher", "supervisor", "hotline_agent", SERVICE),
     "GetAssignment": Access(*POLICE),
     "AcceptAssignment": Access(*CREW),

@@ -98,9 +98,18 @@ cases = Table(
     Column("silent", Boolean, nullable=False, server_default="false"),
     # A border case's neighbouring stations (边界警情), which see it as their own (revision 0009).
     Column("shared_station_ids", ARRAY(Text), nullable=False, server_default="{}"),
+    # Closed or cancelled by the command (revision 0010): the outcome or the reason, with notes; and
+    # when automatic offers stopped because nobody took the case.
+    Column("outcome", String(30), nullable=False, server_default=""),
+    Column("cancel_reason", String(30), nullable=False, server_default=""),
+    Column("close_notes", Text, nullable=False, server_default=""),
+    Column("offers_exhausted_time", DateTime(timezone=True)),
     Index("cases_create_time", "create_time", "id"),
     Index("cases_station_status", "station_id", "status"),
     Index("cases_shared_stations", "shared_station_ids", postgresql_using="gin"),
+    # The sweeper's scan for cases nobody took after automatic offers stopped.
+    Index("cases_unanswered", "offers_exhausted_time",
+          postgresql_where=text("offers_exhausted_time IS NOT NULL AND accept_time IS NULL")),
 )
 
 case_timeline = Timeline(timeline_table(metadata, "case_timeline", "case_id", "cases.id"), "case_id")
@@ -280,7 +289,8 @@ def case_values(c: DispatchCase) -> dict:
         summary=c.summary, recommendations=[vars(r) for r in c.recommendations], report_time=c.report_time,
         create_time=c.create_time, update_time=c.update_time, arrival_target_s=c.arrival_target_s,
         accept_time=c.accept_time, arrive_time=c.arrive_time, close_time=c.close_time, silent=c.silent,
-        shared_station_ids=list(c.shared_station_ids),
+        shared_station_ids=list(c.shared_station_ids), outcome=c.outcome, cancel_reason=c.cancel_reason,
+        close_notes=c.close_notes, offers_exhausted_time=c.offers_exhausted_time,
     )
 
 
@@ -294,7 +304,8 @@ def case_from_row(r, *, timeline: list[TimelineEntry] | None = None, assigned: l
         report_time=r.report_time, create_time=r.create_time, update_time=r.update_time, timeline=timeline or [],
         arrival_target_s=r.arrival_target_s, accept_time=r.accept_time, arrive_time=r.arrive_time,
         close_time=r.close_time, assignments=assigned or [], stop_payments=stop_payments or [], follow_up=follow_up,
-        silent=r.silent, shared_station_ids=list(r.shared_station_ids),
+        silent=r.silent, shared_station_ids=list(r.shared_station_ids), outcome=r.outcome,
+        cancel_reason=r.cancel_reason, close_notes=r.close_notes, offers_exhausted_time=r.offers_exhausted_time,
     )
 
 
@@ -480,6 +491,15 @@ class CaseRepository:
                                      stop_payments={sp.id for sp in c.stop_payments},
                                      follow_up=c.follow_up is not None)
 
+    def unanswered_since(self, before: datetime, limit: int = 100) -> list[str]:
+        """Ids of open cases below county level nobody took, whose automatic offers stopped before
+        `before`, skipping rows another sweeper holds."""
+        q = (select(cases.c.id)
+             .where(cases.c.offers_exhausted_time <= before, cases.c.accept_time.is_(None),
+                    cases.c.status.not_in(("CLOSED", "CANCELLED")), cases.c.level == "STATION")
+             .order_by(cases.c.offers_exhausted_time).limit(limit).with_for_update(skip_locked=True))
+        return list(self.conn.execute(q).scalars())
+
     def due_offers(self, now: datetime, limit: int = 100) -> list[tuple[str, str]]:
         """(case_id, assignment_id) of offers past their expiry, skipping rows another sweeper holds."""
         q = (select(assignments.c.case_id, assignments.c.id)
@@ -536,12 +556,15 @@ class UnitRepository:
         return [unit_from_row(r, None) for r in self.conn.execute(q)]
 
     def candidates(self, kinds: set[str], *, station_id: str, box: tuple[float, float, float, float] | None,
-                   at: datetime) -> list[Unit]:
+                   at: datetime, stations: frozenset[str] | None = None) -> list[Unit]:
         """What ranking needs of available on-duty units of `kinds`: all of the station's, and
-        the others inside `box` (min lon, min lat, max lon, max lat; None: all)."""
+        the others inside `box` (min lon, min lat, max lon, max lat; None: all), of `stations`
+        only when given (the district's: automatic offers do not cross districts)."""
         c = units.c
         q = select(c.unit_id, c.call_sign, c.kind, c.station_id, c.status, c.lon, c.lat, c.position_time).where(
             c.status == "AVAILABLE", c.kind.in_(sorted(kinds)), on_duty_at(at))
+        if stations is not None:
+            q = q.where(c.station_id.in_(sorted(stations)))
         if box is not None:
             q = q.where(or_(c.station_id == station_id, and_(c.lon.between(box[0], box[2]),
                                                             c.lat.between(box[1], box[3]))))

@@ -117,8 +117,8 @@ class StopPaymentSender:
 # -- the offer sweeper ----------------------------------------------------------------------------------
 
 def sweep_offers(rt: Runtime, *, limit: int = 100) -> int:
-    """One round: expires the offers past their time and offers each case to the next unit; returns how
-    many expired."""
+    """One round: expires the offers past their time and offers each case to the next unit, and raises
+    the cases nobody took to district command; returns how many offers expired."""
     with rt.transaction() as uow:
         due = handlers.due_offers(uow, limit=limit)
     expired = 0
@@ -126,6 +126,12 @@ def sweep_offers(rt: Runtime, *, limit: int = 100) -> int:
         with rt.transaction() as uow:
             if handlers.expire_offer(uow, case_id=case_id, assignment_id=assignment_id) is not None:
                 expired += 1
+    # Cases nobody took since automatic offers stopped go up to district command.
+    with rt.transaction() as uow:
+        unanswered = handlers.unanswered_cases(uow, limit=limit)
+    for case_id in unanswered:
+        with rt.transaction() as uow:
+            handlers.escalate_unanswered(uow, case_id=case_id)
     return expired
 
 

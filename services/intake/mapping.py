@@ -317,7 +317,7 @@ def statistics_to_pb(s: Statistics) -> pb.IntakeStatistics:
 # -- what the dispatch and referral feeds say of a report ------------------------------------
 
 def case_news(case: dispatch_pb.DispatchCase) -> CaseNews:
-    return CaseNews(case_name=case.name, report_name=case.report, closed=case.status == dispatch_pb.CASE_STATUS_CLOSED)
+    return CaseNews(case_name=case.name, report_name=case.report, closed=case.status in (dispatch_pb.CASE_STATUS_CLOSED, dispatch_pb.CASE_STATUS_CANCELLED))
 
 
 def assignment_news(payload: dispatch_pb.AssignmentChanged) -> AssignmentNews:

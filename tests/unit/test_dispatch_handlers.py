@@ -66,8 +66,9 @@ class Units:
     def get(self, unit_id, *, at, stale_before=None, lock=False):
         return self.by_id.get(unit_id)
 
-    def candidates(self, kinds, *, station_id, box, at):
+    def candidates(self, kinds, *, station_id, box, at, stations=None):
         return [u for u in self.by_id.values() if u.status == "AVAILABLE" and u.on_duty and u.kind in kinds and (
+            stations is None or u.station_id in stations) and (
             box is None or u.station_id == station_id or (box[0] <= u.lon <= box[2] and box[1] <= u.lat <= box[3]))]
 
     def claim_for_offer(self, unit_id, *, at, stale_before=None):

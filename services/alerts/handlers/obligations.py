@@ -70,7 +70,7 @@ def assignment_changed(uow: UnitOfWork, *, assignment: Assignment) -> None:
                           due=domain.report_back_due(a, seconds, uow.now()))
     elif a.state == "REPORTED_BACK":
         close_obligation_by_subject(uow, kind="REPORT_BACK", subject=a.name, state="DONE", reason="已回告")
-    elif a.state in ("DECLINED", "EXPIRED"):
+    elif a.state in ("DECLINED", "EXPIRED", "WITHDRAWN"):
         close_obligation_by_subject(uow, kind="REPORT_BACK", subject=a.name, state="CANCELLED",
                                     reason=f"派警{a.state}")
 

@@ -20,13 +20,16 @@ from .unit import (
     Shift, Unit, UnitUpdated, authorize_roster, distance_m, duty_roster, entry, is_units_officer, may_act_for,
     officer_ids,
 )
-from .recommend import SEARCH_RADIUS_M, Matrix, Need, Recommendation, matrix, recommend, search
+from .recommend import (
+    SEARCH_RADIUS_M, Matrix, Need, Recommendation, district_stations, matrix, recommend, search,
+)
 from .stop_payment import (
     BANKS, CENTRE_ACTOR, FINAL_STATES, FRAUD_TYPE, RESULT_LABELS, CentreError, Receipt, RetryPolicy, StopPayment,
     account_named, amount_fen, banks_named, mask_account, yuan,
 )
 from .case import (
-    ACTIVE_STATUSES, ADVANCE_TARGETS, CASE_STATUS_LABELS, DEESCALATE_ROLES, ENDED_OFFER, ESCALATE_ROLES,
+    ACTIVE_STATUSES, ADVANCE_TARGETS, CANCEL_REASONS, CASE_STATUS_LABELS, DEESCALATE_ROLES, ENDED_OFFER,
+    ESCALATE_ROLES, FINAL_STATUSES, WITHDRAWN,
     INITIAL_LEVEL_BY_PRIORITY, INITIAL_LEVEL_BY_TYPE, LEVEL_LABELS, LEVELS, MAX_COMMENT, OUTCOME_LABELS,
     RATE_ROLES, RATEABLE_STATUSES, RATED_ASSIGNMENT_STATES, ROLE_LABELS, SATISFACTION_LABELS, SPECIALIST_KINDS,
     SILENT_INSTRUCTION, STATE_LABELS, SYSTEM, TRANSITIONS, UNIT_STATUS_FOR, WAITING_STATUSES, Assignment,

@@ -34,22 +34,26 @@ SYSTEM = AuthContext(subject="dispatch", roles=frozenset({"service"}))
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "OFFERED": ("ACCEPTED", "DECLINED", "EXPIRED", "CANCELLED"),
-    "ACCEPTED": ("EN_ROUTE",),
-    "EN_ROUTE": ("ON_SCENE",),
-    "ON_SCENE": ("CLEARED",),
-    "CLEARED": ("REPORTED_BACK",),
+    "ACCEPTED": ("EN_ROUTE", "WITHDRAWN"),
+    "EN_ROUTE": ("ON_SCENE", "WITHDRAWN"),
+    "ON_SCENE": ("CLEARED", "WITHDRAWN"),
+    "CLEARED": ("REPORTED_BACK", "WITHDRAWN"),
 }
 ADVANCE_TARGETS = ("EN_ROUTE", "ON_SCENE", "CLEARED")
 ENDED_OFFER = ("DECLINED", "EXPIRED", "CANCELLED")
+# A unit taken off a case the command closed or cancelled before it reported back (收队).
+WITHDRAWN = "WITHDRAWN"
 # Where a unit is while it holds an assignment in a state; None: unchanged.
 UNIT_STATUS_FOR = {
     "OFFERED": "OFFERED", "ACCEPTED": "BUSY", "EN_ROUTE": "EN_ROUTE", "ON_SCENE": "ON_SCENE",
     "CLEARED": "AVAILABLE", "DECLINED": "AVAILABLE", "EXPIRED": "AVAILABLE", "CANCELLED": "AVAILABLE",
+    "WITHDRAWN": "AVAILABLE",
     "REPORTED_BACK": None,
 }
 STATE_LABELS = {
     "OFFERED": "派单", "ACCEPTED": "接单", "DECLINED": "拒单", "EXPIRED": "超时未接单", "CANCELLED": "撤销派单",
     "EN_ROUTE": "出警途中", "ON_SCENE": "到达现场", "CLEARED": "处置完毕", "REPORTED_BACK": "回告",
+    "WITHDRAWN": "收队",
 }
 OUTCOME_LABELS = {
     "CRIMINAL_CASE": "刑事立案", "ADMINISTRATIVE_CASE": "行政案件", "MEDIATED": "调解处理",
@@ -61,8 +65,13 @@ SPECIALIST_KINDS = {"CRIMINAL_INVESTIGATION", "PUBLIC_SECURITY", "ECONOMIC_CRIME
                     "SPECIAL_POLICE", "DRONE", "ANTI_FRAUD"}
 CASE_STATUS_LABELS = {
     "PENDING": "待接单", "DISPATCHED": "已派警", "ON_SCENE": "已到场", "CLEARED": "现场处置完毕",
-    "REPORTED_BACK": "部分回告", "CLOSED": "全部回告，警情办结",
+    "REPORTED_BACK": "部分回告", "CLOSED": "全部回告，警情办结", "CANCELLED": "警情撤销",
 }
+# A case in one of these is over: nothing more is offered, changed or escalated.
+FINAL_STATUSES = ("CLOSED", "CANCELLED")
+# Why a case is cancelled rather than closed (撤销警情).
+CANCEL_REASONS = {"DUPLICATE": "重复报警", "FALSE_ALARM": "误报或虚假警情", "CALLER_WITHDREW": "报警人撤警",
+                  "HANDLED_BY_PHONE": "电话处置完毕"}
 # What the responding officers are told about a silent alarm (无声报警): the caller cannot speak and
 # may be overheard, so nobody calls back by voice and the police arrive without sirens.
 SILENT_INSTRUCTION = "无声报警：勿回拨报警人，静默接近"
@@ -122,8 +131,8 @@ class Assignment:
 
     @property
     def live(self) -> bool:
-        """Not an offer that ended (declined, expired, cancelled)."""
-        return self.state not in ENDED_OFFER
+        """Not an offer that ended (declined, expired, cancelled), nor a unit withdrawn."""
+        return self.state not in ENDED_OFFER and self.state != WITHDRAWN
 
     def snapshot(self) -> "Assignment":
         return replace(self, officers=[dict(o) for o in self.officers], evidence=[dict(e) for e in self.evidence])
@@ -151,9 +160,11 @@ def case_status(current: str, assignments: list[Assignment]) -> str:
     scene; reported back once some have reported back and the rest cleared;
     closed when all have reported back.
     """
-    taken = [a for a in assignments if a.state not in ("OFFERED",) + ENDED_OFFER]
+    if current in FINAL_STATUSES:
+        return current
+    taken = [a for a in assignments if a.state not in ("OFFERED", WITHDRAWN) + ENDED_OFFER]
     if not taken:
-        return "PENDING" if current not in ("CLOSED",) else current
+        return "PENDING"
     states = {a.state for a in taken}
     if states == {"REPORTED_BACK"}:
         return "CLOSED"
@@ -365,10 +376,26 @@ class DispatchCase(Aggregate):
     silent: bool = False
     # A border case's neighbouring stations (边界警情): they see the case as their own.
     shared_station_ids: list[str] = field(default_factory=list)
+    # How the command closed it (an OUTCOME_LABELS code) or why it cancelled it (CANCEL_REASONS), with notes.
+    outcome: str = ""
+    cancel_reason: str = ""
+    close_notes: str = ""
+    # When automatic offers stopped because nobody took the case (OFFERS_EXHAUSTED).
+    offers_exhausted_time: datetime | None = None
 
     @property
     def name(self) -> str:
         return f"cases/{self.id}"
+
+    @property
+    def ended(self) -> bool:
+        """Closed or cancelled: nothing more is offered, changed or escalated."""
+        return self.status in FINAL_STATUSES
+
+    def _require_open(self) -> None:
+        if self.ended:
+            raise FailedPrecondition(f"{self.name} is {self.status.lower()}", reason="CASE_CLOSED",
+                                     metadata={"status": self.status})
 
     @property
     def instructions(self) -> str:
@@ -452,8 +479,7 @@ class DispatchCase(Aggregate):
     def offer_by_hand(self, unit: Unit, *, role: str, reason: str, capability: str, actor: AuthContext,
                       at: datetime, expire_at: datetime) -> Assignment:
         """A dispatcher offers the case to a chosen unit (cross-station help, a legal officer)."""
-        if self.status == "CLOSED":
-            raise FailedPrecondition(f"{self.name} is closed", reason="CASE_CLOSED")
+        self._require_open()
         if any(a.unit_id == unit.unit_id and a.live for a in self.assignments):
             raise FailedPrecondition(f"{unit.name} already has {self.name}", reason="ALREADY_ON_CASE")
         if not unit.on_duty:
@@ -485,7 +511,7 @@ class DispatchCase(Aggregate):
     def needs_replacement(self, ended: Assignment) -> bool:
         """An ended offer's capability is still needed: the case is open and no other live
         assignment covers it."""
-        return self.status != "CLOSED" and bool(ended.capability) and not any(
+        return not self.ended and bool(ended.capability) and not any(
             x.id != ended.id and x.capability == ended.capability and x.live for x in self.assignments)
 
     # -- the assignment lifecycle ------------------------------------------------------------
@@ -616,6 +642,81 @@ class DispatchCase(Aggregate):
             self.close_time = at
             self._measure("close", (at - self.report_time).total_seconds())
 
+    # -- closing and cancelling (办结、撤销) ------------------------------------------------------
+
+    def close(self, *, outcome: str, notes: str, actor: AuthContext, at: datetime) -> None:
+        """The command closes the case with an outcome: open offers are withdrawn, units still on it
+        stand down (收队)."""
+        self._authorise_closing(actor)
+        self.outcome, self.close_notes = outcome, notes
+        self._finish("CLOSED", actor, at, f"指挥员办结警情：{OUTCOME_LABELS.get(outcome, outcome)}", notes)
+
+    def cancel(self, *, reason: str, notes: str, actor: AuthContext, at: datetime) -> None:
+        """The command cancels the case (a duplicate, a false alarm, the caller withdrew, handled by
+        phone): open offers are withdrawn, units still on it stand down."""
+        self._authorise_closing(actor)
+        self.cancel_reason, self.close_notes = reason, notes
+        self._finish("CANCELLED", actor, at, f"撤销警情：{CANCEL_REASONS.get(reason, reason)}", notes)
+
+    def _authorise_closing(self, actor: AuthContext) -> None:
+        if not actor.has_role("commander", "dispatcher") and self.station_id != actor.station:
+            raise PermissionDenied(f"{self.name} belongs to station {self.station_id}, not {actor.station or 'yours'}",
+                                   reason="OTHER_STATION", metadata={"station_id": self.station_id})
+        self._require_open()
+
+    def _finish(self, status: str, actor: AuthContext, at: datetime, detail: str, reason: str) -> None:
+        before = self.snapshot()
+        self.status, self.update_time = status, at
+        if self.close_time is None:
+            self.close_time = at
+            if status == "CLOSED":
+                self._measure("close", (at - self.report_time).total_seconds())
+        for a in list(self.assignments):
+            if a.state == "OFFERED":
+                a.state = "CANCELLED"
+                self._changed(a, previous="OFFERED", actor=actor, at=at, detail=f"撤销对{a.call_sign}的派单")
+            elif can_move(a.state, WITHDRAWN):
+                previous, a.state = a.state, WITHDRAWN
+                self._changed(a, previous=previous, actor=actor, at=at, detail=f"{a.call_sign}收队")
+        entries = [entry(actor, at, status, detail, reason)]
+        self._append(entries)
+        self.record(CaseUpdated(self.snapshot(), before, status, tuple(entries)))
+
+    # -- nobody takes it ------------------------------------------------------------------------
+
+    def unanswered_offers(self) -> int:
+        """Offers declined or left to expire."""
+        return sum(1 for a in self.assignments if a.state in ("DECLINED", "EXPIRED"))
+
+    def stop_offering(self, limit: int, at: datetime) -> bool:
+        """After `limit` offers nobody took, automatic offers stop and the station's duty dispatcher is
+        asked to choose (the case no longer wanders from unit to unit); True once stopped."""
+        if self.offers_exhausted_time is not None:
+            return True
+        count = self.unanswered_offers()
+        if count < limit:
+            return False
+        before = self.snapshot()
+        self.offers_exhausted_time = self.update_time = at
+        entries = [entry(SYSTEM, at, "OFFERS_EXHAUSTED",
+                         f"已连续{count}次派单无人接单，停止自动派单，请{self.station_id}值班调度员指定警力")]
+        self._append(entries)
+        self.record(CaseUpdated(self.snapshot(), before, "OFFERS_EXHAUSTED", tuple(entries)))
+        return True
+
+    def escalate_unanswered(self, at: datetime) -> bool:
+        """Still not taken well after automatic offers stopped: raised to district (county) command;
+        False when taken meanwhile, over, or already at county level or above."""
+        if self.ended or self.accept_time is not None or rank(self.level) >= rank("COUNTY"):
+            return False
+        before, previous = self.snapshot(), self.level
+        self.level, self.update_time = "COUNTY", at
+        entries = [entry(SYSTEM, at, "ESCALATED", f"由{LEVEL_LABELS[previous]}升级为{LEVEL_LABELS['COUNTY']}",
+                         "派单无人接单，值班调度员未能指定警力，升级分局（县）指挥")]
+        self._append(entries)
+        self.record(CaseUpdated(self.snapshot(), before, "ESCALATED", tuple(entries), previous_level=previous))
+        return True
+
     # -- the report changed ------------------------------------------------------------------
 
     def reclassify(self, *, incident_type: str, priority: int, at: datetime) -> bool:
@@ -626,7 +727,7 @@ class DispatchCase(Aggregate):
             changes.append(f"警情类型 {self.incident_type} → {incident_type}")
         if priority and priority != self.priority:
             changes.append(f"优先级 {self.priority} → {priority}")
-        if not changes or self.status == "CLOSED":
+        if not changes or self.ended:
             return False
         before = self.snapshot()
         self.incident_type = incident_type or self.incident_type
@@ -640,7 +741,7 @@ class DispatchCase(Aggregate):
     def follow_silence(self, silent: bool, *, at: datetime) -> bool:
         """The report became a silent alarm (无声报警) or stopped being one: carried over to an open
         case, kept in its timeline and announced. False when nothing changes."""
-        if silent == self.silent or self.status == "CLOSED":
+        if silent == self.silent or self.ended:
             return False
         before = self.snapshot()
         self.silent, self.update_time = silent, at
@@ -659,8 +760,9 @@ class DispatchCase(Aggregate):
         if not actor.has_role("commander", "dispatcher") and self.station_id != actor.station:
             raise PermissionDenied(f"{self.name} belongs to station {self.station_id}, not {actor.station or 'yours'}",
                                    reason="OTHER_STATION", metadata={"station_id": self.station_id})
-        if self.status == "CLOSED":
-            raise FailedPrecondition(f"{self.name} is closed; its level cannot change", reason="CASE_CLOSED")
+        if self.ended:
+            raise FailedPrecondition(f"{self.name} is {self.status.lower()}; its level cannot change",
+                                     reason="CASE_CLOSED", metadata={"status": self.status})
         if level == self.level:
             raise FailedPrecondition(f"{self.name} is already at level {level}", reason="SAME_LEVEL",
                                      metadata={"level": level})
@@ -686,8 +788,7 @@ class DispatchCase(Aggregate):
             raise FailedPrecondition(
                 f"{self.name} is a {self.incident_type} case; stop-payment is for {FRAUD_TYPE} cases",
                 reason="NOT_A_FRAUD_CASE")
-        if self.status == "CLOSED":
-            raise FailedPrecondition(f"{self.name} is closed", reason="CASE_CLOSED")
+        self._require_open()
         first = self.stop_payments[0] if self.stop_payments else None
         sp = StopPayment.queue(
             case_id=self.id, banks=[bank], victim_account=victim_account, amount_fen=amount_fen,

@@ -6,9 +6,24 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.runtime.config import env_float
+from services.runtime.config import env_float, env_str
 
 from .recommend import Matrix, matrix
+
+
+DEFAULT_MAX_UNANSWERED = {"STATION": 3, "COUNTY": 5, "CITY": 8, "PROVINCE": 8}
+
+
+def parse_limits(text: str) -> dict[str, int]:
+    """`STATION=3,COUNTY=5` over the defaults; a malformed setting stops the service at start-up."""
+    limits = dict(DEFAULT_MAX_UNANSWERED)
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        level, _, value = part.partition("=")
+        if level.strip() not in limits or not value.strip().isdigit() or int(value) < 1:
+            raise SystemExit(f"configuration error: DISPATCH_MAX_UNANSWERED_OFFERS: {part!r} is not LEVEL=N "
+                             f"(levels {', '.join(limits)}, N at least 1)")
+        limits[level.strip()] = int(value)
+    return limits
 
 
 @dataclass(frozen=True)
@@ -21,6 +36,10 @@ class DispatchSettings:
     sweep_interval_s: float = 1.0
     # How often access grants past their time or on closed cases are ended.
     grant_sweep_interval_s: float = 30.0
+    # Offers declined or expired after which automatic offers stop (the case no longer wanders), by level.
+    max_unanswered_offers: dict = field(default_factory=lambda: dict(DEFAULT_MAX_UNANSWERED))
+    # A case still untaken this long after automatic offers stopped goes up to district command.
+    unanswered_escalate_s: float = 180.0
 
     @classmethod
     def from_env(cls) -> "DispatchSettings":
@@ -29,6 +48,8 @@ class DispatchSettings:
             position_stale_s=env_float("DISPATCH_POSITION_STALE_SECONDS", 900.0),
             sweep_interval_s=env_float("DISPATCH_SWEEP_SECONDS", 1.0),
             grant_sweep_interval_s=env_float("DISPATCH_GRANT_SWEEP_SECONDS", 30.0),
+            max_unanswered_offers=parse_limits(env_str("DISPATCH_MAX_UNANSWERED_OFFERS", "")),
+            unanswered_escalate_s=env_float("DISPATCH_UNANSWERED_ESCALATE_SECONDS", 180.0),
         )
 
 
