@@ -19,7 +19,9 @@ def build(rt: Runtime) -> list[tuple]:
                                hub=workers.AssignmentHub(rt.feed))
     retry = RetryPolicy.from_env()
     centre = clients.AntiFraudCentre(clients.centre_channel(rt), timeout_seconds=retry.call_timeout_seconds)
-    rt.workers.append(workers.StopPaymentSender(rt, centre, policy=retry))
+    # The victim's contact of a hand-off, read from intake at delivery (dispatch keeps no caller data).
+    contacts = clients.IntakeContacts(rt.channel("intake"), timeout_seconds=retry.call_timeout_seconds)
+    rt.workers.append(workers.StopPaymentSender(rt, centre, contacts, policy=retry))
     # Expires unanswered offers and moves them on (one per replica is fine).
     rt.every("offer-sweeper", ctx.settings.sweep_interval_s, partial(workers.sweep_offers, rt))
     rt.workers.append(ctx.hub)

@@ -291,6 +291,19 @@ def record_centre_answer(uow: UnitOfWork, *, stop_payment_id: str, sender: str, 
     return sp
 
 
+def postpone_stop_payment(uow: UnitOfWork, *, stop_payment_id: str, sender: str, why: str, at: datetime,
+                          policy: domain.RetryPolicy) -> StopPayment | None:
+    """`sender` could not deliver the hand-off (the victim's contact could not be read): it is due
+    again after the retry delay and its lease released. None when the lease passed to another
+    sender meanwhile (that one decides)."""
+    sp = uow.repos.stop_payments.get(stop_payment_id, lock=True)
+    if sp.claimed_by != sender:
+        return None
+    sp.postponed(why, at, policy)
+    uow.repos.stop_payments.save(sp)
+    return sp
+
+
 def next_stop_payment_due(uow: UnitOfWork) -> datetime | None:
     return uow.repos.stop_payments.next_due()
 

@@ -22,7 +22,7 @@ from .unit import (
 from .recommend import SEARCH_RADIUS_M, Matrix, Need, Recommendation, matrix, recommend, search
 from .stop_payment import (
     BANKS, CENTRE_ACTOR, FINAL_STATES, FRAUD_TYPE, RESULT_LABELS, CentreError, Receipt, RetryPolicy, StopPayment,
-    account_named, amount_fen, banks_named, mask_account, yuan,
+    VictimContact, account_named, amount_fen, banks_named, mask_account, yuan,
 )
 from .case import (
     ACTIVE_STATUSES, ADVANCE_TARGETS, CASE_STATUS_LABELS, DEESCALATE_ROLES, ENDED_OFFER, ESCALATE_ROLES,
