@@ -158,24 +158,18 @@ def caller_contact_to_pb(r: Report) -> pb.CallerContact:
 # (GetReport has them), so an event's size does not depend on how long the
 # report has been handled.
 EVENT_OMITS = ("timeline", "duplicates")
-# Personal data events never carry: the caller's phone number and name (a service that must reach
-# the caller reads them with GetCallerContact, recorded), and the expert officer's name (the
-# consultation names the expert by id). Every feed reader gets every event, so what is left out
-# here reaches no consumer, its inbox, its dead letters or the feed's retention.
+# The caller's personal data, which events never carry: their phone number and name. A service
+# that must reach the caller reads them with GetCallerContact (recorded). Every feed reader gets
+# every event, so what is left out here reaches no consumer, its inbox, its dead letters or the
+# feed's retained history.
 EVENT_PERSONAL_OMITS = ("caller",)
-CONSULTATION_PERSONAL_OMITS = ("expert_name",)
 
 
 def report_event_pb(r: Report) -> pb.Report:
     """The report as events carry it: its current state without its timeline and duplicates, and
-    without personal data (the caller's contact, the expert's name). Both the before and after
-    forms of a ReportUpdated come from here, so `changed_fields` never names a field the event
-    does not carry."""
-    msg = without(report_to_pb(r), (*EVENT_OMITS, *EVENT_PERSONAL_OMITS))
-    if msg.HasField("consultation"):
-        for name in CONSULTATION_PERSONAL_OMITS:
-            msg.consultation.ClearField(name)
-    return msg
+    without the caller's contact. Both the before and after forms of a ReportUpdated come from
+    here, so `changed_fields` never names a field the event does not carry."""
+    return without(report_to_pb(r), (*EVENT_OMITS, *EVENT_PERSONAL_OMITS))
 
 
 def incident_reported_pb(r: Report, new_entries) -> pb.IncidentReported:
