@@ -8,14 +8,21 @@ from smart110.referral.v1 import referral_service_pb2_grpc as pb_grpc
 from services.runtime.app import Runtime, ServiceSpec, main
 from services.runtime.auth import AuthContext
 from services.runtime.config import env_float, env_list, env_str
+from services.runtime.db import read_snapshot
 
-from . import clients, handlers, mapping, policy, seed, store, workers
+from . import clients, handlers, mapping, policy, queries, seed, store, workers
 from .api import ReferralServicer
 from .open311 import Open311Servicer
 
 
+def _referred(rt: Runtime, report_name: str) -> bool:
+    """Whether a 110 report has its order already, on a snapshot closed before intake is called."""
+    with read_snapshot(rt.engine) as conn:
+        return queries.has_order_for_report(conn, report_name)
+
+
 def build(rt: Runtime) -> list[tuple]:
-    rt.context = handlers.Context(intake=clients.Intake(rt.channel("intake")))
+    rt.context = handlers.Context(intake=clients.Intake(rt.channel("intake")), referred=partial(_referred, rt))
     rt.every("referral-overdue-sweeper", env_float("REFERRAL_SWEEP_SECONDS", 60.0),
              partial(workers.sweep_overdue, rt))
     return [

@@ -22,11 +22,18 @@ from .clients import Intake
 from .domain import SYSTEM, CitizenContact, Place, PoliceReport, Route, UnreasonableRecord, WorkOrder
 
 
+def _no_order_yet(report_name: str) -> bool:
+    return False
+
+
 @dataclass
 class Context:
-    """Referral's dependencies, as its wiring built them (`Runtime.context`)."""
+    """Referral's dependencies, as its wiring built them (`Runtime.context`). `referred(report)`:
+    whether a 110 report has its work order already (read on a snapshot of its own, before the
+    consumer's transaction), so a redelivered or repeated event does not read its caller again."""
 
     intake: Intake
+    referred: Callable[[str], bool] = _no_order_yet
 
 
 # -- before the transaction: places and transfers ----------------------------------
@@ -370,15 +377,15 @@ class ReportAhead:
 
 def ahead_of_referral(context: Context, event, payload: intake_pb.IncidentReported) -> ReportAhead | None:
     """Before the transaction: the place of a report that will be referred and, for one that gets an
-    order (`domain.referable`: not 12345's own transfers, which have their citizen already), its
-    caller's contact. The event carries no caller data; intake records the read. Intake away raises
+    order (`domain.referable`: not 12345's own transfers, which have their citizen already) and
+    has none yet, its caller's contact. The event carries no caller data; intake records the read. Intake away raises
     `Unavailable`: the consumer waits and retries the event, it does not park it."""
     report = mapping.police_report_from_pb(payload.report)
     if not domain.to_refer(report):
         return None
     place = context.intake.place(report.lon, report.lat, report.station_id)
-    contact = context.intake.caller_contact(report.name) if domain.referable(report) else None
-    return ReportAhead(place, contact)
+    wanted = domain.referable(report) and not context.referred(report.name)
+    return ReportAhead(place, context.intake.caller_contact(report.name) if wanted else None)
 
 
 def ahead_of_update(context: Context, event, payload: intake_pb.ReportUpdated) -> ReportAhead | None:

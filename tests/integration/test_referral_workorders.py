@@ -100,6 +100,10 @@ def test_a_redelivered_intake_event_changes_nothing(suite):
     assert consumer.apply(again) is True, "a new event id reaches the handler"
     listed = suite.referral.ListWorkOrders(pb.ListWorkOrdersRequest(report=report.name), timeout=10).work_orders
     assert [o.name for o in listed] == [order.name], "still exactly one order for the report"
+    with suite.intake_rt.engine.connect() as conn:
+        reads = [v for v in intake_queries.personal_data_views(conn, report.name.split("/")[1])
+                 if v["method"] == "GetCallerContact"]
+    assert len(reads) == 1, "the caller is read once, for the order, not again for each delivery"
 
 
 def test_duplicate_report_merged_into_another_gets_no_order(suite):

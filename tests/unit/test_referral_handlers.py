@@ -343,6 +343,15 @@ def test_the_prepare_steps_locate_and_read_the_caller_only_of_reports_that_will_
     assert intake.calls[-1] == ("locate", 114.34, 30.57), "no contact read for 12345's own transfer"
 
 
+def test_a_report_that_has_its_order_already_is_not_read_again():
+    intake = FakeIntake()
+    context = handlers.Context(intake=intake, referred=lambda name: name == "reports/r9")
+    prepare = handlers.EVENT_HANDLERS["intake"]["intake.ReportUpdated"].prepare
+    ahead = prepare(context, EVENT, ipb.ReportUpdated(report=intake_report(), action="CORRECTED"))
+    assert ahead == handlers.ReportAhead(JIANGAN, None)
+    assert [c[0] for c in intake.calls] == ["locate"], "no second read of the caller"
+
+
 def test_intake_away_while_the_caller_is_read_is_waited_out_not_parked():
     context = handlers.Context(intake=FakeIntake(away=True))
     prepare = handlers.EVENT_HANDLERS["intake"]["intake.IncidentReported"].prepare
