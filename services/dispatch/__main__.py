@@ -8,6 +8,7 @@ from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 from smart110.dispatch.v1 import dispatch_service_pb2_grpc as pb_grpc
 
 from services.runtime.app import Runtime, ServiceSpec, main
+from services.runtime.policy import org
 
 from . import clients, handlers, mapping, policy, seed, store, workers
 from .api import DispatchServicer
@@ -16,10 +17,12 @@ from .domain import Context, DispatchSettings, RetryPolicy, matrix
 
 def build(rt: Runtime) -> list[tuple]:
     rt.context = ctx = Context(settings=DispatchSettings.from_env(), matrix=matrix(),
-                               hub=workers.AssignmentHub(rt.feed))
+                               hub=workers.AssignmentHub(rt.feed), district_of=dict(org().district_of))
     retry = RetryPolicy.from_env()
     centre = clients.AntiFraudCentre(clients.centre_channel(rt), timeout_seconds=retry.call_timeout_seconds)
-    rt.workers.append(workers.StopPaymentSender(rt, centre, policy=retry))
+    # The victim's contact of a hand-off, read from intake at delivery (dispatch keeps no caller data).
+    contacts = clients.IntakeContacts(rt.channel("intake"), timeout_seconds=retry.call_timeout_seconds)
+    rt.workers.append(workers.StopPaymentSender(rt, centre, contacts, policy=retry))
     # Expires unanswered offers and moves them on (one per replica is fine).
     rt.every("offer-sweeper", ctx.settings.sweep_interval_s, partial(workers.sweep_offers, rt))
     # Ends access grants whose time ran out or whose case closed (a read checks both itself).

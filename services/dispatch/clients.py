@@ -1,14 +1,20 @@
 """Dispatch's outbound calls: the anti-fraud centre (反诈中心), a partner outside the suite, over
-`smart110.partners.antifraud.v1` (ANTIFRAUD_ADDR). Never called inside a transaction."""
+`smart110.partners.antifraud.v1` (ANTIFRAUD_ADDR), and intake (call edge dispatch -> intake) for the
+victim's contact of a stop-payment hand-off. Never called inside a transaction (the channels
+refuse, see services.runtime.txguard)."""
 from __future__ import annotations
 
 import grpc
 
+from smart110.intake.v1 import intake_service_pb2 as intake_pb
+from smart110.intake.v1 import intake_service_pb2_grpc as intake_grpc
 from smart110.partners.antifraud.v1 import antifraud_pb2 as af_pb
 from smart110.partners.antifraud.v1 import antifraud_pb2_grpc as af_grpc
 
+from services.runtime import calls
+
 from . import mapping
-from .domain import CentreError, DispatchCase, Receipt, StopPayment
+from .domain import CentreError, DispatchCase, Receipt, StopPayment, VictimContact
 
 # Transient faults: try again later. Anything else means the centre refuses
 # the request itself, which no retry can change.
@@ -31,9 +37,10 @@ class AntiFraudCentre:
         self.stub = af_grpc.AntiFraudCentreServiceStub(channel)
         self.timeout_seconds = timeout_seconds
 
-    def request(self, sp: StopPayment, case: DispatchCase) -> Receipt | CentreError:
-        """Delivers a hand-off (again, after a failure: the same idempotency key)."""
-        return self._call(self.stub.RequestStopPayment, mapping.stop_payment_request_pb(sp, case))
+    def request(self, sp: StopPayment, case: DispatchCase, victim: VictimContact | None) -> Receipt | CentreError:
+        """Delivers a hand-off (again, after a failure: the same idempotency key), with the victim's
+        contact read for this delivery."""
+        return self._call(self.stub.RequestStopPayment, mapping.stop_payment_request_pb(sp, case, victim))
 
     def result(self, sp: StopPayment) -> Receipt | CentreError:
         """Asks for the result of a delivered hand-off."""
@@ -46,3 +53,25 @@ class AntiFraudCentre:
             code = exc.code()
             return CentreError(code=code.name, details=exc.details() or "", retryable=code in RETRYABLE,
                                not_found=code == grpc.StatusCode.NOT_FOUND)
+
+
+class IntakeContacts:
+    """Intake's GetCallerContact: the victim's contact for one delivery of a hand-off.
+
+    Read with purpose STOP_PAYMENT and the hand-off's name as reference, which intake records with
+    this service's identity (个人信息查看留痕). NOT_FOUND (intake does not know the report) is None;
+    intake away or slow raises `Unavailable` (the sender then postpones the delivery).
+    """
+
+    def __init__(self, channel: grpc.Channel, *, timeout_seconds: float = 5.0):
+        self._stub = intake_grpc.IntakeServiceStub(channel)
+        self.timeout_seconds = timeout_seconds
+
+    def victim_of(self, sp: StopPayment, case: DispatchCase) -> VictimContact | None:
+        found = calls.call("intake", "read the victim's contact", lambda: self._stub.GetCallerContact(
+            intake_pb.GetCallerContactRequest(name=case.report, purpose=intake_pb.CALLER_CONTACT_PURPOSE_STOP_PAYMENT,
+                                              reference=sp.name),
+            timeout=self.timeout_seconds))
+        if found is None:
+            return None
+        return VictimContact(name=found.caller.name, phone=found.caller.phone_number)

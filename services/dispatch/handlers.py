@@ -37,7 +37,7 @@ def _recommend(uow: UnitOfWork, *, station_id: str, lon: float | None, lat: floa
     """(picks, gaps) for an incident of a station's jurisdiction at (lon, lat), among the units free at `at`."""
     ctx: Context = uow.context
     units = uow.repos.units
-    district = domain.district_stations(station_id)
+    district = ctx.district_stations(station_id)
     return domain.search(lambda kinds, box: units.candidates(kinds, station_id=station_id, box=box, at=at,
                                                              stations=district),
                          needs=needs, station_id=station_id, lon=lon, lat=lat, stale_before=ctx.stale_before(at),
@@ -174,7 +174,7 @@ def offer_by_hand(uow: UnitOfWork, *, case_id: str, unit_id: str, role: str, rea
     unit = repos.units.get(unit_id, at=at, stale_before=ctx.stale_before(at), lock=True)
     if unit is None:
         raise NotFound(f"units/{unit_id}")
-    if unit.station_id not in (domain.district_stations(case.station_id) or {unit.station_id}) and not uow.actor.has_role("commander", "service"):
+    if unit.station_id not in (ctx.district_stations(case.station_id) or {unit.station_id}) and not uow.actor.has_role("commander", "service"):
         raise PermissionDenied(f"{unit.name} is of another district than {case.name}: a cross-district offer is the "
                                "commander's decision", reason="CROSS_DISTRICT",
                                metadata={"unit_station_id": unit.station_id, "case_station_id": case.station_id})
@@ -339,6 +339,19 @@ def record_centre_answer(uow: UnitOfWork, *, stop_payment_id: str, sender: str, 
         case = uow.repos.cases.get(sp.case_id)
         case.stop_payment_changed(sp, news, at)
         _save(uow, case)
+    return sp
+
+
+def postpone_stop_payment(uow: UnitOfWork, *, stop_payment_id: str, sender: str, why: str, at: datetime,
+                          policy: domain.RetryPolicy) -> StopPayment | None:
+    """`sender` could not deliver the hand-off (the victim's contact could not be read): it is due
+    again after the retry delay and its lease released. None when the lease passed to another
+    sender meanwhile (that one decides)."""
+    sp = uow.repos.stop_payments.get(stop_payment_id, lock=True)
+    if sp.claimed_by != sender:
+        return None
+    sp.postponed(why, at, policy)
+    uow.repos.stop_payments.save(sp)
     return sp
 
 

@@ -18,8 +18,8 @@ from . import domain
 from .domain import grant as grant_labels
 from .queries import CircleLine, FollowUpStats, ResponseCircles, Satisfaction, Situation, StationGrants
 from .domain import (
-    AccessGrant, Assignment, DispatchCase, FollowUp, PositionFix, Receipt, Recommendation, ReportFacts, Shift, StopPayment,
-    Unit, mask_account, seconds_between,
+    AccessGrant, Assignment, DispatchCase, FollowUp, PositionFix, Receipt, Recommendation, ReportFacts, Shift,
+    StopPayment, Unit, VictimContact, mask_account, seconds_between,
 )
 
 
@@ -27,6 +27,8 @@ from .domain import (
 
 
 def report_from_pb(report: intake_pb.Report) -> ReportFacts:
+    """The facts a case is opened from. Never the caller: intake's events do not carry it, and a
+    case does not need it (the stop-payment sender reads the victim's contact when it delivers)."""
     has_point = report.HasField("location") and report.location.HasField("point")
     c = report.classification
     return ReportFacts(
@@ -36,7 +38,6 @@ def report_from_pb(report: intake_pb.Report) -> ReportFacts:
         lat=report.location.point.latitude if has_point else None,
         address_text=report.address_text, description=report.description,
         receive_time=from_pb(report.receive_time) if report.HasField("receive_time") else None,
-        caller_name=report.caller.name, caller_phone=report.caller.phone_number,
         silent=report.silent,
         shared_station_ids=tuple(report.shared_station_ids))
 
@@ -275,10 +276,14 @@ def grant_stats_to_pb(lines: list[StationGrants]) -> pb.AccessGrantStats:
 
 # -- the anti-fraud centre -------------------------------------------------------------------------
 
-def stop_payment_request_pb(sp: StopPayment, case: DispatchCase) -> af_pb.RequestStopPaymentRequest:
+def stop_payment_request_pb(sp: StopPayment, case: DispatchCase,
+                            victim: VictimContact | None) -> af_pb.RequestStopPaymentRequest:
+    """The centre's request; `victim`, read from intake for this delivery, fills in the victim's
+    name and phone (None: unknown, sent empty)."""
+    victim = victim or VictimContact()
     return af_pb.RequestStopPaymentRequest(
         idempotency_key=sp.idempotency_key, case_name=f"cases/{sp.case_id}", report_name=case.report,
-        station_id=case.station_id, victim_name=sp.victim_name, victim_phone=sp.victim_phone,
+        station_id=case.station_id, victim_name=victim.name, victim_phone=victim.phone,
         victim_accounts=[af_pb.VictimAccount(bank=b, account_number=sp.victim_account if i == 0 else "")
                          for i, b in enumerate(sp.banks or [""])],
         amount_fen=sp.amount_fen, report_time=to_pb(case.report_time),

@@ -121,7 +121,7 @@ def recommendations(conn, ctx: Context, case: DispatchCase, at: datetime):
     repo = UnitRepository(conn)
     return domain.search(
         lambda kinds, box: repo.candidates(kinds, station_id=case.station_id, box=box, at=at,
-                                           stations=domain.district_stations(case.station_id)),
+                                           stations=ctx.district_stations(case.station_id)),
         needs=ctx.matrix.needs(case.incident_type, at), station_id=case.station_id, lon=case.lon, lat=case.lat,
         stale_before=ctx.stale_before(at), m=ctx.matrix, exclude={a.unit_id for a in case.assignments if a.live})
 

@@ -9,7 +9,12 @@
   database) lets another take over. A sender whose lease was taken over meanwhile does not
   record its answer; the new holder's answer (same key, same receipt) is the one recorded.
   A request is never lost (the row stays until the centre acknowledged it) and never
-  duplicated at the centre (the key).
+  duplicated at the centre (the key). Just before each delivery, with no transaction open, the
+  sender reads the victim's name and phone from intake (GetCallerContact, purpose STOP_PAYMENT,
+  recorded by intake): dispatch keeps no caller data, and only a hand-off being delivered needs
+  it, not every case, nor the consumer that opens cases. Intake away postpones the delivery like
+  a transient fault of the centre (retried with the same backoff); a report intake does not know,
+  or a read intake refuses, is delivered without the contact.
 - `sweep_offers` expires unanswered offers and moves them on (one sweeper per replica is fine:
   due offers are read with SKIP LOCKED and re-checked under the case's lock).
 - `AssignmentHub` tails the service's own feed and pushes every change of a unit's assignments
@@ -30,9 +35,10 @@ from smart110.common.v1 import events_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 
 from services.runtime.app import Runtime
+from services.runtime.errors import FailedPrecondition, Unavailable
 
 from . import handlers
-from .clients import AntiFraudCentre
+from .clients import AntiFraudCentre, IntakeContacts
 from .domain import CentreError, RetryPolicy
 
 log = logging.getLogger("smart110.dispatch.workers")
@@ -48,10 +54,11 @@ class StopPaymentSender:
     when the dispatch feed announces a commit (a new hand-off comes with an event).
     """
 
-    def __init__(self, rt: Runtime, centre: AntiFraudCentre, *, policy: RetryPolicy | None = None,
-                 idle_seconds: float = 5.0):
+    def __init__(self, rt: Runtime, centre: AntiFraudCentre, contacts: IntakeContacts, *,
+                 policy: RetryPolicy | None = None, idle_seconds: float = 5.0):
         self.rt = rt
         self.centre = centre
+        self.contacts = contacts
         self.policy = policy or RetryPolicy()
         self.idle_seconds = idle_seconds
         self._stop = threading.Event()
@@ -103,8 +110,26 @@ class StopPaymentSender:
             return False
         sp, case = claimed
         handled.add(sp.id)
-        # The call to the centre, with no transaction open (the lease keeps other senders off the hand-off).
-        answer = self.centre.request(sp, case) if sp.state == "QUEUED" else self.centre.result(sp)
+        # The calls to intake and the centre, with no transaction open (the lease keeps other senders
+        # off the hand-off).
+        if sp.state == "QUEUED":
+            try:
+                victim = sp.stored_victim or self.contacts.victim_of(sp, case)
+            except Unavailable as exc:
+                with self.rt.transaction() as uow:
+                    postponed = handlers.postpone_stop_payment(uow, stop_payment_id=sp.id, sender=self.name,
+                                                               why=exc.message, at=now, policy=self.policy)
+                if postponed is not None:
+                    log.warning("victim's contact for %s unreadable (%s); next attempt in %.0fs", sp.idempotency_key,
+                                exc.reason, (postponed.next_attempt_time - now).total_seconds())
+                return True
+            except FailedPrecondition as exc:  # intake refuses the read itself: no retry changes that
+                log.error("intake refused the victim's contact for %s (%s); delivering without it",
+                          sp.idempotency_key, exc.reason)
+                victim = None
+            answer = self.centre.request(sp, case, victim)
+        else:
+            answer = self.centre.result(sp)
         with self.rt.transaction() as uow:
             recorded = handlers.record_centre_answer(uow, stop_payment_id=sp.id, sender=self.name, answer=answer,
                                                      at=now, policy=self.policy)

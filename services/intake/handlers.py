@@ -133,12 +133,16 @@ def rate_report(uow: UnitOfWork, *, report_id: str, satisfaction: str, comment: 
 
 # -- personal data seen unmasked (个人信息查看留痕) ------------------------------------------
 
-def record_personal_data_view(uow: UnitOfWork, *, report: Report, method: str) -> None:
-    """Keeps who saw this report's caller phone number or name unmasked, and when."""
+def record_personal_data_view(uow: UnitOfWork, *, report: Report, method: str, purpose: str = "",
+                              reference: str = "") -> None:
+    """Keeps who saw this report's caller phone number or name unmasked, and when: a person
+    (GetReport) or a service (GetCallerContact, with its purpose and what it read it for). A report
+    without a phone number or name shows nothing personal and records nothing."""
     fields = [f for f, value in (("caller.phone_number", report.caller_phone), ("caller.name", report.caller_name))
               if value]
-    if fields and not uow.actor.has_role("service"):
-        uow.repos.views.record(report_id=report.id, actor=uow.actor, at=uow.now(), method=method, fields=fields)
+    if fields:
+        uow.repos.views.record(report_id=report.id, actor=uow.actor, at=uow.now(), method=method, fields=fields,
+                               purpose=purpose, reference=reference)
 
 
 # -- merge and un-merge by a call-taker ------------------------------------------------

@@ -150,15 +150,27 @@ def report_to_pb(r: Report, *, masked: bool = False) -> pb.Report:
     return msg
 
 
+def caller_contact_to_pb(r: Report) -> pb.CallerContact:
+    """GetCallerContact's answer: the report's caller, unmasked."""
+    return pb.CallerContact(report=r.name, caller=pb.Caller(phone_number=r.caller_phone, name=r.caller_name))
+
+
 # The lists of a report that grow with its history: events leave them out
 # (GetReport has them), so an event's size does not depend on how long the
 # report has been handled.
 EVENT_OMITS = ("timeline", "duplicates")
+# The caller's personal data, which events never carry: their phone number and name. A service
+# that must reach the caller reads them with GetCallerContact (recorded). Every feed reader gets
+# every event, so what is left out here reaches no consumer, its inbox, its dead letters or the
+# feed's retained history.
+EVENT_PERSONAL_OMITS = ("caller",)
 
 
 def report_event_pb(r: Report) -> pb.Report:
-    """The report as events carry it: its current state without its timeline and duplicates."""
-    return without(report_to_pb(r), EVENT_OMITS)
+    """The report as events carry it: its current state without its timeline and duplicates, and
+    without the caller's contact. Both the before and after forms of a ReportUpdated come from
+    here, so `changed_fields` never names a field the event does not carry."""
+    return without(report_to_pb(r), (*EVENT_OMITS, *EVENT_PERSONAL_OMITS))
 
 
 def incident_reported_pb(r: Report, new_entries) -> pb.IncidentReported:

@@ -16,6 +16,8 @@ POLICIES = {SERVICE_NAME: Policy(SERVICE_NAME, {
     # Reports come from every channel: phones, 12345's transfer, apps, partners' alarms.
     "ReportIncident": Access(*ANYONE, why="every channel files reports"),
     "GetReport": Access(*READING),
+    # Unmasked caller contact for another service (stop-payment, 12345 follow-up); each read is recorded.
+    "GetCallerContact": Access(SERVICE, why="personal data for a service that must reach the caller, recorded"),
     "ListReports": Access("call_taker", "commander", "dispatcher", SERVICE, "station_chief"),
     "UpdateReport": Access("call_taker"),
     "AnswerReport": Access(*CALL_TAKING),

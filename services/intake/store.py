@@ -140,6 +140,9 @@ personal_data_views = Table(
     Column("view_time", DateTime(timezone=True), nullable=False),
     Column("method", String(60), nullable=False),
     Column("fields", ARRAY(Text), nullable=False, server_default="{}"),
+    # A service's read (GetCallerContact): why, and what for (e.g. a stop-payment hand-off's name).
+    Column("purpose", String(40), nullable=False, server_default=""),
+    Column("reference", Text, nullable=False, server_default=""),
     Index("personal_data_views_report", "report_id", "seq"),
     Index("personal_data_views_actor", "actor", "view_time"),
 )
@@ -488,10 +491,11 @@ class PersonalDataViews:
     def __init__(self, conn):
         self.conn = conn
 
-    def record(self, *, report_id: str, actor, at: datetime, method: str, fields: list[str]) -> None:
+    def record(self, *, report_id: str, actor, at: datetime, method: str, fields: list[str], purpose: str = "",
+               reference: str = "") -> None:
         self.conn.execute(personal_data_views.insert().values(
             report_id=report_id, actor=actor.subject, roles=sorted(actor.roles), station_id=actor.station or "",
-            view_time=at, method=method, fields=fields))
+            view_time=at, method=method, fields=fields, purpose=purpose, reference=reference))
 
 
 class Repositories:

@@ -15,7 +15,7 @@ from .open311 import Open311Servicer
 
 
 def build(rt: Runtime) -> list[tuple]:
-    rt.context = handlers.Context(intake=clients.Intake(rt.channel("intake")))
+    rt.context = handlers.Context(intake=clients.Intake(rt.channel("intake")), referred=partial(workers.referred, rt))
     rt.every("referral-overdue-sweeper", env_float("REFERRAL_SWEEP_SECONDS", 60.0),
              partial(workers.sweep_overdue, rt))
     return [

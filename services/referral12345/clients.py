@@ -1,5 +1,5 @@
 """Outbound calls: the 110 side, intake over gRPC (call edge referral -> intake): jurisdiction
-lookups and one-button transfers (一键转接). Data crosses only as calls, never inside a transaction
+lookups, one-button transfers (一键转接) and the citizen's contact of a referred 110 report. Data crosses only as calls, never inside a transaction
 (the channel refuses, see services.runtime.txguard)."""
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import grpc
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from smart110.intake.v1 import intake_service_pb2_grpc as intake_grpc
 
-from services.runtime.errors import FailedPrecondition, Unavailable
+from services.runtime import calls
 
-from .domain import Place, PoliceReport, WorkOrder
+from .domain import CitizenContact, Place, PoliceReport, WorkOrder
 from .mapping import police_report_from_pb, transfer_report_pb
 
 TIMEOUT_SECONDS = 10.0
@@ -27,17 +27,7 @@ class Intake:
         self._stations: dict[str, Place] = {}
 
     def _call(self, what: str, fn):
-        try:
-            return fn()
-        except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                return None
-            if exc.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION,
-                              grpc.StatusCode.ALREADY_EXISTS):
-                raise FailedPrecondition(f"intake refused to {what}: {exc.details()}",
-                                         reason="INTAKE_REFUSED") from exc
-            raise Unavailable(f"intake could not {what} ({exc.code().name}); retry later",
-                              reason="INTAKE_UNAVAILABLE") from exc
+        return calls.call("intake", what, fn)
 
     def locate(self, lon: float, lat: float) -> Place | None:
         found = self._call("locate the point", lambda: self._stub.LocateJurisdiction(
@@ -68,6 +58,17 @@ class Intake:
         if lon is not None and lat is not None:
             return self.locate(lon, lat)
         return self.station(station_id)
+
+    def caller_contact(self, report_name: str) -> CitizenContact | None:
+        """The caller of a 110 report, read for the work order it becomes (follow-up and repeat-caller
+        detection); intake records the read. None when intake does not know the report."""
+        found = self._call("read the caller's contact", lambda: self._stub.GetCallerContact(
+            intake_pb.GetCallerContactRequest(name=report_name,
+                                              purpose=intake_pb.CALLER_CONTACT_PURPOSE_WORK_ORDER),
+            timeout=TIMEOUT_SECONDS))
+        if found is None:
+            return None
+        return CitizenContact(phone=found.caller.phone_number, name=found.caller.name)
 
     def file_transfer(self, request_id: str, order: WorkOrder, why: str) -> PoliceReport | None:
         """Files the report a transferred order becomes (channel 12345); the same request_id always

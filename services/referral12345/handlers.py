@@ -1,9 +1,9 @@
 """Referral use cases: one function each, on a unit of work; the order's state, timeline and
 events in one transaction.
 
-What needs intake (where a point or station is, filing a transferred report) runs before the
-transaction, in the steps that take the service's `Context` first (`locate`, `places_ahead`,
-`file_transfer`, and the prepare steps of the events consumed). `EVENT_HANDLERS` at the end
+What needs intake (where a point or station is, filing a transferred report, a referred report's
+caller) runs before the transaction, in the steps that take the service's `Context` first
+(`locate`, `places_ahead`, `file_transfer`, and the prepare steps of the events consumed). `EVENT_HANDLERS` at the end
 names the feed and event types referral consumes.
 """
 from __future__ import annotations
@@ -19,14 +19,21 @@ from services.runtime.uow import UnitOfWork
 
 from . import domain, mapping, rules
 from .clients import Intake
-from .domain import SYSTEM, Place, PoliceReport, Route, UnreasonableRecord, WorkOrder
+from .domain import SYSTEM, CitizenContact, Place, PoliceReport, Route, UnreasonableRecord, WorkOrder
+
+
+def _no_order_yet(report_name: str) -> bool:
+    return False
 
 
 @dataclass
 class Context:
-    """Referral's dependencies, as its wiring built them (`Runtime.context`)."""
+    """Referral's dependencies, as its wiring built them (`Runtime.context`). `referred(report)`:
+    whether a 110 report has its work order already (read on a snapshot of its own, before the
+    consumer's transaction), so a redelivered or repeated event does not read its caller again."""
 
     intake: Intake
+    referred: Callable[[str], bool] = _no_order_yet
 
 
 # -- before the transaction: places and transfers ----------------------------------
@@ -129,9 +136,12 @@ def create_work_order(uow: UnitOfWork, *, fields: dict, place: Place | None, rou
     return order
 
 
-def refer_report(uow: UnitOfWork, *, report: PoliceReport, place: Place | None) -> WorkOrder | None:
+def refer_report(uow: UnitOfWork, *, report: PoliceReport, place: Place | None,
+                 contact: CitizenContact | None = None) -> WorkOrder | None:
     """From 110: a non-police report becomes a work order, once; a police report of a type that needs
     city departments (联动抢险, e.g. a cut gas main) becomes a level-1 order to all of them at once.
+    `place` and `contact` (the caller, for follow-up and repeat-caller detection) were read from
+    intake before the transaction (`ahead_of_referral`).
 
     Returns None when the report needs no order, is a duplicate (merged), came from 12345 itself,
     or already has one.
@@ -142,7 +152,7 @@ def refer_report(uow: UnitOfWork, *, report: PoliceReport, place: Place | None) 
     now = uow.now()
     departments = repos.departments.all()
     terms = domain.referral_of(report, {m.code for d in departments for m in d.matters})
-    order = _receive(uow, domain.referred_order_fields(report, terms, place), SYSTEM)
+    order = _receive(uow, domain.referred_order_fields(report, terms, place, contact), SYSTEM)
     if order is None:
         return None
     order.note("ROUTING", SYSTEM, now, terms.why)
@@ -356,43 +366,61 @@ def overturn(uow: UnitOfWork, *, record_id: str, reason: str,
 
 # -- from 110: the intake feed -----------------------------------------------------
 
-def place_reported(context: Context, event, payload: intake_pb.IncidentReported) -> Place | None:
-    """Before the transaction: the place of a report that will be referred, from intake."""
+@dataclass(frozen=True)
+class ReportAhead:
+    """What a 110 report to refer needs from intake, read before the consumer's transaction: its
+    place, and its caller's contact (None: not one referral refers, or intake does not know it)."""
+
+    place: Place | None = None
+    contact: CitizenContact | None = None
+
+
+def ahead_of_referral(context: Context, event, payload: intake_pb.IncidentReported) -> ReportAhead | None:
+    """Before the transaction: the place of a report that will be referred and, for one that gets an
+    order (`domain.referable`: not 12345's own transfers, which have their citizen already) and
+    has none yet, its caller's contact. The event carries no caller data; intake records the read. Intake away raises
+    `Unavailable`: the consumer waits and retries the event, it does not park it."""
     report = mapping.police_report_from_pb(payload.report)
-    if domain.to_refer(report):
-        return context.intake.place(report.lon, report.lat, report.station_id)
-    return None
+    if not domain.to_refer(report):
+        return None
+    place = context.intake.place(report.lon, report.lat, report.station_id)
+    wanted = domain.referable(report) and not context.referred(report.name)
+    return ReportAhead(place, context.intake.caller_contact(report.name) if wanted else None)
 
 
-def place_updated(context: Context, event, payload: intake_pb.ReportUpdated) -> Place | None:
+def ahead_of_update(context: Context, event, payload: intake_pb.ReportUpdated) -> ReportAhead | None:
     if payload.action in domain.REFER_ON_UPDATE:
-        return place_reported(context, event, payload)
+        return ahead_of_referral(context, event, payload)
     return None
 
 
-def on_reported(uow: UnitOfWork, event, payload: intake_pb.IncidentReported, prepared: Place | None = None) -> None:
+def on_reported(uow: UnitOfWork, event, payload: intake_pb.IncidentReported,
+                prepared: ReportAhead | None = None) -> None:
     """intake.IncidentReported: a transferred report's first status, or a report to refer."""
     report = mapping.police_report_from_pb(payload.report)
     if record_police_progress(uow, report=report, action="REPORTED"):
         return
     if domain.to_refer(report):
-        refer_report(uow, report=report, place=prepared)
+        ahead = prepared or ReportAhead()
+        refer_report(uow, report=report, place=ahead.place, contact=ahead.contact)
 
 
-def on_updated(uow: UnitOfWork, event, payload: intake_pb.ReportUpdated, prepared: Place | None = None) -> None:
+def on_updated(uow: UnitOfWork, event, payload: intake_pb.ReportUpdated, prepared: ReportAhead | None = None) -> None:
     """intake.ReportUpdated: a transferred report's progress, or a report that needs an order now."""
     report = mapping.police_report_from_pb(payload.report)
     if record_police_progress(uow, report=report, action=payload.action):
         return
     if domain.to_refer_after(payload.action, report):
-        refer_report(uow, report=report, place=prepared)
+        ahead = prepared or ReportAhead()
+        refer_report(uow, report=report, place=ahead.place, contact=ahead.contact)
 
 
-# From 110: the intake feed. The place of a report that will be referred is resolved with intake
-# before the consumer's transaction (`prepare`), so no call holds a connection.
+# From 110: the intake feed. What a report that will be referred needs from intake (its place, its
+# caller's contact) is read before the consumer's transaction (`prepare`), so no call holds a
+# connection.
 EVENT_HANDLERS = {
     "intake": {
-        "intake.IncidentReported": Subscription(intake_pb.IncidentReported, on_reported, prepare=place_reported),
-        "intake.ReportUpdated": Subscription(intake_pb.ReportUpdated, on_updated, prepare=place_updated),
+        "intake.IncidentReported": Subscription(intake_pb.IncidentReported, on_reported, prepare=ahead_of_referral),
+        "intake.ReportUpdated": Subscription(intake_pb.ReportUpdated, on_updated, prepare=ahead_of_update),
     },
 }

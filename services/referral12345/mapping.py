@@ -185,7 +185,8 @@ def sweep_to_pb(flagged: list[WorkOrder]) -> pb.SweepOverdueWorkOrdersResponse:
 # -- intake's reports --------------------------------------------------------------
 
 def police_report_from_pb(report: intake_pb.Report) -> PoliceReport:
-    """What referral reads of an intake report (an event's, or the one intake filed for a transfer)."""
+    """What referral reads of an intake report (an event's, or the one intake filed for a transfer):
+    never its caller, which events do not carry (`clients.Intake.caller_contact` reads it)."""
     has_point = report.HasField("location") and report.location.HasField("point")
     return PoliceReport(
         name=report.name, status=intake_pb.ReportStatus.Name(report.status),
@@ -194,8 +195,8 @@ def police_report_from_pb(report: intake_pb.Report) -> PoliceReport:
         channel=enum_name(intake_pb.Channel, report.channel, "CHANNEL_"), merged_into=report.merged_into,
         description=report.description, lon=report.location.point.longitude if has_point else None,
         lat=report.location.point.latitude if has_point else None, accuracy_m=report.location.accuracy_m,
-        address_text=report.address_text, station_id=report.station_id, caller_phone=report.caller.phone_number,
-        caller_name=report.caller.name, attachments=tuple(attachments_from_pb(report.attachments)),
+        address_text=report.address_text, station_id=report.station_id,
+        attachments=tuple(attachments_from_pb(report.attachments)),
         receive_time=from_pb(report.receive_time) if report.HasField("receive_time") else None,
     )
 

@@ -38,6 +38,11 @@ def work_order(conn, order_id: str) -> WorkOrder | None:
     return WorkOrderRepository(conn).get(order_id)
 
 
+def has_order_for_report(conn, report_name: str) -> bool:
+    """Whether a 110 report already has its work order (at most one per report)."""
+    return conn.execute(select(work_orders.c.id).where(work_orders.c.report == report_name)).first() is not None
+
+
 def work_orders_by_id(conn, order_ids: list[str]) -> list[WorkOrder]:
     """The orders of these ids that exist (ids that are "" skipped)."""
     repo = WorkOrderRepository(conn)

@@ -5,8 +5,9 @@ One per service replica is fine: each order is flagged under its row lock, once.
 from __future__ import annotations
 
 from services.runtime.app import Runtime
+from services.runtime.db import read_snapshot
 
-from . import handlers
+from . import handlers, queries
 from .domain import WorkOrder
 
 
@@ -14,3 +15,10 @@ def sweep_overdue(rt: Runtime) -> list[WorkOrder]:
     """One round: flags the open orders past their deadline at the runtime's clock."""
     with rt.transaction() as uow:
         return handlers.sweep_overdue(uow)
+
+
+def referred(rt: Runtime, report_name: str) -> bool:
+    """Whether a 110 report has its order already, on a snapshot closed before intake is called
+    (the consumer's prepare step reads the caller's contact only for a report still to be referred)."""
+    with read_snapshot(rt.engine) as conn:
+        return queries.has_order_for_report(conn, report_name)

@@ -46,8 +46,9 @@ def as_(role: str, station: str, sub: str) -> dict:
 def test_a_grant_is_asked_for_approved_used_and_revoked_through_the_gateway(stack, desk):
     grids = {g.station_id: g for g in city.grids()}
     mine = file_report(desk, grids["S01"], "楼下两伙人在吵架推搡，快打起来了")
-    theirs = file_report(desk, grids["S05"], "我家店里的收银机被人撬了，钱被偷走了")
-    assert (mine["stationId"], theirs["stationId"]) == ("S01", "S05")
+    # Of another district: automatic offers stay in a district, so no S01 unit is on it.
+    theirs = file_report(desk, grids["S10"], "我家店里的收银机被人撬了，钱被偷走了")
+    assert (mine["stationId"], theirs["stationId"]) == ("S01", "S10")
     # A public-order matter: the grant policy leaves it to the station chief.
     assert mine["incidentType"] in ("FIGHT", "DISPUTE"), mine["incidentType"]
     base = stack.gateway_url
@@ -56,7 +57,7 @@ def test_a_grant_is_asked_for_approved_used_and_revoked_through_the_gateway(stac
 
     assert httpx.get(f"{base}/v1/{theirs['name']}", headers=me).status_code == 404
     asked = httpx.post(f"{base}/v1/{mine['name']}/accessGrants", headers=me, json={
-        "requestId": uuid.uuid4().hex, "scope": "ACCESS_SCOPE_STATION_CASES", "stationIds": ["S05"],
+        "requestId": uuid.uuid4().hex, "scope": "ACCESS_SCOPE_STATION_CASES", "stationIds": ["S10"],
         "reason": "纠纷一方称对方曾在邻所辖区作案", "hours": 4})
     assert asked.status_code == 200, asked.text
     grant = asked.json()
@@ -69,7 +70,7 @@ def test_a_grant_is_asked_for_approved_used_and_revoked_through_the_gateway(stac
     assert approved.status_code == 200 and approved.json()["state"] == "ACCESS_GRANT_STATE_ACTIVE", approved.text
 
     seen = httpx.get(f"{base}/v1/{theirs['name']}", headers=me)
-    assert seen.status_code == 200 and seen.json()["stationId"] == "S05", seen.text
+    assert seen.status_code == 200 and seen.json()["stationId"] == "S10", seen.text
     listed = httpx.get(f"{base}/v1/accessGrants", headers=chief, params={"case": mine["name"]}).json()
     assert [(g["name"], g["uses"]) for g in listed["accessGrants"]] == [(grant["name"], 1)]
 

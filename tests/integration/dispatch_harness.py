@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -20,6 +21,7 @@ from smart110.common.v1 import common_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 from smart110.dispatch.v1 import dispatch_service_pb2_grpc as pb_grpc
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
+from smart110.intake.v1 import intake_service_pb2_grpc as intake_grpc
 from services.dispatch.__main__ import SPEC
 from services.dispatch.store import units
 from services.runtime import timeutil
@@ -30,10 +32,49 @@ PAYLOADS = {"dispatch.CaseCreated": pb.CaseCreated, "dispatch.CaseUpdated": pb.C
             "dispatch.FollowUpFlagged": pb.FollowUpFlagged}
 
 
+class StandInIntake(intake_grpc.IntakeServiceServicer):
+    """Intake's GetCallerContact on a real socket, for the stop-payment sender: answers the callers
+    the harness's reports were filed by (`callers`), records each read (report, purpose, reference,
+    the caller's subject) and, stopped, is away (UNAVAILABLE) until started again on the same port."""
+
+    def __init__(self):
+        self.callers: dict[str, intake_pb.Caller] = {}
+        self.reads: list[tuple[str, int, str]] = []
+        self.port = 0
+        self._server: grpc.Server | None = None
+
+    def start(self) -> "StandInIntake":
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="stand-in-intake"),
+                             options=[("grpc.so_reuseport", 0)])
+        intake_grpc.add_IntakeServiceServicer_to_server(self, server)
+        self.port = server.add_insecure_port(f"127.0.0.1:{self.port}")
+        server.start()
+        self._server = server
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop(0).wait(5)
+            self._server = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def GetCallerContact(self, request, context):
+        self.reads.append((request.name, request.purpose, request.reference))
+        caller = self.callers.get(request.name)
+        if caller is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"{request.name} does not exist")
+        return intake_pb.CallerContact(report=request.name, caller=caller)
+
+
 @dataclass
 class Harness:
     served: support.Served
     reports: dict = field(default_factory=dict)
+    # Who filed each report, as intake keeps it (events carry no caller): the stand-in intake's answers.
+    callers: dict = field(default_factory=dict)
 
     @property
     def rt(self):
@@ -69,10 +110,13 @@ class Harness:
                 caller, receive_time, channel=intake_pb.CHANNEL_PHONE) -> tuple[str, bool]:
         name = f"reports/{uuid.uuid4().hex[:16]}"
         silent = channel == intake_pb.CHANNEL_SILENT_ALARM
+        if caller is not None:
+            self.callers[name] = caller
+        # As intake's events are: without the caller.
         report = intake_pb.Report(
             name=name, channel=channel, silent=silent, voice_callback_allowed=not silent, description=description,
             location=common_pb2.Location(point=common_pb2.GeoPoint(longitude=lon, latitude=lat)),
-            station_id=station, grid_id=grid, merged_into=merged_into, caller=caller,
+            station_id=station, grid_id=grid, merged_into=merged_into,
             classification=intake_pb.Classification(category=category, incident_type=incident_type,
                                                      priority=priority),
             receive_time=timeutil.to_pb(receive_time or self.clock() - timedelta(seconds=20)))
@@ -168,6 +212,18 @@ def dispatch_service(admin_url: str, *, offer_timeout_s: float = 30.0, sweep_int
                 yield Harness(served)
             finally:
                 served.rt.feed.close()
+
+
+@contextmanager
+def stand_in_intake(harness: Harness):
+    """A `StandInIntake` answering the harness's callers, started; stopped at the end."""
+    intake = StandInIntake()
+    intake.callers = harness.callers
+    intake.start()
+    try:
+        yield intake
+    finally:
+        intake.stop()
 
 
 @contextmanager

@@ -56,7 +56,9 @@ def test_a_station_whose_unit_is_assigned_sees_the_case(h):
     case = h.open_case(incident_type="FIGHT", station="S05", grid="S05-G01")
     # A station none of whose units the case was offered to yet.
     assigned = {"S05"} | {a.station_id for a in case.assignments}
-    station = next(s for s in sorted(org().district_of) if s not in assigned and h.units_of(s, "PATROL_CAR"))
+    # Of the same district: a dispatcher does not send a unit across districts.
+    station = next(s for s in sorted(org().stations_of(org().district_of["S05"]))
+                   if s not in assigned and h.units_of(s, "PATROL_CAR"))
     helper = h.units_of(station, "PATROL_CAR")[0]
     with pytest.raises(grpc.RpcError) as err:
         h.stub.GetCase(pb.GetCaseRequest(name=case.name), metadata=chief(station))
@@ -89,7 +91,9 @@ def test_a_helping_station_watches_the_case_its_unit_was_sent_to(h):
     and live, from the moment its unit is offered the case."""
     case = h.open_case(incident_type="FIGHT", station="S07", grid="S07-G01")
     assigned = {"S07"} | {a.station_id for a in case.assignments}
-    station, helper = next((s, u) for s in sorted(org().district_of) if s not in assigned
+    # A station of the same district: a dispatcher does not send a unit across districts.
+    district = org().district_of["S07"]
+    station, helper = next((s, u) for s in sorted(org().stations_of(district)) if s not in assigned
                            for u in h.units_of(s, "PATROL_CAR") if u.status == pb.UNIT_STATUS_AVAILABLE)
     live = h.stub.WatchCases(pb.WatchCasesRequest(after_sequence=h.latest_sequence()), metadata=chief(station),
                              timeout=30)

@@ -18,7 +18,7 @@ from services.runtime import timeutil, txguard
 from services.runtime.app import RECONNECT_OPTIONS
 from tests import support
 from tests.conftest import eventually
-from tests.integration.dispatch_harness import dispatch_service, running
+from tests.integration.dispatch_harness import StandInIntake, dispatch_service, running
 from tools.fake_antifraud import FakeAntiFraudCentre
 
 FRAUD = "我刚接到自称公安局的电话，说我涉嫌洗钱，我用建设银行卡分三笔转了八万六千元到“安全账户”，挂了电话才知道被骗了。"
@@ -34,14 +34,30 @@ def centre():
 
 
 @pytest.fixture(scope="module")
-def dispatch(admin_url, centre):
+def intake():
+    """A stand-in intake answering GetCallerContact for the reports the harness files (its callers
+    are set once the service is up)."""
+    i = StandInIntake().start()
+    yield i
+    i.stop()
+
+
+@pytest.fixture(scope="module")
+def dispatch(admin_url, centre, intake):
     """Dispatch without units (no offers: a case's timeline ends with its hand-off), its sender not
     started, its clock at the wall clock's time (tests move it)."""
     env = {"ANTIFRAUD_ADDR": centre.address, "ANTIFRAUD_RETRY_BASE_SECONDS": "0.05",
-           "ANTIFRAUD_RETRY_MAX_SECONDS": "0.2"}
+           "ANTIFRAUD_RETRY_MAX_SECONDS": "0.2", "INTAKE_ADDR": intake.address}
     with dispatch_service(admin_url, seed=False, workers=False, env=env) as d:
+        intake.callers = d.callers
         d.clock.set(timeutil.now())
         yield d
+
+
+@pytest.fixture(scope="module")
+def intake_channel(intake):
+    with support.channel(intake.address, options=RECONNECT_OPTIONS) as ch:
+        yield ch
 
 
 @pytest.fixture(scope="module")
@@ -51,15 +67,16 @@ def channel(centre):
 
 
 @pytest.fixture
-def sender(dispatch, channel):
+def sender(dispatch, channel, intake_channel):
     """A sender driven by the test's own clock: `run_once(now)` does what is due at `now`."""
-    return new_sender(dispatch, channel)
+    return new_sender(dispatch, channel, intake_channel)
 
 
-def new_sender(dispatch, channel) -> workers.StopPaymentSender:
-    """A sender of this service (as another replica would run one), to the stand-in centre."""
+def new_sender(dispatch, channel, intake_channel) -> workers.StopPaymentSender:
+    """A sender of this service (as another replica would run one), to the stand-in centre and intake."""
     return workers.StopPaymentSender(
-        dispatch.rt, clients.AntiFraudCentre(channel, timeout_seconds=POLICY.call_timeout_seconds), policy=POLICY)
+        dispatch.rt, clients.AntiFraudCentre(channel, timeout_seconds=POLICY.call_timeout_seconds),
+        clients.IntakeContacts(intake_channel, timeout_seconds=POLICY.call_timeout_seconds), policy=POLICY)
 
 
 def get(dispatch, case) -> pb.DispatchCase:
@@ -123,7 +140,8 @@ def test_hand_off_reaches_the_centre_and_the_result_is_recorded_on_the_case(disp
     assert len(got) == 1
     request = got[0].request
     assert request.idempotency_key == case.stop_payments[0].idempotency_key
-    assert request.amount_fen == 8_600_000 and request.victim_phone == "13800138000"
+    assert request.amount_fen == 8_600_000
+    assert (request.victim_name, request.victim_phone) == ("陈女士", "13800138000"), "read from intake to deliver"
     assert [a.bank for a in request.victim_accounts] == ["中国建设银行"] and request.station_id == "S01"
     accepted = get(dispatch, case).stop_payments[0]
     assert accepted.state == pb.STOP_PAYMENT_STATE_ACCEPTED and accepted.receipt_id == got[0].receipt.receipt_id
@@ -148,6 +166,55 @@ def test_hand_off_reaches_the_centre_and_the_result_is_recorded_on_the_case(disp
     calls = len(centre.calls)
     sender.run_once(t0 + timedelta(hours=1))
     assert not [c for c in centre.calls[calls:] if c[1] == sp.idempotency_key], "a final result is not asked again"
+
+
+def test_the_victims_contact_is_read_from_intake_for_the_delivery_only_and_never_kept(
+        dispatch, centre, intake, sender):
+    t0 = timeutil.now()
+    case = dispatch.open_case(incident_type="TELECOM_FRAUD", description=FRAUD, now=t0,
+                              caller_phone="13800138111", caller_name="林女士")
+    assert not dispatch.reports[case.report].HasField("caller"), "the event the case came from has no caller"
+    sp = case.stop_payments[0]
+    sender.run_once(t0)
+    assert [r for r in intake.reads if r[0] == case.report] == [
+        (case.report, intake_pb.CALLER_CONTACT_PURPOSE_STOP_PAYMENT, sp.name)], "one read, for this hand-off"
+    (got,) = centre.requests_for(case.name)
+    assert (got.request.victim_name, got.request.victim_phone) == ("林女士", "13800138111")
+    with dispatch.rt.engine.connect() as conn:
+        kept = conn.execute(select(stop_payments.c.victim_name, stop_payments.c.victim_phone)
+                            .where(stop_payments.c.id == sp.name.rsplit("/", 1)[1])).one()
+    assert tuple(kept) == ("", ""), "dispatch keeps no caller data"
+    sender.run_once(t0 + POLICY.check_delay(1))
+    assert get(dispatch, case).stop_payments[0].state == pb.STOP_PAYMENT_STATE_FROZEN
+    assert len([r for r in intake.reads if r[0] == case.report]) == 1, "asking for the result needs no contact"
+    # A case of a report intake does not know (NOT_FOUND) is delivered without the contact.
+    unknown = dispatch.open_case(incident_type="TELECOM_FRAUD", description=FRAUD, now=t0)
+    del dispatch.callers[unknown.report]
+    sender.run_once(t0)
+    (bare,) = centre.requests_for(unknown.name)
+    assert (bare.request.victim_name, bare.request.victim_phone) == ("", "") and bare.request.amount_fen == 8_600_000
+
+
+def test_with_intake_away_the_delivery_waits_and_goes_out_with_the_contact_when_it_is_back(
+        dispatch, centre, intake, intake_channel, sender):
+    t0 = timeutil.now()
+    case = dispatch.open_case(incident_type="TELECOM_FRAUD", description=FRAUD, now=t0)
+    intake.stop()
+    try:
+        sender.run_once(t0)
+        sp = get(dispatch, case).stop_payments[0]
+        assert sp.state == pb.STOP_PAYMENT_STATE_QUEUED and sp.attempts == 1
+        assert "intake" in sp.last_error and timeutil.from_pb(sp.next_attempt_time) == t0 + POLICY.retry_delay(1)
+        assert centre.requests_for(case.name) == [], "nothing sent without the contact while intake is away"
+        assert lease_of(dispatch, case) == (None, None), "the lease is released"
+        assert "STOP_PAYMENT_UNDELIVERABLE" not in actions(get(dispatch, case))
+    finally:
+        intake.start()
+        grpc.channel_ready_future(intake_channel).result(timeout=30)
+    sender.run_once(t0 + POLICY.retry_delay(1))
+    (got,) = centre.requests_for(case.name)
+    assert got.request.victim_phone == "13800138000" and got.deliveries == 1
+    assert get(dispatch, case).stop_payments[0].state == pb.STOP_PAYMENT_STATE_ACCEPTED
 
 
 def test_with_the_centre_down_the_request_is_kept_retried_with_backoff_and_delivered_once(
@@ -306,11 +373,11 @@ class HeldCentre:
         self.release = threading.Event()
         self.transactions_open = None
 
-    def request(self, sp, case):
+    def request(self, sp, case, victim):
         self.transactions_open = txguard.open_transactions()
         self.entered.set()
         assert self.release.wait(30)
-        return self.centre.request(sp, case)
+        return self.centre.request(sp, case, victim)
 
     def result(self, sp):
         return self.centre.result(sp)
@@ -322,8 +389,8 @@ def lease_of(dispatch, case) -> tuple:
                             .where(stop_payments.c.case_id == case.name.split("/", 1)[1])).one()
 
 
-def test_a_hand_off_in_one_senders_hand_is_left_alone_by_the_others(dispatch, centre, channel):
-    first, second = new_sender(dispatch, channel), new_sender(dispatch, channel)
+def test_a_hand_off_in_one_senders_hand_is_left_alone_by_the_others(dispatch, centre, channel, intake_channel):
+    first, second = new_sender(dispatch, channel, intake_channel), new_sender(dispatch, channel, intake_channel)
     held = HeldCentre(first.centre)
     first.centre = held
     t0 = timeutil.now()
@@ -347,8 +414,8 @@ def test_a_hand_off_in_one_senders_hand_is_left_alone_by_the_others(dispatch, ce
 
 
 def test_a_lease_ends_so_another_sender_takes_over_and_the_late_answer_is_not_recorded(
-        dispatch, centre, channel):
-    stalled, other = new_sender(dispatch, channel), new_sender(dispatch, channel)
+        dispatch, centre, channel, intake_channel):
+    stalled, other = new_sender(dispatch, channel, intake_channel), new_sender(dispatch, channel, intake_channel)
     held = HeldCentre(stalled.centre)
     stalled.centre = held
     t0 = timeutil.now()

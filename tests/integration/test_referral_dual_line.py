@@ -41,7 +41,10 @@ def test_agent_transfers_a_police_emergency_to_110_once(suite):
 
     report = suite.intake.GetReport(intake_pb.GetReportRequest(name=order.transferred_report), timeout=10)
     assert report.channel == intake_pb.CHANNEL_HOTLINE_12345
-    assert report.caller.phone_number == caller
+    assert report.caller.phone_number == caller[:3] + "****" + caller[-4:], "a service's GetReport is masked"
+    contact = suite.intake.GetCallerContact(intake_pb.GetCallerContactRequest(
+        name=report.name, purpose=intake_pb.CALLER_CONTACT_PURPOSE_WORK_ORDER), timeout=10)
+    assert (contact.caller.phone_number, contact.caller.name) == (caller, "周女士"), "the 12345 caller reached 110"
     assert report.description.startswith("市民来电称邻居家传出呼救声和打砸声")
     assert report.classification.category == intake_pb.CATEGORY_POLICE
     assert report.station_id, "routed to the station with jurisdiction"

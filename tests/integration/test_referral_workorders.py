@@ -11,6 +11,7 @@ from google.protobuf import field_mask_pb2
 from smart110.common.v1 import common_pb2, events_pb2
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from smart110.referral.v1 import referral_service_pb2 as pb
+from services.intake import queries as intake_queries
 from services.runtime.timeutil import from_pb, to_pb
 from tests.conftest import eventually
 from tests import support
@@ -53,7 +54,8 @@ def payloads_for(suite, order_name: str):
 # -- from 110 -----------------------------------------------------------------------
 
 def test_non_police_report_becomes_one_work_order_routed_with_its_reason(suite):
-    report = report_110(suite, "楼下有辆白色轿车违章停车，堵住了小区出口，车主电话打不通")
+    number = phone()
+    report = report_110(suite, "楼下有辆白色轿车违章停车，堵住了小区出口，车主电话打不通", caller_phone=number)
     assert report.classification.category == intake_pb.CATEGORY_NON_POLICE
 
     order = eventually(lambda: order_for_report(suite, report.name))
@@ -65,8 +67,16 @@ def test_non_police_report_becomes_one_work_order_routed_with_its_reason(suite):
     assert part.department == "departments/D01" and part.department_display_name == "江城市城市管理执法局"
     assert part.role == pb.DEPARTMENT_ROLE_LEAD
     assert "违章停车" in part.routing_reason and "江城市公安局交通管理局" in part.routing_reason
-    assert order.citizen.name == "李女士"
+    assert (order.citizen.name, order.citizen.phone_number) == ("李女士", number), "for 12345's follow-up"
     assert actions(order) == ["CREATED", "ROUTING", "ASSIGNED"]
+    # Intake's events carried no caller: referral read the contact, and intake recorded the read.
+    announced = [e for e in suite.intake.StreamEvents(events_pb2.StreamEventsRequest(
+        stop_at_end=True, types=["intake.IncidentReported"]), timeout=10) if e.subject == report.name]
+    assert announced and number.encode() not in announced[0].payload.value
+    with suite.intake_rt.engine.connect() as conn:
+        reads = [(v["roles"], v["method"], v["purpose"]) for v in
+                 intake_queries.personal_data_views(conn, report.name.split("/")[1])]
+    assert reads == [(["service"], "GetCallerContact", "WORK_ORDER")], "read once, by a service, for the order"
 
     # The events intake follows carry the originating report and the order's status.
     events = payloads_for(suite, order.name)
@@ -90,6 +100,10 @@ def test_a_redelivered_intake_event_changes_nothing(suite):
     assert consumer.apply(again) is True, "a new event id reaches the handler"
     listed = suite.referral.ListWorkOrders(pb.ListWorkOrdersRequest(report=report.name), timeout=10).work_orders
     assert [o.name for o in listed] == [order.name], "still exactly one order for the report"
+    with suite.intake_rt.engine.connect() as conn:
+        reads = [v for v in intake_queries.personal_data_views(conn, report.name.split("/")[1])
+                 if v["method"] == "GetCallerContact"]
+    assert len(reads) == 1, "the caller is read once, for the order, not again for each delivery"
 
 
 def test_duplicate_report_merged_into_another_gets_no_order(suite):

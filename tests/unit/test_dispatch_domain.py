@@ -105,8 +105,7 @@ def facts(incident_type="FIGHT", *, received=NOON - timedelta(seconds=20), descr
           silent=False) -> ReportFacts:
     return ReportFacts(name="reports/r1", police=True, merged_into="", station_id="S01", grid_id="S01-G01",
                        incident_type=incident_type, priority=2, lon=114.30, lat=30.58, address_text="中山大道",
-                       description=description, receive_time=received, caller_name="陈女士", caller_phone="13800138000",
-                       silent=silent)
+                       description=description, receive_time=received, silent=silent)
 
 
 def pick(uid, role="PRIMARY", capability="PATROL") -> Recommendation:
@@ -348,8 +347,8 @@ def test_a_stop_payment_request_and_the_centres_news_are_case_updates_carrying_t
     at = NOON + timedelta(minutes=3)
     sp = case.request_stop_payment(bank="中国工商银行", victim_account="6222000011112222", amount_fen=100,
                                    actor=DISPATCHER, at=at)
-    assert (sp.victim_name, sp.description, sp.requested_by, sp.requested_roles) == (
-        "陈女士", FRAUD, "d-1", ["dispatcher"])
+    assert (sp.victim_name, sp.victim_phone, sp.description, sp.requested_by, sp.requested_roles) == (
+        "", "", FRAUD, "d-1", ["dispatcher"])
     (queued,) = case.pull_events()
     assert queued.action == "STOP_PAYMENT_QUEUED" and queued.stop_payment.id == sp.id
     assert queued.before.update_time == NOON and queued.case.update_time == at
@@ -457,3 +456,19 @@ def test_the_search_ranks_nearby_units_first_and_everyone_when_a_need_is_uncover
     picks, _ = search(candidates, needs=[m.need("PATROL", "PRIMARY")], station_id="S01", lon=114.30, lat=30.58,
                       stale_before=None, m=m)
     assert [p.unit_id for p in picks] == ["near"] and len(asked) == 1
+
+
+def test_the_centres_request_carries_the_victims_contact_read_for_the_delivery_and_old_hand_offs_keep_theirs():
+    from services.dispatch import mapping
+    from services.dispatch.domain import StopPayment, VictimContact
+
+    case = opened("TELECOM_FRAUD", description=FRAUD)
+    (sp,) = case.stop_payments
+    assert sp.stored_victim is None, "a new hand-off keeps no caller data"
+    sent = mapping.stop_payment_request_pb(sp, case, VictimContact("陈女士", "13800138000"))
+    assert (sent.victim_name, sent.victim_phone, sent.report_name) == ("陈女士", "13800138000", case.report)
+    bare = mapping.stop_payment_request_pb(sp, case, None)
+    assert (bare.victim_name, bare.victim_phone) == ("", "") and bare.amount_fen == sp.amount_fen
+    old = StopPayment.queue(case_id=case.id, banks=[], victim_account="", amount_fen=0, now=NOON,
+                            victim_name="王先生", victim_phone="13900000000")
+    assert old.stored_victim == VictimContact("王先生", "13900000000"), "written before: sent as it was kept"

@@ -193,8 +193,7 @@ def report(name="reports/r1", *, incident_type="FIGHT", description="小区门�
            priority=2, received: datetime | None = START - timedelta(seconds=20), silent=False) -> ReportFacts:
     return ReportFacts(name=name, police=police, merged_into=merged_into, station_id="S01", grid_id="S01-G01",
                        incident_type=incident_type, priority=priority, lon=114.30, lat=30.58, address_text="中山大道",
-                       description=description, receive_time=received, caller_name="陈女士",
-                       caller_phone="13800138000", silent=silent)
+                       description=description, receive_time=received, silent=silent)
 
 
 def open_case(w: World, **kw) -> DispatchCase:
@@ -242,7 +241,9 @@ def test_a_fraud_report_is_handed_off_for_stop_payment_with_the_case():
     case = open_case(w, incident_type="TELECOM_FRAUD", description=FRAUD)
     (sp,) = case.stop_payments
     assert sp.state == "QUEUED" and sp.amount_fen == 8_600_000 and sp.banks == ["中国建设银行"]
-    assert sp.victim_phone == "13800138000" and sp.next_attempt_time == START
+    assert sp.next_attempt_time == START
+    assert (sp.victim_name, sp.victim_phone, sp.stored_victim) == ("", "", None), \
+        "no caller data kept: the sender reads the victim's contact from intake when it delivers"
     created = w.last("dispatch.CaseCreated")
     assert created.stop_payment.idempotency_key == sp.idempotency_key
     assert [e.action for e in created.new_entries] == ["OPENED", "RECOMMENDED", "STOP_PAYMENT_QUEUED"]
@@ -459,14 +460,15 @@ def test_escalation_is_announced_with_the_previous_level():
         w.run(lambda uow: handlers.change_level(uow, case_id="nope", level="CITY", reason="x"), DISPATCHER)
 
 
-def test_a_dispatchers_stop_payment_request_takes_the_victim_from_the_first_hand_off():
+def test_a_dispatchers_stop_payment_request_takes_the_victims_words_from_the_first_hand_off():
     w = World()
     case = open_case(w, incident_type="TELECOM_FRAUD", description=FRAUD)
     w.clock.advance(180)  # the victim finds the card number
     sp = w.run(lambda uow: handlers.request_stop_payment(uow, case_id=case.id, bank="中国工商银行",
                                                          victim_account="6222020200112233445", amount_fen=100),
                DISPATCHER)
-    assert (sp.victim_name, sp.requested_by, sp.requested_roles) == ("陈女士", "d-1", ["dispatcher"])
+    assert (sp.description, sp.requested_by, sp.requested_roles) == (FRAUD, "d-1", ["dispatcher"])
+    assert (sp.victim_name, sp.victim_phone) == ("", ""), "read from intake at delivery, not kept"
     updated = w.last("dispatch.CaseUpdated")
     assert updated.action == "STOP_PAYMENT_QUEUED" and updated.stop_payment.name == sp.name
     assert updated.stop_payment.victim_account == "*" * 15 + "3445" and list(updated.changed_fields) == ["update_time"]
@@ -475,6 +477,23 @@ def test_a_dispatchers_stop_payment_request_takes_the_victim_from_the_first_hand
         w.run(lambda uow: handlers.request_stop_payment(uow, case_id=fight.id, bank="x", victim_account="123456",
                                                         amount_fen=0), DISPATCHER)
     assert err.value.reason == "NOT_A_FRAUD_CASE"
+
+
+def test_a_delivery_without_the_victims_contact_is_postponed_and_announces_nothing():
+    w = World()
+    case = open_case(w, incident_type="TELECOM_FRAUD", description=FRAUD)
+    policy = RetryPolicy(base_seconds=10, cap_seconds=40)
+    at = w.clock()
+    sp, _ = w.run(lambda uow: handlers.claim_stop_payment(uow, sender="a", at=at, policy=policy, skip=set()))
+    published = len(w.published)
+    why = "intake could not read the victim's contact (UNAVAILABLE); retry later"
+    assert w.run(lambda uow: handlers.postpone_stop_payment(uow, stop_payment_id=sp.id, sender="b", why=why, at=at,
+                                                            policy=policy)) is None, "not b's lease"
+    later = w.run(lambda uow: handlers.postpone_stop_payment(uow, stop_payment_id=sp.id, sender="a", why=why, at=at,
+                                                             policy=policy))
+    assert (later.state, later.attempts, later.last_error, later.claimed_by, later.next_attempt_time) == (
+        "QUEUED", 1, why, None, at + timedelta(seconds=10))
+    assert len(w.published) == published and case.id == later.case_id
 
 
 def test_the_centres_answers_move_the_hand_off_on_and_a_lost_lease_records_nothing():

@@ -209,6 +209,7 @@ def test_a_report_is_located_classified_stored_and_announced_once(intake):
     assert (kind, subject) == ("intake.IncidentReported", r.name)
     assert not event.report.timeline and [e.action for e in event.new_entries] == actions(r)
     assert event.report.status == pb.REPORT_STATUS_CLASSIFIED and event.report.station_id == r.station_id
+    assert r.caller_phone == "13912345678" and not event.report.HasField("caller"), "kept, but not announced"
     assert intake.repos.reports.search_locks == [duplicates.lock_key(duplicates.candidate_of(r), area=r.station_id)]
 
 

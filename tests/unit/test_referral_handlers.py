@@ -18,9 +18,11 @@ from smart110.intake.v1 import intake_service_pb2 as ipb
 from smart110.referral.v1 import referral_service_pb2 as pb
 
 from services.referral12345 import handlers, mapping
-from services.referral12345.domain import OPEN_STATUSES, SYSTEM, Department, Matter, Place, PoliceReport
+from services.referral12345.domain import (
+    OPEN_STATUSES, SYSTEM, CitizenContact, Department, Matter, Place, PoliceReport,
+)
 from services.runtime.auth import AuthContext
-from services.runtime.errors import AlreadyExists, Aborted, FailedPrecondition, NotFound
+from services.runtime.errors import AlreadyExists, Aborted, FailedPrecondition, NotFound, Unavailable
 from tests.support import Clock, fake_unit_of_work
 
 UTC = timezone.utc
@@ -125,12 +127,21 @@ class Repos:
 
 
 class FakeIntake:
-    """The calls referral makes to intake, recorded; places by point or station."""
+    """The calls referral makes to intake, recorded; places by point or station, callers by report."""
 
-    def __init__(self, place: Place | None = JIANGAN):
+    def __init__(self, place: Place | None = JIANGAN, contacts: dict | None = None, away: bool = False):
         self.place_found = place
+        self.contacts = {"reports/r9": CitizenContact("13900001111", "李女士")} if contacts is None else contacts
+        self.away = away
         self.calls = []
         self.filed = {}
+
+    def caller_contact(self, report_name):
+        self.calls.append(("contact", report_name))
+        if self.away:
+            raise Unavailable("intake could not read the caller's contact (UNAVAILABLE); retry later",
+                              reason="INTAKE_UNAVAILABLE")
+        return self.contacts.get(report_name)
 
     def locate(self, lon, lat):
         self.calls.append(("locate", lon, lat))
@@ -183,7 +194,7 @@ def report(category="NON_POLICE", incident_type="ILLEGAL_PARKING", *, name="repo
            **kw) -> PoliceReport:
     base = dict(name=name, status=status, category=category, incident_type=incident_type, priority=4, channel="PHONE",
                 description="楼下有辆白色轿车违章停车，堵住了小区出口", lon=114.374283, lat=30.57589, accuracy_m=10.0,
-                station_id="S01", caller_phone="13900001111", caller_name="李女士", receive_time=T0)
+                station_id="S01", receive_time=T0)
     return PoliceReport(**{**base, **kw})
 
 
@@ -303,33 +314,62 @@ def intake_report(**kw) -> ipb.Report:
 EVENT = events_pb2.Event(event_id="e1", type="intake.IncidentReported", subject="reports/r9")
 
 
-def test_the_prepare_steps_locate_only_reports_that_will_be_referred():
+CONTACT = CitizenContact("13900001111", "李女士")
+
+
+def test_the_prepare_steps_locate_and_read_the_caller_only_of_reports_that_will_be_referred():
     intake = FakeIntake()
     context = handlers.Context(intake=intake)
     subs = handlers.EVENT_HANDLERS["intake"]
     reported, updated = subs["intake.IncidentReported"], subs["intake.ReportUpdated"]
     assert reported.payload_type is ipb.IncidentReported and updated.payload_type is ipb.ReportUpdated
-    assert reported.prepare(context, EVENT, ipb.IncidentReported(report=intake_report())) == JIANGAN
-    assert intake.calls == [("locate", 114.34, 30.57)]
+    assert reported.prepare(context, EVENT, ipb.IncidentReported(report=intake_report())) == \
+        handlers.ReportAhead(JIANGAN, CONTACT)
+    assert intake.calls == [("locate", 114.34, 30.57), ("contact", "reports/r9")]
     assert reported.prepare(context, EVENT, ipb.IncidentReported(report=intake_report(merged_into="reports/r1"))) is None
     police = intake_report()
     police.classification.category = ipb.CATEGORY_POLICE
     assert reported.prepare(context, EVENT, ipb.IncidentReported(report=police)) is None
     assert updated.prepare(context, EVENT, ipb.ReportUpdated(report=intake_report(), action="DISPATCHED")) is None
-    assert len(intake.calls) == 1, "no call for a report that will not be referred"
+    assert len(intake.calls) == 2, "no call for a report that will not be referred"
     no_point = intake_report()
     no_point.ClearField("location")
-    assert updated.prepare(context, EVENT, ipb.ReportUpdated(report=no_point, action="UNMERGED")) == JIANGAN
-    assert intake.calls[-1] == ("station", "S06")
+    assert updated.prepare(context, EVENT, ipb.ReportUpdated(report=no_point, action="UNMERGED")) == \
+        handlers.ReportAhead(JIANGAN, CONTACT)
+    assert intake.calls[-2:] == [("station", "S06"), ("contact", "reports/r9")]
+    # 12345's own transfer comes back on the feed: located as before, its citizen is 12345's already.
+    ours = intake_report(channel=ipb.CHANNEL_HOTLINE_12345)
+    assert reported.prepare(context, EVENT, ipb.IncidentReported(report=ours)) == handlers.ReportAhead(JIANGAN, None)
+    assert intake.calls[-1] == ("locate", 114.34, 30.57), "no contact read for 12345's own transfer"
 
 
-def test_a_reported_event_refers_and_an_update_refers_only_after_a_correction_or_unmerge():
+def test_a_report_that_has_its_order_already_is_not_read_again():
+    intake = FakeIntake()
+    context = handlers.Context(intake=intake, referred=lambda name: name == "reports/r9")
+    prepare = handlers.EVENT_HANDLERS["intake"]["intake.ReportUpdated"].prepare
+    ahead = prepare(context, EVENT, ipb.ReportUpdated(report=intake_report(), action="CORRECTED"))
+    assert ahead == handlers.ReportAhead(JIANGAN, None)
+    assert [c[0] for c in intake.calls] == ["locate"], "no second read of the caller"
+
+
+def test_intake_away_while_the_caller_is_read_is_waited_out_not_parked():
+    context = handlers.Context(intake=FakeIntake(away=True))
+    prepare = handlers.EVENT_HANDLERS["intake"]["intake.IncidentReported"].prepare
+    with pytest.raises(Unavailable) as err:  # the consumer backs off and retries on Unavailable, never parks
+        prepare(context, EVENT, ipb.IncidentReported(report=intake_report()))
+    assert err.value.reason == "INTAKE_UNAVAILABLE"
+
+
+def test_a_reported_event_refers_with_the_caller_read_ahead_and_an_update_refers_only_after_a_correction():
     repos = Repos()
     subs = handlers.EVENT_HANDLERS["intake"]
     uow = unit(repos)
-    subs["intake.IncidentReported"].handler(uow, EVENT, ipb.IncidentReported(report=intake_report()), prepared=JIANGAN)
+    assert not intake_report().HasField("caller"), "intake's events carry no caller"
+    subs["intake.IncidentReported"].handler(uow, EVENT, ipb.IncidentReported(report=intake_report()),
+                                            prepared=handlers.ReportAhead(JIANGAN, CONTACT))
     [order] = repos.work_orders.by_id.values()
     assert order.matter_code == "STREET_LIGHT" and order.district == "江岸区"
+    assert (order.citizen_phone, order.citizen_name) == ("13900001111", "李女士"), "for follow-up (回访)"
     assert published(uow) == [("referral.WorkOrderCreated", ""), ("referral.WorkOrderUpdated", "ASSIGNED")]
 
     other = intake_report(name="reports/r10")
@@ -339,8 +379,19 @@ def test_a_reported_event_refers_and_an_update_refers_only_after_a_correction_or
     assert published(uow) == [] and len(repos.work_orders.by_id) == 1
     uow = unit(repos)
     subs["intake.ReportUpdated"].handler(uow, EVENT, ipb.ReportUpdated(report=other, action="CORRECTED"),
-                                         prepared=JIANGAN)
+                                         prepared=handlers.ReportAhead(JIANGAN, None))
     assert len(repos.work_orders.by_id) == 2
+    late = next(o for o in repos.work_orders.by_id.values() if o.report == "reports/r10")
+    assert late.citizen_phone == "" and not late.repeat_caller, "a caller intake does not know: no contact"
+
+
+def test_a_referred_callers_earlier_orders_make_a_repeat_caller():
+    repos = Repos()
+    for n in range(3):
+        uow = unit(repos, at=T0 + timedelta(hours=n), actor=SYSTEM)
+        order = handlers.refer_report(uow, report=report(name=f"reports/r{n}"), place=JIANGAN, contact=CONTACT)
+        uow.flush()
+    assert order.citizen_phone == CONTACT.phone and order.prior_requests == 2 and order.repeat_caller
 
 
 # -- lifecycle ---------------------------------------------------------------------------------

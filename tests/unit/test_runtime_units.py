@@ -86,3 +86,37 @@ def test_paginate_gives_a_token_only_when_more_rows_follow():
     assert decode_page_token(token, Violations(), ("id",)) == {"id": 2}
     assert paginate([1, 2], 2, lambda n: {"id": n}) == ([1, 2], "")
     assert paginate([], 2, lambda n: {"id": n}) == ([], "")
+
+
+class _Refused(grpc.RpcError):
+    """A callee's answer as a client sees it."""
+
+    def __init__(self, code: grpc.StatusCode, details: str = ""):
+        self._code, self._details = code, details
+
+    def code(self):
+        return self._code
+
+    def details(self):
+        return self._details
+
+
+def _failing(code: grpc.StatusCode, details: str = ""):
+    def fn():
+        raise _Refused(code, details)
+    return fn
+
+
+def test_a_call_to_another_service_answers_in_the_domains_terms():
+    from services.runtime import calls
+    from services.runtime.errors import Unavailable
+
+    assert calls.call("intake", "read the caller's contact", lambda: "answer") == "answer"
+    assert calls.call("intake", "read the caller's contact", _failing(grpc.StatusCode.NOT_FOUND)) is None
+    with pytest.raises(FailedPrecondition) as refused:
+        calls.call("intake", "read the caller's contact", _failing(grpc.StatusCode.INVALID_ARGUMENT, "purpose: x"))
+    assert refused.value.reason == "INTAKE_REFUSED" and "purpose: x" in refused.value.message
+    for code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.PERMISSION_DENIED):
+        with pytest.raises(Unavailable) as away:  # a consumer waits this out; it never parks the event
+            calls.call("intake", "read the caller's contact", _failing(code))
+        assert away.value.reason == "INTAKE_UNAVAILABLE" and code.name in away.value.message

@@ -21,11 +21,11 @@ from .unit import (
     officer_ids,
 )
 from .recommend import (
-    SEARCH_RADIUS_M, Matrix, Need, Recommendation, district_stations, matrix, recommend, search,
+    SEARCH_RADIUS_M, Matrix, Need, Recommendation, matrix, recommend, search,
 )
 from .stop_payment import (
     BANKS, CENTRE_ACTOR, FINAL_STATES, FRAUD_TYPE, RESULT_LABELS, CentreError, Receipt, RetryPolicy, StopPayment,
-    account_named, amount_fen, banks_named, mask_account, yuan,
+    VictimContact, account_named, amount_fen, banks_named, mask_account, yuan,
 )
 from .case import (
     ACTIVE_STATUSES, ADVANCE_TARGETS, CANCEL_REASONS, CASE_STATUS_LABELS, DEESCALATE_ROLES, ENDED_OFFER,

@@ -286,8 +286,6 @@ class ReportFacts:
     address_text: str
     description: str
     receive_time: datetime | None
-    caller_name: str = ""
-    caller_phone: str = ""
     # A silent alarm (无声报警): no voice call-back, approach quietly.
     silent: bool = False
     # A border case's neighbouring stations (边界警情), which see the case as their own.
@@ -449,9 +447,7 @@ class DispatchCase(Aggregate):
                                        + "、".join(case.shared_station_ids)))
         hand_off = None
         if case.incident_type == FRAUD_TYPE:
-            hand_off = StopPayment.from_victims_words(case_id=case.id, text=report.description,
-                                                      victim_name=report.caller_name,
-                                                      victim_phone=report.caller_phone, now=now)
+            hand_off = StopPayment.from_victims_words(case_id=case.id, text=report.description, now=now)
             case.stop_payments.append(hand_off)
             case.timeline.append(hand_off.queued_entry())
         if report.receive_time is not None:
@@ -782,8 +778,9 @@ class DispatchCase(Aggregate):
 
     def request_stop_payment(self, *, bank: str, victim_account: str, amount_fen: int, actor: AuthContext,
                              at: datetime) -> StopPayment:
-        """A dispatcher's hand-off with account details learnt after the report (the victim's name,
-        phone and words come from the case's first hand-off)."""
+        """A dispatcher's hand-off with account details learnt after the report (the victim's words
+        come from the case's first hand-off; their name and phone are read from intake when it is
+        delivered)."""
         if self.incident_type != FRAUD_TYPE:
             raise FailedPrecondition(
                 f"{self.name} is a {self.incident_type} case; stop-payment is for {FRAUD_TYPE} cases",
@@ -792,7 +789,6 @@ class DispatchCase(Aggregate):
         first = self.stop_payments[0] if self.stop_payments else None
         sp = StopPayment.queue(
             case_id=self.id, banks=[bank], victim_account=victim_account, amount_fen=amount_fen,
-            victim_name=first.victim_name if first else "", victim_phone=first.victim_phone if first else "",
             description=first.description if first else self.summary, requested_by=actor.subject or "anonymous",
             requested_roles=sorted(actor.roles), now=at)
         self.stop_payments.append(sp)

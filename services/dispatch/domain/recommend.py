@@ -21,8 +21,6 @@ from typing import Callable
 
 import numpy as np
 
-from services.runtime.policy import org
-
 from .unit import EARTH_RADIUS_M, KIND_LABELS, Unit
 
 MATRIX_PATH = Path(__file__).parent.parent / "capabilities.json"
@@ -239,13 +237,6 @@ def _clearly_faster(other: _Candidate, own: _Candidate, m: Matrix) -> bool:
 
 # (min lon, min lat, max lon, max lat) of the first look; None: everywhere.
 SearchBox = tuple[float, float, float, float]
-
-
-def district_stations(station_id: str) -> frozenset[str] | None:
-    """The stations of a station's district: automatic offers and recommendations stay inside it (a
-    cross-district offer is the commander's decision); None for a station the organisation does not know."""
-    district = org().district_of.get(station_id)
-    return org().stations_of(district) if district else None
 
 
 def search(candidates: Callable[[set[str], SearchBox | None], list[Unit]], *, needs: list[Need], station_id: str,

@@ -62,6 +62,16 @@ class Context:
     # The hub that pushes every AssignmentChanged of the service's feed to the units' open
     # WatchAssignments streams (workers.AssignmentHub); None where nothing watches.
     hub: Any = None
+    # {station id: district id} of the organisation (services.runtime.policy.org()); empty: no districts.
+    district_of: dict[str, str] = field(default_factory=dict)
+
+    def district_stations(self, station_id: str) -> frozenset[str] | None:
+        """The stations of a station's district: automatic offers and recommendations stay inside it
+        (a cross-district offer is the commander's decision); None for a station of no known district."""
+        district = self.district_of.get(station_id)
+        if not district:
+            return None
+        return frozenset(s for s, d in self.district_of.items() if d == district)
 
     def stale_before(self, at: datetime) -> datetime:
         """Positions fixed before this are stale at `at`."""

@@ -168,6 +168,24 @@ class CentreError:
         return f"{self.code}: {self.details or ''}".strip()
 
 
+# -- the victim's contact ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class VictimContact:
+    """The victim's name and phone for the centre (the caller of the case's report).
+
+    Dispatch neither receives nor keeps them: intake's events carry no caller data, and a hand-off
+    stores none (`victim_name`/`victim_phone` stay empty; hand-offs written before this was so keep
+    what they have). The sender reads the contact from intake (GetCallerContact, purpose
+    STOP_PAYMENT, recorded there with the hand-off's name) just before each delivery, outside any
+    transaction, and sends it with the request: only the few fraud cases handed off ever read a
+    caller's contact, and only for as long as the call to the centre takes.
+    """
+
+    name: str = ""
+    phone: str = ""
+
+
 # -- the hand-off ----------------------------------------------------------------------------
 
 @dataclass
@@ -218,12 +236,18 @@ class StopPayment:
                    create_time=now, next_attempt_time=now)
 
     @classmethod
-    def from_victims_words(cls, *, case_id: str, text: str, victim_name: str, victim_phone: str,
-                           now: datetime) -> "StopPayment":
-        """The hand-off of a new telecom-fraud case: the amount, banks and account the victim named."""
+    def from_victims_words(cls, *, case_id: str, text: str, now: datetime) -> "StopPayment":
+        """The hand-off of a new telecom-fraud case: the amount, banks and account the victim named
+        (their name and phone are read from intake when it is delivered, see `VictimContact`)."""
         return cls.queue(case_id=case_id, banks=banks_named(text), victim_account=account_named(text),
-                         amount_fen=amount_fen(text), victim_name=victim_name, victim_phone=victim_phone,
-                         description=text, now=now)
+                         amount_fen=amount_fen(text), description=text, now=now)
+
+    @property
+    def stored_victim(self) -> VictimContact | None:
+        """The contact a hand-off written before dispatch stopped keeping it has; None for the others."""
+        if self.victim_name or self.victim_phone:
+            return VictimContact(self.victim_name, self.victim_phone)
+        return None
 
     def summary(self) -> str:
         parts = []
@@ -269,6 +293,15 @@ class StopPayment:
             entry = self._failed(answer, now, policy)
         self.claimed_by, self.lease_until = None, None
         return entry
+
+    def postponed(self, why: str, now: datetime, policy: RetryPolicy) -> None:
+        """The delivery could not go out (the victim's contact could not be read: intake is away):
+        tried again after the retry delay, as after a transient fault of the centre, and the lease
+        released. Counted as an attempt, so the delays grow; nothing new for the timeline."""
+        self.attempts += 1
+        self.last_error = why
+        self.next_attempt_time = now + policy.retry_delay(self.attempts)
+        self.claimed_by, self.lease_until = None, None
 
     def _receipt(self, receipt: Receipt, now: datetime, policy: RetryPolicy, *, delivered: bool
                  ) -> TimelineEntry | None:

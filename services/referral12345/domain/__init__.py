@@ -19,7 +19,7 @@ from .departments import (
     matter_labels, open311_services, route_linkage, route_ordinary,
 )
 from .reports import (
-    REFER_ON_UPDATE, Place, PoliceReport, Referral, needs_order, progress_detail, referable, referral_of,
+    REFER_ON_UPDATE, CitizenContact, Place, PoliceReport, Referral, needs_order, progress_detail, referable, referral_of,
     referred_order_fields, to_refer, to_refer_after,
 )
 from .work_orders import (

@@ -35,10 +35,18 @@ class PoliceReport:
     accuracy_m: float = 0.0
     address_text: str = ""
     station_id: str = ""
-    caller_phone: str = ""
-    caller_name: str = ""
     attachments: tuple[dict, ...] = ()
     receive_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CitizenContact:
+    """The caller of a 110 report, for the work order it becomes: 12345's follow-up (回访) and
+    repeat-caller detection. Intake's events carry no caller data; referral reads it with
+    GetCallerContact (intake records the read) only for a report it refers."""
+
+    phone: str = ""
+    name: str = ""
 
 
 # The intake.ReportUpdated actions after which a report may need an order it did not have: corrected
@@ -88,13 +96,14 @@ def referable(report: PoliceReport) -> bool:
     return needs_order(report) and not report.merged_into and report.channel != "HOTLINE_12345"
 
 
-def referred_order_fields(report: PoliceReport, terms: Referral, place: Place | None) -> dict:
-    """The fields of the order a referred report becomes."""
+def referred_order_fields(report: PoliceReport, terms: Referral, place: Place | None,
+                          contact: CitizenContact | None = None) -> dict:
+    """The fields of the order a referred report becomes (`contact`: its caller, read from intake)."""
     return dict(
         source="REPORT_110", report=report.name, matter_code=terms.matter_code, description=report.description,
         urgency=terms.urgency, lon=report.lon, lat=report.lat, accuracy_m=report.accuracy_m,
         address_text=report.address_text, district=place.district if place else "", station_id=report.station_id,
-        citizen_phone=report.caller_phone, citizen_name=report.caller_name,
+        citizen_phone=contact.phone if contact else "", citizen_name=contact.name if contact else "",
         category=rules.EMERGENCY_CATEGORY if terms.linkage else "", joint_rescue=terms.linkage is not None,
         attachments=list(report.attachments), request_time=report.receive_time,
     )

@@ -5,15 +5,15 @@ index for the lists that include them.
 Expand only: a defaulted column and an index, which the previous release ignores. Reports located
 before the upgrade keep an empty list (their point is not located again).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 """
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
