@@ -45,6 +45,15 @@ def test_deadlines_by_urgency():
     assert deadline_for(t, 4) == datetime(2026, 11, 30, 10, 0, tzinfo=CHINA)
 
 
+def test_deadlines_skip_public_holidays_and_count_make_up_working_days():
+    # Level 4, five working days: from the eve of the National Day week to the Tuesday after it, with
+    # Saturday 10-10 (调休) counted; from before the Spring Festival to 02-26, Saturday 02-14 counted.
+    assert deadline_for(datetime(2026, 9, 30, 10, 0, tzinfo=CHINA), 4) == datetime(2026, 10, 13, 10, 0, tzinfo=CHINA)
+    assert deadline_for(datetime(2026, 2, 12, 10, 0, tzinfo=CHINA), 4) == datetime(2026, 2, 26, 10, 0, tzinfo=CHINA)
+    # Level 3, three working days from Thursday 10-08: Friday, the make-up Saturday, Monday.
+    assert deadline_for(datetime(2026, 10, 8, 15, 0, tzinfo=CHINA), 3) == datetime(2026, 10, 12, 15, 0, tzinfo=CHINA)
+
+
 def test_routing_prefers_the_local_department_and_says_why():
     [noise] = route_ordinary("NOISE", "汉阳区", DEPARTMENTS)
     assert noise.department.name == "汉阳区各街道办事处"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from services.runtime import workdays
+
 from .. import rules
 
 CHINA = timezone(timedelta(hours=8))
@@ -145,14 +147,9 @@ def route_linkage(rule: rules.LinkageRule, district: str, departments: list[Depa
 # -- time limits (办理时限) -------------------------------------------------------
 
 def add_working_days(start: datetime, days: int) -> datetime:
-    """`days` working days after `start`, counted in China time, Saturdays and Sundays skipped."""
-    local = start.astimezone(CHINA)
-    counted = 0
-    while counted < days:
-        local += timedelta(days=1)
-        if local.weekday() < 5:
-            counted += 1
-    return local.astimezone(timezone.utc)
+    """`days` working days after `start`, counted in China time: weekends and public holidays skipped,
+    make-up working days (调休) counted (`services.runtime.workdays`)."""
+    return workdays.add_working_days(start, days)
 
 
 def deadline_for(start: datetime, urgency: int) -> datetime:
