@@ -317,3 +317,43 @@ def test_open311_status_filters():
     assert open311_statuses([]) == []
     assert open311_statuses(["closed"]) == ["CLOSED", "TRANSFERRED_TO_110"]
     assert "RESOLVED" in open311_statuses(["open"]) and "CLOSED" not in open311_statuses(["open"])
+
+
+# -- figures per department ----------------------------------------------------------
+
+def _part(order, state, at, *, dept="D26", resolved=None, deadline=None):
+    return dict(dept_id=dept, work_order_id=order, state=state, assign_time=at, resolve_time=resolved,
+                deadline=deadline)
+
+
+def _review(order, satisfaction, at, dept="D26"):
+    return dict(dept_id=dept, work_order_id=order, satisfaction=satisfaction, time=at)
+
+
+def test_an_order_satisfied_after_one_reopen_counts_as_satisfied_and_reopened_once():
+    from services.referral12345.domain import department_figures
+    t = datetime(2026, 11, 23, 10, 0, tzinfo=CHINA)
+    parts = [_part("o1", "RESOLVED", t, resolved=t + timedelta(hours=1)),
+             _part("o1", "RESOLVED", t + timedelta(hours=3), resolved=t + timedelta(hours=4))]
+    # Listed out of time order: the last follow-up decides, whatever order the rows come in.
+    reviews = [_review("o1", "SATISFIED", t + timedelta(hours=5)), _review("o1", "UNSATISFIED", t + timedelta(hours=2))]
+    [f] = department_figures(parts, reviews, DEPARTMENTS)
+    assert (f.assigned, f.resolved, f.reviewed, f.satisfied, f.reopened) == (1, 1, 1, 1, 1)
+    assert f.satisfaction_rate == 1.0 and f.reopen_rate == 1.0
+
+
+def test_rates_count_orders_by_their_final_outcome():
+    from services.referral12345.domain import department_figures
+    t = datetime(2026, 11, 23, 10, 0, tzinfo=CHINA)
+    h = timedelta(hours=1)
+    parts = [_part(o, "RESOLVED", t, resolved=t + h) for o in ("a", "b", "c")]
+    reviews = [
+        _review("a", "SATISFIED", t + 2 * h),
+        # b: reopened twice, still unsatisfied at the last follow-up.
+        _review("b", "UNSATISFIED", t + 2 * h), _review("b", "UNSATISFIED", t + 3 * h),
+        # c: reopened, then basically satisfied.
+        _review("c", "UNSATISFIED", t + 2 * h), _review("c", "BASICALLY_SATISFIED", t + 4 * h),
+    ]
+    [f] = department_figures(parts, reviews, DEPARTMENTS)
+    assert (f.reviewed, f.satisfied, f.reopened) == (3, 2, 2)
+    assert f.satisfaction_rate == pytest.approx(2 / 3) and f.reopen_rate == pytest.approx(2 / 3)
