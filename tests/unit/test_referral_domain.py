@@ -235,13 +235,24 @@ def test_a_transfer_to_110_records_one_update_with_the_reports_first_status():
     [event] = o.pull_events()
     assert event.action == "TRANSFERRED_TO_110"
     assert [e.action for e in event.entries] == ["TRANSFERRED_TO_110", "POLICE_PROGRESS"]
-    assert event.entries[1].detail == ("110接警单 reports/r1 状态 REPORT_STATUS_CLASSIFIED（REPORTED）；"
-                                       "分类 POLICE/FIGHT，1级")
+    assert event.entries[1].detail == "110接警单 reports/r1：110已接报（已分类）；定为警情“打架斗殴”，1级"
     assert all(a.state == "WITHDRAWN" for a in o.assignments)
     assert not o.record_110_progress(filed, "CLASSIFIED", SYSTEM, T), "the same status again"
     assert o.pull_events() == []
-    assert o.record_110_progress(PoliceReport("reports/r1", "REPORT_STATUS_DISPATCHED"), "DISPATCHED", SYSTEM, T)
-    assert [e.action for e in o.pull_events()] == ["POLICE_PROGRESS"]
+    assigning = PoliceReport("reports/r1", "REPORT_STATUS_ASSIGNING")
+    assert o.record_110_progress(assigning, "CASE_OPENED", SYSTEM, T)
+    dispatched = PoliceReport("reports/r1", "REPORT_STATUS_DISPATCHED")
+    assert o.record_110_progress(dispatched, "HANDED_OFF", SYSTEM, T)
+    # On scene: the status stays, the news is kept all the same.
+    assert o.record_110_progress(dispatched, "ON_SCENE", SYSTEM, T)
+    assert not o.record_110_progress(dispatched, "RATED", SYSTEM, T), "nothing the citizen's order shows"
+    assert o.record_110_progress(PoliceReport("reports/r1", "REPORT_STATUS_CLOSED"), "CLOSED", SYSTEM, T)
+    events = o.pull_events()
+    assert [e.action for e in events] == ["POLICE_PROGRESS"] * 4
+    assert [e.entries[0].detail for e in events] == [
+        "110接警单 reports/r1：已生成处警单，正在派警（派警中）", "110接警单 reports/r1：民警已接单（已派警）",
+        "110接警单 reports/r1：民警已到达现场（已派警）", "110接警单 reports/r1：110警情已办结（已办结）"]
+    assert o.transferred_report_status == "REPORT_STATUS_CLOSED"
 
 
 def test_an_order_is_transferable_only_while_open_and_placed():
@@ -310,7 +321,7 @@ def test_the_terms_of_a_referred_report():
     assert (ordinary.matter_code, ordinary.urgency, ordinary.linkage) == ("ILLEGAL_PARKING", 3, None)
     rescue = referral_of(police_report("POLICE", "GAS_LEAK"), KNOWN)
     assert rescue.linkage is rules.LINKAGE["GAS_LEAK"] and rescue.urgency == rules.LINKAGE["GAS_LEAK"].urgency
-    assert rescue.why == "警情类型“GAS_LEAK”需城市部门联动抢险"
+    assert rescue.why == "警情类型“燃气泄漏”需城市部门联动抢险"
 
 
 def test_open311_status_filters():
