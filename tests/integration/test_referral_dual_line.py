@@ -16,7 +16,7 @@ from services.runtime.timeutil import to_pb
 from tests.conftest import eventually
 from tests import support
 from tests.integration.referral_support import (
-    JIANGAN_S01, actions, phone, rid, serving_suite, ticket,
+    HANYANG_S15, JIANGAN_S01, actions, phone, rid, serving_suite, ticket,
 )
 
 AGENT = support.caller(["hotline_agent"], sub="agent-12")
@@ -136,7 +136,7 @@ def test_a_transferred_orders_timeline_follows_the_officer_from_acceptance_to_th
     """Dispatch's news reaches intake's consumer; intake's ReportUpdated reaches referral's, which keeps each
     step on the 12345 order in Chinese: a case opened (派警中), an officer accepted, arrived, the case closed."""
     order = suite.referral.CreateWorkOrder(pb.CreateWorkOrderRequest(request_id=rid(), work_order=ticket(
-        "小区门口有人持棍打架，已有人受伤", urgency=1)), metadata=AGENT, timeout=10)
+        "小区门口有人持棍打架，已有人受伤", urgency=1, where=HANYANG_S15)), metadata=AGENT, timeout=10)
     order = suite.referral.TransferTo110(pb.TransferTo110Request(
         request_id=rid(), name=order.name, reason="现场斗殴有人受伤，属警情"), metadata=AGENT, timeout=10)
     report_name = order.transferred_report
@@ -154,7 +154,7 @@ def test_a_transferred_orders_timeline_follows_the_officer_from_acceptance_to_th
     assert intake_dispatch.apply(dispatch_event("dispatch.CaseCreated", case.name,
                                                 dispatch_pb.CaseCreated(dispatch_case=case)))
     report = suite.intake.GetReport(intake_pb.GetReportRequest(name=report_name), timeout=10)
-    assert report.status == intake_pb.REPORT_STATUS_ASSIGNING
+    assert not report.merged_into and report.status == intake_pb.REPORT_STATUS_ASSIGNING
     assigning = eventually(lambda: progress_until("正在派警"))
     assert assigning.transferred_report_status == "REPORT_STATUS_ASSIGNING"
 

@@ -194,6 +194,11 @@ def test_a_handled_case_scores_quantity_and_efficiency_with_explanations(env):
     arrive = next(r for r in rows if r.rule_id == "EFF-ARRIVE-ON-TARGET")
     assert "150秒到场" in arrive.explanation and "180秒时限" in arrive.explanation
     assert arrive.occur_time == t0 + timedelta(seconds=150)
+    # Outcomes are shown by their Chinese labels, never by their codes.
+    opened = next(r for r in rows if r.rule_id == "QTY-CASE-OPENED")
+    assert opened.explanation == f"{case.name}处警后立案（刑事立案），+2分"
+    reported = next(r for r in rows if r.rule_id == "QTY-REPORT-BACK")
+    assert reported.explanation == f"{case.name}完成回告（处置结果：刑事立案），+1分"
     assert outbox_types(env, "ledgerEntries/").count("scoring.LedgerEntryRecorded") >= 6
 
     score = env["stub"].GetOfficerScore(pb.GetOfficerScoreRequest(
