@@ -28,7 +28,10 @@ from .config import env_list
 CHINA_TIME = timezone(timedelta(hours=8))
 
 # Days set by a published notice that the pinned `holidays` release does not have: date -> True for a
-# working day (调休上班), False for a day off. The 2026 notice is in the package (0.109): empty.
+# working day (调休上班), False for a day off. holidays 0.109 has the 2026 notice in full (make-up days
+# 01-04, 02-14, 02-28, 05-09, 09-20, 10-10); for 2027 it has the statutory holidays and their observed
+# days but no make-up days yet, so 2027's go here (or in WORKDAY_OVERRIDES) once the notice is out,
+# unless a newer pinned release has them.
 OVERRIDES: dict[date, bool] = {}
 
 _WORDS = {"work": True, "off": False}
