@@ -75,6 +75,17 @@ def test_matter_inferred_from_type_or_words():
     assert infer_matter("ILLEGAL_PARKING", "", KNOWN)[0] == "ILLEGAL_PARKING"
     assert infer_matter("PUBLIC_UTILITIES", "我们这栋楼停电一整天了", KNOWN)[0] == "POWER_OUTAGE"
     assert infer_matter("", "不知道归谁管的事情", KNOWN)[0] == ""
+    # The reasons are read by people: matters by their Chinese labels, never their codes.
+    assert infer_matter("ILLEGAL_PARKING", "", KNOWN)[1] == "事项取自接警分类“违章停车”"
+    assert infer_matter("PUBLIC_UTILITIES", "我们这栋楼停电一整天了", KNOWN)[1] == "诉求内容含“停电”，归入事项“停电”"
+
+
+def test_an_order_nobody_handles_says_which_matter_in_chinese():
+    o = order(matter_code="WAGE_ARREARS", district="无此区")
+    o.route([], None, AGENT, o.create_time)
+    assert o.timeline[-1].action == "AWAITING_ASSIGNMENT"
+    assert o.timeline[-1].detail.startswith("事项“拖欠工资”在无此区暂无明确承办单位") and "WAGE_ARREARS" not in \
+        o.timeline[-1].detail
 
 
 def order(**kw) -> WorkOrder:
