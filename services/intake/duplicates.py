@@ -38,7 +38,7 @@ COMPATIBLE_GROUPS = (
 # Types that say nothing of the event: compatible with any type from the same caller.
 VAGUE_TYPES = {"OTHER", "SILENT_ALARM", ""}
 # Statuses of an incident that is still being handled.
-OPEN_STATUSES = ("RECEIVED", "CLASSIFIED", "DISPATCHED", "REFERRED")
+OPEN_STATUSES = ("RECEIVED", "CLASSIFIED", "ASSIGNING", "DISPATCHED", "REFERRED")
 MERGEABLE_CATEGORIES = ("POLICE", "NON_POLICE")
 # How far either side of a new report's receive time a report it repeats may lie, and how many
 # candidates are looked at, at most (the earliest first).

@@ -219,6 +219,17 @@ def assignment_accepted(uow: UnitOfWork, *, case_name: str, unit: str, accept_ti
     return report
 
 
+def assignment_on_scene(uow: UnitOfWork, *, case_name: str, unit: str, arrive_time) -> Report | None:
+    """dispatch.AssignmentChanged ON_SCENE: the first unit on scene stamps the arrival, the report found
+    through its case link."""
+    report_id = uow.repos.reports.report_of_case(case_name)
+    report = uow.repos.reports.get(report_id, lock=True) if report_id is not None else None
+    if report is not None:
+        report.assignment_on_scene(unit, arrive_time, now=uow.now())
+        _keep(uow, report)
+    return report
+
+
 def case_changed(uow: UnitOfWork, *, case_name: str, report_name: str, closed: bool) -> Report | None:
     """dispatch.CaseUpdated: a closed case closes its report."""
     report_id = uow.repos.reports.report_of_case(case_name) or report_id_of(report_name)
@@ -274,6 +285,8 @@ def _assignment_changed(uow: UnitOfWork, event, payload: dispatch_pb.AssignmentC
     news = mapping.assignment_news(payload)
     if news.accepted:
         assignment_accepted(uow, case_name=news.case_name, unit=news.unit, accept_time=news.accept_time)
+    elif news.on_scene:
+        assignment_on_scene(uow, case_name=news.case_name, unit=news.unit, arrive_time=news.arrive_time)
 
 
 def _work_order(uow: UnitOfWork, event, payload) -> None:

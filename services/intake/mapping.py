@@ -137,6 +137,7 @@ def report_to_pb(r: Report, *, masked: bool = False) -> pb.Report:
         ))
     for field, value in (("receive_time", r.receive_time), ("answer_time", r.answer_time),
                          ("classify_time", r.classify_time), ("hand_off_time", r.hand_off_time),
+                         ("on_scene_time", r.on_scene_time),
                          ("create_time", r.create_time), ("update_time", r.update_time)):
         if value is not None:
             getattr(msg, field).CopyFrom(to_pb(value))
@@ -336,7 +337,9 @@ def assignment_news(payload: dispatch_pb.AssignmentChanged) -> AssignmentNews:
     a = payload.assignment
     return AssignmentNews(case_name=payload.case_name, unit=a.unit,
                           accepted=a.state == dispatch_pb.ASSIGNMENT_STATE_ACCEPTED,
-                          accept_time=from_pb(a.accept_time) if a.HasField("accept_time") else None)
+                          accept_time=from_pb(a.accept_time) if a.HasField("accept_time") else None,
+                          on_scene=a.state == dispatch_pb.ASSIGNMENT_STATE_ON_SCENE,
+                          arrive_time=from_pb(a.arrive_time) if a.HasField("arrive_time") else None)
 
 
 def work_order_news(payload) -> WorkOrderNews:

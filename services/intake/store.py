@@ -77,6 +77,7 @@ reports = Table(
     Column("answer_time", DateTime(timezone=True)),
     Column("classify_time", DateTime(timezone=True)),
     Column("hand_off_time", DateTime(timezone=True)),
+    Column("on_scene_time", DateTime(timezone=True)),
     Column("satisfaction", String(30), nullable=False, server_default=""),
     Column("create_time", DateTime(timezone=True), nullable=False),
     Column("update_time", DateTime(timezone=True), nullable=False),
@@ -218,8 +219,8 @@ def _report_values(r: Report) -> dict:
         needs_confirmation=c.needs_confirmation, status=r.status, station_id=r.station_id, grid_id=r.grid_id, border_case=r.border_case,
         shared_station_ids=list(r.shared_station_ids), merged_into=r.merged_into, receive_time=r.receive_time,
         answer_time=r.answer_time,
-        classify_time=r.classify_time, hand_off_time=r.hand_off_time, satisfaction=r.satisfaction,
-        create_time=r.create_time, update_time=r.update_time,
+        classify_time=r.classify_time, hand_off_time=r.hand_off_time, on_scene_time=r.on_scene_time,
+        satisfaction=r.satisfaction, create_time=r.create_time, update_time=r.update_time,
         address_code=r.address_code, address_match=_match_values(r.address_match),
     )
 
@@ -250,7 +251,8 @@ def report_from_row(row, entries: list[TimelineEntry]) -> Report:
         status=row.status, station_id=row.station_id, grid_id=row.grid_id, border_case=row.border_case,
         shared_station_ids=list(row.shared_station_ids), merged_into=row.merged_into, receive_time=row.receive_time,
         answer_time=row.answer_time,
-        classify_time=row.classify_time, hand_off_time=row.hand_off_time, satisfaction=row.satisfaction,
+        classify_time=row.classify_time, hand_off_time=row.hand_off_time, on_scene_time=row.on_scene_time,
+        satisfaction=row.satisfaction,
         create_time=row.create_time, update_time=row.update_time, timeline=entries,
         address_code=row.address_code, address_match=_match_from(row.address_match),
     )

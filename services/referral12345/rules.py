@@ -85,7 +85,8 @@ LINKAGE: dict[str, LinkageRule] = {
 # -- time limits (办理时限) ------------------------------------------------------
 
 # By urgency: level 1 (一级抢险) and 2 in minutes or hours of the clock; 3 and 4
-# in working days (Saturdays and Sundays skipped).
+# in working days (工作日: weekends and public holidays skipped, make-up working
+# days counted; see services/runtime/workdays.py).
 MINUTES_LIMIT: dict[int, timedelta] = {1: timedelta(minutes=30), 2: timedelta(hours=2)}
 WORKING_DAYS_LIMIT: dict[int, int] = {3: 3, 4: 5}
 URGENCY_LABEL = {1: "一级（紧急抢险）", 2: "二级（紧急）", 3: "三级（较急）", 4: "四级（一般）"}

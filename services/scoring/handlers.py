@@ -15,6 +15,7 @@ from smart110.dispatch.v1 import dispatch_service_pb2 as dispatch_pb
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from smart110.referral.v1 import referral_service_pb2 as referral_pb
 
+from services.runtime import labels
 from services.runtime.consumer import Subscription
 from services.runtime.errors import FailedPrecondition, NotFound
 from services.runtime.uow import UnitOfWork, publish_all
@@ -152,7 +153,7 @@ def assignment_changed(uow: UnitOfWork, *, change: AssignmentChange) -> None:
 
     if change.state == "REPORTED_BACK":
         score_waiting_ratings(uow, case_name=change.case_name, report=case.report, officers=change.officers)
-        outcome = change.outcome
+        outcome, kind = labels.outcome_label(change.outcome), labels.incident_type_label(incident_type)
         for o in change.officers:
             if derived["evidence_required"] and derived["evidence_count"] == 0:
                 raise_warning(uow, kind="MISSING_EVIDENCE", officer=o, case_name=change.case_name,
@@ -161,7 +162,7 @@ def assignment_changed(uow: UnitOfWork, *, change: AssignmentChange) -> None:
             if derived["outcome_contradicts_type"]:
                 raise_warning(uow, kind="OUTCOME_CONTRADICTS_TYPE", officer=o, case_name=change.case_name,
                               cause=change.assignment, source_event_id=change.event_id,
-                              detail=f"{change.case_name}警情类型为{incident_type}，回告结果为{outcome}，"
+                              detail=f"{change.case_name}警情类型为{kind}，回告结果为{outcome}，"
                                      "处置结果与警情类型矛盾，请核实定性")
 
 

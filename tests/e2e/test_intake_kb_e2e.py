@@ -117,6 +117,10 @@ def test_a_repeat_is_merged_and_gets_no_case_of_its_own(taker, dispatcher):
 def test_an_officer_accepting_stamps_the_hand_off_on_the_report(taker, dispatcher):
     report = post(taker, "河边有人打架，有人受伤", place(9))
     case = eventually(lambda: (c := case_for(dispatcher, report["name"])) and c.get("assignments") and c)
+    # The case is open, no officer has accepted yet: the report is assigning, not dispatched.
+    waiting = eventually(lambda: (r := taker.get(f"/v1/{report['name']}").json())["status"]
+                         == "REPORT_STATUS_ASSIGNING" and r)
+    assert "handOffTime" not in waiting
     assignment = case["assignments"][0]["name"]
     accepted = dispatcher.post(f"/v1/{assignment}:accept", json={"requestId": uuid.uuid4().hex})
     assert accepted.status_code == 200, accepted.text
@@ -127,7 +131,7 @@ def test_an_officer_accepting_stamps_the_hand_off_on_the_report(taker, dispatche
 
     r = eventually(handed_off)
     assert r["status"] == "REPORT_STATUS_DISPATCHED" and r["dispatchCase"] == case["name"]
-    assert [e["action"] for e in r["timeline"]][-2:] == ["DISPATCHED", "HANDED_OFF"]
+    assert [e["action"] for e in r["timeline"]][-2:] == ["CASE_OPENED", "HANDED_OFF"]
 
 
 def test_expert_queue_and_statistics_through_the_gateway(stack, taker):

@@ -93,10 +93,11 @@ def test_cut_gas_main_gets_police_and_a_level_one_order_to_several_departments(p
     def noted():
         r = police.get(f"/v1/{gas['name']}").json()
         actions = [e["action"] for e in r["timeline"]]
-        return r if "JOINT_RESCUE" in actions and "DISPATCHED" in actions else None
+        return r if "JOINT_RESCUE" in actions and "CASE_OPENED" in actions else None
 
     after = eventually(noted)
-    assert after["status"] == "REPORT_STATUS_DISPATCHED"
+    # Its case waits for an officer to accept: assigning (派警中).
+    assert after["status"] == "REPORT_STATUS_ASSIGNING"
     assert "REFERRED" not in [e["action"] for e in after["timeline"]]
 
 
@@ -186,10 +187,20 @@ def test_agent_transfers_a_police_emergency_to_110_and_sees_its_progress(police,
     transferred = police.get(f"/v1/{order['transferredReport']}").json()
     assert transferred["channel"] == "CHANNEL_HOTLINE_12345"
     assert transferred["classification"]["category"] == "CATEGORY_POLICE"
-    eventually(lambda: case_for(police, order["transferredReport"]))
-    seen = eventually(lambda: (lambda o: o if o["transferredReportStatus"] == "REPORT_STATUS_DISPATCHED" else None)(
-        agent.get(f"/v1/{order['name']}").json()), timeout=30)
-    assert seen["timeline"][-1]["action"] == "POLICE_PROGRESS"
+    case = eventually(lambda: (c := case_for(police, order["transferredReport"])) and c.get("assignments") and c)
+
+    def order_with(status: str):
+        o = agent.get(f"/v1/{order['name']}").json()
+        return o if o["transferredReportStatus"] == status else None
+
+    seen = eventually(lambda: order_with("REPORT_STATUS_ASSIGNING"), timeout=30)
+    assert seen["timeline"][-1]["action"] == "POLICE_PROGRESS" and "正在派警" in seen["timeline"][-1]["detail"]
+    # An officer accepts: the 12345 order says so, in Chinese.
+    accepted = police.post(f"/v1/{case['assignments'][0]['name']}:accept", json={"requestId": uuid.uuid4().hex})
+    assert accepted.status_code == 200, accepted.text
+    seen = eventually(lambda: order_with("REPORT_STATUS_DISPATCHED"), timeout=30)
+    assert seen["timeline"][-1]["action"] == "POLICE_PROGRESS" and "民警已接单" in seen["timeline"][-1]["detail"]
+    assert all("REPORT_STATUS" not in e["detail"] for e in seen["timeline"])
 
 
 def test_bad_input_unknown_ids_and_roles(stack, agent):

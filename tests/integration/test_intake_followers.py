@@ -39,7 +39,16 @@ def get(stub, name: str) -> pb.Report:
     return stub.GetReport(pb.GetReportRequest(name=name), metadata=CALL_TAKER)
 
 
-def test_case_opened_accepted_and_closed(intake):
+def assignment(case, n: int, state, **times) -> dispatch_pb.Assignment:
+    return dispatch_pb.Assignment(name=f"{case.name}/assignments/a{n}", unit=f"units/U-S01-00{n}", state=state,
+                                  **{k: to_pb(v) for k, v in times.items()})
+
+
+def changed(case, a: dispatch_pb.Assignment) -> events_pb2.Event:
+    return event("dispatch.AssignmentChanged", a.name, dispatch_pb.AssignmentChanged(assignment=a, case_name=case.name))
+
+
+def test_case_opened_accepted_on_scene_and_closed(intake):
     rt, stub = intake
     t = time_slot()
     r = submit(stub, report("有人在地铁站持刀抢劫", point=HANKOU, at=t))
@@ -50,35 +59,58 @@ def test_case_opened_accepted_and_closed(intake):
     assert feed.apply(opened) is True
     assert feed.apply(opened) is False  # delivered again: applied once
     after = get(stub, r.name)
-    assert after.status == pb.REPORT_STATUS_DISPATCHED and after.dispatch_case == case.name
-    assert actions(after).count("DISPATCHED") == 1 and not after.HasField("hand_off_time")
+    # A case is open, no officer has accepted: assigning (派警中), not yet dispatched.
+    assert after.status == pb.REPORT_STATUS_ASSIGNING and after.dispatch_case == case.name
+    assert actions(after).count("CASE_OPENED") == 1 and not after.HasField("hand_off_time")
+    assert "等待民警接单" in after.timeline[-1].detail
 
-    offered = dispatch_pb.Assignment(name=f"{case.name}/assignments/a1", unit="units/U-S01-001",
-                                     state=dispatch_pb.ASSIGNMENT_STATE_OFFERED)
-    feed.apply(event("dispatch.AssignmentChanged", offered.name,
-                     dispatch_pb.AssignmentChanged(assignment=offered, case_name=case.name)))
-    assert not get(stub, r.name).HasField("hand_off_time")
-    accepted = dispatch_pb.Assignment(name=offered.name, unit=offered.unit, state=dispatch_pb.ASSIGNMENT_STATE_ACCEPTED,
-                                      accept_time=to_pb(t + timedelta(seconds=25)))
-    feed.apply(event("dispatch.AssignmentChanged", offered.name,
-                     dispatch_pb.AssignmentChanged(assignment=accepted, case_name=case.name)))
+    feed.apply(changed(case, assignment(case, 1, dispatch_pb.ASSIGNMENT_STATE_OFFERED)))
+    offered = get(stub, r.name)
+    assert offered.status == pb.REPORT_STATUS_ASSIGNING and not offered.HasField("hand_off_time")
+    feed.apply(changed(case, assignment(case, 1, dispatch_pb.ASSIGNMENT_STATE_ACCEPTED,
+                                        accept_time=t + timedelta(seconds=25))))
     handed = get(stub, r.name)
+    assert handed.status == pb.REPORT_STATUS_DISPATCHED
     assert handed.hand_off_time.ToDatetime() == (t + timedelta(seconds=25)).replace(tzinfo=None)
     assert actions(handed)[-1] == "HANDED_OFF" and "U-S01-001" in handed.timeline[-1].detail
     # A second unit accepting does not move the hand-off.
-    second = dispatch_pb.Assignment(name=f"{case.name}/assignments/a2", unit="units/U-S01-002",
-                                    state=dispatch_pb.ASSIGNMENT_STATE_ACCEPTED,
-                                    accept_time=to_pb(t + timedelta(seconds=90)))
-    feed.apply(event("dispatch.AssignmentChanged", second.name,
-                     dispatch_pb.AssignmentChanged(assignment=second, case_name=case.name)))
+    feed.apply(changed(case, assignment(case, 2, dispatch_pb.ASSIGNMENT_STATE_ACCEPTED,
+                                        accept_time=t + timedelta(seconds=90))))
     assert get(stub, r.name).hand_off_time == handed.hand_off_time
+
+    # The first unit on scene stamps the arrival; the second does not move it; the status stays.
+    feed.apply(changed(case, assignment(case, 1, dispatch_pb.ASSIGNMENT_STATE_ON_SCENE,
+                                        arrive_time=t + timedelta(minutes=4))))
+    feed.apply(changed(case, assignment(case, 2, dispatch_pb.ASSIGNMENT_STATE_ON_SCENE,
+                                        arrive_time=t + timedelta(minutes=6))))
+    arrived = get(stub, r.name)
+    assert arrived.status == pb.REPORT_STATUS_DISPATCHED
+    assert arrived.on_scene_time.ToDatetime() == (t + timedelta(minutes=4)).replace(tzinfo=None)
+    assert actions(arrived).count("ON_SCENE") == 1 and "到达现场" in arrived.timeline[-1].detail
 
     case.status = dispatch_pb.CASE_STATUS_CLOSED
     feed.apply(event("dispatch.CaseUpdated", case.name, dispatch_pb.CaseUpdated(dispatch_case=case, action="CLOSED")))
     closed = get(stub, r.name)
     assert closed.status == pb.REPORT_STATUS_CLOSED and actions(closed)[-1] == "CLOSED"
     assert [getattr(e, "action", "") for _, e in events_about(rt, r.name)] == [
-        "", "DISPATCHED", "HANDED_OFF", "CLOSED"]
+        "", "CASE_OPENED", "HANDED_OFF", "ON_SCENE", "CLOSED"]
+    statuses = [e.report.status for _, e in events_about(rt, r.name)]
+    assert statuses[1:] == [pb.REPORT_STATUS_ASSIGNING, pb.REPORT_STATUS_DISPATCHED, pb.REPORT_STATUS_DISPATCHED,
+                            pb.REPORT_STATUS_CLOSED]
+
+
+def test_a_case_closed_before_any_officer_accepted_closes_its_assigning_report(intake):
+    rt, stub = intake
+    r = submit(stub, report("小区门口有人打架", point=HANKOU, at=time_slot()))
+    feed = consumer(rt, "dispatch")
+    case = dispatch_pb.DispatchCase(name=f"cases/{uuid.uuid4().hex[:12]}", report=r.name,
+                                    status=dispatch_pb.CASE_STATUS_PENDING)
+    feed.apply(event("dispatch.CaseCreated", case.name, dispatch_pb.CaseCreated(dispatch_case=case)))
+    assert get(stub, r.name).status == pb.REPORT_STATUS_ASSIGNING
+    case.status = dispatch_pb.CASE_STATUS_CLOSED
+    feed.apply(event("dispatch.CaseUpdated", case.name, dispatch_pb.CaseUpdated(dispatch_case=case, action="CLOSED")))
+    closed = get(stub, r.name)
+    assert closed.status == pb.REPORT_STATUS_CLOSED and not closed.HasField("hand_off_time")
 
 
 def test_events_about_unknown_reports_and_cases_change_nothing(intake):

@@ -99,7 +99,7 @@ def test_statistics_per_channel_hour_and_station(intake, served):
         clock.set(now)
     for r in (fight, theft):
         assert actions(stub.GetReport(pb.GetReportRequest(name=r.name), metadata=CALL_TAKER))[-3:] == [
-            "ANSWERED", "DISPATCHED", "HANDED_OFF"]
+            "ANSWERED", "CASE_OPENED", "HANDED_OFF"]
     for r, how in ((fight, common_pb2.SATISFACTION_SATISFIED), (theft, common_pb2.SATISFACTION_BASICALLY_SATISFIED),
                    (consult, common_pb2.SATISFACTION_UNSATISFIED)):
         stub.RateReport(pb.RateReportRequest(request_id=rid(), name=r.name, satisfaction=how), metadata=CALL_TAKER)

@@ -1,16 +1,22 @@
 """From 12345 to 110 (一键转接) against a real Postgres: intake and referral on real gRPC sockets."""
 from __future__ import annotations
 
+import uuid
+from datetime import datetime, timedelta, timezone
+
 import grpc
 import pytest
+from google.protobuf import any_pb2
 
 from smart110.common.v1 import events_pb2
+from smart110.dispatch.v1 import dispatch_service_pb2 as dispatch_pb
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from smart110.referral.v1 import referral_service_pb2 as pb
+from services.runtime.timeutil import to_pb
 from tests.conftest import eventually
 from tests import support
 from tests.integration.referral_support import (
-    JIANGAN_S01, actions, phone, rid, serving_suite, ticket,
+    HANYANG_S15, JIANGAN_S01, actions, phone, rid, serving_suite, ticket,
 )
 
 AGENT = support.caller(["hotline_agent"], sub="agent-12")
@@ -81,7 +87,9 @@ def test_an_existing_work_order_is_transferred_and_its_police_progress_shows_on_
     assert consumer.apply(event) is True
     seen = suite.referral.GetWorkOrder(pb.GetWorkOrderRequest(name=order.name), timeout=10)
     assert seen.transferred_report_status == "REPORT_STATUS_DISPATCHED"
-    assert seen.timeline[-1].action == "POLICE_PROGRESS" and "DISPATCHED" in seen.timeline[-1].detail
+    assert seen.timeline[-1].action == "POLICE_PROGRESS"
+    assert seen.timeline[-1].detail.startswith(f"110接警单 {report.name}：已派警")
+    assert "DISPATCHED" not in seen.timeline[-1].detail
 
     # The same status again records nothing new.
     repeat = events_pb2.Event()
@@ -115,3 +123,66 @@ def test_transfer_needs_a_target_a_reason_and_a_place(suite):
             request_id=rid(), reason="打架", work_order=ticket("有人打架", where=JIANGAN_S01)),
             metadata=support.caller(["department"], station="D01"), timeout=10)
     assert role.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+_dispatch_sequence = iter(range(1, 10**9))
+
+
+def dispatch_event(kind: str, subject: str, payload) -> events_pb2.Event:
+    packed = any_pb2.Any()
+    packed.Pack(payload)
+    return events_pb2.Event(event_id=str(uuid.uuid4()), sequence=next(_dispatch_sequence), type=kind,
+                            subject=subject, source="dispatch", payload=packed)
+
+
+def test_a_transferred_orders_timeline_follows_the_officer_from_acceptance_to_the_closed_case(suite):
+    """Dispatch's news reaches intake's consumer; intake's ReportUpdated reaches referral's, which keeps each
+    step on the 12345 order in Chinese: a case opened (派警中), an officer accepted, arrived, the case closed."""
+    order = suite.referral.CreateWorkOrder(pb.CreateWorkOrderRequest(request_id=rid(), work_order=ticket(
+        "小区门口有人持棍打架，已有人受伤", urgency=1, where=HANYANG_S15)), metadata=AGENT, timeout=10)
+    order = suite.referral.TransferTo110(pb.TransferTo110Request(
+        request_id=rid(), name=order.name, reason="现场斗殴有人受伤，属警情"), metadata=AGENT, timeout=10)
+    report_name = order.transferred_report
+    [intake_dispatch] = [c for c in suite.intake_rt.consumers if c.source == "dispatch"]
+
+    def order_now():
+        return suite.referral.GetWorkOrder(pb.GetWorkOrderRequest(name=order.name), timeout=10)
+
+    def progress_until(text: str):
+        o = order_now()
+        return o if any(text in e.detail for e in o.timeline if e.action == "POLICE_PROGRESS") else None
+
+    case = dispatch_pb.DispatchCase(name=f"cases/{uuid.uuid4().hex[:12]}", report=report_name,
+                                    status=dispatch_pb.CASE_STATUS_PENDING)
+    assert intake_dispatch.apply(dispatch_event("dispatch.CaseCreated", case.name,
+                                                dispatch_pb.CaseCreated(dispatch_case=case)))
+    report = suite.intake.GetReport(intake_pb.GetReportRequest(name=report_name), timeout=10)
+    assert not report.merged_into and report.status == intake_pb.REPORT_STATUS_ASSIGNING
+    assigning = eventually(lambda: progress_until("正在派警"))
+    assert assigning.transferred_report_status == "REPORT_STATUS_ASSIGNING"
+
+    now = datetime.now(timezone.utc)
+    unit = "units/U-S01-001"
+    for state, times in ((dispatch_pb.ASSIGNMENT_STATE_ACCEPTED, {"accept_time": to_pb(now)}),
+                         (dispatch_pb.ASSIGNMENT_STATE_ON_SCENE, {"arrive_time": to_pb(now + timedelta(minutes=3))})):
+        a = dispatch_pb.Assignment(name=f"{case.name}/assignments/a1", unit=unit, state=state, **times)
+        assert intake_dispatch.apply(dispatch_event("dispatch.AssignmentChanged", a.name,
+                                                    dispatch_pb.AssignmentChanged(assignment=a, case_name=case.name)))
+    accepted = eventually(lambda: progress_until("民警已接单"))
+    assert accepted.transferred_report_status == "REPORT_STATUS_DISPATCHED"
+    on_scene = eventually(lambda: progress_until("民警已到达现场"))
+    assert on_scene.transferred_report_status == "REPORT_STATUS_DISPATCHED"
+
+    case.status = dispatch_pb.CASE_STATUS_CLOSED
+    assert intake_dispatch.apply(dispatch_event("dispatch.CaseUpdated", case.name,
+                                                dispatch_pb.CaseUpdated(dispatch_case=case, action="CLOSED")))
+    closed = eventually(lambda: progress_until("110警情已办结"))
+    assert closed.transferred_report_status == "REPORT_STATUS_CLOSED"
+    assert closed.status == pb.WORK_ORDER_STATUS_TRANSFERRED_TO_110
+
+    police = [e.detail for e in closed.timeline if e.action == "POLICE_PROGRESS"]
+    steps = ["110已接报", "正在派警", "民警已接单", "民警已到达现场", "110警情已办结"]
+    assert [next(s for s in steps if s in d) for d in police] == steps
+    assert police[1].startswith(f"110接警单 {report_name}：已生成处警单，正在派警（派警中）；定为警情“")
+    for detail in police:
+        assert "REPORT_STATUS" not in detail and "POLICE/" not in detail and "FIGHT" not in detail

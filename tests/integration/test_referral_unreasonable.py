@@ -239,10 +239,43 @@ def test_department_rates_completion_on_time_satisfaction_and_reopen(suite):
     assert (f.assigned, f.rejected, f.resolved) == (3, 1, 2)
     assert f.completion_rate == 1.0
     assert f.on_time_rate == 1.0
-    assert f.satisfaction_rate == pytest.approx(2 / 3)
+    # Per order by its outcome: b, reopened once and then basically satisfied, is satisfied and reopened once.
+    assert f.satisfaction_rate == 1.0
     assert f.reopen_rate == 0.5
     assert f.mean_resolve_seconds > 0
 
     with pytest.raises(grpc.RpcError) as unknown:
         r.GetDepartmentStatistics(pb.GetDepartmentStatisticsRequest(department="departments/D77"), timeout=10)
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_department_whose_only_order_ended_satisfied_after_a_reopen_is_fully_satisfied(suite):
+    r = suite.referral
+    start = datetime.now(timezone.utc)
+    d26 = "departments/D26"
+    staff = support.caller(["department"], station="D26")
+
+    def fix(o):
+        for call, req in ((r.AcceptWorkOrder, pb.AcceptWorkOrderRequest), (r.StartWorkOrder, pb.StartWorkOrderRequest)):
+            o = call(req(request_id=rid(), name=o.name, department=d26), metadata=staff, timeout=10)
+        return r.ResolveWorkOrder(pb.ResolveWorkOrderRequest(request_id=rid(), name=o.name, department=d26,
+                                                             feedback="已协调运营商处理"), metadata=staff, timeout=10)
+
+    def review(o, s):
+        return r.ReviewWorkOrder(pb.ReviewWorkOrderRequest(request_id=rid(), name=o.name, satisfaction=s,
+                                                           comment="" if s != common_pb2.SATISFACTION_UNSATISFIED
+                                                           else "问题没解决"), metadata=AGENT, timeout=10)
+
+    o = r.CreateWorkOrder(pb.CreateWorkOrderRequest(request_id=rid(), work_order=ticket(
+        "宽带装机预约一周无人上门", "TELECOM_SERVICE")), metadata=AGENT, timeout=10)
+    reopened = review(fix(o), common_pb2.SATISFACTION_UNSATISFIED)
+    assert reopened.status == pb.WORK_ORDER_STATUS_REOPENED
+    o = r.AssignWorkOrder(pb.AssignWorkOrderRequest(request_id=rid(), name=o.name), metadata=AGENT, timeout=10)
+    closed = review(fix(o), common_pb2.SATISFACTION_SATISFIED)
+    assert closed.status == pb.WORK_ORDER_STATUS_CLOSED and closed.reopen_count == 1
+
+    [f] = r.GetDepartmentStatistics(pb.GetDepartmentStatisticsRequest(
+        department=d26, start_time=to_pb(start), end_time=to_pb(datetime.now(timezone.utc) + timedelta(minutes=1))),
+        timeout=10).departments
+    assert (f.assigned, f.resolved) == (1, 1)
+    assert f.satisfaction_rate == 1.0 and f.reopen_rate == 1.0

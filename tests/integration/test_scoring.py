@@ -194,6 +194,11 @@ def test_a_handled_case_scores_quantity_and_efficiency_with_explanations(env):
     arrive = next(r for r in rows if r.rule_id == "EFF-ARRIVE-ON-TARGET")
     assert "150秒到场" in arrive.explanation and "180秒时限" in arrive.explanation
     assert arrive.occur_time == t0 + timedelta(seconds=150)
+    # Outcomes are shown by their Chinese labels, never by their codes.
+    opened = next(r for r in rows if r.rule_id == "QTY-CASE-OPENED")
+    assert opened.explanation == f"{case.name}处警后立案（刑事立案），+2分"
+    reported = next(r for r in rows if r.rule_id == "QTY-REPORT-BACK")
+    assert reported.explanation == f"{case.name}完成回告（处置结果：刑事立案），+1分"
     assert outbox_types(env, "ledgerEntries/").count("scoring.LedgerEntryRecorded") >= 6
 
     score = env["stub"].GetOfficerScore(pb.GetOfficerScoreRequest(
@@ -221,12 +226,14 @@ def test_outcome_contradicting_type_and_case_without_evidence_warn(env):
     assert ("QUA-OUTCOME-CONTRADICTS", -2.0) in rules_of(entries(env, officer_id=officer))
     [w] = warnings_of(env, officer_id=officer)
     assert (w.kind, w.case_name, w.status, w.station_id) == ("OUTCOME_CONTRADICTS_TYPE", fight.name, "OPEN", "S03")
-    assert "FIGHT" in w.detail and "矛盾" in w.detail
+    # Written for people: the type and the outcome by their Chinese labels, never their codes.
+    assert "警情类型为打架斗殴，回告结果为现场无警情" in w.detail and "矛盾" in w.detail
+    assert "FIGHT" not in w.detail and "NO_ISSUE_FOUND" not in w.detail
 
     theft = Case(env, station="S03", incident_type="THEFT", start=t0).run(
         outcome=dpb.OUTCOME_ADMINISTRATIVE_CASE, evidence=0)
     [w] = warnings_of(env, officer_id=theft.officer_ids[0])
-    assert w.kind == "MISSING_EVIDENCE" and "未上传任何证据" in w.detail
+    assert w.kind == "MISSING_EVIDENCE" and "以行政案件结案回告但未上传任何证据" in w.detail
     assert "scoring.WarningRaised" in outbox_types(env, f"warnings/{w.id}")
 
 

@@ -466,13 +466,19 @@ def test_the_expert_queue_records_the_steps_and_the_new_knowledge_entry(index):
 def test_the_report_follows_its_case_and_work_order(index):
     r = new_report(index)
     r.case_opened("cases/c1", now=NOW)
-    [dispatched] = r.pull_events()
-    assert dispatched.action == "DISPATCHED" and dispatched.before.dispatch_case == ""
-    assert dispatched.report.dispatch_case == "cases/c1" and r.timeline[-1].actor == "intake"
+    [opened] = r.pull_events()
+    assert opened.action == "CASE_OPENED" and opened.before.dispatch_case == "" and r.status == "ASSIGNING"
+    assert opened.report.dispatch_case == "cases/c1" and r.timeline[-1].actor == "intake"
     r.assignment_accepted("units/U1", NOW + timedelta(seconds=25), now=NOW)
     r.assignment_accepted("units/U2", NOW + timedelta(seconds=90), now=NOW)
     [handed] = r.pull_events()
     assert handed.action == "HANDED_OFF" and r.hand_off_time == NOW + timedelta(seconds=25)
+    assert (handed.before.status, handed.report.status) == ("ASSIGNING", "DISPATCHED")
+    r.assignment_on_scene("units/U1", NOW + timedelta(minutes=4), now=NOW)
+    r.assignment_on_scene("units/U2", NOW + timedelta(minutes=6), now=NOW)
+    [arrived] = r.pull_events()
+    assert arrived.action == "ON_SCENE" and r.on_scene_time == NOW + timedelta(minutes=4)
+    assert arrived.report.status == "DISPATCHED"
     r.joint_order_opened("workOrders/j1", now=NOW + timedelta(hours=1))
     [joint] = r.pull_events()
     assert joint.action == "JOINT_RESCUE" and joint.report.update_time == joint.before.update_time

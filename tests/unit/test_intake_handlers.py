@@ -442,12 +442,13 @@ def test_the_report_follows_its_dispatch_case(intake):
     case = dpb.DispatchCase(name="cases/c1", report=r.name, status=dpb.CASE_STATUS_PENDING)
     intake.deliver("dispatch", "dispatch.CaseCreated", dpb.CaseCreated(dispatch_case=case))
     stored = intake.repos.reports.get(r.id)
-    assert stored.status == "DISPATCHED" and stored.dispatch_case == "cases/c1"
+    assert stored.status == "ASSIGNING" and stored.dispatch_case == "cases/c1"
     assert stored.timeline[-1].actor == "intake" and stored.timeline[-1].roles == ["service"]
     offered = dpb.Assignment(name="cases/c1/assignments/a1", unit="units/U-S01-001",
                              state=dpb.ASSIGNMENT_STATE_OFFERED)
     intake.deliver("dispatch", "dispatch.AssignmentChanged", dpb.AssignmentChanged(assignment=offered, case_name=case.name))
     assert intake.repos.reports.get(r.id).hand_off_time is None
+    assert intake.repos.reports.get(r.id).status == "ASSIGNING"
     for seconds in (25, 90):  # a second unit accepting does not move the hand-off
         accepted = dpb.Assignment(name="cases/c1/assignments/a1", unit="units/U-S01-001",
                                   state=dpb.ASSIGNMENT_STATE_ACCEPTED, accept_time=to_pb(T0 + timedelta(seconds=seconds)))
@@ -456,11 +457,21 @@ def test_the_report_follows_its_dispatch_case(intake):
     handed = intake.repos.reports.get(r.id)
     assert handed.hand_off_time == T0 + timedelta(seconds=25) and handed.timeline[-1].detail == \
         "民警接单（units/U-S01-001），距接报 25 秒"
+    assert handed.status == "DISPATCHED"
+    for minutes in (4, 6):  # the first unit on scene stamps the arrival
+        arrived = dpb.Assignment(name="cases/c1/assignments/a1", unit="units/U-S01-001",
+                                 state=dpb.ASSIGNMENT_STATE_ON_SCENE, arrive_time=to_pb(T0 + timedelta(minutes=minutes)))
+        intake.deliver("dispatch", "dispatch.AssignmentChanged",
+                       dpb.AssignmentChanged(assignment=arrived, case_name=case.name))
+    on_scene = intake.repos.reports.get(r.id)
+    assert on_scene.on_scene_time == T0 + timedelta(minutes=4) and on_scene.status == "DISPATCHED"
+    assert on_scene.timeline[-1].detail == "民警到达现场（units/U-S01-001），距接报 240 秒"
     case.status = dpb.CASE_STATUS_CLOSED
     intake.deliver("dispatch", "dispatch.CaseUpdated", dpb.CaseUpdated(dispatch_case=case, action="CLOSED"))
     assert intake.repos.reports.get(r.id).status == "CLOSED"
     assert [(ev.action, list(ev.changed_fields)) for _, _, ev in intake.taken()] == [
-        ("DISPATCHED", ["status", "update_time", "dispatch_case"]), ("HANDED_OFF", ["hand_off_time", "update_time"]),
+        ("CASE_OPENED", ["status", "update_time", "dispatch_case"]),
+        ("HANDED_OFF", ["status", "hand_off_time", "update_time"]), ("ON_SCENE", ["update_time", "on_scene_time"]),
         ("CLOSED", ["status", "update_time"])]
     # Cases of reports intake does not know change nothing.
     elsewhere = dpb.DispatchCase(name="cases/elsewhere", report="reports/not-here")

@@ -45,6 +45,15 @@ def test_deadlines_by_urgency():
     assert deadline_for(t, 4) == datetime(2026, 11, 30, 10, 0, tzinfo=CHINA)
 
 
+def test_deadlines_skip_public_holidays_and_count_make_up_working_days():
+    # Level 4, five working days: from the eve of the National Day week to the Tuesday after it, with
+    # Saturday 10-10 (调休) counted; from before the Spring Festival to 02-26, Saturday 02-14 counted.
+    assert deadline_for(datetime(2026, 9, 30, 10, 0, tzinfo=CHINA), 4) == datetime(2026, 10, 13, 10, 0, tzinfo=CHINA)
+    assert deadline_for(datetime(2026, 2, 12, 10, 0, tzinfo=CHINA), 4) == datetime(2026, 2, 26, 10, 0, tzinfo=CHINA)
+    # Level 3, three working days from Thursday 10-08: Friday, the make-up Saturday, Monday.
+    assert deadline_for(datetime(2026, 10, 8, 15, 0, tzinfo=CHINA), 3) == datetime(2026, 10, 12, 15, 0, tzinfo=CHINA)
+
+
 def test_routing_prefers_the_local_department_and_says_why():
     [noise] = route_ordinary("NOISE", "汉阳区", DEPARTMENTS)
     assert noise.department.name == "汉阳区各街道办事处"
@@ -66,6 +75,17 @@ def test_matter_inferred_from_type_or_words():
     assert infer_matter("ILLEGAL_PARKING", "", KNOWN)[0] == "ILLEGAL_PARKING"
     assert infer_matter("PUBLIC_UTILITIES", "我们这栋楼停电一整天了", KNOWN)[0] == "POWER_OUTAGE"
     assert infer_matter("", "不知道归谁管的事情", KNOWN)[0] == ""
+    # The reasons are read by people: matters by their Chinese labels, never their codes.
+    assert infer_matter("ILLEGAL_PARKING", "", KNOWN)[1] == "事项取自接警分类“违章停车”"
+    assert infer_matter("PUBLIC_UTILITIES", "我们这栋楼停电一整天了", KNOWN)[1] == "诉求内容含“停电”，归入事项“停电”"
+
+
+def test_an_order_nobody_handles_says_which_matter_in_chinese():
+    o = order(matter_code="WAGE_ARREARS", district="无此区")
+    o.route([], None, AGENT, o.create_time)
+    assert o.timeline[-1].action == "AWAITING_ASSIGNMENT"
+    assert o.timeline[-1].detail.startswith("事项“拖欠工资”在无此区暂无明确承办单位") and "WAGE_ARREARS" not in \
+        o.timeline[-1].detail
 
 
 def order(**kw) -> WorkOrder:
@@ -226,13 +246,24 @@ def test_a_transfer_to_110_records_one_update_with_the_reports_first_status():
     [event] = o.pull_events()
     assert event.action == "TRANSFERRED_TO_110"
     assert [e.action for e in event.entries] == ["TRANSFERRED_TO_110", "POLICE_PROGRESS"]
-    assert event.entries[1].detail == ("110接警单 reports/r1 状态 REPORT_STATUS_CLASSIFIED（REPORTED）；"
-                                       "分类 POLICE/FIGHT，1级")
+    assert event.entries[1].detail == "110接警单 reports/r1：110已接报（已分类）；定为警情“打架斗殴”，1级"
     assert all(a.state == "WITHDRAWN" for a in o.assignments)
     assert not o.record_110_progress(filed, "CLASSIFIED", SYSTEM, T), "the same status again"
     assert o.pull_events() == []
-    assert o.record_110_progress(PoliceReport("reports/r1", "REPORT_STATUS_DISPATCHED"), "DISPATCHED", SYSTEM, T)
-    assert [e.action for e in o.pull_events()] == ["POLICE_PROGRESS"]
+    assigning = PoliceReport("reports/r1", "REPORT_STATUS_ASSIGNING")
+    assert o.record_110_progress(assigning, "CASE_OPENED", SYSTEM, T)
+    dispatched = PoliceReport("reports/r1", "REPORT_STATUS_DISPATCHED")
+    assert o.record_110_progress(dispatched, "HANDED_OFF", SYSTEM, T)
+    # On scene: the status stays, the news is kept all the same.
+    assert o.record_110_progress(dispatched, "ON_SCENE", SYSTEM, T)
+    assert not o.record_110_progress(dispatched, "RATED", SYSTEM, T), "nothing the citizen's order shows"
+    assert o.record_110_progress(PoliceReport("reports/r1", "REPORT_STATUS_CLOSED"), "CLOSED", SYSTEM, T)
+    events = o.pull_events()
+    assert [e.action for e in events] == ["POLICE_PROGRESS"] * 4
+    assert [e.entries[0].detail for e in events] == [
+        "110接警单 reports/r1：已生成处警单，正在派警（派警中）", "110接警单 reports/r1：民警已接单（已派警）",
+        "110接警单 reports/r1：民警已到达现场（已派警）", "110接警单 reports/r1：110警情已办结（已办结）"]
+    assert o.transferred_report_status == "REPORT_STATUS_CLOSED"
 
 
 def test_an_order_is_transferable_only_while_open_and_placed():
@@ -301,10 +332,50 @@ def test_the_terms_of_a_referred_report():
     assert (ordinary.matter_code, ordinary.urgency, ordinary.linkage) == ("ILLEGAL_PARKING", 3, None)
     rescue = referral_of(police_report("POLICE", "GAS_LEAK"), KNOWN)
     assert rescue.linkage is rules.LINKAGE["GAS_LEAK"] and rescue.urgency == rules.LINKAGE["GAS_LEAK"].urgency
-    assert rescue.why == "警情类型“GAS_LEAK”需城市部门联动抢险"
+    assert rescue.why == "警情类型“燃气泄漏”需城市部门联动抢险"
 
 
 def test_open311_status_filters():
     assert open311_statuses([]) == []
     assert open311_statuses(["closed"]) == ["CLOSED", "TRANSFERRED_TO_110"]
     assert "RESOLVED" in open311_statuses(["open"]) and "CLOSED" not in open311_statuses(["open"])
+
+
+# -- figures per department ----------------------------------------------------------
+
+def _part(order, state, at, *, dept="D26", resolved=None, deadline=None):
+    return dict(dept_id=dept, work_order_id=order, state=state, assign_time=at, resolve_time=resolved,
+                deadline=deadline)
+
+
+def _review(order, satisfaction, at, dept="D26"):
+    return dict(dept_id=dept, work_order_id=order, satisfaction=satisfaction, time=at)
+
+
+def test_an_order_satisfied_after_one_reopen_counts_as_satisfied_and_reopened_once():
+    from services.referral12345.domain import department_figures
+    t = datetime(2026, 11, 23, 10, 0, tzinfo=CHINA)
+    parts = [_part("o1", "RESOLVED", t, resolved=t + timedelta(hours=1)),
+             _part("o1", "RESOLVED", t + timedelta(hours=3), resolved=t + timedelta(hours=4))]
+    # Listed out of time order: the last follow-up decides, whatever order the rows come in.
+    reviews = [_review("o1", "SATISFIED", t + timedelta(hours=5)), _review("o1", "UNSATISFIED", t + timedelta(hours=2))]
+    [f] = department_figures(parts, reviews, DEPARTMENTS)
+    assert (f.assigned, f.resolved, f.reviewed, f.satisfied, f.reopened) == (1, 1, 1, 1, 1)
+    assert f.satisfaction_rate == 1.0 and f.reopen_rate == 1.0
+
+
+def test_rates_count_orders_by_their_final_outcome():
+    from services.referral12345.domain import department_figures
+    t = datetime(2026, 11, 23, 10, 0, tzinfo=CHINA)
+    h = timedelta(hours=1)
+    parts = [_part(o, "RESOLVED", t, resolved=t + h) for o in ("a", "b", "c")]
+    reviews = [
+        _review("a", "SATISFIED", t + 2 * h),
+        # b: reopened twice, still unsatisfied at the last follow-up.
+        _review("b", "UNSATISFIED", t + 2 * h), _review("b", "UNSATISFIED", t + 3 * h),
+        # c: reopened, then basically satisfied.
+        _review("c", "UNSATISFIED", t + 2 * h), _review("c", "BASICALLY_SATISFIED", t + 4 * h),
+    ]
+    [f] = department_figures(parts, reviews, DEPARTMENTS)
+    assert (f.reviewed, f.satisfied, f.reopened) == (3, 2, 2)
+    assert f.satisfaction_rate == pytest.approx(2 / 3) and f.reopen_rate == pytest.approx(2 / 3)

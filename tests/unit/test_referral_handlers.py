@@ -559,7 +559,7 @@ def test_the_transferred_reports_progress_is_kept_on_its_order_once_per_status()
     assert published(uow) == [("referral.WorkOrderUpdated", "POLICE_PROGRESS")]
     [(_, _, progress)] = uow.outbox.events
     assert progress.changed_fields == ["update_time", "transferred_report_status"]
-    assert "DISPATCHED" in progress.new_entries[0].detail
+    assert "已派警" in progress.new_entries[0].detail and "DISPATCHED" not in progress.new_entries[0].detail
     again = unit(repos)
     on_updated(again, EVENT, ipb.ReportUpdated(report=dispatched, action="DISPATCHED"), prepared=None)
     assert published(again) == []

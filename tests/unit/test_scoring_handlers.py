@@ -296,13 +296,14 @@ def test_a_contradicting_outcome_without_evidence_deducts_and_warns_each_officer
     [w] = repos.warnings.of("P1")
     assert (w.kind, w.cause, w.source_event_id, w.status) == (
         "MISSING_EVIDENCE", "cases/c1/assignments/a1", "e-REPORTED_BACK", "OPEN")
-    assert "未上传任何证据材料" in w.detail
+    assert "以刑事立案结案回告但未上传任何证据材料" in w.detail and "CRIMINAL_CASE" not in w.detail
     assert [e.action for e in repos.warnings.timelines[w.id]] == ["RAISED"]
 
     repos = Repos()
     run_case(repos, outcome="NO_ISSUE_FOUND")
     [w] = repos.warnings.of("P1")
-    assert w.kind == "OUTCOME_CONTRADICTS_TYPE" and "警情类型为FIGHT" in w.detail
+    assert w.kind == "OUTCOME_CONTRADICTS_TYPE"
+    assert "警情类型为打架斗殴，回告结果为现场无警情" in w.detail and "FIGHT" not in w.detail
     assert ("QUA-OUTCOME-CONTRADICTS", Decimal("-2.00")) in repos.ledger.rules("P1")
 
 

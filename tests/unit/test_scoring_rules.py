@@ -8,6 +8,7 @@ import pytest
 
 from services.scoring import domain
 from services.scoring.domain import Fact, OfficerOnFact, RuleEngine, RuleSet
+from services.scoring.domain.rules import render
 from services.scoring.expr import ExpressionError, compile_condition, evaluate, truthy
 from services.scoring.sample_rules import SAMPLE_RULE_SET, SAMPLE_RULES
 
@@ -74,6 +75,26 @@ def test_measurements_of_an_assignment():
     assert uncleared["report_back_on_time"] is True and uncleared["report_back_limit_seconds"] == 4 * 3600
     assert measure(outcome="NO_ISSUE_FOUND")["outcome_contradicts_type"] is True
     assert measure(incident_type="DISPUTE", outcome="NO_ISSUE_FOUND")["outcome_contradicts_type"] is False
+
+
+def test_explanations_show_the_labels_of_codes_and_conditions_still_see_the_codes():
+    rule = next(r for r in SAMPLE_RULES if r.rule_id == "QUA-OUTCOME-CONTRADICTS")
+    engine = RuleEngine(RuleSet(version=1, description="", rules=[rule], effective_time=datetime.min))
+    fact = Fact(fact_id="f", event_id="e", event_type=rule.event_type, subject="cases/c/assignments/a",
+                occur_time=datetime(2028, 1, 10, 9, tzinfo=timezone.utc), station_id="S01",
+                officers=[OfficerOnFact("P1", "S01")],
+                data={"case_name": "cases/c", "assignment": {"state": "ASSIGNMENT_STATE_REPORTED_BACK",
+                                                             "outcome": "OUTCOME_NO_ISSUE_FOUND"},
+                      "derived": {"outcome": "NO_ISSUE_FOUND", "incident_type": "FIGHT",
+                                  "outcome_contradicts_type": True}})
+    [entry] = engine.apply(fact, lambda *_: Decimal(0))
+    assert entry.explanation == "cases/c警情类型打架斗殴以现场无警情结案，结果与类型矛盾，-2分"
+    assert render("{assignment.outcome}／{review.corrected_incident_type}／{report.satisfaction}",
+                  {"assignment": {"outcome": "OUTCOME_CRIMINAL_CASE"},
+                   "review": {"corrected_incident_type": "THEFT"},
+                   "report": {"satisfaction": "SATISFACTION_BASICALLY_SATISFIED"}}, Decimal(0)) == "刑事立案／盗窃／基本满意"
+    # A code no table knows yet is shown as it is rather than dropped.
+    assert render("{derived.outcome}", {"derived": {"outcome": "NEW_OUTCOME"}}, Decimal(0)) == "NEW_OUTCOME"
 
 
 def test_monthly_cap_and_explanations():

@@ -33,7 +33,9 @@ STATUS_BY_CATEGORY = {
 # A report a call-taker may still merge: recorded, not yet handed anywhere.
 MERGEABLE_STATUSES = ("RECEIVED", "CLASSIFIED")
 # A report in these states has left intake; its category can no longer change here.
-SETTLED = {"DISPATCHED", "REFERRED", "ANSWERED"}
+SETTLED = {"ASSIGNING", "DISPATCHED", "REFERRED", "ANSWERED"}
+# A report whose case waits for an officer, or not handed anywhere yet: the first acceptance makes it DISPATCHED.
+BEFORE_DISPATCH = (*MERGEABLE_STATUSES, "ASSIGNING")
 # Report fields a call-taker may correct, by update_mask path.
 CORRECTABLE = ("classification", "classification.category", "classification.incident_type",
                "classification.priority", "location", "address_text", "address_code")
@@ -97,6 +99,8 @@ class Report(Aggregate):
     rate_time: datetime | None = None
     # A border case's neighbouring stations (边界警情): they see the report as their own.
     shared_station_ids: list[str] = field(default_factory=list)
+    # When the first officer of its case arrived on scene (到达现场).
+    on_scene_time: datetime | None = None
 
     @property
     def stations(self) -> tuple[str, ...]:
@@ -463,22 +467,36 @@ class Report(Aggregate):
     # -- following the dispatch case and the 12345 work order ---------------------------------
 
     def case_opened(self, case_name: str, *, now: datetime) -> None:
-        """dispatch.CaseCreated: the report is linked to its case and counts as dispatched."""
+        """dispatch.CaseCreated: the report is linked to its case and is ASSIGNING (派警中) until an
+        officer accepts."""
         before = self._view()
         self.dispatch_case = case_name
         if self.status in MERGEABLE_STATUSES:
-            self._move(before, "DISPATCHED", "DISPATCHED", f"已生成处警单 {case_name}", now)
+            self._move(before, "ASSIGNING", "CASE_OPENED", f"已生成处警单 {case_name}，等待民警接单", now)
 
     def assignment_accepted(self, unit: str, accept_time: datetime | None, *, now: datetime) -> None:
-        """The first acceptance of an assignment of its case stamps the hand-off to an officer (交给民警)."""
+        """The first acceptance of an assignment of its case stamps the hand-off to an officer (交给民警)
+        and makes the report DISPATCHED (已派警)."""
         if self.hand_off_time is not None:
             return
         before = self._view()
         handed = accept_time or now
         seconds = (handed - self.receive_time).total_seconds()
         self.hand_off_time = handed
-        status = "DISPATCHED" if self.status in MERGEABLE_STATUSES else self.status
+        status = "DISPATCHED" if self.status in BEFORE_DISPATCH else self.status
         self._move(before, status, "HANDED_OFF", f"民警接单（{unit}），距接报 {seconds:.0f} 秒", now)
+
+    def assignment_on_scene(self, unit: str, arrive_time: datetime | None, *, now: datetime) -> None:
+        """The first unit of its case on scene stamps the arrival (到达现场); the status stays."""
+        if self.on_scene_time is not None:
+            return
+        before = self._view()
+        arrived = arrive_time or now
+        seconds = (arrived - self.receive_time).total_seconds()
+        self.on_scene_time = arrived
+        if self.status in BEFORE_DISPATCH:  # the acceptance's news is still on its way
+            self.status = "DISPATCHED"
+        self._move(before, self.status, "ON_SCENE", f"民警到达现场（{unit}），距接报 {seconds:.0f} 秒", now)
 
     def case_changed(self, case_name: str, *, closed: bool, now: datetime) -> None:
         """dispatch.CaseUpdated: a closed case closes its report."""
@@ -602,6 +620,8 @@ class AssignmentNews:
     unit: str
     accepted: bool
     accept_time: datetime | None
+    on_scene: bool = False
+    arrive_time: datetime | None = None
 
 
 @dataclass(frozen=True)

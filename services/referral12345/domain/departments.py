@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from services.runtime import labels, workdays
+
 from .. import rules
 
 CHINA = timezone(timedelta(hours=8))
@@ -89,11 +91,11 @@ class Route:
 def infer_matter(incident_type: str, description: str, known: set[str]) -> tuple[str, str]:
     """The matter code of a request and why; ("", reason) when it cannot be told."""
     if incident_type in known:
-        return incident_type, f"事项编码取自接警分类“{incident_type}”"
+        return incident_type, f"事项取自接警分类“{labels.incident_type_label(incident_type)}”"
     for code, keywords in rules.MATTER_KEYWORDS:
         for kw in keywords:
             if kw in description and code in known:
-                return code, f"诉求内容含“{kw}”，归入事项“{code}”"
+                return code, f"诉求内容含“{kw}”，归入事项“{labels.incident_type_label(code)}”"
     return "", "诉求内容未能对应到12345事项目录"
 
 
@@ -145,14 +147,9 @@ def route_linkage(rule: rules.LinkageRule, district: str, departments: list[Depa
 # -- time limits (办理时限) -------------------------------------------------------
 
 def add_working_days(start: datetime, days: int) -> datetime:
-    """`days` working days after `start`, counted in China time, Saturdays and Sundays skipped."""
-    local = start.astimezone(CHINA)
-    counted = 0
-    while counted < days:
-        local += timedelta(days=1)
-        if local.weekday() < 5:
-            counted += 1
-    return local.astimezone(timezone.utc)
+    """`days` working days after `start`, counted in China time: weekends and public holidays skipped,
+    make-up working days (调休) counted (`services.runtime.workdays`)."""
+    return workdays.add_working_days(start, days)
 
 
 def deadline_for(start: datetime, urgency: int) -> datetime:

@@ -14,9 +14,9 @@ class Figures:
     rejected: int = 0
     resolved: int = 0
     on_time: int = 0
-    reviewed: int = 0
-    satisfied: int = 0
-    reopened: int = 0
+    reviewed: int = 0  # orders followed up, each once
+    satisfied: int = 0  # of those, orders whose last follow-up was satisfied
+    reopened: int = 0  # resolved orders with an unsatisfied follow-up, each once
     resolve_seconds: float = 0.0
 
     @property
@@ -30,10 +30,12 @@ class Figures:
 
     @property
     def satisfaction_rate(self) -> float:
+        """Followed-up orders whose last follow-up was satisfied or basically satisfied."""
         return self.satisfied / self.reviewed if self.reviewed else 0.0
 
     @property
     def reopen_rate(self) -> float:
+        """Resolved orders reopened at least once (each counted once)."""
         return self.reopened / self.resolved if self.resolved else 0.0
 
     @property
@@ -41,14 +43,26 @@ class Figures:
         return self.resolve_seconds / self.resolved if self.resolved else 0.0
 
 
+SATISFIED = ("SATISFIED", "BASICALLY_SATISFIED")
+
+
 def department_figures(parts: list[dict], reviews: list[dict], departments: list[Department]) -> list[Figures]:
     """Figures from assignments (dicts with dept_id, work_order_id, state, assign_time, resolve_time,
-    deadline) and reviews of orders each department led (dept_id, work_order_id, satisfaction).
+    deadline) and follow-ups (回访) of orders each department led (dept_id, work_order_id, satisfaction,
+    time).
 
-    An order counts once per department: its latest part there decides.
+    Everything counts per order, by its outcome: an order counts once per department, its latest part
+    there deciding whether it was rejected or resolved; its last follow-up decides whether the citizen
+    was satisfied (an order reopened once and then satisfied is one satisfied order); and it counts once
+    as reopened however many times it was (重办), when any follow-up was unsatisfied and the
+    department's latest part is resolved.
     """
     names = {d.dept_id: d.name for d in departments}
     figures: dict[str, Figures] = {}
+
+    def of(dept_id: str) -> Figures:
+        return figures.setdefault(dept_id, Figures(dept_id, names.get(dept_id, dept_id)))
+
     latest: dict[tuple[str, str], dict] = {}
     for p in parts:
         if p["state"] == "WITHDRAWN":
@@ -56,26 +70,30 @@ def department_figures(parts: list[dict], reviews: list[dict], departments: list
         key = (p["dept_id"], p["work_order_id"])
         if key not in latest or p["assign_time"] >= latest[key]["assign_time"]:
             latest[key] = p
-    resolved_orders: dict[str, set[str]] = {}
-    for (dept_id, order_id), p in latest.items():
-        f = figures.setdefault(dept_id, Figures(dept_id, names.get(dept_id, dept_id)))
+    resolved: set[tuple[str, str]] = set()
+    for key, p in latest.items():
+        f = of(key[0])
         f.assigned += 1
         if p["state"] == "REJECTED":
             f.rejected += 1
         elif p["state"] == "RESOLVED":
             f.resolved += 1
-            resolved_orders.setdefault(dept_id, set()).add(order_id)
+            resolved.add(key)
             if p["deadline"] is None or p["resolve_time"] <= p["deadline"]:
                 f.on_time += 1
             f.resolve_seconds += (p["resolve_time"] - p["assign_time"]).total_seconds()
-    reopened: dict[str, set[str]] = {}
-    for r in reviews:
-        f = figures.setdefault(r["dept_id"], Figures(r["dept_id"], names.get(r["dept_id"], r["dept_id"])))
+    last_review: dict[tuple[str, str], dict] = {}
+    reopened: set[tuple[str, str]] = set()
+    for r in sorted(reviews, key=lambda r: (r["time"], r.get("seq") or 0)):
+        key = (r["dept_id"], r["work_order_id"])
+        last_review[key] = r
+        if r["satisfaction"] not in SATISFIED:
+            reopened.add(key)
+    for key, r in last_review.items():
+        f = of(key[0])
         f.reviewed += 1
-        if r["satisfaction"] in ("SATISFIED", "BASICALLY_SATISFIED"):
+        if r["satisfaction"] in SATISFIED:
             f.satisfied += 1
-        else:
-            reopened.setdefault(r["dept_id"], set()).add(r["work_order_id"])
-    for dept_id, orders in reopened.items():
-        figures[dept_id].reopened = len(orders & resolved_orders.get(dept_id, set()))
+    for key in reopened & resolved:
+        figures[key[0]].reopened += 1
     return sorted(figures.values(), key=lambda f: f.dept_id)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from services.runtime import labels
+
 from .. import rules
 from .departments import infer_matter
 
@@ -85,7 +87,8 @@ def referral_of(report: PoliceReport, known: set[str]) -> Referral:
     """The terms of the order a report that is referred gets (see `referable`)."""
     linkage = rules.LINKAGE.get(report.incident_type) if report.category == "POLICE" else None
     if linkage is not None:
-        return Referral(linkage.lead_matter, f"警情类型“{report.incident_type}”需城市部门联动抢险", linkage.urgency,
+        return Referral(linkage.lead_matter, f"警情类型“{labels.incident_type_label(report.incident_type)}”需城市部门联动抢险",
+                        linkage.urgency,
                         linkage)
     matter, why = infer_matter(report.incident_type, report.description, known)
     return Referral(matter, why, report.priority if 1 <= report.priority <= 4 else 4)
@@ -109,11 +112,24 @@ def referred_order_fields(report: PoliceReport, terms: Referral, place: Place | 
     )
 
 
+# What intake's actions on a transferred report mean for the citizen, in the order's timeline; an
+# action in PROGRESS_ACTIONS is news even when the report's status stays (an officer on scene).
+PROGRESS_LABELS = {
+    "REPORTED": "110已接报", "CASE_OPENED": "已生成处警单，正在派警", "HANDED_OFF": "民警已接单",
+    "ON_SCENE": "民警已到达现场", "CLOSED": "110警情已办结", "CORRECTED": "接警员更正了分类",
+    "MERGED": "并入同一警情处置", "UNMERGED": "撤销合并，单独处置",
+}
+PROGRESS_ACTIONS = ("HANDED_OFF", "ON_SCENE")
+
+
 def progress_detail(report: PoliceReport, action: str) -> str:
-    """The timeline text of a transferred report's progress."""
-    detail = f"110接警单 {report.name} 状态 {report.status}"
-    if action:
-        detail += f"（{action}）"
+    """The timeline text of a transferred report's progress, in Chinese labels (no codes)."""
+    status = labels.report_status_label(report.status)
+    what = PROGRESS_LABELS.get(action, "")
+    detail = f"110接警单 {report.name}：{what}（{status}）" if what else f"110接警单 {report.name}：{status}"
     if report.category:
-        detail += f"；分类 {report.category}/{report.incident_type}，{report.priority}级"
+        kind = labels.category_label(report.category)
+        if report.incident_type:
+            kind += f"“{labels.incident_type_label(report.incident_type)}”"
+        detail += f"；定为{kind}，{report.priority}级" if report.priority else f"；定为{kind}"
     return detail

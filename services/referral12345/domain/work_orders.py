@@ -6,14 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from services.runtime import labels
 from services.runtime.auth import AuthContext
 from services.runtime.errors import FailedPrecondition
 from services.runtime.ids import new_id
 from services.runtime.model import Aggregate, DomainEvent, TimelineEntry
 
 from .. import rules
-from .departments import CHINA, Department, Route, deadline_for, route_ordinary
-from .reports import Place, PoliceReport, progress_detail
+from .departments import CHINA, Department, Route, deadline_for, matter_labels, route_ordinary
+from .reports import PROGRESS_ACTIONS, Place, PoliceReport, progress_detail
 
 # Who referral's own changes are made by: a consumed 110 report, the overdue sweeper.
 SYSTEM = AuthContext(subject="referral", roles=frozenset({"service"}))
@@ -260,7 +261,8 @@ class WorkOrder(Aggregate):
             self.assign(routes, actor, now)
             return
         if not unclear_why:
-            label = self.matter_code or "未明确事项"
+            label = (matter_labels(departments).get(self.matter_code) or labels.incident_type_label(self.matter_code)
+                     or "未明确事项")
             unclear_why = f"事项“{label}”在{self.district or '该区域'}暂无明确承办单位，职责待厘清"
         if place is not None:
             self.hand_to_police(place.station_id, place.station_name, unclear_why, actor, now)
@@ -351,7 +353,7 @@ class WorkOrder(Aggregate):
         """回访: satisfied closes; unsatisfied reopens (重办), and repeated reopens escalate (督办)."""
         self._require({"RESOLVED"}, "review")
         self.satisfaction, self.satisfaction_comment = satisfaction, comment
-        label = {"SATISFIED": "满意", "BASICALLY_SATISFIED": "基本满意", "UNSATISFIED": "不满意"}[satisfaction]
+        label = labels.SATISFACTION_LABELS[satisfaction]
         self._log("REVIEWED", actor, now, f"市民回访：{label}" + (f"，“{comment}”" if comment else ""), comment)
         if satisfaction == "UNSATISFIED":
             self.reopen_count += 1
@@ -387,7 +389,8 @@ class WorkOrder(Aggregate):
         return True
 
     def _follow_110(self, report: PoliceReport, action: str, actor: AuthContext, now: datetime) -> bool:
-        if report.status == self.transferred_report_status:
+        """Keeps a new status of the transferred report, or news that keeps it (an officer on scene)."""
+        if report.status == self.transferred_report_status and action not in PROGRESS_ACTIONS:
             return False
         self.transferred_report_status = report.status
         self._log("POLICE_PROGRESS", actor, now, progress_detail(report, action))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
+from services.runtime import labels
 from services.runtime.auth import AuthContext
 from services.runtime.errors import FailedPrecondition
 from services.runtime.model import Aggregate, DomainEvent
@@ -186,13 +187,28 @@ def signed(points: Decimal) -> str:
     return ("+" if points > 0 else "") + text
 
 
+# Explanations are read by people: a placeholder whose field holds a code shows its Chinese label
+# (`{derived.outcome}` → 刑事立案, `{review.corrected_incident_type}` → 打架斗殴), by the field's name.
+# Conditions still see the codes.
+LABELLED_FIELDS = {
+    "outcome": labels.outcome_label,
+    "incident_type": labels.incident_type_label,
+    "corrected_incident_type": labels.incident_type_label,
+    "satisfaction": labels.satisfaction_label,
+    "category": labels.category_label,
+}
+
+
 def render(template: str, data: dict, points: Decimal) -> str:
     def fill(m):
         if m.group(1) == "points":
             return signed(points)
-        value = lookup(data, m.group(1).split("."))
+        path = m.group(1).split(".")
+        value = lookup(data, path)
         if isinstance(value, float) and value.is_integer():
             value = int(value)
+        if isinstance(value, str) and path[-1] in LABELLED_FIELDS:
+            return LABELLED_FIELDS[path[-1]](value)
         return "" if value is None else str(value)
 
     return _FIELD.sub(fill, template)
