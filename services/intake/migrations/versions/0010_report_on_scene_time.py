@@ -4,14 +4,14 @@ Expand only: a nullable column, which the previous release ignores. Reports whos
 before the upgrade keep it empty. Statuses are left as they are: a report dispatched before the
 upgrade keeps DISPATCHED even if no officer had accepted yet (ASSIGNING is set from now on).
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
