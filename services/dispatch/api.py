@@ -544,6 +544,22 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
             lambda uow: handlers.rate_case(uow, case_id=case_id, satisfaction=satisfaction, comment=comment),
             actor=actor, respond=mapping.case_to_pb)
 
+    def ReviewFollowUp(self, request: pb.ReviewFollowUpRequest, context) -> pb.DispatchCase:
+        actor = auth.current()
+        v = Violations()
+        v.request_id(request.request_id)
+        case_id = resource_id(request.name, "cases", v)
+        decision = {pb.REVIEW_DECISION_REOPEN: "REOPEN", pb.REVIEW_DECISION_ANSWER: "ANSWER"}.get(request.decision, "")
+        v.require(decision, "decision", "is required: REOPEN or ANSWER")
+        answer = request.answer.strip()
+        if v.require(answer, "answer", "is required: the answer to the citizen, or what must be done again"):
+            v.check(len(answer) <= 2000, "answer", "at most 2000 characters")
+        v.raise_if_any()
+        return self.rt.idempotent_work(
+            "ReviewFollowUp", request, pb.DispatchCase,
+            lambda uow: handlers.review_follow_up(uow, case_id=case_id, decision=decision, answer=answer),
+            actor=actor, respond=mapping.case_to_pb)
+
     def GetFollowUpStats(self, request: pb.GetFollowUpStatsRequest, context) -> pb.FollowUpStats:
         stations, start, end = self._stats_scope(request)
         with read_snapshot(self.rt.engine) as conn:

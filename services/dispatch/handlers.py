@@ -304,6 +304,21 @@ def request_stop_payment(uow: UnitOfWork, *, case_id: str, bank: str, victim_acc
     return sp
 
 
+def review_follow_up(uow: UnitOfWork, *, case_id: str, decision: str, answer: str) -> DispatchCase:
+    """The station chief's review of an unsatisfied follow-up: reopened (offered again to the
+    recommended units) or answered in writing."""
+    case = _whole_case(uow, case_id)
+    at = uow.now()
+    case.review(decision=decision, answer=answer, actor=uow.actor, at=at)
+    if decision == "REOPEN":
+        ctx: Context = uow.context
+        picks, _gaps = _recommend(uow, station_id=case.station_id, lon=case.lon, lat=case.lat,
+                                  needs=ctx.matrix.needs(case.incident_type, at)[:1], at=at)
+        _offer_recommended(uow, case, picks, at)
+    _save(uow, case)
+    return case
+
+
 def rate_case(uow: UnitOfWork, *, case_id: str, satisfaction: str, comment: str) -> DispatchCase:
     """The citizen's follow-up (回访) after report-back."""
     case = _whole_case(uow, case_id)

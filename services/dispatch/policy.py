@@ -24,6 +24,8 @@ POLICIES = {SERVICE_NAME: Policy(SERVICE_NAME, {
     # The use case keeps a station chief to their own station's cases.
     "CloseCase": Access(*CLOSING),
     "CancelCase": Access(*CLOSING),
+    # The chief of the case's station reviews (the use case checks the station); the centre may too.
+    "ReviewFollowUp": Access(*CLOSING),
     "RateCase": Access("call_taker", "dispatcher", "supervisor", "hotline_agent", SERVICE),
     "GetAssignment": Access(*POLICE),
     "AcceptAssignment": Access(*CREW),

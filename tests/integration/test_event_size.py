@@ -176,8 +176,12 @@ def as_dispatcher() -> tuple:
 
 
 def hand_offer(h, case_name: str, unit: dispatch_pb.Unit, reason: str) -> dispatch_pb.Assignment:
+    """Offered by the commander: a unit of another district is the commander's decision."""
+    from tests import support
+
     return h.stub.OfferCase(dispatch_pb.OfferCaseRequest(
-        request_id=uuid.uuid4().hex, name=case_name, unit=unit.name, reason=reason), metadata=as_dispatcher())
+        request_id=uuid.uuid4().hex, name=case_name, unit=unit.name, reason=reason),
+        metadata=support.caller(["commander"], sub="t-commander"))
 
 
 def see_through_by_hand(h, case_name: str, unit: dispatch_pb.Unit) -> None:

@@ -266,6 +266,12 @@ class FollowUp:
     flagged: bool
     # The officers of the units that saw the case through, by police number.
     officers: list[RatedOfficer] = field(default_factory=list)
+    # The station chief's review of an unsatisfied follow-up (回访不满意复核): OPEN until decided,
+    # then REOPENED (the case is handled again) or ANSWERED (a written answer to the citizen).
+    review_state: str = ""
+    reviewed_by: str = ""
+    review_time: datetime | None = None
+    review_answer: str = ""
 
 
 # -- what a case is opened from ------------------------------------------------------------
@@ -380,6 +386,8 @@ class DispatchCase(Aggregate):
     close_notes: str = ""
     # When automatic offers stopped because nobody took the case (OFFERS_EXHAUSTED).
     offers_exhausted_time: datetime | None = None
+    # When a review reopened the case (重新处置): its status follows the assignments made since.
+    reopen_time: datetime | None = None
 
     @property
     def name(self) -> str:
@@ -633,7 +641,8 @@ class DispatchCase(Aggregate):
         if a.state == "ON_SCENE" and self.arrive_time is None:
             self.arrive_time = at
             self._measure("arrive", (at - self.report_time).total_seconds())
-        self.status = case_status(self.status, self.assignments)
+        since = [x for x in self.assignments if self.reopen_time is None or x.offer_time >= self.reopen_time]
+        self.status = case_status(self.status, since)
         if self.status == "CLOSED" and self.close_time is None:
             self.close_time = at
             self._measure("close", (at - self.report_time).total_seconds())
@@ -823,7 +832,8 @@ class DispatchCase(Aggregate):
         flagged = satisfaction == "UNSATISFIED"
         before = self.snapshot()
         self.follow_up = FollowUp(satisfaction=satisfaction, comment=comment, actor=who, roles=roles, rate_time=at,
-                                  flagged=flagged, officers=sorted(rated.values(), key=lambda o: o.officer_id))
+                                  flagged=flagged, officers=sorted(rated.values(), key=lambda o: o.officer_id),
+                                  review_state="OPEN" if flagged else "")
         detail = f"群众回访：{SATISFACTION_LABELS[satisfaction]}" + (f"。{comment}" if comment else "")
         entries = [entry(actor, at, "RATED", detail)]
         if flagged:
@@ -834,6 +844,30 @@ class DispatchCase(Aggregate):
         if flagged:
             self.record(FollowUpFlagged(self.snapshot(), self.follow_up))
         return self.follow_up
+
+    def review(self, *, decision: str, answer: str, actor: AuthContext, at: datetime) -> None:
+        """The station chief's review of an unsatisfied follow-up (复核): REOPEN hands the case back
+        for handling (the command offers it again); ANSWER closes the review with a written answer
+        to the citizen. Either way on the timeline."""
+        if not actor.has_role("commander", "dispatcher") and self.station_id != actor.station:
+            raise PermissionDenied(f"{self.name} belongs to station {self.station_id}, not {actor.station or 'yours'}",
+                                   reason="OTHER_STATION", metadata={"station_id": self.station_id})
+        f = self.follow_up
+        if f is None or f.review_state != "OPEN":
+            raise FailedPrecondition(f"{self.name} has no unsatisfied follow-up waiting for review",
+                                     reason="NO_OPEN_REVIEW", metadata={"review_state": f.review_state if f else ""})
+        before = self.snapshot()
+        self.follow_up = replace(f, reviewed_by=actor.subject or "anonymous", review_time=at, review_answer=answer,
+                                 review_state="REOPENED" if decision == "REOPEN" else "ANSWERED")
+        if decision == "REOPEN":
+            self.status, self.reopen_time, self.close_time, self.update_time = "PENDING", at, None, at
+            self.outcome = self.cancel_reason = ""
+            entries = [entry(actor, at, "REOPENED", "回访不满意，所长复核后重新处置，待重新派警", answer)]
+        else:
+            self.update_time = at
+            entries = [entry(actor, at, "REVIEW_ANSWERED", "回访不满意，所长复核并书面答复群众", answer)]
+        self._append(entries)
+        self.record(CaseUpdated(self.snapshot(), before, entries[0].action, tuple(entries)))
 
     # -- what the repositories take along -----------------------------------------------------
 
