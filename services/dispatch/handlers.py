@@ -9,6 +9,7 @@ dispatch consumes.
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime, timedelta
 
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
@@ -25,6 +26,8 @@ from .domain import (
 )
 
 log = logging.getLogger("smart110.dispatch.handlers")
+# The case the panic button opens (民警紧急求助).
+EMERGENCY_TYPE = "OFFICER_EMERGENCY"
 
 # What a use case on an assignment answers: the case as it stood after the change, and the assignment.
 Changed = tuple[DispatchCase, Assignment]
@@ -387,6 +390,29 @@ def update_unit(uow: UnitOfWork, *, unit_id: str, values: dict, paths: list[str]
     unit.update(values, paths=paths, actor=uow.actor, at=at)
     uow.repos.units.save(unit)
     uow.collect(unit)
+    return unit
+
+
+def set_unit_status(uow: UnitOfWork, *, unit_id: str, status: str, reason: str) -> Unit:
+    """An officer says what the unit is doing; the panic button (EMERGENCY) opens a city-level case at
+    the unit's position, offered at once to the nearest units (民警紧急求助)."""
+    ctx: Context = uow.context
+    at = uow.now()
+    units = uow.repos.units
+    unit = units.get(unit_id, at=at, stale_before=ctx.stale_before(at), lock=True)
+    if unit is None:
+        raise NotFound(f"units/{unit_id}")
+    uow.in_scope(f"units/{unit_id}", unit.station_id)
+    unit.change_status(status, reason=reason, actor=uow.actor, at=at, working=units.assignment_state(unit_id))
+    units.set_status(unit_id, status)
+    units.save(unit)
+    uow.collect(unit)
+    if status == "EMERGENCY":
+        open_case_for_report(uow, report=ReportFacts(
+            name=f"units/{unit_id}/sos/{uuid.uuid4().hex[:12]}", police=True, merged_into="",
+            station_id=unit.station_id, grid_id="", incident_type=EMERGENCY_TYPE, priority=1, lon=unit.lon,
+            lat=unit.lat, address_text="", receive_time=at,
+            description=f"民警紧急求助：{unit.call_sign}" + (f"，{reason}" if reason else "")))
     return unit
 
 

@@ -36,6 +36,9 @@ POLICIES = {SERVICE_NAME: Policy(SERVICE_NAME, {
     "GetUnit": Access(*POLICE),
     "ListUnits": Access(*POLICE, "supervisor"),
     "UpdateUnit": Access(*CREW),
+    # The unit's own officers (the use case checks) or the command.
+    "SetUnitStatus": Access(*CREW),
+    "WatchUnits": Access("commander", "dispatcher", "district_commander", "station_chief", "supervisor", SERVICE),
     "CreateShift": Access("dispatcher", "commander", "station_chief", SERVICE),
     "ListShifts": Access(*POLICE),
     "ReportPositions": Access(*CREW),

@@ -598,6 +598,14 @@ class UnitRepository:
             .values(status="OFFERED").returning(*units.c, literal(True).label("on_duty"))).first()
         return unit_from_row(row, stale_before) if row else None
 
+    def assignment_state(self, unit_id: str) -> str:
+        """The state of the assignment the unit holds now (offered, accepted, en route, on scene); ""
+        for none."""
+        return self.conn.execute(
+            select(assignments.c.state).where(assignments.c.unit_id == unit_id,
+                                              assignments.c.state.in_(("OFFERED", "ACCEPTED", "EN_ROUTE", "ON_SCENE")))
+            .order_by(assignments.c.offer_time.desc()).limit(1)).scalar() or ""
+
     def set_status(self, unit_id: str, status: str) -> None:
         self.conn.execute(units.update().where(units.c.unit_id == unit_id).values(status=status))
 

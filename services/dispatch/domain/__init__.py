@@ -16,7 +16,7 @@ Everything is importable from `services.dispatch.domain`.
 from services.runtime.model import DomainEvent, TimelineEntry
 
 from .unit import (
-    CITY_TZ, COMMAND_ROLES, EARTH_RADIUS_M, KIND_LABELS, MAX_FIX_AHEAD_S, ROSTER_ROLES, UNIT_FIELDS, PositionFix,
+    CITY_TZ, COMMAND_ROLES, REPORTABLE_STATUSES, STATUS_LABELS, EARTH_RADIUS_M, KIND_LABELS, MAX_FIX_AHEAD_S, ROSTER_ROLES, UNIT_FIELDS, PositionFix,
     Shift, Unit, UnitUpdated, authorize_roster, distance_m, duty_roster, entry, is_units_officer, may_act_for,
     officer_ids,
 )

@@ -185,6 +185,8 @@ LEVEL_LABELS = {"STATION": "派出所级", "COUNTY": "分局（县）级", "CITY
 INITIAL_LEVEL_BY_TYPE = {
     "HOMICIDE": "CITY",
     "KIDNAPPING": "CITY",
+    # An officer pressed the panic button (民警紧急求助): the city centre follows it at once.
+    "OFFICER_EMERGENCY": "CITY",
     "EXPLOSION": "CITY",
     "HOSTAGE": "CITY",
     "TERRORISM": "PROVINCE",
