@@ -35,6 +35,7 @@ GRANT_OVERSEERS = ("station_chief", "legal_officer", "commander", "district_comm
 SKILL = re.compile(r"^[A-Z][A-Z_]{1,39}$")
 ACCOUNT = re.compile(r"^[0-9]{6,32}$")
 STATION_ID = re.compile(r"^S[0-9]{2,4}$")
+GRID_ID = re.compile(r"^S[0-9]{2,4}-G[0-9]{1,4}$")
 MAX_NOTES = 4000
 # How often WatchUnits looks for recorded unit changes, and how long it stays silent at most.
 UNIT_POLL_SECONDS = 1.0
@@ -420,6 +421,10 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
             for i, o in enumerate(u.officers):
                 v.require(o.officer_id, f"unit.officers[{i}].officer_id")
                 v.require(o.display_name, f"unit.officers[{i}].display_name")
+        if "grid_ids" in paths:
+            v.check(len(u.grid_ids) <= 20, "unit.grid_ids", "at most 20 grids")
+            for i, g in enumerate(u.grid_ids):
+                v.check(bool(GRID_ID.match(g)), f"unit.grid_ids[{i}]", "must be a grid id like S07-G03")
         v.raise_if_any()
         values = mapping.unit_values_from_pb(u, paths)
         return self.rt.idempotent_work(

@@ -59,8 +59,17 @@ def open_case_for_report(uow: UnitOfWork, *, report: ReportFacts) -> DispatchCas
         return None
     ctx: Context = uow.context
     repos, now = uow.repos, uow.now()
-    picks, gaps = _recommend(uow, station_id=report.station_id, lon=report.lon, lat=report.lat,
-                             needs=ctx.matrix.needs(report.incident_type, now), at=now)
+    grid_officer = repos.units.grid_officer(report.grid_id, at=now, stale_before=ctx.stale_before(now)) \
+        if domain.community_matter(report.incident_type, report.priority) else None
+    if grid_officer is not None:
+        # A community matter goes straight to the grid's community officer (网格责任民警直接派单).
+        picks, gaps = [Recommendation(
+            unit_id=grid_officer.unit_id, call_sign=grid_officer.call_sign, kind=grid_officer.kind,
+            station_id=grid_officer.station_id, role="PRIMARY", distance_m=0.0, eta_seconds=0,
+            reason=f"网格{report.grid_id}责任民警，社区警情直接派单", capability="COMMUNITY")], []
+    else:
+        picks, gaps = _recommend(uow, station_id=report.station_id, lon=report.lon, lat=report.lat,
+                                 needs=ctx.matrix.needs(report.incident_type, now), at=now)
     case = DispatchCase.open(report, level=domain.initial_level(report.incident_type, report.priority),
                              arrival_target_s=repos.grids.arrival_target_s(report.grid_id), picks=picks, gaps=gaps,
                              now=now)

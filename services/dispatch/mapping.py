@@ -177,7 +177,7 @@ def unit_to_pb(u: Unit) -> pb.Unit:
         officers=officers_to_pb(u.officers, u.station_id),
         status=enum_value(pb.UnitStatus, status, "UNIT_STATUS_"),
         position=common_pb2.GeoPoint(longitude=u.lon, latitude=u.lat), on_duty=u.on_duty,
-        position_stale=u.position_stale, position_time=to_pb(u.position_time),
+        position_stale=u.position_stale, position_time=to_pb(u.position_time), grid_ids=u.grid_ids,
     )
     return msg
 
@@ -203,6 +203,8 @@ def unit_values_from_pb(u: pb.Unit, paths: list[str]) -> dict:
         values["vehicle"] = u.vehicle
     if "officers" in paths:
         values["officers"] = [{"officer_id": o.officer_id, "name": o.display_name} for o in u.officers]
+    if "grid_ids" in paths:
+        values["grid_ids"] = list(dict.fromkeys(u.grid_ids))
     return values
 
 

@@ -47,7 +47,10 @@ units = Table(
     Column("lat", Float, nullable=False),
     Column("position_time", DateTime(timezone=True)),
     Column("position_accuracy_m", Float, nullable=False, server_default="0"),
+    # The grids a community officer is responsible for (revision 0012).
+    Column("grid_ids", ARRAY(Text), nullable=False, server_default="{}"),
     Index("units_kind_status", "kind", "status"),
+    Index("units_grids", "grid_ids", postgresql_using="gin"),
     Index("units_lat_lon", "lat", "lon"),
 )
 
@@ -281,7 +284,7 @@ def unit_from_row(r, stale_before: datetime | None) -> Unit:
     """A unit from a row of `units` with an `on_duty` column."""
     stale = stale_before is not None and (r.position_time is None or r.position_time < stale_before)
     return Unit(r.unit_id, r.call_sign, r.kind, r.station_id, list(r.skills), r.vehicle, list(r.officers),
-                r.status, r.lon, r.lat, r.position_time, bool(r.on_duty), stale)
+                r.status, r.lon, r.lat, r.position_time, bool(r.on_duty), stale, grid_ids=list(r.grid_ids))
 
 
 def unit_columns(at: datetime) -> list:
@@ -552,7 +555,7 @@ class UnitRepository:
     @staticmethod
     def _static(u: Unit) -> dict:
         return dict(call_sign=u.call_sign, kind=u.kind, station_id=u.station_id, skills=list(u.skills),
-                    vehicle=u.vehicle, officers=[dict(o) for o in u.officers])
+                    vehicle=u.vehicle, officers=[dict(o) for o in u.officers], grid_ids=list(u.grid_ids))
 
     def save(self, unit: Unit) -> None:
         """Writes a unit's changed static data and its new timeline entries; a call sign another
@@ -598,6 +601,16 @@ class UnitRepository:
             .values(status="OFFERED").returning(*units.c, literal(True).label("on_duty"))).first()
         return unit_from_row(row, stale_before) if row else None
 
+    def grid_officer(self, grid_id: str, *, at: datetime, stale_before: datetime | None = None) -> Unit | None:
+        """The grid's community officer (网格责任民警), on duty and available now; None when there is none."""
+        if not grid_id:
+            return None
+        row = self.conn.execute(
+            select(*unit_columns(at)).where(units.c.kind == "COMMUNITY_OFFICER", units.c.grid_ids.any(grid_id),
+                                            units.c.status == "AVAILABLE", on_duty_at(at))
+            .order_by(units.c.unit_id).limit(1)).first()
+        return unit_from_row(row, stale_before) if row is not None else None
+
     def assignment_state(self, unit_id: str) -> str:
         """The state of the assignment the unit holds now (offered, accepted, en route, on scene); ""
         for none."""
@@ -623,7 +636,7 @@ class UnitRepository:
     def upsert(self, values: dict) -> None:
         stmt = insert(units).values(**values)
         # Seeding refreshes static data but never a live status or position.
-        static = ("call_sign", "kind", "station_id", "skills", "vehicle", "officers")
+        static = ("call_sign", "kind", "station_id", "skills", "vehicle", "officers", "grid_ids")
         self.conn.execute(stmt.on_conflict_do_update(
             index_elements=["unit_id"], set_={k: stmt.excluded[k] for k in static}))
 

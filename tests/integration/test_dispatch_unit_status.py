@@ -114,3 +114,19 @@ def test_the_big_screen_watches_units_change_within_its_jurisdiction(h):
     finally:
         resumed.cancel()
     assert again.unit.name == mine.name and again.unit.status == S.Value("UNIT_STATUS_AVAILABLE")
+
+
+def test_a_community_matter_goes_straight_to_the_grid_s_community_officer(h):
+    officer = next(u for u in h.units_of("S09", "COMMUNITY_OFFICER")
+                   if u.grid_ids and u.on_duty and u.status == S.Value("UNIT_STATUS_AVAILABLE"))
+    grid = officer.grid_ids[0]
+    # An emergency in the grid keeps the nearest suitable units: a robbery needs a patrol car and
+    # criminal investigation, and the grid's officer stays free.
+    urgent = h.open_case(incident_type="ROBBERY", priority=1, station="S09", grid=grid, description="有人抢包")
+    assert officer.name not in {a.unit for a in urgent.assignments}
+    assert h.stub.GetUnit(pb.GetUnitRequest(name=officer.name)).status == S.Value("UNIT_STATUS_AVAILABLE")
+    case = h.open_case(incident_type="NOISE", priority=3, station="S09", grid=grid,
+                       description="楼上天天半夜跺脚，想请社区民警来协调一下")
+    (offer,) = [a for a in case.assignments if a.role == pb.ASSIGNMENT_ROLE_PRIMARY]
+    assert offer.unit == officer.name and offer.state == pb.ASSIGNMENT_STATE_OFFERED
+    assert "责任民警" in offer.reason and len(case.assignments) == 1

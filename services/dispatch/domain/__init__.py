@@ -34,7 +34,7 @@ from .case import (
     RATE_ROLES, RATEABLE_STATUSES, RATED_ASSIGNMENT_STATES, ROLE_LABELS, SATISFACTION_LABELS, SPECIALIST_KINDS,
     SILENT_INSTRUCTION, STATE_LABELS, SYSTEM, TRANSITIONS, UNIT_STATUS_FOR, WAITING_STATUSES, Assignment,
     AssignmentChanged, Box, CaseCreated, CaseUpdated, DispatchCase, FollowUp, FollowUpFlagged, RatedOfficer,
-    ReportFacts, UnitMove, authorize, can_move, case_status, in_area, initial_level, levels_from, rank,
+    ReportFacts, UnitMove, authorize, can_move, case_status, community_matter, in_area, initial_level, levels_from, rank,
     seconds_between, view_of,
 )
 from .grant import AccessGrant, auto_grant

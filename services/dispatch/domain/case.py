@@ -77,6 +77,16 @@ CANCEL_REASONS = {"DUPLICATE": "重复报警", "FALSE_ALARM": "误报或虚假�
 SILENT_INSTRUCTION = "无声报警：勿回拨报警人，静默接近"
 # A case is on the map until the citizen has been told the outcome (回告).
 ACTIVE_STATUSES = ("PENDING", "DISPATCHED", "ON_SCENE", "CLEARED")
+# Community matters (求助, disputes to mediate, noise) that are not urgent go straight to the grid's
+# community officer (网格责任民警直接派单); emergencies keep the nearest suitable units.
+COMMUNITY_TYPES = frozenset({"DISPUTE", "NOISE", "OTHER"})
+COMMUNITY_MIN_PRIORITY = 3
+
+
+def community_matter(incident_type: str, priority: int) -> bool:
+    return incident_type in COMMUNITY_TYPES and priority >= COMMUNITY_MIN_PRIORITY
+
+
 # Cases that can still be waiting for a first unit on scene.
 WAITING_STATUSES = ("PENDING", "DISPATCHED")
 

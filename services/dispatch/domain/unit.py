@@ -31,7 +31,7 @@ KIND_LABELS = {
 COMMAND_ROLES = ("dispatcher", "commander", "service")
 # Roles that keep the roster: the station's chief for their own station, command for any.
 ROSTER_ROLES = ("dispatcher", "commander", "service")
-UNIT_FIELDS = ("call_sign", "kind", "station_id", "skills", "vehicle", "officers")
+UNIT_FIELDS = ("call_sign", "kind", "station_id", "skills", "vehicle", "officers", "grid_ids")
 STATUS_LABELS = {
     "OFF_DUTY": "未上岗", "AVAILABLE": "可接警", "OFFERED": "待接单", "EN_ROUTE": "出警途中", "ON_SCENE": "现场处置",
     "BUSY": "忙碌", "AT_STATION": "在所", "OUT_OF_SERVICE": "暂停勤务", "TRANSPORTING": "押送/送医途中",
@@ -154,6 +154,8 @@ class Unit(Aggregate):
     position_stale: bool = False
     # Entries of this unit's timeline (those loaded, then those added).
     timeline: list[TimelineEntry] = field(default_factory=list)
+    # The grids a community officer (社区民警) is responsible for (网格责任民警).
+    grid_ids: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -163,7 +165,8 @@ class Unit(Aggregate):
         return may_act_for(actor, officer_ids(self.officers), self.station_id)
 
     def snapshot(self) -> "Unit":
-        return replace(self, skills=list(self.skills), officers=[dict(o) for o in self.officers], timeline=[])
+        return replace(self, skills=list(self.skills), officers=[dict(o) for o in self.officers], timeline=[],
+                       grid_ids=list(self.grid_ids))
 
     def update(self, values: dict, *, paths: list[str], actor: AuthContext, at: datetime) -> None:
         """Changes the unit's static data (UpdateUnit): the caller keeps the roster of its station and,
