@@ -24,9 +24,12 @@ RESPONDERS = ("officer", "station_chief", "commander", "dispatcher", "call_taker
 SILENCERS = ("commander", "station_chief", "supervisor", "service")
 OBLIGATION_EDITORS = ("station_chief", "commander", "supervisor", "service")
 
-LABEL_KEYS = {"kind", "level", "rule", "station_id", "grid_id", "area", "incident_type", "signal_type", "term",
-              "officer_id", "obligation_kind", "warning"}
+LABEL_KEYS = {"kind", "level", "rule", "station_id", "grid_id", "area", "area_kind", "incident_type", "incident",
+              "signal_type", "term", "officer_id", "obligation_kind", "warning"}
 HEARTBEAT_SECONDS = 15.0
+# What the Subscribe stream delivers, and the changes that tell someone new.
+STREAM_CHANNELS = ("BIG_SCREEN", "APP_PUSH")
+PUSHED_ACTIONS = ("FIRED", "ESCALATED", "UPDATED")
 
 
 def rule_name(name: str, v: Violations) -> tuple[str, int | None]:
@@ -252,10 +255,12 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
         after = request.after_sequence or latest
         if request.include_active:
             with read_snapshot(self.rt.engine) as conn:
-                for alert in queries.active_alerts(conn):
-                    if wanted.wants(alert.area.station_id, alert.area.grid_id, alert.level, alert.kind):
-                        yield pb.AlertChange(sequence=after, action="SNAPSHOT", alert=mapping.alert_to_pb(alert),
-                                             time=to_pb(self.rt.clock()))
+                active = [a for a in queries.active_alerts(conn)
+                          if wanted.wants(a.area.station_id, a.area.grid_id, a.level, a.kind)]
+            for alert in active:
+                yield pb.AlertChange(sequence=after, action="SNAPSHOT", alert=mapping.alert_to_pb(alert),
+                                     time=to_pb(self.rt.clock()))
+                self._pushed(alert.name, self.rt.clock())
         feed_request = events_pb2.StreamEventsRequest(after_sequence=after,
                                                       types=["alerts.AlertFired", "alerts.AlertUpdated"])
         for event in self.rt.feed.stream(feed_request, context, idle_seconds=HEARTBEAT_SECONDS):
@@ -274,6 +279,14 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
             if wanted.wants(*mapping.alert_facets(payload.alert)):
                 yield pb.AlertChange(sequence=event.sequence, action=action, alert=payload.alert,
                                      time=event.occur_time, changed_fields=changed, new_entries=payload.new_entries)
+                if action in PUSHED_ACTIONS:
+                    self._pushed(payload.alert.name, from_pb(event.occur_time))
+
+    def _pushed(self, alert_name: str, until) -> None:
+        """The console receiver: an alert's stream notifications (big screen, app push) count as
+        delivered once the change is pushed on an open Subscribe stream, not before."""
+        with self.rt.transaction() as uow:
+            uow.repos.alerts.mark_pushed(alert_name.removeprefix("alerts/"), STREAM_CHANNELS, until)
 
     # -- heat map ----------------------------------------------------------------
     def GetHeatMap(self, request: pb.GetHeatMapRequest, context) -> pb.HeatMap:

@@ -65,6 +65,9 @@ def next_recipient(recipients: list[str], station: str) -> str | None:
     return None
 
 
+CHANNEL_CN = {"BIG_SCREEN": "大屏", "APP_PUSH": "移动警务推送", "SMS": "短信", "VOICE_CALL": "语音电话"}
+
+
 def channel_for(recipient: str, escalation_level: int) -> str:
     if recipient.startswith("screens/"):
         return "BIG_SCREEN"
@@ -216,7 +219,7 @@ class Finding:
     def alert_labels(self) -> dict[str, str]:
         """The labels of the alert it raises (what silences match on)."""
         return {"kind": self.kind, "level": self.level, "rule": self.rule.name, "station_id": self.area.station_id,
-                "grid_id": self.area.grid_id, "area": self.area.id, **self.labels}
+                "grid_id": self.area.grid_id, "area": self.area.id, "area_kind": self.area.kind, **self.labels}
 
 
 # -- the alert --------------------------------------------------------------------
@@ -227,7 +230,10 @@ class Notification:
     recipient: str
     send_time: datetime
     escalation_level: int
-    delivered: bool = True
+    # BIG_SCREEN and APP_PUSH: pushed on an open Subscribe stream (set when pushed, never before);
+    # SMS and VOICE_CALL: the command chain's own channels, not delivered by this record (the
+    # routed receivers' deliveries are what reaches a phone).
+    delivered: bool = False
     error: str = ""
 
 
@@ -438,7 +444,7 @@ class Alert(Aggregate):
         if sent:
             self.notifications.extend(sent)
             self.new_notifications.extend(sent)
-            detail = "；".join(f"{n.recipient}（{n.channel}）" for n in sent)
+            detail = "；".join(f"{n.recipient}（{CHANNEL_CN.get(n.channel, n.channel)}）" for n in sent)
             self._log("NOTIFIED", f"通知 {detail}", SYSTEM, now)
 
     def _changed(self, action: str) -> None:
