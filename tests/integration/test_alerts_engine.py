@@ -60,8 +60,9 @@ def work(served, t: datetime, actor: AuthContext = SERVICE_CONTEXT):
 
 
 def make_report(station: str, text: str, t: datetime, *, itype="FIGHT", category=intake_pb.CATEGORY_POLICE,
-                point=POINT, grid: str | None = None) -> intake_pb.Report:
+                point=POINT, grid: str | None = None, merged_into: str = "") -> intake_pb.Report:
     r = intake_pb.Report(name=f"reports/{uuid.uuid4().hex[:16]}", description=text, station_id=station,
+                         merged_into=merged_into,
                          grid_id=grid if grid is not None else f"{station}-G01", address_text="江城市某小区",
                          classification=intake_pb.Classification(category=category, incident_type=itype, priority=2))
     r.receive_time.FromDatetime(t)
@@ -125,8 +126,8 @@ def test_keyword_rule_raises_on_real_incidents_not_on_news_negation_or_hypotheti
     assert [n.recipient for n in alert.notifications] == [f"screens/{station}", f"stations/{station}",
                                                           f"stations/{station}/chief", "screens/city"]
 
-    # The same condition again is the same alert, counted, not a second one.
-    second = make_report(station, "又有人抢劫", T0 + timedelta(minutes=3))
+    # The same incident again (a repeat call merged into it) is the same alert, counted, not a second one.
+    second = make_report(station, "又有人打电话说有人抢劫", T0 + timedelta(minutes=3), merged_into=alert.subject)
     with work(served, T0 + timedelta(minutes=3)) as uow:
         receive(uow, second)
         # A redelivered report changes nothing.
@@ -455,8 +456,9 @@ def test_cap_export_is_valid_against_the_oasis_schema(served, station):
 def test_an_alert_repeating_all_day_keeps_its_events_small(served, station):
     r = rule(served, display_name="关键词", kind=pb.RULE_KIND_KEYWORD, level=pb.ALERT_LEVEL_BLUE, areas=[station],
              terms=[pb.KeywordTerm(term="噪音")])
-    for m in range(60):
-        [last] = feed(served, station, f"楼上噪音第{m}次", T0 + timedelta(minutes=m))
+    [first] = feed(served, station, "楼上噪音第0次", T0)
+    for m in range(1, 60):  # repeat calls about the same incident, merged into it
+        [last] = feed(served, station, f"楼上噪音第{m}次", T0 + timedelta(minutes=m), merged_into=first.subject)
     [alert] = of_rule(served, r)
     assert alert.count == 60 and len(alert.timeline) == 61  # fired, notified, 59 repeats
     rows = served.events(subject=alert.name)
