@@ -141,6 +141,35 @@ def test_keyword_rule_raises_on_real_incidents_not_on_news_negation_or_hypotheti
     assert levels == [pb.ALERT_LEVEL_ORANGE, pb.ALERT_LEVEL_RED]
 
 
+def test_a_new_report_with_the_same_word_fires_its_own_alert_not_the_count_of_an_earlier_one(served, station):
+    r = rule(served, display_name="关键词", kind=pb.RULE_KIND_KEYWORD, level=pb.ALERT_LEVEL_RED, areas=[station],
+             terms=[pb.KeywordTerm(term="杀人")])
+    [earlier] = feed(served, station, "昨晚小区有人杀人", T0)
+    [later] = feed(served, station, "菜市场有人杀人了", T0 + timedelta(hours=2))
+    assert later.id != earlier.id and later.fingerprint != earlier.fingerprint
+    first, second = of_rule(served, r)
+    assert (first.count, second.count) == (1, 1) and first.subject == earlier.subject
+    assert first.labels["incident"] == earlier.subject and second.labels["incident"] == later.subject
+    # A repeat call about the later incident, merged into it by intake, is that incident's alert.
+    [again] = feed(served, station, "菜市场那边又有人打电话说杀人", T0 + timedelta(hours=2, minutes=1),
+                   merged_into=later.subject)
+    assert again.id == later.id and again.count == 2
+    assert [a.count for a in of_rule(served, r)] == [1, 2]
+
+
+def test_alert_texts_name_incident_types_in_chinese(served, station):
+    r = rule(served, display_name="盗窃高发", kind=pb.RULE_KIND_VOLUME, level=pb.ALERT_LEVEL_YELLOW,
+             window=minutes(60), threshold=1, area_kind=pb.AREA_KIND_STATION, incident_types=["THEFT"],
+             areas=[station])
+    for m in (0, 5):
+        feed(served, station, "电动车被偷了", T0 + timedelta(minutes=m), itype="THEFT")
+    [alert] = of_rule(served, r)
+    assert "接报盗窃警情2起" in alert.summary and "THEFT" not in alert.summary
+    assert all("THEFT" not in e.detail for e in alert.timeline)
+    notified = next(e.detail for e in alert.timeline if e.action == "NOTIFIED")
+    assert "（大屏）" in notified and "BIG_SCREEN" not in notified
+
+
 def test_a_corrected_report_is_matched_again_once(served, station):
     r = rule(served, display_name="关键词", kind=pb.RULE_KIND_KEYWORD, level=pb.ALERT_LEVEL_RED, areas=[station],
              terms=[pb.KeywordTerm(term="持枪")])
