@@ -315,12 +315,15 @@ def alert_of(conn, row, whole: bool = True) -> Alert:
     notes = conn.execute(select(notifications).where(notifications.c.alert_id == row.id)
                          .order_by(notifications.c.seq)).all() if whole else []
     timeline = alert_timeline.of(conn, row.id) if whole else []
-    return _alert_from(row, notes, timeline)
+    alert = _alert_from(row, notes, timeline)
+    if whole:
+        alert.deliveries = DeliveryRepository(conn).of_alert(row.id)
+    return alert
 
 
 def alerts_of(conn, rows) -> list[Alert]:
-    """Whole alerts from their rows, in the rows' order: two queries for the notifications and
-    timelines of any number of alerts, not two per alert."""
+    """Whole alerts from their rows, in the rows' order: three queries for the notifications,
+    timelines and deliveries of any number of alerts, not three per alert."""
     ids = [r.id for r in rows]
     notes: dict[str, list] = {i: [] for i in ids}
     if ids:
@@ -328,7 +331,15 @@ def alerts_of(conn, rows) -> list[Alert]:
                               .order_by(notifications.c.seq)):
             notes[n.alert_id].append(n)
     timelines = alert_timeline.of_many(conn, ids)
-    return [_alert_from(row, notes[row.id], timelines[row.id]) for row in rows]
+    sent: dict[str, list[Delivery]] = {i: [] for i in ids}
+    if ids:
+        for d in conn.execute(select(deliveries).where(deliveries.c.alert_id.in_(ids))
+                              .order_by(deliveries.c.create_time, deliveries.c.id)):
+            sent[d.alert_id].append(delivery_of(d))
+    out = [_alert_from(row, notes[row.id], timelines[row.id]) for row in rows]
+    for alert in out:
+        alert.deliveries = sent[alert.id]
+    return out
 
 
 def _alert_from(row, notes, timeline) -> Alert:

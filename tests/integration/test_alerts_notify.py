@@ -211,6 +211,16 @@ def test_a_red_alert_reaches_the_webhook_signed_retried_after_a_500_and_the_phon
         ("SMS", "firing", "DELIVERED"), ("SMS", "resolved", "DELIVERED"),
         ("WEBHOOK", "firing", "DELIVERED"), ("WEBHOOK", "resolved", "DELIVERED")]
 
+    # The delivery log, as GetAlert answers it.
+    got = pb_grpc.AlertsServiceStub(served.channel).GetAlert(pb.GetAlertRequest(name=alert.name), timeout=5)
+    by = {(d.kind, d.status): d for d in got.deliveries}
+    first = by[(pb.DELIVERY_KIND_WEBHOOK, "firing")]
+    assert (first.state, first.attempts, first.receiver) == (pb.DELIVERY_STATE_DELIVERED, 2, "command-hook")
+    assert first.delivered_time.ToDatetime(tzinfo=timezone.utc) == T0 + timedelta(seconds=10)
+    assert first.last_attempt_time.ToDatetime(tzinfo=timezone.utc) == T0 + timedelta(seconds=10)
+    assert not first.HasField("next_attempt_time") and first.target == hook.url
+    assert by[(pb.DELIVERY_KIND_SMS, "firing")].target == phone[:-8] + "****" + phone[-4:], "numbers are masked"
+
 
 def test_backoff_doubles_up_to_the_cap_and_a_delivery_is_given_up_with_its_last_error(served, hook, smsc, station):
     config = configure(served, hook, station, number())
@@ -262,6 +272,8 @@ def test_a_station_wide_alert_inhibits_the_grid_alert_of_the_same_kind(served, h
     assert wide.area.kind == "STATION" and grid.area.kind == "GRID"
     muted = log_of(served, grid.id)
     assert muted and {d.state for d in muted} == {"INHIBITED"}
+    listed = pb_grpc.AlertsServiceStub(served.channel).GetAlert(pb.GetAlertRequest(name=grid.name), timeout=5)
+    assert {d.state for d in listed.deliveries} == {pb.DELIVERY_STATE_INHIBITED}
     assert all(d.last_error == f"inhibited by alerts/{wide.id}" and d.next_attempt_time is None for d in muted)
     hook.received.clear()
     worker(served, config, smsc).run_once(T0 + timedelta(minutes=1))

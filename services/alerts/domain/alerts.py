@@ -287,6 +287,8 @@ class Alert(Aggregate):
     # changed) and what was added since.
     notifications: list[Notification] = field(default_factory=list)
     timeline: list[TimelineEntry] = field(default_factory=list)
+    # The deliveries to routed receivers as loaded (whole alerts only; the worker writes them).
+    deliveries: list = field(default_factory=list)
     # Added since loaded, not yet saved (the repository writes and clears them).
     new_notifications: list[Notification] = field(default_factory=list)
     new_entries: list[TimelineEntry] = field(default_factory=list)
@@ -465,7 +467,7 @@ class Alert(Aggregate):
         view.labels = dict(self.labels)
         view.hot_cells = list(self.hot_cells)
         view.cold_cells = list(self.cold_cells)
-        view.notifications, view.timeline = [], []
+        view.notifications, view.timeline, view.deliveries = [], [], []
         view.new_notifications, view.new_entries = [], []
         view._settled, view._appended = None, []
         view._events = []
