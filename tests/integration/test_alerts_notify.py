@@ -18,7 +18,8 @@ from smart110.alerts.v1 import alerts_service_pb2_grpc as pb_grpc
 from services.alerts import handlers, mapping
 from services.alerts.__main__ import SPEC
 from services.alerts.domain.receivers import SIGNATURE_HEADER, ZERO_TIME, DeliveryPolicy, NotifyConfig, verify
-from services.alerts.notify import DeliveryWorker, SmppSender, SmscSettings, SmsReplyListener, WebhookSender
+from services.alerts.clients import SmppSender, SmscSettings, WebhookSender
+from services.alerts.workers import DeliveryWorker, SmsReplyListener
 from services.runtime.auth import SERVICE_CONTEXT
 from tests import support
 from tests.integration.test_alerts_engine import make_report

@@ -25,7 +25,7 @@ SQL_KINDS = {"store", "queries"}
 IMPURE = ("sqlalchemy", "grpc", "grpc_status", "google.protobuf", "google.rpc", "smart110", "psycopg")
 PURE_RUNTIME = {"services.runtime.model", "services.runtime.ids", "services.runtime.errors", "services.runtime.language",
                 "services.runtime.timeutil", "services.runtime.auth", "services.runtime.config",
-                "services.runtime.validation"}
+                "services.runtime.validation", "services.runtime.taxonomy"}
 
 
 def _module_name(path: Path) -> str:

@@ -25,12 +25,17 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from services.runtime.config import env_float, env_int, env_str
 
 from .alerts import Alert, Matcher
 from .cap import CAP_EVENT
 from .common import LEVEL_CN
 
 RECEIVER_KINDS = ("console", "webhook", "sms")
+# The configuration a service reads unless ALERTS_RECEIVERS_FILE names another.
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "receivers.json"
 SIGNATURE_HEADER = "X-Smart110-Signature"
 # Alertmanager's "no end yet".
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -154,6 +159,15 @@ class NotifyConfig:
         with open(path, encoding="utf-8") as f:
             return cls.parse(json.load(f), env)
 
+    @classmethod
+    def from_env(cls) -> "NotifyConfig":
+        """The service's configuration: the file ALERTS_RECEIVERS_FILE names, else `DEFAULT_CONFIG`."""
+        return cls.load(env_str("ALERTS_RECEIVERS_FILE", str(DEFAULT_CONFIG)))
+
+    @property
+    def sends_sms(self) -> bool:
+        return any(r.kind == "sms" and r.enabled for r in self.receivers.values())
+
     def receivers_for(self, labels: dict[str, str]) -> list[Receiver]:
         """The enabled receivers of every route the labels match, in order, each once."""
         names: list[str] = []
@@ -258,12 +272,29 @@ class DeliveryPolicy:
     call_timeout_seconds: float = 5.0
     lease_margin_seconds: float = 10.0
 
+    @classmethod
+    def from_env(cls) -> "DeliveryPolicy":
+        """ALERTS_DELIVERY_RETRY_BASE_SECONDS, ALERTS_DELIVERY_RETRY_MAX_SECONDS, ALERTS_DELIVERY_MAX_ATTEMPTS."""
+        return cls(base_seconds=env_float("ALERTS_DELIVERY_RETRY_BASE_SECONDS", 2.0),
+                   cap_seconds=env_float("ALERTS_DELIVERY_RETRY_MAX_SECONDS", 300.0),
+                   max_attempts=env_int("ALERTS_DELIVERY_MAX_ATTEMPTS", 8))
+
     @property
     def lease(self) -> timedelta:
         return timedelta(seconds=self.call_timeout_seconds + self.lease_margin_seconds)
 
     def retry_delay(self, failures: int) -> timedelta:
         return timedelta(seconds=min(self.base_seconds * 2 ** max(failures - 1, 0), self.cap_seconds))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a send came to: delivered (with the receiver's id for it), or an error (retryable or not)."""
+
+    ok: bool
+    error: str = ""
+    retryable: bool = True
+    remote_id: str = ""
 
 
 @dataclass

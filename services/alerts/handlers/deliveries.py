@@ -3,25 +3,15 @@ it with no transaction open, and records the outcome in a second one; a reply by
 the alert the number was last texted about."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from services.runtime.auth import AuthContext
 from services.runtime.uow import UnitOfWork
 
-from ..domain.receivers import Delivery, DeliveryPolicy
+from ..domain.receivers import Delivery, DeliveryPolicy, Outcome
+from .alerts import acknowledge_alert
 
 ACK_REPLIES = ("1", "收到", "签收", "ok", "OK")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a send came to: delivered (with the gateway's id), or an error (retryable or not)."""
-
-    ok: bool
-    error: str = ""
-    retryable: bool = True
-    remote_id: str = ""
 
 
 def claim_delivery(uow: UnitOfWork, *, sender: str, at: datetime, policy: DeliveryPolicy,
@@ -56,8 +46,6 @@ def sms_reply(uow: UnitOfWork, *, number: str, text: str) -> str:
     """A reply from a number texted about an alert: "1" (or 收到, 签收) acknowledges the alert of the
     latest firing message delivered to it, recorded as the unit of work's actor (`sms_actor`).
     Returns the alert acknowledged ("" when none was)."""
-    from .alerts import acknowledge_alert
-
     if text.strip() not in ACK_REPLIES:
         return ""
     last = uow.repos.deliveries.last_sms_to(number)
