@@ -1,7 +1,10 @@
 """AlertsService gRPC servicer: check the request, run one use case (or a query), map the answer."""
 from __future__ import annotations
 
+import logging
 import re
+import threading
+from collections import OrderedDict
 from datetime import timedelta
 
 from smart110.alerts.v1 import alerts_service_pb2 as pb
@@ -30,6 +33,8 @@ HEARTBEAT_SECONDS = 15.0
 # What the Subscribe stream delivers, and the changes that tell someone new.
 STREAM_CHANNELS = ("BIG_SCREEN", "APP_PUSH")
 PUSHED_ACTIONS = ("FIRED", "ESCALATED", "UPDATED")
+MARKS_KEPT = 10_000
+log = logging.getLogger("smart110.alerts")
 
 
 def rule_name(name: str, v: Violations) -> tuple[str, int | None]:
@@ -59,6 +64,9 @@ def _listed(station_id: str) -> list[str] | None:
 class AlertsServicer(pb_grpc.AlertsServiceServicer):
     def __init__(self, rt: Runtime):
         self.rt = rt
+        # The pushes recorded lately: (alert, time) (see `_pushed`).
+        self._marked: OrderedDict = OrderedDict()
+        self._marks_lock = threading.Lock()
 
     def _work(self, method: str, request, response_type, work, respond):
         return self.rt.idempotent_work(method, request, response_type, work, actor=auth.current(), respond=respond)
@@ -260,7 +268,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
             for alert in active:
                 yield pb.AlertChange(sequence=after, action="SNAPSHOT", alert=mapping.alert_to_pb(alert),
                                      time=to_pb(self.rt.clock()))
-                self._pushed(alert.name, self.rt.clock())
+                self._pushed(alert.name, alert.update_time)
         feed_request = events_pb2.StreamEventsRequest(after_sequence=after,
                                                       types=["alerts.AlertFired", "alerts.AlertUpdated"])
         for event in self.rt.feed.stream(feed_request, context, idle_seconds=HEARTBEAT_SECONDS):
@@ -283,10 +291,23 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
                     self._pushed(payload.alert.name, from_pb(event.occur_time))
 
     def _pushed(self, alert_name: str, until) -> None:
-        """The console receiver: an alert's stream notifications (big screen, app push) count as
-        delivered once the change is pushed on an open Subscribe stream, not before."""
-        with self.rt.transaction() as uow:
-            uow.repos.alerts.mark_pushed(alert_name.removeprefix("alerts/"), STREAM_CHANNELS, until)
+        """The console receiver: an alert's stream notifications (big screen, app push) sent by
+        `until` count as delivered once a change is pushed on an open Subscribe stream, not before.
+        Once per change and process, however many screens it is pushed to."""
+        key = (alert_name, until)
+        with self._marks_lock:
+            if key in self._marked:
+                return
+            self._marked[key] = None
+            while len(self._marked) > MARKS_KEPT:
+                self._marked.popitem(last=False)
+        try:
+            with self.rt.transaction() as uow:
+                uow.repos.alerts.mark_pushed(alert_name.removeprefix("alerts/"), STREAM_CHANNELS, until)
+        except Exception:  # noqa: BLE001 - the push happened; a lost mark must not end the stream
+            log.exception("could not record the push of %s", alert_name)
+            with self._marks_lock:
+                self._marked.pop(key, None)
 
     # -- heat map ----------------------------------------------------------------
     def GetHeatMap(self, request: pb.GetHeatMapRequest, context) -> pb.HeatMap:

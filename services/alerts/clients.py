@@ -37,6 +37,9 @@ from .domain import UnitPosition
 from .domain.receivers import SIGNATURE_HEADER, Delivery, NotifyConfig, Outcome, sign
 
 log = logging.getLogger("smart110.alerts")
+# smpplib logs every PDU (phone numbers and texts) at DEBUG, and its own view of errors that the
+# senders report with their outcome: only its errors are wanted.
+logging.getLogger("smpp").setLevel(logging.ERROR)
 
 
 class DispatchUnits:

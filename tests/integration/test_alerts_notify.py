@@ -15,18 +15,19 @@ import pytest
 
 from smart110.alerts.v1 import alerts_service_pb2 as pb
 from smart110.alerts.v1 import alerts_service_pb2_grpc as pb_grpc
-from services.alerts import handlers, mapping
+from services.alerts import handlers, mapping, queries
 from services.alerts.__main__ import SPEC
 from services.alerts.domain.receivers import SIGNATURE_HEADER, ZERO_TIME, DeliveryPolicy, NotifyConfig, verify
 from services.alerts.clients import SmppSender, SmscSettings, WebhookSender
 from services.alerts.workers import DeliveryWorker, SmsReplyListener
-from services.runtime.auth import SERVICE_CONTEXT
+from services.runtime.auth import SERVICE_CONTEXT, AuthContext
 from tests import support
 from tests.integration.test_alerts_engine import make_report
 from tools.fake_smsc import FakeSmsc
 
 T0 = datetime(2026, 11, 3, 2, 0, tzinfo=timezone.utc)
 SECRET = "webhook-test-secret"
+CHIEF = AuthContext("chief-1", frozenset({"station_chief"}))
 POLICY = DeliveryPolicy(base_seconds=10.0, cap_seconds=40.0, max_attempts=4)
 
 
@@ -122,15 +123,11 @@ def at(served, t: datetime, actor=SERVICE_CONTEXT):
 
 
 def keyword_rule(served, station: str, term: str, level=pb.ALERT_LEVEL_RED):
-    with at(served, T0, support_chief()) as uow:
+    with at(served, T0, CHIEF) as uow:
         return handlers.rules.create_rule(uow, rule=mapping.rule_from_pb(pb.Rule(
             display_name="重大警情关键词", kind=pb.RULE_KIND_KEYWORD, level=level, enabled=True, areas=[station],
             terms=[pb.KeywordTerm(term=term)])))
 
-
-def support_chief():
-    from services.runtime.auth import AuthContext
-    return AuthContext("chief-1", frozenset({"station_chief"}))
 
 
 def report(served, station: str, text: str, t: datetime, *, grid: str | None = None, itype="HOMICIDE"):
@@ -201,7 +198,7 @@ def test_a_red_alert_reaches_the_webhook_signed_retried_after_a_500_and_the_phon
     assert a["generatorURL"] == f"https://alerts.example.test/v1/alerts/{alert.id}"
 
     # Resolved: the receivers told it fired hear that it is over.
-    with at(served, T0 + timedelta(minutes=5), support_chief()) as uow:
+    with at(served, T0 + timedelta(minutes=5), CHIEF) as uow:
         handlers.alerts.resolve_alert(uow, alert_id=alert.id, reason="已抓获嫌疑人")
     sender.run_once(T0 + timedelta(minutes=5))
     resolved = json.loads(hook.received[-1][1])
@@ -329,7 +326,6 @@ def test_a_reply_of_1_by_sms_acknowledges_the_alert_the_number_was_texted_about(
         state = None
         for _ in range(100):
             with served.rt.engine.connect() as conn:
-                from services.alerts import queries
                 state = queries.alert(conn, alert.id)
             if state.state == "ACKNOWLEDGED":
                 break
