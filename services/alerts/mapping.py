@@ -166,7 +166,7 @@ def alert_to_pb(alert: Alert) -> pb.Alert:
             receiver=d.receiver, kind=enum_value(pb.DeliveryKind, d.kind, "DELIVERY_KIND_"),
             target=mask_target(d.kind, d.target), status=d.status,
             state=enum_value(pb.DeliveryState, d.state, "DELIVERY_STATE_"), attempts=d.attempts,
-            last_error=d.last_error, create_time=to_pb(d.create_time))
+            last_error=d.last_error, create_time=to_pb(d.create_time), inhibited_by=d.inhibited_by)
         for name in ("last_attempt_time", "next_attempt_time", "delivered_time"):
             if getattr(d, name) is not None:
                 getattr(item, name).CopyFrom(to_pb(getattr(d, name)))

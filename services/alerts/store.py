@@ -135,10 +135,12 @@ deliveries = Table(
     Column("last_attempt_time", DateTime(timezone=True)),
     Column("delivered_time", DateTime(timezone=True)),
     Column("remote_id", Text, nullable=False, server_default=""),
+    Column("inhibited_by", String(60), nullable=False, server_default=""),
     Column("claimed_by", Text),
     Column("lease_until", DateTime(timezone=True)),
     Index("alert_deliveries_due", "next_attempt_time", postgresql_where=text("state = 'PENDING'")),
     Index("alert_deliveries_target", "kind", "target", "create_time"),
+    Index("alert_deliveries_inhibited", "inhibited_by", postgresql_where=text("state = 'INHIBITED'")),
 )
 
 alert_timeline = Timeline(timeline_table(metadata, "alert_timeline", "alert_id", "alerts.id"), "alert_id")
@@ -694,7 +696,7 @@ class ObligationRepository:
 
 _DELIVERY_FIELDS = ("id", "alert_id", "receiver", "kind", "target", "status", "body", "state", "attempts",
                     "last_error", "create_time", "next_attempt_time", "last_attempt_time", "delivered_time",
-                    "remote_id", "claimed_by", "lease_until")
+                    "remote_id", "inhibited_by", "claimed_by", "lease_until")
 
 
 def delivery_of(row) -> Delivery:
@@ -742,6 +744,12 @@ class DeliveryRepository:
         return [delivery_of(r) for r in self.conn.execute(
             select(deliveries).where(deliveries.c.alert_id == alert_id)
             .order_by(deliveries.c.create_time, deliveries.c.id))]
+
+    def muted_by(self, alert_name: str) -> list[Delivery]:
+        """The deliveries an open alert holds back (inhibition), locked."""
+        return [delivery_of(r) for r in self.conn.execute(
+            select(deliveries).where(deliveries.c.state == "INHIBITED", deliveries.c.inhibited_by == alert_name)
+            .order_by(deliveries.c.create_time, deliveries.c.id).with_for_update())]
 
     def told(self, alert_id: str) -> set[str]:
         """The receivers a firing message of the alert was delivered (or is being sent) to."""

@@ -272,10 +272,20 @@ def test_a_station_wide_alert_inhibits_the_grid_alert_of_the_same_kind(served, h
     assert muted and {d.state for d in muted} == {"INHIBITED"}
     listed = pb_grpc.AlertsServiceStub(served.channel).GetAlert(pb.GetAlertRequest(name=grid.name), timeout=5)
     assert {d.state for d in listed.deliveries} == {pb.DELIVERY_STATE_INHIBITED}
-    assert all(d.last_error == f"inhibited by alerts/{wide.id}" and d.next_attempt_time is None for d in muted)
+    assert all(d.inhibited_by == f"alerts/{wide.id}" and d.next_attempt_time is None for d in muted)
     hook.received.clear()
-    worker(served, config, smsc).run_once(T0 + timedelta(minutes=1))
+    sender = worker(served, config, smsc)
+    sender.run_once(T0 + timedelta(minutes=1))
     assert [json.loads(b)["alerts"][0]["fingerprint"] for _, b in hook.received] == [wide.fingerprint]
+    # The station-wide alert resolves: what it held back is sent now.
+    with at(served, T0 + timedelta(minutes=2), CHIEF) as uow:
+        handlers.alerts.resolve_alert(uow, alert_id=wide.id, reason="已处置")
+    assert {(d.state, d.inhibited_by) for d in log_of(served, grid.id)} == {("PENDING", "")}
+    sender.run_once(T0 + timedelta(minutes=2))
+    sent = [json.loads(b) for _, b in hook.received]
+    assert sorted((d["status"], d["alerts"][0]["fingerprint"]) for d in sent[1:]) == sorted(
+        [("resolved", wide.fingerprint), ("firing", grid.fingerprint)])
+    assert {d.state for d in log_of(served, grid.id)} == {"DELIVERED"}
 
 
 def test_routes_send_a_blue_alert_to_the_console_alone(served, hook, smsc, station):

@@ -316,6 +316,8 @@ class Delivery:
     last_attempt_time: datetime | None = None
     delivered_time: datetime | None = None
     remote_id: str = ""  # the gateway's message id
+    # INHIBITED: the open alert that mutes it (it is sent once that one resolves, unless another mutes it).
+    inhibited_by: str = ""
     claimed_by: str | None = None
     lease_until: datetime | None = None
 
@@ -324,6 +326,13 @@ class Delivery:
         self.state, self.delivered_time, self.last_attempt_time = "DELIVERED", now, now
         self.remote_id, self.last_error, self.next_attempt_time = remote_id, "", None
         self.claimed_by = self.lease_until = None
+
+    def release(self, now: datetime, still_muted_by: str = "") -> None:
+        """The alert that muted it resolved: it is sent now, or stays muted by another open alert."""
+        if still_muted_by:
+            self.inhibited_by = still_muted_by
+        else:
+            self.state, self.next_attempt_time, self.inhibited_by = "PENDING", now, ""
 
     def failed(self, now: datetime, error: str, policy: DeliveryPolicy, *, retryable: bool = True) -> None:
         self.attempts += 1
@@ -359,6 +368,6 @@ def plan(config: NotifyConfig, alert: Alert, status: str, *, now: datetime, new_
             d = Delivery(id=new_id(now, prefix="d"), alert_id=alert.id, receiver=receiver.name, kind=kind,
                          target=target, status=status, body=body, create_time=now, next_attempt_time=now)
             if muted_by:
-                d.state, d.next_attempt_time, d.last_error = "INHIBITED", None, f"inhibited by {muted_by}"
+                d.state, d.next_attempt_time, d.inhibited_by = "INHIBITED", None, muted_by
             out.append(d)
     return out

@@ -22,10 +22,25 @@ def queue_deliveries(uow: UnitOfWork, alert: Alert, status: str) -> int:
         return 0
     repos = uow.repos
     told = repos.deliveries.told(alert.id) if status == "resolved" else None
-    others = repos.alerts.open_labels(alert.station_id) if status == "firing" and config.inhibit_rules else []
-    planned = receivers.plan(config, alert, status, now=uow.now(), new_id=new_id, open_alerts=others, told=told)
+    others = repos.alerts.open_labels(alert.station_id) if config.inhibit_rules else []
+    planned = receivers.plan(config, alert, status, now=uow.now(), new_id=new_id,
+                             open_alerts=others if status == "firing" else [], told=told)
     repos.deliveries.add(planned)
+    if status == "resolved":
+        _release_muted(uow, config, alert, others)
     return len(planned)
+
+
+def _release_muted(uow: UnitOfWork, config: receivers.NotifyConfig, source: Alert, open_alerts: list) -> None:
+    """A resolved alert no longer mutes others: what it held back is sent now, unless another open
+    alert mutes it still (Alertmanager's inhibition ends with its source)."""
+    labels = dict(open_alerts)
+    for d in uow.repos.deliveries.muted_by(source.name):
+        target = f"alerts/{d.alert_id}"
+        if target not in labels:
+            continue  # resolved meanwhile: it stays unsent
+        d.release(uow.now(), config.inhibited_by(labels[target], [o for o in open_alerts if o[0] != target]))
+        uow.repos.deliveries.save(d)
 
 
 def _save(uow: UnitOfWork, alert: Alert, *, resolved: bool = False) -> None:

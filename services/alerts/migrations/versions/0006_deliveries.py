@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("last_attempt_time", sa.DateTime(timezone=True)),
         sa.Column("delivered_time", sa.DateTime(timezone=True)),
         sa.Column("remote_id", sa.Text(), nullable=False, server_default=""),
+        sa.Column("inhibited_by", sa.String(60), nullable=False, server_default=""),
         sa.Column("claimed_by", sa.Text()),
         sa.Column("lease_until", sa.DateTime(timezone=True)),
         schema=SCHEMA,
@@ -42,6 +43,8 @@ def upgrade() -> None:
     op.create_index("alert_deliveries_due", "alert_deliveries", ["next_attempt_time"], schema=SCHEMA,
                     postgresql_where=sa.text("state = 'PENDING'"))
     op.create_index("alert_deliveries_target", "alert_deliveries", ["kind", "target", "create_time"], schema=SCHEMA)
+    op.create_index("alert_deliveries_inhibited", "alert_deliveries", ["inhibited_by"], schema=SCHEMA,
+                    postgresql_where=sa.text("state = 'INHIBITED'"))
 
 
 def downgrade() -> None:
