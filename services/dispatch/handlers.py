@@ -3,8 +3,9 @@ decisions and records the events; a use case loads what it needs, asks the case,
 
 "A report becomes a case": `open_case_for_report` recommends units, opens the case (which hands
 a fraud case off for stop-payment), stores it, then offers it to each recommended unit
-(`_offer_recommended`, `_offer_next`). `EVENT_HANDLERS` at the end names the feed and event types
-dispatch consumes.
+(`_offer_recommended`, `_offer_next`); so does a 12345 work order the police handle first
+(`open_case_for_work_order`). `EVENT_HANDLERS` at the end names the feeds and event types dispatch
+consumes.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import logging
 from datetime import datetime, timedelta
 
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
+from smart110.referral.v1 import referral_service_pb2 as referral_pb
 
 from services.runtime.consumer import Subscription
 from services.runtime.errors import FailedPrecondition, NotFound, PermissionDenied
@@ -118,6 +120,18 @@ def _save(uow: UnitOfWork, case: DispatchCase) -> None:
         uow.repos.units.set_status(move.unit_id, move.status)
     uow.repos.cases.save(case)
     uow.collect(case)
+
+
+def open_case_for_work_order(uow: UnitOfWork, *, order: ReportFacts) -> DispatchCase | None:
+    """先期处置: a 12345 work order handed to a police station while responsibility is unclear becomes
+    a case of that station, offered to units as any police report is (`mapping.preliminary_order_from_pb`).
+
+    One case per order, named by it: None when the order already has one (a redelivered event, or
+    the order handed to the police again after a reassignment).
+    """
+    if uow.repos.cases.id_by_report(order.name) is not None:
+        return None
+    return open_case_for_report(uow, report=order)
 
 
 def apply_report_update(uow: UnitOfWork, *, report: ReportFacts, action: str) -> DispatchCase | None:
@@ -489,9 +503,20 @@ def _report_updated(uow: UnitOfWork, event, payload: intake_pb.ReportUpdated) ->
     apply_report_update(uow, report=mapping.report_from_pb(payload.report), action=payload.action)
 
 
+def _work_order(uow: UnitOfWork, event, payload) -> None:
+    """referral.WorkOrderCreated / WorkOrderUpdated: an order in 先期处置 opens its station's case."""
+    order = mapping.preliminary_order_from_pb(payload.work_order)
+    if order is not None:
+        open_case_for_work_order(uow, order=order)
+
+
 EVENT_HANDLERS = {
     "intake": {
         "intake.IncidentReported": Subscription(intake_pb.IncidentReported, _incident_reported),
         "intake.ReportUpdated": Subscription(intake_pb.ReportUpdated, _report_updated),
+    },
+    "referral": {
+        "referral.WorkOrderCreated": Subscription(referral_pb.WorkOrderCreated, _work_order),
+        "referral.WorkOrderUpdated": Subscription(referral_pb.WorkOrderUpdated, _work_order),
     },
 }
