@@ -18,6 +18,7 @@ from smart110.referral.v1 import referral_service_pb2 as referral_pb
 from services.runtime.consumer import Subscription
 from services.runtime.errors import FailedPrecondition, NotFound, PermissionDenied
 from services.runtime.ids import new_id
+from services.runtime.timeutil import from_pb
 from services.runtime.uow import UnitOfWork
 
 from . import domain, mapping
@@ -503,11 +504,23 @@ def _report_updated(uow: UnitOfWork, event, payload: intake_pb.ReportUpdated) ->
     apply_report_update(uow, report=mapping.report_from_pb(payload.report), action=payload.action)
 
 
+# News of a 12345 order in 先期处置 older than this when dispatch reads it opens no case: the referral
+# feed read from its start (dispatch's first subscription to it, a cursor reset) would otherwise
+# offer units orders long since handled. Such an order stays with the station's obligation alert and
+# the 12345 desk.
+PRELIMINARY_NEWS_MAX_AGE = timedelta(hours=24)
+
+
 def _work_order(uow: UnitOfWork, event, payload) -> None:
     """referral.WorkOrderCreated / WorkOrderUpdated: an order in 先期处置 opens its station's case."""
     order = mapping.preliminary_order_from_pb(payload.work_order)
-    if order is not None:
-        open_case_for_work_order(uow, order=order)
+    if order is None:
+        return
+    told = from_pb(event.occur_time)
+    if told is not None and uow.now() - told > PRELIMINARY_NEWS_MAX_AGE:
+        log.info("%s was handed to the police at %s, too long ago to open a case now", order.name, told)
+        return
+    open_case_for_work_order(uow, order=order)
 
 
 EVENT_HANDLERS = {

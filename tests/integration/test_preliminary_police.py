@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from smart110.common.v1 import common_pb2
+from smart110.common.v1 import common_pb2, events_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 from smart110.referral.v1 import referral_service_pb2 as rpb
 from services.runtime import timeutil
@@ -92,6 +92,17 @@ def test_an_emergency_order_on_a_dispute_is_a_p2_dispute_and_other_orders_open_n
     created = h.served.deliver("referral", "referral.WorkOrderCreated", assigned.name,
                                rpb.WorkOrderCreated(work_order=preliminary(h, status=rpb.WORK_ORDER_STATUS_RECEIVED)))
     assert created and cases_for(h, assigned.name) == []
+
+
+def test_old_news_of_an_order_read_from_the_feeds_start_opens_no_case(h):
+    """Dispatch reading referral's feed for the first time replays orders long since handled."""
+    order = preliminary(h)
+    old = events_pb2.Event(event_id=str(uuid.uuid4()), sequence=10_000, type="referral.WorkOrderUpdated",
+                           subject=order.name, source="referral")
+    old.occur_time.FromDatetime(h.clock() - timedelta(days=2))
+    old.payload.Pack(rpb.WorkOrderUpdated(work_order=order, action="PRELIMINARY_POLICE"))
+    assert h.served.consumer("referral").apply(old)
+    assert cases_for(h, order.name) == []
 
 
 # -- the whole line: order -> case -> officer -> order ---------------------------------------------
