@@ -35,8 +35,8 @@ SERVICES = {  # service name -> python package
 DEFAULT_PORTS = {"intake": 50051, "dispatch": 50052, "referral": 50053, "alerts": 50054, "scoring": 50055}
 # Stand-ins for partner systems outside the suite, speaking their real contracts.
 STREAM_WORKERS = {"dispatch": 512, "alerts": 256}
-PARTNERS = {"antifraud": "tools.fake_antifraud"}
-DEFAULT_PARTNER_PORTS = {"antifraud": 50060}
+PARTNERS = {"antifraud": "tools.fake_antifraud", "smsc": "tools.fake_smsc"}
+DEFAULT_PARTNER_PORTS = {"antifraud": 50060, "smsc": 2775}
 # The Open311 api_key of development runs (a cluster takes OPEN311_API_KEYS from a Secret).
 DEV_OPEN311_API_KEY = "smart110-open311-dev"
 
@@ -386,7 +386,7 @@ Smart110 is running.
   gateway (HTTP/JSON, gRPC, gRPC-Web): {stack.gateway_url}
   health:                              {stack.gateway_url}/healthz
   services (gRPC):                     {', '.join(f'{s}={stack.address(s)}' for s in SERVICES)}
-  partner stand-ins (gRPC):            {', '.join(f'{p}=127.0.0.1:{stack.ports.partners[p]}' for p in PARTNERS)}
+  partner stand-ins (gRPC, SMPP):      {', '.join(f'{p}=127.0.0.1:{stack.ports.partners[p]}' for p in PARTNERS)}
   metrics (Prometheus):                {', '.join(f'{s}={stack.metrics_url(s)}' for s in SERVICES)}
   logs: {stack.logs}/   traces: {stack.traces_path}
 

@@ -9,12 +9,20 @@ from services.runtime.app import Runtime, ServiceSpec, main
 from services.runtime.config import env_float
 
 from . import clients, handlers, mapping, policy, seed, store, workers
+from .domain.receivers import DeliveryPolicy, NotifyConfig
 from .api import AlertsServicer
 
 
 def build(rt: Runtime) -> list[tuple]:
+    config = NotifyConfig.from_env()
     rt.context = handlers.Context(rules=handlers.RulesCache(), units=clients.DispatchUnits(rt.channel("dispatch")),
-                                  locate=clients.Jurisdictions(rt.channel("intake")))
+                                  locate=clients.Jurisdictions(rt.channel("intake")), notify=config)
+    # Notification receivers: the delivery worker, and the SMS reply listener when texts go out.
+    smsc, retry = clients.SmscSettings.from_env(), DeliveryPolicy.from_env()
+    rt.workers.append(workers.DeliveryWorker(rt, {"WEBHOOK": clients.WebhookSender(config, retry.call_timeout_seconds),
+                                                  "SMS": clients.SmppSender(smsc)}, policy=retry))
+    if config.sends_sms:
+        rt.workers.append(workers.SmsReplyListener(rt, smsc))
     rt.every("alerts-sweeper", env_float("ALERTS_SWEEP_SECONDS", 5.0), partial(workers.sweep_once, rt))
     return [(pb_grpc.add_AlertsServiceServicer_to_server, AlertsServicer(rt),
              pb.DESCRIPTOR.services_by_name["AlertsService"].full_name)]

@@ -1,7 +1,10 @@
 """AlertsService gRPC servicer: check the request, run one use case (or a query), map the answer."""
 from __future__ import annotations
 
+import logging
 import re
+import threading
+from collections import OrderedDict
 from datetime import timedelta
 
 from smart110.alerts.v1 import alerts_service_pb2 as pb
@@ -24,9 +27,14 @@ RESPONDERS = ("officer", "station_chief", "commander", "dispatcher", "call_taker
 SILENCERS = ("commander", "station_chief", "supervisor", "service")
 OBLIGATION_EDITORS = ("station_chief", "commander", "supervisor", "service")
 
-LABEL_KEYS = {"kind", "level", "rule", "station_id", "grid_id", "area", "incident_type", "signal_type", "term",
-              "officer_id", "obligation_kind", "warning"}
+LABEL_KEYS = {"kind", "level", "rule", "station_id", "grid_id", "area", "area_kind", "incident_type", "incident",
+              "signal_type", "term", "officer_id", "obligation_kind", "warning"}
 HEARTBEAT_SECONDS = 15.0
+# What the Subscribe stream delivers, and the changes that tell someone new.
+STREAM_CHANNELS = ("BIG_SCREEN", "APP_PUSH")
+PUSHED_ACTIONS = ("FIRED", "ESCALATED", "UPDATED")
+MARKS_KEPT = 10_000
+log = logging.getLogger("smart110.alerts")
 
 
 def rule_name(name: str, v: Violations) -> tuple[str, int | None]:
@@ -56,6 +64,9 @@ def _listed(station_id: str) -> list[str] | None:
 class AlertsServicer(pb_grpc.AlertsServiceServicer):
     def __init__(self, rt: Runtime):
         self.rt = rt
+        # The pushes recorded lately: (alert, time) (see `_pushed`).
+        self._marked: OrderedDict = OrderedDict()
+        self._marks_lock = threading.Lock()
 
     def _work(self, method: str, request, response_type, work, respond):
         return self.rt.idempotent_work(method, request, response_type, work, actor=auth.current(), respond=respond)
@@ -252,10 +263,12 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
         after = request.after_sequence or latest
         if request.include_active:
             with read_snapshot(self.rt.engine) as conn:
-                for alert in queries.active_alerts(conn):
-                    if wanted.wants(alert.area.station_id, alert.area.grid_id, alert.level, alert.kind):
-                        yield pb.AlertChange(sequence=after, action="SNAPSHOT", alert=mapping.alert_to_pb(alert),
-                                             time=to_pb(self.rt.clock()))
+                active = [a for a in queries.active_alerts(conn)
+                          if wanted.wants(a.area.station_id, a.area.grid_id, a.level, a.kind)]
+            for alert in active:
+                yield pb.AlertChange(sequence=after, action="SNAPSHOT", alert=mapping.alert_to_pb(alert),
+                                     time=to_pb(self.rt.clock()))
+                self._pushed(alert.name, alert.update_time)
         feed_request = events_pb2.StreamEventsRequest(after_sequence=after,
                                                       types=["alerts.AlertFired", "alerts.AlertUpdated"])
         for event in self.rt.feed.stream(feed_request, context, idle_seconds=HEARTBEAT_SECONDS):
@@ -274,6 +287,27 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
             if wanted.wants(*mapping.alert_facets(payload.alert)):
                 yield pb.AlertChange(sequence=event.sequence, action=action, alert=payload.alert,
                                      time=event.occur_time, changed_fields=changed, new_entries=payload.new_entries)
+                if action in PUSHED_ACTIONS:
+                    self._pushed(payload.alert.name, from_pb(event.occur_time))
+
+    def _pushed(self, alert_name: str, until) -> None:
+        """The console receiver: an alert's stream notifications (big screen, app push) sent by
+        `until` count as delivered once a change is pushed on an open Subscribe stream, not before.
+        Once per change and process, however many screens it is pushed to."""
+        key = (alert_name, until)
+        with self._marks_lock:
+            if key in self._marked:
+                return
+            self._marked[key] = None
+            while len(self._marked) > MARKS_KEPT:
+                self._marked.popitem(last=False)
+        try:
+            with self.rt.transaction() as uow:
+                uow.repos.alerts.mark_pushed(alert_name.removeprefix("alerts/"), STREAM_CHANNELS, until)
+        except Exception:  # noqa: BLE001 - the push happened; a lost mark must not end the stream
+            log.exception("could not record the push of %s", alert_name)
+            with self._marks_lock:
+                self._marked.pop(key, None)
 
     # -- heat map ----------------------------------------------------------------
     def GetHeatMap(self, request: pb.GetHeatMapRequest, context) -> pb.HeatMap:

@@ -1,12 +1,27 @@
-"""Outbound calls: dispatch's units (police strength) and intake's jurisdiction lookup.
-Never called inside a transaction (the channels refuse, see services.runtime.txguard)."""
+"""Outbound calls: dispatch's units (police strength) and intake's jurisdiction lookup; the
+notification receivers' webhooks and the SMS gateway (SMPP). Never called inside a transaction
+(the channels refuse, and the senders check, see services.runtime.txguard).
+
+- `WebhookSender` POSTs a delivery's queued body with its HMAC-SHA256 signature; 2xx is
+  delivered, 408, 429 and 5xx (and an unreachable receiver) are tried again, other answers are final.
+- `SmppSender` binds to the SMS gateway as a transmitter, submits the text in UCS2 (split in
+  concatenated parts when long) and takes the gateway's message ids as the receipt.
+- `SmscReceiver` stays bound as a receiver and hands each reply (deliver_sm) on."""
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 import grpc
+import httpx
+import smpplib.client
+import smpplib.consts
+import smpplib.exceptions
+import smpplib.gsm
 
 from smart110.common.v1 import common_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as dispatch_pb
@@ -14,11 +29,17 @@ from smart110.dispatch.v1 import dispatch_service_pb2_grpc as dispatch_grpc
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from smart110.intake.v1 import intake_service_pb2_grpc as intake_grpc
 
+from services.runtime import txguard
+from services.runtime.config import env_str
 from services.runtime.errors import Unavailable
 
 from .domain import UnitPosition
+from .domain.receivers import SIGNATURE_HEADER, Delivery, NotifyConfig, Outcome, sign
 
 log = logging.getLogger("smart110.alerts")
+# smpplib logs every PDU (phone numbers and texts) at DEBUG, and its own view of errors that the
+# senders report with their outcome: only its errors are wanted.
+logging.getLogger("smpp").setLevel(logging.ERROR)
 
 
 class DispatchUnits:
@@ -71,3 +92,130 @@ class Jurisdictions:
                 return ""
             raise Unavailable("the jurisdiction lookup is unavailable; retry, or give signal.station_id",
                               reason="INTAKE_UNAVAILABLE") from exc
+
+
+# -- webhooks --------------------------------------------------------------------------------------
+
+class WebhookSender:
+    def __init__(self, config: NotifyConfig, timeout: float = 5.0):
+        self.config = config
+        self.timeout = timeout
+
+    def send(self, d: Delivery) -> Outcome:
+        receiver = self.config.receivers.get(d.receiver)
+        if receiver is None:
+            return Outcome(False, f"receiver {d.receiver!r} is no longer configured", retryable=False)
+        body = d.body.encode("utf-8")
+        txguard.check(f"POST {d.target}")
+        try:
+            r = httpx.post(d.target, content=body, timeout=self.timeout, headers={
+                "Content-Type": "application/json; charset=utf-8", SIGNATURE_HEADER: sign(receiver.secret, body),
+                "User-Agent": "smart110-alerts", "X-Smart110-Delivery": d.id})
+        except httpx.HTTPError as err:
+            return Outcome(False, f"{type(err).__name__}: {err}")
+        if 200 <= r.status_code < 300:
+            return Outcome(True, remote_id=r.headers.get("X-Request-Id", ""))
+        retryable = r.status_code in (408, 429) or r.status_code >= 500
+        return Outcome(False, f"HTTP {r.status_code}: {r.text[:200]}", retryable=retryable)
+
+
+# -- SMS through SMPP ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SmscSettings:
+    """Where the SMS gateway is and who we are to it (SMSC_ADDR, SMSC_SYSTEM_ID, SMSC_PASSWORD,
+    SMSC_SOURCE_ADDR: the number texts come from)."""
+
+    address: str
+    system_id: str = "smart110"
+    password: str = ""
+    source_addr: str = "12110"
+    timeout: float = 5.0
+
+    @classmethod
+    def from_env(cls) -> "SmscSettings":
+        return cls(env_str("SMSC_ADDR", "127.0.0.1:2775"), env_str("SMSC_SYSTEM_ID", "smart110"),
+                   env_str("SMSC_PASSWORD", ""), env_str("SMSC_SOURCE_ADDR", "12110"))
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.address.rpartition(":")
+        return host or "127.0.0.1", int(port)
+
+
+def _client(settings: SmscSettings) -> smpplib.client.Client:
+    host, port = settings.host_port
+    return smpplib.client.Client(host, port, timeout=settings.timeout, allow_unknown_opt_params=True)
+
+
+class SmppSender:
+    def __init__(self, settings: SmscSettings):
+        self.settings = settings
+
+    def send(self, d: Delivery) -> Outcome:
+        s = self.settings
+        txguard.check(f"SMPP submit_sm {s.address}")
+        parts, coding, esm_class = smpplib.gsm.make_parts(d.body, encoding=smpplib.consts.SMPP_ENCODING_ISO10646)
+        client = _client(s)
+        ids: list[str] = []
+        client.set_message_sent_handler(lambda pdu, **_: ids.append(_text(pdu.message_id)))
+        try:
+            client.connect()
+            client.bind_transmitter(system_id=s.system_id, password=s.password)
+            for part in parts:
+                client.send_message(
+                    source_addr_ton=smpplib.consts.SMPP_TON_ALNUM, source_addr_npi=smpplib.consts.SMPP_NPI_UNK,
+                    source_addr=s.source_addr, dest_addr_ton=smpplib.consts.SMPP_TON_INTL,
+                    dest_addr_npi=smpplib.consts.SMPP_NPI_ISDN, destination_addr=d.target, short_message=part,
+                    data_coding=coding, esm_class=esm_class, registered_delivery=0)
+                client.read_once(auto_send_enquire_link=False)
+            client.unbind()
+        except smpplib.exceptions.PDUError as err:
+            status = err.args[1] if len(err.args) > 1 else 0
+            # Throttled (0x58) or a gateway fault (0x08 system error, 0x14 queue full) passes; the rest is final.
+            return Outcome(False, f"SMPP error {status:#x}: {err.args[0]}", retryable=status in (0x08, 0x14, 0x58))
+        except (smpplib.exceptions.ConnectionError, OSError) as err:
+            return Outcome(False, f"SMSC unreachable: {err or type(err).__name__}")
+        finally:
+            try:
+                client.disconnect()
+            except OSError:
+                pass
+        return Outcome(True, remote_id=",".join(ids))
+
+
+def _text(value) -> str:
+    return value.decode("ascii", "replace") if isinstance(value, (bytes, bytearray)) else str(value or "")
+
+
+class SmscReceiver:
+    """A receiver session with the SMS gateway: `listen(on_reply, stopped)` binds, hands each
+    deliver_sm to `on_reply(number, text)` (the library answers it) and returns when `stopped`
+    is set or the session ends."""
+
+    def __init__(self, settings: SmscSettings):
+        self.settings = settings
+
+    def listen(self, on_reply: Callable[[str, str], None], stopped: threading.Event) -> None:
+        s = self.settings
+        client = _client(SmscSettings(s.address, s.system_id, s.password, s.source_addr, timeout=1.0))
+
+        def received(pdu, **_):
+            raw = pdu.short_message or b""
+            ucs2 = pdu.data_coding == smpplib.consts.SMPP_ENCODING_ISO10646
+            on_reply(_text(pdu.source_addr), raw.decode("utf-16-be", "replace") if ucs2 else raw.decode("latin-1"))
+
+        client.set_message_received_handler(received)
+        try:
+            client.connect()
+            client.bind_receiver(system_id=s.system_id, password=s.password)
+            while not stopped.is_set():
+                try:
+                    client.read_once(auto_send_enquire_link=False)
+                except socket.timeout:
+                    continue
+        finally:
+            try:
+                client.disconnect()
+            except OSError:
+                pass

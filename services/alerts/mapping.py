@@ -161,7 +161,23 @@ def alert_to_pb(alert: Alert) -> pb.Alert:
             channel=enum_value(pb.NotificationChannel, n.channel, "NOTIFICATION_CHANNEL_"), recipient=n.recipient,
             send_time=to_pb(n.send_time), escalation_level=n.escalation_level, delivered=n.delivered, error=n.error)
     timeline_to_pb(alert.timeline, msg.timeline)
+    for d in alert.deliveries:
+        item = msg.deliveries.add(
+            receiver=d.receiver, kind=enum_value(pb.DeliveryKind, d.kind, "DELIVERY_KIND_"),
+            target=mask_target(d.kind, d.target), status=d.status,
+            state=enum_value(pb.DeliveryState, d.state, "DELIVERY_STATE_"), attempts=d.attempts,
+            last_error=d.last_error, create_time=to_pb(d.create_time), inhibited_by=d.inhibited_by)
+        for name in ("last_attempt_time", "next_attempt_time", "delivered_time"):
+            if getattr(d, name) is not None:
+                getattr(item, name).CopyFrom(to_pb(getattr(d, name)))
     return msg
+
+
+def mask_target(kind: str, target: str) -> str:
+    """A phone number with its middle digits masked (8613912345678 -> 86139****5678); a URL as it is."""
+    if kind != "SMS" or len(target) < 8:
+        return target
+    return target[:-8] + "****" + target[-4:]
 
 
 def alert_facets(alert: pb.Alert) -> tuple[str, str, str, str]:

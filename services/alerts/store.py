@@ -23,6 +23,7 @@ from services.runtime.errors import NotFound
 from .domain import (
     Alert, Area, Incident, Matcher, Notification, Obligation, Rule, Signal, Silence, Stamp, rule_from_spec, rule_spec,
 )
+from .domain.receivers import Delivery
 
 SCHEMA = "alerts"
 metadata = MetaData(schema=SCHEMA)
@@ -110,6 +111,36 @@ notifications = Table(
     Column("escalation_level", Integer, nullable=False),
     Column("delivered", Boolean, nullable=False),
     Column("error", Text, nullable=False, server_default=""),
+)
+
+# What was sent to each receiver (webhooks, SMS), with its delivery log: queued in the transaction
+# that changed the alert, sent afterwards by the delivery worker (outside any transaction), which
+# holds a row by lease (`claimed_by`, `lease_until`) while it calls.
+deliveries = Table(
+    "alert_deliveries", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("alert_id", String(40), ForeignKey(f"{SCHEMA}.alerts.id"), nullable=False, index=True),
+    Column("receiver", String(60), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("status", String(10), nullable=False),
+    # The exact body sent (a webhook's signed JSON, an SMS text): a retry sends the same.
+    Column("body", Text, nullable=False),
+    # PENDING, DELIVERED, FAILED, INHIBITED.
+    Column("state", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=False, server_default=""),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("next_attempt_time", DateTime(timezone=True)),
+    Column("last_attempt_time", DateTime(timezone=True)),
+    Column("delivered_time", DateTime(timezone=True)),
+    Column("remote_id", Text, nullable=False, server_default=""),
+    Column("inhibited_by", String(60), nullable=False, server_default=""),
+    Column("claimed_by", Text),
+    Column("lease_until", DateTime(timezone=True)),
+    Index("alert_deliveries_due", "next_attempt_time", postgresql_where=text("state = 'PENDING'")),
+    Index("alert_deliveries_target", "kind", "target", "create_time"),
+    Index("alert_deliveries_inhibited", "inhibited_by", postgresql_where=text("state = 'INHIBITED'")),
 )
 
 alert_timeline = Timeline(timeline_table(metadata, "alert_timeline", "alert_id", "alerts.id"), "alert_id")
@@ -286,12 +317,15 @@ def alert_of(conn, row, whole: bool = True) -> Alert:
     notes = conn.execute(select(notifications).where(notifications.c.alert_id == row.id)
                          .order_by(notifications.c.seq)).all() if whole else []
     timeline = alert_timeline.of(conn, row.id) if whole else []
-    return _alert_from(row, notes, timeline)
+    alert = _alert_from(row, notes, timeline)
+    if whole:
+        alert.deliveries = DeliveryRepository(conn).of_alert(row.id)
+    return alert
 
 
 def alerts_of(conn, rows) -> list[Alert]:
-    """Whole alerts from their rows, in the rows' order: two queries for the notifications and
-    timelines of any number of alerts, not two per alert."""
+    """Whole alerts from their rows, in the rows' order: three queries for the notifications,
+    timelines and deliveries of any number of alerts, not three per alert."""
     ids = [r.id for r in rows]
     notes: dict[str, list] = {i: [] for i in ids}
     if ids:
@@ -299,7 +333,15 @@ def alerts_of(conn, rows) -> list[Alert]:
                               .order_by(notifications.c.seq)):
             notes[n.alert_id].append(n)
     timelines = alert_timeline.of_many(conn, ids)
-    return [_alert_from(row, notes[row.id], timelines[row.id]) for row in rows]
+    sent: dict[str, list[Delivery]] = {i: [] for i in ids}
+    if ids:
+        for d in conn.execute(select(deliveries).where(deliveries.c.alert_id.in_(ids))
+                              .order_by(deliveries.c.create_time, deliveries.c.id)):
+            sent[d.alert_id].append(delivery_of(d))
+    out = [_alert_from(row, notes[row.id], timelines[row.id]) for row in rows]
+    for alert in out:
+        alert.deliveries = sent[alert.id]
+    return out
 
 
 def _alert_from(row, notes, timeline) -> Alert:
@@ -401,6 +443,18 @@ class AlertRepository:
         """Every firing alert's id and labels, locked (a silence starting looks for what it holds)."""
         return [(r.id, dict(r.labels)) for r in self.conn.execute(
             select(alerts.c.id, alerts.c.labels).where(alerts.c.state == "FIRING").with_for_update()).all()]
+
+    def open_labels(self, station_id: str) -> list[tuple[str, dict]]:
+        """The open (firing or acknowledged) alerts of a station: (name, labels), for inhibition."""
+        return [(f"alerts/{r.id}", dict(r.labels)) for r in self.conn.execute(
+            select(alerts.c.id, alerts.c.labels).where(alerts.c.station_id == station_id,
+                                                       alerts.c.state.in_(("FIRING", "ACKNOWLEDGED"))))]
+
+    def mark_pushed(self, alert_id: str, channels: tuple[str, ...], until: datetime) -> int:
+        """The alert's stream notifications sent by `until` were pushed to a connected subscriber."""
+        return self.conn.execute(notifications.update().where(
+            notifications.c.alert_id == alert_id, notifications.c.channel.in_(channels),
+            notifications.c.delivered.is_(False), notifications.c.send_time <= until).values(delivered=True)).rowcount
 
     def held_by(self, silence_id: str) -> list[Alert]:
         rows = self.conn.execute(select(alerts).where(alerts.c.silence_id == silence_id, alerts.c.state == "SILENCED")
@@ -638,6 +692,84 @@ class ObligationRepository:
             update_time=o.update_time))
 
 
+# -- deliveries -----------------------------------------------------------------------
+
+_DELIVERY_FIELDS = ("id", "alert_id", "receiver", "kind", "target", "status", "body", "state", "attempts",
+                    "last_error", "create_time", "next_attempt_time", "last_attempt_time", "delivered_time",
+                    "remote_id", "inhibited_by", "claimed_by", "lease_until")
+
+
+def delivery_of(row) -> Delivery:
+    return Delivery(**{k: getattr(row, k) for k in _DELIVERY_FIELDS})
+
+
+class DeliveryRepository:
+    """Deliveries to receivers as the worker works on them (see `deliveries`)."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def add(self, items: list[Delivery]) -> None:
+        if items:
+            self.conn.execute(deliveries.insert(), [{k: getattr(d, k) for k in _DELIVERY_FIELDS} for d in items])
+
+    def claim_next(self, *, sender: str, now: datetime, lease_until: datetime, skip: set[str] | None = None
+                   ) -> Delivery | None:
+        """Takes the next due delivery nobody has in hand, leased to `sender` until `lease_until`."""
+        d = deliveries.c
+        q = (select(deliveries)
+             .where(d.state == "PENDING", d.next_attempt_time <= now,
+                    or_(d.lease_until.is_(None), d.lease_until <= now))
+             .order_by(d.next_attempt_time, d.id).limit(1).with_for_update(skip_locked=True))
+        if skip:
+            q = q.where(d.id.not_in(skip))
+        row = self.conn.execute(q).first()
+        if row is None:
+            return None
+        self.conn.execute(deliveries.update().where(d.id == row.id).values(claimed_by=sender, lease_until=lease_until))
+        found = delivery_of(row)
+        found.claimed_by, found.lease_until = sender, lease_until
+        return found
+
+    def get(self, delivery_id: str, *, lock: bool = False) -> Delivery | None:
+        q = select(deliveries).where(deliveries.c.id == delivery_id)
+        row = self.conn.execute(q.with_for_update() if lock else q).first()
+        return delivery_of(row) if row is not None else None
+
+    def save(self, item: Delivery) -> None:
+        values = {k: getattr(item, k) for k in _DELIVERY_FIELDS if k not in ("id", "alert_id")}
+        self.conn.execute(deliveries.update().where(deliveries.c.id == item.id).values(**values))
+
+    def of_alert(self, alert_id: str) -> list[Delivery]:
+        return [delivery_of(r) for r in self.conn.execute(
+            select(deliveries).where(deliveries.c.alert_id == alert_id)
+            .order_by(deliveries.c.create_time, deliveries.c.id))]
+
+    def muted_by(self, alert_name: str) -> list[Delivery]:
+        """The deliveries an open alert holds back (inhibition), locked."""
+        return [delivery_of(r) for r in self.conn.execute(
+            select(deliveries).where(deliveries.c.state == "INHIBITED", deliveries.c.inhibited_by == alert_name)
+            .order_by(deliveries.c.create_time, deliveries.c.id).with_for_update())]
+
+    def told(self, alert_id: str) -> set[str]:
+        """The receivers a firing message of the alert was delivered (or is being sent) to."""
+        return set(self.conn.execute(select(deliveries.c.receiver).where(
+            deliveries.c.alert_id == alert_id, deliveries.c.status == "firing",
+            deliveries.c.state.in_(("PENDING", "DELIVERED")))).scalars())
+
+    def last_sms_to(self, number: str) -> Delivery | None:
+        """The latest firing SMS delivered to a number (what a reply from it answers)."""
+        row = self.conn.execute(select(deliveries).where(
+            deliveries.c.kind == "SMS", deliveries.c.target == number, deliveries.c.status == "firing",
+            deliveries.c.state == "DELIVERED").order_by(deliveries.c.delivered_time.desc()).limit(1)).first()
+        return delivery_of(row) if row is not None else None
+
+    def next_due(self) -> datetime | None:
+        return self.conn.execute(
+            select(func.min(func.greatest(deliveries.c.next_attempt_time, deliveries.c.lease_until)))
+            .where(deliveries.c.state == "PENDING")).scalar()
+
+
 class Repositories:
     """The alerts repositories on one connection (`uow.repos`)."""
 
@@ -648,3 +780,4 @@ class Repositories:
         self.incidents = IncidentRepository(conn)
         self.signals = SignalRepository(conn)
         self.obligations = ObligationRepository(conn)
+        self.deliveries = DeliveryRepository(conn)

@@ -1,12 +1,33 @@
-"""The sweeper: everything time alone changes — escalations, silences starting and ending,
-obligations coming due, conditions that stopped holding. Safe to run from several processes
-(rows are locked, and skipped when another sweeper holds them)."""
+"""Background work: the sweeper, the delivery worker and the SMS reply listener.
+
+- `sweep`: everything time alone changes — escalations, silences starting and ending,
+  obligations coming due, conditions that stopped holding. Safe to run from several processes
+  (rows are locked, and skipped when another sweeper holds them).
+- `DeliveryWorker` sends queued deliveries to the notification receivers. Several replicas run
+  one each: a worker takes a due delivery with a lease (`claimed_by`, `lease_until`) in a short
+  transaction, sends it with no transaction open, then records the outcome (delivered, or the
+  error and when to try again, with exponential backoff) and releases the lease in a second
+  one. A worker whose lease was taken over meanwhile does not record its outcome.
+- `SmsReplyListener` stays bound to the SMS gateway: a reply of "1" (or 收到) acknowledges the
+  alert the number was last texted about.
+"""
 from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from datetime import datetime
 
 from services.runtime.app import Runtime
 from services.runtime.uow import UnitOfWork
 
-from .handlers import alerts, obligations
+from .clients import SmscReceiver, SmscSettings
+from .domain.receivers import DeliveryPolicy, Outcome
+from .handlers import alerts, deliveries, obligations
+
+log = logging.getLogger("smart110.alerts.workers")
 
 
 def sweep(uow: UnitOfWork) -> dict[str, int]:
@@ -24,3 +45,115 @@ def sweep(uow: UnitOfWork) -> dict[str, int]:
 def sweep_once(rt: Runtime) -> dict[str, int]:
     with rt.transaction() as uow:
         return sweep(uow)
+
+
+# -- the worker -------------------------------------------------------------------------------------
+
+class DeliveryWorker:
+    """Sends queued deliveries; `run_once(now)` does the work due at `now` and returns when the next is
+    due. The background thread calls it with the runtime's clock, waking early when the service's own
+    feed announces a commit (a queued delivery comes with its alert's event)."""
+
+    def __init__(self, rt: Runtime, senders: dict, *, policy: DeliveryPolicy | None = None,
+                 idle_seconds: float = 5.0):
+        self.rt = rt
+        self.senders = senders  # kind (WEBHOOK, SMS) -> sender
+        self.policy = policy or DeliveryPolicy()
+        self.idle_seconds = idle_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="alert-deliveries", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=self.policy.call_timeout_seconds + 2)
+
+    def _run(self) -> None:
+        seen = 0
+        feed = self.rt.feed
+        while not self._stop.is_set():
+            wait = self.idle_seconds
+            try:
+                due = self.run_once()
+                if due is not None:
+                    wait = min(max((due - self.rt.clock()).total_seconds(), 0.05), self.idle_seconds)
+            except Exception:  # noqa: BLE001 - the rows stay queued; try again
+                log.exception("alert delivery failed; retrying")
+                wait = 1.0
+            if feed is not None and not feed.closed:
+                seen = feed.wait_for_new(seen, wait)
+            else:
+                self._stop.wait(wait)
+
+    def run_once(self, now: datetime | None = None) -> datetime | None:
+        """Sends every delivery due at `now` (each once); returns when the next one is due."""
+        now = now or self.rt.clock()
+        handled: set[str] = set()
+        while not self._stop.is_set() and self._handle_one(now, handled):
+            pass
+        with self.rt.transaction() as uow:
+            return deliveries.next_delivery_due(uow)
+
+    def _handle_one(self, now: datetime, handled: set[str]) -> bool:
+        with self.rt.transaction() as uow:
+            d = deliveries.claim_delivery(uow, sender=self.name, at=now, policy=self.policy, skip=handled)
+        if d is None:
+            return False
+        handled.add(d.id)
+        sender = self.senders.get(d.kind)
+        # The call, with no transaction open (the lease keeps other workers off the delivery).
+        outcome = sender.send(d) if sender is not None else Outcome(False, f"no sender for {d.kind}", False)
+        with self.rt.transaction() as uow:
+            recorded = deliveries.record_outcome(uow, delivery_id=d.id, sender=self.name, outcome=outcome, at=now,
+                                                 policy=self.policy)
+        if recorded is not None and not outcome.ok:
+            log.warning("delivery %s to %s %s failed (attempt %d): %s", d.id, d.kind, d.receiver, recorded.attempts,
+                        outcome.error)
+        return True
+
+
+# -- replies by SMS ------------------------------------------------------------------------------------
+
+class SmsReplyListener:
+    """Bound to the SMS gateway as a receiver; each reply goes to `deliveries.sms_reply`, and the
+    session is opened again when the gateway drops it."""
+
+    def __init__(self, rt: Runtime, settings: SmscSettings):
+        self.rt = rt
+        self.receiver = SmscReceiver(settings)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sms-replies", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def handle(self, number: str, text: str) -> str:
+        """One reply: acknowledges the alert the number was last texted about (its name, or "")."""
+        try:
+            with self.rt.transaction(deliveries.sms_actor(number)) as uow:
+                acked = deliveries.sms_reply(uow, number=number, text=text)
+        except Exception:  # noqa: BLE001 - a reply that cannot be applied is not retried
+            log.exception("SMS reply not applied")
+            return ""
+        if acked:
+            log.info("%s acknowledged by SMS reply", acked)
+        return acked
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.receiver.listen(self.handle, self._stop)
+            except Exception as err:  # noqa: BLE001 - the gateway is away: bind again shortly
+                log.debug("SMS reply listener unbound: %s", err)
+            self._stop.wait(2.0)

@@ -20,7 +20,7 @@ from services.runtime.db import read_snapshot
 from services.runtime.enums import enum_name, enum_value
 from services.runtime.errors import NotFound, PermissionDenied
 from services.runtime.policy import current_jurisdiction, in_scope, org
-from services.runtime.timeutil import from_pb
+from services.runtime.timeutil import from_pb, to_pb
 from services.runtime.validation import Violations, decode_page_token, name_id, resource_id, time_keyset
 
 from . import domain, handlers, mapping, queries
@@ -35,7 +35,11 @@ GRANT_OVERSEERS = ("station_chief", "legal_officer", "commander", "district_comm
 SKILL = re.compile(r"^[A-Z][A-Z_]{1,39}$")
 ACCOUNT = re.compile(r"^[0-9]{6,32}$")
 STATION_ID = re.compile(r"^S[0-9]{2,4}$")
+GRID_ID = re.compile(r"^S[0-9]{2,4}-G[0-9]{1,4}$")
 MAX_NOTES = 4000
+# How often WatchUnits looks for recorded unit changes, and how long it stays silent at most.
+UNIT_POLL_SECONDS = 1.0
+HEARTBEAT_SECONDS = 15.0
 MAX_EVIDENCE = 50
 MAX_REASON = 500
 MAX_AMOUNT_FEN = 10**13
@@ -322,6 +326,60 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
         in_scope(request.name, unit.station_id)
         return mapping.unit_with_timeline_to_pb(unit)
 
+    def SetUnitStatus(self, request: pb.SetUnitStatusRequest, context) -> pb.Unit:
+        actor = auth.current()
+        v = Violations()
+        v.request_id(request.request_id)
+        unit_id = resource_id(request.name, "units", v)
+        status = enum_name(pb.UnitStatus, request.status, "UNIT_STATUS_") if request.status in pb.UnitStatus.values() \
+            else ""
+        v.check(status in domain.REPORTABLE_STATUSES, "status", f"must be one of {', '.join(domain.REPORTABLE_STATUSES)}")
+        reason = request.reason.strip()
+        v.check(len(reason) <= MAX_REASON, "reason", f"at most {MAX_REASON} characters")
+        if status == "OUT_OF_SERVICE":
+            v.require(reason, "reason", "is required: why the unit is out of service")
+        v.raise_if_any()
+        return self.rt.idempotent_work(
+            "SetUnitStatus", request, pb.Unit,
+            lambda uow: handlers.set_unit_status(uow, unit_id=unit_id, status=status, reason=reason),
+            actor=actor, respond=mapping.unit_to_pb)
+
+    def WatchUnits(self, request: pb.WatchUnitsRequest, context):
+        v = Violations()
+        for i, station in enumerate(request.station_ids):
+            v.check(bool(STATION_ID.match(station)), f"station_ids[{i}]", "must be a station id like S07")
+        box = check_box(request.bounds, v) if request.HasField("bounds") else None
+        v.check(request.after_sequence >= 0, "after_sequence", "must not be negative")
+        v.raise_if_any()
+        stations = current_jurisdiction().stations_for(request.station_ids, "station_ids")
+        after = request.after_sequence
+        if not after:
+            at = self.rt.clock()
+            with read_snapshot(self.rt.engine) as conn:
+                after = queries.last_unit_change(conn)
+                found = queries.units_on_duty(conn, box=box, station_ids=stations, at=at,
+                                              stale_before=self.ctx.stale_before(at))
+            for u in found:
+                yield pb.UnitChange(action="SNAPSHOT", unit=mapping.unit_to_pb(u), sequence=after)
+        quiet = 0.0
+        while context.is_active() and not self.rt.feed.closed:
+            at = self.rt.clock()
+            with read_snapshot(self.rt.engine) as conn:
+                changes = queries.unit_changes(conn, after=after, station_ids=stations, box=box, at=at,
+                                               stale_before=self.ctx.stale_before(at))
+            for seq, recorded, u in changes:
+                after = seq
+                yield pb.UnitChange(action="CHANGED", unit=mapping.unit_to_pb(u), sequence=seq,
+                                    record_time=to_pb(recorded))
+            if changes:
+                quiet = 0.0
+                continue
+            quiet += UNIT_POLL_SECONDS
+            if quiet >= HEARTBEAT_SECONDS:
+                quiet = 0.0
+                yield pb.UnitChange(action="HEARTBEAT", sequence=after)
+            self.rt.feed.wait_closed(UNIT_POLL_SECONDS)
+
     def ListUnits(self, request: pb.ListUnitsRequest, context) -> pb.ListUnitsResponse:
         v = Violations()
         size = v.page_size(request.page_size)
@@ -363,6 +421,10 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
             for i, o in enumerate(u.officers):
                 v.require(o.officer_id, f"unit.officers[{i}].officer_id")
                 v.require(o.display_name, f"unit.officers[{i}].display_name")
+        if "grid_ids" in paths:
+            v.check(len(u.grid_ids) <= 20, "unit.grid_ids", "at most 20 grids")
+            for i, g in enumerate(u.grid_ids):
+                v.check(bool(GRID_ID.match(g)), f"unit.grid_ids[{i}]", "must be a grid id like S07-G03")
         v.raise_if_any()
         values = mapping.unit_values_from_pb(u, paths)
         return self.rt.idempotent_work(
@@ -542,6 +604,22 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
         return self.rt.idempotent_work(
             "RateCase", request, pb.DispatchCase,
             lambda uow: handlers.rate_case(uow, case_id=case_id, satisfaction=satisfaction, comment=comment),
+            actor=actor, respond=mapping.case_to_pb)
+
+    def ReviewFollowUp(self, request: pb.ReviewFollowUpRequest, context) -> pb.DispatchCase:
+        actor = auth.current()
+        v = Violations()
+        v.request_id(request.request_id)
+        case_id = resource_id(request.name, "cases", v)
+        decision = {pb.REVIEW_DECISION_REOPEN: "REOPEN", pb.REVIEW_DECISION_ANSWER: "ANSWER"}.get(request.decision, "")
+        v.require(decision, "decision", "is required: REOPEN or ANSWER")
+        answer = request.answer.strip()
+        if v.require(answer, "answer", "is required: the answer to the citizen, or what must be done again"):
+            v.check(len(answer) <= 2000, "answer", "at most 2000 characters")
+        v.raise_if_any()
+        return self.rt.idempotent_work(
+            "ReviewFollowUp", request, pb.DispatchCase,
+            lambda uow: handlers.review_follow_up(uow, case_id=case_id, decision=decision, answer=answer),
             actor=actor, respond=mapping.case_to_pb)
 
     def GetFollowUpStats(self, request: pb.GetFollowUpStatsRequest, context) -> pb.FollowUpStats:

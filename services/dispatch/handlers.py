@@ -10,6 +10,7 @@ consumes.
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime, timedelta
 
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
@@ -28,6 +29,8 @@ from .domain import (
 )
 
 log = logging.getLogger("smart110.dispatch.handlers")
+# The case the panic button opens (民警紧急求助).
+EMERGENCY_TYPE = "OFFICER_EMERGENCY"
 
 # What a use case on an assignment answers: the case as it stood after the change, and the assignment.
 Changed = tuple[DispatchCase, Assignment]
@@ -59,8 +62,17 @@ def open_case_for_report(uow: UnitOfWork, *, report: ReportFacts) -> DispatchCas
         return None
     ctx: Context = uow.context
     repos, now = uow.repos, uow.now()
-    picks, gaps = _recommend(uow, station_id=report.station_id, lon=report.lon, lat=report.lat,
-                             needs=ctx.matrix.needs(report.incident_type, now), at=now)
+    grid_officer = repos.units.grid_officer(report.grid_id, at=now, stale_before=ctx.stale_before(now)) \
+        if domain.community_matter(report.incident_type, report.priority) else None
+    if grid_officer is not None:
+        # A community matter goes straight to the grid's community officer (网格责任民警直接派单).
+        picks, gaps = [Recommendation(
+            unit_id=grid_officer.unit_id, call_sign=grid_officer.call_sign, kind=grid_officer.kind,
+            station_id=grid_officer.station_id, role="PRIMARY", distance_m=0.0, eta_seconds=0,
+            reason=f"网格{report.grid_id}责任民警，社区警情直接派单", capability="COMMUNITY")], []
+    else:
+        picks, gaps = _recommend(uow, station_id=report.station_id, lon=report.lon, lat=report.lat,
+                                 needs=ctx.matrix.needs(report.incident_type, now), at=now)
     case = DispatchCase.open(report, level=domain.initial_level(report.incident_type, report.priority),
                              arrival_target_s=repos.grids.arrival_target_s(report.grid_id), picks=picks, gaps=gaps,
                              now=now)
@@ -319,6 +331,21 @@ def request_stop_payment(uow: UnitOfWork, *, case_id: str, bank: str, victim_acc
     return sp
 
 
+def review_follow_up(uow: UnitOfWork, *, case_id: str, decision: str, answer: str) -> DispatchCase:
+    """The station chief's review of an unsatisfied follow-up: reopened (offered again to the
+    recommended units) or answered in writing."""
+    case = _whole_case(uow, case_id)
+    at = uow.now()
+    case.review(decision=decision, answer=answer, actor=uow.actor, at=at)
+    if decision == "REOPEN":
+        ctx: Context = uow.context
+        picks, _gaps = _recommend(uow, station_id=case.station_id, lon=case.lon, lat=case.lat,
+                                  needs=ctx.matrix.needs(case.incident_type, at)[:1], at=at)
+        _offer_recommended(uow, case, picks, at)
+    _save(uow, case)
+    return case
+
+
 def rate_case(uow: UnitOfWork, *, case_id: str, satisfaction: str, comment: str) -> DispatchCase:
     """The citizen's follow-up (回访) after report-back."""
     case = _whole_case(uow, case_id)
@@ -387,6 +414,29 @@ def update_unit(uow: UnitOfWork, *, unit_id: str, values: dict, paths: list[str]
     unit.update(values, paths=paths, actor=uow.actor, at=at)
     uow.repos.units.save(unit)
     uow.collect(unit)
+    return unit
+
+
+def set_unit_status(uow: UnitOfWork, *, unit_id: str, status: str, reason: str) -> Unit:
+    """An officer says what the unit is doing; the panic button (EMERGENCY) opens a city-level case at
+    the unit's position, offered at once to the nearest units (民警紧急求助)."""
+    ctx: Context = uow.context
+    at = uow.now()
+    units = uow.repos.units
+    unit = units.get(unit_id, at=at, stale_before=ctx.stale_before(at), lock=True)
+    if unit is None:
+        raise NotFound(f"units/{unit_id}")
+    uow.in_scope(f"units/{unit_id}", unit.station_id)
+    unit.change_status(status, reason=reason, actor=uow.actor, at=at, working=units.assignment_state(unit_id))
+    units.set_status(unit_id, status)
+    units.save(unit)
+    uow.collect(unit)
+    if status == "EMERGENCY":
+        open_case_for_report(uow, report=ReportFacts(
+            name=f"units/{unit_id}/sos/{uuid.uuid4().hex[:12]}", police=True, merged_into="",
+            station_id=unit.station_id, grid_id="", incident_type=EMERGENCY_TYPE, priority=1, lon=unit.lon,
+            lat=unit.lat, address_text="", receive_time=at,
+            description=f"民警紧急求助：{unit.call_sign}" + (f"，{reason}" if reason else "")))
     return unit
 
 

@@ -132,6 +132,7 @@ def case_to_pb(c: DispatchCase) -> pb.DispatchCase:
         outcome=enum_value(pb.Outcome, c.outcome, "OUTCOME_") if c.outcome else 0,
         cancel_reason=enum_value(pb.CancelReason, c.cancel_reason, "CANCEL_REASON_") if c.cancel_reason else 0,
         close_notes=c.close_notes, offers_exhausted_time=to_pb(c.offers_exhausted_time),
+        reopen_time=to_pb(c.reopen_time),
     )
     if c.follow_up is not None:
         msg.follow_up.CopyFrom(follow_up_to_pb(c.follow_up))
@@ -146,7 +147,11 @@ def follow_up_to_pb(f: FollowUp) -> pb.FollowUp:
         stamp=common_pb2.AuditStamp(actor=f.actor, roles=list(f.roles), time=to_pb(f.rate_time)),
         flagged_to_station_chief=f.flagged,
         officers=[common_pb2.OfficerRef(officer_id=o.officer_id, display_name=o.name, station_id=o.station_id)
-                  for o in f.officers])
+                  for o in f.officers],
+        review_state=enum_value(pb.FollowUpReviewState, f.review_state, "FOLLOW_UP_REVIEW_STATE_")
+        if f.review_state else 0,
+        review_stamp=common_pb2.AuditStamp(actor=f.reviewed_by, time=to_pb(f.review_time)) if f.review_time else None,
+        review_answer=f.review_answer)
 
 
 def stop_payment_to_pb(sp: StopPayment) -> pb.StopPayment:
@@ -216,7 +221,7 @@ def unit_to_pb(u: Unit) -> pb.Unit:
         officers=officers_to_pb(u.officers, u.station_id),
         status=enum_value(pb.UnitStatus, status, "UNIT_STATUS_"),
         position=common_pb2.GeoPoint(longitude=u.lon, latitude=u.lat), on_duty=u.on_duty,
-        position_stale=u.position_stale, position_time=to_pb(u.position_time),
+        position_stale=u.position_stale, position_time=to_pb(u.position_time), grid_ids=u.grid_ids,
     )
     return msg
 
@@ -242,6 +247,8 @@ def unit_values_from_pb(u: pb.Unit, paths: list[str]) -> dict:
         values["vehicle"] = u.vehicle
     if "officers" in paths:
         values["officers"] = [{"officer_id": o.officer_id, "name": o.display_name} for o in u.officers]
+    if "grid_ids" in paths:
+        values["grid_ids"] = list(dict.fromkeys(u.grid_ids))
     return values
 
 

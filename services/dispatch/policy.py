@@ -24,6 +24,8 @@ POLICIES = {SERVICE_NAME: Policy(SERVICE_NAME, {
     # The use case keeps a station chief to their own station's cases.
     "CloseCase": Access(*CLOSING),
     "CancelCase": Access(*CLOSING),
+    # The chief of the case's station reviews (the use case checks the station); the centre may too.
+    "ReviewFollowUp": Access(*CLOSING),
     "RateCase": Access("call_taker", "dispatcher", "supervisor", "hotline_agent", SERVICE),
     "GetAssignment": Access(*POLICE),
     "AcceptAssignment": Access(*CREW),
@@ -34,6 +36,9 @@ POLICIES = {SERVICE_NAME: Policy(SERVICE_NAME, {
     "GetUnit": Access(*POLICE),
     "ListUnits": Access(*POLICE, "supervisor"),
     "UpdateUnit": Access(*CREW),
+    # The unit's own officers (the use case checks) or the command.
+    "SetUnitStatus": Access(*CREW),
+    "WatchUnits": Access("commander", "dispatcher", "district_commander", "station_chief", "supervisor", SERVICE),
     "CreateShift": Access("dispatcher", "commander", "station_chief", SERVICE),
     "ListShifts": Access(*POLICE),
     "ReportPositions": Access(*CREW),

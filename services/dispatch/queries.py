@@ -186,6 +186,31 @@ def units_on_duty(conn, *, box: Box | None, station_ids: frozenset[str] | None =
     return [unit_from_row(r, stale_before) for r in conn.execute(q.order_by(units.c.unit_id).limit(limit))]
 
 
+def last_unit_change(conn) -> int:
+    """The sequence of the latest recorded unit change (unit_history), 0 for none."""
+    return conn.execute(select(func.coalesce(func.max(unit_history_table.c.seq), 0))).scalar()
+
+
+def unit_changes(conn, *, after: int, station_ids: frozenset[str] | None, box: Box | None, at: datetime,
+                 stale_before: datetime | None, limit: int = 500) -> list[tuple[int, datetime, Unit]]:
+    """(sequence, record time, the unit as recorded) of unit changes after `after`, oldest first, of
+    units of `station_ids` (None: every station) whose recorded position lies in `box`."""
+    h = unit_history_table.c
+    q = (select(h.seq, h.recorded_time, h.status, h.lon, h.lat, h.position_time, units.c.unit_id, units.c.call_sign,
+                units.c.kind, units.c.station_id, on_duty_at(at).label("on_duty"))
+         .join(units, units.c.unit_id == h.unit_id).where(h.seq > after))
+    if station_ids is not None:
+        q = q.where(units.c.station_id.in_(sorted(station_ids)))
+    if box is not None:
+        q = q.where(h.lon.between(box.west, box.east), h.lat.between(box.south, box.north))
+    out = []
+    for r in conn.execute(q.order_by(h.seq).limit(limit)):
+        stale = stale_before is not None and (r.position_time is None or r.position_time < stale_before)
+        out.append((r.seq, r.recorded_time, Unit(r.unit_id, r.call_sign, r.kind, r.station_id, [], "", [], r.status,
+                                                 r.lon, r.lat, r.position_time, bool(r.on_duty), stale)))
+    return out
+
+
 # -- the situation map (一张图) ---------------------------------------------------------------------------
 
 @dataclass

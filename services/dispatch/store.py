@@ -47,7 +47,10 @@ units = Table(
     Column("lat", Float, nullable=False),
     Column("position_time", DateTime(timezone=True)),
     Column("position_accuracy_m", Float, nullable=False, server_default="0"),
+    # The grids a community officer is responsible for (revision 0012).
+    Column("grid_ids", ARRAY(Text), nullable=False, server_default="{}"),
     Index("units_kind_status", "kind", "status"),
+    Index("units_grids", "grid_ids", postgresql_using="gin"),
     Index("units_lat_lon", "lat", "lon"),
 )
 
@@ -104,6 +107,8 @@ cases = Table(
     Column("cancel_reason", String(30), nullable=False, server_default=""),
     Column("close_notes", Text, nullable=False, server_default=""),
     Column("offers_exhausted_time", DateTime(timezone=True)),
+    # When a follow-up review reopened the case (revision 0011).
+    Column("reopen_time", DateTime(timezone=True)),
     Index("cases_create_time", "create_time", "id"),
     Index("cases_station_status", "station_id", "status"),
     Index("cases_shared_stations", "shared_station_ids", postgresql_using="gin"),
@@ -213,6 +218,11 @@ case_followups = Table(
     Column("roles", ARRAY(Text), nullable=False, server_default="{}"),
     Column("rate_time", DateTime(timezone=True), nullable=False),
     Column("flagged", Boolean, nullable=False),
+    # The station chief's review of an unsatisfied follow-up (revision 0011): OPEN, REOPENED, ANSWERED.
+    Column("review_state", String(20), nullable=False, server_default=""),
+    Column("reviewed_by", Text, nullable=False, server_default=""),
+    Column("review_time", DateTime(timezone=True)),
+    Column("review_answer", Text, nullable=False, server_default=""),
     Index("case_followups_station_time", "station_id", "rate_time"),
 )
 
@@ -274,7 +284,7 @@ def unit_from_row(r, stale_before: datetime | None) -> Unit:
     """A unit from a row of `units` with an `on_duty` column."""
     stale = stale_before is not None and (r.position_time is None or r.position_time < stale_before)
     return Unit(r.unit_id, r.call_sign, r.kind, r.station_id, list(r.skills), r.vehicle, list(r.officers),
-                r.status, r.lon, r.lat, r.position_time, bool(r.on_duty), stale)
+                r.status, r.lon, r.lat, r.position_time, bool(r.on_duty), stale, grid_ids=list(r.grid_ids))
 
 
 def unit_columns(at: datetime) -> list:
@@ -290,7 +300,7 @@ def case_values(c: DispatchCase) -> dict:
         create_time=c.create_time, update_time=c.update_time, arrival_target_s=c.arrival_target_s,
         accept_time=c.accept_time, arrive_time=c.arrive_time, close_time=c.close_time, silent=c.silent,
         shared_station_ids=list(c.shared_station_ids), outcome=c.outcome, cancel_reason=c.cancel_reason,
-        close_notes=c.close_notes, offers_exhausted_time=c.offers_exhausted_time,
+        close_notes=c.close_notes, offers_exhausted_time=c.offers_exhausted_time, reopen_time=c.reopen_time,
     )
 
 
@@ -306,6 +316,7 @@ def case_from_row(r, *, timeline: list[TimelineEntry] | None = None, assigned: l
         close_time=r.close_time, assignments=assigned or [], stop_payments=stop_payments or [], follow_up=follow_up,
         silent=r.silent, shared_station_ids=list(r.shared_station_ids), outcome=r.outcome,
         cancel_reason=r.cancel_reason, close_notes=r.close_notes, offers_exhausted_time=r.offers_exhausted_time,
+        reopen_time=r.reopen_time,
     )
 
 
@@ -378,8 +389,15 @@ def follow_ups_of(conn, case_ids: list[str]) -> dict[str, FollowUp]:
     for r in rows:
         officers.setdefault(r.case_id, []).append(RatedOfficer(r.officer_id, r.officer_name, r.station_id, r.unit_id))
     return {case_id: FollowUp(satisfaction=r.satisfaction, comment=r.comment, actor=r.actor, roles=list(r.roles),
-                              rate_time=r.rate_time, flagged=r.flagged, officers=officers.get(case_id, []))
+                              rate_time=r.rate_time, flagged=r.flagged, officers=officers.get(case_id, []),
+                              review_state=r.review_state, reviewed_by=r.reviewed_by, review_time=r.review_time,
+                              review_answer=r.review_answer)
             for case_id, r in found.items()}
+
+
+def _review(f: FollowUp) -> dict:
+    return dict(review_state=f.review_state, reviewed_by=f.reviewed_by, review_time=f.review_time,
+                review_answer=f.review_answer)
 
 
 def cases_with_parts(conn, rows, *, with_assignments: bool = True, with_stop_payments: bool = True
@@ -404,6 +422,7 @@ class _Stored:
     assignments: dict[str, int] = field(default_factory=dict)  # id -> version
     stop_payments: set[str] = field(default_factory=set)
     follow_up: bool = False
+    review: dict | None = None
 
 
 class CaseRepository:
@@ -472,6 +491,9 @@ class CaseRepository:
                 self.conn.execute(stop_payments.insert().values(**{k: getattr(sp, k) for k in _STOP_PAYMENT_FIELDS}))
         if c.follow_up is not None and not stored.follow_up:
             self._add_follow_up(c.id, c.station_id, c.follow_up)
+        elif c.follow_up is not None and stored.review != _review(c.follow_up):
+            self.conn.execute(case_followups.update().where(case_followups.c.case_id == c.id)
+                              .values(**_review(c.follow_up)))
         for stage, seconds in c.pull_measures():
             metrics.observe_sla_after_commit(self.conn, stage, seconds)
         self._remember(c)
@@ -479,7 +501,7 @@ class CaseRepository:
     def _add_follow_up(self, case_id: str, station_id: str, f: FollowUp) -> None:
         self.conn.execute(case_followups.insert().values(
             case_id=case_id, station_id=station_id, satisfaction=f.satisfaction, comment=f.comment, actor=f.actor,
-            roles=f.roles, rate_time=f.rate_time, flagged=f.flagged))
+            roles=f.roles, rate_time=f.rate_time, flagged=f.flagged, **_review(f)))
         if f.officers:
             self.conn.execute(insert(case_followup_officers), [
                 dict(case_id=case_id, officer_id=o.officer_id, officer_name=o.name, station_id=o.station_id,
@@ -489,7 +511,8 @@ class CaseRepository:
         self._stored[c.id] = _Stored(row=case_values(c), entries=len(c.timeline),
                                      assignments={a.id: a.version for a in c.assignments},
                                      stop_payments={sp.id for sp in c.stop_payments},
-                                     follow_up=c.follow_up is not None)
+                                     follow_up=c.follow_up is not None,
+                                     review=_review(c.follow_up) if c.follow_up is not None else None)
 
     def unanswered_since(self, before: datetime, limit: int = 100) -> list[str]:
         """Ids of open cases below county level nobody took, whose automatic offers stopped before
@@ -532,7 +555,7 @@ class UnitRepository:
     @staticmethod
     def _static(u: Unit) -> dict:
         return dict(call_sign=u.call_sign, kind=u.kind, station_id=u.station_id, skills=list(u.skills),
-                    vehicle=u.vehicle, officers=[dict(o) for o in u.officers])
+                    vehicle=u.vehicle, officers=[dict(o) for o in u.officers], grid_ids=list(u.grid_ids))
 
     def save(self, unit: Unit) -> None:
         """Writes a unit's changed static data and its new timeline entries; a call sign another
@@ -578,6 +601,24 @@ class UnitRepository:
             .values(status="OFFERED").returning(*units.c, literal(True).label("on_duty"))).first()
         return unit_from_row(row, stale_before) if row else None
 
+    def grid_officer(self, grid_id: str, *, at: datetime, stale_before: datetime | None = None) -> Unit | None:
+        """The grid's community officer (网格责任民警), on duty and available now; None when there is none."""
+        if not grid_id:
+            return None
+        row = self.conn.execute(
+            select(*unit_columns(at)).where(units.c.kind == "COMMUNITY_OFFICER", units.c.grid_ids.any(grid_id),
+                                            units.c.status == "AVAILABLE", on_duty_at(at))
+            .order_by(units.c.unit_id).limit(1)).first()
+        return unit_from_row(row, stale_before) if row is not None else None
+
+    def assignment_state(self, unit_id: str) -> str:
+        """The state of the assignment the unit holds now (offered, accepted, en route, on scene); ""
+        for none."""
+        return self.conn.execute(
+            select(assignments.c.state).where(assignments.c.unit_id == unit_id,
+                                              assignments.c.state.in_(("OFFERED", "ACCEPTED", "EN_ROUTE", "ON_SCENE")))
+            .order_by(assignments.c.offer_time.desc()).limit(1)).scalar() or ""
+
     def set_status(self, unit_id: str, status: str) -> None:
         self.conn.execute(units.update().where(units.c.unit_id == unit_id).values(status=status))
 
@@ -595,7 +636,7 @@ class UnitRepository:
     def upsert(self, values: dict) -> None:
         stmt = insert(units).values(**values)
         # Seeding refreshes static data but never a live status or position.
-        static = ("call_sign", "kind", "station_id", "skills", "vehicle", "officers")
+        static = ("call_sign", "kind", "station_id", "skills", "vehicle", "officers", "grid_ids")
         self.conn.execute(stmt.on_conflict_do_update(
             index_elements=["unit_id"], set_={k: stmt.excluded[k] for k in static}))
 

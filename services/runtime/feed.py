@@ -137,6 +137,11 @@ class Feed:
     def closed(self) -> bool:
         return self._closed.is_set()
 
+    def wait_closed(self, timeout: float) -> bool:
+        """Sleeps up to `timeout` seconds, waking at once when the feed closes (a draining server);
+        True when closed. For streams that poll something other than the feed."""
+        return self._closed.wait(timeout)
+
     def latest_sequence(self) -> int:
         """The highest sequence committed to the outbox now, with no smaller number still in flight: a
         stream started from it misses nothing committed after (read while no publisher is in flight;

@@ -91,6 +91,12 @@ def incident_type_label(code: str) -> str:
     return label(INCIDENT_TYPE_LABELS, code)
 
 
+def incident_types_text(codes, *, empty: str = "各类") -> str:
+    """Several incident types in words: 盗窃、抢劫抢夺 (`empty` when there are none)."""
+    found = [incident_type_label(c) for c in codes if c]
+    return "、".join(dict.fromkeys(found)) if found else empty
+
+
 def outcome_label(code: str) -> str:
     return label(OUTCOME_LABELS, code, "OUTCOME_")
 

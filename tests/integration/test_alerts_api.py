@@ -51,9 +51,10 @@ def keyword_rule(stub, station, term="绑架", **kw) -> pb.Rule:
         terms=[pb.KeywordTerm(term=term)], **kw)), timeout=5)
 
 
-def report_in(served, station, text) -> list[pb.Alert]:
+def report_in(served, station, text, merged_into: str = "") -> list[pb.Alert]:
     """A report from intake, as the consumer hands it to the use case; the alerts it raised."""
     report = make_report(station, text, served.clock())
+    report.merged_into = merged_into
     with served.rt.transaction() as uow:
         raised = handlers.detection.report_received(uow, report=mapping.report_from_pb(report), units=[])
         return [mapping.alert_to_pb(a) for a in raised]
@@ -199,8 +200,8 @@ def test_subscribe_filters_and_resumes_after_a_reconnect(stub, served, station):
     assert [e.action for e in seen[-1].new_entries] == ["FIRED", "NOTIFIED"] and not seen[-1].changed_fields
     assert not seen[-1].alert.timeline and not seen[-1].alert.notifications
     resume_at = seen[-1].sequence
-    # While the screen is away, the alert is repeated and acknowledged.
-    report_in(served, station, "又有人劫持出租车")
+    # While the screen is away, the alert is repeated (a repeat call, merged into the incident) and acknowledged.
+    report_in(served, station, "又有人打电话说有人劫持公交车", merged_into=first.subject)
     stub.AcknowledgeAlert(pb.AcknowledgeAlertRequest(request_id=rid(), name=first.name), timeout=5)
     missed = []
     for change in stub.Subscribe(pb.SubscribeRequest(after_sequence=resume_at, areas=[station]), timeout=10):

@@ -60,8 +60,9 @@ def work(served, t: datetime, actor: AuthContext = SERVICE_CONTEXT):
 
 
 def make_report(station: str, text: str, t: datetime, *, itype="FIGHT", category=intake_pb.CATEGORY_POLICE,
-                point=POINT, grid: str | None = None) -> intake_pb.Report:
+                point=POINT, grid: str | None = None, merged_into: str = "") -> intake_pb.Report:
     r = intake_pb.Report(name=f"reports/{uuid.uuid4().hex[:16]}", description=text, station_id=station,
+                         merged_into=merged_into,
                          grid_id=grid if grid is not None else f"{station}-G01", address_text="江城市某小区",
                          classification=intake_pb.Classification(category=category, incident_type=itype, priority=2))
     r.receive_time.FromDatetime(t)
@@ -125,8 +126,8 @@ def test_keyword_rule_raises_on_real_incidents_not_on_news_negation_or_hypotheti
     assert [n.recipient for n in alert.notifications] == [f"screens/{station}", f"stations/{station}",
                                                           f"stations/{station}/chief", "screens/city"]
 
-    # The same condition again is the same alert, counted, not a second one.
-    second = make_report(station, "又有人抢劫", T0 + timedelta(minutes=3))
+    # The same incident again (a repeat call merged into it) is the same alert, counted, not a second one.
+    second = make_report(station, "又有人打电话说有人抢劫", T0 + timedelta(minutes=3), merged_into=alert.subject)
     with work(served, T0 + timedelta(minutes=3)) as uow:
         receive(uow, second)
         # A redelivered report changes nothing.
@@ -138,6 +139,35 @@ def test_keyword_rule_raises_on_real_incidents_not_on_news_negation_or_hypotheti
     feed(served, station, "孩子被人绑架了", T0 + timedelta(minutes=5))
     levels = sorted(a.level for a in of_rule(served, r))
     assert levels == [pb.ALERT_LEVEL_ORANGE, pb.ALERT_LEVEL_RED]
+
+
+def test_a_new_report_with_the_same_word_fires_its_own_alert_not_the_count_of_an_earlier_one(served, station):
+    r = rule(served, display_name="关键词", kind=pb.RULE_KIND_KEYWORD, level=pb.ALERT_LEVEL_RED, areas=[station],
+             terms=[pb.KeywordTerm(term="杀人")])
+    [earlier] = feed(served, station, "昨晚小区有人杀人", T0)
+    [later] = feed(served, station, "菜市场有人杀人了", T0 + timedelta(hours=2))
+    assert later.id != earlier.id and later.fingerprint != earlier.fingerprint
+    first, second = of_rule(served, r)
+    assert (first.count, second.count) == (1, 1) and first.subject == earlier.subject
+    assert first.labels["incident"] == earlier.subject and second.labels["incident"] == later.subject
+    # A repeat call about the later incident, merged into it by intake, is that incident's alert.
+    [again] = feed(served, station, "菜市场那边又有人打电话说杀人", T0 + timedelta(hours=2, minutes=1),
+                   merged_into=later.subject)
+    assert again.id == later.id and again.count == 2
+    assert [a.count for a in of_rule(served, r)] == [1, 2]
+
+
+def test_alert_texts_name_incident_types_in_chinese(served, station):
+    r = rule(served, display_name="盗窃高发", kind=pb.RULE_KIND_VOLUME, level=pb.ALERT_LEVEL_YELLOW,
+             window=minutes(60), threshold=1, area_kind=pb.AREA_KIND_STATION, incident_types=["THEFT"],
+             areas=[station])
+    for m in (0, 5):
+        feed(served, station, "电动车被偷了", T0 + timedelta(minutes=m), itype="THEFT")
+    [alert] = of_rule(served, r)
+    assert "接报盗窃警情2起" in alert.summary and "THEFT" not in alert.summary
+    assert all("THEFT" not in e.detail for e in alert.timeline)
+    notified = next(e.detail for e in alert.timeline if e.action == "NOTIFIED")
+    assert "（大屏）" in notified and "BIG_SCREEN" not in notified
 
 
 def test_a_corrected_report_is_matched_again_once(served, station):
@@ -455,8 +485,9 @@ def test_cap_export_is_valid_against_the_oasis_schema(served, station):
 def test_an_alert_repeating_all_day_keeps_its_events_small(served, station):
     r = rule(served, display_name="关键词", kind=pb.RULE_KIND_KEYWORD, level=pb.ALERT_LEVEL_BLUE, areas=[station],
              terms=[pb.KeywordTerm(term="噪音")])
-    for m in range(60):
-        [last] = feed(served, station, f"楼上噪音第{m}次", T0 + timedelta(minutes=m))
+    [first] = feed(served, station, "楼上噪音第0次", T0)
+    for m in range(1, 60):  # repeat calls about the same incident, merged into it
+        [last] = feed(served, station, f"楼上噪音第{m}次", T0 + timedelta(minutes=m), merged_into=first.subject)
     [alert] = of_rule(served, r)
     assert alert.count == 60 and len(alert.timeline) == 61  # fired, notified, 59 repeats
     rows = served.events(subject=alert.name)

@@ -176,8 +176,12 @@ def as_dispatcher() -> tuple:
 
 
 def hand_offer(h, case_name: str, unit: dispatch_pb.Unit, reason: str) -> dispatch_pb.Assignment:
+    """Offered by the commander: a unit of another district is the commander's decision."""
+    from tests import support
+
     return h.stub.OfferCase(dispatch_pb.OfferCaseRequest(
-        request_id=uuid.uuid4().hex, name=case_name, unit=unit.name, reason=reason), metadata=as_dispatcher())
+        request_id=uuid.uuid4().hex, name=case_name, unit=unit.name, reason=reason),
+        metadata=support.caller(["commander"], sub="t-commander"))
 
 
 def see_through_by_hand(h, case_name: str, unit: dispatch_pb.Unit) -> None:
@@ -387,10 +391,13 @@ def test_alert_events_stay_small_however_often_an_alert_repeats_or_is_silenced(a
         enabled=True, display_name="关键词", kind=alerts_pb.RULE_KIND_KEYWORD, level=alerts_pb.ALERT_LEVEL_BLUE,
         areas=[station], terms=[alerts_pb.KeywordTerm(term="噪音")]))), chief)
 
+    first = f"reports/{uuid.uuid4().hex[:16]}"
+
     def feed(n: int, t):
+        # Repeat calls about one incident, merged into it: they fold into its alert.
         report = intake_pb.Report(
-            name=f"reports/{uuid.uuid4().hex[:16]}", description=chinese(2000, f"楼上噪音第{n}次，"),
-            station_id=station, grid_id=f"{station}-G01",
+            name=first if n == 0 else f"reports/{uuid.uuid4().hex[:16]}", merged_into="" if n == 0 else first,
+            description=chinese(2000, f"楼上噪音第{n}次，"), station_id=station, grid_id=f"{station}-G01",
             classification=intake_pb.Classification(category=intake_pb.CATEGORY_POLICE, incident_type="NOISE",
                                                      priority=3))
         report.receive_time.FromDatetime(t)

@@ -278,7 +278,7 @@ def test_a_fired_alert_is_notified_scheduled_and_recorded():
     assert a.timeline[0].detail == "蓝色预警（规则 关键词 第3版）：有人抢劫" and a.timeline[0].actor == "alerts"
     assert a.next_escalation_time == T0 + timedelta(minutes=2)
     assert a.labels == {"kind": "KEYWORD", "level": "BLUE", "rule": "rules/k1", "station_id": "S01", "grid_id": "",
-                        "area": "S01"}
+                        "area": "S01", "area_kind": "STATION"}
     [event] = a.pull_events()
     assert isinstance(event, AlertChanged) and event.action == "FIRED" and event.before is None
     assert [e.action for e in event.new_entries] == ["FIRED", "NOTIFIED"]
@@ -503,9 +503,9 @@ def test_a_keyword_finding_per_rule_in_the_report_grid():
     rules = RuleSet([keyword_rule(KeywordTerm("抢劫", "ORANGE"), KeywordTerm("持刀")),
                      keyword_rule(KeywordTerm("抢劫"), rule_id="k2", areas=["S99"])])
     [f] = domain.keyword_findings(report("有人持刀抢劫"), rules)
-    assert f.rule.id == "k1" and f.level == "ORANGE" and f.key == ("term", "抢劫", "S01-G01")
+    assert f.rule.id == "k1" and f.level == "ORANGE" and f.key == ("incident", "reports/r1")
     assert f.area.kind == "GRID" and f.area.center == POINT and f.summary.startswith("某小区接报涉“抢劫、持刀”警情")
-    assert f.labels == {"term": "抢劫", "incident_type": "ROBBERY"}
+    assert f.labels == {"term": "抢劫", "incident_type": "ROBBERY", "incident": f.subject}
     [f] = domain.keyword_findings(report("有人抢劫", grid_id="", point=None, address_text=""), rules)
     assert f.area.kind == "STATION" and f.area.center is None and f.summary.startswith("S01辖区接报")
 
@@ -545,7 +545,7 @@ def test_volume_above_the_threshold():
     assert domain.volume_window(rule, T0) == (T0 - timedelta(minutes=30), T0)
     assert domain.volume_finding(rule, report(), area, 3, T0) is None
     f = domain.volume_finding(rule, report(), area, 4, T0)
-    assert f.summary == "网格S01-G0130分钟内接报FIGHT警情4起，超过阈值3起" and f.labels["window_count"] == "4"
+    assert f.summary == "网格S01-G0130分钟内接报打架斗殴警情4起，超过阈值3起" and f.labels["window_count"] == "4"
     assert f.auto_resolve_time == T0 + timedelta(minutes=30) and f.key == ("GRID", "S01-G01")
 
 
@@ -556,7 +556,7 @@ def test_signal_and_warning_findings():
                            risk_score=0.9, station_id="S01", person_masked="张*", attributes={"amount": "50000"},
                            location=domain.Place(point=POINT))
     [f] = domain.signal_findings([rule], signal)
-    assert f.summary == "bank:x风险提示：ABNORMAL_CASH_WITHDRAWAL（金额50000元），当事人张*，住址未知"
+    assert f.summary == "bank:x风险提示：异常大额取现（金额50000元），当事人张*，住址未知"
     assert f.area.center == POINT and f.subject == "signals/g1" and f.key == ("ABNORMAL_CASH_WITHDRAWAL", "S01", "张*")
     assert domain.signal_findings([rule], domain.Signal(**{**vars(signal), "risk_score": 0.4})) == []
     assert domain.signal_findings([rule], domain.Signal(**{**vars(signal), "station_id": "S02"})) == []
@@ -609,7 +609,7 @@ def test_report_back_is_due_hours_after_clearing():
     assert domain.report_back_seconds([]) == domain.REPORT_BACK_SECONDS
     assert domain.report_back_seconds([Rule(), Rule(parameters={"report_back_seconds": "600"})]) == 600
     assert domain.report_back_due(a, 3600, T0) == T0 + timedelta(minutes=100)
-    assert domain.report_back_description(a) == "units/U1处警后回告（cases/c1，FIGHT）"
+    assert domain.report_back_description(a) == "units/U1处警后回告（cases/c1，打架斗殴）"
     order = domain.WorkOrder(name="workOrders/w1", status="ASSIGNED", preliminary_station="stations/S01",
                              report="reports/r1")
     assert (order.station_id, order.report_id, order.closed) == ("S01", "r1", False)

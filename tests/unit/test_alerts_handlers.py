@@ -308,11 +308,16 @@ def test_a_report_raises_an_alert_a_repeat_folds_in_a_redelivery_changes_nothing
     assert svc.report("不是抢劫，是误会", at=T0) == []
     [alert] = svc.report("有人抢劫", at=T0 + timedelta(minutes=1))
     assert alert.state == "FIRING" and alert.count == 1 and svc.events() == [("alerts.AlertFired", "FIRED")]
-    [again] = svc.report("又有人抢劫", at=T0 + timedelta(minutes=2))
+    # A repeat call merged into the incident (重复警情) folds into its alert.
+    [again] = svc.report("又有人抢劫", at=T0 + timedelta(minutes=2), merged_into=alert.subject)
     assert again.id == alert.id and again.count == 2 and svc.events() == [("alerts.AlertUpdated", "UPDATED")]
     repeated = Report(name="reports/r1", description="有人抢劫", station_id="S01", category="POLICE", receive_time=T0)
     assert svc.step(lambda uow: handlers.detection.report_received(uow, report=repeated, units=[])) == []
     assert svc.events() == [] and svc.repos.alerts.rows[alert.id].count == 2
+    # Another incident with the same word is an alert of its own, not a third count of this one.
+    [other] = svc.report("商场门口有人抢劫", at=T0 + timedelta(minutes=3))
+    assert other.id != alert.id and other.count == 1 and svc.events() == [("alerts.AlertFired", "FIRED")]
+    assert svc.repos.alerts.rows[alert.id].count == 2
 
 
 def test_the_fired_event_carries_the_alert_as_notified(svc):
@@ -321,7 +326,7 @@ def test_the_fired_event_carries_the_alert_as_notified(svc):
     [(kind, subject, payload)] = svc.published
     assert kind == "alerts.AlertFired" and subject.startswith("alerts/a20261102-")
     assert payload.alert.level == pb.ALERT_LEVEL_RED and payload.alert.labels["term"] == "抢劫"
-    assert payload.alert.recipients[-1] == "command/city" and "command/city（VOICE_CALL）" in payload.new_entries[1].detail
+    assert payload.alert.recipients[-1] == "command/city" and "command/city（语音电话）" in payload.new_entries[1].detail
     assert [e.action for e in payload.new_entries] == ["FIRED", "NOTIFIED"]
     assert not payload.alert.notifications and not payload.alert.timeline
 
@@ -329,7 +334,7 @@ def test_the_fired_event_carries_the_alert_as_notified(svc):
 def test_each_update_says_what_its_change_set_and_appended(svc):
     keyword(svc)
     [alert] = svc.report("有人抢劫", at=T0)
-    svc.report("又有人抢劫", at=T0 + timedelta(minutes=1))
+    svc.report("又有人抢劫", at=T0 + timedelta(minutes=1), merged_into=alert.subject)
     svc.step(lambda uow: handlers.alerts.acknowledge_alert(uow, alert_id=alert.id, comment="已派员"),
              at=T0 + timedelta(minutes=2), actor=CHIEF)
     _, (_, _, repeated), (_, _, acked) = svc.published

@@ -140,7 +140,7 @@ def test_an_alert_change_is_the_feed_event_of_its_action():
     assert payload.alert.state == pb.ALERT_STATE_FIRING and payload.alert.area.center.longitude == 114.3
     assert not payload.alert.notifications and not payload.alert.timeline, "events carry what changed"
     assert [(e.action, e.stamp.actor) for e in payload.new_entries] == [("FIRED", "alerts"), ("NOTIFIED", "alerts")]
-    assert "通知 screens/S01（BIG_SCREEN）" in payload.new_entries[1].detail
+    assert "通知 screens/S01（大屏）" in payload.new_entries[1].detail
     assert payload.alert.labels["rule"] == "rules/k1" and payload.alert.labels["level"] == "RED"
     kind, _, payload = mapping.event_to_message(acked)
     assert kind == "alerts.AlertUpdated" and payload.action == "ACKNOWLEDGED"

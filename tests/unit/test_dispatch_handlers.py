@@ -71,6 +71,10 @@ class Units:
             stations is None or u.station_id in stations) and (
             box is None or u.station_id == station_id or (box[0] <= u.lon <= box[2] and box[1] <= u.lat <= box[3]))]
 
+    def grid_officer(self, grid_id, *, at, stale_before=None):
+        return next((u for u in self.by_id.values() if u.kind == "COMMUNITY_OFFICER" and grid_id in u.grid_ids
+                     and u.status == "AVAILABLE" and u.on_duty), None)
+
     def claim_for_offer(self, unit_id, *, at, stale_before=None):
         u = self.by_id.get(unit_id)
         if u is None or u.status != "AVAILABLE" or not u.on_duty:

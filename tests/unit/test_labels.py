@@ -45,3 +45,11 @@ def test_codes_read_with_or_without_the_enum_prefix():
     assert labels.satisfaction_label("SATISFACTION_BASICALLY_SATISFIED") == "基本满意"
     # An unknown code is shown as it is; nothing stays nothing.
     assert labels.outcome_label("OUTCOME_NEW_KIND") == "OUTCOME_NEW_KIND" and labels.outcome_label("") == ""
+
+
+def test_texts_name_incident_types_by_their_labels():
+    assert labels.incident_type_label("THEFT") == "盗窃"
+    assert labels.incident_types_text(["THEFT", "ROBBERY", "THEFT"]) == "盗窃、抢劫抢夺"
+    assert labels.incident_types_text([]) == "各类"
+    assert labels.incident_type_label("NEW_CODE") == "NEW_CODE", "an unknown code is shown as it is"
+    assert labels.category_label("POLICE") == "警情"

@@ -65,6 +65,9 @@ def next_recipient(recipients: list[str], station: str) -> str | None:
     return None
 
 
+CHANNEL_CN = {"BIG_SCREEN": "大屏", "APP_PUSH": "移动警务推送", "SMS": "短信", "VOICE_CALL": "语音电话"}
+
+
 def channel_for(recipient: str, escalation_level: int) -> str:
     if recipient.startswith("screens/"):
         return "BIG_SCREEN"
@@ -216,7 +219,7 @@ class Finding:
     def alert_labels(self) -> dict[str, str]:
         """The labels of the alert it raises (what silences match on)."""
         return {"kind": self.kind, "level": self.level, "rule": self.rule.name, "station_id": self.area.station_id,
-                "grid_id": self.area.grid_id, "area": self.area.id, **self.labels}
+                "grid_id": self.area.grid_id, "area": self.area.id, "area_kind": self.area.kind, **self.labels}
 
 
 # -- the alert --------------------------------------------------------------------
@@ -227,7 +230,10 @@ class Notification:
     recipient: str
     send_time: datetime
     escalation_level: int
-    delivered: bool = True
+    # BIG_SCREEN and APP_PUSH: pushed on an open Subscribe stream (set when pushed, never before);
+    # SMS and VOICE_CALL: the command chain's own channels, not delivered by this record (the
+    # routed receivers' deliveries are what reaches a phone).
+    delivered: bool = False
     error: str = ""
 
 
@@ -281,6 +287,8 @@ class Alert(Aggregate):
     # changed) and what was added since.
     notifications: list[Notification] = field(default_factory=list)
     timeline: list[TimelineEntry] = field(default_factory=list)
+    # The deliveries to routed receivers as loaded (whole alerts only; the worker writes them).
+    deliveries: list = field(default_factory=list)
     # Added since loaded, not yet saved (the repository writes and clears them).
     new_notifications: list[Notification] = field(default_factory=list)
     new_entries: list[TimelineEntry] = field(default_factory=list)
@@ -438,7 +446,7 @@ class Alert(Aggregate):
         if sent:
             self.notifications.extend(sent)
             self.new_notifications.extend(sent)
-            detail = "；".join(f"{n.recipient}（{n.channel}）" for n in sent)
+            detail = "；".join(f"{n.recipient}（{CHANNEL_CN.get(n.channel, n.channel)}）" for n in sent)
             self._log("NOTIFIED", f"通知 {detail}", SYSTEM, now)
 
     def _changed(self, action: str) -> None:
@@ -459,7 +467,7 @@ class Alert(Aggregate):
         view.labels = dict(self.labels)
         view.hot_cells = list(self.hot_cells)
         view.cold_cells = list(self.cold_cells)
-        view.notifications, view.timeline = [], []
+        view.notifications, view.timeline, view.deliveries = [], [], []
         view.new_notifications, view.new_entries = [], []
         view._settled, view._appended = None, []
         view._events = []

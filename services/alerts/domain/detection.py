@@ -13,6 +13,7 @@ from .common import Area, cell_center, cell_of, disk, h3_cells, hour_of, max_lev
 from .keywords import strongest_by_rule
 from .rules import Rule, RuleSet
 from services.runtime.model import Box
+from services.runtime.labels import incident_types_text
 
 # Available units as (lon, lat, station_id), from dispatch.
 UnitPosition = tuple[float, float, str]
@@ -38,6 +39,11 @@ class Report:
     @property
     def id(self) -> str:
         return self.name.split("/", 1)[1]
+
+    @property
+    def incident_name(self) -> str:
+        """The incident the report is about: the master incident it was merged into, else itself."""
+        return self.merged_into or self.name
 
     @property
     def counted(self) -> bool:
@@ -99,7 +105,11 @@ def applies(rule: Rule, incident_type: str, area: Area | None) -> bool:
 
 
 def keyword_findings(report: Report, rules: RuleSet) -> list[Finding]:
-    """Every keyword rule's strongest term in the report's text, one finding per rule."""
+    """Every keyword rule's strongest term in the report's text, one finding per rule.
+
+    A keyword alert is about its incident: the report, or the master incident a repeat call was
+    merged into (重复警情). A later, unrelated report with the same word is another incident and
+    raises an alert of its own."""
     text = report.description
     findings = []
     for rule_id, hits in strongest_by_rule(rules.matcher.match(text)).items():
@@ -117,9 +127,9 @@ def keyword_findings(report: Report, rules: RuleSet) -> list[Finding]:
             area.center = report.point
         where = report.address_text or area.name
         findings.append(Finding(
-            rule=rule, level=level, key=("term", top.term, area.id or "city"), area=area, subject=report.name,
+            rule=rule, level=level, key=("incident", report.incident_name), area=area, subject=report.name,
             summary=f"{where}接报涉“{'、'.join(terms)}”警情：{text[:80]}",
-            labels={"term": top.term, "incident_type": report.incident_type},
+            labels={"term": top.term, "incident_type": report.incident_type, "incident": report.incident_name},
             suggested_action=rule.suggested_action or "立即核实警情，按预案就近调派警力处置"))
     return findings
 
@@ -135,7 +145,7 @@ def volume_finding(rule: Rule, report: Report, area: Area, count: int, t: dateti
     if count <= rule.threshold:
         return None
     window = rule.window_s
-    kinds = "、".join(rule.incident_types) if rule.incident_types else "各类"
+    kinds = incident_types_text(rule.incident_types)
     return Finding(
         rule=rule, level=rule.level, key=(area.kind, area.id), area=area, subject=report.name,
         summary=f"{area.name}{window_text(window)}内接报{kinds}警情{count}起，超过阈值{rule.threshold:g}起",
@@ -374,6 +384,10 @@ class Signal:
         return self.name.split("/", 1)[1] if self.name else ""
 
 
+# Partners' signal types in words, for the alert's text (an unknown type is shown as sent).
+SIGNAL_TYPE_LABELS = {"ABNORMAL_CASH_WITHDRAWAL": "异常大额取现", "FRAUD_VICTIM_WARNING": "疑似电信诈骗受害人预警"}
+
+
 def signal_findings(rules: list[Rule], signal: Signal) -> list[Finding]:
     """One finding per EXTERNAL_SIGNAL rule the signal meets (its type, its risk, its station)."""
     findings = []
@@ -388,7 +402,7 @@ def signal_findings(rules: list[Rule], signal: Signal) -> list[Finding]:
         area = Area.station(signal.station_id, center=center)
         person = signal.person_masked or signal.external_id or signal.id
         amount = signal.attributes.get("amount")
-        what = signal.description or signal.signal_type
+        what = signal.description or SIGNAL_TYPE_LABELS.get(signal.signal_type, signal.signal_type)
         findings.append(Finding(
             rule=rule, level=rule.level, key=(signal.signal_type, signal.station_id, person), area=area,
             subject=signal.name,

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from services.runtime.auth import AuthContext
 from services.runtime.errors import FailedPrecondition
+from services.runtime.labels import incident_type_label
 
 from .alerts import Finding
 from .common import LEVELS, Area, Stamp, level_rank
@@ -131,7 +132,7 @@ def report_back_due(a: Assignment, seconds: float, now: datetime) -> datetime:
 
 
 def report_back_description(a: Assignment) -> str:
-    return f"{a.unit}处警后回告（{a.case_name}，{a.incident_type}）"
+    return f"{a.unit}处警后回告（{a.case_name}，{incident_type_label(a.incident_type)}）"
 
 
 @dataclass

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..domain import UnitPosition
-from . import alerts, detection, obligations, rules
+from ..domain.receivers import NotifyConfig
+from . import alerts, deliveries, detection, obligations, rules
 from .rules import RulesCache
 
-__all__ = ["EVENT_HANDLERS", "Context", "RulesCache", "alerts", "detection", "obligations", "rules"]
+__all__ = ["EVENT_HANDLERS", "Context", "RulesCache", "alerts", "deliveries", "detection", "obligations", "rules"]
 
 
 @dataclass
@@ -30,6 +31,8 @@ class Context:
     units: Callable[..., list[UnitPosition]]
     # (lon, lat) -> the station with jurisdiction there, "" when none (intake).
     locate: Callable[[float, float], str]
+    # Receivers, routes and inhibition rules (None: only the Subscribe stream is told).
+    notify: NotifyConfig | None = None
 
 
 EVENT_HANDLERS = {

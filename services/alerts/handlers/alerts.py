@@ -11,6 +11,45 @@ from services.runtime.ids import new_id
 from services.runtime.uow import UnitOfWork
 
 from ..domain import SYSTEM, Alert, Finding, Matcher, Silence, ensure_visible, silence_holding
+from ..domain import receivers
+
+
+def queue_deliveries(uow: UnitOfWork, alert: Alert, status: str) -> int:
+    """Queues what the alert's change sends to its routed receivers (webhooks, SMS), in the
+    transaction of the change; the delivery worker sends them after the commit. Returns how many."""
+    config = getattr(uow.context, "notify", None)
+    if config is None:
+        return 0
+    repos = uow.repos
+    told = repos.deliveries.told(alert.id) if status == "resolved" else None
+    others = repos.alerts.open_labels(alert.station_id) if config.inhibit_rules else []
+    planned = receivers.plan(config, alert, status, now=uow.now(), new_id=new_id,
+                             open_alerts=others if status == "firing" else [], told=told)
+    repos.deliveries.add(planned)
+    if status == "resolved":
+        _release_muted(uow, config, alert, others)
+    return len(planned)
+
+
+def _release_muted(uow: UnitOfWork, config: receivers.NotifyConfig, source: Alert, open_alerts: list) -> None:
+    """A resolved alert no longer mutes others: what it held back is sent now, unless another open
+    alert mutes it still (Alertmanager's inhibition ends with its source)."""
+    labels = dict(open_alerts)
+    for d in uow.repos.deliveries.muted_by(source.name):
+        target = f"alerts/{d.alert_id}"
+        if target not in labels:
+            continue  # resolved meanwhile: it stays unsent
+        d.release(uow.now(), config.inhibited_by(labels[target], [o for o in open_alerts if o[0] != target]))
+        uow.repos.deliveries.save(d)
+
+
+def _save(uow: UnitOfWork, alert: Alert, *, resolved: bool = False) -> None:
+    """Saves a changed alert and collects it; someone told now (or a resolution) goes to the receivers too."""
+    firing = bool(alert.new_notifications)
+    uow.repos.alerts.save(alert)
+    uow.collect(alert)
+    if firing or resolved:
+        queue_deliveries(uow, alert, "resolved" if resolved else "firing")
 
 
 def raise_alert(uow: UnitOfWork, finding: Finding) -> Alert:
@@ -20,12 +59,15 @@ def raise_alert(uow: UnitOfWork, finding: Finding) -> Alert:
     if alert is None:
         silence = silence_holding(repos.silences.active(now), finding.alert_labels())
         alert = Alert.fire(finding, alert_id=new_id(now, prefix="a"), now=now, silence=silence)
+        firing = bool(alert.new_notifications)
         if not repos.alerts.add(alert):  # raised concurrently by another consumer: fold into it
             return raise_alert(uow, finding)
+        uow.collect(alert)
+        if firing:
+            queue_deliveries(uow, alert, "firing")
     else:
         alert.repeat(finding, now)
-        repos.alerts.save(alert)
-    uow.collect(alert)
+        _save(uow, alert)
     return alert
 
 
@@ -48,16 +90,14 @@ def acknowledge_alert(uow: UnitOfWork, *, alert_id: str, comment: str, visible: 
 def resolve_alert(uow: UnitOfWork, *, alert_id: str, reason: str, visible: list[str] | None = None) -> Alert:
     alert = _visible_alert(uow, alert_id, visible)
     alert.resolve(uow.actor, reason, uow.now())
-    uow.repos.alerts.save(alert)
-    uow.collect(alert)
+    _save(uow, alert, resolved=True)
     return alert
 
 
 def _resolve(uow: UnitOfWork, alert_id: str, actor: AuthContext, reason: str) -> None:
     alert = uow.repos.alerts.get(alert_id)
     alert.resolve(actor, reason, uow.now())
-    uow.repos.alerts.save(alert)
-    uow.collect(alert)
+    _save(uow, alert, resolved=True)
 
 
 def resolve_alerts_about(uow: UnitOfWork, subject: str, *, actor: AuthContext, reason: str) -> int:
@@ -74,8 +114,7 @@ def escalate_due(uow: UnitOfWork) -> int:
     for alert in uow.repos.alerts.due_for_escalation(uow.now()):
         if alert.escalate(uow.now()):
             escalated += 1
-        uow.repos.alerts.save(alert)
-        uow.collect(alert)
+        _save(uow, alert)
     return escalated
 
 
@@ -139,8 +178,7 @@ def release_silence(uow: UnitOfWork, silence: Silence) -> int:
         else:
             alert.release(silence.id, now)
             released += 1
-        uow.repos.alerts.save(alert)
-        uow.collect(alert)
+        _save(uow, alert)
     silence.released = True
     uow.repos.silences.save(silence)
     return released

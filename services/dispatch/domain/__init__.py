@@ -16,7 +16,7 @@ Everything is importable from `services.dispatch.domain`.
 from services.runtime.model import DomainEvent, TimelineEntry
 
 from .unit import (
-    CITY_TZ, COMMAND_ROLES, EARTH_RADIUS_M, KIND_LABELS, MAX_FIX_AHEAD_S, ROSTER_ROLES, UNIT_FIELDS, PositionFix,
+    CITY_TZ, COMMAND_ROLES, REPORTABLE_STATUSES, STATUS_LABELS, EARTH_RADIUS_M, KIND_LABELS, MAX_FIX_AHEAD_S, ROSTER_ROLES, UNIT_FIELDS, PositionFix,
     Shift, Unit, UnitUpdated, authorize_roster, distance_m, duty_roster, entry, is_units_officer, may_act_for,
     officer_ids,
 )
@@ -34,7 +34,7 @@ from .case import (
     RATE_ROLES, RATEABLE_STATUSES, RATED_ASSIGNMENT_STATES, ROLE_LABELS, SATISFACTION_LABELS, SPECIALIST_KINDS,
     SILENT_INSTRUCTION, STATE_LABELS, SYSTEM, TRANSITIONS, UNIT_STATUS_FOR, WAITING_STATUSES, Assignment,
     AssignmentChanged, Box, CaseCreated, CaseUpdated, DispatchCase, FollowUp, FollowUpFlagged, RatedOfficer,
-    ReportFacts, UnitMove, authorize, can_move, case_status, in_area, initial_level, levels_from, rank,
+    ReportFacts, UnitMove, authorize, can_move, case_status, community_matter, in_area, initial_level, levels_from, rank,
     seconds_between, view_of,
 )
 from .grant import AccessGrant, auto_grant

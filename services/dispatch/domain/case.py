@@ -77,6 +77,16 @@ CANCEL_REASONS = {"DUPLICATE": "重复报警", "FALSE_ALARM": "误报或虚假�
 SILENT_INSTRUCTION = "无声报警：勿回拨报警人，静默接近"
 # A case is on the map until the citizen has been told the outcome (回告).
 ACTIVE_STATUSES = ("PENDING", "DISPATCHED", "ON_SCENE", "CLEARED")
+# Community matters (求助, disputes to mediate, noise) that are not urgent go straight to the grid's
+# community officer (网格责任民警直接派单); emergencies keep the nearest suitable units.
+COMMUNITY_TYPES = frozenset({"DISPUTE", "NOISE", "OTHER"})
+COMMUNITY_MIN_PRIORITY = 3
+
+
+def community_matter(incident_type: str, priority: int) -> bool:
+    return incident_type in COMMUNITY_TYPES and priority >= COMMUNITY_MIN_PRIORITY
+
+
 # Cases that can still be waiting for a first unit on scene.
 WAITING_STATUSES = ("PENDING", "DISPATCHED")
 
@@ -185,6 +195,8 @@ LEVEL_LABELS = {"STATION": "派出所级", "COUNTY": "分局（县）级", "CITY
 INITIAL_LEVEL_BY_TYPE = {
     "HOMICIDE": "CITY",
     "KIDNAPPING": "CITY",
+    # An officer pressed the panic button (民警紧急求助): the city centre follows it at once.
+    "OFFICER_EMERGENCY": "CITY",
     "EXPLOSION": "CITY",
     "HOSTAGE": "CITY",
     "TERRORISM": "PROVINCE",
@@ -266,6 +278,12 @@ class FollowUp:
     flagged: bool
     # The officers of the units that saw the case through, by police number.
     officers: list[RatedOfficer] = field(default_factory=list)
+    # The station chief's review of an unsatisfied follow-up (回访不满意复核): OPEN until decided,
+    # then REOPENED (the case is handled again) or ANSWERED (a written answer to the citizen).
+    review_state: str = ""
+    reviewed_by: str = ""
+    review_time: datetime | None = None
+    review_answer: str = ""
 
 
 # -- what a case is opened from ------------------------------------------------------------
@@ -380,6 +398,8 @@ class DispatchCase(Aggregate):
     close_notes: str = ""
     # When automatic offers stopped because nobody took the case (OFFERS_EXHAUSTED).
     offers_exhausted_time: datetime | None = None
+    # When a review reopened the case (重新处置): its status follows the assignments made since.
+    reopen_time: datetime | None = None
 
     @property
     def name(self) -> str:
@@ -633,7 +653,8 @@ class DispatchCase(Aggregate):
         if a.state == "ON_SCENE" and self.arrive_time is None:
             self.arrive_time = at
             self._measure("arrive", (at - self.report_time).total_seconds())
-        self.status = case_status(self.status, self.assignments)
+        since = [x for x in self.assignments if self.reopen_time is None or x.offer_time >= self.reopen_time]
+        self.status = case_status(self.status, since)
         if self.status == "CLOSED" and self.close_time is None:
             self.close_time = at
             self._measure("close", (at - self.report_time).total_seconds())
@@ -823,7 +844,8 @@ class DispatchCase(Aggregate):
         flagged = satisfaction == "UNSATISFIED"
         before = self.snapshot()
         self.follow_up = FollowUp(satisfaction=satisfaction, comment=comment, actor=who, roles=roles, rate_time=at,
-                                  flagged=flagged, officers=sorted(rated.values(), key=lambda o: o.officer_id))
+                                  flagged=flagged, officers=sorted(rated.values(), key=lambda o: o.officer_id),
+                                  review_state="OPEN" if flagged else "")
         detail = f"群众回访：{SATISFACTION_LABELS[satisfaction]}" + (f"。{comment}" if comment else "")
         entries = [entry(actor, at, "RATED", detail)]
         if flagged:
@@ -834,6 +856,30 @@ class DispatchCase(Aggregate):
         if flagged:
             self.record(FollowUpFlagged(self.snapshot(), self.follow_up))
         return self.follow_up
+
+    def review(self, *, decision: str, answer: str, actor: AuthContext, at: datetime) -> None:
+        """The station chief's review of an unsatisfied follow-up (复核): REOPEN hands the case back
+        for handling (the command offers it again); ANSWER closes the review with a written answer
+        to the citizen. Either way on the timeline."""
+        if not actor.has_role("commander", "dispatcher") and self.station_id != actor.station:
+            raise PermissionDenied(f"{self.name} belongs to station {self.station_id}, not {actor.station or 'yours'}",
+                                   reason="OTHER_STATION", metadata={"station_id": self.station_id})
+        f = self.follow_up
+        if f is None or f.review_state != "OPEN":
+            raise FailedPrecondition(f"{self.name} has no unsatisfied follow-up waiting for review",
+                                     reason="NO_OPEN_REVIEW", metadata={"review_state": f.review_state if f else ""})
+        before = self.snapshot()
+        self.follow_up = replace(f, reviewed_by=actor.subject or "anonymous", review_time=at, review_answer=answer,
+                                 review_state="REOPENED" if decision == "REOPEN" else "ANSWERED")
+        if decision == "REOPEN":
+            self.status, self.reopen_time, self.close_time, self.update_time = "PENDING", at, None, at
+            self.outcome = self.cancel_reason = ""
+            entries = [entry(actor, at, "REOPENED", "回访不满意，所长复核后重新处置，待重新派警", answer)]
+        else:
+            self.update_time = at
+            entries = [entry(actor, at, "REVIEW_ANSWERED", "回访不满意，所长复核并书面答复群众", answer)]
+        self._append(entries)
+        self.record(CaseUpdated(self.snapshot(), before, entries[0].action, tuple(entries)))
 
     # -- what the repositories take along -----------------------------------------------------
 

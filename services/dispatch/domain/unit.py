@@ -31,7 +31,14 @@ KIND_LABELS = {
 COMMAND_ROLES = ("dispatcher", "commander", "service")
 # Roles that keep the roster: the station's chief for their own station, command for any.
 ROSTER_ROLES = ("dispatcher", "commander", "service")
-UNIT_FIELDS = ("call_sign", "kind", "station_id", "skills", "vehicle", "officers")
+UNIT_FIELDS = ("call_sign", "kind", "station_id", "skills", "vehicle", "officers", "grid_ids")
+STATUS_LABELS = {
+    "OFF_DUTY": "未上岗", "AVAILABLE": "可接警", "OFFERED": "待接单", "EN_ROUTE": "出警途中", "ON_SCENE": "现场处置",
+    "BUSY": "忙碌", "AT_STATION": "在所", "OUT_OF_SERVICE": "暂停勤务", "TRANSPORTING": "押送/送医途中",
+    "EMERGENCY": "紧急求助",
+}
+# What an officer may say from the phone (SetUnitStatus).
+REPORTABLE_STATUSES = ("AVAILABLE", "BUSY", "AT_STATION", "OUT_OF_SERVICE", "TRANSPORTING", "EMERGENCY")
 # A phone's fix may run ahead of the service's clock by this much.
 MAX_FIX_AHEAD_S = 60
 
@@ -147,6 +154,8 @@ class Unit(Aggregate):
     position_stale: bool = False
     # Entries of this unit's timeline (those loaded, then those added).
     timeline: list[TimelineEntry] = field(default_factory=list)
+    # The grids a community officer (社区民警) is responsible for (网格责任民警).
+    grid_ids: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -156,7 +165,8 @@ class Unit(Aggregate):
         return may_act_for(actor, officer_ids(self.officers), self.station_id)
 
     def snapshot(self) -> "Unit":
-        return replace(self, skills=list(self.skills), officers=[dict(o) for o in self.officers], timeline=[])
+        return replace(self, skills=list(self.skills), officers=[dict(o) for o in self.officers], timeline=[],
+                       grid_ids=list(self.grid_ids))
 
     def update(self, values: dict, *, paths: list[str], actor: AuthContext, at: datetime) -> None:
         """Changes the unit's static data (UpdateUnit): the caller keeps the roster of its station and,
@@ -168,6 +178,29 @@ class Unit(Aggregate):
             setattr(self, name, value)
         self.timeline.append(entry(actor, at, "UPDATED", "修改：" + "、".join(paths)))
         self.record(UnitUpdated(self.snapshot(), "UPDATED", actor, at, ",".join(paths)))
+
+    def change_status(self, status: str, *, reason: str, actor: AuthContext, at: datetime, working: str) -> None:
+        """An officer says what the unit is doing (状态上报); `working` is the state of the assignment the
+        unit holds ("" for none). Offered, en route and on scene follow the assignments; the panic
+        button (EMERGENCY) is always taken."""
+        if not self.may_be_acted_for_by(actor):
+            raise PermissionDenied(f"only an officer of {self.name} or a dispatcher may set its status",
+                                   reason="NOT_ASSIGNED_OFFICER")
+        if status == self.status:
+            raise FailedPrecondition(f"{self.name} is already {status}", reason="SAME_STATUS",
+                                     metadata={"status": status})
+        if status != "EMERGENCY":
+            if working == "OFFERED":
+                raise FailedPrecondition(f"{self.name} has an offer to answer first (accept or decline it)",
+                                         reason="UNIT_OFFERED")
+            if working and status != "TRANSPORTING":
+                raise FailedPrecondition(f"{self.name} is on an assignment ({working}); its status follows it",
+                                         reason="ON_ASSIGNMENT", metadata={"assignment_state": working})
+        previous, self.status = self.status, status
+        action = "EMERGENCY" if status == "EMERGENCY" else "STATUS_CHANGED"
+        detail = f"状态：{STATUS_LABELS.get(previous, previous)} → {STATUS_LABELS[status]}"
+        self.timeline.append(entry(actor, at, action, detail, reason))
+        self.record(UnitUpdated(self.snapshot(), action, actor, at, reason))
 
     def add_shift(self, *, start: datetime, end: datetime, area: str, actor: AuthContext, at: datetime,
                   existing: list[Shift]) -> Shift:
