@@ -163,7 +163,7 @@ def apply_report_update(uow: UnitOfWork, *, report: ReportFacts, action: str) ->
         return open_case_for_report(uow, report=report) if action in ("CORRECTED", "UNMERGED") else None
     if action != "CORRECTED":
         # Most updates change nothing of the case: it is locked only when its silence has to follow.
-        seen = repos.cases.get(case_id)
+        seen = repos.cases.brief(case_id)  # the case's row only: one query for most updates
         if seen is None or seen.silent == report.silent:
             return None
     case = repos.cases.get(case_id, lock=True)
@@ -201,7 +201,8 @@ def offer_by_hand(uow: UnitOfWork, *, case_id: str, unit_id: str, role: str, rea
     unit = repos.units.get(unit_id, at=at, stale_before=ctx.stale_before(at), lock=True)
     if unit is None:
         raise NotFound(f"units/{unit_id}")
-    if unit.station_id not in (ctx.district_stations(case.station_id) or {unit.station_id}) and not uow.actor.has_role("commander", "service"):
+    district = ctx.district_stations(case.station_id) or {unit.station_id}
+    if unit.station_id not in district and not uow.actor.has_role("commander", "service"):
         raise PermissionDenied(f"{unit.name} is of another district than {case.name}: a cross-district offer is the "
                                "commander's decision", reason="CROSS_DISTRICT",
                                metadata={"unit_station_id": unit.station_id, "case_station_id": case.station_id})
