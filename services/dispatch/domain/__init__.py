@@ -17,8 +17,8 @@ from services.runtime.model import DomainEvent, TimelineEntry
 
 from .unit import (
     CITY_TZ, COMMAND_ROLES, EARTH_RADIUS_M, KIND_LABELS, MAX_FIX_AHEAD_S, REPORTABLE_STATUSES, ROSTER_ROLES,
-    STATUS_LABELS, UNIT_FIELDS, PositionFix, Shift, Unit, UnitUpdated, authorize_roster, distance_m, duty_roster, entry, is_units_officer, may_act_for,
-    officer_ids,
+    STATUS_LABELS, UNIT_FIELDS, PositionFix, Shift, Unit, UnitUpdated, authorize_roster, distance_m, duty_roster,
+    entry, is_units_officer, may_act_for, officer_ids,
 )
 from .recommend import SEARCH_RADIUS_M, Matrix, Need, Recommendation, matrix, recommend, search
 from .stop_payment import (
