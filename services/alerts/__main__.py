@@ -9,6 +9,7 @@ from services.runtime.app import Runtime, ServiceSpec, main
 from services.runtime.config import env_float
 
 from . import clients, handlers, mapping, policy, seed, store, workers
+from .domain import CapSender
 from .domain.receivers import DeliveryPolicy, NotifyConfig
 from .api import AlertsServicer
 
@@ -16,7 +17,8 @@ from .api import AlertsServicer
 def build(rt: Runtime) -> list[tuple]:
     config = NotifyConfig.from_env()
     rt.context = handlers.Context(rules=handlers.RulesCache(), units=clients.DispatchUnits(rt.channel("dispatch")),
-                                  locate=clients.Jurisdictions(rt.channel("intake")), notify=config)
+                                  locate=clients.Jurisdictions(rt.channel("intake")), notify=config,
+                                  cap_sender=CapSender.from_env())
     # Notification receivers: the delivery worker, and the SMS reply listener when texts go out.
     smsc, retry = clients.SmscSettings.from_env(), DeliveryPolicy.from_env()
     rt.workers.append(workers.DeliveryWorker(rt, {"WEBHOOK": clients.WebhookSender(config, retry.call_timeout_seconds),

@@ -338,7 +338,23 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
         return mapping.heat_map_to_pb(res, start, end, cells, self.rt.clock())
 
     def ExportCap(self, request: pb.ExportCapRequest, context) -> pb.CapDocument:
-        return mapping.cap_document(self._visible_alert(request.name))
+        return mapping.cap_document(self._visible_alert(request.name), self.rt.context.cap_sender)
+
+    def GetCapMessage(self, request: pb.GetCapMessageRequest, context):
+        return mapping.cap_message_body(self._visible_alert(request.name), self.rt.context.cap_sender)
+
+    def GetCapFeed(self, request: pb.GetCapFeedRequest, context):
+        v = Violations()
+        v.check(0 <= request.page_size <= 500, "page_size", "must be 0 to 500")
+        v.raise_if_any()
+        stations = _listed(request.station_id)
+        with read_snapshot(self.rt.engine) as conn:
+            found = [a for a in queries.active_alerts(conn)
+                     if stations is None or {a.area.station_id, *a.area.shared_station_ids} & set(stations)]
+        found.sort(key=lambda a: (a.update_time, a.id), reverse=True)
+        scope = request.station_id or ("city" if stations is None else "-".join(stations))
+        return mapping.cap_feed_body(found[:request.page_size or 100], self.rt.context.cap_sender, scope=scope,
+                                     updated=self.rt.clock())
 
     # -- obligations -------------------------------------------------------------
     def CreateObligation(self, request: pb.CreateObligationRequest, context) -> pb.Obligation:

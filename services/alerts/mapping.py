@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from google.api import httpbody_pb2
 from google.protobuf import duration_pb2
 
 from smart110.alerts.v1 import alerts_service_pb2 as pb
@@ -202,9 +203,28 @@ def event_to_message(event: DomainEvent) -> tuple[str, str, pb.AlertFired | pb.A
     return "alerts.AlertUpdated", alert.name, updated
 
 
-def cap_document(alert: Alert) -> pb.CapDocument:
+def cap_document(alert: Alert, sender: domain.CapSender) -> pb.CapDocument:
     cap = domain.cap_input(alert)
-    return pb.CapDocument(identifier=cap.identifier, xml=domain.cap_xml(cap))
+    return pb.CapDocument(identifier=cap.identifier, xml=domain.cap_xml(cap, sender))
+
+
+XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
+
+
+def cap_message_body(alert: Alert, sender: domain.CapSender) -> httpbody_pb2.HttpBody:
+    """The alert's CAP message as a CAP receiver fetches it (application/cap+xml)."""
+    xml = domain.cap_xml(domain.cap_input(alert), sender)
+    return httpbody_pb2.HttpBody(content_type="application/cap+xml; charset=utf-8",
+                                 data=(XML_DECLARATION + xml).encode())
+
+
+def cap_feed_body(alerts: list[Alert], sender: domain.CapSender, *, scope: str, updated) -> httpbody_pb2.HttpBody:
+    """The alerts in force as an ATOM feed of CAP messages (application/atom+xml)."""
+    xml = domain.cap_feed(alerts, sender=sender, feed_id=f"urn:smart110:alerts:cap:{scope}",
+                          title=f"{sender.name}在发预警（{scope}）", updated=updated,
+                          link_of=lambda a: f"/v1/{a.name}:exportCap")
+    return httpbody_pb2.HttpBody(content_type="application/atom+xml; charset=utf-8",
+                                 data=(XML_DECLARATION + xml).encode())
 
 
 # -- silences ---------------------------------------------------------------------

@@ -29,6 +29,8 @@ POLICIES = {SERVICE_NAME: Policy(SERVICE_NAME, {
     "Subscribe": Access(*ANYONE),
     "GetHeatMap": Access(*ANYONE),
     "ExportCap": Access(*ANYONE),
+    "GetCapMessage": Access(*ANYONE),
+    "GetCapFeed": Access(*ANYONE),
     "CreateObligation": Access(*OBLIGATION_EDITORS),
     "GetObligation": Access(*ANYONE),
     "ListObligations": Access(*ANYONE),

