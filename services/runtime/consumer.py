@@ -113,6 +113,13 @@ def dead_letter_table(metadata: MetaData) -> Table:
     )
 
 
+def _occurred(event: events_pb2.Event) -> float:
+    """When an event occurred (epoch seconds); now for an event without occur_time."""
+    if event.HasField("occur_time"):
+        return event.occur_time.seconds + event.occur_time.nanos / 1e9
+    return time.time()
+
+
 def error_text(exc: BaseException) -> str:
     """Exception class and message, without the stack, truncated."""
     text = f"{type(exc).__name__}: {exc}"
@@ -188,9 +195,12 @@ class FeedConsumer:
         self._last_sequence = 0  # the cursor as last read or moved by this process
         self._renewed = False
         self._thread: threading.Thread | None = None
+        # When the oldest event read but not yet applied occurred (epoch seconds); None when caught up.
+        self._oldest_unapplied: float | None = None
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
+        metrics.FEED_LAG.labels(service=metrics.service(), source=self.source).set_function(self.lag_seconds)
         self._thread = threading.Thread(target=self._run, name=f"consume-{self.source}", daemon=True)
         self._thread.start()
 
@@ -254,7 +264,10 @@ class FeedConsumer:
                 for batch in self._batches(self._call):
                     if self._stop.is_set():
                         return
+                    if self._oldest_unapplied is None:  # kept across retries of the same events
+                        self._oldest_unapplied = _occurred(batch[0])
                     self.handle_batch(batch)
+                    self._oldest_unapplied = None
                     backoff = 0.2
                 if self._renewed:
                     continue  # reopen from the cursor at once; a stream the producer ended waits a little
@@ -558,6 +571,13 @@ class FeedConsumer:
             return sub.prepare(event, payload)
         return sub.prepare(self.context, event, payload)
 
+    def lag_seconds(self) -> float:
+        """How long the oldest event read but not yet applied has waited since it occurred; 0 when
+        caught up (smart110_feed_lag_seconds reads it when scraped, so it grows while the consumer is
+        stuck on a failing event or an unavailable dependency)."""
+        since = self._oldest_unapplied
+        return 0.0 if since is None else max(time.time() - since, 0.0)
+
     def _cursor_gauge(self):
         return metrics.FEED_CURSOR.labels(service=metrics.service(), source=self.source)
 
@@ -567,9 +587,6 @@ class FeedConsumer:
         # The cursor only moves forward (as in the table).
         self._last_sequence = max(self._last_sequence, event.sequence)
         self._cursor_gauge().set(self._last_sequence)
-        if event.HasField("occur_time"):
-            occurred = event.occur_time.seconds + event.occur_time.nanos / 1e9
-            metrics.FEED_LAG.labels(service=service, source=self.source).set(max(time.time() - occurred, 0.0))
         metrics.FEED_EVENTS_APPLIED.labels(service=service, source=self.source, type=event.type, result=result).inc()
         if result == PARKED:
             metrics.FEED_EVENTS_PARKED.labels(service=service, source=self.source).inc()

@@ -39,19 +39,20 @@ def service() -> str:
 
 RPC_REQUESTS = Counter(
     "smart110_rpc_requests_total",
-    "gRPC requests handled, by final status code.",
-    ["service", "method", "code"],
+    "gRPC requests handled, by final status code; grpc_type is unary, client_stream, server_stream or bidi_stream.",
+    ["service", "method", "grpc_type", "code"],
 )
 RPC_DURATION = Histogram(
     "smart110_rpc_duration_seconds",
-    "gRPC handling time; for a server stream, until the stream ends.",
-    ["service", "method"],
+    "gRPC handling time; for a stream, until the stream ends (keep streams apart with grpc_type).",
+    ["service", "method", "grpc_type"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 
 FEED_LAG = Gauge(
     "smart110_feed_lag_seconds",
-    "Now minus the occur_time of the last event applied from a source feed (at apply time).",
+    "Now minus the occur_time of the oldest event of a source feed read but not yet applied (0 when caught up): "
+    "it grows while a consumer is stuck.",
     ["service", "source"],
 )
 FEED_CURSOR = Gauge(

@@ -66,11 +66,12 @@ def _final_code(context, completed: bool) -> grpc.StatusCode:
     return grpc.StatusCode.CANCELLED if not context.is_active() else grpc.StatusCode.UNKNOWN
 
 
-def _record(method: str, code: grpc.StatusCode, started: float) -> None:
+def _record(method: str, code: grpc.StatusCode, started: float, grpc_type: str) -> None:
     service = metrics.service()
     name = method.lstrip("/")
-    metrics.RPC_REQUESTS.labels(service=service, method=name, code=code.name).inc()
-    metrics.RPC_DURATION.labels(service=service, method=name).observe(time.perf_counter() - started)
+    metrics.RPC_REQUESTS.labels(service=service, method=name, grpc_type=grpc_type, code=code.name).inc()
+    metrics.RPC_DURATION.labels(service=service, method=name, grpc_type=grpc_type).observe(
+        time.perf_counter() - started)
 
 
 # Methods anyone may call without a credential: health checks and reflection.
@@ -107,7 +108,7 @@ class Identities:
 
 
 @contextmanager
-def _rpc_scope(method: str, metadata, context, identities: Identities):
+def _rpc_scope(method: str, metadata, context, identities: Identities, grpc_type: str = "unary"):
     """One RPC: the caller's verified identity, the one error mapping, and its metrics."""
     started = time.perf_counter()
     done = threading.Event()
@@ -125,7 +126,7 @@ def _rpc_scope(method: str, metadata, context, identities: Identities):
             raise
         context.abort_with_status(_status_for(exc, method))
     finally:
-        _record(method, _final_code(context, done.is_set()), started)
+        _record(method, _final_code(context, done.is_set()), started, grpc_type)
         auth.reset(token)
         policy.reset_jurisdiction(scope)
 
@@ -147,8 +148,10 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         deserialize = _guarded_deserializer(handler.request_deserializer)
 
         def unary(behavior, streamed):
+            kind = "client_stream" if streamed else "unary"
+
             def wrapper(request_or_iterator, context):
-                with _rpc_scope(method, metadata, context, identities) as done:
+                with _rpc_scope(method, metadata, context, identities, kind) as done:
                     # Refused before the handler runs: nothing is written for a request the guard refuses.
                     request = _checked(request_or_iterator, streamed)
                     with _request_query(method, request, streamed):
@@ -159,8 +162,10 @@ class ErrorInterceptor(grpc.ServerInterceptor):
             return wrapper
 
         def streaming(behavior, streamed):
+            kind = "bidi_stream" if streamed else "server_stream"
+
             def wrapper(request_or_iterator, context):
-                with _rpc_scope(method, metadata, context, identities) as done:
+                with _rpc_scope(method, metadata, context, identities, kind) as done:
                     # A unary request is checked whole before the stream starts. No page token scope
                     # here: a generator may be resumed in another context.
                     request = _checked(request_or_iterator, streamed)

@@ -26,6 +26,7 @@ from services.runtime.feed import Feed
 from services.runtime.outbox import Idempotency, Outbox
 from services.runtime.server import create_server
 from tests import support
+from tests.conftest import eventually
 
 SCHEMA = "dlcheck"
 
@@ -191,6 +192,49 @@ def test_a_dependency_outage_is_waited_out_never_parked(env, outage):
     with engine.connect() as conn:
         assert [r.event_id for r in conn.execute(select(effects.c.event_id).where(
             effects.c.subject == f"d/{tag}"))] == [event.event_id]
+
+
+def test_the_feed_lag_grows_while_a_consumer_is_stuck_and_is_zero_once_it_catches_up(env):
+    """smart110_feed_lag_seconds is the age of the oldest event read but not applied: while a
+    dependency is down it keeps growing (it is read when scraped), not frozen at the last apply."""
+    engine, tables, effects, feed, outbox = env["engine"], env["tables"], env["effects"], env["feed"], env["outbox"]
+    source = f"src{uuid.uuid4().hex[:6]}"
+    tag = uuid.uuid4().hex[:8]
+    with engine.begin() as conn:
+        outbox.publish(conn, "test.Lagging", f"l/{tag}", common_pb2.GeoPoint(latitude=1))
+    down, tried = threading.Event(), threading.Event()
+    down.set()
+
+    def prepare(event, payload):
+        tried.set()
+        if down.is_set():
+            raise Unavailable("the callee is restarting", reason="CALLEE_UNAVAILABLE")
+        return None
+
+    def handler(conn, event, payload, prepared):
+        conn.execute(effects.insert().values(subject=event.subject, event_id=event.event_id))
+
+    consumer = FeedConsumer(source=source, open_stream=lambda req: feed.stream(req, Ctx()), engine=engine,
+                            cursors=tables.cursors, inbox=tables.inbox, dead_letters=tables.dead_letters,
+                            retry_backoff=0.01, subscriptions={"test.Lagging": Subscription(common_pb2.GeoPoint,
+                                                                                            handler, prepare)})
+    event = [e for e in feed.stream(events_pb2.StreamEventsRequest(types=["test.Lagging"], stop_at_end=True), Ctx())
+             if e.subject.endswith(tag)][0]
+    occurred = event.occur_time.seconds + event.occur_time.nanos / 1e9
+    consumer.start()
+    try:
+        assert tried.wait(30)
+        for _ in range(2):  # each reading is the event's age at that moment
+            before = time.time()
+            lag = consumer.lag_seconds()
+            assert lag >= before - occurred > 0
+            exported = REGISTRY.get_sample_value("smart110_feed_lag_seconds",
+                                                 {"service": metrics.service(), "source": source})
+            assert exported >= lag
+        down.clear()
+        eventually(lambda: consumer.cursor() >= event.sequence and consumer.lag_seconds() == 0.0)
+    finally:
+        consumer.stop()
 
 
 def test_stop_with_a_generator_stream_completes(env):

@@ -48,7 +48,14 @@ def test_rpcs_feeds_outbox_and_sla_are_exported(http, stack):
     assert bad.status_code == 400
 
     intake = scrape(stack, "intake")
-    assert value(intake, "smart110_rpc_requests_total", service="intake", method=REPORT_INCIDENT, code="OK") >= 1
+    assert value(intake, "smart110_rpc_requests_total", service="intake", method=REPORT_INCIDENT, code="OK",
+                 grpc_type="unary") >= 1
+    # Every RPC sample says what kind of call it is: a stream's duration (how long it stayed open)
+    # is kept apart from unary calls.
+    assert {labels.get("grpc_type") for n, labels, _v in intake
+            if n == "smart110_rpc_requests_total" and labels.get("method") == REPORT_INCIDENT} == {"unary"}
+    assert all(labels.get("grpc_type") in ("unary", "client_stream", "server_stream", "bidi_stream")
+               for n, labels, _v in intake if n == "smart110_rpc_requests_total")
     assert value(intake, "smart110_rpc_requests_total", service="intake", method=REPORT_INCIDENT,
                  code="INVALID_ARGUMENT") >= 1
     assert value(intake, "smart110_rpc_duration_seconds_count", service="intake", method=REPORT_INCIDENT) >= 2
