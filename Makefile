@@ -27,7 +27,7 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip check
 	touch $@
 
-setup: $(VENV)/.installed build/.proto build/schemas/.installed
+setup: $(VENV)/.installed build/.proto build/openapi.json build/schemas/.installed
 
 # Schemas the tests validate against (OASIS CAP 1.2), kept out of the environment.
 build/schemas/.installed: requirements-schemas.txt $(VENV)/.installed
@@ -46,6 +46,10 @@ build/.proto: $(VENV)/.installed $(PROTO_FILES)
 	  --include_imports --include_source_info --descriptor_set_out=build/descriptors.pb \
 	  $(PROTO_FILES) google/rpc/error_details.proto
 	touch $@
+
+# OpenAPI 3 of every REST route, generated from the descriptor set (the gateway serves it at /openapi.json).
+build/openapi.json: build/.proto gateway/openapi.py
+	$(PY) -m gateway.openapi build/descriptors.pb > $@.tmp && mv $@.tmp $@
 
 proto: build/.proto
 

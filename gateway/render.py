@@ -45,6 +45,8 @@ from pathlib import Path
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
+from gateway import openapi
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_JWKS = REPO_ROOT / "gateway" / "dev-keys" / "jwks.json"
 
@@ -56,6 +58,9 @@ JWT_AUDIENCES = ["smart110"]
 JWT_PAYLOAD_HEADER = "x-jwt-payload"
 
 HEALTH_PATH = "/healthz"
+# The OpenAPI 3 document of every REST route, generated from the same descriptor set (gateway/openapi.py).
+OPENAPI_PATH = "/openapi.json"
+MAX_OPENAPI_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -413,10 +418,25 @@ def _shared_routes(m: Method, clusters: list[str]) -> list[dict]:
     return routes
 
 
-def _routes(methods: list[Method], clusters: list[str] | None = None) -> list[dict]:
+def _openapi_route(document: str) -> dict:
+    """GET /openapi.json: the document itself, answered by Envoy (no service is asked, no credential
+    needed: it describes the API, it holds no data)."""
+    return {
+        "name": "openapi",
+        "match": {"path": OPENAPI_PATH, "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
+        "direct_response": {"status": 200, "body": {"inline_string": document}},
+        "response_headers_to_add": [{"header": {"key": "content-type", "value": "application/json"},
+                                     "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
+        # Not a REST binding: the transcoder leaves it to this route.
+        "typed_per_filter_config": {"envoy.filters.http.grpc_json_transcoder": {
+            "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": True}},
+    }
+
+
+def _routes(methods: list[Method], clusters: list[str] | None = None, openapi: str | None = None) -> list[dict]:
     public = {face.service: face for face in PUBLIC_FACES}
     clusters = clusters if clusters is not None else sorted({m.svc for m in methods if not m.shared})
-    routes = []
+    routes = [_openapi_route(openapi)] if openapi is not None else []
     for m in methods:
         if m.shared:
             routes.extend(_shared_routes(m, clusters))
@@ -505,6 +525,7 @@ def _http_filters(
                 # the identity).
                 "rules": [
                     {"match": {"path": HEALTH_PATH}},
+                    {"match": {"path": OPENAPI_PATH}},
                     *({"match": {"prefix": prefix}} for prefix in open_prefixes),
                     {"match": {"prefix": "/"}, "requires": {"provider_name": JWT_PROVIDER}},
                 ],
@@ -657,13 +678,16 @@ def render(
         ],
         "route_config": {
             "name": "smart110",
+            # Room for the OpenAPI document answered by the gateway itself.
+            "max_direct_response_body_size_bytes": MAX_OPENAPI_BYTES,
             # The catch-all route names a cluster that does not exist.
             "validate_clusters": False,
             "virtual_hosts": [
                 {
                     "name": "smart110",
                     "domains": ["*"],
-                    "routes": _routes(methods, sorted(services_by_svc)),
+                    "routes": _routes(methods, sorted(services_by_svc), openapi=json.dumps(
+                        openapi.build(descriptor_abs), ensure_ascii=False, separators=(",", ":"))),
                     "typed_per_filter_config": {
                         "envoy.filters.http.cors": _cors_policy(cors_origins or ["*"]),
                     },

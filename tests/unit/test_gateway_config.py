@@ -143,8 +143,11 @@ def test_every_method_routes_to_its_cluster(config):
     }
     for path, cluster in expected.items():
         assert _route_for(config, path)["route"]["cluster"] == cluster
-    routed = {r["match"]["path"] for r in _routes(config) if "path" in r["match"]}
+    routed = {r["match"]["path"] for r in _routes(config) if "path" in r["match"] and "route" in r}
     assert routed == set(expected), "foreign or unknown services must not be routed"
+    answered = {r["match"]["path"]: r for r in _routes(config) if "direct_response" in r}
+    assert set(answered) == {"/openapi.json"}, "the gateway answers only its OpenAPI document itself"
+    assert json.loads(answered["/openapi.json"]["direct_response"]["body"]["inline_string"])["openapi"] == "3.0.3"
     # The only other route is the catch-all, last, to a cluster that does not exist.
     others = [r for r in _routes(config) if "path" not in r["match"]]
     assert others == [_routes(config)[-1]]
@@ -356,6 +359,7 @@ def test_open311_prefix_needs_no_jwt_and_everything_else_does(config, open311_co
     rules = _filter(open311_config, "envoy.filters.http.jwt_authn")["rules"]
     assert rules == [
         {"match": {"path": "/healthz"}},
+        {"match": {"path": "/openapi.json"}},
         {"match": {"prefix": "/open311/"}},
         {"match": {"prefix": "/"}, "requires": {"provider_name": "smart110"}},
     ]
