@@ -229,7 +229,7 @@ class Open311Servicer(pb_grpc.Open311ServiceServicer):
         self._jurisdiction_only(jurisdiction_id)
         code = service_code.strip()
         if code not in self._labels():
-            raise GeoReportNotFound(f"service_code {code!r} is not a service_code from services.json")
+            raise GeoReportNotFound(f"service_code {code!r}")
         return {"service_code": code, "attributes": []}
 
     def create(self, given: dict[str, str], *, api_key: str = "", request_id: str = "",
@@ -242,7 +242,7 @@ class Open311Servicer(pb_grpc.Open311ServiceServicer):
         labels = self._labels()
         code = given.get("service_code", "").strip()
         if code and code not in labels:
-            raise GeoReportNotFound(f"service_code {code!r} is not a service_code from services.json")
+            raise GeoReportNotFound(f"service_code {code!r}")
         v.require(code, "service_code", "is required: a service_code from services.json")
         lat = lon = None
         if given.get("lat", "").strip() or given.get("long", "").strip():
@@ -332,7 +332,7 @@ class Open311Servicer(pb_grpc.Open311ServiceServicer):
             with read_snapshot(self.rt.engine) as conn:
                 order = queries.work_order(conn, order_id)
         if order is None:
-            raise GeoReportNotFound(f"requests/{order_id}: no such service request")
+            raise GeoReportNotFound(f"requests/{order_id}")
         labels = self._labels()
         return [record(mapping.service_request_to_pb(order, labels.get(order.matter_code, "")))]
 
@@ -346,7 +346,7 @@ class Open311Servicer(pb_grpc.Open311ServiceServicer):
             with read_snapshot(self.rt.engine) as conn:
                 found = queries.work_order(conn, tok)
         if found is None:
-            raise GeoReportNotFound(f"tokens/{tok}: no such token")
+            raise GeoReportNotFound(f"tokens/{tok}")
         return [{"token": tok, "service_request_id": found.id}]
 
     def updates(self, *, jurisdiction_id: str = "", start: datetime | None = None, end: datetime | None = None,

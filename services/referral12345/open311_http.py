@@ -137,9 +137,9 @@ def _as_public(fn: Callable, *args, **kwargs):
         auth.reset(token)
 
 
-async def _post_fields(request: Request) -> dict[str, str]:
-    """The GeoReport keys of a POST body: form-encoded, multipart or JSON. A file part is refused:
-    there is no media storage here, a picture is sent as media_url (a link to it)."""
+async def _post_fields(request: Request, v: Violations) -> dict[str, str]:
+    """The GeoReport keys of a POST body: form-encoded, multipart or JSON. A file part is refused
+    (in `v`): there is no media storage here, a picture is sent as media_url (a link to it)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_BODY_BYTES:
@@ -165,9 +165,9 @@ async def _post_fields(request: Request) -> dict[str, str]:
             out: dict[str, str] = {}
             for key, value in form.multi_items():
                 if isinstance(value, UploadFile):
-                    raise GeoReportInvalid([(key, "file uploads are not accepted: this endpoint stores no media; "
-                                                  "send media_url, a link to the picture")])
-                if key in GEOREPORT_KEYS and key not in out and value != "":
+                    v.add(key, "file uploads are not accepted: this endpoint stores no media; "
+                               "send media_url, a link to the picture")
+                elif key in GEOREPORT_KEYS and key not in out and value != "":
                     out[key] = value
             return out
         finally:
@@ -226,12 +226,16 @@ def create_app(servicer: Open311Servicer, base_url: str = "") -> Starlette:
         outside = _query(request, "api_key").strip()
         if outside:
             servicer.check_api_key(outside)
+        v = Violations()
         try:
-            given = await _post_fields(request)
+            given = await _post_fields(request, v)
         except GeoReportInvalid:
             if not outside:
                 servicer.check_api_key("")  # no key at all: that is said first (403)
             raise
+        if v.items:
+            servicer.check_api_key(given.get("api_key", "") or outside)
+            raise_georeport(v)
         return lambda: servicer.create(given, api_key=outside, jurisdiction_id=_query(request, "jurisdiction_id"))
 
     def one_request(request: Request, fmt: str):
