@@ -101,7 +101,7 @@ class HttpFace:
 
 
 # Open311 GeoReport v2 in XML and JSON, with GeoReport's errors and status codes
-# (services/referral12345/open311_http.py). Without its upstream, the
+# (services/referral12345/open311/http.py). Without its upstream, the
 # Open311Service bindings are transcoded (JSON only).
 HTTP_FACES = (HttpFace(name="open311", prefix="/open311/v2/", cluster="referral-open311"),)
 # Runtime services every smart110 service serves for itself (their package).

@@ -11,7 +11,7 @@ from services.runtime.config import env_float, env_int, env_list, env_str
 from . import clients, handlers, mapping, policy, seed, store, workers
 from .api import ReferralServicer
 from .open311 import OPEN311_CLIENT, Open311Servicer
-from .open311_http import Open311HttpServer, create_app
+from .open311.http import Open311HttpServer, create_app
 
 
 def build(rt: Runtime) -> list[tuple]:

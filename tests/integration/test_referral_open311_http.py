@@ -14,7 +14,7 @@ with warnings.catch_warnings():
 from smart110.referral.v1 import referral_service_pb2 as pb
 
 from services.referral12345.open311 import Open311Servicer
-from services.referral12345.open311_http import create_app
+from services.referral12345.open311.http import create_app
 from tests import support
 from tests.integration.referral_support import HANYANG_S15, OPEN311_API_KEY, phone, rid, serving_suite
 from tests.open311_conformance import (

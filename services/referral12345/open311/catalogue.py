@@ -8,7 +8,7 @@ category of `rules.CATEGORY_BY_MATTER`, else "综合".
 """
 from __future__ import annotations
 
-from . import rules
+from .. import rules
 
 # code -> (category, what a citizen reports under it, extra keywords)
 CATALOGUE: dict[str, tuple[str, str, tuple[str, ...]]] = {

@@ -2,7 +2,7 @@
 api_key inside the request), over the same work orders as the ReferralService.
 
 The servicer answers in GeoReport records (plain dicts with GeoReport's keys): its gRPC methods
-render them as JSON in an HttpBody, and the HTTP face (open311_http.py) renders them as JSON or XML
+render them as JSON in an HttpBody, and the HTTP face (`http`) renders them as JSON or XML
 with GeoReport's status codes. Errors carry GeoReport errors (`extra_details()`, see
 services.runtime.status) besides the usual details.
 """
@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 from datetime import datetime, timedelta
+from urllib.parse import parse_qs
 
 from google.api import httpbody_pb2
 from google.protobuf import json_format
@@ -26,9 +27,10 @@ from services.runtime.errors import InvalidArgument, NotFound, PermissionDenied
 from services.runtime.timeutil import from_pb
 from services.runtime.validation import Violations
 
-from . import handlers, mapping, open311_catalogue, open311_queries, queries
-from .api import check_phone, check_point
-from .domain import CHINA, open311_statuses
+from .. import handlers, mapping, queries
+from ..api import check_phone, check_point
+from ..domain import CHINA, open311_statuses
+from . import catalogue
 
 GEOREPORT_KEYS = ("service_code", "lat", "long", "address_string", "address_id", "email", "device_id",
                   "account_id", "first_name", "last_name", "phone", "description", "media_url", "api_key",
@@ -92,8 +94,6 @@ def raise_georeport(v: Violations) -> None:
 
 def parse_georeport_body(body: httpbody_pb2.HttpBody, v: Violations) -> dict:
     """The keys of a GeoReport POST, form-encoded or JSON."""
-    from urllib.parse import parse_qs
-
     raw = body.data.decode("utf-8", errors="replace")
     if "json" in body.content_type:
         try:
@@ -220,7 +220,7 @@ class Open311Servicer(pb_grpc.Open311ServiceServicer):
         for s in services:
             item = record(mapping.open311_service_to_pb(s))
             # The departments that handle it go into the description; group is the category.
-            item.update(open311_catalogue.describe(s.code, s.name, s.group))
+            item.update(catalogue.describe(s.code, s.name, s.group))
             out.append(item)
         return out
 
@@ -319,7 +319,7 @@ class Open311Servicer(pb_grpc.Open311ServiceServicer):
         else:
             filters = dict(matter_codes=codes, statuses=open311_statuses(statuses), start=start, end=end)
         with read_snapshot(self.rt.engine) as conn:
-            orders = open311_queries.work_orders_at(conn, filters=filters, limit=limit, offset=offset)
+            orders = queries.work_orders_at(conn, filters=filters, limit=limit, offset=offset)
         labels = self._labels()
         return [record(mapping.service_request_to_pb(o, labels.get(o.matter_code, ""))) for o in orders]
 
@@ -360,7 +360,7 @@ class Open311Servicer(pb_grpc.Open311ServiceServicer):
         v.check(start < end, "start_date", "must be before end_date")
         raise_georeport(v)
         with read_snapshot(self.rt.engine) as conn:
-            found = open311_queries.updates(conn, actions=set(UPDATE_STATUS), start=start, end=end, limit=limit,
+            found = queries.order_updates(conn, actions=set(UPDATE_STATUS), start=start, end=end, limit=limit,
                                             offset=offset)
         out = []
         for u in found:

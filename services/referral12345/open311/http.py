@@ -26,6 +26,7 @@ import threading
 from typing import Callable
 from xml.sax.saxutils import escape
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -39,7 +40,7 @@ from services.runtime.errors import DomainError
 from services.runtime.status import transient_reason
 from services.runtime.validation import Violations
 
-from .open311 import (
+from . import (
     GEOREPORT_KEYS, OPEN311_CLIENT, GeoReportForbidden, GeoReportInvalid, GeoReportNotFound, Open311Servicer,
     parse_paging, parse_w3c, raise_georeport,
 )
@@ -278,8 +279,6 @@ class Open311HttpServer:
     """Serves the app on `host:port` in a thread, as one of the service's workers (start()/stop())."""
 
     def __init__(self, app, host: str, port: int):
-        import uvicorn
-
         self.host, self.port = host, port
         self._config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                                       lifespan="off", server_header=False, proxy_headers=False)
