@@ -210,3 +210,25 @@ def test_the_updates_feed_tells_what_happened_from_the_timeline(suite, http):
     assert [u["status"] for u in items if u["service_request_id"] == request_id] == [u["status"] for u in mine]
     later = http.get("/open311/v2/servicerequestupdates.json", params={**params, "page": 99, "page_size": 1})
     assert later.status_code == 200 and later.json() == []
+
+
+def test_hostile_input_is_a_georeport_error_never_a_server_error(http):
+    gets = ["/open311/v2/requests/%00.json", "/open311/v2/requests.json?service_request_id=a%00b",
+            "/open311/v2/requests.json?service_code=%00", "/open311/v2/tokens/%00.xml",
+            "/open311/v2/requests.json?page=99999999999999999999", "/open311/v2/requests.json?page_size=1001",
+            "/open311/v2/requests.json?end_date=0001-01-01T00:00:00Z",
+            "/open311/v2/servicerequestupdates.xml?start_date=9999-12-31T23:59:59Z",
+            "/open311/v2/services/%FF%00.json", "/open311/v2/requests.json?%00=1"]
+    for path in gets:
+        resp = http.get(path)
+        assert 400 <= resp.status_code < 500, (path, resp.status_code, resp.text)
+        found = xml_errors(resp.content) if path.split("?")[0].endswith(".xml") else resp.json()
+        check(found, array_of(ERROR, 1))
+    posts = [(b"\xff\xfe%%%=&&==", "application/x-www-form-urlencoded"),
+             (b"--x\r\nContent-Disposition: form-data\r\n\r\nbroken", "multipart/form-data; boundary=x"),
+             (b"--x\r\n", "multipart/form-data"), (b"[" * 5000 + b"]" * 5000, "application/json"),
+             (b"<a/>", "application/xml"), ("api_key=%s&description=a%%00b" % OPEN311_API_KEY, "application/x-www-form-urlencoded")]
+    for body, content_type in posts:
+        resp = http.post("/open311/v2/requests.json", content=body, headers={"Content-Type": content_type})
+        assert resp.status_code in (400, 403), (body[:40], resp.status_code, resp.text)
+        check(resp.json(), array_of(ERROR, 1))

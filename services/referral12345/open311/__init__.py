@@ -24,6 +24,7 @@ from services.runtime.app import Runtime
 from services.runtime.auth import AuthContext
 from services.runtime.db import read_snapshot
 from services.runtime.errors import InvalidArgument, NotFound, PermissionDenied
+from services.runtime.request_guard import TIMESTAMP_RANGE
 from services.runtime.timeutil import from_pb
 from services.runtime.validation import Violations
 
@@ -37,6 +38,7 @@ GEOREPORT_KEYS = ("service_code", "lat", "long", "address_string", "address_id",
                   "jurisdiction_id")
 # Without page_size, a list holds at most this many; page_size may not ask for more.
 MAX_OPEN311_RESULTS = 1000
+MAX_PAGE = 100_000
 # The identity every Open311 call runs as (services.runtime.app ServiceSpec.public).
 OPEN311_CLIENT = AuthContext(subject="open311-public", roles=frozenset({"open311_client"}))
 GEOREPORT_CONTENT_TYPE = "application/json; charset=utf-8"
@@ -146,7 +148,12 @@ def parse_w3c(value: str, field: str, v: Violations) -> datetime | None:
     except ValueError:
         v.add(field, "must be a W3C date-time, e.g. 2026-01-01T00:00:00Z")
         return None
-    return when if when.tzinfo else when.replace(tzinfo=CHINA)
+    when = when if when.tzinfo else when.replace(tzinfo=CHINA)
+    low, high = TIMESTAMP_RANGE
+    if not low < when < high:
+        v.add(field, "must be after 1970 and before 3000")
+        return None
+    return when
 
 
 def parse_paging(page: str, page_size: str, v: Violations) -> tuple[int, int]:
@@ -157,8 +164,8 @@ def parse_paging(page: str, page_size: str, v: Violations) -> tuple[int, int]:
         if not raw:
             out.append(default)
             continue
-        if not raw.isdigit() or int(raw) < 1:
-            v.add(field, "must be a whole number from 1")
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+            v.add(field, f"must be a whole number from 1 to {MAX_PAGE}")
             out.append(default)
             continue
         out.append(int(raw))

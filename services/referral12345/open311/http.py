@@ -160,8 +160,9 @@ async def _post_fields(request: Request, v: Violations) -> dict[str, str]:
             return {}
         try:
             form = await request.form(max_files=4, max_fields=100, max_part_size=MAX_BODY_BYTES)
-        except (HTTPException, ValueError, KeyError) as exc:
-            raise GeoReportInvalid([("body", f"is not a readable form: {getattr(exc, 'detail', exc)}")]) from None
+        except Exception as exc:  # noqa: BLE001 - whatever the parser says of a broken body, it is the caller's
+            detail = getattr(exc, "detail", "") or "a malformed body"
+            raise GeoReportInvalid([("body", f"is not a readable form: {detail}")]) from None
         try:
             out: dict[str, str] = {}
             for key, value in form.multi_items():
@@ -177,6 +178,15 @@ async def _post_fields(request: Request, v: Violations) -> dict[str, str]:
                                              "or application/json")])
 
 
+def _guard(request: Request, extra: dict[str, str] | None = None) -> None:
+    """What no handler should see: a NUL character (Postgres refuses it) in a parameter or field."""
+    v = Violations()
+    for key, value in [*request.query_params.multi_items(), *request.path_params.items(), *(extra or {}).items()]:
+        if "\x00" in key or "\x00" in str(value):
+            v.add(key.replace("\x00", "\\0"), "must not contain a NUL character")
+    raise_georeport(v)
+
+
 def create_app(servicer: Open311Servicer, base_url: str = "") -> Starlette:
     """The Open311 app over `servicer`. `base_url` is the endpoint's public URL for discovery
     (OPEN311_BASE_URL); by default it is taken from the request (the gateway's address)."""
@@ -188,6 +198,7 @@ def create_app(servicer: Open311Servicer, base_url: str = "") -> Starlette:
             if fmt not in CONTENT_TYPES:
                 return errors("json", 404, [(404, f"{request.url.path}: the format must be .json or .xml")])
             try:
+                _guard(request)
                 if request.method == "POST" and post is not None:
                     call = await post(request)
                 else:
@@ -237,6 +248,7 @@ def create_app(servicer: Open311Servicer, base_url: str = "") -> Starlette:
         if v.items:
             servicer.check_api_key(given.get("api_key", "") or outside)
             raise_georeport(v)
+        _guard(request, given)
         return lambda: servicer.create(given, api_key=outside, jurisdiction_id=_query(request, "jurisdiction_id"))
 
     def one_request(request: Request, fmt: str):
