@@ -220,3 +220,37 @@ def test_a_deeply_nested_json_body_is_invalid_argument_not_internal(suite):
                                            timeout=10)
     assert keyed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "raw_body" in support.field_violations(keyed.value)
+
+
+def multipart(fields: dict, files: dict | None = None, boundary: str = "smart110-boundary") -> httpbody_pb2.HttpBody:
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+             for k, v in fields.items()]
+    for name, data in (files or {}).items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="x.jpg"\r\n'
+                     f'Content-Type: image/jpeg\r\n\r\n'.encode() + data + b"\r\n")
+    return httpbody_pb2.HttpBody(content_type=f"multipart/form-data; boundary={boundary}",
+                                 data=b"".join(parts) + f"--{boundary}--\r\n".encode())
+
+
+def test_a_multipart_post_is_read_and_a_file_part_refused_politely(suite):
+    lon, lat = HANYANG_S15
+    fields = {"api_key": OPEN311_API_KEY, "service_code": "STREET_LIGHT", "lat": str(lat), "long": str(lon),
+              "description": f"琴台大道路灯整排不亮 {rid()[:6]}", "media_url": "https://img.example.cn/311/m.jpg"}
+    [receipt] = body(suite.open311.CreateServiceRequest(
+        pb.CreateServiceRequestRequest(raw_body=multipart(fields)), timeout=10))
+    [one] = body(suite.open311.GetServiceRequest(pb.GetServiceRequestRequest(
+        service_request_id=receipt["service_request_id"]), timeout=10))
+    assert one["media_url"] == "https://img.example.cn/311/m.jpg"
+    assert "token" not in receipt, "no empty token: the receipt has the service_request_id"
+    with pytest.raises(grpc.RpcError) as refused:
+        suite.open311.CreateServiceRequest(pb.CreateServiceRequestRequest(
+            raw_body=multipart(fields, files={"media": b"\xff\xd8\xff\xe0jpeg"})), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    [error] = georeport_errors(refused.value)
+    assert error["code"] == 400 and error["description"].startswith("media: file uploads are not accepted")
+    with pytest.raises(grpc.RpcError) as broken:
+        suite.open311.CreateServiceRequest(pb.CreateServiceRequestRequest(
+            api_key=OPEN311_API_KEY, raw_body=httpbody_pb2.HttpBody(content_type="multipart/form-data",
+                                                                    data=b"--x\r\n")), timeout=10)
+    assert broken.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "raw_body" in support.field_violations(broken.value)

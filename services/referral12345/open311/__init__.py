@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs
 
 from google.api import httpbody_pb2
 from google.protobuf import json_format
+from python_multipart import parse_form
+from python_multipart.exceptions import FormParserError
 
 from smart110.referral.v1 import referral_service_pb2 as pb
 from smart110.referral.v1 import referral_service_pb2_grpc as pb_grpc
@@ -94,8 +97,38 @@ def raise_georeport(v: Violations) -> None:
         raise GeoReportInvalid(v.items)
 
 
+def parse_multipart(body: httpbody_pb2.HttpBody, v: Violations) -> dict:
+    """The keys of a multipart/form-data POST. A file part is refused: there is no media storage
+    here, a picture is sent as media_url (a link to it)."""
+    fields: dict[str, str] = {}
+    files: list[str] = []
+
+    def on_field(f) -> None:
+        name = (f.field_name or b"").decode("utf-8", errors="replace")
+        if name in GEOREPORT_KEYS and name not in fields and f.value:
+            fields[name] = f.value.decode("utf-8", errors="replace")
+
+    def on_file(f) -> None:
+        files.append((f.field_name or b"").decode("utf-8", errors="replace") or "file")
+        f.close()
+
+    headers = {"Content-Type": body.content_type.encode("latin-1", errors="replace"),
+               "Content-Length": str(len(body.data)).encode()}
+    try:
+        parse_form(headers, io.BytesIO(body.data), on_field, on_file)
+    except (FormParserError, ValueError):
+        v.add("raw_body", "is not a readable multipart/form-data body")
+        return {}
+    for name in files:
+        v.add(name, "file uploads are not accepted: this endpoint stores no media; "
+                    "send media_url, a link to the picture")
+    return fields
+
+
 def parse_georeport_body(body: httpbody_pb2.HttpBody, v: Violations) -> dict:
-    """The keys of a GeoReport POST, form-encoded or JSON."""
+    """The keys of a GeoReport POST, form-encoded, multipart or JSON."""
+    if body.content_type.split(";")[0].strip().lower() == "multipart/form-data":
+        return parse_multipart(body, v)
     raw = body.data.decode("utf-8", errors="replace")
     if "json" in body.content_type:
         try:

@@ -302,7 +302,11 @@ class Open311HttpServer:
         # Bound here, before start() returns: a request the gateway sends at once waits in the backlog.
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise SystemExit(f"cannot serve Open311 on {self.host}:{self.port} (OPEN311_HTTP_PORT): {exc}") from exc
         sock.listen(128)
         self.port = sock.getsockname()[1]
         self._socket = sock
