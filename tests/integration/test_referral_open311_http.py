@@ -232,3 +232,18 @@ def test_hostile_input_is_a_georeport_error_never_a_server_error(http):
         resp = http.post("/open311/v2/requests.json", content=body, headers={"Content-Type": content_type})
         assert resp.status_code in (400, 403), (body[:40], resp.status_code, resp.text)
         check(resp.json(), array_of(ERROR, 1))
+
+
+def test_a_jurisdiction_the_endpoint_does_not_serve_is_404(suite):
+    servicer = Open311Servicer(suite.referral_rt, "jiangcheng.gov.cn", api_keys=[OPEN311_API_KEY])
+    with TestClient(create_app(servicer)) as client:
+        assert client.get("/open311/v2/services.json", params={"jurisdiction_id": "jiangcheng.gov.cn"}).status_code == 200
+        assert client.get("/open311/v2/services.json").status_code == 200, "none named: the one served"
+        for fmt in ("json", "xml"):
+            wrong = client.get(f"/open311/v2/services.{fmt}", params={"jurisdiction_id": "elsewhere.gov.cn"})
+            assert wrong.status_code == 404
+            [error] = wrong.json() if fmt == "json" else xml_errors(wrong.content)
+            assert error == {"code": 404, "description": "jurisdiction_id 'elsewhere.gov.cn' was not found: "
+                                                         "this endpoint serves only 'jiangcheng.gov.cn'"}
+        posted = post(client, light(jurisdiction_id="elsewhere.gov.cn"))
+        assert posted.status_code == 404 and posted.json()[0]["code"] == 404

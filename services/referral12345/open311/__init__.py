@@ -236,9 +236,13 @@ class Open311Servicer(pb_grpc.Open311ServiceServicer):
             raise GeoReportForbidden("api_key is not valid for this endpoint", reason="API_KEY_INVALID")
 
     def check_jurisdiction(self, value: str, v: Violations) -> None:
-        if self.jurisdiction_id and value:
-            v.check(value == self.jurisdiction_id, "jurisdiction_id",
-                    f"this endpoint serves only {self.jurisdiction_id!r}")
+        """GeoReport: a jurisdiction_id this endpoint does not serve is 404. `v` is for what a caller
+        found wrong besides."""
+        value = value.strip()
+        if self.jurisdiction_id and value and value != self.jurisdiction_id:
+            raise GeoReportNotFound(f"jurisdiction_id {value!r}",
+                                    f"jurisdiction_id {value!r} was not found: this endpoint serves only "
+                                    f"{self.jurisdiction_id!r}")
 
     def _jurisdiction_only(self, jurisdiction_id: str) -> None:
         v = Violations()
