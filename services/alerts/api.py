@@ -128,7 +128,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
         alert_id = name_id(name, "alerts")
         with read_snapshot(self.rt.engine) as conn:
             alert = queries.alert(conn, alert_id)
-        domain.ensure_visible(alert.station_id, _visible(), name)
+        domain.ensure_visible(alert.station_id, _visible(), name, alert.area.shared_station_ids)
         return alert
 
     def GetAlert(self, request: pb.GetAlertRequest, context) -> pb.Alert:
@@ -264,7 +264,8 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
         if request.include_active:
             with read_snapshot(self.rt.engine) as conn:
                 active = [a for a in queries.active_alerts(conn)
-                          if wanted.wants(a.area.station_id, a.area.grid_id, a.level, a.kind)]
+                          if wanted.wants(a.area.station_id, a.area.grid_id, a.level, a.kind,
+                                          a.area.shared_station_ids)]
             for alert in active:
                 yield pb.AlertChange(sequence=after, action="SNAPSHOT", alert=mapping.alert_to_pb(alert),
                                      time=to_pb(self.rt.clock()))
@@ -284,7 +285,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
                 payload = pb.AlertUpdated()
                 event.payload.Unpack(payload)
                 action, changed = payload.action, payload.changed_fields
-            if wanted.wants(*mapping.alert_facets(payload.alert)):
+            if wanted.wants(*mapping.alert_facets(payload.alert), payload.alert.area.shared_station_ids):
                 yield pb.AlertChange(sequence=event.sequence, action=action, alert=payload.alert,
                                      time=event.occur_time, changed_fields=changed, new_entries=payload.new_entries)
                 if action in PUSHED_ACTIONS:

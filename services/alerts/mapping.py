@@ -136,7 +136,7 @@ def alert_event_pb(alert: Alert) -> pb.Alert:
         state=enum_value(pb.AlertState, alert.state, "ALERT_STATE_"),
         rule=f"rules/{alert.rule_id}", rule_version=alert.rule_version,
         area=pb.Area(kind=enum_value(pb.AreaKind, area.kind, "AREA_KIND_"), id=area.id, display_name=area.name,
-                     station_id=area.station_id, grid_id=area.grid_id),
+                     station_id=area.station_id, grid_id=area.grid_id, shared_station_ids=area.shared_station_ids),
         subject=alert.subject, related_subjects=list(alert.related_subjects), summary=alert.summary,
         suggested_action=alert.suggested_action, recipients=list(alert.recipients),
         first_seen_time=to_pb(alert.first_seen_time), last_seen_time=to_pb(alert.last_seen_time), count=alert.count,
@@ -268,7 +268,7 @@ def report_from_pb(report: intake_pb.Report) -> domain.Report:
         incident_type=report.classification.incident_type, merged_into=report.merged_into,
         receive_time=from_pb(report.receive_time),
         point=(report.location.point.longitude, report.location.point.latitude) if has_point else None,
-        address_text=report.address_text)
+        address_text=report.address_text, shared_station_ids=tuple(report.shared_station_ids))
 
 
 def warning_from_pb(warning: scoring_pb.EnforcementWarning) -> domain.EnforcementWarning:

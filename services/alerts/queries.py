@@ -84,7 +84,9 @@ def alert_page(conn, query: AlertQuery, after: tuple[datetime, str] | None, size
     if query.seen_before is not None:
         q = q.where(alerts.c.last_seen_time < query.seen_before)
     if query.stations is not None:
-        q = q.where(alerts.c.station_id.in_(query.stations))
+        # Its station's, and a border case's shared with one of them (边界警情).
+        q = q.where(or_(alerts.c.station_id.in_(query.stations),
+                        alerts.c.shared_station_ids.overlap(query.stations)))
     return conn.execute(after_key(q, alerts.c.last_seen_time, alerts.c.id, after, size)).all()
 
 

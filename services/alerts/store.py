@@ -71,6 +71,8 @@ alerts = Table(
     Column("center_lat", Float),
     Column("station_id", String(20), nullable=False, server_default=""),
     Column("grid_id", String(30), nullable=False, server_default=""),
+    # A border case's neighbouring stations (边界警情, revision 0007).
+    Column("shared_station_ids", ARRAY(Text), nullable=False, server_default="{}"),
     Column("subject", String(200), nullable=False, server_default=""),
     Column("related_subjects", ARRAY(Text), nullable=False, server_default="{}"),
     Column("summary", Text, nullable=False),
@@ -99,6 +101,7 @@ alerts = Table(
     Index("alerts_last_seen", "last_seen_time", "id"),
     Index("alerts_escalation", "next_escalation_time", postgresql_where=text("state = 'FIRING'")),
     Index("alerts_station_state", "station_id", "state"),
+    Index("alerts_shared_stations", "shared_station_ids", postgresql_using="gin"),
 )
 
 notifications = Table(
@@ -349,7 +352,8 @@ def _alert_from(row, notes, timeline) -> Alert:
     return Alert(
         id=row.id, fingerprint=row.fingerprint, group_key=row.group_key, kind=row.kind, level=row.level,
         state=row.state, rule_id=row.rule_id, rule_version=row.rule_version,
-        area=Area(row.area_kind, row.area_id, row.area_name, row.station_id, row.grid_id, center),
+        area=Area(row.area_kind, row.area_id, row.area_name, row.station_id, row.grid_id, center,
+                  tuple(row.shared_station_ids)),
         subject=row.subject, summary=row.summary, first_seen_time=row.first_seen_time,
         last_seen_time=row.last_seen_time, update_time=row.update_time, related_subjects=list(row.related_subjects),
         suggested_action=row.suggested_action, recipients=list(row.recipients), count=row.count,
@@ -371,7 +375,8 @@ def _alert_values(a: Alert) -> dict:
         fingerprint=a.fingerprint, group_key=a.group_key, kind=a.kind, level=a.level, state=a.state,
         rule_id=a.rule_id, rule_version=a.rule_version, area_kind=a.area.kind, area_id=a.area.id,
         area_name=a.area.name, center_lon=center[0] if center else None, center_lat=center[1] if center else None,
-        station_id=a.area.station_id, grid_id=a.area.grid_id, subject=a.subject,
+        station_id=a.area.station_id, grid_id=a.area.grid_id, shared_station_ids=list(a.area.shared_station_ids),
+        subject=a.subject,
         related_subjects=list(a.related_subjects), summary=a.summary, suggested_action=a.suggested_action,
         recipients=list(a.recipients), first_seen_time=a.first_seen_time, last_seen_time=a.last_seen_time,
         count=a.count, escalation_level=a.escalation_level, escalate_after_s=a.escalate_after_s,

@@ -141,8 +141,11 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
         v = Violations()
         size = v.page_size(request.page_size)
         after = time_keyset(decode_page_token(request.page_token, v, ("t", "id")), v)
-        if request.report:
+        if request.report and not request.report.startswith("workOrders/"):
+            # A 110 report, or the 12345 work order a case was opened for (先期处置).
             resource_id(request.report, "reports", v, "report")
+        elif request.report:
+            resource_id(request.report, "workOrders", v, "report")
         v.raise_if_any()
         try:
             stations = current_jurisdiction().stations_for(request.station_id)

@@ -3,8 +3,9 @@ decisions and records the events; a use case loads what it needs, asks the case,
 
 "A report becomes a case": `open_case_for_report` recommends units, opens the case (which hands
 a fraud case off for stop-payment), stores it, then offers it to each recommended unit
-(`_offer_recommended`, `_offer_next`). `EVENT_HANDLERS` at the end names the feed and event types
-dispatch consumes.
+(`_offer_recommended`, `_offer_next`); so does a 12345 work order the police handle first
+(`open_case_for_work_order`). `EVENT_HANDLERS` at the end names the feeds and event types dispatch
+consumes.
 """
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ import uuid
 from datetime import datetime, timedelta
 
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
+from smart110.referral.v1 import referral_service_pb2 as referral_pb
 
 from services.runtime.consumer import Subscription
 from services.runtime.errors import FailedPrecondition, NotFound, PermissionDenied
 from services.runtime.ids import new_id
+from services.runtime.timeutil import from_pb
 from services.runtime.uow import UnitOfWork
 
 from . import domain, mapping
@@ -132,6 +135,18 @@ def _save(uow: UnitOfWork, case: DispatchCase) -> None:
     uow.collect(case)
 
 
+def open_case_for_work_order(uow: UnitOfWork, *, order: ReportFacts) -> DispatchCase | None:
+    """先期处置: a 12345 work order handed to a police station while responsibility is unclear becomes
+    a case of that station, offered to units as any police report is (`mapping.preliminary_order_from_pb`).
+
+    One case per order, named by it: None when the order already has one (a redelivered event, or
+    the order handed to the police again after a reassignment).
+    """
+    if uow.repos.cases.id_by_report(order.name) is not None:
+        return None
+    return open_case_for_report(uow, report=order)
+
+
 def apply_report_update(uow: UnitOfWork, *, report: ReportFacts, action: str) -> DispatchCase | None:
     """Follows intake's changes to a report (intake.ReportUpdated).
 
@@ -148,7 +163,7 @@ def apply_report_update(uow: UnitOfWork, *, report: ReportFacts, action: str) ->
         return open_case_for_report(uow, report=report) if action in ("CORRECTED", "UNMERGED") else None
     if action != "CORRECTED":
         # Most updates change nothing of the case: it is locked only when its silence has to follow.
-        seen = repos.cases.get(case_id)
+        seen = repos.cases.brief(case_id)  # the case's row only: one query for most updates
         if seen is None or seen.silent == report.silent:
             return None
     case = repos.cases.get(case_id, lock=True)
@@ -186,7 +201,8 @@ def offer_by_hand(uow: UnitOfWork, *, case_id: str, unit_id: str, role: str, rea
     unit = repos.units.get(unit_id, at=at, stale_before=ctx.stale_before(at), lock=True)
     if unit is None:
         raise NotFound(f"units/{unit_id}")
-    if unit.station_id not in (ctx.district_stations(case.station_id) or {unit.station_id}) and not uow.actor.has_role("commander", "service"):
+    district = ctx.district_stations(case.station_id) or {unit.station_id}
+    if unit.station_id not in district and not uow.actor.has_role("commander", "service"):
         raise PermissionDenied(f"{unit.name} is of another district than {case.name}: a cross-district offer is the "
                                "commander's decision", reason="CROSS_DISTRICT",
                                metadata={"unit_station_id": unit.station_id, "case_station_id": case.station_id})
@@ -539,9 +555,32 @@ def _report_updated(uow: UnitOfWork, event, payload: intake_pb.ReportUpdated) ->
     apply_report_update(uow, report=mapping.report_from_pb(payload.report), action=payload.action)
 
 
+# News of a 12345 order in 先期处置 older than this when dispatch reads it opens no case: the referral
+# feed read from its start (dispatch's first subscription to it, a cursor reset) would otherwise
+# offer units orders long since handled. Such an order stays with the station's obligation alert and
+# the 12345 desk.
+PRELIMINARY_NEWS_MAX_AGE = timedelta(hours=24)
+
+
+def _work_order(uow: UnitOfWork, event, payload) -> None:
+    """referral.WorkOrderCreated / WorkOrderUpdated: an order in 先期处置 opens its station's case."""
+    order = mapping.preliminary_order_from_pb(payload.work_order)
+    if order is None:
+        return
+    told = from_pb(event.occur_time)
+    if told is not None and uow.now() - told > PRELIMINARY_NEWS_MAX_AGE:
+        log.info("%s was handed to the police at %s, too long ago to open a case now", order.name, told)
+        return
+    open_case_for_work_order(uow, order=order)
+
+
 EVENT_HANDLERS = {
     "intake": {
         "intake.IncidentReported": Subscription(intake_pb.IncidentReported, _incident_reported),
         "intake.ReportUpdated": Subscription(intake_pb.ReportUpdated, _report_updated),
+    },
+    "referral": {
+        "referral.WorkOrderCreated": Subscription(referral_pb.WorkOrderCreated, _work_order),
+        "referral.WorkOrderUpdated": Subscription(referral_pb.WorkOrderUpdated, _work_order),
     },
 }

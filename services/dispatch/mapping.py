@@ -7,12 +7,14 @@ from smart110.common.v1 import common_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from smart110.partners.antifraud.v1 import antifraud_pb2 as af_pb
+from smart110.referral.v1 import referral_service_pb2 as referral_pb
 
 from services.runtime.audit import timeline_to_pb
 from services.runtime.auth import AuthContext
 from services.runtime.changes import changed_fields, without
 from services.runtime.enums import enum_name, enum_value
 from services.runtime.timeutil import from_pb, to_pb
+from services.runtime.workdays import CHINA_TIME
 
 from . import domain
 from .domain import grant as grant_labels
@@ -40,6 +42,48 @@ def report_from_pb(report: intake_pb.Report) -> ReportFacts:
         receive_time=from_pb(report.receive_time) if report.HasField("receive_time") else None,
         silent=report.silent,
         shared_station_ids=tuple(report.shared_station_ids))
+
+
+# -- what dispatch reads of referral: a 12345 work order handled by the police first (先期处置) ------
+
+# 12345 matters (事项编码) that are, for the station handling them first, an incident type of the
+# capability matrix; any other matter is OTHER. A matter that is itself a police incident type
+# (NOISE, DISPUTE) keeps it.
+MATTER_INCIDENT_TYPES = {
+    "NOISE": "NOISE", "DISPUTE": "DISPUTE", "FIGHT": "FIGHT", "SUSPICIOUS_PERSON": "SUSPICIOUS_PERSON",
+    "MISSING_PERSON": "MISSING_PERSON", "GAMBLING": "GAMBLING", "GAS_LEAK": "GAS_LEAK", "FIRE": "FIRE",
+    "NEIGHBOR_DISPUTE": "DISPUTE", "CONSUMER_DISPUTE": "DISPUTE", "LABOR_DISPUTE": "DISPUTE",
+    "WAGE_ARREARS": "DISPUTE", "HOUSING_RENTAL": "DISPUTE", "PROPERTY_MANAGEMENT": "DISPUTE",
+    "MEDICAL_DISPUTE": "DISPUTE", "CONSTRUCTION_NOISE": "NOISE", "INDUSTRIAL_NOISE": "NOISE",
+    "TRAFFIC_CONGESTION": "CONGESTION",
+}
+# A work order's urgency (1 emergency .. 4 routine) as a case priority: an emergency order is P2, any
+# other P3 (the police act first on a citizen's request, not on a 110 emergency).
+PRELIMINARY_PRIORITY = {1: 2}
+PRELIMINARY_DEFAULT_PRIORITY = 3
+
+
+def preliminary_order_from_pb(order: referral_pb.WorkOrder) -> ReportFacts | None:
+    """A 12345 work order in 先期处置 as the facts of the case its station opens for it, named by the
+    order (`workOrders/{id}`, the case's report); None when the order is not with a police station.
+
+    The case's report time is when the case is opened (the police's clock starts then, not at the
+    citizen's request); its summary says it is a 12345 order and gives the order's deadline."""
+    if order.status != referral_pb.WORK_ORDER_STATUS_PRELIMINARY_POLICE or not order.preliminary_station:
+        return None
+    has_point = order.HasField("location") and order.location.HasField("point")
+    deadline = from_pb(order.deadline) if order.HasField("deadline") else None
+    head = "12345工单，属地派出所先期处置"
+    if deadline is not None:
+        head += f"，办理时限{deadline.astimezone(CHINA_TIME):%Y-%m-%d %H:%M}"
+    return ReportFacts(
+        name=order.name, police=True, merged_into="",
+        station_id=order.preliminary_station.removeprefix("stations/"), grid_id="",
+        incident_type=MATTER_INCIDENT_TYPES.get(order.matter_code, "OTHER"),
+        priority=PRELIMINARY_PRIORITY.get(order.urgency, PRELIMINARY_DEFAULT_PRIORITY),
+        lon=order.location.point.longitude if has_point else None,
+        lat=order.location.point.latitude if has_point else None,
+        address_text=order.address_text, description=f"{head}：{order.description}", receive_time=None)
 
 
 # -- cases -------------------------------------------------------------------------------------

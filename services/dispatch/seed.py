@@ -24,7 +24,9 @@ def seed(rt: Runtime) -> None:
                 unit_id=u.unit_id, call_sign=u.call_sign, kind=u.kind, station_id=u.station_id,
                 skills=list(u.skills), vehicle=u.plate,
                 officers=[{"officer_id": o.officer_id, "name": o.name} for o in u.officers],
-                status="AVAILABLE", lon=u.home[0], lat=u.home[1], position_time=at, grid_ids=list(u.grid_ids),
+                status="AVAILABLE", lon=u.home[0], lat=u.home[1], position_time=at,
+                # The grids a community officer covers (revision 0012); other units name none.
+                **({"grid_ids": list(u.grid_ids)} if u.grid_ids else {}),
             ))
         seed_roster(conn, [u.unit_id for u in city.units()], at)
 

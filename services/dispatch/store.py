@@ -638,7 +638,7 @@ class UnitRepository:
         # Seeding refreshes static data but never a live status or position.
         static = ("call_sign", "kind", "station_id", "skills", "vehicle", "officers", "grid_ids")
         self.conn.execute(stmt.on_conflict_do_update(
-            index_elements=["unit_id"], set_={k: stmt.excluded[k] for k in static}))
+            index_elements=["unit_id"], set_={k: stmt.excluded[k] for k in static if k in values}))
 
 
 class ShiftRepository:

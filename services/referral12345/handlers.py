@@ -4,13 +4,15 @@ events in one transaction.
 What needs intake (where a point or station is, filing a transferred report, a referred report's
 caller) runs before the transaction, in the steps that take the service's `Context` first
 (`locate`, `places_ahead`, `file_transfer`, and the prepare steps of the events consumed). `EVENT_HANDLERS` at the end
-names the feed and event types referral consumes.
+names the feeds and event types referral consumes: intake's reports, and dispatch's cases of the
+orders the police handle first (先期处置).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
+from smart110.dispatch.v1 import dispatch_service_pb2 as dispatch_pb
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 
 from services.runtime.consumer import Subscription
@@ -19,7 +21,9 @@ from services.runtime.uow import UnitOfWork
 
 from . import domain, mapping, rules
 from .clients import Intake
-from .domain import SYSTEM, CitizenContact, Place, PoliceReport, Route, UnreasonableRecord, WorkOrder
+from .domain import (
+    SYSTEM, CitizenContact, Place, PoliceCaseNews, PoliceReport, Route, UnreasonableRecord, WorkOrder,
+)
 
 
 def _no_order_yet(report_name: str) -> bool:
@@ -169,6 +173,19 @@ def record_police_progress(uow: UnitOfWork, *, report: PoliceReport, action: str
     orders = uow.repos.work_orders
     order = orders.by_transferred_report(report.name)
     if order is None or not order.record_110_progress(report, action, SYSTEM, uow.now()):
+        return None
+    orders.save(order)
+    uow.collect(order)
+    return order
+
+
+def follow_police_case(uow: UnitOfWork, *, news: PoliceCaseNews) -> WorkOrder | None:
+    """先期处置: the progress of the station's case for an order, kept on the order (timeline, and
+    RESOLVED when the case closes with an outcome that settles it); None when the order is unknown or
+    the news known already."""
+    orders = uow.repos.work_orders
+    order = orders.get(news.order_id, for_update=True)
+    if order is None or not order.follow_police_case(news, SYSTEM, uow.now()):
         return None
     orders.save(order)
     uow.collect(order)
@@ -415,6 +432,13 @@ def on_updated(uow: UnitOfWork, event, payload: intake_pb.ReportUpdated, prepare
         refer_report(uow, report=report, place=ahead.place, contact=ahead.contact)
 
 
+def on_police_case(uow: UnitOfWork, event, payload) -> None:
+    """dispatch.CaseCreated / AssignmentChanged / CaseUpdated: news of an order's police case."""
+    news = mapping.police_case_news(payload)
+    if news is not None:
+        follow_police_case(uow, news=news)
+
+
 # From 110: the intake feed. What a report that will be referred needs from intake (its place, its
 # caller's contact) is read before the consumer's transaction (`prepare`), so no call holds a
 # connection.
@@ -422,5 +446,11 @@ EVENT_HANDLERS = {
     "intake": {
         "intake.IncidentReported": Subscription(intake_pb.IncidentReported, on_reported, prepare=ahead_of_referral),
         "intake.ReportUpdated": Subscription(intake_pb.ReportUpdated, on_updated, prepare=ahead_of_update),
+    },
+    # The police cases of orders in 先期处置 (dispatch names each by its order).
+    "dispatch": {
+        "dispatch.CaseCreated": Subscription(dispatch_pb.CaseCreated, on_police_case),
+        "dispatch.AssignmentChanged": Subscription(dispatch_pb.AssignmentChanged, on_police_case),
+        "dispatch.CaseUpdated": Subscription(dispatch_pb.CaseUpdated, on_police_case),
     },
 }

@@ -9,6 +9,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from smart110.common.v1 import common_pb2
+from smart110.dispatch.v1 import dispatch_service_pb2 as dispatch_pb
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from smart110.referral.v1 import referral_service_pb2 as pb
 
@@ -19,8 +20,10 @@ from services.runtime.model import DomainEvent
 from services.runtime.timeutil import from_pb, to_pb
 
 from . import rules
+from .domain import police_cases
 from .domain import (
-    CHINA, CLOSED_FOR_OPEN311, Department, Figures, Open311Service, OrderEntry, PoliceReport, UnreasonableRecord,
+    CHINA, CLOSED_FOR_OPEN311, Department, Figures, Open311Service, OrderEntry, PoliceCaseNews, PoliceReport,
+    UnreasonableRecord,
     UnreasonableRequestRecorded, Verdict, WorkOrder, WorkOrderCreated, WorkOrderUpdated, anonymise,
     typical_case_id,
 )
@@ -199,6 +202,50 @@ def police_report_from_pb(report: intake_pb.Report) -> PoliceReport:
         attachments=tuple(attachments_from_pb(report.attachments)),
         receive_time=from_pb(report.receive_time) if report.HasField("receive_time") else None,
     )
+
+
+# -- dispatch's cases of orders in 先期处置 -------------------------------------------------
+
+_ASSIGNMENT_NEWS = {dispatch_pb.ASSIGNMENT_STATE_ACCEPTED: police_cases.ACCEPTED,
+                    dispatch_pb.ASSIGNMENT_STATE_ON_SCENE: police_cases.ON_SCENE,
+                    dispatch_pb.ASSIGNMENT_STATE_REPORTED_BACK: police_cases.REPORTED_BACK}
+
+
+def _outcome(value: int) -> str:
+    return enum_name(dispatch_pb.Outcome, value, "OUTCOME_")
+
+
+def police_case_news(payload) -> PoliceCaseNews | None:
+    """dispatch.CaseCreated, AssignmentChanged or CaseUpdated as news of an order's police case; None
+    for a 110 report's case or a change the order does not follow (an offer, a level change, the
+    case closing by its last report-back, which that report-back's own event tells)."""
+    if isinstance(payload, dispatch_pb.AssignmentChanged):
+        a = payload.assignment
+        order_id = police_cases.order_id_of(a.case_summary.report)
+        what = _ASSIGNMENT_NEWS.get(a.state)
+        if order_id is None or what is None:
+            return None
+        return PoliceCaseNews(
+            order_id=order_id, case_name=payload.case_name, what=what, station_id=payload.station_id,
+            unit=a.call_sign or a.unit, outcome=_outcome(a.outcome),
+            notes=a.notes, closes=a.case_summary.status == dispatch_pb.CASE_STATUS_CLOSED)
+    case = payload.dispatch_case
+    order_id = police_cases.order_id_of(case.report)
+    if order_id is None:
+        return None
+    if isinstance(payload, dispatch_pb.CaseCreated):
+        return PoliceCaseNews(order_id=order_id, case_name=case.name, what=police_cases.OPENED,
+                              station_id=case.station_id)
+    if case.status == dispatch_pb.CASE_STATUS_CLOSED and case.outcome and payload.action == "CLOSED":
+        return PoliceCaseNews(order_id=order_id, case_name=case.name, what=police_cases.CLOSED,
+                              station_id=case.station_id, outcome=_outcome(case.outcome),
+                              notes=case.close_notes)
+    if case.status == dispatch_pb.CASE_STATUS_CANCELLED and payload.action == "CANCELLED":
+        return PoliceCaseNews(
+            order_id=order_id, case_name=case.name, what=police_cases.CANCELLED, station_id=case.station_id,
+            reason=enum_name(dispatch_pb.CancelReason, case.cancel_reason, "CANCEL_REASON_"),
+            notes=case.close_notes)
+    return None
 
 
 def transfer_report_pb(order: WorkOrder, why: str) -> intake_pb.Report:

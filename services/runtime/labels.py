@@ -67,6 +67,12 @@ OUTCOME_LABELS: dict[str, str] = {
     "NO_ISSUE_FOUND": "现场无警情", "REFERRED": "移交处理", "ASSISTANCE_GIVEN": "求助已处置",
 }
 
+# Why dispatch cancelled a case rather than closing it (撤销警情).
+CANCEL_REASON_LABELS: dict[str, str] = {
+    "DUPLICATE": "重复报警", "FALSE_ALARM": "误报或虚假警情", "CALLER_WITHDREW": "报警人撤警",
+    "HANDLED_BY_PHONE": "电话处置完毕",
+}
+
 # A citizen's satisfaction (回访评价).
 SATISFACTION_LABELS: dict[str, str] = {
     "SATISFIED": "满意", "BASICALLY_SATISFIED": "基本满意", "UNSATISFIED": "不满意",
@@ -93,6 +99,10 @@ def incident_types_text(codes, *, empty: str = "各类") -> str:
 
 def outcome_label(code: str) -> str:
     return label(OUTCOME_LABELS, code, "OUTCOME_")
+
+
+def cancel_reason_label(code: str) -> str:
+    return label(CANCEL_REASON_LABELS, code, "CANCEL_REASON_")
 
 
 def category_label(code: str) -> str:

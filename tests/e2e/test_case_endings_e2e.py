@@ -49,3 +49,59 @@ def test_a_case_is_cancelled_or_closed_and_its_report_follows(desk):
     assert closed.status_code == 200 and closed.json()["status"] == "CASE_STATUS_CLOSED", closed.text
     for c in (cancelled.json(), closed.json()):
         eventually(lambda c=c: desk.get(f"/v1/{c['report']}").json()["status"] == "REPORT_STATUS_CLOSED" or None)
+
+
+def test_an_unsatisfied_citizen_s_case_is_reviewed_and_reopened_through_the_gateway(stack, desk):
+    case = case_for(desk, "楼下邻居装修，两家吵起来了，请民警来调解", 114.285, 30.595)
+    base = stack.gateway_url
+    for a in case["assignments"]:
+        unit = desk.get(f"/v1/{a['unit']}").json()
+        officer = {"Authorization": "Bearer " + mint(roles=["officer"], station=unit["stationId"],
+                                                     sub=unit["officers"][0]["officerId"])}
+        if a["role"] != "ASSIGNMENT_ROLE_PRIMARY":
+            httpx.post(f"{base}/v1/{a['name']}:decline", headers=officer,
+                       json={"requestId": uuid.uuid4().hex, "reason": "另有任务"})
+            continue
+        for step, body in ((":accept", {}), (":advance", {"state": "ASSIGNMENT_STATE_EN_ROUTE"}),
+                           (":advance", {"state": "ASSIGNMENT_STATE_ON_SCENE"}),
+                           (":advance", {"state": "ASSIGNMENT_STATE_CLEARED"}),
+                           (":reportBack", {"outcome": "OUTCOME_MEDIATED", "notes": "已调解"})):
+            done = httpx.post(f"{base}/v1/{a['name']}{step}", headers=officer,
+                              json={"requestId": uuid.uuid4().hex, **body})
+            assert done.status_code == 200, done.text
+    rated = desk.post(f"/v1/{case['name']}:rate", json={"requestId": uuid.uuid4().hex,
+                                                        "satisfaction": "SATISFACTION_UNSATISFIED",
+                                                        "comment": "问题没有解决"})
+    assert rated.status_code == 200, rated.text
+    assert rated.json()["followUp"]["reviewState"] == "FOLLOW_UP_REVIEW_STATE_OPEN"
+    chief = {"Authorization": "Bearer " + mint(roles=["station_chief"], station=case["stationId"],
+                                               sub="e2e-review-chief")}
+    reopened = httpx.post(f"{base}/v1/{case['name']}:reviewFollowUp", headers=chief,
+                          json={"requestId": uuid.uuid4().hex, "decision": "REVIEW_DECISION_REOPEN",
+                                "answer": "重新派警上门调解"})
+    assert reopened.status_code == 200, reopened.text
+    assert reopened.json()["status"] == "CASE_STATUS_PENDING" and reopened.json()["reopenTime"]
+
+
+def test_an_officer_says_what_the_unit_is_doing_and_the_panic_button_brings_help(stack, desk):
+    units = desk.get("/v1/units", params={"stationId": "S12", "kind": "UNIT_KIND_PATROL_CAR"}).json()["units"]
+    unit = next(u for u in units if u["status"] == "UNIT_STATUS_AVAILABLE")
+    officer = {"Authorization": "Bearer " + mint(roles=["officer"], station="S12",
+                                                 sub=unit["officers"][0]["officerId"])}
+    base = stack.gateway_url
+    back = httpx.post(f"{base}/v1/{unit['name']}:setStatus", headers=officer,
+                      json={"requestId": uuid.uuid4().hex, "status": "UNIT_STATUS_AT_STATION", "reason": "回所"})
+    assert back.status_code == 200 and back.json()["status"] == "UNIT_STATUS_AT_STATION", back.text
+    sos = httpx.post(f"{base}/v1/{unit['name']}:setStatus", headers=officer,
+                     json={"requestId": uuid.uuid4().hex, "status": "UNIT_STATUS_EMERGENCY",
+                           "reason": "遭遇持械袭击"})
+    assert sos.status_code == 200, sos.text
+
+    def help_sent():
+        cases = desk.get("/v1/cases", params={"stationId": "S12", "pageSize": 50}).json().get("cases", [])
+        return next((c for c in cases if c["incidentType"] == "OFFICER_EMERGENCY"
+                     and c["report"].startswith(unit["name"]) and c.get("assignments")), None)
+
+    case = eventually(help_sent)
+    assert case["level"] == "CASE_LEVEL_CITY" and case["priority"] == 1
+    assert unit["name"] not in {a["unit"] for a in case["assignments"]}

@@ -94,7 +94,7 @@ def test_dispatch_lifecycle_becomes_explained_ledger_entries_and_a_warning(stack
     assert all(e["officerId"] == handled["officer"] and e["ruleSetVersion"] == "1" for e in entries)
     contradiction = next(e for e in entries if e["ruleId"] == "QUA-OUTCOME-CONTRADICTS")
     assert contradiction["points"] == -2 and contradiction["dimension"] == "DIMENSION_QUALITY"
-    assert "FIGHT" in contradiction["explanation"] and contradiction["source"]["eventType"] == \
+    assert "打架斗殴" in contradiction["explanation"] and contradiction["source"]["eventType"] == \
         "dispatch.AssignmentChanged"
 
     with client(stack, ["officer"], handled["station"], handled["officer"]) as me:

@@ -91,9 +91,11 @@ def _served(spec, admin_url: str, port: int):
 @contextmanager
 def serving_suite(admin_url: str):
     # Each service's wiring reads where the other listens when it is assembled: the ports come first.
+    # Dispatch is not served here: its feed is a port nobody listens on (tests hand referral its events).
     ports = {"intake": free_port(), "referral": free_port()}
     env = {"OPEN311_API_KEYS": f" {OPEN311_API_KEY}, other-app-key ,",
-           "INTAKE_ADDR": f"127.0.0.1:{ports['intake']}", "REFERRAL_ADDR": f"127.0.0.1:{ports['referral']}"}
+           "INTAKE_ADDR": f"127.0.0.1:{ports['intake']}", "REFERRAL_ADDR": f"127.0.0.1:{ports['referral']}",
+           "DISPATCH_ADDR": f"127.0.0.1:{free_port()}"}
     with ExitStack() as stack:
         stack.enter_context(_environment(env))
         runtimes = {spec.name: stack.enter_context(_served(spec, admin_url, ports[spec.name]))

@@ -321,3 +321,27 @@ def test_a_page_of_alerts_costs_the_same_few_queries_however_many_it_holds(stub,
     assert len(one.alerts) == 1 and len(five.alerts) == len(terms)
     assert all(a.timeline and a.notifications for a in five.alerts)
     assert many == few, f"{few} statements for one alert, {many} for {len(terms)}"
+
+
+def test_a_border_case_s_alert_is_the_neighbour_s_too(stub, served):
+    """边界警情: a keyword alert about a report intake shared with the station across the line is in
+    that station's list and view, and it may acknowledge it; a third station does not see it."""
+    station, neighbour, third = "S21", "S22", "S20"
+    keyword_rule(stub, station, term="持刀")
+    report = make_report(station, "路口有人持刀威胁路人", served.clock())
+    report.border_case = True
+    report.shared_station_ids.append(neighbour)
+    with served.rt.transaction() as uow:
+        [raised] = handlers.detection.report_received(uow, report=mapping.report_from_pb(report), units=[])
+    alert = mapping.alert_to_pb(raised)
+    assert list(alert.area.shared_station_ids) == [neighbour]
+    theirs = support.caller(["station_chief"], station=neighbour, sub="u-chief-S22")
+    assert stub.GetAlert(pb.GetAlertRequest(name=alert.name), timeout=5, metadata=theirs).name == alert.name
+    listed = stub.ListAlerts(pb.ListAlertsRequest(page_size=100), timeout=5, metadata=theirs).alerts
+    assert alert.name in {a.name for a in listed}
+    acked = stub.AcknowledgeAlert(pb.AcknowledgeAlertRequest(request_id=rid(), name=alert.name, comment="协同处置"),
+                                  timeout=5, metadata=theirs)
+    assert acked.state == pb.ALERT_STATE_ACKNOWLEDGED
+    other = support.caller(["station_chief"], station=third, sub="u-chief-S20")
+    assert code_of(lambda: stub.GetAlert(pb.GetAlertRequest(name=alert.name), timeout=5, metadata=other)) == \
+        grpc.StatusCode.NOT_FOUND

@@ -5,6 +5,7 @@ from smart110.common.v1 import common_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as dispatch_pb
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 
+from services.dispatch.domain.case import CANCEL_REASONS as DISPATCH_CANCEL_REASONS
 from services.dispatch.domain.case import OUTCOME_LABELS as DISPATCH_OUTCOMES
 from services.intake import rules as intake_rules
 from services.intake.classifier.core import CATEGORY_LABELS as INTAKE_CATEGORIES
@@ -23,6 +24,12 @@ def test_incident_types_and_categories_are_intakes():
 def test_outcomes_are_dispatchs_and_every_proto_value_has_a_label():
     assert labels.OUTCOME_LABELS == DISPATCH_OUTCOMES
     assert set(labels.OUTCOME_LABELS) == names(dispatch_pb.Outcome, "OUTCOME_")
+
+
+def test_cancel_reasons_are_dispatchs_and_every_proto_value_has_a_label():
+    assert labels.CANCEL_REASON_LABELS == DISPATCH_CANCEL_REASONS
+    assert set(labels.CANCEL_REASON_LABELS) == names(dispatch_pb.CancelReason, "CANCEL_REASON_")
+    assert labels.cancel_reason_label("CANCEL_REASON_CALLER_WITHDREW") == "报警人撤警"
 
 
 def test_every_report_status_and_satisfaction_has_a_label():

@@ -81,9 +81,11 @@ def channel_for(recipient: str, escalation_level: int) -> str:
 # The stations a caller sees come from the access table's jurisdiction (services.runtime.policy);
 # None below means every station.
 
-def ensure_visible(station_id: str | None, visible: list[str] | None, name: str) -> None:
-    """An alert of a station the caller does not see is, for the caller, not there."""
-    if visible is not None and (station_id is None or station_id not in visible):
+def ensure_visible(station_id: str | None, visible: list[str] | None, name: str, shared=()) -> None:
+    """An alert of a station the caller does not see (nor a border case shared with one it sees) is,
+    for the caller, not there."""
+    if visible is not None and (station_id is None or station_id not in visible) \
+            and not set(shared) & set(visible):
         raise NotFound(name)
 
 
@@ -107,8 +109,9 @@ class AlertFilter:
             areas = areas or set(visible)
         return cls(frozenset(areas), min_level, frozenset(kinds))
 
-    def wants(self, station_id: str, grid_id: str, level: str, kind: str) -> bool:
-        if self.areas and station_id not in self.areas and grid_id not in self.areas:
+    def wants(self, station_id: str, grid_id: str, level: str, kind: str, shared=()) -> bool:
+        if self.areas and station_id not in self.areas and grid_id not in self.areas \
+                and not self.areas.intersection(shared):
             return False
         if level_rank(level) < level_rank(self.min_level):
             return False

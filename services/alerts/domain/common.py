@@ -54,6 +54,12 @@ class Area:
     station_id: str = ""
     grid_id: str = ""
     center: tuple[float, float] | None = None  # lon, lat
+    # A border case's neighbouring stations (边界警情), which see an alert about it as their own.
+    shared_station_ids: tuple[str, ...] = ()
+
+    @property
+    def stations(self) -> tuple[str, ...]:
+        return (self.station_id, *self.shared_station_ids)
 
     @classmethod
     def station(cls, station: str, grid: str = "", center: tuple[float, float] | None = None) -> "Area":

@@ -35,6 +35,8 @@ class Report:
     receive_time: datetime | None = None
     point: tuple[float, float] | None = None  # lon, lat
     address_text: str = ""
+    # A border case's neighbouring stations (边界警情), as intake names them.
+    shared_station_ids: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -125,6 +127,7 @@ def keyword_findings(report: Report, rules: RuleSet) -> list[Finding]:
         level = max_level(rule.level, top.spec.grade)
         if report.point is not None:
             area.center = report.point
+        area.shared_station_ids = tuple(report.shared_station_ids)
         where = report.address_text or area.name
         findings.append(Finding(
             rule=rule, level=level, key=("incident", report.incident_name), area=area, subject=report.name,

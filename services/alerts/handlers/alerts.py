@@ -74,7 +74,7 @@ def raise_alert(uow: UnitOfWork, finding: Finding) -> Alert:
 def _visible_alert(uow: UnitOfWork, alert_id: str, visible: list[str] | None) -> Alert:
     """The alert to change, as the caller sees it (another station's is not there)."""
     alert = uow.repos.alerts.get(alert_id, whole=True)
-    ensure_visible(alert.station_id, visible, alert.name)
+    ensure_visible(alert.station_id, visible, alert.name, alert.area.shared_station_ids)
     return alert
 
 

@@ -16,13 +16,11 @@ Everything is importable from `services.dispatch.domain`.
 from services.runtime.model import DomainEvent, TimelineEntry
 
 from .unit import (
-    CITY_TZ, COMMAND_ROLES, REPORTABLE_STATUSES, STATUS_LABELS, EARTH_RADIUS_M, KIND_LABELS, MAX_FIX_AHEAD_S, ROSTER_ROLES, UNIT_FIELDS, PositionFix,
-    Shift, Unit, UnitUpdated, authorize_roster, distance_m, duty_roster, entry, is_units_officer, may_act_for,
-    officer_ids,
+    CITY_TZ, COMMAND_ROLES, EARTH_RADIUS_M, KIND_LABELS, MAX_FIX_AHEAD_S, REPORTABLE_STATUSES, ROSTER_ROLES,
+    STATUS_LABELS, UNIT_FIELDS, PositionFix, Shift, Unit, UnitUpdated, authorize_roster, distance_m, duty_roster,
+    entry, is_units_officer, may_act_for, officer_ids,
 )
-from .recommend import (
-    SEARCH_RADIUS_M, Matrix, Need, Recommendation, matrix, recommend, search,
-)
+from .recommend import SEARCH_RADIUS_M, Matrix, Need, Recommendation, matrix, recommend, search
 from .stop_payment import (
     BANKS, CENTRE_ACTOR, FINAL_STATES, FRAUD_TYPE, RESULT_LABELS, CentreError, Receipt, RetryPolicy, StopPayment,
     VictimContact, account_named, amount_fen, banks_named, mask_account, yuan,

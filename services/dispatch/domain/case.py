@@ -83,6 +83,16 @@ COMMUNITY_TYPES = frozenset({"DISPUTE", "NOISE", "OTHER"})
 COMMUNITY_MIN_PRIORITY = 3
 
 
+def source_label(name: str) -> str:
+    """What a case was opened from, in words: a 110 report, a 12345 work order handled by the police
+    first, or an officer's panic button."""
+    if name.startswith("workOrders/"):
+        return "12345工单（先期处置）"
+    if name.startswith("units/"):
+        return "民警紧急求助"
+    return "接警单"
+
+
 def community_matter(incident_type: str, priority: int) -> bool:
     return incident_type in COMMUNITY_TYPES and priority >= COMMUNITY_MIN_PRIORITY
 
@@ -458,7 +468,7 @@ class DispatchCase(Aggregate):
         detail = "；".join(f"{p.call_sign}：{p.reason}" for p in picks) or "暂无可用警力，待指挥员调派"
         if gaps:
             detail += "；暂无空闲的" + "、".join(g.label for g in gaps)
-        case.timeline = [entry(SYSTEM, now, "OPENED", f"由接警单 {report.name} 生成"),
+        case.timeline = [entry(SYSTEM, now, "OPENED", f"由{source_label(report.name)} {report.name} 生成"),
                          entry(SYSTEM, now, "RECOMMENDED", detail)]
         if case.silent:
             case.timeline.append(entry(SYSTEM, now, "SILENT_ALARM", SILENT_INSTRUCTION))

@@ -9,7 +9,8 @@
   `WorkOrderUpdated`;
 - `unreasonable`: unreasonable-request (不合理不合规诉求) rules, the `UnreasonableRecord` aggregate and
   its event, anonymised typical cases;
-- `figures`: figures per department.
+- `figures`: figures per department;
+- `police_cases`: the police case of an order in 先期处置, as dispatch announces it, on the order.
 
 Each aggregate records the events of its changes; the unit of work publishes them at commit.
 Everything is importable from `services.referral12345.domain`.
@@ -18,6 +19,7 @@ from .departments import (
     CHINA, Department, Matter, Open311Service, Route, add_working_days, candidates, deadline_for, infer_matter,
     matter_labels, open311_services, route_linkage, route_ordinary,
 )
+from .police_cases import PoliceCaseNews, order_id_of
 from .reports import (
     REFER_ON_UPDATE, CitizenContact, Place, PoliceReport, Referral, needs_order, progress_detail, referable, referral_of,
     referred_order_fields, to_refer, to_refer_after,

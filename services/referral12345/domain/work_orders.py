@@ -13,7 +13,9 @@ from services.runtime.ids import new_id
 from services.runtime.model import Aggregate, DomainEvent, TimelineEntry
 
 from .. import rules
+from . import police_cases
 from .departments import CHINA, Department, Route, deadline_for, matter_labels, route_ordinary
+from .police_cases import PoliceCaseNews
 from .reports import PROGRESS_ACTIONS, Place, PoliceReport, progress_detail
 
 # Who referral's own changes are made by: a consumed 110 report, the overdue sweeper.
@@ -394,6 +396,26 @@ class WorkOrder(Aggregate):
             return False
         self.transferred_report_status = report.status
         self._log("POLICE_PROGRESS", actor, now, progress_detail(report, action))
+        return True
+
+    def follow_police_case(self, news: PoliceCaseNews, actor: AuthContext, now: datetime) -> bool:
+        """先期处置: the station's case for this order moved on (opened, a unit accepted, on scene,
+        reported back, closed or cancelled); kept on the timeline. A case closed with an outcome
+        that settles the request resolves an order still with the police (RESOLVED: the citizen's
+        follow-up is next); one handed on, or cancelled, leaves it to the 12345 desk's assignment.
+        False when the news is known already (nothing changed)."""
+        seen = {(e.action, e.detail) for e in self.timeline}
+        closed_before = any(e.action == police_cases.TIMELINE_ACTIONS[police_cases.CLOSED] for e in self.timeline)
+        fresh = [(action, detail) for action, detail in police_cases.entries_of(news)
+                 if (action, detail) not in seen
+                 and not (closed_before and action == police_cases.TIMELINE_ACTIONS[police_cases.CLOSED])]
+        if not fresh:
+            return False
+        for action, detail in fresh:
+            self._log(action, actor, now, detail)
+        if news.resolves and not closed_before and self.status == "PRELIMINARY_POLICE":
+            self.status = "RESOLVED"
+        self._announce(fresh[-1][0])
         return True
 
     def close_as_unreasonable(self, record: str, category_label: str, reply: str, actor: AuthContext,
