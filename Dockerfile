@@ -31,6 +31,6 @@ RUN groupadd --system --gid 10001 smart110 \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin smart110
 USER 10001:10001
 
-EXPOSE 50051 50052 50053 50054 50055 9464
+EXPOSE 50051 50052 50053 50054 50055 8053 9464
 ENTRYPOINT ["python", "-m"]
 CMD ["services.intake", "serve"]

@@ -27,13 +27,21 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip check
 	touch $@
 
-setup: $(VENV)/.installed build/.proto build/openapi.json build/schemas/.installed
+setup: $(VENV)/.installed build/.proto build/openapi.json build/schemas/.installed build/clients/.installed
 
 # Schemas the tests validate against (OASIS CAP 1.2), kept out of the environment.
 build/schemas/.installed: requirements-schemas.txt $(VENV)/.installed
 	@echo "==> fetching the schemas the tests validate against (requirements-schemas.txt)"
 	rm -rf build/schemas
 	set -o pipefail; $(PY) -m pip install --quiet --disable-pip-version-check --no-deps --target build/schemas -r requirements-schemas.txt 2>&1 \
+	  | { grep -v "^WARNING: Location" || true; }
+	touch $@
+
+# Real Open311 clients the e2e tests drive (requirements-test-clients.txt), kept out of the environment.
+build/clients/.installed: requirements-test-clients.txt $(VENV)/.installed
+	@echo "==> fetching the clients the e2e tests drive (requirements-test-clients.txt)"
+	rm -rf build/clients
+	set -o pipefail; $(PY) -m pip install --quiet --disable-pip-version-check --no-deps --target build/clients -r requirements-test-clients.txt 2>&1 \
 	  | { grep -v "^WARNING: Location" || true; }
 	touch $@
 

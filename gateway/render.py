@@ -21,7 +21,14 @@ having to list it by hand:
   header, a REST call in its path (``SHARED_REST_PREFIXES``, e.g.
   ``/v1/feedConsumers/dispatch/...``), and each (method, service) pair gets
   its own route;
-* Envoy's own error replies are JSON: ``{"code": <grpc code>, "message": ...}``.
+* Envoy's own error replies are JSON: ``{"code": <grpc code>, "message": ...}``;
+* plain HTTP faces (``HTTP_FACES``, e.g. Open311 GeoReport v2 in XML and JSON
+  under ``/open311/v2/``, served by the referral service itself on its own
+  port) are routed by prefix to their cluster, untranscoded, when their
+  upstream is given (``--http-upstream open311=HOST:PORT``);
+* query parameters no field takes are ignored on REST routes
+  (``ignore_unknown_query_parameters``): cache busters and clients' own
+  parameters do not turn a call into a 400.
 
 Usage::
 
@@ -87,6 +94,21 @@ PUBLIC_FACES = (
         claims={"sub": "open311-public", "roles": ["open311_client"]},
     ),
 )
+
+
+@dataclass(frozen=True)
+class HttpFace:
+    """A plain HTTP app a service serves beside its gRPC server, routed by path prefix, not transcoded."""
+
+    name: str  # its upstream's name (--http-upstream NAME=HOST:PORT)
+    prefix: str  # the paths it serves
+    cluster: str
+
+
+# Open311 GeoReport v2 in XML and JSON, with GeoReport's errors and status codes
+# (services/referral12345/open311/http.py). Without its upstream, the
+# Open311Service bindings are transcoded (JSON only).
+HTTP_FACES = (HttpFace(name="open311", prefix="/open311/v2/", cluster="referral-open311"),)
 # Runtime services every smart110 service serves for itself (their package).
 SHARED_PACKAGE = "smart110.common.v1"
 # The header a gRPC call of a runtime service names its target service in.
@@ -433,10 +455,28 @@ def _openapi_route(document: str) -> dict:
     }
 
 
-def _routes(methods: list[Method], clusters: list[str] | None = None, openapi: str | None = None) -> list[dict]:
+def _http_face_route(face: HttpFace) -> dict:
+    return {
+        "name": face.cluster,
+        "match": {"prefix": face.prefix},
+        "route": {"cluster": face.cluster, "timeout": UNARY_TIMEOUT},
+        "decorator": {"operation": face.cluster, "propagate": False},
+        # Its paths are the app's own: the transcoder (and its reject_unknown_method) stays out.
+        "typed_per_filter_config": {
+            "envoy.filters.http.grpc_json_transcoder": {
+                "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig",
+                "disabled": True,
+            }
+        },
+    }
+
+
+def _routes(methods: list[Method], clusters: list[str] | None = None,
+            http_faces: list[HttpFace] | None = None, openapi: str | None = None) -> list[dict]:
     public = {face.service: face for face in PUBLIC_FACES}
     clusters = clusters if clusters is not None else sorted({m.svc for m in methods if not m.shared})
     routes = [_openapi_route(openapi)] if openapi is not None else []
+    routes += [_http_face_route(face) for face in http_faces or ()]
     for m in methods:
         if m.shared:
             routes.extend(_shared_routes(m, clusters))
@@ -550,9 +590,11 @@ def _http_filters(
                     "always_print_enums_as_ints": False,
                     "preserve_proto_field_names": False,
                 },
+                # A query parameter no field takes (a cache buster, a client's own) is
+                # ignored rather than refused with 400.
+                "ignore_unknown_query_parameters": True,
                 "request_validation_options": {
                     "reject_unknown_method": True,
-                    "reject_unknown_query_parameters": True,
                 },
             },
         },
@@ -597,6 +639,7 @@ def render(
     cors_origins: list[str] | None = None,
     admin_host: str = "127.0.0.1",
     descriptor_path_in_config: str | None = None,
+    http_upstreams: dict[str, tuple[str, int]] | None = None,
 ) -> dict:
     """Return the Envoy bootstrap configuration as a JSON-serialisable dict.
 
@@ -608,6 +651,9 @@ def render(
     ``admin_host`` is where the admin interface (``/ready``, stats) listens;
     ``descriptor_path_in_config`` is where Envoy will find the descriptor set
     when that differs from where it is read now (a mounted ConfigMap).
+    ``http_upstreams`` maps an HTTP face's name (``HTTP_FACES``, e.g.
+    ``open311``) to the host and port of its app; a face without one is not
+    routed.
     """
     descriptor_abs = os.path.abspath(descriptor_path)
     methods = load_methods(descriptor_abs)
@@ -615,6 +661,12 @@ def render(
         raise GatewayConfigError(f"{descriptor_path}: no smart110.<svc>.v1 service found")
     check_public_faces(methods)
     check_shared_services(methods)
+    http_upstreams = http_upstreams or {}
+    unknown_faces = sorted(set(http_upstreams) - {face.name for face in HTTP_FACES})
+    if unknown_faces:
+        raise GatewayConfigError(f"no such HTTP face: {', '.join(unknown_faces)} "
+                                 f"(known: {', '.join(face.name for face in HTTP_FACES)})")
+    http_faces = [face for face in HTTP_FACES if face.name in http_upstreams]
 
     missing = sorted({m.svc for m in methods if not m.shared} - set(upstreams))
     if missing:
@@ -686,7 +738,7 @@ def render(
                 {
                     "name": "smart110",
                     "domains": ["*"],
-                    "routes": _routes(methods, sorted(services_by_svc), openapi=json.dumps(
+                    "routes": _routes(methods, sorted(services_by_svc), http_faces, openapi=json.dumps(
                         openapi.build(descriptor_abs), ensure_ascii=False, separators=(",", ":"))),
                     "typed_per_filter_config": {
                         "envoy.filters.http.cors": _cors_policy(cors_origins or ["*"]),
@@ -701,6 +753,10 @@ def render(
     clusters = [
         _cluster(svc, *upstreams[svc], health_services=services_by_svc[svc]) for svc in sorted(services_by_svc)
     ]
+    for face in http_faces:
+        cluster = _cluster(face.cluster, *http_upstreams[face.name], health_services=None)
+        del cluster["typed_extension_protocol_options"]  # HTTP/1.1
+        clusters.append(cluster)
 
     if otlp is not None:
         hcm["tracing"] = {
@@ -776,6 +832,14 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("JWT_JWKS_PATH") or str(DEFAULT_JWKS),
         help="public JWKS file (default: JWT_JWKS_PATH or the development keys)",
     )
+    parser.add_argument(
+        "--http-upstream",
+        type=_upstream,
+        action="append",
+        default=[],
+        metavar="FACE=HOST:PORT",
+        help="app of an HTTP face, e.g. open311=127.0.0.1:8053 (Open311 GeoReport v2 in XML and JSON)",
+    )
     parser.add_argument("--otlp", type=_host_port, default=None, metavar="HOST:PORT", help="OTLP/gRPC collector")
     parser.add_argument(
         "--cors-origin", action="append", default=None, help="allowed CORS origin (repeat; default '*')"
@@ -791,6 +855,7 @@ def main(argv: list[str] | None = None) -> int:
             jwks_path=args.jwks,
             otlp=args.otlp,
             cors_origins=args.cors_origin,
+            http_upstreams=dict(args.http_upstream),
         )
     except GatewayConfigError as exc:
         print(f"gateway.render: {exc}", file=sys.stderr)

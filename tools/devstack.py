@@ -65,6 +65,8 @@ class Ports:
     otlp: int
     metrics: dict[str, int] = field(default_factory=dict)  # Prometheus /metrics per service
     partners: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PARTNER_PORTS))
+    # The referral service's Open311 GeoReport v2 HTTP face (XML and JSON), behind the gateway.
+    open311_http: int = 8053
 
     @classmethod
     def default(cls) -> "Ports":
@@ -73,7 +75,7 @@ class Ports:
     @classmethod
     def free(cls) -> "Ports":
         return cls({s: free_port() for s in SERVICES}, free_port(), free_port(), free_port(),
-                   {s: free_port() for s in SERVICES}, {p: free_port() for p in PARTNERS})
+                   {s: free_port() for s in SERVICES}, {p: free_port() for p in PARTNERS}, free_port())
 
 
 @dataclass
@@ -159,6 +161,7 @@ class Stack:
             env["SERVICE_TOKEN_FILE"] = str(self.service_credential(service))
         if service == "referral":
             env["OPEN311_API_KEYS"] = self.open311_api_keys
+            env["OPEN311_HTTP_PORT"] = str(self.ports.open311_http)
         return env
 
     def service_credential(self, service: str) -> Path:
@@ -266,6 +269,7 @@ class Stack:
             listen_port=self.ports.gateway, admin_port=self.ports.admin,
             jwks_path=os.environ.get("JWT_JWKS_PATH", str(ROOT / "gateway" / "dev-keys" / "jwks.json")),
             otlp=("127.0.0.1", self.ports.otlp),
+            http_upstreams={"open311": ("127.0.0.1", self.ports.open311_http)},
         )
         path = self.run_dir / "envoy.json"
         path.write_text(json.dumps(config, indent=1))

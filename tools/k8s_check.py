@@ -59,6 +59,9 @@ def kubectl() -> Path:
     return path
 
 
+OPEN311_HTTP_PORT = 8053
+
+
 def render_gateway(descriptor: Path = ROOT / "build" / "descriptors.pb") -> Path:
     """Writes generated/envoy.json and generated/descriptors.pb for the gateway ConfigMaps."""
     from gateway.render import render
@@ -74,6 +77,8 @@ def render_gateway(descriptor: Path = ROOT / "build" / "descriptors.pb") -> Path
         # The kubelet probes Envoy's own /ready on the admin port; the
         # network policy lets no other pod reach that port.
         admin_host="0.0.0.0", descriptor_path_in_config=DESCRIPTOR_MOUNT,
+        # The referral service's Open311 GeoReport v2 HTTP face (k8s/base/referral, port "open311").
+        http_upstreams={"open311": (f"referral.{NAMESPACE}.svc.cluster.local", OPEN311_HTTP_PORT)},
     )
     (GATEWAY_GENERATED / "envoy.json").write_text(json.dumps(config, indent=1) + "\n")
     shutil.copyfile(descriptor, GATEWAY_GENERATED / "descriptors.pb")

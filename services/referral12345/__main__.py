@@ -6,28 +6,31 @@ from smart110.referral.v1 import referral_service_pb2 as pb
 from smart110.referral.v1 import referral_service_pb2_grpc as pb_grpc
 
 from services.runtime.app import Runtime, ServiceSpec, main
-from services.runtime.auth import AuthContext
-from services.runtime.config import env_float, env_list, env_str
+from services.runtime.config import env_float, env_int, env_list, env_str
 
 from . import clients, handlers, mapping, policy, seed, store, workers
 from .api import ReferralServicer
-from .open311 import Open311Servicer
+from .open311 import OPEN311_CLIENT, Open311Servicer
+from .open311.http import Open311HttpServer, create_app
 
 
 def build(rt: Runtime) -> list[tuple]:
     rt.context = handlers.Context(intake=clients.Intake(rt.channel("intake")), referred=partial(workers.referred, rt))
     rt.every("referral-overdue-sweeper", env_float("REFERRAL_SWEEP_SECONDS", 60.0),
              partial(workers.sweep_overdue, rt))
+    open311 = Open311Servicer(rt, env_str("OPEN311_JURISDICTION_ID"), api_keys=env_list("OPEN311_API_KEYS"))
+    http_port = env_int("OPEN311_HTTP_PORT", 0)
+    if http_port:
+        # The GeoReport v2 HTTP face (XML and JSON) the gateway routes /open311/v2/ to; 0: none.
+        app = create_app(open311, base_url=env_str("OPEN311_BASE_URL"))
+        rt.workers.append(Open311HttpServer(app, rt.settings.listen_host, http_port))
     return [
         (pb_grpc.add_ReferralServiceServicer_to_server, ReferralServicer(rt),
          pb.DESCRIPTOR.services_by_name["ReferralService"].full_name),
-        (pb_grpc.add_Open311ServiceServicer_to_server,
-         Open311Servicer(rt, env_str("OPEN311_JURISDICTION_ID"), api_keys=env_list("OPEN311_API_KEYS")),
+        (pb_grpc.add_Open311ServiceServicer_to_server, open311,
          pb.DESCRIPTOR.services_by_name["Open311Service"].full_name),
     ]
 
-
-OPEN311_CLIENT = AuthContext(subject="open311-public", roles=frozenset({"open311_client"}))
 
 SPEC = ServiceSpec(
     name="referral", metadata=store.metadata, tables=store.runtime_tables,

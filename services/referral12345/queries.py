@@ -18,7 +18,7 @@ from . import domain, rules
 from .domain import Department, Figures, Open311Service, UnreasonableRecord, Verdict, WorkOrder
 from .store import (
     DepartmentRepository, UnreasonableRepository, WorkOrderRepository, assignments, department_from_row,
-    departments, load_orders, record_from_row, reviews, unreasonable, work_orders,
+    departments, load_orders, order_timeline, record_from_row, reviews, unreasonable, work_orders,
 )
 
 
@@ -111,6 +111,38 @@ def matter_codes(conn) -> set[str]:
 
 def matter_labels(conn) -> dict[str, str]:
     return domain.matter_labels(all_departments(conn))
+
+
+def work_orders_at(conn, *, filters: dict, limit: int, offset: int) -> list[WorkOrder]:
+    """`limit` orders from `offset` on, newest first (Open311's page/page_size)."""
+    c = work_orders.c
+    q = (_work_orders_where(select(work_orders), filters).order_by(c.create_time.desc(), c.id.desc())
+         .limit(limit).offset(offset))
+    return load_orders(conn, conn.execute(q).all())
+
+
+@dataclass(frozen=True)
+class OrderUpdate:
+    """One timeline entry of a work order, as Open311's service request updates feed tells it."""
+
+    seq: int
+    work_order_id: str
+    action: str
+    time: datetime
+    detail: str
+    citizen_name: str
+
+
+def order_updates(conn, *, actions: set[str], start: datetime, end: datetime, limit: int,
+                  offset: int) -> list[OrderUpdate]:
+    """Timeline entries with one of `actions` recorded in [start, end), oldest first."""
+    t, o = order_timeline.c, work_orders.c
+    q = (select(t.seq, t.work_order_id, t.action, t.time, t.detail, o.citizen_name)
+         .join(work_orders, o.id == t.work_order_id)
+         .where(t.action.in_(sorted(actions)), t.time >= start, t.time < end)
+         .order_by(t.time, t.seq).limit(limit).offset(offset))
+    return [OrderUpdate(r.seq, r.work_order_id, r.action, r.time, r.detail, r.citizen_name or "")
+            for r in conn.execute(q)]
 
 
 def open311_services(conn) -> list[Open311Service]:

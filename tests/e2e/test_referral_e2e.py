@@ -275,4 +275,4 @@ def test_open311_client_posts_lists_and_reads_requests_over_plain_http(stack):
         missing = app.post("/open311/v2/requests.json",
                            content=urlencode({"service_code": "NOPE", "api_key": stack.open311_api_key}),
                            headers={"Content-Type": "application/x-www-form-urlencoded"})
-        assert missing.status_code == 400
+        assert missing.status_code == 404, "GeoReport: an unknown service_code is 404"

@@ -114,8 +114,12 @@ def test_a_json_post_and_typed_grpc_fields_work_too(suite):
 
 
 def test_bad_posts_and_unknown_requests(suite):
-    with pytest.raises(grpc.RpcError) as err:
+    with pytest.raises(grpc.RpcError) as unknown:
         post_form(suite, {"service_code": "NO_SUCH_SERVICE", "phone": "12"})
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND, "GeoReport: an unknown service_code is 404"
+    assert georeport_errors(unknown.value) == [{"code": 404, "description": "service_code 'NO_SUCH_SERVICE' does not exist"}]
+    with pytest.raises(grpc.RpcError) as err:
+        post_form(suite, {"phone": "12"})
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert set(support.field_violations(err.value)) == {"service_code", "lat", "description", "phone"}
     with pytest.raises(grpc.RpcError) as both:
@@ -148,10 +152,10 @@ def test_a_post_needs_an_issued_api_key_before_anything_else_is_looked_at(suite)
     fields = {"service_code": "STREET_LIGHT", "lat": str(lat), "long": str(lon), "description": "路灯不亮"}
     with pytest.raises(grpc.RpcError) as missing:
         post_form(suite, {**fields, "service_code": "NO_SUCH_SERVICE"}, api_key=None)
-    assert missing.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert support.field_violations(missing.value) == ["api_key"], "nothing else is judged without a key"
+    assert missing.value.code() == grpc.StatusCode.PERMISSION_DENIED, "GeoReport: no api_key is 403"
     assert georeport_errors(missing.value) == [
-        {"code": 400, "description": "api_key: is required: the key issued to your application"}]
+        {"code": 403, "description": "api_key: is required: the key issued to your application"}], \
+        "nothing else is judged without a key"
     for wrong in ("not-a-key", OPEN311_API_KEY + "x", OPEN311_API_KEY[:-1], "other-app-key,"):
         with pytest.raises(grpc.RpcError) as refused:
             post_form(suite, fields, api_key=wrong)
@@ -169,8 +173,7 @@ def test_a_post_needs_an_issued_api_key_before_anything_else_is_looked_at(suite)
     assert receipt["service_request_id"]
     with pytest.raises(grpc.RpcError) as bad:
         post_form(suite, {"service_code": "NO_SUCH_SERVICE", "lat": str(lat), "long": str(lon), "description": "x"})
-    assert georeport_errors(bad.value) == [
-        {"code": 400, "description": "service_code: is not a service_code from services.json"}]
+    assert georeport_errors(bad.value) == [{"code": 404, "description": "service_code 'NO_SUCH_SERVICE' does not exist"}]
 
 
 def test_public_reads_show_no_personal_data(suite):
@@ -210,10 +213,44 @@ def test_a_deeply_nested_json_body_is_invalid_argument_not_internal(suite):
     deep = httpbody_pb2.HttpBody(content_type="application/json", data=b'{"a":' + b"[" * 200_000 + b"]" * 200_000 + b"}")
     with pytest.raises(grpc.RpcError) as missing:
         suite.open311.CreateServiceRequest(pb.CreateServiceRequestRequest(raw_body=deep), timeout=10)
-    assert missing.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert support.field_violations(missing.value) == ["api_key"]
+    assert missing.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert georeport_errors(missing.value)[0]["description"].startswith("api_key: is required")
     with pytest.raises(grpc.RpcError) as keyed:
         suite.open311.CreateServiceRequest(pb.CreateServiceRequestRequest(raw_body=deep, api_key=OPEN311_API_KEY),
                                            timeout=10)
     assert keyed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "raw_body" in support.field_violations(keyed.value)
+
+
+def multipart(fields: dict, files: dict | None = None, boundary: str = "smart110-boundary") -> httpbody_pb2.HttpBody:
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+             for k, v in fields.items()]
+    for name, data in (files or {}).items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="x.jpg"\r\n'
+                     f'Content-Type: image/jpeg\r\n\r\n'.encode() + data + b"\r\n")
+    return httpbody_pb2.HttpBody(content_type=f"multipart/form-data; boundary={boundary}",
+                                 data=b"".join(parts) + f"--{boundary}--\r\n".encode())
+
+
+def test_a_multipart_post_is_read_and_a_file_part_refused_politely(suite):
+    lon, lat = HANYANG_S15
+    fields = {"api_key": OPEN311_API_KEY, "service_code": "STREET_LIGHT", "lat": str(lat), "long": str(lon),
+              "description": f"琴台大道路灯整排不亮 {rid()[:6]}", "media_url": "https://img.example.cn/311/m.jpg"}
+    [receipt] = body(suite.open311.CreateServiceRequest(
+        pb.CreateServiceRequestRequest(raw_body=multipart(fields)), timeout=10))
+    [one] = body(suite.open311.GetServiceRequest(pb.GetServiceRequestRequest(
+        service_request_id=receipt["service_request_id"]), timeout=10))
+    assert one["media_url"] == "https://img.example.cn/311/m.jpg"
+    assert "token" not in receipt, "no empty token: the receipt has the service_request_id"
+    with pytest.raises(grpc.RpcError) as refused:
+        suite.open311.CreateServiceRequest(pb.CreateServiceRequestRequest(
+            raw_body=multipart(fields, files={"media": b"\xff\xd8\xff\xe0jpeg"})), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    [error] = georeport_errors(refused.value)
+    assert error["code"] == 400 and error["description"].startswith("media: file uploads are not accepted")
+    with pytest.raises(grpc.RpcError) as broken:
+        suite.open311.CreateServiceRequest(pb.CreateServiceRequestRequest(
+            api_key=OPEN311_API_KEY, raw_body=httpbody_pb2.HttpBody(content_type="multipart/form-data",
+                                                                    data=b"--x\r\n")), timeout=10)
+    assert broken.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "raw_body" in support.field_violations(broken.value)

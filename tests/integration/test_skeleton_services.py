@@ -157,9 +157,11 @@ def test_open311_service_list_is_the_matter_catalogue(referral):
     parking = next(s for s in services if s["service_code"] == "ILLEGAL_PARKING")
     assert parking["service_name"] == "违章停车"
     assert parking["type"] == "realtime" and parking["metadata"] is False
-    assert "江城市城市管理执法局" in parking["group"] and "江城市公安局交通管理局" in parking["group"]
+    # GeoReport's group is the category; the departments that handle it are in the description.
+    assert parking["group"] == "交通出行" and "违停" in parking["keywords"].split(",")
+    assert "江城市城市管理执法局" in parking["description"] and "江城市公安局交通管理局" in parking["description"]
     passport = next(s for s in services if s["service_code"] == "PASSPORT")
-    assert passport["group"] == "江城市公安局出入境管理支队"
+    assert passport["group"] == "证照办理" and "江城市公安局出入境管理支队" in passport["description"]
 
 
 def test_referral_feed_ends_at_its_latest_event(referral):

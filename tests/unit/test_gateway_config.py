@@ -508,3 +508,32 @@ def test_services_take_the_metadata_of_the_longest_request_the_gateway_passes(co
 
     assert _hcm(config)["max_request_headers_kb"] == MAX_REQUEST_HEADERS_KB
     assert MAX_METADATA_BYTES >= 2 * MAX_REQUEST_HEADERS_KB * 1024 + 8 * 1024
+
+
+def test_unknown_query_parameters_are_ignored_on_rest_routes(config):
+    transcoder = _filter(config, "envoy.filters.http.grpc_json_transcoder")
+    assert transcoder["ignore_unknown_query_parameters"] is True
+    assert "reject_unknown_query_parameters" not in transcoder["request_validation_options"]
+
+
+def test_the_open311_http_face_is_routed_untranscoded_to_its_own_http1_cluster(open311_descriptor, open311_config):
+    config = render(str(open311_descriptor), OPEN311_UPSTREAMS, listen_port=18080, admin_port=19901,
+                    jwks_path=str(JWKS), http_upstreams={"open311": ("127.0.0.1", 8053)})
+    routes = [r for r in _hcm(config)["route_config"]["virtual_hosts"][0]["routes"] if "direct_response" not in r]
+    first = routes[0]  # before every transcoded route (the gateway's own OpenAPI document aside)
+    assert first["match"] == {"prefix": "/open311/v2/"} and first["route"]["cluster"] == "referral-open311"
+    assert first["typed_per_filter_config"]["envoy.filters.http.grpc_json_transcoder"]["disabled"] is True
+    assert "request_headers_to_add" not in first, "the app runs as open311-public itself"
+    clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
+    face = clusters["referral-open311"]
+    assert "typed_extension_protocol_options" not in face and "health_checks" not in face
+    assert face["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] == {
+        "socket_address": {"address": "127.0.0.1", "port_value": 8053}}
+    # The gateway's health does not wait for it, and without its upstream nothing changes.
+    health = _filter(config, "envoy.filters.http.health_check")["cluster_min_healthy_percentages"]
+    assert "referral-open311" not in health
+    assert all(r.get("route", {}).get("cluster") != "referral-open311"
+               for r in _hcm(open311_config)["route_config"]["virtual_hosts"][0]["routes"])
+    with pytest.raises(GatewayConfigError, match="no such HTTP face: nope"):
+        render(str(open311_descriptor), OPEN311_UPSTREAMS, listen_port=18080, admin_port=19901,
+               jwks_path=str(JWKS), http_upstreams={"nope": ("127.0.0.1", 1)})
