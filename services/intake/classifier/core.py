@@ -22,6 +22,9 @@ from .model import LinearModel
 from .text import features, normalize
 
 EVIDENCE_CAP = 8.0
+# The combined probability below which a type that fits a cue of danger to life is a long shot
+# and the cue's usual type is chosen instead.
+FITTING_LONG_SHOT = 0.05
 # Types a text never decides.
 NOT_FROM_TEXT: set[str] = set()
 CATEGORY_LABELS = {"POLICE": "警情", "NON_POLICE": "非警务求助", "CONSULTATION": "咨询", "INVALID": "无效报警"}
@@ -300,7 +303,7 @@ class Classifier:
                                     or (category == rules.POLICE and itype in LIFE_THREATENING))
         if cue is not None and (category != rules.POLICE or priority > cue.priority or not fits):
             if category != rules.POLICE or not fits:
-                fitting = next((t for t, _ in ranked if t in cue.types), cue.types[0])
+                fitting = self._fitting(cue.types, ranked, ev)
                 was = f"{CATEGORY_LABELS[category]}“{_label(itype)}”"
                 itype, category = fitting, rules.POLICE
                 reasons.append(f"生命安全兜底：来电明确说到“{cue.words}”（{cue.group}），可能危及生命，"
@@ -318,6 +321,19 @@ class Classifier:
         reasons.append(f"定为{CATEGORY_LABELS[category]}“{_label(itype)}”，{priority}级")
         return Decision(category, itype, priority, confidence, needs_confirmation, "；".join(reasons), fired,
                         self.version, ranked[:3])
+
+    @staticmethod
+    def _fitting(types: tuple[str, ...], ranked: list[tuple[str, float]], ev: Evidence) -> str:
+        """Of the types that fit a cue of danger to life: the likeliest one the caller's words are
+        evidence of, else the likeliest one when it is no long shot and clearly likelier than the
+        usual one (the first), else the usual one."""
+        backed = [(t, p) for t, p in ranked if t in types and ev.scores.get(t)]
+        if backed:
+            return backed[0][0]
+        prob = dict(ranked)
+        likeliest = max(types, key=lambda t: prob.get(t, 0.0))
+        usual = types[0]
+        return likeliest if prob.get(likeliest, 0.0) >= max(FITTING_LONG_SHOT, 2 * prob.get(usual, 0.0)) else usual
 
     @staticmethod
     def _only_named(ev: Evidence) -> set[str]:
