@@ -17,7 +17,7 @@ from services.runtime import language
 from .. import rules
 from .evidence import DANGER, QUESTION_DEFAULT_TOPIC, QUESTION_TOPIC, Evidence, EvidenceFinder
 from .guard import LifeSafetyGuard
-from .lexicon import LIFE_THREATENING, RESTRAINT
+from .lexicon import LIFE_THREATENING, LITERAL_BEFORE, OUTGROWN, RESTRAINT
 from .model import LinearModel
 from .text import features, normalize
 
@@ -298,9 +298,9 @@ class Classifier:
         elif channel_rule is not None:
             reasons.append(channel_rule.note)
         cue = self.guard.find(text, prank=bool(ev.prank))
-        # A police type of a matter that may cost a life fits any cue of danger to life.
-        fits = cue is not None and (cue.fits(itype, category == rules.POLICE)
-                                    or (category == rules.POLICE and itype in LIFE_THREATENING))
+        # A police type the decision has stays, unless the cue outgrows it (a quarrel in which
+        # someone is stabbed is an assault).
+        fits = cue is not None and category == rules.POLICE and (itype in cue.types or itype not in OUTGROWN)
         if cue is not None and (category != rules.POLICE or priority > cue.priority or not fits):
             if category != rules.POLICE or not fits:
                 fitting = self._fitting(cue.types, ranked, ev)
@@ -346,6 +346,8 @@ class Classifier:
             if t == DANGER or t in ev.scores or not h.weight or h.context != language.FIGURATIVE \
                     or rules.INCIDENT_TYPES[t].category != rules.POLICE:
                 continue
+            if any(ev.text[max(0, h.start - len(w) - 2):h.start].find(w) >= 0 for w in LITERAL_BEFORE):
+                return set()
             out.add(t)
             if not ev.question:
                 out.add(QUESTION_TOPIC.get(t, QUESTION_DEFAULT_TOPIC))

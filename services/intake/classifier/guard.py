@@ -3,7 +3,7 @@ for help, a knife attack, bleeding, no sign of life, a jump, someone in the wate
 inside, an abduction, a killing, strangling, a gun) that the caller asserts keep the report on the
 police path at 1级 (or the group's priority) with a fitting type, whatever the model says.
 
-A cue counts only in a clause that asserts it: not negated (没流血), supposed (如果有人拿刀砍我),
+A cue counts only in a clause that asserts it: not negated (没流血), supposed (如果有人拿刀砍我), wished (真想砍了他),
 reported (新闻里说有人跳楼), heard from others (听说有人被绑架), said as a figure of speech, or in a
 call the caller declares a joke or frames as play (在玩游戏, 排练); nor when a word in its clause makes
 it something else (手机掉水里了, 打死也不去). All cue words are found in one Aho-Corasick pass."""
@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import re
+
 import ahocorasick
 
 from services.runtime import language
 
-from .lexicon import ANY_POLICE, LIFE_SAFETY, PLAY_FRAMES
+from .lexicon import LIFE_SAFETY, PLAY_FRAMES, WISHES
 
 
 @dataclass(frozen=True)
@@ -24,16 +26,13 @@ class Cue:
     words: str  # what the caller said ("着火”+“有人在里面")
     types: tuple[str, ...]  # the fitting types, the usual one first
     priority: int
-    any_police: bool = False  # whether any police type the decision already has fits too
-
-    def fits(self, incident_type: str, police: bool) -> bool:
-        return incident_type in self.types or (self.any_police and police)
 
 
 class LifeSafetyGuard:
-    def __init__(self, groups=LIFE_SAFETY, frames: tuple[str, ...] = PLAY_FRAMES):
+    def __init__(self, groups=LIFE_SAFETY, frames: tuple[str, ...] = PLAY_FRAMES, wishes: str = WISHES):
         self.groups = groups
         self.frames = frames
+        self.wishes = re.compile(wishes)
         self._automaton = ahocorasick.Automaton()
         for _name, words, _types, _priority, _unless in groups:
             for parts in words:
@@ -49,8 +48,10 @@ class LifeSafetyGuard:
             if word in out:
                 continue
             start, end = end_idx - len(word) + 1, end_idx + 1
-            if language.context_of(text, start, end, language.CALLER_CUES) == "":
-                out[word] = language.clause_bounds(text, start, end)
+            left, right = language.clause_bounds(text, start, end)
+            if language.context_of(text, start, end, language.CALLER_CUES) == "" \
+                    and not self.wishes.search(text, left, start):
+                out[word] = (left, right)
         return out
 
     def _played(self, text: str) -> bool:
@@ -79,6 +80,5 @@ class LifeSafetyGuard:
                         break
                     said.append(hit)
                 else:
-                    return Cue(name, "”+“".join(said), tuple(t for t in types if t != ANY_POLICE), priority,
-                               ANY_POLICE in types)
+                    return Cue(name, "”+“".join(said), types, priority)
         return None

@@ -273,14 +273,11 @@ DANGER_WORDS: tuple[tuple[str, float], ...] = _parse(DANGER)
 # Per group: the Chinese name given in the reason; the cue words with their synonyms ("A|B" either,
 # "A+B" both, each asserted somewhere in the text); the fitting types, the usual one first; the
 # priority; words that, in the cue's clause, make it something else ("手机掉水里了", "打死也不去").
-# ANY_POLICE among the types: a police type the decision already has fits too (a cry for help in a
-# stalking report stays 可疑人员, at 1级).
-ANY_POLICE = "*"
 _VIOLENT = ("ASSAULT", "HOMICIDE", "ROBBERY", "DOMESTIC_VIOLENCE", "FIGHT", "KIDNAPPING", "SEXUAL_ASSAULT")
 _LIFE_SAFETY = (
     ("呼救", "呼救 呼喊救命 喊救命 叫救命 救命 救救我 救救她 救救他 救救孩子 求救 快来救 来救人 救人啊 "
              "快来人啊 来人啊 有人喊救",
-     (ANY_POLICE,) + _VIOLENT + ("TRAPPED", "DROWNING_RISK", "FIRE", "SUICIDE_RISK", "GAS_LEAK"), 1,
+     _VIOLENT + ("TRAPPED", "DROWNING_RISK", "FIRE", "SUICIDE_RISK", "GAS_LEAK"), 1,
      "救命钱 救命稻草 救命恩人 救命药 救命之恩 求救电话号码 求救助 求救援"),
     ("持刀砍人", "砍人 捅人 砍伤 捅伤 刺伤 扎伤 被砍 被捅 被刺 挨了一刀 拿刀砍 拿刀捅 拿刀扎 刀砍 刀捅 持刀 "
                  "拿着刀 举着刀 提着刀 挥刀 挥着刀 动刀 抄起刀 拿着菜刀 拿菜刀 拿着匕首 砍了一刀 捅了一刀 "
@@ -289,11 +286,11 @@ _LIFE_SAFETY = (
      "砍价 砍树 砍柴 砍一刀 帮砍 切菜 做饭 砍伐 修剪 刀具店 磨刀 树 庄稼 玉米 麦子 竹子 草"),
     ("流血", "流血 流了好多血 流了很多血 流了一地血 流了一地的血 一地的血 满身是血 满脸是血 浑身是血 一身血 "
              "全是血 血流不止 止不住血 血止不住 大出血 头破血流 血流满面 血肉模糊",
-     (ANY_POLICE,) + _VIOLENT + ("TRAFFIC_ACCIDENT", "SUICIDE_RISK", "TRAPPED", "DROWNING_RISK", "FIRE"), 2,
+     _VIOLENT + ("TRAFFIC_ACCIDENT", "SUICIDE_RISK", "TRAPPED", "DROWNING_RISK", "FIRE"), 2,
      "流鼻血 献血 抽血 验血 血压 血糖 杀猪 宰鸡 杀鱼 手术 医院 医生 月经 生理期 产后"),
     ("没有生命迹象", "人没气了 人已经没气了 人都没气了 好像没气了 没气儿了 断气了 断了气 没呼吸 没有呼吸 没了呼吸 不喘气了 没心跳 没有心跳 "
                      "没了心跳 没有生命体征 叫不醒 没反应了",
-     (ANY_POLICE, "HOMICIDE", "ASSAULT", "SUICIDE_RISK", "DROWNING_RISK", "TRAPPED", "GAS_LEAK", "FIRE",
+     ("HOMICIDE", "ASSAULT", "SUICIDE_RISK", "DROWNING_RISK", "TRAPPED", "GAS_LEAK", "FIRE",
       "TRAFFIC_ACCIDENT",
       "DOMESTIC_VIOLENCE", "FIGHT"), 1,
      "燃气 煤气 天然气 液化气 气罐 燃气表 做饭 打不着火 停气 轮胎 车胎 气球 充气 打气 游戏 手机 电脑 "
@@ -319,12 +316,15 @@ _LIFE_SAFETY = (
      ("KIDNAPPING", "MISSING_PERSON", "ROBBERY", "SEXUAL_ASSAULT", "DOMESTIC_VIOLENCE"), 1,
      "绑鞋带 绑头发 绑绳子 绑好 捆绑销售 绑定 绑卡 解绑 行李 快递 包裹 警察 民警 派出所 箱 盒 电动车 "
      "自行车 东西 手机 钱包 电脑 花盆"),
-    ("打死杀人", "打死 要打死 打死人 打死了 杀人 杀了人 要杀 杀了你 杀了他 杀了我 砍死 捅死 掐死 勒死 闷死 毒死 "
-                 "弄死 要弄死 杀死 出人命 人命关天 死人了 死了人 人死了 尸体 血泊 凶杀 命案 人已经死了 "
+    ("打死杀人", "打死人 打死了 杀人 杀了人 砍死 捅死 掐死 勒死 闷死 毒死 杀死 出人命 人命关天 死人了 死了人 人死了 尸体 血泊 凶杀 命案 人已经死了 "
                  "已经死了好几天 死了好几天 死在家里 死在屋里 死在里面 埋着一个人 埋着个人 埋了一个人 人的骨头",
      ("HOMICIDE", "ASSAULT", "DOMESTIC_VIOLENCE", "FIGHT", "ROBBERY", "KIDNAPPING", "SUICIDE_RISK"), 1,
      "打死也不 打死都不 打死我也不 打死不 杀价 杀毒 杀虫 秒杀 杀熟 杀猪盘 蚊子 苍蝇 蟑螂 老鼠 虫 鱼 鸡 "
      "猫 狗 鸟 庄稼 游戏 杀时间 股票 基金"),
+    ("扬言杀人", "要打死 打死你 打死我 要杀 杀了你 杀了他 杀了她 杀了我 弄死你 弄死我 要弄死 整死你 砍死你 "
+                 "捅死你 同归于尽",
+     ("ASSAULT", "DOMESTIC_VIOLENCE", "FIGHT", "HOMICIDE", "ROBBERY", "KIDNAPPING", "SUICIDE_RISK"), 2,
+     "打死也不 打死都不 打死我也不 杀价 杀毒 杀虫 秒杀 杀熟 游戏 蚊子 苍蝇 蟑螂 老鼠 虫"),
     ("性侵害", "强奸 被强奸 性侵 猥亵 强暴 迷奸 摸孩子 摸我下面 摸她下面 摸孩子下面 扒我衣服 扒她衣服 "
                "脱我衣服 扒孩子衣服",
      ("SEXUAL_ASSAULT", "KIDNAPPING", "DOMESTIC_VIOLENCE", "ASSAULT"), 1, "电影 小说 新闻"),
@@ -346,6 +346,18 @@ def _cue_words(spec: str) -> tuple[tuple[tuple[str, ...], ...], ...]:
 LIFE_SAFETY: tuple[tuple[str, tuple, tuple[str, ...], int, tuple[str, ...]], ...] = tuple(
     (name, _cue_words(words), types, priority, tuple(unless.split())) for name, words, types, priority, unless
     in _LIFE_SAFETY)
+# A wish or an outburst before a cue in its clause: the caller says what they feel like doing, not
+# what happens ("气得我真想砍了他").
+# A pattern over the clause before the cue: the caller's own wish (我…想, 真想, 恨不得), except a wish to
+# report or ask ("我想报警，他砍了我一刀" asserts the attack).
+WISHES = r"(我.{0,3}想|真想|恨不得|巴不得)(?!报警|问|说|求助|咨询|请|让你们|找)"
+# Police types a cue of danger to life overrides: no matter of their own, or a lesser one the cue
+# outgrows (a quarrel in which someone is stabbed). Any other police type the decision has stays,
+# at the cue's priority.
+OUTGROWN = ("OTHER", "SILENT_ALARM", "DISPUTE", "NOISE", "SUSPICIOUS_PERSON")
+# Words that end like a figure of speech before a term but name a place or thing (购物中心里走丢了 is
+# no "心里"): the term is meant literally.
+LITERAL_BEFORE = ("中心里", "点心里", "核心里", "圆心里", "手心里攥着")
 # Words with which the caller frames the whole call as play or fiction (a game, a rehearsal): its
 # cues of danger are part of the play.
 PLAY_FRAMES = ("玩游戏", "打游戏", "游戏里", "在玩", "剧本杀", "演戏", "拍戏", "排练", "彩排", "拍电影", "拍视频",
