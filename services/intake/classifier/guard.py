@@ -44,13 +44,17 @@ class LifeSafetyGuard:
     def _asserted(self, text: str) -> dict[str, tuple[int, int]]:
         """Every cue word the caller asserts, with the clause it is in (the first such occurrence)."""
         out: dict[str, tuple[int, int]] = {}
-        for end_idx, word in self._automaton.iter(text):
+        found = [(end_idx - len(word) + 1, end_idx + 1, word) for end_idx, word in self._automaton.iter(text)]
+        for start, end, word in found:
             if word in out:
                 continue
-            start, end = end_idx - len(word) + 1, end_idx + 1
+            # A word inside a longer cue word found around it is read with it ("没人喊救命" asserts no 救命).
+            if any(s <= start and end <= e and (e - s) > (end - start) for s, e, _ in found):
+                continue
             left, right = language.clause_bounds(text, start, end)
             if language.context_of(text, start, end, language.CALLER_CUES) == "" \
-                    and not self.wishes.search(text, left, start):
+                    and not self.wishes.search(text, left, start) \
+                    and not any(m in text[left:start] for m in language.REPORTED_BEFORE):
                 out[word] = (left, right)
         return out
 
