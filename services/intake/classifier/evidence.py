@@ -134,7 +134,8 @@ class EvidenceFinder:
                 ev.scores[h.incident_type] = ev.scores.get(h.incident_type, 0.0) + h.counts
                 continue
             ev.against[h.incident_type] = ev.against.get(h.incident_type, 0.0) + h.weight
-            if ev.question and h.context == language.HYPOTHETICAL_ and \
+            # A question supposing a police matter, or news of one, is a consultation on its topic.
+            if ((ev.question and h.context == language.HYPOTHETICAL_) or h.context == language.REPORTED) and \
                     rules.INCIDENT_TYPES[h.incident_type].category == rules.POLICE:
                 topic = QUESTION_TOPIC.get(h.incident_type, QUESTION_DEFAULT_TOPIC)
                 ev.scores[topic] = ev.scores.get(topic, 0.0) + h.weight
