@@ -154,3 +154,14 @@ def test_the_cue_lists_are_data_with_synonyms_for_every_group():
 def test_a_figure_of_speech_is_not_the_matter_it_names():
     d = artifacts.default().classify("唉，我心里着火了一样，烦得要命", "PHONE")
     assert d.incident_type != "FIRE" and "life-safety" not in d.rule_ids, d.reason
+
+
+def test_news_of_a_crime_with_no_victim_to_help_is_no_emergency():
+    d = artifacts.default().classify("我在电视新闻里看到最近有人骑摩托车抢包", "PHONE")
+    assert not (d.category == rules.POLICE and d.priority <= 2), d.reason
+    assert "life-safety" not in d.rule_ids
+
+
+def test_a_place_name_that_ends_like_a_feeling_is_meant_literally():
+    d = artifacts.default().classify("我儿子在市体育中心里走丢了，穿蓝色外套", "PHONE")
+    assert (d.category, d.incident_type) == (rules.POLICE, "MISSING_PERSON"), d.reason

@@ -29,6 +29,13 @@ DANGER = "DANGER"
 QUESTION_BONUS = 1.5
 
 
+def reported_in_clause(text: str, start: int) -> bool:
+    """A media cue anywhere before the term in its clause ("我在电视新闻里看到最近有人…抢包"), beyond
+    the reach the cue module gives it."""
+    left, _ = language.clause_bounds(text, start, start)
+    return any(m in text[left:start] for m in language.REPORTED_BEFORE)
+
+
 @dataclass(frozen=True)
 class Hit:
     word: str
@@ -119,6 +126,8 @@ class EvidenceFinder:
                 if itype != DANGER and any(s <= start and end <= e and (e - s) > (end - start) for s, e in spans):
                     continue
                 ctx = language.context_of(text, start, end, language.CALLER_CUES)
+                if ctx == "" and reported_in_clause(text, start):
+                    ctx = language.REPORTED
                 ev.hits.append(Hit(word, itype, weight, start, end, ctx))
         if ev.prank:  # the caller declares the call a joke: its police words assert nothing
             ev.hits = [replace(h, context=language.PRANK) if h.context == "" and h.incident_type in rules.INCIDENT_TYPES

@@ -17,6 +17,7 @@ import ahocorasick
 
 from services.runtime import language
 
+from .evidence import reported_in_clause
 from .lexicon import LIFE_SAFETY, PLAY_FRAMES, WISHES
 
 
@@ -54,7 +55,7 @@ class LifeSafetyGuard:
             left, right = language.clause_bounds(text, start, end)
             if language.context_of(text, start, end, language.CALLER_CUES) == "" \
                     and not self.wishes.search(text, left, start) \
-                    and not any(m in text[left:start] for m in language.REPORTED_BEFORE):
+                    and not reported_in_clause(text, start):
                 out[word] = (left, right)
         return out
 
