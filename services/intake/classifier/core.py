@@ -15,12 +15,16 @@ from datetime import datetime, timedelta, timezone
 from services.runtime import language
 
 from .. import rules
-from .evidence import DANGER, Evidence, EvidenceFinder
-from .lexicon import LIFE_THREATENING, RESTRAINT
+from .evidence import DANGER, QUESTION_DEFAULT_TOPIC, QUESTION_TOPIC, Evidence, EvidenceFinder
+from .guard import LifeSafetyGuard
+from .lexicon import LIFE_THREATENING, LITERAL_BEFORE, OUTGROWN, RESTRAINT
 from .model import LinearModel
 from .text import features, normalize
 
 EVIDENCE_CAP = 8.0
+# The combined probability below which a type that fits a cue of danger to life is a long shot
+# and the cue's usual type is chosen instead.
+FITTING_LONG_SHOT = 0.05
 # Types a text never decides.
 NOT_FROM_TEXT: set[str] = set()
 CATEGORY_LABELS = {"POLICE": "警情", "NON_POLICE": "非警务求助", "CONSULTATION": "咨询", "INVALID": "无效报警"}
@@ -137,6 +141,7 @@ class Classifier:
         self.params = params or Params()
         self.version = version
         self.finder = EvidenceFinder()
+        self.guard = LifeSafetyGuard()
         self.types = [t for t in rules.INCIDENT_TYPES if t not in NOT_FROM_TEXT]
 
     # -- the pieces, also used by training ---------------------------------------------
@@ -207,6 +212,10 @@ class Classifier:
             urgent = self.urgency.probabilities(tokens).get("1", 0.0) if self.urgency is not None else 0.0
             ranked = self.combine(probs, ev)
             itype, confidence = ranked[0]
+            named = self._only_named(ev)
+            if itype in named:
+                # The caller names this matter only as a figure of speech ("我心里着火了"): not it.
+                itype, confidence = next(((t, p) for t, p in ranked if t not in named), ranked[0])
             fired.append(f"classifier:{self.version}")
             reasons.append(self._explain(itype, confidence, probs, ev))
             if channel_rule and channel_rule.unmatched_type and not ev.scores and confidence < self.params.threshold:
@@ -288,13 +297,61 @@ class Classifier:
             reasons.append(f"{channel_rule.note}（规则 {channel_rule.rule_id}）")
         elif channel_rule is not None:
             reasons.append(channel_rule.note)
-        if confidence < self.params.threshold and "safety-net" not in fired:
+        cue = self.guard.find(text, prank=bool(ev.prank))
+        # A police type the decision has stays, unless the cue outgrows it (a quarrel in which
+        # someone is stabbed is an assault).
+        fits = cue is not None and category == rules.POLICE and (itype in cue.types or itype not in OUTGROWN)
+        if cue is not None and (category != rules.POLICE or priority > cue.priority or not fits):
+            if category != rules.POLICE or not fits:
+                fitting = self._fitting(cue.types, ranked, ev)
+                was = f"{CATEGORY_LABELS[category]}“{_label(itype)}”"
+                itype, category = fitting, rules.POLICE
+                reasons.append(f"生命安全兜底：来电明确说到“{cue.words}”（{cue.group}），可能危及生命，"
+                               f"不按{was}处理，转警情“{_label(itype)}”，定为{cue.priority}级，请接警员确认")
+                needs_confirmation = True
+            else:
+                reasons.append(f"生命安全兜底：来电明确说到“{cue.words}”（{cue.group}），可能危及生命，"
+                               f"等级提至{cue.priority}级")
+            priority = min(priority, cue.priority)
+            fired.append("life-safety")
+        if confidence < self.params.threshold and "safety-net" not in fired and "life-safety" not in fired:
             second = ", ".join(f"{_label(t)} {p:.2f}" for t, p in ranked[1:3])
             reasons.append(f"置信度{confidence:.2f}低于{self.params.threshold:.2f}，待接警员确认"
                            + (f"（其次：{second}）" if second else ""))
         reasons.append(f"定为{CATEGORY_LABELS[category]}“{_label(itype)}”，{priority}级")
         return Decision(category, itype, priority, confidence, needs_confirmation, "；".join(reasons), fired,
                         self.version, ranked[:3])
+
+    @staticmethod
+    def _fitting(types: tuple[str, ...], ranked: list[tuple[str, float]], ev: Evidence) -> str:
+        """Of the types that fit a cue of danger to life: the likeliest one the caller's words are
+        evidence of, else the likeliest one when it is no long shot and clearly likelier than the
+        usual one (the first), else the usual one."""
+        backed = [(t, p) for t, p in ranked if t in types and ev.scores.get(t)]
+        if backed:
+            return backed[0][0]
+        prob = dict(ranked)
+        likeliest = max(types, key=lambda t: prob.get(t, 0.0))
+        usual = types[0]
+        return likeliest if prob.get(likeliest, 0.0) >= max(FITTING_LONG_SHOT, 2 * prob.get(usual, 0.0)) else usual
+
+    @staticmethod
+    def _only_named(ev: Evidence) -> set[str]:
+        """The police types whose words the caller uses only as a figure of speech, and, when the
+        caller asks nothing, their consultation topic (心里着火了 is neither a fire nor a question
+        about fire safety)."""
+        out: set[str] = set()
+        for h in ev.dismissed():
+            t = h.incident_type
+            if t == DANGER or t in ev.scores or not h.weight or h.context != language.FIGURATIVE \
+                    or rules.INCIDENT_TYPES[t].category != rules.POLICE:
+                continue
+            if any(ev.text[max(0, h.start - len(w) - 2):h.start].find(w) >= 0 for w in LITERAL_BEFORE):
+                return set()
+            out.add(t)
+            if not ev.question:
+                out.add(QUESTION_TOPIC.get(t, QUESTION_DEFAULT_TOPIC))
+        return out
 
     def _police_priority(self, text: str, itype: str, priority: int, ev: Evidence, at: datetime | None,
                          fired: list[str], reasons: list[str]) -> int:

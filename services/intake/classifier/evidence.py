@@ -29,6 +29,13 @@ DANGER = "DANGER"
 QUESTION_BONUS = 1.5
 
 
+def reported_in_clause(text: str, start: int) -> bool:
+    """A media cue anywhere before the term in its clause ("我在电视新闻里看到最近有人…抢包"), beyond
+    the reach the cue module gives it."""
+    left, _ = language.clause_bounds(text, start, start)
+    return any(m in text[left:start] for m in language.REPORTED_BEFORE)
+
+
 @dataclass(frozen=True)
 class Hit:
     word: str
@@ -119,6 +126,8 @@ class EvidenceFinder:
                 if itype != DANGER and any(s <= start and end <= e and (e - s) > (end - start) for s, e in spans):
                     continue
                 ctx = language.context_of(text, start, end, language.CALLER_CUES)
+                if ctx == "" and reported_in_clause(text, start):
+                    ctx = language.REPORTED
                 ev.hits.append(Hit(word, itype, weight, start, end, ctx))
         if ev.prank:  # the caller declares the call a joke: its police words assert nothing
             ev.hits = [replace(h, context=language.PRANK) if h.context == "" and h.incident_type in rules.INCIDENT_TYPES
@@ -134,7 +143,8 @@ class EvidenceFinder:
                 ev.scores[h.incident_type] = ev.scores.get(h.incident_type, 0.0) + h.counts
                 continue
             ev.against[h.incident_type] = ev.against.get(h.incident_type, 0.0) + h.weight
-            if ev.question and h.context == language.HYPOTHETICAL_ and \
+            # A question supposing a police matter, or news of one, is a consultation on its topic.
+            if ((ev.question and h.context == language.HYPOTHETICAL_) or h.context == language.REPORTED) and \
                     rules.INCIDENT_TYPES[h.incident_type].category == rules.POLICE:
                 topic = QUESTION_TOPIC.get(h.incident_type, QUESTION_DEFAULT_TOPIC)
                 ev.scores[topic] = ev.scores.get(topic, 0.0) + h.weight

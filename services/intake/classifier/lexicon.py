@@ -10,7 +10,7 @@ from __future__ import annotations
 
 _EVIDENCE = {
     # -- police: life first ------------------------------------------------------
-    "HOMICIDE": "吓死人:0 气死人:0 烦死人:0 笑死人:0 熏死人:0 急死人:0 累死人:0 热死人:0 冷死人:0 吵死人:0 臭死人:0 人已经没气:3 没有生命体征:3 杀人:3 杀了人:3 被杀:3 杀害:3 凶杀:3 命案:3 出人命:3 人命:1.5 砍死:3 捅死:3 打死:2.5 掐死:3 "
+    "HOMICIDE": "打死也不:0 打死都不:0 打死我也不:0 吓死人:0 气死人:0 烦死人:0 笑死人:0 熏死人:0 急死人:0 累死人:0 热死人:0 冷死人:0 吵死人:0 臭死人:0 人已经没气:3 没有生命体征:3 杀人:3 杀了人:3 被杀:3 杀害:3 凶杀:3 命案:3 出人命:3 人命:1.5 砍死:3 捅死:3 打死:2.5 掐死:3 "
                 "勒死:3 毒死:3 闷死:3 害死:2 弄死:1.5 尸体:3 死人:2 死了人:2.5 人死了:2.5 没气了:1 "
                 "没呼吸:2 没了呼吸:2 血泊:2.5 一动不动:1 行凶:1.5 杀了:2 被砍死:3 死者:2 遇害:3 谋杀:3 "
                 "砍了:1 杀死:3 要杀:1 被人杀:3 抛尸:3 碎尸:3",
@@ -30,7 +30,8 @@ _EVIDENCE = {
                     "活着没意思:3 死了算了:3 想死:3 结束生命:3 了结:2 遗书:3 站在楼顶:2 楼顶:1 天台:1 跳下去:2.5 "
                     "不活了:3 一了百了:3 寻死:3 烧炭:3 轻生念头:3 要跳:2 想不开:2.5 告别:1 自残:2 跳桥:3 "
                     "吃了好多药:2.5 吃了很多药:2.5 吃了一瓶药:3 一整瓶药:3 吞药:3 吞了药:3 药吃多了:2.5 过量服药:3",
-    "DROWNING_RISK": "挣扎:1.5 往水里走:3 越走越深:2 江边:1 河边:1 落水:3 溺水:3 掉进河:3 掉河里:3 掉水里:3 掉进水:3 掉湖里:3 掉江里:3 跳河:3 跳江:3 跳湖:3 "
+    "DROWNING_RISK": "手机掉水里:0 手机掉进水里:0 手机掉河里:0 钥匙掉水里:0 钥匙掉河里:0 东西掉水里:0 "
+                     "钱包掉水里:0 挣扎:1.5 往水里走:3 越走越深:2 江边:1 河边:1 落水:3 溺水:3 掉进河:3 掉河里:3 掉水里:3 掉进水:3 掉湖里:3 掉江里:3 跳河:3 跳江:3 跳湖:3 "
                      "被水冲走:3 冲走:1.5 漂在水上:2 淹死:3 淹:1.5 水里挣扎:3 在水里:1 掉进池塘:3 掉水库:3 "
                      "游泳:1 沉下去:2.5 河里:1 江里:1 水库:1 喊救命:1",
     "TRAPPED": "被夹住:3 夹住:2.5 掩埋:3 塌方:2 掉进:1.5 井里:2 掉下去:1.5 被困:3 困住:3 困在:3 出不来:2.5 卡住:2 卡在:2 锁在:1.5 关在:1 下不来:2 爬不出来:2.5 困:1 "
@@ -263,3 +264,101 @@ def _parse(spec: str) -> tuple[tuple[str, float], ...]:
 
 EVIDENCE: dict[str, tuple[tuple[str, float], ...]] = {t: _parse(s) for t, s in _EVIDENCE.items()}
 DANGER_WORDS: tuple[tuple[str, float], ...] = _parse(DANGER)
+
+
+# -- the life-safety guard (生命安全兜底) ------------------------------------------------------
+# Cues of danger to life, as data. A cue the caller asserts (in a clause that is not negated,
+# supposed, reported, heard from others or a figure of speech) keeps the report on the police path
+# at the group's priority (1级 or 2级) whatever the model says, with the likeliest fitting type.
+# Per group: the Chinese name given in the reason; the cue words with their synonyms ("A|B" either,
+# "A+B" both, each asserted somewhere in the text); the fitting types, the usual one first; the
+# priority; words that, in the cue's clause, make it something else ("手机掉水里了", "打死也不去").
+_VIOLENT = ("ASSAULT", "HOMICIDE", "ROBBERY", "DOMESTIC_VIOLENCE", "FIGHT", "KIDNAPPING", "SEXUAL_ASSAULT")
+_LIFE_SAFETY = (
+    ("呼救", "呼救 呼喊救命 喊救命 叫救命 救命 救救我 救救她 救救他 救救孩子 求救 快来救 来救人 救人啊 "
+             "快来人啊 来人啊 有人喊救",
+     _VIOLENT + ("TRAPPED", "DROWNING_RISK", "FIRE", "SUICIDE_RISK", "GAS_LEAK"), 1,
+     "救命钱 救命稻草 救命恩人 救命药 救命之恩 求救电话号码 求救助 求救援"),
+    ("持刀砍人", "砍人 捅人 砍伤 捅伤 刺伤 扎伤 被砍 被捅 被刺 挨了一刀 拿刀砍 拿刀捅 拿刀扎 刀砍 刀捅 持刀 "
+                 "拿着刀 举着刀 提着刀 挥刀 挥着刀 动刀 抄起刀 拿着菜刀 拿菜刀 拿着匕首 砍了一刀 捅了一刀 "
+                 "砍了他一刀 砍了我一刀 捅了他一刀 捅了我一刀 砍了好几刀 捅了好几刀 砍了他几刀 捅了他几刀",
+     _VIOLENT + ("SUICIDE_RISK",), 2,
+     "砍价 砍树 砍柴 砍一刀 帮砍 切菜 做饭 砍伐 修剪 刀具店 磨刀 树 庄稼 玉米 麦子 竹子 草"),
+    ("流血", "流血 流了好多血 流了很多血 流了一地血 流了一地的血 一地的血 满身是血 满脸是血 浑身是血 一身血 "
+             "全是血 血流不止 止不住血 血止不住 大出血 头破血流 血流满面 血肉模糊",
+     _VIOLENT + ("TRAFFIC_ACCIDENT", "SUICIDE_RISK", "TRAPPED", "DROWNING_RISK", "FIRE"), 2,
+     "流鼻血 献血 抽血 验血 血压 血糖 杀猪 宰鸡 杀鱼 手术 医院 医生 月经 生理期 产后"),
+    ("没有生命迹象", "人没气了 人已经没气了 人都没气了 好像没气了 没气儿了 断气了 断了气 没呼吸 没有呼吸 没了呼吸 不喘气了 没心跳 没有心跳 "
+                     "没了心跳 没有生命体征 叫不醒 没反应了",
+     ("HOMICIDE", "ASSAULT", "SUICIDE_RISK", "DROWNING_RISK", "TRAPPED", "GAS_LEAK", "FIRE",
+      "TRAFFIC_ACCIDENT",
+      "DOMESTIC_VIOLENCE", "FIGHT"), 1,
+     "燃气 煤气 天然气 液化气 气罐 燃气表 做饭 打不着火 停气 轮胎 车胎 气球 充气 打气 游戏 手机 电脑 "
+     "电视 网"),
+    ("跳楼轻生", "跳楼 要跳楼 想跳楼 跳下去 要跳下去 跳下来 站在楼顶 爬到楼顶 坐在楼顶 站在天台 坐在天台边 "
+                 "爬到窗外 站在窗台 坐在窗台 翻过栏杆 跳河 跳江 跳湖 跳桥 跳海 卧轨 上吊 割腕 想自杀 要自杀 "
+                 "自杀 轻生 不想活了 不想活 寻短见",
+     ("SUICIDE_RISK", "DROWNING_RISK", "TRAPPED", "DOMESTIC_VIOLENCE"), 1,
+     "跳下去玩 蹦极 跳伞 跳水比赛 跳楼价 跳楼大甩卖 大甩卖 跳槽 跳绳"),
+    ("落水", "掉水里 掉进水里 掉到水里 掉河里 掉进河里 掉到河里 掉湖里 掉进湖里 掉江里 掉进江里 掉进池塘 掉池塘里 "
+             "掉水库 掉进水库 掉海里 掉井里 掉进井里 掉进粪池 落水 溺水 被水冲走 被冲走 在水里挣扎 水里扑腾 "
+             "沉下去了 快淹死了 淹死 快淹没了 呛水",
+     ("DROWNING_RISK", "TRAPPED", "SUICIDE_RISK", "KIDNAPPING"), 1,
+     "手机 钥匙 钱包 耳机 戒指 东西 包掉 车钥匙 身份证 眼镜 淹了 积水 渍水 泡水 淹水"),
+    ("着火有人被困", "着火|起火|失火|火灾|烧起来|大火|浓烟|冒烟|火很大|火势+有人在里面|人在里面|困在|被困|出不来|"
+                     "跑不出来|还没出来|没跑出来|有人没出来|孩子在里面|老人在里面|人还在|还有人在|救人",
+     ("FIRE", "TRAPPED", "GAS_LEAK"), 1, ""),
+    ("绑架拐走", "绑走 被绑 绑架 被绑架 绑了 拐走 被拐 拐跑 掳走 被掳 劫持 人质 强行拉上车 拖上车 拽上车 塞进车 "
+                 "塞上车 被人抱走 孩子被抱走 把孩子抱走 抢孩子 偷孩子 被人带走了 撕票 赎金 被人控制 被控制 "
+                 "控制在 被捆 捆在 捆住 被绑在 绑在 关起来不让 非法拘禁 囚禁 "
+                 "扣在|关在|锁在|困在|控制在|带到|拉到|不让我下车|不让我走|不放我|不让我出去|不让我离开+打钱|要钱|"
+                 "拿钱|赎|往山里|荒郊|偏僻",
+     ("KIDNAPPING", "MISSING_PERSON", "ROBBERY", "SEXUAL_ASSAULT", "DOMESTIC_VIOLENCE"), 1,
+     "绑鞋带 绑头发 绑绳子 绑好 捆绑销售 绑定 绑卡 解绑 行李 快递 包裹 警察 民警 派出所 箱 盒 电动车 "
+     "自行车 东西 手机 钱包 电脑 花盆"),
+    ("打死杀人", "打死人 打死了 杀人 杀了人 砍死 捅死 掐死 勒死 闷死 毒死 杀死 出人命 人命关天 死人了 死了人 人死了 尸体 血泊 凶杀 命案 人已经死了 "
+                 "已经死了好几天 死了好几天 死在家里 死在屋里 死在里面 埋着一个人 埋着个人 埋了一个人 人的骨头",
+     ("HOMICIDE", "ASSAULT", "DOMESTIC_VIOLENCE", "FIGHT", "ROBBERY", "KIDNAPPING", "SUICIDE_RISK"), 1,
+     "打死也不 打死都不 打死我也不 打死不 杀价 杀毒 杀虫 秒杀 杀熟 杀猪盘 蚊子 苍蝇 蟑螂 老鼠 虫 鱼 鸡 "
+     "猫 狗 鸟 庄稼 游戏 杀时间 股票 基金"),
+    ("扬言杀人", "要打死 打死你 打死我 要杀 杀了你 杀了他 杀了她 杀了我 弄死你 弄死我 要弄死 整死你 砍死你 "
+                 "捅死你 同归于尽",
+     ("ASSAULT", "DOMESTIC_VIOLENCE", "FIGHT", "HOMICIDE", "ROBBERY", "KIDNAPPING", "SUICIDE_RISK"), 2,
+     "打死也不 打死都不 打死我也不 杀价 杀毒 杀虫 秒杀 杀熟 游戏 蚊子 苍蝇 蟑螂 老鼠 虫"),
+    ("性侵害", "强奸 被强奸 性侵 猥亵 强暴 迷奸 摸孩子 摸我下面 摸她下面 摸孩子下面 扒我衣服 扒她衣服 "
+               "脱我衣服 扒孩子衣服",
+     ("SEXUAL_ASSAULT", "KIDNAPPING", "DOMESTIC_VIOLENCE", "ASSAULT"), 1, "电影 小说 新闻"),
+    ("掐脖捂嘴", "掐我脖子 掐住脖子 掐着脖子 掐住我 掐他脖子 掐她脖子 勒住脖子 勒着脖子 勒我 捂住嘴 捂住我的嘴 "
+                 "按在水里 往死里打",
+     ("DOMESTIC_VIOLENCE", "ASSAULT", "HOMICIDE", "SEXUAL_ASSAULT", "ROBBERY", "KIDNAPPING", "FIGHT"), 1, ""),
+    ("持枪", "开枪 枪声 拿着枪 持枪 掏出枪 举着枪 拿枪 有枪",
+     ("ASSAULT", "HOMICIDE", "ROBBERY", "FIGHT", "KIDNAPPING"), 1,
+     "水枪 玩具枪 气球枪 喷枪 打枪游戏 射击游戏 电影 游戏 焊枪 胶枪 钉枪 枪手"),
+)
+
+
+def _cue_words(spec: str) -> tuple[tuple[tuple[str, ...], ...], ...]:
+    """"A|B+C" → ((A, B), (C,)): one of A, B and one of C."""
+    return tuple(tuple(tuple(alt for alt in part.split("|") if alt) for part in word.split("+"))
+                 for word in spec.split())
+
+
+LIFE_SAFETY: tuple[tuple[str, tuple, tuple[str, ...], int, tuple[str, ...]], ...] = tuple(
+    (name, _cue_words(words), types, priority, tuple(unless.split())) for name, words, types, priority, unless
+    in _LIFE_SAFETY)
+# A wish or an outburst before a cue in its clause: the caller says what they feel like doing, not
+# what happens ("气得我真想砍了他").
+# A pattern over the clause before the cue: the caller's own wish (我…想, 真想, 恨不得), except a wish to
+# report or ask ("我想报警，他砍了我一刀" asserts the attack).
+WISHES = r"(我.{0,3}想|真想|恨不得|巴不得)(?!报警|问|说|求助|咨询|请|让你们|找)"
+# Police types a cue of danger to life overrides: no matter of their own, or a lesser one the cue
+# outgrows (a quarrel in which someone is stabbed). Any other police type the decision has stays,
+# at the cue's priority.
+OUTGROWN = ("OTHER", "SILENT_ALARM", "DISPUTE", "NOISE", "SUSPICIOUS_PERSON")
+# Words that end like a figure of speech before a term but name a place or thing (购物中心里走丢了 is
+# no "心里"): the term is meant literally.
+LITERAL_BEFORE = ("中心里", "点心里", "核心里", "圆心里", "手心里攥着")
+# Words with which the caller frames the whole call as play or fiction (a game, a rehearsal): its
+# cues of danger are part of the play.
+PLAY_FRAMES = ("玩游戏", "打游戏", "游戏里", "在玩", "剧本杀", "演戏", "拍戏", "排练", "彩排", "拍电影", "拍视频",
+               "拍短视频", "演习", "逗你")
