@@ -486,7 +486,7 @@ def request_grant(uow: UnitOfWork, *, case_id: str, scope: str, station_ids: lis
     now = uow.now()
     grant = AccessGrant.request(grant_id=new_id(now, prefix="G"), case_id=case_id, case_station_id=case.station_id,
                                 incident_type=case.incident_type, case_level=case.level,
-                                case_closed=case.status == "CLOSED", actor=uow.actor, scope=scope,
+                                case_closed=case.ended, actor=uow.actor, scope=scope,
                                 station_ids=station_ids, reason=reason, hours=hours, now=now)
     uow.repos.grants.add(grant)
     return grant
@@ -507,8 +507,7 @@ def decide_grant(uow: UnitOfWork, *, case_id: str, grant_id: str, approve: bool,
     grant = _grant(uow, case_id, grant_id)
     now = uow.now()
     if approve:
-        closed = uow.repos.cases.brief(case_id).status == "CLOSED"
-        if closed:
+        if uow.repos.cases.brief(case_id).ended:
             raise FailedPrecondition(f"cases/{case_id} is closed: no access can be granted for it",
                                      reason="CASE_CLOSED")
         grant.approve(uow.actor, comment=reason, now=now)

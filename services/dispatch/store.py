@@ -741,10 +741,11 @@ class GrantRepository:
 
     def holding(self, grantee: str, station_ids: frozenset[str], now: datetime, *, lock: bool = False
                 ) -> list[AccessGrant]:
-        """The grantee's active grants that open any of these stations, on cases not closed."""
+        """The grantee's active grants that open any of these stations, on cases not closed or cancelled."""
         g = access_grants.c
         q = (select(access_grants).join(cases, cases.c.id == g.case_id)
-             .where(g.grantee == grantee, g.state == "ACTIVE", g.expire_time > now, cases.c.status != "CLOSED",
+             .where(g.grantee == grantee, g.state == "ACTIVE", g.expire_time > now,
+                    cases.c.status.not_in(("CLOSED", "CANCELLED")),
                     g.station_ids.overlap(sorted(station_ids)))
              .order_by(g.expire_time.desc(), g.id))
         if lock:
@@ -756,10 +757,11 @@ class GrantRepository:
         sweeper holds."""
         g = access_grants.c
         pending_until = g.request_time + func.make_interval(0, 0, 0, 0, g.hours)
-        q = (select(access_grants, (cases.c.status == "CLOSED").label("case_closed"))
+        ended = cases.c.status.in_(("CLOSED", "CANCELLED"))
+        q = (select(access_grants, ended.label("case_closed"))
              .join(cases, cases.c.id == g.case_id)
              .where(g.state.in_(("PENDING", "ACTIVE")),
-                    or_(cases.c.status == "CLOSED", and_(g.state == "ACTIVE", g.expire_time <= now),
+                    or_(ended, and_(g.state == "ACTIVE", g.expire_time <= now),
                         and_(g.state == "PENDING", pending_until <= now)))
              .order_by(g.request_time, g.id).limit(limit).with_for_update(of=access_grants, skip_locked=True))
         return [(grant_from_row(r), bool(r.case_closed)) for r in self.conn.execute(q)]

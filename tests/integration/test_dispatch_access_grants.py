@@ -172,7 +172,19 @@ def test_a_grant_ends_with_its_time_and_with_its_case(h):
     found = {g.name: g for g in h.stub.ListAccessGrants(pb.ListAccessGrantsRequest(case=mine.name),
                                                          metadata=me).access_grants}
     assert found[other.name].state == State.Value("ACCESS_GRANT_STATE_EXPIRED")
-    assert found[other.name].end_reason == "警情办结，授权终止"
+    assert found[other.name].end_reason == "警情办结或撤销，授权终止"
+    # A cancelled case's grant ends the same way.
+    dropped = h.open_case(incident_type="HOMICIDE", priority=1, station="S03", grid="S03-G01")
+    third = ask(h, dropped.name, me, stations=("S11",))
+    assert h.stub.GetCase(pb.GetCaseRequest(name=theirs.name), metadata=me).name == theirs.name
+    h.stub.CancelCase(pb.CancelCaseRequest(name=dropped.name, reason=pb.CANCEL_REASON_DUPLICATE,
+                                           request_id=uuid.uuid4().hex),
+                      metadata=support.caller(["dispatcher"], sub="p-grants-desk"))
+    assert code_and_reason(lambda: h.stub.GetCase(pb.GetCaseRequest(name=theirs.name), metadata=me)
+                           )[0] == grpc.StatusCode.NOT_FOUND, "a cancelled case's grant opens nothing"
+    workers.sweep_grants(h.rt)
+    (ended_too,) = h.stub.ListAccessGrants(pb.ListAccessGrantsRequest(case=dropped.name), metadata=me).access_grants
+    assert ended_too.name == third.name and ended_too.state == State.Value("ACCESS_GRANT_STATE_EXPIRED")
     assert code_and_reason(lambda: ask(h, mine.name, me, stations=("S11",))) == \
         (grpc.StatusCode.FAILED_PRECONDITION, "CASE_CLOSED")
 

@@ -153,7 +153,7 @@ class AccessGrant:
         if self.state not in OPEN_STATES:
             return False
         if case_closed:
-            why = "警情办结，授权终止"
+            why = "警情办结或撤销，授权终止"
         elif self.state == "ACTIVE" and self.expire_time is not None and self.expire_time <= now:
             why = "授权期限届满"
         elif self.state == "PENDING" and self.request_time + timedelta(hours=self.hours) <= now:
