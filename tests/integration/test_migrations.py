@@ -328,3 +328,41 @@ def test_cases_written_before_silent_alarms_reached_dispatch_upgrade_as_not_sile
         assert differences(role_url, spec) == []
     finally:
         support.drop_database(admin_url, "migrations_case_silent")
+
+
+def test_settled_hand_offs_lose_the_victims_contact_and_open_ones_keep_it(admin_url):
+    """Revision 0013: dispatch no longer keeps callers' contacts. A stop-payment hand-off the centre
+    has settled loses the victim's name and phone; one still under way keeps them until it settles
+    (the previous release delivers from them during a rollout); every row stays."""
+    from services.dispatch.domain import FINAL_STATES
+    spec = spec_of("dispatch")
+    url = support.own_database(admin_url, "migrations_victim_contacts")
+    at = datetime(2026, 11, 1, 4, 0, tzinfo=timezone.utc)
+    case = ("INSERT INTO dispatch.cases (id, report, station_id, incident_type, priority, level, status, "
+            "report_time, create_time, update_time) VALUES ('c1', 'reports/r1', 'S01', 'TELECOM_FRAUD', 1, "
+            "'COUNTY', 'PENDING', :at, :at, :at)")
+    hand_off = ("INSERT INTO dispatch.stop_payments (id, case_id, idempotency_key, state, victim_name, victim_phone, "
+                "requested_by, create_time) VALUES (:id, 'c1', :id, :state, '陈女士', '13800138000', 'dispatch', :at)")
+    try:
+        role_url = ensure_service_database(url, spec.name, "pw")
+        migrate.upgrade(spec.migrations, role_url, spec.name, "0012")
+        engine = create_engine(sqlalchemy_url(role_url))
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(case), {"at": at})
+                for i, state in enumerate(["QUEUED", "ACCEPTED", *sorted(FINAL_STATES)]):
+                    conn.execute(text(hand_off), {"id": f"sp{i}-{state}", "state": state, "at": at})
+            migrate.upgrade(spec.migrations, role_url, spec.name)
+            with engine.connect() as conn:
+                rows = conn.execute(text("SELECT state, victim_name, victim_phone FROM dispatch.stop_payments")).all()
+        finally:
+            engine.dispose()
+        assert len(rows) == 2 + len(FINAL_STATES)
+        for state, name, phone in rows:
+            if state in FINAL_STATES:
+                assert (name, phone) == ("", ""), state
+            else:
+                assert (name, phone) == ("陈女士", "13800138000"), state
+        assert differences(role_url, spec) == []
+    finally:
+        support.drop_database(admin_url, "migrations_victim_contacts")
