@@ -14,13 +14,11 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
-import uuid
 from datetime import datetime
 
 from services.runtime.app import Runtime
+from services.runtime.leased import LeasedSender
 from services.runtime.uow import UnitOfWork
 
 from .clients import SmscReceiver, SmscSettings
@@ -49,55 +47,21 @@ def sweep_once(rt: Runtime) -> dict[str, int]:
 
 # -- the worker -------------------------------------------------------------------------------------
 
-class DeliveryWorker:
+class DeliveryWorker(LeasedSender):
     """Sends queued deliveries; `run_once(now)` does the work due at `now` and returns when the next is
     due. The background thread calls it with the runtime's clock, waking early when the service's own
     feed announces a commit (a queued delivery comes with its alert's event)."""
 
+    thread_name, what = "alert-deliveries", "alert delivery"
+
     def __init__(self, rt: Runtime, senders: dict, *, policy: DeliveryPolicy | None = None,
                  idle_seconds: float = 5.0):
-        self.rt = rt
-        self.senders = senders  # kind (WEBHOOK, SMS) -> sender
         self.policy = policy or DeliveryPolicy()
-        self.idle_seconds = idle_seconds
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        super().__init__(rt, call_timeout_seconds=self.policy.call_timeout_seconds, idle_seconds=idle_seconds)
+        self.senders = senders  # kind (WEBHOOK, SMS) -> sender
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="alert-deliveries", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=self.policy.call_timeout_seconds + 2)
-
-    def _run(self) -> None:
-        seen = 0
-        feed = self.rt.feed
-        while not self._stop.is_set():
-            wait = self.idle_seconds
-            try:
-                due = self.run_once()
-                if due is not None:
-                    wait = min(max((due - self.rt.clock()).total_seconds(), 0.05), self.idle_seconds)
-            except Exception:  # noqa: BLE001 - the rows stay queued; try again
-                log.exception("alert delivery failed; retrying")
-                wait = 1.0
-            if feed is not None and not feed.closed:
-                seen = feed.wait_for_new(seen, wait)
-            else:
-                self._stop.wait(wait)
-
-    def run_once(self, now: datetime | None = None) -> datetime | None:
-        """Sends every delivery due at `now` (each once); returns when the next one is due."""
-        now = now or self.rt.clock()
-        handled: set[str] = set()
-        while not self._stop.is_set() and self._handle_one(now, handled):
-            pass
-        with self.rt.transaction() as uow:
-            return deliveries.next_delivery_due(uow)
+    def _next_due(self, uow) -> datetime | None:
+        return deliveries.next_delivery_due(uow)
 
     def _handle_one(self, now: datetime, handled: set[str]) -> bool:
         with self.rt.transaction() as uow:

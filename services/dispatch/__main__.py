@@ -17,7 +17,7 @@ from .domain import Context, DispatchSettings, RetryPolicy, matrix
 
 def build(rt: Runtime) -> list[tuple]:
     rt.context = ctx = Context(settings=DispatchSettings.from_env(), matrix=matrix(),
-                               hub=workers.AssignmentHub(rt.feed), district_of=dict(org().district_of))
+                               hub=workers.AssignmentHub(rt.feed), org=org())
     retry = RetryPolicy.from_env()
     centre = clients.AntiFraudCentre(clients.centre_channel(rt), timeout_seconds=retry.call_timeout_seconds)
     # The victim's contact of a hand-off, read from intake at delivery (dispatch keeps no caller data).

@@ -24,17 +24,15 @@
 from __future__ import annotations
 
 import logging
-import os
 import queue
-import socket
 import threading
-import uuid
 from datetime import datetime
 
 from smart110.common.v1 import events_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 
 from services.runtime.app import Runtime
+from services.runtime.leased import LeasedSender
 from services.runtime.errors import FailedPrecondition, Unavailable
 
 from . import handlers
@@ -46,7 +44,7 @@ log = logging.getLogger("smart110.dispatch.workers")
 
 # -- the stop-payment sender ------------------------------------------------------------------------
 
-class StopPaymentSender:
+class StopPaymentSender(LeasedSender):
     """Delivers queued hand-offs to the anti-fraud centre and follows them to a result.
 
     `run_once(now)` does the work due at `now` and returns when the next is
@@ -54,54 +52,17 @@ class StopPaymentSender:
     when the dispatch feed announces a commit (a new hand-off comes with an event).
     """
 
+    thread_name, what = "stop-payment-sender", "stop-payment delivery"
+
     def __init__(self, rt: Runtime, centre: AntiFraudCentre, contacts: IntakeContacts, *,
                  policy: RetryPolicy | None = None, idle_seconds: float = 5.0):
-        self.rt = rt
+        self.policy = policy or RetryPolicy()
+        super().__init__(rt, call_timeout_seconds=self.policy.call_timeout_seconds, idle_seconds=idle_seconds)
         self.centre = centre
         self.contacts = contacts
-        self.policy = policy or RetryPolicy()
-        self.idle_seconds = idle_seconds
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        # Who holds a lease: this process and this sender.
-        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
-    # -- background --------------------------------------------------------------------------
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="stop-payment-sender", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=self.policy.call_timeout_seconds + 2)
-
-    def _run(self) -> None:
-        seen = 0
-        feed = self.rt.feed
-        while not self._stop.is_set():
-            wait = self.idle_seconds
-            try:
-                due = self.run_once()
-                if due is not None:
-                    wait = min(max((due - self.rt.clock()).total_seconds(), 0.05), self.idle_seconds)
-            except Exception:  # noqa: BLE001 - the rows stay queued; try again
-                log.exception("stop-payment delivery failed; retrying")
-                wait = 1.0
-            if feed is not None and not feed.closed:
-                seen = feed.wait_for_new(seen, wait)
-            else:
-                self._stop.wait(wait)
-
-    # -- one pass ------------------------------------------------------------------------------
-    def run_once(self, now: datetime | None = None) -> datetime | None:
-        """Handles every hand-off due at `now`; returns when the next one is due (None: nothing waits)."""
-        now = now or self.rt.clock()
-        handled: set[str] = set()
-        while not self._stop.is_set() and self._handle_one(now, handled):
-            pass
-        with self.rt.transaction() as uow:
-            return handlers.next_stop_payment_due(uow)
+    def _next_due(self, uow) -> datetime | None:
+        return handlers.next_stop_payment_due(uow)
 
     def _handle_one(self, now: datetime, handled: set[str]) -> bool:
         with self.rt.transaction() as uow:

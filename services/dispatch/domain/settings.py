@@ -62,16 +62,14 @@ class Context:
     # The hub that pushes every AssignmentChanged of the service's feed to the units' open
     # WatchAssignments streams (workers.AssignmentHub); None where nothing watches.
     hub: Any = None
-    # {station id: district id} of the organisation (services.runtime.policy.org()); empty: no districts.
-    district_of: dict[str, str] = field(default_factory=dict)
+    # The organisation's stations and districts (services.runtime.policy.org()); None: no districts.
+    org: Any = None
 
     def district_stations(self, station_id: str) -> frozenset[str] | None:
         """The stations of a station's district: automatic offers and recommendations stay inside it
         (a cross-district offer is the commander's decision); None for a station of no known district."""
-        district = self.district_of.get(station_id)
-        if not district:
-            return None
-        return frozenset(s for s, d in self.district_of.items() if d == district)
+        district = self.org.district_of.get(station_id) if self.org is not None else None
+        return self.org.stations_of(district) if district else None
 
     def stale_before(self, at: datetime) -> datetime:
         """Positions fixed before this are stale at `at`."""
