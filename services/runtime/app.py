@@ -25,6 +25,7 @@ from smart110.common.v1 import events_pb2
 from sqlalchemy.engine import Engine
 
 from . import db, feed_admin, identity, metrics, migrate, policy, telemetry, txguard
+from .admission import Admission
 from .auth import SERVICE_CONTEXT, AuthContext
 from .config import Settings, env_str, service_address
 from .consumer import RENEW_SECONDS, FeedConsumer, Subscription, cursor_table, dead_letter_table, inbox_table
@@ -286,6 +287,7 @@ def serve(spec: ServiceSpec, settings: Settings) -> None:
     server = create_server(
         port=settings.grpc_port, host=settings.listen_host, services=servicers, max_workers=settings.max_workers,
         public=spec.public, policies=all_policies(spec),
+        admission=Admission(settings.max_concurrent_calls, settings.admission_wait_seconds),
     )
     httpd = start_metrics_endpoint(settings)
     if httpd is not None:

@@ -69,6 +69,10 @@ class Settings:
     metrics_port: int = DEFAULT_METRICS_PORT  # Prometheus /metrics; 0 disables
     db_pool_size: int = 10
     max_workers: int = 64
+    # Unary calls in progress at once; a call waits up to admission_wait_seconds for a slot, else it
+    # is answered UNAVAILABLE (OVERLOADED) and retried by its caller (services/runtime/admission.py).
+    max_concurrent_calls: int = 20
+    admission_wait_seconds: float = 2.0
     shutdown_grace_seconds: float = 10.0
     # After SIGTERM: NOT_SERVING but still serving this long, so health checks move traffic away.
     readiness_grace_seconds: float = 5.0
@@ -89,6 +93,13 @@ class Settings:
             raise SystemExit(
                 f"configuration error: OTEL_TRACES_EXPORTER={exporter!r}; use otlp, console or none"
             )
+        max_workers = env_int("GRPC_MAX_WORKERS", 64)
+        max_calls = env_int("GRPC_MAX_CONCURRENT_CALLS", 20)
+        if not 1 <= max_calls < max_workers:
+            raise SystemExit(
+                f"configuration error: GRPC_MAX_CONCURRENT_CALLS={max_calls} must be at least 1 and below "
+                f"GRPC_MAX_WORKERS={max_workers} (streams and waiting calls need worker threads too)"
+            )
         return cls(
             service=service,
             grpc_port=env_int("GRPC_PORT", DEFAULT_PORTS[service]),
@@ -96,7 +107,9 @@ class Settings:
             listen_host=env_str("GRPC_HOST", "0.0.0.0"),
             metrics_port=env_int("METRICS_PORT", DEFAULT_METRICS_PORT),
             db_pool_size=env_int("DB_POOL_SIZE", 10),
-            max_workers=env_int("GRPC_MAX_WORKERS", 64),
+            max_workers=max_workers,
+            max_concurrent_calls=max_calls,
+            admission_wait_seconds=env_float("GRPC_ADMISSION_WAIT_SECONDS", 2.0),
             shutdown_grace_seconds=env_float("SHUTDOWN_GRACE_SECONDS", 10.0),
             readiness_grace_seconds=env_float("SHUTDOWN_READINESS_SECONDS", 5.0),
             traces_exporter=exporter,

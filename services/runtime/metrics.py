@@ -48,6 +48,17 @@ RPC_DURATION = Histogram(
     ["service", "method", "grpc_type"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
+RPC_SHED = Counter(
+    "smart110_rpc_shed_total",
+    "Unary calls answered UNAVAILABLE (reason OVERLOADED) because the service had no free slot within the call's "
+    "wait (services/runtime/admission.py); the caller retries them.",
+    ["service", "method"],
+)
+RPC_IN_PROGRESS = Gauge(
+    "smart110_rpc_in_progress",
+    "Unary calls admitted and in progress (at most GRPC_MAX_CONCURRENT_CALLS).",
+    ["service"],
+)
 
 FEED_LAG = Gauge(
     "smart110_feed_lag_seconds",

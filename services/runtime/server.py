@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from . import auth, identity, metrics, policy
+from .admission import Admission, Overloaded
 from .errors import DomainError, InvalidArgument, Unauthenticated, Unimplemented
 from .status import describe_fault, internal_status, to_status, transient_reason, transient_status
 from .request_guard import check_request, query_key
@@ -36,6 +37,9 @@ MAX_METADATA_BYTES = 192 * 1024
 
 
 def _status_for(exc: Exception, method: str) -> grpc.Status:
+    if isinstance(exc, Overloaded):
+        # Counted in smart110_rpc_shed_total; one log line per shed call would add to the overload.
+        return transient_status("OVERLOADED")
     if isinstance(exc, DomainError):
         return to_status(exc)
     if isinstance(exc, NotImplementedError):
@@ -131,11 +135,41 @@ def _rpc_scope(method: str, metadata, context, identities: Identities, grpc_type
         policy.reset_jurisdiction(scope)
 
 
-class ErrorInterceptor(grpc.ServerInterceptor):
-    """Maps domain errors to status codes in one place, sets the verified caller and records RPC metrics."""
+# Set by Envoy on the calls it routes: the route's timeout, the deadline of a call that carries no
+# grpc-timeout of its own (a transcoded REST call).
+ENVOY_TIMEOUT_HEADER = "x-envoy-expected-rq-timeout-ms"
 
-    def __init__(self, identities: Identities | None = None):
+
+def _time_remaining(context, metadata) -> float | None:
+    """Seconds left of the call's deadline: its grpc-timeout, else the gateway's route timeout."""
+    remaining = context.time_remaining()
+    if remaining is not None:
+        return remaining
+    for key, value in metadata or ():
+        if key == ENVOY_TIMEOUT_HEADER:
+            try:
+                return int(value) / 1000
+            except ValueError:
+                return None
+    return None
+
+
+@contextmanager
+def _admitted(admission: Admission | None, method: str, context, metadata):
+    if admission is None:
+        yield
+        return
+    with admission.slot(method, _time_remaining(context, metadata)):
+        yield
+
+
+class ErrorInterceptor(grpc.ServerInterceptor):
+    """Maps domain errors to status codes in one place, sets the verified caller, admits unary calls
+    (services/runtime/admission.py) and records RPC metrics."""
+
+    def __init__(self, identities: Identities | None = None, admission: Admission | None = None):
         self.identities = identities or Identities(identity.Verifier.from_env())
+        self.admission = admission
 
     def intercept_service(self, continuation, handler_call_details):
         identities = self.identities
@@ -144,6 +178,8 @@ class ErrorInterceptor(grpc.ServerInterceptor):
             return None
         method = handler_call_details.method
         metadata = handler_call_details.invocation_metadata
+        # Health checks and reflection are never shed: a busy service is not a dead one.
+        admission = None if method.startswith(OPEN_METHOD_PREFIXES) else self.admission
 
         deserialize = _guarded_deserializer(handler.request_deserializer)
 
@@ -154,7 +190,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
                 with _rpc_scope(method, metadata, context, identities, kind) as done:
                     # Refused before the handler runs: nothing is written for a request the guard refuses.
                     request = _checked(request_or_iterator, streamed)
-                    with _request_query(method, request, streamed):
+                    with _admitted(admission, method, context, metadata), _request_query(method, request, streamed):
                         response = behavior(request, context)
                     done.set()
                     return response
@@ -317,18 +353,22 @@ def create_server(
     public: dict[str, auth.AuthContext] | None = None,
     verifier: identity.Verifier | None = None,
     policies: dict[str, policy.Policy] | None = None,
+    admission: Admission | None = None,
 ) -> Server:
     """Builds a server.
 
     `services` holds (add_XServicer_to_server, servicer, full service name)
     triples. `public` maps the full names of services anyone may call to the
-    identity their calls run with. Returns a `Server` whose `.port` is the
+    identity their calls run with. `admission` bounds the unary calls in
+    progress (None: unbounded). Returns a `Server` whose `.port` is the
     bound port (0 picks one).
     """
     identities = Identities(verifier or identity.Verifier.from_env(), public, policies)
+    if admission is not None:
+        metrics.RPC_IN_PROGRESS.labels(service=metrics.service()).set_function(lambda: admission.in_progress)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
-        interceptors=[ErrorInterceptor(identities)],
+        interceptors=[ErrorInterceptor(identities, admission)],
         options=[
             ("grpc.so_reuseport", 0),
             ("grpc.keepalive_time_ms", 30_000),

@@ -161,6 +161,7 @@ def transient_reason(exc: BaseException) -> str | None:
 _TRANSIENT_MESSAGES = {
     "DATABASE_UNAVAILABLE": "the database is temporarily unavailable; retry after {delay} s",
     "DEPENDENCY_UNAVAILABLE": "a service this call depends on is temporarily unavailable; retry after {delay} s",
+    "OVERLOADED": "the service is at its limit of calls in progress; retry after {delay} s with the same request_id",
 }
 
 
