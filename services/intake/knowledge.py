@@ -42,15 +42,24 @@ MAX_WRONG_SHARE = 0.03
 MIN_REFERRED_SHARE = 0.9
 
 
-def _calibrated_threshold() -> float:
+def _calibration() -> dict:
     try:
-        return float(json.loads(CALIBRATION.read_text(encoding="utf-8"))["answer_threshold"])
-    except (OSError, ValueError, KeyError):
+        doc = json.loads(CALIBRATION.read_text(encoding="utf-8"))
+        return doc if isinstance(doc, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _calibrated_threshold(doc: dict) -> float:
+    try:
+        return float(doc["answer_threshold"])
+    except (KeyError, TypeError, ValueError):
         return DEFAULT_ANSWER_THRESHOLD
 
 
+_CALIBRATED = _calibration()
 # A consultation whose best answer scores at least this is answered at once.
-ANSWER_THRESHOLD = _calibrated_threshold()
+ANSWER_THRESHOLD = _calibrated_threshold(_CALIBRATED)
 # Citizens' own phrasings of the base's questions: the labelled consultations' train split
 # (question, entry_id), searched as further questions of their entries.
 PARAPHRASES = Path(__file__).resolve().parent / "corpus" / "consultations.jsonl"
@@ -106,11 +115,45 @@ SYNONYMS = {
     "臭鸡蛋味": "燃气泄漏", "煤气味": "燃气泄漏", "燃气味": "燃气泄漏",
     "烧起来": "着火", "起火": "着火", "锁住": "锁闭", "锁上了": "锁闭", "延签": "签证延期",
 }
+# Names citizens use for a member of a class the answers speak of as a whole (a breed for 狗, a
+# country for 外国, a city of Taiwan for 台湾): replaced first, so SYNONYMS can then read the class
+# word in its phrase (去德国 → 去外国 → 出国).
+_COUNTRIES = ("美国 英国 法国 德国 日本 韩国 俄罗斯 意大利 西班牙 葡萄牙 加拿大 澳大利亚 澳洲 新西兰 泰国 越南 缅甸 老挝 "
+              "柬埔寨 马来西亚 新加坡 印度尼西亚 印尼 印度 巴基斯坦 菲律宾 荷兰 瑞士 瑞典 挪威 丹麦 芬兰 比利时 奥地利 "
+              "希腊 爱尔兰 波兰 乌克兰 土耳其 伊朗 以色列 沙特 阿联酋 迪拜 埃及 南非 尼日利亚 巴西 阿根廷 墨西哥 智利 "
+              "蒙古 朝鲜 哈萨克斯坦 欧洲 美洲 非洲 东南亚 中东 海外 国外 境外").split()
+_DOG_BREEDS = ("柯基 泰迪 金毛 哈士奇 二哈 拉布拉多 比熊 柴犬 秋田犬 阿拉斯加 边牧 德牧 牧羊犬 藏獒 萨摩耶 博美 吉娃娃 "
+               "斗牛犬 法斗 巴哥 雪纳瑞 贵宾犬 中华田园犬 土狗 狗狗 小狗 大狗 宠物狗").split()
+_CAR_NAMES = ("桑塔纳 捷达 宝马 奔驰 奥迪 丰田 本田 日产 别克 雪佛兰 福特 起亚 比亚迪 吉利 哈弗 奇瑞 "
+              "五菱 宏光 特斯拉 面包车 小轿车 轿车 私家车 小汽车 越野车 皮卡 新能源车").split()
+HYPERNYMS = {
+    **{c: "外国" for c in _COUNTRIES},
+    **{d: "狗" for d in _DOG_BREEDS},
+    **{c: "车" for c in _CAR_NAMES},
+    "台北": "台湾", "高雄": "台湾", "台中": "台湾", "台南": "台湾", "宝岛": "台湾", "香港": "港澳", "澳门": "港澳",
+    "老外": "外国人", "外籍": "外国", "洋人": "外国人",
+}
+_HYPERNYM = re.compile("|".join(sorted(map(re.escape, HYPERNYMS), key=len, reverse=True)))
+SYNONYMS.update({
+    # the class words in their phrases
+    "去外国": "出国", "到外国": "出国", "出外国": "出国", "外国玩": "出国旅游", "外国旅游": "出国旅游",
+    "外国旅行": "出国旅游", "外国读书": "出国留学", "外国留学": "出国留学", "外国工作": "出国工作", "外国定居": "出国定居",
+    "外国朋友": "外国人", "外国同事": "外国人", "外国员工": "外国人", "外国工程师": "外国人", "外国专家": "外国人",
+    "外国客人": "外国人", "外国游客": "外国人", "外国学生": "外国人", "养了条狗": "养狗", "养了只狗": "养狗",
+    "养只狗": "养狗", "养条狗": "养狗", "养了一只狗": "养狗", "领养了一只狗": "养狗", "领养狗": "养狗", "买了只狗": "养狗",
+    # everyday words for the matters the answers are about
+    "失效": "到期", "作废": "到期", "不给工资": "拖欠工资", "不发工资": "拖欠工资", "欠工资": "拖欠工资",
+    "拖工资": "拖欠工资", "工资不给": "拖欠工资", "讨工钱": "讨薪", "赌钱": "赌博", "开赌场": "聚赌", "赌场": "聚赌",
+    "老公打": "家暴", "丈夫打": "家暴", "男人打我": "家暴", "打老婆": "家暴", "打媳妇": "家暴", "对象打我": "家暴",
+    "误打": "误拨", "按错": "误拨", "防火的东西": "消防器材", "灭火的东西": "消防器材", "消防设施坏": "消防隐患",
+    "消防设备坏": "消防隐患", "灭火器坏": "消防隐患",
+})
 _SYNONYM = re.compile("|".join(sorted(map(re.escape, SYNONYMS), key=len, reverse=True)))
 
 
 def normalize(text: str) -> str:
-    return _SYNONYM.sub(lambda m: SYNONYMS[m.group(0)], text.lower())
+    lowered = _HYPERNYM.sub(lambda m: HYPERNYMS[m.group(0)], text.lower())
+    return _SYNONYM.sub(lambda m: SYNONYMS[m.group(0)], lowered)
 
 
 def grams(text: str) -> set[str]:
@@ -140,6 +183,46 @@ class Entry:
 class Match:
     entry: Entry
     score: float
+
+
+# The evidence a candidate entry is ranked on, in `Candidate.features` order.
+FEATURES = ("blended_score", "blend", "lead_over_runner_up", "words", "bigrams", "fields",
+            "unseen_share_of_question", "ranked_first", "question_terms_per_10")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    entry: Entry
+    blended_score: float  # the hand-weighted blend less the runner-up's lead, 0..1
+    features: tuple[float, ...]  # FEATURES
+
+
+@dataclass(frozen=True)
+class Combiner:
+    """A logistic model over a candidate's evidence (FEATURES): the probability that the entry is the
+    right answer. Fitted out of fold on the consultations' train split, so a score means the same
+    whatever the question, and the answer threshold is a probability."""
+
+    weights: tuple[float, ...]
+    bias: float
+
+    def probability(self, features: tuple[float, ...]) -> float:
+        z = self.bias + sum(w * x for w, x in zip(self.weights, features))
+        return round(1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z)))), 4)
+
+    def as_json(self) -> dict:
+        return {"features": list(FEATURES), "weights": [round(w, 6) for w in self.weights],
+                "bias": round(self.bias, 6)}
+
+    @classmethod
+    def from_json(cls, doc: dict | None) -> "Combiner | None":
+        if not doc or list(doc.get("features", ())) != list(FEATURES):
+            return None  # fitted on other evidence: not usable
+        return cls(tuple(float(w) for w in doc["weights"]), float(doc["bias"]))
+
+
+# The combiner `python -m services.intake train` fitted (in CALIBRATION); None: the hand-weighted blend.
+DEFAULT_COMBINER = Combiner.from_json(_CALIBRATED.get("combiner"))
 
 
 # Words that say nothing about which entry is meant (how a question is asked, not what about).
@@ -311,9 +394,12 @@ class KnowledgeIndex:
     train split (`ANSWER_THRESHOLD`).
     """
 
-    def __init__(self, entries: list[Entry], paraphrases: dict[str, list[str]] | None = None):
+    def __init__(self, entries: list[Entry], paraphrases: dict[str, list[str]] | None = None,
+                 combiner: "Combiner | None | bool" = True):
         """`paraphrases`: entry id -> other phrasings of its question (default: the labelled
-        consultations' train split), each searched as a further question of the entry."""
+        consultations' train split), each searched as a further question of the entry. `combiner`:
+        True for the fitted one (`DEFAULT_COMBINER`, if any), None for the hand-weighted blend."""
+        self.combiner = DEFAULT_COMBINER if combiner is True else combiner or None
         self.base = list(entries)
         known = {e.entry_id for e in self.base}
         extra = DEFAULT_PARAPHRASES if paraphrases is None else paraphrases
@@ -355,13 +441,26 @@ class KnowledgeIndex:
         return score
 
     def search(self, query: str, *, topic: str = "", limit: int = 5) -> list[Match]:
+        """The best entries for a question, best first. Each score is the combiner's probability that
+        the entry is the right answer (`Combiner`, fitted by `python -m services.intake train`), or,
+        without a fitted combiner, the hand-weighted blend (`Candidate.blended_score`)."""
+        found = self.candidates(query, topic=topic, limit=limit)
+        if self.combiner is None:
+            return [Match(c.entry, c.blended_score) for c in found]
+        scored = [Match(c.entry, self.combiner.probability(c.features)) for c in found]
+        return sorted(scored, key=lambda m: (-m.score, m.entry.entry_id))
+
+    def candidates(self, query: str, *, topic: str = "", limit: int = 5) -> list["Candidate"]:
+        """The entries that share words or characters with the question, by the hand-weighted blend,
+        each with the evidence it was ranked on."""
         q = set(terms(query))
         if not q:
             return []
         total = sum(self._idf.get(t, self._unseen) for t in q)
+        unseen = sum(self._unseen for t in q if t not in self._idf) / total
         by_bigrams = self._bigrams.scores(query)
         candidates = {i for t in q for i in self._postings.get(t, ())} | set(by_bigrams)
-        matches = []
+        views: dict[str, tuple[float, float, float]] = {}  # entry id -> (score, words, bigrams) of its best phrasing
         for i in candidates:
             e = self.entries[i]
             if topic and e.topic != topic:
@@ -370,27 +469,27 @@ class KnowledgeIndex:
             explained = sum(self._idf[t] if t in self._tf[i] else ANSWER_WORD_SHARE * self._idf.get(t, self._unseen)
                             for t in q if t in self._tf[i] or t in self._answer[i]) / total
             words = math.sqrt(relevance * explained)
-            matches.append(Match(e, round(WORD_SHARE * words + (1 - WORD_SHARE) * by_bigrams.get(i, 0.0), 4)))
-        matches.sort(key=lambda m: (-m.score, m.entry.entry_id))
-        best: dict[str, Match] = {}
-        for m in matches:  # an entry's best phrasing speaks for it, with the entry's own question
-            if m.entry.entry_id not in best:
-                best[m.entry.entry_id] = Match(self._original(m.entry), m.score)
+            score = round(WORD_SHARE * words + (1 - WORD_SHARE) * by_bigrams.get(i, 0.0), 4)
+            best = views.get(e.entry_id)
+            if best is None or score > best[0]:
+                views[e.entry_id] = (score, words, by_bigrams.get(i, 0.0))
         by_fields = self._fields.scores(query)
-        for eid, f in by_fields.items():
-            if eid not in best:
-                e = self._by_id[eid]
-                if topic and e.topic != topic:
-                    continue
-                best[eid] = Match(e, 0.0)
-        blended = sorted(((m.entry, (1 - FIELD_SHARE) * m.score + FIELD_SHARE * by_fields.get(eid, 0.0))
-                          for eid, m in best.items()), key=lambda x: (-x[1], x[0].entry_id))
-        # Each entry's score, less LEAD_WEIGHT times what the best other entry explains beyond it:
+        for eid in by_fields:
+            if eid not in views and not (topic and self._by_id[eid].topic != topic):
+                views[eid] = (0.0, 0.0, 0.0)
+        blended = sorted(((eid, (1 - FIELD_SHARE) * v[0] + FIELD_SHARE * by_fields.get(eid, 0.0))
+                          for eid, v in views.items()), key=lambda x: (-x[1], x[0]))
+        # Each entry's blend, less LEAD_WEIGHT times what the best other entry explains beyond it:
         # a question two entries answer equally well is not one the base can answer at once.
         out = []
-        for k, (e, v) in enumerate(blended[:limit]):
+        for k, (eid, v) in enumerate(blended[:limit]):
             other = blended[1][1] if k == 0 and len(blended) > 1 else (blended[0][1] if k else 0.0)
-            out.append(Match(e, round(max(0.0, (v + LEAD_WEIGHT * (v - other)) / (1 + LEAD_WEIGHT)), 4)))
+            lead = v - other
+            score = round(max(0.0, (v + LEAD_WEIGHT * lead) / (1 + LEAD_WEIGHT)), 4)
+            words, bigrams = views[eid][1], views[eid][2]
+            out.append(Candidate(self._by_id[eid], score, (
+                score, v, lead, words, bigrams, by_fields.get(eid, 0.0), unseen, 1.0 if k == 0 else 0.0,
+                min(len(q), 20) / 10)))
         return out
 
     def _original(self, e: Entry) -> Entry:
@@ -429,6 +528,37 @@ def _outcomes_of(scored: list[tuple[float, str | None, str | None]], threshold: 
             "rare_referred_share": round(rare_referred / rare, 4) if rare else None}
 
 
+def fit_combiner(index_for, questions: list[dict], folds: int = 5, limit: int = 3) -> Combiner | None:
+    """A `Combiner` fitted out of fold: for each fold's questions, the candidates of an index built with
+    the other folds' questions as phrasings (`index_for(paraphrases)`, without a combiner), labelled
+    right when the candidate is the question's entry (a rare question has none). None when the
+    questions give no right and no wrong candidate to learn from."""
+    from sklearn.linear_model import LogisticRegression  # training only; the service never fits
+
+    xs: list[tuple[float, ...]] = []
+    ys: list[int] = []
+    for k in range(folds):
+        index = index_for(_other_folds(questions, k, folds))
+        for i, q in enumerate(questions):
+            if i % folds != k:
+                continue
+            for c in index.candidates(q["question"], limit=limit):
+                xs.append(c.features)
+                ys.append(int(c.entry.entry_id == q.get("entry_id")))
+    if len(set(ys)) < 2:
+        return None
+    model = LogisticRegression(C=1.0, max_iter=2000).fit(xs, ys)
+    return Combiner(tuple(float(w) for w in model.coef_[0]), float(model.intercept_[0]))
+
+
+def _other_folds(questions: list[dict], k: int, folds: int) -> dict[str, list[str]]:
+    rest: dict[str, list[str]] = {}
+    for i, q in enumerate(questions):
+        if i % folds != k and q.get("entry_id"):
+            rest.setdefault(q["entry_id"], []).append(q["question"])
+    return rest
+
+
 def calibrate(index_for, questions: list[dict], folds: int = 5) -> tuple[float, dict]:
     """The lowest threshold (most answered at once) that keeps wrong answers at most MAX_WRONG_SHARE
     of the questions and refers at least MIN_REFERRED_SHARE of the rare ones, and the figures at it;
@@ -436,15 +566,11 @@ def calibrate(index_for, questions: list[dict], folds: int = 5) -> tuple[float, 
     scored = []
     for k in range(folds):
         held = [q for i, q in enumerate(questions) if i % folds == k]
-        rest: dict[str, list[str]] = {}
-        for i, q in enumerate(questions):
-            if i % folds != k and q.get("entry_id"):
-                rest.setdefault(q["entry_id"], []).append(q["question"])
-        index = index_for(rest)
+        index = index_for(_other_folds(questions, k, folds))
         for q in held:
             best = index.search(q["question"], limit=1)
             scored.append((best[0].score if best else 0.0, best[0].entry.entry_id if best else None, q.get("entry_id")))
-    grid = [round(0.1 + 0.01 * i, 2) for i in range(81)]
+    grid = [round(0.05 + 0.01 * i, 2) for i in range(95)]
     for t in grid:
         o = _outcomes_of(scored, t)
         if o["answered_wrong_share"] <= MAX_WRONG_SHARE and (o["rare_referred_share"] is None or

@@ -113,3 +113,44 @@ def test_a_paraphrased_consultation_is_answered_at_once():
                                ("驾照快过期了，去哪儿换", "KB-JG-001")):
         answered = consult(question, INDEX, report_id="r3", station_id="S01", now=T)
         assert answered.status == "ANSWERED" and answered.entry_id == entry_id, question
+
+
+def test_class_names_are_read_as_their_class():
+    # A breed is a dog, a country is abroad, a city of Taiwan is Taiwan: the base speaks of the class.
+    from services.intake.knowledge import normalize
+    assert "养狗" in normalize("我刚养了只柯基")
+    assert "出国" in normalize("下个月想去德国玩")
+    assert "台湾" in normalize("单位组织去台北交流")
+    assert normalize("我的护照失效了") == normalize("我的护照过期了")
+    for question, entry_id in (("刚领养了一只泰迪，要去登记吗", "KB-ZA-004"),
+                               ("外籍同事在江城把护照弄丢了，先去哪", "KB-CRJ-019")):
+        best = INDEX.search(question, limit=1)[0]
+        assert best.entry.entry_id == entry_id, question
+
+
+def test_the_combiner_gives_a_probability_and_refuses_evidence_it_was_not_fitted_on():
+    from services.intake.knowledge import FEATURES, Combiner
+    c = Combiner(weights=tuple(1.0 if f == "lead_over_runner_up" else 0.0 for f in FEATURES), bias=0.0)
+    low, high = (c.probability(tuple(x if f == "lead_over_runner_up" else 0.0 for f in FEATURES))
+                 for x in (-2.0, 2.0))
+    assert 0.0 < low < 0.5 < high < 1.0
+    assert Combiner.from_json(c.as_json()) == Combiner(tuple(round(w, 6) for w in c.weights), 0.0)
+    assert Combiner.from_json({**c.as_json(), "features": ["something", "else"]}) is None
+    assert Combiner.from_json(None) is None
+
+
+def test_a_fitted_combiner_answers_what_its_questions_taught_and_refers_what_no_entry_answers():
+    from services.intake.knowledge import calibrate, fit_combiner
+    entries = [Entry(s.entry_id, s.topic, s.question, s.answer, s.keywords) for s in seed.entries()]
+    questions = [{"question": s.question, "entry_id": s.entry_id} for s in seed.entries()[:60]] + \
+        [{"question": q, "entry_id": None} for q in ("我家祖宅底下挖出了古墓该向谁报告", "剧本杀店用烟雾机合法吗",
+                                                     "军队驾照退役后怎么换地方驾照", "养老院能把消防通道改成康复区吗")]
+    combiner = fit_combiner(lambda p: KnowledgeIndex(entries, p, combiner=None), questions)
+    assert combiner is not None
+    index = KnowledgeIndex(entries, {}, combiner=combiner)
+    best = index.search("身份证丢了怎么补办", limit=1)[0]
+    assert best.entry.entry_id == "KB-HZ-001" and 0.5 < best.score <= 1.0
+    threshold, figures = calibrate(lambda p: KnowledgeIndex(entries, p, combiner=combiner), questions)
+    assert 0.05 <= threshold <= 0.99 and figures["answered_wrong_share"] <= 0.03
+    # Nothing to learn from: every candidate right, or none.
+    assert fit_combiner(lambda p: KnowledgeIndex(entries, p, combiner=None), questions[-4:]) is None

@@ -165,10 +165,15 @@ def calibrate_knowledge(entries: list, *, corpus_dir: Path | None = None, models
     if not train_q:
         say("no labelled consultations: the knowledge base keeps its threshold")
         return {}
-    threshold, at_train = knowledge.calibrate(lambda phrasings: knowledge.KnowledgeIndex(entries, phrasings), train_q)
+    say(f"knowledge base: fitting the answer combiner on {len(train_q)} train questions, out of fold")
+    combiner = knowledge.fit_combiner(
+        lambda phrasings: knowledge.KnowledgeIndex(entries, phrasings, combiner=None), train_q)
+    threshold, at_train = knowledge.calibrate(
+        lambda phrasings: knowledge.KnowledgeIndex(entries, phrasings, combiner=combiner), train_q)
     index = knowledge.KnowledgeIndex(entries, knowledge.load_paraphrases(corpus_dir / "consultations.jsonl")
-                                     if corpus_dir else None)
-    doc = {"answer_threshold": threshold, "entries": len(entries), "train": at_train,
+                                     if corpus_dir else None, combiner=combiner)
+    doc = {"answer_threshold": threshold, "entries": len(entries),
+           "combiner": combiner.as_json() if combiner is not None else None, "train": at_train,
            "heldout": knowledge.outcomes(index, held_q, threshold) if held_q else {}}
     d = models_dir or artifacts.models_dir()
     d.mkdir(parents=True, exist_ok=True)
