@@ -220,6 +220,9 @@ PRIORITY_RULES: tuple[PriorityRule, ...] = (
                                    "啤酒瓶砸"), "涉及凶器"),
     PriorityRule("pri-vulnerable", 1, ("老年痴呆", "老人", "岁的孩子", "孩子", "女儿", "儿子", "小孩", "父亲", "母亲"),
                  "走失者为老人或儿童", incident_types=("MISSING_PERSON",)),
+    PriorityRule("pri-dv-vulnerable", 1, ("孩子", "小孩", "儿子", "女儿", "闺女", "娃", "婴儿", "怀孕", "孕妇", "肚子里",
+                                          "老人", "老母亲", "老父亲"),
+                 "家庭暴力涉及儿童、孕妇或老人", incident_types=("DOMESTIC_VIOLENCE",)),
     PriorityRule("pri-fresh-fraud", 1, ("刚接到", "刚才", "刚刚", "正在转"), "刚发生的诈骗，紧急止付黄金时间",
                  incident_types=("TELECOM_FRAUD",)),
 )

@@ -38,7 +38,7 @@ def test_a_stopping_server_stays_up_for_the_readiness_grace_and_finishes_in_flig
         in_flight = slow.future(b"first", timeout=10)
         assert started.wait(5)
 
-        stopper = threading.Thread(target=server.stop, kwargs={"grace": 5, "readiness": 1.0})
+        stopper = threading.Thread(target=server.stop, kwargs={"grace": 5, "readiness": 3.0})
         stopper.start()
         time.sleep(0.2)
         # NOT_SERVING, yet a new call is still accepted and answered.

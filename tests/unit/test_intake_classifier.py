@@ -128,3 +128,18 @@ def test_ordinary_phrasings(text, category, itype):
 def test_hypotheticals_news_and_figures_of_speech_are_no_emergency(text):
     d = artifacts.default().classify(text, "PHONE")
     assert not (d.category == "POLICE" and d.priority == 1), d.reason
+
+
+# -- a caller chasing the police (催警) ---------------------------------------------------
+
+@pytest.mark.parametrize("text", ["我刚才报过警，警察怎么还没到？", "半小时前报的警，到现在没人来", "打了110快一个钟头了，你们的人什么时候到"])
+def test_a_caller_chasing_an_earlier_report_stays_on_the_police_path(text):
+    d = artifacts.default().classify(text)
+    assert (d.category, d.incident_type) == ("POLICE", "OTHER") and d.needs_confirmation, d.reason
+    assert "follow-up-call" in d.rule_ids and "催警" in d.reason
+
+
+@pytest.mark.parametrize("text", ["我报过警了，想问问案件进展怎么查", "我没报过警，你们怎么还没到"])
+def test_a_prior_report_without_waiting_for_officers_is_not_a_chase(text):
+    d = artifacts.default().classify(text)
+    assert "follow-up-call" not in d.rule_ids, d.reason

@@ -17,7 +17,7 @@ from services.runtime import language
 from .. import rules
 from .evidence import DANGER, QUESTION_DEFAULT_TOPIC, QUESTION_TOPIC, Evidence, EvidenceFinder
 from .guard import LifeSafetyGuard
-from .lexicon import LIFE_THREATENING, LITERAL_BEFORE, OUTGROWN, RESTRAINT
+from .lexicon import FOLLOW_UP_REPORTED, FOLLOW_UP_WAITING, LIFE_THREATENING, LITERAL_BEFORE, OUTGROWN, RESTRAINT
 from .model import LinearModel
 from .text import features, normalize
 
@@ -270,6 +270,18 @@ class Classifier:
             itype, category, needs_confirmation = police, rules.POLICE, True
             priority = self.default_priority(police)
             fired.append("held-against-will")
+        unsure = category != rules.POLICE or (confidence < self.params.threshold and "life-safety" not in fired
+                                              and "safety-net" not in fired and "held-against-will" not in fired)
+        chased = said(text, FOLLOW_UP_REPORTED) if unsure else ""
+        waiting = said(text, FOLLOW_UP_WAITING) if chased else ""
+        if waiting:
+            # Not a new matter and not a question: the caller's earlier report, still waited for. On the
+            # police path it is merged into that report when the same caller rang within the hour.
+            reasons.append(f"来电称已报警、仍在等候出警（“{chased}”“{waiting}”，催警），按警情跟进其原报警，"
+                           f"请接警员确认")
+            itype, category, needs_confirmation = "OTHER", rules.POLICE, True
+            priority = self.default_priority("OTHER")
+            fired.append("follow-up-call")
         if category == rules.POLICE:
             priority = self._police_priority(text, itype, priority, ev, at, fired, reasons)
             if urgent >= self.params.urgent_raise and priority > 1:

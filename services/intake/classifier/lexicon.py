@@ -250,6 +250,10 @@ DANGER = ("流血:2 流了好多血:3 很多血:3 出血:2 血流不止:3 受伤
 # Words of a caller held against their will: whatever the matter, it is one for the police.
 RESTRAINT = ("不让我下车", "不让我走", "不放我走", "不让我离开", "扣着不放", "扣着我", "拦着不让走", "关着不让出",
              "锁在车里", "不让下车")
+# A caller chasing the police they already called (催警): a prior report and still waiting, both said.
+FOLLOW_UP_REPORTED = ("报过警", "报了警", "刚才报警", "刚报的警", "报的警", "已经报警", "打过110", "打了110", "报警半天")
+FOLLOW_UP_WAITING = ("还没到", "还没来", "还不来", "还不到", "没人来", "没见人", "没人管", "多久到", "什么时候到",
+                     "什么时候来", "催一下", "快点来", "等了半天", "等了好久", "等半天")
 # How sure a word must be (its weight) to trip the safety net.
 SAFETY_WEIGHT = 2.0
 
