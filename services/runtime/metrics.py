@@ -25,7 +25,7 @@ Where each family is recorded:
   (services/referral12345/workers.py), never computed at scrape time.
 
 The alert rules and the dashboard over these families are in
-k8s/base/monitoring/; `tools/k8s_check.py` fails on a rule or panel naming a
+k8s/components/monitoring/; `tools/k8s_check.py` fails on a rule or panel naming a
 family this module does not define.
 """
 from __future__ import annotations
