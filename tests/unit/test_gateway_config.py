@@ -265,10 +265,12 @@ def test_cli_writes_json_and_fails_on_missing_upstream(descriptor, tmp_path):
 
 
 @pytest.mark.skipif(not ENVOY.exists(), reason=f"envoy binary not found at {ENVOY}")
-@pytest.mark.parametrize("otlp", [None, ("127.0.0.1", 4317)], ids=["plain", "tracing"])
-def test_envoy_accepts_rendered_config(descriptor, tmp_path, otlp):
+@pytest.mark.parametrize("otlp, stats_port", [(None, None), (("127.0.0.1", 4317), None), (None, 19902)],
+                         ids=["plain", "tracing", "stats"])
+def test_envoy_accepts_rendered_config(descriptor, tmp_path, otlp, stats_port):
     config = render(
-        str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901, jwks_path=str(JWKS), otlp=otlp
+        str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901, jwks_path=str(JWKS), otlp=otlp,
+        stats_port=stats_port,
     )
     path = tmp_path / "envoy.json"
     path.write_text(json.dumps(config))
