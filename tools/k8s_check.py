@@ -19,7 +19,7 @@
    English summary and a runbook_url to a section of k8s/README.md; the
    Grafana dashboard is JSON with the fields Grafana needs; every
    ServiceMonitor / PodMonitor selects a Service / pod and a named port that
-   exist.
+   exist, which the NetworkPolicies open to the monitoring namespace.
 
     python tools/k8s_check.py                  # everything
     python tools/k8s_check.py --gateway-only   # just step 1 (before `kubectl apply -k`)
@@ -425,9 +425,61 @@ def monitor_problems(objects: list[dict]) -> list[str]:
     return problems
 
 
+MONITORING_NAMESPACE = "monitoring"
+
+
+def _scrape_allowed(objects: list[dict], pod_labels: dict, port: str) -> bool:
+    """Whether the NetworkPolicies (if any select the pod) let the monitoring namespace reach `port`."""
+    policies = [p for p in objects if p.get("kind") == "NetworkPolicy"
+                and "Ingress" in p.get("spec", {}).get("policyTypes", ["Ingress"])]
+    selecting = [p for p in policies if not p["spec"].get("podSelector", {}).get("matchLabels")
+                 or _selects(p["spec"]["podSelector"], pod_labels)]
+    if not selecting:
+        return True
+    for policy in selecting:
+        for rule in policy["spec"].get("ingress") or []:
+            sources = rule.get("from")
+            from_monitoring = not sources or any(
+                (src.get("namespaceSelector", {}).get("matchLabels") or {}).get("kubernetes.io/metadata.name")
+                == MONITORING_NAMESPACE and "podSelector" not in src for src in sources)
+            ports = rule.get("ports")
+            if from_monitoring and (not ports or any(p.get("port") == port for p in ports)):
+                return True
+    return False
+
+
+def scrape_policy_problems(objects: list[dict]) -> list[str]:
+    """Every port a monitor scrapes is open to the monitoring namespace where NetworkPolicies apply."""
+    templates = [o["spec"]["template"] for o in objects if o.get("kind") in ("Deployment", "StatefulSet")]
+    services = {o["metadata"]["name"]: o for o in objects if o.get("kind") == "Service"}
+    problems = []
+    for mon in (o for o in objects if o.get("kind") in ("ServiceMonitor", "PodMonitor")):
+        spec = mon.get("spec", {})
+        if mon["kind"] == "ServiceMonitor":
+            targets = []
+            for svc in services.values():
+                if _selects(spec.get("selector", {}), svc.get("metadata", {}).get("labels", {})):
+                    by_name = {p.get("name"): p for p in svc["spec"].get("ports", [])}
+                    pods = [t for t in templates if all(t["metadata"].get("labels", {}).get(k) == v
+                                                       for k, v in svc["spec"].get("selector", {}).items())]
+                    for ep in spec.get("endpoints") or []:
+                        target = by_name.get(ep.get("port"), {}).get("targetPort", ep.get("port"))
+                        targets += [(t, target) for t in pods]
+        else:
+            targets = [(t, ep.get("port")) for t in templates
+                       if _selects(spec.get("selector", {}), t.get("metadata", {}).get("labels", {}))
+                       for ep in spec.get("podMetricsEndpoints") or []]
+        for template, port in targets:
+            if not _scrape_allowed(objects, template["metadata"].get("labels", {}), port):
+                problems.append(f"{describe(mon)}: no NetworkPolicy lets the {MONITORING_NAMESPACE} namespace "
+                                f"reach port {port!r} of pods {template['metadata'].get('labels', {}).get('app.kubernetes.io/name')}")
+    return problems
+
+
 def monitoring_problems(objects: list[dict]) -> list[str]:
     known = exported_metrics()
-    return rule_problems(objects, known) + dashboard_problems(objects, known) + monitor_problems(objects)
+    return (rule_problems(objects, known) + dashboard_problems(objects, known) + monitor_problems(objects)
+            + scrape_policy_problems(objects))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -210,3 +210,18 @@ def test_the_rules_file_is_plain_yaml_with_one_object():
     path = k8s_check.K8S / "components" / "monitoring" / "prometheusrule.yaml"
     [doc] = list(yaml.safe_load_all(path.read_text()))
     assert doc["apiVersion"] == "monitoring.coreos.com/v1" and doc["kind"] == "PrometheusRule"
+
+
+def test_a_scrape_the_network_policies_block_is_caught(rendered):
+    objects = copy.deepcopy(rendered["prod"])
+    assert k8s_check.scrape_policy_problems(objects) == []
+    gateway = next(p for p in _of(objects, "NetworkPolicy") if p["metadata"]["name"] == "gateway")
+    gateway["spec"]["ingress"] = gateway["spec"]["ingress"][:1]
+    scoring = next(p for p in _of(objects, "NetworkPolicy") if p["metadata"]["name"] == "scoring")
+    for rule in scoring["spec"]["ingress"]:
+        rule["ports"] = [p for p in rule["ports"] if p["port"] != "metrics"] or [{"port": "grpc"}]
+    assert sorted(k8s_check.scrape_policy_problems(objects)) == [
+        "PodMonitor/gateway: no NetworkPolicy lets the monitoring namespace reach port 'stats' of pods gateway",
+        "ServiceMonitor/scoring: no NetworkPolicy lets the monitoring namespace reach port 'metrics' of pods scoring"]
+    # Without NetworkPolicies nothing is blocked.
+    assert k8s_check.scrape_policy_problems([o for o in objects if o["kind"] != "NetworkPolicy"]) == []
