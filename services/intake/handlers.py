@@ -75,9 +75,15 @@ def report_incident(uow: UnitOfWork, *, fields: dict, index: JurisdictionIndex, 
     if master is not None:
         reports.save(master)
     if report.consultation is not None and report.consultation.answered_at_once:
-        uow.repos.sla.observe("answer", (report.answer_time - report.receive_time).total_seconds())
+        _observe_answer(uow, report, (report.answer_time - report.receive_time).total_seconds())
     uow.collect(master, report)
     return report
+
+
+def _observe_answer(uow: UnitOfWork, report: Report, seconds: float) -> None:
+    """The answer time of a report, by its priority and channel (counted once the transaction commits)."""
+    priority = report.classification.priority if report.classification is not None else None
+    uow.repos.sla.observe("answer", seconds, priority=priority, channel=report.channel)
 
 
 def _find_master(uow: UnitOfWork, report: Report) -> duplicates.DuplicateOf | None:
@@ -117,7 +123,7 @@ def answer_report(uow: UnitOfWork, *, report_id: str) -> Report:
     report = _load(uow, report_id)
     seconds = report.answer(actor=uow.actor, now=uow.now())
     uow.repos.reports.save(report)
-    uow.repos.sla.observe("answer", seconds)
+    _observe_answer(uow, report, seconds)
     uow.collect(report)
     return report
 
@@ -192,7 +198,7 @@ def answer_consultation(uow: UnitOfWork, *, report_id: str, text: str, topic: st
     uow.repos.knowledge.add(entry, author=uow.actor.subject)
     uow.repos.reports.save(report)
     if first_answer:
-        uow.repos.sla.observe("answer", (now - report.receive_time).total_seconds())
+        _observe_answer(uow, report, (now - report.receive_time).total_seconds())
     uow.collect(report)
     return report.consultation
 

@@ -483,8 +483,8 @@ class SlaFigures:
     def __init__(self, conn):
         self.conn = conn
 
-    def observe(self, stage: str, seconds: float) -> None:
-        observe_sla_after_commit(self.conn, stage, seconds)
+    def observe(self, stage: str, seconds: float, *, priority=None, channel: str = "") -> None:
+        observe_sla_after_commit(self.conn, stage, seconds, priority=priority, channel=channel)
 
 
 class PersonalDataViews:

@@ -18,6 +18,8 @@ def build(rt: Runtime) -> list[tuple]:
     rt.context = handlers.Context(intake=clients.Intake(rt.channel("intake")), referred=partial(workers.referred, rt))
     rt.every("referral-overdue-sweeper", env_float("REFERRAL_SWEEP_SECONDS", 60.0),
              partial(workers.sweep_overdue, rt))
+    rt.every("referral-deadline-figures", env_float("REFERRAL_FIGURES_SECONDS", 30.0),
+             partial(workers.publish_deadline_figures, rt))
     open311 = Open311Servicer(rt, env_str("OPEN311_JURISDICTION_ID"), api_keys=env_list("OPEN311_API_KEYS"))
     http_port = env_int("OPEN311_HTTP_PORT", 0)
     if http_port:

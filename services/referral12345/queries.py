@@ -7,7 +7,7 @@ or the read models below; nothing here writes. Lists page with `services.runtime
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select
 
@@ -95,6 +95,26 @@ def work_orders_list(conn, *, filters: dict, limit: int) -> list[WorkOrder]:
 
 
 # -- departments ---------------------------------------------------------------------
+
+def deadline_figures(conn, *, now: datetime, soon: timedelta = timedelta(hours=1)) -> dict[str, tuple[int, int, int]]:
+    """Open orders with a deadline by the lead department of their current round ("" while none
+    leads, e.g. received or with the police first): (open, past the deadline, due within `soon`).
+
+    One grouped query over the open orders (a periodic job sets the metrics from it, never a
+    scrape)."""
+    wo = work_orders.c
+    lead = assignments.alias("lead")
+    dept = func.coalesce(lead.c.dept_id, "")
+    rows = conn.execute(
+        select(dept.label("dept"), func.count().label("open"),
+               func.count().filter(wo.deadline < now).label("overdue"),
+               func.count().filter(wo.deadline >= now, wo.deadline < now + soon).label("due_soon"))
+        .select_from(work_orders.outerjoin(lead, (lead.c.work_order_id == wo.id) & (lead.c.round == wo.round)
+                                           & (lead.c.role == "LEAD") & (lead.c.state != "WITHDRAWN")))
+        .where(wo.status.in_(sorted(domain.OPEN_STATUSES)), wo.deadline.is_not(None))
+        .group_by(dept)).all()
+    return {r.dept: (r.open, r.overdue, r.due_soon) for r in rows}
+
 
 def department(conn, dept_id: str) -> Department | None:
     return DepartmentRepository(conn).get(dept_id)

@@ -1,10 +1,12 @@
-"""Referral's background work: the overdue sweeper (超期).
+"""Referral's background work: the overdue sweeper (超期) and the deadline figures.
 
-One per service replica is fine: each order is flagged under its row lock, once.
+One per service replica is fine: each order is flagged under its row lock, once; each replica
+exports the same figures (aggregate them with max, not sum).
 """
 from __future__ import annotations
 
 from services.runtime.app import Runtime
+from services.runtime import metrics
 from services.runtime.db import read_snapshot
 
 from . import handlers, queries
@@ -15,6 +17,15 @@ def sweep_overdue(rt: Runtime) -> list[WorkOrder]:
     """One round: flags the open orders past their deadline at the runtime's clock."""
     with rt.transaction() as uow:
         return handlers.sweep_overdue(uow)
+
+
+def publish_deadline_figures(rt: Runtime) -> dict[str, tuple[int, int, int]]:
+    """One round: open, overdue and due-soon orders per lead department into the metrics
+    (`smart110_work_orders_*`), from one grouped query at the runtime's clock."""
+    with read_snapshot(rt.engine) as conn:
+        figures = queries.deadline_figures(conn, now=rt.clock())
+    metrics.set_work_order_figures(figures)
+    return figures
 
 
 def referred(rt: Runtime, report_name: str) -> bool:

@@ -73,6 +73,10 @@ def test_rpcs_feeds_outbox_and_sla_are_exported(http, stack):
     assert value(dispatch, "smart110_feed_lag_seconds", service="dispatch", source="intake") >= 0
     assert value(dispatch, "smart110_sla_seconds_count", service="dispatch", stage="dispatch") >= 1
     assert value(dispatch, "smart110_sla_seconds_bucket", service="dispatch", stage="dispatch", le="86400.0") >= 1
+    # By the incident's priority and the report's channel (a phone call classified 1-4).
+    assert value(dispatch, "smart110_sla_seconds_count", service="dispatch", stage="dispatch", channel="PHONE") >= 1
+    assert {labels["priority"] for n, labels, _v in dispatch if n == "smart110_sla_seconds_count"} <= {
+        "", "1", "2", "3", "4"}
     # The case listing the test polled went through dispatch's interceptor too.
     assert value(dispatch, "smart110_rpc_requests_total", service="dispatch",
                  method="smart110.dispatch.v1.DispatchService/ListCases", code="OK") >= 1
@@ -119,7 +123,20 @@ def test_every_sla_stage_is_observed_along_one_report(http, stack):
     assert closed["closeTime"]
 
     intake = scrape(stack, "intake")
-    assert value(intake, "smart110_sla_seconds_count", service="intake", stage="answer") >= 1
+    assert value(intake, "smart110_sla_seconds_count", service="intake", stage="answer", channel="PHONE") >= 1
+    priority = str(case_for(http, report["name"])["priority"])
+    assert value(intake, "smart110_sla_seconds_count", service="intake", stage="answer", priority=priority) >= 1
     dispatch = scrape(stack, "dispatch")
     for stage in ("dispatch", "accept", "arrive", "close"):
-        assert value(dispatch, "smart110_sla_seconds_count", service="dispatch", stage=stage) >= 1, stage
+        assert value(dispatch, "smart110_sla_seconds_count", service="dispatch", stage=stage, priority=priority,
+                     channel="PHONE") >= 1, stage
+
+
+def test_referral_exports_work_order_deadlines(stack):
+    # Set by a periodic query (REFERRAL_FIGURES_SECONDS), not at scrape time: present once it ran.
+    samples = eventually(lambda: (s := scrape(stack, "referral")) and value(
+        s, "smart110_work_orders_figures_timestamp_seconds", service="referral") and s, timeout=90)
+    for name in ("smart110_work_orders_open", "smart110_work_orders_overdue", "smart110_work_orders_due_soon"):
+        found = [(labels, v) for n, labels, v in samples if n == name]
+        assert all(labels["service"] == "referral" and "department" in labels and v >= 0
+                             for labels, v in found), name

@@ -452,6 +452,33 @@ def test_sweeper_flags_overdue_orders_once_with_an_event(suite):
     assert [m.action for t, m in payloads_for(suite, order.name) if t.endswith("Updated")][-1] == "OVERDUE"
 
 
+def test_deadline_figures_count_open_orders_by_lead_department(suite):
+    from prometheus_client import REGISTRY
+
+    from services.referral12345 import queries, workers
+    from services.runtime import metrics
+
+    order = suite.referral.CreateWorkOrder(pb.CreateWorkOrderRequest(request_id=rid(), work_order=ticket(
+        "人行道上的井盖丢了，晚上很危险", "ROAD_DAMAGE", urgency=2)), metadata=AGENT, timeout=10)
+    lead = next(a.department for a in order.assignments if a.role == pb.DEPARTMENT_ROLE_LEAD)
+    dept_id = lead.removeprefix("departments/")
+    deadline = from_pb(order.deadline)
+
+    def figures(at):
+        with suite.referral_rt.engine.connect() as conn:
+            return queries.deadline_figures(conn, now=at)
+
+    long_before = figures(deadline - timedelta(days=365))
+    assert long_before[dept_id][0] >= 1 and long_before[dept_id][1:] == (0, 0)
+    assert figures(deadline - timedelta(minutes=30))[dept_id][2] >= 1
+    after = figures(deadline + timedelta(minutes=1))
+    assert after[dept_id][1] >= 1 and after[dept_id][1] <= after[dept_id][0]
+    # The periodic job puts the figures into the gauges, one series per department.
+    published = workers.publish_deadline_figures(suite.referral_rt)
+    assert REGISTRY.get_sample_value("smart110_work_orders_open", {
+        "service": metrics.service(), "department": dept_id}) == published[dept_id][0]
+
+
 def test_resolved_orders_are_not_flagged_overdue(suite):
     r = suite.referral
     order = r.CreateWorkOrder(pb.CreateWorkOrderRequest(request_id=rid(), work_order=ticket(

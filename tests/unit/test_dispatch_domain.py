@@ -1,6 +1,7 @@
 """Dispatch recommendation and lifecycle rules without a database."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -153,6 +154,24 @@ def test_a_case_opens_with_its_recommendations_and_records_that_it_was_created()
                                now=NOON)
     assert nobody.timeline[1].detail == f"暂无可用警力，待指挥员调派；暂无空闲的{need.label}"
     assert nobody.report_time == NOON and nobody.pull_measures() == []
+
+
+def test_a_case_keeps_its_reports_channel_for_the_sla_figures():
+    from smart110.intake.v1 import intake_service_pb2 as intake_pb
+    from smart110.referral.v1 import referral_service_pb2 as referral_pb
+
+    from services.dispatch import mapping
+
+    case = DispatchCase.open(replace(facts(), channel="SILENT_ALARM"), level="STATION", arrival_target_s=60,
+                             picks=[], gaps=[], now=NOON)
+    assert (case.channel, case.priority) == ("SILENT_ALARM", 2)
+    assert opened().channel == ""
+    report = intake_pb.Report(name="reports/r9", channel=intake_pb.CHANNEL_WECHAT)
+    assert mapping.report_from_pb(report).channel == "WECHAT"
+    assert mapping.report_from_pb(intake_pb.Report(name="reports/r8")).channel == ""
+    order = referral_pb.WorkOrder(name="workOrders/w1", status=referral_pb.WORK_ORDER_STATUS_PRELIMINARY_POLICE,
+                                  preliminary_station="stations/S01", urgency=1, description="噪音")
+    assert mapping.preliminary_order_from_pb(order).channel == "HOTLINE_12345"
 
 
 def test_a_fraud_case_opens_with_its_stop_payment_hand_off():

@@ -265,10 +265,12 @@ def test_cli_writes_json_and_fails_on_missing_upstream(descriptor, tmp_path):
 
 
 @pytest.mark.skipif(not ENVOY.exists(), reason=f"envoy binary not found at {ENVOY}")
-@pytest.mark.parametrize("otlp", [None, ("127.0.0.1", 4317)], ids=["plain", "tracing"])
-def test_envoy_accepts_rendered_config(descriptor, tmp_path, otlp):
+@pytest.mark.parametrize("otlp, stats_port", [(None, None), (("127.0.0.1", 4317), None), (None, 19902)],
+                         ids=["plain", "tracing", "stats"])
+def test_envoy_accepts_rendered_config(descriptor, tmp_path, otlp, stats_port):
     config = render(
-        str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901, jwks_path=str(JWKS), otlp=otlp
+        str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901, jwks_path=str(JWKS), otlp=otlp,
+        stats_port=stats_port,
     )
     path = tmp_path / "envoy.json"
     path.write_text(json.dumps(config))
@@ -537,3 +539,18 @@ def test_the_open311_http_face_is_routed_untranscoded_to_its_own_http1_cluster(o
     with pytest.raises(GatewayConfigError, match="no such HTTP face: nope"):
         render(str(open311_descriptor), OPEN311_UPSTREAMS, listen_port=18080, admin_port=19901,
                jwks_path=str(JWKS), http_upstreams={"nope": ("127.0.0.1", 1)})
+
+
+def test_a_stats_listener_serves_only_prometheus_stats_from_the_admin_interface(config, descriptor):
+    assert [li["name"] for li in config["static_resources"]["listeners"]] == ["ingress"]
+    with_stats = render(str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901, jwks_path=str(JWKS),
+                        stats_port=19902)
+    stats = next(li for li in with_stats["static_resources"]["listeners"] if li["name"] == "stats")
+    assert stats["address"]["socket_address"]["port_value"] == 19902
+    hcm = stats["filter_chains"][0]["filters"][0]["typed_config"]
+    routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    assert routes[0]["match"]["path"] == "/stats/prometheus" and routes[0]["route"]["cluster"] == "envoy_admin"
+    assert routes[1] == {"match": {"prefix": "/"}, "direct_response": {"status": 404}}
+    admin = next(c for c in with_stats["static_resources"]["clusters"] if c["name"] == "envoy_admin")
+    endpoint = admin["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+    assert endpoint == {"address": "127.0.0.1", "port_value": 19901} and "typed_extension_protocol_options" not in admin

@@ -102,9 +102,11 @@ class Knowledge:
 class Sla:
     def __init__(self):
         self.observed: list[tuple[str, float]] = []
+        self.labels: list[dict] = []
 
-    def observe(self, stage, seconds):
+    def observe(self, stage, seconds, *, priority=None, channel=""):
         self.observed.append((stage, seconds))
+        self.labels.append({"priority": priority, "channel": channel})
 
 
 class Examples:
@@ -345,6 +347,7 @@ def test_a_report_is_answered_and_rated_once(intake):
     assert answered.answer_time == r.receive_time + timedelta(seconds=2)
     assert answered.timeline[-1].detail == "接警员应答，用时 2.0 秒"
     assert intake.repos.sla.observed == [("answer", 2.0)]
+    assert intake.repos.sla.labels == [{"priority": r.classification.priority, "channel": "PHONE"}]
     with pytest.raises(FailedPrecondition) as err:
         intake.run(handlers.answer_report, report_id=r.id)
     assert err.value.reason == "ALREADY_ANSWERED"

@@ -94,10 +94,53 @@ def test_a_stream_is_recorded_when_it_ends_with_its_final_code(stub):
 
 
 def test_sla_stages_are_checked():
-    before = REGISTRY.get_sample_value("smart110_sla_seconds_count",
-                                       {"service": metrics.service(), "stage": "answer"}) or 0.0
+    labels = {"service": metrics.service(), "stage": "answer", "priority": "", "channel": ""}
+    before = REGISTRY.get_sample_value("smart110_sla_seconds_count", labels) or 0.0
     metrics.observe_sla("answer", 12.5)
-    assert REGISTRY.get_sample_value("smart110_sla_seconds_count",
-                                     {"service": metrics.service(), "stage": "answer"}) == before + 1
+    assert REGISTRY.get_sample_value("smart110_sla_seconds_count", labels) == before + 1
     with pytest.raises(ValueError):
         metrics.observe_sla("lunch", 1)
+
+
+def sla_count(**labels) -> float:
+    return REGISTRY.get_sample_value("smart110_sla_seconds_count", {"service": metrics.service(), **labels}) or 0.0
+
+
+def test_sla_figures_carry_a_bounded_priority_and_channel():
+    known = dict(stage="accept", priority="2", channel="SMS")
+    unknown = dict(stage="accept", priority="", channel="")
+    before_known, before_unknown = sla_count(**known), sla_count(**unknown)
+    metrics.observe_sla("accept", 30, priority=2, channel="SMS")
+    metrics.observe_sla("accept", 30, priority="2", channel="CHANNEL_SMS")
+    # Anything outside priority 1-4 and the channel enum falls into "", so the series stay bounded.
+    for priority, channel in ((0, "SMS"), (7, "PHONE"), (None, "CARRIER_PIGEON"), ("P1", "")):
+        metrics.observe_sla("accept", 30, priority=priority, channel=channel if priority is None else "")
+    assert sla_count(**known) == before_known + 2
+    assert sla_count(**unknown) == before_unknown + 4
+    samples = [s for f in REGISTRY.collect() if f.name == "smart110_sla_seconds" for s in f.samples]
+    assert {s.labels["priority"] for s in samples} <= {"", "1", "2", "3", "4"}
+    assert {s.labels["channel"] for s in samples} <= {"", *metrics.SLA_CHANNELS}
+
+
+def test_the_sla_channels_are_intakes_channels():
+    from services.intake.domain.validation import CHANNELS
+    from smart110.intake.v1 import intake_service_pb2 as intake_pb
+
+    assert set(metrics.SLA_CHANNELS) == CHANNELS
+    assert set(metrics.SLA_CHANNELS) == {n.removeprefix("CHANNEL_") for n in intake_pb.Channel.keys()} - {"UNSPECIFIED"}
+
+
+def test_work_order_figures_replace_the_previous_round():
+    def gauge(name, dept):
+        return REGISTRY.get_sample_value(name, {"service": metrics.service(), "department": dept})
+
+    metrics.set_work_order_figures({"D01": (5, 2, 1), "": (1, 0, 0)})
+    assert gauge("smart110_work_orders_open", "D01") == 5
+    assert gauge("smart110_work_orders_overdue", "D01") == 2
+    assert gauge("smart110_work_orders_due_soon", "D01") == 1
+    assert gauge("smart110_work_orders_open", "") == 1
+    metrics.set_work_order_figures({"D02": (3, 3, 0)})
+    assert gauge("smart110_work_orders_overdue", "D02") == 3
+    assert gauge("smart110_work_orders_overdue", "D01") is None and gauge("smart110_work_orders_open", "") is None
+    metrics.set_work_order_figures({})
+    assert gauge("smart110_work_orders_overdue", "D02") is None

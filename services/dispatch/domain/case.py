@@ -318,6 +318,8 @@ class ReportFacts:
     silent: bool = False
     # A border case's neighbouring stations (边界警情), which see the case as their own.
     shared_station_ids: tuple[str, ...] = ()
+    # The report's channel (PHONE, SMS, ... HOTLINE_12345; "" unknown), for the SLA figures.
+    channel: str = ""
 
     @property
     def needs_case(self) -> bool:
@@ -410,6 +412,8 @@ class DispatchCase(Aggregate):
     offers_exhausted_time: datetime | None = None
     # When a review reopened the case (重新处置): its status follows the assignments made since.
     reopen_time: datetime | None = None
+    # The report's channel ("" unknown), which the SLA figures are split by.
+    channel: str = ""
 
     @property
     def name(self) -> str:
@@ -463,7 +467,7 @@ class DispatchCase(Aggregate):
             incident_type=report.incident_type, priority=report.priority, level=level, status="PENDING",
             lon=report.lon, lat=report.lat, address_text=report.address_text, summary=report.description[:200],
             recommendations=list(picks), report_time=report.receive_time or now, create_time=now, update_time=now,
-            arrival_target_s=arrival_target_s, silent=report.silent,
+            arrival_target_s=arrival_target_s, silent=report.silent, channel=report.channel,
             shared_station_ids=sorted(set(report.shared_station_ids) - {report.station_id}))
         detail = "；".join(f"{p.call_sign}：{p.reason}" for p in picks) or "暂无可用警力，待指挥员调派"
         if gaps:
