@@ -3,7 +3,8 @@
 Cases and their assignments (offers to officers' phones, the lifecycle to report-back), units and
 the duty roster, and the casework beyond the first dispatch: the anti-fraud hand-off (紧急止付),
 escalation and the command centres' live view (同步同息感知), the situation map (一张图), citizen
-follow-up (回访) and response circles.
+follow-up (回访) and response circles; a case exported as a NENA EIDO document for another system to
+take it over (`eido`).
 """
 from __future__ import annotations
 

@@ -101,3 +101,18 @@ def test_every_mapped_code_is_one_of_the_registry_s():
         "Dispatched", "AcknowledgedTransmission", "Assigned", "EnRoute", "Arrived", "Cleared", "AssignmentCancelled"}
     assert set(eido.RESOURCE_TYPES.values()) <= {"PatrolUnit", "Investigator", "TrafficUnit", "SWAT",
                                                  "UnmannedAerialVehicle", "LawEnforcementCommandUnit"}
+
+
+def test_the_case_s_times_are_a_note_of_the_incident():
+    c = case(status="CLOSED", accept_time=T0 + timedelta(seconds=40), arrive_time=T0 + timedelta(minutes=4),
+             close_time=T0 + timedelta(minutes=30), outcome="MEDIATED", close_notes="双方已和解")
+    doc = eido.document(c, issuer=ISSUER)
+    check_document(doc)
+    notes = {n["$id"]: n for n in doc["notesComponent"]}
+    times = notes[ISSUER.urn("cases/20261204-abc/times")]
+    assert times["notesActionComments"].startswith("接报 2026-12-04T13:00:00.000Z；立案 2026-12-04T13:00:02.000Z；首次接单")
+    assert "首车到场 2026-12-04T13:04:00.000Z" in times["notesActionComments"]
+    assert times["lastUpdateTimeStamp"] == "2026-12-04T13:30:00.000Z"
+    assert doc["incidentComponent"]["incidentStatusCommonRegistryText"] == ["Closed"]
+    assert any(n["notesActionComments"].startswith("办结：") and n["notesActionComments"].endswith("双方已和解")
+               for n in notes.values())

@@ -313,6 +313,11 @@ def document(case: DispatchCase, *, issuer: Issuer, stations: dict[str, Station]
     incident_notes = []
     if case.summary:
         incident_notes.append(note("summary", case.create_time, case.summary))
+    times = [(label, t) for label, t in (("接报", case.report_time), ("立案", case.create_time),
+                                          ("首次接单", case.accept_time), ("首车到场", case.arrive_time),
+                                          ("重新处置", case.reopen_time), ("结束", case.close_time)) if t is not None]
+    incident_notes.append(note("times", max(t for _, t in times),
+                               "；".join(f"{label} {stamp(t)}" for label, t in times)))
     if case.outcome or case.cancel_reason:
         what = (f"办结：{OUTCOME_LABELS.get(case.outcome, case.outcome)}" if case.outcome
                 else f"撤销：{CANCEL_REASONS.get(case.cancel_reason, case.cancel_reason)}")
