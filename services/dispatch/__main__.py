@@ -20,7 +20,8 @@ def build(rt: Runtime) -> list[tuple]:
                                hub=workers.AssignmentHub(rt.feed), org=org())
     retry = RetryPolicy.from_env()
     centre = clients.AntiFraudCentre(clients.centre_channel(rt), timeout_seconds=retry.call_timeout_seconds)
-    # The victim's contact of a hand-off, read from intake at delivery (dispatch keeps no caller data).
+    # The victim's contact of a hand-off, read from intake at delivery, and the caller's of an EIDO
+    # export (dispatch keeps no caller data).
     contacts = clients.IntakeContacts(rt.channel("intake"), timeout_seconds=retry.call_timeout_seconds)
     rt.workers.append(workers.StopPaymentSender(rt, centre, contacts, policy=retry))
     # Expires unanswered offers and moves them on (one per replica is fine).
@@ -28,7 +29,7 @@ def build(rt: Runtime) -> list[tuple]:
     # Ends access grants whose time ran out or whose case closed (a read checks both itself).
     rt.every("grant-sweeper", ctx.settings.grant_sweep_interval_s, partial(workers.sweep_grants, rt))
     rt.workers.append(ctx.hub)
-    return [(pb_grpc.add_DispatchServiceServicer_to_server, DispatchServicer(rt),
+    return [(pb_grpc.add_DispatchServiceServicer_to_server, DispatchServicer(rt, contacts),
              pb.DESCRIPTOR.services_by_name["DispatchService"].full_name)]
 
 

@@ -3,13 +3,15 @@
 Cases and their assignments (offers to officers' phones, the lifecycle to report-back), units and
 the duty roster, and the casework beyond the first dispatch: the anti-fraud hand-off (紧急止付),
 escalation and the command centres' live view (同步同息感知), the situation map (一张图), citizen
-follow-up (回访) and response circles.
+follow-up (回访) and response circles; a case exported as a NENA EIDO document for another system to
+take it over (`eido`).
 """
 from __future__ import annotations
 
 import queue
 import re
 
+from google.api import httpbody_pb2
 from smart110.common.v1 import common_pb2, events_pb2
 from smart110.dispatch.v1 import dispatch_service_pb2 as pb
 from smart110.dispatch.v1 import dispatch_service_pb2_grpc as pb_grpc
@@ -23,7 +25,9 @@ from services.runtime.policy import current_jurisdiction, in_scope, org
 from services.runtime.timeutil import from_pb, to_pb
 from services.runtime.validation import Violations, decode_page_token, name_id, resource_id, time_keyset
 
-from . import domain, handlers, mapping, queries
+from . import domain, eido, handlers, mapping, queries
+from .clients import IntakeContacts
+from .policy import PERSONAL_DATA_ROLES
 from .domain import ADVANCE_TARGETS, MAX_COMMENT, UNIT_FIELDS, Box, Context
 from .domain import grant as grant_domain
 
@@ -49,6 +53,13 @@ CASE_EVENTS = {"dispatch.CaseCreated": pb.CaseCreated, "dispatch.CaseUpdated": p
 ASSIGNMENT_CHANGED = "dispatch.AssignmentChanged"
 # Assignment states in which a unit is working a case (an offer included), as the events carry them.
 ACTIVE_ASSIGNMENT_STATES = {pb.AssignmentState.Value(f"ASSIGNMENT_STATE_{s}") for s in queries.ACTIVE_ASSIGNMENT_STATES}
+
+
+def eido_stations() -> dict[str, eido.Station]:
+    """The organisation's stations as EIDO agencies (their names and public phones)."""
+    directory = org()
+    return {s: eido.Station(s, directory.station_names.get(s, ""), directory.station_phones.get(s, ""))
+            for s in directory.district_of}
 
 
 def grant_id(name: str, v: Violations, field: str = "name") -> tuple[str, str]:
@@ -104,8 +115,11 @@ def check_box(bounds: common_pb2.BoundingBox, v: Violations, field: str = "bound
 
 
 class DispatchServicer(pb_grpc.DispatchServiceServicer):
-    def __init__(self, rt: Runtime):
+    def __init__(self, rt: Runtime, contacts: IntakeContacts | None = None):
         self.rt = rt
+        # Intake's caller contacts, for an EIDO export by someone who may see them.
+        self.contacts = contacts
+        self.eido_issuer = eido.Issuer.from_env()
 
     @property
     def ctx(self) -> Context:
@@ -120,6 +134,26 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
             raise NotFound(request.name)
         self._in_scope_or_granted(request.name, case)
         return mapping.case_to_pb(case)
+
+    def ExportCaseEido(self, request: pb.ExportCaseEidoRequest, context):
+        """The case as a NENA EIDO JSON document, read as GetCase reads it (jurisdiction or grant);
+        the caller's contact only for a requester who may see it, read from intake (recorded there)."""
+        v = Violations()
+        case_id = resource_id(request.name, "cases", v)
+        v.raise_if_any()
+        with read_snapshot(self.rt.engine) as conn:
+            case = queries.case(conn, case_id)
+        if case is None:
+            raise NotFound(request.name)
+        self._in_scope_or_granted(request.name, case)
+        actor = auth.current()
+        caller = None
+        if self.contacts is not None and actor.has_role(*PERSONAL_DATA_ROLES) \
+                and not case.report.startswith("units/"):
+            found = self.contacts.caller_of(case, reference=f"{case.name}:exportEido {actor.subject}")
+            caller = eido.Caller(name=found.name, phone=found.phone) if found is not None else None
+        doc = eido.document(case, issuer=self.eido_issuer, stations=eido_stations(), caller=caller)
+        return httpbody_pb2.HttpBody(content_type=eido.CONTENT_TYPE, data=eido.to_json(doc))
 
     def _in_scope_or_granted(self, name: str, case: domain.DispatchCase) -> None:
         """A case outside the caller's jurisdiction is read only under an active grant of theirs

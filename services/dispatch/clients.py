@@ -1,6 +1,6 @@
 """Dispatch's outbound calls: the anti-fraud centre (反诈中心), a partner outside the suite, over
 `smart110.partners.antifraud.v1` (ANTIFRAUD_ADDR), and intake (call edge dispatch -> intake) for the
-victim's contact of a stop-payment hand-off. Never called inside a transaction (the channels
+victim's contact of a stop-payment hand-off and the caller's contact of an EIDO export. Never called inside a transaction (the channels
 refuse, see services.runtime.txguard)."""
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ class AntiFraudCentre:
 
 
 class IntakeContacts:
-    """Intake's GetCallerContact: the victim's contact for one delivery of a hand-off.
+    """Intake's GetCallerContact: the victim's contact for one delivery of a hand-off, the caller's
+    for one EIDO export.
 
     Read with purpose STOP_PAYMENT and the hand-off's name as reference, which intake records with
     this service's identity (个人信息查看留痕). NOT_FOUND (intake does not know the report) is None;
@@ -71,6 +72,19 @@ class IntakeContacts:
         found = calls.call("intake", "read the victim's contact", lambda: self._stub.GetCallerContact(
             intake_pb.GetCallerContactRequest(name=case.report, purpose=intake_pb.CALLER_CONTACT_PURPOSE_STOP_PAYMENT,
                                               reference=sp.name),
+            timeout=self.timeout_seconds))
+        if found is None:
+            return None
+        return VictimContact(name=found.caller.name, phone=found.caller.phone_number)
+
+    def caller_of(self, case: DispatchCase, *, reference: str) -> VictimContact | None:
+        """The caller of the case's report for an incident handed over (purpose INCIDENT_TRANSFER,
+        `reference` kept by intake with the read); None when intake does not know the report.
+        Intake away or slow raises `Unavailable`."""
+        found = calls.call("intake", "read the caller's contact", lambda: self._stub.GetCallerContact(
+            intake_pb.GetCallerContactRequest(name=case.report,
+                                              purpose=intake_pb.CALLER_CONTACT_PURPOSE_INCIDENT_TRANSFER,
+                                              reference=reference[:200]),
             timeout=self.timeout_seconds))
         if found is None:
             return None

@@ -13,11 +13,17 @@ CREW = ("officer", "station_chief", "dispatcher", "commander", SERVICE)
 # Who closes or cancels a case: the 110 centre's command, or the chief of the case's own station.
 CLOSING = ("dispatcher", "commander", "station_chief")
 GRANT_DECIDERS = ("station_chief", "legal_officer", "commander")
+# Who sees a caller's name and phone (号码、姓名) where dispatch shows them (the EIDO export): the
+# people intake shows them to in GetReport (services/intake/api.py, OPERATOR_ROLES); dispatch keeps
+# no caller contact and reads it from intake for them.
+PERSONAL_DATA_ROLES = ("call_taker", "dispatcher", "commander", "station_chief")
 SUPERVISING = ("commander", "district_commander", "supervisor", "dispatcher", "station_chief", SERVICE)
 
 POLICIES = {SERVICE_NAME: Policy(SERVICE_NAME, {
     "GetCase": Access(*POLICE, "supervisor"),
     "ListCases": Access(*POLICE, "supervisor"),
+    # The case as a NENA EIDO document for another system to take it over: whoever may read it.
+    "ExportCaseEido": Access(*POLICE, "supervisor"),
     "RecommendUnits": Access("dispatcher", "commander", "call_taker", "station_chief", SERVICE),
     "OfferCase": Access(*COMMAND),
     "EscalateCase": Access("commander", "dispatcher", "station_chief"),

@@ -63,9 +63,12 @@ ANY_PERSON = frozenset(ALL_ROLES - {SERVICE})
 
 @dataclass(frozen=True)
 class Org:
-    """Stations and the districts they belong to."""
+    """Stations and the districts they belong to, with each station's name and public phone (for
+    documents other systems read, e.g. dispatch's EIDO export)."""
 
     district_of: dict[str, str]
+    station_names: dict[str, str] = field(default_factory=dict)
+    station_phones: dict[str, str] = field(default_factory=dict)
 
     def stations_of(self, district: str) -> frozenset[str]:
         return frozenset(s for s, d in self.district_of.items() if d == district)
@@ -79,12 +82,17 @@ class Org:
 
 @lru_cache(maxsize=1)
 def org() -> Org:
-    """`ORG_DIRECTORY_PATH` (JSON `{"stations": [{"station_id", "district_id"}]}`), else the sample city."""
+    """`ORG_DIRECTORY_PATH` (JSON `{"stations": [{"station_id", "district_id", "name"?, "phone"?}]}`),
+    else the sample city."""
     path = os.environ.get("ORG_DIRECTORY_PATH")
     if path:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return Org({s["station_id"]: s["district_id"] for s in data["stations"]})
-    return Org({s.station_id: s.district_id for s in city.stations()})
+        return Org({s["station_id"]: s["district_id"] for s in data["stations"]},
+                   {s["station_id"]: s.get("name", "") for s in data["stations"]},
+                   {s["station_id"]: s.get("phone", "") for s in data["stations"]})
+    sts = city.stations()
+    return Org({s.station_id: s.district_id for s in sts}, {s.station_id: s.name for s in sts},
+               {s.station_id: s.phone for s in sts})
 
 
 # -- jurisdiction ----------------------------------------------------------------------------
