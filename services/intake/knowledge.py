@@ -528,30 +528,7 @@ def _outcomes_of(scored: list[tuple[float, str | None, str | None]], threshold: 
             "rare_referred_share": round(rare_referred / rare, 4) if rare else None}
 
 
-def fit_combiner(index_for, questions: list[dict], folds: int = 5, limit: int = 3) -> Combiner | None:
-    """A `Combiner` fitted out of fold: for each fold's questions, the candidates of an index built with
-    the other folds' questions as phrasings (`index_for(paraphrases)`, without a combiner), labelled
-    right when the candidate is the question's entry (a rare question has none). None when the
-    questions give no right and no wrong candidate to learn from."""
-    from sklearn.linear_model import LogisticRegression  # training only; the service never fits
-
-    xs: list[tuple[float, ...]] = []
-    ys: list[int] = []
-    for k in range(folds):
-        index = index_for(_other_folds(questions, k, folds))
-        for i, q in enumerate(questions):
-            if i % folds != k:
-                continue
-            for c in index.candidates(q["question"], limit=limit):
-                xs.append(c.features)
-                ys.append(int(c.entry.entry_id == q.get("entry_id")))
-    if len(set(ys)) < 2:
-        return None
-    model = LogisticRegression(C=1.0, max_iter=2000).fit(xs, ys)
-    return Combiner(tuple(float(w) for w in model.coef_[0]), float(model.intercept_[0]))
-
-
-def _other_folds(questions: list[dict], k: int, folds: int) -> dict[str, list[str]]:
+def other_folds(questions: list[dict], k: int, folds: int) -> dict[str, list[str]]:
     rest: dict[str, list[str]] = {}
     for i, q in enumerate(questions):
         if i % folds != k and q.get("entry_id"):
@@ -566,7 +543,7 @@ def calibrate(index_for, questions: list[dict], folds: int = 5) -> tuple[float, 
     scored = []
     for k in range(folds):
         held = [q for i, q in enumerate(questions) if i % folds == k]
-        index = index_for(_other_folds(questions, k, folds))
+        index = index_for(other_folds(questions, k, folds))
         for q in held:
             best = index.search(q["question"], limit=1)
             scored.append((best[0].score if best else 0.0, best[0].entry.entry_id if best else None, q.get("entry_id")))

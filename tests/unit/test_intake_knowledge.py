@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
 from sampledata import knowledge as seed
 from services.intake import duplicates
+from services.intake.classifier.training import fit_combiner
 from services.intake.duplicates import Candidate
-from services.intake.knowledge import ANSWER_THRESHOLD, Entry, KnowledgeIndex, consult, grams
+from services.intake.knowledge import (ANSWER_THRESHOLD, FEATURES, Combiner, Entry, KnowledgeIndex, calibrate,
+                                       consult, grams, normalize)
 
 INDEX = KnowledgeIndex([Entry(s.entry_id, s.topic, s.question, s.answer, s.keywords) for s in seed.entries()])
 T = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
@@ -116,7 +116,6 @@ def test_a_paraphrased_consultation_is_answered_at_once():
 
 def test_class_names_are_read_as_their_class():
     # A breed is a dog, a country is abroad, a city of Taiwan is Taiwan: the base speaks of the class.
-    from services.intake.knowledge import normalize
     assert "养狗" in normalize("我刚养了只柯基")
     assert "出国" in normalize("下个月想去德国玩")
     assert "台湾" in normalize("单位组织去台北交流")
@@ -128,7 +127,6 @@ def test_class_names_are_read_as_their_class():
 
 
 def test_the_combiner_gives_a_probability_and_refuses_evidence_it_was_not_fitted_on():
-    from services.intake.knowledge import FEATURES, Combiner
     c = Combiner(weights=tuple(1.0 if f == "lead_over_runner_up" else 0.0 for f in FEATURES), bias=0.0)
     low, high = (c.probability(tuple(x if f == "lead_over_runner_up" else 0.0 for f in FEATURES))
                  for x in (-2.0, 2.0))
@@ -139,7 +137,6 @@ def test_the_combiner_gives_a_probability_and_refuses_evidence_it_was_not_fitted
 
 
 def test_a_fitted_combiner_answers_what_its_questions_taught_and_refers_what_no_entry_answers():
-    from services.intake.knowledge import calibrate, fit_combiner
     entries = [Entry(s.entry_id, s.topic, s.question, s.answer, s.keywords) for s in seed.entries()]
     questions = [{"question": s.question, "entry_id": s.entry_id} for s in seed.entries()[:60]] + \
         [{"question": q, "entry_id": None} for q in ("我家祖宅底下挖出了古墓该向谁报告", "剧本杀店用烟雾机合法吗",

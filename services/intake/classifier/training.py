@@ -14,6 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from sklearn.linear_model import LogisticRegression
+
 from .. import knowledge, rules
 from . import artifacts, corpus, metrics
 from .core import Classifier, Params
@@ -156,6 +158,27 @@ def version_of(exs: list[Example], now: datetime) -> str:
     return f"{now.astimezone(timezone.utc):%Y%m%d%H%M%S}-{digest}"
 
 
+def fit_combiner(index_for, questions: list[dict], folds: int = 5, limit: int = 3) -> knowledge.Combiner | None:
+    """A `Combiner` fitted out of fold: for each fold's questions, the candidates of an index built with
+    the other folds' questions as phrasings (`index_for(paraphrases)`, without a combiner), labelled
+    right when the candidate is the question's entry (a rare question has none). None when the
+    questions give no right and no wrong candidate to learn from."""
+    xs: list[tuple[float, ...]] = []
+    ys: list[int] = []
+    for k in range(folds):
+        index = index_for(knowledge.other_folds(questions, k, folds))
+        for i, q in enumerate(questions):
+            if i % folds != k:
+                continue
+            for c in index.candidates(q["question"], limit=limit):
+                xs.append(c.features)
+                ys.append(int(c.entry.entry_id == q.get("entry_id")))
+    if len(set(ys)) < 2:
+        return None
+    model = LogisticRegression(C=1.0, max_iter=2000).fit(xs, ys)
+    return knowledge.Combiner(tuple(float(w) for w in model.coef_[0]), float(model.intercept_[0]))
+
+
 def calibrate_knowledge(entries: list, *, corpus_dir: Path | None = None, models_dir: Path | None = None,
                         say: Callable[[str], None] = print) -> dict:
     """The knowledge base's answer threshold calibrated on the consultations' train split, with the
@@ -166,7 +189,7 @@ def calibrate_knowledge(entries: list, *, corpus_dir: Path | None = None, models
         say("no labelled consultations: the knowledge base keeps its threshold")
         return {}
     say(f"knowledge base: fitting the answer combiner on {len(train_q)} train questions, out of fold")
-    combiner = knowledge.fit_combiner(
+    combiner = fit_combiner(
         lambda phrasings: knowledge.KnowledgeIndex(entries, phrasings, combiner=None), train_q)
     threshold, at_train = knowledge.calibrate(
         lambda phrasings: knowledge.KnowledgeIndex(entries, phrasings, combiner=combiner), train_q)
