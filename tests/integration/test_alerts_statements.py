@@ -226,7 +226,8 @@ def test_record_counted_rolls_up_once_and_a_redelivery_changes_nothing(served, s
             store.hourly_counts.c.area_id.in_([station, f"{station}-G", i.cells[2]]))).all()
     hour = domain.hour_of(t)
     assert {(r.area_kind, r.incident_type, r.hour_start, r.count) for r in rows} == {
-        (kind, itype, hour, n) for kind in ("STATION", "GRID", "H3") for itype, n in (("", 2), ("FIGHT", 1), ("THEFT", 1))}
+        (kind, itype, hour, n) for kind in ("STATION", "GRID", "H3")
+        for itype, n in (("", 2), ("FIGHT", 1), ("THEFT", 1))}
 
 
 def test_record_counted_without_a_place_or_a_grid(served, station):
@@ -237,5 +238,6 @@ def test_record_counted_without_a_place_or_a_grid(served, station):
         assert repo.record_counted(i, domain.rollup_keys(i)) is True
         rows = conn.execute(store.hourly_counts.select().where(store.hourly_counts.c.area_id == station)).all()
         stored = conn.execute(store.incidents.select().where(store.incidents.c.report_id == i.report_id)).one()
-    assert sorted((r.area_kind, r.incident_type, r.count) for r in rows) == [("STATION", "", 1), ("STATION", "FIGHT", 1)]
+    assert sorted((r.area_kind, r.incident_type, r.count) for r in rows) == [("STATION", "", 1),
+                                                                            ("STATION", "FIGHT", 1)]
     assert stored.lon is None and list(stored.cells) == []
