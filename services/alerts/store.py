@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from sqlalchemy import (
     BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Identity, Index, Integer, LargeBinary, MetaData,
@@ -21,7 +22,8 @@ from services.runtime.audit import Timeline, timeline_table
 from services.runtime.errors import NotFound
 
 from .domain import (
-    Alert, Area, Incident, Matcher, Notification, Obligation, Rule, Signal, Silence, Stamp, rule_from_spec, rule_spec,
+    Alert, Area, CellCounts, HourCounts, Incident, Matcher, Notification, Obligation, Rule, RuleCounts, Signal, Silence,
+    Stamp, WindowCount, rule_from_spec, rule_spec,
 )
 from .domain.receivers import Delivery
 
@@ -262,6 +264,10 @@ def load_rule(conn, rule_id: str, version: int | None = None, *, lock: bool = Fa
     return rule_of(head, ver)
 
 
+# Read at every report (RulesCache): built once.
+_REVISION = text(f"SELECT count(*), coalesce(sum(version), 0) FROM {SCHEMA}.rules")
+
+
 class RuleRepository:
     """Rules: a head row per rule (the version in force) and a row per version."""
 
@@ -305,7 +311,7 @@ class RuleRepository:
         """Grows with every change: every create adds a row and every change (update, enable, delete)
         adds one to a version, so (count, sum of versions) moves. Update times would not do: they come
         from the caller's clock, which need not move forward (another replica's, an injected one)."""
-        return tuple(self.conn.execute(select(func.count(), func.coalesce(func.sum(rules.c.version), 0))).one())
+        return tuple(self.conn.execute(_REVISION).one())
 
 
 # -- alerts -------------------------------------------------------------------------
@@ -547,6 +553,83 @@ def _in_area(area: Area, resolution: int):
     return incidents.c.cells[resolution - 5] == area.id  # Postgres arrays count from 1
 
 
+# A report recorded and its hourly counts rolled up in one round trip: the rollups only when the
+# report was new (a redelivery changes nothing), all at the incident's hour.
+_RECORD_COUNTED = text(f"""
+WITH recorded AS (
+    INSERT INTO {SCHEMA}.incidents
+        (report_id, receive_time, station_id, grid_id, category, incident_type, merged_into, lon, lat, cells)
+    VALUES (:report_id, :receive_time, :station_id, :grid_id, :category, :incident_type, :merged_into,
+            :lon, :lat, CAST(:cells AS text[]))
+    ON CONFLICT DO NOTHING
+    RETURNING report_id
+), rolled AS (
+    INSERT INTO {SCHEMA}.hourly_counts AS h (area_kind, area_id, incident_type, hour_start, count)
+    SELECT k.area_kind, k.area_id, k.incident_type, CAST(:hour_start AS timestamptz), 1
+    FROM unnest(CAST(:area_kinds AS text[]), CAST(:area_ids AS text[]), CAST(:incident_types AS text[]))
+         AS k(area_kind, area_id, incident_type)
+    WHERE EXISTS (SELECT 1 FROM recorded)
+    ON CONFLICT (area_kind, area_id, incident_type, hour_start) DO UPDATE SET count = h.count + 1
+)
+SELECT report_id FROM recorded
+""")
+
+
+def _resolution(w: WindowCount) -> int:
+    return int(w.resolution) if w.area.kind == "H3" else 0
+
+
+def _area_sql(kind: str, resolution: int, param: str) -> str:
+    if kind == "STATION":
+        return f"station_id = :{param}"
+    if kind == "GRID":
+        return f"grid_id = :{param}"
+    return f"cells[{int(resolution) - 5}] = :{param}"  # Postgres arrays count from 1
+
+
+@lru_cache(maxsize=256)
+def _counts_statement(windows: tuple[tuple[str, int, bool], ...], hours: int,
+                      cells: tuple[tuple[int, bool], ...]):
+    """The statement of `IncidentRepository.counts` for asks of these shapes (area kind, H3
+    resolution, whether typed), built once per shape. Rows: (part, index, cell, hour, count):
+    W a window's count; H an hour's count; F an hourly ask's first hour; C a cell's count."""
+    parts = []
+    if windows:
+        cols, areas, values = [], [], []
+        for n, (kind, res, typed) in enumerate(windows):
+            area = _area_sql(kind, res, f"w{n}_area")
+            typed_sql = f" AND incident_type = ANY(CAST(:w{n}_types AS text[]))" if typed else ""
+            cols.append(f"count(*) FILTER (WHERE receive_time > :w{n}_start AND {area}{typed_sql}) AS n{n}")
+            areas.append(area)
+            values.append(f"({n}, w.n{n})")
+        parts.append(
+            f"SELECT 'W', v.n, NULL::text, NULL::timestamptz, v.count FROM ("
+            f"SELECT {', '.join(cols)} FROM {SCHEMA}.incidents"
+            f" WHERE receive_time > :w_start AND receive_time <= :end AND category NOT IN ('INVALID', '')"
+            f" AND merged_into = '' AND ({' OR '.join(areas)})) AS w"
+            f" CROSS JOIN LATERAL (VALUES {', '.join(values)}) AS v(n, count)")
+    for n in range(hours):
+        area = f"area_kind = :h{n}_kind AND area_id = :h{n}_area"
+        typed = f"incident_type = ANY(CAST(:h{n}_types AS text[]))"
+        parts.append(
+            f"SELECT 'H', {n}, NULL::text, hour_start, sum(count)::bigint FROM {SCHEMA}.hourly_counts"
+            f" WHERE {area} AND {typed} AND hour_start = ANY(CAST(:h{n}_hours AS timestamptz[]))"
+            f" GROUP BY hour_start")
+        # The area's first hour only when the current hour has enough to be looked at (CASE: lazily).
+        parts.append(
+            f"SELECT 'F', {n}, NULL::text, CASE WHEN (SELECT coalesce(sum(count), 0) FROM {SCHEMA}.hourly_counts"
+            f" WHERE {area} AND {typed} AND hour_start = :h{n}_hour) >= :h{n}_min"
+            f" THEN (SELECT min(hour_start) FROM {SCHEMA}.hourly_counts WHERE {area}) END, NULL::bigint")
+    for n, (res, typed) in enumerate(cells):
+        col = f"cells[{int(res) - 5}]"
+        typed_sql = f" AND incident_type = ANY(CAST(:c{n}_types AS text[]))" if typed else ""
+        parts.append(
+            f"SELECT 'C', {n}, {col}, NULL::timestamptz, count(*) FROM {SCHEMA}.incidents"
+            f" WHERE receive_time > :c{n}_start AND receive_time <= :end AND category = 'POLICE'"
+            f" AND merged_into = '' AND {col} = ANY(CAST(:c{n}_cells AS text[])){typed_sql} GROUP BY {col}")
+    return text("\nUNION ALL\n".join(f"({p})" for p in parts))
+
+
 class IncidentRepository:
     def __init__(self, conn):
         self.conn = conn
@@ -567,6 +650,51 @@ class IncidentRepository:
             self.conn.execute(stmt.on_conflict_do_update(
                 index_elements=["area_kind", "area_id", "incident_type", "hour_start"],
                 set_={"count": hourly_counts.c.count + 1}))
+
+    def record_counted(self, i: Incident, keys: list[tuple[str, str, str, datetime]]) -> bool:
+        """`record` and, when the report was new, `roll_up(keys)`, in one statement."""
+        hours = {h for _, _, _, h in keys}
+        if len(hours) > 1:  # one hour per incident (domain.rollup_keys); anything else the long way
+            if not self.record(i):
+                return False
+            self.roll_up(keys)
+            return True
+        return self.conn.execute(_RECORD_COUNTED, dict(
+            report_id=i.report_id, receive_time=i.receive_time, station_id=i.station_id, grid_id=i.grid_id,
+            category=i.category, incident_type=i.incident_type, merged_into=i.merged_into, lon=i.lon, lat=i.lat,
+            cells=list(i.cells), hour_start=next(iter(hours), i.receive_time), area_kinds=[k[0] for k in keys],
+            area_ids=[k[1] for k in keys], incident_types=[k[2] for k in keys])).first() is not None
+
+    def counts(self, end: datetime, windows: list[WindowCount], hours: list[HourCounts],
+               cells: list[CellCounts]) -> RuleCounts:
+        """What `count_window`, `hourly` with `first_hour`, and `police_by_cell` give for each ask, in
+        one statement (windows end at `end`)."""
+        out = RuleCounts(windows=[0] * len(windows), hours=[({}, None) for _ in hours],
+                         cells=[Counter() for _ in cells])
+        if not (windows or hours or cells):
+            return out
+        stmt = _counts_statement(tuple((w.area.kind, _resolution(w), bool(w.incident_types)) for w in windows),
+                                 len(hours), tuple((c.resolution, bool(c.incident_types)) for c in cells))
+        params = {"end": end}
+        if windows:
+            params["w_start"] = min(w.start for w in windows)
+            for n, w in enumerate(windows):
+                params.update({f"w{n}_start": w.start, f"w{n}_area": w.area.id, f"w{n}_types": list(w.incident_types)})
+        for n, h in enumerate(hours):
+            params.update({f"h{n}_kind": h.area.kind, f"h{n}_area": h.area.id, f"h{n}_types": list(h.incident_types),
+                           f"h{n}_hours": list(h.hours), f"h{n}_hour": h.hour, f"h{n}_min": h.min_count})
+        for n, c in enumerate(cells):
+            params.update({f"c{n}_start": c.start, f"c{n}_cells": list(c.cells), f"c{n}_types": list(c.incident_types)})
+        for part, n, cell, hour, count in self.conn.execute(stmt, params):
+            if part == "W":
+                out.windows[n] = int(count)
+            elif part == "H":
+                out.hours[n][0][hour] = int(count)
+            elif part == "F":
+                out.hours[n] = (out.hours[n][0], hour)
+            else:
+                out.cells[n][cell] = int(count)
+        return out
 
     def set_merged(self, report_id: str, merged_into: str) -> None:
         self.conn.execute(incidents.update().where(incidents.c.report_id == report_id)

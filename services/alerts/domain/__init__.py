@@ -22,9 +22,10 @@ from .common import (
     LEVEL_CN, LEVELS, SYSTEM, Area, Stamp, cell_center, fingerprint, h3_cells, hour_of, level_rank, max_level,
 )
 from .detection import (
-    AnomalyWindow, Box, EnforcementWarning, GapFinding, GapWindow, HeatCell, Incident, Place, Report, Signal,
-    UnitPosition, anomaly, anomaly_area, anomaly_finding, applies, gap_finding, heat_map, keyword_findings,
-    rollup_keys, rule_area, signal_findings, strength_gap, volume_finding, volume_window, warning_findings,
+    AnomalyWindow, Box, CellCounts, EnforcementWarning, GapFinding, GapWindow, HeatCell, HourCounts, Incident, Place,
+    Report, RuleCounts, Signal, UnitPosition, WindowCount, anomaly, anomaly_area, anomaly_finding, applies,
+    gap_finding, heat_map, keyword_findings, rollup_keys, rule_area, signal_findings, strength_gap, volume_finding,
+    volume_window, warning_findings,
 )
 from .keywords import DEFAULT_CUE_SET, Cues, KeywordHit, KeywordMatcher, TermSpec, dismissed_by_context, \
     strongest_by_rule
@@ -42,8 +43,9 @@ __all__ = [
     "CAP_NS", "CapInput", "CapSender", "cap_feed", "cap_input", "cap_xml",
     "LEVEL_CN", "LEVELS", "SYSTEM", "Area", "Stamp", "cell_center", "fingerprint", "h3_cells", "hour_of",
     "level_rank", "max_level",
-    "AnomalyWindow", "Box", "EnforcementWarning", "GapFinding", "GapWindow", "HeatCell", "Incident", "Place",
-    "Report", "Signal", "UnitPosition", "anomaly", "anomaly_area", "anomaly_finding", "applies", "gap_finding",
+    "AnomalyWindow", "Box", "CellCounts", "EnforcementWarning", "GapFinding", "GapWindow", "HeatCell",
+    "HourCounts", "Incident", "Place", "Report", "RuleCounts", "Signal", "UnitPosition", "WindowCount", "anomaly",
+    "anomaly_area", "anomaly_finding", "applies", "gap_finding",
     "heat_map", "keyword_findings", "rollup_keys", "rule_area", "signal_findings", "strength_gap", "volume_finding",
     "volume_window", "warning_findings",
     "DEFAULT_CUE_SET", "Cues", "KeywordHit", "KeywordMatcher", "TermSpec", "dismissed_by_context",

@@ -316,6 +316,57 @@ def gap_finding(rule: Rule, report: Report, window: GapWindow, incidents: Counte
         auto_resolve_time=t + timedelta(seconds=window.seconds))
 
 
+# -- what the rules count, for one report ---------------------------------------------------
+
+@dataclass(frozen=True)
+class WindowCount:
+    """A volume rule's count: counted incidents (valid, not merged) in the area within (start, end],
+    of the incident types (all when empty). An H3 area is a cell at `resolution`."""
+
+    area: Area
+    resolution: int
+    start: datetime
+    incident_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HourCounts:
+    """An anomaly rule's hourly counts: the area's counts of those hours and incident types ("" counts
+    every type), and, when the current `hour` has at least `min_count`, the area's first hour."""
+
+    area: Area
+    incident_types: tuple[str, ...]
+    hours: tuple[datetime, ...]
+    hour: datetime
+    min_count: int
+
+    @classmethod
+    def of(cls, area: Area, window: "AnomalyWindow") -> "HourCounts":
+        return cls(area, tuple(window.incident_types), tuple(window.hours), window.hour, window.min_count)
+
+
+@dataclass(frozen=True)
+class CellCounts:
+    """A strength-gap rule's counts: counted police incidents within (start, end] per cell of those
+    cells at `resolution`, of the incident types (all when empty)."""
+
+    resolution: int
+    start: datetime
+    cells: tuple[str, ...]
+    incident_types: tuple[str, ...] = ()
+
+
+@dataclass
+class RuleCounts:
+    """The counts asked for, in the order asked: one number per window; per hourly ask its counts
+    by hour and the area's first hour (None when the current hour is below its minimum count, or the
+    area has no history); per cells ask the incidents per cell."""
+
+    windows: list[int] = field(default_factory=list)
+    hours: list[tuple[dict[datetime, int], datetime | None]] = field(default_factory=list)
+    cells: list[Counter] = field(default_factory=list)
+
+
 # -- the heat map -------------------------------------------------------------------------
 
 

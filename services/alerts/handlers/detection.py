@@ -15,7 +15,10 @@ from services.runtime.ids import new_id
 from services.runtime.uow import UnitOfWork
 
 from .. import domain, mapping
-from ..domain import Alert, AnomalyWindow, EnforcementWarning, GapWindow, Incident, Report, Signal, UnitPosition
+from ..domain import (
+    Alert, AnomalyWindow, CellCounts, EnforcementWarning, GapWindow, HourCounts, Incident, Report, RuleCounts, Signal,
+    UnitPosition, WindowCount,
+)
 from .alerts import raise_alert
 
 log = logging.getLogger("smart110.alerts")
@@ -26,40 +29,32 @@ def report_received(uow: UnitOfWork, *, report: Report, units: list[UnitPosition
 
     `units` are the available units (None: unknown, dispatch did not answer; the strength-gap
     rules are then skipped, the others do not wait for it). A report seen before raises nothing.
+
+    What the volume, anomaly and strength-gap rules count is asked of the repository at once
+    (`counts`: one statement for all of them), after the report is recorded and rolled up.
     """
     repos = uow.repos
     t = report.receive_time or uow.now()
     incident = Incident.of(report, t)
-    if not repos.incidents.record(incident):
-        return []
     counted = report.counted
-    if counted:
-        repos.incidents.roll_up(domain.rollup_keys(incident))
+    if not _record(repos.incidents, incident, domain.rollup_keys(incident) if counted else []):
+        return []
     rules = uow.context.rules.current(repos)
     # A duplicate merged into its master incident still matches keywords (folding into the
     # master's alert) but is not counted again.
     findings = domain.keyword_findings(report, rules)
+    volumes: list[tuple] = []  # (rule, area)
+    anomalies: list[tuple] = []  # (rule, area, window)
+    gaps: list[tuple] = []  # (rule, window)
     if counted:
         for rule in rules.of_kind("VOLUME"):
             area = domain.rule_area(rule, incident)
-            if not domain.applies(rule, report.incident_type, area):
-                continue
-            start, end = domain.volume_window(rule, t)
-            n = repos.incidents.count_window(area, rule.h3_resolution or 8, start, end, rule.incident_types)
-            found = domain.volume_finding(rule, report, area, n, t)
-            if found:
-                findings.append(found)
+            if domain.applies(rule, report.incident_type, area):
+                volumes.append((rule, area))
         for rule in rules.of_kind("ANOMALY"):
             area = domain.anomaly_area(rule, incident)
-            if not domain.applies(rule, report.incident_type, area):
-                continue
-            window = AnomalyWindow.of(rule, t)
-            counts = repos.incidents.hourly(area, window.incident_types, window.hours)
-            if not window.enough(counts):
-                continue
-            found = domain.anomaly_finding(rule, report, area, window, counts, repos.incidents.first_hour(area))
-            if found:
-                findings.append(found)
+            if domain.applies(rule, report.incident_type, area):
+                anomalies.append((rule, area, AnomalyWindow.of(rule, t)))
     if counted and report.category == "POLICE" and incident.cells:
         gap_rules = rules.of_kind("STRENGTH_GAP")
         if gap_rules and units is None:
@@ -68,14 +63,61 @@ def report_received(uow: UnitOfWork, *, report: Report, units: list[UnitPosition
             gap_rules = []
         for rule in gap_rules:
             window = GapWindow.of(rule, incident)
-            if not window.applies(rule, incident):
-                continue
-            counts = repos.incidents.police_by_cell(window.resolution, window.since(t), t, window.cells,
-                                                    rule.incident_types)
-            found = domain.gap_finding(rule, report, window, counts, units, t)
-            if found:
-                findings.append(found)
+            if window.applies(rule, incident):
+                gaps.append((rule, window))
+    counts = _counts(
+        repos.incidents, t,
+        [WindowCount(area, rule.h3_resolution or 8, domain.volume_window(rule, t)[0], tuple(rule.incident_types))
+         for rule, area in volumes],
+        [HourCounts.of(area, window) for _, area, window in anomalies],
+        [CellCounts(window.resolution, window.since(t), tuple(window.cells), tuple(rule.incident_types))
+         for rule, window in gaps])
+    for (rule, area), n in zip(volumes, counts.windows):
+        found = domain.volume_finding(rule, report, area, n, t)
+        if found:
+            findings.append(found)
+    for (rule, area, window), (hourly, first_hour) in zip(anomalies, counts.hours):
+        if not window.enough(hourly):
+            continue
+        found = domain.anomaly_finding(rule, report, area, window, hourly, first_hour)
+        if found:
+            findings.append(found)
+    for (rule, window), by_cell in zip(gaps, counts.cells):
+        found = domain.gap_finding(rule, report, window, by_cell, units, t)
+        if found:
+            findings.append(found)
     return [raise_alert(uow, f) for f in findings]
+
+
+def _record(incidents, incident: Incident, keys: list) -> bool:
+    """Records the incident and rolls up its hourly counts (`keys`), in one round trip where the
+    repository can (`record_counted`); False when it was recorded already."""
+    record_counted = getattr(incidents, "record_counted", None)
+    if record_counted is not None:
+        return record_counted(incident, keys)
+    if not incidents.record(incident):
+        return False
+    if keys:
+        incidents.roll_up(keys)
+    return True
+
+
+def _counts(incidents, end, windows: list[WindowCount], hours: list[HourCounts], cells: list[CellCounts]
+            ) -> RuleCounts:
+    """The rules' counts: in one statement where the repository can (`counts`), else one ask at a time."""
+    batched = getattr(incidents, "counts", None)
+    if batched is not None:
+        return batched(end, windows, hours, cells)
+    out = RuleCounts()
+    for w in windows:
+        out.windows.append(incidents.count_window(w.area, w.resolution, w.start, end, list(w.incident_types)))
+    for h in hours:
+        hourly = incidents.hourly(h.area, list(h.incident_types), list(h.hours))
+        enough = hourly.get(h.hour, 0) >= h.min_count
+        out.hours.append((hourly, incidents.first_hour(h.area) if enough else None))
+    for c in cells:
+        out.cells.append(incidents.police_by_cell(c.resolution, c.start, end, list(c.cells), list(c.incident_types)))
+    return out
 
 
 def report_updated(uow: UnitOfWork, *, report: Report, action: str) -> list[Alert]:
