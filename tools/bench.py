@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -60,7 +61,14 @@ def run_one(name: str, out_dir: Path) -> Path:
     return out
 
 
+def _stop_on_sigterm(signum, _frame) -> None:
+    """SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the suite a benchmark started is stopped
+    and its processes and database do not outlive the harness."""
+    raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=os.environ.get("ONLY", ""),
                         help=f"comma-separated benchmarks to run (default all: {', '.join(available())})")
