@@ -83,4 +83,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt as exc:
+        say(f"benchmark stopped ({exc or 'interrupted'}); the suite it started was stopped")
+        raise SystemExit(130) from None
