@@ -74,9 +74,8 @@ def report_incident(uow: UnitOfWork, *, fields: dict, index: JurisdictionIndex, 
     elif report.asks_about_a_service and knowledge is not None:
         report.answer_question(_consult(report, knowledge, now=now), actor=actor, now=now)
     report.reported()
-    reports.add(report)
-    if master is not None:
-        reports.save(master)
+    # The new report and what changed of its master, in one statement.
+    reports.add(report, saving=(master,) if master is not None else ())
     if report.consultation is not None and report.consultation.answered_at_once:
         _observe_answer(uow, report, (report.answer_time - report.receive_time).total_seconds())
     uow.collect(master, report)

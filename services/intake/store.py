@@ -330,25 +330,26 @@ def _binds(table: Table, names, prefix: str) -> dict:
 
 @lru_cache(maxsize=512)
 def _part(key: tuple):
-    """One write of a report (see `_write`), by its shape."""
-    kind = key[0]
+    """One write of a report (see `_write`), by its shape: (parameter prefix, kind, detail)."""
+    p, kind, detail = key
     if kind == "report+":
-        return reports.insert().values(_binds(reports, [c.name for c in reports.c], "r_"))
+        return reports.insert().values(_binds(reports, [c.name for c in reports.c], p + "r_"))
     if kind == "report":
-        return (reports.update().where(reports.c.id == bindparam("r_key", type_=reports.c.id.type))
-                .values(_binds(reports, key[1], "r_")))
+        return (reports.update().where(reports.c.id == bindparam(p + "r_key", type_=reports.c.id.type))
+                .values(_binds(reports, detail, p + "r_")))
     if kind == "timeline":
-        return timeline.insert_statement(key[1])
+        return timeline.insert_statement(detail, prefix=p)
     if kind == "handling":
-        stmt = insert(report_handling).values(report_id=_bind(report_handling.c.report_id, "h_key"),
-                                              **_binds(report_handling, key[1], "h_"))
-        return stmt.on_conflict_do_update(index_elements=["report_id"], set_={k: stmt.excluded[k] for k in key[1]})
-    key_param = _bind(consultations.c.report_id, "c_key")
+        stmt = insert(report_handling).values(report_id=_bind(report_handling.c.report_id, p + "h_key"),
+                                              **_binds(report_handling, detail, p + "h_"))
+        return stmt.on_conflict_do_update(index_elements=["report_id"], set_={k: stmt.excluded[k] for k in detail})
+    key_param = _bind(consultations.c.report_id, p + "c_key")
     if kind == "consultation+":
-        return consultations.insert().values(report_id=key_param, **_binds(consultations, _CONSULTATION_COLUMNS, "c_"))
+        return consultations.insert().values(report_id=key_param,
+                                             **_binds(consultations, _CONSULTATION_COLUMNS, p + "c_"))
     if kind == "consultation":
         return (consultations.update().where(consultations.c.report_id == key_param)
-                .values(_binds(consultations, _CONSULTATION_COLUMNS, "c_")))
+                .values(_binds(consultations, _CONSULTATION_COLUMNS, p + "c_")))
     if kind == "consultation-":
         return consultations.delete().where(consultations.c.report_id == key_param)
     raise ValueError(f"no report write {key!r}")
@@ -472,68 +473,73 @@ class ReportRepository:
         for report_id in report_ids:
             self.conn.execute(_LOCK_ROW, {"key": report_id})
 
-    def add(self, report: Report) -> None:
-        """One statement: the row, the timeline, the consultation and the handling row."""
-        row = _report_values(report)
-        parts = [(("report+",), _prefixed(row, "r_"))]
-        if report.timeline:
-            parts += self._entries(report.id, report.timeline)
-        consultation = _consultation_values(report.consultation)
-        if consultation is not None:
-            parts.append((("consultation+",), {"c_key": report.id, **_prefixed(consultation, "c_")}))
-        handling_now = _handling_values(report)
-        handling = {k: v for k, v in handling_now.items() if v != NO_HANDLING[k]}
-        if handling:
-            parts.append(self._handling(report.id, handling))
+    def add(self, report: Report, *, saving: tuple[Report, ...] = ()) -> None:
+        """One statement: the row, the timeline, the consultation and the handling row; with what
+        changed of the reports `saving` (see `save`), read before, in the same statement."""
+        parts = self._added(report, "")
+        for i, other in enumerate(saving):
+            parts += self._saved(other, f"s{i}_")
         self._write(parts)
-        self._stored[report.id] = _Stored(row, len(report.timeline), handling_now, consultation)
 
     def save(self, report: Report) -> None:
         """Writes what changed since the report was read, in one statement: its row's changed columns,
         the new timeline entries, its consultation and its handling row."""
+        self._write(self._saved(report, ""))
+
+    def _added(self, report: Report, p: str) -> list[tuple]:
+        row = _report_values(report)
+        parts = [((p, "report+", None), _prefixed(row, p + "r_"))]
+        parts += self._entries(report.id, report.timeline, p)
+        consultation = _consultation_values(report.consultation)
+        if consultation is not None:
+            parts.append(((p, "consultation+", None), {p + "c_key": report.id, **_prefixed(consultation, p + "c_")}))
+        handling_now = _handling_values(report)
+        handling = {k: v for k, v in handling_now.items() if v != NO_HANDLING[k]}
+        if handling:
+            parts.append(self._handling(report.id, handling, p))
+        self._stored[report.id] = _Stored(row, len(report.timeline), handling_now, consultation)
+        return parts
+
+    def _saved(self, report: Report, p: str) -> list[tuple]:
         stored = self._stored[report.id]
         row = _report_values(report)
         parts = []
         changed = {k: v for k, v in row.items() if stored.row[k] != v}
         if changed:
-            parts.append((("report", tuple(changed)), {"r_key": report.id, **_prefixed(changed, "r_")}))
+            parts.append(((p, "report", tuple(changed)), {p + "r_key": report.id, **_prefixed(changed, p + "r_")}))
         handling_now = _handling_values(report)
         handling = {k: v for k, v in handling_now.items() if stored.handling[k] != v}
         if handling:
-            parts.append(self._handling(report.id, handling))
+            parts.append(self._handling(report.id, handling, p))
         consultation = _consultation_values(report.consultation)
         if consultation != stored.consultation:
-            if stored.consultation is None:
-                parts.append((("consultation+",), {"c_key": report.id, **_prefixed(consultation, "c_")}))
-            elif consultation is None:
-                parts.append((("consultation-",), {"c_key": report.id}))
-            else:
-                parts.append((("consultation",), {"c_key": report.id, **_prefixed(consultation, "c_")}))
-        new_entries = report.timeline[stored.entries:]
-        if new_entries:
-            parts += self._entries(report.id, new_entries)
-        self._write(parts)
+            kind = ("consultation+" if stored.consultation is None else
+                    "consultation-" if consultation is None else "consultation")
+            parts.append(((p, kind, None), {p + "c_key": report.id, **_prefixed(consultation or {}, p + "c_")}))
+        parts += self._entries(report.id, report.timeline[stored.entries:], p)
         self._stored[report.id] = _Stored(row, len(report.timeline), handling_now, consultation)
+        return parts
 
     @staticmethod
-    def _entries(report_id: str, entries: list[TimelineEntry]) -> list[tuple]:
+    def _entries(report_id: str, entries: list[TimelineEntry], p: str) -> list[tuple]:
         # More entries than one statement takes go in as several (a report never gains as many at once).
         step = 1000
-        return [(("timeline", len(entries[i:i + step])), timeline.insert_params(report_id, entries[i:i + step]))
+        return [((p, "timeline", len(entries[i:i + step])), timeline.insert_params(report_id, entries[i:i + step], p))
                 for i in range(0, len(entries), step)]
 
     @staticmethod
-    def _handling(report_id: str, values: dict) -> tuple:
-        return ("handling", tuple(values)), {"h_key": report_id, **_prefixed(values, "h_")}
+    def _handling(report_id: str, values: dict, p: str) -> tuple:
+        return (p, "handling", tuple(values)), {p + "h_key": report_id, **_prefixed(values, p + "h_")}
 
     def _write(self, parts: list[tuple]) -> None:
-        """Runs a report's writes as one statement (`_combined`)."""
+        """Runs reports' writes as one statement (`_combined`)."""
         if not parts:
             return
-        if sum(1 for k, _ in parts if k[0] == "timeline") > 1:
-            # Timeline parts share parameter names: each runs on its own, in order.
-            for key, p in parts:
-                self.conn.execute(_part(key), p)
+        prefixes = [k[0] for k, _ in parts if k[1] == "timeline"]
+        if len(prefixes) != len(set(prefixes)):
+            # A report's timeline parts share parameter names: each write runs on its own, in order.
+            for key, params in parts:
+                self.conn.execute(_part(key), params)
             return
         params: dict = {}
         for _, p in parts:

@@ -51,32 +51,34 @@ class Timeline:
     def __init__(self, table: Table, subject_column: str):
         self.table = table
         self.subject = table.c[subject_column]
-        self._inserts: dict[int, object] = {}
+        self._inserts: dict[tuple[int, str], object] = {}
         self._of = (select(table).where(self.subject == bindparam("subject", type_=self.subject.type))
                     .order_by(table.c.seq))
 
-    def insert_statement(self, n: int):
+    def insert_statement(self, n: int, *, prefix: str = ""):
         """INSERT of `n` entries of one subject in one statement, in order (their `seq` ascending);
-        its parameters come from `insert_params`."""
-        stmt = self._inserts.get(n)
+        its parameters come from `insert_params` (with the same `prefix`, which keeps them apart from
+        those of other statements it is combined with)."""
+        stmt = self._inserts.get((n, prefix))
         if stmt is None:
             cols = self.table.c
-            subject = bindparam("subject", type_=self.subject.type)
+            subject = bindparam(f"{prefix}subject", type_=self.subject.type)
             stmt = insert(self.table).values([
                 {self.subject.name: subject,
-                 **{f: bindparam(f"e{i}_{f}", type_=cols[f].type) for f in _FIELDS}}
+                 **{f: bindparam(f"{prefix}e{i}_{f}", type_=cols[f].type) for f in _FIELDS}}
                 for i in range(n)
             ])
             if n <= _KEPT_STATEMENTS:
-                self._inserts[n] = stmt
+                self._inserts[(n, prefix)] = stmt
         return stmt
 
     @staticmethod
-    def insert_params(subject_id: str, entries: list[TimelineEntry]) -> dict:
-        params = {"subject": subject_id}
+    def insert_params(subject_id: str, entries: list[TimelineEntry], prefix: str = "") -> dict:
+        params = {f"{prefix}subject": subject_id}
         for i, e in enumerate(entries):
-            params.update({f"e{i}_action": e.action, f"e{i}_actor": e.actor, f"e{i}_roles": e.roles,
-                           f"e{i}_time": e.time, f"e{i}_detail": e.detail, f"e{i}_reason": e.reason})
+            p = f"{prefix}e{i}_"
+            params.update({p + "action": e.action, p + "actor": e.actor, p + "roles": e.roles, p + "time": e.time,
+                           p + "detail": e.detail, p + "reason": e.reason})
         return params
 
     def add(self, conn, subject_id: str, entries: list[TimelineEntry]) -> None:

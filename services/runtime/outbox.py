@@ -185,7 +185,8 @@ class Idempotency:
 
     def seen(self, conn, method: str, request: Message) -> bool:
         """Whether a call with this request_id was already committed (then `claim()` answers it)."""
-        return conn.execute(self._seen, {"key_method": method, "key_request_id": request.request_id}).first() is not None
+        key = {"key_method": method, "key_request_id": request.request_id}
+        return conn.execute(self._seen, key).first() is not None
 
     def remember(self, conn, method: str, request: Message, response: Message) -> None:
         conn.execute(self._remember, {"key_method": method, "key_request_id": request.request_id,

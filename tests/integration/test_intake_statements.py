@@ -31,12 +31,13 @@ __all__ = ["intake", "served"]  # the fixtures
 # The most statements each path may run (one transaction each). A ReportIncident: the idempotency
 # claim, the caller's recent invalid calls, the duplicate search's lock and candidates, the report
 # (row, timeline, consultation, handling) in one INSERT, the response kept, the event; a duplicate
-# also reads its master (without its history) and writes what changed of it, and announces both.
+# also reads its master (without its history), writes what changed of it in the same INSERT, and
+# announces both.
 # An event followed: the inbox, the parked-event check, the report read (without its history, by
 # its case for an assignment), its writes in one statement, the event it publishes, the cursor.
 MAX_STATEMENTS = {
     "ReportIncident": 7,  # 10 when each table's write and each timeline entry ran on its own
-    "ReportIncident (duplicate merged)": 10,  # 19, the master read whole in five statements
+    "ReportIncident (duplicate merged)": 9,  # 19, the master read whole in five statements
     "ReportIncident (consultation answered)": 5,  # 10
     "dispatch.CaseCreated": 6,  # 12, the report read whole in five statements
     "dispatch.AssignmentChanged (accepted)": 6,  # 12
@@ -135,6 +136,9 @@ def test_statements_per_report_incident(intake):
     assert repeat.status == pb.REPORT_STATUS_MERGED and repeat.merged_into == first.name
     within("ReportIncident (duplicate merged)", ran)
     assert [type(e).__name__ for _, e in events_about(rt, first.name)] == ["IncidentReported", "ReportUpdated"]
+    master = stub.GetReport(pb.GetReportRequest(name=first.name), metadata=CALL_TAKER)
+    assert actions(master) == ["REPORTED", "ROUTED", "CLASSIFIED", "DUPLICATE_LINKED"]
+    assert list(master.duplicates) == [repeat.name]
 
     consult, ran = report_incident(rt, stub, report("请问身份证丢了怎么补办", point=WUCHANG, at=t + timedelta(minutes=5),
                                                      phone=caller()))

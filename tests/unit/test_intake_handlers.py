@@ -75,9 +75,11 @@ class Reports:
     def lock(self, *report_ids):
         self.locked += report_ids
 
-    def add(self, report):
+    def add(self, report, *, saving=()):
         assert report.id not in self.rows
         self.rows[report.id] = self._copy(report)
+        for other in saving:
+            self.save(other)
 
     def save(self, report):
         assert report.id in self.rows
