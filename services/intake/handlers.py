@@ -35,10 +35,12 @@ class Context:
     knowledge: KnowledgeBase
 
 
-def _load(uow: UnitOfWork, report_id: str, *, name: str = "", lock: bool = True, scoped: bool = True) -> Report:
+def _load(uow: UnitOfWork, report_id: str, *, name: str = "", lock: bool = True, scoped: bool = True,
+          history: bool = True) -> Report:
     """The report; one outside the caller's jurisdiction is not found (`scoped=False`: the system's
-    own step, or the expert queue, which is not a station's)."""
-    report = uow.repos.reports.get(report_id, lock=lock)
+    own step, or the expert queue, which is not a station's). `history=False`: without its timeline
+    and duplicates, for a change that only sets fields and appends entries (`ReportRepository.get`)."""
+    report = uow.repos.reports.get(report_id, lock=lock, history=history)
     name = name or f"reports/{report_id}"
     if report is None:
         raise NotFound(name)
@@ -64,16 +66,16 @@ def report_incident(uow: UnitOfWork, *, fields: dict, index: JurisdictionIndex, 
     found = _find_master(uow, report)
     if found is not None:
         report.merge_at_intake(found, actor=actor, now=now)
-        master = _load(uow, found.master_id, scoped=False)
+        # The master only gains a duplicate and an entry: its history is not read.
+        master = _load(uow, found.master_id, scoped=False, history=False)
         master.link_duplicate(report.id, actor=actor, now=now)
     elif report.is_consultation and knowledge is not None:
         report.consult(_consult(report, knowledge, now=now), actor=actor, now=now)
     elif report.asks_about_a_service and knowledge is not None:
         report.answer_question(_consult(report, knowledge, now=now), actor=actor, now=now)
     report.reported()
-    reports.add(report)
-    if master is not None:
-        reports.save(master)
+    # The new report and what changed of its master, in one statement.
+    reports.add(report, saving=(master,) if master is not None else ())
     if report.consultation is not None and report.consultation.answered_at_once:
         _observe_answer(uow, report, (report.answer_time - report.receive_time).total_seconds())
     uow.collect(master, report)
@@ -217,8 +219,7 @@ def case_opened(uow: UnitOfWork, *, case_name: str, report_name: str) -> Report 
 def assignment_accepted(uow: UnitOfWork, *, case_name: str, unit: str, accept_time) -> Report | None:
     """dispatch.AssignmentChanged ACCEPTED: the first acceptance stamps the hand-off to an officer,
     the report found through its case link."""
-    report_id = uow.repos.reports.report_of_case(case_name)
-    report = uow.repos.reports.get(report_id, lock=True) if report_id is not None else None
+    report = uow.repos.reports.get_by_case(case_name, history=False)
     if report is not None:
         report.assignment_accepted(unit, accept_time, now=uow.now())
         _keep(uow, report)
@@ -228,8 +229,7 @@ def assignment_accepted(uow: UnitOfWork, *, case_name: str, unit: str, accept_ti
 def assignment_on_scene(uow: UnitOfWork, *, case_name: str, unit: str, arrive_time) -> Report | None:
     """dispatch.AssignmentChanged ON_SCENE: the first unit on scene stamps the arrival, the report found
     through its case link."""
-    report_id = uow.repos.reports.report_of_case(case_name)
-    report = uow.repos.reports.get(report_id, lock=True) if report_id is not None else None
+    report = uow.repos.reports.get_by_case(case_name, history=False)
     if report is not None:
         report.assignment_on_scene(unit, arrive_time, now=uow.now())
         _keep(uow, report)
@@ -238,8 +238,10 @@ def assignment_on_scene(uow: UnitOfWork, *, case_name: str, unit: str, arrive_ti
 
 def case_changed(uow: UnitOfWork, *, case_name: str, report_name: str, closed: bool) -> Report | None:
     """dispatch.CaseUpdated: a closed case closes its report."""
-    report_id = uow.repos.reports.report_of_case(case_name) or report_id_of(report_name)
-    report = uow.repos.reports.get(report_id, lock=True) if report_id else None
+    report = uow.repos.reports.get_by_case(case_name, history=False)
+    if report is None:
+        report_id = report_id_of(report_name)
+        report = uow.repos.reports.get(report_id, lock=True, history=False) if report_id else None
     if report is not None:
         report.case_changed(case_name, closed=closed, now=uow.now())
         _keep(uow, report)
@@ -266,8 +268,10 @@ def joint_order_opened(uow: UnitOfWork, *, work_order: str, report_name: str) ->
 
 
 def _report_named(uow: UnitOfWork, name: str) -> Report | None:
+    """The report another service's event names, locked; without its history: what the events
+    tell only sets fields and appends entries."""
     report_id = report_id_of(name)
-    return uow.repos.reports.get(report_id, lock=True) if report_id else None
+    return uow.repos.reports.get(report_id, lock=True, history=False) if report_id else None
 
 
 def _keep(uow: UnitOfWork, report: Report) -> None:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from sqlalchemy import (
     BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Identity, Index, Integer, MetaData, String, Table, Text,
-    and_, func, or_, select, text,
+    and_, bindparam, func, or_, select, text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by, insert
 
 from services.runtime.app import RuntimeTables
 from services.runtime.audit import Timeline, timeline_table
@@ -284,6 +285,13 @@ def _consultation_values(c: Consultation | None) -> dict | None:
                 claim_time=c.claim_time, answer_time=c.answer_time)
 
 
+class _Columns:
+    """Attribute access to a dict (a consultation's columns read under labels)."""
+
+    def __init__(self, values: dict):
+        self.__dict__.update(values)
+
+
 def _candidate(row) -> Candidate:
     return Candidate(row.id, row.category, row.incident_type, row.caller_phone, row.lon, row.lat,
                      row.address_text, row.receive_time)
@@ -299,6 +307,126 @@ class _Stored:
     consultation: dict | None
 
 
+# -- the statements of the report aggregate, built once ----------------------------------------
+#
+# A report is read in one statement (its row, handling row, consultation and, when asked for, its
+# duplicates' ids; the timeline in a second one), and written in one: the report's own INSERT or
+# UPDATE with the other tables' writes as data-modifying CTEs (WITH w1 AS (INSERT ...) UPDATE ...).
+# Each shape of statement is built once and run with its parameters.
+
+_HANDLING_COLUMNS = tuple(c.name for c in report_handling.c if c.name != "report_id")
+_CONSULTATION_COLUMNS = tuple(c.name for c in consultations.c if c.name != "report_id")
+
+
+def _bind(column: Column, name: str):
+    # None is SQL NULL in a JSONB column too (address_match), as a literal None in values() is.
+    kind = JSONB(none_as_null=True) if isinstance(column.type, JSONB) else column.type
+    return bindparam(name, type_=kind)
+
+
+def _binds(table: Table, names, prefix: str) -> dict:
+    return {n: _bind(table.c[n], prefix + n) for n in names}
+
+
+@lru_cache(maxsize=512)
+def _part(key: tuple):
+    """One write of a report (see `_write`), by its shape: (parameter prefix, kind, detail)."""
+    p, kind, detail = key
+    if kind == "report+":
+        return reports.insert().values(_binds(reports, [c.name for c in reports.c], p + "r_"))
+    if kind == "report":
+        return (reports.update().where(reports.c.id == bindparam(p + "r_key", type_=reports.c.id.type))
+                .values(_binds(reports, detail, p + "r_")))
+    if kind == "timeline":
+        return timeline.insert_statement(detail, prefix=p)
+    if kind == "handling":
+        stmt = insert(report_handling).values(report_id=_bind(report_handling.c.report_id, p + "h_key"),
+                                              **_binds(report_handling, detail, p + "h_"))
+        return stmt.on_conflict_do_update(index_elements=["report_id"], set_={k: stmt.excluded[k] for k in detail})
+    key_param = _bind(consultations.c.report_id, p + "c_key")
+    if kind == "consultation+":
+        return consultations.insert().values(report_id=key_param,
+                                             **_binds(consultations, _CONSULTATION_COLUMNS, p + "c_"))
+    if kind == "consultation":
+        return (consultations.update().where(consultations.c.report_id == key_param)
+                .values(_binds(consultations, _CONSULTATION_COLUMNS, p + "c_")))
+    if kind == "consultation-":
+        return consultations.delete().where(consultations.c.report_id == key_param)
+    raise ValueError(f"no report write {key!r}")
+
+
+@lru_cache(maxsize=512)
+def _combined(keys: tuple):
+    """The writes `keys` in one statement: the first, with the others as data-modifying CTEs."""
+    first, *others = (_part(k) for k in keys)
+    return first.add_cte(*(o.cte(f"w{i}") for i, o in enumerate(others, 1))) if others else first
+
+
+def _prefixed(values: dict, prefix: str) -> dict:
+    return {prefix + k: v for k, v in values.items()}
+
+
+_duplicate = reports.alias("duplicate")
+_DUPLICATE_IDS = (select(func.array_agg(aggregate_order_by(_duplicate.c.id, _duplicate.c.receive_time,
+                                                           _duplicate.c.id)))
+                  .where(_duplicate.c.merged_into == reports.c.id).scalar_subquery())
+
+
+@lru_cache(maxsize=16)
+def _read(by: str, lock: bool, history: bool):
+    """A report's row with its handling row and consultation (and, with `history`, its duplicates'
+    ids), found by id or by the dispatch case linked to it; `lock`: its row locked (FOR UPDATE)."""
+    columns = [reports,
+               *(report_handling.c[n].label(f"h_{n}") for n in ("report_id", *_HANDLING_COLUMNS)),
+               *(consultations.c[n].label(f"c_{n}") for n in ("report_id", *_CONSULTATION_COLUMNS))]
+    if history:
+        columns.append(_DUPLICATE_IDS.label("duplicate_ids"))
+    q = select(*columns).select_from(
+        reports.outerjoin(report_handling, report_handling.c.report_id == reports.c.id)
+        .outerjoin(consultations, consultations.c.report_id == reports.c.id))
+    if by == "id":
+        q = q.where(reports.c.id == bindparam("key", type_=reports.c.id.type))
+    else:
+        # The first report linked to the case (one, in practice), as `report_of_case` finds it.
+        q = q.where(report_handling.c.dispatch_case == bindparam("key", type_=report_handling.c.dispatch_case.type))
+        q = q.limit(1)
+    return q.with_for_update(of=reports) if lock else q
+
+
+_RECENT_INVALID = select(func.count()).select_from(reports).where(
+    reports.c.caller_phone == bindparam("phone", type_=reports.c.caller_phone.type),
+    reports.c.receive_time >= bindparam("since", type_=reports.c.receive_time.type),
+    reports.c.category == "INVALID")
+_REPORT_OF_CASE = select(report_handling.c.report_id).where(
+    report_handling.c.dispatch_case == bindparam("case", type_=report_handling.c.dispatch_case.type))
+_LOCK_ROW = select(reports.c.id).where(reports.c.id == bindparam("key", type_=reports.c.id.type)).with_for_update()
+_LOCK_SEARCH = text("SELECT pg_advisory_xact_lock(:k)")
+
+
+@lru_cache(maxsize=8)
+def _candidates_query(near_point: bool, same_caller: bool, same_address: bool):
+    """Open, unmerged reports near a point, from a caller or at an address without a point."""
+    near = []
+    if near_point:
+        near.append(and_(reports.c.lon.between(bindparam("min_lon"), bindparam("max_lon")),
+                         reports.c.lat.between(bindparam("min_lat"), bindparam("max_lat"))))
+    if same_caller:
+        near.append(reports.c.caller_phone == bindparam("phone", type_=reports.c.caller_phone.type))
+    if same_address:
+        near.append(and_(reports.c.lon.is_(None),
+                         reports.c.address_text == bindparam("address", type_=reports.c.address_text.type)))
+    time_type = reports.c.receive_time.type
+    return select(reports.c.id, reports.c.category, reports.c.incident_type, reports.c.caller_phone, reports.c.lon,
+                  reports.c.lat, reports.c.address_text, reports.c.receive_time).where(
+        reports.c.receive_time.between(bindparam("start", type_=time_type), bindparam("end", type_=time_type)),
+        reports.c.merged_into == "",
+        reports.c.status.in_(duplicates.OPEN_STATUSES),
+        reports.c.category == bindparam("category", type_=reports.c.category.type),
+        reports.c.id != bindparam("report_id", type_=reports.c.id.type),
+        or_(*near),
+    ).order_by(reports.c.receive_time).limit(duplicates.MAX_CANDIDATES)
+
+
 class ReportRepository:
     """Reports as aggregates: the `reports` row, the timeline, the consultation and the report's
     `report_handling` row (merge reason, case and work order links, the rating comment)."""
@@ -307,73 +435,116 @@ class ReportRepository:
         self.conn = conn
         self._stored: dict[str, _Stored] = {}
 
-    def get(self, report_id: str, *, lock: bool = False) -> Report | None:
-        """The whole report; `lock`: its row (and its consultation's) locked until the transaction ends."""
-        q = select(reports).where(reports.c.id == report_id)
-        if lock:
-            q = q.with_for_update()
-        row = self.conn.execute(q).first()
+    def get(self, report_id: str, *, lock: bool = False, history: bool = True) -> Report | None:
+        """The whole report; `lock`: its row locked until the transaction ends (the consultation and the
+        handling row are only ever written with the report's row locked).
+
+        `history=False`: without its timeline and duplicates, for a change that only sets fields and
+        appends entries (the timeline is append-only: `save` adds the new entries without the old
+        ones). Its `timeline` then holds the entries appended since, its `duplicates` is empty; what
+        events carry is the same (they leave both lists out)."""
+        row = self.conn.execute(_read("id", lock, history), {"key": report_id}).first()
+        return self._loaded(row, history)
+
+    def get_by_case(self, case_name: str, *, history: bool = True) -> Report | None:
+        """The report a dispatch case was opened for, once the case is linked, its row locked; one
+        statement where `report_of_case` and `get` take two."""
+        row = self.conn.execute(_read("case", True, history), {"key": case_name}).first()
+        return self._loaded(row, history)
+
+    def _loaded(self, row, history: bool) -> Report | None:
         if row is None:
             return None
-        report = report_from_row(row, timeline.of(self.conn, report_id))
-        c = select(consultations).where(consultations.c.report_id == report_id)
-        found = self.conn.execute(c.with_for_update() if lock else c).first()
-        report.consultation = consultation_from_row(found) if found is not None else None
-        handling = self.conn.execute(select(report_handling).where(report_handling.c.report_id == report_id)).first()
-        if handling is not None:
-            report.merge_reason = handling.merge_reason
-            report.dispatch_case = handling.dispatch_case
-            report.work_order = handling.work_order
-            report.satisfaction_comment = handling.satisfaction_comment
-            report.rate_time = handling.rate_time
-        report.duplicates = list(self.conn.execute(
-            select(reports.c.id).where(reports.c.merged_into == report_id).order_by(reports.c.receive_time, reports.c.id)
-        ).scalars())
+        report = report_from_row(row, timeline.of(self.conn, row.id) if history else [])
+        m = row._mapping
+        if m["c_report_id"] is not None:
+            report.consultation = consultation_from_row(
+                _Columns({"report_id": m["c_report_id"], **{n: m[f"c_{n}"] for n in _CONSULTATION_COLUMNS}}))
+        if m["h_report_id"] is not None:
+            for n in _HANDLING_COLUMNS:
+                setattr(report, n, m[f"h_{n}"])
+        if history:
+            report.duplicates = list(m["duplicate_ids"] or [])
         self._remember(report)
         return report
 
     def lock(self, *report_ids: str) -> None:
         """Locks reports' rows in the order given (callers give a fixed order, so two cannot deadlock)."""
         for report_id in report_ids:
-            self.conn.execute(select(reports.c.id).where(reports.c.id == report_id).with_for_update())
+            self.conn.execute(_LOCK_ROW, {"key": report_id})
 
-    def add(self, report: Report) -> None:
-        self.conn.execute(reports.insert().values(**_report_values(report)))
-        timeline.add(self.conn, report.id, report.timeline)
-        if report.consultation is not None:
-            self.conn.execute(consultations.insert().values(report_id=report.id,
-                                                            **_consultation_values(report.consultation)))
-        handling = {k: v for k, v in _handling_values(report).items() if v != NO_HANDLING[k]}
-        if handling:
-            self._put_handling(report.id, handling)
-        self._remember(report)
+    def add(self, report: Report, *, saving: tuple[Report, ...] = ()) -> None:
+        """One statement: the row, the timeline, the consultation and the handling row; with what
+        changed of the reports `saving` (see `save`), read before, in the same statement."""
+        parts = self._added(report, "")
+        for i, other in enumerate(saving):
+            parts += self._saved(other, f"s{i}_")
+        self._write(parts)
 
     def save(self, report: Report) -> None:
-        """Writes what changed since the report was read: its row's changed columns, the new timeline
-        entries, its consultation and its handling row."""
+        """Writes what changed since the report was read, in one statement: its row's changed columns,
+        the new timeline entries, its consultation and its handling row."""
+        self._write(self._saved(report, ""))
+
+    def _added(self, report: Report, p: str) -> list[tuple]:
+        row = _report_values(report)
+        parts = [((p, "report+", None), _prefixed(row, p + "r_"))]
+        parts += self._entries(report.id, report.timeline, p)
+        consultation = _consultation_values(report.consultation)
+        if consultation is not None:
+            parts.append(((p, "consultation+", None), {p + "c_key": report.id, **_prefixed(consultation, p + "c_")}))
+        handling_now = _handling_values(report)
+        handling = {k: v for k, v in handling_now.items() if v != NO_HANDLING[k]}
+        if handling:
+            parts.append(self._handling(report.id, handling, p))
+        self._stored[report.id] = _Stored(row, len(report.timeline), handling_now, consultation)
+        return parts
+
+    def _saved(self, report: Report, p: str) -> list[tuple]:
         stored = self._stored[report.id]
         row = _report_values(report)
+        parts = []
         changed = {k: v for k, v in row.items() if stored.row[k] != v}
         if changed:
-            self.conn.execute(reports.update().where(reports.c.id == report.id).values(**changed))
-        handling = {k: v for k, v in _handling_values(report).items() if stored.handling[k] != v}
+            parts.append(((p, "report", tuple(changed)), {p + "r_key": report.id, **_prefixed(changed, p + "r_")}))
+        handling_now = _handling_values(report)
+        handling = {k: v for k, v in handling_now.items() if stored.handling[k] != v}
         if handling:
-            self._put_handling(report.id, handling)
+            parts.append(self._handling(report.id, handling, p))
         consultation = _consultation_values(report.consultation)
         if consultation != stored.consultation:
-            if stored.consultation is None:
-                self.conn.execute(consultations.insert().values(report_id=report.id, **consultation))
-            elif consultation is None:
-                self.conn.execute(consultations.delete().where(consultations.c.report_id == report.id))
-            else:
-                self.conn.execute(consultations.update().where(consultations.c.report_id == report.id)
-                                  .values(**consultation))
-        timeline.add(self.conn, report.id, report.timeline[stored.entries:])
-        self._remember(report)
+            kind = ("consultation+" if stored.consultation is None else
+                    "consultation-" if consultation is None else "consultation")
+            parts.append(((p, kind, None), {p + "c_key": report.id, **_prefixed(consultation or {}, p + "c_")}))
+        parts += self._entries(report.id, report.timeline[stored.entries:], p)
+        self._stored[report.id] = _Stored(row, len(report.timeline), handling_now, consultation)
+        return parts
 
-    def _put_handling(self, report_id: str, values: dict) -> None:
-        stmt = insert(report_handling).values(report_id=report_id, **values)
-        self.conn.execute(stmt.on_conflict_do_update(index_elements=["report_id"], set_=values))
+    @staticmethod
+    def _entries(report_id: str, entries: list[TimelineEntry], p: str) -> list[tuple]:
+        # More entries than one statement takes go in as several (a report never gains as many at once).
+        step = 1000
+        return [((p, "timeline", len(entries[i:i + step])), timeline.insert_params(report_id, entries[i:i + step], p))
+                for i in range(0, len(entries), step)]
+
+    @staticmethod
+    def _handling(report_id: str, values: dict, p: str) -> tuple:
+        return (p, "handling", tuple(values)), {p + "h_key": report_id, **_prefixed(values, p + "h_")}
+
+    def _write(self, parts: list[tuple]) -> None:
+        """Runs reports' writes as one statement (`_combined`)."""
+        if not parts:
+            return
+        prefixes = [k[0] for k, _ in parts if k[1] == "timeline"]
+        if len(prefixes) != len(set(prefixes)):
+            # A report's timeline parts share parameter names: each write runs on its own, in order.
+            for key, params in parts:
+                self.conn.execute(_part(key), params)
+            return
+        params: dict = {}
+        for _, p in parts:
+            params.update(p)
+        self.conn.execute(_combined(tuple(k for k, _ in parts)), params)
 
     def _remember(self, report: Report) -> None:
         self._stored[report.id] = _Stored(_report_values(report), len(report.timeline), _handling_values(report),
@@ -381,44 +552,34 @@ class ReportRepository:
 
     def recent_invalid_calls(self, phone: str, since: datetime) -> int:
         """Invalid reports (prank, misdial, harassment) from one number since a time."""
-        return self.conn.execute(
-            select(func.count()).select_from(reports).where(
-                reports.c.caller_phone == phone, reports.c.receive_time >= since, reports.c.category == "INVALID")
-        ).scalar_one()
+        return self.conn.execute(_RECENT_INVALID, {"phone": phone, "since": since}).scalar_one()
 
     def report_of_case(self, case_name: str) -> str | None:
         """The report a dispatch case was opened for, once the case is linked."""
-        return self.conn.execute(
-            select(report_handling.c.report_id).where(report_handling.c.dispatch_case == case_name)).scalar()
+        return self.conn.execute(_REPORT_OF_CASE, {"case": case_name}).scalar()
 
     def lock_duplicate_search(self, key: int) -> None:
         """Serialises duplicate searches of one area (`duplicates.lock_key`) until the transaction ends."""
-        self.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        self.conn.execute(_LOCK_SEARCH, {"k": key})
 
     def open_candidates(self, new: Candidate) -> list[Candidate]:
         """Open, unmerged reports that could be the incident `new` repeats (bounding box, caller or address)."""
-        near = []
         box = duplicates.near_box(new)
-        if box is not None:
-            min_lon, max_lon, min_lat, max_lat = box
-            near.append(and_(reports.c.lon.between(min_lon, max_lon), reports.c.lat.between(min_lat, max_lat)))
-        if new.caller_phone:
-            near.append(reports.c.caller_phone == new.caller_phone)
-        if new.address_text and new.lon is None:
-            near.append(and_(reports.c.lon.is_(None), reports.c.address_text == new.address_text))
-        if not near:
+        same_caller = bool(new.caller_phone)
+        same_address = bool(new.address_text and new.lon is None)
+        if box is None and not same_caller and not same_address:
             return []
         window = duplicates.SEARCH_WINDOW
-        q = select(reports.c.id, reports.c.category, reports.c.incident_type, reports.c.caller_phone, reports.c.lon,
-                   reports.c.lat, reports.c.address_text, reports.c.receive_time).where(
-            reports.c.receive_time.between(new.receive_time - window, new.receive_time + window),
-            reports.c.merged_into == "",
-            reports.c.status.in_(duplicates.OPEN_STATUSES),
-            reports.c.category == new.category,
-            reports.c.id != new.report_id,
-            or_(*near),
-        ).order_by(reports.c.receive_time).limit(duplicates.MAX_CANDIDATES)
-        return [_candidate(r) for r in self.conn.execute(q)]
+        params = {"start": new.receive_time - window, "end": new.receive_time + window, "category": new.category,
+                  "report_id": new.report_id}
+        if same_caller:
+            params["phone"] = new.caller_phone
+        if same_address:
+            params["address"] = new.address_text
+        if box is not None:
+            params.update(zip(("min_lon", "max_lon", "min_lat", "max_lat"), box))
+        q = _candidates_query(box is not None, same_caller, same_address)
+        return [_candidate(r) for r in self.conn.execute(q, params)]
 
 
 # -- the knowledge base ----------------------------------------------------------

@@ -7,7 +7,9 @@ The entry type itself is pure and lives in `services.runtime.model`.
 """
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Identity, MetaData, String, Table, Text, select
+from sqlalchemy import (
+    BigInteger, Column, DateTime, ForeignKey, Identity, MetaData, String, Table, Text, bindparam, insert, select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from smart110.common.v1 import common_pb2
@@ -32,23 +34,60 @@ def timeline_table(metadata: MetaData, name: str, subject_column: str, subject_k
     )
 
 
+# Entries one statement adds at most with a statement kept for reuse (a change appends a few).
+_KEPT_STATEMENTS = 16
+# Rows of one INSERT at most (7 parameters each, far below the protocol's 65535).
+_MAX_ROWS = 1000
+_FIELDS = ("action", "actor", "roles", "time", "detail", "reason")
+
+
 class Timeline:
-    """Appends to and reads one timeline table; entries are never changed."""
+    """Appends to and reads one timeline table; entries are never changed.
+
+    Entries are only ever appended: a change adds its new entries without reading the old ones
+    (one multi-row INSERT, `insert_statement` and `insert_params`, which a repository may also run
+    as part of a larger statement)."""
 
     def __init__(self, table: Table, subject_column: str):
         self.table = table
         self.subject = table.c[subject_column]
+        self._inserts: dict[tuple[int, str], object] = {}
+        self._of = (select(table).where(self.subject == bindparam("subject", type_=self.subject.type))
+                    .order_by(table.c.seq))
+
+    def insert_statement(self, n: int, *, prefix: str = ""):
+        """INSERT of `n` entries of one subject in one statement, in order (their `seq` ascending);
+        its parameters come from `insert_params` (with the same `prefix`, which keeps them apart from
+        those of other statements it is combined with)."""
+        stmt = self._inserts.get((n, prefix))
+        if stmt is None:
+            cols = self.table.c
+            subject = bindparam(f"{prefix}subject", type_=self.subject.type)
+            stmt = insert(self.table).values([
+                {self.subject.name: subject,
+                 **{f: bindparam(f"{prefix}e{i}_{f}", type_=cols[f].type) for f in _FIELDS}}
+                for i in range(n)
+            ])
+            if n <= _KEPT_STATEMENTS:
+                self._inserts[(n, prefix)] = stmt
+        return stmt
+
+    @staticmethod
+    def insert_params(subject_id: str, entries: list[TimelineEntry], prefix: str = "") -> dict:
+        params = {f"{prefix}subject": subject_id}
+        for i, e in enumerate(entries):
+            p = f"{prefix}e{i}_"
+            params.update({p + "action": e.action, p + "actor": e.actor, p + "roles": e.roles, p + "time": e.time,
+                           p + "detail": e.detail, p + "reason": e.reason})
+        return params
 
     def add(self, conn, subject_id: str, entries: list[TimelineEntry]) -> None:
-        if entries:
-            conn.execute(self.table.insert(), [
-                {self.subject.name: subject_id, "action": e.action, "actor": e.actor, "roles": e.roles,
-                 "time": e.time, "detail": e.detail, "reason": e.reason}
-                for e in entries
-            ])
+        for start in range(0, len(entries), _MAX_ROWS):
+            chunk = entries[start:start + _MAX_ROWS]
+            conn.execute(self.insert_statement(len(chunk)), self.insert_params(subject_id, chunk))
 
     def of(self, conn, subject_id: str) -> list[TimelineEntry]:
-        rows = conn.execute(select(self.table).where(self.subject == subject_id).order_by(self.table.c.seq))
+        rows = conn.execute(self._of, {"subject": subject_id})
         return [TimelineEntry(r.action, r.actor, list(r.roles), r.time, r.detail, r.reason) for r in rows]
 
     def of_many(self, conn, subject_ids: list[str]) -> dict[str, list[TimelineEntry]]:

@@ -38,8 +38,8 @@ import grpc
 from google.protobuf.message import Message
 from opentelemetry import trace
 from sqlalchemy import (
-    BigInteger, Column, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, Text, func, select, tuple_,
-    update,
+    BigInteger, Column, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, Text, bindparam, func, select,
+    tuple_, update,
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
@@ -197,6 +197,29 @@ class FeedConsumer:
         self._thread: threading.Thread | None = None
         # When the oldest event read but not yet applied occurred (epoch seconds); None when caught up.
         self._oldest_unapplied: float | None = None
+        # The statements of one event's transaction, built once (run with each event's parameters).
+        i = inbox.c
+        self._inbox_one = (insert(inbox).values(event_id=bindparam("event_event_id", type_=i.event_id.type),
+                                                source=bindparam("event_source", type_=i.source.type),
+                                                sequence=bindparam("event_sequence", type_=i.sequence.type),
+                                                type=bindparam("event_type", type_=i.type.type))
+                           .on_conflict_do_nothing().returning(i.event_id))
+        move = insert(cursors).values(source=bindparam("event_source", type_=cursors.c.source.type),
+                                      last_sequence=bindparam("event_sequence", type_=cursors.c.last_sequence.type))
+        self._cursor_move = move.on_conflict_do_update(
+            index_elements=[cursors.c.source],
+            set_={"last_sequence": func.greatest(cursors.c.last_sequence, move.excluded.last_sequence),
+                  "update_time": func.now()})
+        self._parked_before_query = None
+        if dead_letters is not None:
+            dl = dead_letters.c
+            self._parked_before_query = (
+                select(dl.event_id)
+                .where(dl.source == bindparam("event_source", type_=dl.source.type),
+                       dl.subject == bindparam("event_subject", type_=dl.subject.type), dl.status == PARKED,
+                       dl.sequence < bindparam("event_sequence", type_=dl.sequence.type))
+                .order_by(dl.sequence)
+                .limit(1))
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
@@ -486,14 +509,8 @@ class FeedConsumer:
         """The event id of a parked event of the same source and subject before this one, or None."""
         if self.dead_letters is None or not event.subject:
             return None
-        dl = self.dead_letters.c
-        return conn.execute(
-            select(dl.event_id)
-            .where(dl.source == self.source, dl.subject == event.subject, dl.status == PARKED,
-                   dl.sequence < event.sequence)
-            .order_by(dl.sequence)
-            .limit(1)
-        ).scalar()
+        return conn.execute(self._parked_before_query, {"event_source": self.source, "event_subject": event.subject,
+                                                        "event_sequence": event.sequence}).scalar()
 
     def apply(self, event: events_pb2.Event) -> bool:
         """Applies one event exactly once. Returns False when it was a duplicate (or parked)."""
@@ -511,12 +528,9 @@ class FeedConsumer:
                 applied = False
                 result = "applied"
                 if sub is not None:
-                    fresh = conn.execute(
-                        insert(self.inbox)
-                        .values(event_id=event.event_id, source=self.source, sequence=event.sequence, type=event.type)
-                        .on_conflict_do_nothing()
-                        .returning(self.inbox.c.event_id)
-                    ).first()
+                    fresh = conn.execute(self._inbox_one, {
+                        "event_event_id": event.event_id, "event_source": self.source,
+                        "event_sequence": event.sequence, "event_type": event.type}).first()
                     blocker = self._parked_before(conn, event) if fresh else None
                     if blocker is not None:
                         # Order per subject: never apply past a parked event of the same subject.
@@ -536,16 +550,7 @@ class FeedConsumer:
             return applied
 
     def _move_cursor(self, conn, event: events_pb2.Event) -> None:
-        stmt = insert(self.cursors).values(source=self.source, last_sequence=event.sequence)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[self.cursors.c.source],
-                set_={
-                    "last_sequence": func.greatest(self.cursors.c.last_sequence, stmt.excluded.last_sequence),
-                    "update_time": func.now(),
-                },
-            )
-        )
+        conn.execute(self._cursor_move, {"event_source": self.source, "event_sequence": event.sequence})
 
     def _invoke(self, sub: Subscription, conn, event: events_pb2.Event, payload: Message, prepared,
                 flush: bool = True):

@@ -153,23 +153,28 @@ class Idempotency:
 
     def __init__(self, table: Table):
         self.table = table
+        # The statements of every mutating call, built once (run with each call's parameters).
+        c = table.c
+        method = bindparam("key_method", type_=c.method.type)
+        request_id = bindparam("key_request_id", type_=c.request_id.type)
+        self._claim = (insert(table)
+                       .values(method=method, request_id=request_id,
+                               request_hash=bindparam("new_hash", type_=c.request_hash.type))
+                       .on_conflict_do_nothing()
+                       .returning(c.request_id))
+        self._stored = select(c.request_hash, c.response).where(c.method == method, c.request_id == request_id)
+        self._seen = select(c.request_id).where(c.method == method, c.request_id == request_id)
+        self._remember = (table.update().where(c.method == method, c.request_id == request_id)
+                          .values(response=bindparam("new_response", type_=c.response.type)))
 
     def claim(self, conn, method: str, request: Message, response_type: type[Message]) -> Message | None:
         fingerprint = request_fingerprint(request)
         request_id = request.request_id
-        inserted = conn.execute(
-            insert(self.table)
-            .values(method=method, request_id=request_id, request_hash=fingerprint)
-            .on_conflict_do_nothing()
-            .returning(self.table.c.request_id)
-        ).first()
+        key = {"key_method": method, "key_request_id": request_id}
+        inserted = conn.execute(self._claim, {**key, "new_hash": fingerprint}).first()
         if inserted:
             return None
-        row = conn.execute(
-            select(self.table.c.request_hash, self.table.c.response).where(
-                self.table.c.method == method, self.table.c.request_id == request_id
-            )
-        ).one()
+        row = conn.execute(self._stored, key).one()
         if row.request_hash != fingerprint:
             raise AlreadyExists(
                 f"request_id {request_id!r} was already used for a different {method} request",
@@ -180,14 +185,9 @@ class Idempotency:
 
     def seen(self, conn, method: str, request: Message) -> bool:
         """Whether a call with this request_id was already committed (then `claim()` answers it)."""
-        return conn.execute(
-            select(self.table.c.request_id).where(
-                self.table.c.method == method, self.table.c.request_id == request.request_id)
-        ).first() is not None
+        key = {"key_method": method, "key_request_id": request.request_id}
+        return conn.execute(self._seen, key).first() is not None
 
     def remember(self, conn, method: str, request: Message, response: Message) -> None:
-        conn.execute(
-            self.table.update()
-            .where(self.table.c.method == method, self.table.c.request_id == request.request_id)
-            .values(response=response.SerializeToString())
-        )
+        conn.execute(self._remember, {"key_method": method, "key_request_id": request.request_id,
+                                      "new_response": response.SerializeToString()})

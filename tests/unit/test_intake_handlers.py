@@ -46,32 +46,47 @@ class Reports:
         self.rows = {}
         self.locked: list[str] = []
         self.search_locks: list[int] = []
+        # Reports handed out without their history (ids of the objects): saving one appends its entries.
+        self._without_history: set[int] = set()
 
     def _copy(self, report):
         out = copy.deepcopy(report)
         out._events = []
         return out
 
-    def get(self, report_id, *, lock=False):
+    def get(self, report_id, *, lock=False, history=True):
         if report_id not in self.rows:
             return None
         if lock:
             self.locked.append(report_id)
         report = self._copy(self.rows[report_id])
+        if not history:  # as the store reads it: no timeline, no duplicates
+            report.timeline, report.duplicates = [], []
+            self._without_history.add(id(report))
+            return report
         report.duplicates = [r.id for r in sorted(self.rows.values(), key=lambda r: (r.receive_time, r.id))
                              if r.merged_into == report_id]
         return report
 
+    def get_by_case(self, case_name, *, history=True):
+        report_id = self.report_of_case(case_name)
+        return self.get(report_id, lock=True, history=history) if report_id is not None else None
+
     def lock(self, *report_ids):
         self.locked += report_ids
 
-    def add(self, report):
+    def add(self, report, *, saving=()):
         assert report.id not in self.rows
         self.rows[report.id] = self._copy(report)
+        for other in saving:
+            self.save(other)
 
     def save(self, report):
         assert report.id in self.rows
-        self.rows[report.id] = self._copy(report)
+        saved = self._copy(report)
+        if id(report) in self._without_history:  # the timeline is append-only: the new entries follow
+            saved.timeline = self.rows[report.id].timeline + saved.timeline
+        self.rows[report.id] = saved
 
     def recent_invalid_calls(self, phone, since):
         return sum(1 for r in self.rows.values() if r.caller_phone == phone and r.receive_time >= since
