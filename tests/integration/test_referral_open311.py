@@ -14,7 +14,7 @@ from grpc_status import rpc_status
 
 from tests import support
 from tests.integration.referral_support import (
-    HANYANG_S15, OPEN311_API_KEY, phone, rid, serving_suite, ticket,
+    HANYANG_S15, OPEN311_API_KEY, phone, resolve_as_department, rid, serving_suite, ticket,
 )
 
 GEOREPORT_FIELDS = {"service_request_id", "status", "status_notes", "service_name", "service_code", "description",
@@ -70,14 +70,8 @@ def test_a_form_encoded_post_files_a_routed_work_order_once(suite):
     assert one["expected_datetime"] > one["requested_datetime"]
 
     # Closed once the department fixed it and the citizen was satisfied.
-    staff = support.caller(["department"], station="D04")
     name = f"workOrders/{request_id}"
-    for call, req in ((suite.referral.AcceptWorkOrder, pb.AcceptWorkOrderRequest),
-                      (suite.referral.StartWorkOrder, pb.StartWorkOrderRequest)):
-        call(req(request_id=rid(), name=name, department="departments/D04"), metadata=staff, timeout=10)
-    suite.referral.ResolveWorkOrder(pb.ResolveWorkOrderRequest(
-        request_id=rid(), name=name, department="departments/D04", feedback="已更换三盏路灯灯头，恢复照明"),
-        metadata=staff, timeout=10)
+    resolve_as_department(suite, name, "D04", "已更换三盏路灯灯头，恢复照明")
     suite.referral.ReviewWorkOrder(pb.ReviewWorkOrderRequest(
         request_id=rid(), name=name, satisfaction=common_pb2.SATISFACTION_SATISFIED), timeout=10)
     [closed] = body(suite.open311.GetServiceRequest(pb.GetServiceRequestRequest(service_request_id=request_id),

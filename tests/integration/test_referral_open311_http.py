@@ -11,12 +11,12 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient
 
-from smart110.referral.v1 import referral_service_pb2 as pb
 
 from services.referral12345.open311 import Open311Servicer
 from services.referral12345.open311.http import create_app
-from tests import support
-from tests.integration.referral_support import HANYANG_S15, OPEN311_API_KEY, phone, rid, serving_suite
+from tests.integration.referral_support import (
+    HANYANG_S15, OPEN311_API_KEY, phone, resolve_as_department, rid, serving_suite,
+)
 from tests.open311_conformance import (
     DISCOVERY, ERROR, RECEIPT, SERVICE, SERVICE_DEFINITION, SERVICE_REQUEST, TOKEN, UPDATE, array_of, check,
     parse_xml, xml_errors, xml_items,
@@ -189,14 +189,8 @@ def test_the_updates_feed_tells_what_happened_from_the_timeline(suite, http):
     before = suite.referral_rt.clock()
     [receipt] = post(http, light(phone=phone())).json()
     request_id = receipt["service_request_id"]
-    staff = support.caller(["department"], station="D04")
     name = f"workOrders/{request_id}"
-    for call, req in ((suite.referral.AcceptWorkOrder, pb.AcceptWorkOrderRequest),
-                      (suite.referral.StartWorkOrder, pb.StartWorkOrderRequest)):
-        call(req(request_id=rid(), name=name, department="departments/D04"), metadata=staff, timeout=10)
-    suite.referral.ResolveWorkOrder(pb.ResolveWorkOrderRequest(
-        request_id=rid(), name=name, department="departments/D04", feedback="已更换路灯灯头，恢复照明"),
-        metadata=staff, timeout=10)
+    resolve_as_department(suite, name, "D04", "已更换路灯灯头，恢复照明")
     params = {"start_date": before.isoformat(), "api_key": OPEN311_API_KEY, "jurisdiction_id": ""}
     resp = http.get("/open311/v2/servicerequestupdates.json", params=params)
     assert resp.status_code == 200, resp.text

@@ -13,7 +13,7 @@ from smart110.alerts.v1 import alerts_service_pb2 as pb
 from smart110.common.v1 import common_pb2
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from services.alerts import domain, handlers, mapping, workers
-from services.alerts.domain import Alert, Incident, KeywordTerm, Obligation, Report, Rule, Signal, Silence
+from services.alerts.domain import Alert, Incident, KeywordTerm, Obligation, Report, Rule, RuleCounts, Signal, Silence
 from services.runtime.auth import AuthContext
 from services.runtime.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from tests.support import Clock, fake_unit_of_work
@@ -144,6 +144,23 @@ class Incidents:
 
     def roll_up(self, keys):
         self.hours.update(keys)
+
+    def record_counted(self, i, keys):
+        if not self.record(i):
+            return False
+        self.roll_up(keys)
+        return True
+
+    def counts(self, end, windows, hours, cells):
+        """What the store's one statement gives, asked one at a time."""
+        out = RuleCounts()
+        out.windows = [self.count_window(w.area, w.resolution, w.start, end, list(w.incident_types)) for w in windows]
+        for h in hours:
+            hourly = self.hourly(h.area, list(h.incident_types), list(h.hours))
+            out.hours.append((hourly, self.first_hour(h.area) if hourly.get(h.hour, 0) >= h.min_count else None))
+        out.cells = [self.police_by_cell(c.resolution, c.start, end, list(c.cells), list(c.incident_types))
+                     for c in cells]
+        return out
 
     def set_merged(self, report_id, merged_into):
         self.rows[report_id].merged_into = merged_into

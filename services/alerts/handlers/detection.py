@@ -16,7 +16,7 @@ from services.runtime.uow import UnitOfWork
 
 from .. import domain, mapping
 from ..domain import (
-    Alert, AnomalyWindow, CellCounts, EnforcementWarning, GapWindow, HourCounts, Incident, Report, RuleCounts, Signal,
+    Alert, AnomalyWindow, CellCounts, EnforcementWarning, GapWindow, HourCounts, Incident, Report, Signal,
     UnitPosition, WindowCount,
 )
 from .alerts import raise_alert
@@ -37,7 +37,7 @@ def report_received(uow: UnitOfWork, *, report: Report, units: list[UnitPosition
     t = report.receive_time or uow.now()
     incident = Incident.of(report, t)
     counted = report.counted
-    if not _record(repos.incidents, incident, domain.rollup_keys(incident) if counted else []):
+    if not repos.incidents.record_counted(incident, domain.rollup_keys(incident) if counted else []):
         return []
     rules = uow.context.rules.current(repos)
     # A duplicate merged into its master incident still matches keywords (folding into the
@@ -65,8 +65,8 @@ def report_received(uow: UnitOfWork, *, report: Report, units: list[UnitPosition
             window = GapWindow.of(rule, incident)
             if window.applies(rule, incident):
                 gaps.append((rule, window))
-    counts = _counts(
-        repos.incidents, t,
+    counts = repos.incidents.counts(
+        t,
         [WindowCount(area, rule.h3_resolution or 8, domain.volume_window(rule, t)[0], tuple(rule.incident_types))
          for rule, area in volumes],
         [HourCounts.of(area, window) for _, area, window in anomalies],
@@ -87,37 +87,6 @@ def report_received(uow: UnitOfWork, *, report: Report, units: list[UnitPosition
         if found:
             findings.append(found)
     return [raise_alert(uow, f) for f in findings]
-
-
-def _record(incidents, incident: Incident, keys: list) -> bool:
-    """Records the incident and rolls up its hourly counts (`keys`), in one round trip where the
-    repository can (`record_counted`); False when it was recorded already."""
-    record_counted = getattr(incidents, "record_counted", None)
-    if record_counted is not None:
-        return record_counted(incident, keys)
-    if not incidents.record(incident):
-        return False
-    if keys:
-        incidents.roll_up(keys)
-    return True
-
-
-def _counts(incidents, end, windows: list[WindowCount], hours: list[HourCounts], cells: list[CellCounts]
-            ) -> RuleCounts:
-    """The rules' counts: in one statement where the repository can (`counts`), else one ask at a time."""
-    batched = getattr(incidents, "counts", None)
-    if batched is not None:
-        return batched(end, windows, hours, cells)
-    out = RuleCounts()
-    for w in windows:
-        out.windows.append(incidents.count_window(w.area, w.resolution, w.start, end, list(w.incident_types)))
-    for h in hours:
-        hourly = incidents.hourly(h.area, list(h.incident_types), list(h.hours))
-        enough = hourly.get(h.hour, 0) >= h.min_count
-        out.hours.append((hourly, incidents.first_hour(h.area) if enough else None))
-    for c in cells:
-        out.cells.append(incidents.police_by_cell(c.resolution, c.start, end, list(c.cells), list(c.incident_types)))
-    return out
 
 
 def report_updated(uow: UnitOfWork, *, report: Report, action: str) -> list[Alert]:

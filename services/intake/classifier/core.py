@@ -270,7 +270,8 @@ class Classifier:
             itype, category, needs_confirmation = police, rules.POLICE, True
             priority = self.default_priority(police)
             fired.append("held-against-will")
-        unsure = category != rules.POLICE or (confidence < self.params.threshold and "life-safety" not in fired
+        # (The life-safety guard runs after this and may still override it.)
+        unsure = category != rules.POLICE or (confidence < self.params.threshold
                                               and "safety-net" not in fired and "held-against-will" not in fired)
         chased = said(text, FOLLOW_UP_REPORTED) if unsure else ""
         waiting = said(text, FOLLOW_UP_WAITING) if chased else ""
