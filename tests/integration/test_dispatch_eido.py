@@ -17,6 +17,7 @@ from services.dispatch import eido
 from services.dispatch.policy import PERSONAL_DATA_ROLES
 from services.intake.api import OPERATOR_ROLES
 from tests import support
+from tests.conftest import eventually
 from tests.eido_schema import VALIDATOR, check_document, undeclared
 from tests.integration.dispatch_harness import StandInIntake, dispatch_service, see_through
 
@@ -183,6 +184,19 @@ def test_a_cancelled_case_says_so_and_intake_away_is_unavailable(h, intake):
         check_document(doc)
     finally:
         intake.start()
+        # Dispatch's channel reconnects within its back-off (at most 2 s): the tests after this one
+        # find intake back, as a restarted intake is found in service.
+        eventually(lambda: reached_intake(h, case.name))
+
+
+def reached_intake(h, name: str) -> bool:
+    try:
+        export(h, name)
+        return True
+    except grpc.RpcError as err:
+        if err.code() != grpc.StatusCode.UNAVAILABLE:
+            raise
+        return False
 
 
 def test_the_roles_that_see_personal_data_are_intake_s():
