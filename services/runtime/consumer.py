@@ -211,6 +211,10 @@ class FeedConsumer:
             set_={"last_sequence": func.greatest(cursors.c.last_sequence, move.excluded.last_sequence),
                   "update_time": func.now()})
         self._parked_before_query = None
+        # One round trip for one event: the inbox row (its id when fresh) and the earliest parked event
+        # of its subject before it (None without dead letters or when none is parked).
+        fresh_cte = self._inbox_one.cte("fresh")
+        self._inbox_and_blocker = select(select(fresh_cte.c.event_id).scalar_subquery().label("fresh"))
         if dead_letters is not None:
             dl = dead_letters.c
             self._parked_before_query = (
@@ -220,6 +224,8 @@ class FeedConsumer:
                        dl.sequence < bindparam("event_sequence", type_=dl.sequence.type))
                 .order_by(dl.sequence)
                 .limit(1))
+            self._inbox_and_blocker = select(select(fresh_cte.c.event_id).scalar_subquery().label("fresh"),
+                                             self._parked_before_query.scalar_subquery().label("blocker"))
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
@@ -528,10 +534,13 @@ class FeedConsumer:
                 applied = False
                 result = "applied"
                 if sub is not None:
-                    fresh = conn.execute(self._inbox_one, {
+                    row = conn.execute(self._inbox_and_blocker, {
                         "event_event_id": event.event_id, "event_source": self.source,
-                        "event_sequence": event.sequence, "event_type": event.type}).first()
-                    blocker = self._parked_before(conn, event) if fresh else None
+                        "event_sequence": event.sequence, "event_type": event.type,
+                        "event_subject": event.subject}).one()
+                    fresh = row.fresh is not None
+                    blocker = (row.blocker if self.dead_letters is not None and event.subject else None) \
+                        if fresh else None
                     if blocker is not None:
                         # Order per subject: never apply past a parked event of the same subject.
                         self._insert_dead_letter(conn, event, f"waiting behind parked event {blocker}", 0)

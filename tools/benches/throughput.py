@@ -166,6 +166,25 @@ def db_counters(conn) -> dict[str, int]:
             "rows_deleted": int(row[3])}
 
 
+def statement_counts(conn) -> dict[str, int] | None:
+    """Statements run so far by each database role (a service's role is its name), transaction control
+    (BEGIN, COMMIT, ...) apart as "transaction_control"; None when pg_stat_statements is not loaded."""
+    try:
+        rows = conn.execute(text(
+            "SELECT r.rolname AS role, "
+            "       (upper(split_part(ltrim(s.query), ' ', 1)) IN ('BEGIN', 'COMMIT', 'ROLLBACK', 'SAVEPOINT', "
+            "        'RELEASE', 'START', 'SET', 'SHOW', 'DISCARD')) AS control, sum(s.calls) AS calls "
+            "FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid "
+            "WHERE r.rolname <> current_user GROUP BY 1, 2")).all()
+    except Exception:  # noqa: BLE001 - the extension is not loaded: the figure is left out
+        conn.rollback()
+        return None
+    counts: dict[str, int] = collections.Counter()
+    for row in rows:
+        counts["transaction_control" if row.control else row.role] += int(row.calls)
+    return dict(counts)
+
+
 # -- consumers' lag ---------------------------------------------------------------------------
 
 def consumers() -> list[tuple[str, str, list[str]]]:
@@ -233,6 +252,7 @@ def run_step(stack: Stack, engine, subs, token: str, rate: float, seconds: float
              drain_s: float, say) -> dict:
     with engine.connect() as conn:
         db_before = db_counters(conn)
+        statements_before = statement_counts(conn)
     cpu_before = cpu_snapshot(stack)
     sampler = LagSampler(engine, subs)
     sampler.start()
@@ -260,6 +280,7 @@ def run_step(stack: Stack, engine, subs, token: str, rate: float, seconds: float
         time.sleep(0.25)
     with engine.connect() as conn:
         db_after = db_counters(conn)
+        statements_after = statement_counts(conn)
     cpu_after = cpu_snapshot(stack)
     window = time.time() - start_at  # the load and the drain: the time the CPU figures cover
     results = [r for part in parts for r in part["results"]]
@@ -294,6 +315,8 @@ def run_step(stack: Stack, engine, subs, token: str, rate: float, seconds: float
         "cpu_bound_ceiling_rps": round((os.cpu_count() or 1) * 1000 / max(
             sum(v for k, v in cpu_ms.items() if k != "generators"), 1e-9), 1),
         "db_per_report": {k: round((db_after[k] - db_before[k]) / n, 2) for k in db_after},
+        **({"statements_per_report": _statements_per_report(statements_before, statements_after, n)}
+           if statements_after is not None else {}),
         "holds": holds,
     }
     worst = max(lag.items(), key=lambda kv: kv[1]["p99_s"]) if lag else ("-", {"p99_s": 0})
@@ -301,7 +324,19 @@ def run_step(stack: Stack, engine, subs, token: str, rate: float, seconds: float
         f"p99 {step['report_latency_from_schedule'].get('p99_ms')} ms, worst lag p99 {worst[1]['p99_s']} s "
         f"({worst[0]}), drained after {step['drained_after_s']} s, "
         f"followed {'all' if followed['complete'] else 'NOT all'}: {'holds' if holds else 'does not hold'}")
+    say(f"throughput {rate:g}/s per report: CPU ms " + ", ".join(f"{k} {v}" for k, v in cpu_ms.items())
+        + f"; commits {step['db_per_report']['commits']}"
+        + (f"; statements {step['statements_per_report']}" if "statements_per_report" in step else ""))
     return step
+
+
+def _statements_per_report(before: dict[str, int] | None, after: dict[str, int], n: int) -> dict[str, float]:
+    """Statements per report by service (role), transaction control apart, and their total without it."""
+    before = before or {}
+    per = {k: round((after[k] - before.get(k, 0)) / n, 2) for k in sorted(after)}
+    per["total_without_transaction_control"] = round(
+        sum(v for k, v in per.items() if k != "transaction_control"), 2)
+    return per
 
 
 def follow(engine, ids: dict[str, str]) -> dict:
@@ -340,6 +375,9 @@ def follow(engine, ids: dict[str, str]) -> dict:
                         "city_without_work_order": without_order,
                         "report_to_case": percentiles(to_case), "report_to_first_offer": percentiles(to_offer),
                         "report_to_work_order": percentiles(to_order)}}
+
+
+TRACK_STATEMENTS = True  # the harness loads pg_stat_statements for this benchmark
 
 
 def run(stack: Stack, say) -> dict:
