@@ -211,10 +211,13 @@ class FeedConsumer:
             set_={"last_sequence": func.greatest(cursors.c.last_sequence, move.excluded.last_sequence),
                   "update_time": func.now()})
         self._parked_before_query = None
-        # One round trip for one event: the inbox row (its id when fresh) and the earliest parked event
+        # One round trip for one event, before its handler runs: the inbox row (its id when fresh), the
+        # cursor move (only this source's consumer writes its cursor row) and the earliest parked event
         # of its subject before it (None without dead letters or when none is parked).
         fresh_cte = self._inbox_one.cte("fresh")
-        self._inbox_and_blocker = select(select(fresh_cte.c.event_id).scalar_subquery().label("fresh"))
+        moved_cte = self._cursor_move.returning(cursors.c.last_sequence).cte("moved")
+        moved = select(moved_cte.c.last_sequence).scalar_subquery().label("moved")
+        self._inbox_and_blocker = select(select(fresh_cte.c.event_id).scalar_subquery().label("fresh"), moved)
         if dead_letters is not None:
             dl = dead_letters.c
             self._parked_before_query = (
@@ -224,7 +227,7 @@ class FeedConsumer:
                        dl.sequence < bindparam("event_sequence", type_=dl.sequence.type))
                 .order_by(dl.sequence)
                 .limit(1))
-            self._inbox_and_blocker = select(select(fresh_cte.c.event_id).scalar_subquery().label("fresh"),
+            self._inbox_and_blocker = select(select(fresh_cte.c.event_id).scalar_subquery().label("fresh"), moved,
                                              self._parked_before_query.scalar_subquery().label("blocker"))
 
     # -- lifecycle -----------------------------------------------------------
@@ -550,7 +553,8 @@ class FeedConsumer:
                         event.payload.Unpack(payload)
                         self._invoke(sub, conn, event, payload, prepared)
                         applied = True
-                self._move_cursor(conn, event)
+                else:
+                    self._move_cursor(conn, event)
             if result == PARKED:
                 log.warning("parked event %s from %s behind parked event %s (subject %s)",
                             event.event_id, self.source, blocker, event.subject)

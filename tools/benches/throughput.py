@@ -185,6 +185,20 @@ def statement_counts(conn) -> dict[str, int] | None:
     return dict(counts)
 
 
+def top_statements(conn, limit: int = 15) -> dict[tuple[str, str], int]:
+    """{(role, query text, shortened): calls} of the services' statements run most often so far."""
+    try:
+        rows = conn.execute(text(
+            "SELECT r.rolname AS role, left(regexp_replace(s.query, '\\s+', ' ', 'g'), 160) AS query, "
+            "       sum(s.calls) AS calls "
+            "FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid "
+            "WHERE r.rolname <> current_user GROUP BY 1, 2 ORDER BY 3 DESC LIMIT :n"), {"n": 4 * limit}).all()
+    except Exception:  # noqa: BLE001 - the extension is not loaded
+        conn.rollback()
+        return {}
+    return {(row.role, row.query): int(row.calls) for row in rows}
+
+
 # -- consumers' lag ---------------------------------------------------------------------------
 
 def consumers() -> list[tuple[str, str, list[str]]]:
@@ -253,6 +267,7 @@ def run_step(stack: Stack, engine, subs, token: str, rate: float, seconds: float
     with engine.connect() as conn:
         db_before = db_counters(conn)
         statements_before = statement_counts(conn)
+        top_before = top_statements(conn)
     cpu_before = cpu_snapshot(stack)
     sampler = LagSampler(engine, subs)
     sampler.start()
@@ -281,6 +296,7 @@ def run_step(stack: Stack, engine, subs, token: str, rate: float, seconds: float
     with engine.connect() as conn:
         db_after = db_counters(conn)
         statements_after = statement_counts(conn)
+        top_after = top_statements(conn)
     cpu_after = cpu_snapshot(stack)
     window = time.time() - start_at  # the load and the drain: the time the CPU figures cover
     results = [r for part in parts for r in part["results"]]
@@ -317,6 +333,11 @@ def run_step(stack: Stack, engine, subs, token: str, rate: float, seconds: float
         "db_per_report": {k: round((db_after[k] - db_before[k]) / n, 2) for k in db_after},
         **({"statements_per_report": _statements_per_report(statements_before, statements_after, n)}
            if statements_after is not None else {}),
+        **({"most_run_statements_per_report": [
+            {"role": role, "query": query, "per_report": round((calls - top_before.get((role, query), 0)) / n, 2)}
+            for (role, query), calls in sorted(top_after.items(),
+                                               key=lambda kv: -(kv[1] - top_before.get(kv[0], 0)))[:15]]}
+           if top_after else {}),
         "holds": holds,
     }
     worst = max(lag.items(), key=lambda kv: kv[1]["p99_s"]) if lag else ("-", {"p99_s": 0})
