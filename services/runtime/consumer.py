@@ -31,6 +31,7 @@ import logging
 import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -84,6 +85,10 @@ PARKED, REPLAYED, DISCARDED = "parked", "replayed", "discarded"
 BATCH_MAX = 50
 # Events the reader thread keeps ahead of the consumer.
 READ_AHEAD = 2 * BATCH_MAX
+# A batch's prepare steps (calls to other services, reads of their own) run this many at a time:
+# they are independent of each other and run before the transaction, so a batch waits for the
+# slowest of them, not for their sum.
+PREPARE_CONCURRENCY = 8
 _END = object()  # the stream ended (or reached its renewal deadline)
 # A stream is reopened from the cursor this often (the producer then records the cursor).
 RENEW_SECONDS = 300.0
@@ -191,6 +196,7 @@ class FeedConsumer:
         self.unit_of_work = unit_of_work
         self.context = context
         self._stop = threading.Event()
+        self._prepare_pool: ThreadPoolExecutor | None = None
         self._call = None
         self._last_sequence = 0  # the cursor as last read or moved by this process
         self._renewed = False
@@ -251,6 +257,9 @@ class FeedConsumer:
                 log.warning("could not cancel the %s stream", self.source, exc_info=True)
         if self._thread:
             self._thread.join(timeout=5)
+        pool, self._prepare_pool = self._prepare_pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def cursor(self) -> int:
         with self.engine.connect() as conn:
@@ -395,7 +404,7 @@ class FeedConsumer:
     def apply_batch(self, events: list[events_pb2.Event]) -> list[bool]:
         """Applies events exactly once, in order, in one transaction. Per event: True when applied now."""
         subs = [self.subscriptions.get(e.type) for e in events]
-        prepared = [self._prepare(sub, e) for sub, e in zip(subs, events)]  # before the transaction
+        prepared = self._prepare_all(subs, events)  # before the transaction
         results: list[str] = []
         units = []
         with self.engine.begin() as conn:
@@ -578,6 +587,17 @@ class FeedConsumer:
         if self.unit_of_work is not None and flush:
             target.flush()
         return target if self.unit_of_work is not None else None
+
+    def _prepare_all(self, subs: list[Subscription | None], events: list[events_pb2.Event]) -> list:
+        """The prepare steps of a batch, up to PREPARE_CONCURRENCY at a time; results in the events'
+        order, and the first failure in that order is raised (as when they ran one after another)."""
+        jobs = list(zip(subs, events))
+        if sum(1 for sub, _ in jobs if sub is not None and sub.prepare is not None) < 2:
+            return [self._prepare(sub, e) for sub, e in jobs]
+        if self._prepare_pool is None:
+            self._prepare_pool = ThreadPoolExecutor(max_workers=PREPARE_CONCURRENCY,
+                                                    thread_name_prefix=f"prepare-{self.source}")
+        return list(self._prepare_pool.map(lambda job: self._prepare(*job), jobs))
 
     def _prepare(self, sub: Subscription | None, event: events_pb2.Event):
         """The subscription's prepare step, outside any transaction (no call holds a connection)."""

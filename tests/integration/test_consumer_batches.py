@@ -164,3 +164,46 @@ def test_the_running_consumer_takes_what_is_waiting_as_batches(env, monkeypatch)
         consumer.stop()
     assert [v for _, v in effects_of(env, tag)] == list(range(40))
     assert max(sizes) <= 7 and max(sizes) > 1  # batched, and never above the bound
+
+
+def test_a_batchs_prepare_steps_overlap_and_reach_their_own_events(env):
+    """Prepare steps (calls to other services before the transaction) of one batch run side by side:
+    four of them meet at a barrier none could pass alone; each handler gets its own event's result,
+    the effects stay in feed order, and a failing prepare sends the batch back to one at a time."""
+    tag = uuid.uuid4().hex[:8]
+    publish(env, [(f"s{i % 2}/{tag}", i) for i in range(4)])
+    events = stream_of(env, tag)
+    met = threading.Barrier(4, timeout=20)
+
+    def prepare(event, payload):
+        met.wait()  # raises BrokenBarrierError unless all four run at once
+        return int(payload.latitude) * 10
+
+    def handler(conn, event, payload, prepared=None):
+        assert prepared == int(payload.latitude) * 10
+        conn.execute(env["effects"].insert().values(subject=event.subject, event_id=event.event_id,
+                                                    value=prepared))
+
+    consumer = make_consumer(env, f"p{tag[:6]}", handler)
+    consumer.subscriptions = {TYPE: Subscription(common_pb2.GeoPoint, handler, prepare=prepare)}
+    assert consumer.handle_batch(events) == [True] * 4
+    assert effects_of(env, tag) == [(f"s{i % 2}/{tag}", i * 10) for i in range(4)]
+
+    # A prepare that fails for one event: the batch goes back to one at a time; that event is parked.
+    tag2 = uuid.uuid4().hex[:8]
+    publish(env, [(f"t{i}/{tag2}", i) for i in range(3)])
+    later = stream_of(env, tag2)
+
+    def picky(event, payload):
+        if payload.latitude == 1:
+            raise ValueError("cannot prepare 1")
+        return int(payload.latitude) * 10
+
+    consumer.subscriptions = {TYPE: Subscription(common_pb2.GeoPoint, handler, prepare=picky)}
+    try:
+        assert consumer.handle_batch(later) == [True, False, True]
+    finally:
+        consumer.stop()
+    assert effects_of(env, tag2) == [(f"t0/{tag2}", 0), (f"t2/{tag2}", 20)]
+    assert [str(r.event_id) for r in list_parked(env["engine"], env["tables"].dead_letters,
+                                                 source=consumer.source)] == [later[1].event_id]
