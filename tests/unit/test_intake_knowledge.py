@@ -150,3 +150,29 @@ def test_a_fitted_combiner_answers_what_its_questions_taught_and_refers_what_no_
     assert 0.05 <= threshold <= 0.99 and figures["answered_wrong_share"] <= 0.03
     # Nothing to learn from: every candidate right, or none.
     assert fit_combiner(lambda p: KnowledgeIndex(entries, p, combiner=None), questions[-4:]) is None
+
+
+def test_the_phrasing_model_learns_which_words_tell_entries_apart():
+    from services.intake.knowledge import PhrasingModel
+
+    entries = [Entry("A", "户政", "怎么改名字", "携带户口簿和身份证到户籍窗口申请变更姓名。", ("改名",)),
+               Entry("B", "户政", "身份证丢了怎么补办", "携带户口簿到任一派出所户籍窗口申请补领身份证。", ("补办",)),
+               Entry("C", "交管", "驾驶证到期怎么换证", "到期前九十日内到车管所申请换领驾驶证。", ("换证",)),
+               Entry("A", "户政", "我想换一个名字要怎么弄", "", ())]
+    model = PhrasingModel(entries)
+    assert set(model.classes) == {"A", "B", "C"}
+    scores = model.scores("想给孩子换个名字")
+    assert max(scores, key=scores.get) == "A"
+    scores = model.scores("驾照快到期了去哪换")
+    assert max(scores, key=scores.get) == "C"
+    # One entry is not a classification: no model, no scores.
+    assert PhrasingModel(entries[:1]).scores("怎么改名字") == {}
+
+
+def test_the_phrasing_model_proposes_candidates_the_word_views_miss_and_search_keeps_the_limit():
+    index = KnowledgeIndex([Entry(s.entry_id, s.topic, s.question, s.answer, s.keywords) for s in seed.entries()])
+    found = index.candidates("有人打电话说我涉嫌洗钱，让我转到安全账户", limit=2)
+    # Up to `limit` from each view; the model's evidence is on every candidate.
+    assert 1 <= len(found) <= 4 and all(len(c.features) == len(FEATURES) for c in found)
+    assert sum(c.features[FEATURES.index("model_first")] for c in found) == 1.0
+    assert len(index.search("有人打电话说我涉嫌洗钱，让我转到安全账户", limit=2)) <= 2
