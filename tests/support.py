@@ -60,8 +60,11 @@ def caller(roles: list[str], *, station: str = "", sub: str = "tester", name: st
 
 
 def service_token(service: str = "tests") -> str:
-    """A development service credential (role `service`)."""
-    return _SERVICE_TOKENS.setdefault(service, mint_service(service))
+    """A development service credential (role `service`, valid for 30 days), minted once: every call
+    a service under test makes to another asks for one."""
+    if service not in _SERVICE_TOKENS:
+        _SERVICE_TOKENS[service] = mint_service(service)
+    return _SERVICE_TOKENS[service]
 
 
 _SERVICE_TOKENS: dict[str, str] = {}

@@ -271,6 +271,14 @@ def assignment_from_pb(changed: dispatch_pb.AssignmentChanged) -> domain.Assignm
         accept_time=from_pb(a.accept_time), clear_time=from_pb(a.clear_time))
 
 
+def case_from_pb(changed: dispatch_pb.CaseUpdated) -> domain.Case:
+    c = changed.dispatch_case
+    return domain.Case(
+        name=c.name, station_id=c.station_id, status=enum_name(dispatch_pb.CaseStatus, c.status, "CASE_STATUS_"),
+        level=enum_name(dispatch_pb.CaseLevel, c.level, "CASE_LEVEL_"), incident_type=c.incident_type,
+        accepted=c.HasField("accept_time"), offers_stopped=c.HasField("offers_exhausted_time"))
+
+
 def work_order_from_pb(order: referral_pb.WorkOrder) -> domain.WorkOrder:
     return domain.WorkOrder(
         name=order.name, status=enum_name(referral_pb.WorkOrderStatus, order.status, "WORK_ORDER_STATUS_"),

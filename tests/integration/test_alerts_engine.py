@@ -459,6 +459,33 @@ def test_report_back_and_work_order_deadlines_from_other_services_events(served,
     assert {a.state for a in of_rule(served, r)} == {pb.ALERT_STATE_RESOLVED}
 
 
+def test_a_case_nobody_takes_warns_its_duty_dispatcher_until_an_officer_accepts(served, station):
+    r = rule(served, display_name="无人接单", kind=pb.RULE_KIND_OBLIGATION, level=pb.ALERT_LEVEL_BLUE,
+             threshold=3600, areas=[station], parameters={"kinds": "ASSIGN_UNIT"})
+    case = dispatch_pb.DispatchCase(name=f"cases/u-{station}", station_id=station, incident_type="FIGHT",
+                                    status=dispatch_pb.CASE_STATUS_PENDING, level=dispatch_pb.CASE_LEVEL_STATION)
+    # An ordinary change of a case whose offers run on: nothing owed.
+    deliver(served, T0, "dispatch", "dispatch.CaseUpdated", case.name,
+            dispatch_pb.CaseUpdated(dispatch_case=case, action="RECLASSIFIED"))
+    sweep(served, T0 + timedelta(minutes=1))
+    assert of_rule(served, r) == []
+    case.offers_exhausted_time.FromDatetime(T0 + timedelta(minutes=2))
+    deliver(served, T0 + timedelta(minutes=2), "dispatch", "dispatch.CaseUpdated", case.name,
+            dispatch_pb.CaseUpdated(dispatch_case=case, action="OFFERS_EXHAUSTED"))
+    sweep(served, T0 + timedelta(minutes=2, seconds=30))
+    [soon] = of_rule(served, r)
+    assert "无人接单" in soon.summary and "打架" in soon.summary and "FIGHT" not in soon.summary
+    assert soon.area.station_id == station and soon.state == pb.ALERT_STATE_FIRING
+    sweep(served, T0 + timedelta(minutes=8))  # five minutes on, still nobody: overdue, one level up
+    [late] = of_rule(served, r)
+    assert late.name == soon.name and "已逾期" in late.summary and late.level == pb.ALERT_LEVEL_YELLOW
+    case.accept_time.FromDatetime(T0 + timedelta(minutes=9))
+    case.status = dispatch_pb.CASE_STATUS_DISPATCHED
+    deliver(served, T0 + timedelta(minutes=9), "dispatch", "dispatch.CaseUpdated", case.name,
+            dispatch_pb.CaseUpdated(dispatch_case=case, action="DISPATCHED"))
+    assert {a.state for a in of_rule(served, r)} == {pb.ALERT_STATE_RESOLVED}
+
+
 # -- CAP 1.2 ------------------------------------------------------------------------
 
 def test_cap_export_is_valid_against_the_oasis_schema(served, station):

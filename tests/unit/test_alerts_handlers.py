@@ -601,7 +601,7 @@ def test_a_work_order_deadline_is_an_obligation_of_the_reporting_station(svc):
 def test_the_event_handlers_are_those_the_feeds_carry():
     assert {source: sorted(subs) for source, subs in handlers.EVENT_HANDLERS.items()} == {
         "intake": ["intake.IncidentReported", "intake.ReportUpdated"],
-        "dispatch": ["dispatch.AssignmentChanged"],
+        "dispatch": ["dispatch.AssignmentChanged", "dispatch.CaseUpdated"],
         "referral": ["referral.WorkOrderCreated", "referral.WorkOrderUpdated"],
         "scoring": ["scoring.WarningRaised"],
     }

@@ -30,7 +30,8 @@ from .detection import (
 from .keywords import DEFAULT_CUE_SET, Cues, KeywordHit, KeywordMatcher, TermSpec, dismissed_by_context, \
     strongest_by_rule
 from .obligations import (
-    OPEN_ASSIGNMENT_STATES, REPORT_BACK_SECONDS, Assignment, Obligation, WorkOrder, obligation_finding,
+    ASSIGN_UNIT_SECONDS, OPEN_ASSIGNMENT_STATES, REPORT_BACK_SECONDS, Assignment, Case, Obligation, WorkOrder,
+    assign_unit_description, obligation_finding,
     obligation_kinds, obligation_state, report_back_description, report_back_due, report_back_seconds,
 )
 from .rules import RULE_KINDS, UPDATABLE, KeywordTerm, Rule, RuleSet, build_matcher, validate_rule
@@ -50,7 +51,8 @@ __all__ = [
     "volume_window", "warning_findings",
     "DEFAULT_CUE_SET", "Cues", "KeywordHit", "KeywordMatcher", "TermSpec", "dismissed_by_context",
     "strongest_by_rule",
-    "OPEN_ASSIGNMENT_STATES", "REPORT_BACK_SECONDS", "Assignment", "Obligation", "WorkOrder", "obligation_finding",
+    "ASSIGN_UNIT_SECONDS", "OPEN_ASSIGNMENT_STATES", "REPORT_BACK_SECONDS", "Assignment", "Case", "Obligation",
+    "WorkOrder", "assign_unit_description", "obligation_finding",
     "obligation_kinds", "obligation_state", "report_back_description", "report_back_due", "report_back_seconds",
     "RULE_KINDS", "UPDATABLE", "KeywordTerm", "Rule", "RuleSet", "build_matcher", "validate_rule",
     "rule_from_spec", "rule_spec",

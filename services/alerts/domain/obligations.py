@@ -118,6 +118,31 @@ class Assignment:
     clear_time: datetime | None = None
 
 
+@dataclass
+class Case:
+    """A dispatch case, as dispatch announces its changes (CaseUpdated)."""
+
+    name: str
+    station_id: str
+    status: str
+    level: str = "STATION"
+    incident_type: str = ""
+    accepted: bool = False  # an officer has taken it since it opened (or reopened)
+    offers_stopped: bool = False  # automatic offers stopped: nobody took it (OFFERS_EXHAUSTED)
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ("CLOSED", "CANCELLED")
+
+
+# Seconds the duty dispatcher has to give a unit to a case nobody took before the warning is overdue.
+ASSIGN_UNIT_SECONDS = 300.0
+
+
+def assign_unit_description(c: Case) -> str:
+    return f"{c.name}（{incident_type_label(c.incident_type)}）连续派单无人接单，自动派单已停止，请值班调度员立即指定警力"
+
+
 def report_back_seconds(rules: list[Rule]) -> float:
     """How long after clearing (or accepting) a unit has to report back: the first OBLIGATION
     rule that says, else two hours."""

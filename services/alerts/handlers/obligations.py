@@ -3,7 +3,7 @@ implied by other services' events (the report-back after an assignment, a 12345 
 deadline), closing them (their alerts resolve), and warning of those coming due or overdue."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from smart110.dispatch.v1 import dispatch_service_pb2 as dispatch_pb
 from smart110.referral.v1 import referral_service_pb2 as referral_pb
@@ -14,7 +14,7 @@ from services.runtime.ids import new_id
 from services.runtime.uow import UnitOfWork
 
 from .. import domain, mapping
-from ..domain import SYSTEM, Assignment, Obligation, WorkOrder
+from ..domain import SYSTEM, Assignment, Case, Obligation, WorkOrder
 from .alerts import raise_alert, resolve_alerts_about
 
 
@@ -75,6 +75,23 @@ def assignment_changed(uow: UnitOfWork, *, assignment: Assignment) -> None:
                                     reason=f"派警{a.state}")
 
 
+def case_changed(uow: UnitOfWork, *, case: Case, action: str) -> None:
+    """A case whose automatic offers stopped before any officer took it owes its station's duty
+    dispatcher a unit within ASSIGN_UNIT_SECONDS: an obligation, warned of at once and overdue (one
+    level up, then escalated as any unacknowledged alert) while nobody has it; done when an officer
+    accepts, cancelled when the case ends. A case at county level or above is the command's, which
+    the same warning reaches through the station's escalation chain."""
+    if action == "OFFERS_EXHAUSTED" and not case.accepted and not case.ended:
+        upsert_obligation(uow, kind="ASSIGN_UNIT", subject=case.name, station_id=case.station_id,
+                          description=domain.assign_unit_description(case),
+                          due=uow.now() + timedelta(seconds=domain.ASSIGN_UNIT_SECONDS))
+    elif case.offers_stopped and case.ended:
+        close_obligation_by_subject(uow, kind="ASSIGN_UNIT", subject=case.name, state="CANCELLED",
+                                    reason=f"警情已{'撤销' if case.status == 'CANCELLED' else '办结'}")
+    elif case.offers_stopped and case.accepted:
+        close_obligation_by_subject(uow, kind="ASSIGN_UNIT", subject=case.name, state="DONE", reason="已有民警接单")
+
+
 def work_order_changed(uow: UnitOfWork, *, order: WorkOrder) -> None:
     """A 12345 work order's deadline is an obligation until it is resolved or closed."""
     if order.closed:
@@ -115,12 +132,19 @@ def on_assignment_changed(uow: UnitOfWork, event, payload: dispatch_pb.Assignmen
     assignment_changed(uow, assignment=mapping.assignment_from_pb(payload))
 
 
+def on_case_updated(uow: UnitOfWork, event, payload: dispatch_pb.CaseUpdated) -> None:
+    case = payload.dispatch_case
+    if payload.action == "OFFERS_EXHAUSTED" or case.HasField("offers_exhausted_time"):
+        case_changed(uow, case=mapping.case_from_pb(payload), action=payload.action)
+
+
 def on_work_order(uow: UnitOfWork, event, payload) -> None:
     work_order_changed(uow, order=mapping.work_order_from_pb(payload.work_order))
 
 
 DISPATCH = {
     "dispatch.AssignmentChanged": Subscription(dispatch_pb.AssignmentChanged, on_assignment_changed),
+    "dispatch.CaseUpdated": Subscription(dispatch_pb.CaseUpdated, on_case_updated),
 }
 REFERRAL = {
     "referral.WorkOrderCreated": Subscription(referral_pb.WorkOrderCreated, on_work_order),
