@@ -568,11 +568,13 @@ class Open311Servicer(pb_grpc.Open311ServiceServicer):
             self.check_api_key(request.api_key)
         typed = {k: getattr(request, k) for k in GEOREPORT_KEYS if getattr(request, k)}
         if request.HasField("raw_body") and request.raw_body.data:
-            v.check(not (set(typed) - {"jurisdiction_id", "api_key"}), "raw_body",
+            v.check(not (set(typed) - {"jurisdiction_id", "api_key"}) and not request.attributes, "raw_body",
                     "must not be combined with the typed GeoReport fields")
             given = parse_georeport_body(request.raw_body, v)
         else:
             given = {k: str(val) for k, val in typed.items()}
+            for code, value in sorted(request.attributes.items()):
+                add_field(given, f"attribute[{code}]", value)
         self.check_api_key(given.get("api_key", "").strip() or request.api_key)
         raise_georeport(v)
         return json_body(self.create(given, api_key=request.api_key.strip(), request_id=request.request_id,

@@ -198,6 +198,9 @@ def check_attributes(code: str, given: dict[str, list[str]], v: Violations) -> l
     for a in known.values():
         field = f"attribute[{a.code}]"
         values = [x.strip() for x in given.get(a.code, []) if x.strip()]
+        if a.datatype == "multivaluelist":
+            # Its keys also come comma-separated in one value (the gRPC face's attributes map).
+            values = [k.strip() for x in values for k in x.split(",") if k.strip()]
         if not values:
             v.check(not a.required, field, f"is required: {a.description}")
             continue
