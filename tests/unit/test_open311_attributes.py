@@ -93,6 +93,9 @@ def test_multivalue_and_text_attributes():
                                                                 ("2026-12-04T08:00:00+08:00", "2026-12-04T08:00:00+08:00")]
         _, problems = checked("TEST_ONLY", {"faults": ["a", "a"], "note": ["x" * 201], "seen": ["2026-12-04T08:00:00"]})
         assert [p[0] for p in problems] == ["attribute[faults]", "attribute[note]", "attribute[seen]"]
+        # One value with the keys comma-separated (the gRPC face's map) is the same list.
+        assert checked("TEST_ONLY", {"faults": ["a, b"]})[0][0]["value"] == "a,b"
+        assert checked("TEST_ONLY", {"note": ["a\x00b"]})[1] == [("attribute[note]", "must not contain a NUL character")]
     finally:
         del catalogue.ATTRIBUTES["TEST_ONLY"]
 

@@ -204,6 +204,9 @@ def check_attributes(code: str, given: dict[str, list[str]], v: Violations) -> l
         if not values:
             v.check(not a.required, field, f"is required: {a.description}")
             continue
+        if any("\x00" in x for x in values):
+            v.add(field, "must not contain a NUL character")
+            continue
         if a.datatype != "multivaluelist" and len(values) > 1:
             v.add(field, "takes one value")
             continue
