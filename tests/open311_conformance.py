@@ -63,6 +63,9 @@ UPDATE = _object(["update_id", "service_request_id", "status", "updated_datetime
     "status": {"enum": ["OPEN", "CLOSED", "FIXED", "IN_PROGRESS", "ACTION_SCHEDULED", "INVESTIGATING",
                         "DUPLICATE", "NOT_COUNCILS_RESPONSIBILITY", "NO_FURTHER_ACTION", "INTERNAL_REFERRAL"]},
     "updated_datetime": DATE, "description": STR, "media_url": URI})
+# The answer to POST servicerequestupdates (FixMyStreet reads update_id, else a token).
+UPDATE_RECEIPT = {"anyOf": [_object(["update_id"], {}), _object(["token"], {})], **_object([], {
+    "update_id": {"type": "string", "minLength": 1}, "token": {"type": "string", "minLength": 1}})}
 DISCOVERY = _object(["changeset", "contact", "key_service", "endpoints"], {
     "changeset": DATE, "contact": STR, "key_service": STR,
     "endpoints": {"type": "array", "minItems": 1, "items": _object(

@@ -1,4 +1,5 @@
 """`python -m services.referral12345 [serve|migrate|seed]`."""
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
@@ -20,6 +21,10 @@ def build(rt: Runtime) -> list[tuple]:
              partial(workers.sweep_overdue, rt))
     rt.every("referral-deadline-figures", env_float("REFERRAL_FIGURES_SECONDS", 30.0),
              partial(workers.publish_deadline_figures, rt))
+    # Senders' contacts of Open311 updates are kept this long after their order is closed.
+    keep = timedelta(days=env_float("OPEN311_UPDATE_CONTACT_DAYS", 180.0))
+    rt.every("referral-update-contacts", env_float("REFERRAL_ERASE_SECONDS", 3600.0),
+             partial(workers.erase_update_contacts, rt, keep))
     open311 = Open311Servicer(rt, env_str("OPEN311_JURISDICTION_ID"), api_keys=env_list("OPEN311_API_KEYS"))
     http_port = env_int("OPEN311_HTTP_PORT", 0)
     if http_port:

@@ -22,7 +22,7 @@ from services.runtime.uow import UnitOfWork
 from . import domain, mapping, rules
 from .clients import Intake
 from .domain import (
-    SYSTEM, CitizenContact, Place, PoliceCaseNews, PoliceReport, Route, UnreasonableRecord, WorkOrder,
+    SYSTEM, CitizenContact, CitizenUpdate, Place, PoliceCaseNews, PoliceReport, Route, UnreasonableRecord, WorkOrder,
 )
 
 
@@ -317,6 +317,44 @@ def sweep_overdue(uow: UnitOfWork) -> list[WorkOrder]:
             uow.collect(order)
             flagged.append(order)
     return flagged
+
+
+# -- citizens' updates (Open311) ----------------------------------------------------
+
+def add_citizen_update(uow: UnitOfWork, *, update: CitizenUpdate) -> tuple[CitizenUpdate, bool]:
+    """A citizen's update to a request, posted by an app (市民补充说明): an entry on the order's
+    timeline and the record of who sent it. The app's update id counts once: the same id again with
+    the same content returns the first update (and False: nothing new), with other content it is
+    ALREADY_EXISTS."""
+    repos = uow.repos
+    order = _order(uow, update.work_order_id)
+    # Looked for under the order's lock: a repeat racing the first waits for it.
+    known = repos.citizen_updates.get(update.client, update.client_update_id)
+    if known is not None:
+        if known.fingerprint != update.fingerprint:
+            raise AlreadyExists(f"update_id {update.client_update_id!r} was already sent with other content",
+                                reason="UPDATE_ID_REUSED", metadata={"update_id": update.client_update_id})
+        return known, False
+    update.order_status = order.status
+    order.add_citizen_update(update.timeline_detail(), update.media_url, uow.actor, uow.now())
+    repos.work_orders.save(order)
+    update.timeline_seq = repos.work_orders.last_entry_seq(order.id, "CITIZEN_UPDATE")
+    if not repos.citizen_updates.add(update):
+        # The same app update id, sent at once for another order: the other one won.
+        raise Aborted(f"update_id {update.client_update_id!r} is being recorded; retry", reason="UPDATE_ID_RACE")
+    uow.collect(order)
+    return update, True
+
+
+def erase_update_contacts(uow: UnitOfWork, *, closed_before) -> int:
+    """Retention: the senders' contacts of updates to orders closed before `closed_before` are erased
+    (a batch a round); the timeline keeps the words without them. Returns how many."""
+    found = uow.repos.citizen_updates.closed_before(closed_before)
+    now = uow.now()
+    for u in found:
+        if u.erase_contact(now):
+            uow.repos.citizen_updates.save_erased(u)
+    return len(found)
 
 
 # -- unreasonable requests ---------------------------------------------------------

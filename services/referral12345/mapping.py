@@ -73,6 +73,8 @@ def work_order_to_pb(o: WorkOrder, *, masked: bool = False, hide_citizen: bool =
         transferred_report_status=o.transferred_report_status, repeat_caller=o.repeat_caller,
         prior_requests=o.prior_requests, escalate_time=to_pb(o.escalate_time), district=o.district,
         preliminary_reason=o.preliminary_reason, joint_rescue=o.joint_rescue,
+        service_attributes=[pb.ServiceAttributeValue(code=a["code"], description=a["description"], value=a["value"],
+                                                     value_text=a["value_text"]) for a in o.service_attributes],
     )
     if o.lon is not None and o.lat is not None:
         msg.location.CopyFrom(common_pb2.Location(point=common_pb2.GeoPoint(longitude=o.lon, latitude=o.lat),

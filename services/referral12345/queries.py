@@ -17,8 +17,8 @@ from services.runtime.validation import paginate
 from . import domain, rules
 from .domain import Department, Figures, Open311Service, UnreasonableRecord, Verdict, WorkOrder
 from .store import (
-    DepartmentRepository, UnreasonableRepository, WorkOrderRepository, assignments, department_from_row,
-    departments, load_orders, order_timeline, record_from_row, reviews, unreasonable, work_orders,
+    DepartmentRepository, UnreasonableRepository, WorkOrderRepository, assignments, citizen_updates,
+    department_from_row, departments, load_orders, order_timeline, record_from_row, reviews, unreasonable, work_orders,
 )
 
 
@@ -151,18 +151,26 @@ class OrderUpdate:
     time: datetime
     detail: str
     citizen_name: str
+    # A citizen's update (CITIZEN_UPDATE): the order's status when it arrived, and its picture.
+    order_status: str = ""
+    media_url: str = ""
 
 
 def order_updates(conn, *, actions: set[str], start: datetime, end: datetime, limit: int,
                   offset: int) -> list[OrderUpdate]:
     """Timeline entries with one of `actions` recorded in [start, end), oldest first."""
-    t, o = order_timeline.c, work_orders.c
-    q = (select(t.seq, t.work_order_id, t.action, t.time, t.detail, o.citizen_name)
+    t, o, cu = order_timeline.c, work_orders.c, citizen_updates.c
+    q = (select(t.seq, t.work_order_id, t.action, t.time, t.detail, o.citizen_name, cu.order_status, cu.media_url)
          .join(work_orders, o.id == t.work_order_id)
+         .outerjoin(citizen_updates, cu.timeline_seq == t.seq)
          .where(t.action.in_(sorted(actions)), t.time >= start, t.time < end)
          .order_by(t.time, t.seq).limit(limit).offset(offset))
-    return [OrderUpdate(r.seq, r.work_order_id, r.action, r.time, r.detail, r.citizen_name or "")
-            for r in conn.execute(q)]
+    return [OrderUpdate(r.seq, r.work_order_id, r.action, r.time, r.detail, r.citizen_name or "",
+                        r.order_status or "", r.media_url or "") for r in conn.execute(q)]
+
+
+def work_order_exists(conn, order_id: str) -> bool:
+    return conn.execute(select(work_orders.c.id).where(work_orders.c.id == order_id)).first() is not None
 
 
 def open311_services(conn) -> list[Open311Service]:

@@ -10,14 +10,14 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Identity, Index, Integer, MetaData, String, Table,
-    Text, func, select,
+    Text, UniqueConstraint, func, select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
 from services.runtime.app import RuntimeTables
 from services.runtime.audit import timeline_table
 
-from .domain import Assignment, Department, Matter, OrderEntry, UnreasonableRecord, WorkOrder
+from .domain import Assignment, CitizenUpdate, Department, Matter, OrderEntry, UnreasonableRecord, WorkOrder
 
 SCHEMA = "referral"
 metadata = MetaData(schema=SCHEMA)
@@ -76,6 +76,9 @@ work_orders = Table(
     Column("escalate_time", DateTime(timezone=True)),
     Column("round", Integer, nullable=False, server_default="0"),
     Column("joint_rescue", Boolean, nullable=False, server_default="false"),
+    # The answers to an Open311 service definition's attributes:
+    # [{"code": "cover_state", "description": "井盖现状", "value": "missing", "value_text": "缺失"}, ...]
+    Column("service_attributes", JSONB, nullable=False, server_default="[]"),
     Index("work_orders_create_time", "create_time", "id"),
     Index("work_orders_open_deadline", "deadline", postgresql_where="NOT overdue"),
     Index("work_orders_transferred_report", "transferred_report"),
@@ -113,6 +116,32 @@ reviews = Table(
     Column("satisfaction", String(30), nullable=False),
     Column("comment", Text, nullable=False, server_default=""),
     Column("time", DateTime(timezone=True), nullable=False),
+)
+
+# Citizens' updates posted through Open311 (servicerequestupdates): who sent each (personal data,
+# kept here and not on the append-only timeline, erased once the order has been closed for
+# OPEN311_UPDATE_CONTACT_DAYS), and the app's own update id, once per app.
+citizen_updates = Table(
+    "citizen_updates", metadata,
+    Column("seq", BigInteger, Identity(always=True), primary_key=True),
+    Column("work_order_id", String(40), ForeignKey(f"{SCHEMA}.work_orders.id"), nullable=False, index=True),
+    # The app: the first 16 hex digits of its api_key's SHA-256 (the key itself is not stored).
+    Column("client", String(16), nullable=False),
+    Column("client_update_id", String(100), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("timeline_seq", BigInteger, nullable=False, unique=True),
+    Column("order_status", String(30), nullable=False),
+    Column("status", String(40), nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("client_time", DateTime(timezone=True)),
+    Column("first_name", Text, nullable=False, server_default=""),
+    Column("last_name", Text, nullable=False, server_default=""),
+    Column("email", Text, nullable=False, server_default=""),
+    Column("phone", String(30), nullable=False, server_default=""),
+    Column("media_url", Text, nullable=False, server_default=""),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("contact_erase_time", DateTime(timezone=True)),
+    UniqueConstraint("client", "client_update_id", name="citizen_updates_client_update_id"),
 )
 
 unreasonable = Table(
@@ -267,6 +296,48 @@ class WorkOrderRepository:
         self.conn.execute(reviews.insert().values(work_order_id=order_id, dept_id=dept_id,
                                                   satisfaction=satisfaction, comment=comment, time=time))
 
+    def last_entry_seq(self, order_id: str, action: str) -> int | None:
+        """The sequence number of the order's latest entry with `action` (the order locked, so it is
+        the one this transaction appended)."""
+        t = order_timeline.c
+        return self.conn.execute(select(func.max(t.seq)).where(t.work_order_id == order_id,
+                                                               t.action == action)).scalar_one()
+
+
+_CU_COLUMNS = [c.name for c in citizen_updates.columns if c.name != "seq"]
+
+
+class CitizenUpdateRepository:
+    def __init__(self, conn):
+        self.conn = conn
+
+    def get(self, client: str, client_update_id: str) -> CitizenUpdate | None:
+        c = citizen_updates.c
+        row = self.conn.execute(select(citizen_updates).where(c.client == client,
+                                                              c.client_update_id == client_update_id)).first()
+        return CitizenUpdate(**{k: getattr(row, k) for k in _CU_COLUMNS}) if row else None
+
+    def add(self, u: CitizenUpdate) -> bool:
+        """Stores a new update; False when the app's update id is taken already (nothing written)."""
+        stmt = insert(citizen_updates).values(**{k: getattr(u, k) for k in _CU_COLUMNS})
+        stmt = stmt.on_conflict_do_nothing(constraint="citizen_updates_client_update_id")
+        return self.conn.execute(stmt.returning(citizen_updates.c.seq)).first() is not None
+
+    def closed_before(self, when: datetime, limit: int = 500) -> list[CitizenUpdate]:
+        """Updates with their contact still kept, on orders closed before `when`, locked."""
+        c, o = citizen_updates.c, work_orders.c
+        rows = self.conn.execute(
+            select(citizen_updates).join(work_orders, o.id == c.work_order_id)
+            .where(c.contact_erase_time.is_(None), o.close_time < when)
+            .order_by(c.seq).limit(limit).with_for_update(of=citizen_updates, skip_locked=True)).all()
+        return [CitizenUpdate(**{k: getattr(r, k) for k in _CU_COLUMNS}) for r in rows]
+
+    def save_erased(self, u: CitizenUpdate) -> None:
+        c = citizen_updates.c
+        self.conn.execute(citizen_updates.update().where(c.client == u.client, c.client_update_id == u.client_update_id)
+                          .values(first_name=u.first_name, last_name=u.last_name, email=u.email, phone=u.phone,
+                                  description=u.description, contact_erase_time=u.contact_erase_time))
+
 
 _UR_COLUMNS = [c.name for c in unreasonable.columns]
 
@@ -306,3 +377,4 @@ class Repositories:
         self.departments = DepartmentRepository(conn)
         self.work_orders = WorkOrderRepository(conn)
         self.unreasonable = UnreasonableRepository(conn)
+        self.citizen_updates = CitizenUpdateRepository(conn)

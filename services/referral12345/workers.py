@@ -1,9 +1,12 @@
-"""Referral's background work: the overdue sweeper (超期) and the deadline figures.
+"""Referral's background work: the overdue sweeper (超期), the deadline figures and the erasure of
+Open311 update senders' contacts once their orders have been closed for a while.
 
 One per service replica is fine: each order is flagged under its row lock, once; each replica
 exports the same figures (aggregate them with max, not sum).
 """
 from __future__ import annotations
+
+from datetime import timedelta
 
 from services.runtime.app import Runtime
 from services.runtime import metrics
@@ -33,3 +36,9 @@ def referred(rt: Runtime, report_name: str) -> bool:
     (the consumer's prepare step reads the caller's contact only for a report still to be referred)."""
     with read_snapshot(rt.engine) as conn:
         return queries.has_order_for_report(conn, report_name)
+
+
+def erase_update_contacts(rt: Runtime, keep: timedelta) -> int:
+    """One round: erases the contacts of citizens' updates to orders closed more than `keep` ago."""
+    with rt.transaction() as uow:
+        return handlers.erase_update_contacts(uow, closed_before=rt.clock() - keep)

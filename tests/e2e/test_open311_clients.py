@@ -1,6 +1,7 @@
 """Open311 GeoReport v2 through the gateway as real clients use it: the `georeport` client library in
-both formats (requirements-test-clients.txt, installed in build/clients), and the three calls
-FixMyStreet's Open311 client makes (services.xml, requests.xml, servicerequestupdates.xml)."""
+both formats (requirements-test-clients.txt, installed in build/clients), and the calls
+FixMyStreet's Open311 client makes (services.xml, services/{code}.xml, requests.xml with attributes,
+servicerequestupdates.xml, GET and POST)."""
 from __future__ import annotations
 
 import sys
@@ -12,7 +13,8 @@ import httpx
 import pytest
 
 from tests.open311_conformance import (
-    ERROR, RECEIPT, SERVICE, SERVICE_REQUEST, UPDATE, array_of, check, xml_errors, xml_items,
+    ERROR, RECEIPT, SERVICE, SERVICE_DEFINITION, SERVICE_REQUEST, UPDATE, UPDATE_RECEIPT, array_of, check,
+    parse_xml, xml_errors, xml_items,
 )
 from tools.token import mint
 
@@ -55,8 +57,20 @@ def test_the_georeport_client_reads_services_and_requests(stack, app, fmt):
         check(services, array_of(SERVICE, 70))
     by_code = {s["service_code"]: s for s in services}
     assert by_code["STREET_LIGHT"]["group"] == "城市管理" and by_code["STREET_LIGHT"]["description"]
-    definition = client.get_service_definition("STREET_LIGHT")
-    assert definition["service_code"] == "STREET_LIGHT"
+    assert {by_code[c]["metadata"] for c in ("MANHOLE_COVER", "ROAD_DAMAGE", "STREET_LIGHT")} == {
+        True if fmt == "json" else "true"}
+    assert by_code["WAGE_ARREARS"]["metadata"] == (False if fmt == "json" else "false")
+    definition = client.get_service_definition("MANHOLE_COVER")
+    assert definition["service_code"] == "MANHOLE_COVER"
+    if fmt == "json":
+        check(definition, SERVICE_DEFINITION)
+        attributes = definition["attributes"]
+    else:
+        attributes = definition["attributes"]["attribute"]  # xmltodict: the items under <attributes>
+    assert [a["code"] for a in attributes] == ["cover_state", "on_carriageway"]
+    assert str(attributes[0]["required"]).lower() == "true" and str(attributes[0]["order"]) == "1"
+    values = attributes[0]["values"] if fmt == "json" else attributes[0]["values"]["value"]
+    assert {"key": "missing", "name": "缺失"} in [dict(v) for v in values]
     one = client.get_service_request(request_id)
     assert one["service_request_id"] == request_id and one["status"] == "open"
     assert "media_url" not in one
@@ -92,6 +106,32 @@ def test_fixmystreet_calls_and_georeport_errors_through_the_gateway(stack, app):
     mine = [u for u in items if u["service_request_id"] == request_id]
     assert mine and mine[0]["status"] == "ACTION_SCHEDULED"
     check(mine, array_of(UPDATE, 1))
+
+    # A service with metadata: FixMyStreet reads its definition and sends the answers as attribute[code].
+    meta = parse_xml(app.get("/open311/v2/services/ROAD_DAMAGE.xml").content)
+    assert [(a.findtext("code"), a.findtext("datatype"), a.findtext("required")) for a in meta.find("attributes")] == [
+        ("damage_size", "singlevaluelist", "true"), ("depth_cm", "number", "false")]
+    road = app.post("/open311/v2/requests.xml", data=report(stack, service_code="ROAD_DAMAGE", **{
+        "attribute[damage_size]": "small", "attribute[depth_cm]": "8"}))
+    assert road.status_code == 200, road.text
+
+    # A comment on the report, as FixMyStreet's post_service_request_update sends it.
+    comment = {"api_key": stack.open311_api_key, "jurisdiction_id": "", "service_request_id": request_id,
+               "update_id": str(uuid.uuid4().int)[:9], "status": "OPEN", "description": "晚上经过时还是没亮",
+               "updated_datetime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+               "first_name": "Lan", "last_name": "Wang", "email": "wanglan@example.cn"}
+    sent = app.post("/open311/v2/servicerequestupdates.xml", data=comment)
+    assert sent.status_code == 200, sent.text
+    [update_receipt] = xml_items(sent.content, "service_request_updates", "request_update")
+    check(update_receipt, UPDATE_RECEIPT)
+    assert update_receipt["update_id"] != comment["update_id"]
+    again = app.post("/open311/v2/servicerequestupdates.xml", data=comment)
+    assert xml_items(again.content, "service_request_updates", "request_update") == [update_receipt]
+    told = xml_items(app.get("/open311/v2/servicerequestupdates.xml", params={"start_date": since}).content,
+                     "service_request_updates", "request_update")
+    [ours] = [u for u in told if u["update_id"] == update_receipt["update_id"]]
+    check([ours], array_of(UPDATE, 1))
+    assert ours["service_request_id"] == request_id and "还是没亮" in ours["description"]
 
     for fields, status in (({k: v for k, v in report(stack).items() if k != "api_key"}, 403),
                            (report(stack, service_code="NO_SUCH_SERVICE"), 404),

@@ -72,7 +72,7 @@ def test_a_311_app_lists_posts_and_reads_back_without_any_token(stack, app, supe
 
     as_json = app.post("/open311/v2/requests.json", json={
         "api_key": stack.open311_api_key, "service_code": "MANHOLE_COVER", "lat": 30.5779, "long": 114.3404,
-        "description": "江汉路步行街入口井盖松动，踩上去会响"})
+        "description": "江汉路步行街入口井盖松动，踩上去会响", "attribute": {"cover_state": "loose"}})
     assert as_json.status_code == 200, as_json.text
     json_id = as_json.json()[0]["service_request_id"]
     assert json_id and json_id != request_id
@@ -120,7 +120,7 @@ def test_a_forged_identity_header_is_never_believed(stack, app, supervisor):
     # On the Open311 face it is ignored: the request still acts as open311-public.
     posted = app.post("/open311/v2/requests.json", headers={**FORM, **supervisor_payload}, content=urlencode({
         "api_key": stack.open311_api_key, "service_code": "MANHOLE_COVER", "lat": "30.5779", "long": "114.3404",
-        "description": "江汉路地铁口井盖破损"}))
+        "description": "江汉路地铁口井盖破损", "attribute[cover_state]": "broken"}))
     assert posted.status_code == 200, posted.text
     request_id = posted.json()[0]["service_request_id"]
     assert filed_by(supervisor, request_id) == {"actor": "open311-public", "roles": ["open311_client"]}
@@ -155,3 +155,74 @@ def test_a_forged_identity_header_is_never_believed(stack, app, supervisor):
         assert dotted.status == 401, dotted.read()
     finally:
         conn.close()
+
+
+def test_a_311_app_reads_a_service_definition_and_posts_its_attributes(stack, app, supervisor):
+    services = {s["service_code"]: s for s in app.get("/open311/v2/services.json").json()}
+    assert services["MANHOLE_COVER"]["metadata"] is True and services["WAGE_ARREARS"]["metadata"] is False
+    definition = app.get("/open311/v2/services/MANHOLE_COVER.json")
+    assert definition.status_code == 200, definition.text
+    [cover, *_] = definition.json()["attributes"]
+    assert (cover["code"], cover["datatype"], cover["required"]) == ("cover_state", "singlevaluelist", True)
+    as_xml = app.get("/open311/v2/services/MANHOLE_COVER.xml")
+    assert as_xml.status_code == 200 and as_xml.headers["content-type"] == "text/xml; charset=utf-8"
+    assert b"<attribute><variable>true</variable><code>cover_state</code>" in as_xml.content
+    assert "<value><key>missing</key><name>缺失</name></value>".encode() in as_xml.content
+
+    form = {"api_key": stack.open311_api_key, "service_code": "MANHOLE_COVER", "lat": "30.5779", "long": "114.3404",
+            "description": "江汉路步行街入口井盖移位，露出半个洞口", "attribute[cover_state]": "displaced",
+            "attribute[on_carriageway]": "sidewalk"}
+    posted = app.post("/open311/v2/requests.json", content=urlencode(form), headers=FORM)
+    assert posted.status_code == 200, posted.text
+    order = supervisor.get(f"/v1/workOrders/{posted.json()[0]['service_request_id']}").json()
+    assert [(a["code"], a["valueText"]) for a in order["serviceAttributes"]] == [
+        ("cover_state", "移位"), ("on_carriageway", "人行道")]
+    assert "市民填写的事项信息：井盖现状：移位；井盖位于：人行道" in [e["detail"] for e in order["timeline"]]
+
+    for bad, said in (({**form, "attribute[cover_state]": "gone"}, "attribute[cover_state]: 'gone' is not one of"),
+                      ({k: v for k, v in form.items() if k != "attribute[cover_state]"},
+                       "attribute[cover_state]: is required")):
+        refused = app.post("/open311/v2/requests.xml", content=urlencode(bad), headers=FORM)
+        assert refused.status_code == 400, refused.text
+        assert said.encode() in refused.content and b"<errors><error><code>400</code>" in refused.content
+
+
+def test_a_311_app_posts_a_citizens_update_once(stack, app, supervisor):
+    form = {"api_key": stack.open311_api_key, "service_code": "STREET_LIGHT", "lat": "30.5779", "long": "114.3404",
+            "description": "民族路口路灯一到晚上就灭", "attribute[light_fault]": "off"}
+    request_id = app.post("/open311/v2/requests.json", content=urlencode(form), headers=FORM).json()[0][
+        "service_request_id"]
+    update = {"api_key": stack.open311_api_key, "service_request_id": request_id, "update_id": uuid.uuid4().hex[:12],
+              "updated_datetime": "2026-12-04T20:15:00+08:00", "status": "OPEN", "description": "今晚路灯还是不亮",
+              "first_name": "晓", "last_name": "梅", "email": "meixiao@example.cn"}
+    first = app.post("/open311/v2/servicerequestupdates.xml", content=urlencode(update), headers=FORM)
+    assert first.status_code == 200, first.text
+    assert first.headers["content-type"] == "text/xml; charset=utf-8"
+    receipt = first.content
+    assert receipt.startswith(b'<?xml version="1.0" encoding="utf-8"?><service_request_updates><request_update>'
+                              b'<update_id>' + request_id.encode() + b"-")
+    again = app.post("/open311/v2/servicerequestupdates.xml", content=urlencode(update), headers=FORM)
+    assert again.status_code == 200 and again.content == receipt
+    as_json = app.post("/open311/v2/servicerequestupdates.json", content=urlencode(update), headers=FORM)
+    [ours] = as_json.json()
+    assert ours["update_id"].encode() in receipt
+
+    conflicting = app.post("/open311/v2/servicerequestupdates.json",
+                           content=urlencode({**update, "description": "路灯修好了"}), headers=FORM)
+    assert conflicting.status_code == 409, conflicting.text
+    assert georeport_errors(conflicting)[0]["code"] == 409
+    unknown = app.post("/open311/v2/servicerequestupdates.json",
+                       content=urlencode({**update, "service_request_id": "20260101-000000000000"}), headers=FORM)
+    assert unknown.status_code == 404 and georeport_errors(unknown)[0]["code"] == 404
+    keyless = app.post("/open311/v2/servicerequestupdates.json",
+                       content=urlencode({k: v for k, v in update.items() if k != "api_key"}), headers=FORM)
+    assert keyless.status_code == 403
+
+    order = supervisor.get(f"/v1/workOrders/{request_id}").json()
+    entries = [e for e in order["timeline"] if e["action"] == "CITIZEN_UPDATE"]
+    assert [e["detail"] for e in entries] == ["市民补充说明（Open311）：今晚路灯还是不亮"]
+    assert entries[0]["stamp"]["actor"] == "open311-public"
+    feed = app.get("/open311/v2/servicerequestupdates.json", params={"start_date": order["createTime"]}).json()
+    [told] = [u for u in feed if u["update_id"] == ours["update_id"]]
+    assert told["service_request_id"] == request_id and "今晚路灯还是不亮" in told["description"]
+    assert "meixiao" not in json.dumps(feed, ensure_ascii=False)

@@ -246,6 +246,7 @@ def test_open311_client_posts_lists_and_reads_requests_over_plain_http(stack):
 
         form = {"api_key": stack.open311_api_key, "service_code": "MANHOLE_COVER", "lat": "30.5712", "long": "114.2935",
                 "address_string": "硚口区宝丰路与解放大道交叉口", "description": "路口井盖缺失，晚上很容易掉进去",
+                "attribute[cover_state]": "missing",
                 "first_name": "强", "last_name": "卫", "phone": caller(),
                 "media_url": "https://img.example.cn/311/manhole.jpg"}
         posted = app.post("/open311/v2/requests.json", content=urlencode(form),

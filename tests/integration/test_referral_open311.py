@@ -94,7 +94,7 @@ def test_a_json_post_and_typed_grpc_fields_work_too(suite):
     lon, lat = HANYANG_S15
     raw = httpbody_pb2.HttpBody(content_type="application/json", data=json.dumps({
         "service_code": "MANHOLE_COVER", "lat": lat, "long": lon, "description": "人行道上井盖缺失，已有行人差点踩空",
-        "api_key": OPEN311_API_KEY},
+        "api_key": OPEN311_API_KEY, "attribute[cover_state]": "missing"},
         ensure_ascii=False).encode())
     [receipt] = body(suite.open311.CreateServiceRequest(pb.CreateServiceRequestRequest(raw_body=raw), timeout=10))
     assert receipt["service_request_id"]
@@ -105,6 +105,24 @@ def test_a_json_post_and_typed_grpc_fields_work_too(suite):
     order = suite.referral.GetWorkOrder(pb.GetWorkOrderRequest(name=f"workOrders/{typed['service_request_id']}"),
                                         timeout=10)
     assert order.address_text == "汉阳区四新大道88号" and order.matter_code == "GARBAGE"
+    kept = suite.referral.GetWorkOrder(pb.GetWorkOrderRequest(name=f"workOrders/{receipt['service_request_id']}"),
+                                       timeout=10)
+    assert [(a.code, a.value_text) for a in kept.service_attributes] == [("cover_state", "缺失")]
+
+    # Typed: the attributes map; a required one missing is INVALID_ARGUMENT with its GeoReport error.
+    [road] = body(suite.open311.CreateServiceRequest(pb.CreateServiceRequestRequest(
+        request_id=rid(), service_code="ROAD_DAMAGE", lat=lat, long=lon, description="路面塌陷一个坑",
+        api_key=OPEN311_API_KEY, attributes={"damage_size": "large", "depth_cm": "30"}), timeout=10))
+    road_order = suite.referral.GetWorkOrder(pb.GetWorkOrderRequest(name=f"workOrders/{road['service_request_id']}"),
+                                             timeout=10)
+    assert [(a.code, a.value) for a in road_order.service_attributes] == [("damage_size", "large"), ("depth_cm", "30")]
+    with pytest.raises(grpc.RpcError) as missing:
+        suite.open311.CreateServiceRequest(pb.CreateServiceRequestRequest(
+            request_id=rid(), service_code="ROAD_DAMAGE", lat=lat, long=lon, description="路面塌陷一个坑",
+            api_key=OPEN311_API_KEY, attributes={"depth_cm": "30"}), timeout=10)
+    assert missing.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert georeport_errors(missing.value) == [
+        {"code": 400, "description": "attribute[damage_size]: is required: 破损面积"}]
 
 
 def test_bad_posts_and_unknown_requests(suite):

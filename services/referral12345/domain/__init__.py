@@ -10,7 +10,9 @@
 - `unreasonable`: unreasonable-request (不合理不合规诉求) rules, the `UnreasonableRecord` aggregate and
   its event, anonymised typical cases;
 - `figures`: figures per department;
-- `police_cases`: the police case of an order in 先期处置, as dispatch announces it, on the order.
+- `police_cases`: the police case of an order in 先期处置, as dispatch announces it, on the order;
+- `citizen_updates`: a citizen's update to a request posted through Open311, kept apart from the
+  timeline with who sent it.
 
 Each aggregate records the events of its changes; the unit of work publishes them at commit.
 Everything is importable from `services.referral12345.domain`.
@@ -26,10 +28,11 @@ from .reports import (
 )
 from .work_orders import (
     ACTIVE_STATES, ASSIGNABLE, CLOSED_FOR_OPEN311, DEPARTMENT_WORKING, OPEN_STATUSES, SOURCE_LABEL, SYSTEM, Assignment,
-    OrderEntry, WorkOrder, WorkOrderCreated, WorkOrderUpdated, open311_statuses,
+    OrderEntry, WorkOrder, WorkOrderCreated, WorkOrderUpdated, attributes_text, open311_statuses,
 )
 from .unreasonable import (
     UnreasonableRecord, UnreasonableRequestRecorded, Verdict, anonymise, classify_request, typical_case_id,
 )
 from .figures import Figures, department_figures
+from .citizen_updates import CitizenUpdate
 

@@ -38,6 +38,11 @@ def open311_statuses(wanted: list[str]) -> list[str]:
     return sorted(out)
 
 
+def attributes_text(values: list[dict]) -> str:
+    """Service attribute answers in words: "井盖现状：缺失；井盖位于：机动车道"."""
+    return "；".join(f"{a['description']}：{a['value_text']}" for a in values)
+
+
 @dataclass
 class OrderEntry(TimelineEntry):
     """A timeline entry of a work order, with the department it concerns."""
@@ -110,6 +115,9 @@ class WorkOrder(Aggregate):
     escalate_time: datetime | None = None
     round: int = 0
     joint_rescue: bool = False
+    # The answers to the service definition's attributes (Open311), in its order:
+    # [{"code", "description", "value", "value_text"}].
+    service_attributes: list[dict] = field(default_factory=list)
     assignments: list[Assignment] = field(default_factory=list)
     timeline: list[OrderEntry] = field(default_factory=list)
     # Entries added since the order was loaded; the repository appends them.
@@ -140,6 +148,8 @@ class WorkOrder(Aggregate):
         order.deadline = deadline_for(request_time, order.urgency)
         source_label = SOURCE_LABEL[order.source].format(report=order.report)
         order._log("CREATED", actor, now, f"{source_label}；时限{rules.URGENCY_LABEL.get(order.urgency, '')}")
+        if order.service_attributes:
+            order._log("SERVICE_ATTRIBUTES", actor, now, f"市民填写的事项信息：{attributes_text(order.service_attributes)}")
         if caller_history is not None:
             order.flag_repeat(*caller_history, actor, now)
         created = order._snapshot()
@@ -249,6 +259,16 @@ class WorkOrder(Aggregate):
     def note(self, action: str, actor: AuthContext, now: datetime, detail: str, reason: str = "") -> None:
         """A timeline entry that changes nothing else (e.g. why it was routed so); the next event carries it."""
         self._log(action, actor, now, detail, reason)
+
+    def add_citizen_update(self, detail: str, media_url: str, actor: AuthContext, now: datetime) -> None:
+        """A citizen's update posted through Open311 (市民补充说明), for the departments to read, its
+        picture (a link) among the attachments; it changes nothing else: a citizen's "fixed" does not
+        close the order, the follow-up (回访) does."""
+        if media_url:
+            self.attachments = [*self.attachments, dict(kind="IMAGE", content_type="", size_bytes=0, sha256="",
+                                                        storage_uri=media_url)]
+        self._log("CITIZEN_UPDATE", actor, now, detail)
+        self._announce("CITIZEN_UPDATE")
 
     def route(self, departments: list[Department], place: Place | None, actor: AuthContext, now: datetime, *,
               routes: list[Route] | None = None, unclear_why: str = "") -> None:

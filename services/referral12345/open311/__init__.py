@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import io
 import json
+import re
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs
 
@@ -33,12 +34,17 @@ from services.runtime.validation import Violations
 
 from .. import handlers, mapping, queries
 from ..api import check_phone, check_point
-from ..domain import CHINA, open311_statuses
+from ..domain import CHINA, CitizenUpdate, open311_statuses
 from . import catalogue
 
 GEOREPORT_KEYS = ("service_code", "lat", "long", "address_string", "address_id", "email", "device_id",
                   "account_id", "first_name", "last_name", "phone", "description", "media_url", "api_key",
                   "jurisdiction_id")
+# An attribute of a service definition in a POST: `attribute[code]`, `attribute[code][]` for one of
+# several values of a multivaluelist (or the key repeated).
+ATTRIBUTE_KEY = re.compile(r"^attribute\[([A-Za-z0-9_.\-]{1,40})\](\[\])?$")
+# At most this many attribute values in one POST.
+MAX_ATTRIBUTE_VALUES = 50
 # Without page_size, a list holds at most this many; page_size may not ask for more.
 MAX_OPEN311_RESULTS = 1000
 MAX_PAGE = 100_000
@@ -71,6 +77,23 @@ UPDATE_STATUS: dict[str, tuple[str, str]] = {
 }
 
 
+# A citizen's update in the feed has the status its order had when it arrived, by order status.
+ORDER_STATUS_UPDATE = {
+    "RECEIVED": "OPEN", "ASSIGNED": "ACTION_SCHEDULED", "ACCEPTED": "ACTION_SCHEDULED", "IN_PROGRESS": "IN_PROGRESS",
+    "RESOLVED": "FIXED", "CLOSED": "CLOSED", "REJECTED": "INVESTIGATING", "REOPENED": "OPEN",
+    "PRELIMINARY_POLICE": "INTERNAL_REFERRAL", "TRANSFERRED_TO_110": "INTERNAL_REFERRAL",
+}
+# POST servicerequestupdates (FixMyStreet's Open311 update extension): the keys read. `update_id` is
+# the client's own id of the update (older FixMyStreet releases send it as `update_id_ext`).
+UPDATE_KEYS = ("service_request_id", "update_id", "update_id_ext", "updated_datetime", "status", "description",
+               "email", "first_name", "last_name", "phone", "media_url", "api_key", "jurisdiction_id")
+# The statuses a client may send: GeoReport's OPEN/CLOSED and FixMyStreet's extended ones.
+UPDATE_STATUSES = ("OPEN", "CLOSED", "FIXED", "IN_PROGRESS", "ACTION_SCHEDULED", "INVESTIGATING", "DUPLICATE",
+                   "NOT_COUNCILS_RESPONSIBILITY", "NO_FURTHER_ACTION", "INTERNAL_REFERRAL", "REOPEN")
+CLIENT_UPDATE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,100}$")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+
+
 class GeoReportInvalid(InvalidArgument):
     """Bad GeoReport input; each violation also as a GeoReport error (code 400)."""
 
@@ -97,16 +120,55 @@ def raise_georeport(v: Violations) -> None:
         raise GeoReportInvalid(v.items)
 
 
+def add_field(out: dict, key: str, value: str, keys: tuple[str, ...] = GEOREPORT_KEYS,
+              attributes: bool = True) -> None:
+    """Keeps one field of a POST: the first value of one of `keys`; with `attributes` (POST requests),
+    every value of an attribute, as a list under `attribute[code]`. Empty values and other keys are
+    left out."""
+    if value == "":
+        return
+    found = ATTRIBUTE_KEY.match(key) if attributes else None
+    if found:
+        values = out.setdefault(f"attribute[{found.group(1)}]", [])
+        if sum(len(x) for x in out.values() if isinstance(x, list)) < MAX_ATTRIBUTE_VALUES:
+            values.append(value)
+    elif key in keys and key not in out:
+        out[key] = value
+
+
+def json_fields(data: dict, keys: tuple[str, ...] = GEOREPORT_KEYS, attributes: bool = True) -> dict:
+    """The fields of a JSON POST: the same keys as a form's; attributes also as
+    {"attribute": {"code": value or [values]}}."""
+    out: dict = {}
+    for key, value in data.items():
+        if key == "attribute" and isinstance(value, dict) and attributes:
+            for code, inner in value.items():
+                for item in inner if isinstance(inner, list) else [inner]:
+                    if item is not None:
+                        add_field(out, f"attribute[{code}]", str(item), keys, attributes)
+        elif isinstance(value, list) and attributes and ATTRIBUTE_KEY.match(key):
+            for item in value:
+                if item is not None:
+                    add_field(out, key, str(item), keys, attributes)
+        elif value is not None:
+            add_field(out, key, str(value), keys, attributes)
+    return out
+
+
+def attribute_values(given: dict) -> dict[str, list[str]]:
+    """`attribute[code]` -> its values, by code."""
+    return {k[len("attribute["):-1]: v for k, v in given.items() if k.startswith("attribute[") and isinstance(v, list)}
+
+
 def parse_multipart(body: httpbody_pb2.HttpBody, v: Violations) -> dict:
     """The keys of a multipart/form-data POST. A file part is refused: there is no media storage
     here, a picture is sent as media_url (a link to it)."""
-    fields: dict[str, str] = {}
+    fields: dict = {}
     files: list[str] = []
 
     def on_field(f) -> None:
         name = (f.field_name or b"").decode("utf-8", errors="replace")
-        if name in GEOREPORT_KEYS and name not in fields and f.value:
-            fields[name] = f.value.decode("utf-8", errors="replace")
+        add_field(fields, name, (f.value or b"").decode("utf-8", errors="replace"))
 
     def on_file(f) -> None:
         files.append((f.field_name or b"").decode("utf-8", errors="replace") or "file")
@@ -139,8 +201,12 @@ def parse_georeport_body(body: httpbody_pb2.HttpBody, v: Violations) -> dict:
             # RecursionError: a body nested too deeply for the parser.
             v.add("raw_body", "is not a JSON object")
             return {}
-        return {k: str(val) for k, val in data.items() if k in GEOREPORT_KEYS and val is not None}
-    return {k: vals[0] for k, vals in parse_qs(raw, keep_blank_values=False).items() if k in GEOREPORT_KEYS}
+        return json_fields(data)
+    out: dict = {}
+    for k, vals in parse_qs(raw, keep_blank_values=False).items():
+        for val in vals:
+            add_field(out, k, val)
+    return out
 
 
 def w3c(value: str) -> str:
@@ -265,16 +331,18 @@ class Open311Servicer(pb_grpc.Open311ServiceServicer):
             item = record(mapping.open311_service_to_pb(s))
             # The departments that handle it go into the description; group is the category.
             item.update(catalogue.describe(s.code, s.name, s.group))
+            item["metadata"] = bool(catalogue.attributes_of(s.code))
             out.append(item)
         return out
 
     def service_definition(self, service_code: str, jurisdiction_id: str = "") -> dict:
-        """GET Service Definition: no service has extra attributes (metadata is false for all)."""
+        """GET Service Definition: the service's attributes (catalogue.ATTRIBUTES); none for a service
+        whose `metadata` is false."""
         self._jurisdiction_only(jurisdiction_id)
         code = service_code.strip()
         if code not in self._labels():
             raise GeoReportNotFound(f"service_code {code!r}")
-        return {"service_code": code, "attributes": []}
+        return {"service_code": code, "attributes": catalogue.definition(code)}
 
     def create(self, given: dict[str, str], *, api_key: str = "", request_id: str = "",
                jurisdiction_id: str = "") -> list[dict]:
@@ -307,6 +375,7 @@ class Open311Servicer(pb_grpc.Open311ServiceServicer):
         if media:
             v.check(media.startswith(("http://", "https://")) and len(media) <= 2000, "media_url",
                     "must be an http(s) URL of at most 2000 characters")
+        attributes = catalogue.check_attributes(code, attribute_values(given), v) if code else []
         if request_id:
             v.request_id(request_id)
         raise_georeport(v)
@@ -324,6 +393,7 @@ class Open311Servicer(pb_grpc.Open311ServiceServicer):
             hotline_ticket_id=given.get("device_id", ""),
             attachments=[dict(kind="IMAGE", content_type="", size_bytes=0, sha256="", storage_uri=media)]
             if media else [],
+            service_attributes=attributes,
         )
         place = handlers.locate(self.rt.context, lon, lat)
         account_id = given.get("account_id", "")
@@ -404,19 +474,81 @@ class Open311Servicer(pb_grpc.Open311ServiceServicer):
         v.check(start < end, "start_date", "must be before end_date")
         raise_georeport(v)
         with read_snapshot(self.rt.engine) as conn:
-            found = queries.order_updates(conn, actions=set(UPDATE_STATUS), start=start, end=end, limit=limit,
-                                            offset=offset)
+            found = queries.order_updates(conn, actions=set(UPDATE_STATUS) | {"CITIZEN_UPDATE"}, start=start,
+                                          end=end, limit=limit, offset=offset)
         out = []
         for u in found:
-            status, said = UPDATE_STATUS[u.action]
-            description = said
-            if u.action == "RESOLVED":
-                # "{department}办结：{feedback}": the feedback is told to the citizen anyway.
-                description = mapping.public_text(u.detail, u.citizen_name) or said
-            out.append({"update_id": f"{u.work_order_id}-{u.seq}", "service_request_id": u.work_order_id,
-                        "status": status, "updated_datetime": u.time.astimezone(CHINA).isoformat(timespec="seconds"),
-                        "description": description})
+            media = ""
+            if u.action == "CITIZEN_UPDATE":
+                # A citizen's own update: the words as the departments read them, anonymised; the
+                # status the order had then.
+                status = ORDER_STATUS_UPDATE.get(u.order_status, "OPEN")
+                description, media = mapping.public_text(u.detail, u.citizen_name), u.media_url
+            else:
+                status, said = UPDATE_STATUS[u.action]
+                description = said
+                if u.action == "RESOLVED":
+                    # "{department}办结：{feedback}": the feedback is told to the citizen anyway.
+                    description = mapping.public_text(u.detail, u.citizen_name) or said
+            item = {"update_id": f"{u.work_order_id}-{u.seq}", "service_request_id": u.work_order_id,
+                    "status": status, "updated_datetime": u.time.astimezone(CHINA).isoformat(timespec="seconds"),
+                    "description": description}
+            if media:
+                item["media_url"] = media
+            out.append(item)
         return out
+
+    def post_update(self, given: dict[str, str], *, api_key: str = "", jurisdiction_id: str = "") -> list[dict]:
+        """POST Service Request Update (FixMyStreet's extension): a citizen's update to a request, on
+        the order's timeline. Answers the receipt, [{"update_id": ours}]; ours is the id the updates
+        feed gives the entry. The client's `update_id` counts once per app: the same again with the
+        same content gets the same receipt, with other content a 409."""
+        key = given.get("api_key", "").strip() or api_key
+        self.check_api_key(key)
+        v = Violations()
+        self.check_jurisdiction(given.get("jurisdiction_id", "") or jurisdiction_id, v)
+        order_id = given.get("service_request_id", "").strip()
+        if v.require(order_id, "service_request_id", "is required: the service_request_id of the request"):
+            with read_snapshot(self.rt.engine) as conn:
+                found = "/" not in order_id and queries.work_order_exists(conn, order_id)
+            if not found:
+                raise GeoReportNotFound(f"service_request_id {order_id!r}")
+        client_id = (given.get("update_id", "") or given.get("update_id_ext", "")).strip()
+        if v.require(client_id, "update_id", "is required: your own id of this update"):
+            v.check(bool(CLIENT_UPDATE_ID.match(client_id)), "update_id",
+                    "must be 1-100 characters of letters, digits, . _ : -")
+        when = parse_w3c(given.get("updated_datetime", ""), "updated_datetime", v)
+        v.check(when is not None or bool(given.get("updated_datetime", "").strip()), "updated_datetime",
+                "is required: when the update was made, W3C, e.g. 2026-01-01T08:00:00+08:00")
+        status = given.get("status", "").strip().upper()
+        if v.require(status, "status", "is required: OPEN or CLOSED"):
+            v.check(status in UPDATE_STATUSES, "status", f"must be one of {', '.join(UPDATE_STATUSES)}")
+        description = given.get("description", "").strip()
+        v.require(description, "description", "is required: what the citizen adds")
+        v.check(len(description) <= 4000, "description", "must be at most 4000 characters")
+        email = given.get("email", "").strip()
+        if email:
+            v.check(len(email) <= 254 and bool(EMAIL.match(email)), "email", "must be an e-mail address")
+        for name in ("first_name", "last_name"):
+            v.check(len(given.get(name, "")) <= 100, name, "must be at most 100 characters")
+        phone = given.get("phone", "").strip().replace(" ", "")
+        check_phone(phone, "phone", v)
+        media = given.get("media_url", "").strip()
+        if media:
+            v.check(media.startswith(("http://", "https://")) and len(media) <= 2000, "media_url",
+                    "must be an http(s) URL of at most 2000 characters")
+        raise_georeport(v)
+        content = sorted((k, val) for k, val in given.items() if k not in ("api_key", "jurisdiction_id"))
+        update = CitizenUpdate(
+            work_order_id=order_id, client=hashlib.sha256(key.strip().encode()).hexdigest()[:16],
+            client_update_id=client_id,
+            fingerprint=hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest(),
+            status=status, description=description, create_time=self.rt.clock(), client_time=when,
+            first_name=given.get("first_name", "").strip(), last_name=given.get("last_name", "").strip(),
+            email=email, phone=phone, media_url=media)
+        with self.rt.transaction(OPEN311_CLIENT) as uow:
+            kept, _ = handlers.add_citizen_update(uow, update=update)
+        return [{"update_id": kept.update_id}]
 
     def discovery(self, base_url: str) -> dict:
         """GET Service Discovery: where this endpoint is and what it speaks."""
@@ -436,11 +568,13 @@ class Open311Servicer(pb_grpc.Open311ServiceServicer):
             self.check_api_key(request.api_key)
         typed = {k: getattr(request, k) for k in GEOREPORT_KEYS if getattr(request, k)}
         if request.HasField("raw_body") and request.raw_body.data:
-            v.check(not (set(typed) - {"jurisdiction_id", "api_key"}), "raw_body",
+            v.check(not (set(typed) - {"jurisdiction_id", "api_key"}) and not request.attributes, "raw_body",
                     "must not be combined with the typed GeoReport fields")
             given = parse_georeport_body(request.raw_body, v)
         else:
             given = {k: str(val) for k, val in typed.items()}
+            for code, value in sorted(request.attributes.items()):
+                add_field(given, f"attribute[{code}]", value)
         self.check_api_key(given.get("api_key", "").strip() or request.api_key)
         raise_georeport(v)
         return json_body(self.create(given, api_key=request.api_key.strip(), request_id=request.request_id,

@@ -1,4 +1,5 @@
-"""What the Open311 face says about each 12345 matter (GeoReport `description`, `keywords`, `group`).
+"""What the Open311 face says about each 12345 matter (GeoReport `description`, `keywords`, `group`)
+and which matters ask for more than the standard fields (GeoReport's service definition, `ATTRIBUTES`).
 
 `group` is the 12345 catalogue category (分类) in Chinese, as GeoReport means it ("a category to group
 this service type within"); the departments that handle a matter are named in its description.
@@ -7,6 +8,13 @@ then those below. A matter not listed here (a catalogue grown since) still gets 
 category of `rules.CATEGORY_BY_MATTER`, else "综合".
 """
 from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from services.runtime.validation import Violations
 
 from .. import rules
 
@@ -96,3 +104,146 @@ def describe(code: str, label: str, handlers: str) -> dict[str, str]:
         if w and w not in words:
             words.append(w)
     return {"description": description, "keywords": ",".join(words), "group": category}
+
+
+# -- service definitions (GeoReport "Service Definition": a service's extra attributes) --------------
+
+DATATYPES = ("string", "number", "datetime", "text", "singlevaluelist", "multivaluelist")
+LISTS = ("singlevaluelist", "multivaluelist")
+# The longest value a string or text attribute takes.
+MAX_TEXT = {"string": 200, "text": 2000}
+# An attribute code: what goes between the brackets of `attribute[code]`.
+ATTRIBUTE_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One attribute of a service definition: `description` is the question a citizen answers
+    (Chinese), `values` the (key, name) choices of a list. `minimum`/`maximum` bound a number."""
+
+    code: str
+    datatype: str
+    description: str
+    required: bool = False
+    datatype_description: str = ""
+    values: tuple[tuple[str, str], ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def __post_init__(self) -> None:
+        assert ATTRIBUTE_CODE.match(self.code) and self.datatype in DATATYPES, self
+        assert bool(self.values) == (self.datatype in LISTS), self
+
+
+# Service code -> its attributes, in the order a client asks them.
+ATTRIBUTES: dict[str, tuple[Attribute, ...]] = {
+    "MANHOLE_COVER": (
+        Attribute("cover_state", "singlevaluelist", "井盖现状", required=True,
+                  datatype_description="选择井盖的现状",
+                  values=(("missing", "缺失"), ("broken", "破损"), ("displaced", "移位"), ("loose", "松动、有响声"),
+                          ("sunken", "下沉或凸起"))),
+        Attribute("on_carriageway", "singlevaluelist", "井盖位于", datatype_description="井盖所在位置",
+                  values=(("carriageway", "机动车道"), ("sidewalk", "人行道"), ("non_motor", "非机动车道"),
+                          ("other", "其他"))),
+    ),
+    "ROAD_DAMAGE": (
+        Attribute("damage_size", "singlevaluelist", "破损面积", required=True,
+                  datatype_description="估计破损处的大小",
+                  values=(("small", "小于1平方米"), ("medium", "1至5平方米"), ("large", "大于5平方米"))),
+        Attribute("depth_cm", "number", "破损深度（厘米）", datatype_description="估计的坑深，单位厘米，0至200",
+                  minimum=0, maximum=200),
+    ),
+    "STREET_LIGHT": (
+        Attribute("light_fault", "singlevaluelist", "路灯故障", datatype_description="路灯是什么问题",
+                  values=(("off", "不亮"), ("day_on", "白天常亮"), ("flicker", "闪烁"), ("pole_damaged", "灯杆损坏"))),
+        Attribute("lamp_count", "number", "故障路灯数量（盏）", datatype_description="1至50之间的整数",
+                  minimum=1, maximum=50),
+    ),
+}
+
+
+def attributes_of(code: str) -> tuple[Attribute, ...]:
+    return ATTRIBUTES.get(code, ())
+
+
+def definition(code: str) -> list[dict]:
+    """A service's attributes as GeoReport's service definition lists them (`order` from 1)."""
+    out = []
+    for order, a in enumerate(attributes_of(code), start=1):
+        item = {"variable": True, "code": a.code, "datatype": a.datatype, "required": a.required,
+                "datatype_description": a.datatype_description, "order": order, "description": a.description}
+        if a.values:
+            item["values"] = [{"key": k, "name": n} for k, n in a.values]
+        out.append(item)
+    return out
+
+
+def _number(raw: str) -> float | None:
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def check_attributes(code: str, given: dict[str, list[str]], v: Violations) -> list[dict]:
+    """The attribute values of a POST (`attribute[code]` -> the values sent), checked against the
+    service's definition; problems go into `v` under `attribute[code]`. An attribute the service does
+    not define is ignored, as GeoReport clients add their own (FixMyStreet's `attribute[easting]`...).
+    Returns what the work order
+    keeps: [{"code", "description", "value", "value_text"}] in definition order, `value` as sent (list
+    keys comma-separated), `value_text` in words (the Chinese names of list keys)."""
+    known = {a.code: a for a in attributes_of(code)}
+    out = []
+    for a in known.values():
+        field = f"attribute[{a.code}]"
+        values = [x.strip() for x in given.get(a.code, []) if x.strip()]
+        if a.datatype == "multivaluelist":
+            # Its keys also come comma-separated in one value (the gRPC face's attributes map).
+            values = [k.strip() for x in values for k in x.split(",") if k.strip()]
+        if not values:
+            v.check(not a.required, field, f"is required: {a.description}")
+            continue
+        if any("\x00" in x for x in values):
+            v.add(field, "must not contain a NUL character")
+            continue
+        if a.datatype != "multivaluelist" and len(values) > 1:
+            v.add(field, "takes one value")
+            continue
+        names = dict(a.values)
+        if a.datatype in LISTS:
+            wrong = [x for x in values if x not in names]
+            if wrong:
+                v.add(field, f"{wrong[0]!r} is not one of its values: {', '.join(names)}")
+                continue
+            if len(set(values)) != len(values):
+                v.add(field, "names a value twice")
+                continue
+            text = "、".join(names[x] for x in values)
+        elif a.datatype == "number":
+            number = _number(values[0])
+            if number is None:
+                v.add(field, "must be a number")
+                continue
+            if (a.minimum is not None and number < a.minimum) or (a.maximum is not None and number > a.maximum):
+                v.add(field, f"must be from {a.minimum:g} to {a.maximum:g}")
+                continue
+            text = values[0]
+        elif a.datatype == "datetime":
+            try:
+                when = datetime.fromisoformat(values[0].replace("Z", "+00:00"))
+            except ValueError:
+                v.add(field, "must be a W3C date-time, e.g. 2026-01-01T08:00:00+08:00")
+                continue
+            if when.tzinfo is None:
+                v.add(field, "must carry its time zone, e.g. +08:00")
+                continue
+            text = values[0]
+        else:
+            if len(values[0]) > MAX_TEXT[a.datatype]:
+                v.add(field, f"must be at most {MAX_TEXT[a.datatype]} characters")
+                continue
+            text = values[0]
+        out.append({"code": a.code, "description": a.description, "value": ",".join(values), "value_text": text})
+    return out
+

@@ -15,6 +15,7 @@ Endpoints (`{fmt}` is xml or json):
   GET  requests/{id}.{fmt}              one service request
   GET  tokens/{token}.{fmt}             service_request_id from a token
   GET  servicerequestupdates.{fmt}      updates to service requests (start_date/end_date, page/page_size)
+  POST servicerequestupdates.{fmt}      a citizen's update to a request (FixMyStreet's extension; api_key required)
 Query parameters GeoReport does not define (cache busters, a client's own) are ignored.
 """
 from __future__ import annotations
@@ -41,7 +42,7 @@ from services.runtime.status import transient_reason
 from services.runtime.validation import Violations
 
 from . import (
-    GEOREPORT_KEYS, OPEN311_CLIENT, GeoReportForbidden, GeoReportInvalid, GeoReportNotFound, Open311Servicer,
+    GEOREPORT_KEYS, OPEN311_CLIENT, UPDATE_KEYS, add_field, json_fields, GeoReportForbidden, GeoReportInvalid, GeoReportNotFound, Open311Servicer,
     parse_paging, parse_w3c, raise_georeport,
 )
 
@@ -138,9 +139,11 @@ def _as_public(fn: Callable, *args, **kwargs):
         auth.reset(token)
 
 
-async def _post_fields(request: Request, v: Violations) -> dict[str, str]:
-    """The GeoReport keys of a POST body: form-encoded, multipart or JSON. A file part is refused
-    (in `v`): there is no media storage here, a picture is sent as media_url (a link to it)."""
+async def _post_fields(request: Request, v: Violations, keys: tuple[str, ...] = GEOREPORT_KEYS,
+                       attributes: bool = True) -> dict:
+    """The GeoReport keys of a POST body (`keys`, and with `attributes` every `attribute[code]` as a
+    list of its values): form-encoded, multipart or JSON. A file part is refused (in `v`): there is
+    no media storage here, a picture is sent as media_url (a link to it)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_BODY_BYTES:
@@ -154,7 +157,7 @@ async def _post_fields(request: Request, v: Violations) -> dict[str, str]:
                 raise ValueError
         except (ValueError, RecursionError):
             raise GeoReportInvalid([("body", "is not a JSON object")]) from None
-        return {k: str(v) for k, v in data.items() if k in GEOREPORT_KEYS and v is not None}
+        return json_fields(data, keys, attributes)
     if content_type in ("application/x-www-form-urlencoded", "multipart/form-data", ""):
         if not content_type:
             return {}
@@ -164,13 +167,13 @@ async def _post_fields(request: Request, v: Violations) -> dict[str, str]:
             detail = getattr(exc, "detail", "") or "a malformed body"
             raise GeoReportInvalid([("body", f"is not a readable form: {detail}")]) from None
         try:
-            out: dict[str, str] = {}
+            out: dict = {}
             for key, value in form.multi_items():
                 if isinstance(value, UploadFile):
                     v.add(key, "file uploads are not accepted: this endpoint stores no media; "
                                "send media_url, a link to the picture")
-                elif key in GEOREPORT_KEYS and key not in out and value != "":
-                    out[key] = value
+                else:
+                    add_field(out, key, value, keys, attributes)
             return out
         finally:
             await form.close()
@@ -181,7 +184,8 @@ async def _post_fields(request: Request, v: Violations) -> dict[str, str]:
 def _guard(request: Request, extra: dict[str, str] | None = None) -> None:
     """What no handler should see: a NUL character (Postgres refuses it) in a parameter or field."""
     v = Violations()
-    for key, value in [*request.query_params.multi_items(), *request.path_params.items(), *(extra or {}).items()]:
+    fields = [(k, x) for k, value in (extra or {}).items() for x in (value if isinstance(value, list) else [value])]
+    for key, value in [*request.query_params.multi_items(), *request.path_params.items(), *fields]:
         if "\x00" in key or "\x00" in str(value):
             v.add(key.replace("\x00", "\\0"), "must not contain a NUL character")
     raise_georeport(v)
@@ -233,14 +237,15 @@ def create_app(servicer: Open311Servicer, base_url: str = "") -> Starlette:
             service_code=_query(request, "service_code"), status=_query(request, "status"), start=start, end=end,
             limit=limit, offset=offset, v=v)
 
-    async def create_request(request: Request):
-        # The key is judged before the body is read (it may also come as a query parameter).
+    async def posted(request: Request, keys: tuple[str, ...], attributes: bool) -> tuple[dict, str]:
+        """A POST's fields and the api_key beside them (a query parameter). The key is judged before
+        the body is read; a body that cannot be read is said after a missing key (403)."""
         outside = _query(request, "api_key").strip()
         if outside:
             servicer.check_api_key(outside)
         v = Violations()
         try:
-            given = await _post_fields(request, v)
+            given = await _post_fields(request, v, keys, attributes)
         except GeoReportInvalid:
             if not outside:
                 servicer.check_api_key("")  # no key at all: that is said first (403)
@@ -249,7 +254,15 @@ def create_app(servicer: Open311Servicer, base_url: str = "") -> Starlette:
             servicer.check_api_key(given.get("api_key", "") or outside)
             raise_georeport(v)
         _guard(request, given)
+        return given, outside
+
+    async def create_request(request: Request):
+        given, outside = await posted(request, GEOREPORT_KEYS, True)
         return lambda: servicer.create(given, api_key=outside, jurisdiction_id=_query(request, "jurisdiction_id"))
+
+    async def post_update(request: Request):
+        given, outside = await posted(request, UPDATE_KEYS, False)
+        return lambda: servicer.post_update(given, api_key=outside, jurisdiction_id=_query(request, "jurisdiction_id"))
 
     def one_request(request: Request, fmt: str):
         return lambda: servicer.request(request.path_params["id"], _query(request, "jurisdiction_id"))
@@ -281,8 +294,8 @@ def create_app(servicer: Open311Servicer, base_url: str = "") -> Starlette:
               methods=["GET", "POST"]),
         Route(PREFIX + "/requests/{id}.{fmt}", endpoint("service_requests", one_request), methods=["GET"]),
         Route(PREFIX + "/tokens/{token}.{fmt}", endpoint("service_requests", token), methods=["GET"]),
-        Route(PREFIX + "/servicerequestupdates.{fmt}", endpoint("service_request_updates", updates),
-              methods=["GET"]),
+        Route(PREFIX + "/servicerequestupdates.{fmt}", endpoint("service_request_updates", updates, post=post_update),
+              methods=["GET", "POST"]),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: not_found})
 
