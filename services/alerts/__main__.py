@@ -1,4 +1,5 @@
 """`python -m services.alerts [serve|migrate|seed]`."""
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
@@ -26,6 +27,9 @@ def build(rt: Runtime) -> list[tuple]:
     if config.sends_sms:
         rt.workers.append(workers.SmsReplyListener(rt, smsc))
     rt.every("alerts-sweeper", env_float("ALERTS_SWEEP_SECONDS", 5.0), partial(workers.sweep_once, rt))
+    keep = timedelta(days=env_float("ALERT_DELIVERY_RETENTION_DAYS", 90.0))
+    rt.every("alerts-delivery-log", env_float("ALERTS_PRUNE_SECONDS", 3600.0),
+             partial(workers.prune_deliveries, rt, keep))
     return [(pb_grpc.add_AlertsServiceServicer_to_server, AlertsServicer(rt),
              pb.DESCRIPTOR.services_by_name["AlertsService"].full_name)]
 

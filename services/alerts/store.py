@@ -146,6 +146,8 @@ deliveries = Table(
     Index("alert_deliveries_due", "next_attempt_time", postgresql_where=text("state = 'PENDING'")),
     Index("alert_deliveries_target", "kind", "target", "create_time"),
     Index("alert_deliveries_inhibited", "inhibited_by", postgresql_where=text("state = 'INHIBITED'")),
+    # The delivery log's retention reads deliveries no longer in play, oldest first.
+    Index("alert_deliveries_settled", "create_time", postgresql_where=text("state <> 'PENDING'")),
 )
 
 alert_timeline = Timeline(timeline_table(metadata, "alert_timeline", "alert_id", "alerts.id"), "alert_id")
@@ -901,6 +903,15 @@ class DeliveryRepository:
         return self.conn.execute(
             select(func.min(func.greatest(deliveries.c.next_attempt_time, deliveries.c.lease_until)))
             .where(deliveries.c.state == "PENDING")).scalar()
+
+    def prune(self, before: datetime, limit: int = 5000) -> int:
+        """Deletes up to `limit` deliveries made before `before` that are no longer in play: settled
+        (delivered, failed or held back) and their alert resolved. Returns how many."""
+        d = deliveries.c
+        settled = (select(d.id).join(alerts, alerts.c.id == d.alert_id)
+                   .where(d.create_time < before, d.state != "PENDING", alerts.c.state == "RESOLVED")
+                   .order_by(d.create_time).limit(limit))
+        return self.conn.execute(deliveries.delete().where(d.id.in_(settled.scalar_subquery()))).rowcount
 
 
 class Repositories:

@@ -8,6 +8,9 @@
   transaction, sends it with no transaction open, then records the outcome (delivered, or the
   error and when to try again, with exponential backoff) and releases the lease in a second
   one. A worker whose lease was taken over meanwhile does not record its outcome.
+- `prune_deliveries`: the delivery log keeps deliveries of resolved alerts for
+  ALERT_DELIVERY_RETENTION_DAYS (default 90); older ones are deleted (they hold phone numbers and
+  texts sent).
 - `SmsReplyListener` stays bound to the SMS gateway: a reply of "1" (or 收到) acknowledges the
   alert the number was last texted about.
 """
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from services.runtime.app import Runtime
 from services.runtime.leased import LeasedSender
@@ -43,6 +46,21 @@ def sweep(uow: UnitOfWork) -> dict[str, int]:
 def sweep_once(rt: Runtime) -> dict[str, int]:
     with rt.transaction() as uow:
         return sweep(uow)
+
+
+def prune_deliveries(rt: Runtime, keep: timedelta, batch: int = 5000) -> int:
+    """The delivery log's retention: deliveries of resolved alerts older than `keep` are deleted, a
+    batch per transaction; returns how many."""
+    total = 0
+    while True:
+        with rt.transaction() as uow:
+            n = uow.repos.deliveries.prune(rt.clock() - keep, batch)
+        total += n
+        if n < batch:
+            break
+    if total:
+        log.info("delivery log: %d deliveries older than %s days deleted", total, keep.days)
+    return total
 
 
 # -- the worker -------------------------------------------------------------------------------------

@@ -347,3 +347,28 @@ def test_a_reply_of_1_by_sms_acknowledges_the_alert_the_number_was_texted_about(
     # A reply from a number never texted acknowledges nothing.
     with at(served, T0) as uow:
         assert handlers.deliveries.sms_reply(uow, number=number(), text="1") == ""
+
+
+def test_the_delivery_log_keeps_open_alerts_and_forgets_resolved_ones_after_the_retention(served, hook, smsc, station):
+    from services.alerts.workers import prune_deliveries
+
+    config = configure(served, hook, station, number())
+    keyword_rule(served, station, "持刀")
+    [old] = report(served, station, "有人持刀抢劫", T0)
+    [still] = report(served, station, "商场门口有人持刀伤人", T0 + timedelta(hours=2), itype="ASSAULT")
+    sender = worker(served, config, smsc)
+    sender.run_once(T0 + timedelta(hours=2))
+    with at(served, T0 + timedelta(hours=3), CHIEF) as uow:
+        handlers.alerts.resolve_alert(uow, alert_id=old.id, reason="已处置")
+    sender.run_once(T0 + timedelta(hours=3))  # the resolved message goes out too
+    sent = {a.id: {d.state for d in log_of(served, a.id)} for a in (old, still)}
+    assert sent[old.id] == {"DELIVERED"} and "DELIVERED" in sent[still.id]
+    keep = timedelta(days=90)
+    served.clock.set(T0 + timedelta(days=30))
+    assert prune_deliveries(served.rt, keep) == 0, "within the retention nothing goes"
+    served.clock.set(T0 + timedelta(days=91))
+    logged = len(log_of(served, old.id))
+    # (other tests' resolved alerts in this database go too)
+    assert logged >= 2 and prune_deliveries(served.rt, keep, batch=1) >= logged, "in batches, until none is left"
+    assert log_of(served, old.id) == []
+    assert log_of(served, still.id), "an open alert keeps its log: a reply by SMS still finds it"
