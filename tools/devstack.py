@@ -301,7 +301,7 @@ class Stack:
         raise SystemExit(f"{svc} did not become SERVING in {timeout:.0f}s; see {self.logs / (svc + '.log')}")
 
     def start_gateway(self) -> None:
-        from gateway.render import render
+        from gateway.render import DEFAULT_DOCS_DIR, render
 
         config = render(
             str(ROOT / "build" / "descriptors.pb"),
@@ -310,6 +310,7 @@ class Stack:
             jwks_path=os.environ.get("JWT_JWKS_PATH", str(ROOT / "gateway" / "dev-keys" / "jwks.json")),
             otlp=("127.0.0.1", self.ports.otlp),
             http_upstreams={"open311": ("127.0.0.1", self.ports.open311_http)},
+            docs_dir=str(DEFAULT_DOCS_DIR),
         )
         path = self.run_dir / "envoy.json"
         path.write_text(json.dumps(config, indent=1))
