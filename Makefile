@@ -28,7 +28,7 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip check
 	touch $@
 
-setup: $(VENV)/.installed build/.proto build/openapi.json build/schemas/.installed build/clients/.installed $(WEB_STAMP)
+setup: $(VENV)/.installed build/.proto build/openapi.json build/schemas/.installed build/clients/.installed build/fuzz/.installed $(WEB_STAMP)
 
 # Swagger UI, which the gateway serves at /docs (web/package-lock.json, from the npm registry).
 # --ignore-scripts: swagger-ui-dist's one dependency (@scarf/scarf) only reports the install home.
@@ -51,6 +51,15 @@ build/clients/.installed: requirements-test-clients.txt $(VENV)/.installed
 	@echo "==> fetching the clients the e2e tests drive (requirements-test-clients.txt)"
 	rm -rf build/clients
 	set -o pipefail; $(PY) -m pip install --quiet --disable-pip-version-check --no-deps --target build/clients -r requirements-test-clients.txt 2>&1 \
+	  | { grep -v "^WARNING: Location" || true; }
+	touch $@
+
+# Schemathesis for the fuzz run over /openapi.json (requirements-fuzz.txt, every dependency pinned), kept out of
+# the environment: tests/e2e/test_openapi_fuzz.py runs it as its own process with build/fuzz first on its path.
+build/fuzz/.installed: requirements-fuzz.txt $(VENV)/.installed
+	@echo "==> fetching the API fuzzer (requirements-fuzz.txt)"
+	rm -rf build/fuzz
+	set -o pipefail; $(PY) -m pip install --quiet --disable-pip-version-check --no-deps --target build/fuzz -r requirements-fuzz.txt 2>&1 \
 	  | { grep -v "^WARNING: Location" || true; }
 	touch $@
 
