@@ -430,6 +430,7 @@ def run() -> None:
 Smart110 is running.
   gateway (HTTP/JSON, gRPC, gRPC-Web): {stack.gateway_url}
   health:                              {stack.gateway_url}/healthz
+  API docs (Swagger UI, OpenAPI 3):    {stack.gateway_url}/docs, {stack.gateway_url}/openapi.json
   services (gRPC):                     {', '.join(f'{s}={stack.address(s)}' for s in SERVICES)}
   partner stand-ins (gRPC, SMPP):      {', '.join(f'{p}=127.0.0.1:{stack.ports.partners[p]}' for p in PARTNERS)}
   metrics (Prometheus):                {', '.join(f'{s}={stack.metrics_url(s)}' for s in SERVICES)}
