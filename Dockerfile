@@ -1,6 +1,13 @@
 # One image for every Smart110 service; the command chooses the service:
 #   docker run IMAGE services.intake serve      (or migrate, seed)
 # Kubernetes passes the same as container args (k8s/base/<svc>/deployment.yaml).
+# Swagger UI for the gateway's /docs, installed from web/package-lock.json as `make setup` does; the
+# gateway pod's init container copies it out of this image (k8s/base/gateway/deployment.yaml).
+FROM node:20-slim AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -26,6 +33,8 @@ RUN set -eu; \
 
 COPY services/ services/
 COPY sampledata/ sampledata/
+COPY --from=web /web/node_modules/swagger-ui-dist/swagger-ui-bundle.js \
+    /web/node_modules/swagger-ui-dist/swagger-ui.css web/docs/
 
 RUN groupadd --system --gid 10001 smart110 \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin smart110

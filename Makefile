@@ -4,6 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/gen:$(CURDIR)
+WEB_STAMP := web/node_modules/.installed
 PROTO_FILES := $(shell find protos -name '*.proto' | sort)
 GOOGLE_PROTOS = $(shell $(PY) -c 'import google.api, os; print(os.path.dirname(os.path.dirname(google.api.__path__[0])))')
 WKT_PROTOS = $(shell $(PY) -c 'import grpc_tools, os; print(os.path.join(grpc_tools.__path__[0], "_proto"))')
@@ -27,7 +28,15 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip check
 	touch $@
 
-setup: $(VENV)/.installed build/.proto build/openapi.json build/schemas/.installed build/clients/.installed
+setup: $(VENV)/.installed build/.proto build/openapi.json build/schemas/.installed build/clients/.installed build/fuzz/.installed $(WEB_STAMP)
+
+# Swagger UI, which the gateway serves at /docs (web/package-lock.json, from the npm registry).
+# --ignore-scripts: swagger-ui-dist's one dependency (@scarf/scarf) only reports the install home.
+$(WEB_STAMP): web/package.json web/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: the gateway's /docs serves Swagger UI from the npm registry (web/package-lock.json); install Node.js 20 with npm and run make again" >&2; exit 1; }
+	@echo "==> fetching Swagger UI for the gateway's /docs (web/package-lock.json)"
+	cd web && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
 
 # Schemas the tests validate against (OASIS CAP 1.2), kept out of the environment.
 build/schemas/.installed: requirements-schemas.txt $(VENV)/.installed
@@ -42,6 +51,15 @@ build/clients/.installed: requirements-test-clients.txt $(VENV)/.installed
 	@echo "==> fetching the clients the e2e tests drive (requirements-test-clients.txt)"
 	rm -rf build/clients
 	set -o pipefail; $(PY) -m pip install --quiet --disable-pip-version-check --no-deps --target build/clients -r requirements-test-clients.txt 2>&1 \
+	  | { grep -v "^WARNING: Location" || true; }
+	touch $@
+
+# Schemathesis for the fuzz run over /openapi.json (requirements-fuzz.txt, every dependency pinned), kept out of
+# the environment: tests/e2e/test_openapi_fuzz.py runs it as its own process with build/fuzz first on its path.
+build/fuzz/.installed: requirements-fuzz.txt $(VENV)/.installed
+	@echo "==> fetching the API fuzzer (requirements-fuzz.txt)"
+	rm -rf build/fuzz
+	set -o pipefail; $(PY) -m pip install --quiet --disable-pip-version-check --no-deps --target build/fuzz -r requirements-fuzz.txt 2>&1 \
 	  | { grep -v "^WARNING: Location" || true; }
 	touch $@
 
@@ -89,4 +107,4 @@ token: $(VENV)/.installed
 	@$(PY) -m tools.token --role "$(or $(ROLE),dispatcher)" --station "$(or $(STATION),)"
 
 clean:
-	rm -rf gen build .pytest_cache
+	rm -rf gen build .pytest_cache web/node_modules

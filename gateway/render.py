@@ -21,6 +21,9 @@ having to list it by hand:
   header, a REST call in its path (``SHARED_REST_PREFIXES``, e.g.
   ``/v1/feedConsumers/dispatch/...``), and each (method, service) pair gets
   its own route;
+* the gateway answers a few GETs itself, open to anyone since they hold no
+  data: ``/openapi.json`` (gateway/openapi.py) and, given the swagger-ui-dist
+  package (``--docs-dir``), Swagger UI at ``/docs`` with its two assets;
 * Envoy's own error replies are JSON: ``{"code": <grpc code>, "message": ...}``;
 * plain HTTP faces (``HTTP_FACES``, e.g. Open311 GeoReport v2 in XML and JSON
   under ``/open311/v2/``, served by the referral service itself on its own
@@ -41,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import ipaddress
 import json
 import os
@@ -67,7 +71,13 @@ JWT_PAYLOAD_HEADER = "x-jwt-payload"
 HEALTH_PATH = "/healthz"
 # The OpenAPI 3 document of every REST route, generated from the same descriptor set (gateway/openapi.py).
 OPENAPI_PATH = "/openapi.json"
-MAX_OPENAPI_BYTES = 4 * 1024 * 1024
+# Swagger UI over that document, for people: the page and the two assets it loads, read by Envoy
+# from the swagger-ui-dist package (web/package-lock.json; `make setup` installs it).
+DOCS_PATH = "/docs"
+DEFAULT_DOCS_DIR = REPO_ROOT / "web" / "node_modules" / "swagger-ui-dist"
+DOCS_ASSETS = {"swagger-ui-bundle.js": "text/javascript; charset=utf-8", "swagger-ui.css": "text/css; charset=utf-8"}
+# The largest body Envoy answers itself (the OpenAPI document, Swagger UI's bundle).
+MAX_DIRECT_RESPONSE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -441,18 +451,89 @@ def _shared_routes(m: Method, clusters: list[str]) -> list[dict]:
 
 
 def _openapi_route(document: str) -> dict:
-    """GET /openapi.json: the document itself, answered by Envoy (no service is asked, no credential
-    needed: it describes the API, it holds no data)."""
+    """GET /openapi.json: the document itself, answered by Envoy (no credential needed: it describes
+    the API, it holds no data)."""
+    return _answered_route("openapi", OPENAPI_PATH, {"inline_string": document}, "application/json", "no-cache")
+
+
+@dataclass(frozen=True)
+class Docs:
+    """Swagger UI's assets: where they are now (read to check and fingerprint them) and where Envoy
+    reads them (the same place, or where a pod mounts them)."""
+
+    local_dir: Path
+    envoy_dir: str
+
+    def asset_paths(self) -> dict[str, str]:
+        """Each asset's path as the page names it: the content's digest in the query, so a browser may
+        keep an asset for good and fetches it again only once a new release changes it."""
+        paths = {}
+        for name in DOCS_ASSETS:
+            path = self.local_dir / name
+            if not path.is_file():
+                raise GatewayConfigError(f"{path} missing: run `make setup` (Swagger UI for {DOCS_PATH}, "
+                                         f"web/package-lock.json)")
+            body = path.read_bytes()
+            if len(body) > MAX_DIRECT_RESPONSE_BYTES:
+                raise GatewayConfigError(f"{path}: {len(body)} bytes, over the {MAX_DIRECT_RESPONSE_BYTES} "
+                                         f"the gateway answers itself")
+            paths[name] = f"{DOCS_PATH}/{name}?v={hashlib.sha256(body).hexdigest()[:16]}"
+        return paths
+
+
+def docs_page(asset_paths: dict[str, str]) -> str:
+    """The /docs page: Swagger UI over the gateway's own OpenAPI document."""
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Smart110 API</title>
+<link rel="stylesheet" href="{asset_paths['swagger-ui.css']}">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{asset_paths['swagger-ui-bundle.js']}"></script>
+<script>
+window.ui = SwaggerUIBundle({{url: "{OPENAPI_PATH}", dom_id: "#swagger-ui", deepLinking: true}});
+</script>
+</body>
+</html>
+"""
+
+
+def _answered_route(name: str, path: str, body: dict, content_type: str, cache: str) -> dict:
+    """A GET the gateway answers itself (no service is asked, no credential needed)."""
     return {
-        "name": "openapi",
-        "match": {"path": OPENAPI_PATH, "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
-        "direct_response": {"status": 200, "body": {"inline_string": document}},
-        "response_headers_to_add": [{"header": {"key": "content-type", "value": "application/json"},
-                                     "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
+        "name": name,
+        "match": {"path": path, "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
+        "direct_response": {"status": 200, "body": body},
+        "response_headers_to_add": [
+            {"header": {"key": key, "value": value}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+            for key, value in (("content-type", content_type), ("cache-control", cache),
+                               ("x-content-type-options", "nosniff"))],
         # Not a REST binding: the transcoder leaves it to this route.
         "typed_per_filter_config": {"envoy.filters.http.grpc_json_transcoder": {
             "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": True}},
     }
+
+
+def _docs_routes(docs: Docs) -> list[dict]:
+    """GET /docs and its assets, from the files (Envoy reads them when it loads the config)."""
+    asset_paths = docs.asset_paths()
+    routes = [_answered_route("docs", DOCS_PATH, {"inline_string": docs_page(asset_paths)},
+                              "text/html; charset=utf-8", "no-cache")]
+    for name, content_type in DOCS_ASSETS.items():
+        routes.append(_answered_route(f"docs-{name}", f"{DOCS_PATH}/{name}",
+                                      {"filename": f"{docs.envoy_dir.rstrip('/')}/{name}"}, content_type,
+                                      # The page names it by its digest: the same path never changes.
+                                      "public, max-age=31536000, immutable"))
+    return routes
+
+
+def docs_paths() -> list[str]:
+    """The paths /docs answers, open to anyone as /openapi.json is."""
+    return [DOCS_PATH, *(f"{DOCS_PATH}/{name}" for name in DOCS_ASSETS)]
 
 
 def _http_face_route(face: HttpFace) -> dict:
@@ -472,10 +553,12 @@ def _http_face_route(face: HttpFace) -> dict:
 
 
 def _routes(methods: list[Method], clusters: list[str] | None = None,
-            http_faces: list[HttpFace] | None = None, openapi: str | None = None) -> list[dict]:
+            http_faces: list[HttpFace] | None = None, openapi: str | None = None,
+            docs: Docs | None = None) -> list[dict]:
     public = {face.service: face for face in PUBLIC_FACES}
     clusters = clusters if clusters is not None else sorted({m.svc for m in methods if not m.shared})
     routes = [_openapi_route(openapi)] if openapi is not None else []
+    routes += _docs_routes(docs) if docs is not None else []
     routes += [_http_face_route(face) for face in http_faces or ()]
     for m in methods:
         if m.shared:
@@ -516,7 +599,8 @@ def _routes(methods: list[Method], clusters: list[str] | None = None,
 
 
 def _http_filters(
-    descriptor_path: str, services: list[str], clusters: list[str], jwks: str, open_prefixes: list[str]
+    descriptor_path: str, services: list[str], clusters: list[str], jwks: str, open_prefixes: list[str],
+    open_paths: list[str] | None = None,
 ) -> list[dict]:
     return [
         # A client-sent x-jwt-payload goes first.  jwt_authn replaces it once
@@ -566,6 +650,7 @@ def _http_filters(
                 "rules": [
                     {"match": {"path": HEALTH_PATH}},
                     {"match": {"path": OPENAPI_PATH}},
+                    *({"match": {"path": path}} for path in open_paths or ()),
                     *({"match": {"prefix": prefix}} for prefix in open_prefixes),
                     {"match": {"prefix": "/"}, "requires": {"provider_name": JWT_PROVIDER}},
                 ],
@@ -641,6 +726,8 @@ def render(
     descriptor_path_in_config: str | None = None,
     http_upstreams: dict[str, tuple[str, int]] | None = None,
     stats_port: int | None = None,
+    docs_dir: str | None = None,
+    docs_dir_in_config: str | None = None,
 ) -> dict:
     """Return the Envoy bootstrap configuration as a JSON-serialisable dict.
 
@@ -658,6 +745,9 @@ def render(
     ``stats_port``, when given, is a listener that answers only
     ``/stats/prometheus`` (proxied to the admin interface), so a scraper can
     read Envoy's metrics without reaching the admin port's other endpoints.
+    ``docs_dir``, when given, is the swagger-ui-dist package whose assets the gateway serves with
+    Swagger UI at ``/docs`` (open to anyone, like ``/openapi.json``); ``docs_dir_in_config`` is where
+    Envoy will find them when that differs (a pod's volume).
     """
     descriptor_abs = os.path.abspath(descriptor_path)
     methods = load_methods(descriptor_abs)
@@ -694,8 +784,13 @@ def render(
         raise GatewayConfigError(f"{jwks_path}: JWKS without keys")
 
     open_prefixes = sorted({face.rest_prefix for face in PUBLIC_FACES if face.service in all_services})
+    docs = None
+    if docs_dir is not None:
+        docs = Docs(local_dir=Path(docs_dir).resolve(),
+                    envoy_dir=docs_dir_in_config or str(Path(docs_dir).resolve()))
     filters = _http_filters(
-        descriptor_path_in_config or descriptor_abs, all_services, sorted(services_by_svc), jwks, open_prefixes
+        descriptor_path_in_config or descriptor_abs, all_services, sorted(services_by_svc), jwks, open_prefixes,
+        open_paths=docs_paths() if docs is not None else [],
     )
 
     hcm: dict = {
@@ -734,8 +829,8 @@ def render(
         ],
         "route_config": {
             "name": "smart110",
-            # Room for the OpenAPI document answered by the gateway itself.
-            "max_direct_response_body_size_bytes": MAX_OPENAPI_BYTES,
+            # Room for the OpenAPI document and Swagger UI's bundle, answered by the gateway itself.
+            "max_direct_response_body_size_bytes": MAX_DIRECT_RESPONSE_BYTES,
             # The catch-all route names a cluster that does not exist.
             "validate_clusters": False,
             "virtual_hosts": [
@@ -743,7 +838,7 @@ def render(
                     "name": "smart110",
                     "domains": ["*"],
                     "routes": _routes(methods, sorted(services_by_svc), http_faces, openapi=json.dumps(
-                        openapi.build(descriptor_abs), ensure_ascii=False, separators=(",", ":"))),
+                        openapi.build(descriptor_abs), ensure_ascii=False, separators=(",", ":")), docs=docs),
                     "typed_per_filter_config": {
                         "envoy.filters.http.cors": _cors_policy(cors_origins or ["*"]),
                     },
@@ -886,6 +981,10 @@ def main(argv: list[str] | None = None) -> int:
         metavar="FACE=HOST:PORT",
         help="app of an HTTP face, e.g. open311=127.0.0.1:8053 (Open311 GeoReport v2 in XML and JSON)",
     )
+    parser.add_argument(
+        "--docs-dir", default=None, metavar="DIR",
+        help=f"swagger-ui-dist package to serve Swagger UI from at {DOCS_PATH} (e.g. {DEFAULT_DOCS_DIR.relative_to(REPO_ROOT)})",
+    )
     parser.add_argument("--otlp", type=_host_port, default=None, metavar="HOST:PORT", help="OTLP/gRPC collector")
     parser.add_argument(
         "--cors-origin", action="append", default=None, help="allowed CORS origin (repeat; default '*')"
@@ -902,6 +1001,7 @@ def main(argv: list[str] | None = None) -> int:
             otlp=args.otlp,
             cors_origins=args.cors_origin,
             http_upstreams=dict(args.http_upstream),
+            docs_dir=args.docs_dir,
         )
     except GatewayConfigError as exc:
         print(f"gateway.render: {exc}", file=sys.stderr)

@@ -301,7 +301,7 @@ class Stack:
         raise SystemExit(f"{svc} did not become SERVING in {timeout:.0f}s; see {self.logs / (svc + '.log')}")
 
     def start_gateway(self) -> None:
-        from gateway.render import render
+        from gateway.render import DEFAULT_DOCS_DIR, render
 
         config = render(
             str(ROOT / "build" / "descriptors.pb"),
@@ -310,6 +310,7 @@ class Stack:
             jwks_path=os.environ.get("JWT_JWKS_PATH", str(ROOT / "gateway" / "dev-keys" / "jwks.json")),
             otlp=("127.0.0.1", self.ports.otlp),
             http_upstreams={"open311": ("127.0.0.1", self.ports.open311_http)},
+            docs_dir=str(DEFAULT_DOCS_DIR),
         )
         path = self.run_dir / "envoy.json"
         path.write_text(json.dumps(config, indent=1))
@@ -429,6 +430,7 @@ def run() -> None:
 Smart110 is running.
   gateway (HTTP/JSON, gRPC, gRPC-Web): {stack.gateway_url}
   health:                              {stack.gateway_url}/healthz
+  API docs (Swagger UI, OpenAPI 3):    {stack.gateway_url}/docs, {stack.gateway_url}/openapi.json
   services (gRPC):                     {', '.join(f'{s}={stack.address(s)}' for s in SERVICES)}
   partner stand-ins (gRPC, SMPP):      {', '.join(f'{p}=127.0.0.1:{stack.ports.partners[p]}' for p in PARTNERS)}
   metrics (Prometheus):                {', '.join(f'{s}={stack.metrics_url(s)}' for s in SERVICES)}

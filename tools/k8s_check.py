@@ -54,6 +54,8 @@ NAMESPACE = "smart110"
 GATEWAY_GENERATED = K8S / "base" / "gateway" / "generated"
 # Where the gateway Deployment mounts the descriptor ConfigMap.
 DESCRIPTOR_MOUNT = "/etc/envoy/descriptors/descriptors.pb"
+# Where the gateway Deployment's init container puts Swagger UI's assets for /docs (from the smart110 image).
+DOCS_MOUNT = "/etc/envoy/docs"
 SERVICE_PORTS = {"intake": 50051, "dispatch": 50052, "referral": 50053, "alerts": 50054, "scoring": 50055}
 OTLP = ("otel-collector", 4317)
 # The gateway's listener that answers only /stats/prometheus (k8s/base/gateway, port "stats").
@@ -76,7 +78,7 @@ OPEN311_HTTP_PORT = 8053
 
 def render_gateway(descriptor: Path = ROOT / "build" / "descriptors.pb") -> Path:
     """Writes generated/envoy.json and generated/descriptors.pb for the gateway ConfigMaps."""
-    from gateway.render import render
+    from gateway.render import DEFAULT_DOCS_DIR, render
 
     if not descriptor.exists():
         raise SystemExit(f"{descriptor} missing: run `make proto` first")
@@ -93,6 +95,9 @@ def render_gateway(descriptor: Path = ROOT / "build" / "descriptors.pb") -> Path
         http_upstreams={"open311": (f"referral.{NAMESPACE}.svc.cluster.local", OPEN311_HTTP_PORT)},
         # Envoy's metrics for Prometheus without opening the admin port (PodMonitor/gateway).
         stats_port=GATEWAY_STATS_PORT,
+        # Swagger UI at /docs: the local copy is checked and fingerprinted; the image carries the same
+        # release (both installed from web/package-lock.json).
+        docs_dir=str(DEFAULT_DOCS_DIR), docs_dir_in_config=DOCS_MOUNT,
     )
     (GATEWAY_GENERATED / "envoy.json").write_text(json.dumps(config, indent=1) + "\n")
     shutil.copyfile(descriptor, GATEWAY_GENERATED / "descriptors.pb")

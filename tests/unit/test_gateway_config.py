@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -554,3 +555,80 @@ def test_a_stats_listener_serves_only_prometheus_stats_from_the_admin_interface(
     admin = next(c for c in with_stats["static_resources"]["clusters"] if c["name"] == "envoy_admin")
     endpoint = admin["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
     assert endpoint == {"address": "127.0.0.1", "port_value": 19901} and "typed_extension_protocol_options" not in admin
+
+
+def _swagger_dist(path: Path, bundle: bytes = b"window.SwaggerUIBundle = function () {};\n") -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "swagger-ui-bundle.js").write_bytes(bundle)
+    (path / "swagger-ui.css").write_text(".swagger-ui { color: #3b4151; }\n")
+    return path
+
+
+def _answered(config: dict) -> dict[str, dict]:
+    return {r["match"]["path"]: r for r in _routes(config) if "direct_response" in r}
+
+
+def _headers(route: dict) -> dict[str, str]:
+    return {h["header"]["key"]: h["header"]["value"] for h in route["response_headers_to_add"]}
+
+
+def test_docs_are_swagger_ui_over_the_openapi_document_answered_by_the_gateway(descriptor, tmp_path):
+    dist = _swagger_dist(tmp_path / "swagger-ui-dist")
+    cfg = render(str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901, jwks_path=str(JWKS),
+                 docs_dir=str(dist), docs_dir_in_config="/etc/envoy/docs")
+    answered = _answered(cfg)
+    assert set(answered) == {"/openapi.json", "/docs", "/docs/swagger-ui-bundle.js", "/docs/swagger-ui.css"}
+    for route in answered.values():
+        assert route["match"]["headers"] == [{"name": ":method", "string_match": {"exact": "GET"}}]
+        assert route["typed_per_filter_config"]["envoy.filters.http.grpc_json_transcoder"]["disabled"] is True
+    # Envoy reads the assets from where the pod mounts them; the page is inline.
+    assert answered["/docs/swagger-ui-bundle.js"]["direct_response"]["body"] == {
+        "filename": "/etc/envoy/docs/swagger-ui-bundle.js"}
+    assert answered["/docs/swagger-ui.css"]["direct_response"]["body"] == {"filename": "/etc/envoy/docs/swagger-ui.css"}
+    assert _headers(answered["/docs"])["content-type"] == "text/html; charset=utf-8"
+    assert _headers(answered["/docs/swagger-ui-bundle.js"])["content-type"].startswith("text/javascript")
+    assert _headers(answered["/docs/swagger-ui.css"])["content-type"].startswith("text/css")
+    page = answered["/docs"]["direct_response"]["body"]["inline_string"]
+    assert 'url: "/openapi.json"' in page
+    # The page names each asset by its content, so a browser keeps it until a release changes it.
+    first = re.search(r'src="(/docs/swagger-ui-bundle\.js\?v=[0-9a-f]+)"', page).group(1)
+    assert "immutable" in _headers(answered["/docs/swagger-ui-bundle.js"])["cache-control"]
+    _swagger_dist(dist, bundle=b"window.SwaggerUIBundle = function () { return 2; };\n")
+    again = render(str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901, jwks_path=str(JWKS),
+                   docs_dir=str(dist))
+    page = _answered(again)["/docs"]["direct_response"]["body"]["inline_string"]
+    assert first not in page and re.search(r'src="/docs/swagger-ui-bundle\.js\?v=[0-9a-f]+"', page)
+    assert 'href="/docs/swagger-ui.css?v=' in page
+    # Open to anyone, path by path: nothing else under /docs/ escapes the JWT.
+    rules = _filter(cfg, "envoy.filters.http.jwt_authn")["rules"]
+    open_paths = [r["match"] for r in rules if "requires" not in r]
+    assert open_paths == [{"path": "/healthz"}, {"path": "/openapi.json"}, {"path": "/docs"},
+                          {"path": "/docs/swagger-ui-bundle.js"}, {"path": "/docs/swagger-ui.css"}]
+    assert _hcm(cfg)["route_config"]["max_direct_response_body_size_bytes"] >= 4 * 1024 * 1024
+    # Without the package, no /docs route and no open path for it.
+    assert "/docs" not in _answered(render(str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901,
+                                           jwks_path=str(JWKS)))
+
+
+def test_docs_without_the_installed_package_or_with_an_oversized_asset_are_refused(descriptor, tmp_path):
+    with pytest.raises(GatewayConfigError, match="make setup"):
+        render(str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901, jwks_path=str(JWKS),
+               docs_dir=str(tmp_path / "not-installed"))
+    dist = _swagger_dist(tmp_path / "big", bundle=b"x" * (4 * 1024 * 1024 + 1))
+    with pytest.raises(GatewayConfigError, match="swagger-ui-bundle.js"):
+        render(str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901, jwks_path=str(JWKS),
+               docs_dir=str(dist))
+
+
+@pytest.mark.skipif(not ENVOY.exists(), reason=f"envoy binary not found at {ENVOY}")
+def test_envoy_loads_the_docs_assets_and_refuses_a_config_whose_assets_are_gone(descriptor, tmp_path):
+    dist = _swagger_dist(tmp_path / "swagger-ui-dist")
+    path = tmp_path / "envoy.json"
+    path.write_text(json.dumps(render(str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901,
+                                      jwks_path=str(JWKS), docs_dir=str(dist))))
+    validate = [str(ENVOY), "--mode", "validate", "-c", str(path), "--log-level", "warn"]
+    result = subprocess.run(validate, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (dist / "swagger-ui.css").unlink()
+    result = subprocess.run(validate, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "swagger-ui.css" in result.stdout + result.stderr
