@@ -33,6 +33,10 @@ setup: $(VENV)/.installed build/.proto build/openapi.json build/schemas/.install
 # Swagger UI, which the gateway serves at /docs (web/package-lock.json, from the npm registry).
 # --ignore-scripts: swagger-ui-dist's one dependency (@scarf/scarf) only reports the install home.
 $(WEB_STAMP): web/package.json web/package-lock.json
+	@command -v npm >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || { \
+	  echo "==> npm not found: installing Debian's nodejs and npm"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
 	@command -v npm >/dev/null 2>&1 || { echo "npm not found: the gateway's /docs serves Swagger UI from the npm registry (web/package-lock.json); install Node.js 20 with npm and run make again" >&2; exit 1; }
 	@echo "==> fetching Swagger UI for the gateway's /docs (web/package-lock.json)"
 	cd web && npm ci --ignore-scripts --no-audit --no-fund
