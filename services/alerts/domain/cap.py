@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from xml.etree import ElementTree as ET
 
+import h3
+
 from services.runtime.config import env_int, env_str
 
 from .alerts import Alert
@@ -124,11 +126,15 @@ def cap_element(a: CapInput, sender: CapSender = DEFAULT_SENDER) -> ET.Element:
         sub(p, "value", value)
     area = sub(info, "area")
     sub(area, "areaDesc", a.area_desc or a.station_id or "江城市")
+    if a.area_kind == "H3" and a.area_id and h3.is_valid_cell(a.area_id):
+        # The cell itself: its hexagon as a closed ring of "lat,lon" pairs (CAP's polygon).
+        ring = list(h3.cell_to_boundary(a.area_id))
+        sub(area, "polygon", " ".join(f"{lat:.6f},{lon:.6f}" for lat, lon in ring + ring[:1]))
     if a.center is not None:
         lon, lat = a.center
         radius_km = {"H3": 0.5, "GRID": 1.0}.get(a.area_kind, 3.0)
         sub(area, "circle", f"{lat:.6f},{lon:.6f} {radius_km}")
-    for name, value in (("STATION", a.station_id), (a.area_kind or "AREA", a.area_id)):
+    for name, value in dict.fromkeys((("STATION", a.station_id), (a.area_kind or "AREA", a.area_id))):
         if value:
             g = sub(area, "geocode")
             sub(g, "valueName", name)
