@@ -25,6 +25,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from scipy.sparse import hstack
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.svm import LinearSVC
+
 from services.runtime.auth import AuthContext
 from services.runtime.errors import FailedPrecondition, NotFound, PermissionDenied
 from services.runtime.model import TimelineEntry
@@ -396,10 +400,6 @@ class PhrasingModel:
     C = 1.0
 
     def __init__(self, entries: list[Entry]):
-        from scipy.sparse import hstack
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.svm import LinearSVC
-
         texts: list[str] = []
         labels: list[str] = []
         seen: set[str] = set()
@@ -413,7 +413,6 @@ class PhrasingModel:
                         texts.append(extra)
                         labels.append(e.entry_id)
         self.classes: list[str] = sorted(seen)
-        self._hstack = hstack
         self._model = None
         if len(self.classes) < 2:
             return
@@ -427,7 +426,7 @@ class PhrasingModel:
         """Entry id -> the classifier's decision value (above 0: more likely this entry than not)."""
         if self._model is None:
             return {}
-        x = self._hstack([self._chars.transform([query]), self._words.transform([query])]).tocsr()
+        x = hstack([self._chars.transform([query]), self._words.transform([query])]).tocsr()
         d = self._model.decision_function(x)[0]
         if len(self.classes) == 2:  # a binary model gives one value, for the second class
             return {self.classes[0]: float(-d), self.classes[1]: float(d)}

@@ -1,5 +1,6 @@
-"""Fitting the statistical model (scikit-learn), at training only: intake itself applies the
-fitted weights with numpy (`model.LinearModel`) and never imports scikit-learn."""
+"""Fitting the statistical model (scikit-learn), at training only: intake applies the fitted
+weights with numpy (`model.LinearModel`), so loading a classifier needs no scikit-learn. (The
+knowledge base's phrasing model is fitted in intake whenever its index is built: `knowledge`.)"""
 from __future__ import annotations
 
 import math
