@@ -2,6 +2,8 @@
 another with an outcome; the units stand down and intake closes the reports."""
 from __future__ import annotations
 
+import json
+import threading
 import uuid
 
 import httpx
@@ -105,3 +107,60 @@ def test_an_officer_says_what_the_unit_is_doing_and_the_panic_button_brings_help
     case = eventually(help_sent)
     assert case["level"] == "CASE_LEVEL_CITY" and case["priority"] == 1
     assert unit["name"] not in {a["unit"] for a in case["assignments"]}
+
+
+def _watch(base: str, headers: dict, params: dict, changes: list, stop: threading.Event) -> None:
+    """Reads GET /v1/units:watch (the transcoder's JSON array that grows) into `changes`."""
+    decoder, buffer = json.JSONDecoder(), ""
+    try:
+        with httpx.stream("GET", f"{base}/v1/units:watch", params=params, headers=headers, timeout=30) as resp:
+            changes.append({"status_code": resp.status_code})
+            for chunk in resp.iter_text():
+                buffer += chunk
+                while True:
+                    buffer = buffer.lstrip("[,\r\n ")
+                    try:
+                        item, end = decoder.raw_decode(buffer)
+                    except ValueError:
+                        break
+                    changes.append(item)
+                    buffer = buffer[end:]
+                if stop.is_set():
+                    return
+    except httpx.HTTPError:
+        pass
+
+
+def test_the_big_screen_watches_its_station_s_units_move_through_the_gateway(stack, desk):
+    units = desk.get("/v1/units", params={"stationId": "S13", "kind": "UNIT_KIND_PATROL_CAR"}).json()["units"]
+    unit = next(u for u in units if u["status"] == "UNIT_STATUS_AVAILABLE")
+    chief = {"Authorization": "Bearer " + mint(roles=["station_chief"], station="S13", sub="e2e-chief-S13")}
+    officer = {"Authorization": "Bearer " + mint(roles=["officer"], station="S13",
+                                                 sub=unit["officers"][0]["officerId"])}
+    changes: list = []
+    stop = threading.Event()
+    reader = threading.Thread(target=_watch, args=(stack.gateway_url, chief, {"stationIds": "S13"}, changes, stop),
+                              daemon=True)
+    reader.start()
+    eventually(lambda: changes or None)
+    assert changes[0] == {"status_code": 200}
+
+    def busy():
+        done = httpx.post(f"{stack.gateway_url}/v1/{unit['name']}:setStatus", headers=officer,
+                          json={"requestId": uuid.uuid4().hex, "status": "UNIT_STATUS_BUSY", "reason": "处理群众求助"})
+        assert done.status_code == 200, done.text
+        return True
+
+    assert busy()
+    seen = eventually(lambda: next((c for c in changes[1:] if c.get("unit", {}).get("name") == unit["name"]
+                                    and c["unit"]["status"] == "UNIT_STATUS_BUSY"), None))
+    assert int(seen["sequence"]) > 0 and seen["action"]
+    assert {c["unit"]["stationId"] for c in changes[1:] if "unit" in c} == {"S13"}, "only the chief's station"
+    stop.set()
+    # Another station's units are not the chief's to watch.
+    other: list = []
+    _watch(stack.gateway_url, chief, {"stationIds": "S11"}, other, threading.Event())
+    assert other[0] == {"status_code": 403} and other[1]["details"][0]["reason"] == "OUT_OF_JURISDICTION", other
+    back = httpx.post(f"{stack.gateway_url}/v1/{unit['name']}:setStatus", headers=officer,
+                      json={"requestId": uuid.uuid4().hex, "status": "UNIT_STATUS_AVAILABLE", "reason": "处理完毕"})
+    assert back.status_code == 200, back.text
