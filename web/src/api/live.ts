@@ -8,8 +8,9 @@ export type LinkState = "connecting" | "live" | "behind" | "disconnected";
 export interface LiveOptions<T> {
   /** Shown beside the state, e.g. "警情". */
   label: string;
-  /** Opens the stream: after the given sequence (0 for a fresh snapshot). */
-  open: (after: bigint, signal: AbortSignal) => AsyncIterable<T>;
+  /** Opens the stream: after the given sequence (0 for a fresh snapshot); `onHeader` is the call's
+   * option that tells when the server has answered. */
+  open: (after: bigint, signal: AbortSignal, onHeader: () => void) => AsyncIterable<T>;
   /** Called for every message; returns the message's sequence (0n when it has none). */
   onMessage: (message: T, resumed: boolean) => bigint;
   /** Called before a fresh snapshot (after = 0): the screen forgets what it had. */
@@ -21,6 +22,9 @@ export interface LiveOptions<T> {
 }
 
 const FIRST_PAUSE_MS = 500;
+/** A stream with nothing to say yet (no cases in view, no active alerts) sends nothing at all: once
+ * it has stayed open this long without an error, it counts as live. */
+const QUIET_OPEN_MS = 2_000;
 const LONGEST_PAUSE_MS = 10_000;
 
 export class Live<T> {
@@ -75,17 +79,21 @@ export class Live<T> {
       const resumed = this.after > 0n;
       if (!resumed) this.opts.onReset?.();
       this.set(this.reconnects === 0 ? "connecting" : "disconnected", this.reconnects === 0 ? "" : "正在重连");
+      const opened = () => { if (this.state === "connecting" || this.state === "disconnected") this.set("live", ""); };
+      const quiet = window.setTimeout(opened, QUIET_OPEN_MS);
       try {
-        for await (const message of this.opts.open(this.after, this.controller.signal)) {
+        for await (const message of this.opts.open(this.after, this.controller.signal, opened)) {
           this.lastMessage = Date.now();
           if (this.state !== "live" && this.state !== "behind") this.set("live", "");
           pause = FIRST_PAUSE_MS;
           const seq = this.opts.onMessage(message, resumed);
           if (seq > this.after) this.after = seq;
         }
+        window.clearTimeout(quiet);
         if (this.stopped) return;
         this.set("disconnected", "连接已关闭，正在重连");
       } catch (err) {
+        window.clearTimeout(quiet);
         if (this.stopped) return;
         const e = ConnectError.from(err);
         if (e.code === Code.OutOfRange) this.after = 0n; // the feed no longer holds our place

@@ -4,6 +4,8 @@
 import * as maplibregl from "maplibre-gl";
 import type { FilterSpecification, GeoJSONSource, MapLayerMouseEvent, MapGeoJSONFeature, ExpressionSpecification } from "maplibre-gl";
 import "maplibre-gl/dist/maplibre-gl.css";
+// MapLibre's worker, as a file of the build (assets/maplibre-gl-worker-<hash>.mjs) the gateway serves.
+import workerUrl from "maplibre-gl/dist/maplibre-gl-worker.mjs?url";
 import { cellToBoundary } from "h3-js";
 import { DISTRICT_COLOURS, PRIORITY_COLOURS, CASE_STATUS_RINGS, STALE_COLOUR, UNIT_STATUS_COLOURS } from "./model";
 
@@ -20,6 +22,8 @@ export type HeatMode = "off" | "heat" | "cold";
 export interface HeatCell { cell: string; incidents: number; available: number; stationId: string }
 
 type Bounds = [number, number, number, number];
+
+maplibregl.setWorkerUrl(workerUrl);
 
 const EMPTY: GeoJSON.FeatureCollection = { type: "FeatureCollection", features: [] };
 

@@ -255,7 +255,7 @@ function mount(root: HTMLElement): () => void {
   // -- live streams --------------------------------------------------------------------------------
   const caseLive: Live<CaseChange> = new Live({
     label: "警情",
-    open: (after, signal) => dispatch.watchCases({ afterSequence: after }, { signal }),
+    open: (after, signal, onHeader) => dispatch.watchCases({ afterSequence: after }, { signal, onHeader }),
     onReset: () => { cases.clear(); schedule(); },
     onMessage: (change) => {
       const c = change.dispatchCase;
@@ -277,7 +277,7 @@ function mount(root: HTMLElement): () => void {
   const unitLive: Live<UnitChange> = new Live({
     label: "警力",
     heartbeatSeconds: HEARTBEAT_SECONDS,
-    open: (after, signal) => dispatch.watchUnits({ afterSequence: after }, { signal }),
+    open: (after, signal, onHeader) => dispatch.watchUnits({ afterSequence: after }, { signal, onHeader }),
     onReset: () => { units.clear(); schedule(); },
     onMessage: (change) => {
       const u = change.unit;
@@ -296,7 +296,8 @@ function mount(root: HTMLElement): () => void {
   const alertLive: Live<AlertChange> = new Live({
     label: "预警",
     heartbeatSeconds: HEARTBEAT_SECONDS,
-    open: (after, signal) => alertsApi.subscribe({ afterSequence: after, includeActive: after === 0n, minLevel: AlertLevel.BLUE }, { signal }),
+    open: (after, signal, onHeader) => alertsApi.subscribe(
+      { afterSequence: after, includeActive: after === 0n, minLevel: AlertLevel.BLUE }, { signal, onHeader }),
     onReset: () => { alerts.clear(); schedule(); },
     onMessage: (change) => {
       const a = change.alert;
