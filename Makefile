@@ -64,12 +64,15 @@ $(WEB_BUILD): $(WEB_STAMP) $(VENV)/.installed $(PROTO_FILES) $(WEB_SOURCES)
 
 web: $(WEB_BUILD)
 
-# Debian's Chromium, which the browser tests drive headless (tests/web, Playwright from web/).
+# Debian's Chromium, which the browser tests drive headless (tests/web, Playwright from web/), and a
+# Chinese font for it (fonts-noto-cjk), so that the screens and their screenshots show Chinese text.
 browser:
-	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || { \
-	  echo "==> chromium not found: installing Debian's chromium for the browser tests"; \
+	@missing="$$(command -v chromium >/dev/null 2>&1 || echo chromium) $$(fc-list :lang=zh 2>/dev/null | grep -q . || echo fonts-noto-cjk)"; \
+	if [ -n "$${missing// /}" ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "==> installing Debian's $$missing for the browser tests"; \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 	@command -v chromium >/dev/null 2>&1 || echo "chromium not found: the browser tests (tests/web) will be skipped" >&2
 
 # Schemas the tests validate against (OASIS CAP 1.2), kept out of the environment.
