@@ -24,6 +24,10 @@ having to list it by hand:
 * the gateway answers a few GETs itself, open to anyone since they hold no
   data: ``/openapi.json`` (gateway/openapi.py) and, given the swagger-ui-dist
   package (``--docs-dir``), Swagger UI at ``/docs`` with its two assets;
+* given the built web front-end (``--web-dir``, Vite's output: ``make setup`` builds web/ into
+  build/web/), the gateway serves it too, open to anyone (static files, no data): ``/`` is its
+  ``index.html`` and every other file is answered at its own path (``/assets/<name>-<hash>.js``);
+  the pages call the API with the user's JWT, like any other client;
 * Envoy's own error replies are JSON: ``{"code": <grpc code>, "message": ...}``;
 * plain HTTP faces (``HTTP_FACES``, e.g. Open311 GeoReport v2 in XML and JSON
   under ``/open311/v2/``, served by the referral service itself on its own
@@ -76,6 +80,28 @@ OPENAPI_PATH = "/openapi.json"
 DOCS_PATH = "/docs"
 DEFAULT_DOCS_DIR = REPO_ROOT / "web" / "node_modules" / "swagger-ui-dist"
 DOCS_ASSETS = {"swagger-ui-bundle.js": "text/javascript; charset=utf-8", "swagger-ui.css": "text/css; charset=utf-8"}
+# The built web front-end (web/, Vite): index.html at "/" and every other file at its own path.
+DEFAULT_WEB_DIR = REPO_ROOT / "build" / "web"
+WEB_INDEX = "index.html"
+# Content types of the files a Vite build writes, by suffix; a file of any other kind is refused.
+WEB_CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".map": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".ico": "image/x-icon",
+    ".webp": "image/webp",
+    ".woff2": "font/woff2",
+    ".wasm": "application/wasm",
+    ".txt": "text/plain; charset=utf-8",
+}
+# Vite names the files under assets/ by their content: the same path never changes.
+WEB_HASHED_DIR = "assets"
 # The largest body Envoy answers itself (the OpenAPI document, Swagger UI's bundle).
 MAX_DIRECT_RESPONSE_BYTES = 4 * 1024 * 1024
 
@@ -536,6 +562,54 @@ def docs_paths() -> list[str]:
     return [DOCS_PATH, *(f"{DOCS_PATH}/{name}" for name in DOCS_ASSETS)]
 
 
+@dataclass(frozen=True)
+class Web:
+    """The built web front-end: where it is now (listed and checked at render time) and where Envoy
+    reads it (the same place, or where a pod mounts it)."""
+
+    local_dir: Path
+    envoy_dir: str
+
+    def files(self) -> list[tuple[str, str, str]]:
+        """(URL path, file as Envoy reads it, content type) of every file of the build, sorted."""
+        index = self.local_dir / WEB_INDEX
+        if not index.is_file():
+            raise GatewayConfigError(f"{index} missing: run `make setup` (the web front-end, web/)")
+        files = []
+        for path in sorted(p for p in self.local_dir.rglob("*") if p.is_file()):
+            relative = path.relative_to(self.local_dir).as_posix()
+            if relative.startswith("."):
+                continue  # the build's own stamp
+            content_type = WEB_CONTENT_TYPES.get(path.suffix.lower())
+            if content_type is None:
+                raise GatewayConfigError(f"{path}: no content type known for {path.suffix or 'a file without a suffix'} "
+                                         f"(gateway/render.py WEB_CONTENT_TYPES)")
+            size = path.stat().st_size
+            if size > MAX_DIRECT_RESPONSE_BYTES:
+                raise GatewayConfigError(f"{path}: {size} bytes, over the {MAX_DIRECT_RESPONSE_BYTES} "
+                                         f"the gateway answers itself")
+            files.append((f"/{relative}", f"{self.envoy_dir.rstrip('/')}/{relative}", content_type))
+        return files
+
+    def paths(self) -> list[str]:
+        """The paths the front-end answers, open to anyone: "/" and each file's."""
+        return ["/", *(url for url, _, _ in self.files())]
+
+
+def _web_routes(web: Web) -> list[dict]:
+    """GET / (index.html) and every file of the build at its path, read by Envoy from the files."""
+    routes = []
+    for url, filename, content_type in web.files():
+        hashed = url.startswith(f"/{WEB_HASHED_DIR}/")
+        # The page itself is asked again each time (it names the current release's assets); the
+        # assets are named by their content.
+        cache = "public, max-age=31536000, immutable" if hashed else "no-cache"
+        if url == f"/{WEB_INDEX}":
+            routes.append(_answered_route("web /", "/", {"filename": filename}, content_type, cache))
+        routes.append(_answered_route(f"web {url}", url, {"filename": filename}, content_type, cache))
+    return routes
+
+
 def _http_face_route(face: HttpFace) -> dict:
     return {
         "name": face.cluster,
@@ -554,11 +628,12 @@ def _http_face_route(face: HttpFace) -> dict:
 
 def _routes(methods: list[Method], clusters: list[str] | None = None,
             http_faces: list[HttpFace] | None = None, openapi: str | None = None,
-            docs: Docs | None = None) -> list[dict]:
+            docs: Docs | None = None, web: Web | None = None) -> list[dict]:
     public = {face.service: face for face in PUBLIC_FACES}
     clusters = clusters if clusters is not None else sorted({m.svc for m in methods if not m.shared})
     routes = [_openapi_route(openapi)] if openapi is not None else []
     routes += _docs_routes(docs) if docs is not None else []
+    routes += _web_routes(web) if web is not None else []
     routes += [_http_face_route(face) for face in http_faces or ()]
     for m in methods:
         if m.shared:
@@ -728,6 +803,8 @@ def render(
     stats_port: int | None = None,
     docs_dir: str | None = None,
     docs_dir_in_config: str | None = None,
+    web_dir: str | None = None,
+    web_dir_in_config: str | None = None,
 ) -> dict:
     """Return the Envoy bootstrap configuration as a JSON-serialisable dict.
 
@@ -748,6 +825,9 @@ def render(
     ``docs_dir``, when given, is the swagger-ui-dist package whose assets the gateway serves with
     Swagger UI at ``/docs`` (open to anyone, like ``/openapi.json``); ``docs_dir_in_config`` is where
     Envoy will find them when that differs (a pod's volume).
+    ``web_dir``, when given, is the built web front-end (Vite's output, build/web/) the gateway serves
+    at ``/`` (open to anyone: static files); ``web_dir_in_config`` is where Envoy will find it when
+    that differs.
     """
     descriptor_abs = os.path.abspath(descriptor_path)
     methods = load_methods(descriptor_abs)
@@ -788,9 +868,12 @@ def render(
     if docs_dir is not None:
         docs = Docs(local_dir=Path(docs_dir).resolve(),
                     envoy_dir=docs_dir_in_config or str(Path(docs_dir).resolve()))
+    web = None
+    if web_dir is not None:
+        web = Web(local_dir=Path(web_dir).resolve(), envoy_dir=web_dir_in_config or str(Path(web_dir).resolve()))
     filters = _http_filters(
         descriptor_path_in_config or descriptor_abs, all_services, sorted(services_by_svc), jwks, open_prefixes,
-        open_paths=docs_paths() if docs is not None else [],
+        open_paths=(docs_paths() if docs is not None else []) + (web.paths() if web is not None else []),
     )
 
     hcm: dict = {
@@ -838,7 +921,7 @@ def render(
                     "name": "smart110",
                     "domains": ["*"],
                     "routes": _routes(methods, sorted(services_by_svc), http_faces, openapi=json.dumps(
-                        openapi.build(descriptor_abs), ensure_ascii=False, separators=(",", ":")), docs=docs),
+                        openapi.build(descriptor_abs), ensure_ascii=False, separators=(",", ":")), docs=docs, web=web),
                     "typed_per_filter_config": {
                         "envoy.filters.http.cors": _cors_policy(cors_origins or ["*"]),
                     },
@@ -985,6 +1068,10 @@ def main(argv: list[str] | None = None) -> int:
         "--docs-dir", default=None, metavar="DIR",
         help=f"swagger-ui-dist package to serve Swagger UI from at {DOCS_PATH} (e.g. {DEFAULT_DOCS_DIR.relative_to(REPO_ROOT)})",
     )
+    parser.add_argument(
+        "--web-dir", default=None, metavar="DIR",
+        help=f"built web front-end to serve at / (e.g. {DEFAULT_WEB_DIR.relative_to(REPO_ROOT)}, from `make setup`)",
+    )
     parser.add_argument("--otlp", type=_host_port, default=None, metavar="HOST:PORT", help="OTLP/gRPC collector")
     parser.add_argument(
         "--cors-origin", action="append", default=None, help="allowed CORS origin (repeat; default '*')"
@@ -1002,6 +1089,7 @@ def main(argv: list[str] | None = None) -> int:
             cors_origins=args.cors_origin,
             http_upstreams=dict(args.http_upstream),
             docs_dir=args.docs_dir,
+            web_dir=args.web_dir,
         )
     except GatewayConfigError as exc:
         print(f"gateway.render: {exc}", file=sys.stderr)

@@ -301,8 +301,12 @@ class Stack:
         raise SystemExit(f"{svc} did not become SERVING in {timeout:.0f}s; see {self.logs / (svc + '.log')}")
 
     def start_gateway(self) -> None:
-        from gateway.render import DEFAULT_DOCS_DIR, render
+        from gateway.render import DEFAULT_DOCS_DIR, DEFAULT_WEB_DIR, WEB_INDEX, render
 
+        # The web front-end (build/web/, `make setup` builds it): served at / once built.
+        web_dir = str(DEFAULT_WEB_DIR) if (DEFAULT_WEB_DIR / WEB_INDEX).is_file() else None
+        if web_dir is None:
+            say(f"the web front-end is not built ({DEFAULT_WEB_DIR.relative_to(ROOT)}/): run `make setup` to serve it at /")
         config = render(
             str(ROOT / "build" / "descriptors.pb"),
             {svc: ("127.0.0.1", port) for svc, port in self.ports.services.items()},
@@ -311,6 +315,7 @@ class Stack:
             otlp=("127.0.0.1", self.ports.otlp),
             http_upstreams={"open311": ("127.0.0.1", self.ports.open311_http)},
             docs_dir=str(DEFAULT_DOCS_DIR),
+            web_dir=web_dir,
         )
         path = self.run_dir / "envoy.json"
         path.write_text(json.dumps(config, indent=1))
@@ -426,8 +431,11 @@ def run() -> None:
 
         token = mint(roles=["dispatcher"], sub="demo-dispatcher", name="演示调度员")
         (stack.run_dir / "dev-token.txt").write_text(token)
+        # The big screen's commander (acknowledges alerts); the fragment never reaches a server log.
+        screen_token = mint(roles=["commander"], sub="demo-commander", name="演示指挥长")
         print(f"""
 Smart110 is running.
+  big screen (指挥大屏), in a browser:  {stack.gateway_url}/#token={screen_token}
   gateway (HTTP/JSON, gRPC, gRPC-Web): {stack.gateway_url}
   health:                              {stack.gateway_url}/healthz
   API docs (Swagger UI, OpenAPI 3):    {stack.gateway_url}/docs, {stack.gateway_url}/openapi.json

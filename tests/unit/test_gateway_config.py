@@ -632,3 +632,82 @@ def test_envoy_loads_the_docs_assets_and_refuses_a_config_whose_assets_are_gone(
     (dist / "swagger-ui.css").unlink()
     result = subprocess.run(validate, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "swagger-ui.css" in result.stdout + result.stderr
+
+
+def _web_build(path: Path, bundle: bytes = b"console.log('big screen');\n") -> Path:
+    """A Vite build as `make web` writes it: index.html, content-hashed files under assets/, a stamp."""
+    (path / "assets").mkdir(parents=True, exist_ok=True)
+    (path / "index.html").write_text('<!doctype html><script type="module" src="/assets/index-Ab12.js"></script>\n')
+    (path / "assets" / "index-Ab12.js").write_bytes(bundle)
+    (path / "assets" / "index-Cd34.css").write_text(".screen { display: grid; }\n")
+    (path / "assets" / "maplibre-gl-worker-Ef56.mjs").write_text("self.onmessage = () => {};\n")
+    (path / ".built").write_text("")
+    return path
+
+
+def test_the_built_front_end_is_answered_at_the_root_and_its_files_at_their_paths(descriptor, tmp_path):
+    web = _web_build(tmp_path / "web")
+    cfg = render(str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901, jwks_path=str(JWKS),
+                 web_dir=str(web), web_dir_in_config="/etc/envoy/web")
+    answered = _answered(cfg)
+    files = {"/", "/index.html", "/assets/index-Ab12.js", "/assets/index-Cd34.css",
+             "/assets/maplibre-gl-worker-Ef56.mjs"}
+    # The build's files and nothing else (not its stamp); Envoy reads them where the pod mounts them.
+    assert set(answered) == {"/openapi.json"} | files
+    assert answered["/"]["direct_response"]["body"] == {"filename": "/etc/envoy/web/index.html"}
+    assert answered["/assets/index-Ab12.js"]["direct_response"]["body"] == {
+        "filename": "/etc/envoy/web/assets/index-Ab12.js"}
+    for path in files:
+        assert answered[path]["match"]["headers"] == [{"name": ":method", "string_match": {"exact": "GET"}}]
+        assert answered[path]["typed_per_filter_config"]["envoy.filters.http.grpc_json_transcoder"]["disabled"]
+    types = {path: _headers(answered[path])["content-type"] for path in files}
+    assert types["/"] == types["/index.html"] == "text/html; charset=utf-8"
+    assert types["/assets/index-Ab12.js"].startswith("text/javascript")
+    assert types["/assets/maplibre-gl-worker-Ef56.mjs"].startswith("text/javascript")
+    assert types["/assets/index-Cd34.css"].startswith("text/css")
+    # The page is asked for again each time; the assets, named by their content, are kept.
+    assert _headers(answered["/"])["cache-control"] == "no-cache"
+    assert "immutable" in _headers(answered["/assets/index-Ab12.js"])["cache-control"]
+    # Open to anyone, path by path: the root and each file, nothing under a prefix.
+    rules = _filter(cfg, "envoy.filters.http.jwt_authn")["rules"]
+    open_paths = [r["match"] for r in rules if "requires" not in r]
+    assert open_paths == [{"path": "/healthz"}, {"path": "/openapi.json"}, {"path": "/"}, {"path": "/assets/index-Ab12.js"},
+                          {"path": "/assets/index-Cd34.css"}, {"path": "/assets/maplibre-gl-worker-Ef56.mjs"},
+                          {"path": "/index.html"}]
+    assert all("prefix" not in r["match"] or r["match"]["prefix"] in ("/", "/open311/") for r in rules)
+    # A new build's files replace the old ones.
+    (web / "assets" / "index-Ab12.js").unlink()
+    (web / "assets" / "index-Zz99.js").write_text("console.log(2);\n")
+    again = _answered(render(str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901, jwks_path=str(JWKS),
+                             web_dir=str(web)))
+    assert "/assets/index-Zz99.js" in again and "/assets/index-Ab12.js" not in again
+    # Without a build, no route at the root and no open path for it.
+    plain = render(str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901, jwks_path=str(JWKS))
+    assert "/" not in _answered(plain)
+    assert {"path": "/"} not in [r["match"] for r in _filter(plain, "envoy.filters.http.jwt_authn")["rules"]]
+
+
+def test_a_front_end_not_built_or_with_files_the_gateway_cannot_answer_is_refused(descriptor, tmp_path):
+    with pytest.raises(GatewayConfigError, match="make setup"):
+        render(str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901, jwks_path=str(JWKS),
+               web_dir=str(tmp_path / "not-built"))
+    big = _web_build(tmp_path / "big", bundle=b"x" * (4 * 1024 * 1024 + 1))
+    with pytest.raises(GatewayConfigError, match="index-Ab12.js"):
+        render(str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901, jwks_path=str(JWKS),
+               web_dir=str(big))
+    odd = _web_build(tmp_path / "odd")
+    (odd / "assets" / "data.bin").write_bytes(b"\0")
+    with pytest.raises(GatewayConfigError, match="content type"):
+        render(str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901, jwks_path=str(JWKS),
+               web_dir=str(odd))
+
+
+@pytest.mark.skipif(not ENVOY.exists(), reason=f"envoy binary not found at {ENVOY}")
+def test_envoy_loads_the_front_end_with_the_docs(descriptor, tmp_path):
+    path = tmp_path / "envoy.json"
+    path.write_text(json.dumps(render(str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901,
+                                      jwks_path=str(JWKS), docs_dir=str(_swagger_dist(tmp_path / "docs")),
+                                      web_dir=str(_web_build(tmp_path / "web")))))
+    result = subprocess.run([str(ENVOY), "--mode", "validate", "-c", str(path), "--log-level", "warn"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr

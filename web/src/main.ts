@@ -1,0 +1,51 @@
+// The Smart110 web front-end: one app, a page per screen. Only the big screen (指挥大屏) is built;
+// the call-taker console (接警台), the dispatcher board (调度台) and the officer's phone view are
+// further pages of the same app, with the same API client and sign-in.
+import "./style.css";
+import { claims, clearToken, hasRole, takeTokenFromFragment, token } from "./auth";
+import { currentRoute, go, type Page } from "./router";
+import { mountLogin } from "./pages/login";
+import { bigScreen } from "./pages/big-screen/page";
+
+const PAGES: Page[] = [bigScreen];
+const HOME = bigScreen.path;
+
+const root = document.querySelector<HTMLElement>("#app")!;
+let unmount: () => void = () => {};
+
+function render(): void {
+  takeTokenFromFragment();
+  unmount();
+  unmount = () => {};
+  const route = currentRoute();
+  if (route === "/logout") {
+    clearToken();
+    go("/login");
+    return;
+  }
+  if (!token()) {
+    document.title = "登录 · Smart110";
+    unmount = mountLogin(root, route === "/login" || route === "/" ? HOME : route);
+    return;
+  }
+  if (route === "/" || route === "/login") {
+    go(HOME);
+    return;
+  }
+  const page = PAGES.find((p) => p.path === route);
+  if (!page) {
+    root.innerHTML = `<main class="message"><h1>页面不存在</h1><p><a href="#${HOME}">返回指挥大屏</a></p></main>`;
+    return;
+  }
+  if (page.roles.length && !hasRole(...page.roles)) {
+    const c = claims();
+    root.innerHTML = `<main class="message"><h1>无权打开「${page.title}」</h1>
+      <p>当前身份 ${c?.name ?? ""}（${c?.roles.join("、") ?? ""}）</p><p><a href="#/logout">换一个令牌</a></p></main>`;
+    return;
+  }
+  document.title = `${page.title} · Smart110`;
+  unmount = page.mount(root);
+}
+
+window.addEventListener("hashchange", render);
+render();
