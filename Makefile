@@ -124,7 +124,7 @@ run: setup
 	$(PY) -m tools.devstack run
 
 test: setup browser lint k8s-check
-	$(PY) -m pytest -m "not chaos"
+	SMART110_REQUIRE_BROWSER=1 $(PY) -m pytest -m "not chaos"
 
 # Faults under load (tests/chaos): each service, Envoy and Postgres killed in turn (SIGKILL), then each
 # service stopped with SIGTERM as a rolling update does, on one stack.
