@@ -34,8 +34,10 @@ SERVICES = {  # service name -> python package
     "referral": "services.referral12345",
     "alerts": "services.alerts",
     "scoring": "services.scoring",
+    "warehouse": "services.warehouse",
 }
-DEFAULT_PORTS = {"intake": 50051, "dispatch": 50052, "referral": 50053, "alerts": 50054, "scoring": 50055}
+DEFAULT_PORTS = {"intake": 50051, "dispatch": 50052, "referral": 50053, "alerts": 50054, "scoring": 50055,
+                 "warehouse": 50056}
 # Stand-ins for partner systems outside the suite, speaking their real contracts.
 STREAM_WORKERS = {"dispatch": 512, "alerts": 256}
 PARTNERS = {"antifraud": "tools.fake_antifraud", "smsc": "tools.fake_smsc"}
