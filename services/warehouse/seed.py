@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -60,23 +61,30 @@ def load(engine, *, reports: int, years: int, seed: int = 110, batch_size: int =
         out(f"load {run.load_id}: {run.reports:,} reports over {run.years} years in {len(sizes)} batches")
     t0 = time.monotonic()
     done = 0
-    for b in range(start_batch, len(sizes)):
-        lines = history.batch_lines(load_id=run.load_id, seed=run.seed, batch=b, rows=sizes[b],
-                                    end=run.end_time, years=run.years)
-        with engine.begin() as conn:
-            LoadRepository(conn).copy_batch(run.load_id, b, sizes[b], lines)
-        done += sizes[b]
-        elapsed = time.monotonic() - t0
-        loaded = sum(sizes[: b + 1])
-        out(f"  batch {b + 1}/{len(sizes)}: {loaded:,}/{run.reports:,} rows "
-            f"({100 * loaded / run.reports:.0f}%), {history.rate(done, elapsed):,.0f} rows/s")
+
+    def generate(b: int) -> bytes:
+        return history.batch_lines(load_id=run.load_id, seed=run.seed, batch=b, rows=sizes[b], end=run.end_time,
+                                   years=run.years)
+
+    # The next batch is generated while the database takes this one (COPY waits on the socket, not the GIL).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        upcoming = pool.submit(generate, start_batch) if start_batch < len(sizes) else None
+        for b in range(start_batch, len(sizes)):
+            lines = upcoming.result()
+            upcoming = pool.submit(generate, b + 1) if b + 1 < len(sizes) else None
+            with engine.begin() as conn:
+                LoadRepository(conn).copy_batch(run.load_id, b, sizes[b], lines)
+            done += sizes[b]
+            elapsed = time.monotonic() - t0
+            loaded = sum(sizes[: b + 1])
+            out(f"  batch {b + 1}/{len(sizes)}: {loaded:,}/{run.reports:,} rows "
+                f"({100 * loaded / run.reports:.0f}%), {history.rate(done, elapsed):,.0f} rows/s")
     seconds = time.monotonic() - t0
     t1 = time.monotonic()
     with engine.begin() as conn:
         runs = LoadRepository(conn)
         if runs.get(run.load_id).state != "ROLLED_UP":
             runs.build_rollups(run.load_id)
-            runs.set_centres({c: domain.cell_center(c) for c in runs.cells_without_centre()})
     with engine.connect() as conn:
         LoadRepository(conn).analyze()
         conn.commit()

@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from services.runtime.app import RuntimeTables
 
-from .domain import MEASURES, Outcome, Partition, ReportFact, RollupChange
+from .domain import MEASURES, Outcome, Partition, ReportFact, RollupChange, cell_center
 
 SCHEMA = "warehouse"
 metadata = MetaData(schema=SCHEMA)
@@ -171,7 +171,8 @@ class FactRepository:
         if at is None:
             return None
         row = self.conn.execute(select(report_facts).where(
-            report_facts.c.report == report, report_facts.c.receive_time == at)).first()
+            report_facts.c.report == report, report_facts.c.receive_time == at,
+            report_facts.c.load_id.is_(None))).first()
         return _fact_of(row) if row is not None else None
 
     def add(self, fact: ReportFact) -> None:
@@ -183,7 +184,8 @@ class FactRepository:
         row.pop("report")
         row.pop("receive_time")
         self.conn.execute(report_facts.update().where(
-            report_facts.c.report == fact.report, report_facts.c.receive_time == fact.receive_time).values(**row))
+            report_facts.c.report == fact.report, report_facts.c.receive_time == fact.receive_time,
+            report_facts.c.load_id.is_(None)).values(**row))
 
 
 class OutcomeRepository:
@@ -331,43 +333,32 @@ class LoadRepository:
             FROM {SCHEMA}.report_facts WHERE load_id = :id
             GROUP BY 1, 2, 3
             ON CONFLICT (hour, station_id, incident_type) DO UPDATE SET {sums}"""), {"id": load_id})
+        centres = {c: cell_center(c) for c in self.conn.execute(text(
+            f"SELECT DISTINCT h3_r8 FROM {SCHEMA}.report_facts WHERE load_id = :id AND h3_r8 IS NOT NULL"),
+            {"id": load_id}).scalars()}
+        cells = list(centres)
+        arrays = {"id": load_id, "cells": cells, "lngs": [centres[c][0] for c in cells],
+                  "lats": [centres[c][1] for c in cells]}
         for table, period in (("rollup_daily_cells", "day"), ("rollup_monthly_cells", "month")):
             bucket = ("(receive_time AT TIME ZONE 'Asia/Shanghai')::date" if period == "day"
                       else "date_trunc('month', receive_time AT TIME ZONE 'Asia/Shanghai')::date")
             self.conn.execute(text(f"""
                 INSERT INTO {SCHEMA}.{table} AS r ({period}, cell, station_id, incident_type, longitude, latitude,
                                                   reports)
-                SELECT {bucket}, h3_r8, station_id, incident_type, 0, 0, count(*)
-                FROM {SCHEMA}.report_facts WHERE load_id = :id AND h3_r8 IS NOT NULL
-                GROUP BY 1, 2, 3, 4
+                SELECT g.b, g.cell, g.station_id, g.incident_type, c.lng, c.lat, g.n
+                FROM (SELECT {bucket} AS b, h3_r8 AS cell, station_id, incident_type, count(*) AS n
+                      FROM {SCHEMA}.report_facts WHERE load_id = :id AND h3_r8 IS NOT NULL
+                      GROUP BY 1, 2, 3, 4) g
+                JOIN unnest(CAST(:cells AS bigint[]), CAST(:lngs AS float8[]), CAST(:lats AS float8[]))
+                     AS c(cell, lng, lat) ON c.cell = g.cell
                 ON CONFLICT ({period}, cell, station_id, incident_type) DO UPDATE SET reports = r.reports + EXCLUDED.reports
-                """), {"id": load_id})
+                """), arrays)
         self.conn.execute(load_runs.update().where(load_runs.c.load_id == load_id)
                           .values(state="ROLLED_UP", update_time=func.now()))
 
-    def cells_without_centre(self) -> list[int]:
-        """Cells the set-based rollups wrote (centres 0, 0): their centres come from H3, in Python."""
-        return list(self.conn.execute(text(
-            f"SELECT DISTINCT cell FROM {SCHEMA}.rollup_monthly_cells WHERE longitude = 0 AND latitude = 0 "
-            f"UNION SELECT DISTINCT cell FROM {SCHEMA}.rollup_daily_cells WHERE longitude = 0 AND latitude = 0"
-        )).scalars())
-
-    def set_centres(self, centres: dict[int, tuple[float, float]]) -> None:
-        if not centres:
-            return
-        cells = list(centres)
-        lngs = [centres[c][0] for c in cells]
-        lats = [centres[c][1] for c in cells]
-        for table in ("rollup_daily_cells", "rollup_monthly_cells"):
-            self.conn.execute(text(
-                f"UPDATE {SCHEMA}.{table} r SET longitude = c.lng, latitude = c.lat "
-                f"FROM unnest(CAST(:cells AS bigint[]), CAST(:lngs AS float8[]), CAST(:lats AS float8[])) "
-                f"AS c(cell, lng, lat) WHERE r.cell = c.cell AND r.longitude = 0 AND r.latitude = 0"),
-                {"cells": cells, "lngs": lngs, "lats": lats})
-
     def analyze(self) -> None:
-        """Fresh planner statistics after a load (the partitions' and the rollups')."""
-        for name in ("report_facts", "rollup_hourly", "rollup_daily_cells", "rollup_monthly_cells"):
+        """Fresh planner statistics of the rollups after a load (autovacuum analyses the partitions)."""
+        for name in ("rollup_hourly", "rollup_daily_cells", "rollup_monthly_cells"):
             self.conn.execute(text(f"ANALYZE {SCHEMA}.{name}"))
 
     def sizes(self) -> dict[str, int]:

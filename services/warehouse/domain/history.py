@@ -161,9 +161,9 @@ def batch_lines(*, load_id: int, seed: int, batch: int, rows: int, end: datetime
     receive = receive[order]
     place = rng.choice(len(pl.weight), rows, p=pl.weight)
     kind = rng.choice(len(tx.codes), rows, p=tx.weight)
-    cats = [tx.categories[k] for k in kind.tolist()]
-    police = np.array([c == "POLICE" for c in cats])
-    non_police = np.array([c == "NON_POLICE" for c in cats])
+    cats = np.array(tx.categories)[kind]
+    police = cats == "POLICE"
+    non_police = cats == "NON_POLICE"
     channel_names = [c for c, _ in CHANNELS]
     channel_p = np.array([p for _, p in CHANNELS])
     channel = rng.choice(len(channel_names), rows, p=channel_p / channel_p.sum())
@@ -182,22 +182,33 @@ def batch_lines(*, load_id: int, seed: int, batch: int, rows: int, end: datetime
     rated = (police | non_police) & closed & (rng.random(rows) < 0.35)
     sat = rng.choice(3, rows, p=[0.84, 0.11, 0.05])
     sat_names = ("SATISFIED", "BASICALLY_SATISFIED", "UNSATISFIED")
-    stations, grids, districts, h3 = pl.station, pl.grid, pl.district, pl.h3
-    lng, lat = pl.longitude.tolist(), pl.latitude.tolist()
-    codes = tx.codes
-    receive_s, answer_s = _ts(receive), _opt_ts(answer, answered)
-    hand_s, arrive_s, close_s = _opt_ts(hand_off, handed), _opt_ts(arrival, arrived), _opt_ts(close, closed)
-    lid = str(load_id)
-    out = []
-    for i, (p, k) in enumerate(zip(place.tolist(), kind.tolist())):
-        cells = h3[p]
-        out.append("\t".join((
-            f"reports/h{load_id}-{batch}-{i}", receive_s[i], cats[i], codes[k], str(priority[i]),
-            channel_names[channel[i]], stations[p], grids[p], districts[p], str(lng[p]), str(lat[p]),
-            cells[0], cells[1], cells[2], answer_s[i], hand_s[i], arrive_s[i], close_s[i], str(target[i]),
-            "t" if merged[i] else "f", "t" if referred[i] else "f", sat_names[sat[i]] if rated[i] else "",
-            "", "", receive_s[i], lid)))
+    # Columns as lists of text; a place's eight columns and a type's two are joined once per pool entry.
+    place_text = _place_text(pl)
+    kind_text = [f"{c}\t{k}" for c, k in zip(tx.categories, tx.codes)]
+    receive_s = _ts(receive)
+    flags = {True: "t", False: "f"}
+    tail = f"\t\t{{}}\t{load_id}"
+    cols = (
+        [f"reports/h{load_id}-{batch}-{i}" for i in range(rows)],
+        receive_s,
+        [kind_text[k] for k in kind.tolist()],
+        [str(p) for p in priority.tolist()],
+        [channel_names[c] for c in channel.tolist()],
+        [place_text[p] for p in place.tolist()],
+        _opt_ts(answer, answered), _opt_ts(hand_off, handed), _opt_ts(arrival, arrived), _opt_ts(close, closed),
+        [str(t) for t in target.tolist()],
+        [flags[m] for m in merged.tolist()],
+        [flags[r] for r in referred.tolist()],
+        [sat_names[s] if r else "" for s, r in zip(sat.tolist(), rated.tolist())],
+        [tail.format(t) for t in receive_s],
+    )
+    out = map("\t".join, zip(*cols))
     return ("\n".join(out) + "\n").encode()
+
+
+def _place_text(pl: Places) -> list[str]:
+    return [f"{s}\t{g}\t{d}\t{x}\t{y}\t{h[0]}\t{h[1]}\t{h[2]}" for s, g, d, x, y, h in zip(
+        pl.station, pl.grid, pl.district, pl.longitude.tolist(), pl.latitude.tolist(), pl.h3)]
 
 
 def batches(reports: int, batch_size: int) -> list[int]:
