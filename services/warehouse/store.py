@@ -40,8 +40,8 @@ FACT_COLUMNS = (
 
 report_facts = Table(
     "report_facts", metadata,
-    Column("report", String(80), nullable=False, primary_key=True),
-    Column("receive_time", DateTime(timezone=True), nullable=False, primary_key=True),
+    Column("report", String(80), nullable=False),
+    Column("receive_time", DateTime(timezone=True), nullable=False),
     Column("category", String(20), nullable=False, server_default=""),
     Column("incident_type", String(40), nullable=False, server_default=""),
     Column("priority", SmallInteger, nullable=False, server_default="0"),
@@ -67,6 +67,10 @@ report_facts = Table(
     Column("update_time", DateTime(timezone=True)),
     # The bulk load that wrote the row (load_runs.load_id); NULL for rows from the feeds.
     Column("load_id", Integer),
+    # Partitioned by RANGE (receive_time), one partition a month (migration 0001, PartitionRepository).
+    Index("report_facts_receive_brin", "receive_time", postgresql_using="brin",
+          postgresql_with={"pages_per_range": 32}),
+    Index("report_facts_live_report", "report", "receive_time", postgresql_where=text("load_id IS NULL")),
 )
 
 report_keys = Table(
