@@ -4,7 +4,7 @@ Postgres: the embedded server from PyPI (data in .run/pgdata, kept between
 runs and upgraded in place by each service's migrations) unless DATABASE_URL
 is set, in which case that server is used (and upgraded the same way) and the
 URL must allow creating roles and schemas. Then each service's role, schema
-and migrations, the sample data, the five services, a local trace collector,
+and migrations, the sample data, the six services, a local trace collector,
 and Envoy in front of them.
 
     python -m tools.devstack run      # until Ctrl-C
