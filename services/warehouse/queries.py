@@ -40,13 +40,15 @@ def heat_map(conn, *, box: tuple[float, float, float, float], first: date, last:
     months, edges = domain.split_months(first, last)
     parts, params = [], {}
     where = _filters(params, types=types, stations=stations, box=box)
+    # Without a type filter, the rollups of every type: one row per cell and station, not per type too.
+    monthly, daily = (("rollup_monthly_cells", "rollup_daily_cells") if types
+                      else ("rollup_monthly_cell_totals", "rollup_daily_cell_totals"))
     if months is not None:
         params.update(m0=months[0], m1=months[1])
-        parts.append(f"SELECT cell, reports FROM {S}.rollup_monthly_cells WHERE month >= :m0 AND month < :m1{where}")
+        parts.append(f"SELECT cell, reports FROM {S}.{monthly} WHERE month >= :m0 AND month < :m1{where}")
     for i, (d0, d1) in enumerate(edges):
         params.update({f"d{i}0": d0, f"d{i}1": d1})
-        parts.append(f"SELECT cell, reports FROM {S}.rollup_daily_cells "
-                     f"WHERE day >= :d{i}0 AND day < :d{i}1{where}")
+        parts.append(f"SELECT cell, reports FROM {S}.{daily} WHERE day >= :d{i}0 AND day < :d{i}1{where}")
     rows = conn.execute(text(f"SELECT cell, sum(reports) FROM ({' UNION ALL '.join(parts)}) c "
                              f"GROUP BY cell HAVING sum(reports) > 0"), params).all()
     counts: dict[int, int] = defaultdict(int)

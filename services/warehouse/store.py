@@ -9,7 +9,8 @@
 - `pending_outcomes`: what dispatch or referral said of a report intake's feed has not brought yet
   (the feeds are not ordered with each other); applied when the report arrives.
 - `rollup_hourly` (hour x station x type, with the KPI counts), `rollup_daily_cells` and
-  `rollup_monthly_cells` (day / month x H3 res-8 cell x station x type): kept by INSERT ... ON
+  `rollup_monthly_cells` (day / month x H3 res-8 cell x station x type), `rollup_daily_cell_totals`
+  and `rollup_monthly_cell_totals` (the same without the type): kept by INSERT ... ON
   CONFLICT DO UPDATE as facts arrive and change, built set-based after a bulk load.
 - `load_runs`: bulk loads, with how many batches each has committed (the resume cursor).
 """
@@ -144,10 +145,35 @@ load_runs = Table(
     Column("update_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
-ROLLUPS = {"hourly": rollup_hourly, "daily_cells": rollup_daily_cells, "monthly_cells": rollup_monthly_cells}
+# Every type together, for the heat maps that filter no type: a cell's rows of a day or month are the
+# stations it touches, not every type reported there.
+rollup_daily_cell_totals = Table(
+    "rollup_daily_cell_totals", metadata,
+    Column("day", Date, primary_key=True),
+    Column("cell", BigInteger, primary_key=True),
+    Column("station_id", String(20), primary_key=True),
+    Column("longitude", Float, nullable=False),
+    Column("latitude", Float, nullable=False),
+    Column("reports", BigInteger, nullable=False, server_default="0"),
+)
+
+rollup_monthly_cell_totals = Table(
+    "rollup_monthly_cell_totals", metadata,
+    Column("month", Date, primary_key=True),
+    Column("cell", BigInteger, primary_key=True),
+    Column("station_id", String(20), primary_key=True),
+    Column("longitude", Float, nullable=False),
+    Column("latitude", Float, nullable=False),
+    Column("reports", BigInteger, nullable=False, server_default="0"),
+)
+
+ROLLUPS = {"hourly": rollup_hourly, "daily_cells": rollup_daily_cells, "monthly_cells": rollup_monthly_cells,
+           "daily_cell_totals": rollup_daily_cell_totals, "monthly_cell_totals": rollup_monthly_cell_totals}
 ROLLUP_KEYS = {"hourly": ("hour", "station_id", "incident_type"),
                "daily_cells": ("day", "cell", "station_id", "incident_type"),
-               "monthly_cells": ("month", "cell", "station_id", "incident_type")}
+               "monthly_cells": ("month", "cell", "station_id", "incident_type"),
+               "daily_cell_totals": ("day", "cell", "station_id"),
+               "monthly_cell_totals": ("month", "cell", "station_id")}
 
 
 def _fact_row(fact: ReportFact) -> dict:
@@ -317,7 +343,7 @@ class LoadRepository:
                                   update_time=func.now()))
 
     def build_rollups(self, load_id: int) -> None:
-        """Adds the load's facts to the rollups in three set-based statements, and marks it done."""
+        """Adds the load's facts to the rollups in five set-based statements, and marks it done."""
         sums = ", ".join(f"{m} = r.{m} + EXCLUDED.{m}" for m in MEASURES)
         self.conn.execute(text(f"""
             INSERT INTO {SCHEMA}.rollup_hourly AS r (hour, station_id, incident_type, {', '.join(MEASURES)})
@@ -343,26 +369,31 @@ class LoadRepository:
         cells = list(centres)
         arrays = {"id": load_id, "cells": cells, "lngs": [centres[c][0] for c in cells],
                   "lats": [centres[c][1] for c in cells]}
-        for table, period in (("rollup_daily_cells", "day"), ("rollup_monthly_cells", "month")):
-            bucket = ("(receive_time AT TIME ZONE 'Asia/Shanghai')::date" if period == "day"
-                      else "date_trunc('month', receive_time AT TIME ZONE 'Asia/Shanghai')::date")
+        day = "(receive_time AT TIME ZONE 'Asia/Shanghai')::date"
+        month = "date_trunc('month', receive_time AT TIME ZONE 'Asia/Shanghai')::date"
+        for table, period, bucket, typed in (("rollup_daily_cells", "day", day, True),
+                                             ("rollup_monthly_cells", "month", month, True),
+                                             ("rollup_daily_cell_totals", "day", day, False),
+                                             ("rollup_monthly_cell_totals", "month", month, False)):
+            kind, g_kind, kind_group, key = (
+                (", incident_type", ", g.incident_type", ", 4", f"{period}, cell, station_id, incident_type")
+                if typed else ("", "", "", f"{period}, cell, station_id"))
             self.conn.execute(text(f"""
-                INSERT INTO {SCHEMA}.{table} AS r ({period}, cell, station_id, incident_type, longitude, latitude,
-                                                  reports)
-                SELECT g.b, g.cell, g.station_id, g.incident_type, c.lng, c.lat, g.n
-                FROM (SELECT {bucket} AS b, h3_r8 AS cell, station_id, incident_type, count(*) AS n
+                INSERT INTO {SCHEMA}.{table} AS r ({key}, longitude, latitude, reports)
+                SELECT g.b, g.cell, g.station_id{g_kind}, c.lng, c.lat, g.n
+                FROM (SELECT {bucket} AS b, h3_r8 AS cell, station_id{kind}, count(*) AS n
                       FROM {SCHEMA}.report_facts WHERE load_id = :id AND h3_r8 IS NOT NULL
-                      GROUP BY 1, 2, 3, 4) g
+                      GROUP BY 1, 2, 3{kind_group}) g
                 JOIN unnest(CAST(:cells AS bigint[]), CAST(:lngs AS float8[]), CAST(:lats AS float8[]))
                      AS c(cell, lng, lat) ON c.cell = g.cell
-                ON CONFLICT ({period}, cell, station_id, incident_type) DO UPDATE SET reports = r.reports + EXCLUDED.reports
+                ON CONFLICT ({key}) DO UPDATE SET reports = r.reports + EXCLUDED.reports
                 """), arrays)
         self.conn.execute(load_runs.update().where(load_runs.c.load_id == load_id)
                           .values(state="ROLLED_UP", update_time=func.now()))
 
     def analyze(self) -> None:
         """Fresh planner statistics of the rollups after a load (autovacuum analyses the partitions)."""
-        for name in ("rollup_hourly", "rollup_daily_cells", "rollup_monthly_cells"):
+        for name in (t.name for t in ROLLUPS.values()):
             self.conn.execute(text(f"ANALYZE {SCHEMA}.{name}"))
 
     def sizes(self) -> dict[str, int]:
@@ -370,7 +401,7 @@ class LoadRepository:
         out = {"report_facts": int(self.conn.execute(text(
             "SELECT coalesce(sum(pg_total_relation_size(i.inhrelid)), 0) FROM pg_inherits i "
             "WHERE i.inhparent = CAST(:t AS regclass)"), {"t": f"{SCHEMA}.report_facts"}).scalar())}
-        for name in ("rollup_hourly", "rollup_daily_cells", "rollup_monthly_cells"):
+        for name in (t.name for t in ROLLUPS.values()):
             out[name] = int(self.conn.execute(text("SELECT pg_total_relation_size(CAST(:t AS regclass))"),
                                               {"t": f"{SCHEMA}.{name}"}).scalar())
         return out

@@ -124,6 +124,14 @@ def assert_rollups_match_facts(env) -> None:
         rolled_months = conn.execute(text("SELECT month, cell, station_id, incident_type, reports "
                                           "FROM warehouse.rollup_monthly_cells WHERE reports <> 0")).all()
         assert sorted(map(tuple, months)) == sorted(map(tuple, rolled_months))
+        for table, bucket in (("rollup_daily_cell_totals", "day"), ("rollup_monthly_cell_totals", "month")):
+            expr = ("(receive_time AT TIME ZONE 'Asia/Shanghai')::date" if bucket == "day"
+                    else "date_trunc('month', receive_time AT TIME ZONE 'Asia/Shanghai')::date")
+            totals = conn.execute(text(f"SELECT {expr}, h3_r8, station_id, count(*) FROM warehouse.report_facts "
+                                       "WHERE h3_r8 IS NOT NULL GROUP BY 1, 2, 3")).all()
+            rolled_totals = conn.execute(text(f"SELECT {bucket}, cell, station_id, reports FROM warehouse.{table} "
+                                              "WHERE reports <> 0")).all()
+            assert sorted(map(tuple, totals)) == sorted(map(tuple, rolled_totals))
 
 
 # -- events in: facts and rollups ---------------------------------------------------------------

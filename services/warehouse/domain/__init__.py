@@ -24,6 +24,7 @@ SATISFIED = frozenset({"SATISFIED", "BASICALLY_SATISFIED"})
 # Partitions of the fact table created ahead of the current month by the maintenance job.
 MONTHS_AHEAD = 3
 
+CELL_ROLLUPS = ("daily_cells", "monthly_cells", "daily_cell_totals", "monthly_cell_totals")
 MEASURES = ("reports", "answered", "answered_3s", "handed_off", "handed_off_30s", "arrived",
             "arrived_on_target", "repeats", "rated", "satisfied", "referred", "closed")
 
@@ -160,19 +161,22 @@ class ReportFact:
     def hour_key(self) -> tuple[datetime, str, str]:
         return self.hour, self.station_id, self.incident_type
 
-    def cell_keys(self) -> tuple[tuple[date, int, str, str], tuple[date, int, str, str]] | None:
-        """(day, cell, station, type) and (month, cell, station, type) at HEAT_RESOLUTION; None without a point."""
+    def cell_keys(self) -> dict[str, tuple] | None:
+        """The fact's row in each cell rollup at HEAT_RESOLUTION: (day | month, cell, station, type), and
+        without the type for the heat maps of every type; None without a point."""
         if self.h3_r8 is None:
             return None
-        return ((self.day, self.h3_r8, self.station_id, self.incident_type),
-                (self.month, self.h3_r8, self.station_id, self.incident_type))
+        return {"daily_cells": (self.day, self.h3_r8, self.station_id, self.incident_type),
+                "monthly_cells": (self.month, self.h3_r8, self.station_id, self.incident_type),
+                "daily_cell_totals": (self.day, self.h3_r8, self.station_id),
+                "monthly_cell_totals": (self.month, self.h3_r8, self.station_id)}
 
 
 @dataclass(frozen=True)
 class RollupChange:
     """One row's worth of change to a rollup: add `delta` at `key` (negative numbers take away)."""
 
-    rollup: str  # "hourly" | "daily_cells" | "monthly_cells"
+    rollup: str  # "hourly" or one of CELL_ROLLUPS
     key: tuple
     delta: dict[str, int] = field(default_factory=dict)
 
@@ -191,14 +195,16 @@ def rollup_changes(before: ReportFact | None, after: ReportFact) -> list[RollupC
         delta = {k: new[k] - old[k] for k in MEASURES if new[k] != old[k]}
         if delta:
             out.append(RollupChange("hourly", after.hour_key(), delta))
-    old_cells = before.cell_keys() if before else None
-    new_cells = after.cell_keys()
-    if old_cells != new_cells:
-        for rollup, i in (("daily_cells", 0), ("monthly_cells", 1)):
-            if old_cells is not None:
-                out.append(RollupChange(rollup, old_cells[i], {"reports": -1}))
-            if new_cells is not None:
-                out.append(RollupChange(rollup, new_cells[i], {"reports": 1}))
+    old_cells = (before.cell_keys() if before else None) or {}
+    new_cells = after.cell_keys() or {}
+    for rollup in CELL_ROLLUPS:
+        old_key, new_key = old_cells.get(rollup), new_cells.get(rollup)
+        if old_key == new_key:
+            continue
+        if old_key is not None:
+            out.append(RollupChange(rollup, old_key, {"reports": -1}))
+        if new_key is not None:
+            out.append(RollupChange(rollup, new_key, {"reports": 1}))
     return out
 
 

@@ -1,4 +1,4 @@
-"""Baseline warehouse schema, frozen: the report fact table partitioned by month (BRIN on receive time, a default partition), report keys, pending outcomes, the hourly and cell rollups, bulk load runs; the runtime's tables.
+"""Baseline warehouse schema, frozen: the report fact table partitioned by month (BRIN on receive time, a default partition), report keys, pending outcomes, the hourly and cell rollups (by type and of every type), bulk load runs; the runtime's tables.
 
 This revision is explicit DDL of the schema as first released. It never reads
 the live models: every later change to a table is a new revision after it.
@@ -96,6 +96,18 @@ def upgrade() -> None:
         schema="warehouse",
     )
     op.create_index("rollup_hourly_station_hour", "rollup_hourly", ["station_id", "hour"], schema="warehouse")
+    for table, period in (("rollup_daily_cell_totals", "day"), ("rollup_monthly_cell_totals", "month")):
+        op.create_table(
+            table,
+            sa.Column(period, sa.Date(), nullable=False),
+            sa.Column("cell", sa.BigInteger(), nullable=False),
+            sa.Column("station_id", sa.String(20), nullable=False),
+            sa.Column("longitude", sa.Float(), nullable=False),
+            sa.Column("latitude", sa.Float(), nullable=False),
+            sa.Column("reports", sa.BigInteger(), nullable=False, server_default="0"),
+            sa.PrimaryKeyConstraint(period, "cell", "station_id"),
+            schema="warehouse",
+        )
     for table, period in (("rollup_daily_cells", "day"), ("rollup_monthly_cells", "month")):
         op.create_table(
             table,
@@ -128,6 +140,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("load_runs", "rollup_monthly_cells", "rollup_daily_cells", "rollup_hourly", "pending_outcomes",
+    for table in ("load_runs", "rollup_monthly_cell_totals", "rollup_daily_cell_totals", "rollup_monthly_cells",
+                  "rollup_daily_cells", "rollup_hourly", "pending_outcomes",
                   "report_keys", "report_facts"):
         op.drop_table(table, schema="warehouse")
