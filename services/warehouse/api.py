@@ -137,6 +137,8 @@ class WarehouseServicer(pb_grpc.WarehouseServiceServicer):
         first, last = (domain.bucket_start(start, "HOUR"), domain.aligned(start, end, "HOUR")[1])
         with read_snapshot(self.rt.engine) as conn:
             counts = queries.kpi_counts(conn, start=first, end=last, stations=stations)
+        if not station_id and not district_id and stations is not None and len(stations) == 1:
+            station_id = next(iter(stations))  # a station's people: their station
         district = district_id or (org().district_of.get(station_id, "") if station_id else "")
         return mapping.kpis_to_pb(counts, station_id=station_id, district_id=district, start=first, end=last)
 

@@ -351,6 +351,11 @@ def test_station_kpis(env, week):
     assert (kpis.reports, kpis.answered) == (5, 5)
     assert kpis.answered_within_3s_share == pytest.approx(3 / 5)
     assert kpis.district_id == S01.district_id
+    # A station's chief without a filter: their station's figures, named.
+    own = env["stub"].GetStationKpis(pb.GetStationKpisRequest(
+        start_time=ts(base), end_time=ts(base + timedelta(days=7))),
+        metadata=caller(["station_chief"], station="S01", sub="chief-1"))
+    assert (own.station_id, own.reports, own.answered) == ("S01", 5, 5)
 
 
 def test_threshold_over_an_arbitrary_window(env, week):
