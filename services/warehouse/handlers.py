@@ -23,7 +23,7 @@ from .domain import Outcome, ReportFact, RollupChange
 
 def _move(uow: UnitOfWork, before: ReportFact | None, after: ReportFact) -> list[RollupChange]:
     changes = domain.rollup_changes(before, after)
-    centres = {ch.key[1]: domain.cell_center(ch.key[1]) for ch in changes if ch.rollup != "hourly"}
+    centres = {ch.key[1]: domain.cell_center(ch.key[1]) for ch in changes if ch.rollup in domain.CELL_ROLLUPS}
     uow.repos.rollups.apply(changes, centres)
     return changes
 

@@ -62,13 +62,21 @@ _TRUNC = {"HOUR": "hour", "DAY": "day", "WEEK": "week"}
 
 def counts_by_bucket(conn, *, start: datetime, end: datetime, granularity: str, types=(),
                      stations=None) -> dict[datetime, int]:
-    """Reports per city hour / day / week (bucket start in UTC) over whole hours [start, end)."""
-    params = {"a": start, "b": end, "g": _TRUNC[granularity]}
+    """Reports per city hour / day / week (bucket start in UTC) over [start, end): whole hours for
+    HOUR (the hourly rollup), whole city days for DAY and WEEK (the daily rollup)."""
+    params = {"g": _TRUNC[granularity]}
     where = _filters(params, types=types, stations=stations)
-    rows = conn.execute(text(
-        f"SELECT date_trunc(:g, hour AT TIME ZONE 'Asia/Shanghai') AS b, sum(reports) FROM {S}.rollup_hourly "
-        f"WHERE hour >= :a AND hour < :b{where} GROUP BY 1"), params).all()
-    return {b.replace(tzinfo=CITY_TIME).astimezone(timezone.utc): int(n) for b, n in rows}
+    if granularity == "HOUR":
+        params.update(a=start, b=end)
+        sql = (f"SELECT date_trunc(:g, hour AT TIME ZONE 'Asia/Shanghai') AS b, sum(reports) FROM {S}.rollup_hourly "
+               f"WHERE hour >= :a AND hour < :b{where} GROUP BY 1")
+    else:
+        params.update(a=start.astimezone(CITY_TIME).date(), b=end.astimezone(CITY_TIME).date())
+        sql = (f"SELECT date_trunc(:g, day) AS b, sum(reports) FROM {S}.rollup_daily "
+               f"WHERE day >= :a AND day < :b{where} GROUP BY 1")
+    rows = conn.execute(text(sql), params).all()
+    return {datetime(b.year, b.month, b.day, b.hour, tzinfo=CITY_TIME).astimezone(timezone.utc): int(n)
+            for b, n in rows}
 
 
 @dataclass(frozen=True)
@@ -114,12 +122,29 @@ def trend(conn, *, start: datetime, end: datetime, granularity: str, types=(), s
 
 
 def kpi_counts(conn, *, start: datetime, end: datetime, stations=None) -> dict[str, int]:
-    """The hourly rollup's measures summed over whole hours [start, end)."""
-    params = {"a": start, "b": end}
+    """The measures summed over whole hours [start, end): the whole city days inside from the daily
+    rollup, the hours around them from the hourly one."""
+    first_day = domain.bucket_start(start, "DAY")
+    if first_day < start:
+        first_day += domain.bucket_step("DAY")
+    last_day = domain.bucket_start(end, "DAY")
+    parts, params = [], {}
     where = _filters(params, types=(), stations=stations)
+    sums = ", ".join(f"{m}" for m in MEASURES)
+    if first_day < last_day:
+        params.update(d0=first_day.astimezone(CITY_TIME).date(), d1=last_day.astimezone(CITY_TIME).date())
+        parts.append(f"SELECT {sums} FROM {S}.rollup_daily WHERE day >= :d0 AND day < :d1{where}")
+        hours = [(start, first_day), (last_day, end)]
+    else:
+        hours = [(start, end)]
+    for i, (a, b) in enumerate(h for h in hours if h[0] < h[1]):
+        params.update({f"h{i}0": a, f"h{i}1": b})
+        parts.append(f"SELECT {sums} FROM {S}.rollup_hourly WHERE hour >= :h{i}0 AND hour < :h{i}1{where}")
+    if not parts:
+        return {m: 0 for m in MEASURES}
     row = conn.execute(text(
-        f"SELECT {', '.join(f'coalesce(sum({m}), 0)' for m in MEASURES)} FROM {S}.rollup_hourly "
-        f"WHERE hour >= :a AND hour < :b{where}"), params).one()
+        f"SELECT {', '.join(f'coalesce(sum({m}), 0)' for m in MEASURES)} FROM ({' UNION ALL '.join(parts)}) k"),
+        params).one()
     return {m: int(v) for m, v in zip(MEASURES, row)}
 
 

@@ -8,7 +8,7 @@
   feed reaches one partition.
 - `pending_outcomes`: what dispatch or referral said of a report intake's feed has not brought yet
   (the feeds are not ordered with each other); applied when the report arrives.
-- `rollup_hourly` (hour x station x type, with the KPI counts), `rollup_daily_cells` and
+- `rollup_hourly` and `rollup_daily` (hour / city day x station x type, with the KPI counts), `rollup_daily_cells` and
   `rollup_monthly_cells` (day / month x H3 res-8 cell x station x type), `rollup_daily_cell_totals`
   and `rollup_monthly_cell_totals` (the same without the type): kept by INSERT ... ON
   CONFLICT DO UPDATE as facts arrive and change, built set-based after a bulk load.
@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from services.runtime.app import RuntimeTables
 
-from .domain import MEASURES, Outcome, Partition, ReportFact, RollupChange, cell_center
+from .domain import CELL_ROLLUPS, MEASURES, Outcome, Partition, ReportFact, RollupChange, cell_center
 
 SCHEMA = "warehouse"
 metadata = MetaData(schema=SCHEMA)
@@ -107,6 +107,15 @@ rollup_hourly = Table(
     Index("rollup_hourly_station_hour", "station_id", "hour"),
 )
 
+rollup_daily = Table(
+    "rollup_daily", metadata,
+    Column("day", Date, primary_key=True),
+    Column("station_id", String(20), primary_key=True),
+    Column("incident_type", String(40), primary_key=True),
+    *_measure_columns(),
+    Index("rollup_daily_station_day", "station_id", "day"),
+)
+
 rollup_daily_cells = Table(
     "rollup_daily_cells", metadata,
     Column("day", Date, primary_key=True),
@@ -167,9 +176,10 @@ rollup_monthly_cell_totals = Table(
     Column("reports", BigInteger, nullable=False, server_default="0"),
 )
 
-ROLLUPS = {"hourly": rollup_hourly, "daily_cells": rollup_daily_cells, "monthly_cells": rollup_monthly_cells,
+ROLLUPS = {"hourly": rollup_hourly, "daily": rollup_daily, "daily_cells": rollup_daily_cells, "monthly_cells": rollup_monthly_cells,
            "daily_cell_totals": rollup_daily_cell_totals, "monthly_cell_totals": rollup_monthly_cell_totals}
 ROLLUP_KEYS = {"hourly": ("hour", "station_id", "incident_type"),
+               "daily": ("day", "station_id", "incident_type"),
                "daily_cells": ("day", "cell", "station_id", "incident_type"),
                "monthly_cells": ("month", "cell", "station_id", "incident_type"),
                "daily_cell_totals": ("day", "cell", "station_id"),
@@ -252,7 +262,7 @@ class RollupRepository:
         for ch in changes:
             table = ROLLUPS[ch.rollup]
             key = dict(zip(ROLLUP_KEYS[ch.rollup], ch.key))
-            if ch.rollup != "hourly":
+            if ch.rollup in CELL_ROLLUPS:
                 key["longitude"], key["latitude"] = centers[key["cell"]]
             stmt = insert(table).values(**key, **ch.delta)
             self.conn.execute(stmt.on_conflict_do_update(
@@ -343,26 +353,29 @@ class LoadRepository:
                                   update_time=func.now()))
 
     def build_rollups(self, load_id: int) -> None:
-        """Adds the load's facts to the rollups in five set-based statements, and marks it done."""
+        """Adds the load's facts to the rollups in six set-based statements, and marks it done."""
         sums = ", ".join(f"{m} = r.{m} + EXCLUDED.{m}" for m in MEASURES)
-        self.conn.execute(text(f"""
-            INSERT INTO {SCHEMA}.rollup_hourly AS r (hour, station_id, incident_type, {', '.join(MEASURES)})
-            SELECT date_trunc('hour', receive_time), station_id, incident_type, count(*),
-                   count(answer_time),
-                   count(*) FILTER (WHERE answer_time - receive_time <= interval '3 seconds'),
-                   count(hand_off_time),
-                   count(*) FILTER (WHERE hand_off_time - coalesce(answer_time, receive_time) <= interval '30 seconds'),
-                   count(arrival_time),
-                   count(*) FILTER (WHERE arrival_time - receive_time
-                                    <= make_interval(secs => coalesce(arrival_target_s, 300))),
-                   count(*) FILTER (WHERE merged),
-                   count(*) FILTER (WHERE satisfaction <> ''),
-                   count(*) FILTER (WHERE satisfaction IN ('SATISFIED', 'BASICALLY_SATISFIED')),
-                   count(*) FILTER (WHERE referred),
-                   count(close_time)
-            FROM {SCHEMA}.report_facts WHERE load_id = :id
-            GROUP BY 1, 2, 3
-            ON CONFLICT (hour, station_id, incident_type) DO UPDATE SET {sums}"""), {"id": load_id})
+        for table, period, bucket in (("rollup_hourly", "hour", "date_trunc('hour', receive_time)"),
+                                      ("rollup_daily", "day", "(receive_time AT TIME ZONE 'Asia/Shanghai')::date")):
+            self.conn.execute(text(f"""
+                INSERT INTO {SCHEMA}.{table} AS r ({period}, station_id, incident_type, {', '.join(MEASURES)})
+                SELECT {bucket}, station_id, incident_type, count(*),
+                       count(answer_time),
+                       count(*) FILTER (WHERE answer_time - receive_time <= interval '3 seconds'),
+                       count(hand_off_time),
+                       count(*) FILTER (WHERE hand_off_time - coalesce(answer_time, receive_time)
+                                        <= interval '30 seconds'),
+                       count(arrival_time),
+                       count(*) FILTER (WHERE arrival_time - receive_time
+                                        <= make_interval(secs => coalesce(arrival_target_s, 300))),
+                       count(*) FILTER (WHERE merged),
+                       count(*) FILTER (WHERE satisfaction <> ''),
+                       count(*) FILTER (WHERE satisfaction IN ('SATISFIED', 'BASICALLY_SATISFIED')),
+                       count(*) FILTER (WHERE referred),
+                       count(close_time)
+                FROM {SCHEMA}.report_facts WHERE load_id = :id
+                GROUP BY 1, 2, 3
+                ON CONFLICT ({period}, station_id, incident_type) DO UPDATE SET {sums}"""), {"id": load_id})
         centres = {c: cell_center(c) for c in self.conn.execute(text(
             f"SELECT DISTINCT h3_r8 FROM {SCHEMA}.report_facts WHERE load_id = :id AND h3_r8 IS NOT NULL"),
             {"id": load_id}).scalars()}

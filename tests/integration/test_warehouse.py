@@ -111,6 +111,13 @@ def assert_rollups_match_facts(env) -> None:
         rolled = conn.execute(text(f"SELECT hour, station_id, incident_type, {cols} FROM warehouse.rollup_hourly "
                                    "WHERE reports <> 0")).all()
         assert sorted(map(tuple, from_facts)) == sorted(map(tuple, rolled))
+        by_day = {}
+        for hour, station, kind, *counts in from_facts:
+            key = (hour.astimezone(domain.CITY_TIME).date(), station, kind)
+            by_day[key] = [a + b for a, b in zip(by_day.get(key, [0] * len(counts)), counts)]
+        rolled_days = conn.execute(text(f"SELECT day, station_id, incident_type, {cols} FROM warehouse.rollup_daily "
+                                        "WHERE reports <> 0")).all()
+        assert sorted((*k, *v) for k, v in by_day.items()) == sorted(map(tuple, rolled_days))
         cells = conn.execute(text("""
             SELECT (receive_time AT TIME ZONE 'Asia/Shanghai')::date, h3_r8, station_id, incident_type, count(*)
             FROM warehouse.report_facts WHERE h3_r8 IS NOT NULL GROUP BY 1, 2, 3, 4""")).all()
@@ -351,6 +358,17 @@ def test_station_kpis(env, week):
     assert (kpis.reports, kpis.answered) == (5, 5)
     assert kpis.answered_within_3s_share == pytest.approx(3 / 5)
     assert kpis.district_id == S01.district_id
+    # A window of part days: the whole day from the daily rollup, the hours around it from the hourly one
+    # (Sunday 18:00 to Tuesday 00:05, rounded out to Tuesday 01:00: Monday's three and Tuesday's two).
+    part = env["stub"].GetStationKpis(pb.GetStationKpisRequest(
+        station_id="S01", start_time=ts(base - timedelta(hours=6)), end_time=ts(base + timedelta(days=1, minutes=5))),
+        metadata=COMMANDER)
+    assert (part.reports, part.answered_within_3s_share) == (5, pytest.approx(3 / 5))
+    assert part.end_time.ToDatetime(tzinfo=UTC) == base + timedelta(days=1, hours=1)
+    shorter = env["stub"].GetStationKpis(pb.GetStationKpisRequest(
+        station_id="S01", start_time=ts(base + timedelta(minutes=5)), end_time=ts(base + timedelta(hours=3))),
+        metadata=COMMANDER)
+    assert shorter.reports == 3  # the hour from Monday 00:00 holds all three FIGHTs
     # A station's chief without a filter: their station's figures, named.
     own = env["stub"].GetStationKpis(pb.GetStationKpisRequest(
         start_time=ts(base), end_time=ts(base + timedelta(days=7))),

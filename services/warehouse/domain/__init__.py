@@ -24,6 +24,8 @@ SATISFIED = frozenset({"SATISFIED", "BASICALLY_SATISFIED"})
 # Partitions of the fact table created ahead of the current month by the maintenance job.
 MONTHS_AHEAD = 3
 
+# The rollups with every measure (KPIs, trends): hour and city day x station x type.
+MEASURE_ROLLUPS = ("hourly", "daily")
 CELL_ROLLUPS = ("daily_cells", "monthly_cells", "daily_cell_totals", "monthly_cell_totals")
 MEASURES = ("reports", "answered", "answered_3s", "handed_off", "handed_off_30s", "arrived",
             "arrived_on_target", "repeats", "rated", "satisfied", "referred", "closed")
@@ -161,6 +163,9 @@ class ReportFact:
     def hour_key(self) -> tuple[datetime, str, str]:
         return self.hour, self.station_id, self.incident_type
 
+    def day_key(self) -> tuple[date, str, str]:
+        return self.day, self.station_id, self.incident_type
+
     def cell_keys(self) -> dict[str, tuple] | None:
         """The fact's row in each cell rollup at HEAT_RESOLUTION: (day | month, cell, station, type), and
         without the type for the heat maps of every type; None without a point."""
@@ -176,7 +181,7 @@ class ReportFact:
 class RollupChange:
     """One row's worth of change to a rollup: add `delta` at `key` (negative numbers take away)."""
 
-    rollup: str  # "hourly" or one of CELL_ROLLUPS
+    rollup: str  # one of MEASURE_ROLLUPS or CELL_ROLLUPS
     key: tuple
     delta: dict[str, int] = field(default_factory=dict)
 
@@ -187,14 +192,17 @@ def rollup_changes(before: ReportFact | None, after: ReportFact) -> list[RollupC
     out: list[RollupChange] = []
     old = before.measures() if before else None
     new = after.measures()
-    if before is None or before.hour_key() != after.hour_key():
-        if before is not None:
-            out.append(RollupChange("hourly", before.hour_key(), {k: -v for k, v in old.items()}))
-        out.append(RollupChange("hourly", after.hour_key(), new))
-    else:
-        delta = {k: new[k] - old[k] for k in MEASURES if new[k] != old[k]}
-        if delta:
-            out.append(RollupChange("hourly", after.hour_key(), delta))
+    for rollup in MEASURE_ROLLUPS:
+        new_key = after.hour_key() if rollup == "hourly" else after.day_key()
+        old_key = None if before is None else before.hour_key() if rollup == "hourly" else before.day_key()
+        if old_key != new_key:
+            if old_key is not None:
+                out.append(RollupChange(rollup, old_key, {k: -v for k, v in old.items()}))
+            out.append(RollupChange(rollup, new_key, new))
+        else:
+            delta = {k: new[k] - old[k] for k in MEASURES if new[k] != old[k]}
+            if delta:
+                out.append(RollupChange(rollup, new_key, delta))
     old_cells = (before.cell_keys() if before else None) or {}
     new_cells = after.cell_keys() or {}
     for rollup in CELL_ROLLUPS:

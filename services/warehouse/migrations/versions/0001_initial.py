@@ -96,6 +96,16 @@ def upgrade() -> None:
         schema="warehouse",
     )
     op.create_index("rollup_hourly_station_hour", "rollup_hourly", ["station_id", "hour"], schema="warehouse")
+    op.create_table(
+        "rollup_daily",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("station_id", sa.String(20), nullable=False),
+        sa.Column("incident_type", sa.String(40), nullable=False),
+        *[sa.Column(m, sa.BigInteger(), nullable=False, server_default="0") for m in MEASURES],
+        sa.PrimaryKeyConstraint("day", "station_id", "incident_type"),
+        schema="warehouse",
+    )
+    op.create_index("rollup_daily_station_day", "rollup_daily", ["station_id", "day"], schema="warehouse")
     for table, period in (("rollup_daily_cell_totals", "day"), ("rollup_monthly_cell_totals", "month")):
         op.create_table(
             table,
@@ -141,6 +151,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in ("load_runs", "rollup_monthly_cell_totals", "rollup_daily_cell_totals", "rollup_monthly_cells",
-                  "rollup_daily_cells", "rollup_hourly", "pending_outcomes",
+                  "rollup_daily_cells", "rollup_daily", "rollup_hourly", "pending_outcomes",
                   "report_keys", "report_facts"):
         op.drop_table(table, schema="warehouse")
