@@ -4,7 +4,7 @@ Postgres: the embedded server from PyPI (data in .run/pgdata, kept between
 runs and upgraded in place by each service's migrations) unless DATABASE_URL
 is set, in which case that server is used (and upgraded the same way) and the
 URL must allow creating roles and schemas. Then each service's role, schema
-and migrations, the sample data, the five services, a local trace collector,
+and migrations, the sample data, the six services, a local trace collector,
 and Envoy in front of them.
 
     python -m tools.devstack run      # until Ctrl-C
@@ -34,8 +34,10 @@ SERVICES = {  # service name -> python package
     "referral": "services.referral12345",
     "alerts": "services.alerts",
     "scoring": "services.scoring",
+    "warehouse": "services.warehouse",
 }
-DEFAULT_PORTS = {"intake": 50051, "dispatch": 50052, "referral": 50053, "alerts": 50054, "scoring": 50055}
+DEFAULT_PORTS = {"intake": 50051, "dispatch": 50052, "referral": 50053, "alerts": 50054, "scoring": 50055,
+                 "warehouse": 50056}
 # Stand-ins for partner systems outside the suite, speaking their real contracts.
 STREAM_WORKERS = {"dispatch": 512, "alerts": 256}
 PARTNERS = {"antifraud": "tools.fake_antifraud", "smsc": "tools.fake_smsc"}

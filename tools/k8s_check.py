@@ -56,7 +56,8 @@ GATEWAY_GENERATED = K8S / "base" / "gateway" / "generated"
 DESCRIPTOR_MOUNT = "/etc/envoy/descriptors/descriptors.pb"
 # Where the gateway Deployment's init container puts Swagger UI's assets for /docs (from the smart110 image).
 DOCS_MOUNT = "/etc/envoy/docs"
-SERVICE_PORTS = {"intake": 50051, "dispatch": 50052, "referral": 50053, "alerts": 50054, "scoring": 50055}
+SERVICE_PORTS = {"intake": 50051, "dispatch": 50052, "referral": 50053, "alerts": 50054, "scoring": 50055,
+                 "warehouse": 50056}
 OTLP = ("otel-collector", 4317)
 # The gateway's listener that answers only /stats/prometheus (k8s/base/gateway, port "stats").
 GATEWAY_STATS_PORT = 9902

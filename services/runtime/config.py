@@ -11,6 +11,7 @@ DEFAULT_PORTS = {
     "referral": 50053,
     "alerts": 50054,
     "scoring": 50055,
+    "warehouse": 50056,
 }
 
 # Partner systems outside the suite, where they listen in development

@@ -11,7 +11,7 @@ from services.runtime.policy import SERVICE
 from tests.conftest import ROOT
 
 PACKAGES = {"intake": "intake", "dispatch": "dispatch", "referral": "referral12345", "alerts": "alerts",
-            "scoring": "scoring"}
+            "scoring": "scoring", "warehouse": "warehouse"}
 
 
 def contract_methods() -> dict[str, list[str]]:

@@ -11,7 +11,7 @@ import yaml
 
 from tools import k8s_check
 
-SERVICES = ("intake", "dispatch", "referral", "alerts", "scoring")
+SERVICES = ("intake", "dispatch", "referral", "alerts", "scoring", "warehouse")
 SERVER_FAULTS = {"INTERNAL", "UNKNOWN", "UNAVAILABLE", "DEADLINE_EXCEEDED", "DATA_LOSS"}
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from tools import k8s_check
 
-SERVICES = ("intake", "dispatch", "referral", "alerts", "scoring")
+SERVICES = ("intake", "dispatch", "referral", "alerts", "scoring", "warehouse")
 WORKLOADS = SERVICES + ("gateway",)
 REQUIRED_KINDS = ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceAccount")
 
@@ -222,7 +222,7 @@ def test_broken_manifests_are_caught(rendered):
 # cluster, an extra one is access nobody needs.
 _CALL = re.compile(r"""\.channel\(\s*["']([a-z0-9]+)["']""")
 PACKAGES = {"intake": "intake", "dispatch": "dispatch", "referral": "referral12345", "alerts": "alerts",
-            "scoring": "scoring"}
+            "scoring": "scoring", "warehouse": "warehouse"}
 
 
 def call_edges() -> set[tuple[str, str]]:

@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "services"
-SERVICE_NAMES = ["intake", "dispatch", "referral12345", "alerts", "scoring"]
+SERVICE_NAMES = ["intake", "dispatch", "referral12345", "alerts", "scoring", "warehouse"]
 
 # The skeleton's file kinds (a kind may also be a package of the same name).
 SKELETON = {"__init__", "__main__", "domain", "store", "queries", "handlers", "mapping", "api", "open311",

@@ -1,0 +1,175 @@
+"""The warehouse's read side: heat maps, trends, KPIs and threshold counts, from the rollups.
+
+Whole months of a heat map come from the month x cell rollup and the days around them from the
+day x cell rollup; trends and KPIs from the hour x station x type rollup. A threshold window to the
+second takes its whole hours from the hourly rollup and the minutes at either end from the fact table
+(two partitions at most, narrowed by the BRIN index). `stations` None means every station (the
+caller sees the whole city); otherwise only those stations' rows count.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+from sqlalchemy import text
+
+from . import domain
+from .domain import CITY_TIME, MEASURES
+
+S = "warehouse"
+
+
+def _filters(params: dict, *, types, stations, box=None, lng="longitude", lat="latitude") -> str:
+    sql = ""
+    if types:
+        sql += " AND incident_type = ANY(:types)"
+        params["types"] = list(types)
+    if stations is not None:
+        sql += " AND station_id = ANY(:stations)"
+        params["stations"] = sorted(stations)
+    if box is not None:
+        sql += f" AND {lng} BETWEEN :west AND :east AND {lat} BETWEEN :south AND :north"
+        params.update(west=box[0], south=box[1], east=box[2], north=box[3])
+    return sql
+
+
+def heat_map(conn, *, box: tuple[float, float, float, float], first: date, last: date, types=(),
+             stations=None, resolution: int = domain.HEAT_RESOLUTION) -> list[tuple[int, int]]:
+    """(cell, reports) for city days [first, last) in the box (west, south, east, north), most first."""
+    months, edges = domain.split_months(first, last)
+    parts, params = [], {}
+    where = _filters(params, types=types, stations=stations, box=box)
+    # Without a type filter, the rollups of every type: one row per cell and station, not per type too.
+    monthly, daily = (("rollup_monthly_cells", "rollup_daily_cells") if types
+                      else ("rollup_monthly_cell_totals", "rollup_daily_cell_totals"))
+    if months is not None:
+        params.update(m0=months[0], m1=months[1])
+        parts.append(f"SELECT cell, reports FROM {S}.{monthly} WHERE month >= :m0 AND month < :m1{where}")
+    for i, (d0, d1) in enumerate(edges):
+        params.update({f"d{i}0": d0, f"d{i}1": d1})
+        parts.append(f"SELECT cell, reports FROM {S}.{daily} WHERE day >= :d{i}0 AND day < :d{i}1{where}")
+    rows = conn.execute(text(f"SELECT cell, sum(reports) FROM ({' UNION ALL '.join(parts)}) c "
+                             f"GROUP BY cell HAVING sum(reports) > 0"), params).all()
+    counts: dict[int, int] = defaultdict(int)
+    for cell, n in rows:
+        counts[cell if resolution == domain.HEAT_RESOLUTION else domain.coarser(cell, resolution)] += int(n)
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+_TRUNC = {"HOUR": "hour", "DAY": "day", "WEEK": "week"}
+
+
+def counts_by_bucket(conn, *, start: datetime, end: datetime, granularity: str, types=(),
+                     stations=None) -> dict[datetime, int]:
+    """Reports per city hour / day / week (bucket start in UTC) over [start, end): whole hours for
+    HOUR (the hourly rollup), whole city days for DAY and WEEK (the daily rollup)."""
+    params = {"g": _TRUNC[granularity]}
+    where = _filters(params, types=types, stations=stations)
+    if granularity == "HOUR":
+        params.update(a=start, b=end)
+        sql = (f"SELECT date_trunc(:g, hour AT TIME ZONE 'Asia/Shanghai') AS b, sum(reports) FROM {S}.rollup_hourly "
+               f"WHERE hour >= :a AND hour < :b{where} GROUP BY 1")
+    else:
+        params.update(a=start.astimezone(CITY_TIME).date(), b=end.astimezone(CITY_TIME).date())
+        sql = (f"SELECT date_trunc(:g, day) AS b, sum(reports) FROM {S}.rollup_daily "
+               f"WHERE day >= :a AND day < :b{where} GROUP BY 1")
+    rows = conn.execute(text(sql), params).all()
+    return {datetime(b.year, b.month, b.day, b.hour, tzinfo=CITY_TIME).astimezone(timezone.utc): int(n)
+            for b, n in rows}
+
+
+@dataclass(frozen=True)
+class Bucket:
+    start: datetime
+    count: int
+    last_year_count: int
+    previous_count: int
+
+
+@dataclass(frozen=True)
+class TrendResult:
+    granularity: str
+    start: datetime
+    end: datetime
+    buckets: list[Bucket]
+    total: int
+    last_year_total: int
+    previous_total: int
+
+
+def trend(conn, *, start: datetime, end: datetime, granularity: str, types=(), stations=None) -> TrendResult:
+    """Buckets of the window (aligned to whole buckets) with 同比 and 环比, in two reads of the rollup:
+    this window with the one of the same length before it, and the same window a year before."""
+    start, end = domain.aligned(start, end, granularity)
+    step = domain.bucket_step(granularity)
+    span = end - start
+    now = counts_by_bucket(conn, start=start - span, end=end, granularity=granularity, types=types,
+                           stations=stations)
+    ly_start = domain.same_bucket_last_year(start, granularity)
+    ly_end = domain.same_bucket_last_year(end, granularity)
+    last_year = counts_by_bucket(conn, start=ly_start, end=ly_end, granularity=granularity, types=types,
+                                 stations=stations)
+    out = []
+    for b in domain.buckets(start, end, granularity):
+        ly = domain.same_bucket_last_year(b, granularity)
+        ly = domain.bucket_start(ly, granularity)
+        out.append(Bucket(b, now.get(b, 0), last_year.get(ly, 0), now.get(b - step, 0)))
+    return TrendResult(
+        granularity=granularity, start=start, end=end, buckets=out, total=sum(b.count for b in out),
+        last_year_total=sum(last_year.values()),
+        previous_total=sum(n for t, n in now.items() if start - span <= t < start))
+
+
+def kpi_counts(conn, *, start: datetime, end: datetime, stations=None) -> dict[str, int]:
+    """The measures summed over whole hours [start, end): the whole city days inside from the daily
+    rollup, the hours around them from the hourly one."""
+    first_day = domain.bucket_start(start, "DAY")
+    if first_day < start:
+        first_day += domain.bucket_step("DAY")
+    last_day = domain.bucket_start(end, "DAY")
+    parts, params = [], {}
+    where = _filters(params, types=(), stations=stations)
+    sums = ", ".join(f"{m}" for m in MEASURES)
+    if first_day < last_day:
+        params.update(d0=first_day.astimezone(CITY_TIME).date(), d1=last_day.astimezone(CITY_TIME).date())
+        parts.append(f"SELECT {sums} FROM {S}.rollup_daily WHERE day >= :d0 AND day < :d1{where}")
+        hours = [(start, first_day), (last_day, end)]
+    else:
+        hours = [(start, end)]
+    for i, (a, b) in enumerate(h for h in hours if h[0] < h[1]):
+        params.update({f"h{i}0": a, f"h{i}1": b})
+        parts.append(f"SELECT {sums} FROM {S}.rollup_hourly WHERE hour >= :h{i}0 AND hour < :h{i}1{where}")
+    if not parts:
+        return {m: 0 for m in MEASURES}
+    row = conn.execute(text(
+        f"SELECT {', '.join(f'coalesce(sum({m}), 0)' for m in MEASURES)} FROM ({' UNION ALL '.join(parts)}) k"),
+        params).one()
+    return {m: int(v) for m, v in zip(MEASURES, row)}
+
+
+def threshold_count(conn, *, start: datetime, end: datetime, types=(), stations=None,
+                    box: tuple[float, float, float, float] | None = None) -> int:
+    """Reports received in [start, end) to the second."""
+    if box is not None:
+        return _fact_count(conn, start, end, types=types, stations=stations, box=box)
+    first, last = domain.whole_hours(start, end)
+    if first >= last:
+        return _fact_count(conn, start, end, types=types, stations=stations)
+    params = {"a": first, "b": last}
+    where = _filters(params, types=types, stations=stations)
+    hours = conn.execute(text(f"SELECT coalesce(sum(reports), 0) FROM {S}.rollup_hourly "
+                              f"WHERE hour >= :a AND hour < :b{where}"), params).scalar()
+    edges = 0
+    if start < first:
+        edges += _fact_count(conn, start, first, types=types, stations=stations)
+    if last < end:
+        edges += _fact_count(conn, last, end, types=types, stations=stations)
+    return int(hours) + edges
+
+
+def _fact_count(conn, start: datetime, end: datetime, *, types=(), stations=None, box=None) -> int:
+    params = {"a": start, "b": end}
+    where = _filters(params, types=types, stations=stations, box=box)
+    return int(conn.execute(text(f"SELECT count(*) FROM {S}.report_facts "
+                                 f"WHERE receive_time >= :a AND receive_time < :b{where}"), params).scalar())
