@@ -221,6 +221,7 @@ function mount(root: HTMLElement): () => void {
       }
       filed = report;
       followed = null;
+      startNextCall();
       drawFiled();
       void followCase();
     } catch (err) {
@@ -228,6 +229,26 @@ function mount(root: HTMLElement): () => void {
     } finally {
       button.disabled = false;
     }
+  }
+
+  /** The form is cleared for the next call; the filed report stays on the side with its case. A
+   * preview still on its way is dropped (it would show the filed report as its own duplicate). */
+  function startNextCall(): void {
+    window.clearTimeout(debounce);
+    previewSeq += 1;
+    form.reset();
+    point = null;
+    pointFromClick = false;
+    addressCode = "";
+    mergeTarget = "";
+    preview = null;
+    knowledgeQuery = "";
+    addressHits = [];
+    $("#address-results").innerHTML = "";
+    $("#preview").innerHTML = `<h2>智能研判</h2><p class="muted">输入报警内容后自动研判</p>`;
+    $("#duplicates").innerHTML = "";
+    $("#knowledge").innerHTML = "";
+    drawPoint();
   }
 
   function drawFiled(): void {
