@@ -25,7 +25,7 @@ from . import handlers, mapping, queries
 from .api_consultations import ConsultationRpcs
 from .domain import (
     CATEGORIES, CLIENT_LOCATION_SOURCES, CORRECTABLE, MAX_ACCURACY_M, MAX_ADDRESS_CHARS, check_point,
-    validate_new_report,
+    validate_new_report, validate_report_so_far,
 )
 from .gazetteer import ADDRESS_CODE
 from .rules import INCIDENT_TYPES
@@ -78,6 +78,24 @@ class IntakeServicer(ConsultationRpcs, pb_grpc.IntakeServiceServicer):
             lambda uow: handlers.report_incident(uow, fields=fields, index=index, gazetteer=gazetteer,
                                                  knowledge=knowledge),
             actor=auth.current(), respond=mapping.report_to_pb)
+
+    def PreviewReport(self, request: pb.PreviewReportRequest, context) -> pb.ReportPreview:
+        """The classification and duplicate candidates of a report still being taken; the fields
+        given are checked as ReportIncident checks them, none is required."""
+        v = Violations()
+        fields = mapping.new_report_fields(request.report)
+        if not request.HasField("report"):
+            v.add("report", "is required")
+        else:
+            validate_report_so_far(fields, v, now=self.rt.clock())
+            if fields["address_code"]:
+                v.check(bool(ADDRESS_CODE.match(fields["address_code"])), "report.address_code",
+                        "must be a 21-digit standard address code")
+        v.raise_if_any()
+        index, gazetteer = self.caches.areas.get(), self.caches.addresses.get()
+        with self.rt.transaction(auth.current()) as uow:
+            preview = handlers.preview_report(uow, fields=fields, index=index, gazetteer=gazetteer)
+        return mapping.preview_to_pb(preview)
 
     def UpdateReport(self, request: pb.UpdateReportRequest, context) -> pb.Report:
         actor = auth.current()

@@ -69,6 +69,8 @@ class Candidate:
     lat: float | None
     address_text: str
     receive_time: datetime
+    station_id: str = ""
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,34 +79,48 @@ class DuplicateOf:
     reason: str  # in Chinese, for the timeline and the report
 
 
-def match(new: Candidate, candidates: list[Candidate]) -> DuplicateOf | None:
-    """The open incident `new` repeats, if any: the earliest that matches a rule."""
+@dataclass(frozen=True)
+class Repeat:
+    """An open incident a new report repeats, with the rule that matched (shown to the call-taker
+    before the report is filed)."""
+
+    candidate: Candidate
+    reason: str  # in Chinese
+    distance_m: float | None
+
+
+def matches(new: Candidate, candidates: list[Candidate]) -> list[Repeat]:
+    """Every open incident `new` repeats, the earliest first (by receive time, then id)."""
     if new.category not in MERGEABLE_CATEGORIES:
-        return None
-    found: list[tuple[datetime, str, str]] = []
+        return []
+    found: list[Repeat] = []
     for c in candidates:
         if c.report_id == new.report_id or c.category != new.category:
             continue
         gap = abs(new.receive_time - c.receive_time)
         minutes = gap.total_seconds() / 60
         same_kind = compatible(new.incident_type, c.incident_type)
+        d = distance_m(new.lon, new.lat, c.lon, c.lat) if None not in (new.lon, c.lon) else None
         if new.caller_phone and new.caller_phone == c.caller_phone and gap <= CALLER_WINDOW and (
                 same_kind or new.incident_type in VAGUE_TYPES or c.incident_type in VAGUE_TYPES):
-            found.append((c.receive_time, c.report_id, f"同一来电人 {minutes:.0f} 分钟内再次报警"))
+            found.append(Repeat(c, f"同一来电人 {minutes:.0f} 分钟内再次报警", d))
             continue
         if not same_kind or gap > NEAR_WINDOW:
             continue
-        if None not in (new.lon, c.lon):
-            d = distance_m(new.lon, new.lat, c.lon, c.lat)
+        if d is not None:
             if d <= NEAR_METRES:
-                found.append((c.receive_time, c.report_id,
-                              f"与该警情相距 {d:.0f} 米、间隔 {minutes:.0f} 分钟，类型相同或相近"))
+                found.append(Repeat(c, f"与该警情相距 {d:.0f} 米、间隔 {minutes:.0f} 分钟，类型相同或相近", d))
         elif new.lon is None and c.lon is None and new.address_text and new.address_text == c.address_text:
-            found.append((c.receive_time, c.report_id, f"地址相同、间隔 {minutes:.0f} 分钟，类型相同或相近"))
+            found.append(Repeat(c, f"地址相同、间隔 {minutes:.0f} 分钟，类型相同或相近", None))
+    return sorted(found, key=lambda r: (r.candidate.receive_time, r.candidate.report_id))
+
+
+def match(new: Candidate, candidates: list[Candidate]) -> DuplicateOf | None:
+    """The open incident `new` repeats, if any: the earliest that matches a rule."""
+    found = matches(new, candidates)
     if not found:
         return None
-    _, master_id, reason = min(found)
-    return DuplicateOf(master_id, reason)
+    return DuplicateOf(found[0].candidate.report_id, found[0].reason)
 
 
 def near_box(new: Candidate) -> tuple[float, float, float, float] | None:
@@ -125,4 +141,4 @@ def lock_key(new: Candidate, *, area: str = "") -> int:
 def candidate_of(report) -> Candidate:
     c = report.classification
     return Candidate(report.id, c.category, c.incident_type, report.caller_phone, report.lon, report.lat,
-                     report.address_text, report.receive_time)
+                     report.address_text, report.receive_time, report.station_id, report.description)

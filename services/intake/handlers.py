@@ -82,6 +82,32 @@ def report_incident(uow: UnitOfWork, *, fields: dict, index: JurisdictionIndex, 
     return report
 
 
+@dataclass(frozen=True)
+class Preview:
+    """A report as it would be filed now, located and classified but not recorded, and the open
+    incidents in the caller's jurisdiction it repeats (`master`: the one it would be merged into)."""
+
+    report: Report
+    repeats: list[duplicates.Repeat]
+    master: str
+
+
+def preview_report(uow: UnitOfWork, *, fields: dict, index: JurisdictionIndex, gazetteer: Gazetteer) -> Preview:
+    """What ReportIncident would make of these fields now (the call-taker's console asks as they
+    type): located, classified by the same rules, and checked for the incidents it repeats by the
+    duplicate rules. Nothing is written and no event is recorded."""
+    now, actor, reports = uow.now(), uow.actor, uow.repos.reports
+    report = Report.received(new_id(now), fields, actor=actor, now=now)
+    report.locate(index, gazetteer, actor=actor, now=now)
+    recent = reports.recent_invalid_calls(report.caller_phone, report.repeat_invalid_since) \
+        if report.caller_phone else 0
+    report.classify_by_rules(recent_invalid_calls=recent, actor=actor, now=now)
+    new = duplicates.candidate_of(report)
+    found = duplicates.matches(new, reports.open_candidates(new))
+    master = found[0].candidate.report_id if found else ""
+    return Preview(report, [r for r in found if uow.scope.sees(r.candidate.station_id)], master)
+
+
 def _observe_answer(uow: UnitOfWork, report: Report, seconds: float) -> None:
     """The answer time of a report, by its priority and channel (counted once the transaction commits)."""
     priority = report.classification.priority if report.classification is not None else None

@@ -151,6 +151,34 @@ def report_to_pb(r: Report, *, masked: bool = False) -> pb.Report:
     return msg
 
 
+def preview_to_pb(p) -> pb.ReportPreview:
+    """PreviewReport's answer (`handlers.Preview`): the classification, place and duplicate candidates."""
+    r, c = p.report, p.report.classification
+    msg = pb.ReportPreview(
+        classification=pb.Classification(
+            category=enum_value(pb.Category, c.category, "CATEGORY_"),
+            incident_type=c.incident_type, priority=c.priority, reason=c.reason,
+            rule_ids=c.rule_ids, corrected=c.corrected, confidence=c.confidence,
+        ),
+        needs_confirmation=c.needs_confirmation, classifier_version=c.classifier_version,
+        station_id=r.station_id, grid_id=r.grid_id, border_case=r.border_case,
+        shared_station_ids=r.shared_station_ids,
+    )
+    if r.address_match is not None:
+        msg.address_match.CopyFrom(address_match_to_pb(r.address_match))
+    if r.lon is not None:
+        msg.point.CopyFrom(common_pb2.GeoPoint(longitude=r.lon, latitude=r.lat))
+    for repeat in p.repeats:
+        cand = repeat.candidate
+        msg.duplicate_candidates.append(pb.DuplicateCandidate(
+            report=f"reports/{cand.report_id}", category=enum_value(pb.Category, cand.category, "CATEGORY_"),
+            incident_type=cand.incident_type, description=cand.description, address_text=cand.address_text,
+            station_id=cand.station_id, receive_time=to_pb(cand.receive_time),
+            distance_m=repeat.distance_m or 0.0, reason=repeat.reason, master=cand.report_id == p.master,
+        ))
+    return msg
+
+
 def caller_contact_to_pb(r: Report) -> pb.CallerContact:
     """GetCallerContact's answer: the report's caller, unmasked."""
     return pb.CallerContact(report=r.name, caller=pb.Caller(phone_number=r.caller_phone, name=r.caller_name))

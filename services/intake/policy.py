@@ -15,6 +15,8 @@ CONSULTATION_READERS = ("expert", "call_taker", "commander", "supervisor", SERVI
 POLICIES = {SERVICE_NAME: Policy(SERVICE_NAME, {
     # Reports come from every channel: phones, 12345's transfer, apps, partners' alarms.
     "ReportIncident": Access(*ANYONE, why="every channel files reports"),
+    # Classification and duplicate candidates while a report is being taken: nothing is recorded.
+    "PreviewReport": Access(*CALL_TAKING),
     "GetReport": Access(*READING),
     # Unmasked caller contact for another service (stop-payment, 12345 follow-up); each read is recorded.
     "GetCallerContact": Access(SERVICE, why="personal data for a service that must reach the caller, recorded"),

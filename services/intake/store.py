@@ -294,7 +294,7 @@ class _Columns:
 
 def _candidate(row) -> Candidate:
     return Candidate(row.id, row.category, row.incident_type, row.caller_phone, row.lon, row.lat,
-                     row.address_text, row.receive_time)
+                     row.address_text, row.receive_time, row.station_id, row.description)
 
 
 @dataclass
@@ -417,7 +417,8 @@ def _candidates_query(near_point: bool, same_caller: bool, same_address: bool):
                          reports.c.address_text == bindparam("address", type_=reports.c.address_text.type)))
     time_type = reports.c.receive_time.type
     return select(reports.c.id, reports.c.category, reports.c.incident_type, reports.c.caller_phone, reports.c.lon,
-                  reports.c.lat, reports.c.address_text, reports.c.receive_time).where(
+                  reports.c.lat, reports.c.address_text, reports.c.receive_time, reports.c.station_id,
+                  reports.c.description).where(
         reports.c.receive_time.between(bindparam("start", type_=time_type), bindparam("end", type_=time_type)),
         reports.c.merged_into == "",
         reports.c.status.in_(duplicates.OPEN_STATUSES),

@@ -1,13 +1,14 @@
-// The Smart110 web front-end: one app, a page per screen. Only the big screen (指挥大屏) is built;
-// the call-taker console (接警台), the dispatcher board (调度台) and the officer's phone view are
-// further pages of the same app, with the same API client and sign-in.
+// The Smart110 web front-end: one app, a page per screen: the big screen (指挥大屏), the call-taker
+// console (接警台) and the dispatcher board (调度台), with the same API client and sign-in.
 import "./style.css";
 import { claims, clearToken, hasRole, takeTokenFromFragment, token } from "./auth";
 import { currentRoute, go, type Page } from "./router";
 import { mountLogin } from "./pages/login";
 import { bigScreen } from "./pages/big-screen/page";
+import { intakeConsole } from "./pages/intake-console";
+import { dispatchBoard } from "./pages/dispatch-board";
 
-const PAGES: Page[] = [bigScreen];
+const PAGES: Page[] = [bigScreen, intakeConsole, dispatchBoard];
 const HOME = bigScreen.path;
 
 const root = document.querySelector<HTMLElement>("#app")!;

@@ -23,7 +23,7 @@ from .statistics import ANSWER_TARGET, HAND_OFF_TARGET, RATINGS, Figures, Statis
 from .validation import (
     ATTACHMENT_LIMITS, CATEGORIES, CHANNELS, CLIENT_LOCATION_SOURCES, DEFAULT_LANGUAGE, MAX_ACCURACY_M,
     MAX_ADDRESS_CHARS, MAX_ATTACHMENTS, MAX_CLOCK_SKEW, MAX_DESCRIPTION_CHARS, check_point, normalize_phone,
-    validate_new_report,
+    validate_new_report, validate_report_so_far,
 )
 
 __all__ = [
@@ -36,5 +36,5 @@ __all__ = [
     "ANSWER_TARGET", "HAND_OFF_TARGET", "RATINGS", "Figures", "Statistics", "share",
     "ATTACHMENT_LIMITS", "CATEGORIES", "CHANNELS", "CLIENT_LOCATION_SOURCES", "DEFAULT_LANGUAGE", "MAX_ACCURACY_M",
     "MAX_ADDRESS_CHARS", "MAX_ATTACHMENTS", "MAX_CLOCK_SKEW", "MAX_DESCRIPTION_CHARS", "check_point", "normalize_phone",
-    "validate_new_report",
+    "validate_new_report", "validate_report_so_far",
 ]

@@ -117,3 +117,27 @@ def validate_new_report(r: dict, v, *, now: datetime | None = None) -> None:
     received = r.get("receive_time")
     if received is not None and now is not None:
         v.check(received <= now + MAX_CLOCK_SKEW, "report.receive_time", "must not be in the future")
+
+
+def validate_report_so_far(r: dict, v, *, now: datetime | None = None) -> None:
+    """Checks a report still being taken (PreviewReport): what is given must be valid as
+    `validate_new_report` has it, but no place or description is required yet."""
+    v.check(r["channel"] in CHANNELS, "report.channel", "is required: one of " + ", ".join(sorted(CHANNELS)))
+    phone = r["caller_phone"]
+    if phone:
+        v.check(not SHORT_NUMBER.match(phone) and bool(MOBILE.match(phone) or LANDLINE.match(phone)),
+                "report.caller.phone_number",
+                "must be a mainland mobile number (11 digits, 1[3-9]…) or a landline with its area code "
+                "like 027-85551234")
+    v.check(len(r["caller_name"]) <= 50, "report.caller.name", "must be at most 50 characters")
+    if r["lon"] is not None:
+        check_point(r["lon"], r["lat"], v, "report.location.point")
+        v.check(r["location_source"] in CLIENT_LOCATION_SOURCES, "report.location.source",
+                "must be GNSS, CELL, CALL_TAKER or FIXED_DEVICE (GAZETTEER is set by the server)")
+    v.check(len(r["address_text"]) <= MAX_ADDRESS_CHARS, "report.address_text",
+            f"must be at most {MAX_ADDRESS_CHARS} characters")
+    v.check(len(r["description"]) <= MAX_DESCRIPTION_CHARS, "report.description",
+            f"must be at most {MAX_DESCRIPTION_CHARS} characters")
+    received = r.get("receive_time")
+    if received is not None and now is not None:
+        v.check(received <= now + MAX_CLOCK_SKEW, "report.receive_time", "must not be in the future")

@@ -35,7 +35,7 @@ interface RestStation {
   grids: { gridId: string; displayName: string; boundaryGeojson: string }[];
 }
 
-async function loadStations(): Promise<StationArea[]> {
+export async function loadStations(): Promise<StationArea[]> {
   const out: StationArea[] = [];
   let pageToken = "";
   do {

@@ -1,0 +1,98 @@
+"""The call-taker console (接警台) and the dispatcher board (调度台) in a real browser: Debian's
+Chromium, headless, driven by Playwright (web/tests/consoles.mjs) against the whole suite behind the
+gateway. A call-taker picks the place on the map and types a report, seeing the classification
+while typing, and files it; its case appears on the dispatcher board; the dispatcher offers it to a
+recommended unit; that unit's officer accepts through the API and the board shows it accepted.
+Screenshots go to build/screenshots/consoles-*.png."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT
+from tests.web.test_big_screen import CHROMIUM, SCREENSHOTS, _missing, _skip
+from tools.token import mint
+
+pytestmark = pytest.mark.web
+
+SCRIPT = ROOT / "web" / "tests" / "consoles.mjs"
+# Live, but on a shared two-core machine running the whole suite: a few seconds at most.
+LIVE_MS = 5_000
+
+
+@pytest.fixture(scope="module")
+def desks_run(stack):
+    """One run of the scenario: what the console and the board showed."""
+    reason = _missing()
+    if reason:
+        _skip(reason)
+    call_taker = mint(roles=["call_taker"], sub="e2e-console-call-taker", name="接警员王芳")
+    dispatcher = mint(roles=["dispatcher"], sub="e2e-board-dispatcher", name="调度员张强")
+    for old in SCREENSHOTS.glob("consoles-*.png"):
+        old.unlink()
+    proc = subprocess.run(
+        ["node", str(SCRIPT)], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "GATEWAY_URL": stack.gateway_url, "CALL_TAKER_TOKEN": call_taker,
+             "DISPATCHER_TOKEN": dispatcher, "PYTHON": sys.executable, "SCREENSHOTS": str(SCREENSHOTS),
+             "CHROMIUM": CHROMIUM})
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "failure" not in result, result["failure"] + f"\nscreenshots in {SCREENSHOTS}"
+    return result, httpx.Client(base_url=stack.gateway_url, timeout=20,
+                                headers={"Authorization": f"Bearer {dispatcher}"})
+
+
+def test_the_console_classifies_while_the_call_taker_types_and_files_the_report(desks_run, stack):
+    result, http = desks_run
+    assert "token" not in result["consoleAddressBar"] and result["consoleAddressBar"].endswith("#/intake-console")
+    assert result["errors"] == []
+    assert set(result["requests"]) == {stack.gateway_url}
+    # Something was shown before the description was complete, and the whole one reads as a robbery.
+    assert result["whileTyping"] is not None
+    assert result["preview"]["category"] == 1 and result["preview"]["incidentType"] == "ROBBERY"
+    assert result["preview"]["stationId"]
+    assert "警情" in result["previewText"] and result["preview"]["reason"] in result["previewText"]
+    assert "地图选点" in result["pointText"]
+    # What was filed is what the preview said, at the station it named.
+    report = http.get(f"/v1/{result['report']}").json()
+    assert report["classification"]["incidentType"] == result["preview"]["incidentType"]
+    assert report["classification"]["priority"] == result["preview"]["priority"]
+    assert report["stationId"] == result["preview"]["stationId"]
+    assert report["location"]["source"] == "LOCATION_SOURCE_CALL_TAKER"
+    # The console follows the case that came of it.
+    [case] = http.get("/v1/cases", params={"report": result["report"]}).json()["cases"]
+    assert result["consoleCase"] == case["name"] and case["name"] in result["filedText"]
+
+
+def test_the_case_appears_on_the_board_and_a_recommended_unit_is_offered_it(desks_run):
+    result, http = desks_run
+    assert result["fileToBoardMs"] < LIVE_MS
+    assert "抢" in result["boardCaseText"] or "ROBBERY" in result["boardCaseText"]
+    assert "米" in result["recommendationText"] or "公里" in result["recommendationText"]
+    offer = http.get(f"/v1/{result['assignment']}").json()
+    assert offer["unit"] == result["offeredUnit"]
+    assert offer["name"].startswith(result["consoleCase"] + "/assignments/")
+    assert offer["name"] not in [a["name"] for a in result["before"]]
+
+
+def test_an_officer_accepting_shows_on_the_board(desks_run):
+    result, http = desks_run
+    assert result["accepted"]["state"] == "ASSIGNMENT_STATE_ACCEPTED"
+    assert result["acceptToBoardMs"] < LIVE_MS
+    assert "已接单" in result["acceptedText"]
+    case = http.get(f"/v1/{result['consoleCase']}").json()
+    assert case["status"] == "CASE_STATUS_DISPATCHED"
+    assert any(a["name"] == result["assignment"] and a["state"] == "ASSIGNMENT_STATE_ACCEPTED"
+               for a in case["assignments"])
+
+
+def test_screenshots_are_saved(desks_run):
+    for name in ("call-taker-preview", "call-taker-filed", "dispatcher-case", "dispatcher-offered",
+                 "dispatcher-accepted"):
+        shot = SCREENSHOTS / f"consoles-{name}.png"
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", shot
