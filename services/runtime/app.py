@@ -206,6 +206,10 @@ class ServiceSpec:
     # Further commands (`python -m services.<name> <command> [args]`) -> function(args); they run
     # without the service's settings (a command that needs the database reads DATABASE_URL itself).
     commands: dict = field(default_factory=dict)
+    # Commands that work on the service's own runtime (`python -m services.<name> <command> [args]`)
+    # -> function(rt, args): the runtime is opened from the service's settings, as `seed`'s is, and
+    # closed after.
+    runtime_commands: dict = field(default_factory=dict)
     # Loads what a first request would otherwise wait for (indexes, dictionaries), once at start-up,
     # before the port is bound.
     warm_up: Callable[[Runtime], None] | None = None
@@ -327,6 +331,14 @@ def main(spec: ServiceSpec, argv: list[str] | None = None) -> None:
         return
     settings = Settings.from_env(spec.name)
     setup_logging(spec.name, settings.log_level)
+    if action in spec.runtime_commands:
+        rt = open_runtime(spec, settings)
+        adopt(spec, rt)
+        try:
+            spec.runtime_commands[action](rt, args[1:])
+        finally:
+            rt.engine.dispose()
+        return
     if action == "serve":
         serve(spec, settings)
     elif action == "migrate":
@@ -342,4 +354,5 @@ def main(spec: ServiceSpec, argv: list[str] | None = None) -> None:
         finally:
             rt.engine.dispose()
     else:
-        raise SystemExit(f"usage: python -m services.{spec.name} [{'|'.join(['serve', 'migrate', 'seed', *spec.commands])}]")
+        raise SystemExit(f"usage: python -m services.{spec.name} "
+                         f"[{'|'.join(['serve', 'migrate', 'seed', *spec.commands, *spec.runtime_commands])}]")

@@ -1,4 +1,4 @@
-"""`python -m services.warehouse [serve|migrate|seed|load]`."""
+"""`python -m services.warehouse [serve|migrate|seed|load|archive|reattach]`."""
 from functools import partial
 from pathlib import Path
 
@@ -6,6 +6,7 @@ from smart110.warehouse.v1 import warehouse_service_pb2 as pb
 from smart110.warehouse.v1 import warehouse_service_pb2_grpc as pb_grpc
 
 from services.runtime.app import Runtime, ServiceSpec, main
+from services.runtime.config import env_float
 
 from . import handlers, policy, seed, store, workers
 from .api import WarehouseServicer
@@ -13,6 +14,7 @@ from .api import WarehouseServicer
 
 def build(rt: Runtime) -> list[tuple]:
     rt.every("partition-maintenance", workers.PARTITION_SECONDS, partial(workers.maintain_partitions, rt))
+    rt.every("partition-archive", env_float("WAREHOUSE_ARCHIVE_SECONDS", 24 * 3600.0), partial(workers.archive_round, rt))
     return [(pb_grpc.add_WarehouseServiceServicer_to_server, WarehouseServicer(rt),
              pb.DESCRIPTOR.services_by_name["WarehouseService"].full_name)]
 
@@ -22,6 +24,7 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations", build=build, seed=seed.seed,
     event_handlers=handlers.EVENT_HANDLERS, repositories=store.Repositories,
     policies=policy.POLICIES, commands={"load": seed.load_command},
+    runtime_commands={"archive": workers.archive_command, "reattach": workers.reattach_command},
     warm_up=workers.maintain_partitions,
 )
 

@@ -34,6 +34,8 @@ def record_report(uow: UnitOfWork, *, fact: ReportFact) -> ReportFact:
     repos = uow.repos
     repos.facts.lock(fact.report)
     kept = repos.facts.get(fact.report)
+    if kept is None and _archived(uow, fact.receive_time):
+        return fact  # its month is archived: counted in the rollups, not written again
     if kept is None:
         waiting = repos.outcomes.take(fact.report)
         new = fact.with_outcome(waiting) if waiting is not None else fact
@@ -45,6 +47,11 @@ def record_report(uow: UnitOfWork, *, fact: ReportFact) -> ReportFact:
         repos.facts.save(new)
         _move(uow, kept, new)
     return new
+
+
+def _archived(uow: UnitOfWork, receive_time: datetime) -> bool:
+    horizon = uow.repos.archive.archived_horizon()
+    return horizon is not None and receive_time < horizon
 
 
 def record_outcome(uow: UnitOfWork, *, outcome: Outcome) -> ReportFact | None:

@@ -13,6 +13,9 @@
   and `rollup_monthly_cell_totals` (the same without the type): kept by INSERT ... ON
   CONFLICT DO UPDATE as facts arrive and change, built set-based after a bulk load.
 - `load_runs`: bulk loads, with how many batches each has committed (the resume cursor).
+- `archived_partitions`: month partitions of the fact table archived to files and dropped (the
+  rollups keep counting them), with the file, its row count and digest, and when they were
+  attached again.
 """
 from __future__ import annotations
 
@@ -136,6 +139,19 @@ rollup_monthly_cells = Table(
     Column("longitude", Float, nullable=False),
     Column("latitude", Float, nullable=False),
     Column("reports", BigInteger, nullable=False, server_default="0"),
+)
+
+archived_partitions = Table(
+    "archived_partitions", metadata,
+    Column("name", String(40), primary_key=True),
+    Column("start_time", DateTime(timezone=True), nullable=False),
+    Column("end_time", DateTime(timezone=True), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("archive_time", DateTime(timezone=True), nullable=False),
+    # Attached again (reattach): the rows are back in the fact table; NULL while archived.
+    Column("reattach_time", DateTime(timezone=True)),
 )
 
 load_runs = Table(
@@ -307,6 +323,74 @@ class PartitionRepository:
         return created
 
 
+class ArchiveRepository:
+    """Month partitions out to archive files and back (retention, `workers.archive_partitions`)."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def attached(self) -> list[str]:
+        return sorted(PartitionRepository(self.conn).existing() - {"report_facts_default"})
+
+    def lock(self) -> bool:
+        """One archiver at a time across replicas, for this transaction; False when another has it."""
+        return bool(self.conn.execute(text("SELECT pg_try_advisory_xact_lock(hashtextextended('warehouse-archive', 110))"))
+                    .scalar())
+
+    def export(self, p: Partition, write) -> int:
+        """The partition's rows as CSV with a header, in pieces to `write`; returns how many rows."""
+        raw = self.conn.connection.dbapi_connection
+        with raw.cursor() as cur:
+            with cur.copy(f"COPY (SELECT * FROM {SCHEMA}.{p.name} ORDER BY receive_time, report) "
+                          f"TO STDOUT WITH (FORMAT csv, HEADER)") as copy:
+                for data in copy:
+                    write(bytes(data))
+        return self.conn.execute(text(f"SELECT count(*) FROM {SCHEMA}.{p.name}")).scalar()
+
+    def drop(self, p: Partition, *, path: str, rows: int, sha256: str, at: datetime) -> None:
+        """Detaches and drops the archived partition, forgets its live reports' keys and records the
+        archive (a partition archived before and attached again is recorded anew)."""
+        self.conn.execute(text(f"ALTER TABLE {SCHEMA}.report_facts DETACH PARTITION {SCHEMA}.{p.name}"))
+        self.conn.execute(text(f"DROP TABLE {SCHEMA}.{p.name}"))
+        self.conn.execute(report_keys.delete().where(report_keys.c.receive_time >= p.start,
+                                                     report_keys.c.receive_time < p.end))
+        row = dict(name=p.name, start_time=p.start, end_time=p.end, path=path, rows=rows, sha256=sha256,
+                   archive_time=at, reattach_time=None)
+        stmt = insert(archived_partitions).values(**row)
+        self.conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=row))
+
+    def archived(self, name: str | None = None) -> list:
+        q = select(archived_partitions).order_by(archived_partitions.c.start_time)
+        if name is not None:
+            q = q.where(archived_partitions.c.name == name)
+        return list(self.conn.execute(q))
+
+    def archived_horizon(self) -> datetime | None:
+        """The end of the latest month archived and not attached again (reports before it are archived)."""
+        return self.conn.execute(select(func.max(archived_partitions.c.end_time))
+                                 .where(archived_partitions.c.reattach_time.is_(None))).scalar()
+
+    def restore(self, p: Partition, read_chunks, at: datetime) -> int:
+        """Creates the partition again from its archive's CSV (`read_chunks` yields bytes), attaches it,
+        puts back its live reports' keys and marks it attached; returns how many rows."""
+        self.conn.execute(text(
+            f"CREATE TABLE {SCHEMA}.{p.name} (LIKE {SCHEMA}.report_facts INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"))
+        raw = self.conn.connection.dbapi_connection
+        with raw.cursor() as cur:
+            with cur.copy(f"COPY {SCHEMA}.{p.name} FROM STDIN WITH (FORMAT csv, HEADER)") as copy:
+                for chunk in read_chunks:
+                    copy.write(chunk)
+        self.conn.execute(text(
+            f"ALTER TABLE {SCHEMA}.report_facts ATTACH PARTITION {SCHEMA}.{p.name} "
+            f"FOR VALUES FROM ('{p.start.isoformat()}') TO ('{p.end.isoformat()}')"))
+        self.conn.execute(text(
+            f"INSERT INTO {SCHEMA}.report_keys (report, receive_time) SELECT report, receive_time "
+            f"FROM {SCHEMA}.{p.name} WHERE load_id IS NULL ON CONFLICT DO NOTHING"))
+        self.conn.execute(archived_partitions.update().where(archived_partitions.c.name == p.name)
+                          .values(reattach_time=at))
+        return self.conn.execute(text(f"SELECT count(*) FROM {SCHEMA}.{p.name}")).scalar()
+
+
 class Repositories:
     """The warehouse's repositories on one transaction's connection (`uow.repos`)."""
 
@@ -315,6 +399,7 @@ class Repositories:
         self.outcomes = OutcomeRepository(conn)
         self.rollups = RollupRepository(conn)
         self.partitions = PartitionRepository(conn)
+        self.archive = ArchiveRepository(conn)
 
 
 # -- the bulk load ----------------------------------------------------------------------------

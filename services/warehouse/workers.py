@@ -1,4 +1,4 @@
-"""The warehouse's background work: the partition maintenance job.
+"""The warehouse's background work: the partition maintenance job and retention.
 
 Every PARTITION_SECONDS it makes sure the fact table has this month's partition and the next
 MONTHS_AHEAD (domain), moving any rows of those months out of the default partition. Several replicas
@@ -6,14 +6,133 @@ may run it: the lock on the parent table makes them take turns, and a month crea
 """
 from __future__ import annotations
 
-from services.runtime.app import Runtime
+import argparse
+import csv
+import gzip
+import hashlib
+import logging
+import os
+from pathlib import Path
 
-from . import handlers
+from services.runtime.app import Runtime
+from services.runtime.config import env_int, env_str
+from services.runtime.errors import FailedPrecondition
+
+from . import domain, handlers
+
+log = logging.getLogger("smart110.warehouse.workers")
 
 PARTITION_SECONDS = 6 * 3600.0
+# Retention (留存): month partitions older than WAREHOUSE_RETENTION_MONTHS are written to
+# WAREHOUSE_ARCHIVE_DIR as gzip'd CSV (a header line, the fact table's columns) and dropped; the
+# rollups keep counting them, so the big screen's history and trends are unchanged.
+RETENTION_MONTHS = 36
+ARCHIVE_DIR = "build/warehouse-archive"
+CHUNK = 1 << 20
 
 
 def maintain_partitions(rt: Runtime) -> list[str]:
     """One round at the runtime's clock (tests call it); returns the partitions created."""
     with rt.transaction() as uow:
         return handlers.prepare_partitions(uow)
+
+
+# -- retention and archive -------------------------------------------------------------------------
+
+def archive_partitions(rt: Runtime, *, keep_months: int, directory: Path, say=log.info) -> list[str]:
+    """Archives the month partitions older than `keep_months`: each is written to `directory` as
+    report_facts_YYYYMM.csv.gz, read back and counted, then detached and dropped, in one transaction
+    per partition (a failure leaves it attached). Returns the partitions archived."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with rt.transaction() as uow:
+        attached = uow.repos.archive.attached()
+    due = domain.partitions_to_archive(attached, rt.clock(), keep_months)
+    done = []
+    for p in due:
+        path = directory / f"{p.name}.csv.gz"
+        part = path.with_suffix(".gz.part")
+        with rt.transaction() as uow:
+            if not uow.repos.archive.lock():
+                say(f"archive: another replica is archiving; {p.name} is left for it")
+                break
+            digest = hashlib.sha256()
+            with gzip.open(part, "wb") as out:
+                def write(data: bytes) -> None:
+                    out.write(data)
+                    digest.update(data)
+                rows = uow.repos.archive.export(p, write)
+            lines = _count_rows(part)
+            if lines != rows:
+                part.unlink()
+                raise RuntimeError(f"archive of {p.name}: {rows} rows exported but {lines} read back")
+            os.replace(part, path)
+            uow.repos.archive.drop(p, path=str(path), rows=rows, sha256=digest.hexdigest(), at=rt.clock())
+        say(f"archive: {p.name} ({rows:,} rows) -> {path}")
+        done.append(p.name)
+    return done
+
+
+def reattach_partition(rt: Runtime, month: str, *, say=log.info) -> int:
+    """Attaches an archived month (YYYY-MM) again from its file, checked against the recorded digest
+    and row count; returns how many rows came back."""
+    p = domain.partition_of_month(month)
+    with rt.transaction() as uow:
+        [record] = uow.repos.archive.archived(p.name) or [None]
+        if record is None or record.reattach_time is not None:
+            raise FailedPrecondition(f"{p.name} is not archived", reason="NOT_ARCHIVED")
+        path = Path(record.path)
+        digest = hashlib.sha256()
+        with gzip.open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(CHUNK), b""):
+                digest.update(chunk)
+        if digest.hexdigest() != record.sha256:
+            raise RuntimeError(f"{path} does not match the archive's digest: it changed since it was written")
+        with gzip.open(path, "rb") as f:
+            rows = uow.repos.archive.restore(p, iter(lambda: f.read(CHUNK), b""), rt.clock())
+        if rows != record.rows:
+            raise RuntimeError(f"{path} holds {rows} rows, the archive recorded {record.rows}")
+    say(f"reattach: {p.name} ({rows:,} rows) <- {path}")
+    return rows
+
+
+def _count_rows(path: Path) -> int:
+    """Rows of a gzip'd CSV file with a header (fields may hold quoted line breaks)."""
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
+        return sum(1 for _ in csv.reader(f)) - 1
+
+
+def archive_round(rt: Runtime) -> list[str]:
+    """The periodic retention job (WAREHOUSE_RETENTION_MONTHS, WAREHOUSE_ARCHIVE_DIR)."""
+    return archive_partitions(rt, keep_months=env_int("WAREHOUSE_RETENTION_MONTHS", RETENTION_MONTHS),
+                              directory=Path(env_str("WAREHOUSE_ARCHIVE_DIR", ARCHIVE_DIR)))
+
+
+# -- the commands (python -m services.warehouse archive|reattach) -----------------------------------
+
+def archive_command(rt: Runtime, args: list[str]) -> None:
+    """`archive [--keep-months N] [--dir DIR]`: archives the months older than the retention now (what
+    the daily job does)."""
+    p = argparse.ArgumentParser(prog="python -m services.warehouse archive",
+                                description="Archives the fact table's month partitions older than the retention.")
+    p.add_argument("--keep-months", type=int, default=env_int("WAREHOUSE_RETENTION_MONTHS", RETENTION_MONTHS))
+    p.add_argument("--dir", default=env_str("WAREHOUSE_ARCHIVE_DIR", ARCHIVE_DIR))
+    a = p.parse_args(args)
+    if a.keep_months < 0:
+        p.error("--keep-months must not be negative")
+    done = archive_partitions(rt, keep_months=a.keep_months, directory=Path(a.dir),
+                              say=lambda line: print(line, flush=True))
+    print(f"archived {len(done)} partition(s)" + (": " + ", ".join(done) if done else ""), flush=True)
+
+
+def reattach_command(rt: Runtime, args: list[str]) -> None:
+    """`reattach YYYY-MM`: attaches an archived month again from its file."""
+    p = argparse.ArgumentParser(prog="python -m services.warehouse reattach",
+                                description="Attaches an archived month of the fact table again from its file.")
+    p.add_argument("month", help="the month, YYYY-MM")
+    a = p.parse_args(args)
+    try:
+        reattach_partition(rt, a.month, say=lambda line: print(line, flush=True))
+    except ValueError:
+        p.error(f"month must be YYYY-MM, not {a.month!r}")
+    except FailedPrecondition as exc:
+        raise SystemExit(f"reattach: {exc.message}") from None

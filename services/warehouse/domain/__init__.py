@@ -269,6 +269,36 @@ def partitions_between(start: datetime, end: datetime) -> list[Partition]:
     return out
 
 
+def partition_of_month(month: str) -> Partition:
+    """The partition of a month written YYYY-MM (ValueError otherwise)."""
+    t = datetime.strptime(month.strip(), "%Y-%m").replace(tzinfo=timezone.utc)
+    return month_partition(t)
+
+
+def partition_named(name: str) -> Partition:
+    """The partition of a name report_facts_YYYYMM (ValueError otherwise)."""
+    if not name.startswith("report_facts_"):
+        raise ValueError(f"not a month partition: {name!r}")
+    stamp = name.removeprefix("report_facts_")
+    return partition_of_month(f"{stamp[:4]}-{stamp[4:]}")
+
+
+def partitions_to_archive(attached: list[str], now: datetime, keep_months: int) -> list[Partition]:
+    """The attached month partitions wholly older than the `keep_months` months before now's month."""
+    horizon = month_partition(now).start
+    for _ in range(keep_months):
+        horizon = month_partition(horizon - timedelta(days=1)).start
+    out = []
+    for name in attached:
+        try:
+            p = partition_named(name)
+        except ValueError:
+            continue
+        if p.end <= horizon:
+            out.append(p)
+    return sorted(out, key=lambda p: p.start)
+
+
 def partitions_ahead(now: datetime, months: int = MONTHS_AHEAD) -> list[Partition]:
     """The current month's partition and the `months` after it: what the maintenance job keeps ready."""
     out = [month_partition(now)]
