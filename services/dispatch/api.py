@@ -517,6 +517,25 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
             accepted, rejected = (accepted + 1, rejected) if ok else (accepted, rejected + 1)
         return pb.ReportPositionsResponse(accepted=accepted, rejected=rejected)
 
+    def ReportPosition(self, request: pb.ReportPositionRequest, context) -> pb.ReportPositionResponse:
+        """One fix, with the stream's checks answered as errors naming the fields."""
+        actor = auth.current()
+        v = Violations()
+        resource_id(request.unit, "units", v, "unit")
+        at = self.rt.clock()
+        fix = mapping.position_fix_from_pb(request, at)
+        if v.require(request.HasField("position"), "position"):
+            ok = v.check(-180 <= fix.lon <= 180, "position.longitude", "must be -180 to 180")
+            ok &= v.check(-90 <= fix.lat <= 90, "position.latitude", "must be -90 to 90")
+            if ok:
+                v.check((fix.lon, fix.lat) != (0.0, 0.0), "position", "must not be 0,0 (no fix)")
+        v.check(request.accuracy_m >= 0, "accuracy_m", "must not be negative")
+        v.check((fix.fix_time - at).total_seconds() <= domain.MAX_FIX_AHEAD_S, "fix_time", "must not be in the future")
+        v.raise_if_any()
+        with self.rt.transaction(actor) as uow:
+            applied = handlers.report_one_position(uow, fix=fix)
+        return pb.ReportPositionResponse(applied=applied)
+
     def StreamEvents(self, request, context):
         yield from self.rt.feed.stream(request, context)
 
