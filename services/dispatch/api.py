@@ -27,7 +27,7 @@ from services.runtime.validation import (
     Violations, check_box, decode_page_token, name_id, resource_id, time_keyset,
 )
 
-from . import domain, eido, handlers, mapping, queries
+from . import clients, domain, eido, handlers, mapping, queries
 from .clients import IntakeContacts
 from .policy import PERSONAL_DATA_ROLES
 from .domain import ADVANCE_TARGETS, MAX_COMMENT, UNIT_FIELDS, Context
@@ -615,10 +615,23 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
         v.raise_if_any()
         stations = current_jurisdiction().stations_for(request.station_id)
         at = self.rt.clock()
+        # Alerts first, outside the read snapshot (an outbound call never holds a connection).
+        in_view = self._situation_alerts(box, request.station_id, stations)
         with read_snapshot(self.rt.engine) as conn:
             found = queries.situation(conn, box=box, station_ids=stations, at=at,
                                       stale_before=self.ctx.stale_before(at))
-        return mapping.situation_to_pb(found)
+        return mapping.situation_to_pb(found, in_view)
+
+    def _situation_alerts(self, box, station_id: str, stations: frozenset[str] | None):
+        """The active alerts of the view that the caller's jurisdiction covers (alerts answers this
+        service's credential with every station's); None when alerts is away or slow."""
+        source = self.ctx.situation_alerts
+        found = source.active(box=box, station_id=station_id) if source is not None else None
+        if found is None or stations is None:
+            return found
+        mine = [a for a in found.alerts
+                if a.area.station_id in stations or stations.intersection(a.area.shared_station_ids)]
+        return clients.AlertsFound(mine, found.truncated)
 
     # -- citizen follow-up (回访) and statistics ----------------------------------------------------------
     def RateCase(self, request: pb.RateCaseRequest, context) -> pb.DispatchCase:
