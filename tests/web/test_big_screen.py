@@ -59,7 +59,9 @@ def screen_run(stack):
     screen_sub = f"big-screen-{uuid.uuid4().hex[:8]}"
     screen_token = mint(roles=["commander"], sub=screen_sub, name="大屏指挥长")
     report_token = mint(roles=["call_taker"], station="S01", sub="e2e-call-taker", name="接警员")
-    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
+    # Only this screen's own: the other screens' tests save theirs in the same folder.
+    for old in SCREENSHOTS.glob("big-screen-*.png"):
+        old.unlink()
     proc = subprocess.run(
         ["node", str(SCRIPT)], cwd=ROOT, capture_output=True, text=True, timeout=180,
         env={**os.environ, "GATEWAY_URL": stack.gateway_url, "SCREEN_TOKEN": screen_token,
