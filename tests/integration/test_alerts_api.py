@@ -13,6 +13,7 @@ from lxml import etree
 
 from smart110.alerts.v1 import alerts_service_pb2 as pb
 from smart110.alerts.v1 import alerts_service_pb2_grpc as pb_grpc
+from smart110.common.v1 import common_pb2
 from services.alerts import api, handlers, mapping
 from services.alerts.__main__ import SPEC
 from tests import support
@@ -349,8 +350,7 @@ def test_a_border_case_s_alert_is_the_neighbour_s_too(stub, served):
 
 # -- the map's view (一张图): alerts by bounding box ----------------------------------------------------
 
-def box(west, south, east, north):
-    from smart110.common.v1 import common_pb2
+def box(west, south, east, north) -> common_pb2.BoundingBox:
     return common_pb2.BoundingBox(south_west=common_pb2.GeoPoint(longitude=west, latitude=south),
                                   north_east=common_pb2.GeoPoint(longitude=east, latitude=north))
 
@@ -391,7 +391,7 @@ def test_alerts_are_listed_and_pushed_by_the_map_box_their_area_centre_lies_in(s
     for request, fields in [
         (pb.ListAlertsRequest(bounds=box(114.7, 30.8, 114.6, 30.7)),
          {"bounds.north_east.longitude", "bounds.north_east.latitude"}),
-        (pb.ListAlertsRequest(bounds=box(0, 0, 1, 1).__class__()), {"bounds.south_west", "bounds.north_east"}),
+        (pb.ListAlertsRequest(bounds=common_pb2.BoundingBox()), {"bounds.south_west", "bounds.north_east"}),
     ]:
         with pytest.raises(grpc.RpcError) as err:
             stub.ListAlerts(request, timeout=5)

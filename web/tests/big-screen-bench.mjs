@@ -22,7 +22,7 @@ const summary = (xs) => ({ count: xs.length, p50_ms: pct(xs, 50), p95_ms: pct(xs
   mean_ms: xs.length ? Math.round((xs.reduce((a, b) => a + b, 0) / xs.length) * 10) / 10 : null });
 
 async function caseOf(report) {
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 200; i++) {
     const doc = await (await fetch(`${gateway}/v1/cases?pageSize=50`, { headers: { Authorization: `Bearer ${screenToken}` } })).json();
     const found = (doc.cases ?? []).find((c) => c.report === report);
     if (found) return found.name;
@@ -51,16 +51,19 @@ try {
   // Report to marker: each report at a place of its own, timed from the POST to the map drawing it.
   const toMarker = [];
   for (let i = 0; i < REPORTS; i++) {
-    const point = { longitude: 114.30 + (Math.random() - 0.5) * 0.03, latitude: 30.58 + (Math.random() - 0.5) * 0.03 };
+    // Far apart (about 1 km) and each its own caller, so that intake merges none as a duplicate.
+    const point = { longitude: 114.26 + i * 0.01 + Math.random() * 0.002, latitude: 30.60 + Math.random() * 0.002 };
     const posted = Date.now();
     const resp = await fetch(`${gateway}/v1/reports`, {
       method: "POST", headers: { Authorization: `Bearer ${reportToken}`, "Content-Type": "application/json" },
       body: JSON.stringify({ requestId: randomUUID(), report: {
         channel: "CHANNEL_PHONE", caller: { phoneNumber: `136${String(Math.floor(Math.random() * 1e8)).padStart(8, "0")}` },
-        location: { point }, description: "压测：小区门口有人打架" } }),
+        location: { point }, description: `压测第${i + 1}起：小区门口有人打架` } }),
     });
     if (!resp.ok) throw new Error(`POST /v1/reports: ${resp.status} ${await resp.text()}`);
-    const report = (await resp.json()).name;
+    const filed = await resp.json();
+    if (filed.mergedInto) continue; // a duplicate opens no case of its own
+    const report = filed.name;
     const name = await caseOf(report);
     await page.waitForFunction((n) => window.smart110BigScreen.renderedCaseNames().includes(n), name, { timeout: 10_000, polling: 10 });
     toMarker.push(Date.now() - posted);
