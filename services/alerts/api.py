@@ -17,7 +17,9 @@ from services.runtime.db import read_snapshot
 from services.runtime.errors import InvalidArgument, NotFound, OutOfRange, PermissionDenied
 from services.runtime.policy import current_jurisdiction
 from services.runtime.timeutil import from_pb, to_pb
-from services.runtime.validation import Violations, decode_page_token, name_id, paginate, resource_id, time_keyset
+from services.runtime.validation import (
+    Violations, check_box, decode_page_token, name_id, paginate, resource_id, time_keyset,
+)
 
 from . import domain, handlers, mapping, queries
 from .domain import UPDATABLE, validate_rule
@@ -139,8 +141,9 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
         size = v.page_size(request.page_size)
         after = time_keyset(decode_page_token(request.page_token, v, ("t", "id")), v)
         rule_id = resource_id(request.rule, "rules", v, "rule") if request.rule else ""
+        box = check_box(request.bounds, v) if request.HasField("bounds") else None
         v.raise_if_any()
-        query = queries.AlertQuery(
+        query = queries.AlertQuery(box=box,
             state=mapping.state_name(request.state) if request.state else "", min_level=request.min_level,
             kind=mapping.kind_name(request.kind) if request.kind else "", station_id=request.station_id,
             grid_id=request.grid_id, subject=request.subject, group_key=request.group_key, rule_id=rule_id,
@@ -252,10 +255,11 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
         v.check(0 <= request.min_level <= 4, "min_level", "must be an alert level")
         for i, k in enumerate(request.kinds):
             v.check(k in pb.RuleKind.values() and k != 0, f"kinds[{i}]", "must be a rule kind")
+        box = check_box(request.bounds, v) if request.HasField("bounds") else None
         v.raise_if_any()
         wanted = domain.AlertFilter.for_caller(
             set(request.areas), _visible(), mapping.level_name(request.min_level),
-            {mapping.kind_name(k) for k in request.kinds})
+            {mapping.kind_name(k) for k in request.kinds}, box)
         latest = self.rt.feed.latest_sequence()
         if request.after_sequence > latest:
             raise OutOfRange(f"after_sequence {request.after_sequence} is past the end of the feed ({latest}); "
@@ -265,7 +269,7 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
             with read_snapshot(self.rt.engine) as conn:
                 active = [a for a in queries.active_alerts(conn)
                           if wanted.wants(a.area.station_id, a.area.grid_id, a.level, a.kind,
-                                          a.area.shared_station_ids)]
+                                          a.area.shared_station_ids, a.area.center)]
             for alert in active:
                 yield pb.AlertChange(sequence=after, action="SNAPSHOT", alert=mapping.alert_to_pb(alert),
                                      time=to_pb(self.rt.clock()))
@@ -285,7 +289,8 @@ class AlertsServicer(pb_grpc.AlertsServiceServicer):
                 payload = pb.AlertUpdated()
                 event.payload.Unpack(payload)
                 action, changed = payload.action, payload.changed_fields
-            if wanted.wants(*mapping.alert_facets(payload.alert), payload.alert.area.shared_station_ids):
+            if wanted.wants(*mapping.alert_facets(payload.alert), payload.alert.area.shared_station_ids,
+                            mapping.area_center(payload.alert.area)):
                 yield pb.AlertChange(sequence=event.sequence, action=action, alert=payload.alert,
                                      time=event.occur_time, changed_fields=changed, new_entries=payload.new_entries)
                 if action in PUSHED_ACTIONS:

@@ -186,6 +186,11 @@ def alert_facets(alert: pb.Alert) -> tuple[str, str, str, str]:
     return alert.area.station_id, alert.area.grid_id, level_name(alert.level), kind_name(alert.kind)
 
 
+def area_center(area: pb.Area) -> tuple[float, float] | None:
+    """A pushed alert's area centre (lon, lat), None when it has none."""
+    return (area.center.longitude, area.center.latitude) if area.HasField("center") else None
+
+
 def event_to_message(event: DomainEvent) -> tuple[str, str, pb.AlertFired | pb.AlertUpdated]:
     """An alert's change as the event on the alerts feed: "alerts.AlertFired" (the alert and the
     entries recorded with it) or "alerts.AlertUpdated" (the alert as it now stands, the paths of the

@@ -62,6 +62,7 @@ class AlertQuery:
     seen_from: datetime | None = None
     seen_before: datetime | None = None
     stations: list[str] | None = None  # the stations the caller sees (None: all)
+    box: Box | None = None  # only alerts whose area centre lies in it
 
 
 def alert_page(conn, query: AlertQuery, after: tuple[datetime, str] | None, size: int) -> list:
@@ -83,6 +84,9 @@ def alert_page(conn, query: AlertQuery, after: tuple[datetime, str] | None, size
         q = q.where(alerts.c.last_seen_time >= query.seen_from)
     if query.seen_before is not None:
         q = q.where(alerts.c.last_seen_time < query.seen_before)
+    if query.box is not None:
+        b = query.box
+        q = q.where(alerts.c.center_lon.between(b.west, b.east), alerts.c.center_lat.between(b.south, b.north))
     if query.stations is not None:
         # Its station's, and a border case's shared with one of them (边界警情).
         q = q.where(or_(alerts.c.station_id.in_(query.stations),

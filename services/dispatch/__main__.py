@@ -23,6 +23,9 @@ def build(rt: Runtime) -> list[tuple]:
     # The victim's contact of a hand-off, read from intake at delivery, and the caller's of an EIDO
     # export (dispatch keeps no caller data).
     contacts = clients.IntakeContacts(rt.channel("intake"), timeout_seconds=retry.call_timeout_seconds)
+    # The active alerts of a map view, for GetSituation (answered without them when alerts is slow).
+    ctx.situation_alerts = clients.AlertsInView(rt.channel("alerts"),
+                                                timeout_seconds=ctx.settings.situation_alerts_timeout_s)
     rt.workers.append(workers.StopPaymentSender(rt, centre, contacts, policy=retry))
     # Expires unanswered offers and moves them on (one per replica is fine).
     rt.every("offer-sweeper", ctx.settings.sweep_interval_s, partial(workers.sweep_offers, rt))

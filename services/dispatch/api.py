@@ -23,12 +23,14 @@ from services.runtime.enums import enum_name, enum_value
 from services.runtime.errors import NotFound, PermissionDenied
 from services.runtime.policy import current_jurisdiction, in_scope, org
 from services.runtime.timeutil import from_pb, to_pb
-from services.runtime.validation import Violations, decode_page_token, name_id, resource_id, time_keyset
+from services.runtime.validation import (
+    Violations, check_box, decode_page_token, name_id, resource_id, time_keyset,
+)
 
-from . import domain, eido, handlers, mapping, queries
+from . import clients, domain, eido, handlers, mapping, queries
 from .clients import IntakeContacts
 from .policy import PERSONAL_DATA_ROLES
-from .domain import ADVANCE_TARGETS, MAX_COMMENT, UNIT_FIELDS, Box, Context
+from .domain import ADVANCE_TARGETS, MAX_COMMENT, UNIT_FIELDS, Context
 from .domain import grant as grant_domain
 
 ASSIGNMENT_NAME = re.compile(r"^cases/([^/]+)/assignments/([^/]+)$")
@@ -47,8 +49,6 @@ HEARTBEAT_SECONDS = 15.0
 MAX_EVIDENCE = 50
 MAX_REASON = 500
 MAX_AMOUNT_FEN = 10**13
-# A map view larger than this is a mistake, not a map (the province is ~5° across).
-MAX_SPAN_DEGREES = 10.0
 CASE_EVENTS = {"dispatch.CaseCreated": pb.CaseCreated, "dispatch.CaseUpdated": pb.CaseUpdated}
 ASSIGNMENT_CHANGED = "dispatch.AssignmentChanged"
 # Assignment states in which a unit is working a case (an offer included), as the events carry them.
@@ -89,29 +89,6 @@ def check_evidence(items, v: Violations) -> None:
         v.check(a.size_bytes >= 0, f"{f}.size_bytes", "must not be negative")
         if a.sha256:
             v.check(bool(re.fullmatch(r"[0-9a-fA-F]{64}", a.sha256)), f"{f}.sha256", "must be 64 hex digits")
-
-
-def check_box(bounds: common_pb2.BoundingBox, v: Violations, field: str = "bounds") -> Box | None:
-    """A validated box, recording violations for missing corners, bad coordinates or inverted corners."""
-    ok = True
-    for corner in ("south_west", "north_east"):
-        if not bounds.HasField(corner):
-            v.add(f"{field}.{corner}", "is required")
-            ok = False
-            continue
-        p = getattr(bounds, corner)
-        ok &= v.check(-180 <= p.longitude <= 180, f"{field}.{corner}.longitude", "must be -180 to 180")
-        ok &= v.check(-90 <= p.latitude <= 90, f"{field}.{corner}.latitude", "must be -90 to 90")
-    if not ok:
-        return None
-    box = Box(bounds.south_west.longitude, bounds.south_west.latitude,
-              bounds.north_east.longitude, bounds.north_east.latitude)
-    ok &= v.check(box.west < box.east, f"{field}.north_east.longitude", "must be east of south_west.longitude")
-    ok &= v.check(box.south < box.north, f"{field}.north_east.latitude", "must be north of south_west.latitude")
-    if ok:
-        ok &= v.check(box.east - box.west <= MAX_SPAN_DEGREES and box.north - box.south <= MAX_SPAN_DEGREES,
-                      field, f"must span at most {MAX_SPAN_DEGREES:g} degrees each way")
-    return box if ok else None
 
 
 class DispatchServicer(pb_grpc.DispatchServiceServicer):
@@ -517,6 +494,25 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
             accepted, rejected = (accepted + 1, rejected) if ok else (accepted, rejected + 1)
         return pb.ReportPositionsResponse(accepted=accepted, rejected=rejected)
 
+    def ReportPosition(self, request: pb.ReportPositionRequest, context) -> pb.ReportPositionResponse:
+        """One fix, with the stream's checks answered as errors naming the fields."""
+        actor = auth.current()
+        v = Violations()
+        resource_id(request.unit, "units", v, "unit")
+        at = self.rt.clock()
+        fix = mapping.position_fix_from_pb(request, at)
+        if v.require(request.HasField("position"), "position"):
+            ok = v.check(-180 <= fix.lon <= 180, "position.longitude", "must be -180 to 180")
+            ok &= v.check(-90 <= fix.lat <= 90, "position.latitude", "must be -90 to 90")
+            if ok:
+                v.check((fix.lon, fix.lat) != (0.0, 0.0), "position", "must not be 0,0 (no fix)")
+        v.check(request.accuracy_m >= 0, "accuracy_m", "must not be negative")
+        v.check((fix.fix_time - at).total_seconds() <= domain.MAX_FIX_AHEAD_S, "fix_time", "must not be in the future")
+        v.raise_if_any()
+        with self.rt.transaction(actor) as uow:
+            applied = handlers.report_one_position(uow, fix=fix)
+        return pb.ReportPositionResponse(applied=applied)
+
     def StreamEvents(self, request, context):
         yield from self.rt.feed.stream(request, context)
 
@@ -619,10 +615,23 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
         v.raise_if_any()
         stations = current_jurisdiction().stations_for(request.station_id)
         at = self.rt.clock()
+        # Alerts first, outside the read snapshot (an outbound call never holds a connection).
+        in_view = self._situation_alerts(box, request.station_id, stations)
         with read_snapshot(self.rt.engine) as conn:
             found = queries.situation(conn, box=box, station_ids=stations, at=at,
                                       stale_before=self.ctx.stale_before(at))
-        return mapping.situation_to_pb(found)
+        return mapping.situation_to_pb(found, in_view)
+
+    def _situation_alerts(self, box, station_id: str, stations: frozenset[str] | None):
+        """The active alerts of the view that the caller's jurisdiction covers (alerts answers this
+        service's credential with every station's); None when alerts is away or slow."""
+        source = self.ctx.situation_alerts
+        found = source.active(box=box, station_id=station_id) if source is not None else None
+        if found is None or stations is None:
+            return found
+        mine = [a for a in found.alerts
+                if a.area.station_id in stations or stations.intersection(a.area.shared_station_ids)]
+        return clients.AlertsFound(mine, found.truncated)
 
     # -- citizen follow-up (回访) and statistics ----------------------------------------------------------
     def RateCase(self, request: pb.RateCaseRequest, context) -> pb.DispatchCase:

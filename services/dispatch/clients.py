@@ -1,11 +1,17 @@
 """Dispatch's outbound calls: the anti-fraud centre (反诈中心), a partner outside the suite, over
-`smart110.partners.antifraud.v1` (ANTIFRAUD_ADDR), and intake (call edge dispatch -> intake) for the
-victim's contact of a stop-payment hand-off and the caller's contact of an EIDO export. Never called inside a transaction (the channels
-refuse, see services.runtime.txguard)."""
+`smart110.partners.antifraud.v1` (ANTIFRAUD_ADDR), intake (call edge dispatch -> intake) for the
+victim's contact of a stop-payment hand-off and the caller's contact of an EIDO export, and alerts
+(call edge dispatch -> alerts) for the active alerts of the situation map. Never called inside a
+transaction (the channels refuse, see services.runtime.txguard)."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import grpc
 
+from smart110.alerts.v1 import alerts_service_pb2 as alerts_pb
+from smart110.alerts.v1 import alerts_service_pb2_grpc as alerts_grpc
+from smart110.common.v1 import common_pb2
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from smart110.intake.v1 import intake_service_pb2_grpc as intake_grpc
 from smart110.partners.antifraud.v1 import antifraud_pb2 as af_pb
@@ -14,7 +20,7 @@ from smart110.partners.antifraud.v1 import antifraud_pb2_grpc as af_grpc
 from services.runtime import calls
 
 from . import mapping
-from .domain import CentreError, DispatchCase, Receipt, StopPayment, VictimContact
+from .domain import Box, CentreError, DispatchCase, Receipt, StopPayment, VictimContact
 
 # Transient faults: try again later. Anything else means the centre refuses
 # the request itself, which no retry can change.
@@ -89,3 +95,42 @@ class IntakeContacts:
         if found is None:
             return None
         return VictimContact(name=found.caller.name, phone=found.caller.phone_number)
+
+
+@dataclass(frozen=True)
+class AlertsFound:
+    """The active alerts of a map view: most severe and latest first; `truncated` when more were active."""
+
+    alerts: list
+    truncated: bool
+
+
+class AlertsInView:
+    """Alerts' ListAlerts for the situation map (一张图): the firing and the acknowledged alerts in a
+    box or of a station, asked at once (two calls in parallel) with one short deadline. None when
+    alerts does not answer in time or at all: the situation is then answered without them."""
+
+    MAX = 200
+
+    def __init__(self, channel: grpc.Channel, *, timeout_seconds: float):
+        self._stub = alerts_grpc.AlertsServiceStub(channel)
+        self.timeout_seconds = timeout_seconds
+
+    def active(self, *, box: Box | None, station_id: str = "") -> AlertsFound | None:
+        bounds = None if box is None else common_pb2.BoundingBox(
+            south_west=common_pb2.GeoPoint(longitude=box.west, latitude=box.south),
+            north_east=common_pb2.GeoPoint(longitude=box.east, latitude=box.north))
+        calls = [self._stub.ListAlerts.future(
+            alerts_pb.ListAlertsRequest(state=state, bounds=bounds, station_id=station_id, page_size=self.MAX),
+            timeout=self.timeout_seconds)
+            for state in (alerts_pb.ALERT_STATE_FIRING, alerts_pb.ALERT_STATE_ACKNOWLEDGED)]
+        try:
+            pages = [c.result() for c in calls]
+        except grpc.RpcError:
+            for c in calls:
+                c.cancel()
+            return None
+        found = [a for page in pages for a in page.alerts]
+        found.sort(key=lambda a: (-a.level, -a.last_seen_time.ToNanoseconds()))
+        truncated = len(found) > self.MAX or any(page.next_page_token for page in pages)
+        return AlertsFound(found[:self.MAX], truncated)

@@ -470,6 +470,20 @@ def report_position(uow: UnitOfWork, *, fix: PositionFix, known: dict) -> bool:
         uow.repos.units.move(fix.unit_id, fix.lon, fix.lat, fix.fix_time, fix.accuracy_m)
 
 
+def report_one_position(uow: UnitOfWork, *, fix: PositionFix) -> bool:
+    """One position from the unit's officer or a dispatcher, answered on its own (the phone view's
+    unary ReportPosition): an unknown unit is NOT_FOUND, another's PERMISSION_DENIED; False when a
+    newer fix is already stored."""
+    unit = uow.repos.units.get(fix.unit_id, at=uow.now())
+    if unit is None:
+        raise NotFound(f"units/{fix.unit_id}")
+    uow.in_scope(f"units/{fix.unit_id}", unit.station_id)
+    if not domain.may_act_for(uow.actor, domain.officer_ids(unit.officers), unit.station_id):
+        raise PermissionDenied(f"only an officer of units/{fix.unit_id} or a dispatcher may report its position",
+                               reason="NOT_ASSIGNED_OFFICER")
+    return bool(uow.repos.units.place(fix.unit_id, fix.lon, fix.lat, fix.fix_time, fix.accuracy_m))
+
+
 # -- access grants bound to a case (权随案走) ----------------------------------------------------------------
 
 def request_grant(uow: UnitOfWork, *, case_id: str, scope: str, station_ids: list[str], reason: str,

@@ -268,12 +268,15 @@ def shift_to_pb(s: Shift) -> pb.Shift:
 
 # -- the read side ---------------------------------------------------------------------------------
 
-def situation_to_pb(s: Situation) -> pb.Situation:
+def situation_to_pb(s: Situation, alerts=None) -> pb.Situation:
+    """The situation, with the alerts service's answer (`clients.AlertsFound`; None: it did not answer)."""
     stations = [pb.StationSituation(
         station_id=c.station_id, cases_by_status={"CASE_STATUS_" + k: n for k, n in c.cases_by_status.items()},
         units_by_status={"UNIT_STATUS_" + k: n for k, n in c.units_by_status.items()}) for c in s.stations]
     return pb.Situation(cases=[case_to_pb(c) for c in s.cases], units=[unit_to_pb(u) for u in s.units],
-                        stations=stations, cases_truncated=s.cases_truncated, units_truncated=s.units_truncated)
+                        stations=stations, cases_truncated=s.cases_truncated, units_truncated=s.units_truncated,
+                        alerts=alerts.alerts if alerts else [], alerts_unavailable=alerts is None,
+                        alerts_truncated=bool(alerts and alerts.truncated))
 
 
 def _satisfaction_to_pb(r: Satisfaction, **kw) -> pb.SatisfactionSummary:

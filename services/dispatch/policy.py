@@ -48,6 +48,7 @@ POLICIES = {SERVICE_NAME: Policy(SERVICE_NAME, {
     "CreateShift": Access("dispatcher", "commander", "station_chief", SERVICE),
     "ListShifts": Access(*POLICE),
     "ReportPositions": Access(*CREW),
+    "ReportPosition": Access(*CREW),
     "GetSituation": Access("call_taker", "commander", "dispatcher", SERVICE, "station_chief", "supervisor"),
     "RequestStopPayment": Access("call_taker", "commander", "dispatcher", "station_chief"),
     "WatchCases": Access("commander", "dispatcher", SERVICE, "station_chief", "supervisor"),

@@ -627,6 +627,11 @@ class UnitRepository:
 
     def move(self, unit_id: str, lon: float, lat: float, fix_time: datetime, accuracy_m: float) -> bool:
         """Records a position unless a newer fix is already stored; False for an unknown unit."""
+        return self.place(unit_id, lon, lat, fix_time, accuracy_m) is not None
+
+    def place(self, unit_id: str, lon: float, lat: float, fix_time: datetime, accuracy_m: float) -> bool | None:
+        """Records a position: True when stored, False when a newer fix is already stored (nothing
+        changes), None for an unknown unit."""
         row = self.conn.execute(
             units.update().where(units.c.unit_id == unit_id,
                                  or_(units.c.position_time.is_(None), units.c.position_time <= fix_time))
@@ -634,7 +639,7 @@ class UnitRepository:
             .returning(units.c.unit_id)).first()
         if row:
             return True
-        return self.conn.execute(select(units.c.unit_id).where(units.c.unit_id == unit_id)).first() is not None
+        return False if self.conn.execute(select(units.c.unit_id).where(units.c.unit_id == unit_id)).first() else None
 
     def upsert(self, values: dict) -> None:
         stmt = insert(units).values(**values)

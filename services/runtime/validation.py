@@ -14,11 +14,14 @@ from datetime import datetime
 from typing import Any, Callable
 
 from .errors import InvalidArgument
+from .model import Box
 
 log = logging.getLogger("smart110.validation")
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 MAX_PAGE_SIZE = 500
+# A map view larger than this is a mistake, not a map (the province is ~5° across).
+MAX_SPAN_DEGREES = 10.0
 DEFAULT_PAGE_SIZE = 50
 
 
@@ -196,3 +199,27 @@ def time_keyset(token: dict | None, v: Violations, field: str = "page_token") ->
     except (KeyError, ValueError, TypeError):
         v.add(field, _INVALID_TOKEN)
         return None
+
+
+def check_box(bounds, v: Violations, field: str = "bounds") -> Box | None:
+    """A validated map view (a `smart110.common.v1.BoundingBox`), recording violations for missing
+    corners, bad coordinates, inverted corners or a span no map shows."""
+    ok = True
+    for corner in ("south_west", "north_east"):
+        if not bounds.HasField(corner):
+            v.add(f"{field}.{corner}", "is required")
+            ok = False
+            continue
+        p = getattr(bounds, corner)
+        ok &= v.check(-180 <= p.longitude <= 180, f"{field}.{corner}.longitude", "must be -180 to 180")
+        ok &= v.check(-90 <= p.latitude <= 90, f"{field}.{corner}.latitude", "must be -90 to 90")
+    if not ok:
+        return None
+    box = Box(bounds.south_west.longitude, bounds.south_west.latitude,
+              bounds.north_east.longitude, bounds.north_east.latitude)
+    ok &= v.check(box.west < box.east, f"{field}.north_east.longitude", "must be east of south_west.longitude")
+    ok &= v.check(box.south < box.north, f"{field}.north_east.latitude", "must be north of south_west.latitude")
+    if ok:
+        ok &= v.check(box.east - box.west <= MAX_SPAN_DEGREES and box.north - box.south <= MAX_SPAN_DEGREES,
+                      field, f"must span at most {MAX_SPAN_DEGREES:g} degrees each way")
+    return box if ok else None

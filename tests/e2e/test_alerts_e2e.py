@@ -254,3 +254,40 @@ def test_a_work_orders_deadline_becomes_an_obligation(http, stack):
             referral_pb.GetWorkOrderRequest(name=obligation["subject"]), timeout=10)
     assert order.report == report["name"]
     assert obligation["dueTime"] == order.deadline.ToJsonString()
+
+
+def test_the_situation_of_a_map_box_has_its_alerts_in_one_call_even_with_alerts_away(http, stack):
+    """一张图 in one call: GET /v1/situation returns the box's cases, units and active alerts; with the
+    alerts service stopped it still answers, saying the alerts are unavailable."""
+    lon, lat = 114.3000 + uuid.uuid4().int % 1000 / 1e6, 30.6100
+    report = post_report(http, dict(KIDNAP, caller={"phoneNumber": f"139{uuid.uuid4().int % 10**8:08d}"},
+                                    location={"point": {"longitude": lon, "latitude": lat}}))
+    view = {"bounds.southWest.longitude": lon - 0.002, "bounds.southWest.latitude": lat - 0.002,
+            "bounds.northEast.longitude": lon + 0.002, "bounds.northEast.latitude": lat + 0.002}
+    about = lambda a: a["subject"] == report["name"] or report["name"] in a.get("relatedSubjects", [])  # noqa: E731
+
+    def with_alert():
+        doc = http.get("/v1/situation", params=view).json()
+        return doc if any(about(a) for a in doc.get("alerts", [])) else None
+
+    situation = eventually(with_alert, timeout=30)
+    assert not situation.get("alertsUnavailable")
+    assert any(c["report"] == report["name"] for c in situation["cases"])
+    alert = next(a for a in situation["alerts"] if about(a))
+    assert alert["level"] == "ALERT_LEVEL_RED"
+    assert abs(alert["area"]["center"]["longitude"] - lon) <= 0.002
+    # The same box on ListAlerts; a box beside it has none of this report's.
+    assert any(about(a) for a in http.get("/v1/alerts", params=view).json()["alerts"])
+    beside = {**view, "bounds.southWest.longitude": lon + 0.003, "bounds.northEast.longitude": lon + 0.006}
+    assert not any(about(a) for a in http.get("/v1/alerts", params=beside).json().get("alerts", []))
+
+    stack.stop_service("alerts")
+    try:
+        resp = http.get("/v1/situation", params=view)
+        assert resp.status_code == 200, resp.text
+        away = resp.json()
+        assert away["alertsUnavailable"] is True and not away.get("alerts")
+        assert any(c["report"] == report["name"] for c in away["cases"])
+    finally:
+        stack.start_service("alerts")
+        stack.wait_serving("alerts")

@@ -13,6 +13,7 @@ from lxml import etree
 
 from smart110.alerts.v1 import alerts_service_pb2 as pb
 from smart110.alerts.v1 import alerts_service_pb2_grpc as pb_grpc
+from smart110.common.v1 import common_pb2
 from services.alerts import api, handlers, mapping
 from services.alerts.__main__ import SPEC
 from tests import support
@@ -345,3 +346,56 @@ def test_a_border_case_s_alert_is_the_neighbour_s_too(stub, served):
     other = support.caller(["station_chief"], station=third, sub="u-chief-S20")
     assert code_of(lambda: stub.GetAlert(pb.GetAlertRequest(name=alert.name), timeout=5, metadata=other)) == \
         grpc.StatusCode.NOT_FOUND
+
+
+# -- the map's view (一张图): alerts by bounding box ----------------------------------------------------
+
+def box(west, south, east, north) -> common_pb2.BoundingBox:
+    return common_pb2.BoundingBox(south_west=common_pb2.GeoPoint(longitude=west, latitude=south),
+                                  north_east=common_pb2.GeoPoint(longitude=east, latitude=north))
+
+
+def report_at(served, station, text, point) -> pb.Alert:
+    report = make_report(station, text, served.clock(), point=point)
+    with served.rt.transaction() as uow:
+        raised = handlers.detection.report_received(uow, report=mapping.report_from_pb(report), units=[])
+    assert len(raised) == 1
+    return mapping.alert_to_pb(raised[0])
+
+
+def test_alerts_are_listed_and_pushed_by_the_map_box_their_area_centre_lies_in(stub, served, station):
+    keyword_rule(stub, station, term="持刀")
+    inside = report_at(served, station, "有人持刀抢劫", (114.601, 30.701))
+    edge = report_at(served, station, "又有人持刀", (114.610, 30.710))  # on the box's corner: included
+    outside = report_at(served, station, "持刀伤人", (114.700, 30.701))
+    assert (inside.area.center.longitude, inside.area.center.latitude) == (114.601, 30.701)
+    view = box(114.60, 30.70, 114.61, 30.71)
+    listed = stub.ListAlerts(pb.ListAlertsRequest(bounds=view, station_id=station), timeout=5).alerts
+    assert {a.name for a in listed} == {inside.name, edge.name}
+    # With the other filters: the box and the level and the station must all match.
+    assert not stub.ListAlerts(pb.ListAlertsRequest(bounds=view, station_id="Z" + station), timeout=5).alerts
+    everywhere = stub.ListAlerts(pb.ListAlertsRequest(station_id=station), timeout=5).alerts
+    assert outside.name in {a.name for a in everywhere}
+
+    # A screen on that view: the active ones in it first, then only the changes in it.
+    stream = stub.Subscribe(pb.SubscribeRequest(include_active=True, areas=[station], bounds=view), timeout=10)
+    it = iter(stream)
+    snapshot = [next(it), next(it)]
+    assert {c.action for c in snapshot} == {"SNAPSHOT"} and {c.alert.name for c in snapshot} == {inside.name, edge.name}
+    report_at(served, station, "持刀闹事", (114.750, 30.750))  # outside: not pushed
+    later = report_at(served, station, "门口有人持刀", (114.605, 30.705))
+    change = next(it)
+    stream.cancel()
+    assert change.action == "FIRED" and change.alert.name == later.name
+
+    for request, fields in [
+        (pb.ListAlertsRequest(bounds=box(114.7, 30.8, 114.6, 30.7)),
+         {"bounds.north_east.longitude", "bounds.north_east.latitude"}),
+        (pb.ListAlertsRequest(bounds=common_pb2.BoundingBox()), {"bounds.south_west", "bounds.north_east"}),
+    ]:
+        with pytest.raises(grpc.RpcError) as err:
+            stub.ListAlerts(request, timeout=5)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and set(field_violations(err.value)) == fields
+    with pytest.raises(grpc.RpcError) as err:
+        next(iter(stub.Subscribe(pb.SubscribeRequest(bounds=box(100, 20, 120, 40)), timeout=5)))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and field_violations(err.value) == ["bounds"]

@@ -172,6 +172,56 @@ def test_positions_stream_in_from_phones_and_vehicles(h):
     assert (foreign.accepted, foreign.rejected) == (0, 1)
 
 
+def test_one_position_from_a_browser_without_a_stream(h):
+    """ReportPosition, the unary face of ReportPositions the phone view uses: the same checks, as errors."""
+    unit = h.units_of("S15", "PATROL_CAR")[0]
+    h.set_unit(unit.unit_id, position_time=h.clock() - timedelta(hours=2))
+    officer = support.caller(["officer"], station=unit.station_id, sub=unit.officers[0].officer_id)
+    now = h.clock()
+
+    def report(metadata=officer, **kw):
+        return h.stub.ReportPosition(pb.ReportPositionRequest(**kw), metadata=metadata, timeout=10)
+
+    got = report(unit=unit.name, position=GeoPoint(longitude=114.33, latitude=30.61), fix_time=to_pb(now),
+                 accuracy_m=12)
+    assert got.applied
+    moved = h.stub.GetUnit(pb.GetUnitRequest(name=unit.name))
+    assert (moved.position.longitude, moved.position.latitude) == (114.33, 30.61) and not moved.position_stale
+    # The same fix again, and an older one: nothing changes (a retry is harmless).
+    assert not report(unit=unit.name, position=GeoPoint(longitude=114.0, latitude=30.0),
+                      fix_time=to_pb(now - timedelta(seconds=30))).applied
+    again = h.stub.GetUnit(pb.GetUnitRequest(name=unit.name))
+    assert (again.position.longitude, again.position.latitude) == (114.33, 30.61)
+    # Without a fix time: taken as of now.
+    assert report(unit=unit.name, position=GeoPoint(longitude=114.34, latitude=30.61)).applied
+
+    for request, fields in [
+        (dict(), {"unit", "position"}),
+        (dict(unit=unit.name, position=GeoPoint(longitude=200, latitude=95)),
+         {"position.longitude", "position.latitude"}),
+        (dict(unit=unit.name, position=GeoPoint(longitude=0, latitude=0)), {"position"}),
+        (dict(unit=unit.name, position=GeoPoint(longitude=114.3, latitude=30.6), accuracy_m=-1,
+              fix_time=to_pb(now + timedelta(minutes=10))), {"accuracy_m", "fix_time"}),
+    ]:
+        with pytest.raises(grpc.RpcError) as err:
+            report(**request)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and field_violations(err.value) == fields, request
+    with pytest.raises(grpc.RpcError) as err:
+        report(unit="units/U-NOPE", position=GeoPoint(longitude=114.3, latitude=30.6))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as err:
+        report(metadata=support.caller(["officer"], station=unit.station_id, sub="P-someone-else"),
+               unit=unit.name, position=GeoPoint(longitude=114.3, latitude=30.6))
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.RpcError) as err:
+        report(metadata=support.caller(["officer"], station="S01", sub=unit.officers[0].officer_id),
+               unit=unit.name, position=GeoPoint(longitude=114.3, latitude=30.6))
+    # Another station's unit is not even shown to exist.
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    still = h.stub.GetUnit(pb.GetUnitRequest(name=unit.name))
+    assert (still.position.longitude, still.position.latitude) == (114.34, 30.61)
+
+
 def test_update_unit_with_a_field_mask(h):
     unit = h.units_of("S14", "FOOT_PATROL")[0]
     changed = h.stub.UpdateUnit(pb.UpdateUnitRequest(

@@ -1,5 +1,6 @@
 // The Smart110 web front-end: one app, a page per screen: the big screen (指挥大屏), the call-taker
-// console (接警台) and the dispatcher board (调度台), with the same API client and sign-in.
+// console (接警台), the dispatcher board (调度台) and the officer's phone view (民警手机), with the same
+// API client and sign-in.
 import "./style.css";
 import { claims, clearToken, hasRole, takeTokenFromFragment, token } from "./auth";
 import { currentRoute, go, type Page } from "./router";
@@ -7,9 +8,12 @@ import { mountLogin } from "./pages/login";
 import { bigScreen } from "./pages/big-screen/page";
 import { intakeConsole } from "./pages/intake-console";
 import { dispatchBoard } from "./pages/dispatch-board";
+import { phone } from "./pages/phone/page";
 
-const PAGES: Page[] = [bigScreen, intakeConsole, dispatchBoard];
+const PAGES: Page[] = [bigScreen, intakeConsole, dispatchBoard, phone];
 const HOME = bigScreen.path;
+/** Where a signed-in user lands: the first page their roles may open (an officer: the phone view). */
+const home = (): string => PAGES.find((p) => !p.roles.length || hasRole(...p.roles))?.path ?? HOME;
 
 const root = document.querySelector<HTMLElement>("#app")!;
 let unmount: () => void = () => {};
@@ -26,11 +30,11 @@ function render(): void {
   }
   if (!token()) {
     document.title = "登录 · Smart110";
-    unmount = mountLogin(root, route === "/login" || route === "/" ? HOME : route);
+    unmount = mountLogin(root, route === "/login" || route === "/" ? "/" : route);
     return;
   }
   if (route === "/" || route === "/login") {
-    go(HOME);
+    go(home());
     return;
   }
   const page = PAGES.find((p) => p.path === route);

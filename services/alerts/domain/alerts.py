@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from services.runtime.auth import AuthContext
 from services.runtime.errors import FailedPrecondition, NotFound, PermissionDenied
-from services.runtime.model import Aggregate, DomainEvent, TimelineEntry
+from services.runtime.model import Aggregate, Box, DomainEvent, TimelineEntry
 
 from .common import LEVEL_CN, SYSTEM, Area, Stamp, fingerprint, level_rank, max_level
 from .rules import Rule
@@ -96,10 +96,12 @@ class AlertFilter:
     areas: frozenset[str] = frozenset()
     min_level: str = ""
     kinds: frozenset[str] = frozenset()
+    # The map's view: only alerts whose area centre lies in it (None: anywhere).
+    box: Box | None = None
 
     @classmethod
     def for_caller(cls, areas: set[str], visible: list[str] | None, min_level: str,
-                   kinds: set[str]) -> "AlertFilter":
+                   kinds: set[str], box: Box | None = None) -> "AlertFilter":
         """A caller who sees one station may only ask for its areas, and gets them by default."""
         if visible is not None:
             outside = [a for a in areas if a.split("-")[0] not in visible]
@@ -107,11 +109,14 @@ class AlertFilter:
                 raise PermissionDenied(f"areas outside the caller's station: {', '.join(outside)}",
                                        reason="AREA_NOT_VISIBLE")
             areas = areas or set(visible)
-        return cls(frozenset(areas), min_level, frozenset(kinds))
+        return cls(frozenset(areas), min_level, frozenset(kinds), box)
 
-    def wants(self, station_id: str, grid_id: str, level: str, kind: str, shared=()) -> bool:
+    def wants(self, station_id: str, grid_id: str, level: str, kind: str, shared=(),
+              center: tuple[float, float] | None = None) -> bool:
         if self.areas and station_id not in self.areas and grid_id not in self.areas \
                 and not self.areas.intersection(shared):
+            return False
+        if self.box is not None and (center is None or not self.box.contains(*center)):
             return False
         if level_rank(level) < level_rank(self.min_level):
             return False

@@ -40,6 +40,8 @@ class DispatchSettings:
     max_unanswered_offers: dict = field(default_factory=lambda: dict(DEFAULT_MAX_UNANSWERED))
     # A case still untaken this long after automatic offers stopped goes up to district command.
     unanswered_escalate_s: float = 180.0
+    # How long GetSituation waits for the alerts service before answering without its alerts.
+    situation_alerts_timeout_s: float = 0.8
 
     @classmethod
     def from_env(cls) -> "DispatchSettings":
@@ -50,6 +52,7 @@ class DispatchSettings:
             grant_sweep_interval_s=env_float("DISPATCH_GRANT_SWEEP_SECONDS", 30.0),
             max_unanswered_offers=parse_limits(env_str("DISPATCH_MAX_UNANSWERED_OFFERS", "")),
             unanswered_escalate_s=env_float("DISPATCH_UNANSWERED_ESCALATE_SECONDS", 180.0),
+            situation_alerts_timeout_s=env_float("DISPATCH_SITUATION_ALERTS_SECONDS", 0.8),
         )
 
 
@@ -62,6 +65,8 @@ class Context:
     # The hub that pushes every AssignmentChanged of the service's feed to the units' open
     # WatchAssignments streams (workers.AssignmentHub); None where nothing watches.
     hub: Any = None
+    # The alerts in a map view for GetSituation (clients.AlertsInView); None: not asked.
+    situation_alerts: Any = None
     # The organisation's stations and districts (services.runtime.policy.org()); None: no districts.
     org: Any = None
 

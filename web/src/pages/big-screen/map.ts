@@ -23,6 +23,22 @@ export interface HeatCell { cell: string; incidents: number; available: number; 
 
 type Bounds = [number, number, number, number];
 
+export interface CoverageCircle { lon: number; lat: number; radiusM: number; minutes: number; stationId: string; district: string }
+
+const CIRCLE_POINTS = 24;
+
+/** A circle of `radiusM` metres around a point, as a closed ring (equirectangular: fine at city scale). */
+function ring(lon: number, lat: number, radiusM: number): [number, number][] {
+  const dLat = radiusM / 111_320;
+  const dLon = dLat / Math.cos((lat * Math.PI) / 180);
+  const out: [number, number][] = [];
+  for (let i = 0; i <= CIRCLE_POINTS; i++) {
+    const a = (2 * Math.PI * i) / CIRCLE_POINTS;
+    out.push([lon + dLon * Math.cos(a), lat + dLat * Math.sin(a)]);
+  }
+  return out;
+}
+
 maplibregl.setWorkerUrl(workerUrl);
 
 const EMPTY: GeoJSON.FeatureCollection = { type: "FeatureCollection", features: [] };
@@ -79,6 +95,7 @@ export class CityMap {
           stations: { type: "geojson", data: stationFeatures },
           grids: { type: "geojson", data: gridFeatures },
           heat: { type: "geojson", data: EMPTY },
+          coverage: { type: "geojson", data: EMPTY },
           units: { type: "geojson", data: EMPTY },
           cases: { type: "geojson", data: EMPTY },
         },
@@ -88,6 +105,12 @@ export class CityMap {
           { id: "grids-line", type: "line", source: "grids", paint: { "line-color": "#3a5068", "line-width": 0.5, "line-opacity": 0.6 } },
           { id: "heat-fill", type: "fill", source: "heat", paint: { "fill-color": "#ff3b30", "fill-opacity": 0.6 } },
           { id: "stations-line", type: "line", source: "stations", paint: { "line-color": "#7fa7cf", "line-width": 1.2 } },
+          // The 1-3-5 minute response circles (1-3-5分钟响应圈) around available units, the 5-minute ring faintest.
+          {
+            id: "coverage-fill", type: "fill", source: "coverage", layout: { visibility: "none" },
+            paint: { "fill-color": ["match", ["get", "minutes"], 1, "#30d158", 3, "#64d2ff", "#0a84ff"],
+                     "fill-opacity": ["match", ["get", "minutes"], 1, 0.22, 3, 0.12, 0.07] },
+          },
           {
             id: "units", type: "circle", source: "units",
             paint: {
@@ -138,6 +161,20 @@ export class CityMap {
   }
 
   setCases(data: GeoJSON.FeatureCollection): Promise<void> { return this.set("cases", data); }
+
+  /** The response circles: for each available unit, the ground it reaches in 1, 3 and 5 minutes. */
+  async setCoverage(circles: CoverageCircle[] | null): Promise<void> {
+    await this.ready;
+    this.map.setLayoutProperty("coverage-fill", "visibility", circles ? "visible" : "none");
+    await this.set("coverage", {
+      type: "FeatureCollection",
+      features: (circles ?? []).map((c) => ({
+        type: "Feature" as const,
+        geometry: { type: "Polygon" as const, coordinates: [ring(c.lon, c.lat, c.radiusM)] },
+        properties: { minutes: c.minutes, stationId: c.stationId, district: c.district },
+      })),
+    });
+  }
   setUnits(data: GeoJSON.FeatureCollection): Promise<void> { return this.set("units", data); }
 
   async setHeat(cells: HeatCell[], mode: HeatMode): Promise<void> {
@@ -169,7 +206,7 @@ export class CityMap {
     const byArea: FilterSpecification | null = station
       ? ["==", ["get", "stationId"], station]
       : district ? ["==", ["get", "district"], district] : null;
-    for (const layer of ["cases", "units", "heat-fill"]) this.map.setFilter(layer, byArea);
+    for (const layer of ["cases", "units", "heat-fill", "coverage-fill"]) this.map.setFilter(layer, byArea);
     const inView = this.stations.filter((s) => (station ? s.stationId === station : !district || s.district === district));
     if (inView.length) this.map.fitBounds(boundsOf(inView), { padding: 24, duration: 600 });
   }

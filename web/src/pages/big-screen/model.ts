@@ -1,5 +1,5 @@
 // What the big screen shows, in Chinese: names and colours of statuses, priorities and levels.
-import { CaseLevel, CaseStatus, UnitStatus } from "../../gen/smart110/dispatch/v1/dispatch_service_pb";
+import { CaseLevel, CaseStatus, UnitKind, UnitStatus } from "../../gen/smart110/dispatch/v1/dispatch_service_pb";
 import { AlertLevel, AlertState } from "../../gen/smart110/alerts/v1/alerts_service_pb";
 
 export const PRIORITY_COLOURS: Record<number, string> = { 1: "#ff3b30", 2: "#ff9f0a", 3: "#ffd60a", 4: "#32ade6" };
@@ -82,4 +82,23 @@ export function clock(ms: number): string {
   if (!ms) return "";
   const d = new Date(ms);
   return d.toLocaleTimeString("zh-CN", { hour12: false });
+}
+
+/** Travel the dispatch service assumes (services/dispatch/capabilities.json `travel`): metres per
+ * second by unit kind over a road factor. The 1-3-5 minute circles use the same figures. */
+export const ROAD_FACTOR = 1.4;
+export const DEFAULT_SPEED_MPS = 6.0;
+export const SPEED_MPS: Partial<Record<UnitKind, number>> = {
+  [UnitKind.PATROL_CAR]: 8.3, [UnitKind.FOOT_PATROL]: 1.4, [UnitKind.COMMUNITY_OFFICER]: 4.0,
+  [UnitKind.CRIMINAL_INVESTIGATION]: 8.3, [UnitKind.TRAFFIC]: 8.3, [UnitKind.SPECIAL_POLICE]: 9.0, [UnitKind.DRONE]: 12.0,
+};
+/** The response circles' minutes (1-3-5分钟响应圈). */
+export const CIRCLE_MINUTES = [5, 3, 1];
+/** Straight-line metres a unit of this kind covers in `minutes`. */
+export function reachMetres(kind: UnitKind, minutes: number): number {
+  return (minutes * 60 * (SPEED_MPS[kind] ?? DEFAULT_SPEED_MPS)) / ROAD_FACTOR;
+}
+
+export function percent(share: number): string {
+  return `${(share * 100).toFixed(1)}%`;
 }

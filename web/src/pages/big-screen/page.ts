@@ -1,20 +1,23 @@
 // 指挥大屏: the command centre's wall display (1920×1080 and larger). Live incidents (WatchCases),
 // units (WatchUnits) and alerts (Subscribe) over gRPC-Web; stations, the heat map and case details
 // over REST. Every stream reconnects by itself and the header says how each one stands.
-import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { claims, hasRole } from "../../auth";
 import { alerts as alertsApi, dispatch } from "../../api/grpc";
 import { Live, type LinkState } from "../../api/live";
 import { rest, requestId, ApiError } from "../../api/rest";
 import type { Page } from "../../router";
-import { CaseStatus, UnitStatus, type CaseChange, type DispatchCase, type Unit, type UnitChange } from "../../gen/smart110/dispatch/v1/dispatch_service_pb";
+import {
+  CaseStatus, DispatchCaseSchema, UnitKind, UnitSchema, UnitStatus, type CaseChange, type DispatchCase, type Unit, type UnitChange,
+} from "../../gen/smart110/dispatch/v1/dispatch_service_pb";
 import { AlertLevel, AlertState, type Alert, type AlertChange } from "../../gen/smart110/alerts/v1/alerts_service_pb";
-import { CityMap, type HeatCell, type HeatMode, type StationArea } from "./map";
+import { CityMap, type CoverageCircle, type HeatCell, type HeatMode, type StationArea } from "./map";
 import {
   ALERT_LEVEL_COLOURS, ALERT_LEVEL_NAMES, ALERT_RESPONDERS, ALERT_STATE_NAMES, CASE_LEVEL_NAMES, CASE_STATUS_NAMES,
-  PRIORITY_COLOURS, PRIORITY_NAMES, UNIT_STATUS_COLOURS, UNIT_STATUS_NAMES, caseActive, clock, escapeHtml,
-  unitAvailable,
+  CIRCLE_MINUTES, PRIORITY_COLOURS, PRIORITY_NAMES, UNIT_STATUS_COLOURS, UNIT_STATUS_NAMES, caseActive, clock, escapeHtml,
+  percent, reachMetres, unitAvailable,
 } from "./model";
 
 /** The dispatch service's own threshold (DISPATCH_POSITION_STALE_SECONDS): older fixes are greyed
@@ -25,6 +28,12 @@ const BEHIND_MS = 5_000;
 const HEAT_REFRESH_MS = 30_000;
 const NEWEST_LISTED = 60;
 const HEARTBEAT_SECONDS = 15;
+const STATS_REFRESH_MS = 60_000;
+const WEEK_MS = 7 * 86_400_000;
+
+interface IntakeStats { reports?: string; answeredWithin3s?: number; handedOffWithin30s?: number }
+interface CircleStats { total?: { arrived?: string; withinTargetRate?: number; overdueNotArrived?: string;
+  tiers?: { targetSeconds: number; arrived?: string; withinTarget?: string }[] } }
 
 const ms = (t: Timestamp | undefined) => (t ? timestampMs(t) : 0);
 
@@ -79,6 +88,15 @@ function layout(): string {
         <h2>在办警情 <span id="total-cases" class="big">0</span> 起 · 可用警力 <span id="total-units" class="big">0</span></h2>
         <table class="counts" id="district-counts"><thead><tr><th>区县</th><th>在办</th><th>待派</th><th>可用警力</th></tr></thead><tbody></tbody></table>
       </section>
+      <section class="kpi" id="kpi">
+        <h2>接警处警指标</h2>
+        <table class="counts"><tbody>
+          <tr><td>今日接警</td><td id="kpi-today" class="big">—</td><td id="kpi-week"></td></tr>
+          <tr><td>3秒接听率</td><td id="kpi-answer" class="big">—</td><td></td></tr>
+          <tr><td>30秒派警率</td><td id="kpi-handoff" class="big">—</td><td></td></tr>
+          <tr><td>1-3-5分钟到场率</td><td id="kpi-circles" class="big">—</td><td id="kpi-tiers"></td></tr>
+        </tbody></table>
+      </section>
       <section class="grow">
         <h2>各派出所</h2>
         <div class="scroll"><table class="counts" id="station-counts"><thead><tr><th>派出所</th><th>在办</th><th>待派</th><th>可用</th><th>在岗</th></tr></thead><tbody></tbody></table></div>
@@ -92,6 +110,7 @@ function layout(): string {
           <button data-mode="heat">警情热力图</button>
           <button data-mode="cold">警力冰点图</button>
         </div>
+        <button id="coverage-toggle" aria-pressed="false" title="空闲警力1、3、5分钟可到达范围">1-3-5分钟圈</button>
         <label>时间窗 <select id="heat-window"><option value="1">近1小时</option><option value="6">近6小时</option><option value="24">近24小时</option></select></label>
       </div>
       <div class="legend">
@@ -129,6 +148,9 @@ function mount(root: HTMLElement): () => void {
   let heatMode: HeatMode = "off";
   let heatCells: HeatCell[] = [];
   let followed: string | null = null;
+  let coverageOn = false;
+  let coverageCount = 0;
+  let stats: Record<string, unknown> = {};
   let dirty = true;
   let frame = 0;
   const timers: number[] = [];
@@ -191,6 +213,7 @@ function mount(root: HTMLElement): () => void {
         })),
       });
     }
+    if (cityMap) void cityMap.setCoverage(coverageOn ? coverage() : null);
     // Newest incidents.
     $("#case-list").innerHTML = shown.slice(0, NEWEST_LISTED).map((c) => `
       <li data-name="${escapeHtml(c.name)}" class="case p${c.priority}${c.name === followed ? " followed" : ""}">
@@ -214,6 +237,52 @@ function mount(root: HTMLElement): () => void {
         ${canAcknowledge && a.state === AlertState.FIRING ? `<button class="ack" data-ack="${escapeHtml(a.name)}">确认</button>` : ""}
       </li>`).join("") || `<li class="empty">暂无预警</li>`;
     drawCounts();
+  }
+
+  /** The 1-3-5 minute circles of the available units with a fresh position, widest first. */
+  function coverage(): CoverageCircle[] {
+    const out: CoverageCircle[] = [];
+    for (const minutes of CIRCLE_MINUTES) {
+      for (const u of units.values()) {
+        if (!unitAvailable(u.status) || unitStale(u) || !u.position || !inFilter(u.stationId)) continue;
+        out.push({ lon: u.position.longitude, lat: u.position.latitude, radiusM: reachMetres(u.kind, minutes), minutes,
+                   stationId: u.stationId, district: districtOf.get(u.stationId) ?? "" });
+      }
+    }
+    coverageCount = out.length;
+    return out;
+  }
+
+  // -- statistics: intake's answer and hand-off shares, today against the same weekday, and arrivals --
+  async function refreshStats(): Promise<void> {
+    const now = new Date();
+    const midnight = new Date(now.getFullYear(), now.getMonth(), now.getDate());
+    const station = filter.station || undefined;
+    const span = (from: Date, to: Date) => ({ startTime: from.toISOString(), endTime: to.toISOString(), stationId: station });
+    try {
+      const [today, lastWeek, circles] = await Promise.all([
+        rest.get<IntakeStats>("/v1/statistics/intake", span(midnight, now)),
+        // The same weekday a week ago, to the same time of day.
+        rest.get<IntakeStats>("/v1/statistics/intake", span(new Date(midnight.getTime() - WEEK_MS), new Date(now.getTime() - WEEK_MS))),
+        rest.get<CircleStats>("/v1/statistics/responseCircles", span(midnight, now)),
+      ]);
+      const n = Number(today.reports ?? 0), m = Number(lastWeek.reports ?? 0);
+      $("#kpi-today").textContent = String(n);
+      $("#kpi-week").textContent = `上周同日 ${m}${m ? `（${n >= m ? "+" : ""}${Math.round(((n - m) / m) * 100)}%）` : ""}`;
+      $("#kpi-answer").textContent = n ? percent(today.answeredWithin3s ?? 0) : "—";
+      $("#kpi-handoff").textContent = n ? percent(today.handedOffWithin30s ?? 0) : "—";
+      const t = circles.total ?? {};
+      $("#kpi-circles").textContent = Number(t.arrived ?? 0) ? percent(t.withinTargetRate ?? 0) : "—";
+      $("#kpi-tiers").textContent = (t.tiers ?? []).filter((x) => Number(x.arrived ?? 0))
+        .map((x) => `${x.targetSeconds / 60}分钟 ${x.withinTarget ?? 0}/${x.arrived}`).join(" · ");
+      stats = { todayReports: n, sameWeekdayReports: m, answeredWithin3s: today.answeredWithin3s ?? 0,
+                handedOffWithin30s: today.handedOffWithin30s ?? 0, circlesArrived: Number(t.arrived ?? 0),
+                circlesWithinTargetRate: t.withinTargetRate ?? 0 };
+      delete links["指标"];
+    } catch (err) {
+      links["指标"] = { state: "disconnected", detail: err instanceof Error ? err.message : String(err) };
+    }
+    showLinks();
   }
 
   function stationName(id: string): string {
@@ -397,6 +466,13 @@ function mount(root: HTMLElement): () => void {
     if (dRow) { setDistrict(filter.district === dRow.dataset.district ? "" : dRow.dataset.district!); return; }
     const sRow = target.closest<HTMLElement>("tr[data-station]");
     if (sRow) { setStation(filter.station === sRow.dataset.station ? "" : sRow.dataset.station!); return; }
+    if (target.id === "coverage-toggle") {
+      coverageOn = !coverageOn;
+      target.classList.toggle("on", coverageOn);
+      target.setAttribute("aria-pressed", String(coverageOn));
+      schedule();
+      return;
+    }
     const mode = target.closest<HTMLElement>("#heat-mode button");
     if (mode) {
       heatMode = mode.dataset.mode as HeatMode;
@@ -416,6 +492,7 @@ function mount(root: HTMLElement): () => void {
     ($("#f-station") as HTMLSelectElement).value = s;
     void cityMap?.filter(filter.district || null, s || null);
     schedule();
+    void refreshStats();
   }
   function fillStations(): void {
     $("#f-station").innerHTML = `<option value="">全部</option>` + stations
@@ -433,6 +510,8 @@ function mount(root: HTMLElement): () => void {
   // Positions age without any change arriving: grey them as they pass the threshold.
   timers.push(window.setInterval(schedule, 30_000));
   timers.push(window.setInterval(() => void refreshHeat(), HEAT_REFRESH_MS));
+  timers.push(window.setInterval(() => void refreshStats(), STATS_REFRESH_MS));
+  void refreshStats();
 
   // -- start ---------------------------------------------------------------------------------------
   links["底图"] = { state: "connecting", detail: "" };
@@ -460,6 +539,43 @@ function mount(root: HTMLElement): () => void {
     listedCaseNames: () => [...root.querySelectorAll<HTMLElement>("#case-list li[data-name]")].map((li) => li.dataset.name),
     alertNames: () => [...alerts.keys()],
     links: () => ({ ...links }),
+    coverageCircles: () => coverageCount,
+    stats: () => ({ ...stats }),
+    /** Benchmarks: adds synthetic units and incidents around the stations (the sample city has fewer). */
+    simulate: (unitCount: number, caseCount: number) => {
+      const at = timestampFromMs(Date.now());
+      const near = (i: number) => {
+        const s = stations[i % stations.length];
+        return { longitude: s.hq[0] + (Math.random() - 0.5) * 0.04, latitude: s.hq[1] + (Math.random() - 0.5) * 0.04 };
+      };
+      for (let i = 0; i < unitCount; i++) {
+        const st = stations[i % stations.length];
+        units.set(`units/SIM-${i}`, create(UnitSchema, {
+          name: `units/SIM-${i}`, unitId: `SIM-${i}`, stationId: st.stationId, kind: UnitKind.PATROL_CAR, onDuty: true,
+          status: i % 3 ? UnitStatus.AVAILABLE : UnitStatus.EN_ROUTE, position: near(i), positionTime: at,
+        }));
+      }
+      for (let i = 0; i < caseCount; i++) {
+        const st = stations[i % stations.length];
+        cases.set(`cases/SIM-${i}`, create(DispatchCaseSchema, {
+          name: `cases/SIM-${i}`, stationId: st.stationId, priority: 1 + (i % 4), status: CaseStatus.PENDING,
+          summary: "模拟警情", location: { point: near(i) }, reportTime: at, createTime: at,
+        }));
+      }
+      schedule();
+    },
+    /** Benchmarks: moves every synthetic unit and incident a little and redraws. */
+    moveSimulated: () => {
+      const step = () => (Math.random() - 0.5) * 0.0008;
+      for (const [name, u] of units) if (name.startsWith("units/SIM-") && u.position) {
+        u.position.longitude += step(); u.position.latitude += step();
+      }
+      for (const [name, c] of cases) if (name.startsWith("cases/SIM-") && c.location?.point) {
+        c.location.point.longitude += step(); c.location.point.latitude += step();
+      }
+      schedule();
+    },
+    setCoverage: (on: boolean) => { coverageOn = on; $("#coverage-toggle").classList.toggle("on", on); schedule(); },
   };
 
   return () => {
