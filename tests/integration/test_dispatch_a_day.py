@@ -13,11 +13,8 @@ from __future__ import annotations
 import heapq
 import json
 import random
-import uuid
 from collections import Counter
 from datetime import datetime, timedelta, timezone
-
-import pytest
 
 from sampledata import city
 from services.dispatch import workers
@@ -25,7 +22,12 @@ from services.intake.classifier import artifacts
 from services.intake.classifier.corpus import TRAIN, reports as corpus_reports
 from services.intake.domain.places import GridArea, JurisdictionIndex, StationArea
 from tests import support
-from tests.integration.dispatch_harness import dispatch_service, officer_of, pb
+from tests.integration.dispatch_harness import officer_of, pb
+# The closing tests' dispatch (offers run out after 30 s, a case nobody takes goes up 120 s after its
+# offers stop), a fresh one for this module.
+from tests.integration.test_dispatch_closing import h, rid
+
+__all__ = ["h"]  # the fixture
 
 S = pb.AssignmentState
 COMMANDER = support.caller(["commander"], sub="p-day-command", name="指挥中心值班长")
@@ -39,17 +41,6 @@ OUTAGE = (1, 5)
 TERMINAL = {pb.CASE_STATUS_CLOSED, pb.CASE_STATUS_CANCELLED}
 WORKING = {S.ASSIGNMENT_STATE_ACCEPTED, S.ASSIGNMENT_STATE_EN_ROUTE, S.ASSIGNMENT_STATE_ON_SCENE,
            S.ASSIGNMENT_STATE_CLEARED}
-
-
-@pytest.fixture(scope="module")
-def h(admin_url):
-    with dispatch_service(admin_url, offer_timeout_s=30, workers=False,
-                          env={"DISPATCH_UNANSWERED_ESCALATE_SECONDS": "120"}) as harness:
-        yield harness
-
-
-def rid() -> str:
-    return uuid.uuid4().hex
 
 
 def police_reports(rng: random.Random) -> list[tuple[str, str, int]]:
