@@ -87,7 +87,7 @@ def env(admin_url, tmp_path_factory):
     lines, bad_lines = [], {}
     for i, row in enumerate(good):
         lines.append(row)
-        if i % 4 == 1 and bad:
+        if i % 3 == 1 and bad:
             row_bad, column = bad.pop()
             lines.append(row_bad)
             bad_lines[len(lines) + 1] = column  # the header is line 1
