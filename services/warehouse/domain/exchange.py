@@ -23,7 +23,7 @@ from . import ReportFact
 
 # (column, required, what it holds) — the README's table is this one.
 COLUMNS = (
-    ("report_id", True, "the report's id in the exporting system (at most 80 characters), unique in the file"),
+    ("report_id", True, "the report's id in the exporting system (at most 80 characters; not checked for uniqueness: import a file once)"),
     ("receive_time", True, "when the report was received (接警时间)"),
     ("category", True, "POLICE, NON_POLICE, CONSULTATION or INVALID (警情类别)"),
     ("incident_type", True, "the incident type code of the city's taxonomy, e.g. FIGHT (警情类型)"),
