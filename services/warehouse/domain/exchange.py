@@ -23,7 +23,8 @@ from . import ReportFact
 
 # (column, required, what it holds) — the README's table is this one.
 COLUMNS = (
-    ("report_id", True, "the report's id in the exporting system (at most 80 characters; not checked for uniqueness: import a file once)"),
+    ("report_id", True, "the report's id in the exporting system (at most 80 characters; not checked for "
+                        "uniqueness: import a file once)"),
     ("receive_time", True, "when the report was received (接警时间)"),
     ("category", True, "POLICE, NON_POLICE, CONSULTATION or INVALID (警情类别)"),
     ("incident_type", True, "the incident type code of the city's taxonomy, e.g. FIGHT (警情类型)"),
@@ -144,7 +145,7 @@ def parse_row(line: int, row: dict[str, str]) -> ReportFact | BadRow:
     if grid:
         if grid not in grids:
             problems.append(("grid_id", "is not a grid of this city"))
-        elif station and grids[grid][0] != station:
+        elif station in stations and grids[grid][0] != station:
             problems.append(("grid_id", f"is not a grid of station {station}"))
         else:
             target = grids[grid][1]
