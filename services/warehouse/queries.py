@@ -1,4 +1,5 @@
-"""The warehouse's read side: heat maps, trends, KPIs and threshold counts, from the rollups.
+"""The warehouse's read side: heat maps, top types and places, trends, KPIs and threshold counts, from
+the rollups; the export of a slice, from the facts.
 
 Whole months of a heat map come from the month x cell rollup and the days around them from the
 day x cell rollup; trends and KPIs from the hour x station x type rollup. A threshold window to the
