@@ -8,20 +8,27 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from google.api import httpbody_pb2
 from smart110.warehouse.v1 import warehouse_service_pb2 as pb
 from smart110.warehouse.v1 import warehouse_service_pb2_grpc as pb_grpc
 
 from services.runtime.app import Runtime
 from services.runtime.db import read_snapshot
-from services.runtime.errors import PermissionDenied
+from services.runtime.errors import FailedPrecondition, PermissionDenied
 from services.runtime.policy import current_jurisdiction, org
 from services.runtime.timeutil import from_pb
 from services.runtime.validation import Violations
 
 from . import domain, mapping, queries
+from .domain import exchange
 
 MAX_BOX_DEGREES = 5.0
 MAX_TYPES = 50
+MAX_TOP = 100
+DEFAULT_TOP = 10
+DEFAULT_EXPORT_ROWS = 100_000
+MAX_EXPORT_ROWS = 1_000_000
+CSV_TYPE = "text/csv; charset=utf-8"
 
 
 def _window(v: Violations, start_pb, end_pb, *, max_days: int, start_field: str = "start_time",
@@ -73,6 +80,11 @@ def _area(v: Violations, station_id: str, district_id: str) -> tuple[str, str]:
     if district_id:
         v.check(directory.knows_district(district_id), "district_id", "is not a district of this city")
     return station_id, district_id
+
+
+def _limit(v: Violations, value: int, *, default: int, most: int, field: str = "limit") -> int:
+    v.check(0 <= value <= most, field, f"must be within 0..{most} (0 for the default, {default})")
+    return value or default
 
 
 def _stations(station_id: str, district_id: str) -> frozenset[str] | None:
@@ -157,6 +169,61 @@ class WarehouseServicer(pb_grpc.WarehouseServiceServicer):
             count = queries.threshold_count(conn, start=start, end=end, types=types, stations=stations, box=box)
         return pb.ThresholdCheck(count=count, threshold=request.threshold,
                                  exceeded=request.threshold > 0 and count >= request.threshold)
+
+    def GetTopTypes(self, request, context):
+        v = Violations()
+        start, end = _window(v, request.start_time, request.end_time, max_days=3 * 366)
+        station_id, district_id = _area(v, request.station_id, request.district_id)
+        box = _box(v, request.box, "box", required=False)
+        if box is not None and (station_id or district_id):
+            v.add("box", "give a station, a district or a box, not more than one")
+        limit = _limit(v, request.limit, default=DEFAULT_TOP, most=MAX_TOP)
+        v.raise_if_any()
+        stations = _stations(station_id, district_id)
+        first, last = domain.whole_days(start, end)
+        with read_snapshot(self.rt.engine) as conn:
+            counts = queries.type_counts(conn, first=first, last=last, stations=stations, box=box)
+        return mapping.top_types_to_pb(counts, limit=limit, start=domain.day_start(first),
+                                       end=domain.day_start(last))
+
+    def GetTopPlaces(self, request, context):
+        v = Violations()
+        start, end = _window(v, request.start_time, request.end_time, max_days=3 * 366)
+        station_id, district_id = _area(v, request.station_id, request.district_id)
+        box = _box(v, request.box, "box", required=False)
+        types = _types(v, request.incident_types)
+        resolution = request.resolution or domain.HEAT_RESOLUTION
+        v.check(resolution in (7, 8), "resolution", "must be 8 (default) or 7")
+        limit = _limit(v, request.limit, default=DEFAULT_TOP, most=MAX_TOP)
+        v.raise_if_any()
+        stations = _stations(station_id, district_id)
+        first, last = domain.whole_days(start, end)
+        with read_snapshot(self.rt.engine) as conn:
+            cells = queries.heat_map(conn, box=box, first=first, last=last, types=types, stations=stations,
+                                     resolution=resolution)
+        return mapping.top_places_to_pb(cells, limit=limit, resolution=resolution, start=domain.day_start(first),
+                                        end=domain.day_start(last))
+
+    def ExportReports(self, request, context):
+        """The slice as CSV chunks (exchange layout); refused whole, before any row, when it is too large."""
+        v = Violations()
+        start, end = _window(v, request.start_time, request.end_time, max_days=366)
+        station_id, district_id = _area(v, request.station_id, request.district_id)
+        types = _types(v, request.incident_types)
+        v.check(not request.category or request.category in exchange.CATEGORIES, "category",
+                "must be one of " + ", ".join(exchange.CATEGORIES))
+        limit = _limit(v, request.limit, default=DEFAULT_EXPORT_ROWS, most=MAX_EXPORT_ROWS)
+        v.raise_if_any()
+        stations = _stations(station_id, district_id)
+        where = dict(start=start, end=end, types=types, stations=stations, category=request.category)
+        with read_snapshot(self.rt.engine) as conn:
+            if queries.slice_exceeds(conn, limit=limit, **where):
+                raise FailedPrecondition(
+                    f"the slice holds more than {limit} reports: narrow the window or the filters, or raise "
+                    f"limit (at most {MAX_EXPORT_ROWS})", reason="SLICE_TOO_LARGE",
+                    metadata={"field": "limit", "limit": str(limit)})
+            for chunk in queries.export_csv(conn, header=exchange.HEADER, **where):
+                yield httpbody_pb2.HttpBody(content_type=CSV_TYPE, data=chunk)
 
     def StreamEvents(self, request, context):
         yield from self.rt.feed.stream(request, context)

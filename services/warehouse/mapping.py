@@ -116,3 +116,25 @@ def kpis_to_pb(m: dict[str, int], *, station_id: str, district_id: str, start, e
         repeats=m["repeats"], repeat_rate=domain.share(m["repeats"], m["reports"]),
         rated=m["rated"], satisfaction_share=domain.share(m["satisfied"], m["rated"]),
         referred=m["referred"], closed=m["closed"], start_time=to_pb(start), end_time=to_pb(end))
+
+
+_CATEGORY_OF = {t.code: t.category for t in city.INCIDENT_TYPES.values()}
+
+
+def top_types_to_pb(counts: list[tuple[str, int]], *, limit: int, start, end) -> pb.TopTypes:
+    """The first `limit` types of `counts` (most first); the total counts every type."""
+    total = sum(n for _, n in counts)
+    return pb.TopTypes(
+        types=[pb.TopType(incident_type=k, category=_CATEGORY_OF.get(k, ""), count=n, share=domain.share(n, total))
+               for k, n in counts[:limit]],
+        total=total, start_time=to_pb(start), end_time=to_pb(end))
+
+
+def top_places_to_pb(cells: list[tuple[int, int]], *, limit: int, resolution: int, start, end) -> pb.TopPlaces:
+    total = sum(n for _, n in cells)
+    out = pb.TopPlaces(total=total, resolution=resolution, start_time=to_pb(start), end_time=to_pb(end))
+    for cell, n in cells[:limit]:
+        lng, lat = domain.cell_center(cell)
+        out.places.add(cell=domain.cell_name(cell), count=n, share=domain.share(n, total),
+                       center=common_pb2.GeoPoint(longitude=round(lng, 6), latitude=round(lat, 6)))
+    return out

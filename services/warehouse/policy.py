@@ -14,5 +14,9 @@ POLICIES = {SERVICE_NAME: Policy(SERVICE_NAME, {
     "GetTrend": Access(*READERS),
     "GetStationKpis": Access(*READERS),
     "CheckThreshold": Access(*READERS),
+    "GetTopTypes": Access(*READERS),
+    "GetTopPlaces": Access(*READERS),
+    # Analysts' slices of the facts (no personal data in them): not for a station's officers.
+    "ExportReports": Access("commander", "district_commander", "station_chief", "supervisor", SERVICE),
     "StreamEvents": Access(SERVICE, scoped=False),
 })}

@@ -1,4 +1,5 @@
-"""The warehouse's read side: heat maps, trends, KPIs and threshold counts, from the rollups.
+"""The warehouse's read side: heat maps, top types and places, trends, KPIs and threshold counts, from
+the rollups; the export of a slice, from the facts.
 
 Whole months of a heat map come from the month x cell rollup and the days around them from the
 day x cell rollup; trends and KPIs from the hour x station x type rollup. A threshold window to the
@@ -12,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
+import psycopg
 from sqlalchemy import text
 
 from . import domain
@@ -34,27 +36,52 @@ def _filters(params: dict, *, types, stations, box=None, lng="longitude", lat="l
     return sql
 
 
-def heat_map(conn, *, box: tuple[float, float, float, float], first: date, last: date, types=(),
-             stations=None, resolution: int = domain.HEAT_RESOLUTION) -> list[tuple[int, int]]:
-    """(cell, reports) for city days [first, last) in the box (west, south, east, north), most first."""
+def _cell_rows(conn, *, first: date, last: date, types=(), stations=None, box=None,
+               by: str = "cell") -> list[tuple]:
+    """(key, reports) summed over city days [first, last) from the cell rollups: whole months from the
+    month x cell rollup, the days around them from the day x cell one. `by` is "cell" or "incident_type"
+    (the typed rollups)."""
     months, edges = domain.split_months(first, last)
     parts, params = [], {}
     where = _filters(params, types=types, stations=stations, box=box)
     # Without a type filter, the rollups of every type: one row per cell and station, not per type too.
-    monthly, daily = (("rollup_monthly_cells", "rollup_daily_cells") if types
+    monthly, daily = (("rollup_monthly_cells", "rollup_daily_cells") if types or by != "cell"
                       else ("rollup_monthly_cell_totals", "rollup_daily_cell_totals"))
     if months is not None:
         params.update(m0=months[0], m1=months[1])
-        parts.append(f"SELECT cell, reports FROM {S}.{monthly} WHERE month >= :m0 AND month < :m1{where}")
+        parts.append(f"SELECT {by} AS k, reports FROM {S}.{monthly} WHERE month >= :m0 AND month < :m1{where}")
     for i, (d0, d1) in enumerate(edges):
         params.update({f"d{i}0": d0, f"d{i}1": d1})
-        parts.append(f"SELECT cell, reports FROM {S}.{daily} WHERE day >= :d{i}0 AND day < :d{i}1{where}")
-    rows = conn.execute(text(f"SELECT cell, sum(reports) FROM ({' UNION ALL '.join(parts)}) c "
-                             f"GROUP BY cell HAVING sum(reports) > 0"), params).all()
+        parts.append(f"SELECT {by} AS k, reports FROM {S}.{daily} WHERE day >= :d{i}0 AND day < :d{i}1{where}")
+    if not parts:
+        return []
+    return conn.execute(text(f"SELECT k, sum(reports) FROM ({' UNION ALL '.join(parts)}) c "
+                             f"GROUP BY k HAVING sum(reports) > 0"), params).all()
+
+
+def heat_map(conn, *, box: tuple[float, float, float, float] | None, first: date, last: date, types=(),
+             stations=None, resolution: int = domain.HEAT_RESOLUTION) -> list[tuple[int, int]]:
+    """(cell, reports) for city days [first, last) in the box (west, south, east, north; None for
+    anywhere), most first."""
+    rows = _cell_rows(conn, first=first, last=last, types=types, stations=stations, box=box)
     counts: dict[int, int] = defaultdict(int)
     for cell, n in rows:
         counts[cell if resolution == domain.HEAT_RESOLUTION else domain.coarser(cell, resolution)] += int(n)
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def type_counts(conn, *, first: date, last: date, stations=None, box=None) -> list[tuple[str, int]]:
+    """(incident type, reports) for city days [first, last), most first: from the day x station x type
+    rollup, or with a box from the cell x type rollups (located reports only)."""
+    if box is not None:
+        rows = _cell_rows(conn, first=first, last=last, stations=stations, box=box, by="incident_type")
+    else:
+        params = {"d0": first, "d1": last}
+        where = _filters(params, types=(), stations=stations)
+        rows = conn.execute(text(
+            f"SELECT incident_type, sum(reports) FROM {S}.rollup_daily WHERE day >= :d0 AND day < :d1{where} "
+            f"GROUP BY 1 HAVING sum(reports) > 0"), params).all()
+    return sorted(((k, int(n)) for k, n in rows), key=lambda kv: (-kv[1], kv[0]))
 
 
 _TRUNC = {"HOUR": "hour", "DAY": "day", "WEEK": "week"}
@@ -173,3 +200,63 @@ def _fact_count(conn, start: datetime, end: datetime, *, types=(), stations=None
     where = _filters(params, types=types, stations=stations, box=box)
     return int(conn.execute(text(f"SELECT count(*) FROM {S}.report_facts "
                                  f"WHERE receive_time >= :a AND receive_time < :b{where}"), params).scalar())
+
+
+# -- the export (ExportReports): a slice of the fact table in the exchange layout ------------------
+
+def _local(column: str) -> str:
+    return (f"to_char({column} AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+08:00\"')")
+
+
+_EXPORT_SELECT = {
+    "report_id": "report", "receive_time": _local("receive_time"), "category": "category",
+    "incident_type": "incident_type", "priority": "NULLIF(priority, 0)", "channel": "channel",
+    "station_id": "station_id", "grid_id": "grid_id", "district_id": "district_id", "longitude": "longitude",
+    "latitude": "latitude", "answer_time": _local("answer_time"), "hand_off_time": _local("hand_off_time"),
+    "arrival_time": _local("arrival_time"), "close_time": _local("close_time"),
+    "merged": "CASE WHEN merged THEN 'true' ELSE 'false' END",
+    "referred": "CASE WHEN referred THEN 'true' ELSE 'false' END", "satisfaction": "satisfaction",
+}
+
+
+def _slice_where(params: dict, *, start, end, types, stations, category) -> str:
+    params.update(a=start, b=end)
+    where = "receive_time >= :a AND receive_time < :b" + _filters(params, types=types, stations=stations)
+    if category:
+        where += " AND category = :category"
+        params["category"] = category
+    return where
+
+
+def slice_exceeds(conn, *, start: datetime, end: datetime, types=(), stations=None, category: str = "",
+                  limit: int) -> bool:
+    """Whether the slice holds more than `limit` rows (reads at most limit + 1 of them)."""
+    params = {"n": limit + 1}
+    where = _slice_where(params, start=start, end=end, types=types, stations=stations, category=category)
+    n = conn.execute(text(f"SELECT count(*) FROM (SELECT 1 FROM {S}.report_facts WHERE {where} LIMIT :n) s"),
+                     params).scalar()
+    return int(n) > limit
+
+
+def export_csv(conn, *, start: datetime, end: datetime, types=(), stations=None, category: str = "",
+               header: tuple[str, ...], chunk_bytes: int = 256 * 1024):
+    """The slice as CSV (a header line, then receive-time order), in chunks of about `chunk_bytes`:
+    COPY ... TO STDOUT on the caller's connection, so no row is held in Python for long."""
+    params: dict = {}
+    where = _slice_where(params, start=start, end=end, types=types, stations=stations, category=category)
+    select = ", ".join(f"{_EXPORT_SELECT[c]} AS {c}" for c in header)
+    stmt = text(f"SELECT {select} FROM {S}.report_facts WHERE {where} ORDER BY receive_time, report")
+    # COPY takes no bind parameters: the driver quotes the values into the statement client-side.
+    compiled = stmt.compile(dialect=conn.dialect)
+    raw = conn.connection.dbapi_connection
+    sql = psycopg.ClientCursor(raw).mogrify(compiled.string, {k: params[k] for k in compiled.params})
+    buf = bytearray()
+    with raw.cursor() as cur:
+        with cur.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')") as copy:
+            for data in copy:
+                buf += data
+                if len(buf) >= chunk_bytes:
+                    yield bytes(buf)
+                    buf.clear()
+    if buf:
+        yield bytes(buf)

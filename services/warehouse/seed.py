@@ -1,6 +1,7 @@
 """The warehouse's sample data and bulk load: a generated history of reports (domain/history.py).
 
 `python -m services.warehouse load --reports N --years Y [--seed S] [--batch-size B] [--resume LOAD_ID]`
+(or `load --from-csv FILE [--batch-size B] [--max-bad N]`: another 110 system's history, `import_csv`)
 loads N reports over the Y years up to today with COPY, one batch per transaction with the load's cursor,
 printing progress and rate; an interrupted load resumes where it stopped (`--resume`, or the same command
 again: an unfinished load with the same size, years and seed is picked up). The rollups are built after the
@@ -10,19 +11,22 @@ last batch, set-based, in one transaction. `seed` (run by `make run`) loads WARE
 from __future__ import annotations
 
 import argparse
+import csv
+import hashlib
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 from services.runtime import db
 from services.runtime.app import Runtime
 from services.runtime.config import env_int, env_str
 
 from . import domain
-from .domain import history
-from .store import LoadRepository, PartitionRepository
+from .domain import exchange, history
+from .store import FACT_COLUMNS, LoadRepository, PartitionRepository
 
 DEFAULT_BATCH = 50_000
 
@@ -80,30 +84,139 @@ def load(engine, *, reports: int, years: int, seed: int = 110, batch_size: int =
             out(f"  batch {b + 1}/{len(sizes)}: {loaded:,}/{run.reports:,} rows "
                 f"({100 * loaded / run.reports:.0f}%), {history.rate(done, elapsed):,.0f} rows/s")
     seconds = time.monotonic() - t0
-    t1 = time.monotonic()
-    with engine.begin() as conn:
-        runs = LoadRepository(conn)
-        if runs.get(run.load_id).state != "ROLLED_UP":
-            runs.build_rollups(run.load_id)
-    with engine.connect() as conn:
-        LoadRepository(conn).analyze()
-        conn.commit()
-    rollup_seconds = time.monotonic() - t1
+    rollup_seconds = _roll_up(engine, run.load_id)
     out(f"load {run.load_id}: {done:,} rows in {seconds:.1f}s ({history.rate(done, seconds):,.0f} rows/s), "
         f"rollups in {rollup_seconds:.1f}s")
     return LoadSummary(run.load_id, done, seconds, history.rate(done, seconds), rollup_seconds, start_batch)
 
 
+def _roll_up(engine, load_id: int) -> float:
+    """Builds the load's rollups once (set-based, one transaction) and analyses them; the seconds taken."""
+    t1 = time.monotonic()
+    with engine.begin() as conn:
+        runs = LoadRepository(conn)
+        if runs.get(load_id).state != "ROLLED_UP":
+            runs.build_rollups(load_id)
+    with engine.connect() as conn:
+        LoadRepository(conn).analyze()
+        conn.commit()
+    return time.monotonic() - t1
+
+
+# -- importing another 110 system's history (domain/exchange.py's CSV layout) ------------------------
+
+@dataclass(frozen=True)
+class ImportSummary:
+    load_id: int
+    lines: int  # data lines in the file
+    rows: int  # loaded in this run
+    skipped: list  # exchange.BadRow of this run's batches (the first MAX_BAD_KEPT)
+    skipped_count: int
+    resumed_from_batch: int
+    seconds: float
+    rows_per_second: float
+
+
+MAX_BAD_KEPT = 1000
+
+
+def _file_digest_and_lines(path: Path) -> tuple[str, int, list[str]]:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        problems = exchange.header_problems(header)
+        if problems:
+            raise SystemExit(f"{path}: " + "; ".join(problems))
+        lines = sum(1 for _ in reader)
+    return digest.hexdigest(), lines, [h.strip() for h in header]
+
+
+def import_csv(engine, path: Path | str, *, batch_size: int = DEFAULT_BATCH, max_bad: int | None = None,
+               out=print) -> ImportSummary:
+    """Imports a CSV file in the exchange layout through the bulk load's path: `batch_size` data lines a
+    batch, each checked line by line (a bad line is reported with its line number and skipped), the good
+    ones written with COPY in one transaction with the load's cursor; the rollups built after the last.
+    The same file again (same SHA-256) resumes an unfinished import. More than `max_bad` bad lines in all
+    stop it (the batch that crossed the limit is not written): a file mostly refused is of another layout.
+    A file without the required columns is refused before anything is written."""
+    path = Path(path)
+    sha, lines, header = _file_digest_and_lines(path)
+    with engine.begin() as conn:
+        runs = LoadRepository(conn)
+        run = runs.unfinished_import(sha)
+        if run is None:
+            load_id = runs.start(reports=lines, years=0, seed=0, end_time=datetime.now(timezone.utc),
+                                 batch_size=batch_size, source=str(path), source_sha256=sha)
+            run = runs.get(load_id)
+    sizes = history.batches(lines, run.batch_size) if lines else []
+    start_batch = run.batches_done
+    skipped_before = run.rows_skipped
+    if start_batch:
+        out(f"import {run.load_id}: {path}: resuming at batch {start_batch + 1} of {len(sizes)}")
+    else:
+        out(f"import {run.load_id}: {path}: {lines:,} lines in {len(sizes)} batches")
+    t0 = time.monotonic()
+    done, bad_count, kept = 0, 0, []
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f)
+        next(reader)
+        for b, size in enumerate(sizes):
+            block = []
+            for _ in range(size):
+                r = next(reader)
+                block.append((reader.line_num, r))
+            if b < start_batch:
+                continue
+            good, bad = [], []
+            for line, r in block:
+                parsed = (exchange.parse_row(line, dict(zip(header, r))) if len(r) == len(header) else
+                          exchange.BadRow(line, (("line", f"has {len(r)} fields, the header {len(header)}"),)))
+                (bad if isinstance(parsed, exchange.BadRow) else good).append(parsed)
+            for row in bad:
+                out(f"  skipped {row}")
+            bad_count += len(bad)
+            kept += bad[: max(0, MAX_BAD_KEPT - len(kept))]
+            if max_bad is not None and skipped_before + bad_count > max_bad:
+                raise SystemExit(f"import {run.load_id}: more than {max_bad} bad lines; stopped before batch "
+                                 f"{b + 1} (batches before it are in; fix the file and import it as a new one)")
+            body = "".join(exchange.copy_line(fact, FACT_COLUMNS, run.load_id) for fact in good).encode()
+            with engine.begin() as conn:
+                if good:
+                    times = [fact.receive_time for fact in good]
+                    PartitionRepository(conn).ensure(domain.partitions_between(min(times), max(times)))
+                LoadRepository(conn).copy_batch(run.load_id, b, len(good), body, skipped=len(bad))
+            done += len(good)
+            loaded = sum(sizes[: b + 1])
+            out(f"  batch {b + 1}/{len(sizes)}: {loaded:,}/{lines:,} lines ({100 * loaded / lines:.0f}%), "
+                f"{len(bad)} skipped, {history.rate(done, time.monotonic() - t0):,.0f} rows/s")
+    seconds = time.monotonic() - t0
+    rollup_seconds = _roll_up(engine, run.load_id)
+    out(f"import {run.load_id}: {done:,} rows in {seconds:.1f}s ({history.rate(done, seconds):,.0f} rows/s), "
+        f"{bad_count:,} lines skipped, rollups in {rollup_seconds:.1f}s")
+    return ImportSummary(run.load_id, lines, done, kept, bad_count, start_batch, seconds,
+                         history.rate(done, seconds))
+
+
 def load_command(args: list[str]) -> None:
     """`python -m services.warehouse load ...` (DATABASE_URL: the warehouse's database)."""
     p = argparse.ArgumentParser(prog="python -m services.warehouse load",
-                                description="Loads a generated history of reports into the warehouse.")
+                                description="Loads a generated history of reports into the warehouse, or "
+                                            "imports another 110 system's history from a CSV file.")
     p.add_argument("--reports", type=int, default=1_000_000)
     p.add_argument("--years", type=int, default=3)
     p.add_argument("--seed", type=int, default=110)
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
     p.add_argument("--resume", type=int, default=None, help="the load id to continue")
+    p.add_argument("--from-csv", metavar="FILE", default=None,
+                   help="import FILE (the exchange layout, README) instead of generating; the same file again resumes")
+    p.add_argument("--max-bad", type=int, default=None, help="stop an import after more than N bad lines")
     a = p.parse_args(args)
+    if a.from_csv and not Path(a.from_csv).is_file():
+        p.error(f"--from-csv: no file {a.from_csv}")
     if a.reports <= 0 or a.years <= 0 or a.batch_size <= 0:
         p.error("--reports, --years and --batch-size must be positive")
     url = env_str("DATABASE_URL")
@@ -111,8 +224,12 @@ def load_command(args: list[str]) -> None:
         raise SystemExit("configuration error: DATABASE_URL is required")
     engine = db.make_engine(url, pool_size=2, application_name="warehouse-load")
     try:
-        load(engine, reports=a.reports, years=a.years, seed=a.seed, batch_size=a.batch_size, resume=a.resume,
-             out=lambda line: print(line, flush=True))
+        say = lambda line: print(line, flush=True)  # noqa: E731
+        if a.from_csv:
+            import_csv(engine, a.from_csv, batch_size=a.batch_size, max_bad=a.max_bad, out=say)
+        else:
+            load(engine, reports=a.reports, years=a.years, seed=a.seed, batch_size=a.batch_size, resume=a.resume,
+                 out=say)
     finally:
         engine.dispose()
 

@@ -164,6 +164,11 @@ load_runs = Table(
     Column("batch_size", Integer, nullable=False),
     Column("batches_done", Integer, nullable=False, server_default="0"),
     Column("rows_loaded", BigInteger, nullable=False, server_default="0"),
+    # A CSV import (load --from-csv): the file and its SHA-256; NULL for a generated history.
+    Column("source", Text),
+    Column("source_sha256", String(64)),
+    # Lines of the file skipped as bad, in the batches committed.
+    Column("rows_skipped", BigInteger, nullable=False, server_default="0"),
     # LOADING -> ROLLED_UP
     Column("state", String(20), nullable=False, server_default="LOADING"),
     Column("create_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -410,23 +415,31 @@ class LoadRepository:
     def __init__(self, conn):
         self.conn = conn
 
-    def start(self, *, reports: int, years: int, seed: int, end_time: datetime, batch_size: int) -> int:
+    def start(self, *, reports: int, years: int, seed: int, end_time: datetime, batch_size: int,
+              source: str | None = None, source_sha256: str | None = None) -> int:
         return self.conn.execute(insert(load_runs).values(
-            reports=reports, years=years, seed=seed, end_time=end_time, batch_size=batch_size)
-            .returning(load_runs.c.load_id)).scalar_one()
+            reports=reports, years=years, seed=seed, end_time=end_time, batch_size=batch_size, source=source,
+            source_sha256=source_sha256).returning(load_runs.c.load_id)).scalar_one()
+
+    def unfinished_import(self, sha256: str):
+        """The latest unfinished import of the file with this digest, if any."""
+        return self.conn.execute(select(load_runs).where(load_runs.c.state == "LOADING",
+                                                         load_runs.c.source_sha256 == sha256)
+                                 .order_by(load_runs.c.load_id.desc()).limit(1)).first()
 
     def get(self, load_id: int):
         return self.conn.execute(select(load_runs).where(load_runs.c.load_id == load_id)).first()
 
     def latest_unfinished(self):
-        return self.conn.execute(select(load_runs).where(load_runs.c.state == "LOADING")
+        return self.conn.execute(select(load_runs).where(load_runs.c.state == "LOADING",
+                                                         load_runs.c.source.is_(None))
                                  .order_by(load_runs.c.load_id.desc()).limit(1)).first()
 
     def any_finished(self) -> bool:
         return self.conn.execute(select(func.count()).select_from(load_runs)
                                  .where(load_runs.c.state == "ROLLED_UP")).scalar() > 0
 
-    def copy_batch(self, load_id: int, batch: int, rows: int, lines: bytes) -> None:
+    def copy_batch(self, load_id: int, batch: int, rows: int, lines: bytes, skipped: int = 0) -> None:
         """Writes one batch of fact rows (COPY text format, FACT_COLUMNS order) and moves the load's
         cursor past it, in the caller's transaction: a batch is in, with its cursor, or not at all."""
         raw = self.conn.connection.dbapi_connection
@@ -435,7 +448,7 @@ class LoadRepository:
                 copy.write(lines)
         self.conn.execute(load_runs.update().where(load_runs.c.load_id == load_id, load_runs.c.batches_done == batch)
                           .values(batches_done=batch + 1, rows_loaded=load_runs.c.rows_loaded + rows,
-                                  update_time=func.now()))
+                                  rows_skipped=load_runs.c.rows_skipped + skipped, update_time=func.now()))
 
     def build_rollups(self, load_id: int) -> None:
         """Adds the load's facts to the rollups in six set-based statements, and marks it done."""

@@ -119,3 +119,33 @@ def test_bad_requests_name_their_fields_through_the_gateway(stack):
         text = bad.text
         assert "box" in text and "end_time" in text
         assert "Traceback" not in text
+
+
+def test_top_types_and_a_csv_export_through_the_gateway(stack, filed):
+    end = datetime.now(UTC)
+    window = {"startTime": rfc3339(end - timedelta(days=30)), "endTime": rfc3339(end)}
+    with client(stack, ["commander"]) as cmd, client(stack, ["station_chief"], STATION, "e2e-wh-chief") as chief:
+        top = cmd.get("/v1/warehouse/topTypes", params={**window, "limit": 5})
+        assert top.status_code == 200, top.text
+        body = top.json()
+        counts = [int(t["count"]) for t in body["types"]]
+        assert 0 < len(counts) <= 5 and counts == sorted(counts, reverse=True) and sum(counts) <= int(body["total"])
+        places = cmd.get("/v1/warehouse/topPlaces", params={**window, "stationId": STATION, "limit": 3})
+        assert places.status_code == 200, places.text
+        assert 0 < len(places.json()["places"]) <= 3
+        # The station chief's export: CSV of their station's reports of the last day, a header line first.
+        day = {"startTime": rfc3339(end - timedelta(days=1)), "endTime": rfc3339(end + timedelta(minutes=1))}
+        export = chief.get("/v1/warehouse/reports:export", params=day)
+        assert export.status_code == 200, export.text
+        assert export.headers["content-type"].startswith("text/csv")
+        lines = export.text.splitlines()
+        assert lines[0].startswith("report_id,receive_time,category,incident_type")
+        rows = [line.split(",") for line in lines[1:]]
+        station_col = lines[0].split(",").index("station_id")
+        assert {r[station_col] for r in rows} == {STATION}
+        assert filed["report"]["name"] in {r[0] for r in rows}  # the report filed at intake, through the feeds
+        other = next(s for s in sorted(org().district_of) if s != STATION)
+        refused = chief.get("/v1/warehouse/reports:export", params={**day, "stationId": other})
+        assert refused.status_code == 403, refused.text
+        bad = cmd.get("/v1/warehouse/reports:export", params={"category": "THEFT"})
+        assert bad.status_code == 400 and "category" in bad.text and "start_time" in bad.text
