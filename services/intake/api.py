@@ -18,13 +18,13 @@ from services.runtime.errors import NotFound
 from services.runtime.policy import current_jurisdiction, in_scope
 from services.runtime.timeutil import from_pb
 from services.runtime.validation import (
-    Violations, decode_page_token, encode_page_token, name_id, paginate, resource_id, time_keyset,
+    MAX_PAGE_SIZE, Violations, decode_page_token, encode_page_token, name_id, paginate, resource_id, time_keyset,
 )
 
 from . import handlers, mapping, queries
 from .api_consultations import ConsultationRpcs
 from .domain import (
-    CATEGORIES, CLIENT_LOCATION_SOURCES, CORRECTABLE, MAX_ACCURACY_M, MAX_ADDRESS_CHARS, check_point,
+    CATEGORIES, CLIENT_LOCATION_SOURCES, CORRECTABLE, MAX_ACCURACY_M, MAX_ADDRESS_CHARS, check_point, taxonomy,
     validate_new_report, validate_report_so_far,
 )
 from .gazetteer import ADDRESS_CODE
@@ -300,6 +300,18 @@ class IntakeServicer(ConsultationRpcs, pb_grpc.IntakeServiceServicer):
                       for s in page],
             next_page_token=next_token,
         )
+
+    def ListIncidentTypes(self, request: pb.ListIncidentTypesRequest, context) -> pb.ListIncidentTypesResponse:
+        v = Violations()
+        size = v.page_size(request.page_size or MAX_PAGE_SIZE)
+        token = decode_page_token(request.page_token, v, ("offset",))
+        v.raise_if_any()
+        types = taxonomy()
+        start = int(token["offset"]) if token else 0
+        next_token = encode_page_token({"offset": start + size}) if start + size < len(types) else ""
+        return pb.ListIncidentTypesResponse(
+            incident_types=[mapping.incident_type_to_pb(t) for t in types[start:start + size]],
+            next_page_token=next_token)
 
     def GetStation(self, request: pb.GetStationRequest, context) -> pb.Station:
         station_id = name_id(request.name, "stations")

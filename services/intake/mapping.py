@@ -19,8 +19,8 @@ from services.runtime.timeutil import from_pb, to_pb
 
 from .domain import (
     DEFAULT_LANGUAGE, RATINGS, Address, AddressMatch, AssignmentNews, Attachment, CaseNews, GridArea,
-    IncidentReported, KnowledgeEntryAdded, Report, ReportUpdated, StationArea, Statistics, WorkOrderNews,
-    normalize_phone, share,
+    CATEGORY_LABELS, IncidentReported, KnowledgeEntryAdded, Report, ReportUpdated, StationArea, Statistics,
+    TaxonomyEntry, WorkOrderNews, normalize_phone, share,
 )
 from .knowledge import Consultation, Entry, Match
 
@@ -282,6 +282,15 @@ def address_match_to_pb(m: AddressMatch) -> pb.AddressMatch:
     if m.address is not None:
         msg.address.CopyFrom(address_to_pb(m.address))
     return msg
+
+
+def incident_type_to_pb(t: TaxonomyEntry) -> pb.IncidentType:
+    return pb.IncidentType(
+        name=f"incidentTypes/{t.code}", code=t.code, display_name=t.label,
+        category=enum_value(pb.Category, t.category, "CATEGORY_"),
+        category_display_name=CATEGORY_LABELS.get(t.category, t.category), group=t.group,
+        default_priority=t.default_priority, life_threatening=t.life_threatening,
+    )
 
 
 def station_to_pb(s: StationArea, grids: list[GridArea]) -> pb.Station:

@@ -31,6 +31,8 @@ POLICIES = {SERVICE_NAME: Policy(SERVICE_NAME, {
     "ListStations": Access(*ANYONE, scoped=False),
     "GetStation": Access(*ANYONE, scoped=False),
     "SearchAddresses": Access(*ANYONE, scoped=False),
+    # The taxonomy (警情类型) every screen names types by.
+    "ListIncidentTypes": Access(*ANYONE, scoped=False),
     "SearchKnowledge": Access(*ANYONE, scoped=False, why="即问即复: the knowledge base answers anyone at once"),
     "GetIntakeStatistics": Access("call_taker", "commander", SERVICE, "station_chief", "supervisor"),
     "ListConsultations": Access(*CONSULTATION_READERS),

@@ -121,7 +121,8 @@ def test_a_report_filed_through_the_api_appears_on_the_map_and_in_the_list(scree
     assert result["fightCase"] == case["name"]
     # Newest first, and listed with its summary and status in Chinese.
     assert result["listedFirst"] == case["name"]
-    assert "打架" in result["fightListText"] and "待派警" in result["fightListText"]
+    assert "打架斗殴" in result["fightListText"] and "FIGHT" not in result["fightListText"]
+    assert "待派警" in result["fightListText"]
 
 
 def test_a_kidnapping_alert_shows_and_a_commander_acknowledges_it_on_the_screen(screen_run, stack):

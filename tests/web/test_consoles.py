@@ -57,6 +57,12 @@ def test_the_console_classifies_while_the_call_taker_types_and_files_the_report(
     assert result["preview"]["category"] == 1 and result["preview"]["incidentType"] == "ROBBERY"
     assert result["preview"]["stationId"]
     assert "警情" in result["previewText"] and result["preview"]["reason"] in result["previewText"]
+    # The type by its Chinese name from intake's taxonomy, never the code.
+    types = {t["code"]: t for t in http.get("/v1/incidentTypes").json()["incidentTypes"]}
+    assert types["ROBBERY"]["displayName"] == "抢劫抢夺"
+    assert result["previewTypeText"] == "抢劫抢夺" and result["preview"]["incidentTypeName"] == "抢劫抢夺"
+    assert "ROBBERY" not in result["previewText"] and "ROBBERY" not in result["filedText"]
+    assert "抢劫抢夺" in result["filedText"]
     assert "地图选点" in result["pointText"]
     # What was filed is what the preview said, at the station it named.
     report = http.get(f"/v1/{result['report']}").json()
@@ -67,12 +73,21 @@ def test_the_console_classifies_while_the_call_taker_types_and_files_the_report(
     # The console follows the case that came of it.
     [case] = http.get("/v1/cases", params={"report": result["report"]}).json()["cases"]
     assert result["consoleCase"] == case["name"] and case["name"] in result["filedText"]
+    # The correction offers every type by its Chinese name, grouped by category, the filed one chosen.
+    groups = dict(result["correctionTypes"])
+    assert list(groups) == ["警情", "非警务求助", "咨询", "无效报警"]
+    offered = {code: (name, chosen) for options in groups.values() for code, name, chosen in options}
+    assert set(offered) == set(types)
+    assert all(name == types[code]["displayName"] for code, (name, _) in offered.items())
+    assert [code for code, (_, chosen) in offered.items() if chosen] == ["ROBBERY"]
+    assert ("MISDIAL", "误拨", False) in [tuple(o) for o in groups["无效报警"]]
 
 
 def test_the_case_appears_on_the_board_and_a_recommended_unit_is_offered_it(desks_run):
     result, http = desks_run
     assert result["fileToBoardMs"] < LIVE_MS
-    assert "抢" in result["boardCaseText"] or "ROBBERY" in result["boardCaseText"]
+    assert result["boardCaseType"] == "抢劫抢夺" and result["boardDetailType"] == "抢劫抢夺"
+    assert "ROBBERY" not in result["boardCaseText"]
     assert "米" in result["recommendationText"] or "公里" in result["recommendationText"]
     offer = http.get(f"/v1/{result['assignment']}").json()
     assert offer["unit"] == result["offeredUnit"]

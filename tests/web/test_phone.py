@@ -81,7 +81,8 @@ def test_the_officer_lands_on_the_phone_view_of_their_own_unit_and_sees_the_offe
     assert result["errors"] == []
     assert result["link"]["state"] == "live"
     # The case as the officer needs it: what, where, in Chinese; no wider than the phone.
-    assert "打架" in result["offerText"] and "新派单" in result["offerText"] and "接受" in result["offerText"]
+    assert "打架斗殴" in result["offerText"] and "FIGHT" not in result["offerText"]
+    assert "新派单" in result["offerText"] and "接受" in result["offerText"]
     assert case["addressText"] in result["offerText"]
     assert result["pageWidth"] <= 390
 

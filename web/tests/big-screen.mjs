@@ -93,6 +93,9 @@ try {
   }, caseName, { timeout: WAIT_MS, polling: 50 });
   result.reportToScreenMs = Date.now() - posted;
   result.listedFirst = await page.evaluate(() => window.smart110BigScreen.listedCaseNames()[0]);
+  // The type by its Chinese name once the taxonomy is in (a code until then).
+  await page.waitForFunction((name) => !/^[A-Z_]+$/.test(document.querySelector(`#case-list li[data-name="${name}"] .type`)?.textContent ?? ""),
+                             caseName, { timeout: WAIT_MS }).catch(() => {});
   result.fightListText = await page.locator(`#case-list li[data-name="${caseName}"]`).innerText();
   await page.screenshot({ path: `${shots}/big-screen-report.png` });
 

@@ -78,9 +78,13 @@ try {
     const p = window.smart110Console.preview();
     return p && document.querySelector("#f-description").value.endsWith(words) && p.incidentType === "ROBBERY";
   }, MORE_WORDS, { timeout: WAIT_MS }).catch(() => {});
+  // The type by its Chinese name once the taxonomy is in (a code until then).
+  await desk.waitForFunction(() => !/^[A-Z_]*$/.test(document.querySelector("#pv-type")?.textContent ?? ""), null,
+                             { timeout: WAIT_MS }).catch(() => {});
   await desk.waitForTimeout(400);
   result.preview = await desk.evaluate(() => window.smart110Console.preview());
   result.previewText = await desk.locator("#preview").innerText();
+  result.previewTypeText = await desk.locator("#pv-type").innerText();
   await desk.screenshot({ path: `${shots}/consoles-call-taker-preview.png` });
 
   // Filed: the report, then the dispatch case that follows it.
@@ -90,16 +94,21 @@ try {
   result.report = await desk.evaluate(() => window.smart110Console.filed());
   result.consoleCase = await desk.evaluate(() => window.smart110Console.caseName());
   result.filedText = await desk.locator("#filed").innerText();
+  result.correctionTypes = await desk.evaluate(() => window.smart110Console.correctionTypes());
   await desk.screenshot({ path: `${shots}/consoles-call-taker-filed.png` });
 
   // The case on the dispatcher board, live.
   await board.waitForFunction((name) => window.smart110Board.caseNames().includes(name), result.consoleCase,
                               { timeout: WAIT_MS, polling: 50 });
   result.fileToBoardMs = Date.now() - filedAt;
+  await board.waitForFunction((name) => !/^[A-Z_]*$/.test(document.querySelector(`#board-cases li[data-name="${name}"] .type`)?.textContent ?? ""),
+                              result.consoleCase, { timeout: WAIT_MS }).catch(() => {});
   result.boardCaseText = await board.locator(`#board-cases li[data-name="${result.consoleCase}"]`).innerText();
+  result.boardCaseType = await board.locator(`#board-cases li[data-name="${result.consoleCase}"] .type`).innerText();
   await board.click(`#board-cases li[data-name="${result.consoleCase}"]`);
   await board.waitForSelector(`#case-detail[data-name="${result.consoleCase}"] #recommendations [data-offer]`, { timeout: WAIT_MS });
   result.recommendationText = await board.locator("#recommendations tr").first().innerText();
+  result.boardDetailType = await board.locator("#case-detail .meta .type").innerText();
   result.before = await board.evaluate(() => window.smart110Board.assignments());
   const unit = await board.evaluate(() => window.smart110Board.recommended()[0]);
   result.offeredUnit = unit;

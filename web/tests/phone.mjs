@@ -43,6 +43,9 @@ try {
   result.offerShownMs = Date.now() - t0;
   result.addressBar = page.url();
   result.unit = await page.evaluate(() => window.smart110Phone.unit());
+  // The type by its Chinese name once the taxonomy is in (a code until then).
+  await page.waitForFunction((sel) => !/^[A-Z_]*$/.test(document.querySelector(`${sel} .type`)?.textContent ?? ""),
+                             card, { timeout: WAIT_MS }).catch(() => {});
   result.offerText = await page.locator(card).innerText();
   result.pageWidth = await page.evaluate(() => document.documentElement.scrollWidth);
   await page.screenshot({ path: `${shots}/phone-offer.png` });

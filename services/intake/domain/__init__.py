@@ -10,7 +10,9 @@
 The consultation, its knowledge base and the duplicate rules are pure modules beside this package
 (`knowledge.py`, `duplicates.py`), the address gazetteer too (`gazetteer.py`).
 """
-from .classification import CATEGORY_LABELS, Classification, LabelledExample, classify, local_hour
+from .classification import (
+    CATEGORY_LABELS, Classification, LabelledExample, TaxonomyEntry, classify, local_hour, taxonomy,
+)
 from .places import (
     BORDER_TOLERANCE_M, Address, AddressMatch, GridArea, JurisdictionIndex, Located, StationArea, geometry_from_geojson,
 )
@@ -27,7 +29,7 @@ from .validation import (
 )
 
 __all__ = [
-    "CATEGORY_LABELS", "Classification", "LabelledExample", "classify", "local_hour",
+    "CATEGORY_LABELS", "Classification", "LabelledExample", "TaxonomyEntry", "classify", "local_hour", "taxonomy",
     "BORDER_TOLERANCE_M", "Address", "AddressMatch", "GridArea", "JurisdictionIndex", "Located", "StationArea",
     "geometry_from_geojson",
     "CORRECTABLE", "MERGEABLE_STATUSES", "SATISFACTION_WORDS", "SETTLED", "STATUS_BY_CATEGORY", "SYSTEM",

@@ -7,8 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from .. import rules
 from ..classifier import artifacts
 from ..classifier.core import CATEGORY_LABELS, Classifier, local_hour
+from ..classifier.lexicon import LIFE_THREATENING
 
 
 @dataclass
@@ -57,4 +59,26 @@ def classify(description: str, channel: str, *, at: datetime | None = None, rece
                           classifier_version=d.version)
 
 
-__all__ = ["CATEGORY_LABELS", "Classification", "LabelledExample", "classify", "local_hour"]
+@dataclass(frozen=True)
+class TaxonomyEntry:
+    """One incident type (警情类型) as the screens show it: the classifier's own taxonomy, its
+    default priority and whether the safety net treats it as possibly life-threatening."""
+
+    code: str
+    label: str
+    category: str
+    group: str
+    default_priority: int
+    life_threatening: bool
+
+
+def taxonomy(classifier: Classifier | None = None) -> list[TaxonomyEntry]:
+    """Every incident type in `rules.INCIDENT_TYPES` order, graded by the promoted classifier
+    unless one is given."""
+    c = classifier or artifacts.default()
+    return [TaxonomyEntry(t.code, t.label, t.category, t.group, c.default_priority(t.code), t.code in LIFE_THREATENING)
+            for t in rules.INCIDENT_TYPES.values()]
+
+
+__all__ = ["CATEGORY_LABELS", "Classification", "LabelledExample", "TaxonomyEntry", "classify", "local_hour",
+           "taxonomy"]

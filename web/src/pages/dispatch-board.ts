@@ -9,6 +9,7 @@ import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { claims } from "../auth";
 import { dispatch } from "../api/grpc";
+import { incidentTypeName, loadIncidentTypes } from "../api/incident-types";
 import { Live, type LinkState } from "../api/live";
 import { requestId } from "../api/rest";
 import type { Page } from "../router";
@@ -89,7 +90,8 @@ function mount(root: HTMLElement): () => void {
     $("#board-cases").innerHTML = list.map((c) => `
       <li data-name="${escapeHtml(c.name)}" data-report="${escapeHtml(c.report)}" class="case p${c.priority}${c.name === selected ? " followed" : ""}">
         <span class="prio" style="background:${PRIORITY_COLOURS[c.priority] ?? "#888"}">${PRIORITY_NAMES[c.priority] ?? c.priority}</span>
-        <span class="what">${escapeHtml(c.summary || c.incidentType)}</span>
+        <span class="type">${escapeHtml(incidentTypeName(c.incidentType))}</span>
+        <span class="what">${escapeHtml(c.summary || incidentTypeName(c.incidentType))}</span>
         <span class="status s${c.status}">${CASE_STATUS_NAMES[c.status] ?? ""}</span>
         <span class="where">${escapeHtml(c.stationId)} · ${CASE_LEVEL_NAMES[c.level] ?? ""} · ${escapeHtml(c.addressText)}</span>
         <time>${clock(ms(c.reportTime) || ms(c.createTime))}</time>
@@ -147,8 +149,8 @@ function mount(root: HTMLElement): () => void {
     $("#case-panel").innerHTML = `
       <section class="case-detail" id="case-detail" data-name="${escapeHtml(c.name)}" data-status="${c.status}" data-level="${c.level}">
         <h2><span class="prio" style="background:${PRIORITY_COLOURS[c.priority] ?? "#888"}">${PRIORITY_NAMES[c.priority] ?? ""}</span>
-          ${escapeHtml(c.summary || c.incidentType)}</h2>
-        <p class="meta">${escapeHtml(c.name)} · ${CASE_STATUS_NAMES[c.status] ?? ""} · ${CASE_LEVEL_NAMES[c.level] ?? ""} · ${escapeHtml(c.stationId)} · ${escapeHtml(c.addressText)}</p>
+          ${escapeHtml(c.summary || incidentTypeName(c.incidentType))}</h2>
+        <p class="meta"><span class="type">${escapeHtml(incidentTypeName(c.incidentType))}</span> · ${escapeHtml(c.name)} · ${CASE_STATUS_NAMES[c.status] ?? ""} · ${CASE_LEVEL_NAMES[c.level] ?? ""} · ${escapeHtml(c.stationId)} · ${escapeHtml(c.addressText)}</p>
         ${c.instructions ? `<p class="instructions">${escapeHtml(c.instructions)}</p>` : ""}
         <h3>出警单位</h3>
         <ul class="assignments" id="assignments">${c.assignments.map((a) => `
@@ -241,6 +243,9 @@ function mount(root: HTMLElement): () => void {
       void act(() => dispatch.cancelCase({ requestId: requestId(), name, reason: Number(get("reason")) as CancelReason, notes: get("notes") }));
     }
   });
+
+  loadIncidentTypes().then(() => { if (!stopped) { schedule(); drawPanel(); } })
+    .catch((err) => panelError(`警情类型加载失败：${errorText(err)}`));
 
   loadStations().then((stations) => {
     if (stopped) return;

@@ -4,12 +4,15 @@
 // standard address gazetteer (SearchAddresses); a consultation is offered the knowledge base's
 // answer (GET /v1/knowledge:search). Once filed (ReportIncident) the call-taker may merge it into a
 // candidate (MergeReport), correct its classification with a reason (UpdateReport) and follow the
-// dispatch case it became (ListCases by report). Calls go over gRPC-Web with the user's JWT.
+// dispatch case it became (ListCases by report). Incident types show by their Chinese names and the
+// correction picks one from intake's taxonomy, grouped by category. Calls go over gRPC-Web with the
+// user's JWT.
 import { ConnectError } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { claims } from "../auth";
 import { dispatch, intake } from "../api/grpc";
+import { incidentType, incidentTypeName, incidentTypesByCategory, loadIncidentTypes } from "../api/incident-types";
 import { rest, requestId } from "../api/rest";
 import type { Page } from "../router";
 import {
@@ -138,7 +141,7 @@ function mount(root: HTMLElement): () => void {
       <h2>智能研判</h2>
       <dl class="classification" data-category="${c.category}" data-priority="${c.priority}" data-type="${escapeHtml(c.incidentType)}">
         <dt>类别</dt><dd id="pv-category">${CATEGORY_NAMES[c.category] ?? ""}</dd>
-        <dt>警情类型</dt><dd id="pv-type">${escapeHtml(c.incidentType)}</dd>
+        <dt>警情类型</dt><dd id="pv-type">${escapeHtml(incidentTypeName(c.incidentType))}</dd>
         <dt>等级</dt><dd><span class="prio" style="background:${PRIORITY_COLOURS[c.priority] ?? "#888"}" id="pv-priority">${PRIORITY_NAMES[c.priority] ?? c.priority}</span></dd>
         <dt>置信度</dt><dd id="pv-confidence">${Math.round(c.confidence * 100)}%</dd>
         <dt>依据</dt><dd id="pv-reason">${escapeHtml(c.reason)}</dd>
@@ -154,8 +157,8 @@ function mount(root: HTMLElement): () => void {
       <h2>疑似重复警情 <span class="big">${list.length}</span></h2>
       <ol class="candidates">${list.map((d: DuplicateCandidate) => `
         <li data-report="${escapeHtml(d.report)}" class="${mergeTarget === d.report ? "sel" : ""}">
-          <span class="what">${escapeHtml(d.description || d.incidentType)}</span>
-          <span class="meta">${escapeHtml(d.incidentType)} · ${escapeHtml(d.stationId)} · ${clock(d.receiveTime ? timestampMs(d.receiveTime) : 0)}${d.master ? " · 登记时将自动合并" : ""}</span>
+          <span class="what">${escapeHtml(d.description || incidentTypeName(d.incidentType))}</span>
+          <span class="meta">${escapeHtml(incidentTypeName(d.incidentType))} · ${escapeHtml(d.stationId)} · ${clock(d.receiveTime ? timestampMs(d.receiveTime) : 0)}${d.master ? " · 登记时将自动合并" : ""}</span>
           <span class="meta">${escapeHtml(d.reason)}</span>
           <button type="button" data-merge="${escapeHtml(d.report)}">${mergeTarget === d.report ? "取消合并" : "合并到此警情"}</button>
         </li>`).join("")}</ol>` : "";
@@ -263,18 +266,28 @@ function mount(root: HTMLElement): () => void {
       </div>` : r.mergedInto ? `<p>已合并至 ${escapeHtml(r.mergedInto)}</p>` : c?.category === Category.POLICE ? `<p class="muted">等待生成处警…</p>` : "";
     $("#filed").innerHTML = `
       <h2>已登记 <small id="filed-name">${escapeHtml(r.name)}</small></h2>
-      <p>${CATEGORY_NAMES[c?.category ?? 0] ?? ""} · ${escapeHtml(c?.incidentType ?? "")} · ${PRIORITY_NAMES[c?.priority ?? 0] ?? ""}${c?.corrected ? " · 已更正" : ""}</p>
+      <p>${CATEGORY_NAMES[c?.category ?? 0] ?? ""} · ${escapeHtml(incidentTypeName(c?.incidentType))} · ${PRIORITY_NAMES[c?.priority ?? 0] ?? ""}${c?.corrected ? " · 已更正" : ""}</p>
       ${caseBlock}
       <details id="correct"><summary>更正分类</summary>
         <form id="correct-form" class="correct">
           <label>类别 <select name="category">${Object.entries(CATEGORY_NAMES).map(([v, n]) => `<option value="${v}" ${Number(v) === c?.category ? "selected" : ""}>${n}</option>`).join("")}</select></label>
-          <label>类型编码 <input name="incidentType" value="${escapeHtml(c?.incidentType ?? "")}"></label>
+          <label>警情类型 <select name="incidentType" id="correct-type">${typeOptions(c?.incidentType ?? "")}</select></label>
           <label>等级 <select name="priority">${[1, 2, 3, 4].map((p) => `<option value="${p}" ${p === c?.priority ? "selected" : ""}>${PRIORITY_NAMES[p]}</option>`).join("")}</select></label>
           <label>更正原因 <input name="reason" required placeholder="例如：报警人补充说明有人持刀"></label>
           <p class="error" id="correct-error"></p>
           <button type="submit">提交更正</button>
         </form>
       </details>`;
+  }
+
+  /** The taxonomy's types grouped by category, the report's own selected (by itself, while the
+   * taxonomy is still loading or if it is newer than the taxonomy). */
+  function typeOptions(current: string): string {
+    const groups = incidentTypesByCategory();
+    const known = groups.some((g) => g.types.some((t) => t.code === current));
+    return (current && !known ? `<option value="${escapeHtml(current)}" selected>${escapeHtml(incidentTypeName(current))}</option>` : "")
+      + groups.map((g) => `<optgroup label="${escapeHtml(g.name)}">${g.types.map((t) =>
+        `<option value="${escapeHtml(t.code)}" ${t.code === current ? "selected" : ""}>${escapeHtml(t.displayName)}</option>`).join("")}</optgroup>`).join("");
   }
 
   async function correct(ev: Event): Promise<void> {
@@ -322,6 +335,14 @@ function mount(root: HTMLElement): () => void {
   });
   form.addEventListener("change", schedulePreview);
   form.addEventListener("submit", (ev) => void fileReport(ev));
+  // A type belongs to one category: choosing it chooses that.
+  root.addEventListener("change", (ev) => {
+    const t = ev.target as HTMLSelectElement;
+    if (t.id !== "correct-type") return;
+    const chosen = incidentType(t.value);
+    const category = t.form?.elements.namedItem("category") as HTMLSelectElement | null;
+    if (chosen && category) category.value = String(chosen.category);
+  });
   root.addEventListener("submit", (ev) => { if ((ev.target as HTMLElement).id === "correct-form") void correct(ev); });
   root.addEventListener("click", (ev) => {
     const t = ev.target as HTMLElement;
@@ -345,6 +366,13 @@ function mount(root: HTMLElement): () => void {
     if (m) { mergeTarget = mergeTarget === m.dataset.merge ? "" : m.dataset.merge!; drawDuplicates(); }
   });
 
+  loadIncidentTypes().then(() => {
+    if (stopped) return;
+    drawPreview();
+    drawDuplicates();
+    drawFiled();
+  }).catch((err) => { $("#form-error").textContent = `警情类型加载失败：${errorText(err)}`; });
+
   loadStations().then((stations) => {
     if (stopped) return;
     cityMap = new CityMap($("#map"), stations, () => {});
@@ -361,10 +389,14 @@ function mount(root: HTMLElement): () => void {
   (window as unknown as Record<string, unknown>).smart110Console = {
     preview: () => (preview?.classification ? {
       category: preview.classification.category, incidentType: preview.classification.incidentType,
+      incidentTypeName: incidentTypeName(preview.classification.incidentType),
       priority: preview.classification.priority, reason: preview.classification.reason,
       stationId: preview.stationId, candidates: preview.duplicateCandidates.map((d) => d.report),
     } : null),
     filed: () => filed?.name ?? null,
+    /** The correction's choice of types: [category name, [code, Chinese name, selected][]][]. */
+    correctionTypes: () => [...root.querySelectorAll<HTMLOptGroupElement>("#correct-type optgroup")].map((g) => [
+      g.label, [...g.querySelectorAll("option")].map((o) => [o.value, o.textContent, o.selected])]),
     caseName: () => followed?.name ?? null,
   };
 

@@ -6,6 +6,7 @@ import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { claims, hasRole } from "../../auth";
 import { alerts as alertsApi, dispatch } from "../../api/grpc";
+import { incidentTypeName, loadIncidentTypes } from "../../api/incident-types";
 import { Live, type LinkState } from "../../api/live";
 import { rest, requestId, ApiError } from "../../api/rest";
 import type { Page } from "../../router";
@@ -218,7 +219,8 @@ function mount(root: HTMLElement): () => void {
     $("#case-list").innerHTML = shown.slice(0, NEWEST_LISTED).map((c) => `
       <li data-name="${escapeHtml(c.name)}" class="case p${c.priority}${c.name === followed ? " followed" : ""}">
         <span class="prio" style="background:${PRIORITY_COLOURS[c.priority] ?? "#888"}">${PRIORITY_NAMES[c.priority] ?? c.priority}</span>
-        <span class="what">${escapeHtml(c.summary || c.incidentType)}</span>
+        <span class="type">${escapeHtml(incidentTypeName(c.incidentType))}</span>
+        <span class="what">${escapeHtml(c.summary || incidentTypeName(c.incidentType))}</span>
         <span class="status s${c.status}">${CASE_STATUS_NAMES[c.status] ?? ""}</span>
         <span class="where">${escapeHtml(stationName(c.stationId))} · ${escapeHtml(c.addressText)}</span>
         <time>${clock(ms(c.reportTime) || ms(c.createTime))}</time>
@@ -417,9 +419,9 @@ function mount(root: HTMLElement): () => void {
       }>(`/v1/${name}`);
       const related = [...alerts.values()].filter((a) => a.subject === name || a.relatedSubjects.includes(name));
       el.innerHTML = `
-        <header><h2>${escapeHtml(c.summary || c.incidentType)}</h2>
+        <header><h2>${escapeHtml(c.summary || incidentTypeName(c.incidentType))}</h2>
           <button id="follow">${followed === name ? "取消跟随" : "跟随此警情"}</button><button id="close-detail">关闭</button></header>
-        <p class="meta">${PRIORITY_NAMES[c.priority] ?? c.priority} · ${CASE_STATUS_NAMES[CaseStatus[c.status.replace("CASE_STATUS_", "") as keyof typeof CaseStatus] as number] ?? c.status}
+        <p class="meta"><span class="type">${escapeHtml(incidentTypeName(c.incidentType))}</span> · ${PRIORITY_NAMES[c.priority] ?? c.priority} · ${CASE_STATUS_NAMES[CaseStatus[c.status.replace("CASE_STATUS_", "") as keyof typeof CaseStatus] as number] ?? c.status}
           · ${CASE_LEVEL_NAMES[levelValue(c.level)] ?? ""} · ${escapeHtml(stationName(c.stationId))} · ${escapeHtml(c.addressText)}
           · 报警时间 ${clock(Date.parse(c.reportTime))}</p>
         ${c.instructions ? `<p class="instructions">${escapeHtml(c.instructions)}</p>` : ""}
@@ -516,6 +518,15 @@ function mount(root: HTMLElement): () => void {
   // -- start ---------------------------------------------------------------------------------------
   links["底图"] = { state: "connecting", detail: "" };
   showLinks();
+  let stopped = false;
+  loadIncidentTypes().then(() => {
+    if (stopped) return;
+    schedule();
+    if (openDetail) void showDetail(openDetail);
+  }).catch((err) => {
+    links["警情类型"] = { state: "disconnected", detail: err instanceof Error ? err.message : String(err) };
+    showLinks();
+  });
   loadStations().then((loaded) => {
     stations = loaded;
     districtOf = new Map(stations.map((s) => [s.stationId, s.district]));
@@ -579,6 +590,7 @@ function mount(root: HTMLElement): () => void {
   };
 
   return () => {
+    stopped = true;
     lives.forEach((l) => l.stop());
     timers.forEach((t) => window.clearInterval(t));
     if (frame) cancelAnimationFrame(frame);

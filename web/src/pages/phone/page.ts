@@ -8,6 +8,7 @@ import "./phone.css";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { claims } from "../../auth";
 import { dispatch } from "../../api/grpc";
+import { incidentTypeName, loadIncidentTypes } from "../../api/incident-types";
 import { Live, type LinkState } from "../../api/live";
 import { ApiError, rest, requestId } from "../../api/rest";
 import type { Page } from "../../router";
@@ -50,7 +51,7 @@ interface RestAssignment {
 
 /** One assignment as the page shows it, from the stream (protobuf) or a call's answer (JSON). */
 interface Job {
-  name: string; state: string; version: number; caseName: string; summary: string; priority: number;
+  name: string; state: string; version: number; caseName: string; summary: string; incidentType: string; priority: number;
   address: string; instructions: string; silent: boolean; offerExpireMs: number; outcome: string; notes: string;
   evidence: number; declineReason: string; arrivalSeconds: number; arrivalTarget: number;
 }
@@ -63,7 +64,7 @@ function fromStream(a: Assignment): Job {
   const c = a.caseSummary;
   return {
     name: a.name, state: AssignmentState[a.state] ?? "", version: Number(a.version), caseName: c?.name ?? "",
-    summary: c?.summary || c?.incidentType || "", priority: c?.priority ?? 0, address: c?.addressText ?? "",
+    summary: c?.summary ?? "", incidentType: c?.incidentType ?? "", priority: c?.priority ?? 0, address: c?.addressText ?? "",
     instructions: c?.instructions ?? "", silent: c?.silent ?? false,
     offerExpireMs: a.offerExpireTime ? timestampMs(a.offerExpireTime) : 0,
     outcome: a.outcome ? Outcome[a.outcome] : "", notes: a.notes, evidence: a.evidence.length,
@@ -75,7 +76,7 @@ function fromJson(a: RestAssignment): Job {
   const c = a.caseSummary;
   return {
     name: a.name, state: a.state.replace("ASSIGNMENT_STATE_", ""), version: Number(a.version ?? 0),
-    caseName: c?.name ?? "", summary: c?.summary || c?.incidentType || "", priority: c?.priority ?? 0,
+    caseName: c?.name ?? "", summary: c?.summary ?? "", incidentType: c?.incidentType ?? "", priority: c?.priority ?? 0,
     address: c?.addressText ?? "", instructions: c?.instructions ?? "", silent: c?.silent ?? false,
     offerExpireMs: a.offerExpireTime ? Date.parse(a.offerExpireTime) : 0,
     outcome: (a.outcome ?? "").replace("OUTCOME_", "").replace("UNSPECIFIED", ""), notes: a.notes ?? "",
@@ -235,7 +236,8 @@ function mount(root: HTMLElement): () => void {
     return `
       <article class="assignment ${j.state.toLowerCase()}${active ? "" : " done"}" data-name="${escapeHtml(j.name)}" data-state="${j.state}" style="border-color:${colour}">
         <div class="title"><span class="prio" style="background:${colour}">${PRIORITY_NAMES[j.priority] ?? ""}</span>
-          <strong>${escapeHtml(j.summary)}</strong><span class="state">${STATE_NAMES[j.state] ?? j.state}${left ? ` · ${left}秒内应答` : ""}</span></div>
+          <strong class="type">${escapeHtml(incidentTypeName(j.incidentType))}</strong><span class="state">${STATE_NAMES[j.state] ?? j.state}${left ? ` · ${left}秒内应答` : ""}</span></div>
+        ${j.summary ? `<div class="summary">${escapeHtml(j.summary)}</div>` : ""}
         <div class="meta">${escapeHtml(j.address)}</div>
         ${j.instructions ? `<div class="instructions">${j.silent ? "【无声报警】" : ""}${escapeHtml(j.instructions)}</div>` : ""}
         ${j.arrivalSeconds ? `<div class="meta">接警至到场 ${j.arrivalSeconds} 秒${j.arrivalTarget ? `（要求 ${j.arrivalTarget} 秒）` : ""}</div>` : ""}
@@ -376,6 +378,9 @@ function mount(root: HTMLElement): () => void {
     }
   });
 
+  loadIncidentTypes().then(() => { if (!stopped && unit) showJobs(); }).catch(() => {
+    // The offers show the type codes instead: nothing an officer must act on.
+  });
   findUnit().then((found) => {
     if (stopped) return;
     if (!found) {
