@@ -115,7 +115,7 @@ def test_the_big_screen_opens_with_a_token_in_the_fragment_and_talks_only_to_the
 def test_a_report_filed_through_the_api_appears_on_the_map_and_in_the_list(screen_run, stack):
     result, screen_token, _ = screen_run
     assert result["reportToScreenMs"] < REPORT_TO_SCREEN_MS
-    cases = httpx.get(f"{stack.gateway_url}/v1/cases", params={"pageSize": 100},
+    cases = httpx.get(f"{stack.gateway_url}/v1/cases", params={"report": result["fightReport"]},
                       headers={"Authorization": f"Bearer {screen_token}"}, timeout=20).json()["cases"]
     case = next(c for c in cases if c["report"] == result["fightReport"])
     assert result["fightCase"] == case["name"]

@@ -45,7 +45,7 @@ def phone_run(stack):
     report = posted.json()["name"]
 
     def offered():
-        cases = api.get("/v1/cases", params={"pageSize": 100}).json().get("cases", [])
+        cases = api.get("/v1/cases", params={"report": report}).json().get("cases", [])
         case = next((c for c in cases if c["report"] == report), None)
         if case is None:
             return None

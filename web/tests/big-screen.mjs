@@ -42,7 +42,7 @@ async function report(body) {
 }
 
 async function caseOf(reportName) {
-  const resp = await fetch(`${gateway}/v1/cases?pageSize=50`, { headers: { Authorization: `Bearer ${screenToken}` } });
+  const resp = await fetch(`${gateway}/v1/cases?report=${encodeURIComponent(reportName)}`, { headers: { Authorization: `Bearer ${screenToken}` } });
   const doc = await resp.json();
   return (doc.cases ?? []).find((c) => c.report === reportName)?.name ?? null;
 }
