@@ -1,4 +1,4 @@
-"""Baseline warehouse schema, frozen: the report fact table partitioned by month (BRIN on receive time, a default partition), report keys, pending outcomes, the hourly and cell rollups (by type and of every type), bulk load runs; the runtime's tables.
+"""Baseline warehouse schema, frozen: the report fact table partitioned by month (BRIN on receive time, a default partition), report keys, pending outcomes, the hourly and cell rollups (by type and of every type), bulk load runs (generated or imported from a CSV file, with the lines skipped), archived month partitions; the runtime's tables.
 
 This revision is explicit DDL of the schema as first released. It never reads
 the live models: every later change to a table is a new revision after it.
@@ -141,16 +141,34 @@ def upgrade() -> None:
         sa.Column("batch_size", sa.Integer(), nullable=False),
         sa.Column("batches_done", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("rows_loaded", sa.BigInteger(), nullable=False, server_default="0"),
+        # An import's file (path and SHA-256, so a resume reads the same file); NULL for a generated history.
+        sa.Column("source", sa.Text(), nullable=True),
+        sa.Column("source_sha256", sa.String(length=64), nullable=True),
+        sa.Column("rows_skipped", sa.BigInteger(), nullable=False, server_default="0"),
         sa.Column("state", sa.String(20), nullable=False, server_default="LOADING"),
         sa.Column("create_time", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("now()")),
         sa.Column("update_time", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("now()")),
         sa.PrimaryKeyConstraint("load_id"),
         schema="warehouse",
     )
+    # Retention: month partitions written to archive files and dropped (the rollups keep counting them).
+    op.create_table(
+        "archived_partitions",
+        sa.Column("name", sa.String(length=40), nullable=False),
+        sa.Column("start_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("end_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("path", sa.Text(), nullable=False),
+        sa.Column("rows", sa.BigInteger(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("archive_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reattach_time", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("name", name="archived_partitions_pkey"),
+        schema="warehouse",
+    )
 
 
 def downgrade() -> None:
-    for table in ("load_runs", "rollup_monthly_cell_totals", "rollup_daily_cell_totals", "rollup_monthly_cells",
+    for table in ("archived_partitions", "load_runs", "rollup_monthly_cell_totals", "rollup_daily_cell_totals", "rollup_monthly_cells",
                   "rollup_daily_cells", "rollup_daily", "rollup_hourly", "pending_outcomes",
                   "report_keys", "report_facts"):
         op.drop_table(table, schema="warehouse")
