@@ -6,8 +6,17 @@ from sampledata import city, gazetteer, knowledge as knowledge_seed
 
 from services.runtime.app import Runtime
 
+from .domain.places import GridArea, JurisdictionIndex, StationArea
 from .knowledge import Entry
 from .store import KnowledgeRepository, PlaceRepository
+
+
+def sample_jurisdiction() -> JurisdictionIndex:
+    """The sample city's stations and grids as intake locates reports in them, without a database
+    (the tests, benches and simulations that place reports as intake would)."""
+    return JurisdictionIndex(
+        [StationArea(s.station_id, s.name, s.district_name, s.hq[0], s.hq[1], s.polygon) for s in city.stations()],
+        [GridArea(g.grid_id, g.station_id, g.name, g.arrival_target_s, g.polygon) for g in city.grids()])
 
 
 def seed(rt: Runtime) -> None:

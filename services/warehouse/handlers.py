@@ -50,6 +50,10 @@ def record_report(uow: UnitOfWork, *, fact: ReportFact) -> ReportFact:
 
 
 def _archived(uow: UnitOfWork, receive_time: datetime) -> bool:
+    """Whether the report's month is archived. The current month never is (retention keeps at least
+    it), so a live report costs no query."""
+    if receive_time >= domain.month_partition(uow.now()).start:
+        return False
     horizon = uow.repos.archive.archived_horizon()
     return horizon is not None and receive_time < horizon
 

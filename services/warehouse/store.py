@@ -316,16 +316,23 @@ class PartitionRepository:
             self.conn.execute(text(f"LOCK TABLE {SCHEMA}.report_facts IN SHARE UPDATE EXCLUSIVE MODE"))
             if p.name in self.existing():
                 continue
-            self.conn.execute(text(
-                f"CREATE TABLE {SCHEMA}.{p.name} (LIKE {SCHEMA}.report_facts INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"))
+            self.create(p)
             self.conn.execute(text(
                 f"WITH moved AS (DELETE FROM {SCHEMA}.report_facts_default WHERE receive_time >= :a "
                 f"AND receive_time < :b RETURNING *) INSERT INTO {SCHEMA}.{p.name} SELECT * FROM moved"), bounds)
-            self.conn.execute(text(
-                f"ALTER TABLE {SCHEMA}.report_facts ATTACH PARTITION {SCHEMA}.{p.name} "
-                f"FOR VALUES FROM ('{p.start.isoformat()}') TO ('{p.end.isoformat()}')"))
+            self.attach(p)
             created.append(p.name)
         return created
+
+    def create(self, p: Partition) -> None:
+        """The month's table, shaped as the fact table, not yet attached (filled first, then attached)."""
+        self.conn.execute(text(
+            f"CREATE TABLE {SCHEMA}.{p.name} (LIKE {SCHEMA}.report_facts INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"))
+
+    def attach(self, p: Partition) -> None:
+        self.conn.execute(text(
+            f"ALTER TABLE {SCHEMA}.report_facts ATTACH PARTITION {SCHEMA}.{p.name} "
+            f"FOR VALUES FROM ('{p.start.isoformat()}') TO ('{p.end.isoformat()}')"))
 
 
 class ArchiveRepository:
@@ -333,9 +340,10 @@ class ArchiveRepository:
 
     def __init__(self, conn):
         self.conn = conn
+        self.partitions = PartitionRepository(conn)
 
     def attached(self) -> list[str]:
-        return sorted(PartitionRepository(self.conn).existing() - {"report_facts_default"})
+        return sorted(self.partitions.existing() - {"report_facts_default"})
 
     def lock(self) -> bool:
         """One archiver at a time across replicas, for this transaction; False when another has it."""
@@ -378,16 +386,13 @@ class ArchiveRepository:
     def restore(self, p: Partition, read_chunks, at: datetime) -> int:
         """Creates the partition again from its archive's CSV (`read_chunks` yields bytes), attaches it,
         puts back its live reports' keys and marks it attached; returns how many rows."""
-        self.conn.execute(text(
-            f"CREATE TABLE {SCHEMA}.{p.name} (LIKE {SCHEMA}.report_facts INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"))
+        self.partitions.create(p)
         raw = self.conn.connection.dbapi_connection
         with raw.cursor() as cur:
             with cur.copy(f"COPY {SCHEMA}.{p.name} FROM STDIN WITH (FORMAT csv, HEADER)") as copy:
                 for chunk in read_chunks:
                     copy.write(chunk)
-        self.conn.execute(text(
-            f"ALTER TABLE {SCHEMA}.report_facts ATTACH PARTITION {SCHEMA}.{p.name} "
-            f"FOR VALUES FROM ('{p.start.isoformat()}') TO ('{p.end.isoformat()}')"))
+        self.partitions.attach(p)
         self.conn.execute(text(
             f"INSERT INTO {SCHEMA}.report_keys (report, receive_time) SELECT report, receive_time "
             f"FROM {SCHEMA}.{p.name} WHERE load_id IS NULL ON CONFLICT DO NOTHING"))

@@ -81,6 +81,7 @@ def reattach_partition(rt: Runtime, month: str, *, say=log.info) -> int:
         if record is None or record.reattach_time is not None:
             raise FailedPrecondition(f"{p.name} is not archived", reason="NOT_ARCHIVED")
         path = Path(record.path)
+        # The file is checked whole before any of it is loaded: a changed file never reaches COPY.
         digest = hashlib.sha256()
         with gzip.open(path, "rb") as f:
             for chunk in iter(lambda: f.read(CHUNK), b""):

@@ -145,13 +145,9 @@ def test_the_big_screen_watches_its_station_s_units_move_through_the_gateway(sta
     eventually(lambda: changes or None)
     assert changes[0] == {"status_code": 200}
 
-    def busy():
-        done = httpx.post(f"{stack.gateway_url}/v1/{unit['name']}:setStatus", headers=officer,
-                          json={"requestId": uuid.uuid4().hex, "status": "UNIT_STATUS_BUSY", "reason": "处理群众求助"})
-        assert done.status_code == 200, done.text
-        return True
-
-    assert busy()
+    busy = httpx.post(f"{stack.gateway_url}/v1/{unit['name']}:setStatus", headers=officer,
+                      json={"requestId": uuid.uuid4().hex, "status": "UNIT_STATUS_BUSY", "reason": "处理群众求助"})
+    assert busy.status_code == 200, busy.text
     seen = eventually(lambda: next((c for c in changes[1:] if c.get("unit", {}).get("name") == unit["name"]
                                     and c["unit"]["status"] == "UNIT_STATUS_BUSY"), None))
     assert int(seen["sequence"]) > 0 and seen["action"]

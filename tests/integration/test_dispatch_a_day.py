@@ -20,7 +20,7 @@ from sampledata import city
 from services.dispatch import workers
 from services.intake.classifier import artifacts
 from services.intake.classifier.corpus import TRAIN, reports as corpus_reports
-from services.intake.domain.places import GridArea, JurisdictionIndex, StationArea
+from services.intake.seed import sample_jurisdiction
 from tests import support
 from tests.integration.dispatch_harness import officer_of, pb
 # The closing tests' dispatch (offers run out after 30 s, a case nobody takes goes up 120 s after its
@@ -57,9 +57,7 @@ def police_reports(rng: random.Random) -> list[tuple[str, str, int]]:
 
 def places(rng: random.Random, n: int) -> list:
     """`n` points spread over the city's stations, each located as intake locates a report."""
-    index = JurisdictionIndex(
-        [StationArea(s.station_id, s.name, s.district_name, s.hq[0], s.hq[1], s.polygon) for s in city.stations()],
-        [GridArea(g.grid_id, g.station_id, g.name, g.arrival_target_s, g.polygon) for g in city.grids()])
+    index = sample_jurisdiction()
     grids = list(city.grids())
     out = []
     while len(out) < n:

@@ -11,10 +11,11 @@ import sampledata as sd
 from services.intake import rules
 from services.intake.classifier.evidence import ASKED_ABOUT
 from services.intake.domain import (
-    Attachment, GridArea, IncidentReported, JurisdictionIndex, KnowledgeEntryAdded, Report, ReportUpdated, StationArea,
-    classify, normalize_phone, validate_new_report,
+    Attachment, IncidentReported, KnowledgeEntryAdded, Report, ReportUpdated, classify, normalize_phone,
+    validate_new_report,
 )
 from services.intake.knowledge import Consultation
+from services.intake.seed import sample_jurisdiction
 from services.runtime.auth import AuthContext
 from services.runtime.errors import FailedPrecondition
 from services.runtime.language import asks
@@ -236,9 +237,7 @@ def test_repeated_invalid_calls_from_one_number_are_harassment():
 
 @pytest.fixture(scope="module")
 def index():
-    stations = [StationArea(s.station_id, s.name, s.district_name, s.hq[0], s.hq[1], s.polygon) for s in sd.stations()]
-    grids = [GridArea(g.grid_id, g.station_id, g.name, g.arrival_target_s, g.polygon) for g in sd.grids()]
-    return JurisdictionIndex(stations, grids)
+    return sample_jurisdiction()
 
 
 def test_every_station_headquarters_lies_in_its_own_jurisdiction(index):

@@ -20,9 +20,10 @@ from smart110.intake.v1 import intake_service_pb2 as pb
 from smart110.referral.v1 import referral_service_pb2 as rpb
 
 from services.intake import duplicates, handlers, mapping
-from services.intake.domain import Address, GridArea, JurisdictionIndex, StationArea
+from services.intake.domain import Address
 from services.intake.gazetteer import Gazetteer
 from services.intake.knowledge import Entry, KnowledgeIndex
+from services.intake.seed import sample_jurisdiction
 from services.runtime.auth import AuthContext
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.runtime.timeutil import to_pb
@@ -144,9 +145,7 @@ class Repos:
 
 @pytest.fixture(scope="module")
 def places():
-    index = JurisdictionIndex(
-        [StationArea(s.station_id, s.name, s.district_name, s.hq[0], s.hq[1], s.polygon) for s in sd.stations()],
-        [GridArea(g.grid_id, g.station_id, g.name, g.arrival_target_s, g.polygon) for g in sd.grids()])
+    index = sample_jurisdiction()
     gazetteer = Gazetteer([Address(a.code, a.full_address, a.district, a.street, a.community, a.road,
                                    a.house_number, a.building, a.lon, a.lat, a.station_id, a.grid_id)
                            for a in sample_gazetteer.addresses()])

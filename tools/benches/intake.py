@@ -29,8 +29,9 @@ import httpx
 
 import sampledata as sd
 from sampledata import gazetteer as sample_gazetteer
-from services.intake.domain import Address, GridArea, JurisdictionIndex, StationArea
+from services.intake.domain import Address
 from services.intake.gazetteer import Gazetteer
+from services.intake.seed import sample_jurisdiction
 from tools.benches._common import run_load
 from tools.devstack import Stack
 from tools.token import mint
@@ -70,9 +71,7 @@ def timed(fn, items) -> tuple[list[float], list[float], list]:
 
 
 def bench_jurisdiction(n: int, say) -> dict:
-    index = JurisdictionIndex(
-        [StationArea(s.station_id, s.name, s.district_name, s.hq[0], s.hq[1], s.polygon) for s in sd.stations()],
-        [GridArea(g.grid_id, g.station_id, g.name, g.arrival_target_s, g.polygon) for g in sd.grids()])
+    index = sample_jurisdiction()
     minx, miny, maxx, maxy = sd.city_outline().polygon.bounds
     rng = random.Random(110)
     # A margin of about 2 km around the city: some points fall outside every jurisdiction.
