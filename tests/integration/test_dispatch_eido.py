@@ -119,7 +119,9 @@ def test_an_unknown_or_malformed_case_is_not_exported(h):
 
 def test_access_is_get_case_s_another_station_and_other_roles_get_nothing(h):
     case = h.open_case(incident_type="FIGHT", station="S03", grid="S03-G01")
-    other = support.caller(["officer"], station="S04", sub="p-s04-eido")
+    # A station of another district: automatic offers stay in the case's district, so none of its
+    # units is on the case (a unit of a neighbour in the district may be, and its station sees it).
+    other = support.caller(["officer"], station="S06", sub="p-s06-eido")
     # As GetCase answers: a case outside the caller's jurisdiction is not there (ids cannot be probed).
     assert code_of(lambda: h.stub.GetCase(pb.GetCaseRequest(name=case.name), metadata=other)) \
         == grpc.StatusCode.NOT_FOUND
