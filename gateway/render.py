@@ -56,6 +56,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
@@ -71,6 +72,15 @@ JWT_PROVIDER = "smart110"
 JWT_ISSUER = "smart110-dev"
 JWT_AUDIENCES = ["smart110"]
 JWT_PAYLOAD_HEADER = "x-jwt-payload"
+# The province's identity provider (OpenID Connect), when configured: its tokens are accepted beside
+# the development issuer's, its keys fetched from its jwks_uri and cached.
+OIDC_PROVIDER = "oidc"
+OIDC_JWKS_CLUSTER = "oidc_jwks"
+OIDC_DEFAULT_CLIENT_ID = "smart110-web"
+OIDC_DEFAULT_SCOPE = "openid profile"
+OIDC_JWKS_CACHE_SECONDS = 300
+# Where Debian's and Ubuntu's (the Envoy image's) CA bundle is: the IdP's certificate is verified.
+DEFAULT_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
 
 HEALTH_PATH = "/healthz"
 # The OpenAPI 3 document of every REST route, generated from the same descriptor set (gateway/openapi.py).
@@ -102,8 +112,101 @@ WEB_CONTENT_TYPES = {
 }
 # Vite names the files under assets/ by their content: the same path never changes.
 WEB_HASHED_DIR = "assets"
+# The front-end's runtime settings (how to sign in), answered by the gateway beside the build's files.
+WEB_CONFIG_PATH = "/config.json"
 # The largest body Envoy answers itself (the OpenAPI document, Swagger UI's bundle).
 MAX_DIRECT_RESPONSE_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class IdentityProvider:
+    """An OpenID Connect identity provider whose access tokens the gateway accepts (beside the
+    development issuer's) and through which the web front-end signs people in (authorization code
+    flow with PKCE). Its tokens must carry the same claims as the development tokens (gateway/README.md,
+    "Signing in through the identity provider")."""
+
+    issuer: str  # the `iss` of its tokens, also where its discovery document is
+    jwks_uri: str  # its discovery document's jwks_uri
+    audiences: tuple[str, ...] = tuple(JWT_AUDIENCES)
+    client_id: str = OIDC_DEFAULT_CLIENT_ID  # the web front-end's client registered with it
+    scope: str = OIDC_DEFAULT_SCOPE
+    ca_file: str = DEFAULT_CA_FILE  # for an https jwks_uri
+
+    def __post_init__(self) -> None:
+        for name in ("issuer", "jwks_uri"):
+            url = urlsplit(getattr(self, name))
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise GatewayConfigError(f"identity provider {name} must be an http(s) URL, got {getattr(self, name)!r}")
+        if not self.audiences or not self.client_id:
+            raise GatewayConfigError("identity provider needs an audience and a client id")
+
+    @property
+    def jwks_host_port(self) -> tuple[str, int, bool]:
+        url = urlsplit(self.jwks_uri)
+        tls = url.scheme == "https"
+        return url.hostname or "", url.port or (443 if tls else 80), tls
+
+    def web_settings(self) -> dict:
+        """What the web front-end needs to sign in (oidc-client-ts settings)."""
+        return {"authority": self.issuer, "clientId": self.client_id, "scope": self.scope}
+
+
+def oidc_from_env(env: dict[str, str] | None = None) -> IdentityProvider | None:
+    """The identity provider of OIDC_ISSUER, OIDC_JWKS_URI, OIDC_AUDIENCE (comma-separated),
+    OIDC_CLIENT_ID, OIDC_SCOPE; None without OIDC_ISSUER."""
+    env = os.environ if env is None else env
+    issuer = env.get("OIDC_ISSUER", "").strip()
+    if not issuer:
+        return None
+    jwks_uri = env.get("OIDC_JWKS_URI", "").strip()
+    if not jwks_uri:
+        raise GatewayConfigError("OIDC_ISSUER is set but OIDC_JWKS_URI is not (the jwks_uri of the issuer's "
+                                 "/.well-known/openid-configuration)")
+    audiences = tuple(a.strip() for a in env.get("OIDC_AUDIENCE", "").split(",") if a.strip()) or tuple(JWT_AUDIENCES)
+    return IdentityProvider(issuer=issuer, jwks_uri=jwks_uri, audiences=audiences,
+                            client_id=env.get("OIDC_CLIENT_ID", "").strip() or OIDC_DEFAULT_CLIENT_ID,
+                            scope=env.get("OIDC_SCOPE", "").strip() or OIDC_DEFAULT_SCOPE,
+                            ca_file=env.get("OIDC_CA_FILE", "").strip() or DEFAULT_CA_FILE)
+
+
+def _oidc_cluster(idp: IdentityProvider) -> dict:
+    """The cluster Envoy fetches the identity provider's JWKS through (HTTP/1.1, TLS for https,
+    the certificate checked against the CA bundle and the host name)."""
+    host, port, tls = idp.jwks_host_port
+    cluster = _cluster(OIDC_JWKS_CLUSTER, host, port, health_services=None)
+    del cluster["typed_extension_protocol_options"]  # HTTP/1.1
+    if tls:
+        cluster["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "sni": host,
+                "common_tls_context": {"validation_context": {
+                    "trusted_ca": {"filename": idp.ca_file},
+                    "match_typed_subject_alt_names": [
+                        {"san_type": "DNS", "matcher": {"exact": host}}],
+                }},
+            },
+        }
+    return cluster
+
+
+def _oidc_provider(idp: IdentityProvider) -> dict:
+    return {
+        "issuer": idp.issuer,
+        "audiences": list(idp.audiences),
+        "remote_jwks": {
+            "http_uri": {"uri": idp.jwks_uri, "cluster": OIDC_JWKS_CLUSTER, "timeout": "5s"},
+            "cache_duration": f"{OIDC_JWKS_CACHE_SECONDS}s",
+            # Fetched when the gateway starts (not by the first request), again when the cache
+            # expires, and every few seconds while the identity provider cannot be reached.
+            "async_fetch": {"fast_listener": True, "failed_refetch_duration": "3s"},
+            "retry_policy": {"num_retries": 3,
+                             "retry_back_off": {"base_interval": "0.5s", "max_interval": "3s"}},
+        },
+        "forward": True,
+        "forward_payload_header": JWT_PAYLOAD_HEADER,
+    }
 
 
 @dataclass(frozen=True)
@@ -580,6 +683,9 @@ class Web:
             relative = path.relative_to(self.local_dir).as_posix()
             if relative.startswith("."):
                 continue  # the build's own stamp
+            if f"/{relative}" == WEB_CONFIG_PATH:
+                raise GatewayConfigError(f"{path}: the gateway answers {WEB_CONFIG_PATH} itself (the sign-in "
+                                         "settings); the build must not carry one")
             content_type = WEB_CONTENT_TYPES.get(path.suffix.lower())
             if content_type is None:
                 raise GatewayConfigError(f"{path}: no content type known for {path.suffix or 'a file without a suffix'} "
@@ -592,13 +698,21 @@ class Web:
         return files
 
     def paths(self) -> list[str]:
-        """The paths the front-end answers, open to anyone: "/" and each file's."""
-        return ["/", *(url for url, _, _ in self.files())]
+        """The paths the front-end answers, open to anyone: "/", its settings and each file's."""
+        return ["/", WEB_CONFIG_PATH, *(url for url, _, _ in self.files())]
 
 
-def _web_routes(web: Web) -> list[dict]:
-    """GET / (index.html) and every file of the build at its path, read by Envoy from the files."""
-    routes = []
+def web_config(oidc: IdentityProvider | None) -> dict:
+    """The front-end's runtime settings (/config.json): the identity provider to sign in through, or
+    none (development tokens only)."""
+    return {"oidc": oidc.web_settings() if oidc is not None else None}
+
+
+def _web_routes(web: Web, oidc: IdentityProvider | None = None) -> list[dict]:
+    """GET / (index.html) and every file of the build at its path, read by Envoy from the files, and
+    the sign-in settings at /config.json."""
+    routes = [_answered_route("web config", WEB_CONFIG_PATH, {"inline_string": json.dumps(
+        web_config(oidc), separators=(",", ":"))}, "application/json", "no-cache")]
     for url, filename, content_type in web.files():
         hashed = url.startswith(f"/{WEB_HASHED_DIR}/")
         # The page itself is asked again each time (it names the current release's assets); the
@@ -628,12 +742,13 @@ def _http_face_route(face: HttpFace) -> dict:
 
 def _routes(methods: list[Method], clusters: list[str] | None = None,
             http_faces: list[HttpFace] | None = None, openapi: str | None = None,
-            docs: Docs | None = None, web: Web | None = None) -> list[dict]:
+            docs: Docs | None = None, web: Web | None = None,
+            oidc: IdentityProvider | None = None) -> list[dict]:
     public = {face.service: face for face in PUBLIC_FACES}
     clusters = clusters if clusters is not None else sorted({m.svc for m in methods if not m.shared})
     routes = [_openapi_route(openapi)] if openapi is not None else []
     routes += _docs_routes(docs) if docs is not None else []
-    routes += _web_routes(web) if web is not None else []
+    routes += _web_routes(web, oidc) if web is not None else []
     routes += [_http_face_route(face) for face in http_faces or ()]
     for m in methods:
         if m.shared:
@@ -675,8 +790,23 @@ def _routes(methods: list[Method], clusters: list[str] | None = None,
 
 def _http_filters(
     descriptor_path: str, services: list[str], clusters: list[str], jwks: str, open_prefixes: list[str],
-    open_paths: list[str] | None = None,
+    open_paths: list[str] | None = None, oidc: IdentityProvider | None = None,
 ) -> list[dict]:
+    providers = {
+        JWT_PROVIDER: {
+            "issuer": JWT_ISSUER,
+            "audiences": JWT_AUDIENCES,
+            "local_jwks": {"inline_string": jwks},
+            "forward": True,
+            "forward_payload_header": JWT_PAYLOAD_HEADER,
+        }
+    }
+    requires: dict = {"provider_name": JWT_PROVIDER}
+    if oidc is not None:
+        providers[OIDC_PROVIDER] = _oidc_provider(oidc)
+        # Either issuer's token will do; a token of any other issuer is refused (401).
+        requires = {"requires_any": {"requirements": [{"provider_name": JWT_PROVIDER},
+                                                      {"provider_name": OIDC_PROVIDER}]}}
     return [
         # A client-sent x-jwt-payload goes first.  jwt_authn replaces it once
         # it has verified a token, but on a path whose rule needs none it
@@ -708,15 +838,7 @@ def _http_filters(
             "name": "envoy.filters.http.jwt_authn",
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
-                "providers": {
-                    JWT_PROVIDER: {
-                        "issuer": JWT_ISSUER,
-                        "audiences": JWT_AUDIENCES,
-                        "local_jwks": {"inline_string": jwks},
-                        "forward": True,
-                        "forward_payload_header": JWT_PAYLOAD_HEADER,
-                    }
-                },
+                "providers": providers,
                 # Matched on the incoming path (before transcoding).  /healthz
                 # is answered by the health_check filter before this one; the
                 # rule here keeps it open if that filter is ever reordered.
@@ -727,7 +849,7 @@ def _http_filters(
                     {"match": {"path": OPENAPI_PATH}},
                     *({"match": {"path": path}} for path in open_paths or ()),
                     *({"match": {"prefix": prefix}} for prefix in open_prefixes),
-                    {"match": {"prefix": "/"}, "requires": {"provider_name": JWT_PROVIDER}},
+                    {"match": {"prefix": "/"}, "requires": requires},
                 ],
                 "bypass_cors_preflight": True,
             },
@@ -805,6 +927,7 @@ def render(
     docs_dir_in_config: str | None = None,
     web_dir: str | None = None,
     web_dir_in_config: str | None = None,
+    oidc: IdentityProvider | None = None,
 ) -> dict:
     """Return the Envoy bootstrap configuration as a JSON-serialisable dict.
 
@@ -827,7 +950,10 @@ def render(
     Envoy will find them when that differs (a pod's volume).
     ``web_dir``, when given, is the built web front-end (Vite's output, build/web/) the gateway serves
     at ``/`` (open to anyone: static files); ``web_dir_in_config`` is where Envoy will find it when
-    that differs.
+    that differs; with it the gateway answers ``/config.json``, the front-end's sign-in settings.
+    ``oidc``, when given, is the identity provider whose tokens the gateway accepts besides the
+    development issuer's (keys from its ``jwks_uri``, cached), and through which the front-end signs
+    people in.
     """
     descriptor_abs = os.path.abspath(descriptor_path)
     methods = load_methods(descriptor_abs)
@@ -874,6 +1000,7 @@ def render(
     filters = _http_filters(
         descriptor_path_in_config or descriptor_abs, all_services, sorted(services_by_svc), jwks, open_prefixes,
         open_paths=(docs_paths() if docs is not None else []) + (web.paths() if web is not None else []),
+        oidc=oidc,
     )
 
     hcm: dict = {
@@ -921,7 +1048,8 @@ def render(
                     "name": "smart110",
                     "domains": ["*"],
                     "routes": _routes(methods, sorted(services_by_svc), http_faces, openapi=json.dumps(
-                        openapi.build(descriptor_abs), ensure_ascii=False, separators=(",", ":")), docs=docs, web=web),
+                        openapi.build(descriptor_abs), ensure_ascii=False, separators=(",", ":")), docs=docs, web=web,
+                        oidc=oidc),
                     "typed_per_filter_config": {
                         "envoy.filters.http.cors": _cors_policy(cors_origins or ["*"]),
                     },
@@ -939,6 +1067,8 @@ def render(
         cluster = _cluster(face.cluster, *http_upstreams[face.name], health_services=None)
         del cluster["typed_extension_protocol_options"]  # HTTP/1.1
         clusters.append(cluster)
+    if oidc is not None:
+        clusters.append(_oidc_cluster(oidc))
 
     if otlp is not None:
         hcm["tracing"] = {
@@ -1072,6 +1202,18 @@ def main(argv: list[str] | None = None) -> int:
         "--web-dir", default=None, metavar="DIR",
         help=f"built web front-end to serve at / (e.g. {DEFAULT_WEB_DIR.relative_to(REPO_ROOT)}, from `make setup`)",
     )
+    # The identity provider: each option defaults to its environment variable (oidc_from_env).
+    for option, variable, meaning in (
+        ("--oidc-issuer", "OIDC_ISSUER", "issuer of the identity provider (OpenID Connect) whose tokens are "
+                                         "accepted too, and through which the web front-end signs in"),
+        ("--oidc-jwks-uri", "OIDC_JWKS_URI", "its jwks_uri"),
+        ("--oidc-audience", "OIDC_AUDIENCE", f"audiences its tokens carry, comma-separated ({JWT_AUDIENCES[0]})"),
+        ("--oidc-client-id", "OIDC_CLIENT_ID", f"the web front-end's client id there ({OIDC_DEFAULT_CLIENT_ID})"),
+        ("--oidc-scope", "OIDC_SCOPE", f"scopes the front-end asks for ({OIDC_DEFAULT_SCOPE!r})"),
+        ("--oidc-ca-file", "OIDC_CA_FILE", f"CA bundle for an https jwks_uri ({DEFAULT_CA_FILE})"),
+    ):
+        parser.add_argument(option, dest=variable, default=os.environ.get(variable, ""), metavar="VALUE",
+                            help=f"{meaning} (default: {variable})")
     parser.add_argument("--otlp", type=_host_port, default=None, metavar="HOST:PORT", help="OTLP/gRPC collector")
     parser.add_argument(
         "--cors-origin", action="append", default=None, help="allowed CORS origin (repeat; default '*')"
@@ -1079,6 +1221,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
+        oidc = oidc_from_env({name: value for name, value in vars(args).items() if name.startswith("OIDC_")})
         config = render(
             args.descriptor,
             dict(args.upstream),
@@ -1090,6 +1233,7 @@ def main(argv: list[str] | None = None) -> int:
             http_upstreams=dict(args.http_upstream),
             docs_dir=args.docs_dir,
             web_dir=args.web_dir,
+            oidc=oidc,
         )
     except GatewayConfigError as exc:
         print(f"gateway.render: {exc}", file=sys.stderr)

@@ -4,8 +4,10 @@ Two kinds of credential reach a service, both as `authorization: Bearer <JWT>`:
 
 - **a person's token** (issuer `JWT_ISSUER`, default `smart110-dev`), issued by the identity
   provider, verified by the gateway and forwarded by it unchanged; the service verifies it
-  again against the same key set (`JWT_JWKS_PATH`). Such a token never carries the
-  `service` role.
+  again against the same key set (`JWT_JWKS_PATH`). With `OIDC_ISSUER` and `OIDC_JWKS_URI`
+  (the province's identity provider, OpenID Connect; the same settings as the gateway's), that
+  issuer's tokens are people's tokens too, verified against its keys fetched from the
+  `jwks_uri` and cached. Such a token never carries the `service` role.
 - **a service credential** (issuer `SERVICE_JWT_ISSUER`, default `smart110-services`), which a
   service presents on its own outbound calls; verified against `SERVICE_JWKS_PATH`. Under
   `make run` each service's token is minted at start-up with the development service key;
@@ -98,6 +100,10 @@ class Verifier:
         user_keys = _keyset(os.environ.get("JWT_JWKS_PATH") or DEV_KEYS / "jwks.json")
         if user_keys is not None:
             issuers.append(Issuer(os.environ.get("JWT_ISSUER", "smart110-dev"), user_keys, service=False))
+        oidc_issuer = os.environ.get("OIDC_ISSUER", "").strip()
+        if oidc_issuer and os.environ.get("OIDC_JWKS_URI", "").strip():
+            issuers.append(Issuer(oidc_issuer, None, service=False,
+                                  client=PyJWKClient(os.environ["OIDC_JWKS_URI"].strip(), lifespan=300)))
         service_issuer = os.environ.get("SERVICE_JWT_ISSUER", "smart110-services")
         if os.environ.get("SERVICE_JWKS_URL"):
             issuers.append(Issuer(service_issuer, None, service=True,

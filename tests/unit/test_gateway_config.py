@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.render import GatewayConfigError, load_methods, render
+from gateway.render import GatewayConfigError, IdentityProvider, load_methods, main, oidc_from_env, render
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 JWKS = REPO_ROOT / "gateway" / "dev-keys" / "jwks.json"
@@ -653,7 +653,7 @@ def test_the_built_front_end_is_answered_at_the_root_and_its_files_at_their_path
     files = {"/", "/index.html", "/assets/index-Ab12.js", "/assets/index-Cd34.css",
              "/assets/maplibre-gl-worker-Ef56.mjs"}
     # The build's files and nothing else (not its stamp); Envoy reads them where the pod mounts them.
-    assert set(answered) == {"/openapi.json"} | files
+    assert set(answered) == {"/openapi.json", "/config.json"} | files
     assert answered["/"]["direct_response"]["body"] == {"filename": "/etc/envoy/web/index.html"}
     assert answered["/assets/index-Ab12.js"]["direct_response"]["body"] == {
         "filename": "/etc/envoy/web/assets/index-Ab12.js"}
@@ -671,7 +671,8 @@ def test_the_built_front_end_is_answered_at_the_root_and_its_files_at_their_path
     # Open to anyone, path by path: the root and each file, nothing under a prefix.
     rules = _filter(cfg, "envoy.filters.http.jwt_authn")["rules"]
     open_paths = [r["match"] for r in rules if "requires" not in r]
-    assert open_paths == [{"path": "/healthz"}, {"path": "/openapi.json"}, {"path": "/"}, {"path": "/assets/index-Ab12.js"},
+    assert open_paths == [{"path": "/healthz"}, {"path": "/openapi.json"}, {"path": "/"}, {"path": "/config.json"},
+                          {"path": "/assets/index-Ab12.js"},
                           {"path": "/assets/index-Cd34.css"}, {"path": "/assets/maplibre-gl-worker-Ef56.mjs"},
                           {"path": "/index.html"}]
     assert all("prefix" not in r["match"] or r["match"]["prefix"] in ("/", "/open311/") for r in rules)
@@ -709,5 +710,96 @@ def test_envoy_loads_the_front_end_with_the_docs(descriptor, tmp_path):
                                       jwks_path=str(JWKS), docs_dir=str(_swagger_dist(tmp_path / "docs")),
                                       web_dir=str(_web_build(tmp_path / "web")))))
     result = subprocess.run([str(ENVOY), "--mode", "validate", "-c", str(path), "--log-level", "warn"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- the province's identity provider (OpenID Connect) -----------------------------------------
+
+IDP = IdentityProvider(issuer="https://idp.example.gov.cn/realms/police",
+                       jwks_uri="https://idp.example.gov.cn/realms/police/protocol/openid-connect/certs",
+                       client_id="smart110-big-screen")
+
+
+def test_tokens_of_the_identity_provider_are_accepted_beside_the_development_issuers(descriptor, tmp_path):
+    cfg = render(str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901, jwks_path=str(JWKS),
+                 web_dir=str(_web_build(tmp_path / "web")), oidc=IDP)
+    jwt = _filter(cfg, "envoy.filters.http.jwt_authn")
+    assert set(jwt["providers"]) == {"smart110", "oidc"}
+    oidc = jwt["providers"]["oidc"]
+    assert oidc["issuer"] == IDP.issuer and oidc["audiences"] == ["smart110"]
+    assert oidc["forward_payload_header"] == "x-jwt-payload" and oidc["forward"] is True
+    remote = oidc["remote_jwks"]
+    assert remote["http_uri"]["uri"] == IDP.jwks_uri and remote["http_uri"]["cluster"] == "oidc_jwks"
+    assert remote["cache_duration"] == "300s" and "async_fetch" in remote
+    # Either issuer's token, and nothing else, opens the API.
+    assert jwt["rules"][-1] == {"match": {"prefix": "/"}, "requires": {"requires_any": {"requirements": [
+        {"provider_name": "smart110"}, {"provider_name": "oidc"}]}}}
+    # The keys come over TLS from the provider's host, its certificate checked.
+    cluster = next(c for c in cfg["static_resources"]["clusters"] if c["name"] == "oidc_jwks")
+    endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+    assert endpoint["socket_address"] == {"address": "idp.example.gov.cn", "port_value": 443}
+    assert cluster["type"] == "STRICT_DNS" and "typed_extension_protocol_options" not in cluster
+    tls = cluster["transport_socket"]["typed_config"]
+    assert tls["sni"] == "idp.example.gov.cn"
+    validation = tls["common_tls_context"]["validation_context"]
+    assert validation["trusted_ca"] == {"filename": "/etc/ssl/certs/ca-certificates.crt"}
+    assert validation["match_typed_subject_alt_names"] == [
+        {"san_type": "DNS", "matcher": {"exact": "idp.example.gov.cn"}}]
+    # The front-end learns where to sign in from /config.json, open to anyone.
+    settings = _answered(cfg)["/config.json"]
+    assert json.loads(settings["direct_response"]["body"]["inline_string"]) == {"oidc": {
+        "authority": IDP.issuer, "clientId": "smart110-big-screen", "scope": "openid profile"}}
+    assert _headers(settings)["content-type"] == "application/json"
+    assert {"path": "/config.json"} in [r["match"] for r in jwt["rules"] if "requires" not in r]
+
+
+def test_without_an_identity_provider_only_development_tokens_and_the_front_end_says_so(descriptor, tmp_path):
+    cfg = render(str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901, jwks_path=str(JWKS),
+                 web_dir=str(_web_build(tmp_path / "web")))
+    assert set(_filter(cfg, "envoy.filters.http.jwt_authn")["providers"]) == {"smart110"}
+    assert "oidc_jwks" not in [c["name"] for c in cfg["static_resources"]["clusters"]]
+    body = _answered(cfg)["/config.json"]["direct_response"]["body"]["inline_string"]
+    assert json.loads(body) == {"oidc": None}
+
+
+def test_identity_provider_settings_from_the_environment(descriptor, tmp_path):
+    assert oidc_from_env({}) is None
+    with pytest.raises(GatewayConfigError, match="OIDC_JWKS_URI"):
+        oidc_from_env({"OIDC_ISSUER": "https://idp.example"})
+    with pytest.raises(GatewayConfigError, match="http"):
+        oidc_from_env({"OIDC_ISSUER": "idp.example", "OIDC_JWKS_URI": "https://idp.example/jwks"})
+    idp = oidc_from_env({"OIDC_ISSUER": "http://127.0.0.1:8090", "OIDC_JWKS_URI": "http://127.0.0.1:8090/jwks",
+                         "OIDC_AUDIENCE": "smart110, smart110-web", "OIDC_CLIENT_ID": "wall"})
+    assert idp.audiences == ("smart110", "smart110-web") and idp.client_id == "wall"
+    assert idp.jwks_host_port == ("127.0.0.1", 8090, False)
+    # The command line takes the same settings (options or environment).
+    web = _web_build(tmp_path / "web")
+    out = tmp_path / "envoy.json"
+    code = main(["--descriptor", str(descriptor), "--out", str(out), "--upstream", "intake=127.0.0.1:1",
+                 "--upstream", "dispatch=127.0.0.1:2", "--web-dir", str(web),
+                 "--oidc-issuer", "http://127.0.0.1:8090", "--oidc-jwks-uri", "http://127.0.0.1:8090/jwks"])
+    assert code == 0
+    cfg = json.loads(out.read_text())
+    cluster = next(c for c in cfg["static_resources"]["clusters"] if c["name"] == "oidc_jwks")
+    assert "transport_socket" not in cluster  # plain http: the stand-in of `make run`
+    assert main(["--descriptor", str(descriptor), "--out", str(out), "--upstream", "intake=127.0.0.1:1",
+                 "--upstream", "dispatch=127.0.0.1:2", "--oidc-issuer", "http://127.0.0.1:8090"]) == 2
+
+
+def test_a_build_carrying_its_own_settings_file_is_refused(descriptor, tmp_path):
+    web = _web_build(tmp_path / "web")
+    (web / "config.json").write_text("{}")
+    with pytest.raises(GatewayConfigError, match="config.json"):
+        render(str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901, jwks_path=str(JWKS),
+               web_dir=str(web))
+
+
+@pytest.mark.skipif(not ENVOY.exists(), reason=f"envoy binary not found at {ENVOY}")
+def test_envoy_accepts_the_identity_provider(descriptor, tmp_path):
+    path = tmp_path / "envoy.json"
+    path.write_text(json.dumps(render(str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901,
+                                      jwks_path=str(JWKS), web_dir=str(_web_build(tmp_path / "web")), oidc=IDP)))
+    result = subprocess.run([str(ENVOY), "--mode", "validate", "-c", str(path), "--log-level", "error"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

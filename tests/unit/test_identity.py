@@ -133,3 +133,34 @@ def test_verified_callers_are_served_and_health_checks_need_no_credential(server
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as ch:
         health = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
     assert health.status in (health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+
+def test_tokens_of_the_configured_identity_provider_are_peoples_tokens(monkeypatch):
+    """With OIDC_ISSUER and OIDC_JWKS_URI, the province's identity provider's access tokens are
+    verified against the keys at its jwks_uri (here the stand-in's, over a real socket)."""
+    from tools.fake_idp import FakeIdentityProvider
+
+    idp = FakeIdentityProvider(port=0).start()
+    try:
+        monkeypatch.setenv("OIDC_ISSUER", idp.issuer)
+        monkeypatch.setenv("OIDC_JWKS_URI", f"{idp.issuer}/jwks")
+        with_idp = Verifier.from_env()
+        now = int(time.time())
+        claims = {"iss": idp.issuer, "aud": AUDIENCE, "sub": "idp-dispatcher", "name": "张强",
+                  "roles": ["dispatcher"], "station": "S01", "district": "D02", "iat": now, "exp": now + 600}
+        ctx = with_idp.identify(md(idp.sign(claims)))
+        assert (ctx.subject, ctx.roles, ctx.station, ctx.district, ctx.name) == (
+            "idp-dispatcher", frozenset({"dispatcher"}), "S01", "D02", "张强")
+        # Development tokens still work beside them.
+        assert with_idp.identify(md(mint(roles=["officer"], sub="p-9"))).subject == "p-9"
+        # Its issuer with another key, or its key for another audience, are refused; so is a service role.
+        other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        forged = jwt.encode(claims, other, algorithm="RS256", headers={"kid": idp.kid})
+        assert reason(with_idp, forged) == "TOKEN_SIGNATURE"
+        assert reason(with_idp, idp.sign({**claims, "aud": "elsewhere"})) == "TOKEN_AUDIENCE"
+        assert reason(with_idp, idp.sign({**claims, "roles": ["service"]})) == "TOKEN_ROLE_REFUSED"
+        # Without the settings, the same token's issuer is not trusted.
+        monkeypatch.delenv("OIDC_ISSUER")
+        assert reason(Verifier.from_env(), idp.sign(claims)) == "TOKEN_ISSUER_UNKNOWN"
+    finally:
+        idp.stop()
