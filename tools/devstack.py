@@ -40,8 +40,10 @@ DEFAULT_PORTS = {"intake": 50051, "dispatch": 50052, "referral": 50053, "alerts"
                  "warehouse": 50056}
 # Stand-ins for partner systems outside the suite, speaking their real contracts.
 STREAM_WORKERS = {"dispatch": 512, "alerts": 256}
-PARTNERS = {"antifraud": "tools.fake_antifraud", "smsc": "tools.fake_smsc"}
-DEFAULT_PARTNER_PORTS = {"antifraud": 50060, "smsc": 2775}
+# The identity provider's stand-in (OpenID Connect) is one too: the gateway and the services trust its
+# tokens, and the web front-end signs in through it.
+PARTNERS = {"antifraud": "tools.fake_antifraud", "smsc": "tools.fake_smsc", "idp": "tools.fake_idp"}
+DEFAULT_PARTNER_PORTS = {"antifraud": 50060, "smsc": 2775, "idp": 8090}
 # The Open311 api_key of development runs (a cluster takes OPEN311_API_KEYS from a Secret).
 DEV_OPEN311_API_KEY = "smart110-open311-dev"
 
@@ -134,6 +136,11 @@ class Stack:
         return next(k.strip() for k in self.open311_api_keys.split(",") + [DEV_OPEN311_API_KEY] if k.strip())
 
     @property
+    def idp_issuer(self) -> str:
+        """The identity provider's stand-in (tools/fake_idp.py): its issuer, where it is reached."""
+        return f"http://127.0.0.1:{self.ports.partners['idp']}"
+
+    @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.gateway}"
 
@@ -201,6 +208,9 @@ class Stack:
             env.setdefault("GRPC_MAX_WORKERS", str(STREAM_WORKERS.get(service, 64)))
             # The service's own credential for its calls to the others (services/runtime/identity.py).
             env["SERVICE_TOKEN_FILE"] = str(self.service_credential(service))
+            # People's tokens from the identity provider (its stand-in), verified as the gateway does.
+            env["OIDC_ISSUER"] = self.idp_issuer
+            env["OIDC_JWKS_URI"] = f"{self.idp_issuer}/jwks"
         if service == "referral":
             env["OPEN311_API_KEYS"] = self.open311_api_keys
             env["OPEN311_HTTP_PORT"] = str(self.ports.open311_http)
@@ -303,7 +313,7 @@ class Stack:
         raise SystemExit(f"{svc} did not become SERVING in {timeout:.0f}s; see {self.logs / (svc + '.log')}")
 
     def start_gateway(self) -> None:
-        from gateway.render import DEFAULT_DOCS_DIR, DEFAULT_WEB_DIR, WEB_INDEX, render
+        from gateway.render import DEFAULT_DOCS_DIR, DEFAULT_WEB_DIR, WEB_INDEX, IdentityProvider, render
 
         # The web front-end (build/web/, `make setup` builds it): served at / once built.
         web_dir = str(DEFAULT_WEB_DIR) if (DEFAULT_WEB_DIR / WEB_INDEX).is_file() else None
@@ -318,6 +328,7 @@ class Stack:
             http_upstreams={"open311": ("127.0.0.1", self.ports.open311_http)},
             docs_dir=str(DEFAULT_DOCS_DIR),
             web_dir=web_dir,
+            oidc=IdentityProvider(issuer=self.idp_issuer, jwks_uri=f"{self.idp_issuer}/jwks"),
         )
         path = self.run_dir / "envoy.json"
         path.write_text(json.dumps(config, indent=1))
@@ -438,11 +449,12 @@ def run() -> None:
         print(f"""
 Smart110 is running.
   big screen (指挥大屏), in a browser:  {stack.gateway_url}/#token={screen_token}
+  or sign in (identity provider's stand-in, {stack.idp_issuer}): {stack.gateway_url}/
   gateway (HTTP/JSON, gRPC, gRPC-Web): {stack.gateway_url}
   health:                              {stack.gateway_url}/healthz
   API docs (Swagger UI, OpenAPI 3):    {stack.gateway_url}/docs, {stack.gateway_url}/openapi.json
   services (gRPC):                     {', '.join(f'{s}={stack.address(s)}' for s in SERVICES)}
-  partner stand-ins (gRPC, SMPP):      {', '.join(f'{p}=127.0.0.1:{stack.ports.partners[p]}' for p in PARTNERS)}
+  partner stand-ins (gRPC, SMPP, OIDC): {', '.join(f'{p}=127.0.0.1:{stack.ports.partners[p]}' for p in PARTNERS)}
   metrics (Prometheus):                {', '.join(f'{s}={stack.metrics_url(s)}' for s in SERVICES)}
   logs: {stack.logs}/   traces: {stack.traces_path}
 
