@@ -227,8 +227,9 @@ class FakeIdentityProvider:
         return 200, {"access_token": self.sign(access), "id_token": self.sign(ident), "token_type": "Bearer",
                      "expires_in": grant.ttl, "scope": grant.scope}
 
-    def sign(self, claims: dict) -> str:
-        return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.kid})
+    def sign(self, claims: dict, kid: str | None = None) -> str:
+        """`claims` signed with this provider's key (under another key id, to forge a token in tests)."""
+        return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": kid or self.kid})
 
 
 def _s256(verifier: str) -> str:
@@ -263,7 +264,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _page(self, status: int, title: str, body: str, headers: dict[str, str] | None = None) -> None:
         page = f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
+<title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;background:#0b1a2e;color:#e6edf5}}main{{max-width:520px;margin:10vh auto;
 padding:28px;background:#13263f;border-radius:8px}}label{{display:block;margin:8px 0}}button{{margin-top:14px;
 padding:8px 24px}}.error{{color:#ff8080}}</style></head><body><main>{body}</main></body></html>"""

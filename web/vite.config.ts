@@ -16,6 +16,6 @@ export default defineConfig({
   },
   server: {
     // `npx vite` for development: API calls go to the suite's gateway.
-    proxy: { "/v1": "http://127.0.0.1:8080", "/smart110.": "http://127.0.0.1:8080" },
+    proxy: { "/v1": "http://127.0.0.1:8080", "/smart110.": "http://127.0.0.1:8080", "/config.json": "http://127.0.0.1:8080" },
   },
 });

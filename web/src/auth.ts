@@ -1,9 +1,13 @@
 // The user's JWT (the same one every API call carries). Production signs in through the province's
-// identity provider; for development a token comes from the login page or from the URL fragment
+// identity provider (signin.ts: the provider's access token); for development a token comes from the login page or from the URL fragment
 // `#token=…`, which browsers never send to a server (so it never reaches a log) and which is removed
 // from the address bar as soon as it is read. Kept for this tab only (sessionStorage).
 
 const STORAGE_KEY = "smart110.token";
+/** How the token came: "oidc" from the identity provider, "dev" a development token. */
+const VIA_KEY = "smart110.signin";
+
+export type SignedInVia = "oidc" | "dev";
 
 export interface Claims {
   sub: string;
@@ -34,12 +38,25 @@ function splitOnce(s: string, sep: string): [string, string] {
   return i < 0 ? [s, ""] : [s.slice(0, i), s.slice(i + 1)];
 }
 
-export function setToken(token: string): void {
+export function setToken(token: string, via: SignedInVia = "dev"): void {
   sessionStorage.setItem(STORAGE_KEY, token.trim());
+  sessionStorage.setItem(VIA_KEY, via);
 }
 
 export function clearToken(): void {
   sessionStorage.removeItem(STORAGE_KEY);
+  sessionStorage.removeItem(VIA_KEY);
+}
+
+export function signedInVia(): SignedInVia {
+  return sessionStorage.getItem(VIA_KEY) === "oidc" ? "oidc" : "dev";
+}
+
+/** The kept token's expiry (ms since the epoch), even once it has passed; null without one. */
+export function storedExpiry(): number | null {
+  const t = sessionStorage.getItem(STORAGE_KEY);
+  const exp = t ? decode(t)?.exp : undefined;
+  return exp === undefined ? null : exp * 1000;
 }
 
 /** The current token, or null when there is none or it has expired. */
