@@ -2,7 +2,8 @@
 #   docker run IMAGE services.intake serve      (or migrate, seed)
 # Kubernetes passes the same as container args (k8s/base/<svc>/deployment.yaml).
 # Swagger UI for the gateway's /docs, installed from web/package-lock.json as `make setup` does; the
-# gateway pod's init container copies it out of this image (k8s/base/gateway/deployment.yaml).
+# gateway pod's init container copies it out of this image (k8s/base/gateway/deployment.yaml), as it does
+# the web front-end, built by `make web` before `docker build`.
 FROM node:20-slim AS web
 WORKDIR /web
 COPY web/package.json web/package-lock.json ./
@@ -35,6 +36,10 @@ COPY services/ services/
 COPY sampledata/ sampledata/
 COPY --from=web /web/node_modules/swagger-ui-dist/swagger-ui-bundle.js \
     /web/node_modules/swagger-ui-dist/swagger-ui.css web/docs/
+# The built web front-end (`make web`: build/web/), which the gateway serves at /: the same files the
+# gateway's config was rendered from (tools/k8s_check.py lists them and records their digests; the
+# gateway pod's init container `web` checks them and copies them out of this image).
+COPY build/web/ web/app/
 
 RUN groupadd --system --gid 10001 smart110 \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin smart110

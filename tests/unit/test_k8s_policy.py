@@ -178,6 +178,46 @@ def test_gateway_config_points_at_cluster_services():
     assert "otel-collector" in text
 
 
+@pytest.mark.parametrize("overlay", k8s_check.OVERLAYS)
+def test_the_gateway_pod_serves_the_built_front_end_it_was_rendered_for(rendered, overlay):
+    """The gateway serves the web front-end in the cluster as it does locally: the routes name the
+    build's files under the volume the init container `web` fills from the image, after checking
+    them against the digests the config was rendered with."""
+    import hashlib
+    import json
+
+    from gateway.render import DEFAULT_WEB_DIR
+
+    objects = rendered[overlay]
+    dep = next(o for o in objects if o["kind"] == "Deployment" and _name(o) == "gateway")
+    pod = dep["spec"]["template"]["spec"]
+    init = next(c for c in pod["initContainers"] if c["name"] == "web")
+    assert init["image"].split(":")[0].endswith("smart110")
+    script = " ".join(init["command"])
+    assert "sha256sum -c" in script and script.index("sha256sum") < script.index("cp -R")
+    assert "/app/web/app" in script  # where the Dockerfile puts build/web/
+    assert "COPY build/web/ web/app/" in (k8s_check.ROOT / "Dockerfile").read_text()
+    mounts = {m["name"]: m["mountPath"] for m in init["volumeMounts"]}
+    envoy = next(c for c in pod["containers"] if c["name"] == "envoy")
+    assert {m["name"]: m["mountPath"] for m in envoy["volumeMounts"]}["web"] == k8s_check.WEB_MOUNT
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes["web"] and mounts["web"] == "/web"
+    manifest = next(o for o in objects if o["kind"] == "ConfigMap"
+                    and _name(o) == volumes["web-manifest"]["configMap"]["name"])
+    # Every file a route names, with the digest of the local build, nothing else.
+    config = json.loads((k8s_check.GATEWAY_GENERATED / "envoy.json").read_text())
+    named = {r["direct_response"]["body"]["filename"]
+             for vh in config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+             ["typed_config"]["route_config"]["virtual_hosts"] for r in vh["routes"]
+             if "filename" in r.get("direct_response", {}).get("body", {})
+             and r["direct_response"]["body"]["filename"].startswith(k8s_check.WEB_MOUNT + "/")}
+    digests = dict(reversed(line.split("  ", 1)) for line in manifest["data"]["web.sha256"].splitlines())
+    assert {f"{k8s_check.WEB_MOUNT}/{path}" for path in digests} == named
+    assert f"{k8s_check.WEB_MOUNT}/index.html" in named
+    for path, digest in digests.items():
+        assert hashlib.sha256((DEFAULT_WEB_DIR / path).read_bytes()).hexdigest() == digest
+
+
 def test_broken_manifests_are_caught(rendered):
     objects = copy.deepcopy(rendered["dev"])
     dep = next(o for o in objects if o["kind"] == "Deployment" and _name(o) == "intake")
