@@ -19,7 +19,7 @@ from services.runtime.policy import current_jurisdiction, org
 from services.runtime.timeutil import from_pb
 from services.runtime.validation import Violations
 
-from . import domain, mapping, queries
+from . import domain, mapping, parquet, queries
 from .domain import exchange
 
 MAX_BOX_DEGREES = 5.0
@@ -29,6 +29,7 @@ DEFAULT_TOP = 10
 DEFAULT_EXPORT_ROWS = 100_000
 MAX_EXPORT_ROWS = 1_000_000
 CSV_TYPE = "text/csv; charset=utf-8"
+EXPORT_FORMATS = (pb.EXPORT_FORMAT_UNSPECIFIED, pb.EXPORT_FORMAT_CSV, pb.EXPORT_FORMAT_PARQUET)
 
 
 def _window(v: Violations, start_pb, end_pb, *, max_days: int, start_field: str = "start_time",
@@ -205,7 +206,8 @@ class WarehouseServicer(pb_grpc.WarehouseServiceServicer):
                                         end=domain.day_start(last))
 
     def ExportReports(self, request, context):
-        """The slice as CSV chunks (exchange layout); refused whole, before any row, when it is too large."""
+        """The slice as CSV or Parquet chunks (exchange layout); refused whole, before any row, when it is
+        too large."""
         v = Violations()
         start, end = _window(v, request.start_time, request.end_time, max_days=366)
         station_id, district_id = _area(v, request.station_id, request.district_id)
@@ -213,6 +215,7 @@ class WarehouseServicer(pb_grpc.WarehouseServiceServicer):
         v.check(not request.category or request.category in exchange.CATEGORIES, "category",
                 "must be one of " + ", ".join(exchange.CATEGORIES))
         limit = _limit(v, request.limit, default=DEFAULT_EXPORT_ROWS, most=MAX_EXPORT_ROWS)
+        v.check(request.format in EXPORT_FORMATS, "format", "must be EXPORT_FORMAT_CSV (default) or _PARQUET")
         v.raise_if_any()
         stations = _stations(station_id, district_id)
         where = dict(start=start, end=end, types=types, stations=stations, category=request.category)
@@ -222,6 +225,11 @@ class WarehouseServicer(pb_grpc.WarehouseServiceServicer):
                     f"the slice holds more than {limit} reports: narrow the window or the filters, or raise "
                     f"limit (at most {MAX_EXPORT_ROWS})", reason="SLICE_TOO_LARGE",
                     metadata={"field": "limit", "limit": str(limit)})
+            if request.format == pb.EXPORT_FORMAT_PARQUET:
+                rows = queries.export_rows(conn, header=exchange.HEADER, batch=parquet.ROW_GROUP, **where)
+                for chunk in parquet.stream(parquet.export_schema(exchange.HEADER), rows):
+                    yield httpbody_pb2.HttpBody(content_type=parquet.CONTENT_TYPE, data=chunk)
+                return
             for chunk in queries.export_csv(conn, header=exchange.HEADER, **where):
                 yield httpbody_pb2.HttpBody(content_type=CSV_TYPE, data=chunk)
 

@@ -260,3 +260,21 @@ def export_csv(conn, *, start: datetime, end: datetime, types=(), stations=None,
                     buf.clear()
     if buf:
         yield bytes(buf)
+
+
+_EXPORT_TYPED = {**_EXPORT_SELECT, "receive_time": "receive_time", "answer_time": "answer_time",
+                 "hand_off_time": "hand_off_time", "arrival_time": "arrival_time", "close_time": "close_time",
+                 "merged": "merged", "referred": "referred"}
+
+
+def export_rows(conn, *, start: datetime, end: datetime, types=(), stations=None, category: str = "",
+                header: tuple[str, ...], batch: int):
+    """The slice's rows as typed tuples in `header` order (times, numbers and flags as such, for
+    Parquet), receive-time order, `batch` rows at a time from a server-side cursor."""
+    params: dict = {}
+    where = _slice_where(params, start=start, end=end, types=types, stations=stations, category=category)
+    select = ", ".join(f"{_EXPORT_TYPED[c]} AS {c}" for c in header)
+    result = conn.execute(text(f"SELECT {select} FROM {S}.report_facts WHERE {where} ORDER BY receive_time, report"),
+                          params, execution_options={"stream_results": True, "yield_per": batch})
+    for rows in result.partitions(batch):
+        yield [tuple(r) for r in rows]
