@@ -19,7 +19,8 @@ def build(rt: Runtime) -> list[tuple]:
     config = NotifyConfig.from_env()
     rt.context = handlers.Context(rules=handlers.RulesCache(), units=clients.DispatchUnits(rt.channel("dispatch")),
                                   locate=clients.Jurisdictions(rt.channel("intake")), notify=config,
-                                  cap_sender=CapSender.from_env())
+                                  cap_sender=CapSender.from_env(),
+                                  counts=clients.WarehouseCounts(rt.channel("warehouse")))
     # Notification receivers: the delivery worker, and the SMS reply listener when texts go out.
     smsc, retry = clients.SmscSettings.from_env(), DeliveryPolicy.from_env()
     rt.workers.append(workers.DeliveryWorker(rt, {"WEBHOOK": clients.WebhookSender(config, retry.call_timeout_seconds),
