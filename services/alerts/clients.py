@@ -1,5 +1,6 @@
-"""Outbound calls: dispatch's units (police strength) and intake's jurisdiction lookup; the
-notification receivers' webhooks and the SMS gateway (SMPP). Never called inside a transaction
+"""Outbound calls: dispatch's units (police strength), intake's jurisdiction lookup, the warehouse's
+threshold checks (the volume and anomaly rules' counts); the notification receivers' webhooks and the
+SMS gateway (SMPP). Never called inside a transaction
 (the channels refuse, and the senders check, see services.runtime.txguard).
 
 - `WebhookSender` POSTs a delivery's queued body with its HMAC-SHA256 signature; 2xx is
@@ -14,6 +15,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Callable
 
 import grpc
@@ -28,12 +30,15 @@ from smart110.dispatch.v1 import dispatch_service_pb2 as dispatch_pb
 from smart110.dispatch.v1 import dispatch_service_pb2_grpc as dispatch_grpc
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from smart110.intake.v1 import intake_service_pb2_grpc as intake_grpc
+from smart110.warehouse.v1 import warehouse_service_pb2 as warehouse_pb
+from smart110.warehouse.v1 import warehouse_service_pb2_grpc as warehouse_grpc
 
-from services.runtime import txguard
+from services.runtime import metrics, txguard
 from services.runtime.config import env_str
 from services.runtime.errors import Unavailable
+from services.runtime.timeutil import to_pb
 
-from .domain import UnitPosition
+from .domain import Area, HourCounts, UnitPosition, WindowCount
 from .domain.receivers import SIGNATURE_HEADER, Delivery, NotifyConfig, Outcome, sign
 
 log = logging.getLogger("smart110.alerts")
@@ -92,6 +97,79 @@ class Jurisdictions:
                 return ""
             raise Unavailable("the jurisdiction lookup is unavailable; retry, or give signal.station_id",
                               reason="INTAKE_UNAVAILABLE") from exc
+
+
+class WarehouseCounts:
+    """The volume and anomaly rules' counts from the warehouse's CheckThreshold (call edge alerts ->
+    warehouse; 警情数据大水库), asked all at once before the transaction.
+
+    `__call__(asks, t)` gives {ask.key: figure} for the asks the warehouse answered: a WindowCount's count
+    of (start, t], an HourCounts' (hourly counts, first hour). An ask the warehouse cannot answer (an
+    H3 resolution it does not keep) or did not answer is left out, logged and counted in
+    smart110_alerts_rule_counts_total{source="local"}: the handler counts it from alerts' own tables.
+
+    The report being handled is counted by itself, not asked of the warehouse: the two services read
+    intake's feed apart, so the warehouse may or may not hold it yet. Each window is asked up to, not
+    including, its receive time, and the report added as one."""
+
+    RESOLUTIONS = (7, 8, 9)
+
+    def __init__(self, channel: grpc.Channel, timeout: float = 2.0):
+        self._stub = warehouse_grpc.WarehouseServiceStub(channel)
+        self.timeout = timeout
+
+    def _area(self, area: Area, resolution: int) -> dict | None:
+        if area.kind == "STATION":
+            return {"station_id": area.id}
+        if area.kind == "GRID":
+            return {"grid_id": area.id}
+        if area.kind == "H3" and resolution in self.RESOLUTIONS:
+            return {"cell": area.id}
+        return None
+
+    def _ask(self, area: dict, types, start: datetime, end: datetime):
+        return self._stub.CheckThreshold.future(warehouse_pb.CheckThresholdRequest(
+            start_time=to_pb(start), end_time=to_pb(end), incident_types=[t for t in types if t],
+            counted_only=True, **area), timeout=self.timeout)
+
+    def __call__(self, asks: list, t: datetime) -> dict:
+        calls: dict = {}  # ask -> [(hour or None, future)]
+        for ask in asks:
+            if isinstance(ask, WindowCount):
+                area = self._area(ask.area, ask.resolution)
+                if area is not None:
+                    # (start, t]: the warehouse counts [start, end) to the microsecond.
+                    calls[ask.key] = (ask, [(None, self._ask(area, ask.incident_types, ask.start + _US, t))])
+            elif isinstance(ask, HourCounts):
+                area = self._area(ask.area, 8 if ask.area.kind == "H3" else 0)
+                if area is not None:
+                    calls[ask.key] = (ask, [(h, self._ask(area, ask.incident_types, h, min(h + _HOUR, t)))
+                                            for h in ask.hours])
+        out = {}
+        for key, (ask, futures) in calls.items():
+            try:
+                counts = {key: f.result().count for key, f in futures}
+            except grpc.RpcError as exc:
+                log.warning("warehouse CheckThreshold failed (%s); %s counted from alerts' own tables",
+                            exc.code(), ask.area.name)
+                continue
+            if isinstance(ask, WindowCount):
+                out[key] = counts[None] + 1
+            else:
+                counts[ask.hour] += 1
+                history = sorted(h for h in ask.hours if h != ask.hour and counts[h] > 0)
+                # The area's history starts at its first hour with a report (a new area has none).
+                out[key] = (counts, history[0] if history else ask.hour)
+        local = len(asks) - len(out)
+        if out:
+            metrics.ALERTS_RULE_COUNTS.labels(metrics.service(), "warehouse").inc(len(out))
+        if local:
+            metrics.ALERTS_RULE_COUNTS.labels(metrics.service(), "local").inc(local)
+        return out
+
+
+_US = timedelta(microseconds=1)
+_HOUR = timedelta(hours=1)
 
 
 # -- webhooks --------------------------------------------------------------------------------------

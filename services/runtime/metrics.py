@@ -92,6 +92,13 @@ FEED_EVENTS_PARKED = Counter(
     ["service", "source"],
 )
 
+ALERTS_RULE_COUNTS = Counter(
+    "smart110_alerts_rule_counts_total",
+    "Volume and anomaly rules' window counts, by where they came from: warehouse (CheckThreshold) or local "
+    "(the alerts service's own tables, because the warehouse did not answer).",
+    ["service", "source"],
+)
+
 OUTBOX_OVERSIZED_EVENTS = Counter(
     "smart110_outbox_oversized_events_total",
     "Events published with a payload above the documented bound (outbox.MAX_EVENT_BYTES); each was still published.",

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import h3
 from google.api import httpbody_pb2
+from sampledata import city
 from smart110.warehouse.v1 import warehouse_service_pb2 as pb
 from smart110.warehouse.v1 import warehouse_service_pb2_grpc as pb_grpc
 
@@ -19,7 +21,7 @@ from services.runtime.policy import current_jurisdiction, org
 from services.runtime.timeutil import from_pb
 from services.runtime.validation import Violations
 
-from . import domain, mapping, queries
+from . import domain, mapping, parquet, queries
 from .domain import exchange
 
 MAX_BOX_DEGREES = 5.0
@@ -29,6 +31,7 @@ DEFAULT_TOP = 10
 DEFAULT_EXPORT_ROWS = 100_000
 MAX_EXPORT_ROWS = 1_000_000
 CSV_TYPE = "text/csv; charset=utf-8"
+EXPORT_FORMATS = (pb.EXPORT_FORMAT_UNSPECIFIED, pb.EXPORT_FORMAT_CSV, pb.EXPORT_FORMAT_PARQUET)
 
 
 def _window(v: Violations, start_pb, end_pb, *, max_days: int, start_field: str = "start_time",
@@ -80,6 +83,21 @@ def _area(v: Violations, station_id: str, district_id: str) -> tuple[str, str]:
     if district_id:
         v.check(directory.knows_district(district_id), "district_id", "is not a district of this city")
     return station_id, district_id
+
+
+_GRID_STATIONS = {g.grid_id: g.station_id for g in city.grids()}
+
+
+def _cell(v: Violations, cell: str, field: str = "cell") -> tuple[int, int] | None:
+    """(resolution, cell) of an H3 cell given in hexadecimal, resolution 7 to 9."""
+    if not cell:
+        return None
+    if not v.check(len(cell) <= 20 and h3.is_valid_cell(cell), field, "is not an H3 cell (hexadecimal)"):
+        return None
+    resolution = h3.get_resolution(cell)
+    if not v.check(resolution in domain.RESOLUTIONS, field, "must be of resolution 7, 8 or 9"):
+        return None
+    return resolution, h3.str_to_int(cell)
 
 
 def _limit(v: Violations, value: int, *, default: int, most: int, field: str = "limit") -> int:
@@ -160,13 +178,21 @@ class WarehouseServicer(pb_grpc.WarehouseServiceServicer):
         types = _types(v, request.incident_types)
         station_id, district_id = _area(v, request.station_id, request.district_id)
         box = _box(v, request.box, "box", required=False)
-        if box is not None and (station_id or district_id):
-            v.add("box", "give a station, a district or a box, not more than one")
+        grid_station = _GRID_STATIONS.get(request.grid_id, "")
+        if request.grid_id:
+            v.check(bool(grid_station), "grid_id", "is not a grid of this city")
+        cell = _cell(v, request.cell)
+        given = [f for f, on in (("station_id", station_id), ("district_id", district_id), ("box", box is not None),
+                                 ("grid_id", request.grid_id), ("cell", request.cell)) if on]
+        if len(given) > 1:
+            v.add(given[-1], "give one area at most: a station, a district, a box, a grid or a cell")
         v.check(request.threshold >= 0, "threshold", "must not be negative")
         v.raise_if_any()
-        stations = _stations(station_id, district_id)
+        # A grid is its station's: the caller must see that station.
+        stations = _stations(station_id or grid_station, district_id)
         with read_snapshot(self.rt.engine) as conn:
-            count = queries.threshold_count(conn, start=start, end=end, types=types, stations=stations, box=box)
+            count = queries.threshold_count(conn, start=start, end=end, types=types, stations=stations, box=box,
+                                            grid=request.grid_id, cell=cell, counted_only=request.counted_only)
         return pb.ThresholdCheck(count=count, threshold=request.threshold,
                                  exceeded=request.threshold > 0 and count >= request.threshold)
 
@@ -205,7 +231,8 @@ class WarehouseServicer(pb_grpc.WarehouseServiceServicer):
                                         end=domain.day_start(last))
 
     def ExportReports(self, request, context):
-        """The slice as CSV chunks (exchange layout); refused whole, before any row, when it is too large."""
+        """The slice as CSV or Parquet chunks (exchange layout); refused whole, before any row, when it is
+        too large."""
         v = Violations()
         start, end = _window(v, request.start_time, request.end_time, max_days=366)
         station_id, district_id = _area(v, request.station_id, request.district_id)
@@ -213,6 +240,7 @@ class WarehouseServicer(pb_grpc.WarehouseServiceServicer):
         v.check(not request.category or request.category in exchange.CATEGORIES, "category",
                 "must be one of " + ", ".join(exchange.CATEGORIES))
         limit = _limit(v, request.limit, default=DEFAULT_EXPORT_ROWS, most=MAX_EXPORT_ROWS)
+        v.check(request.format in EXPORT_FORMATS, "format", "must be EXPORT_FORMAT_CSV (default) or _PARQUET")
         v.raise_if_any()
         stations = _stations(station_id, district_id)
         where = dict(start=start, end=end, types=types, stations=stations, category=request.category)
@@ -222,6 +250,11 @@ class WarehouseServicer(pb_grpc.WarehouseServiceServicer):
                     f"the slice holds more than {limit} reports: narrow the window or the filters, or raise "
                     f"limit (at most {MAX_EXPORT_ROWS})", reason="SLICE_TOO_LARGE",
                     metadata={"field": "limit", "limit": str(limit)})
+            if request.format == pb.EXPORT_FORMAT_PARQUET:
+                rows = queries.export_rows(conn, header=exchange.HEADER, batch=parquet.ROW_GROUP, **where)
+                for chunk in parquet.stream(parquet.export_schema(exchange.HEADER), rows):
+                    yield httpbody_pb2.HttpBody(content_type=parquet.CONTENT_TYPE, data=chunk)
+                return
             for chunk in queries.export_csv(conn, header=exchange.HEADER, **where):
                 yield httpbody_pb2.HttpBody(content_type=CSV_TYPE, data=chunk)
 

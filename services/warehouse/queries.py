@@ -16,6 +16,8 @@ from datetime import date, datetime, timezone
 import psycopg
 from sqlalchemy import text
 
+from sampledata import city
+
 from . import domain
 from .domain import CITY_TIME, MEASURES
 
@@ -175,29 +177,52 @@ def kpi_counts(conn, *, start: datetime, end: datetime, stations=None) -> dict[s
     return {m: int(v) for m, v in zip(MEASURES, row)}
 
 
+_INVALID_TYPES = sorted(k for k, c in {t.code: t.category for t in city.INCIDENT_TYPES.values()}.items()
+                       if c == "INVALID")
+
+
 def threshold_count(conn, *, start: datetime, end: datetime, types=(), stations=None,
-                    box: tuple[float, float, float, float] | None = None) -> int:
-    """Reports received in [start, end) to the second."""
-    if box is not None:
-        return _fact_count(conn, start, end, types=types, stations=stations, box=box)
+                    box: tuple[float, float, float, float] | None = None, grid: str = "",
+                    cell: tuple[int, int] | None = None, counted_only: bool = False) -> int:
+    """Reports received in [start, end) to the second. A box, a grid or a cell ((resolution, cell)) is
+    counted from the facts (BRIN on the window); otherwise whole hours come from the hourly rollup.
+    `counted_only`: not merged, classified and not invalid (the rollup has no category: the invalid
+    types of the taxonomy stand for it)."""
+    area = dict(box=box, grid=grid, cell=cell, counted_only=counted_only)
+    if box is not None or grid or cell is not None:
+        return _fact_count(conn, start, end, types=types, stations=stations, **area)
     first, last = domain.whole_hours(start, end)
     if first >= last:
-        return _fact_count(conn, start, end, types=types, stations=stations)
+        return _fact_count(conn, start, end, types=types, stations=stations, **area)
     params = {"a": first, "b": last}
     where = _filters(params, types=types, stations=stations)
-    hours = conn.execute(text(f"SELECT coalesce(sum(reports), 0) FROM {S}.rollup_hourly "
+    measure = "reports"
+    if counted_only:
+        measure = "reports - repeats"
+        where += " AND incident_type <> '' AND NOT (incident_type = ANY(:invalid))"
+        params["invalid"] = _INVALID_TYPES
+    hours = conn.execute(text(f"SELECT coalesce(sum({measure}), 0) FROM {S}.rollup_hourly "
                               f"WHERE hour >= :a AND hour < :b{where}"), params).scalar()
     edges = 0
     if start < first:
-        edges += _fact_count(conn, start, first, types=types, stations=stations)
+        edges += _fact_count(conn, start, first, types=types, stations=stations, **area)
     if last < end:
-        edges += _fact_count(conn, last, end, types=types, stations=stations)
+        edges += _fact_count(conn, last, end, types=types, stations=stations, **area)
     return int(hours) + edges
 
 
-def _fact_count(conn, start: datetime, end: datetime, *, types=(), stations=None, box=None) -> int:
+def _fact_count(conn, start: datetime, end: datetime, *, types=(), stations=None, box=None, grid: str = "",
+                cell: tuple[int, int] | None = None, counted_only: bool = False) -> int:
     params = {"a": start, "b": end}
     where = _filters(params, types=types, stations=stations, box=box)
+    if grid:
+        where += " AND grid_id = :grid"
+        params["grid"] = grid
+    if cell is not None:
+        where += f" AND h3_r{int(cell[0])} = :cell"
+        params["cell"] = cell[1]
+    if counted_only:
+        where += " AND NOT merged AND category <> '' AND category <> 'INVALID'"
     return int(conn.execute(text(f"SELECT count(*) FROM {S}.report_facts "
                                  f"WHERE receive_time >= :a AND receive_time < :b{where}"), params).scalar())
 
@@ -260,3 +285,21 @@ def export_csv(conn, *, start: datetime, end: datetime, types=(), stations=None,
                     buf.clear()
     if buf:
         yield bytes(buf)
+
+
+_EXPORT_TYPED = {**_EXPORT_SELECT, "receive_time": "receive_time", "answer_time": "answer_time",
+                 "hand_off_time": "hand_off_time", "arrival_time": "arrival_time", "close_time": "close_time",
+                 "merged": "merged", "referred": "referred"}
+
+
+def export_rows(conn, *, start: datetime, end: datetime, types=(), stations=None, category: str = "",
+                header: tuple[str, ...], batch: int):
+    """The slice's rows as typed tuples in `header` order (times, numbers and flags as such, for
+    Parquet), receive-time order, `batch` rows at a time from a server-side cursor."""
+    params: dict = {}
+    where = _slice_where(params, start=start, end=end, types=types, stations=stations, category=category)
+    select = ", ".join(f"{_EXPORT_TYPED[c]} AS {c}" for c in header)
+    result = conn.execute(text(f"SELECT {select} FROM {S}.report_facts WHERE {where} ORDER BY receive_time, report"),
+                          params, execution_options={"stream_results": True, "yield_per": batch})
+    for rows in result.partitions(batch):
+        yield [tuple(r) for r in rows]

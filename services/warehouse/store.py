@@ -350,14 +350,16 @@ class ArchiveRepository:
         return bool(self.conn.execute(text("SELECT pg_try_advisory_xact_lock(hashtextextended('warehouse-archive', 110))"))
                     .scalar())
 
-    def export(self, p: Partition, write) -> int:
-        """The partition's rows as CSV with a header, in pieces to `write`; returns how many rows."""
-        raw = self.conn.connection.dbapi_connection
-        with raw.cursor() as cur:
-            with cur.copy(f"COPY (SELECT * FROM {SCHEMA}.{p.name} ORDER BY receive_time, report) "
-                          f"TO STDOUT WITH (FORMAT csv, HEADER)") as copy:
-                for data in copy:
-                    write(bytes(data))
+    def rows(self, p: Partition, batch: int):
+        """The partition's rows (the fact table's columns, in order), `batch` at a time from a
+        server-side cursor, in receive-time order."""
+        result = self.conn.execute(text(
+            f"SELECT {', '.join(c.name for c in report_facts.columns)} FROM {SCHEMA}.{p.name} "
+            f"ORDER BY receive_time, report"), execution_options={"stream_results": True, "yield_per": batch})
+        for group in result.partitions(batch):
+            yield [tuple(r) for r in group]
+
+    def count(self, p: Partition) -> int:
         return self.conn.execute(text(f"SELECT count(*) FROM {SCHEMA}.{p.name}")).scalar()
 
     def drop(self, p: Partition, *, path: str, rows: int, sha256: str, at: datetime) -> None:
@@ -383,22 +385,31 @@ class ArchiveRepository:
         return self.conn.execute(select(func.max(archived_partitions.c.end_time))
                                  .where(archived_partitions.c.reattach_time.is_(None))).scalar()
 
-    def restore(self, p: Partition, read_chunks, at: datetime) -> int:
-        """Creates the partition again from its archive's CSV (`read_chunks` yields bytes), attaches it,
-        puts back its live reports' keys and marks it attached; returns how many rows."""
+    def restore(self, p: Partition, at: datetime, *, csv_chunks=None, row_groups=None) -> int:
+        """Creates the partition again from its archive, attaches it, puts back its live reports' keys
+        and marks it attached; returns how many rows. The archive is a Parquet file's `row_groups`
+        (lists of row tuples in the fact table's column order) or, for a month archived before Parquet,
+        a gzip'd CSV's `csv_chunks` (bytes, with a header line)."""
         self.partitions.create(p)
         raw = self.conn.connection.dbapi_connection
+        columns = ", ".join(c.name for c in report_facts.columns)
         with raw.cursor() as cur:
-            with cur.copy(f"COPY {SCHEMA}.{p.name} FROM STDIN WITH (FORMAT csv, HEADER)") as copy:
-                for chunk in read_chunks:
-                    copy.write(chunk)
+            if row_groups is not None:
+                with cur.copy(f"COPY {SCHEMA}.{p.name} ({columns}) FROM STDIN") as copy:
+                    for group in row_groups:
+                        for row in group:
+                            copy.write_row(row)
+            else:
+                with cur.copy(f"COPY {SCHEMA}.{p.name} FROM STDIN WITH (FORMAT csv, HEADER)") as copy:
+                    for chunk in csv_chunks:
+                        copy.write(chunk)
         self.partitions.attach(p)
         self.conn.execute(text(
             f"INSERT INTO {SCHEMA}.report_keys (report, receive_time) SELECT report, receive_time "
             f"FROM {SCHEMA}.{p.name} WHERE load_id IS NULL ON CONFLICT DO NOTHING"))
         self.conn.execute(archived_partitions.update().where(archived_partitions.c.name == p.name)
                           .values(reattach_time=at))
-        return self.conn.execute(text(f"SELECT count(*) FROM {SCHEMA}.{p.name}")).scalar()
+        return self.count(p)
 
 
 class Repositories:

@@ -7,7 +7,6 @@ may run it: the lock on the parent table makes them take turns, and a month crea
 from __future__ import annotations
 
 import argparse
-import csv
 import gzip
 import hashlib
 import logging
@@ -18,14 +17,15 @@ from services.runtime.app import Runtime
 from services.runtime.config import env_int, env_str
 from services.runtime.errors import FailedPrecondition
 
-from . import domain, handlers
+from . import domain, handlers, parquet, store
 
 log = logging.getLogger("smart110.warehouse.workers")
 
 PARTITION_SECONDS = 6 * 3600.0
 # Retention (留存): month partitions older than WAREHOUSE_RETENTION_MONTHS are written to
-# WAREHOUSE_ARCHIVE_DIR as gzip'd CSV (a header line, the fact table's columns) and dropped; the
-# rollups keep counting them, so the big screen's history and trends are unchanged.
+# WAREHOUSE_ARCHIVE_DIR as Parquet files (the fact table's columns, zstd-compressed) and dropped; the
+# rollups keep counting them, so the big screen's history and trends are unchanged. Months archived
+# before Parquet are gzip'd CSV files (a header line, the fact table's columns); reattach reads both.
 RETENTION_MONTHS = 36
 ARCHIVE_DIR = "build/warehouse-archive"
 CHUNK = 1 << 20
@@ -41,32 +41,32 @@ def maintain_partitions(rt: Runtime) -> list[str]:
 
 def archive_partitions(rt: Runtime, *, keep_months: int, directory: Path, say=log.info) -> list[str]:
     """Archives the month partitions older than `keep_months`: each is written to `directory` as
-    report_facts_YYYYMM.csv.gz, read back and counted, then detached and dropped, in one transaction
+    report_facts_YYYYMM.parquet, read back and counted, then detached and dropped, in one transaction
     per partition (a failure leaves it attached). Returns the partitions archived."""
     directory.mkdir(parents=True, exist_ok=True)
     with rt.transaction() as uow:
         attached = uow.repos.archive.attached()
     due = domain.partitions_to_archive(attached, rt.clock(), keep_months)
+    schema = parquet.table_schema(store.report_facts)
     done = []
     for p in due:
-        path = directory / f"{p.name}.csv.gz"
-        part = path.with_suffix(".gz.part")
+        path = directory / f"{p.name}.parquet"
+        part = path.with_suffix(".parquet.part")
         with rt.transaction() as uow:
             if not uow.repos.archive.lock():
                 say(f"archive: another replica is archiving; {p.name} is left for it")
                 break
-            digest = hashlib.sha256()
-            with gzip.open(part, "wb") as out:
-                def write(data: bytes) -> None:
-                    out.write(data)
-                    digest.update(data)
-                rows = uow.repos.archive.export(p, write)
-            lines = _count_rows(part)
-            if lines != rows:
+            with part.open("wb") as out:
+                written = parquet.write(out, schema, uow.repos.archive.rows(p, parquet.ROW_GROUP))
+            rows = uow.repos.archive.count(p)
+            read_back = parquet.count_rows(part)
+            if not written == read_back == rows:
                 part.unlink()
-                raise RuntimeError(f"archive of {p.name}: {rows} rows exported but {lines} read back")
+                raise RuntimeError(f"archive of {p.name}: {rows} rows in the partition, {written} written, "
+                                   f"{read_back} read back")
+            digest = _file_digest(part, open)
             os.replace(part, path)
-            uow.repos.archive.drop(p, path=str(path), rows=rows, sha256=digest.hexdigest(), at=rt.clock())
+            uow.repos.archive.drop(p, path=str(path), rows=rows, sha256=digest, at=rt.clock())
         say(f"archive: {p.name} ({rows:,} rows) -> {path}")
         done.append(p.name)
     return done
@@ -74,32 +74,36 @@ def archive_partitions(rt: Runtime, *, keep_months: int, directory: Path, say=lo
 
 def reattach_partition(rt: Runtime, month: str, *, say=log.info) -> int:
     """Attaches an archived month (YYYY-MM) again from its file, checked against the recorded digest
-    and row count; returns how many rows came back."""
+    and row count; returns how many rows came back. A Parquet file's digest is of the file; a gzip'd
+    CSV's (archived before Parquet) of its uncompressed text."""
     p = domain.partition_of_month(month)
     with rt.transaction() as uow:
         [record] = uow.repos.archive.archived(p.name) or [None]
         if record is None or record.reattach_time is not None:
             raise FailedPrecondition(f"{p.name} is not archived", reason="NOT_ARCHIVED")
         path = Path(record.path)
+        legacy = path.name.endswith(".csv.gz")
         # The file is checked whole before any of it is loaded: a changed file never reaches COPY.
-        digest = hashlib.sha256()
-        with gzip.open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(CHUNK), b""):
-                digest.update(chunk)
-        if digest.hexdigest() != record.sha256:
+        if _file_digest(path, gzip.open if legacy else open) != record.sha256:
             raise RuntimeError(f"{path} does not match the archive's digest: it changed since it was written")
-        with gzip.open(path, "rb") as f:
-            rows = uow.repos.archive.restore(p, iter(lambda: f.read(CHUNK), b""), rt.clock())
+        if legacy:
+            with gzip.open(path, "rb") as f:
+                rows = uow.repos.archive.restore(p, rt.clock(), csv_chunks=iter(lambda: f.read(CHUNK), b""))
+        else:
+            columns = [c.name for c in store.report_facts.columns]
+            rows = uow.repos.archive.restore(p, rt.clock(), row_groups=parquet.read_rows(path, columns))
         if rows != record.rows:
             raise RuntimeError(f"{path} holds {rows} rows, the archive recorded {record.rows}")
     say(f"reattach: {p.name} ({rows:,} rows) <- {path}")
     return rows
 
 
-def _count_rows(path: Path) -> int:
-    """Rows of a gzip'd CSV file with a header (fields may hold quoted line breaks)."""
-    with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
-        return sum(1 for _ in csv.reader(f)) - 1
+def _file_digest(path: Path, opener) -> str:
+    digest = hashlib.sha256()
+    with opener(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def archive_round(rt: Runtime) -> list[str]:

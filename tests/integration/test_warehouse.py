@@ -10,6 +10,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import grpc
+import h3
 import pytest
 from sqlalchemy import text
 
@@ -393,6 +394,49 @@ def test_threshold_over_an_arbitrary_window(env, week):
         start_time=ts(wed), end_time=ts(wed + timedelta(minutes=15)), box=box_around(S02, pad=0.01)),
         metadata=COMMANDER)
     assert boxed.count == 2
+
+
+def test_threshold_of_a_grid_a_cell_and_only_the_reports_alerts_count(env):
+    """The alerts rules' areas (a grid, an H3 cell) and what they count (not merged, not invalid), over a
+    window of whole hours (the rollup) and one of minutes (the facts)."""
+    at = datetime(2028, 5, 10, 4, 0, tzinfo=UTC)
+    grid = next(g.grid_id for g in city.grids() if g.station_id == "S01")
+    made = []
+    for i, (kind, category) in enumerate((("FIGHT", ipb.CATEGORY_POLICE), ("FIGHT", ipb.CATEGORY_POLICE),
+                                          ("FIGHT", ipb.CATEGORY_POLICE), ("PRANK", ipb.CATEGORY_INVALID))):
+        r = report_pb(f"reports/th-{uuid.uuid4().hex[:8]}", S01, at + timedelta(minutes=5 * i), incident_type=kind,
+                      category=category)
+        reported(env, r)
+        made.append(r)
+    made[2].merged_into = made[0].name
+    updated(env, made[2], "MERGED")
+    cell = h3.latlng_to_cell(S01.hq[1] + 0.001, S01.hq[0] + 0.001, 9)
+
+    def count(start, end, **area):
+        return env["stub"].CheckThreshold(pb.CheckThresholdRequest(
+            start_time=ts(start), end_time=ts(end), **area), metadata=COMMANDER).count
+
+    hours = (at - timedelta(hours=1), at + timedelta(hours=2))
+    minutes = (at + timedelta(minutes=1), at + timedelta(minutes=20))
+    assert count(*hours, station_id="S01") - count(*hours, station_id="S01", counted_only=True) == 2
+    assert count(*hours, grid_id=grid) == 4
+    assert count(*hours, grid_id=grid, counted_only=True) == 2
+    assert count(*minutes, grid_id=grid, counted_only=True) == 1
+    assert count(*hours, cell=cell, incident_types=["FIGHT"]) == 3
+    assert count(*hours, cell=cell, incident_types=["FIGHT"], counted_only=True) == 2
+    assert count(*hours, cell=h3.cell_to_parent(cell, 7)) == 4
+    with pytest.raises(grpc.RpcError) as err:
+        count(*hours, grid_id="NOPE", cell="zz", station_id="S01")
+    assert {"grid_id", "cell"} <= set(field_violations(err.value))
+    with pytest.raises(grpc.RpcError) as err:
+        count(*hours, cell=h3.cell_to_parent(cell, 5))
+    assert "cell" in field_violations(err.value)
+    # A station's officer asks of their station's grids only.
+    with pytest.raises(grpc.RpcError) as err:
+        env["stub"].CheckThreshold(pb.CheckThresholdRequest(start_time=ts(hours[0]), end_time=ts(hours[1]),
+                                                            grid_id=grid),
+                                   metadata=caller(["officer"], station="S02", sub="P2"))
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
 def test_bad_windows_and_areas_name_their_fields(env):

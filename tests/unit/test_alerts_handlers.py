@@ -399,6 +399,42 @@ def test_the_prepare_step_asks_dispatch_only_for_police_reports(svc):
     assert handlers.detection.police_strength(svc.context, None, police) is None
 
 
+def test_volume_counts_come_from_the_warehouse_when_it_answers(svc):
+    """The prepare step asks the warehouse for the rules the report is matched by (as last read); the
+    handler takes those figures, and counts only what the warehouse did not answer."""
+    svc.rule(display_name="量", kind="VOLUME", level="YELLOW", window=3600.0, threshold=3, area_kind="STATION")
+    svc.report("有人吵架", at=T0, incident_type="NOISE")  # the rules cache reads the rule
+    asked = []
+
+    def warehouse(asks, t):
+        asked.append((asks, t))
+        return {a.key: 9 for a in asks}
+
+    svc.context.counts = warehouse
+    payload = intake_pb.IncidentReported(report=intake_pb.Report(
+        name="reports/w1", station_id="S01", grid_id="S01-G01", description="有人打架",
+        classification=intake_pb.Classification(category=intake_pb.CATEGORY_POLICE, incident_type="FIGHT")))
+    payload.report.receive_time.FromDatetime(T0 + timedelta(minutes=1))
+    prepared = handlers.detection.prepare_report(svc.context, None, payload)
+    [(asks, t)] = asked
+    assert [(a.area.kind, a.area.id, a.start) for a in asks] == [("STATION", "S01", T0 + timedelta(minutes=1)
+                                                                  - timedelta(hours=1))]
+
+    def received(prepared):
+        return svc.step(lambda uow: handlers.detection.report_received(
+            uow, report=mapping.report_from_pb(payload.report), units=prepared.units, figures=prepared.figures),
+            at=T0 + timedelta(minutes=1))
+
+    [alert] = received(prepared)
+    assert alert.labels["window_count"] == "9"
+    # Unanswered (the warehouse down): alerts' own three reports are not above three.
+    svc.context.counts = lambda asks, t: {}
+    payload.report.name = "reports/w2"
+    prepared = handlers.detection.prepare_report(svc.context, None, payload)
+    assert prepared.figures == {}
+    assert received(prepared) == []
+
+
 def test_a_corrected_report_is_matched_again_once(svc):
     keyword(svc, term="持枪")
     svc.report("有人闹事", at=T0)
@@ -605,4 +641,4 @@ def test_the_event_handlers_are_those_the_feeds_carry():
         "referral": ["referral.WorkOrderCreated", "referral.WorkOrderUpdated"],
         "scoring": ["scoring.WarningRaised"],
     }
-    assert handlers.EVENT_HANDLERS["intake"]["intake.IncidentReported"].prepare is handlers.detection.police_strength
+    assert handlers.EVENT_HANDLERS["intake"]["intake.IncidentReported"].prepare is handlers.detection.prepare_report

@@ -328,6 +328,11 @@ class WindowCount:
     start: datetime
     incident_types: tuple[str, ...] = ()
 
+    @property
+    def key(self) -> tuple:
+        """What tells two asks apart (an Area is not hashable)."""
+        return ("W", self.area.kind, self.area.id, self.resolution, self.start, self.incident_types)
+
 
 @dataclass(frozen=True)
 class HourCounts:
@@ -343,6 +348,10 @@ class HourCounts:
     @classmethod
     def of(cls, area: Area, window: "AnomalyWindow") -> "HourCounts":
         return cls(area, tuple(window.incident_types), tuple(window.hours), window.hour, window.min_count)
+
+    @property
+    def key(self) -> tuple:
+        return ("H", self.area.kind, self.area.id, self.incident_types, self.hours)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,9 @@ class Context:
     notify: NotifyConfig | None = None
     # Who signs the CAP messages and in which time zone (CAP_SENDER, CAP_SENDER_NAME, ...).
     cap_sender: CapSender = field(default_factory=CapSender)
+    # (asks, t) -> the volume and anomaly rules' counts the warehouse answered (clients.WarehouseCounts);
+    # None: alerts counts them itself.
+    counts: Callable[[list, object], dict] | None = None
 
 
 EVENT_HANDLERS = {

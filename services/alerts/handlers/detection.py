@@ -4,7 +4,7 @@ from scoring. What the rules find is raised as alerts."""
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from smart110.scoring.v1 import scoring_service_pb2 as scoring_pb
@@ -24,14 +24,39 @@ from .alerts import raise_alert
 log = logging.getLogger("smart110.alerts")
 
 
-def report_received(uow: UnitOfWork, *, report: Report, units: list[UnitPosition] | None) -> list[Alert]:
+def rule_asks(rules, report: Report, incident: Incident) -> tuple[list[tuple], list[tuple]]:
+    """The volume rules (rule, area) and anomaly rules (rule, area, window) a counted report is matched
+    by, in the rules' order: what their counts are asked for."""
+    t = incident.receive_time
+    volumes, anomalies = [], []
+    for rule in rules.of_kind("VOLUME"):
+        area = domain.rule_area(rule, incident)
+        if domain.applies(rule, report.incident_type, area):
+            volumes.append((rule, area))
+    for rule in rules.of_kind("ANOMALY"):
+        area = domain.anomaly_area(rule, incident)
+        if domain.applies(rule, report.incident_type, area):
+            anomalies.append((rule, area, AnomalyWindow.of(rule, t)))
+    return volumes, anomalies
+
+
+def _window_asks(volumes, anomalies, t) -> tuple[list[WindowCount], list[HourCounts]]:
+    return ([WindowCount(area, rule.h3_resolution or 8, domain.volume_window(rule, t)[0], tuple(rule.incident_types))
+             for rule, area in volumes],
+            [HourCounts.of(area, window) for _, area, window in anomalies])
+
+
+def report_received(uow: UnitOfWork, *, report: Report, units: list[UnitPosition] | None,
+                    figures: dict | None = None) -> list[Alert]:
     """One report from the intake feed: recorded, counted, and matched by every rule in force.
 
     `units` are the available units (None: unknown, dispatch did not answer; the strength-gap
     rules are then skipped, the others do not wait for it). A report seen before raises nothing.
 
-    What the volume, anomaly and strength-gap rules count is asked of the repository at once
-    (`counts`: one statement for all of them), after the report is recorded and rolled up.
+    `figures` are the volume and anomaly counts the warehouse gave before the transaction ({ask key:
+    figure}, clients.WarehouseCounts). What they lack, and what the strength-gap rules count, is asked
+    of the repository at once (`counts`: one statement for all of them), after the report is recorded
+    and rolled up: alerts' own tables stand in when the warehouse did not answer.
     """
     repos = uow.repos
     t = report.receive_time or uow.now()
@@ -43,18 +68,8 @@ def report_received(uow: UnitOfWork, *, report: Report, units: list[UnitPosition
     # A duplicate merged into its master incident still matches keywords (folding into the
     # master's alert) but is not counted again.
     findings = domain.keyword_findings(report, rules)
-    volumes: list[tuple] = []  # (rule, area)
-    anomalies: list[tuple] = []  # (rule, area, window)
+    volumes, anomalies = rule_asks(rules, report, incident) if counted else ([], [])
     gaps: list[tuple] = []  # (rule, window)
-    if counted:
-        for rule in rules.of_kind("VOLUME"):
-            area = domain.rule_area(rule, incident)
-            if domain.applies(rule, report.incident_type, area):
-                volumes.append((rule, area))
-        for rule in rules.of_kind("ANOMALY"):
-            area = domain.anomaly_area(rule, incident)
-            if domain.applies(rule, report.incident_type, area):
-                anomalies.append((rule, area, AnomalyWindow.of(rule, t)))
     if counted and report.category == "POLICE" and incident.cells:
         gap_rules = rules.of_kind("STRENGTH_GAP")
         if gap_rules and units is None:
@@ -65,18 +80,23 @@ def report_received(uow: UnitOfWork, *, report: Report, units: list[UnitPosition
             window = GapWindow.of(rule, incident)
             if window.applies(rule, incident):
                 gaps.append((rule, window))
+    figures = figures or {}
+    window_asks, hour_asks = _window_asks(volumes, anomalies, t)
+    local_windows = [w for w in window_asks if w.key not in figures]
+    local_hours = [h for h in hour_asks if h.key not in figures]
     counts = repos.incidents.counts(
-        t,
-        [WindowCount(area, rule.h3_resolution or 8, domain.volume_window(rule, t)[0], tuple(rule.incident_types))
-         for rule, area in volumes],
-        [HourCounts.of(area, window) for _, area, window in anomalies],
+        t, local_windows, local_hours,
         [CellCounts(window.resolution, window.since(t), tuple(window.cells), tuple(rule.incident_types))
          for rule, window in gaps])
-    for (rule, area), n in zip(volumes, counts.windows):
+    local = dict(zip((w.key for w in local_windows), counts.windows)) | dict(
+        zip((h.key for h in local_hours), counts.hours))
+    for (rule, area), ask in zip(volumes, window_asks):
+        n = figures[ask.key] if ask.key in figures else local[ask.key]
         found = domain.volume_finding(rule, report, area, n, t)
         if found:
             findings.append(found)
-    for (rule, area, window), (hourly, first_hour) in zip(anomalies, counts.hours):
+    for (rule, area, window), ask in zip(anomalies, hour_asks):
+        hourly, first_hour = figures[ask.key] if ask.key in figures else local[ask.key]
         if not window.enough(hourly):
             continue
         found = domain.anomaly_finding(rule, report, area, window, hourly, first_hour)
@@ -139,9 +159,16 @@ def warning_raised(uow: UnitOfWork, *, warning: EnforcementWarning) -> list[Aler
 
 # -- the feeds ----------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Prepared:
+    """What a report's rules need from other services, asked before the transaction."""
+
+    units: list[UnitPosition] | None  # None: dispatch did not answer, or not a police report
+    figures: dict  # the warehouse's counts, {ask key: figure}
+
+
 def police_strength(context, event, payload: intake_pb.IncidentReported) -> list[UnitPosition] | None:
-    """Before the transaction: the available units, for a police report's strength-gap rules
-    (None when dispatch does not answer)."""
+    """The available units, for a police report's strength-gap rules (None when dispatch does not answer)."""
     if payload.report.classification.category != intake_pb.CATEGORY_POLICE:
         return None
     try:
@@ -150,8 +177,30 @@ def police_strength(context, event, payload: intake_pb.IncidentReported) -> list
         return None
 
 
+def warehouse_figures(context, report: Report) -> dict:
+    """The warehouse's counts for the volume and anomaly rules the report is matched by, by the rules
+    in force at the last event (a rule changed since is counted from alerts' own tables this once)."""
+    if context.counts is None or not report.counted or report.receive_time is None:
+        return {}
+    rules = context.rules.last()
+    incident = Incident.of(report, report.receive_time)
+    volumes, anomalies = rule_asks(rules, report, incident)
+    if not volumes and not anomalies:
+        return {}
+    windows, hours = _window_asks(volumes, anomalies, report.receive_time)
+    return context.counts([*windows, *hours], report.receive_time)
+
+
+def prepare_report(context, event, payload: intake_pb.IncidentReported) -> Prepared:
+    """Before the transaction: police strength (dispatch) and the rules' counts (warehouse)."""
+    return Prepared(police_strength(context, event, payload),
+                    warehouse_figures(context, mapping.report_from_pb(payload.report)))
+
+
 def on_incident_reported(uow: UnitOfWork, event, payload: intake_pb.IncidentReported, prepared=None) -> None:
-    report_received(uow, report=mapping.report_from_pb(payload.report), units=prepared)
+    prepared = prepared or Prepared(None, {})
+    report_received(uow, report=mapping.report_from_pb(payload.report), units=prepared.units,
+                    figures=prepared.figures)
 
 
 def on_report_updated(uow: UnitOfWork, event, payload: intake_pb.ReportUpdated) -> None:
@@ -163,7 +212,7 @@ def on_warning_raised(uow: UnitOfWork, event, payload: scoring_pb.WarningRaised)
 
 
 INTAKE = {
-    "intake.IncidentReported": Subscription(intake_pb.IncidentReported, on_incident_reported, prepare=police_strength),
+    "intake.IncidentReported": Subscription(intake_pb.IncidentReported, on_incident_reported, prepare=prepare_report),
     "intake.ReportUpdated": Subscription(intake_pb.ReportUpdated, on_report_updated),
 }
 SCORING = {

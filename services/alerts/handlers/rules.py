@@ -60,3 +60,8 @@ class RulesCache:
                 self._rules = RuleSet(repos.rules.active())
                 self._revision = revision
             return self._rules
+
+    def last(self) -> RuleSet:
+        """The rules as last read (no read now): for the steps before a transaction."""
+        with self._lock:
+            return self._rules

@@ -1,6 +1,7 @@
 // 指挥大屏: the command centre's wall display (1920×1080 and larger). Live incidents (WatchCases),
-// units (WatchUnits) and alerts (Subscribe) over gRPC-Web; stations, the heat map and case details
-// over REST. Every stream reconnects by itself and the header says how each one stands.
+// units (WatchUnits) and alerts (Subscribe) over gRPC-Web; stations and case details over REST; the
+// incident heat map and today's volume against the same weekday from the warehouse (警情数据大水库)
+// over REST, the cold map of available units from alerts. Every stream reconnects by itself and the header says how each one stands.
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -33,6 +34,7 @@ const STATS_REFRESH_MS = 60_000;
 const WEEK_MS = 7 * 86_400_000;
 
 interface IntakeStats { reports?: string; answeredWithin3s?: number; handedOffWithin30s?: number }
+interface ThresholdCheck { count?: string }
 interface CircleStats { total?: { arrived?: string; withinTargetRate?: number; overdueNotArrived?: string;
   tiers?: { targetSeconds: number; arrived?: string; withinTarget?: string }[] } }
 
@@ -112,7 +114,7 @@ function layout(): string {
           <button data-mode="cold">警力冰点图</button>
         </div>
         <button id="coverage-toggle" aria-pressed="false" title="空闲警力1、3、5分钟可到达范围">1-3-5分钟圈</button>
-        <label>时间窗 <select id="heat-window"><option value="1">近1小时</option><option value="6">近6小时</option><option value="24">近24小时</option></select></label>
+        <label>时间窗 <select id="heat-window"><option value="1">今日</option><option value="7">近7天</option><option value="30">近30天</option></select></label>
       </div>
       <div class="legend">
         ${[1, 2, 3, 4].map((p) => `<span><i style="background:${PRIORITY_COLOURS[p]}"></i>${PRIORITY_NAMES[p]}警情</span>`).join("")}
@@ -262,13 +264,15 @@ function mount(root: HTMLElement): () => void {
     const station = filter.station || undefined;
     const span = (from: Date, to: Date) => ({ startTime: from.toISOString(), endTime: to.toISOString(), stationId: station });
     try {
-      const [today, lastWeek, circles] = await Promise.all([
+      // Report counts from the warehouse, to the second: today so far, and the same weekday a week ago
+      // to the same time of day. The answer and hand-off shares stay intake's.
+      const [today, todayCount, lastWeek, circles] = await Promise.all([
         rest.get<IntakeStats>("/v1/statistics/intake", span(midnight, now)),
-        // The same weekday a week ago, to the same time of day.
-        rest.get<IntakeStats>("/v1/statistics/intake", span(new Date(midnight.getTime() - WEEK_MS), new Date(now.getTime() - WEEK_MS))),
+        rest.get<ThresholdCheck>("/v1/warehouse/threshold", span(midnight, now)),
+        rest.get<ThresholdCheck>("/v1/warehouse/threshold", span(new Date(midnight.getTime() - WEEK_MS), new Date(now.getTime() - WEEK_MS))),
         rest.get<CircleStats>("/v1/statistics/responseCircles", span(midnight, now)),
       ]);
-      const n = Number(today.reports ?? 0), m = Number(lastWeek.reports ?? 0);
+      const n = Number(todayCount.count ?? 0), m = Number(lastWeek.count ?? 0);
       $("#kpi-today").textContent = String(n);
       $("#kpi-week").textContent = `上周同日 ${m}${m ? `（${n >= m ? "+" : ""}${Math.round(((n - m) / m) * 100)}%）` : ""}`;
       $("#kpi-answer").textContent = n ? percent(today.answeredWithin3s ?? 0) : "—";
@@ -384,18 +388,28 @@ function mount(root: HTMLElement): () => void {
   // -- heat map ------------------------------------------------------------------------------------
   async function refreshHeat(): Promise<void> {
     if (heatMode === "off" || !cityMap) { void cityMap?.setHeat([], "off"); return; }
-    const hours = Number(($("#heat-window") as HTMLSelectElement).value);
+    const days = Number(($("#heat-window") as HTMLSelectElement).value);
     const end = new Date();
-    const start = new Date(end.getTime() - hours * 3600_000);
+    const today = new Date(end.getFullYear(), end.getMonth(), end.getDate());
     const b = cityMap.map.getBounds();
+    const corners = (key: string) => ({
+      [`${key}.southWest.longitude`]: b.getWest(), [`${key}.southWest.latitude`]: b.getSouth(),
+      [`${key}.northEast.longitude`]: b.getEast(), [`${key}.northEast.latitude`]: b.getNorth(),
+    });
     try {
-      const doc = await rest.get<{ cells: { cell: string; incidentCount: string; availableUnits: string; stationId: string }[] }>(
-        "/v1/heatMap", {
-          "bounds.southWest.longitude": b.getWest(), "bounds.southWest.latitude": b.getSouth(),
-          "bounds.northEast.longitude": b.getEast(), "bounds.northEast.latitude": b.getNorth(),
-          startTime: start.toISOString(), endTime: end.toISOString(),
+      if (heatMode === "heat") {
+        // Reports per H3 cell from the warehouse's rollups, over whole city days.
+        const doc = await rest.get<{ cells?: { cell: string; count?: string }[] }>("/v1/warehouse/heatMap", {
+          ...corners("box"), stationId: filter.station || undefined,
+          startTime: new Date(today.getTime() - (days - 1) * 86_400_000).toISOString(), endTime: end.toISOString(),
         });
-      heatCells = doc.cells.map((c) => ({ cell: c.cell, incidents: Number(c.incidentCount), available: Number(c.availableUnits), stationId: c.stationId }));
+        heatCells = (doc.cells ?? []).map((c) => ({ cell: c.cell, incidents: Number(c.count ?? 0), available: 0, stationId: filter.station }));
+      } else {
+        // Available units per cell, from alerts (police strength now; the window only bounds its incident counts).
+        const doc = await rest.get<{ cells: { cell: string; incidentCount: string; availableUnits: string; stationId: string }[] }>(
+          "/v1/heatMap", { ...corners("bounds"), startTime: new Date(end.getTime() - 3600_000).toISOString(), endTime: end.toISOString() });
+        heatCells = doc.cells.map((c) => ({ cell: c.cell, incidents: Number(c.incidentCount), available: Number(c.availableUnits), stationId: c.stationId }));
+      }
       await cityMap.setHeat(heatCells, heatMode);
       links["热力"] = { state: "live", detail: "" };
     } catch (err) {
