@@ -106,7 +106,7 @@ class WarehouseCounts:
     `__call__(asks, t)` gives {ask.key: figure} for the asks the warehouse answered: a WindowCount's count
     of (start, t], an HourCounts' (hourly counts, first hour). An ask the warehouse cannot answer (an
     H3 resolution it does not keep) or did not answer is left out, logged and counted in
-    smart110_alerts_rule_counts_total{source="local"}: the handler counts it from alerts' own tables.
+    smart110_alerts_rule_counts_total{source="local"}: the handler has alerts' own count alone for it.
 
     The report being handled is counted by itself, not asked of the warehouse: the two services read
     intake's feed apart, so the warehouse may or may not hold it yet. Each window is asked up to, not

@@ -99,6 +99,24 @@ def test_a_volume_rule_fires_from_the_warehouse_figures(both):
     assert counted("warehouse") > before
 
 
+def test_a_warehouse_behind_on_the_latest_reports_does_not_hide_a_surge(both):
+    """Alerts has seen three fights of the last hour the warehouse has not ingested yet (it reads
+    intake's feed on its own): alerts' own count is the larger, and the rule fires on it."""
+    station, grid = "S06", GRIDS["S06"]
+    r = rule(both, display_name="网格打架", kind=pb.RULE_KIND_VOLUME, level=pb.ALERT_LEVEL_ORANGE,
+             window=duration_pb2.Duration(seconds=3600), threshold=3, area_kind=pb.AREA_KIND_GRID,
+             incident_types=["FIGHT"], areas=[grid])
+    warm_rules(both, station, T0 - timedelta(minutes=40))
+    for minutes in (30, 20, 10):
+        to_alerts(both, report(station, T0 - timedelta(minutes=minutes)))
+    assert of_rule(both["alerts"], r) == [], "three fights are not above three"
+    before = counted("warehouse")
+    to_alerts(both, report(station, T0))
+    assert counted("warehouse") > before, "the warehouse was asked and answered (with fewer)"
+    [alert] = of_rule(both["alerts"], r)
+    assert alert.labels["window_count"] == "4" and alert.area.id == grid
+
+
 def test_an_anomaly_rule_compares_with_the_warehouse_history(both):
     """The same hour of the past four weeks from the warehouse: a quiet history there, a busy hour now."""
     station = "S04"

@@ -54,9 +54,10 @@ def report_received(uow: UnitOfWork, *, report: Report, units: list[UnitPosition
     rules are then skipped, the others do not wait for it). A report seen before raises nothing.
 
     `figures` are the volume and anomaly counts the warehouse gave before the transaction ({ask key:
-    figure}, clients.WarehouseCounts). What they lack, and what the strength-gap rules count, is asked
-    of the repository at once (`counts`: one statement for all of them), after the report is recorded
-    and rolled up: alerts' own tables stand in when the warehouse did not answer.
+    figure}, clients.WarehouseCounts). Alerts' own counts (and what the strength-gap rules count) are
+    asked of the repository at once (`counts`: one statement for all of them), after the report is
+    recorded and rolled up; each rule takes the larger of the two figures, so neither a warehouse that
+    is behind nor a history alerts never saw hides a surge.
     """
     repos = uow.repos
     t = report.receive_time or uow.now()
@@ -82,21 +83,21 @@ def report_received(uow: UnitOfWork, *, report: Report, units: list[UnitPosition
                 gaps.append((rule, window))
     figures = figures or {}
     window_asks, hour_asks = _window_asks(volumes, anomalies, t)
-    local_windows = [w for w in window_asks if w.key not in figures]
-    local_hours = [h for h in hour_asks if h.key not in figures]
+    # Alerts' own tables are always counted too: the warehouse reads the same feed on its own and may
+    # be behind on the latest reports (most of all in a surge, when these rules matter), while alerts'
+    # tables lack what came before alerts did (a loaded history). Each report is in one or both, so
+    # the larger figure of the two is the nearer one.
     counts = repos.incidents.counts(
-        t, local_windows, local_hours,
+        t, window_asks, hour_asks,
         [CellCounts(window.resolution, window.since(t), tuple(window.cells), tuple(rule.incident_types))
          for rule, window in gaps])
-    local = dict(zip((w.key for w in local_windows), counts.windows)) | dict(
-        zip((h.key for h in local_hours), counts.hours))
-    for (rule, area), ask in zip(volumes, window_asks):
-        n = figures[ask.key] if ask.key in figures else local[ask.key]
+    for (rule, area), ask, n in zip(volumes, window_asks, counts.windows):
+        n = max(n, figures.get(ask.key, 0))
         found = domain.volume_finding(rule, report, area, n, t)
         if found:
             findings.append(found)
-    for (rule, area, window), ask in zip(anomalies, hour_asks):
-        hourly, first_hour = figures[ask.key] if ask.key in figures else local[ask.key]
+    for (rule, area, window), ask, own in zip(anomalies, hour_asks, counts.hours):
+        hourly, first_hour = _larger_hours(own, figures.get(ask.key))
         if not window.enough(hourly):
             continue
         found = domain.anomaly_finding(rule, report, area, window, hourly, first_hour)
@@ -107,6 +108,17 @@ def report_received(uow: UnitOfWork, *, report: Report, units: list[UnitPosition
         if found:
             findings.append(found)
     return [raise_alert(uow, f) for f in findings]
+
+
+def _larger_hours(own, theirs):
+    """Hourly counts ({hour: n}, first hour) of alerts' own tables and the warehouse's: per hour the
+    larger, and the earlier first hour."""
+    if theirs is None:
+        return own
+    (mine, my_first), (other, other_first) = own, theirs
+    hourly = {h: max(mine.get(h, 0), other.get(h, 0)) for h in mine.keys() | other.keys()}
+    firsts = [f for f in (my_first, other_first) if f is not None]
+    return hourly, (min(firsts) if firsts else None)
 
 
 def report_updated(uow: UnitOfWork, *, report: Report, action: str) -> list[Alert]:
