@@ -110,13 +110,21 @@ class WarehouseCounts:
 
     The report being handled is counted by itself, not asked of the warehouse: the two services read
     intake's feed apart, so the warehouse may or may not hold it yet. Each window is asked up to, not
-    including, its receive time, and the report added as one."""
+    including, its receive time, and the report added as one. An anomaly rule's past hours are asked
+    once per hour and area and kept (they do not change within the hour; a history imported meanwhile
+    counts from the next hour on); its current hour is alerts' own count."""
 
     RESOLUTIONS = (7, 8, 9)
+
+    # Anomaly histories kept at most (an area's rule within one hour is one entry).
+    HISTORY_ENTRIES = 4096
 
     def __init__(self, channel: grpc.Channel, timeout: float = 2.0):
         self._stub = warehouse_grpc.WarehouseServiceStub(channel)
         self.timeout = timeout
+        # An anomaly rule's past hours do not change within the current hour: asked once per hour and
+        # area, not on every report (an hour's history is up to `history_weeks` calls).
+        self._history: dict[tuple, tuple[dict, datetime | None]] = {}
 
     def _area(self, area: Area, resolution: int) -> dict | None:
         if area.kind == "STATION":
@@ -142,9 +150,10 @@ class WarehouseCounts:
                     calls[ask.key] = (ask, [(None, self._ask(area, ask.incident_types, ask.start + _US, t))])
             elif isinstance(ask, HourCounts):
                 area = self._area(ask.area, 8 if ask.area.kind == "H3" else 0)
-                if area is not None:
-                    calls[ask.key] = (ask, [(h, self._ask(area, ask.incident_types, h, min(h + _HOUR, t)))
-                                            for h in ask.hours])
+                if area is not None and ask.key not in self._history:
+                    # The past hours only: the current one alerts' own tables count as it fills.
+                    calls[ask.key] = (ask, [(h, self._ask(area, ask.incident_types, h, h + _HOUR))
+                                            for h in ask.hours if h != ask.hour])
         out = {}
         for key, (ask, futures) in calls.items():
             try:
@@ -156,10 +165,15 @@ class WarehouseCounts:
             if isinstance(ask, WindowCount):
                 out[key] = counts[None] + 1
             else:
-                counts[ask.hour] += 1
-                history = sorted(h for h in ask.hours if h != ask.hour and counts[h] > 0)
+                history = sorted(h for h in counts if counts[h] > 0)
                 # The area's history starts at its first hour with a report (a new area has none).
-                out[key] = (counts, history[0] if history else ask.hour)
+                if len(self._history) >= self.HISTORY_ENTRIES:
+                    self._history.clear()
+                self._history[key] = (counts, history[0] if history else None)
+        for ask in asks:
+            if isinstance(ask, HourCounts) and ask.key in self._history:
+                past, first = self._history[ask.key]
+                out[ask.key] = ({**past, ask.hour: 1}, first or ask.hour)
         local = len(asks) - len(out)
         if out:
             metrics.ALERTS_RULE_COUNTS.labels(metrics.service(), "warehouse").inc(len(out))
