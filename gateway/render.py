@@ -928,6 +928,7 @@ def render(
     web_dir: str | None = None,
     web_dir_in_config: str | None = None,
     oidc: IdentityProvider | None = None,
+    trace_sampling: float = 100.0,
 ) -> dict:
     """Return the Envoy bootstrap configuration as a JSON-serialisable dict.
 
@@ -935,7 +936,9 @@ def render(
     to the host and port of its gRPC server.  Every service in a package
     ``smart110.<svc>.v1`` must have an entry, otherwise GatewayConfigError is
     raised.  ``otlp`` is the host and port of an OTLP/gRPC collector; when
-    given, Envoy starts a span per request and propagates W3C trace context.
+    given, Envoy starts a span per request and propagates W3C trace context;
+    ``trace_sampling`` is the percentage of requests whose traces are recorded
+    (the services follow the gateway's decision with a parent-based sampler).
     ``admin_host`` is where the admin interface (``/ready``, stats) listens;
     ``descriptor_path_in_config`` is where Envoy will find the descriptor set
     when that differs from where it is read now (a mounted ConfigMap).
@@ -1071,7 +1074,10 @@ def render(
         clusters.append(_oidc_cluster(oidc))
 
     if otlp is not None:
+        if not 0 <= trace_sampling <= 100:
+            raise GatewayConfigError(f"trace sampling must be a percentage from 0 to 100, not {trace_sampling}")
         hcm["tracing"] = {
+            "random_sampling": {"value": trace_sampling},
             "provider": {
                 "name": "envoy.tracers.opentelemetry",
                 "typed_config": {
@@ -1215,6 +1221,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(option, dest=variable, default=os.environ.get(variable, ""), metavar="VALUE",
                             help=f"{meaning} (default: {variable})")
     parser.add_argument("--otlp", type=_host_port, default=None, metavar="HOST:PORT", help="OTLP/gRPC collector")
+    parser.add_argument("--trace-sampling", type=float, default=float(os.environ.get("GATEWAY_TRACE_SAMPLING", 100)),
+                        metavar="PERCENT", help="percentage of requests traced (default: GATEWAY_TRACE_SAMPLING or 100)")
     parser.add_argument(
         "--cors-origin", action="append", default=None, help="allowed CORS origin (repeat; default '*')"
     )
@@ -1229,6 +1237,7 @@ def main(argv: list[str] | None = None) -> int:
             admin_port=args.admin_port,
             jwks_path=args.jwks,
             otlp=args.otlp,
+            trace_sampling=args.trace_sampling,
             cors_origins=args.cors_origin,
             http_upstreams=dict(args.http_upstream),
             docs_dir=args.docs_dir,

@@ -41,7 +41,8 @@ def run_one(name: str, out_dir: Path) -> Path:
         say(f"benchmark {name}: starting the suite")
         run_dir = Path(tempfile.mkdtemp(prefix=f"smart110-bench-{name}-"))
         stack = Stack(run_dir=run_dir, ports=Ports.free(), database_url=os.environ.get("DATABASE_URL") or None,
-                      log_level="WARNING", track_statements=getattr(module, "TRACK_STATEMENTS", False))
+                      log_level="WARNING", track_statements=getattr(module, "TRACK_STATEMENTS", False),
+                      trace_sampling=getattr(module, "TRACE_SAMPLING", 100.0))
         try:
             stack.start()
             results = module.run(stack, say)

@@ -112,6 +112,9 @@ class Stack:
     admin_url: str = ""
     # Load pg_stat_statements into the embedded server (benchmarks count statements per report).
     track_statements: bool = False
+    # Percentage of requests traced (the gateway decides, the services follow): everything by default,
+    # as a cluster's tenth when a benchmark measures what a report costs there.
+    trace_sampling: float = 100.0
     _procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     _pg = None
     _sink = None
@@ -196,6 +199,9 @@ class Stack:
         env["LOG_LEVEL"] = self.log_level
         env["OTEL_TRACES_EXPORTER"] = "otlp"
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{self.ports.otlp}"
+        if self.trace_sampling < 100:
+            env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
+            env["OTEL_TRACES_SAMPLER_ARG"] = str(self.trace_sampling / 100)
         for svc, port in {**self.ports.services, **self.ports.partners}.items():
             env[f"{svc.upper()}_ADDR"] = f"127.0.0.1:{port}"
         env.pop("ADMIN_DATABASE_URL", None)
@@ -324,7 +330,7 @@ class Stack:
             {svc: ("127.0.0.1", port) for svc, port in self.ports.services.items()},
             listen_port=self.ports.gateway, admin_port=self.ports.admin,
             jwks_path=os.environ.get("JWT_JWKS_PATH", str(ROOT / "gateway" / "dev-keys" / "jwks.json")),
-            otlp=("127.0.0.1", self.ports.otlp),
+            otlp=("127.0.0.1", self.ports.otlp), trace_sampling=self.trace_sampling,
             http_upstreams={"open311": ("127.0.0.1", self.ports.open311_http)},
             docs_dir=str(DEFAULT_DOCS_DIR),
             web_dir=web_dir,

@@ -103,6 +103,9 @@ def render_gateway(descriptor: Path = ROOT / "build" / "descriptors.pb") -> Path
         str(descriptor),
         {svc: (f"{svc}.{NAMESPACE}.svc.cluster.local", port) for svc, port in SERVICE_PORTS.items()},
         listen_port=8080, admin_port=9901, jwks_path=jwks, otlp=OTLP,
+        # The share of requests traced (the services' parent-based sampler follows it): a span per
+        # SQL statement costs every service CPU on every report (bench-results/throughput.json).
+        trace_sampling=float(os.environ.get("GATEWAY_TRACE_SAMPLING", 10)),
         # The kubelet probes Envoy's own /ready on the admin port; the
         # network policy lets no other pod reach that port.
         admin_host="0.0.0.0", descriptor_path_in_config=DESCRIPTOR_MOUNT,

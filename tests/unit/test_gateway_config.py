@@ -236,6 +236,17 @@ def test_tracing_only_when_otlp_given(config, descriptor):
     assert cors["allow_origin_string_match"] == [{"exact": "http://localhost:5173"}]
 
 
+def test_the_traced_share_of_requests_is_the_one_asked_for(descriptor):
+    def tracing(**kw):
+        return _hcm(render(str(descriptor), UPSTREAMS, listen_port=18080, admin_port=19901, jwks_path=str(JWKS),
+                           otlp=("127.0.0.1", 4317), **kw))["tracing"]
+
+    assert tracing()["random_sampling"] == {"value": 100.0}
+    assert tracing(trace_sampling=10)["random_sampling"] == {"value": 10}
+    with pytest.raises(GatewayConfigError, match="percentage"):
+        tracing(trace_sampling=250)
+
+
 def test_service_without_upstream_is_an_error(descriptor):
     with pytest.raises(GatewayConfigError, match=r"dispatch.*smart110\.dispatch\.v1\.DispatchService"):
         render(

@@ -31,8 +31,13 @@ followed. The bench prints the highest rate that held. The machine's two
 cores run the load generator, Envoy, Postgres and five services together:
 read the figures as ratios within one run.
 
+Traces are sampled as in the cluster (k8s/base: one request in ten, the
+services following the gateway's decision); BENCH_TRACE_SAMPLING=100 traces
+everything, as `make run` does.
+
 Environment: BENCH_RATES (default "10,25,50,100,150"), BENCH_STEP_SECONDS
-(default 20), BENCH_GENERATORS (default 2), BENCH_DRAIN_SECONDS (default 30).
+(default 20), BENCH_GENERATORS (default 2), BENCH_DRAIN_SECONDS (default 30),
+BENCH_TRACE_SAMPLING (percent, default 10).
 """
 from __future__ import annotations
 
@@ -399,6 +404,8 @@ def follow(engine, ids: dict[str, str]) -> dict:
 
 
 TRACK_STATEMENTS = True  # the harness loads pg_stat_statements for this benchmark
+# Traced share of requests, percent: the cluster's (k8s/base: one in ten) unless BENCH_TRACE_SAMPLING says.
+TRACE_SAMPLING = float(os.environ.get("BENCH_TRACE_SAMPLING", 10))
 
 
 def run(stack: Stack, say) -> dict:
@@ -425,6 +432,7 @@ def run(stack: Stack, say) -> dict:
     best = max(held) if held else 0
     say(f"throughput: highest rate that holds: {best:g} reports/s")
     return {"measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "trace_sampling_percent": TRACE_SAMPLING,
             "highest_rate_that_holds_rps": best, "hold_rule": {
                 "accepted_at_least": HOLD_ACCEPTED, "consumer_lag_p99_at_most_s": HOLD_LAG_S,
                 "drained_within_s": drain_s, "every_report_followed": True},
