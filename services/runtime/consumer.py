@@ -31,6 +31,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -49,6 +50,7 @@ from sqlalchemy.engine import Connection, Engine
 from smart110.common.v1 import events_pb2
 
 from . import metrics
+from .db import compiled_once
 from .errors import FailedPrecondition, NotFound, Unavailable
 from .telemetry import context_from
 
@@ -224,6 +226,15 @@ class FeedConsumer:
         moved_cte = self._cursor_move.returning(cursors.c.last_sequence).cte("moved")
         moved = select(moved_cte.c.last_sequence).scalar_subquery().label("moved")
         self._inbox_and_blocker = select(select(fresh_cte.c.event_id).scalar_subquery().label("fresh"), moved)
+        # A batch's inbox rows in one statement of one shape whatever the batch's size (arrays, unnest).
+        self._inbox_many = compiled_once(
+            insert(inbox).from_select(
+                ["event_id", "source", "sequence", "type"],
+                select(func.unnest(bindparam("event_ids", type_=ARRAY(i.event_id.type))),
+                       bindparam("event_source", type_=i.source.type),
+                       func.unnest(bindparam("event_sequences", type_=ARRAY(i.sequence.type))),
+                       func.unnest(bindparam("event_types", type_=ARRAY(i.type.type)))))
+            .on_conflict_do_nothing().returning(i.event_id))
         if dead_letters is not None:
             dl = dead_letters.c
             self._parked_before_query = (
@@ -235,6 +246,8 @@ class FeedConsumer:
                 .limit(1))
             self._inbox_and_blocker = select(select(fresh_cte.c.event_id).scalar_subquery().label("fresh"), moved,
                                              self._parked_before_query.scalar_subquery().label("blocker"))
+        self._cursor_move = compiled_once(self._cursor_move)
+        self._inbox_and_blocker = compiled_once(self._inbox_and_blocker)
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
@@ -411,13 +424,10 @@ class FeedConsumer:
             wanted = {e.event_id: e for sub, e in zip(subs, events) if sub is not None}
             fresh: set[str] = set()
             if wanted:
-                fresh = {str(i) for i in conn.execute(
-                    insert(self.inbox)
-                    .values([dict(event_id=e.event_id, source=self.source, sequence=e.sequence, type=e.type)
-                             for e in wanted.values()])
-                    .on_conflict_do_nothing()
-                    .returning(self.inbox.c.event_id)
-                ).scalars()}
+                fresh = {str(i) for i in conn.execute(self._inbox_many, {
+                    "event_ids": [uuid.UUID(str(e)) for e in wanted], "event_source": self.source,
+                    "event_sequences": [e.sequence for e in wanted.values()],
+                    "event_types": [e.type for e in wanted.values()]}).scalars()}
             blockers = self._parked_subjects(conn, {e.subject for e in wanted.values() if e.event_id in fresh})
             for sub, event, prep in zip(subs, events, prepared):
                 if sub is None:

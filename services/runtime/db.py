@@ -10,7 +10,8 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import bindparam, column, create_engine, text
+from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from . import txguard
@@ -100,3 +101,27 @@ def ensure_service_database(admin_url: str, service: str, password: str, *, rese
         engine.dispose()
     return service_role_url(admin_url, role, password)
 
+
+
+def compiled_once(stmt) -> TextClause:
+    """`stmt` compiled for PostgreSQL once, as SQL text with the same typed parameters and result columns.
+
+    SQLAlchemy caches what it compiles, but not PostgreSQL's INSERT … ON CONFLICT (`postgresql.insert`
+    has no cache key): it compiles such a statement again on every execution. The statements a service
+    runs for every event are compiled once this way instead: its parameters are those of each execution,
+    and the values written into `stmt` (a status compared with, say) stay as they were.
+    """
+    from sqlalchemy.dialects import postgresql
+
+    compiled = stmt.compile(dialect=postgresql.dialect(paramstyle="named"))
+    binds = {name: b for b, name in compiled.bind_names.items()}  # as named in the SQL
+    computed = sorted(name for name, b in binds.items() if b.callable is not None)
+    if computed:
+        raise ValueError(f"compiled_once cannot keep values computed at execution: {', '.join(computed)}")
+    # A cast written after a parameter (`:ids::UUID[]`) reads as one to text(): set apart by a space.
+    sql = re.sub(r"(?<![:\w]):(\w+)::", r":\1 ::", str(compiled))
+    clause = text(sql).bindparams(*(
+        bindparam(name, b.value, type_=b.type) if b.value is not None else bindparam(name, type_=b.type)
+        for name, b in binds.items()))
+    returned = [column(c.key, c.type) for c in getattr(stmt, "exported_columns", ())]
+    return clause.columns(*returned) if returned else clause

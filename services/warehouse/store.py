@@ -19,15 +19,17 @@
 """
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from sqlalchemy import (
     BigInteger, Boolean, Column, Date, DateTime, Float, Identity, Index, Integer, MetaData, SmallInteger, String,
-    Table, Text, func, select, text,
+    Table, Text, bindparam, func, select, text,
 )
 from sqlalchemy.dialects.postgresql import insert
 
 from services.runtime.app import RuntimeTables
+from services.runtime.db import compiled_once
 
 from .domain import CELL_ROLLUPS, MEASURES, Outcome, Partition, ReportFact, RollupChange, cell_center
 
@@ -281,14 +283,19 @@ class RollupRepository:
     def apply(self, changes: list[RollupChange], centers: dict[int, tuple[float, float]]) -> None:
         """Adds each change's delta at its key; `centers` gives the cells' centres (cell rollups)."""
         for ch in changes:
-            table = ROLLUPS[ch.rollup]
             key = dict(zip(ROLLUP_KEYS[ch.rollup], ch.key))
             if ch.rollup in CELL_ROLLUPS:
                 key["longitude"], key["latitude"] = centers[key["cell"]]
-            stmt = insert(table).values(**key, **ch.delta)
-            self.conn.execute(stmt.on_conflict_do_update(
-                index_elements=list(ROLLUP_KEYS[ch.rollup]),
-                set_={k: table.c[k] + stmt.excluded[k] for k in ch.delta}))
+            self.conn.execute(_upsert(ch.rollup, tuple(key), tuple(ch.delta)), {**key, **ch.delta})
+
+
+@functools.lru_cache(maxsize=256)
+def _upsert(rollup: str, keys: tuple[str, ...], deltas: tuple[str, ...]):
+    """A rollup's add-at-key statement for these columns, compiled once (run on every fact change)."""
+    table = ROLLUPS[rollup]
+    stmt = insert(table).values({c: bindparam(c, type_=table.c[c].type) for c in (*keys, *deltas)})
+    return compiled_once(stmt.on_conflict_do_update(
+        index_elements=list(ROLLUP_KEYS[rollup]), set_={k: table.c[k] + stmt.excluded[k] for k in deltas}))
 
 
 class PartitionRepository:

@@ -353,3 +353,41 @@ def test_the_latest_sequence_waits_for_a_publisher_in_flight(env):
     t.join(10)
     assert got["latest"] >= later
     assert got["at"] >= committed_at, "the position was given while a smaller number was in flight"
+
+
+def test_a_statement_compiled_once_runs_with_each_executions_parameters_and_keeps_its_own_values(admin_url):
+    """compiled_once: an upsert SQLAlchemy would compile on every execution, as SQL text reused with
+    each execution's parameters (arrays with casts included); a value written into it stays."""
+    from sqlalchemy import ARRAY, bindparam, create_engine
+    from sqlalchemy.dialects.postgresql import insert
+
+    from services.runtime.db import compiled_once, sqlalchemy_url
+
+    metadata = MetaData(schema="compiledonce")
+    counts = Table("counts", metadata, Column("name", String(20), primary_key=True),
+                   Column("kind", String(10), nullable=False), Column("n", Integer, nullable=False))
+    engine = create_engine(sqlalchemy_url(admin_url))
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA IF EXISTS compiledonce CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA compiledonce")
+            metadata.create_all(conn)
+        add = insert(counts).from_select(
+            ["name", "kind", "n"],
+            select(func.unnest(bindparam("names", type_=ARRAY(String(20)))), bindparam("kind", "fixed"),
+                   func.unnest(bindparam("ns", type_=ARRAY(Integer)))))
+        upsert = compiled_once(add.on_conflict_do_update(
+            index_elements=["name"], set_={"n": counts.c.n + add.excluded.n}).returning(counts.c.name, counts.c.n))
+        with engine.begin() as conn:
+            first = conn.execute(upsert, {"names": ["a", "b"], "ns": [1, 2]}).all()
+            second = conn.execute(upsert, {"names": ["b", "c", "d"], "ns": [10, 3, 4]}).all()
+            rows = conn.execute(select(counts).order_by(counts.c.name)).all()
+        assert sorted(first) == [("a", 1), ("b", 2)]
+        assert sorted(second) == [("b", 12), ("c", 3), ("d", 4)]
+        assert [tuple(r) for r in rows] == [("a", "fixed", 1), ("b", "fixed", 12), ("c", "fixed", 3), ("d", "fixed", 4)]
+        with pytest.raises(ValueError, match="computed"):
+            compiled_once(select(bindparam("now", callable_=time.time)))
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA IF EXISTS compiledonce CASCADE")
+        engine.dispose()
