@@ -42,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
 
 from . import metrics
+from .db import compiled_once
 from .errors import AlreadyExists
 from .telemetry import current_trace_context
 
@@ -157,11 +158,11 @@ class Idempotency:
         c = table.c
         method = bindparam("key_method", type_=c.method.type)
         request_id = bindparam("key_request_id", type_=c.request_id.type)
-        self._claim = (insert(table)
-                       .values(method=method, request_id=request_id,
-                               request_hash=bindparam("new_hash", type_=c.request_hash.type))
-                       .on_conflict_do_nothing()
-                       .returning(c.request_id))
+        self._claim = compiled_once(insert(table)
+                                    .values(method=method, request_id=request_id,
+                                            request_hash=bindparam("new_hash", type_=c.request_hash.type))
+                                    .on_conflict_do_nothing()
+                                    .returning(c.request_id))
         self._stored = select(c.request_hash, c.response).where(c.method == method, c.request_id == request_id)
         self._seen = select(c.request_id).where(c.method == method, c.request_id == request_id)
         self._remember = (table.update().where(c.method == method, c.request_id == request_id)
