@@ -152,7 +152,14 @@ function mount(root: HTMLElement): () => void {
     if (!c || c.name !== selected) return;
     const open = caseActive(c.status);
     const nextLevel = c.level < CaseLevel.PROVINCE ? c.level + 1 : 0;
-    $("#case-panel").innerHTML = `
+    // The panel is redrawn as the case moves: what the dispatcher has chosen or typed in its forms stays.
+    const panel = $("#case-panel");
+    const kept = panel.querySelector<HTMLElement>("#case-detail")?.dataset.name === c.name
+      ? [...panel.querySelectorAll<HTMLInputElement | HTMLSelectElement>("form [name]")].map((el) => [el.form!.id, el.name, el.value])
+      : [];
+    const focused = document.activeElement instanceof HTMLElement && panel.contains(document.activeElement)
+      ? [(document.activeElement as HTMLInputElement).form?.id, (document.activeElement as HTMLInputElement).name] : null;
+    panel.innerHTML = `
       <section class="case-detail" id="case-detail" data-name="${escapeHtml(c.name)}" data-status="${c.status}" data-level="${c.level}">
         <h2><span class="prio" style="background:${PRIORITY_COLOURS[c.priority] ?? "#888"}">${PRIORITY_NAMES[c.priority] ?? ""}</span>
           ${escapeHtml(c.summary || incidentTypeName(c.incidentType))}</h2>
@@ -191,6 +198,11 @@ function mount(root: HTMLElement): () => void {
         <h3>处置过程</h3>
         <ol class="timeline">${c.timeline.map((t) => `<li><time>${clock(ms(t.stamp?.time))}</time> ${escapeHtml(t.action)} ${escapeHtml(t.detail)}</li>`).join("")}</ol>
       </section>`;
+    for (const [form, name, value] of kept) {
+      const el = panel.querySelector<HTMLInputElement | HTMLSelectElement>(`form#${form} [name="${name}"]`);
+      if (el) el.value = value;
+    }
+    if (focused) panel.querySelector<HTMLElement>(`form#${focused[0]} [name="${focused[1]}"]`)?.focus();
   }
 
   async function act(run: () => Promise<unknown>): Promise<void> {
@@ -198,6 +210,7 @@ function mount(root: HTMLElement): () => void {
     if (!name) return;
     try {
       await run();
+      root.querySelectorAll<HTMLFormElement>("#case-panel form").forEach((f) => f.reset());
       await Promise.all([refreshDetail(name), refreshRecommendations(name)]);
     } catch (err) {
       panelError(errorText(err));
