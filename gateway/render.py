@@ -262,6 +262,8 @@ UNARY_TIMEOUT = "15s"
 # much metadata (services/runtime/server.py MAX_METADATA_BYTES): a transcoded request carries its
 # path and its token twice.
 MAX_REQUEST_HEADERS_KB = 60
+# A REST body through the transcoder, in bytes: 5 MB of evidence is 6.7 MB of base64 in JSON.
+MAX_REST_BODY_BYTES = 8 * 1024 * 1024
 # Deliberately not defined as a cluster; see _routes().
 UNKNOWN_ROUTE_CLUSTER = "no_such_method"
 HEALTH_CHECK_INTERVAL = "2s"
@@ -878,6 +880,10 @@ def _http_filters(
                 "request_validation_options": {
                     "reject_unknown_method": True,
                 },
+                # The largest REST body either way: an evidence photo (5 MB, dispatch's UploadEvidence)
+                # as base64 JSON going in, and as itself coming out (DownloadEvidence).
+                "max_request_body_size": MAX_REST_BODY_BYTES,
+                "max_response_body_size": MAX_REST_BODY_BYTES,
             },
         },
         {

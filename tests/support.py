@@ -210,7 +210,7 @@ def serving(spec, admin_url: str, *, clock: Clock | None = None, seed: bool = Tr
         if spec.warm_up is not None:
             spec.warm_up(rt)
         server = create_server(port=0, host="127.0.0.1", services=servicers, public=spec.public,
-                               policies=all_policies(spec))
+                               policies=all_policies(spec), max_message_bytes=spec.max_message_bytes)
         rt.feed.start()
         server.start()
         if workers:

@@ -10,7 +10,7 @@ from smart110.dispatch.v1 import dispatch_service_pb2_grpc as pb_grpc
 from services.runtime.app import Runtime, ServiceSpec, main
 from services.runtime.policy import org
 
-from . import clients, handlers, mapping, policy, seed, store, workers
+from . import clients, domain, handlers, mapping, policy, seed, store, workers
 from .api import DispatchServicer
 from .domain import Context, DispatchSettings, RetryPolicy, matrix
 
@@ -41,6 +41,8 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations", build=build, seed=seed.seed,
     event_handlers=handlers.EVENT_HANDLERS, event_mapping=mapping.event_to_message,
     repositories=store.Repositories, policies=policy.POLICIES,
+    # An evidence upload (UploadEvidence) carries up to 5 MB of bytes.
+    max_message_bytes=domain.evidence.MAX_BYTES + 1024 * 1024,
 )
 
 if __name__ == "__main__":

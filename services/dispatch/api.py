@@ -292,6 +292,39 @@ class DispatchServicer(pb_grpc.DispatchServiceServicer):
         return self._mutation("ReportBack", request, check, lambda uow, **kw: handlers.report_back(
             uow, outcome=outcome, notes=request.notes, evidence=mapping.evidence_from_pb(request.evidence), **kw))
 
+    def UploadEvidence(self, request: pb.UploadEvidenceRequest, context) -> pb.Evidence:
+        actor = auth.current()
+        v = Violations()
+        v.request_id(request.request_id)
+        case_id, aid = assignment_id(request.parent, v, "parent")
+        for f, problem in domain.evidence.problems(request.content_type, request.content, request.file_name):
+            v.add(f, problem)
+        v.raise_if_any()
+        return self.rt.idempotent_work(
+            "UploadEvidence", request, pb.Evidence,
+            lambda uow: handlers.upload_evidence(uow, case_id=case_id, assignment_id=aid,
+                                                 content_type=request.content_type, content=request.content,
+                                                 file_name=request.file_name),
+            actor=actor, respond=mapping.evidence_to_pb)
+
+    def DownloadEvidence(self, request: pb.DownloadEvidenceRequest, context):
+        """The bytes, read as GetCase reads the case (jurisdiction or grant); else NOT_FOUND."""
+        m = domain.evidence.NAME.match(request.name or "")
+        if not m:
+            v = Violations()
+            v.add("name", "is required, as cases/{case}/assignments/{assignment}/evidence/{evidence}"
+                  if not request.name else "must look like cases/{case}/assignments/{assignment}/evidence/{evidence}")
+            v.raise_if_any()
+        case_id, aid, eid = m.groups()
+        with read_snapshot(self.rt.engine) as conn:
+            case = queries.case(conn, case_id, whole=False)
+            found = queries.evidence_file(conn, case_id, aid, eid) if case is not None else None
+        if found is None:
+            raise NotFound(request.name)
+        self._in_scope_or_granted(request.name, case)
+        e, content = found
+        return httpbody_pb2.HttpBody(content_type=e.content_type, data=content)
+
     def WatchAssignments(self, request: pb.WatchAssignmentsRequest, context):
         actor = auth.current()
         v = Violations()

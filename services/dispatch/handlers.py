@@ -17,7 +17,7 @@ from smart110.intake.v1 import intake_service_pb2 as intake_pb
 from smart110.referral.v1 import referral_service_pb2 as referral_pb
 
 from services.runtime.consumer import Subscription
-from services.runtime.errors import FailedPrecondition, NotFound, PermissionDenied
+from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.runtime.ids import new_id
 from services.runtime.timeutil import from_pb
 from services.runtime.uow import UnitOfWork
@@ -227,9 +227,36 @@ def advance(uow: UnitOfWork, *, case_id: str, assignment_id: str, target: str) -
     return case, a
 
 
+def upload_evidence(uow: UnitOfWork, *, case_id: str, assignment_id: str, content_type: str, content: bytes,
+                    file_name: str) -> domain.Evidence:
+    """An officer's photo for the report-back, kept with its bytes (the type and size were checked)."""
+    case, a, officers = _load(uow, case_id, assignment_id)
+    case.gathering_evidence(a.id, actor=uow.actor, unit_officers=officers)
+    at = uow.now()
+    e = domain.Evidence(id=new_id(at, digits=16), case_id=case.id, assignment_id=a.id, content_type=content_type,
+                        size_bytes=len(content), sha256=domain.evidence.digest(content), file_name=file_name,
+                        uploaded_by=uow.actor.subject, create_time=at)
+    uow.repos.evidence.add(e, content)
+    return e
+
+
+def _stored_evidence(uow: UnitOfWork, case_id: str, assignment_id: str, given: list[dict]) -> list[dict]:
+    """The report-back's attachments, those uploaded to dispatch (named as its evidence) as dispatch
+    stored them; one that names evidence of another assignment, or none, is refused."""
+    if not any(domain.evidence.NAME.match(e["storage_uri"]) for e in given):
+        return given
+    stored = uow.repos.evidence.of_assignment(case_id, assignment_id)
+    wrong = [(f"evidence[{i}].storage_uri", "names no evidence uploaded for this assignment")
+             for i, e in enumerate(given) if domain.evidence.NAME.match(e["storage_uri"]) and e["storage_uri"] not in stored]
+    if wrong:
+        raise InvalidArgument(wrong)
+    return [stored[e["storage_uri"]].attachment() if e["storage_uri"] in stored else e for e in given]
+
+
 def report_back(uow: UnitOfWork, *, case_id: str, assignment_id: str, outcome: str, notes: str,
                 evidence: list[dict]) -> Changed:
     case, a, officers = _load(uow, case_id, assignment_id)
+    evidence = _stored_evidence(uow, case.id, a.id, evidence)
     case.report_back(a.id, outcome=outcome, notes=notes, evidence=evidence, actor=uow.actor, unit_officers=officers,
                      at=uow.now())
     _save(uow, case)

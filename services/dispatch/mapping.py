@@ -20,7 +20,7 @@ from . import domain
 from .domain import grant as grant_labels
 from .queries import CircleLine, FollowUpStats, ResponseCircles, Satisfaction, Situation, StationGrants
 from .domain import (
-    AccessGrant, Assignment, DispatchCase, FollowUp, PositionFix, Receipt, Recommendation, ReportFacts, Shift,
+    AccessGrant, Assignment, DispatchCase, Evidence, FollowUp, PositionFix, Receipt, Recommendation, ReportFacts, Shift,
     StopPayment, Unit, VictimContact, mask_account, seconds_between,
 )
 
@@ -172,6 +172,15 @@ def stop_payment_to_pb(sp: StopPayment) -> pb.StopPayment:
 def evidence_from_pb(items) -> list[dict]:
     return [dict(kind=enum_name(common_pb2.AttachmentKind, a.kind, "ATTACHMENT_KIND_"), content_type=a.content_type,
                  size_bytes=a.size_bytes, sha256=a.sha256.lower(), storage_uri=a.storage_uri) for a in items]
+
+
+def evidence_to_pb(e: Evidence) -> pb.Evidence:
+    a = e.attachment()
+    return pb.Evidence(
+        name=e.name, file_name=e.file_name, create_time=to_pb(e.create_time), uploaded_by=e.uploaded_by,
+        attachment=common_pb2.Attachment(
+            kind=enum_value(common_pb2.AttachmentKind, a["kind"], "ATTACHMENT_KIND_"), content_type=a["content_type"],
+            size_bytes=a["size_bytes"], sha256=a["sha256"], storage_uri=a["storage_uri"]))
 
 
 def officers_to_pb(officers: list[dict], station_id: str) -> list[common_pb2.OfficerRef]:

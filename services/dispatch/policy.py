@@ -38,6 +38,9 @@ POLICIES = {SERVICE_NAME: Policy(SERVICE_NAME, {
     "DeclineAssignment": Access(*CREW),
     "AdvanceAssignment": Access(*CREW),
     "ReportBack": Access(*CREW),
+    # The unit's own officers or the command (the use case checks); read by whoever may read the case.
+    "UploadEvidence": Access(*CREW),
+    "DownloadEvidence": Access(*POLICE, "supervisor"),
     "WatchAssignments": Access(*CREW),
     "GetUnit": Access(*POLICE),
     "ListUnits": Access(*POLICE, "supervisor"),

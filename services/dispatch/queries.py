@@ -21,8 +21,8 @@ from .domain import (
 )
 from .store import (
     UnitRepository, access_grants, assignment_from_row, assignments, case_followup_officers, case_followups, case_from_row,
-    case_timeline, cases, cases_with_parts, grant_from_row, on_duty_at, shift_from_row, shifts, unit_columns, unit_from_row,
-    unit_timeline, units,
+    case_timeline, cases, cases_with_parts, evidence, evidence_from_row, grant_from_row, on_duty_at, shift_from_row, shifts,
+    unit_columns, unit_from_row, unit_timeline, units,
 )
 from .store import unit_history as unit_history_table
 
@@ -39,6 +39,13 @@ class Page:
 
 
 # -- cases ------------------------------------------------------------------------------------------
+
+def evidence_file(conn, case_id: str, assignment_id: str, evidence_id: str) -> tuple[domain.Evidence, bytes] | None:
+    """One uploaded evidence file and its bytes (DownloadEvidence)."""
+    row = conn.execute(select(evidence).where(
+        evidence.c.id == evidence_id, evidence.c.case_id == case_id, evidence.c.assignment_id == assignment_id)).first()
+    return None if row is None else (evidence_from_row(row), bytes(row.content))
+
 
 def case(conn, case_id: str, *, whole: bool = True) -> DispatchCase | None:
     """A case with its assignments and follow-up; `whole`: its timeline and hand-offs too (GetCase)."""

@@ -14,7 +14,8 @@ from dataclasses import fields as dataclass_fields
 from datetime import datetime
 
 from sqlalchemy import (
-    BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Identity, Index, Integer, MetaData, String, Table, Text,
+    BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Identity, Index, Integer, LargeBinary, MetaData, String,
+    Table, Text,
     and_, exists, func, literal, or_, select, text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
@@ -26,7 +27,8 @@ from services.runtime.audit import Timeline, timeline_table
 from services.runtime.errors import AlreadyExists
 
 from .domain import (
-    AccessGrant, Assignment, DispatchCase, FollowUp, RatedOfficer, Recommendation, Shift, StopPayment, TimelineEntry, Unit,
+    AccessGrant, Assignment, DispatchCase, Evidence, FollowUp, RatedOfficer, Recommendation, Shift, StopPayment,
+    TimelineEntry, Unit,
 )
 
 SCHEMA = "dispatch"
@@ -167,6 +169,25 @@ assignments = Table(
     Index("assignments_unit_state", "unit_id", "state"),
     # The offer sweeper's scan: open offers by expiry.
     Index("assignments_open_offers", "offer_expire_time", postgresql_where=text("state = 'OFFERED'")),
+)
+
+
+# -- Evidence for a report-back (现场证据, revision 0015) ------------------------------
+# The bytes themselves (JPEG or PNG, at most 5 MB: domain/evidence.py), one row a file, under its
+# assignment; ReportBack records the metadata in the assignment's `evidence`.
+evidence = Table(
+    "evidence", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("case_id", String(40), ForeignKey(f"{SCHEMA}.cases.id"), nullable=False),
+    Column("assignment_id", String(40), nullable=False),
+    Column("content_type", String(40), nullable=False),
+    Column("size_bytes", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("file_name", Text, nullable=False, server_default=""),
+    Column("content", LargeBinary, nullable=False),
+    Column("uploaded_by", Text, nullable=False),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    Index("evidence_assignment", "case_id", "assignment_id"),
 )
 
 
@@ -775,6 +796,32 @@ class GrantRepository:
         return [(grant_from_row(r), bool(r.case_closed)) for r in self.conn.execute(q)]
 
 
+_EVIDENCE_META = [c for c in evidence.c if c.name != "content"]
+
+
+def evidence_from_row(r) -> Evidence:
+    return Evidence(id=r.id, case_id=r.case_id, assignment_id=r.assignment_id, content_type=r.content_type,
+                    size_bytes=r.size_bytes, sha256=r.sha256, file_name=r.file_name, uploaded_by=r.uploaded_by,
+                    create_time=r.create_time)
+
+
+class EvidenceRepository:
+    """Evidence files: added with their bytes, read back as metadata (or the bytes, by the read side)."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def add(self, e: Evidence, content: bytes) -> None:
+        values = {f.name: getattr(e, f.name) for f in dataclass_fields(e)}
+        self.conn.execute(evidence.insert().values(**values, content=content))
+
+    def of_assignment(self, case_id: str, assignment_id: str) -> dict[str, Evidence]:
+        """The assignment's uploads by name."""
+        rows = self.conn.execute(select(*_EVIDENCE_META).where(
+            evidence.c.case_id == case_id, evidence.c.assignment_id == assignment_id))
+        return {x.name: x for x in map(evidence_from_row, rows)}
+
+
 class Repositories:
     """Dispatch's repositories on one transaction's connection (`uow.repos`)."""
 
@@ -785,3 +832,4 @@ class Repositories:
         self.grids = GridRepository(conn)
         self.stop_payments = StopPaymentRepository(conn)
         self.grants = GrantRepository(conn)
+        self.evidence = EvidenceRepository(conn)

@@ -182,15 +182,22 @@ def record_personal_data_view(uow: UnitOfWork, *, report: Report, method: str, p
 # -- merge and un-merge by a call-taker ------------------------------------------------
 
 def merge_report(uow: UnitOfWork, *, report_id: str, master_id: str, reason: str) -> Report:
+    """The call-taker merges a report into `master`; one merged automatically into another incident
+    (the earliest it repeats) moves to the one the call-taker chose."""
     reports = uow.repos.reports
-    # Both locked in id order, so two opposite merges cannot deadlock.
-    reports.lock(*sorted((report_id, master_id)))
+    merged_into = _load(uow, report_id, lock=False, history=False).merged_into
+    leaving_id = merged_into if merged_into and merged_into != master_id else ""
+    # All locked in id order, so two opposite merges cannot deadlock.
+    reports.lock(*sorted({report_id, master_id} | ({leaving_id} if leaving_id else set())))
     report = _load(uow, report_id, lock=False)
     master = _load(uow, master_id, lock=False)
-    report.merge_into(master, reason=reason, actor=uow.actor, now=uow.now())
-    reports.save(master)
-    reports.save(report)
-    uow.collect(master, report)
+    leaving = _load(uow, report.merged_into, lock=False, scoped=False) \
+        if report.merged_into and report.merged_into == leaving_id else None
+    report.merge_into(master, reason=reason, actor=uow.actor, now=uow.now(), leaving=leaving)
+    changed = (master, report) if leaving is None else (leaving, master, report)
+    for r in changed:
+        reports.save(r)
+    uow.collect(*changed)
     return report
 
 

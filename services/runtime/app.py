@@ -213,6 +213,8 @@ class ServiceSpec:
     # Loads what a first request would otherwise wait for (indexes, dictionaries), once at start-up,
     # before the port is bound.
     warm_up: Callable[[Runtime], None] | None = None
+    # The largest request message the server takes, in bytes (None: gRPC's 4 MiB), e.g. for uploads.
+    max_message_bytes: int | None = None
 
 
 def feed_method(source: str) -> str:
@@ -292,6 +294,7 @@ def serve(spec: ServiceSpec, settings: Settings) -> None:
         port=settings.grpc_port, host=settings.listen_host, services=servicers, max_workers=settings.max_workers,
         public=spec.public, policies=all_policies(spec),
         admission=Admission(settings.max_concurrent_calls, settings.admission_wait_seconds),
+        max_message_bytes=spec.max_message_bytes,
     )
     httpd = start_metrics_endpoint(settings)
     if httpd is not None:

@@ -354,13 +354,15 @@ def create_server(
     verifier: identity.Verifier | None = None,
     policies: dict[str, policy.Policy] | None = None,
     admission: Admission | None = None,
+    max_message_bytes: int | None = None,
 ) -> Server:
     """Builds a server.
 
     `services` holds (add_XServicer_to_server, servicer, full service name)
     triples. `public` maps the full names of services anyone may call to the
     identity their calls run with. `admission` bounds the unary calls in
-    progress (None: unbounded). Returns a `Server` whose `.port` is the
+    progress (None: unbounded). `max_message_bytes` raises the largest request
+    message taken (None: gRPC's 4 MiB). Returns a `Server` whose `.port` is the
     bound port (0 picks one).
     """
     identities = Identities(verifier or identity.Verifier.from_env(), public, policies)
@@ -376,6 +378,7 @@ def create_server(
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ("grpc.max_metadata_size", MAX_METADATA_BYTES),
             ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
+            *([("grpc.max_receive_message_length", max_message_bytes)] if max_message_bytes else []),
         ],
     )
     names = []

@@ -423,6 +423,28 @@ def test_a_merge_is_recorded_on_both_reports_and_refused_ones_record_nothing(ind
     assert err.value.reason == "NOT_MERGED"
 
 
+def test_a_report_merged_automatically_moves_to_the_master_the_call_taker_chose(index):
+    first = new_report(index, "楼下有人打架", report_id="20261123-00000000001a")
+    chosen = new_report(index, "楼下有人打架", report_id="20261123-00000000001b")
+    r = new_report(index, "楼下有人打架", report_id="20261123-00000000001c")
+    r.merge_into(first, reason="同一警情", actor=TAKER, now=NOW)
+    first.pull_events(), r.pull_events()
+    # Without the master it leaves, a merged report stays where it is.
+    with pytest.raises(FailedPrecondition) as err:
+        r.merge_into(chosen, reason="报警人所说为另一处", actor=TAKER, now=NOW)
+    assert err.value.reason == "ALREADY_MERGED" and chosen.pull_events() == []
+    with pytest.raises(FailedPrecondition) as err:
+        r.merge_into(first, reason="再次", actor=TAKER, now=NOW, leaving=first)
+    assert err.value.reason == "ALREADY_MERGED"
+    r.merge_into(chosen, reason="报警人所说为另一处", actor=TAKER, now=NOW, leaving=first)
+    assert (r.merged_into, first.duplicates, chosen.duplicates) == (chosen.id, [], [r.id])
+    assert [e.action for e in first.pull_events()] == ["DUPLICATE_UNLINKED"]
+    assert [e.action for e in chosen.pull_events()] == ["DUPLICATE_LINKED"]
+    [moved] = r.pull_events()
+    assert moved.action == "MERGED" and moved.before.merged_into == first.id
+    assert first.name in moved.new_entries[0].detail and chosen.name in moved.new_entries[0].detail
+
+
 def test_a_correction_that_changes_nothing_records_nothing_and_one_into_a_consultation_queues_it(index):
     r = new_report(index, "我家孩子暑假想学游泳，附近哪里比较安全")
     same = dict(category=r.classification.category, incident_type=r.classification.incident_type,

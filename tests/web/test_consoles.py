@@ -2,8 +2,11 @@
 Chromium, headless, driven by Playwright (web/tests/consoles.mjs) against the whole suite behind the
 gateway. A call-taker picks the place on the map and types a report, seeing the classification
 while typing, and files it; its case appears on the dispatcher board; the dispatcher offers it to a
-recommended unit; that unit's officer accepts through the API and the board shows it accepted.
-Screenshots go to build/screenshots/consoles-*.png."""
+recommended unit; that unit's officer accepts through the API and the board shows it accepted. The
+call-taker corrects the classification with a reason (改类); the dispatcher offers the case to
+another unit, escalates it (升级) and closes it (结案); a call between two open reports is merged
+(合并) into the one the call-taker picks; the other report's case is cancelled (撤销). The API is
+asked what each did. Screenshots go to build/screenshots/consoles-*.png."""
 from __future__ import annotations
 
 import json
@@ -65,7 +68,8 @@ def test_the_console_classifies_while_the_call_taker_types_and_files_the_report(
     assert "抢劫抢夺" in result["filedText"]
     assert "地图选点" in result["pointText"]
     # What was filed is what the preview said, at the station it named.
-    report = http.get(f"/v1/{result['report']}").json()
+    report = result["reportAsFiled"]  # read through the API before the correction below
+    assert report["name"] == result["report"]
     assert report["classification"]["incidentType"] == result["preview"]["incidentType"]
     assert report["classification"]["priority"] == result["preview"]["priority"]
     assert report["stationId"] == result["preview"]["stationId"]
@@ -100,14 +104,75 @@ def test_an_officer_accepting_shows_on_the_board(desks_run):
     assert result["accepted"]["state"] == "ASSIGNMENT_STATE_ACCEPTED"
     assert result["acceptToBoardMs"] < LIVE_MS
     assert "已接单" in result["acceptedText"]
-    case = http.get(f"/v1/{result['consoleCase']}").json()
-    assert case["status"] == "CASE_STATUS_DISPATCHED"
+    case = result["caseAfterAccept"]  # read through the API before the dispatcher closed it
+    assert case["name"] == result["consoleCase"] and case["status"] == "CASE_STATUS_DISPATCHED"
     assert any(a["name"] == result["assignment"] and a["state"] == "ASSIGNMENT_STATE_ACCEPTED"
                for a in case["assignments"])
 
 
 def test_screenshots_are_saved(desks_run):
     for name in ("call-taker-preview", "call-taker-filed", "dispatcher-case", "dispatcher-offered",
-                 "dispatcher-accepted"):
+                 "dispatcher-accepted", "call-taker-corrected", "dispatcher-escalated", "dispatcher-closed",
+                 "call-taker-merge", "dispatcher-cancelled"):
         shot = SCREENSHOTS / f"consoles-{name}.png"
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", shot
+
+
+def test_the_call_taker_corrects_the_classification_with_a_reason_and_the_board_follows(desks_run):
+    result, http = desks_run
+    report = http.get(f"/v1/{result['report']}").json()
+    c = report["classification"]
+    assert (c["incidentType"], c["priority"], c["corrected"]) == ("FIGHT", 2, True)
+    assert result["corrected"] == {"category": 1, "incidentType": "FIGHT", "priority": 2, "corrected": True}
+    [entry] = [e for e in report["timeline"] if e["action"] == "CORRECTED"]
+    assert entry["stamp"]["reason"] == "报警人补充：双方互殴，并非抢劫"
+    assert entry["stamp"]["actor"] == "e2e-console-call-taker"
+    assert "已更正" in result["correctedText"] and "打架斗殴" in result["correctedText"]
+    case = http.get(f"/v1/{result['consoleCase']}").json()
+    assert case["incidentType"] == "FIGHT" and result["boardTypeAfterCorrection"] == "打架斗殴"
+
+
+def test_the_dispatcher_offers_another_unit_escalates_and_closes_the_case(desks_run):
+    result, http = desks_run
+    case = http.get(f"/v1/{result['consoleCase']}").json()
+    by_name = {a["name"]: a for a in case["assignments"]}
+    # The second unit's offer, made by the dispatcher, withdrawn unanswered when the case closed.
+    other = by_name[result["otherAssignment"]]
+    assert other["unit"] == result["otherUnit"] != result["offeredUnit"]
+    assert other["reason"].startswith("调度员派警")
+    assert other["state"] == "ASSIGNMENT_STATE_CANCELLED"
+    # The first unit, which had accepted, stood down.
+    assert by_name[result["assignment"]]["state"] == "ASSIGNMENT_STATE_WITHDRAWN"
+    levels = ["CASE_LEVEL_UNSPECIFIED", "CASE_LEVEL_STATION", "CASE_LEVEL_COUNTY", "CASE_LEVEL_CITY",
+              "CASE_LEVEL_PROVINCE"]
+    assert result["levelAfter"] == result["levelBefore"] + 1 and case["level"] == levels[result["levelAfter"]]
+    actions = {e["action"]: e for e in case["timeline"]}
+    assert actions["ESCALATED"]["stamp"]["reason"] == "涉案人员持刀，请分局指挥"
+    assert case["status"] == "CASE_STATUS_CLOSED" and case["outcome"] == "OUTCOME_MEDIATED"
+    assert case["closeNotes"] == "双方已调解，刀具已收缴"
+    assert actions["CLOSED"]["stamp"]["actor"] == "e2e-board-dispatcher"
+    assert "已结案" in result["closedText"]
+
+
+def test_a_call_between_two_open_reports_is_merged_into_the_one_the_call_taker_picks(desks_run):
+    result, http = desks_run
+    assert set(result["candidates"]) == {result["earlier"], result["later"]}
+    assert result["candidates"][0] == result["earlier"]  # the earliest first: the automatic master
+    merged = http.get(f"/v1/{result['merged']}").json()
+    assert merged["status"] == "REPORT_STATUS_MERGED" and merged["mergedInto"] == result["later"]
+    assert result["merged"] in http.get(f"/v1/{result['later']}").json().get("duplicates", [])
+    assert result["merged"] not in http.get(f"/v1/{result['earlier']}").json().get("duplicates", [])
+    assert f"已合并至 {result['later']}" in result["mergedText"]
+    # A merged report opens no case of its own.
+    assert http.get("/v1/cases", params={"report": result["merged"]}).json().get("cases", []) == []
+
+
+def test_the_dispatcher_cancels_a_case_with_a_reason(desks_run):
+    result, http = desks_run
+    case = http.get(f"/v1/{result['earlierCase']}").json()
+    assert case["report"] == result["earlier"]
+    assert case["status"] == "CASE_STATUS_CANCELLED" and case["cancelReason"] == "CANCEL_REASON_FALSE_ALARM"
+    assert case["closeNotes"] == "回拨核实，报警人称看错了"
+    assert "已撤销" in result["cancelledText"]
+    assert all(a["state"] in ("ASSIGNMENT_STATE_CANCELLED", "ASSIGNMENT_STATE_WITHDRAWN") for a in case["assignments"])
+    assert result["errors"] == []

@@ -2,16 +2,20 @@
 Chromium, headless, driven by Playwright (web/tests/phone.mjs) against the whole suite behind the
 gateway. A report posted through the API becomes a case offered to a unit; that unit's officer opens
 the phone view with a development token, sees the offer, accepts it, goes en route, arrives, clears
-and reports back with a photo; the API shows the assignment reported back, with the outcome, notes
-and evidence, and the unit at the position the browser gave. Screenshots go to build/screenshots/."""
+and reports back with a photo (a PNG the phone uploads to dispatch's evidence store); the API shows
+the assignment reported back, with the outcome, notes and the stored photo, and the unit at the
+position the browser gave; the dispatcher board shows the case's report-back and opens the photo.
+Screenshots go to build/screenshots/."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import random
+import struct
 import subprocess
 import uuid
+import zlib
 
 import httpx
 import pytest
@@ -23,7 +27,19 @@ from tools.token import mint
 pytestmark = pytest.mark.web
 
 SCRIPT = ROOT / "web" / "tests" / "phone.mjs"
-PHOTO = bytes.fromhex("ffd8ffe000104a4649460001") + uuid.uuid4().bytes
+
+
+def png(width: int, height: int) -> bytes:
+    """A PNG of random RGB pixels: a real image a browser decodes, of this run's own bytes."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + random.randbytes(3 * width) for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+PHOTO_SIZE = (24, 16)
+PHOTO = png(*PHOTO_SIZE)
 # Where the officer stands (the browser's geolocation), near the report.
 HERE = (114.3061, 30.5852)
 
@@ -71,6 +87,7 @@ def phone_run(stack):
     proc = subprocess.run(
         ["node", str(SCRIPT)], cwd=ROOT, capture_output=True, text=True, timeout=180,
         env={**os.environ, "GATEWAY_URL": stack.gateway_url, "PHONE_TOKEN": token, "ASSIGNMENT": offer["name"],
+             "DISPATCHER_TOKEN": mint(roles=["dispatcher"], sub="e2e-phone-dispatcher", name="调度员"),
              "LONGITUDE": str(HERE[0]), "LATITUDE": str(HERE[1]), "PHOTO_HEX": PHOTO.hex(),
              "SCREENSHOTS": str(SCREENSHOTS), "CHROMIUM": CHROMIUM})
     assert proc.returncode == 0, proc.stderr
@@ -104,10 +121,23 @@ def test_accepted_advanced_and_reported_back_as_the_api_shows(phone_run):
     assert got["outcome"] == "OUTCOME_MEDIATED" and got["notes"] == "双方已调解，伤者无大碍"
     for stamp in ("acceptTime", "enRouteTime", "arriveTime", "clearTime", "reportBackTime"):
         assert got.get(stamp), stamp
+    # The photo as dispatch's evidence store keeps it (the text file was refused by the phone).
+    assert "说明.txt" in result["refusedText"] and "说明.txt" not in result["evidenceText"]
+    assert "现场.png" in result["evidenceText"]
     [photo] = got["evidence"]
-    assert photo["kind"] == "ATTACHMENT_KIND_IMAGE" and photo["contentType"] == "image/jpeg"
+    assert photo["kind"] == "ATTACHMENT_KIND_IMAGE" and photo["contentType"] == "image/png"
     assert photo["sha256"] == hashlib.sha256(PHOTO).hexdigest() and int(photo["sizeBytes"]) == len(PHOTO)
-    assert photo["storageUri"].endswith(photo["sha256"])
+    assert photo["storageUri"] == result["uploadedUri"]
+    assert photo["storageUri"].startswith(offer["name"] + "/evidence/")
+    # Its bytes, through the gateway, to whoever may read the case.
+    body = api.get(f"/v1/{photo['storageUri']}:download")
+    assert body.status_code == 200 and body.headers["content-type"] == "image/png" and body.content == PHOTO
+    # The case's detail lists it, as the API and the dispatcher board show it.
+    case = api.get(f"/v1/{offer['name'].split('/assignments/')[0]}").json()
+    [mine] = [a for a in case["assignments"] if a["name"] == offer["name"]]
+    assert mine["evidence"] == [photo]
+    assert "调解处理" in result["boardReportText"] and "双方已调解" in result["boardReportText"]
+    assert result["boardPhotos"] == {photo["storageUri"]: list(PHOTO_SIZE)}
 
 
 def test_the_browser_position_reaches_the_unit_and_statuses_are_set_from_the_phone(phone_run):
@@ -124,6 +154,6 @@ def test_the_browser_position_reaches_the_unit_and_statuses_are_set_from_the_pho
 
 
 def test_phone_screenshots_are_saved(phone_run):
-    for name in ("offer", "on-scene", "report-back", "emergency-confirm", "done"):
+    for name in ("offer", "on-scene", "report-back", "emergency-confirm", "done", "board-evidence"):
         shot = SCREENSHOTS / f"phone-{name}.png"
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", shot

@@ -1,25 +1,27 @@
 // Drives the officer's phone view (民警手机) in Debian's Chromium, headless, at a phone's size
 // (390×844, touch), through the gateway: the officer opens it with a development token in the URL
 // fragment, sees the offer, accepts it, goes en route, arrives, clears and reports back with an
-// outcome, notes and a photo. The browser's geolocation is set, so the page reports the unit's
-// position. Prints one JSON document; tests/web/test_phone.py posts the report, picks the unit the
+// outcome, notes and a photo (a PNG, uploaded to dispatch's evidence store as it is chosen). The
+// browser's geolocation is set, so the page reports the unit's position. Then a dispatcher opens the
+// case on the board (调度台) and views the photo from the report-back. Prints one JSON document; tests/web/test_phone.py posts the report, picks the unit the
 // case is offered to, runs this and judges the result through the API.
 //
-//   GATEWAY_URL=… PHONE_TOKEN=… ASSIGNMENT=cases/…/assignments/… LONGITUDE=… LATITUDE=… \
+//   GATEWAY_URL=… PHONE_TOKEN=… DISPATCHER_TOKEN=… ASSIGNMENT=cases/…/assignments/… LONGITUDE=… LATITUDE=… \
 //     SCREENSHOTS=build/screenshots node web/tests/phone.mjs
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 
 const gateway = process.env.GATEWAY_URL;
 const token = process.env.PHONE_TOKEN;
+const dispatcherToken = process.env.DISPATCHER_TOKEN;
 const assignment = process.env.ASSIGNMENT;
 const longitude = Number(process.env.LONGITUDE);
 const latitude = Number(process.env.LATITUDE);
 const shots = process.env.SCREENSHOTS ?? "build/screenshots";
 const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const WAIT_MS = Number(process.env.WAIT_MS ?? 10_000);
-// The photo attached at report-back: its bytes decide the SHA-256 the API must show.
-const PHOTO = Buffer.from(process.env.PHOTO_HEX ?? "ffd8ffe000104a464946", "hex");
+// The photo attached at report-back (a PNG): its bytes decide the SHA-256 the API must show.
+const PHOTO = Buffer.from(process.env.PHOTO_HEX, "hex");
 mkdirSync(shots, { recursive: true });
 
 const result = { errors: [], requests: [], steps: [] };
@@ -68,8 +70,15 @@ try {
   const form = page.locator(`${card} form[data-report]`);
   await form.locator("select[name=outcome]").selectOption("MEDIATED");
   await form.locator("textarea[name=notes]").fill("双方已调解，伤者无大碍");
-  await form.locator("input[type=file]").setInputFiles({ name: "现场.jpg", mimeType: "image/jpeg", buffer: PHOTO });
-  await page.waitForSelector(`${card} ul.evidence li`, { timeout: WAIT_MS });
+  // A file of a type the store refuses says so and is not attached.
+  await form.locator("input[type=file]").setInputFiles({ name: "说明.txt", mimeType: "text/plain", buffer: Buffer.from("x") });
+  await page.waitForFunction((sel) => document.querySelector(`${sel} .error`)?.textContent.includes("说明.txt"), card,
+                             { timeout: WAIT_MS });
+  result.refusedText = await page.locator(`${card} .error`).innerText();
+  await form.locator("input[type=file]").setInputFiles({ name: "现场.png", mimeType: "image/png", buffer: PHOTO });
+  await page.waitForSelector(`${card} ul.evidence li[data-uri]`, { timeout: WAIT_MS });
+  result.evidenceText = await page.locator(`${card} ul.evidence`).innerText();
+  result.uploadedUri = await page.locator(`${card} ul.evidence li[data-uri]`).first().getAttribute("data-uri");
   await page.screenshot({ path: `${shots}/phone-report-back.png` });
   await form.locator("button[type=submit]").tap();
   await stateIs(page, "REPORTED_BACK");
@@ -92,8 +101,30 @@ try {
   result.statusSet = "AT_STATION";
   result.link = await page.evaluate(() => window.smart110Phone.link());
   await page.screenshot({ path: `${shots}/phone-done.png` });
+
+  // The dispatcher opens the case on the board: the report-back with its photo, read from the store.
+  const caseName = assignment.split("/assignments/")[0];
+  const boardContext = await browser.newContext({ viewport: { width: 1680, height: 1000 }, locale: "zh-CN" });
+  const board = await boardContext.newPage();
+  board.on("pageerror", (e) => result.errors.push(`board pageerror: ${e.message}`));
+  board.on("console", (m) => { if (m.type() === "error") result.errors.push(`board console: ${m.text()}`); });
+  await board.goto(`${gateway}/#/dispatch-board?case=${caseName}&token=${dispatcherToken}`);
+  const item = `#assignments li[data-unit="${result.unit}"]`;
+  await board.waitForSelector(`#case-detail[data-name="${caseName}"] ${item} [data-evidence]`, { timeout: WAIT_MS });
+  result.boardReportText = await board.locator(item).innerText();
+  await board.locator(`${item} [data-evidence]`).first().click();
+  await board.waitForFunction(() => Object.values(window.smart110Board.photos()).some(([w]) => w > 0), null,
+                              { timeout: WAIT_MS });
+  result.boardPhotos = await board.evaluate(() => window.smart110Board.photos());
+  await board.screenshot({ path: `${shots}/phone-board-evidence.png` });
 } catch (err) {
   result.failure = String(err?.stack ?? err);
+  for (const [i, p] of browser.contexts().flatMap((c) => c.pages()).entries()) {
+    try {
+      await p.screenshot({ path: `${shots}/phone-failure-${i}.png` });
+      result.failure += `\npage ${i} (${p.url()}): ${(await p.locator("body").innerText()).slice(0, 600)}`;
+    } catch {}
+  }
 } finally {
   await browser.close();
 }

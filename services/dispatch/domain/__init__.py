@@ -7,6 +7,7 @@
   records `UnitUpdated`;
 - `stop_payment`: emergency stop-payment hand-offs (紧急止付): what the victim's words name, the
   delivery schedule and what the anti-fraud centre's answers do;
+- `evidence`: evidence kept for a report-back (现场证据): the types and sizes taken;
 - `grant`: access grants bound to a case (权随案走): the `AccessGrant` aggregate and the grant policy;
 - `recommend`: the capability matrix and the ranking of units (警力推荐);
 - `settings`: the settings and the service's `Context`.
@@ -35,5 +36,6 @@ from .case import (
     ReportFacts, UnitMove, authorize, can_move, case_status, community_matter, in_area, initial_level, levels_from, rank,
     seconds_between, view_of,
 )
+from .evidence import Evidence
 from .grant import AccessGrant, auto_grant
 from .settings import Context, DispatchSettings

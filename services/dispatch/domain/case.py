@@ -23,6 +23,7 @@ from services.runtime.errors import FailedPrecondition, NotFound, PermissionDeni
 from services.runtime.ids import new_id
 from services.runtime.model import Aggregate, Box, DomainEvent, TimelineEntry
 
+from .evidence import GATHERING
 from .recommend import Need, Recommendation
 from .stop_payment import FRAUD_TYPE, StopPayment
 from .unit import KIND_LABELS, Unit, entry, may_act_for, officer_ids
@@ -591,6 +592,18 @@ class DispatchCase(Aggregate):
         elif target == "CLEARED":
             a.clear_time = at
         self._changed(a, previous=previous, actor=actor, at=at, detail=detail)
+        return a
+
+    def gathering_evidence(self, assignment_id: str, *, actor: AuthContext, unit_officers: list[dict]
+                           ) -> Assignment:
+        """The assignment an officer adds evidence to: their unit's own (or the command's), accepted
+        and not yet reported back."""
+        a = self.assignment(assignment_id)
+        authorize(actor, a, unit_officers)
+        if a.state not in GATHERING:
+            raise FailedPrecondition(
+                f"{a.name} is {a.state}; evidence is added from accepting the job to the report-back",
+                reason="NOT_GATHERING_EVIDENCE", metadata={"state": a.state})
         return a
 
     def report_back(self, assignment_id: str, *, outcome: str, notes: str, evidence: list[dict],

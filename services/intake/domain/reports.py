@@ -374,9 +374,16 @@ class Report(Aggregate):
 
     # -- merge and un-merge by a call-taker -----------------------------------------------
 
-    def merge_into(self, master: Report, *, reason: str, actor: AuthContext, now: datetime) -> None:
-        """The call-taker merges this report into `master`: both say so in their timelines."""
-        if self.merged_into:
+    def merge_into(self, master: Report, *, reason: str, actor: AuthContext, now: datetime,
+                   leaving: Report | None = None) -> None:
+        """The call-taker merges this report into `master`: both say so in their timelines.
+
+        A report merged automatically into the earliest incident it repeats is moved to another
+        incident of the call-taker's choice when `leaving` is the master it is merged into now: that
+        one unlinks it."""
+        moving = bool(self.merged_into) and leaving is not None and leaving.id == self.merged_into \
+            and master.id != self.merged_into
+        if self.merged_into and not moving:
             raise FailedPrecondition(f"{self.name} is already merged into reports/{self.merged_into}",
                                      reason="ALREADY_MERGED", metadata={"master": f"reports/{self.merged_into}"})
         if master.merged_into:
@@ -391,14 +398,18 @@ class Report(Aggregate):
             raise FailedPrecondition(
                 f"only police or non-police reports of the same category merge; {self.name} is {category}, "
                 f"{master.name} is {master.classification.category}", reason="CATEGORY_MISMATCH")
-        if self.status not in MERGEABLE_STATUSES:
+        if not moving and self.status not in MERGEABLE_STATUSES:
             raise FailedPrecondition(f"{self.name} is {self.status} and already handled; it cannot be merged",
                                      reason="REPORT_IN_HANDLING", metadata={"status": self.status})
         before = self._view()
+        detail = f"合并至主警情 {master.name}"
+        if moving:
+            leaving.unlink_duplicate(self.id, reason=reason, actor=actor, now=now)
+            detail = f"由 {leaving.name} 改为合并至主警情 {master.name}"
         self.status, self.merged_into, self.merge_reason, self.update_time = \
             "MERGED", master.id, f"接警员合并：{reason}", now
         master.link_duplicate(self.id, reason=reason, actor=actor, now=now)
-        self._updated("MERGED", before, [self._log("MERGED", actor, now, f"合并至主警情 {master.name}", reason)])
+        self._updated("MERGED", before, [self._log("MERGED", actor, now, detail, reason)])
 
     def link_duplicate(self, duplicate_id: str, *, reason: str = "", actor: AuthContext, now: datetime) -> None:
         """A duplicate was merged into this report (at intake or by a call-taker)."""

@@ -3,7 +3,8 @@
 // (RecommendUnits: distance, ETA, reason) to offer it to or reassign it with (OfferCase); it can be
 // escalated a level (EscalateCase), closed with an outcome (CloseCase) or cancelled with a reason
 // (CancelCase). Offers being accepted show as they happen: every change of a case on the watch
-// re-reads that case.
+// re-reads that case. Each unit's report-back shows with its outcome, notes and evidence; a photo
+// kept by dispatch opens from its evidence store (DownloadEvidence).
 import { ConnectError } from "@connectrpc/connect";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -38,6 +39,9 @@ const CANCEL_NAMES: [CancelReason, string][] = [
   [CancelReason.DUPLICATE, "重复报警"], [CancelReason.FALSE_ALARM, "误报或虚假警情"],
   [CancelReason.CALLER_WITHDREW, "报警人撤警"], [CancelReason.HANDLED_BY_PHONE, "电话处置完毕"],
 ];
+const OUTCOME_LABEL = new Map(OUTCOME_NAMES);
+/** Evidence dispatch keeps itself (UploadEvidence): its storage URI is its name, read by DownloadEvidence. */
+const STORED_EVIDENCE = /^cases\/[^/]+\/assignments\/[^/]+\/evidence\/[^/]+$/;
 const LINK_NAMES: Record<LinkState, string> = { connecting: "连接中", live: "实时", behind: "延迟", disconnected: "已断开" };
 
 const ms = (t: Timestamp | undefined) => (t ? timestampMs(t) : 0);
@@ -69,6 +73,8 @@ function mount(root: HTMLElement): () => void {
   let selected: string | null = null;
   let detail: DispatchCase | null = null;
   let recommendations: Recommendation[] = [];
+  /** Photos read from the evidence store, by name, as object URLs. */
+  const photos = new Map<string, string>();
   let cityMap: CityMap | null = null;
   let frame = 0;
   let stopped = false;
@@ -146,7 +152,14 @@ function mount(root: HTMLElement): () => void {
     if (!c || c.name !== selected) return;
     const open = caseActive(c.status);
     const nextLevel = c.level < CaseLevel.PROVINCE ? c.level + 1 : 0;
-    $("#case-panel").innerHTML = `
+    // The panel is redrawn as the case moves: what the dispatcher has chosen or typed in its forms stays.
+    const panel = $("#case-panel");
+    const kept = panel.querySelector<HTMLElement>("#case-detail")?.dataset.name === c.name
+      ? [...panel.querySelectorAll<HTMLInputElement | HTMLSelectElement>("form [name]")].map((el) => [el.form!.id, el.name, el.value])
+      : [];
+    const focused = document.activeElement instanceof HTMLElement && panel.contains(document.activeElement)
+      ? [(document.activeElement as HTMLInputElement).form?.id, (document.activeElement as HTMLInputElement).name] : null;
+    panel.innerHTML = `
       <section class="case-detail" id="case-detail" data-name="${escapeHtml(c.name)}" data-status="${c.status}" data-level="${c.level}">
         <h2><span class="prio" style="background:${PRIORITY_COLOURS[c.priority] ?? "#888"}">${PRIORITY_NAMES[c.priority] ?? ""}</span>
           ${escapeHtml(c.summary || incidentTypeName(c.incidentType))}</h2>
@@ -157,7 +170,13 @@ function mount(root: HTMLElement): () => void {
           <li data-unit="${escapeHtml(a.unit)}" data-state="${a.state}" class="a${a.state}">
             ${escapeHtml(a.callSign || a.unit)} · <b>${ASSIGNMENT_STATE_NAMES[a.state] ?? ""}</b>
             ${a.acceptTime ? ` · 接单 ${clock(ms(a.acceptTime))}` : a.offerExpireTime && a.state === AssignmentState.OFFERED ? ` · ${clock(ms(a.offerExpireTime))} 前答复` : ""}
-            <small>${escapeHtml(a.reason)}</small></li>`).join("") || "<li>尚未派警</li>"}</ul>
+            <small>${escapeHtml(a.reason)}</small>
+            ${a.outcome ? `<p class="report-back">回告：${escapeHtml(OUTCOME_LABEL.get(a.outcome) ?? "")}${a.notes ? ` · ${escapeHtml(a.notes)}` : ""}</p>` : ""}
+            ${a.evidence.length ? `<ul class="evidence">${a.evidence.map((e) => `
+              <li data-uri="${escapeHtml(e.storageUri)}">${STORED_EVIDENCE.test(e.storageUri)
+                ? `<button type="button" data-evidence="${escapeHtml(e.storageUri)}">查看照片</button>` : escapeHtml(e.storageUri)}
+                <small>${escapeHtml(e.contentType)} · ${Math.ceil(Number(e.sizeBytes) / 1024)}KB</small>
+                ${photos.has(e.storageUri) ? `<img alt="现场照片" src="${photos.get(e.storageUri)}">` : ""}</li>`).join("")}</ul>` : ""}</li>`).join("") || "<li>尚未派警</li>"}</ul>
         ${open ? `
         <h3>推荐警力</h3>
         <table class="counts recs"><thead><tr><th>单位</th><th>距离</th><th>预计到达</th><th>理由</th><th></th></tr></thead>
@@ -179,6 +198,11 @@ function mount(root: HTMLElement): () => void {
         <h3>处置过程</h3>
         <ol class="timeline">${c.timeline.map((t) => `<li><time>${clock(ms(t.stamp?.time))}</time> ${escapeHtml(t.action)} ${escapeHtml(t.detail)}</li>`).join("")}</ol>
       </section>`;
+    for (const [form, name, value] of kept) {
+      const el = panel.querySelector<HTMLInputElement | HTMLSelectElement>(`form#${form} [name="${name}"]`);
+      if (el) el.value = value;
+    }
+    if (focused) panel.querySelector<HTMLElement>(`form#${focused[0]} [name="${focused[1]}"]`)?.focus();
   }
 
   async function act(run: () => Promise<unknown>): Promise<void> {
@@ -186,9 +210,20 @@ function mount(root: HTMLElement): () => void {
     if (!name) return;
     try {
       await run();
+      root.querySelectorAll<HTMLFormElement>("#case-panel form").forEach((f) => f.reset());
       await Promise.all([refreshDetail(name), refreshRecommendations(name)]);
     } catch (err) {
       panelError(errorText(err));
+    }
+  }
+
+  async function showPhoto(name: string): Promise<void> {
+    try {
+      const body = await dispatch.downloadEvidence({ name });
+      photos.set(name, URL.createObjectURL(new Blob([body.data as BlobPart], { type: body.contentType })));
+      drawPanel();
+    } catch (err) {
+      panelError(`证据读取失败：${errorText(err)}`);
     }
   }
 
@@ -221,6 +256,8 @@ function mount(root: HTMLElement): () => void {
     const t = ev.target as HTMLElement;
     const item = t.closest<HTMLElement>("#board-cases li[data-name]");
     if (item) { void select(item.dataset.name!); return; }
+    const shown = t.closest<HTMLElement>("[data-evidence]");
+    if (shown) { void showPhoto(shown.dataset.evidence!); return; }
     const offer = t.closest<HTMLElement>("[data-offer]");
     if (offer && selected) {
       const r = recommendations[Number(offer.dataset.offer)];
@@ -244,6 +281,10 @@ function mount(root: HTMLElement): () => void {
     }
   });
 
+  // `#/dispatch-board?case=cases/…` opens that case, open or ended (e.g. to see its report-back).
+  const asked = new URLSearchParams(location.hash.split("?")[1] ?? "").get("case");
+  if (asked) void select(asked.startsWith("cases/") ? asked : `cases/${asked}`);
+
   loadIncidentTypes().then(() => { if (!stopped) { schedule(); drawPanel(); } })
     .catch((err) => panelError(`警情类型加载失败：${errorText(err)}`));
 
@@ -258,6 +299,10 @@ function mount(root: HTMLElement): () => void {
     caseNames: () => byPriority().map((c) => c.name),
     link: () => live.state,
     assignments: () => (detail?.assignments ?? []).map((a) => ({ unit: a.unit, state: a.state, name: a.name })),
+    detail: () => (detail ? { name: detail.name, status: detail.status, level: detail.level } : null),
+    /** Photos shown: name -> [width, height] of the image as the browser decoded it. */
+    photos: () => Object.fromEntries([...root.querySelectorAll<HTMLImageElement>(".evidence img")].map((img) =>
+      [img.closest("li")!.dataset.uri, [img.naturalWidth, img.naturalHeight]])),
     recommended: () => recommendations.map((r) => r.unit),
   };
 
@@ -267,6 +312,7 @@ function mount(root: HTMLElement): () => void {
     timers.forEach((t) => window.clearInterval(t));
     if (frame) cancelAnimationFrame(frame);
     cityMap?.destroy();
+    photos.forEach((u) => URL.revokeObjectURL(u));
     delete (window as unknown as Record<string, unknown>).smart110Board;
   };
 }

@@ -263,9 +263,10 @@ function mount(root: HTMLElement): () => void {
         <h3>处警 ${escapeHtml(followed.name)}</h3>
         <p>${CASE_STATUS_NAMES[followed.status] ?? ""} · ${PRIORITY_NAMES[followed.priority] ?? ""} · ${escapeHtml(followed.stationId)}</p>
         <ul>${followed.assignments.map((a) => `<li>${escapeHtml(a.callSign || a.unit)} · ${ASSIGNMENT_STATE_NAMES[a.state] ?? ""}</li>`).join("") || "<li>等待派警</li>"}</ul>
-      </div>` : r.mergedInto ? `<p>已合并至 ${escapeHtml(r.mergedInto)}</p>` : c?.category === Category.POLICE ? `<p class="muted">等待生成处警…</p>` : "";
+      </div>` : r.mergedInto ? "" : c?.category === Category.POLICE ? `<p class="muted">等待生成处警…</p>` : "";
     $("#filed").innerHTML = `
       <h2>已登记 <small id="filed-name">${escapeHtml(r.name)}</small></h2>
+      ${r.mergedInto ? `<p class="merged" id="filed-merged">已合并至 ${escapeHtml(r.mergedInto)}${followed ? "，处警如下" : ""}</p>` : ""}
       <p>${CATEGORY_NAMES[c?.category ?? 0] ?? ""} · ${escapeHtml(incidentTypeName(c?.incidentType))} · ${PRIORITY_NAMES[c?.priority ?? 0] ?? ""}${c?.corrected ? " · 已更正" : ""}</p>
       ${caseBlock}
       <details id="correct"><summary>更正分类</summary>
@@ -398,6 +399,18 @@ function mount(root: HTMLElement): () => void {
     correctionTypes: () => [...root.querySelectorAll<HTMLOptGroupElement>("#correct-type optgroup")].map((g) => [
       g.label, [...g.querySelectorAll("option")].map((o) => [o.value, o.textContent, o.selected])]),
     caseName: () => followed?.name ?? null,
+    flyTo: (lon: number, lat: number) => cityMap?.flyTo(lon, lat),
+    /** Where a place is on the screen now (for a click on the map at a known place). */
+    pixelOf: (lon: number, lat: number) => {
+      const canvas = cityMap?.map.getCanvas().getBoundingClientRect();
+      const p = cityMap?.map.project([lon, lat]);
+      return canvas && p ? { x: canvas.left + p.x, y: canvas.top + p.y } : null;
+    },
+    classification: () => filed?.classification ? {
+      category: filed.classification.category, incidentType: filed.classification.incidentType,
+      priority: filed.classification.priority, corrected: filed.classification.corrected,
+    } : null,
+    mergedInto: () => filed?.mergedInto ?? null,
   };
 
   return () => {

@@ -1,10 +1,12 @@
 // 民警手机: the officer's phone view (a mobile-width page). The unit's offers arrive live
 // (WatchAssignments over gRPC-Web); the officer accepts or declines with a reason, says what the unit
 // is doing (SetUnitStatus, the panic button EMERGENCY behind a confirmation), moves the case on (en
-// route, on scene, cleared) and reports back with the outcome, notes and evidence (ReportBack). The
+// route, on scene, cleared) and reports back with the outcome, notes and photos (ReportBack), each photo
+// first kept by dispatch's evidence store (UploadEvidence). The
 // browser's geolocation goes to the unit's position (ReportPosition, the unary route: a browser
 // cannot stream to the server).
 import "./phone.css";
+import { ConnectError } from "@connectrpc/connect";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { claims } from "../../auth";
 import { dispatch } from "../../api/grpc";
@@ -13,6 +15,7 @@ import { Live, type LinkState } from "../../api/live";
 import { ApiError, rest, requestId } from "../../api/rest";
 import type { Page } from "../../router";
 import { AssignmentState, Outcome, UnitStatus, type Assignment } from "../../gen/smart110/dispatch/v1/dispatch_service_pb";
+import { AttachmentKind } from "../../gen/smart110/common/v1/common_pb";
 import { PRIORITY_COLOURS, PRIORITY_NAMES, UNIT_STATUS_COLOURS, UNIT_STATUS_NAMES, clock, escapeHtml } from "../big-screen/model";
 
 /** A position goes out at most this often while the officer stands still... */
@@ -95,17 +98,9 @@ function metres(a: [number, number], b: [number, number]): number {
   return Math.hypot(x, y) * 6_371_000;
 }
 
-async function sha256Hex(file: File): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", await file.arrayBuffer());
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function attachmentKind(type: string): string {
-  if (type.startsWith("image/")) return "ATTACHMENT_KIND_IMAGE";
-  if (type.startsWith("video/")) return "ATTACHMENT_KIND_VIDEO";
-  if (type.startsWith("audio/")) return "ATTACHMENT_KIND_VOICE";
-  return "ATTACHMENT_KIND_DOCUMENT";
-}
+/** The photos dispatch keeps (UploadEvidence): JPEG or PNG, at most 5 MB. */
+const EVIDENCE_TYPES = ["image/jpeg", "image/png"];
+const MAX_EVIDENCE_BYTES = 5 * 1024 * 1024;
 
 /** The unit to show: `#/phone?unit=U-…` if given, else the one whose officers include the signed-in officer. */
 async function findUnit(): Promise<RestUnit | null> {
@@ -222,8 +217,8 @@ function mount(root: HTMLElement): () => void {
           <label>处置结果<select name="outcome" required><option value="">请选择</option>
             ${Object.entries(OUTCOME_NAMES).map(([v, n]) => `<option value="${Outcome[Number(v)]}">${n}</option>`).join("")}</select></label>
           <label>处警情况<textarea name="notes" rows="3" maxlength="4000" placeholder="现场情况、处置经过"></textarea></label>
-          <label>现场证据（照片、视频、录音）<input type="file" name="files" multiple accept="image/*,video/*,audio/*"></label>
-          ${files.length ? `<ul class="evidence">${files.map((f) => `<li>${escapeHtml(f.fileName)} · ${escapeHtml(f.storageUri)}</li>`).join("")}</ul>` : ""}
+          <label>现场照片（JPG、PNG，每张不超过 5MB）<input type="file" name="files" multiple accept="image/jpeg,image/png"></label>
+          ${files.length ? `<ul class="evidence">${files.map((f) => `<li data-uri="${escapeHtml(f.storageUri)}">${escapeHtml(f.fileName)} · 已上传 ${Math.ceil(Number(f.sizeBytes) / 1024)}KB</li>`).join("")}</ul>` : ""}
           <button class="primary" type="submit">提交反馈</button>
         </form>`;
     } else if (j.state === "REPORTED_BACK") {
@@ -310,26 +305,39 @@ function mount(root: HTMLElement): () => void {
     showPosition();
   }
 
+  /** Each photo goes to dispatch's evidence store at once (UploadEvidence, gRPC-Web, the bytes as
+   * they are); the report-back then names what was stored. */
   async function addEvidence(name: string, files: FileList): Promise<void> {
     const list = evidence.get(name) ?? [];
+    const refused: string[] = [];
     for (const f of [...files].slice(0, MAX_EVIDENCE - list.length)) {
-      const sha = await sha256Hex(f);
-      const d = new Date();
-      // The bytes go to the evidence store (执法记录仪/证据平台) under their hash; the case keeps the metadata.
-      list.push({
-        kind: attachmentKind(f.type), contentType: f.type || "application/octet-stream", sizeBytes: String(f.size),
-        sha256: sha, fileName: f.name,
-        storageUri: `s3://evidence/${d.getFullYear()}/${String(d.getMonth() + 1).padStart(2, "0")}/${sha}`,
-      });
+      if (!EVIDENCE_TYPES.includes(f.type)) { refused.push(`${f.name}：仅支持 JPG、PNG 照片`); continue; }
+      if (f.size > MAX_EVIDENCE_BYTES) { refused.push(`${f.name}：超过 5MB`); continue; }
+      try {
+        const e = await dispatch.uploadEvidence({
+          requestId: requestId(), parent: name, contentType: f.type, content: new Uint8Array(await f.arrayBuffer()),
+          fileName: f.name,
+        });
+        const a = e.attachment!;
+        list.push({
+          kind: `ATTACHMENT_KIND_${AttachmentKind[a.kind]}`, contentType: a.contentType, sizeBytes: String(a.sizeBytes),
+          sha256: a.sha256, storageUri: a.storageUri, fileName: e.fileName || f.name,
+        });
+      } catch (err) {
+        refused.push(`${f.name}：${err instanceof ConnectError ? err.rawMessage : String(err)}`);
+      }
     }
     evidence.set(name, list);
+    if (refused.length) errors.set(name, `证据上传失败 ${refused.join("；")}`); else errors.delete(name);
     const form = root.querySelector<HTMLFormElement>(`form[data-report="${CSS.escape(name)}"]`);
     const ul = form?.querySelector("ul.evidence") ?? form?.querySelector("input[type=file]")?.parentElement
       ?.insertAdjacentElement("afterend", document.createElement("ul"));
     if (ul) {
       ul.className = "evidence";
-      ul.innerHTML = list.map((f) => `<li>${escapeHtml(f.fileName)} · ${escapeHtml(f.storageUri)}</li>`).join("");
+      ul.innerHTML = list.map((f) => `<li data-uri="${escapeHtml(f.storageUri)}">${escapeHtml(f.fileName)} · 已上传 ${Math.ceil(Number(f.sizeBytes) / 1024)}KB</li>`).join("");
     }
+    const error = form?.closest("article")?.querySelector(".error");
+    if (error) error.textContent = errors.get(name) ?? "";
   }
 
   root.addEventListener("click", (ev) => {
