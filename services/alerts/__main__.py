@@ -7,7 +7,7 @@ from smart110.alerts.v1 import alerts_service_pb2 as pb
 from smart110.alerts.v1 import alerts_service_pb2_grpc as pb_grpc
 
 from services.runtime.app import Runtime, ServiceSpec, main
-from services.runtime.config import env_float, env_str
+from services.runtime.config import env_float
 
 from . import clients, handlers, mapping, policy, seed, store, workers
 from .domain import CapSender
@@ -15,21 +15,12 @@ from .domain.receivers import DeliveryPolicy, NotifyConfig
 from .api import AlertsServicer
 
 
-def _rule_counts(rt: Runtime):
-    """Where the volume and anomaly rules' counts come from (ALERTS_RULE_COUNTS): the warehouse
-    (default), or "local", alerts' own tables only."""
-    source = env_str("ALERTS_RULE_COUNTS", "warehouse")
-    if source not in ("warehouse", "local"):
-        raise SystemExit(f"ALERTS_RULE_COUNTS must be warehouse or local, not {source!r}")
-    return clients.WarehouseCounts(rt.channel("warehouse")) if source == "warehouse" else None
-
-
 def build(rt: Runtime) -> list[tuple]:
     config = NotifyConfig.from_env()
     rt.context = handlers.Context(rules=handlers.RulesCache(), units=clients.DispatchUnits(rt.channel("dispatch")),
                                   locate=clients.Jurisdictions(rt.channel("intake")), notify=config,
                                   cap_sender=CapSender.from_env(),
-                                  counts=_rule_counts(rt))
+                                  counts=clients.WarehouseCounts.from_env(lambda: rt.channel("warehouse")))
     # Notification receivers: the delivery worker, and the SMS reply listener when texts go out.
     smsc, retry = clients.SmscSettings.from_env(), DeliveryPolicy.from_env()
     rt.workers.append(workers.DeliveryWorker(rt, {"WEBHOOK": clients.WebhookSender(config, retry.call_timeout_seconds),

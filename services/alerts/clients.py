@@ -126,6 +126,15 @@ class WarehouseCounts:
         # area, not on every report (an hour's history is up to `history_weeks` calls).
         self._history: dict[tuple, tuple[dict, datetime | None]] = {}
 
+    @classmethod
+    def from_env(cls, channel: Callable[[], grpc.Channel]) -> "WarehouseCounts | None":
+        """Where the volume and anomaly rules' counts come from (ALERTS_RULE_COUNTS): the warehouse
+        besides alerts' own tables (default, `warehouse`), or alerts' own tables only (`local`: None)."""
+        source = env_str("ALERTS_RULE_COUNTS", "warehouse")
+        if source not in ("warehouse", "local"):
+            raise SystemExit(f"ALERTS_RULE_COUNTS must be warehouse or local, not {source!r}")
+        return cls(channel()) if source == "warehouse" else None
+
     def _area(self, area: Area, resolution: int) -> dict | None:
         if area.kind == "STATION":
             return {"station_id": area.id}

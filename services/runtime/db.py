@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import bindparam, column, create_engine, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.engine import Connection, Engine, make_url
 
@@ -111,8 +112,6 @@ def compiled_once(stmt) -> TextClause:
     runs for every event are compiled once this way instead: its parameters are those of each execution,
     and the values written into `stmt` (a status compared with, say) stay as they were.
     """
-    from sqlalchemy.dialects import postgresql
-
     compiled = stmt.compile(dialect=postgresql.dialect(paramstyle="named"))
     binds = {name: b for b, name in compiled.bind_names.items()}  # as named in the SQL
     computed = sorted(name for name, b in binds.items() if b.callable is not None)

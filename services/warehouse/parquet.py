@@ -12,7 +12,6 @@ from typing import Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, Integer, SmallInteger, String, Table, Text
 
 CONTENT_TYPE = "application/vnd.apache.parquet"
 ROW_GROUP = 64 * 1024
@@ -29,30 +28,6 @@ _EXPORT_TYPES = {
 
 def export_schema(header: tuple[str, ...]) -> pa.Schema:
     return pa.schema([pa.field(c, _EXPORT_TYPES.get(c, pa.string()), nullable=c != "report_id") for c in header])
-
-
-def _arrow_type(column) -> pa.DataType:
-    t = column.type
-    if isinstance(t, DateTime):
-        return UTC_TIME
-    if isinstance(t, Boolean):
-        return pa.bool_()
-    if isinstance(t, Float):
-        return pa.float64()
-    if isinstance(t, SmallInteger):
-        return pa.int16()
-    if isinstance(t, BigInteger):
-        return pa.int64()
-    if isinstance(t, Integer):
-        return pa.int32()
-    if isinstance(t, (String, Text)):
-        return pa.string()
-    raise TypeError(f"no Parquet type for column {column.name} ({t})")
-
-
-def table_schema(table: Table) -> pa.Schema:
-    """The fact table's columns as a Parquet schema, in the table's column order."""
-    return pa.schema([pa.field(c.name, _arrow_type(c), nullable=c.nullable) for c in table.columns])
 
 
 class _Sink:

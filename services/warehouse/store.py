@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 
+import pyarrow as pa
 from sqlalchemy import (
     BigInteger, Boolean, Column, Date, DateTime, Float, Identity, Index, Integer, MetaData, SmallInteger, String,
     Table, Text, bindparam, func, select, text,
@@ -31,6 +32,7 @@ from sqlalchemy.dialects.postgresql import insert
 from services.runtime.app import RuntimeTables
 from services.runtime.db import compiled_once
 
+from . import parquet
 from .domain import CELL_ROLLUPS, MEASURES, Outcome, Partition, ReportFact, RollupChange, cell_center
 
 SCHEMA = "warehouse"
@@ -539,3 +541,27 @@ class LoadRepository:
             out[name] = int(self.conn.execute(text("SELECT pg_total_relation_size(CAST(:t AS regclass))"),
                                               {"t": f"{SCHEMA}.{name}"}).scalar())
         return out
+
+
+def _arrow_type(column) -> pa.DataType:
+    t = column.type
+    if isinstance(t, DateTime):
+        return parquet.UTC_TIME
+    if isinstance(t, Boolean):
+        return pa.bool_()
+    if isinstance(t, Float):
+        return pa.float64()
+    if isinstance(t, SmallInteger):
+        return pa.int16()
+    if isinstance(t, BigInteger):
+        return pa.int64()
+    if isinstance(t, Integer):
+        return pa.int32()
+    if isinstance(t, (String, Text)):
+        return pa.string()
+    raise TypeError(f"no Parquet type for column {column.name} ({t})")
+
+
+def parquet_schema(table: Table) -> pa.Schema:
+    """A table's columns as a Parquet schema, in the table's column order (the retention archive's)."""
+    return pa.schema([pa.field(c.name, _arrow_type(c), nullable=c.nullable) for c in table.columns])

@@ -47,7 +47,7 @@ def archive_partitions(rt: Runtime, *, keep_months: int, directory: Path, say=lo
     with rt.transaction() as uow:
         attached = uow.repos.archive.attached()
     due = domain.partitions_to_archive(attached, rt.clock(), keep_months)
-    schema = parquet.table_schema(store.report_facts)
+    schema = store.parquet_schema(store.report_facts)
     done = []
     for p in due:
         path = directory / f"{p.name}.parquet"
