@@ -103,7 +103,6 @@ def ensure_service_database(admin_url: str, service: str, password: str, *, rese
     return service_role_url(admin_url, role, password)
 
 
-
 def compiled_once(stmt) -> TextClause:
     """`stmt` compiled for PostgreSQL once, as SQL text with the same typed parameters and result columns.
 
