@@ -258,6 +258,8 @@ SHARED_REST_PREFIXES = {"smart110.common.v1.FeedAdminService": "/v1/feedConsumer
 # Set by the transcoder on a transcoded request: the REST path it came with.
 ORIGINAL_PATH_HEADER = "x-envoy-original-path"
 UNARY_TIMEOUT = "15s"
+UNARY_RETRY = {"retry_on": "cancelled,refused-stream", "num_retries": 2,
+               "retry_back_off": {"base_interval": "0.1s", "max_interval": "1s"}}
 # Request headers (the URL included) above this are refused with 431. Every service takes twice as
 # much metadata (services/runtime/server.py MAX_METADATA_BYTES): a transcoded request carries its
 # path and its token twice.
@@ -558,6 +560,10 @@ def _action(m: Method, cluster: str) -> dict:
         action["idle_timeout"] = "0s"
     else:
         action["timeout"] = UNARY_TIMEOUT
+        # A call a draining service never ran: refused by its transport, or cancelled by gRPC as the
+        # server shut down before a handler took it. Tried again on another replica (or the same
+        # one restarted); every mutating call carries its request_id, so a repeat changes nothing.
+        action["retry_policy"] = UNARY_RETRY
     return action
 
 

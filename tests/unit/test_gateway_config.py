@@ -814,3 +814,15 @@ def test_envoy_accepts_the_identity_provider(descriptor, tmp_path):
     result = subprocess.run([str(ENVOY), "--mode", "validate", "-c", str(path), "--log-level", "error"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_unary_calls_a_draining_service_never_ran_are_tried_again_and_streams_are_not(config):
+    routes = [r for r in _hcm(config)["route_config"]["virtual_hosts"][0]["routes"]
+              if r.get("match", {}).get("path", "").startswith("/smart110.")]
+    unary = [r for r in routes if r["match"]["path"].endswith("/ReportIncident")]
+    streams = [r for r in routes if r["match"]["path"].endswith("/WatchIncidents")]
+    assert unary and streams
+    for r in unary:
+        assert set(r["route"]["retry_policy"]["retry_on"].split(",")) == {"cancelled", "refused-stream"}
+    for r in streams:
+        assert "retry_policy" not in r["route"]
