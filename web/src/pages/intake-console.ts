@@ -254,6 +254,8 @@ function mount(root: HTMLElement): () => void {
     drawPoint();
   }
 
+  let correctFormKey = "";
+
   function drawFiled(): void {
     const r = filed;
     if (!r) return;
@@ -264,6 +266,15 @@ function mount(root: HTMLElement): () => void {
         <p>${CASE_STATUS_NAMES[followed.status] ?? ""} · ${PRIORITY_NAMES[followed.priority] ?? ""} · ${escapeHtml(followed.stationId)}</p>
         <ul>${followed.assignments.map((a) => `<li>${escapeHtml(a.callSign || a.unit)} · ${ASSIGNMENT_STATE_NAMES[a.state] ?? ""}</li>`).join("") || "<li>等待派警</li>"}</ul>
       </div>` : r.mergedInto ? "" : c?.category === Category.POLICE ? `<p class="muted">等待生成处警…</p>` : "";
+    // The live case redraws this block as it changes: a correction being written survives it (open,
+    // with what was chosen and typed) while the report and its classification stay the same.
+    const formKey = `${r.name}|${c?.category}|${c?.incidentType}|${c?.priority}|${c?.corrected}`;
+    const open = root.querySelector<HTMLDetailsElement>("#correct");
+    const kept = open && formKey === correctFormKey
+      ? { open: open.open, values: [...open.querySelectorAll<HTMLInputElement | HTMLSelectElement>("select, input")]
+          .map((e) => [e.name, e.value] as const) }
+      : null;
+    correctFormKey = formKey;
     $("#filed").innerHTML = `
       <h2>已登记 <small id="filed-name">${escapeHtml(r.name)}</small></h2>
       ${r.mergedInto ? `<p class="merged" id="filed-merged">已合并至 ${escapeHtml(r.mergedInto)}${followed ? "，处警如下" : ""}</p>` : ""}
@@ -279,6 +290,14 @@ function mount(root: HTMLElement): () => void {
           <button type="submit">提交更正</button>
         </form>
       </details>`;
+    if (kept) {
+      const form = root.querySelector<HTMLDetailsElement>("#correct")!;
+      form.open = kept.open;
+      for (const [name, value] of kept.values) {
+        const field = form.querySelector<HTMLInputElement | HTMLSelectElement>(`[name="${name}"]`);
+        if (field) field.value = value;
+      }
+    }
   }
 
   /** The taxonomy's types grouped by category, the report's own selected (by itself, while the
