@@ -73,6 +73,13 @@ def counted(source: str) -> float:
                                      {"service": metrics.service(), "source": source}) or 0.0
 
 
+def grid_fights_rule(both, grid: str, threshold: int):
+    """A volume rule: more than `threshold` fights in the grid within an hour (网格打架)."""
+    return rule(both, display_name="网格打架", kind=pb.RULE_KIND_VOLUME, level=pb.ALERT_LEVEL_ORANGE,
+                window=duration_pb2.Duration(seconds=3600), threshold=threshold, area_kind=pb.AREA_KIND_GRID,
+                incident_types=["FIGHT"], areas=[grid])
+
+
 def warm_rules(both, station: str, t: datetime) -> None:
     """One report of another kind through alerts: its rules cache reads the rules in force (the prepare
     step uses the rules of the last event)."""
@@ -81,9 +88,7 @@ def warm_rules(both, station: str, t: datetime) -> None:
 
 def test_a_volume_rule_fires_from_the_warehouse_figures(both):
     station, grid = "S03", GRIDS["S03"]
-    r = rule(both, display_name="网格打架", kind=pb.RULE_KIND_VOLUME, level=pb.ALERT_LEVEL_ORANGE,
-             window=duration_pb2.Duration(seconds=3600), threshold=3, area_kind=pb.AREA_KIND_GRID,
-             incident_types=["FIGHT"], areas=[grid])
+    r = grid_fights_rule(both, grid, threshold=3)
     # The warehouse holds three fights of the last hour (one merged repeat and one of two hours ago that
     # do not count); alerts has seen none of them.
     for minutes in (10, 20, 30):
@@ -103,9 +108,7 @@ def test_a_warehouse_behind_on_the_latest_reports_does_not_hide_a_surge(both):
     """Alerts has seen three fights of the last hour the warehouse has not ingested yet (it reads
     intake's feed on its own): alerts' own count is the larger, and the rule fires on it."""
     station, grid = "S06", GRIDS["S06"]
-    r = rule(both, display_name="网格打架", kind=pb.RULE_KIND_VOLUME, level=pb.ALERT_LEVEL_ORANGE,
-             window=duration_pb2.Duration(seconds=3600), threshold=3, area_kind=pb.AREA_KIND_GRID,
-             incident_types=["FIGHT"], areas=[grid])
+    r = grid_fights_rule(both, grid, threshold=3)
     warm_rules(both, station, T0 - timedelta(minutes=40))
     for minutes in (30, 20, 10):
         to_alerts(both, report(station, T0 - timedelta(minutes=minutes)))
@@ -139,9 +142,7 @@ def test_an_anomaly_rule_compares_with_the_warehouse_history(both):
 
 def test_without_the_warehouse_alerts_counts_itself(both):
     station, grid = "S05", GRIDS["S05"]
-    r = rule(both, display_name="网格打架", kind=pb.RULE_KIND_VOLUME, level=pb.ALERT_LEVEL_ORANGE,
-             window=duration_pb2.Duration(seconds=3600), threshold=1, area_kind=pb.AREA_KIND_GRID,
-             incident_types=["FIGHT"], areas=[grid])
+    r = grid_fights_rule(both, grid, threshold=1)
     for minutes in (10, 20, 30):
         to_warehouse(both, report(station, T0 - timedelta(minutes=minutes)))
     working = both["alerts"].rt.context.counts
