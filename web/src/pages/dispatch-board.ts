@@ -23,6 +23,7 @@ import { loadStations } from "./big-screen/page";
 import {
   CASE_LEVEL_NAMES, CASE_STATUS_NAMES, PRIORITY_COLOURS, PRIORITY_NAMES, caseActive, clock, escapeHtml,
 } from "./big-screen/model";
+import { keepForms } from "./forms";
 import "./consoles.css";
 
 export const ASSIGNMENT_STATE_NAMES: Record<number, string> = {
@@ -154,11 +155,7 @@ function mount(root: HTMLElement): () => void {
     const nextLevel = c.level < CaseLevel.PROVINCE ? c.level + 1 : 0;
     // The panel is redrawn as the case moves: what the dispatcher has chosen or typed in its forms stays.
     const panel = $("#case-panel");
-    const kept = panel.querySelector<HTMLElement>("#case-detail")?.dataset.name === c.name
-      ? [...panel.querySelectorAll<HTMLInputElement | HTMLSelectElement>("form [name]")].map((el) => [el.form!.id, el.name, el.value])
-      : [];
-    const focused = document.activeElement instanceof HTMLElement && panel.contains(document.activeElement)
-      ? [(document.activeElement as HTMLInputElement).form?.id, (document.activeElement as HTMLInputElement).name] : null;
+    const restore = panel.querySelector<HTMLElement>("#case-detail")?.dataset.name === c.name ? keepForms(panel) : null;
     panel.innerHTML = `
       <section class="case-detail" id="case-detail" data-name="${escapeHtml(c.name)}" data-status="${c.status}" data-level="${c.level}">
         <h2><span class="prio" style="background:${PRIORITY_COLOURS[c.priority] ?? "#888"}">${PRIORITY_NAMES[c.priority] ?? ""}</span>
@@ -198,11 +195,7 @@ function mount(root: HTMLElement): () => void {
         <h3>处置过程</h3>
         <ol class="timeline">${c.timeline.map((t) => `<li><time>${clock(ms(t.stamp?.time))}</time> ${escapeHtml(t.action)} ${escapeHtml(t.detail)}</li>`).join("")}</ol>
       </section>`;
-    for (const [form, name, value] of kept) {
-      const el = panel.querySelector<HTMLInputElement | HTMLSelectElement>(`form#${form} [name="${name}"]`);
-      if (el) el.value = value;
-    }
-    if (focused) panel.querySelector<HTMLElement>(`form#${focused[0]} [name="${focused[1]}"]`)?.focus();
+    restore?.();
   }
 
   async function act(run: () => Promise<unknown>): Promise<void> {

@@ -24,6 +24,7 @@ import { CityMap } from "./big-screen/map";
 import { loadStations } from "./big-screen/page";
 import { CASE_STATUS_NAMES, PRIORITY_COLOURS, PRIORITY_NAMES, clock, escapeHtml } from "./big-screen/model";
 import { ASSIGNMENT_STATE_NAMES } from "./dispatch-board";
+import { keepForms } from "./forms";
 import "./consoles.css";
 
 /** Pause after the last keystroke before asking for a preview. */
@@ -269,11 +270,7 @@ function mount(root: HTMLElement): () => void {
     // The live case redraws this block as it changes: a correction being written survives it (open,
     // with what was chosen and typed) while the report and its classification stay the same.
     const formKey = `${r.name}|${c?.category}|${c?.incidentType}|${c?.priority}|${c?.corrected}`;
-    const open = root.querySelector<HTMLDetailsElement>("#correct");
-    const kept = open && formKey === correctFormKey
-      ? { open: open.open, values: [...open.querySelectorAll<HTMLInputElement | HTMLSelectElement>("select, input")]
-          .map((e) => [e.name, e.value] as const) }
-      : null;
+    const restore = formKey === correctFormKey ? keepForms($("#filed")) : null;
     correctFormKey = formKey;
     $("#filed").innerHTML = `
       <h2>已登记 <small id="filed-name">${escapeHtml(r.name)}</small></h2>
@@ -290,14 +287,7 @@ function mount(root: HTMLElement): () => void {
           <button type="submit">提交更正</button>
         </form>
       </details>`;
-    if (kept) {
-      const form = root.querySelector<HTMLDetailsElement>("#correct")!;
-      form.open = kept.open;
-      for (const [name, value] of kept.values) {
-        const field = form.querySelector<HTMLInputElement | HTMLSelectElement>(`[name="${name}"]`);
-        if (field) field.value = value;
-      }
-    }
+    restore?.();
   }
 
   /** The taxonomy's types grouped by category, the report's own selected (by itself, while the
