@@ -103,6 +103,14 @@ def scratch_postgres(prefix: str = "smart110-"):
         shutil.rmtree(base, ignore_errors=True)
 
 
+def _serving_lines(log: Path) -> int:
+    """How many times a service's log says it started serving (each process says it once)."""
+    try:
+        return log.read_text(errors="replace").count(" serving gRPC on port ")
+    except FileNotFoundError:
+        return 0
+
+
 @dataclass
 class Stack:
     run_dir: Path = ROOT / ".run"
@@ -115,6 +123,9 @@ class Stack:
     # Percentage of requests traced (the gateway decides, the services follow): everything by default,
     # as a cluster's tenth when a benchmark measures what a report costs there.
     trace_sampling: float = 100.0
+    # Services bind their ports with SO_REUSEPORT, so `replace_service` can start a replacement before
+    # the old process stops (a rolling update: maxSurge 1, maxUnavailable 0).
+    reuse_port: bool = False
     _procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     _pg = None
     _sink = None
@@ -212,6 +223,8 @@ class Stack:
             env["METRICS_PORT"] = str(self.ports.metrics.get(service, 0))
             # Streams (officers' phones, big screens) hold a worker thread each.
             env.setdefault("GRPC_MAX_WORKERS", str(STREAM_WORKERS.get(service, 64)))
+            if self.reuse_port:
+                env["GRPC_REUSE_PORT"] = "1"
             # The service's own credential for its calls to the others (services/runtime/identity.py).
             env["SERVICE_TOKEN_FILE"] = str(self.service_credential(service))
             # People's tokens from the identity provider (its stand-in), verified as the gateway does.
@@ -273,10 +286,10 @@ class Stack:
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             log.close()
 
-    def start_service(self, svc: str) -> None:
+    def start_service(self, svc: str, env: dict[str, str] | None = None) -> None:
         log = open(self.logs / f"{svc}.log", "a")
         self._procs[svc] = subprocess.Popen(
-            [sys.executable, "-m", SERVICES[svc], "serve"], env=self._env(svc), cwd=ROOT,
+            [sys.executable, "-m", SERVICES[svc], "serve"], env={**self._env(svc), **(env or {})}, cwd=ROOT,
             stdout=log, stderr=subprocess.STDOUT,
             # Own session: Ctrl-C reaches only this process, which stops the
             # children in order (gateway first, services drain, then Postgres).
@@ -294,6 +307,32 @@ class Stack:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+    def replace_service(self, svc: str, timeout: float = 120) -> tuple[float, float]:
+        """A rolling update of one service: a new process starts on the same port (`reuse_port`), and
+        once it serves, the old one gets SIGTERM and drains. Returns (seconds until the new one served,
+        seconds the old one took to exit after SIGTERM). The new process serves no metrics or other
+        HTTP port of its own (the old one holds them)."""
+        if not self.reuse_port:
+            raise RuntimeError("replace_service needs a stack started with reuse_port=True")
+        old = self._procs.pop(svc)
+        log_path = self.logs / f"{svc}.log"
+        served = _serving_lines(log_path)
+        t0 = time.monotonic()
+        self.start_service(svc, env={"METRICS_PORT": "0", "OPEN311_HTTP_PORT": "0"})
+        new = self._procs[svc]
+        deadline = t0 + timeout
+        while _serving_lines(log_path) <= served:
+            if new.poll() is not None:
+                raise SystemExit(f"{svc}'s replacement exited with {new.returncode}; see {log_path}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{svc}'s replacement did not serve in {timeout:.0f}s; see {log_path}")
+            time.sleep(0.2)
+        up = time.monotonic() - t0
+        t1 = time.monotonic()
+        old.send_signal(signal.SIGTERM)
+        old.wait(90)
+        return up, time.monotonic() - t1
 
     def wait_serving(self, svc: str, timeout: float = 60) -> None:
         import grpc

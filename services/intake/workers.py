@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 from sampledata import knowledge as knowledge_seed
 from services.runtime import db
@@ -18,11 +19,17 @@ log = logging.getLogger(__name__)
 
 def warm_up(rt) -> None:
     """The jurisdiction index, the gazetteer, the knowledge base's index (with the word segmenter's
-    dictionary, about a second) and the classifier are loaded before the first caller, not by it."""
-    rt.context.areas.get()
-    rt.context.addresses.get()
-    rt.context.knowledge.index()
-    artifacts.default()  # the promoted classifier model
+    dictionary, about a second) and the classifier are loaded before the first caller, not by it.
+    Logs how long each took, so a slow start says where its time went."""
+    steps = {"jurisdiction": rt.context.areas.get, "gazetteer": rt.context.addresses.get,
+             "knowledge": rt.context.knowledge.index, "classifier": artifacts.default}
+    took = {}
+    for name, load in steps.items():
+        started = time.monotonic()
+        load()
+        took[name] = round(time.monotonic() - started, 2)
+    log.info("warm-up steps (seconds): %s", ", ".join(f"{k} {v}" for k, v in took.items()),
+             extra={"warm_up_seconds": took})
 
 
 def _read(what):

@@ -294,7 +294,7 @@ def serve(spec: ServiceSpec, settings: Settings) -> None:
         port=settings.grpc_port, host=settings.listen_host, services=servicers, max_workers=settings.max_workers,
         public=spec.public, policies=all_policies(spec),
         admission=Admission(settings.max_concurrent_calls, settings.admission_wait_seconds),
-        max_message_bytes=spec.max_message_bytes,
+        max_message_bytes=spec.max_message_bytes, reuse_port=settings.reuse_port,
     )
     httpd = start_metrics_endpoint(settings)
     if httpd is not None:

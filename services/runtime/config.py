@@ -43,6 +43,17 @@ def env_int(name: str, default: int) -> int:
         raise SystemExit(f"configuration error: {name}={raw!r} is not an integer") from exc
 
 
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise SystemExit(f"configuration error: {name}={raw!r} is not a yes/no value (use 1 or 0)")
+
+
 def env_float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -77,6 +88,9 @@ class Settings:
     shutdown_grace_seconds: float = 10.0
     # After SIGTERM: NOT_SERVING but still serving this long, so health checks move traffic away.
     readiness_grace_seconds: float = 5.0
+    # GRPC_REUSE_PORT: let a replacement process bind the port while this one drains (a rolling update
+    # on one host, as `make chaos` does it). Off by default, so a port taken by mistake is reported.
+    reuse_port: bool = False
     traces_exporter: str = "none"
     otlp_endpoint: str = "http://127.0.0.1:4317"
     log_level: str = "INFO"
@@ -113,6 +127,7 @@ class Settings:
             admission_wait_seconds=env_float("GRPC_ADMISSION_WAIT_SECONDS", 2.0),
             shutdown_grace_seconds=env_float("SHUTDOWN_GRACE_SECONDS", 10.0),
             readiness_grace_seconds=env_float("SHUTDOWN_READINESS_SECONDS", 5.0),
+            reuse_port=env_bool("GRPC_REUSE_PORT"),
             traces_exporter=exporter,
             otlp_endpoint=env_str("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
             log_level=env_str("LOG_LEVEL", "INFO").upper(),

@@ -355,6 +355,7 @@ def create_server(
     policies: dict[str, policy.Policy] | None = None,
     admission: Admission | None = None,
     max_message_bytes: int | None = None,
+    reuse_port: bool = False,
 ) -> Server:
     """Builds a server.
 
@@ -362,8 +363,9 @@ def create_server(
     triples. `public` maps the full names of services anyone may call to the
     identity their calls run with. `admission` bounds the unary calls in
     progress (None: unbounded). `max_message_bytes` raises the largest request
-    message taken (None: gRPC's 4 MiB). Returns a `Server` whose `.port` is the
-    bound port (0 picks one).
+    message taken (None: gRPC's 4 MiB). `reuse_port` lets another process bind
+    the same port (SO_REUSEPORT), as a replacement does while this one drains.
+    Returns a `Server` whose `.port` is the bound port (0 picks one).
     """
     identities = Identities(verifier or identity.Verifier.from_env(), public, policies)
     if admission is not None:
@@ -372,7 +374,7 @@ def create_server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
         interceptors=[ErrorInterceptor(identities, admission)],
         options=[
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
@@ -390,7 +392,10 @@ def create_server(
     reflection.enable_server_reflection(
         names + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
     )
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:  # gRPC's way of saying the bind failed
+        bound = 0
     if bound == 0:
         raise SystemExit(f"cannot listen on {host}:{port}: the port is taken or not allowed")
     srv = Server(server, health_servicer, bound, names)

@@ -6,8 +6,9 @@ every non-police report its work order. Prints tried / acknowledged / lost / dup
 recovery time of each fault. Runs its own suite (own Postgres, own ports) on loopback; the load
 is bounded in count and time.
 
-A second case stops each service with SIGTERM (a rolling update's stop) under the same load plus
-reads of every service: no unary call fails in flight (retries after UNAVAILABLE are counted and
+A second case replaces each service in turn as a rolling update does (maxSurge 1, maxUnavailable 0:
+a new process serves on the same port, then the old one gets SIGTERM and drains) under the same
+load plus reads of every service: no unary call fails in flight (retries after UNAVAILABLE are counted and
 shown), and a big screen's alerts Subscribe stream resumes from its last sequence with no change
 missed or seen twice; the feeds' consumers resume from their cursors (every report's case or work
 order, once).
@@ -48,7 +49,7 @@ NON_POLICE = "楼下工地夜间施工噪音扰民"
 @pytest.fixture(scope="module")
 def chaos_stack():
     run_dir = Path(tempfile.mkdtemp(prefix="smart110-chaos-"))
-    stack = Stack(run_dir=run_dir, ports=Ports.free())
+    stack = Stack(run_dir=run_dir, ports=Ports.free(), reuse_port=True)
     try:
         stack.start()
         yield stack
@@ -72,6 +73,7 @@ class Load:
         self.acked: dict[str, str] = {}        # request id -> report name
         self.ack_times: list[float] = []
         self.retried: list[tuple[str, str]] = []  # (kind, what the gateway said) per failed attempt
+        self.gave_up: list[tuple[str, str]] = []  # (service, last answer) of each call out of retries
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -108,6 +110,7 @@ class Load:
             "description": f"{POLICE if police else NON_POLICE}（编号 {rid}）"}}
         deadline = time.monotonic() + RETRY_BUDGET
         delay = 0.2
+        why = "no attempt"
         while time.monotonic() < deadline:
             try:
                 resp = httpx.post(f"{self.stack.gateway_url}/v1/reports", json=body, timeout=10,
@@ -120,8 +123,10 @@ class Load:
                 self.retried.append(failed_attempt(resp))
             except httpx.HTTPError as exc:
                 self.retried.append(failed_attempt(None, exc))
+            why = " ".join(self.retried[-1])
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+        self.gave_up.append(("intake", why))
 
 
 # Envoy's words for a call it could not hand to a service at all: safe to retry, nothing started.
@@ -262,6 +267,7 @@ class Reads:
         self.tried = collections.Counter()
         self.ok = collections.Counter()
         self.retried: list[tuple[str, str, str]] = []  # (service, kind, why)
+        self.gave_up: list[tuple[str, str]] = []  # (service, last answer) of each call out of retries
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -288,6 +294,7 @@ class Reads:
         self.tried[service] += 1
         deadline = time.monotonic() + RETRY_BUDGET
         delay = 0.2
+        kind, why = "none", "no attempt"
         while time.monotonic() < deadline:
             try:
                 resp = httpx.get(f"{self.stack.gateway_url}{READS[service]}", timeout=10,
@@ -302,6 +309,7 @@ class Reads:
             self.retried.append((service, kind, why))
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+        self.gave_up.append((service, f"{kind} {why}"))
 
 
 class Screen:
@@ -354,15 +362,9 @@ class Screen:
 
 
 def terminate(stack: Stack, target: str) -> tuple[float, float]:
-    """SIGTERMs one service and starts it again; returns (seconds to exit, seconds to serving again)."""
-    t0 = time.monotonic()
-    proc = stack._procs.pop(target)
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(90)
-    exited = time.monotonic() - t0
-    stack.start_service(target)
-    stack.wait_serving(target)
-    return exited, time.monotonic() - t0
+    """Rolls one service over (`Stack.replace_service`); returns (seconds until the new process
+    served, seconds the old one took to exit after SIGTERM)."""
+    return stack.replace_service(target)
 
 
 def alert_changes_after(stack: Stack, after: int) -> list[int]:
@@ -465,14 +467,16 @@ def test_sigterm_under_load_loses_no_call_and_streams_resume_from_their_cursor(c
           f"errors {dict(screen.errors)}")
     print(f"sigterm: police without a case {len(missing_case)}, non-police without a work order "
           f"{len(missing_order)}, followed twice {len(twice)}")
-    for name, (exited, serving) in stopped.items():
-        print(f"sigterm: {name} exited {exited:.1f}s after SIGTERM, serving again after {serving:.1f}s")
+    for name, (serving, exited) in stopped.items():
+        print(f"sigterm: {name} replacement serving after {serving:.1f}s, old process exited {exited:.1f}s "
+              f"after SIGTERM")
 
     assert screen.fatal is None, screen.fatal
     assert expected, "the load raised or updated alerts for the screen to follow"
     assert screen.streams > 1, "the screen's stream was ended by the alerts SIGTERM and reopened"
     assert not missed and not seen_twice
-    assert survived == calls, "every call succeeded within the retry budget"
+    gave_up = collections.Counter(load.gave_up + reads.gave_up)
+    assert survived == calls, f"every call succeeded within the retry budget; out of retries: {gave_up.most_common(5)}"
     assert not failed, f"in-flight calls failed: {failed[:5]}"
     assert not lost and not duplicated
     assert not missing_case and not missing_order and not twice
