@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from services.runtime import metrics
 from services.runtime.app import RuntimeTables
 from services.runtime.audit import Timeline, timeline_table
+from services.runtime.db import insert_once
 from services.runtime.errors import AlreadyExists
 
 from .domain import (
@@ -485,10 +486,8 @@ class CaseRepository:
     def add(self, c: DispatchCase) -> bool:
         """Stores a new case with its timeline, assignments and hand-offs; False when the report
         already has one (nothing is written)."""
-        created = self.conn.execute(
-            insert(cases).values(**case_values(c)).on_conflict_do_nothing(index_elements=["report"])
-            .returning(cases.c.id)
-        ).first()
+        values = case_values(c)
+        created = self.conn.execute(insert_once(cases, tuple(values), ("report",), "id"), values).first()
         if not created:
             c.pull_measures()
             return False

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by, ins
 
 from services.runtime.app import RuntimeTables
 from services.runtime.audit import Timeline, timeline_table
+from services.runtime.db import compiled_once
 from services.runtime.metrics import observe_sla_after_commit
 from services.runtime.model import TimelineEntry
 
@@ -362,6 +363,13 @@ def _combined(keys: tuple):
     return first.add_cte(*(o.cte(f"w{i}") for i, o in enumerate(others, 1))) if others else first
 
 
+@lru_cache(maxsize=512)
+def _compiled(keys: tuple):
+    """`_combined(keys)` compiled once: its handling upsert (INSERT … ON CONFLICT) leaves SQLAlchemy no
+    cache key, so it would be compiled again at every save of a report."""
+    return compiled_once(_combined(keys))
+
+
 def _prefixed(values: dict, prefix: str) -> dict:
     return {prefix + k: v for k, v in values.items()}
 
@@ -540,12 +548,12 @@ class ReportRepository:
         if len(prefixes) != len(set(prefixes)):
             # A report's timeline parts share parameter names: each write runs on its own, in order.
             for key, params in parts:
-                self.conn.execute(_part(key), params)
+                self.conn.execute(_compiled((key,)), params)
             return
         params: dict = {}
         for _, p in parts:
             params.update(p)
-        self.conn.execute(_combined(tuple(k for k, _ in parts)), params)
+        self.conn.execute(_compiled(tuple(k for k, _ in parts)), params)
 
     def _remember(self, report: Report) -> None:
         self._stored[report.id] = _Stored(_report_values(report), len(report.timeline), _handling_values(report),

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
 from services.runtime.app import RuntimeTables
 from services.runtime.audit import timeline_table
+from services.runtime.db import insert_once
 
 from .domain import Assignment, CitizenUpdate, Department, Matter, OrderEntry, UnreasonableRecord, WorkOrder
 
@@ -233,10 +234,9 @@ class WorkOrderRepository:
 
     def add(self, order: WorkOrder) -> bool:
         """Stores a new order; False when its 110 report already has one (nothing written)."""
-        stmt = insert(work_orders).values(**_order_values(order))
-        if order.report:
-            stmt = stmt.on_conflict_do_nothing(index_elements=["report"])
-        if self.conn.execute(stmt.returning(work_orders.c.id)).first() is None:
+        values = _order_values(order)
+        stmt = insert_once(work_orders, tuple(values), ("report",) if order.report else None, "id")
+        if self.conn.execute(stmt, values).first() is None:
             return False
         self._save_children(order)
         return True

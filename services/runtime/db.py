@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 
 from sqlalchemy import bindparam, column, create_engine, text
 from sqlalchemy.dialects import postgresql
@@ -123,3 +124,18 @@ def compiled_once(stmt) -> TextClause:
         for name, b in binds.items()))
     returned = [column(c.key, c.type) for c in getattr(stmt, "exported_columns", ())]
     return clause.columns(*returned) if returned else clause
+
+
+@lru_cache(maxsize=256)
+def insert_once(table, columns: tuple[str, ...], conflict: tuple[str, ...] | None = (),
+                returning: str | None = None) -> TextClause:
+    """INSERT INTO `table` (`columns`) VALUES (:column, …) ON CONFLICT [(`conflict`)] DO NOTHING
+    [RETURNING `returning`], compiled once (`compiled_once`), to run with each row's values as its
+    parameters. `conflict`: the unique columns a conflict is looked for on, () for any, None for a
+    plain INSERT. For the inserts a service makes for every report or event."""
+    stmt = postgresql.insert(table).values({c: bindparam(c, type_=table.c[c].type) for c in columns})
+    if conflict is not None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict) or None)
+    if returning is not None:
+        stmt = stmt.returning(table.c[returning])
+    return compiled_once(stmt)

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
 from services.runtime.app import RuntimeTables
 from services.runtime.audit import Timeline, timeline_table
+from services.runtime.db import insert_once
 
 from .domain import (
     Case, EnforcementWarning, Fact, LedgerEntry, OfficerOnFact, ReportBackObligation, Review, Rule, RuleSet,
@@ -299,15 +300,14 @@ class FactRepository:
 
     def add(self, f: Fact) -> bool:
         """Keeps a fact; False when it was already kept."""
-        created = self.conn.execute(insert(facts).values(
-            fact_id=f.fact_id, event_id=f.event_id, event_type=f.event_type, subject=f.subject,
-            occur_time=f.occur_time, station_id=f.station_id,
-            officers=[vars(o) for o in f.officers], data=f.data,
-        ).on_conflict_do_nothing().returning(facts.c.fact_id)).first()
+        values = dict(fact_id=f.fact_id, event_id=f.event_id, event_type=f.event_type, subject=f.subject,
+                      occur_time=f.occur_time, station_id=f.station_id,
+                      officers=[vars(o) for o in f.officers], data=f.data)
+        created = self.conn.execute(insert_once(facts, tuple(values), (), "fact_id"), values).first()
         if not created:
             return False
         if f.officers:
-            self.conn.execute(insert(fact_officers).on_conflict_do_nothing(), [
+            self.conn.execute(insert_once(fact_officers, ("fact_id", "officer_id", "station_id", "occur_time")), [
                 dict(fact_id=f.fact_id, officer_id=o.officer_id, station_id=o.station_id or f.station_id,
                      occur_time=f.occur_time) for o in f.officers])
         return True
@@ -343,8 +343,8 @@ class LedgerRepository:
 
     def add(self, entry: LedgerEntry) -> bool:
         """Appends one entry; False when a rule entry for the same fact, rule and officer exists."""
-        row = self.conn.execute(insert(ledger_entries).values(**entry_values(entry)).on_conflict_do_nothing()
-                                .returning(ledger_entries.c.id)).first()
+        values = entry_values(entry)
+        row = self.conn.execute(insert_once(ledger_entries, tuple(values), (), "id"), values).first()
         return row is not None
 
     def get(self, entry_id: str, *, lock: bool = False) -> LedgerEntry | None:
