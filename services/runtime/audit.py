@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from smart110.common.v1 import common_pb2
 
+from .db import compiled_once
 from .model import TimelineEntry
 from .timeutil import to_pb
 
@@ -52,6 +53,7 @@ class Timeline:
         self.table = table
         self.subject = table.c[subject_column]
         self._inserts: dict[tuple[int, str], object] = {}
+        self._compiled: dict[int, object] = {}
         self._of = (select(table).where(self.subject == bindparam("subject", type_=self.subject.type))
                     .order_by(table.c.seq))
 
@@ -84,7 +86,17 @@ class Timeline:
     def add(self, conn, subject_id: str, entries: list[TimelineEntry]) -> None:
         for start in range(0, len(entries), _MAX_ROWS):
             chunk = entries[start:start + _MAX_ROWS]
-            conn.execute(self.insert_statement(len(chunk)), self.insert_params(subject_id, chunk))
+            conn.execute(self._compiled_insert(len(chunk)), self.insert_params(subject_id, chunk))
+
+    def _compiled_insert(self, n: int):
+        """`insert_statement(n)` compiled once: SQLAlchemy does not cache a multi-row INSERT, so it
+        would be compiled again for every entry a case or an alert gains."""
+        stmt = self._compiled.get(n)
+        if stmt is None:
+            stmt = compiled_once(self.insert_statement(n))
+            if n <= _KEPT_STATEMENTS:
+                self._compiled[n] = stmt
+        return stmt
 
     def of(self, conn, subject_id: str) -> list[TimelineEntry]:
         rows = conn.execute(self._of, {"subject": subject_id})

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 
 from services.runtime.app import RuntimeTables
-from services.runtime.db import compiled_once
+from services.runtime.db import compiled_once, insert_once
 
 from . import parquet
 from .domain import CELL_ROLLUPS, MEASURES, Outcome, Partition, ReportFact, RollupChange, cell_center
@@ -241,8 +241,10 @@ class FactRepository:
         return _fact_of(row) if row is not None else None
 
     def add(self, fact: ReportFact) -> None:
-        self.conn.execute(insert(report_keys).values(report=fact.report, receive_time=fact.receive_time))
-        self.conn.execute(insert(report_facts).values(**_fact_row(fact)))
+        self.conn.execute(insert_once(report_keys, ("report", "receive_time"), None),
+                          {"report": fact.report, "receive_time": fact.receive_time})
+        row = _fact_row(fact)
+        self.conn.execute(insert_once(report_facts, tuple(row), None), row)
 
     def save(self, fact: ReportFact) -> None:
         row = _fact_row(fact)
