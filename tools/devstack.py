@@ -103,6 +103,18 @@ def scratch_postgres(prefix: str = "smart110-"):
         shutil.rmtree(base, ignore_errors=True)
 
 
+def _stop(proc: subprocess.Popen | None, timeout: float) -> None:
+    """SIGTERM, and SIGKILL if the process has not exited within `timeout` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _serving_lines(log: Path) -> int:
     """How many times a service's log says it started serving (each process says it once)."""
     try:
@@ -297,16 +309,7 @@ class Stack:
         log.close()
 
     def stop_service(self, svc: str, timeout: float = 30) -> None:
-        proc = self._procs.pop(svc, None)
-        if proc is None or proc.poll() is not None:
-            return
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(self._procs.pop(svc, None), timeout)
 
     def replace_service(self, svc: str, timeout: float = 120) -> tuple[float, float]:
         """A rolling update of one service: a new process starts on the same port (`reuse_port`), and
@@ -330,8 +333,7 @@ class Stack:
             time.sleep(0.2)
         up = time.monotonic() - t0
         t1 = time.monotonic()
-        old.send_signal(signal.SIGTERM)
-        old.wait(90)
+        _stop(old, 90)
         return up, time.monotonic() - t1
 
     def wait_serving(self, svc: str, timeout: float = 60) -> None:

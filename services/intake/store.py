@@ -358,16 +358,11 @@ def _part(key: tuple):
 
 @lru_cache(maxsize=512)
 def _combined(keys: tuple):
-    """The writes `keys` in one statement: the first, with the others as data-modifying CTEs."""
+    """The writes `keys` in one statement (the first, with the others as data-modifying CTEs), compiled
+    once: a handling upsert (INSERT … ON CONFLICT) leaves SQLAlchemy no cache key, so it would be
+    compiled again at every save of a report."""
     first, *others = (_part(k) for k in keys)
-    return first.add_cte(*(o.cte(f"w{i}") for i, o in enumerate(others, 1))) if others else first
-
-
-@lru_cache(maxsize=512)
-def _compiled(keys: tuple):
-    """`_combined(keys)` compiled once: its handling upsert (INSERT … ON CONFLICT) leaves SQLAlchemy no
-    cache key, so it would be compiled again at every save of a report."""
-    return compiled_once(_combined(keys))
+    return compiled_once(first.add_cte(*(o.cte(f"w{i}") for i, o in enumerate(others, 1))) if others else first)
 
 
 def _prefixed(values: dict, prefix: str) -> dict:
@@ -548,12 +543,12 @@ class ReportRepository:
         if len(prefixes) != len(set(prefixes)):
             # A report's timeline parts share parameter names: each write runs on its own, in order.
             for key, params in parts:
-                self.conn.execute(_compiled((key,)), params)
+                self.conn.execute(_combined((key,)), params)
             return
         params: dict = {}
         for _, p in parts:
             params.update(p)
-        self.conn.execute(_compiled(tuple(k for k, _ in parts)), params)
+        self.conn.execute(_combined(tuple(k for k, _ in parts)), params)
 
     def _remember(self, report: Report) -> None:
         self._stored[report.id] = _Stored(_report_values(report), len(report.timeline), _handling_values(report),

@@ -128,13 +128,16 @@ def compiled_once(stmt) -> TextClause:
 
 @lru_cache(maxsize=256)
 def insert_once(table, columns: tuple[str, ...], conflict: tuple[str, ...] | None = (),
-                returning: str | None = None) -> TextClause:
+                returning: str | None = None, update: tuple[str, ...] = ()) -> TextClause:
     """INSERT INTO `table` (`columns`) VALUES (:column, …) ON CONFLICT [(`conflict`)] DO NOTHING
-    [RETURNING `returning`], compiled once (`compiled_once`), to run with each row's values as its
-    parameters. `conflict`: the unique columns a conflict is looked for on, () for any, None for a
-    plain INSERT. For the inserts a service makes for every report or event."""
+    (or, with `update`, DO UPDATE SET each of those columns to the row's new value) [RETURNING
+    `returning`], compiled once (`compiled_once`), to run with each row's values as its parameters.
+    `conflict`: the unique columns a conflict is looked for on, () for any, None for a plain INSERT.
+    For the inserts a service makes for every report or event."""
     stmt = postgresql.insert(table).values({c: bindparam(c, type_=table.c[c].type) for c in columns})
-    if conflict is not None:
+    if update:
+        stmt = stmt.on_conflict_do_update(index_elements=list(conflict), set_={c: stmt.excluded[c] for c in update})
+    elif conflict is not None:
         stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict) or None)
     if returning is not None:
         stmt = stmt.returning(table.c[returning])

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from functools import lru_cache
 
 from sqlalchemy import (
     BigInteger, Boolean, Column, DateTime, Identity, Index, Integer, MetaData, Numeric, String, Table, Text,
-    bindparam, func, or_, select, text,
+    func, or_, select, text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
 from services.runtime.app import RuntimeTables
 from services.runtime.audit import Timeline, timeline_table
-from services.runtime.db import compiled_once, insert_once
+from services.runtime.db import insert_once
 
 from .domain import (
     Case, EnforcementWarning, Fact, LedgerEntry, OfficerOnFact, ReportBackObligation, Review, Rule, RuleSet,
@@ -380,17 +379,6 @@ class LedgerRepository:
 
 # -- cases --------------------------------------------------------------------------------
 
-@lru_cache(maxsize=32)
-def _case_upsert(columns: tuple[str, ...]):
-    """A case's row inserted, or its `columns` set from the event, compiled once (an upsert has no
-    SQLAlchemy cache key and runs for every event scoring takes)."""
-    stmt = insert(cases).values({c: bindparam(c, type_=cases.c[c].type) for c in ("case_name", *columns)})
-    if columns:
-        return compiled_once(stmt.on_conflict_do_update(index_elements=["case_name"],
-                                                        set_={c: stmt.excluded[c] for c in columns}))
-    return compiled_once(stmt.on_conflict_do_nothing())
-
-
 class CaseRepository:
     def __init__(self, conn):
         self.conn = conn
@@ -399,7 +387,9 @@ class CaseRepository:
         """Records what an event says of a case; what it leaves empty keeps its known value."""
         values = {k: v for k, v in dict(report=case.report, station_id=case.station_id, grid_id=case.grid_id,
                                         incident_type=case.incident_type).items() if v}
-        self.conn.execute(_case_upsert(tuple(values)), {"case_name": case.case_name, **values})
+        columns = tuple(values)
+        self.conn.execute(insert_once(cases, ("case_name", *columns), ("case_name",), update=columns),
+                          {"case_name": case.case_name, **values})
 
     def get(self, case_name: str) -> Case | None:
         row = self.conn.execute(select(cases).where(cases.c.case_name == case_name)).first()

@@ -120,10 +120,11 @@ class Load:
                     self.ack_times.append(time.monotonic())
                     return
                 assert resp.status_code in (502, 503, 504, 500), resp.text
-                self.retried.append(failed_attempt(resp))
+                attempt = failed_attempt(resp)
             except httpx.HTTPError as exc:
-                self.retried.append(failed_attempt(None, exc))
-            why = " ".join(self.retried[-1])
+                attempt = failed_attempt(None, exc)
+            self.retried.append(attempt)
+            why = " ".join(attempt)
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
         self.gave_up.append(("intake", why))
@@ -361,12 +362,6 @@ class Screen:
             self._stop.wait(0.5)
 
 
-def terminate(stack: Stack, target: str) -> tuple[float, float]:
-    """Rolls one service over (`Stack.replace_service`); returns (seconds until the new process
-    served, seconds the old one took to exit after SIGTERM)."""
-    return stack.replace_service(target)
-
-
 def alert_changes_after(stack: Stack, after: int) -> list[int]:
     engine = create_engine(sqlalchemy_url(stack.admin_url))
     try:
@@ -397,7 +392,7 @@ def test_sigterm_under_load_loses_no_call_and_streams_resume_from_their_cursor(c
     try:
         time.sleep(3)
         for target in SERVICES:
-            stopped[target] = terminate(stack, target)
+            stopped[target] = stack.replace_service(target)  # (seconds to serving, seconds to exit)
             time.sleep(3)
     finally:
         load.stop()
