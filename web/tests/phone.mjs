@@ -58,6 +58,9 @@ try {
   await page.locator(`${card} button[data-act=EN_ROUTE]`).tap();
   await stateIs(page, "EN_ROUTE");
   result.steps.push("EN_ROUTE");
+  // The unit's own status comes on its own update, a moment after the assignment's: waited for, and
+  // read as it stands if it never comes (the test then says what it showed).
+  await page.waitForSelector('#unit-status[data-status="EN_ROUTE"]', { timeout: WAIT_MS }).catch(() => {});
   result.statusEnRoute = await page.locator("#unit-status").getAttribute("data-status");
   await page.locator(`${card} button[data-act=ON_SCENE]`).tap();
   await stateIs(page, "ON_SCENE");
