@@ -69,7 +69,14 @@ ANSWER_THRESHOLD = _calibrated_threshold(_CALIBRATED)
 PARAPHRASES = Path(__file__).resolve().parent / "corpus" / "consultations.jsonl"
 
 
+# The key of `load_paraphrases` under which the questions only an expert can answer are kept: the
+# phrasing model learns them as one more class, so a question like them reads as one the base lacks.
+EXPERT_ONLY = "__expert__"
+
+
 def load_paraphrases(path: Path = PARAPHRASES, split: str = "train") -> dict[str, list[str]]:
+    """Entry id -> its phrasings in the labelled consultations; EXPERT_ONLY -> the questions no entry
+    answers."""
     out: dict[str, list[str]] = {}
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -80,8 +87,8 @@ def load_paraphrases(path: Path = PARAPHRASES, split: str = "train") -> dict[str
             row = json.loads(line)
         except ValueError:
             continue
-        if row.get("split") == split and row.get("entry_id"):
-            out.setdefault(row["entry_id"], []).append(row["question"])
+        if row.get("split") == split and row.get("question"):
+            out.setdefault(row.get("entry_id") or EXPERT_ONLY, []).append(row["question"])
     return out
 
 
@@ -192,7 +199,7 @@ class Match:
 # The evidence a candidate entry is ranked on, in `Candidate.features` order.
 FEATURES = ("blended_score", "blend", "lead_over_runner_up", "words", "bigrams", "fields",
             "unseen_share_of_question", "ranked_first", "question_terms_per_10",
-            "model_score", "model_lead", "model_first", "both_first")
+            "model_score", "model_lead", "model_first", "both_first", "model_expert_only")
 # The features the word-and-character views give (the first nine); a candidate only the phrasing
 # model proposes has them at zero.
 LEXICAL_FEATURES = 9
@@ -391,7 +398,9 @@ class PhrasingModel:
     """Which entry a question is asked about, learnt from the entries' own words and the citizens'
     phrasings: a linear support-vector classifier (scikit-learn's LinearSVC, one entry against the
     rest) over tf-idf character 1-3-grams and jieba words, each entry's question, keywords, the head
-    of its answer and every phrasing of it being examples of the entry. Where the word views count
+    of its answer and every phrasing of it being examples of the entry, and the questions only an
+    expert could answer examples of one more class (EXPERT_ONLY): how far a question is like those is
+    evidence that the base does not know its answer, however many words it shares with an entry. Where the word views count
     shared words, this one learns which words tell entries apart (换一个名字 is about 改名 even
     though it shares no word with the entry's question once a phrasing said so). Fits in about a
     second for the seed base; refitted whenever the index is rebuilt."""
@@ -399,7 +408,7 @@ class PhrasingModel:
     ANSWER_HEAD = 60  # characters of the answer read as one more example of its entry
     C = 1.0
 
-    def __init__(self, entries: list[Entry]):
+    def __init__(self, entries: list[Entry], expert_only: list[str] = ()):
         texts: list[str] = []
         labels: list[str] = []
         seen: set[str] = set()
@@ -412,6 +421,9 @@ class PhrasingModel:
                     if extra.strip():
                         texts.append(extra)
                         labels.append(e.entry_id)
+        if seen:
+            texts += list(expert_only)
+            labels += [EXPERT_ONLY] * len(expert_only)
         self.classes: list[str] = sorted(seen)
         self._model = None
         if len(self.classes) < 2:
@@ -422,8 +434,13 @@ class PhrasingModel:
         self._model = LinearSVC(C=self.C).fit(x, labels)
         self.classes = [str(c) for c in self._model.classes_]
 
+    def expert_only(self, scores: dict[str, float]) -> float:
+        """The decision value of the expert-only class among `scores` (-1 without that class)."""
+        return scores.get(EXPERT_ONLY, -1.0)
+
     def scores(self, query: str) -> dict[str, float]:
-        """Entry id -> the classifier's decision value (above 0: more likely this entry than not)."""
+        """Entry id (or EXPERT_ONLY) -> the classifier's decision value (above 0: more likely this
+        entry than not)."""
         if self._model is None:
             return {}
         x = hstack([self._chars.transform([query]), self._words.transform([query])]).tocsr()
@@ -480,7 +497,7 @@ class KnowledgeIndex:
         self._answer = [set(terms(e.answer)) for e in self.entries]
         self._bigrams = BigramScorer(self.entries)
         self._fields = FieldScorer(self.entries)
-        self._model = PhrasingModel(self.entries)
+        self._model = PhrasingModel(self.entries, extra.get(EXPERT_ONLY, ()))
         self._by_id = {e.entry_id: e for e in self.base}
 
     def __len__(self) -> int:
@@ -550,8 +567,10 @@ class KnowledgeIndex:
         # The phrasing model's view: its best entries join the candidates, and every candidate carries
         # its decision value, its lead over the model's best other entry, and whether both views put
         # it first (two views agreeing is the strongest sign the base knows the answer).
-        model = {eid: v for eid, v in self._model.scores(query).items()
-                 if not (topic and self._by_id[eid].topic != topic)}
+        values = self._model.scores(query)
+        expert_only = round(self._model.expert_only(values), 4)
+        model = {eid: v for eid, v in values.items()
+                 if eid in self._by_id and not (topic and self._by_id[eid].topic != topic)}
         ranked = sorted(model, key=lambda eid: (-model[eid], eid))
         out = []
         for eid in dict.fromkeys([*lexical, *ranked[:limit]]):
@@ -560,7 +579,8 @@ class KnowledgeIndex:
             first = bool(ranked) and ranked[0] == eid
             other = (model[ranked[1]] if len(ranked) > 1 else -1.0) if first else (model[ranked[0]] if ranked else -1.0)
             out.append(Candidate(self._by_id[eid], score, features + (
-                round(value, 4), round(value - other, 4), 1.0 if first else 0.0, 1.0 if first and k == 0 else 0.0)))
+                round(value, 4), round(value - other, 4), 1.0 if first else 0.0, 1.0 if first and k == 0 else 0.0,
+                expert_only)))
         return out
 
     def _original(self, e: Entry) -> Entry:
@@ -600,10 +620,11 @@ def _outcomes_of(scored: list[tuple[float, str | None, str | None]], threshold: 
 
 
 def other_folds(questions: list[dict], k: int, folds: int) -> dict[str, list[str]]:
+    """The other folds' questions as `load_paraphrases` gives them (the rare ones under EXPERT_ONLY)."""
     rest: dict[str, list[str]] = {}
     for i, q in enumerate(questions):
-        if i % folds != k and q.get("entry_id"):
-            rest.setdefault(q["entry_id"], []).append(q["question"])
+        if i % folds != k:
+            rest.setdefault(q.get("entry_id") or EXPERT_ONLY, []).append(q["question"])
     return rest
 
 

@@ -138,7 +138,7 @@ def test_witnesses_calling_at_the_same_moment_still_make_one_incident(intake):
 
     _, stub = intake
     t = time_slot()
-    words = ["商场门口有人打架", "商场那边打起来了", "有人在商场门口打人", "商场外面两伙人斗殴", "快来，商场门口有人打架"]
+    words = ["商场门口有人打架", "商场那边打起来了", "商场门口有人打人", "商场外面两伙人斗殴", "快来，商场门口有人打架"]
     with ThreadPoolExecutor(len(words)) as pool:
         made = list(pool.map(lambda w: submit(stub, report(w, point=WUCHANG, at=t)), words))
     masters = [r for r in made if not r.merged_into]

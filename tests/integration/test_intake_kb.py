@@ -167,7 +167,7 @@ def test_unknown_consultation_is_not_found(intake):
 
 def test_a_report_corrected_into_a_consultation_joins_the_queue_and_leaves_it_when_corrected_back(intake):
     rt, stub = intake
-    r = submit(stub, report("我家孩子暑假想学游泳，附近哪里比较安全", at=time_slot()))
+    r = submit(stub, report("河边有几个小孩在野泳，水很深，也没个大人看着", at=time_slot()))
     assert r.classification.category != pb.CATEGORY_CONSULTATION and not r.HasField("consultation")
 
     def correct(category, incident_type, why):

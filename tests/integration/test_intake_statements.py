@@ -140,7 +140,7 @@ def test_statements_per_report_incident(intake):
     assert actions(master) == ["REPORTED", "ROUTED", "CLASSIFIED", "DUPLICATE_LINKED"]
     assert list(master.duplicates) == [repeat.name]
 
-    consult, ran = report_incident(rt, stub, report("请问身份证丢了怎么补办", point=WUCHANG, at=t + timedelta(minutes=5),
+    consult, ran = report_incident(rt, stub, report("想问一下怎么开无犯罪记录证明", point=WUCHANG, at=t + timedelta(minutes=5),
                                                      phone=caller()))
     assert consult.status == pb.REPORT_STATUS_ANSWERED and consult.consultation.answered_at_once
     within("ReportIncident (consultation answered)", ran)

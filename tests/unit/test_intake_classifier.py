@@ -82,6 +82,17 @@ def test_nothing_to_go_on_is_marked_for_confirmation_not_silently_police_p3():
     assert d.needs_confirmation
 
 
+@pytest.mark.parametrize("text", ["", "……", "？？", "  "])
+def test_a_text_with_nothing_said_waits_for_the_call_taker_however_sure_the_model_is(text):
+    # A model that has only ever seen empty texts as silent calls is sure of them: nothing said
+    # confirms it, so the call-taker does.
+    sure = trained_on([("", "SILENT_ALARM"), ("……", "SILENT_ALARM"), ("路灯坏了", "STREET_LIGHT"),
+                       ("小区停水了", "WATER_OUTAGE")], threshold=0.01)
+    d = sure.classify(text, "PHONE")
+    assert d.needs_confirmation and "来电无文字内容" in d.reason
+    assert not sure.classify("路灯坏了", "PHONE").needs_confirmation
+
+
 # -- the safety net -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, itype", [

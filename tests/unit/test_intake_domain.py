@@ -158,7 +158,8 @@ def test_sample_taxonomy_agrees_with_the_rule_tables():
     ("我家小孩被陌生人抱走了", "POLICE", "KIDNAPPING", 1),
     ("小区有人放火烧车", "POLICE", "FIRE", 1),
     ("楼道里有很浓的煤气味", "POLICE", "GAS_LEAK", 1),
-    ("电梯困人了，里面有老人", "POLICE", "TRAPPED", 2),
+    # The corpus grades a person trapped (an elevator included) 1级: a rescue, not a repair.
+    ("电梯困人了，里面有老人", "POLICE", "TRAPPED", 1),
     ("对面楼有人站在楼顶要跳楼", "POLICE", "SUICIDE_RISK", 1),
     ("有一群人在打群架", "POLICE", "FIGHT", 2),
     ("有人冒充公检法让我转钱", "POLICE", "TELECOM_FRAUD", 2),
@@ -170,6 +171,11 @@ def test_sample_taxonomy_agrees_with_the_rule_tables():
     ("暴雨导致路面积水很深", "NON_POLICE", "WATERLOGGING", 4),
     ("房东不退押金", "NON_POLICE", "HOUSING_RENTAL", 4),
     ("出租车司机拒载", "NON_POLICE", "TAXI_COMPLAINT", 4),
+    pytest.param("有人在商场门口打人", "POLICE", "FIGHT", 2,
+                 marks=pytest.mark.xfail(reason="read as 其他警情 for the call-taker to confirm: 商场 leans to it")),
+    pytest.param("请问身份证丢了怎么补办", "CONSULTATION", "CONSULTATION_HOUSEHOLD", 4,
+                 marks=pytest.mark.xfail(reason="typed 身份证办理 (the corpus's fuzzy boundary); the knowledge "
+                                                "base still answers it at once as a question about a service")),
     pytest.param("我想咨询一下怎么办理居住证", "CONSULTATION", "CONSULTATION_HOUSEHOLD", 4,
                  marks=pytest.mark.xfail(reason="a consultation, but on 其他咨询 rather than 户政")),
     ("请问开无犯罪记录证明需要什么材料", "CONSULTATION", "CONSULTATION_CERTIFICATE", 4),
@@ -446,7 +452,7 @@ def test_a_report_merged_automatically_moves_to_the_master_the_call_taker_chose(
 
 
 def test_a_correction_that_changes_nothing_records_nothing_and_one_into_a_consultation_queues_it(index):
-    r = new_report(index, "我家孩子暑假想学游泳，附近哪里比较安全")
+    r = new_report(index, "河边有几个小孩在野泳，水很深，也没个大人看着")
     same = dict(category=r.classification.category, incident_type=r.classification.incident_type,
                 priority=r.classification.priority)
     paths = ["classification.category", "classification.incident_type"]

@@ -319,8 +319,10 @@ def test_a_correction_is_kept_in_the_timeline_and_announced_with_what_changed(in
 
 
 def test_a_moved_report_is_routed_again_and_a_consultation_correction_joins_and_leaves_the_queue(intake):
-    r = intake.report("我家孩子暑假想学游泳，附近哪里比较安全", point=WUCHANG)
+    r = intake.report("河边有几个小孩在野泳，水很深，也没个大人看着", point=WUCHANG)
+    home = r.station_id
     target = sd.stations()[10]
+    assert target.station_id != home
     moved = correct(intake, r.id, ["location"], lon=target.hq[0], lat=target.hq[1], accuracy_m=5.0)
     assert moved.station_id == target.station_id and moved.location_source == "CALL_TAKER"
     assert actions(moved)[-2:] == ["CORRECTED", "ROUTED"]
@@ -328,13 +330,19 @@ def test_a_moved_report_is_routed_again_and_a_consultation_correction_joins_and_
                      category="CONSULTATION", incident_type="CONSULTATION_OTHER")
     assert queued.consultation.status == "QUEUED" and queued.consultation.station_id == target.station_id
     assert actions(queued)[-2:] == ["CORRECTED", "CONSULTATION_QUEUED"]
+    # Routed back home, the question still waiting for an expert follows it to that station's queue.
+    followed = correct(intake, r.id, ["location"], lon=WUCHANG[0], lat=WUCHANG[1], accuracy_m=5.0)
+    assert followed.station_id == home and followed.consultation.station_id == home
+    assert actions(followed)[-3:] == ["CORRECTED", "ROUTED", "CONSULTATION_MOVED"]
     back = correct(intake, r.id, ["classification.category", "classification.incident_type"],
                    category="POLICE", incident_type="DROWNING_RISK")
     assert back.consultation is None and actions(back)[-1] == "CONSULTATION_WITHDRAWN"
     events = intake.taken()[1:]
     assert [[e.action for e in ev.new_entries] for _, _, ev in events] == [
-        ["CORRECTED", "ROUTED"], ["CORRECTED", "CONSULTATION_QUEUED"], ["CORRECTED", "CONSULTATION_WITHDRAWN"]]
-    assert "consultation" in events[1][2].changed_fields and "consultation" in events[2][2].changed_fields
+        ["CORRECTED", "ROUTED"], ["CORRECTED", "CONSULTATION_QUEUED"], ["CORRECTED", "ROUTED", "CONSULTATION_MOVED"],
+        ["CORRECTED", "CONSULTATION_WITHDRAWN"]]
+    assert "consultation" in events[1][2].changed_fields and "consultation" in events[3][2].changed_fields
+    assert "consultation.station_id" in events[2][2].changed_fields
 
 
 def test_corrections_that_cannot_be(intake):

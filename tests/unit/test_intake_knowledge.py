@@ -169,6 +169,29 @@ def test_the_phrasing_model_learns_which_words_tell_entries_apart():
     assert PhrasingModel(entries[:1]).scores("怎么改名字") == {}
 
 
+def test_questions_only_an_expert_answers_are_a_class_of_their_own():
+    from services.intake.knowledge import EXPERT_ONLY, PhrasingModel, load_paraphrases, other_folds
+
+    entries = [Entry("A", "户政", "身份证丢了怎么补办", "携带户口簿到任一派出所户籍窗口申请补领身份证。", ("补办",)),
+               Entry("B", "交管", "驾驶证到期怎么换证", "到期前九十日内到车管所申请换领驾驶证。", ("换证",))]
+    expert = ["医保卡丢了怎么补办", "社保卡丢了去哪补", "公积金卡丢了怎么办", "医保报销比例是多少"]
+    with_experts, without = PhrasingModel(entries, expert), PhrasingModel(entries)
+    assert EXPERT_ONLY in with_experts.classes and EXPERT_ONLY not in without.classes
+    # A question like the expert-only ones reads as one, an entry's own question does not.
+    assert with_experts.expert_only(with_experts.scores("医保卡掉了咋补")) > 0
+    assert with_experts.expert_only(with_experts.scores("身份证丢了怎么补办")) < 0
+    assert without.expert_only(without.scores("医保卡掉了咋补")) == -1.0
+    # Every candidate carries it; the expert-only class is never itself a candidate.
+    index = KnowledgeIndex(entries, {EXPERT_ONLY: expert}, combiner=None)
+    found = index.candidates("医保卡掉了咋补办")
+    assert found and all(c.entry.entry_id in {"A", "B"} for c in found)
+    assert all(c.features[FEATURES.index("model_expert_only")] > 0 for c in found)
+    # The labelled consultations and the folds keep the rare questions under EXPERT_ONLY.
+    assert load_paraphrases().get(EXPERT_ONLY)
+    folds = other_folds([{"question": "q1", "entry_id": "A"}, {"question": "q2", "entry_id": None}], 2, 3)
+    assert folds == {"A": ["q1"], EXPERT_ONLY: ["q2"]}
+
+
 def test_the_phrasing_model_proposes_candidates_the_word_views_miss_and_search_keeps_the_limit():
     index = KnowledgeIndex([Entry(s.entry_id, s.topic, s.question, s.answer, s.keywords) for s in seed.entries()])
     found = index.candidates("有人打电话说我涉嫌洗钱，让我转到安全账户", limit=2)

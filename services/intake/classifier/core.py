@@ -225,6 +225,10 @@ class Classifier:
                 reasons.append(f"文字不足以判断，按渠道规则（{channel_rule.rule_id}）处理：{_label(itype)}")
         category = rules.INCIDENT_TYPES[itype].category
         needs_confirmation = confidence < self.params.threshold or itype == "OTHER"
+        # Nothing said (an empty text, "……", "？"): whatever type the model leans to, nothing in the
+        # text confirms it.
+        unsaid = not any(ch.isalnum() for ch in text)
+        needs_confirmation = needs_confirmation or unsaid
 
         rep = rules.REPEAT_INVALID
         if recent_invalid_calls >= rep.threshold:
@@ -331,6 +335,8 @@ class Classifier:
             second = ", ".join(f"{_label(t)} {p:.2f}" for t, p in ranked[1:3])
             reasons.append(f"置信度{confidence:.2f}低于{self.params.threshold:.2f}，待接警员确认"
                            + (f"（其次：{second}）" if second else ""))
+        elif unsaid and "safety-net" not in fired and "life-safety" not in fired:
+            reasons.append("来电无文字内容，类型待接警员确认")
         reasons.append(f"定为{CATEGORY_LABELS[category]}“{_label(itype)}”，{priority}级")
         return Decision(category, itype, priority, confidence, needs_confirmation, "；".join(reasons), fired,
                         self.version, ranked[:3])

@@ -324,11 +324,17 @@ class Report(Aggregate):
                                before.classifier_version, actor.subject, reason, now)
 
     def _consultation_follows(self, old_category: str, *, actor: AuthContext, now: datetime) -> list[TimelineEntry]:
-        """A report corrected into a consultation joins the expert queue; one corrected out of it leaves."""
+        """A report corrected into a consultation joins the expert queue; one corrected out of it leaves;
+        a question still waiting in a station's queue follows its report routed to another station."""
         new_category = self.classification.category
-        if new_category == old_category:
-            return []
         current = self.consultation
+        if new_category == old_category:
+            if (current is not None and current.status == "QUEUED" and self.station_id
+                    and current.station_id != self.station_id):
+                old_station, current.station_id = current.station_id, self.station_id
+                return [self._log("CONSULTATION_MOVED", actor, now,
+                                  f"随报警改派，由 {old_station} 的专家答复队列转至 {self.station_id}")]
+            return []
         if new_category == "CONSULTATION" and current is None:
             self.consultation = Consultation(report_id=self.id, question=self.description, status="QUEUED",
                                              station_id=self.station_id, create_time=now)
