@@ -200,7 +200,11 @@ class Match:
 # The evidence a candidate entry is ranked on, in `Candidate.features` order.
 FEATURES = ("blended_score", "blend", "lead_over_runner_up", "words", "bigrams", "fields",
             "unseen_share_of_question", "ranked_first", "question_terms_per_10",
-            "model_score", "model_lead", "model_first", "both_first", "model_expert_only")
+            "model_score", "model_lead", "model_first", "both_first", "model_expert_only",
+            # the same evidence where it counts most: a lead or a value of the model's first entry,
+            # the blend of the words' first, the expert-only class against the model's first entry
+            "model_lead_if_first", "model_score_if_both_first", "blend_if_ranked_first", "model_score_if_first",
+            "model_expert_only_if_first", "model_score_above_zero")
 # The features the word-and-character views give (the first nine); a candidate only the phrasing
 # model proposes has them at zero.
 LEXICAL_FEATURES = 9
@@ -507,6 +511,9 @@ class KnowledgeIndex:
         self._fields = FieldScorer(self.entries)
         self._model = PhrasingModel(self.entries, extra.get(EXPERT_ONLY, ()))
         self._by_id = {e.entry_id: e for e in self.base}
+        # Each entry's own words (its question and keywords), to tell a question from a topic.
+        self._own = {e.entry_id: set(terms(e.question)) | {t for k in e.keywords if k for t in terms(k)}
+                     for e in self.base}
 
     def __len__(self) -> int:
         return len(self.base)
@@ -529,8 +536,24 @@ class KnowledgeIndex:
             scored = [Match(c.entry, c.blended_score) for c in found]
         else:
             scored = [Match(c.entry, self.combiner.probability(c.features)) for c in found]
+        # One word that several entries' own words hold (护照, 签证, 驾驶证 alone) names a topic, not a
+        # question: it fits each of those entries alike, so none is more than one of them, and it is
+        # not answered at once.
+        named = self.topic_of(query, topic=topic)
+        if named > 1:
+            scored = [Match(m.entry, round(m.score / named, 4)) for m in scored]
         # Both views propose up to `limit` entries each; the caller asked for `limit`.
         return sorted(scored, key=lambda m: (-m.score, m.entry.entry_id))[:limit]
+
+    def topic_of(self, query: str, *, topic: str = "") -> int:
+        """For a question of one word (its bigrams aside): how many entries' own words (question and
+        keywords) hold it; 0 for a question of more words."""
+        q = set(terms(query))
+        words = {t for t in q if not any(t != u and t in u for u in q)}
+        if len(words) != 1:
+            return 0
+        return sum(1 for eid, own in self._own.items()
+                   if q <= own and not (topic and self._by_id[eid].topic != topic))
 
     def candidates(self, query: str, *, topic: str = "", limit: int = 5) -> list["Candidate"]:
         """The entries that share words or characters with the question, by the hand-weighted blend,
@@ -586,9 +609,11 @@ class KnowledgeIndex:
             value = model.get(eid, -1.0)
             first = bool(ranked) and ranked[0] == eid
             other = (model[ranked[1]] if len(ranked) > 1 else -1.0) if first else (model[ranked[0]] if ranked else -1.0)
+            lead, both = round(value - other, 4), first and k == 0
             out.append(Candidate(self._by_id[eid], score, features + (
-                round(value, 4), round(value - other, 4), 1.0 if first else 0.0, 1.0 if first and k == 0 else 0.0,
-                expert_only)))
+                round(value, 4), lead, 1.0 if first else 0.0, 1.0 if both else 0.0, expert_only,
+                lead if first else 0.0, round(value, 4) if both else 0.0, features[1] if k == 0 else 0.0,
+                round(value, 4) if first else 0.0, expert_only if first else 0.0, round(max(0.0, value), 4))))
         return out
 
     def _original(self, e: Entry) -> Entry:

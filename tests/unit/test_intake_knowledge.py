@@ -54,6 +54,17 @@ def test_a_question_two_entries_answer_alike_is_not_answered_at_once():
     assert second.score <= first.score < ANSWER_THRESHOLD
 
 
+def test_a_topic_named_alone_is_not_a_question_answered_at_once():
+    # 护照 alone is held by the words of every passport entry: it names a topic, and no entry is more
+    # than one of them. Said with what is wanted, the question has one entry again.
+    assert INDEX.topic_of("护照") > 1 and INDEX.topic_of("护照丢了怎么办") == 0
+    for word in ("护照", "签证", "驾驶证", "出入境"):
+        assert all(m.score < ANSWER_THRESHOLD for m in INDEX.search(word)), word
+    best = INDEX.search("护照丢了怎么办")[0]
+    assert best.entry.entry_id == "KB-CRJ-005" and best.score >= ANSWER_THRESHOLD
+    assert INDEX.topic_of("") == 0
+
+
 def test_an_expired_licence_finds_its_entry():
     best = INDEX.search("驾照过期了还能开车吗")[0]
     assert best.entry.entry_id == "KB-JG-019" and best.score >= ANSWER_THRESHOLD
