@@ -412,10 +412,11 @@ class PhrasingModel:
     rest) over tf-idf character 1-3-grams and jieba words, each entry's question, keywords, the head
     of its answer and every phrasing of it being examples of the entry, and the questions only an
     expert could answer examples of one more class (EXPERT_ONLY): how far a question is like those is
-    evidence that the base does not know its answer, however many words it shares with an entry. Where the word views count
-    shared words, this one learns which words tell entries apart (换一个名字 is about 改名 even
-    though it shares no word with the entry's question once a phrasing said so). Fits in about a
-    second for the seed base; refitted whenever the index is rebuilt."""
+    evidence that the base does not know its answer, however many words it shares with an entry.
+    Where the word views count shared words, this one learns which words tell entries apart (换一个名字
+    is about 改名 even though it shares no word with the entry's question once a phrasing said so).
+    Fits in one to two seconds for the seed base and its phrasings; refitted whenever the index is
+    rebuilt."""
 
     ANSWER_HEAD = 60  # characters of the answer read as one more example of its entry
     C = 1.0
