@@ -15,6 +15,7 @@ import csv
 import hashlib
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,7 +27,7 @@ from services.runtime.config import env_int, env_str
 
 from . import domain
 from .domain import exchange, history
-from .store import FACT_COLUMNS, LoadRepository, PartitionRepository
+from .store import FACT_COLUMNS, ROLLUPS, LoadRepository, PartitionRepository
 
 DEFAULT_BATCH = 50_000
 
@@ -84,19 +85,28 @@ def load(engine, *, reports: int, years: int, seed: int = 110, batch_size: int =
             out(f"  batch {b + 1}/{len(sizes)}: {loaded:,}/{run.reports:,} rows "
                 f"({100 * loaded / run.reports:.0f}%), {history.rate(done, elapsed):,.0f} rows/s")
     seconds = time.monotonic() - t0
-    rollup_seconds = _roll_up(engine, run.load_id)
+    rollup_seconds = _roll_up(engine, run.load_id, out)
     out(f"load {run.load_id}: {done:,} rows in {seconds:.1f}s ({history.rate(done, seconds):,.0f} rows/s), "
         f"rollups in {rollup_seconds:.1f}s")
     return LoadSummary(run.load_id, done, seconds, history.rate(done, seconds), rollup_seconds, start_batch)
 
 
-def _roll_up(engine, load_id: int) -> float:
-    """Builds the load's rollups once (set-based, one transaction) and analyses them; the seconds taken."""
+def _roll_up(engine, load_id: int, out: Callable[[str], None]) -> float:
+    """Builds the load's rollups once (set-based, one transaction) and analyses them, saying as each
+    rollup is built; the seconds taken."""
     t1 = time.monotonic()
+    names = [t.name for t in ROLLUPS.values()]
     with engine.begin() as conn:
         runs = LoadRepository(conn)
         if runs.get(load_id).state != "ROLLED_UP":
-            runs.build_rollups(load_id)
+            out(f"load {load_id}: building {len(names)} rollups")
+            made: list[str] = []
+
+            def built(table: str) -> None:
+                made.append(table)
+                out(f"  rollup {len(made)}/{len(names)}: {table} ({time.monotonic() - t1:.1f}s)")
+
+            runs.build_rollups(load_id, built)
     with engine.connect() as conn:
         LoadRepository(conn).analyze()
         conn.commit()
@@ -194,7 +204,7 @@ def import_csv(engine, path: Path | str, *, batch_size: int = DEFAULT_BATCH, max
             out(f"  batch {b + 1}/{len(sizes)}: {loaded:,}/{lines:,} lines ({100 * loaded / lines:.0f}%), "
                 f"{len(bad)} skipped, {history.rate(done, time.monotonic() - t0):,.0f} rows/s")
     seconds = time.monotonic() - t0
-    rollup_seconds = _roll_up(engine, run.load_id)
+    rollup_seconds = _roll_up(engine, run.load_id, out)
     out(f"import {run.load_id}: {done:,} rows in {seconds:.1f}s ({history.rate(done, seconds):,.0f} rows/s), "
         f"{bad_count:,} lines skipped, rollups in {rollup_seconds:.1f}s")
     return ImportSummary(run.load_id, lines, done, kept, bad_count, start_batch, seconds,

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import datetime
 
 import pyarrow as pa
@@ -477,8 +478,9 @@ class LoadRepository:
                           .values(batches_done=batch + 1, rows_loaded=load_runs.c.rows_loaded + rows,
                                   rows_skipped=load_runs.c.rows_skipped + skipped, update_time=func.now()))
 
-    def build_rollups(self, load_id: int) -> None:
-        """Adds the load's facts to the rollups in six set-based statements, and marks it done."""
+    def build_rollups(self, load_id: int, built: Callable[[str], None] = lambda table: None) -> None:
+        """Adds the load's facts to the rollups in six set-based statements, and marks it done;
+        `built(table)` after each rollup (a long load's progress)."""
         sums = ", ".join(f"{m} = r.{m} + EXCLUDED.{m}" for m in MEASURES)
         for table, period, bucket in (("rollup_hourly", "hour", "date_trunc('hour', receive_time)"),
                                       ("rollup_daily", "day", "(receive_time AT TIME ZONE 'Asia/Shanghai')::date")):
@@ -501,6 +503,7 @@ class LoadRepository:
                 FROM {SCHEMA}.report_facts WHERE load_id = :id
                 GROUP BY 1, 2, 3
                 ON CONFLICT ({period}, station_id, incident_type) DO UPDATE SET {sums}"""), {"id": load_id})
+            built(table)
         centres = {c: cell_center(c) for c in self.conn.execute(text(
             f"SELECT DISTINCT h3_r8 FROM {SCHEMA}.report_facts WHERE load_id = :id AND h3_r8 IS NOT NULL"),
             {"id": load_id}).scalars()}
@@ -526,6 +529,7 @@ class LoadRepository:
                      AS c(cell, lng, lat) ON c.cell = g.cell
                 ON CONFLICT ({key}) DO UPDATE SET reports = r.reports + EXCLUDED.reports
                 """), arrays)
+            built(table)
         self.conn.execute(load_runs.update().where(load_runs.c.load_id == load_id)
                           .values(state="ROLLED_UP", update_time=func.now()))
 

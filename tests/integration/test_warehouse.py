@@ -22,6 +22,7 @@ from smart110.referral.v1 import referral_service_pb2 as rpb
 from smart110.warehouse.v1 import warehouse_service_pb2 as pb
 from smart110.warehouse.v1 import warehouse_service_pb2_grpc as pb_grpc
 from services.warehouse import domain, seed, workers
+from services.warehouse.store import ROLLUPS
 from services.warehouse.__main__ import SPEC
 from tests import support
 from tests.support import caller, field_violations
@@ -480,8 +481,13 @@ def test_a_load_of_20000_reports_resumes_after_an_interruption_and_builds_its_ro
     with engine.connect() as conn:
         run = conn.execute(text("SELECT * FROM warehouse.load_runs ORDER BY load_id DESC LIMIT 1")).first()
         assert (run.batches_done, run.rows_loaded, run.state) == (2, 8_000, "LOADING")
-    summary = seed.load(engine, reports=20_000, years=2, batch_size=4_000, out=lambda line: None)
+    resumed: list[str] = []
+    summary = seed.load(engine, reports=20_000, years=2, batch_size=4_000, out=resumed.append)
     assert summary.load_id == run.load_id and summary.resumed_from_batch == 2 and summary.rows == 12_000
+    # The rollups, the long part of a large load, say how far they are.
+    built = [x.split(":")[1].split("(")[0].strip() for x in resumed if x.startswith("  rollup ")]
+    assert built == [t.name for t in ROLLUPS.values()]
+    assert resumed[-1].startswith(f"load {run.load_id}: 12,000 rows")
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT count(*), count(DISTINCT report), min(receive_time), max(receive_time) "
                                  "FROM warehouse.report_facts WHERE load_id = :l"), {"l": run.load_id}).one()
