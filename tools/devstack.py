@@ -336,6 +336,14 @@ class Stack:
         _stop(old, 90)
         return up, time.monotonic() - t1
 
+    def log_tail(self, svc: str, lines: int = 15) -> str:
+        """The last lines of a service's log (a run directory may be gone by the time anyone looks)."""
+        try:
+            return "\n".join((self.logs / f"{svc}.log").read_text(encoding="utf-8", errors="replace")
+                             .splitlines()[-lines:])
+        except OSError as exc:
+            return f"(no log: {exc})"
+
     def wait_serving(self, svc: str, timeout: float = 60) -> None:
         import grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -350,7 +358,8 @@ class Stack:
             while time.monotonic() < deadline:
                 proc = self._procs.get(svc)
                 if proc is not None and proc.poll() is not None:
-                    raise SystemExit(f"{svc} exited with {proc.returncode}; see {self.logs / (svc + '.log')}")
+                    raise SystemExit(f"{svc} exited with {proc.returncode}; see {self.logs / (svc + '.log')}, "
+                                     f"which ends:\n{self.log_tail(svc)}")
                 try:
                     if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
                         return
