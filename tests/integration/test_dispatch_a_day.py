@@ -256,9 +256,10 @@ def accepted_before(case: pb.DispatchCase, action: str) -> bool:
     return False
 
 
-def accepted_an_offer_still_out(case: pb.DispatchCase, timeout_s: float = 30.0) -> bool:
+def accepted_an_offer_still_out(case: pb.DispatchCase, timeout_s: float) -> bool:
     """Whether an officer accepted, after the offers stopped, an offer made before they stopped (one
-    still out: an automatic offer lives `timeout_s`, and none is made once offers stop)."""
+    still out: an automatic offer lives `timeout_s`, the service's offer timeout, and none is made
+    once offers stop)."""
     stopped = None
     for entry in case.timeline:
         when = entry.stamp.time.ToDatetime(timezone.utc)
@@ -315,7 +316,8 @@ def test_a_day_of_reports_ends_with_no_case_left_without_an_owner(h):
     unowned_when_stopped = [c for c in cases.values() if c.HasField("offers_exhausted_time") and not accepted_before(
         c, "OFFERS_EXHAUSTED")]
     assert unowned_when_stopped, "the night's outage left cases nobody took"
-    caught = [c for c in unowned_when_stopped if not accepted_an_offer_still_out(c)]
+    timeout_s = h.served.rt.context.settings.offer_timeout_s
+    caught = [c for c in unowned_when_stopped if not accepted_an_offer_still_out(c, timeout_s)]
     assert all(c.level > pb.CASE_LEVEL_STATION or c.name in day.taken_over for c in caught), [
         c.name for c in caught if c.level == pb.CASE_LEVEL_STATION and c.name not in day.taken_over]
     assert any(any(e.action == "ESCALATED" for e in c.timeline) for c in unowned_when_stopped), \

@@ -7,8 +7,9 @@ from sampledata import knowledge as seed
 from services.intake import duplicates
 from services.intake.classifier.training import fit_combiner
 from services.intake.duplicates import Candidate
-from services.intake.knowledge import (ANSWER_THRESHOLD, FEATURES, Combiner, Entry, KnowledgeIndex, calibrate,
-                                       consult, grams, normalize)
+from services.intake.knowledge import (ANSWER_THRESHOLD, EXPERT_ONLY, FEATURES, Combiner, Entry, KnowledgeIndex,
+                                       PhrasingModel, calibrate, consult, grams, load_paraphrases, normalize,
+                                       other_folds)
 
 INDEX = KnowledgeIndex([Entry(s.entry_id, s.topic, s.question, s.answer, s.keywords) for s in seed.entries()])
 T = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
@@ -164,8 +165,6 @@ def test_a_fitted_combiner_answers_what_its_questions_taught_and_refers_what_no_
 
 
 def test_the_phrasing_model_learns_which_words_tell_entries_apart():
-    from services.intake.knowledge import PhrasingModel
-
     entries = [Entry("A", "户政", "怎么改名字", "携带户口簿和身份证到户籍窗口申请变更姓名。", ("改名",)),
                Entry("B", "户政", "身份证丢了怎么补办", "携带户口簿到任一派出所户籍窗口申请补领身份证。", ("补办",)),
                Entry("C", "交管", "驾驶证到期怎么换证", "到期前九十日内到车管所申请换领驾驶证。", ("换证",)),
@@ -181,17 +180,15 @@ def test_the_phrasing_model_learns_which_words_tell_entries_apart():
 
 
 def test_questions_only_an_expert_answers_are_a_class_of_their_own():
-    from services.intake.knowledge import EXPERT_ONLY, PhrasingModel, load_paraphrases, other_folds
-
     entries = [Entry("A", "户政", "身份证丢了怎么补办", "携带户口簿到任一派出所户籍窗口申请补领身份证。", ("补办",)),
                Entry("B", "交管", "驾驶证到期怎么换证", "到期前九十日内到车管所申请换领驾驶证。", ("换证",))]
     expert = ["医保卡丢了怎么补办", "社保卡丢了去哪补", "公积金卡丢了怎么办", "医保报销比例是多少"]
     with_experts, without = PhrasingModel(entries, expert), PhrasingModel(entries)
     assert EXPERT_ONLY in with_experts.classes and EXPERT_ONLY not in without.classes
     # A question like the expert-only ones reads as one, an entry's own question does not.
-    assert with_experts.expert_only(with_experts.scores("医保卡掉了咋补")) > 0
-    assert with_experts.expert_only(with_experts.scores("身份证丢了怎么补办")) < 0
-    assert without.expert_only(without.scores("医保卡掉了咋补")) == -1.0
+    assert with_experts.scores("医保卡掉了咋补")[EXPERT_ONLY] > 0
+    assert with_experts.scores("身份证丢了怎么补办")[EXPERT_ONLY] < 0
+    assert EXPERT_ONLY not in without.scores("医保卡掉了咋补")
     # Every candidate carries it; the expert-only class is never itself a candidate.
     index = KnowledgeIndex(entries, {EXPERT_ONLY: expert}, combiner=None)
     found = index.candidates("医保卡掉了咋补办")
